@@ -1,0 +1,13 @@
+"""Which services a default sandbox world runs. Each portal module contributes its specs."""
+
+from __future__ import annotations
+
+from portwright.sandbox._world import ServiceSpec
+
+__all__ = ["default_services"]
+
+
+def default_services() -> list[ServiceSpec]:
+    """Every sandbox service, in start order. Portal modules register here as they land."""
+    specs: list[ServiceSpec] = []
+    return specs

@@ -1,0 +1,1 @@
+"""Shared test fixtures. Database fixtures run each test on SQLite and on PostgreSQL."""
