@@ -1,0 +1,20 @@
+"""The orchestrator: durable jobs on DBOS. DBOS is imported only inside this package."""
+
+from portwright.orchestrator._runtime import Runtime, queue_name
+from portwright.orchestrator._service import (
+    ConflictError,
+    Decision,
+    JobService,
+    Replay,
+    replay_events,
+)
+
+__all__ = [
+    "ConflictError",
+    "Decision",
+    "JobService",
+    "Replay",
+    "Runtime",
+    "queue_name",
+    "replay_events",
+]

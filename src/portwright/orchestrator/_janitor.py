@@ -1,0 +1,97 @@
+"""Background upkeep of a worker process: heartbeats, dead-worker takeover, orphan jobs.
+
+Open-source DBOS recovers a process's workflows only when that same process
+(executor id) restarts. A worker that dies for good would strand its jobs, so
+every worker heartbeats into the `workers` table, and any live worker that
+sees another fall silent claims it with a conditional UPDATE (exactly one
+claimant wins) and asks DBOS to re-enqueue the dead executor's pending
+workflows (DBOS's re-enqueue admits exactly one runner).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from dbos import DBOS, SetWorkflowID
+
+if TYPE_CHECKING:
+    from portwright.orchestrator._runtime import Runtime
+
+__all__ = ["Janitor"]
+
+log = structlog.get_logger("portwright.janitor")
+
+ORPHAN_AGE_S = 5.0
+ORPHAN_EVERY_S = 5.0
+
+
+class Janitor:
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="portwright-janitor", daemon=True)
+        self._last_orphan_scan = 0.0
+
+    def start(self) -> None:
+        self._rt.store.workers.heartbeat(self._rt.executor_id)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        interval = self._rt.settings.heartbeat_interval_s
+        while not self._stop.wait(interval):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("janitor tick failed")
+
+    def tick(self) -> None:
+        """One round: heartbeat, take over dead workers, re-enqueue orphaned jobs."""
+        rt = self._rt
+        rt.store.workers.heartbeat(rt.executor_id)
+        self.take_over_dead_workers()
+        if time.monotonic() - self._last_orphan_scan > ORPHAN_EVERY_S:
+            self._last_orphan_scan = time.monotonic()
+            self.enqueue_orphans()
+
+    def take_over_dead_workers(self) -> list[str]:
+        from dbos._dbos import _get_dbos_instance
+        from dbos._recovery import recover_pending_workflows
+
+        rt = self._rt
+        cutoff = time.time() - rt.settings.dead_worker_after_s
+        taken = []
+        for worker in rt.store.workers.silent_since(cutoff, exclude=rt.executor_id):
+            if not rt.store.workers.claim_dead(worker.id, by=rt.executor_id, cutoff=cutoff):
+                continue  # another live worker claimed it first
+            handles = recover_pending_workflows(_get_dbos_instance(), [worker.id])
+            rt.store.workers.set_recovered(worker.id, len(handles))
+            log.warning(
+                "took over a dead worker's jobs",
+                dead_worker=worker.id,
+                jobs=[h.get_workflow_id() for h in handles],
+            )
+            taken.append(worker.id)
+        return taken
+
+    def enqueue_orphans(self) -> int:
+        """Jobs accepted but never enqueued (a crash between insert and enqueue) get enqueued."""
+        rt = self._rt
+        count = 0
+        cutoff = time.time() - ORPHAN_AGE_S
+        for job in rt.store.jobs.search(status="queued", limit=200):
+            if job.created_at > cutoff or DBOS.get_workflow_status(job.id) is not None:
+                continue
+            with SetWorkflowID(job.id):
+                rt.enqueue_sync(job)
+            count += 1
+        if count:
+            log.warning("enqueued orphaned jobs", count=count)
+        return count

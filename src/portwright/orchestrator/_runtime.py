@@ -1,0 +1,296 @@
+"""The embedded runtime: the store, DBOS, one queue per portal, and the janitor.
+
+One per process (DBOS is a process singleton). `portwright up`, `worker`,
+`demo` and the tests each start one::
+
+    with Runtime(Settings(), registry) as runtime:
+        service = JobService(runtime)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import structlog
+from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID, SQLAlchemyDatasource
+
+from portwright import __version__
+from portwright.adapters import AdapterRegistry
+from portwright.orchestrator._janitor import Janitor
+from portwright.orchestrator._workflow import job_workflow, set_runtime
+from portwright.resources import DirectIdentity, IdentityProvider, SecretsProvider, StaticSecrets
+from portwright.sdk import Adapter, SelectorMap, StateMachine
+from portwright.settings import Settings
+from portwright.store import (
+    BlobStore,
+    BreakerPolicy,
+    JobRecord,
+    LocalBlobStore,
+    Store,
+    create_engine,
+    is_sqlite,
+)
+
+__all__ = ["Runtime", "queue_name"]
+
+log = structlog.get_logger("portwright.runtime")
+
+
+def queue_name(portal: str) -> str:
+    return f"portal-{portal}"
+
+
+class Runtime:
+    """Owns DBOS and the store for this process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: AdapterRegistry,
+        *,
+        run_workers: bool = True,
+        blobs: BlobStore | None = None,
+        identity: IdentityProvider | None = None,
+        secrets: SecretsProvider | None = None,
+        breaker_policy: BreakerPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.run_workers = run_workers
+        self.executor_id = settings.executor_id()
+        self.blobs: BlobStore = blobs or LocalBlobStore(settings.data_dir / "blobs")
+        self.identity: IdentityProvider = identity or DirectIdentity()
+        self.secrets: SecretsProvider = secrets or StaticSecrets({})
+        self.breaker_policy = breaker_policy or BreakerPolicy()
+        self._store: Store | None = None
+        self._datasource: SQLAlchemyDatasource | None = None
+        self._queues: dict[str, Queue] = {}
+        self._janitor: Janitor | None = None
+        self._selector_cache: dict[str, tuple[float, SelectorMap]] = {}
+        self._lock = threading.Lock()
+        self.started = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> Runtime:
+        if self.started:
+            return self
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._store = Store.open(settings.app_database_url)
+        config: DBOSConfig = {
+            "name": "portwright",
+            "system_database_url": settings.dbos_database_url,
+            "executor_id": self.executor_id,
+            "application_version": f"portwright-{__version__}",
+            "log_level": "WARNING",
+            "notification_listener_polling_interval_sec": 0.1,
+        }
+        if is_sqlite(settings.dbos_database_url):
+            config["system_database_engine"] = create_engine(settings.dbos_database_url)
+        DBOS(config=config)
+        self._datasource = SQLAlchemyDatasource.create(
+            settings.app_database_url, engine=self._store.engine
+        )
+        if not self.run_workers:
+            DBOS.listen_queues([])
+        set_runtime(self)
+        DBOS.launch()
+        for adapter in self.registry.all():
+            self.register_portal(adapter)
+        if self.run_workers:
+            self._janitor = Janitor(self)
+            self._janitor.start()
+        self.started = True
+        log.info("runtime started", executor_id=self.executor_id, workers=self.run_workers)
+        return self
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        if self._janitor is not None:
+            self._janitor.stop()
+            self.store.workers.stopped(self.executor_id)
+        DBOS.destroy(destroy_registry=False)
+        set_runtime(None)
+        self.store.close()
+        self.started = False
+
+    def __enter__(self) -> Runtime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def register_portal(self, adapter: type[Adapter]) -> None:  # type: ignore[type-arg]
+        portal = adapter.portal_name()
+        record = self.store.portals.ensure(portal, max_concurrency=adapter.max_concurrency)
+        self._queues[portal] = DBOS.register_queue(
+            queue_name(portal),
+            global_concurrency=record.max_concurrency,
+            worker_concurrency=min(self.settings.worker_concurrency, record.max_concurrency),
+            partition_concurrency=1,
+            polling_interval_sec=self.settings.queue_polling_interval_s,
+            on_conflict="always_update",
+        )
+
+    # -- accessors -----------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("runtime not started")
+        return self._store
+
+    @property
+    def datasource(self) -> SQLAlchemyDatasource:
+        if self._datasource is None:
+            raise RuntimeError("runtime not started")
+        return self._datasource
+
+    @property
+    def janitor(self) -> Janitor | None:
+        return self._janitor
+
+    @property
+    def isolation(self) -> Any:
+        # SQLite serialises writers anyway; on Postgres we lock job rows FOR UPDATE.
+        return "SERIALIZABLE" if self.store.dialect == "sqlite" else "READ COMMITTED"
+
+    def machine_of(self, adapter: str) -> StateMachine:
+        return self.registry.get(adapter).machine
+
+    # -- enqueueing ----------------------------------------------------------------------
+
+    def _queue_for(self, job: JobRecord) -> Queue:
+        queue = self._queues.get(job.portal)
+        if queue is None:
+            raise LookupError(f"no queue for portal {job.portal!r}")
+        return queue
+
+    def _options(self, job: JobRecord) -> SetEnqueueOptions:
+        return SetEnqueueOptions(
+            queue_partition_key=job.lock_key or job.id,
+            priority=job.priority if job.priority > 0 else None,
+        )
+
+    async def enqueue(self, job: JobRecord) -> None:
+        """Enqueue the job's workflow (a no-op if it already exists: the id is the job id)."""
+        with SetWorkflowID(job.id), self._options(job):
+            await self._queue_for(job).enqueue_async(job_workflow, job.id)
+
+    def enqueue_sync(self, job: JobRecord) -> None:
+        with SetWorkflowID(job.id), self._options(job):
+            self._queue_for(job).enqueue(job_workflow, job.id)
+
+    # -- called from inside workflows (steps) --------------------------------------------
+
+    def load_snapshot(self, job_id: str) -> dict[str, Any]:
+        job = self.store.jobs.get(job_id)
+        return {
+            "id": job.id,
+            "tenant_id": job.tenant_id,
+            "adapter": job.adapter,
+            "portal": job.portal,
+            "state": job.state,
+            "input": job.input,
+        }
+
+    def fail_unknown_adapter(self, job_id: str) -> None:
+        job = self.store.jobs.get(job_id)
+        reason = f"adapter {job.adapter!r} is not installed in this worker"
+        with self.store.engine.begin() as conn:
+            locked = self.store.jobs.lock(conn, job_id)
+            self.store.jobs.write_event(
+                conn,
+                locked,
+                kind="transition",
+                actor="engine",
+                to_state="FAILED",
+                status="failed",
+                reason=reason,
+                meta={},
+                updates={"reason": reason, "error_class": "adapter_error"},
+                terminal=True,
+            )
+
+    def selectors_for(self, adapter: type[Adapter]) -> SelectorMap:  # type: ignore[type-arg]
+        """The adapter's selectors with the latest operator patch (cached for one second)."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._selector_cache.get(adapter.name)
+            if cached is not None and now - cached[0] < 1.0:
+                return cached[1]
+        base = SelectorMap(dict(adapter.selectors), 0)
+        patch = self.store.intel.latest_selectors(adapter.name)
+        selectors = base if patch is None else base.merged(patch.selectors, patch.version)
+        with self._lock:
+            self._selector_cache[adapter.name] = (now, selectors)
+        return selectors
+
+    def forget_selectors(self, adapter: str) -> None:
+        with self._lock:
+            self._selector_cache.pop(adapter, None)
+
+    def read_gate(self, job_id: str, portal: str) -> dict[str, Any]:
+        """What the job must wait for before its next attempt."""
+        job = self.store.jobs.get(job_id)
+        machine = self.machine_of(job.adapter)
+        now = time.time()
+        if machine.is_terminal(job.state):
+            return {"finished": job.state, "paused": False, "wait_until": None, "now": now}
+        record = self.store.portals.get(portal)
+        paused = job.paused or record.paused
+        wait_until: float | None = None
+        why = ""
+        if record.cooldown_until is not None and record.cooldown_until > now:
+            wait_until = record.cooldown_until
+            why = f"portal cooling down: {record.cooldown_reason}"
+        if not paused and wait_until is None:
+            allowed, retry_at = self.store.portals.allow(
+                f"portal:{portal}", policy=self.breaker_policy
+            )
+            if not allowed and retry_at is not None:
+                wait_until = retry_at
+                why = "circuit open"
+        return {
+            "finished": None,
+            "paused": paused,
+            "wait_until": wait_until,
+            "why": why,
+            "now": now,
+        }
+
+    def record_portal_outcome(self, portal: str, *, ok: bool) -> None:
+        self.store.portals.record_outcome(f"portal:{portal}", ok=ok, policy=self.breaker_policy)
+        if ok:
+            self.store.portals.set_degraded(portal, reason=None)
+
+    def attach_evidence(
+        self,
+        job: JobRecord,
+        *,
+        step: str,
+        kind: str,
+        data: bytes | str,
+        content_type: str,
+        meta: dict[str, Any],
+    ) -> str:
+        raw = data.encode() if isinstance(data, str) else data
+        suffix = {"text/html": "html", "image/png": "png", "application/zip": "zip"}.get(
+            content_type, "txt"
+        )
+        key = f"{job.tenant_id}/{job.id}/{step}-{time.time_ns()}.{suffix}"
+        self.blobs.put(key, raw, content_type=content_type)
+        return self.store.jobs.add_evidence(
+            job_id=job.id,
+            tenant_id=job.tenant_id,
+            step=step,
+            kind=kind,
+            blob_key=key,
+            content_type=content_type,
+            size=len(raw),
+            meta={k: v for k, v in meta.items() if v is None or isinstance(v, str | int | float)},
+        )

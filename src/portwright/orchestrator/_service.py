@@ -1,0 +1,353 @@
+"""JobService: the facade the gateway, console and CLI use. No DBOS outside this package."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from dbos import DBOS
+
+from portwright._ids import new_id
+from portwright.orchestrator._runtime import Runtime
+from portwright.orchestrator._tx import apply_transition
+from portwright.sdk import PortwrightError
+from portwright.store import (
+    EscalationRecord,
+    EventRecord,
+    JobRecord,
+    PortalRecord,
+    SelectorMapRecord,
+    Store,
+)
+
+__all__ = ["ConflictError", "Decision", "JobService", "Replay", "replay_events"]
+
+Decision = Literal["retry", "resume", "fail", "cancel"]
+
+
+class ConflictError(PortwrightError):
+    """The request does not fit the job's current state (HTTP 409)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A job's state folded back from its audit events, and whether it matches the row."""
+
+    job_id: str
+    state: str | None
+    paused: bool
+    seq: int
+    transitions: int
+    matches: bool
+
+
+def replay_events(events: list[EventRecord]) -> tuple[str | None, bool, int, int]:
+    """Fold events into (state, paused, last seq, transitions)."""
+    state: str | None = None
+    paused = False
+    seq = 0
+    transitions = 0
+    for event in events:
+        if event.seq != seq + 1:
+            raise ValueError(f"event sequence gap before seq {event.seq} of job {event.job_id}")
+        seq = event.seq
+        if event.kind == "transition":
+            if state is not None and event.from_state != state:
+                raise ValueError(f"event {seq} starts from {event.from_state}, state was {state}")
+            state = event.to_state
+            transitions += 1
+        elif event.kind == "control":
+            action = event.meta.get("action")
+            if action == "pause":
+                paused = True
+            elif action == "resume":
+                paused = False
+    return state, paused, seq, transitions
+
+
+class JobService:
+    """Submit, inspect and steer jobs. Every mutating call is audited with its actor."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    @property
+    def store(self) -> Store:
+        return self.rt.store
+
+    # -- submitting and reading ----------------------------------------------------------
+
+    async def submit(
+        self,
+        *,
+        tenant_id: str,
+        adapter: str,
+        input: Mapping[str, Any],
+        job_id: str | None = None,
+        lock_key: str | None = None,
+        priority: int = 0,
+        actor: str = "api",
+    ) -> JobRecord:
+        """Validate and accept a job. The same `job_id` twice returns the first job."""
+        adapter_cls = self.rt.registry.get(adapter)
+        model = adapter_cls.input_model.model_validate(dict(input))
+        lock = lock_key or adapter_cls().lock_key(model)
+        machine = adapter_cls.machine
+        record, _created = await asyncio.to_thread(
+            self.store.jobs.insert,
+            job_id=job_id or new_id("job"),
+            tenant_id=tenant_id,
+            adapter=adapter_cls.name,
+            adapter_version=adapter_cls.version,
+            portal=adapter_cls.portal_name(),
+            state=machine.initial,
+            status=machine.status_of(machine.initial),
+            input=model.model_dump(mode="json"),
+            lock_key=lock,
+            priority=priority,
+            actor=actor,
+        )
+        await self.rt.enqueue(record)
+        return record
+
+    async def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
+        return await asyncio.to_thread(self.store.jobs.get, job_id, tenant_id=tenant_id)
+
+    async def list_jobs(self, **filters: Any) -> list[JobRecord]:
+        return await asyncio.to_thread(self.store.jobs.search, **filters)
+
+    async def events(self, job_id: str, *, tenant_id: str | None = None) -> list[EventRecord]:
+        await self.get(job_id, tenant_id=tenant_id)
+        return await asyncio.to_thread(self.store.jobs.events, job_id, tenant_id=tenant_id)
+
+    async def escalations(self, **filters: Any) -> list[EscalationRecord]:
+        return await asyncio.to_thread(self.store.jobs.escalations, **filters)
+
+    def replay(self, job_id: str) -> Replay:
+        job = self.store.jobs.get(job_id)
+        state, paused, seq, transitions = replay_events(self.store.jobs.events(job_id))
+        matches = state == job.state and paused == job.paused and seq == job.seq
+        return Replay(job_id, state, paused, seq, transitions, matches)
+
+    # -- steering one job ----------------------------------------------------------------
+
+    def _control(
+        self, job_id: str, *, action: str, actor: str, reason: str, updates: dict[str, Any]
+    ) -> dict[str, Any]:
+        with self.store.engine.begin() as conn:
+            return apply_transition(
+                conn,
+                self.store,
+                self.rt.machine_of,
+                job_id,
+                to_state="",
+                actor=actor,
+                reason=reason or action,
+                meta={"action": action},
+                updates=updates,
+                kind="control",
+            )
+
+    async def cancel(
+        self, job_id: str, *, actor: str, reason: str = "", tenant_id: str | None = None
+    ) -> JobRecord:
+        job = await self.get(job_id, tenant_id=tenant_id)
+        machine = self.rt.machine_of(job.adapter)
+
+        def write() -> dict[str, Any]:
+            with self.store.engine.begin() as conn:
+                for esc in self.store.jobs.escalations(job_id=job_id, status="unresolved"):
+                    self.store.jobs.resolve_escalation(
+                        conn, esc.id, actor=actor, decision={"action": "cancel", "actor": actor}
+                    )
+                return apply_transition(
+                    conn,
+                    self.store,
+                    self.rt.machine_of,
+                    job_id,
+                    to_state=machine.engine.cancelled,
+                    actor=actor,
+                    reason=reason or "cancelled",
+                    meta={"action": "cancel"},
+                    updates={"cancel_requested": True, "reason": reason or "cancelled"},
+                )
+
+        result = await asyncio.to_thread(write)
+        if "finished" in result:
+            raise ConflictError(f"job {job_id} already ended in {result['finished']}")
+        await DBOS.cancel_workflow_async(job_id)
+        return await self.get(job_id)
+
+    async def pause(
+        self, job_id: str, *, actor: str, reason: str = "", tenant_id: str | None = None
+    ) -> JobRecord:
+        job = await self.get(job_id, tenant_id=tenant_id)
+        if job.paused:
+            return job
+        result = await asyncio.to_thread(
+            self._control,
+            job_id,
+            action="pause",
+            actor=actor,
+            reason=reason,
+            updates={"paused": True},
+        )
+        if "finished" in result:
+            raise ConflictError(f"job {job_id} already ended in {result['finished']}")
+        return await self.get(job_id)
+
+    async def resume(
+        self, job_id: str, *, actor: str, reason: str = "", tenant_id: str | None = None
+    ) -> JobRecord:
+        job = await self.get(job_id, tenant_id=tenant_id)
+        if not job.paused:
+            return job
+        result = await asyncio.to_thread(
+            self._control,
+            job_id,
+            action="resume",
+            actor=actor,
+            reason=reason,
+            updates={"paused": False},
+        )
+        if "finished" in result:
+            raise ConflictError(f"job {job_id} already ended in {result['finished']}")
+        await DBOS.send_async(job_id, {"action": "resume"}, topic="control")
+        return await self.get(job_id)
+
+    async def provide_input(
+        self,
+        job_id: str,
+        name: str,
+        value: Any,
+        *,
+        actor: str,
+        tenant_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobRecord:
+        """Hand a job the input it waits (or will wait) for, e.g. a one-time code."""
+        job = await self.get(job_id, tenant_id=tenant_id)
+        adapter = self.rt.registry.get(job.adapter)
+        if name not in adapter.inputs:
+            known = ", ".join(sorted(adapter.inputs)) or "none"
+            raise ConflictError(f"adapter {job.adapter} takes no input {name!r} (takes: {known})")
+        if self.rt.machine_of(job.adapter).is_terminal(job.state):
+            raise ConflictError(f"job {job_id} already ended in {job.state}")
+        await DBOS.send_async(
+            job_id,
+            {"value": value, "actor": actor},
+            topic=f"input:{name}",
+            idempotency_key=idempotency_key,
+        )
+        return job
+
+    async def decide(
+        self,
+        escalation_id: str,
+        action: Decision,
+        *,
+        actor: str,
+        value: Any = None,
+        reason: str = "",
+        selectors: Mapping[str, str] | None = None,
+        tenant_id: str | None = None,
+    ) -> EscalationRecord:
+        """An operator's decision on an escalation: retry the step, resume with a value,
+        fail or cancel. A selector patch, if given, becomes the adapter's next version first."""
+        if action not in ("retry", "resume", "fail", "cancel"):
+            raise ValueError(f"unknown decision {action!r}: use retry, resume, fail or cancel")
+        esc = await asyncio.to_thread(
+            self.store.jobs.escalation, escalation_id, tenant_id=tenant_id
+        )
+        if esc.status == "resolved":
+            raise ConflictError(f"escalation {escalation_id} is already resolved")
+        if selectors:
+            job = await self.get(esc.job_id)
+            await asyncio.to_thread(
+                self.patch_selectors,
+                job.adapter,
+                dict(selectors),
+                actor=actor,
+                reason=reason or f"fix for {escalation_id}",
+            )
+        await DBOS.send_async(
+            esc.job_id,
+            {
+                "escalation_id": escalation_id,
+                "action": action,
+                "value": value,
+                "actor": actor,
+                "reason": reason,
+            },
+            topic="operator",
+            idempotency_key=f"decision:{escalation_id}",
+        )
+        return esc
+
+    def patch_selectors(
+        self, adapter: str, selectors: dict[str, str], *, actor: str, reason: str
+    ) -> SelectorMapRecord:
+        """A new selector-map version for `adapter`, audited; later attempts use it."""
+        adapter_cls = self.rt.registry.get(adapter)
+        unknown = sorted(set(selectors) - set(adapter_cls.selectors))
+        if unknown:
+            raise ValueError(f"adapter {adapter} has no selector named {', '.join(unknown)}")
+        before = self.rt.selectors_for(adapter_cls)
+        record = self.store.intel.add_selectors(adapter, selectors, actor=actor, reason=reason)
+        self.store.audit.record(
+            actor=actor,
+            action="selectors.patch",
+            target_type="adapter",
+            target_id=adapter,
+            before={k: before.selectors.get(k) for k in selectors},
+            after={**selectors, "version": record.version},
+            reason=reason,
+        )
+        self.rt.forget_selectors(adapter)
+        return record
+
+    # -- steering a portal ---------------------------------------------------------------
+
+    async def portals(self) -> list[PortalRecord]:
+        return await asyncio.to_thread(self.store.portals.all)
+
+    async def pause_portal(self, portal: str, *, actor: str, reason: str = "") -> PortalRecord:
+        before = await asyncio.to_thread(self.store.portals.get, portal)
+        after = await asyncio.to_thread(
+            self.store.portals.set_paused, portal, paused=True, reason=reason or "paused"
+        )
+        await asyncio.to_thread(
+            self.store.audit.record,
+            actor=actor,
+            action="portal.pause",
+            target_type="portal",
+            target_id=portal,
+            before={"paused": before.paused},
+            after={"paused": True},
+            reason=reason,
+        )
+        return after
+
+    async def resume_portal(self, portal: str, *, actor: str, reason: str = "") -> PortalRecord:
+        before = await asyncio.to_thread(self.store.portals.get, portal)
+        after = await asyncio.to_thread(
+            self.store.portals.set_paused, portal, paused=False, reason=None
+        )
+        await asyncio.to_thread(
+            self.store.audit.record,
+            actor=actor,
+            action="portal.resume",
+            target_type="portal",
+            target_id=portal,
+            before={"paused": before.paused},
+            after={"paused": False},
+            reason=reason,
+        )
+        ids = await asyncio.to_thread(
+            self.store.jobs.ids_where, portal=portal, statuses=("queued", "running", "waiting")
+        )
+        for job_id in ids:
+            await DBOS.send_async(job_id, {"action": "resume"}, topic="control")
+        return after

@@ -1,0 +1,40 @@
+"""The one DBOS workflow every job runs: load the job, drive its adapter to the end."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dbos import DBOS
+
+from portwright.orchestrator._driver import JobDriver
+
+if TYPE_CHECKING:
+    from portwright.orchestrator._runtime import Runtime
+
+__all__ = ["WORKFLOW_NAME", "current_runtime", "job_workflow", "set_runtime"]
+
+WORKFLOW_NAME = "portwright.job"
+_runtime: Runtime | None = None
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _runtime  # noqa: PLW0603 - DBOS is a process singleton; so is the runtime it serves
+    _runtime = runtime
+
+
+def current_runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("no Portwright runtime is running in this process")
+    return _runtime
+
+
+@DBOS.workflow(name=WORKFLOW_NAME)
+async def job_workflow(job_id: str) -> str:
+    """Run job `job_id`. The workflow id is the job id, so a job runs at most once at a time."""
+    runtime = current_runtime()
+    snapshot = await DBOS.run_step_async({"name": "load"}, runtime.load_snapshot, job_id)
+    if snapshot["adapter"] not in runtime.registry:
+        await DBOS.run_step_async({"name": "orphan"}, runtime.fail_unknown_adapter, job_id)
+        return "FAILED"
+    driver: JobDriver = JobDriver(runtime, runtime.registry.get(snapshot["adapter"]), snapshot)  # type: ignore[type-arg]
+    return await driver.run()

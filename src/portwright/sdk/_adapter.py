@@ -1,0 +1,153 @@
+"""The adapter contract: what an adapter declares and the contexts its code receives."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from portwright.sdk._machine import StateMachine
+from portwright.sdk._selectors import Page, SelectorMap
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["Adapter", "Job", "Logger", "RetryPolicy", "StepContext"]
+
+InputT = TypeVar("InputT", bound=BaseModel)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How the orchestrator retries one adapter step, by error class."""
+
+    max_attempts: int = 6
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    degraded_after: int = 3
+    max_rotations: int = 3
+
+
+class Logger(Protocol):
+    """The slice of a structlog logger adapters use; every line carries the job's ids."""
+
+    def debug(self, event: str, **kw: Any) -> Any: ...
+    def info(self, event: str, **kw: Any) -> Any: ...
+    def warning(self, event: str, **kw: Any) -> Any: ...
+    def error(self, event: str, **kw: Any) -> Any: ...
+    def exception(self, event: str, **kw: Any) -> Any: ...
+
+
+class StepContext(Protocol):
+    """What a step function receives. Steps do I/O; their results are checkpointed."""
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def step(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """An HTTP client with this job's cookie session and current identity (proxy)."""
+        ...
+
+    @property
+    def selectors(self) -> SelectorMap:
+        """The adapter's selector map, with the latest operator patch applied."""
+        ...
+
+    @property
+    def log(self) -> Logger: ...
+
+    def page(self, response: httpx.Response) -> Page:
+        """Classify the response (429, 5xx, block page) and read it through the selector map."""
+        ...
+
+    def check(self, response: httpx.Response) -> httpx.Response:
+        """Raise the error class a response means (rate limit, 5xx, block), else return it."""
+        ...
+
+    async def observe(self, kind: str, subject: str, value: Mapping[str, Any]) -> None:
+        """Record an observation (e.g. the slots seen by a scan) for the intelligence layer."""
+        ...
+
+    async def attach(self, kind: str, data: bytes | str, *, content_type: str, **meta: Any) -> str:
+        """Store a piece of evidence for this job; returns its id."""
+        ...
+
+    async def secret(self, name: str) -> str:
+        """A credential the job may use, decrypted only inside this step (never logged)."""
+        ...
+
+
+StepFn = Callable[..., Awaitable[T]]
+
+
+class Job(Protocol[InputT]):  # type: ignore[misc]
+    """What `Adapter.run` receives. Its code must be deterministic: do I/O only in steps."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def input(self) -> InputT: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def log(self) -> Logger: ...
+
+    async def transition(self, to_state: str, reason: str = "", **meta: Any) -> None:
+        """Move to `to_state`, writing an audit event in the same transaction."""
+        ...
+
+    async def step(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        """Run `fn(step_context, *args, **kw)` as a checkpointed step under the retry policy."""
+        ...
+
+    async def wait_for_input(
+        self, name: str, timeout_s: float, *, state: str | None = None, reason: str = ""
+    ) -> Any:
+        """Wait durably for input `name` (moving to `state` first); InputTimeoutError if none."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def now(self) -> float:
+        """The current time, checkpointed (the same value on replay)."""
+        ...
+
+
+class Adapter(Generic[InputT]):
+    """Subclass per portal. Declare the class attributes and implement `run`.
+
+    Register explicitly with `registry.register(MyAdapter)` or through the
+    `portwright.adapters` entry-point group.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    portal: ClassVar[str | None] = None
+    input_model: ClassVar[type[BaseModel]]
+    machine: ClassVar[StateMachine]
+    selectors: ClassVar[Mapping[str, str]] = {}
+    inputs: ClassVar[frozenset[str]] = frozenset()
+    max_concurrency: ClassVar[int] = 4
+    retry: ClassVar[RetryPolicy] = RetryPolicy()
+
+    @classmethod
+    def portal_name(cls) -> str:
+        return cls.portal or cls.name
+
+    def lock_key(self, data: InputT) -> str | None:
+        """Jobs with the same lock key never run at the same time (e.g. one per account)."""
+        return None
+
+    async def run(self, job: Job[InputT]) -> Mapping[str, Any] | None:
+        raise NotImplementedError

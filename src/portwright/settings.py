@@ -1,0 +1,76 @@
+"""Portwright's one settings object, read from the environment once, at the edge.
+
+Every variable is prefixed `PORTWRIGHT_`, e.g. `PORTWRIGHT_DATABASE_URL`.
+Construct `Settings()` in an entry point (CLI, ASGI factory, test fixture) and
+pass it, or the part needed, to constructors; library code never reads the
+environment itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Typed configuration; unknown `PORTWRIGHT_*` variables are ignored."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTWRIGHT_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(Path(".portwright"), description="where SQLite files and blobs live")
+    database_url: str | None = Field(
+        None,
+        description="application database; default SQLite in data_dir, postgresql://… to scale out",
+    )
+    system_database_url: str | None = Field(
+        None,
+        description="DBOS system database; default: SQLite beside the app db, or the same Postgres",
+    )
+    redis_url: str | None = Field(None, description="shared rate-limit buckets (optional)")
+    master_key: SecretStr | None = Field(None, description="wraps per-tenant data keys")
+    worker_id: str | None = Field(None, description="stable executor id for this process")
+    worker_concurrency: int = Field(32, ge=1, description="jobs one worker runs at once")
+    heartbeat_interval_s: float = Field(2.0, gt=0)
+    dead_worker_after_s: float = Field(15.0, gt=0, description="missed heartbeats mean dead")
+    queue_polling_interval_s: float = Field(0.2, gt=0)
+    log_level: str = "INFO"
+    log_json: bool = True
+    sandbox_seed: int = 1
+    chromium_path: str | None = Field(None, description="Chromium executable; else autodetect")
+
+    @field_validator("database_url", "system_database_url")
+    @classmethod
+    def _normalise_postgres(cls, value: str | None) -> str | None:
+        """Accept plain `postgresql://` URLs and use the psycopg 3 driver for them."""
+        if value and value.startswith(("postgres://", "postgresql://")):
+            rest = value.split("://", 1)[1]
+            return f"postgresql+psycopg://{rest}"
+        return value
+
+    @property
+    def app_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'portwright.sqlite').resolve()}"
+
+    @property
+    def dbos_database_url(self) -> str:
+        if self.system_database_url:
+            return self.system_database_url
+        if self.app_database_url.startswith("sqlite"):
+            return f"sqlite:///{(self.data_dir / 'dbos.sqlite').resolve()}"
+        return self.app_database_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.app_database_url.startswith("sqlite")
+
+    def executor_id(self) -> str:
+        """This process's DBOS executor id: the configured one, else host-pid."""
+        return self.worker_id or f"{socket.gethostname()}-{os.getpid()}"

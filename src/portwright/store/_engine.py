@@ -1,0 +1,67 @@
+"""Engines with deliberate settings: SQLite in WAL mode, PostgreSQL through psycopg 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+__all__ = ["create_engine", "is_sqlite"]
+
+# WAL lets readers (gateway, console, CLI) proceed while a worker writes;
+# synchronous=NORMAL is durable across process crashes in WAL mode (only an OS
+# crash can lose the last commits); busy_timeout rides out writer contention
+# instead of failing with "database is locked"; BEGIN IMMEDIATE (via the
+# driver's isolation_level) takes the write lock up front so two writers never
+# deadlock upgrading a read lock.
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA cache_size=-16000",
+)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> sa.Engine:
+    """An engine for the app or DBOS system database, configured for concurrent workers."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=pool_size * 2,
+            pool_pre_ping=False,
+            **kwargs,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        **kwargs,
+    )
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = "IMMEDIATE"
+    cursor = dbapi_conn.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()

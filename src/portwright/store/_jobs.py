@@ -1,0 +1,339 @@
+"""Jobs, their audit events, escalations and evidence rows."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from portwright._ids import new_id
+from portwright.store._records import EscalationRecord, EventRecord, EvidenceRecord, JobRecord
+from portwright.store._rows import to_record
+from portwright.store._schema import escalations, evidence, job_events, jobs
+
+__all__ = ["JobNotFoundError", "JobRepository", "StaleStateError"]
+
+
+class JobNotFoundError(LookupError):
+    """No job with that id (in that tenant)."""
+
+
+class StaleStateError(RuntimeError):
+    """The job was not in the state the caller expected when it took the lock."""
+
+
+class JobRepository:
+    """Every query on jobs, job_events, escalations and evidence."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def insert(
+        self,
+        *,
+        job_id: str,
+        tenant_id: str,
+        adapter: str,
+        adapter_version: str,
+        portal: str,
+        state: str,
+        status: str,
+        input: dict[str, Any],
+        lock_key: str | None,
+        priority: int,
+        actor: str,
+        reason: str = "submitted",
+    ) -> tuple[JobRecord, bool]:
+        """Insert a job and its first event; returns (job, created). Same id twice is a no-op."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            existing = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+            if existing is not None:
+                return to_record(JobRecord, existing), False
+            conn.execute(
+                jobs.insert().values(
+                    id=job_id,
+                    tenant_id=tenant_id,
+                    adapter=adapter,
+                    adapter_version=adapter_version,
+                    portal=portal,
+                    state=state,
+                    status=status,
+                    input=input,
+                    lock_key=lock_key,
+                    priority=priority,
+                    seq=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                job_events.insert().values(
+                    job_id=job_id,
+                    tenant_id=tenant_id,
+                    seq=1,
+                    kind="transition",
+                    actor=actor,
+                    from_state=None,
+                    to_state=state,
+                    reason=reason,
+                    meta={},
+                    created_at=now,
+                )
+            )
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+            return to_record(JobRecord, row), True
+
+    def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
+        query = sa.select(jobs).where(jobs.c.id == job_id)
+        if tenant_id is not None:
+            query = query.where(jobs.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return to_record(JobRecord, row)
+
+    def lock(self, conn: sa.Connection, job_id: str) -> JobRecord:
+        """Read a job inside the caller's transaction, locking its row (FOR UPDATE on Postgres)."""
+        row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id).with_for_update()).first()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return to_record(JobRecord, row)
+
+    def write_event(
+        self,
+        conn: sa.Connection,
+        job: JobRecord,
+        *,
+        kind: str,
+        actor: str,
+        to_state: str,
+        status: str,
+        reason: str,
+        meta: dict[str, Any],
+        updates: dict[str, Any] | None = None,
+        terminal: bool = False,
+    ) -> JobRecord:
+        """Write one audit event and the job row it changes, in the caller's transaction."""
+        now = time.time()
+        seq = job.seq + 1
+        values: dict[str, Any] = {
+            "state": to_state,
+            "status": status,
+            "seq": seq,
+            "updated_at": now,
+            **(updates or {}),
+        }
+        if terminal:
+            values["finished_at"] = now
+        result = conn.execute(
+            jobs.update().where(jobs.c.id == job.id, jobs.c.seq == job.seq).values(**values)
+        )
+        if result.rowcount != 1:
+            raise StaleStateError(f"job {job.id} changed concurrently (expected seq {job.seq})")
+        conn.execute(
+            job_events.insert().values(
+                job_id=job.id,
+                tenant_id=job.tenant_id,
+                seq=seq,
+                kind=kind,
+                actor=actor,
+                from_state=job.state,
+                to_state=to_state,
+                reason=reason,
+                meta=meta,
+                created_at=now,
+            )
+        )
+        row = conn.execute(sa.select(jobs).where(jobs.c.id == job.id)).one()
+        return to_record(JobRecord, row)
+
+    def set_flags(self, job_id: str, **values: Any) -> None:
+        """Update control flags (paused, cancel_requested) without an event."""
+        with self.engine.begin() as conn:
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+
+    def search(
+        self,
+        *,
+        tenant_id: str | None = None,
+        status: str | None = None,
+        portal: str | None = None,
+        adapter: str | None = None,
+        state: str | None = None,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        """Newest first; `before_id` is the cursor (ids sort by creation time)."""
+        query = sa.select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        for column, value in (
+            (jobs.c.tenant_id, tenant_id),
+            (jobs.c.status, status),
+            (jobs.c.portal, portal),
+            (jobs.c.adapter, adapter),
+            (jobs.c.state, state),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if before_id is not None:
+            query = query.where(jobs.c.id < before_id)
+        with self.engine.connect() as conn:
+            return [to_record(JobRecord, row) for row in conn.execute(query)]
+
+    def ids_where(self, *, portal: str | None = None, statuses: tuple[str, ...] = ()) -> list[str]:
+        query = sa.select(jobs.c.id)
+        if portal is not None:
+            query = query.where(jobs.c.portal == portal)
+        if statuses:
+            query = query.where(jobs.c.status.in_(statuses))
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def counts_by_status(self, *, tenant_id: str | None = None) -> dict[str, int]:
+        query = sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
+        if tenant_id is not None:
+            query = query.where(jobs.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            return {row[0]: int(row[1]) for row in conn.execute(query)}
+
+    def counts_by_state(self, *, tenant_id: str | None = None) -> dict[str, int]:
+        query = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+        if tenant_id is not None:
+            query = query.where(jobs.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            return {row[0]: int(row[1]) for row in conn.execute(query)}
+
+    # -- events --------------------------------------------------------------------------
+
+    def events(self, job_id: str, *, tenant_id: str | None = None) -> list[EventRecord]:
+        query = sa.select(job_events).where(job_events.c.job_id == job_id)
+        if tenant_id is not None:
+            query = query.where(job_events.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(job_events.c.seq))
+            return [to_record(EventRecord, row) for row in rows]
+
+    # -- escalations ---------------------------------------------------------------------
+
+    def open_escalation(
+        self,
+        conn: sa.Connection,
+        job: JobRecord,
+        *,
+        kind: str,
+        step: str,
+        reason: str,
+        details: dict[str, Any],
+    ) -> str:
+        escalation_id = new_id("esc")
+        conn.execute(
+            escalations.insert().values(
+                id=escalation_id,
+                job_id=job.id,
+                tenant_id=job.tenant_id,
+                portal=job.portal,
+                kind=kind,
+                status="open",
+                step=step,
+                reason=reason,
+                details=details,
+                created_at=time.time(),
+            )
+        )
+        return escalation_id
+
+    def resolve_escalation(
+        self, conn: sa.Connection, escalation_id: str, *, actor: str, decision: dict[str, Any]
+    ) -> bool:
+        """Mark an open escalation resolved; False if it was already resolved."""
+        result = conn.execute(
+            escalations.update()
+            .where(escalations.c.id == escalation_id, escalations.c.status != "resolved")
+            .values(
+                status="resolved", decision=decision, resolved_by=actor, resolved_at=time.time()
+            )
+        )
+        return result.rowcount == 1
+
+    def claim_escalation(self, escalation_id: str, *, actor: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                escalations.update()
+                .where(escalations.c.id == escalation_id, escalations.c.status == "open")
+                .values(status="claimed", claimed_by=actor, claimed_at=time.time())
+            )
+            return result.rowcount == 1
+
+    def escalation(self, escalation_id: str, *, tenant_id: str | None = None) -> EscalationRecord:
+        query = sa.select(escalations).where(escalations.c.id == escalation_id)
+        if tenant_id is not None:
+            query = query.where(escalations.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise LookupError(f"no escalation {escalation_id}")
+        return to_record(EscalationRecord, row)
+
+    def escalations(
+        self,
+        *,
+        job_id: str | None = None,
+        status: str | None = None,
+        tenant_id: str | None = None,
+        limit: int = 200,
+    ) -> list[EscalationRecord]:
+        query = sa.select(escalations).order_by(escalations.c.created_at).limit(limit)
+        if job_id is not None:
+            query = query.where(escalations.c.job_id == job_id)
+        if status == "unresolved":
+            query = query.where(escalations.c.status != "resolved")
+        elif status is not None:
+            query = query.where(escalations.c.status == status)
+        if tenant_id is not None:
+            query = query.where(escalations.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            return [to_record(EscalationRecord, row) for row in conn.execute(query)]
+
+    # -- evidence ------------------------------------------------------------------------
+
+    def add_evidence(
+        self,
+        *,
+        job_id: str,
+        tenant_id: str,
+        step: str,
+        kind: str,
+        blob_key: str,
+        content_type: str,
+        size: int,
+        meta: dict[str, Any],
+    ) -> str:
+        evidence_id = new_id("evd")
+        with self.engine.begin() as conn:
+            conn.execute(
+                evidence.insert().values(
+                    id=evidence_id,
+                    job_id=job_id,
+                    tenant_id=tenant_id,
+                    step=step,
+                    kind=kind,
+                    blob_key=blob_key,
+                    content_type=content_type,
+                    size=size,
+                    meta=meta,
+                    created_at=time.time(),
+                )
+            )
+        return evidence_id
+
+    def evidence(self, job_id: str, *, tenant_id: str | None = None) -> list[EvidenceRecord]:
+        query = sa.select(evidence).where(evidence.c.job_id == job_id)
+        if tenant_id is not None:
+            query = query.where(evidence.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(evidence.c.created_at))
+            return [to_record(EvidenceRecord, row) for row in rows]

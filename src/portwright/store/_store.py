@@ -1,0 +1,41 @@
+"""The store facade: one engine, one repository per concern."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from portwright.store._engine import create_engine
+from portwright.store._jobs import JobRepository
+from portwright.store._migrate import migrate
+from portwright.store._misc import AuditRepository, IntelRepository, TenantRepository
+from portwright.store._portals import PortalRepository
+from portwright.store._workers import WorkerRepository
+
+__all__ = ["Store"]
+
+
+class Store:
+    """All SQL lives behind this object. `Store.open(url)` creates and migrates."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.jobs = JobRepository(engine)
+        self.portals = PortalRepository(engine)
+        self.workers = WorkerRepository(engine)
+        self.tenants = TenantRepository(engine)
+        self.intel = IntelRepository(engine)
+        self.audit = AuditRepository(engine)
+
+    @classmethod
+    def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:
+        engine = create_engine(url, pool_size=pool_size)
+        if run_migrations:
+            migrate(engine)
+        return cls(engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,79 @@
+"""Worker heartbeats, and claiming a dead worker's work exactly once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import sqlalchemy as sa
+
+from portwright.store._records import WorkerRecord
+from portwright.store._rows import to_record
+from portwright.store._schema import workers
+
+__all__ = ["WorkerRepository"]
+
+
+class WorkerRepository:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def heartbeat(self, worker_id: str) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                workers.update()
+                .where(workers.c.id == worker_id)
+                .values(heartbeat_at=now, status="alive")
+            )
+            if result.rowcount == 0:
+                conn.execute(
+                    workers.insert().values(
+                        id=worker_id,
+                        hostname=socket.gethostname(),
+                        pid=os.getpid(),
+                        status="alive",
+                        started_at=now,
+                        heartbeat_at=now,
+                    )
+                )
+
+    def stopped(self, worker_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(workers.update().where(workers.c.id == worker_id).values(status="stopped"))
+
+    def silent_since(self, cutoff: float, *, exclude: str) -> list[WorkerRecord]:
+        """Workers marked alive whose last heartbeat is older than `cutoff`."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(workers).where(
+                    workers.c.status == "alive",
+                    workers.c.heartbeat_at < cutoff,
+                    workers.c.id != exclude,
+                )
+            )
+            return [to_record(WorkerRecord, row) for row in rows]
+
+    def claim_dead(self, worker_id: str, *, by: str, cutoff: float) -> bool:
+        """Atomically declare a silent worker dead; exactly one claimant gets True."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                workers.update()
+                .where(
+                    workers.c.id == worker_id,
+                    workers.c.status == "alive",
+                    workers.c.heartbeat_at < cutoff,
+                )
+                .values(status="dead", taken_over_by=by, taken_over_at=time.time())
+            )
+            return result.rowcount == 1
+
+    def set_recovered(self, worker_id: str, count: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(workers.update().where(workers.c.id == worker_id).values(recovered=count))
+
+    def all(self) -> list[WorkerRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(workers).order_by(workers.c.started_at))
+            return [to_record(WorkerRecord, row) for row in rows]
