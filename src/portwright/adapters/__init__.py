@@ -2,4 +2,11 @@
 
 from portwright.adapters._registry import AdapterRegistry
 
-__all__ = ["AdapterRegistry"]
+__all__ = ["AdapterRegistry", "default_registry"]
+
+
+def default_registry() -> AdapterRegistry:
+    """Every adapter installed through the `portwright.adapters` entry points (ours included)."""
+    registry = AdapterRegistry()
+    registry.load_entry_points()
+    return registry

@@ -1,6 +1,6 @@
 """The orchestrator: durable jobs on DBOS. DBOS is imported only inside this package."""
 
-from portwright.orchestrator._runtime import Runtime, queue_name
+from portwright.orchestrator._runtime import Runtime, migrate_databases, queue_name
 from portwright.orchestrator._service import (
     ConflictError,
     Decision,
@@ -15,6 +15,7 @@ __all__ = [
     "JobService",
     "Replay",
     "Runtime",
+    "migrate_databases",
     "queue_name",
     "replay_events",
 ]

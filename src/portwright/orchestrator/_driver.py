@@ -264,8 +264,7 @@ class JobDriver(Generic[InputT]):
 
         run.__name__ = name
         options: Any = {"name": name, "isolation_level": self._rt.isolation}
-        result = await asyncio.to_thread(ds.run_tx_step, options, run)
-        return result
+        return await asyncio.to_thread(ds.run_tx_step, options, run)
 
     async def _pause_in(self, state: str, reason: str, seconds: float) -> None:
         """Sit in an engine state (retry wait, cooldown) for a while, then return."""

@@ -20,7 +20,13 @@ from portwright import __version__
 from portwright.adapters import AdapterRegistry
 from portwright.orchestrator._janitor import Janitor
 from portwright.orchestrator._workflow import job_workflow, set_runtime
-from portwright.resources import DirectIdentity, IdentityProvider, SecretsProvider, StaticSecrets
+from portwright.resources import (
+    CaptchaSolver,
+    DirectIdentity,
+    IdentityProvider,
+    SecretsProvider,
+    StaticSecrets,
+)
 from portwright.sdk import Adapter, SelectorMap, StateMachine
 from portwright.settings import Settings
 from portwright.store import (
@@ -54,6 +60,7 @@ class Runtime:
         blobs: BlobStore | None = None,
         identity: IdentityProvider | None = None,
         secrets: SecretsProvider | None = None,
+        captcha: CaptchaSolver | None = None,
         breaker_policy: BreakerPolicy | None = None,
     ) -> None:
         self.settings = settings
@@ -63,6 +70,7 @@ class Runtime:
         self.blobs: BlobStore = blobs or LocalBlobStore(settings.data_dir / "blobs")
         self.identity: IdentityProvider = identity or DirectIdentity()
         self.secrets: SecretsProvider = secrets or StaticSecrets({})
+        self.captcha = captcha
         self.breaker_policy = breaker_policy or BreakerPolicy()
         self._store: Store | None = None
         self._datasource: SQLAlchemyDatasource | None = None
@@ -294,3 +302,18 @@ class Runtime:
             size=len(raw),
             meta={k: v for k, v in meta.items() if v is None or isinstance(v, str | int | float)},
         )
+
+
+def migrate_databases(settings: Settings) -> dict[str, str]:
+    """Create or upgrade every schema Portwright uses (app tables, DBOS system and checkpoints)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(settings.app_database_url)
+    try:
+        from portwright.store import current_revision
+
+        revision = current_revision(store.engine) or "none"
+    finally:
+        store.close()
+    DBOS.migrate(settings.dbos_database_url)
+    SQLAlchemyDatasource.migrate(settings.app_database_url)
+    return {"app": revision, "system": settings.dbos_database_url.split("@")[-1]}

@@ -10,7 +10,7 @@ import httpx
 import structlog
 
 from portwright.engines.http import CookieRow, classify_response, dump_cookies, new_client
-from portwright.sdk import Logger, Page, SelectorMap
+from portwright.sdk import ChallengeError, Logger, Page, SelectorMap
 
 if TYPE_CHECKING:
     from portwright.orchestrator._runtime import Runtime
@@ -112,6 +112,12 @@ class StepContextImpl:
         )
         self.evidence_ids.append(evidence_id)
         return evidence_id
+
+    async def solve_captcha(self, *, sitekey: str, url: str) -> str:
+        if self._rt.captcha is None:
+            raise ChallengeError(f"captcha on {url} and no solver is configured")
+        self._log.info("solving captcha", sitekey=sitekey)
+        return await self._rt.captcha.solve(sitekey=sitekey, url=url)
 
     async def secret(self, name: str) -> str:
         return await asyncio.to_thread(self._rt.secrets.get, self._job.tenant_id, name)

@@ -1,5 +1,6 @@
-"""Resources the engines draw on: identities (proxies, profiles) and secrets."""
+"""Resources the engines draw on: identities (proxies, profiles), secrets, captcha solvers."""
 
+from portwright.resources._captcha import CaptchaSolver, TwoCaptchaSolver
 from portwright.resources._identity import (
     DirectIdentity,
     IdentityProvider,
@@ -7,4 +8,11 @@ from portwright.resources._identity import (
     StaticSecrets,
 )
 
-__all__ = ["DirectIdentity", "IdentityProvider", "SecretsProvider", "StaticSecrets"]
+__all__ = [
+    "CaptchaSolver",
+    "DirectIdentity",
+    "IdentityProvider",
+    "SecretsProvider",
+    "StaticSecrets",
+    "TwoCaptchaSolver",
+]

@@ -10,4 +10,23 @@ __all__ = ["default_services"]
 def default_services() -> list[ServiceSpec]:
     """Every sandbox service, in start order. Portal modules register here as they land."""
     specs: list[ServiceSpec] = []
+    from portwright.sandbox import (
+        captcha,
+        consulate,
+        directories,
+        inbox,
+        jobboard,
+        proxies,
+        scrape,
+        shops,
+    )
+
+    specs += inbox.specs()
+    specs += captcha.specs()
+    specs += proxies.specs()
+    specs += consulate.specs()
+    specs += scrape.specs()
+    specs += jobboard.specs()
+    specs += directories.specs()
+    specs += shops.specs()
     return specs

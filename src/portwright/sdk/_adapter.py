@@ -81,6 +81,10 @@ class StepContext(Protocol):
         """Store a piece of evidence for this job; returns its id."""
         ...
 
+    async def solve_captcha(self, *, sitekey: str, url: str) -> str:
+        """Ask the solver chain for an answer; ChallengeError (→ operator) if none can."""
+        ...
+
     async def secret(self, name: str) -> str:
         """A credential the job may use, decrypted only inside this step (never logged)."""
         ...

@@ -65,6 +65,25 @@ class Page:
             )
         return found[0]
 
+    def value(self, key: str) -> str:
+        """The first match as a string (for `::attr(x)` / `::text` / XPath `@x` selectors);
+        an empty value counts as missing."""
+        found = self._select(key)
+        value = (found.get() or "").strip() if found else ""
+        if not value:
+            raise PageChangedError(
+                f"selector {key!r} ({self.map[key]}) found no value on {self.url or 'the page'}",
+                selector_key=key,
+                selector=self.map[key],
+                url=self.url,
+                html=self.html,
+                selector_version=self.map.version,
+            )
+        return value
+
+    def values(self, key: str) -> list[str]:
+        return [v.strip() for v in self._select(key).getall() if v and v.strip()]
+
     def text(self, key: str) -> str:
         return " ".join(t.strip() for t in self.one(key).css("::text").getall() if t.strip())
 

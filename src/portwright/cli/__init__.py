@@ -1,0 +1,49 @@
+"""The `portwright` command. Each sub-command lives in its own module with `register()`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+# Modules contributing sub-commands; each has `register(subparsers) -> None` and sets
+# `func(args) -> int` on the parsers it adds.
+COMMAND_MODULES = (
+    "portwright.cli._demo",
+    "portwright.cli._serve",
+    "portwright.cli._jobs",
+    "portwright.cli._keys",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="portwright",
+        description="Durable, observable automation jobs against web portals.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # a command module that has not landed yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

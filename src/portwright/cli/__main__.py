@@ -1,0 +1,5 @@
+import sys
+
+from portwright.cli import main
+
+sys.exit(main())

@@ -1,0 +1,246 @@
+"""`portwright demo`: the embedded stack against the sandbox, with chaos, live progress.
+
+Bookings for two tenants run against the sandbox consulate while it throws
+429s, 503s, latency and captchas; halfway through, the portal switches its DOM
+version and a scripted operator patches the selectors, as a person would in the
+console. `--once` exits with a summary: non-zero if a job was lost or a request
+booked twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from portwright.cli._common import add_settings_flags, settings_from
+
+__all__ = ["register"]
+
+V2_PATCH = {
+    "csrf": "meta[name=csrf-token]::attr(content)",
+    "slot_ids": "ul.slot-list li.slot-item::attr(data-id)",
+}
+SETTLED = ("succeeded", "failed", "cancelled")
+DEMO_PORTAL = {
+    "release_every_s": 6.0,
+    "initial_slots": 6,
+    "take_mean_s": 60.0,
+    "hold_ttl_s": 60.0,
+    "payment_delay_s": 0.3,
+}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("demo", help="run sample bookings against the sandbox, with live progress")
+    add_settings_flags(p)
+    p.add_argument("--once", action="store_true", help="exit with a summary when all jobs settle")
+    p.add_argument("--bookings", type=int, default=20, help="how many bookings (default 20)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-chaos", action="store_true", help="a well-behaved portal")
+    p.add_argument("--no-dom-switch", action="store_true", help="keep the portal's markup")
+    p.add_argument("--timeout", type=float, default=240.0, help="give up after this many seconds")
+    p.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from portwright.observability import configure_logging
+
+    settings = settings_from(args, log_level="ERROR", log_json=False)
+    demo_dir = settings.data_dir / "demo"
+    if settings.database_url is None and demo_dir.exists():
+        shutil.rmtree(demo_dir)  # each demo starts from a clean embedded database
+    settings = settings.model_copy(update={"data_dir": demo_dir})
+    configure_logging(settings)
+    return asyncio.run(_run(args, settings))
+
+
+async def _run(args: argparse.Namespace, settings: Any) -> int:
+    from portwright.adapters import default_registry
+    from portwright.orchestrator import JobService, Runtime
+    from portwright.resources import StaticSecrets, TwoCaptchaSolver
+    from portwright.sandbox import ChaosKnobs, SandboxWorld, default_services
+
+    chaos = (
+        ChaosKnobs()
+        if args.no_chaos
+        else ChaosKnobs(
+            rate_429=0.02,
+            retry_after_s=1.5,
+            rate_5xx=0.06,
+            latency_ms=(5, 60),
+            captcha_rate=0.3,
+        )
+    )
+    specs = []
+    for spec in default_services():
+        if spec.name == "consulate":
+            options = {**spec.options, **DEMO_PORTAL}
+            specs.append(type(spec)(spec.name, spec.build, knobs=chaos, options=options))
+        else:
+            specs.append(spec)
+    out = sys.stdout
+    started = time.monotonic()
+    with SandboxWorld(specs, seed=args.seed) as world:
+        secrets = StaticSecrets({f"user{i}@example.test": f"pw-{i}" for i in range(1, 201)})
+        solver = TwoCaptchaSolver(world.url("captcha-solver"), "sandbox-key", poll_s=0.1)
+        runtime = await asyncio.to_thread(
+            Runtime(settings, default_registry(), secrets=secrets, captcha=solver).start
+        )
+        try:
+            service = JobService(runtime)
+            print(f"sandbox consulate {world.url('consulate')} · admin {world.admin_url}", file=out)
+            print(f"data in {settings.data_dir} · database {runtime.store.dialect}", file=out)
+            jobs = await _submit(service, world, args.bookings)
+            print(
+                f"submitted {len(jobs)} bookings for 2 tenants; chaos "
+                f"{'off' if args.no_chaos else 'on'}",
+                file=out,
+            )
+            ok = await _watch(service, world, jobs, args, started)
+        finally:
+            await asyncio.to_thread(runtime.stop)
+    return 0 if ok or not args.once else 1
+
+
+async def _submit(service: Any, world: Any, count: int) -> list[Any]:
+    store = service.store
+    tenants = [store.tenants.ensure("acme"), store.tenants.ensure("globex")]
+    pairs = [(c, v) for c in ("LON", "MAN", "EDI") for v in ("tourist", "work", "study")]
+    jobs = []
+    for i in range(count):
+        center, visa = pairs[i % len(pairs)]
+        tenant = tenants[i % 2]
+        jobs.append(
+            await service.submit(
+                tenant_id=tenant.id,
+                adapter="consulate",
+                actor="demo",
+                input={
+                    "portal_url": world.url("consulate"),
+                    "inbox_url": world.url("inbox"),
+                    "account_email": f"user{i + 1}@example.test",
+                    "center": center,
+                    "visa_type": visa,
+                    "otp_source": "inbox" if i % 3 else "user",
+                    "scan_interval_s": 1.0,
+                    "deadline_s": 180.0,
+                    "payment_wait_s": 3.0,
+                },
+            )
+        )
+    return jobs
+
+
+async def _relay_codes(service: Any, world: Any, jobs: list[Any], relayed: dict[str, str]) -> None:
+    """Play the users who relay their one-time code through the API."""
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for job in jobs:
+            current = await service.get(job.id)
+            if current.waiting_for != "otp":
+                continue
+            email = current.input["account_email"]
+            inbox = await client.get(f"{world.url('inbox')}/messages", params={"to": email})
+            messages = inbox.json()
+            codes = [m["code"] for m in messages if m.get("code")]
+            if codes and relayed.get(job.id) != codes[-1]:
+                await service.provide_input(job.id, "otp", codes[-1], actor=f"user:{email}")
+                relayed[job.id] = codes[-1]
+
+
+async def _operator(service: Any, patched: list[bool]) -> int:
+    """Play the operator: answer each page-changed escalation with the v2 selector patch."""
+    answered = 0
+    for esc in await service.escalations(status="open"):
+        if esc.kind == "page_changed":
+            await service.decide(
+                esc.id,
+                "retry",
+                actor="operator:demo",
+                selectors=None if patched[0] else V2_PATCH,
+                reason="portal switched to DOM v2",
+            )
+            patched[0] = True
+            answered += 1
+    return answered
+
+
+async def _watch(
+    service: Any, world: Any, jobs: list[Any], args: argparse.Namespace, started: float
+) -> bool:
+    out = sys.stdout
+    relayed: dict[str, str] = {}
+    patched = [False]
+    switched = False
+    switch_at = 0.35 if not args.no_dom_switch else None
+    last_line = ""
+    deadline = time.monotonic() + args.timeout
+    escalations_answered = 0
+    while time.monotonic() < deadline:
+        current = [await service.get(j.id) for j in jobs]
+        done = sum(1 for j in current if j.status in SETTLED)
+        if switch_at is not None and not switched and done >= len(jobs) * switch_at:
+            world.chaos("consulate").update({"dom_version": 2})
+            switched = True
+            print(
+                f"[{time.monotonic() - started:5.1f}s] the portal switched to DOM v2: "
+                "bookings will stop and ask an operator",
+                file=out,
+            )
+        await _relay_codes(service, world, jobs, relayed)
+        answered = await _operator(service, patched)
+        if answered:
+            escalations_answered += answered
+            print(
+                f"[{time.monotonic() - started:5.1f}s] operator patched the selectors and retried "
+                f"{answered} parked booking(s)",
+                file=out,
+            )
+        counts = Counter(j.state for j in current)
+        line = " · ".join(f"{state} {n}" for state, n in sorted(counts.items()))
+        if line != last_line:
+            print(f"[{time.monotonic() - started:5.1f}s] {line}", file=out, flush=True)
+            last_line = line
+        if done == len(jobs):
+            break
+        await asyncio.sleep(0.5)
+    return _summary(service, world, jobs, started, escalations_answered)
+
+
+def _summary(service: Any, world: Any, jobs: list[Any], started: float, escalations: int) -> bool:
+    out = sys.stdout
+    store = service.store
+    final = [store.jobs.get(j.id) for j in jobs]
+    names = {t.id: t.name for t in store.tenants.all()}
+    print("\nsummary", file=out)
+    for tenant_id in sorted({j.tenant_id for j in final}):
+        mine = [j for j in final if j.tenant_id == tenant_id]
+        counts = Counter(j.state for j in mine)
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        print(f"  {names.get(tenant_id, tenant_id):8} {parts}", file=out)
+    for job in final:
+        if job.status == "failed":
+            print(f"  {job.id} {job.state}: {job.reason}", file=out)
+    ledger = world.ledger("consulate")
+    doubles = ledger.duplicates("booking")
+    booked = len(ledger.entries("booking"))
+    replays = [service.replay(j.id).matches for j in final]
+    lost = [j.id for j in final if j.status not in SETTLED and j.status != "waiting"]
+    events = sum(len(store.jobs.events(j.id)) for j in final)
+    print(f"  portal ledger: {booked} bookings, {len(doubles)} booked twice", file=out)
+    replayed = f"{sum(replays)}/{len(replays)}"
+    print(f"  audit: {events} events; {replayed} jobs replay to their stored state", file=out)
+    print(
+        f"  operator decisions: {escalations}; lost jobs: {len(lost)}; "
+        f"time {time.monotonic() - started:.1f}s",
+        file=out,
+    )
+    ok = not doubles and not lost and all(replays)
+    print("  RESULT: " + ("ok" if ok else "PROBLEM"), file=out)
+    return ok

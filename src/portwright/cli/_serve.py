@@ -1,0 +1,128 @@
+"""`portwright sandbox | migrate | worker | up`: the long-running processes."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from portwright.cli._common import add_settings_flags, settings_from
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sandbox", help="start the sandbox world (every simulated portal)")
+    p.add_argument("--seed", type=int, default=None, help="seed (PORTWRIGHT_SANDBOX_SEED)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--admin-port", type=int, default=0, help="admin endpoint port (0: any)")
+    p.set_defaults(func=_sandbox)
+
+    p = sub.add_parser("migrate", help="create or upgrade the databases (for scale-out)")
+    add_settings_flags(p)
+    p.set_defaults(func=_migrate)
+
+    p = sub.add_parser("worker", help="run jobs: a worker process (scale out with several)")
+    add_settings_flags(p)
+    p.add_argument("--worker-id", help="stable executor id (PORTWRIGHT_WORKER_ID)")
+    p.set_defaults(func=_worker)
+
+    p = sub.add_parser("up", help="gateway, workers and sandbox in one process")
+    add_settings_flags(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-sandbox", action="store_true", help="do not start the sandbox world")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=_up)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from portwright.sandbox import SandboxWorld, default_services
+
+    settings = settings_from(args)
+    seed = args.seed if args.seed is not None else settings.sandbox_seed
+    started = time.monotonic()
+    world = SandboxWorld(default_services(), seed=seed, host=args.host, admin_port=args.admin_port)
+    with world:
+        for name, url in world.describe():
+            print(f"{name} {url}", flush=True)
+        elapsed = time.monotonic() - started
+        print(f"# sandbox up in {elapsed:.2f}s (seed {seed}); Ctrl-C to stop", file=sys.stderr)
+        _wait_for_signal()
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from portwright.orchestrator import migrate_databases
+
+    settings = settings_from(args)
+    result = migrate_databases(settings)
+    print(f"app database at revision {result['app']}; system database ready")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from portwright.adapters import default_registry
+    from portwright.observability import configure_logging
+    from portwright.orchestrator import Runtime
+
+    overrides = {"worker_id": args.worker_id} if args.worker_id else {}
+    settings = settings_from(args, **overrides)
+    configure_logging(settings)
+    with Runtime(settings, default_registry()) as runtime:
+        print(f"worker {runtime.executor_id} running; Ctrl-C to stop", file=sys.stderr, flush=True)
+        _wait_for_signal()
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from portwright.adapters import default_registry
+    from portwright.observability import configure_logging
+    from portwright.orchestrator import JobService, Runtime
+    from portwright.sandbox import SandboxWorld, default_services
+
+    settings = settings_from(args)
+    configure_logging(settings)
+    world = None
+    if not args.no_sandbox:
+        seed = args.seed if args.seed is not None else settings.sandbox_seed
+        world = SandboxWorld(default_services(), seed=seed).start()
+        for name, url in world.describe():
+            print(f"sandbox {name} {url}", flush=True)
+    runtime = Runtime(settings, default_registry(), secrets=_secrets(settings)).start()
+    try:
+        app = _gateway_app(JobService(runtime), settings)
+        print(f"gateway http://{args.host}:{args.port}", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        runtime.stop()
+        if world is not None:
+            world.stop()
+    return 0
+
+
+def _gateway_app(service: Any, settings: Any) -> Any:
+    from portwright.gateway import create_app
+
+    return create_app(service, settings)
+
+
+def _secrets(settings: Any) -> Any:
+    try:
+        from portwright.gateway import Vault
+    except ImportError:
+        return None
+    return Vault.from_settings(settings) if hasattr(Vault, "from_settings") else None

@@ -1,0 +1,170 @@
+"""The sandbox inbox: where portals send one-time codes by email or SMS, and clients read them.
+
+    POST /messages  {"to", "channel": "email"|"sms", "subject", "body"}  -> 201 {"seq", "code"}
+    GET  /messages?to=…&since_seq=…&channel=…  -> [{"seq", "to", "channel", "subject",
+                                                  "body", "code", "at"}]
+    GET  /           an HTML view (`table#messages tr.message[data-seq]`), ?to= filters
+
+`code` is the first 6-digit number in the body (or subject), else null.
+`since_seq` is exclusive. Ledger kind "message", key = the message seq.
+Portals send through `send_message(ctx, …)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import time
+from typing import Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from portwright.sandbox._world import ServiceContext, ServiceSpec
+
+__all__ = ["Message", "build_inbox", "extract_code", "send_message", "specs"]
+
+log = logging.getLogger(__name__)
+_CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
+
+
+class _MessageIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    to: str = Field(min_length=1, max_length=320)
+    channel: Literal["email", "sms"] = "email"
+    subject: str = Field("", max_length=500)
+    body: str = Field(max_length=20_000)
+
+
+class Message(BaseModel):
+    """A delivered message, as `GET /messages` returns it."""
+
+    seq: int
+    to: str
+    channel: Literal["email", "sms"]
+    subject: str
+    body: str
+    code: str | None
+    at: float
+
+
+def extract_code(*texts: str) -> str | None:
+    """The first 6-digit one-time code in `texts`, or None."""
+    for text in texts:
+        match = _CODE.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def build_inbox(ctx: ServiceContext) -> Starlette:
+    """The "inbox" service: an append-only mailbox for every address and phone number."""
+    messages: list[Message] = []
+
+    async def post_message(request: Request) -> JSONResponse:
+        try:
+            incoming = _MessageIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            errors = [
+                {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+                for e in exc.errors()
+            ]
+            return JSONResponse({"detail": errors}, status_code=422)
+        message = Message(
+            seq=len(messages) + 1,
+            to=incoming.to.strip(),
+            channel=incoming.channel,
+            subject=incoming.subject,
+            body=incoming.body,
+            code=extract_code(incoming.body, incoming.subject),
+            at=time.time(),
+        )
+        messages.append(message)
+        ctx.ledger.record("message", str(message.seq), message.to, channel=message.channel)
+        return JSONResponse({"seq": message.seq, "code": message.code}, status_code=201)
+
+    def select(request: Request) -> list[Message]:
+        to = request.query_params.get("to", "").strip().lower()
+        channel = request.query_params.get("channel", "")
+        since = int(request.query_params.get("since_seq", "0") or 0)
+        return [
+            m
+            for m in messages[max(since, 0) :]
+            if (not to or m.to.lower() == to) and (not channel or m.channel == channel)
+        ]
+
+    async def list_messages(request: Request) -> JSONResponse:
+        try:
+            found = select(request)
+        except ValueError:
+            return JSONResponse({"detail": "since_seq must be an integer"}, status_code=400)
+        return JSONResponse([m.model_dump(mode="json") for m in found])
+
+    async def view(request: Request) -> HTMLResponse:
+        try:
+            found = select(request)
+        except ValueError:
+            found = []
+        rows = "".join(
+            f'<tr class="message" data-seq="{m.seq}"><td class="to">{html.escape(m.to)}</td>'
+            f'<td class="channel">{m.channel}</td><td class="subject">{html.escape(m.subject)}'
+            f'</td><td class="body">{html.escape(m.body)}</td>'
+            f'<td class="code">{m.code or ""}</td></tr>'
+            for m in reversed(found)
+        )
+        return HTMLResponse(
+            "<!doctype html><html><head><meta charset='utf-8'><title>Sandbox inbox</title>"
+            "</head><body><h1>Sandbox inbox</h1><table id='messages'><thead><tr><th>To</th>"
+            "<th>Channel</th><th>Subject</th><th>Body</th><th>Code</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></body></html>"
+        )
+
+    return Starlette(
+        routes=[
+            Route("/", view),
+            Route("/messages", post_message, methods=["POST"]),
+            Route("/messages", list_messages, methods=["GET"]),
+        ]
+    )
+
+
+async def send_message(
+    ctx: ServiceContext,
+    *,
+    to: str,
+    body: str,
+    subject: str = "",
+    channel: Literal["email", "sms"] = "email",
+    attempts: int = 3,
+) -> int | None:
+    """Deliver a message through the world's inbox; the seq, or None if it could not be sent."""
+    try:
+        url = ctx.url("inbox") + "/messages"
+    except KeyError:
+        log.warning("sandbox world has no inbox; message to %s dropped", to)
+        return None
+    payload = {"to": to, "channel": channel, "subject": subject, "body": body}
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        for attempt in range(attempts):
+            try:
+                response = await client.post(url, json=payload)
+            except httpx.HTTPError:
+                response = None
+            if response is not None and response.status_code == 201:
+                seq: int = response.json()["seq"]
+                return seq
+            await asyncio.sleep(0.05 * 2**attempt)
+    log.warning("inbox did not accept a message to %s after %d attempts", to, attempts)
+    return None
+
+
+def specs() -> list[ServiceSpec]:
+    """The inbox service of a default world."""
+    return [ServiceSpec("inbox", build_inbox)]

@@ -1,0 +1,148 @@
+"""The two shop platforms: their ids, payload shapes and webhook signatures.
+
+- shop-alpha, Shopify-style: ``X-Shop-Hmac-Sha256 = base64(HMAC-SHA256(secret, raw body))``
+  with ``X-Shop-Topic``, ``X-Shop-Webhook-Id``, ``X-Shop-Domain``, ``X-Shop-Triggered-At``.
+- shop-beta, Standard Webhooks: ``webhook-id``, ``webhook-timestamp`` and
+  ``webhook-signature: v1,<base64 HMAC-SHA256(key, f"{id}.{timestamp}.{body}")>`` where
+  the key is the base64 part of a ``whsec_…`` secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from portwright.sandbox.shops._orders import EventKind, Order, OrderEvent, now_iso
+
+__all__ = ["ALPHA", "BETA", "AlphaPlatform", "BetaPlatform", "Platform", "order_view"]
+
+
+def _digest(seed: int, text: str, size: int = 16) -> bytes:
+    return hashlib.blake2b(f"{seed}|{text}".encode(), digest_size=size).digest()
+
+
+def order_view(order: Order) -> dict[str, Any]:
+    """The platform-neutral fields every order representation carries."""
+    return {
+        "id": order.id,
+        "number": order.number,
+        "state": order.state,
+        "customer": order.customer,
+        "address": order.address,
+        "items": [
+            {"sku": sku, "title": title, "quantity": qty, "unit_price_cents": price}
+            for sku, title, qty, price in order.items
+        ],
+        "total_cents": order.total_cents,
+        "note": order.note,
+        "delivery_status": order.delivery_status,
+        "driver_id": order.driver_id,
+        "version": order.version,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+
+
+class Platform(Protocol):
+    """How one platform names things, shapes payloads and signs webhooks."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def default_secret(self) -> str: ...
+
+    def order_id(self, seed: int, number: int) -> str: ...
+
+    def event(self, seed: int, seq: int, kind: EventKind, order: Order) -> OrderEvent: ...
+
+    def headers(self, secret: str, event: OrderEvent, options: dict[str, Any]) -> dict[str, str]:
+        """Signed headers for one send of `event` (called again for every re-send)."""
+        ...
+
+
+@dataclass(frozen=True)
+class AlphaPlatform:
+    """Shopify-style: numeric order ids, topic header, HMAC of the raw body."""
+
+    name: str = "shop-alpha"
+    default_secret: str = "shpss_sandbox_alpha_secret"
+
+    def order_id(self, seed: int, number: int) -> str:
+        return str(5_100_000_000 + int.from_bytes(_digest(seed, "alpha-base", 3)) + number)
+
+    def event(self, seed: int, seq: int, kind: EventKind, order: Order) -> OrderEvent:
+        payload = {
+            "id": int(order.id),
+            "name": f"#{order.number}",
+            "order_number": order.number,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+            "cancelled_at": order.updated_at if kind == "cancelled" else None,
+            "financial_status": "refunded" if kind == "cancelled" else "paid",
+            "fulfillment_status": "fulfilled" if order.state == "fulfilled" else None,
+            "total_price": f"{order.total_cents / 100:.2f}",
+            "currency": "USD",
+            "note": order.note,
+            "customer": {"name": order.customer},
+            "shipping_address": {"address1": order.address, "city": "Sandbox City"},
+            "line_items": [
+                {"sku": sku, "title": title, "quantity": qty, "price": f"{price / 100:.2f}"}
+                for sku, title, qty, price in order.items
+            ],
+        }
+        event_id = str(uuid.UUID(bytes=_digest(seed, f"alpha-event|{seq}")))
+        return OrderEvent(event_id, seq, kind, order.id, json.dumps(payload).encode())
+
+    def headers(self, secret: str, event: OrderEvent, options: dict[str, Any]) -> dict[str, str]:
+        mac = hmac.new(secret.encode(), event.body, hashlib.sha256).digest()
+        return {
+            "content-type": "application/json",
+            "x-shop-topic": "orders/" + {"created": "create"}.get(event.kind, event.kind),
+            "x-shop-hmac-sha256": base64.b64encode(mac).decode(),
+            "x-shop-webhook-id": event.id,
+            "x-shop-domain": str(options.get("shop_domain", "alpha.sandbox.shop")),
+            "x-shop-triggered-at": now_iso(),
+        }
+
+
+@dataclass(frozen=True)
+class BetaPlatform:
+    """Standard Webhooks: `ord_` ids, {type, timestamp, data} envelopes, `whsec_` secrets."""
+
+    name: str = "shop-beta"
+    default_secret: str = "whsec_" + base64.b64encode(b"portwright-sandbox-shop-beta-key").decode()
+
+    def order_id(self, seed: int, number: int) -> str:
+        return "ord_" + _digest(seed, f"beta-order|{number}", 8).hex()
+
+    def event(self, seed: int, seq: int, kind: EventKind, order: Order) -> OrderEvent:
+        payload = {
+            "type": f"order.{kind}",
+            "timestamp": order.updated_at,
+            "data": order_view(order) | {"currency": "EUR"},
+        }
+        event_id = "msg_" + _digest(seed, f"beta-event|{seq}", 12).hex()
+        return OrderEvent(event_id, seq, kind, order.id, json.dumps(payload).encode())
+
+    def headers(self, secret: str, event: OrderEvent, options: dict[str, Any]) -> dict[str, str]:
+        key = base64.b64decode(secret.removeprefix("whsec_"))
+        stamp = str(int(time.time()))
+        signed = f"{event.id}.{stamp}.".encode() + event.body
+        mac = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        return {
+            "content-type": "application/json",
+            "webhook-id": event.id,
+            "webhook-timestamp": stamp,
+            "webhook-signature": f"v1,{mac}",
+        }
+
+
+ALPHA = AlphaPlatform()
+BETA = BetaPlatform()
