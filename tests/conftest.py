@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,12 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 RuntimeFactory = Callable[..., Runtime]
 
 
+def _off_loop(fn: Callable[[], object]) -> None:
+    """Run `fn` on a fresh thread (no event loop there) and wait for it."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(fn).result()
+
+
 @pytest.fixture
 def make_runtime(settings: Settings) -> Iterator[RuntimeFactory]:
     """Start a Runtime (DBOS is a process singleton: one at a time); stopped at teardown."""
@@ -74,13 +81,13 @@ def make_runtime(settings: Settings) -> Iterator[RuntimeFactory]:
 
     def make(registry: AdapterRegistry, **kw: object) -> Runtime:
         runtime = Runtime(kw.pop("settings", settings), registry, **kw)  # type: ignore[arg-type]
-        runtime.start()
+        _off_loop(runtime.start)  # DBOS refuses some calls inside a running event loop
         started.append(runtime)
         return runtime
 
     yield make
     for runtime in reversed(started):
-        runtime.stop()
+        _off_loop(runtime.stop)
 
 
 @pytest.fixture

@@ -11,11 +11,23 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "WebhookSource"]
+
+
+class WebhookSource(BaseModel):
+    """One inbound webhook source: how it signs, its active secrets, what handles its events."""
+
+    model_config = {"frozen": True}
+
+    scheme: Literal["standard", "stripe", "shopify"]
+    secrets: list[SecretStr] = Field(min_length=1, max_length=2, description="two for rotation")
+    handler: str = Field("record", description="processing: 'record' (store only) or 'payment'")
+    tenant: str | None = Field(None, description="tenant name the events belong to, if any")
 
 
 class Settings(BaseSettings):
@@ -43,6 +55,24 @@ class Settings(BaseSettings):
     log_json: bool = True
     sandbox_seed: int = 1
     chromium_path: str | None = Field(None, description="Chromium executable; else autodetect")
+    captcha_solver_url: str | None = Field(None, description="a 2captcha-compatible service")
+    captcha_api_key: SecretStr | None = Field(None, description="its API key")
+    # -- gateway ------------------------------------------------------------------------
+    previous_master_keys: list[SecretStr] = Field(
+        default_factory=list, description="older master keys, still able to unwrap data keys"
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="request bodies above: 413")
+    url_allowlist: list[str] = Field(
+        default_factory=list,
+        description="addresses user URLs may reach despite the SSRF guard: IP|CIDR[:PORT|:*]",
+    )
+    rate_limit_default: str = Field("600/minute", description="per API key and route (reads)")
+    rate_limit_write: str = Field("120/minute", description="per API key and route (POST…)")
+    rate_limit_sensitive: str = Field("10/minute", description="code/input submission per key")
+    rate_limit_auth_failures: str = Field("20/minute", description="bad keys per client address")
+    api_key_cache_s: float = Field(2.0, ge=0, description="how long a verified key is trusted")
+    webhook_sources: dict[str, WebhookSource] = Field(default_factory=dict)
+    webhook_tolerance_s: float = Field(300.0, gt=0, description="allowed webhook clock skew")
 
     @field_validator("database_url", "system_database_url")
     @classmethod

@@ -26,6 +26,7 @@ from portwright.resources import (
     IdentityProvider,
     SecretsProvider,
     StaticSecrets,
+    TwoCaptchaSolver,
 )
 from portwright.sdk import Adapter, SelectorMap, StateMachine
 from portwright.settings import Settings
@@ -42,6 +43,13 @@ from portwright.store import (
 __all__ = ["Runtime", "queue_name"]
 
 log = structlog.get_logger("portwright.runtime")
+
+
+def _solver_from(settings: Settings) -> CaptchaSolver | None:
+    if not settings.captcha_solver_url:
+        return None
+    key = settings.captcha_api_key.get_secret_value() if settings.captcha_api_key else ""
+    return TwoCaptchaSolver(settings.captcha_solver_url, key)
 
 
 def queue_name(portal: str) -> str:
@@ -70,7 +78,7 @@ class Runtime:
         self.blobs: BlobStore = blobs or LocalBlobStore(settings.data_dir / "blobs")
         self.identity: IdentityProvider = identity or DirectIdentity()
         self.secrets: SecretsProvider = secrets or StaticSecrets({})
-        self.captcha = captcha
+        self.captcha = captcha or _solver_from(settings)
         self.breaker_policy = breaker_policy or BreakerPolicy()
         self._store: Store | None = None
         self._datasource: SQLAlchemyDatasource | None = None

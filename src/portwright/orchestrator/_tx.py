@@ -42,6 +42,8 @@ def apply_transition(
         if kind == "transition" and not machine.allows(job.state, target):
             return {"illegal": True, "from": job.state, "to": target}
         values = {"waiting_for": None, **(updates or {})} if kind == "transition" else updates
+        waiting = (values or {}).get("waiting_for", job.waiting_for if kind == "control" else None)
+        status = "waiting" if waiting else machine.status_of(target)
         try:
             new = store.jobs.write_event(
                 conn,
@@ -49,7 +51,7 @@ def apply_transition(
                 kind=kind,
                 actor=actor,
                 to_state=target,
-                status=machine.status_of(target),
+                status=status,
                 reason=reason,
                 meta=meta,
                 updates=values,

@@ -2,5 +2,13 @@
 
 from portwright.testing._echo import EchoAdapter, EchoInput, echo_service
 from portwright.testing._fakes import InMemoryBlobStore, ListIdentity
+from portwright.testing._wait import wait_until
 
-__all__ = ["EchoAdapter", "EchoInput", "InMemoryBlobStore", "ListIdentity", "echo_service"]
+__all__ = [
+    "EchoAdapter",
+    "EchoInput",
+    "InMemoryBlobStore",
+    "ListIdentity",
+    "echo_service",
+    "wait_until",
+]
