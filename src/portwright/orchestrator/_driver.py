@@ -46,6 +46,14 @@ T = TypeVar("T")
 RATE_LIMIT_PATIENCE = 50  # consecutive 429s on one step before a person is asked
 OPERATOR_POLL_S = 3600.0
 CONTROL_POLL_S = 30.0
+# Our own bookkeeping (database reads/writes around a step) rides out a hiccup such as a
+# database restart; failures of the portal itself are classified, never retried here.
+INFRA_RETRIES: Any = {
+    "retries_allowed": True,
+    "max_attempts": 6,
+    "interval_seconds": 0.5,
+    "backoff_rate": 2.0,
+}
 
 
 class JobDriver(Generic[InputT]):
@@ -124,7 +132,13 @@ class JobDriver(Generic[InputT]):
             await self._gate()
             attempt += 1
             outcome: dict[str, Any] = await DBOS.run_step_async(
-                {"name": f"step:{name}"}, self._attempt, name, fn, attempt, args, kw
+                {"name": f"step:{name}", **INFRA_RETRIES},
+                self._attempt,
+                name,
+                fn,
+                attempt,
+                args,
+                kw,
             )
             if outcome["ok"]:
                 self._cookies = outcome["cookies"]
@@ -278,7 +292,7 @@ class JobDriver(Generic[InputT]):
         cooldown = self._machine.engine.cooldown
         while True:
             gate: dict[str, Any] = await DBOS.run_step_async(
-                {"name": "gate"}, self._rt.read_gate, self._job_id, self._portal
+                {"name": "gate", **INFRA_RETRIES}, self._rt.read_gate, self._job_id, self._portal
             )
             if gate["finished"]:
                 self._state = gate["finished"]
@@ -320,8 +334,15 @@ class JobDriver(Generic[InputT]):
         finally:
             cookies = sc.cookies()
             await sc.aclose()
-        await asyncio.to_thread(rt.record_portal_outcome, self._portal, ok=True)
+        await self._account(ok=True)
         return {"ok": True, "value": value, "cookies": cookies}
+
+    async def _account(self, *, ok: bool) -> None:
+        """Feed the portal's breaker. Best effort: bookkeeping never fails a job."""
+        try:
+            await asyncio.to_thread(self._rt.record_portal_outcome, self._portal, ok=ok)
+        except Exception:  # noqa: BLE001 - logged; breaker accounting is best effort
+            self._log.exception("could not record the portal outcome")
 
     async def _classify(self, sc: StepContextImpl, name: str, exc: Exception) -> dict[str, Any]:
         rt = self._rt
@@ -338,7 +359,7 @@ class JobDriver(Generic[InputT]):
         error_class = error.error_class
         outcome = self._failure(error_class, error.message, details, sc)
         if error_class in ("transient", "rate_limited"):
-            await asyncio.to_thread(rt.record_portal_outcome, self._portal, ok=False)
+            await self._account(ok=False)
         if error_class == "rate_limited":
             retry_after = float(getattr(error, "retry_after", 30.0))
             until = await asyncio.to_thread(

@@ -10,7 +10,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-__all__ = ["current_revision", "head_revision", "migrate"]
+from portwright.store._schema import metadata
+
+__all__ = ["current_revision", "head_revision", "metadata_of", "migrate"]
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -37,3 +39,8 @@ def head_revision() -> str:
 def current_revision(engine: sa.Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def metadata_of() -> sa.MetaData:
+    """The metadata of every table the code declares (what the migrations must create)."""
+    return metadata

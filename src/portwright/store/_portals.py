@@ -120,10 +120,11 @@ class PortalRepository:
         now = time.time()
         with self.engine.begin() as conn:
             conn.execute(breaker_outcomes.insert().values(name=name, ok=ok, at=now))
+            self._ensure_breaker(conn, name, now)
             row = conn.execute(
                 sa.select(breakers).where(breakers.c.name == name).with_for_update()
-            ).first()
-            state = row.state if row is not None else "closed"
+            ).one()
+            state = row.state
             reason: str | None
             if state == "half_open":
                 new_state = "closed" if ok else "open"
@@ -143,7 +144,7 @@ class PortalRepository:
                 tripped = total >= policy.min_calls and failures / total >= policy.failure_rate
                 new_state = "open" if state == "closed" and tripped else state
                 reason = f"{failures}/{total} failed in {policy.window_s:g}s" if tripped else None
-            if new_state != state or row is None:
+            if new_state != state:
                 values = {
                     "state": new_state,
                     "reason": reason,
@@ -152,10 +153,7 @@ class PortalRepository:
                     "opened_at": now if new_state == "open" else None,
                     "open_until": now + policy.open_s if new_state == "open" else None,
                 }
-                if row is None:
-                    conn.execute(breakers.insert().values(name=name, **values))
-                else:
-                    conn.execute(breakers.update().where(breakers.c.name == name).values(**values))
+                conn.execute(breakers.update().where(breakers.c.name == name).values(**values))
             conn.execute(
                 breaker_outcomes.delete().where(
                     breaker_outcomes.c.name == name,
@@ -163,6 +161,18 @@ class PortalRepository:
                 )
             )
         return self.breaker(name)
+
+    @staticmethod
+    def _ensure_breaker(conn: sa.Connection, name: str, now: float) -> None:
+        """Create the breaker row if missing; safe when several processes race to do it."""
+        exists = conn.execute(sa.select(breakers.c.name).where(breakers.c.name == name)).first()
+        if exists is not None:
+            return
+        try:
+            with conn.begin_nested():
+                conn.execute(breakers.insert().values(name=name, state="closed", updated_at=now))
+        except sa.exc.IntegrityError:
+            pass  # another process created it between our read and insert
 
     def allow(self, name: str, *, policy: BreakerPolicy) -> tuple[bool, float | None]:
         """May a call go through? (allowed, retry_at). An expired open breaker lets one probe in."""
