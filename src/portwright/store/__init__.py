@@ -3,7 +3,7 @@
 from portwright.store._blobs import BlobStore, LocalBlobStore
 from portwright.store._engine import create_engine, is_sqlite
 from portwright.store._jobs import JobNotFoundError, StaleStateError
-from portwright.store._migrate import current_revision, head_revision, migrate
+from portwright.store._migrate import current_revision, head_revision, metadata_of, migrate
 from portwright.store._portals import BreakerPolicy
 from portwright.store._records import (
     AuditRecord,
@@ -42,5 +42,6 @@ __all__ = [
     "current_revision",
     "head_revision",
     "is_sqlite",
+    "metadata_of",
     "migrate",
 ]
