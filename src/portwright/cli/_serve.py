@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
@@ -115,14 +116,14 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _gateway_app(service: Any, settings: Any) -> Any:
-    from portwright.gateway import create_app
-
-    return create_app(service, settings)
+    gateway = importlib.import_module("portwright.gateway")
+    return gateway.create_app(service, settings)
 
 
 def _secrets(settings: Any) -> Any:
     try:
-        from portwright.gateway import Vault
+        gateway = importlib.import_module("portwright.gateway")
     except ImportError:
         return None
-    return Vault.from_settings(settings) if hasattr(Vault, "from_settings") else None
+    vault: Any = getattr(gateway, "Vault", None)
+    return vault.from_settings(settings) if hasattr(vault, "from_settings") else None

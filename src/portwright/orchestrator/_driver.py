@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import structlog
-from dbos import DBOS
+from dbos import DBOS, StepOptions
 from pydantic import BaseModel
 
 from portwright.engines.http import CookieRow, translate_exception
@@ -48,12 +48,16 @@ OPERATOR_POLL_S = 3600.0
 CONTROL_POLL_S = 30.0
 # Our own bookkeeping (database reads/writes around a step) rides out a hiccup such as a
 # database restart; failures of the portal itself are classified, never retried here.
-INFRA_RETRIES: Any = {
-    "retries_allowed": True,
-    "max_attempts": 6,
-    "interval_seconds": 0.5,
-    "backoff_rate": 2.0,
-}
+
+
+def _infra(name: str) -> StepOptions:
+    return {
+        "name": name,
+        "retries_allowed": True,
+        "max_attempts": 6,
+        "interval_seconds": 0.5,
+        "backoff_rate": 2.0,
+    }
 
 
 class JobDriver(Generic[InputT]):
@@ -132,7 +136,7 @@ class JobDriver(Generic[InputT]):
             await self._gate()
             attempt += 1
             outcome: dict[str, Any] = await DBOS.run_step_async(
-                {"name": f"step:{name}", **INFRA_RETRIES},
+                _infra(f"step:{name}"),
                 self._attempt,
                 name,
                 fn,
@@ -292,7 +296,7 @@ class JobDriver(Generic[InputT]):
         cooldown = self._machine.engine.cooldown
         while True:
             gate: dict[str, Any] = await DBOS.run_step_async(
-                {"name": "gate", **INFRA_RETRIES}, self._rt.read_gate, self._job_id, self._portal
+                _infra("gate"), self._rt.read_gate, self._job_id, self._portal
             )
             if gate["finished"]:
                 self._state = gate["finished"]
