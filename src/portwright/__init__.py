@@ -2,4 +2,6 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from portwright.client import AsyncClient, Client
+
+__all__ = ["AsyncClient", "Client", "__version__"]

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "portwright.cli._serve",
     "portwright.cli._jobs",
     "portwright.cli._keys",
+    "portwright.cli._operators",
 )
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import shutil
+import signal
 import sys
 import time
 from collections import Counter
@@ -60,22 +62,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Any) -> int:
-    from portwright.adapters import default_registry
-    from portwright.orchestrator import JobService, Runtime
-    from portwright.resources import StaticSecrets, TwoCaptchaSolver
+    from portwright.cli._stack import start_stack
+    from portwright.resources import TwoCaptchaSolver
     from portwright.sandbox import ChaosKnobs, SandboxWorld, default_services
 
-    chaos = (
-        ChaosKnobs()
-        if args.no_chaos
-        else ChaosKnobs(
-            rate_429=0.02,
-            retry_after_s=1.5,
-            rate_5xx=0.06,
-            latency_ms=(5, 60),
-            captcha_rate=0.3,
-        )
-    )
+    chaos = ChaosKnobs() if args.no_chaos else ChaosKnobs(
+        rate_429=0.02, retry_after_s=1.5, rate_5xx=0.06, latency_ms=(5, 60), captcha_rate=0.3,
+    )  # fmt: skip
     specs = []
     for spec in default_services():
         if spec.name == "consulate":
@@ -86,28 +79,53 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
     out = sys.stdout
     started = time.monotonic()
     with SandboxWorld(specs, seed=args.seed) as world:
-        secrets = StaticSecrets({f"user{i}@example.test": f"pw-{i}" for i in range(1, 201)})
         solver = TwoCaptchaSolver(world.url("captcha-solver"), "sandbox-key", poll_s=0.1)
-        runtime = await asyncio.to_thread(
-            Runtime(settings, default_registry(), secrets=secrets, captcha=solver).start
-        )
+        stack = await asyncio.to_thread(start_stack, settings, world=world, captcha=solver)
         try:
-            service = JobService(runtime)
+            service = stack.service
             print(f"sandbox consulate {world.url('consulate')} · admin {world.admin_url}", file=out)
-            print(f"data in {settings.data_dir} · database {runtime.store.dialect}", file=out)
-            jobs = await _submit(service, world, args.bookings)
-            print(
-                f"submitted {len(jobs)} bookings for 2 tenants; chaos "
-                f"{'off' if args.no_chaos else 'on'}",
-                file=out,
-            )
+            print(f"gateway {stack.gateway_url} · data in {settings.data_dir} · "
+                  f"database {stack.runtime.store.dialect}", file=out)  # fmt: skip
+            jobs = await _submit(service, world, stack.vault, args.bookings)
+            print(f"submitted {len(jobs)} bookings for 2 tenants (portal passwords sealed in the "
+                  f"vault); chaos {'off' if args.no_chaos else 'on'}", file=out)  # fmt: skip
             ok = await _watch(service, world, jobs, args, started)
+            if not args.once:
+                await asyncio.to_thread(_stay_up, stack)
+                await _until_interrupted()
         finally:
-            await asyncio.to_thread(runtime.stop)
+            await asyncio.to_thread(stack.stop)
     return 0 if ok or not args.once else 1
 
 
-async def _submit(service: Any, world: Any, count: int) -> list[Any]:
+def _stay_up(stack: Any) -> None:
+    """Print how to explore the running stack: the console, the API, its docs."""
+    from portwright.console import hash_password
+    from portwright.gateway import issue_key
+
+    store = stack.runtime.store
+    key = issue_key(store, tenant="acme", name="demo").key
+    password = secrets.token_urlsafe(9)
+    email = f"operator-{password[:4].lower()}@demo.test"
+    store.console.create_operator(
+        email=email, password_hash=hash_password(password), role="admin", tenant_id=None
+    )
+    print("\nthe stack stays up; try:")
+    print(f"  the console  {stack.gateway_url}/console  (sign in as {email} / {password})")
+    print(f"  the API      curl -H 'Authorization: Bearer {key}' {stack.gateway_url}/v1/jobs")
+    print(f"  API docs     {stack.gateway_url}/docs")
+    print("Ctrl-C to stop.", flush=True)
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _submit(service: Any, world: Any, vault: Any, count: int) -> list[Any]:
     store = service.store
     tenants = [store.tenants.ensure("acme"), store.tenants.ensure("globex")]
     pairs = [(c, v) for c in ("LON", "MAN", "EDI") for v in ("tourist", "work", "study")]
@@ -115,6 +133,8 @@ async def _submit(service: Any, world: Any, count: int) -> list[Any]:
     for i in range(count):
         center, visa = pairs[i % len(pairs)]
         tenant = tenants[i % 2]
+        email = f"user{i + 1}@example.test"
+        await asyncio.to_thread(vault.put, tenant.id, email, f"pw-{i + 1}")  # the user's password
         jobs.append(
             await service.submit(
                 tenant_id=tenant.id,
@@ -123,7 +143,7 @@ async def _submit(service: Any, world: Any, count: int) -> list[Any]:
                 input={
                     "portal_url": world.url("consulate"),
                     "inbox_url": world.url("inbox"),
-                    "account_email": f"user{i + 1}@example.test",
+                    "account_email": email,
                     "center": center,
                     "visa_type": visa,
                     "otp_source": "inbox" if i % 3 else "user",

@@ -31,6 +31,13 @@ def register(sub: Any) -> None:
     p.add_argument("job_id")
     p.set_defaults(func=_show)
 
+    p = jsub.add_parser("report", help="a fan-out job's report (every item accounted for)")
+    add_settings_flags(p)
+    p.add_argument("job_id")
+    p.add_argument("--format", choices=["csv", "json", "html"], default="json")
+    p.add_argument("--out", help="write to this file instead of standard output")
+    p.set_defaults(func=_report)
+
     p = jsub.add_parser("events", help="a job's audit trail, and whether it replays")
     add_settings_flags(p)
     p.add_argument("job_id")
@@ -125,4 +132,27 @@ def _events(args: argparse.Namespace) -> int:
         "replays to the stored state" if (state, seq) == (job.state, job.seq) else "DOES NOT replay"
     )
     print(f"# {len(events)} events; {verdict} ({state})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from portwright.reports import build_report, to_csv, to_html, to_json
+    from portwright.store import JobNotFoundError
+
+    store = _store(args)
+    try:
+        report = build_report(store, args.job_id)
+    except JobNotFoundError:
+        print(f"no job {args.job_id}")
+        return 1
+    finally:
+        store.close()
+    text = {"csv": to_csv, "json": to_json, "html": to_html}[args.format](report)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out} ({len(report.items)} items)")
+    else:
+        print(text)
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import signal
 import sys
 import threading
@@ -88,11 +87,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from portwright.adapters import default_registry
+    from portwright.cli._stack import start_stack
     from portwright.observability import configure_logging
-    from portwright.orchestrator import JobService, Runtime
     from portwright.sandbox import SandboxWorld, default_services
 
     settings = settings_from(args)
@@ -103,27 +99,15 @@ def _up(args: argparse.Namespace) -> int:
         world = SandboxWorld(default_services(), seed=seed).start()
         for name, url in world.describe():
             print(f"sandbox {name} {url}", flush=True)
-    runtime = Runtime(settings, default_registry(), secrets=_secrets(settings)).start()
+    stack = start_stack(settings, world=world, host=args.host, port=args.port)
     try:
-        app = _gateway_app(JobService(runtime), settings)
-        print(f"gateway http://{args.host}:{args.port}", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        print(f"gateway {stack.gateway_url} (API docs at {stack.gateway_url}/docs)", flush=True)
+        print(f"console {stack.gateway_url}/console", flush=True)
+        print("first steps: portwright keys create --tenant NAME; "
+              "portwright operators create --email ADDRESS --role admin", flush=True)  # fmt: skip
+        _wait_for_signal()
     finally:
-        runtime.stop()
+        stack.stop()
         if world is not None:
             world.stop()
     return 0
-
-
-def _gateway_app(service: Any, settings: Any) -> Any:
-    gateway = importlib.import_module("portwright.gateway")
-    return gateway.create_app(service, settings)
-
-
-def _secrets(settings: Any) -> Any:
-    try:
-        gateway = importlib.import_module("portwright.gateway")
-    except ImportError:
-        return None
-    vault: Any = getattr(gateway, "Vault", None)
-    return vault.from_settings(settings) if hasattr(vault, "from_settings") else None

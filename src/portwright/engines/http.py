@@ -1,19 +1,21 @@
 """The HTTP engine: httpx clients with a per-job cookie session, and error translation.
 
 httpx exceptions never leave this module raw: `translate_exception` maps them
-onto the SDK's error tree, and `classify_response` does the same for status
-codes (429 → rate limited, 5xx → transient, 403 → blocked).
+(and the other engines' exceptions, see `portwright.engines._errors`) onto the
+SDK's error tree, and `classify_response` does the same for status codes
+(429 → rate limited, 5xx → transient, 403/407 → blocked).
 """
 
 from __future__ import annotations
 
-import email.utils
-import time
+import functools
+import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
 import httpx
 
-from portwright.sdk import BlockedError, JobError, RateLimitedError, TransientError
+from portwright.engines._errors import classify_status, parse_retry_after, translate_exception
 
 __all__ = [
     "CookieRow",
@@ -21,6 +23,7 @@ __all__ = [
     "dump_cookies",
     "new_client",
     "parse_retry_after",
+    "summarize",
     "translate_exception",
 ]
 
@@ -35,19 +38,31 @@ class CookieRow(TypedDict):
     path: str
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: building one costs tens of milliseconds of CPU."""
+    return ssl.create_default_context()
+
+
 def new_client(
     *,
     cookies: list[CookieRow] | None = None,
     proxy: str | None = None,
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    on_response: Callable[[httpx.Response], Awaitable[None]] | None = None,
 ) -> httpx.AsyncClient:
-    """A client for one step of one job, restoring the job's cookie session."""
+    """A client for one step of one job, restoring the job's cookie session.
+
+    `on_response` sees every response (redirects included), e.g. to keep a summary.
+    """
     client = httpx.AsyncClient(
         timeout=timeout,
         proxy=proxy,
         follow_redirects=True,
         headers={"user-agent": USER_AGENT},
         trust_env=False,
+        verify=_ssl_context(),
+        event_hooks={"response": [on_response]} if on_response else None,
     )
     for row in cookies or []:
         client.cookies.set(row["name"], row["value"], domain=row["domain"], path=row["path"])
@@ -62,51 +77,28 @@ def dump_cookies(client: httpx.AsyncClient) -> list[CookieRow]:
     ]
 
 
-def parse_retry_after(value: str | None, *, default: float = 30.0) -> float:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    return max(0.0, when.timestamp() - time.time())
-
-
 def classify_response(response: httpx.Response) -> None:
     """Raise the error class this response means for the job, or return for a usable one."""
-    status = response.status_code
     where = f"{response.request.method} {response.request.url}"
-    if status == 429:
-        retry = parse_retry_after(response.headers.get("retry-after"))
-        raise RateLimitedError(f"429 from {where}", retry_after=retry, status=status)
-    if status in (500, 502, 503, 504) or status >= 520:
-        raise TransientError(f"{status} from {where}", status=status)
-    if status == 403:
-        raise BlockedError(f"403 from {where}", status=status)
-
-
-def translate_exception(exc: BaseException) -> JobError | None:
-    """Map an httpx exception onto the error tree; None if it is not an HTTP failure."""
-    if isinstance(exc, httpx.TimeoutException):
-        return TransientError(f"timeout: {exc!r}")
-    if isinstance(exc, httpx.ProxyError):
-        return BlockedError(f"proxy refused: {exc}")
-    if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
-        return TransientError(f"network error: {exc!r}")
-    return None
+    classify_status(response.status_code, where, retry_after=response.headers.get("retry-after"))
 
 
 def summarize(response: httpx.Response) -> dict[str, Any]:
-    """A short, secret-free summary of a response for evidence."""
+    """A short, secret-free summary of a response for evidence (no query string, no body)."""
+    try:
+        size: int | None = len(response.content)
+    except httpx.ResponseNotRead:
+        length = response.headers.get("content-length")
+        size = int(length) if length and length.isdigit() else None
+    try:
+        elapsed_ms: float | None = round(response.elapsed.total_seconds() * 1000, 1)
+    except RuntimeError:  # not yet known while the body is unread
+        elapsed_ms = None
     return {
         "method": response.request.method,
         "url": str(response.request.url.copy_with(query=None)),
         "status": response.status_code,
-        "elapsed_ms": round(response.elapsed.total_seconds() * 1000, 1),
-        "bytes": len(response.content),
+        "elapsed_ms": elapsed_ms,
+        "bytes": size,
+        "content_type": response.headers.get("content-type"),
     }

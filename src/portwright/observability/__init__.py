@@ -1,5 +1,17 @@
-"""Observability: structured logs now; metrics, health and status pages as they land."""
+"""Observability: structured logs, Prometheus metrics, health checks and the status page."""
 
-from portwright.observability._logging import configure_logging, redact
+from portwright.observability._health import ComponentStatus, health_router, status_of
+from portwright.observability._logging import add_ids, configure_logging, redact
+from portwright.observability._metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 
-__all__ = ["configure_logging", "redact"]
+__all__ = [
+    "CONTENT_TYPE",
+    "ComponentStatus",
+    "Metrics",
+    "MetricsMiddleware",
+    "add_ids",
+    "configure_logging",
+    "health_router",
+    "redact",
+    "status_of",
+]

@@ -11,12 +11,13 @@ import structlog
 
 from portwright.settings import Settings
 
-__all__ = ["configure_logging", "redact"]
+__all__ = ["add_ids", "configure_logging", "redact"]
 
 SECRET_KEYS = re.compile(
     r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|otp|code$", re.I
 )
 MASK = "***"
+SECRET_VALUES = re.compile(r"whsec_[A-Za-z0-9+/=]+|pw_[A-Za-z0-9]+_[A-Za-z0-9_-]+|Bearer\s+\S+")
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -24,6 +25,15 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     for key in list(event):
         if key != "event" and SECRET_KEYS.search(key):
             event[key] = MASK
+        elif isinstance(event[key], str):
+            event[key] = SECRET_VALUES.sub(MASK, event[key])
+    return event
+
+
+def add_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A job's DBOS workflow id is its job id: a line naming one names both."""
+    if "job_id" in event and "workflow_id" not in event:
+        event["workflow_id"] = event["job_id"]
     return event
 
 
@@ -39,6 +49,7 @@ def configure_logging(settings: Settings) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_ids,
             redact,
             structlog.processors.format_exc_info,
             renderer,

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import structlog
@@ -108,6 +108,32 @@ class JobDriver(Generic[InputT]):
 
     async def sleep(self, seconds: float) -> None:
         await DBOS.sleep_async(seconds)
+
+    async def spawn(
+        self, adapter: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[str]:
+        plain = [(key, dict(data)) for key, data in items]
+        children: list[dict[str, Any]] = await DBOS.run_step_async(
+            _infra("spawn"),
+            self._rt.insert_children,
+            self._job_id,
+            adapter,
+            plain,
+        )
+        for child in children:  # enqueued from the workflow body: DBOS records each start once
+            await self._rt.enqueue_child(child)
+        return [child["id"] for child in children]
+
+    async def progress(self) -> Mapping[str, int]:
+        counts: dict[str, int] = await DBOS.run_step_async(
+            _infra("progress"), self._rt.child_progress, self._job_id
+        )
+        return counts
+
+    async def alert(self, kind: str, reason: str, **details: Any) -> None:
+        await DBOS.run_step_async(
+            _infra("alert"), self._rt.alert, self._job_id, kind, reason, details
+        )
 
     async def now(self) -> float:
         return float(await DBOS.run_step_async({"name": "now"}, time.time))

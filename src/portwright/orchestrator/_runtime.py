@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID, SQLAlchemyDatasource
@@ -40,9 +40,15 @@ from portwright.store import (
     is_sqlite,
 )
 
+if TYPE_CHECKING:
+    from portwright.engines import Fleet
+
 __all__ = ["Runtime", "queue_name"]
 
 log = structlog.get_logger("portwright.runtime")
+
+
+PROVIDER_COOLDOWN_S = 20.0
 
 
 def _solver_from(settings: Settings) -> CaptchaSolver | None:
@@ -70,15 +76,21 @@ class Runtime:
         secrets: SecretsProvider | None = None,
         captcha: CaptchaSolver | None = None,
         breaker_policy: BreakerPolicy | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.run_workers = run_workers
         self.executor_id = settings.executor_id()
         self.blobs: BlobStore = blobs or LocalBlobStore(settings.data_dir / "blobs")
-        self.identity: IdentityProvider = identity or DirectIdentity()
+        # The fleet (browsers, proxies, solvers, the engine ladder) is optional; its
+        # proxy pool and solver chain stand in when no identity or captcha is given.
+        self.fleet = fleet
+        fleet_proxies = fleet.proxies if fleet is not None else None
+        self.identity: IdentityProvider = identity or fleet_proxies or DirectIdentity()
         self.secrets: SecretsProvider = secrets or StaticSecrets({})
-        self.captcha = captcha or _solver_from(settings)
+        fleet_captcha = fleet.captcha if fleet is not None else None
+        self.captcha = captcha or fleet_captcha or _solver_from(settings)
         self.breaker_policy = breaker_policy or BreakerPolicy()
         self._store: Store | None = None
         self._datasource: SQLAlchemyDatasource | None = None
@@ -96,6 +108,8 @@ class Runtime:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._store = Store.open(settings.app_database_url)
+        if self.fleet is not None:
+            self.fleet.bind(self._store)
         config: DBOSConfig = {
             "name": "portwright",
             "system_database_url": settings.dbos_database_url,
@@ -129,6 +143,8 @@ class Runtime:
         if self._janitor is not None:
             self._janitor.stop()
             self.store.workers.stopped(self.executor_id)
+        if self.fleet is not None:
+            self.fleet.close()  # on DBOS's loop, which is still running
         DBOS.destroy(destroy_registry=False)
         set_runtime(None)
         self.store.close()
@@ -196,6 +212,67 @@ class Runtime:
         """Enqueue the job's workflow (a no-op if it already exists: the id is the job id)."""
         with SetWorkflowID(job.id), self._options(job):
             await self._queue_for(job).enqueue_async(job_workflow, job.id)
+
+    async def enqueue_child(self, child: dict[str, Any]) -> None:
+        """Enqueue a fan-out child described by `insert_children` (from a workflow body)."""
+        queue = self._queues.get(child["portal"])
+        if queue is None:
+            raise LookupError(f"no queue for portal {child['portal']!r}")
+        options = SetEnqueueOptions(queue_partition_key=child["lock_key"] or child["id"])
+        with SetWorkflowID(child["id"]), options:
+            await queue.enqueue_async(job_workflow, child["id"])
+
+    def insert_children(
+        self, parent_id: str, adapter: str, items: list[tuple[str, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """Validate and insert one child job per item (ids derive from the parent: idempotent)."""
+        parent = self.store.jobs.get(parent_id)
+        child_cls = self.registry.get(adapter)
+        machine = child_cls.machine
+        out = []
+        for index, (key, data) in enumerate(items):
+            model = child_cls.input_model.model_validate(data)
+            record, _ = self.store.jobs.insert(
+                job_id=f"{parent_id}.{index:04d}",
+                tenant_id=parent.tenant_id,
+                adapter=child_cls.name,
+                adapter_version=child_cls.version,
+                portal=child_cls.portal_name(),
+                state=machine.initial,
+                status=machine.status_of(machine.initial),
+                input=model.model_dump(mode="json"),
+                lock_key=child_cls().lock_key(model),
+                priority=0,
+                actor=f"job:{parent_id}",
+                parent_id=parent_id,
+                item_key=key,
+            )
+            out.append({"id": record.id, "portal": record.portal, "lock_key": record.lock_key})
+        return out
+
+    def child_progress(self, parent_id: str) -> dict[str, int]:
+        latest: dict[str, JobRecord] = {}
+        for child in self.store.jobs.children(parent_id):
+            latest[child.item_key or child.id] = child  # ids sort by time: the last one wins
+        counts: dict[str, int] = {"total": len(latest)}
+        for child in latest.values():
+            counts[child.status] = counts.get(child.status, 0) + 1
+        counts["provider_failures"] = self.store.jobs.child_event_count(
+            parent_id, reason_like="provider failing", since=time.time() - 60
+        )
+        return counts
+
+    def alert(self, job_id: str, kind: str, reason: str, details: dict[str, Any]) -> None:
+        """Open a non-parking escalation; a failing provider also slows the children's portal."""
+        job = self.store.jobs.get(job_id)
+        if self.store.jobs.open_alert(job, kind=kind, reason=reason, details=details):
+            log.warning("alert raised", job_id=job_id, kind=kind, reason=reason)
+        if kind == "provider_failing":
+            portals = {c.portal for c in self.store.jobs.children(job_id)}
+            for portal in portals:
+                self.store.portals.extend_cooldown(
+                    portal, until=time.time() + PROVIDER_COOLDOWN_S, reason=reason
+                )
 
     def enqueue_sync(self, job: JobRecord) -> None:
         with SetWorkflowID(job.id), self._options(job):
@@ -281,7 +358,7 @@ class Runtime:
 
     def record_portal_outcome(self, portal: str, *, ok: bool) -> None:
         self.store.portals.record_outcome(f"portal:{portal}", ok=ok, policy=self.breaker_policy)
-        if ok:
+        if ok and self.store.portals.get(portal).degraded_since is not None:
             self.store.portals.set_degraded(portal, reason=None)
 
     def attach_evidence(

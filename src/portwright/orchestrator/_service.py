@@ -89,6 +89,8 @@ class JobService:
         lock_key: str | None = None,
         priority: int = 0,
         actor: str = "api",
+        parent_id: str | None = None,
+        item_key: str | None = None,
     ) -> JobRecord:
         """Validate and accept a job. The same `job_id` twice returns the first job."""
         adapter_cls = self.rt.registry.get(adapter)
@@ -108,6 +110,8 @@ class JobService:
             lock_key=lock,
             priority=priority,
             actor=actor,
+            parent_id=parent_id,
+            item_key=item_key,
         )
         await self.rt.enqueue(record)
         return record
@@ -175,15 +179,25 @@ class JobService:
                 )
 
         result = await asyncio.to_thread(write)
-        if "finished" in result:
+        if "finished" in result and not await self._children_live(job_id):
             raise ConflictError(f"job {job_id} already ended in {result['finished']}")
-        await DBOS.cancel_workflow_async(job_id)
+        if "finished" not in result:
+            await DBOS.cancel_workflow_async(job_id)
+        for child in await self._children_live(job_id):
+            await self.cancel(child.id, actor=actor, reason=reason or f"parent {job_id} cancelled")
         return await self.get(job_id)
+
+    async def _children_live(self, job_id: str) -> list[JobRecord]:
+        children = await asyncio.to_thread(self.store.jobs.children, job_id)
+        return [c for c in children if not self.rt.machine_of(c.adapter).is_terminal(c.state)]
 
     async def pause(
         self, job_id: str, *, actor: str, reason: str = "", tenant_id: str | None = None
     ) -> JobRecord:
+        """Pause a job before its next step; a fan-out parent pauses every unfinished item."""
         job = await self.get(job_id, tenant_id=tenant_id)
+        for child in await self._children_live(job_id):
+            await self.pause(child.id, actor=actor, reason=reason or f"parent {job_id} paused")
         if job.paused:
             return job
         result = await asyncio.to_thread(
@@ -202,6 +216,8 @@ class JobService:
         self, job_id: str, *, actor: str, reason: str = "", tenant_id: str | None = None
     ) -> JobRecord:
         job = await self.get(job_id, tenant_id=tenant_id)
+        for child in await self._children_live(job_id):
+            await self.resume(child.id, actor=actor, reason=reason or f"parent {job_id} resumed")
         if not job.paused:
             return job
         result = await asyncio.to_thread(
@@ -307,6 +323,54 @@ class JobService:
         )
         self.rt.forget_selectors(adapter)
         return record
+
+    # -- fan-out items -------------------------------------------------------------------
+
+    async def items(self, parent_id: str, *, tenant_id: str | None = None) -> list[JobRecord]:
+        """Each item's latest attempt (a child job), in item order."""
+        await self.get(parent_id, tenant_id=tenant_id)
+        children = await asyncio.to_thread(self.store.jobs.children, parent_id)
+        latest: dict[str, JobRecord] = {}
+        for child in children:
+            latest[child.item_key or child.id] = child
+        return sorted(latest.values(), key=lambda c: c.id.split(".r")[0])
+
+    async def retry_items(
+        self,
+        parent_id: str,
+        *,
+        actor: str,
+        item_keys: list[str] | None = None,
+        tenant_id: str | None = None,
+    ) -> list[JobRecord]:
+        """Run failed items again (all, or those named); succeeded ones are left untouched."""
+        items = await self.items(parent_id, tenant_id=tenant_id)
+        chosen = [
+            i for i in items if i.status == "failed" and (not item_keys or i.item_key in item_keys)
+        ]
+        retried = []
+        for item in chosen:
+            base = item.id.split(".r")[0]
+            attempt = len([c for c in await asyncio.to_thread(self.store.jobs.children, parent_id)
+                           if c.id.split(".r")[0] == base])  # fmt: skip
+            record = await self.submit(
+                tenant_id=item.tenant_id,
+                adapter=item.adapter,
+                input=item.input,
+                job_id=f"{base}.r{attempt}",
+                actor=actor,
+                parent_id=parent_id,
+                item_key=item.item_key,
+            )
+            retried.append(record)
+        await asyncio.to_thread(
+            self.store.audit.record,
+            actor=actor, action="items.retry", target_type="job", target_id=parent_id,
+            before={"failed": [i.item_key for i in chosen]},
+            after={"retried": [r.id for r in retried]},
+            tenant_id=items[0].tenant_id if items else None,
+        )  # fmt: skip
+        return retried
 
     # -- steering a portal ---------------------------------------------------------------
 

@@ -1,18 +1,29 @@
-"""The context a step function receives: HTTP session, selectors, evidence, observations."""
+"""The context a step function receives: HTTP, browser, selectors, evidence, observations."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
 
-from portwright.engines.http import CookieRow, classify_response, dump_cookies, new_client
-from portwright.sdk import ChallengeError, Logger, Page, SelectorMap
+from portwright.engines.http import (
+    CookieRow,
+    classify_response,
+    dump_cookies,
+    new_client,
+    summarize,
+)
+from portwright.sdk import ChallengeError, Logger, Page, PermanentError, SelectorMap
 
 if TYPE_CHECKING:
+    from playwright.async_api import Page as BrowserPage
+
+    from portwright.engines.browser import Masker, StepBrowser
+    from portwright.engines.ladder import FetchResult
     from portwright.orchestrator._runtime import Runtime
     from portwright.store import JobRecord
 
@@ -38,7 +49,8 @@ class StepContextImpl:
         self._attempt = attempt
         self._selectors = selectors
         self._proxy = runtime.identity.proxy_for(job.id, job.portal)
-        self._client = new_client(cookies=cookies, proxy=self._proxy)
+        self._cookies = cookies
+        self._client: httpx.AsyncClient | None = None  # created on first use
         self._log: Logger = structlog.get_logger("portwright.step").bind(
             job_id=job.id,
             workflow_id=job.id,
@@ -48,6 +60,9 @@ class StepContextImpl:
             attempt=attempt,
         )
         self.evidence_ids: list[str] = []
+        self._browser: StepBrowser | None = None  # the fleet's browser side, on first use
+        self._secrets_used: list[str] = []  # masked in this step's evidence
+        self._http_log: list[dict[str, Any]] = []
 
     @property
     def job_id(self) -> str:
@@ -67,6 +82,9 @@ class StepContextImpl:
 
     @property
     def http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            hook = self._log_response if self._rt.fleet is not None else None
+            self._client = new_client(cookies=self._cookies, proxy=self._proxy, on_response=hook)
         return self._client
 
     @property
@@ -117,13 +135,79 @@ class StepContextImpl:
         if self._rt.captcha is None:
             raise ChallengeError(f"captcha on {url} and no solver is configured")
         self._log.info("solving captcha", sitekey=sitekey)
-        return await self._rt.captcha.solve(sitekey=sitekey, url=url)
+        return await self._rt.captcha.solve(sitekey=sitekey, url=url, tenant_id=self._job.tenant_id)
+
+    async def remember(self, key: str, value: Any) -> None:
+        await asyncio.to_thread(self._rt.store.jobs.remember, self._job.id, key, value)
+
+    async def recall(self, key: str) -> Any:
+        return await asyncio.to_thread(self._rt.store.jobs.recall, self._job.id, key)
 
     async def secret(self, name: str) -> str:
-        return await asyncio.to_thread(self._rt.secrets.get, self._job.tenant_id, name)
+        value = await asyncio.to_thread(self._rt.secrets.get, self._job.tenant_id, name)
+        self._secrets_used.append(value)
+        return value
+
+    # -- the browser fleet (portwright.engines) ---------------------------------------------
+
+    async def browser(self, *, hardened: bool = False, profile: str | None = None) -> BrowserPage:
+        fleet = self._rt.fleet
+        if fleet is None or fleet.browsers is None:
+            raise PermanentError("this worker has no browser pool (Runtime(fleet=…))")
+        if self._browser is None:
+            job = self._job
+            self._browser = fleet.step_browser(
+                job_id=job.id,
+                seed=job.id,
+                proxy=fleet.identity(job.id, job.portal, self._proxy),
+                sink=self,
+                blobs=self._rt.blobs,
+                prefix=f"{job.tenant_id}/{job.id}",
+                masker=self._masker,
+                on_new_trace=self._trace_created,
+            )
+        return await self._browser.page(hardened=hardened, profile=profile)
+
+    async def fetch(self, url: str, **options: Any) -> FetchResult:
+        fleet = self._rt.fleet
+        if fleet is None:
+            raise PermanentError("this worker has no fleet for the ladder (Runtime(fleet=…))")
+        return await fleet.ladder.fetch(
+            url, tenant_id=self._job.tenant_id, job_id=self._job.id, evidence=self, **options
+        )
+
+    def _masker(self) -> Masker:
+        from portwright.engines.browser import Masker
+
+        return Masker.of(self._secrets_used)
+
+    def _trace_created(self, key: str, size: int) -> None:
+        self.evidence_ids.append(
+            self._rt.store.jobs.add_evidence(
+                job_id=self._job.id,
+                tenant_id=self._job.tenant_id,
+                step=self._step,
+                kind="trace",
+                blob_key=key,
+                content_type="application/zip",
+                size=size,
+                meta={"scope": "job"},
+            )
+        )
+
+    async def _log_response(self, response: httpx.Response) -> None:
+        self._http_log.append(summarize(response))
 
     def cookies(self) -> list[CookieRow]:
-        return dump_cookies(self._client)
+        return self._cookies if self._client is None else dump_cookies(self._client)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        try:
+            if self._browser is not None:
+                await self._browser.aclose()
+            if self._http_log:
+                log = json.dumps(self._http_log)
+                await self.attach("http-log", log, content_type="application/json")
+        finally:
+            if self._client is not None:
+                await self._client.aclose()

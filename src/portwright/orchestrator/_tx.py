@@ -59,8 +59,42 @@ def apply_transition(
             )
         except StaleStateError:
             continue  # someone else moved the job between our read and write: re-read
+        _to_outbox(conn, store, job, new, kind=kind, actor=actor, reason=reason)
         return {"state": new.state, "seq": new.seq, "status": new.status, "from": job.state}
     raise StaleStateError(f"job {job_id} kept changing under us")
+
+
+def _to_outbox(
+    conn: sa.Connection,
+    store: Store,
+    before: JobRecord,
+    after: JobRecord,
+    *,
+    kind: str,
+    actor: str,
+    reason: str,
+) -> None:
+    """The job event's outbox row, in the same transaction (delivery relays it later)."""
+    store.outbox.add(
+        conn,
+        event_id=f"{after.id}:{after.seq}",
+        topic=f"job.{after.status}",
+        tenant_id=after.tenant_id,
+        subject=after.id,
+        platform=after.portal,
+        payload={
+            "job_id": after.id,
+            "adapter": after.adapter,
+            "portal": after.portal,
+            "seq": after.seq,
+            "kind": kind,
+            "from": before.state,
+            "to": after.state,
+            "status": after.status,
+            "actor": actor,
+            "reason": reason,
+        },
+    )
 
 
 def open_escalation(

@@ -1,5 +1,13 @@
-"""Resources the engines draw on: identities (proxies, profiles), secrets, captcha solvers."""
+"""Resources the engines draw on: identities (proxies, profiles), secrets, captcha solvers.
 
+- `ProxyPool` (also the orchestrator's `IdentityProvider`) over `ProxyProvider`s
+  (`StaticProxyList`, `RotatingGateway`); see `portwright.resources.proxies`.
+- `ProfilePool`: persistent browser profiles per user, with cooldown and burns.
+- `SolverChain`: captcha providers (`TwoCaptchaSolver`, …) in fallback order,
+  a breaker each, a `CaptchaBudget` per tenant, an operator last.
+"""
+
+from portwright.resources._breaker import BreakerConfig, CircuitBreaker
 from portwright.resources._captcha import CaptchaSolver, TwoCaptchaSolver
 from portwright.resources._identity import (
     DirectIdentity,
@@ -7,12 +15,43 @@ from portwright.resources._identity import (
     SecretsProvider,
     StaticSecrets,
 )
+from portwright.resources._profiles import (
+    ProfileLease,
+    ProfilePool,
+    ProfilesBurnedError,
+    ProfilesCoolingError,
+)
+from portwright.resources._solvers import CaptchaBudget, OperatorSolver, SolveAttempt, SolverChain
+from portwright.resources.proxies import (
+    PoolExhaustedError,
+    Proxy,
+    ProxyPool,
+    ProxyProvider,
+    RotatingGateway,
+    StaticProxyList,
+)
 
 __all__ = [
+    "BreakerConfig",
+    "CaptchaBudget",
     "CaptchaSolver",
+    "CircuitBreaker",
     "DirectIdentity",
     "IdentityProvider",
+    "OperatorSolver",
+    "PoolExhaustedError",
+    "ProfileLease",
+    "ProfilePool",
+    "ProfilesBurnedError",
+    "ProfilesCoolingError",
+    "Proxy",
+    "ProxyPool",
+    "ProxyProvider",
+    "RotatingGateway",
     "SecretsProvider",
+    "SolveAttempt",
+    "SolverChain",
+    "StaticProxyList",
     "StaticSecrets",
     "TwoCaptchaSolver",
 ]

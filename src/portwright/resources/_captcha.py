@@ -1,7 +1,10 @@
 """Captcha solvers behind one interface. The 2captcha-compatible HTTP client is the first.
 
 A solver that cannot help raises ChallengeError, which sends the job to the
-next solver or, at the end of the chain, to an operator.
+next solver or, at the end of the chain, to an operator. A failure of the
+service itself (unreachable, 5xx, out of balance, bad key) is marked with
+`provider_down=True` in the error's details, so a chain's circuit breaker
+counts it; an unsolvable challenge is not the provider's fault.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -16,11 +20,26 @@ from portwright.sdk import ChallengeError
 
 __all__ = ["CaptchaSolver", "TwoCaptchaSolver"]
 
+# Answers of the 2captcha API that mean the service (or our account) is at fault.
+_PROVIDER_ERRORS = frozenset(
+    {
+        "ERROR_WRONG_USER_KEY",
+        "ERROR_KEY_DOES_NOT_EXIST",
+        "ERROR_ZERO_BALANCE",
+        "ERROR_NO_SLOT_AVAILABLE",
+        "ERROR_IP_NOT_ALLOWED",
+        "IP_BANNED",
+    }
+)
+
 
 class CaptchaSolver(Protocol):
-    """Solve a challenge identified by its site key on the page `url`; return the answer."""
+    """Solve a challenge identified by its site key on the page `url`; return the answer.
 
-    async def solve(self, *, sitekey: str, url: str) -> str: ...
+    `tenant_id` lets a chain charge the right tenant's budget; solvers may ignore it.
+    """
+
+    async def solve(self, *, sitekey: str, url: str, tenant_id: str | None = None) -> str: ...
 
 
 class TwoCaptchaSolver:
@@ -33,28 +52,34 @@ class TwoCaptchaSolver:
         *,
         poll_s: float = 0.25,
         timeout_s: float = 60.0,
+        method: str = "userrecaptcha",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.name = urlsplit(self.base_url).netloc or self.base_url
         self._key = api_key
         self.poll_s = poll_s
         self.timeout_s = timeout_s
+        self.method = method
 
-    async def solve(self, *, sitekey: str, url: str) -> str:
+    def __repr__(self) -> str:
+        return f"TwoCaptchaSolver({self.base_url!r})"
+
+    async def solve(self, *, sitekey: str, url: str, tenant_id: str | None = None) -> str:
         async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
             try:
                 task = await client.post(
                     f"{self.base_url}/in.php",
                     data={
                         "key": self._key,
-                        "method": "userrecaptcha",
+                        "method": self.method,
                         "googlekey": sitekey,
                         "pageurl": url,
                         "json": "1",
                     },
                 )
-                body = task.json()
+                body = _json_of(task)
                 if body.get("status") != 1:
-                    raise ChallengeError(f"solver refused the task: {body.get('request')}")
+                    _raise_refusal("solver refused the task", str(body.get("request")))
                 task_id = str(body["request"])
                 deadline = time.monotonic() + self.timeout_s
                 while time.monotonic() < deadline:
@@ -63,11 +88,33 @@ class TwoCaptchaSolver:
                         f"{self.base_url}/res.php",
                         params={"key": self._key, "action": "get", "id": task_id, "json": "1"},
                     )
-                    answer = result.json()
+                    answer = _json_of(result)
                     if answer.get("status") == 1:
                         return str(answer["request"])
                     if answer.get("request") != "CAPCHA_NOT_READY":
-                        raise ChallengeError(f"solver failed: {answer.get('request')}")
-            except (httpx.HTTPError, ValueError) as exc:
-                raise ChallengeError(f"solver unreachable: {exc!r}") from exc
-        raise ChallengeError(f"solver gave no answer within {self.timeout_s:g}s")
+                        _raise_refusal("solver failed", str(answer.get("request")))
+            except httpx.HTTPError as exc:
+                raise ChallengeError(
+                    f"solver {self.name} unreachable: {exc!r}", provider_down=True
+                ) from exc
+        raise ChallengeError(
+            f"solver {self.name} gave no answer within {self.timeout_s:g}s", provider_down=True
+        )
+
+
+def _json_of(response: httpx.Response) -> dict[str, object]:
+    if response.status_code >= 500:
+        raise ChallengeError(f"solver answered {response.status_code}", provider_down=True)
+    try:
+        body = response.json()
+    except ValueError:
+        raise ChallengeError(
+            f"solver answered {response.status_code} without JSON", provider_down=True
+        ) from None
+    if not isinstance(body, dict):
+        raise ChallengeError("solver answered with a non-object", provider_down=True)
+    return body
+
+
+def _raise_refusal(what: str, code: str) -> None:
+    raise ChallengeError(f"{what}: {code}", provider_down=code in _PROVIDER_ERRORS, code=code)

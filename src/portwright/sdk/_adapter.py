@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -13,6 +13,9 @@ from portwright.sdk._selectors import Page, SelectorMap
 
 if TYPE_CHECKING:
     import httpx
+    from playwright.async_api import Page as BrowserPage
+
+    from portwright.engines.ladder import FetchResult
 
 __all__ = ["Adapter", "Job", "Logger", "RetryPolicy", "StepContext"]
 
@@ -85,8 +88,31 @@ class StepContext(Protocol):
         """Ask the solver chain for an answer; ChallengeError (→ operator) if none can."""
         ...
 
+    async def remember(self, key: str, value: Any) -> None:
+        """Write a durable note for this job now (not at the step's end): after a crash, a
+        re-run of the step can `recall` it, e.g. to know a form was already sent."""
+        ...
+
+    async def recall(self, key: str) -> Any:
+        """A note written by `remember` in this or an earlier run of the job; None if absent."""
+        ...
+
     async def secret(self, name: str) -> str:
         """A credential the job may use, decrypted only inside this step (never logged)."""
+        ...
+
+    async def browser(self, *, hardened: bool = False, profile: str | None = None) -> BrowserPage:
+        """A Playwright page in this step's isolated context: the job's proxy and fingerprint,
+        cookies and storage carried from the job's earlier browser steps (or, with `profile`,
+        a persistent profile of that user). After the step, each open page's screenshot, DOM,
+        URL and timings are recorded (secrets masked), the step joins the job's trace, and
+        the context closes. Playwright errors are translated like any engine's."""
+        ...
+
+    async def fetch(self, url: str, **options: Any) -> FetchResult:
+        """Fetch through the engine ladder (`portwright.engines.ladder.Ladder.fetch` options:
+        engine, wait_for, extract, screenshot, session_id, proxy_tier, country); a banned
+        identity is burned and rotated, an exhausted pool raises BlockedError."""
         ...
 
 
@@ -122,6 +148,21 @@ class Job(Protocol[InputT]):  # type: ignore[misc]
         ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+    async def spawn(
+        self, adapter: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[str]:
+        """Fan out: one child job per (item key, input) of `adapter`, queued in this order.
+        Idempotent: after a crash the same children are found, not created again."""
+        ...
+
+    async def progress(self) -> Mapping[str, int]:
+        """This job's children by status (each item's latest attempt), plus "total"."""
+        ...
+
+    async def alert(self, kind: str, reason: str, **details: Any) -> None:
+        """Tell staff (an open escalation of `kind`) without stopping the job; once per kind."""
+        ...
 
     async def now(self) -> float:
         """The current time, checkpointed (the same value on replay)."""

@@ -1,9 +1,18 @@
 """Persistence: every SQL statement Portwright runs lives in this package."""
 
+from portwright.store._accounts import ApiKeyRecord
 from portwright.store._blobs import BlobStore, LocalBlobStore
+from portwright.store._console import OperatorRecord, OperatorSession
+from portwright.store._deliveries import AttemptRecord, DeliveryFilter, DeliveryRecord
+from portwright.store._dispatch import AssignmentRecord
+from portwright.store._endpoints import EndpointRecord
 from portwright.store._engine import create_engine, is_sqlite
+from portwright.store._fleet import ProxyBurnRecord, TierStatRecord
+from portwright.store._idempotency import IdempotencyClaim
+from portwright.store._inbox import InboxRecord
 from portwright.store._jobs import JobNotFoundError, StaleStateError
 from portwright.store._migrate import current_revision, head_revision, metadata_of, migrate
+from portwright.store._outbox import OutboxRecord
 from portwright.store._portals import BreakerPolicy
 from portwright.store._records import (
     AuditRecord,
@@ -19,24 +28,43 @@ from portwright.store._records import (
     WorkerRecord,
 )
 from portwright.store._store import Store
+from portwright.store._usage import UsageSummary, UsageTotals
+from portwright.store._vault import CredentialRecord, DataKeyRecord
 
 __all__ = [
+    "ApiKeyRecord",
+    "AssignmentRecord",
+    "AttemptRecord",
     "AuditRecord",
     "BlobStore",
     "BreakerPolicy",
     "BreakerRecord",
+    "CredentialRecord",
+    "DataKeyRecord",
+    "DeliveryFilter",
+    "DeliveryRecord",
+    "EndpointRecord",
     "EscalationRecord",
     "EventRecord",
     "EvidenceRecord",
+    "IdempotencyClaim",
+    "InboxRecord",
     "JobNotFoundError",
     "JobRecord",
     "LocalBlobStore",
     "ObservationRecord",
+    "OperatorRecord",
+    "OperatorSession",
+    "OutboxRecord",
     "PortalRecord",
+    "ProxyBurnRecord",
     "SelectorMapRecord",
     "StaleStateError",
     "Store",
     "TenantRecord",
+    "TierStatRecord",
+    "UsageSummary",
+    "UsageTotals",
     "WorkerRecord",
     "create_engine",
     "current_revision",

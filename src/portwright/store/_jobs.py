@@ -46,6 +46,8 @@ class JobRepository:
         priority: int,
         actor: str,
         reason: str = "submitted",
+        parent_id: str | None = None,
+        item_key: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Insert a job and its first event; returns (job, created). Same id twice is a no-op."""
         now = time.time()
@@ -65,6 +67,8 @@ class JobRepository:
                     input=input,
                     lock_key=lock_key,
                     priority=priority,
+                    parent_id=parent_id,
+                    item_key=item_key,
                     seq=1,
                     created_at=now,
                     updated_at=now,
@@ -184,6 +188,40 @@ class JobRepository:
         with self.engine.connect() as conn:
             return [to_record(JobRecord, row) for row in conn.execute(query)]
 
+    def remember(self, job_id: str, key: str, value: Any) -> None:
+        """Write one durable note for a job, immediately (steps use notes to be safe to re-run)."""
+        with self.engine.begin() as conn:
+            job = self.lock(conn, job_id)
+            notes = {**(job.notes or {}), key: value}
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(notes=notes))
+
+    def recall(self, job_id: str, key: str) -> Any:
+        return (self.get(job_id).notes or {}).get(key)
+
+    def children(self, parent_id: str) -> list[JobRecord]:
+        """Every child job of a fan-out parent, oldest first (retries included)."""
+        query = sa.select(jobs).where(jobs.c.parent_id == parent_id).order_by(jobs.c.id)
+        with self.engine.connect() as conn:
+            return [to_record(JobRecord, row) for row in conn.execute(query)]
+
+    def child_event_count(
+        self, parent_id: str, *, reason_like: str, since: float, to_state: str | None = None
+    ) -> int:
+        """How many events of a parent's children since `since` have a reason like `%x%`."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(job_events.join(jobs, jobs.c.id == job_events.c.job_id))
+            .where(
+                jobs.c.parent_id == parent_id,
+                job_events.c.created_at >= since,
+                job_events.c.reason.like(f"%{reason_like}%"),
+            )
+        )
+        if to_state is not None:
+            query = query.where(job_events.c.to_state == to_state)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def ids_where(self, *, portal: str | None = None, statuses: tuple[str, ...] = ()) -> list[str]:
         query = sa.select(jobs.c.id)
         if portal is not None:
@@ -218,6 +256,25 @@ class JobRepository:
             return [to_record(EventRecord, row) for row in rows]
 
     # -- escalations ---------------------------------------------------------------------
+
+    def open_alert(
+        self, job: JobRecord, *, kind: str, reason: str, details: dict[str, Any]
+    ) -> str | None:
+        """An escalation that does not park the job (staff are told; the job goes on).
+        At most one open alert of a kind per job: returns None if one is open already."""
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                sa.select(escalations.c.id).where(
+                    escalations.c.job_id == job.id,
+                    escalations.c.kind == kind,
+                    escalations.c.status != "resolved",
+                )
+            ).first()
+            if exists is not None:
+                return None
+            return self.open_escalation(
+                conn, job, kind=kind, step="alert", reason=reason, details=details
+            )
 
     def open_escalation(
         self,

@@ -116,8 +116,18 @@ class PortalRepository:
         return to_record(BreakerRecord, row)
 
     def record_outcome(self, name: str, *, ok: bool, policy: BreakerPolicy) -> BreakerRecord:
-        """Record one call's outcome and move the breaker; returns its new state."""
+        """Record one call's outcome and move the breaker; returns its new state.
+
+        A success on a closed breaker cannot move it, so it only appends its outcome row
+        (no lock, no window count); failures and half-open probes take the full path.
+        """
         now = time.time()
+        if ok:
+            current = self.breaker(name)
+            if current.state == "closed":
+                with self.engine.begin() as conn:
+                    conn.execute(breaker_outcomes.insert().values(name=name, ok=True, at=now))
+                return current
         with self.engine.begin() as conn:
             conn.execute(breaker_outcomes.insert().values(name=name, ok=ok, at=now))
             self._ensure_breaker(conn, name, now)
@@ -177,6 +187,11 @@ class PortalRepository:
     def allow(self, name: str, *, policy: BreakerPolicy) -> tuple[bool, float | None]:
         """May a call go through? (allowed, retry_at). An expired open breaker lets one probe in."""
         now = time.time()
+        current = self.breaker(name)  # read-only fast path: most calls meet a closed breaker
+        if current.state == "closed":
+            return True, None
+        if current.state == "open" and current.open_until is not None and current.open_until > now:
+            return False, float(current.open_until)
         with self.engine.begin() as conn:
             row = conn.execute(
                 sa.select(breakers).where(breakers.c.name == name).with_for_update()

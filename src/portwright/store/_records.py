@@ -64,6 +64,9 @@ class JobRecord:
     created_at: float
     updated_at: float
     finished_at: float | None
+    parent_id: str | None = None
+    item_key: str | None = None
+    notes: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,15 +15,30 @@ __all__ = [
     "audit_log",
     "breaker_outcomes",
     "breakers",
+    "console_sessions",
+    "credentials",
+    "deliveries",
+    "delivery_attempts",
+    "dispatch_assignments",
     "escalations",
     "evidence",
+    "idempotency_keys",
     "job_events",
     "jobs",
     "metadata",
     "observations",
+    "operators",
+    "outbox",
     "portals",
+    "proxy_burns",
     "selector_maps",
     "tenants",
+    "tier_memory",
+    "usage_counters",
+    "usage_records",
+    "vault_keys",
+    "webhook_endpoints",
+    "webhook_inbox",
     "workers",
 ]
 
@@ -57,6 +72,7 @@ api_keys = sa.Table(
     sa.Column("name", sa.String(200), nullable=False, server_default=""),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),
+    sa.Column("scopes", sa.String(200), nullable=False, server_default="jobs"),
 )
 
 portals = sa.Table(
@@ -111,6 +127,9 @@ jobs = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("waiting_for", sa.String(100)),
     sa.Column("lock_key", sa.String(200)),
+    sa.Column("parent_id", sa.String(64)),
+    sa.Column("item_key", sa.String(200)),
+    sa.Column("notes", Json),
     sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
     sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -122,6 +141,7 @@ jobs = sa.Table(
     sa.Index(None, "tenant_id", "created_at"),
     sa.Index(None, "portal", "status"),
     sa.Index(None, "status", "created_at"),
+    sa.Index(None, "parent_id", "item_key"),
 )
 
 job_events = sa.Table(
@@ -235,4 +255,231 @@ audit_log = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index(None, "target_type", "target_id"),
     sa.Index(None, "created_at"),
+)
+
+# -- gateway (migration 0002) --------------------------------------------------------------
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("headers", Json),
+    sa.Column("body", sa.LargeBinary),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index(None, "expires_at"),
+)
+
+webhook_inbox = sa.Table(
+    "webhook_inbox",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("external_id", sa.String(200), nullable=False, server_default=""),
+    sa.Column("event_id", sa.String(255), nullable=False),
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64)),
+    sa.Column("event_type", sa.String(200), nullable=False, server_default=""),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("leased_by", sa.String(200)),
+    sa.Column("result", sa.Text),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("processed_at", sa.Float),
+    sa.UniqueConstraint("source", "external_id", "event_id"),
+    sa.Index(None, "status", "next_attempt_at"),
+)
+
+vault_keys = sa.Table(
+    "vault_keys",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("master_kid", sa.String(32), nullable=False),
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("key_version", sa.Integer, nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+usage_counters = sa.Table(
+    "usage_counters",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("jobs", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("credits", sa.Integer, nullable=False, server_default="0"),
+)
+
+usage_records = sa.Table(
+    "usage_records",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("api_key_id", sa.String(64)),
+    sa.Column("job_id", sa.String(64)),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("tier", sa.String(16)),
+    sa.Column("credits", sa.Integer, nullable=False),
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "period"),
+)
+
+# -- the browser fleet (engines): tier memory per site, proxy burns ------------------------
+
+tier_memory = sa.Table(
+    "tier_memory",
+    metadata,
+    sa.Column("site", sa.String(255), primary_key=True),
+    sa.Column("rung", sa.String(32), primary_key=True),
+    sa.Column("successes", sa.Float, nullable=False, server_default="0"),
+    sa.Column("failures", sa.Float, nullable=False, server_default="0"),
+    sa.Column("last_ok_at", sa.Float),
+    sa.Column("last_fail_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+proxy_burns = sa.Table(
+    "proxy_burns",
+    metadata,
+    sa.Column("proxy", sa.String(200), primary_key=True),
+    sa.Column("scope", sa.String(255), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("burned_at", sa.Float, nullable=False),
+    sa.Column("until", sa.Float),
+    sa.Index(None, "until"),
+)
+
+# -- operator console (migration 0006) -----------------------------------------------------
+
+operators = sa.Table(
+    "operators",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id")),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("disabled_at", sa.Float),
+)
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("operator_id", sa.String(64), sa.ForeignKey("operators.id"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index(None, "operator_id"),
+)
+
+
+# -- delivery (0005) ---------------------------------------------------------------------
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("event_id", sa.String(120), nullable=False, unique=True),
+    sa.Column("tenant_id", sa.String(64)),
+    sa.Column("topic", sa.String(100), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False, server_default=""),
+    sa.Column("platform", sa.String(100)),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("published_at", sa.Float),
+    sa.Index(None, "published_at", "id"),
+    sa.Index(None, "tenant_id", "id"),
+)
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False, server_default="webhook"),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secrets", Json, nullable=False),
+    sa.Column("topics", Json, nullable=False),
+    sa.Column("platform", sa.String(100)),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("max_attempts", sa.Integer, nullable=False, server_default="8"),
+    sa.Column("breaker_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("breaker_open_until", sa.Float),
+    sa.Column("delayed_since", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("outbox_id", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.String(120), nullable=False),
+    sa.Column("endpoint_id", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("topic", sa.String(100), nullable=False),
+    sa.Column("platform", sa.String(100)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("leased_by", sa.String(200)),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("event_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.UniqueConstraint("endpoint_id", "event_id"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "tenant_id", "status"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("delivery_id", sa.String(64), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+dispatch_assignments = sa.Table(
+    "dispatch_assignments",
+    metadata,
+    sa.Column("order_key", sa.String(200), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("platform", sa.String(100), nullable=False),
+    sa.Column("order_id", sa.String(200), nullable=False),
+    sa.Column("driver_id", sa.String(100)),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index(None, "tenant_id", "driver_id"),
 )

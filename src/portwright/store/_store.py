@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from portwright.store._accounts import AccountRepository
+from portwright.store._console import ConsoleRepository
+from portwright.store._deliveries import DeliveryRepository
+from portwright.store._dispatch import DispatchRepository
+from portwright.store._endpoints import EndpointRepository
 from portwright.store._engine import create_engine
+from portwright.store._fleet import FleetRepository
+from portwright.store._idempotency import IdempotencyRepository
+from portwright.store._inbox import InboxRepository
 from portwright.store._jobs import JobRepository
 from portwright.store._migrate import migrate
 from portwright.store._misc import AuditRepository, IntelRepository, TenantRepository
+from portwright.store._outbox import OutboxRepository
 from portwright.store._portals import PortalRepository
+from portwright.store._usage import UsageRepository
+from portwright.store._vault import VaultRepository
 from portwright.store._workers import WorkerRepository
 
 __all__ = ["Store"]
@@ -25,6 +36,17 @@ class Store:
         self.tenants = TenantRepository(engine)
         self.intel = IntelRepository(engine)
         self.audit = AuditRepository(engine)
+        self.accounts = AccountRepository(engine)
+        self.idempotency = IdempotencyRepository(engine)
+        self.inbox = InboxRepository(engine)
+        self.vault = VaultRepository(engine)
+        self.usage = UsageRepository(engine)
+        self.fleet = FleetRepository(engine)
+        self.outbox = OutboxRepository(engine)
+        self.endpoints = EndpointRepository(engine)
+        self.deliveries = DeliveryRepository(engine)
+        self.dispatch = DispatchRepository(engine)
+        self.console = ConsoleRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:

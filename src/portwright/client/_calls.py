@@ -1,0 +1,122 @@
+"""Each API call as data (method, path, body, answer model), shared by both clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel
+
+from portwright.client._models import (
+    BatchRequest,
+    BatchResponse,
+    ControlRequest,
+    Credential,
+    CredentialList,
+    CredentialPut,
+    EventList,
+    InputRequest,
+    Job,
+    JobList,
+    JobSubmit,
+    Me,
+    Portal,
+    PortalList,
+    ScrapeRequest,
+    Usage,
+)
+
+__all__ = ["Call", "Calls"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Call(Generic[M]):
+    method: str
+    path: str
+    model: type[M] | None
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _p(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _dump(model: BaseModel) -> Any:
+    return model.model_dump(mode="json", exclude_unset=True)
+
+
+class Calls:
+    """Builders for every endpoint; `Client` and `AsyncClient` only send them."""
+
+    @staticmethod
+    def submit(
+        adapter: str, input: dict[str, Any], *, priority: int = 0, lock_key: str | None = None
+    ) -> Call[Job]:
+        body = JobSubmit(adapter=adapter, input=input, priority=priority, lock_key=lock_key)
+        return Call("POST", "/v1/jobs", Job, _dump(body))
+
+    @staticmethod
+    def get_job(job_id: str) -> Call[Job]:
+        return Call("GET", f"/v1/jobs/{_p(job_id)}", Job)
+
+    @staticmethod
+    def list_jobs(**filters: Any) -> Call[JobList]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return Call("GET", "/v1/jobs", JobList, params=params)
+
+    @staticmethod
+    def events(job_id: str) -> Call[EventList]:
+        return Call("GET", f"/v1/jobs/{_p(job_id)}/events", EventList)
+
+    @staticmethod
+    def provide_input(job_id: str, name: str, value: Any) -> Call[Job]:
+        body = InputRequest(name=name, value=value)
+        return Call("POST", f"/v1/jobs/{_p(job_id)}/input", Job, _dump(body))
+
+    @staticmethod
+    def control(job_id: str, action: str, reason: str = "") -> Call[Job]:
+        body = _dump(ControlRequest(reason=reason)) if reason else None
+        return Call("POST", f"/v1/jobs/{_p(job_id)}/{action}", Job, body)
+
+    @staticmethod
+    def portals() -> Call[PortalList]:
+        return Call("GET", "/v1/portals", PortalList)
+
+    @staticmethod
+    def portal_control(name: str, action: str, reason: str = "") -> Call[Portal]:
+        body = _dump(ControlRequest(reason=reason)) if reason else None
+        return Call("POST", f"/v1/portals/{_p(name)}/{action}", Portal, body)
+
+    @staticmethod
+    def scrape(request: ScrapeRequest) -> Call[Job]:
+        return Call("POST", "/v1/scrape", Job, _dump(request))
+
+    @staticmethod
+    def batch(request: BatchRequest) -> Call[BatchResponse]:
+        return Call("POST", "/v1/batch", BatchResponse, _dump(request))
+
+    @staticmethod
+    def usage(period: str | None = None) -> Call[Usage]:
+        return Call("GET", "/v1/usage", Usage, params={"period": period} if period else {})
+
+    @staticmethod
+    def me() -> Call[Me]:
+        return Call("GET", "/v1/me", Me)
+
+    @staticmethod
+    def put_credential(name: str, value: str) -> Call[Credential]:
+        return Call(
+            "PUT", f"/v1/credentials/{_p(name)}", Credential, _dump(CredentialPut(value=value))
+        )
+
+    @staticmethod
+    def credentials() -> Call[CredentialList]:
+        return Call("GET", "/v1/credentials", CredentialList)
+
+    @staticmethod
+    def delete_credential(name: str) -> Call[BaseModel]:
+        return Call("DELETE", f"/v1/credentials/{_p(name)}", None)

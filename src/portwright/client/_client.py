@@ -1,0 +1,269 @@
+"""`Client` and `AsyncClient`: typed wrappers over httpx for Portwright's public API.
+
+    with Client("http://127.0.0.1:8000", api_key="pw_…") as pw:
+        job = pw.submit("echo", {"url": "…", "key": "k"}, idempotency_key="order-17")
+        print(pw.get_job(job.id).state)
+
+Every method returns a wire model (`portwright.client._models`) or raises an
+`APIError` subclass. POST methods take `idempotency_key=`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from portwright.client._calls import Call, Calls
+from portwright.client._errors import raise_for_answer
+from portwright.client._models import (
+    BatchRequest,
+    BatchResponse,
+    Credential,
+    CredentialList,
+    EventList,
+    Job,
+    JobList,
+    Me,
+    Portal,
+    PortalList,
+    ScrapeRequest,
+    Usage,
+)
+
+__all__ = ["AsyncClient", "Client"]
+
+M = TypeVar("M", bound=BaseModel)
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _request_kw(call: Call[Any], idempotency_key: str | None) -> dict[str, Any]:
+    headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
+    kw: dict[str, Any] = {"params": call.params, "headers": headers}
+    if call.json is not None:
+        kw["json"] = call.json
+    return kw
+
+
+def _answer(call: Call[M], response: httpx.Response) -> M:
+    raise_for_answer(response)
+    assert call.model is not None
+    return call.model.model_validate_json(response.content)
+
+
+class Client:
+    """The synchronous client."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.http = httpx.Client(
+            base_url=base_url, headers=_headers(api_key), timeout=timeout, transport=transport
+        )
+
+    def send(self, call: Call[M], *, idempotency_key: str | None = None) -> M:
+        response = self.http.request(call.method, call.path, **_request_kw(call, idempotency_key))
+        return _answer(call, response)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        adapter: str,
+        input: dict[str, Any],
+        *,
+        priority: int = 0,
+        lock_key: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        call = Calls.submit(adapter, input, priority=priority, lock_key=lock_key)
+        return self.send(call, idempotency_key=idempotency_key)
+
+    def get_job(self, job_id: str) -> Job:
+        return self.send(Calls.get_job(job_id))
+
+    def list_jobs(self, **filters: Any) -> JobList:
+        return self.send(Calls.list_jobs(**filters))
+
+    def events(self, job_id: str) -> EventList:
+        return self.send(Calls.events(job_id))
+
+    def provide_input(
+        self, job_id: str, name: str, value: Any, *, idempotency_key: str | None = None
+    ) -> Job:
+        return self.send(Calls.provide_input(job_id, name, value), idempotency_key=idempotency_key)
+
+    def cancel(self, job_id: str, reason: str = "") -> Job:
+        return self.send(Calls.control(job_id, "cancel", reason))
+
+    def pause(self, job_id: str, reason: str = "") -> Job:
+        return self.send(Calls.control(job_id, "pause", reason))
+
+    def resume(self, job_id: str, reason: str = "") -> Job:
+        return self.send(Calls.control(job_id, "resume", reason))
+
+    def retry(self, job_id: str, reason: str = "") -> Job:
+        return self.send(Calls.control(job_id, "retry", reason))
+
+    # -- portals, scraping, account ------------------------------------------------------
+
+    def portals(self) -> PortalList:
+        return self.send(Calls.portals())
+
+    def pause_portal(self, name: str, reason: str = "") -> Portal:
+        return self.send(Calls.portal_control(name, "pause", reason))
+
+    def resume_portal(self, name: str, reason: str = "") -> Portal:
+        return self.send(Calls.portal_control(name, "resume", reason))
+
+    def scrape(self, request: ScrapeRequest, *, idempotency_key: str | None = None) -> Job:
+        return self.send(Calls.scrape(request), idempotency_key=idempotency_key)
+
+    def batch(self, request: BatchRequest, *, idempotency_key: str | None = None) -> BatchResponse:
+        return self.send(Calls.batch(request), idempotency_key=idempotency_key)
+
+    def usage(self, period: str | None = None) -> Usage:
+        return self.send(Calls.usage(period))
+
+    def me(self) -> Me:
+        return self.send(Calls.me())
+
+    def put_credential(self, name: str, value: str) -> Credential:
+        return self.send(Calls.put_credential(name, value))
+
+    def credentials(self) -> CredentialList:
+        return self.send(Calls.credentials())
+
+    def delete_credential(self, name: str) -> None:
+        call = Calls.delete_credential(name)
+        raise_for_answer(self.http.request(call.method, call.path))
+
+
+class AsyncClient:
+    """The asynchronous client: the same methods, awaited."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limits: httpx.Limits | None = None,
+    ) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url,
+            headers=_headers(api_key),
+            timeout=timeout,
+            transport=transport,
+            limits=limits or httpx.Limits(max_connections=100),
+        )
+
+    async def send(self, call: Call[M], *, idempotency_key: str | None = None) -> M:
+        kw = _request_kw(call, idempotency_key)
+        response = await self.http.request(call.method, call.path, **kw)
+        return _answer(call, response)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        adapter: str,
+        input: dict[str, Any],
+        *,
+        priority: int = 0,
+        lock_key: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        call = Calls.submit(adapter, input, priority=priority, lock_key=lock_key)
+        return await self.send(call, idempotency_key=idempotency_key)
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.send(Calls.get_job(job_id))
+
+    async def list_jobs(self, **filters: Any) -> JobList:
+        return await self.send(Calls.list_jobs(**filters))
+
+    async def events(self, job_id: str) -> EventList:
+        return await self.send(Calls.events(job_id))
+
+    async def provide_input(
+        self, job_id: str, name: str, value: Any, *, idempotency_key: str | None = None
+    ) -> Job:
+        call = Calls.provide_input(job_id, name, value)
+        return await self.send(call, idempotency_key=idempotency_key)
+
+    async def cancel(self, job_id: str, reason: str = "") -> Job:
+        return await self.send(Calls.control(job_id, "cancel", reason))
+
+    async def pause(self, job_id: str, reason: str = "") -> Job:
+        return await self.send(Calls.control(job_id, "pause", reason))
+
+    async def resume(self, job_id: str, reason: str = "") -> Job:
+        return await self.send(Calls.control(job_id, "resume", reason))
+
+    async def retry(self, job_id: str, reason: str = "") -> Job:
+        return await self.send(Calls.control(job_id, "retry", reason))
+
+    # -- portals, scraping, account ------------------------------------------------------
+
+    async def portals(self) -> PortalList:
+        return await self.send(Calls.portals())
+
+    async def pause_portal(self, name: str, reason: str = "") -> Portal:
+        return await self.send(Calls.portal_control(name, "pause", reason))
+
+    async def resume_portal(self, name: str, reason: str = "") -> Portal:
+        return await self.send(Calls.portal_control(name, "resume", reason))
+
+    async def scrape(self, request: ScrapeRequest, *, idempotency_key: str | None = None) -> Job:
+        return await self.send(Calls.scrape(request), idempotency_key=idempotency_key)
+
+    async def batch(
+        self, request: BatchRequest, *, idempotency_key: str | None = None
+    ) -> BatchResponse:
+        return await self.send(Calls.batch(request), idempotency_key=idempotency_key)
+
+    async def usage(self, period: str | None = None) -> Usage:
+        return await self.send(Calls.usage(period))
+
+    async def me(self) -> Me:
+        return await self.send(Calls.me())
+
+    async def put_credential(self, name: str, value: str) -> Credential:
+        return await self.send(Calls.put_credential(name, value))
+
+    async def credentials(self) -> CredentialList:
+        return await self.send(Calls.credentials())
+
+    async def delete_credential(self, name: str) -> None:
+        call = Calls.delete_credential(name)
+        raise_for_answer(await self.http.request(call.method, call.path))

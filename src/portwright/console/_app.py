@@ -1,0 +1,84 @@
+"""The console as one sub-application, mounted by the gateway at `/console`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException, Request
+from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from portwright.console._auth import ForbiddenError, LoginLimiter, LoginRequiredError, Sessions
+from portwright.console._escalations import escalations_router
+from portwright.console._live import live_router
+from portwright.console._pages import pages_router
+from portwright.console._render import PREFIX, page
+from portwright.console._session import session_router
+from portwright.orchestrator import ConflictError, JobService
+from portwright.settings import Settings
+
+__all__ = ["console_app", "mount_console"]
+
+SECURITY_HEADERS = {
+    "x-frame-options": "SAMEORIGIN",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
+
+
+def console_app(service: JobService, settings: Settings) -> FastAPI:
+    """The operator console for a started runtime's `service` (served under `/console`)."""
+    del settings  # nothing tunable yet; kept so the console reads config like the gateway
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+    app.state.sessions = Sessions(service.store)
+    app.state.login_limiter = LoginLimiter()
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.include_router(session_router())
+    app.include_router(live_router(service.store))
+    app.include_router(pages_router(service))
+    app.include_router(escalations_router(service))
+
+    @app.exception_handler(LoginRequiredError)
+    async def _login(request: Request, exc: LoginRequiredError) -> Response:
+        if request.method in ("GET", "HEAD") and request.url.path != PREFIX + "/live":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"{PREFIX}/login?next={quote(target)}", status_code=303)
+        return page(request, "error.html", None, status_code=401, message="Sign in first.")
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(request: Request, exc: ForbiddenError) -> Response:
+        return page(request, "error.html", None, status_code=403, message=f"ForbiddenError: {exc}")
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(request: Request, exc: ConflictError) -> Response:
+        return page(request, "error.html", None, status_code=409, message=str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        return page(request, "error.html", None, status_code=exc.status_code,
+                    message=str(exc.detail))  # fmt: skip
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if "/evidence/" in request.url.path:
+            # A sandboxed snapshot has an opaque origin: SAMEORIGIN would blank the frame;
+            # framing is limited by the CSP's sandbox and the console's own pages instead.
+            del response.headers["x-frame-options"]
+        return response
+
+    return app
+
+
+def mount_console(app: FastAPI, service: JobService, settings: Settings) -> FastAPI:
+    """Mount the console on the gateway `app` at `/console`; returns the console app."""
+    console = console_app(service, settings)
+    app.mount(PREFIX, console)
+    app.add_api_route(
+        PREFIX, lambda: RedirectResponse(PREFIX + "/", status_code=307), include_in_schema=False
+    )
+    return console

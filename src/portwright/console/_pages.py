@@ -1,0 +1,134 @@
+"""Dashboard, jobs (list, page, fan-out items, report), evidence and the audit page."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from starlette.responses import RedirectResponse, Response
+
+from portwright.console._auth import Operator, need
+from portwright.console._render import PREFIX, page
+from portwright.console._views import dashboard, mask
+from portwright.orchestrator import JobService
+from portwright.reports import build_report, to_csv, to_html, to_json
+from portwright.store import JobNotFoundError
+
+__all__ = ["pages_router"]
+
+Viewer = Annotated[Operator, Depends(need("viewer"))]
+Acting = Annotated[Operator, Depends(need("operator"))]
+UNTRUSTED_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled")
+
+
+def pages_router(service: JobService) -> APIRouter:
+    router = APIRouter()
+    store = service.store
+
+    async def job_or_404(job_id: str, op: Operator):  # type: ignore[no-untyped-def]
+        try:
+            return await service.get(job_id, tenant_id=op.tenant_id)
+        except JobNotFoundError as exc:
+            raise HTTPException(404, f"no job {job_id}") from exc
+
+    @router.get("/")
+    async def home(request: Request, op: Viewer) -> Response:
+        stats = await asyncio.to_thread(dashboard, store, tenant_id=op.tenant_id)
+        return page(request, "dashboard.html", op, nav="dashboard", stats=stats,
+                    live_template="_dashboard_live.html")  # fmt: skip
+
+    @router.get("/jobs")
+    async def jobs(
+        request: Request, op: Viewer, q: str = "", status: str = "", portal: str = "",
+        adapter: str = "",
+    ) -> Response:  # fmt: skip
+        rows = await asyncio.to_thread(
+            store.console.find_jobs, tenant_id=op.tenant_id, text=q.strip(), status=status or None,
+            portal=portal or None, adapter=adapter or None,
+        )  # fmt: skip
+        return page(request, "jobs.html", op, nav="jobs", jobs=rows, statuses=STATUSES,
+                    filters={"q": q, "status": status, "portal": portal, "adapter": adapter},
+                    live_template="_jobs_live.html")  # fmt: skip
+
+    @router.get("/jobs/{job_id}")
+    async def job_page(request: Request, job_id: str, op: Viewer) -> Response:
+        job = await job_or_404(job_id, op)
+        events = await service.events(job_id, tenant_id=op.tenant_id)
+        evidence = await asyncio.to_thread(store.jobs.evidence, job_id, tenant_id=op.tenant_id)
+        escalations = await service.escalations(job_id=job_id, tenant_id=op.tenant_id)
+        items = await service.items(job_id, tenant_id=op.tenant_id)
+        counts: dict[str, int] = {}
+        for item in items:
+            counts[item.status] = counts.get(item.status, 0) + 1
+        return page(
+            request, "job.html", op, nav="jobs", job=job, events=events, evidence=evidence,
+            escalations=escalations, items=items, item_counts=counts,
+            input=mask(job.input), output=mask(job.output), mask=mask,
+            live_template="_job_live.html",
+        )  # fmt: skip
+
+    @router.post("/jobs/{job_id}/{action}")
+    async def job_action(
+        request: Request, job_id: str, action: str, op: Acting,
+        reason: Annotated[str, Form()] = "",
+    ) -> Response:  # fmt: skip
+        await job_or_404(job_id, op)
+        actor, tenant = op.actor, op.tenant_id
+        if action == "pause":
+            await service.pause(job_id, reason=reason, actor=actor, tenant_id=tenant)
+        elif action == "resume":
+            await service.resume(job_id, reason=reason, actor=actor, tenant_id=tenant)
+        elif action == "cancel":
+            reason = reason or f"cancelled by {actor}"
+            await service.cancel(job_id, reason=reason, actor=actor, tenant_id=tenant)
+        elif action == "retry-items":
+            await service.retry_items(job_id, actor=actor, tenant_id=tenant)
+        else:
+            raise HTTPException(404, f"no job action {action}")
+        return RedirectResponse(f"{PREFIX}/jobs/{job_id}", status_code=303)
+
+    @router.get("/jobs/{job_id}/report.{fmt}")
+    async def report(job_id: str, fmt: str, op: Viewer) -> Response:
+        await job_or_404(job_id, op)
+        built = await asyncio.to_thread(build_report, store, job_id, tenant_id=op.tenant_id)
+        renderers = {"csv": (to_csv, "text/csv"), "json": (to_json, "application/json"),
+                     "html": (to_html, "text/html")}  # fmt: skip
+        if fmt not in renderers:
+            raise HTTPException(404, "report formats: csv, json, html")
+        render, media = renderers[fmt]
+        headers = {} if fmt == "html" else {
+            "content-disposition": f'attachment; filename="{job_id}-report.{fmt}"'
+        }  # fmt: skip
+        return Response(render(built), media_type=media, headers=headers)
+
+    @router.get("/evidence/{evidence_id}")
+    async def evidence_blob(evidence_id: str, op: Viewer, download: bool = False) -> Response:
+        item = await asyncio.to_thread(
+            store.console.evidence_item, evidence_id, tenant_id=op.tenant_id
+        )
+        if item is None:
+            raise HTTPException(404, f"no evidence {evidence_id}")
+        data = await asyncio.to_thread(service.rt.blobs.get, item.blob_key)
+        headers = {
+            # Portal HTML is untrusted: no scripts, no same-origin access, ever.
+            "content-security-policy": UNTRUSTED_CSP,
+            "x-content-type-options": "nosniff",
+        }
+        if download:
+            headers["content-disposition"] = f'attachment; filename="{item.id}-{item.kind}"'
+        return Response(data, media_type=item.content_type, headers=headers)
+
+    @router.get("/audit")
+    async def audit(
+        request: Request, op: Viewer, actor: str = "", action: str = "", target: str = ""
+    ) -> Response:
+        rows = await asyncio.to_thread(
+            store.console.audit, tenant_id=op.tenant_id, actor=actor, action=action, target=target
+        )
+        return page(request, "audit.html", op, nav="audit", rows=rows, mask=mask,
+                    filters={"actor": actor, "action": action, "target": target},
+                    live_template="_audit_live.html")  # fmt: skip
+
+    return router

@@ -1,0 +1,74 @@
+"""Templates and the page helper every route uses."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import Response
+
+from portwright.console._auth import Operator
+
+__all__ = ["PREFIX", "page", "templates"]
+
+PREFIX = "/console"
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _ts(value: float | None) -> str:
+    if not value:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+
+
+def _ago(value: float | None) -> str:
+    if not value:
+        return "—"
+    seconds = max(0, int(time.time() - value))
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
+
+
+def _duration(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 60:
+        return f"{value:.1f}s"
+    return f"{int(value // 60)}m {int(value % 60)}s"
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+templates.env.filters["ts"] = _ts
+templates.env.filters["ago"] = _ago
+templates.env.filters["duration"] = _duration
+templates.env.filters["pretty"] = _pretty
+
+
+def page(
+    request: Request,
+    template: str,
+    op: Operator | None,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    """Render a page; with `?fragment=1` only its live region (the `live` block's include)."""
+    if request.query_params.get("fragment") and "live_template" in context:
+        template = context["live_template"]
+    return templates.TemplateResponse(
+        request,
+        template,
+        {"op": op, "prefix": PREFIX, "nav": context.pop("nav", ""), **context},
+        status_code=status_code,
+        headers={"cache-control": "no-store"},
+    )

@@ -1,0 +1,119 @@
+"""What the console's pages show, computed from the store: masking, stats, statuses."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from portwright.store import PortalRecord, Store
+
+__all__ = ["MASK", "Dashboard", "dashboard", "mask", "portal_status"]
+
+MASK = "••••••"
+SECRET_HINTS = (
+    "password", "passwd", "secret", "token", "otp", "code", "card", "cvv", "cvc", "pin",
+    "api_key", "apikey", "credential", "iban", "ssn",
+)  # fmt: skip
+
+
+def _secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(hint in lowered for hint in SECRET_HINTS)
+
+
+def mask(value: Any) -> Any:
+    """A copy of JSON-like `value` with every secret-looking field's value masked."""
+    if isinstance(value, dict):
+        return {
+            k: (MASK if _secret_key(str(k)) and v not in (None, "") else mask(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    return value
+
+
+def portal_status(portal: PortalRecord, breaker_state: str | None, now: float) -> str:
+    """healthy, degraded, cooling down until …, circuit open, or paused."""
+    if portal.paused:
+        return "paused" + (f" ({portal.paused_reason})" if portal.paused_reason else "")
+    if breaker_state == "open":
+        return "circuit open"
+    if portal.cooldown_until and portal.cooldown_until > now:
+        until = time.strftime("%H:%M:%S", time.localtime(portal.cooldown_until))
+        return f"cooling down until {until}"
+    if portal.degraded_since:
+        return "degraded"
+    return "healthy"
+
+
+@dataclass(frozen=True, slots=True)
+class HourBar:
+    label: str
+    succeeded: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    queued: int
+    running: int
+    waiting: int
+    succeeded_24h: int
+    failed_24h: int
+    success_rate: float | None
+    open_escalations: int
+    median_response_s: float | None
+    hours: list[HourBar]
+    portals: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def peak(self) -> int:
+        return max([h.succeeded + h.failed for h in self.hours] + [1])
+
+
+def dashboard(store: Store, *, tenant_id: str | None) -> Dashboard:
+    """Queue depth, running, outcomes per hour over 24 h, escalations, portal statuses."""
+    now = time.time()
+    since = now - 24 * 3600
+    counts = store.jobs.counts_by_status(tenant_id=tenant_id)
+    outcomes = store.console.hourly_outcomes(since=since, tenant_id=tenant_id)
+    current_hour = int(now // 3600)
+    buckets = {h: [0, 0] for h in range(current_hour - 23, current_hour + 1)}
+    for finished_at, status in outcomes:
+        bucket = buckets.get(int(finished_at // 3600))
+        if bucket is not None and status in ("succeeded", "failed"):
+            bucket[0 if status == "succeeded" else 1] += 1
+    hours = [
+        HourBar(time.strftime("%H:00", time.localtime(h * 3600)), s, f)
+        for h, (s, f) in buckets.items()
+    ]
+    ok = sum(h.succeeded for h in hours)
+    bad = sum(h.failed for h in hours)
+    times = store.console.escalation_response_times(since=since, tenant_id=tenant_id)
+    open_escalations = [
+        e
+        for e in store.jobs.escalations(status="unresolved", tenant_id=tenant_id, limit=10_000)
+        if e.step != "alert"
+    ]
+    portals = []
+    for portal in store.portals.all():
+        try:
+            breaker = store.portals.breaker(portal.name).state
+        except LookupError:
+            breaker = None
+        portals.append((portal.name, portal_status(portal, breaker, now)))
+    return Dashboard(
+        queued=counts.get("queued", 0),
+        running=counts.get("running", 0),
+        waiting=counts.get("waiting", 0),
+        succeeded_24h=ok,
+        failed_24h=bad,
+        success_rate=(ok / (ok + bad)) if ok + bad else None,
+        open_escalations=len(open_escalations),
+        median_response_s=statistics.median(times) if times else None,
+        hours=hours,
+        portals=portals,
+    )

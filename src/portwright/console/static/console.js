@@ -1,0 +1,69 @@
+// Live updates without reloads: an EventSource says "something changed", the page
+// re-fetches its live region (?fragment=1) and swaps it in, unless the operator is
+// typing inside it. Also: confirm dialogs, and the HTML source viewer.
+(function () {
+  "use strict";
+  var body = document.body;
+  var liveUrl = body.getAttribute("data-live-url");
+  var region = document.getElementById("live");
+  var dot = document.getElementById("live-dot");
+  var pending = false, busy = false;
+
+  function fragmentUrl() {
+    var url = new URL(window.location.href);
+    url.searchParams.set("fragment", "1");
+    return url.toString();
+  }
+
+  function refresh() {
+    if (!region) return;
+    if (busy) { pending = true; return; }
+    if (region.contains(document.activeElement) && document.activeElement !== body) {
+      pending = true; return;
+    }
+    busy = true;
+    fetch(fragmentUrl(), { credentials: "same-origin", headers: { "accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html !== null) {
+          region.innerHTML = html;
+          region.setAttribute("data-refreshed", String(Date.now()));
+          wireSources(region);
+        }
+      })
+      .finally(function () {
+        busy = false;
+        if (pending) { pending = false; setTimeout(refresh, 50); }
+      });
+  }
+
+  if (liveUrl && window.EventSource) {
+    var source = new EventSource(liveUrl);
+    var opened = 0;
+    source.addEventListener("open", function () {
+      if (dot) dot.classList.add("on");
+      if (opened++ > 0) refresh();  // a reconnect may have missed changes: catch up
+    });
+    source.addEventListener("error", function () { if (dot) dot.classList.remove("on"); });
+    source.addEventListener("change", refresh);
+    document.addEventListener("focusout", function () { if (pending) setTimeout(refresh, 0); });
+  }
+
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) ev.preventDefault();
+  });
+
+  function wireSources(root) {
+    root.querySelectorAll("details > pre.src[data-src]").forEach(function (pre) {
+      pre.parentElement.addEventListener("toggle", function () {
+        if (!pre.parentElement.open || pre.getAttribute("data-loaded")) return;
+        fetch(pre.getAttribute("data-src"), { credentials: "same-origin" })
+          .then(function (r) { return r.text(); })
+          .then(function (text) { pre.textContent = text; pre.setAttribute("data-loaded", "1"); });
+      });
+    });
+  }
+  wireSources(document);
+})();

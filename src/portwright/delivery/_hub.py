@@ -1,0 +1,120 @@
+"""The realtime hub: tails the outbox and pushes events to this process's subscribers.
+
+Every gateway process tails the shared outbox table by id, so a change written
+by any process reaches subscribers of every process (fan-out through the
+database); a local write wakes the tail at once, others are seen at the next
+poll. A subscriber resumes from a cursor: it is registered first, then sent the
+history after its cursor, and ids it has already seen are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from portwright.store import OutboxRecord, Store
+
+__all__ = ["Hub", "Subscription"]
+
+log = structlog.get_logger("portwright.realtime")
+Match = Callable[[OutboxRecord], bool]
+
+
+@dataclass(eq=False)
+class Subscription:
+    tenant_id: str | None
+    match: Match
+    cursor: int
+    queue: asyncio.Queue[OutboxRecord | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=10_000)
+    )
+
+    def offer(self, event: OutboxRecord) -> bool:
+        """Queue `event` if it is new and wanted; False when the subscriber fell too far behind."""
+        if event.id <= self.cursor or not self.match(event):
+            return True
+        if self.tenant_id is not None and event.tenant_id != self.tenant_id:
+            return True
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            return False
+        self.cursor = event.id
+        return True
+
+    async def next(self) -> OutboxRecord | None:
+        """The next event, or None once the hub dropped this subscriber (resync needed)."""
+        return await self.queue.get()
+
+
+class Hub:
+    def __init__(self, store: Store, *, poll_s: float = 0.2) -> None:
+        self.store = store
+        self.poll_s = poll_s
+        self._subs: set[Subscription] = set()
+        self._cursor = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._cursor = self.store.outbox.last_id()
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="hub")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for sub in list(self._subs):
+            self._drop(sub)
+
+    async def subscribe(self, tenant_id: str | None, match: Match, cursor: int) -> Subscription:
+        """Register, then replay history after `cursor` (so nothing falls in between)."""
+        sub = Subscription(tenant_id, match, cursor)
+        self._subs.add(sub)
+        while True:
+            history = await asyncio.to_thread(
+                self.store.outbox.since, sub.cursor, tenant_id=tenant_id
+            )
+            for event in history:
+                if not sub.offer(event):
+                    self._drop(sub)
+                    return sub
+            if len(history) < 500:
+                return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    def _drop(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+        with contextlib.suppress(asyncio.QueueFull):
+            sub.queue.put_nowait(None)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                events = await asyncio.to_thread(self.store.outbox.since, self._cursor, limit=1000)
+            except Exception:
+                log.exception("outbox tail failed; retrying")
+                events = []
+            for event in events:
+                self._cursor = event.id
+                for sub in list(self._subs):
+                    if not sub.offer(event):
+                        self._drop(sub)
+            if len(events) == 1000:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            self._wake.clear()

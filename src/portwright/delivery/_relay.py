@@ -1,0 +1,213 @@
+"""The relay: outbox → sinks and endpoint deliveries → signed sends, retried, dead-lettered.
+
+Two halves, both safe to run in several processes at once:
+
+- *publish*: unpublished outbox events go to the bus sinks (idempotent message
+  ids), then, in one transaction, fan out into deliveries (unique per endpoint
+  and event) and are marked published. A crash anywhere repeats work, never loses it.
+- *deliver*: due deliveries are leased (a crashed relay's lease expires and
+  another takes over), sent, and finished: delivered, retried later with
+  backoff (Retry-After first), or dead after the endpoint's attempt budget.
+  Each endpoint's breaker skips it while open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import httpx
+import structlog
+
+from portwright.delivery._policy import DeliveryPolicy
+from portwright.delivery._senders import SENDERS, Sender, SendResult
+from portwright.store import DeliveryRecord, EndpointRecord, OutboxRecord, Store
+
+__all__ = ["DeliveryObserver", "Relay", "Sink"]
+
+log = structlog.get_logger("portwright.delivery")
+
+
+class Sink(Protocol):
+    """A bus the outbox is mirrored to; `publish` must be idempotent on `event_id`."""
+
+    async def publish(self, events: Sequence[OutboxRecord]) -> None: ...
+
+
+class DeliveryObserver(Protocol):
+    """Told about every attempt (metrics)."""
+
+    def attempt(self, kind: str, outcome: str, seconds: float, lag_s: float) -> None: ...
+
+
+class Relay:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        client: httpx.AsyncClient | None = None,
+        policy: DeliveryPolicy | None = None,
+        senders: Mapping[str, Sender] | None = None,
+        sinks: Sequence[Sink] = (),
+        observer: DeliveryObserver | None = None,
+        on_published: Callable[[], None] | None = None,
+        batch: int = 100,
+        poll_s: float = 0.5,
+        lease_s: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.policy = policy or DeliveryPolicy()
+        self.client = client or httpx.AsyncClient(timeout=self.policy.timeout_s, trust_env=False)
+        self.senders = dict(senders or SENDERS)
+        self.sinks = list(sinks)
+        self.observer = observer
+        self.on_published = on_published
+        self.batch = batch
+        self.poll_s = poll_s
+        self.lease_s = lease_s
+        self.worker = f"relay-{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Something was written to the outbox or replayed: look now, not at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="relay")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.client.aclose()  # the relay owns its client, given or made
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = await self.publish_once() + await self.deliver_once()
+            except Exception:  # the loop must outlive a database hiccup
+                log.exception("relay round failed; retrying")
+                busy = 0
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            self._wake.clear()
+
+    async def run_until_idle(self, *, rounds: int = 1000) -> None:
+        """Publish and deliver until nothing is due (tests, the CLI's one-shot mode)."""
+        for _ in range(rounds):
+            if not await self.publish_once() + await self.deliver_once():
+                return
+
+    # -- publish --------------------------------------------------------------------
+    async def publish_once(self) -> int:
+        if self.sinks:
+            pending = await asyncio.to_thread(self.store.outbox.peek_unpublished, self.batch)
+            for sink in self.sinks:
+                await sink.publish(pending)
+        count = await asyncio.to_thread(self._fan_out)
+        if count and self.on_published is not None:
+            self.on_published()
+        return count
+
+    def _fan_out(self) -> int:
+        store = self.store
+        with store.engine.begin() as conn:
+            events = store.outbox.unpublished(conn, self.batch)
+            endpoints: dict[str, list[EndpointRecord]] = {}
+            for event in events:
+                if event.tenant_id is None:
+                    continue
+                if event.tenant_id not in endpoints:
+                    endpoints[event.tenant_id] = store.endpoints.of_tenant(conn, event.tenant_id)
+                wanted = [
+                    e for e in endpoints[event.tenant_id] if e.wants(event.topic, event.platform)
+                ]
+                store.deliveries.fan_out(conn, event, wanted)
+            store.outbox.mark_published(conn, [e.id for e in events])
+        return len(events)
+
+    # -- deliver --------------------------------------------------------------------
+    async def deliver_once(self) -> int:
+        store = self.store
+        claimed = await asyncio.to_thread(
+            store.deliveries.claim, worker=self.worker, limit=self.batch, lease_s=self.lease_s
+        )
+        if not claimed:
+            return 0
+        events = await asyncio.to_thread(store.outbox.by_ids, [d.outbox_id for d in claimed])
+        endpoint_ids = {d.endpoint_id for d in claimed}
+        endpoints = {i: await asyncio.to_thread(store.endpoints.get, i) for i in endpoint_ids}
+        await asyncio.gather(
+            *(self._deliver(d, endpoints[d.endpoint_id], events[d.outbox_id]) for d in claimed)
+        )
+        return len(claimed)
+
+    async def _deliver(
+        self, delivery: DeliveryRecord, endpoint: EndpointRecord, event: OutboxRecord
+    ) -> None:
+        sender = self.senders.get(endpoint.kind)
+        started = time.perf_counter()
+        if sender is None:
+            result = SendResult(None, f"no sender for endpoint kind {endpoint.kind!r}")
+        else:
+            result = await sender(self.client, endpoint, event)
+        seconds = time.perf_counter() - started
+        outcome = await asyncio.to_thread(self._settle, delivery, endpoint, result, seconds)
+        if self.observer is not None:
+            self.observer.attempt(endpoint.kind, outcome, seconds, time.time() - event.created_at)
+
+    def _settle(
+        self,
+        delivery: DeliveryRecord,
+        endpoint: EndpointRecord,
+        result: SendResult,
+        seconds: float,
+    ) -> str:
+        store, policy = self.store, self.policy
+        duration_ms = seconds * 1000
+
+        def finish(status: str, retry_at: float | None = None) -> None:
+            store.deliveries.finish(
+                delivery,
+                status=status,
+                status_code=result.status_code,
+                error=result.error,
+                duration_ms=duration_ms,
+                retry_at=retry_at,
+            )
+
+        if result.ok:
+            finish("delivered")
+            store.endpoints.record_success(endpoint.id)
+            return "delivered"
+        store.endpoints.record_failure(
+            endpoint.id, threshold=policy.breaker_threshold, open_s=policy.breaker_open_s
+        )
+        if result.permanent or delivery.attempts >= endpoint.max_attempts:
+            finish("dead")
+            store.endpoints.mark_delayed(endpoint.id)
+            log.warning(
+                "delivery dead-lettered",
+                delivery_id=delivery.id,
+                endpoint_id=endpoint.id,
+                platform=delivery.platform,
+                tenant_id=delivery.tenant_id,
+                attempts=delivery.attempts,
+                error=result.error,
+            )
+            return "dead"
+        delay = policy.delay(delivery.attempts, result.retry_after)
+        finish("pending", time.time() + delay)
+        return "retry"

@@ -1,0 +1,153 @@
+"""Realtime routes: SSE `/v1/stream` and WebSocket `/v1/ws`, per tenant and per job.
+
+Both resume from a cursor: SSE's `Last-Event-ID` (or `?cursor=`), the
+WebSocket's `?cursor=`, or `?updated_since=<epoch seconds>`. Every message
+carries its cursor; a client that reconnects with the last one it saw gets
+exactly what it missed. WebSockets authenticate with `?access_token=<API key>`
+or an `Authorization: Bearer` header (browsers cannot set headers on them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+
+from portwright.delivery._hub import Hub, Subscription
+from portwright.gateway._context import SECURED
+from portwright.gateway._principal import Principal, current_principal
+from portwright.store import OutboxRecord, Store
+
+__all__ = ["authenticate_ws", "event_message", "streams_router"]
+
+HEARTBEAT_S = 15.0
+Authenticate = Callable[[WebSocket], Awaitable[Principal | None]]
+
+
+def event_message(event: OutboxRecord) -> dict[str, object]:
+    return {
+        "cursor": event.id,
+        "event_id": event.event_id,
+        "type": event.topic,
+        "subject": event.subject,
+        "platform": event.platform,
+        "data": event.payload,
+        "at": event.created_at,
+    }
+
+
+def _matcher(job_id: str | None, topics: list[str]) -> Callable[[OutboxRecord], bool]:
+    def match(event: OutboxRecord) -> bool:
+        if job_id is not None and event.subject != job_id:
+            return False
+        return not topics or any(event.topic.startswith(t) for t in topics)
+
+    return match
+
+
+async def _start_cursor(
+    store: Store, tenant_id: str, cursor: int | None, updated_since: float | None
+) -> int:
+    if cursor is not None:
+        return cursor
+    if updated_since is not None:
+        return await asyncio.to_thread(
+            store.outbox.since_updated, updated_since, tenant_id=tenant_id
+        )
+    return await asyncio.to_thread(store.outbox.last_id)
+
+
+def authenticate_ws(store: Store) -> Authenticate:
+    """Verify a WebSocket's API key the way the HTTP middleware does."""
+    from portwright.gateway.auth._keys import parse_key, verify_secret
+
+    async def check(ws: WebSocket) -> Principal | None:
+        token = ws.query_params.get("access_token")
+        header = ws.headers.get("authorization", "")
+        if not token and header.lower().startswith("bearer "):
+            token = header[7:].strip()
+        parsed = parse_key(token) if token else None
+        if parsed is None:
+            return None
+        prefix, secret = parsed
+        row = await asyncio.to_thread(store.accounts.key_by_prefix, prefix)
+        if row is None or row.revoked_at is not None or not verify_secret(secret, row.secret_hash):
+            return None
+        return Principal(row.tenant_id, row.id, row.prefix, row.scope_set, row.plan)
+
+    return check
+
+
+async def pump(ws: WebSocket, hub: Hub, sub: Subscription) -> None:
+    """Send a subscription's events until the client leaves or the hub drops it."""
+    try:
+        while True:
+            event = await sub.next()
+            if event is None:
+                await ws.close(code=4000, reason="resync from your last cursor")
+                return
+            await ws.send_text(json.dumps(event_message(event)))
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        hub.unsubscribe(sub)
+
+
+def streams_router(store: Store, hub: Hub, authenticate: Authenticate) -> APIRouter:
+    router = APIRouter(tags=["realtime"])
+
+    @router.get("/v1/stream", dependencies=SECURED, include_in_schema=False)
+    async def stream(
+        request: Request,
+        caller: Principal = Depends(current_principal),  # noqa: B008 - FastAPI dependency
+        job_id: str | None = None,
+        topic: list[str] = Query(default_factory=list),  # noqa: B008
+        cursor: int | None = None,
+        updated_since: float | None = None,
+    ) -> StreamingResponse:
+        """The tenant's events (or one job's) as SSE, resumable with `Last-Event-ID`."""
+        last = request.headers.get("last-event-id")
+        if last and last.isdigit():
+            cursor = int(last)
+        start = await _start_cursor(store, caller.tenant_id, cursor, updated_since)
+        sub = await hub.subscribe(caller.tenant_id, _matcher(job_id, topic), start)
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                yield b": connected\n\n"
+                while True:
+                    try:
+                        event = await asyncio.wait_for(sub.next(), timeout=HEARTBEAT_S)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    if event is None:
+                        return
+                    data = json.dumps(event_message(event))
+                    yield f"id: {event.id}\nevent: {event.topic}\ndata: {data}\n\n".encode()
+            finally:
+                hub.unsubscribe(sub)
+
+        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+    @router.websocket("/v1/ws")
+    async def socket(
+        ws: WebSocket,
+        job_id: str | None = None,
+        cursor: int | None = None,
+        updated_since: float | None = None,
+    ) -> None:
+        principal = await authenticate(ws)
+        if principal is None:
+            await ws.close(code=4401, reason="invalid or missing API key")
+            return
+        await ws.accept()
+        start = await _start_cursor(store, principal.tenant_id, cursor, updated_since)
+        sub = await hub.subscribe(principal.tenant_id, _matcher(job_id, []), start)
+        await pump(ws, hub, sub)
+
+    return router

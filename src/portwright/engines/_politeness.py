@@ -1,0 +1,124 @@
+"""Politeness per site: a minimum delay between requests, a concurrency cap, robots.txt.
+
+`slot(site)` admits at most `max_concurrency` requests to a site at once and
+spaces their starts `min_delay_s` apart (in arrival order). `allowed(url)`
+answers from the site's robots.txt (RFC 9309): a 4xx robots.txt allows
+everything, a 5xx or unreachable one disallows everything for a short while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+from urllib.robotparser import RobotFileParser
+
+import httpx
+
+__all__ = ["Politeness", "PolitenessRule", "RobotsFetch"]
+
+RobotsFetch = Callable[[str], Awaitable[tuple[int, str]]]
+_UNREACHABLE_TTL_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PolitenessRule:
+    """How gently one site is treated."""
+
+    min_delay_s: float = 0.0
+    max_concurrency: int = 8
+    respect_robots: bool = True
+    user_agent: str = "Portwright"
+
+
+async def _fetch_robots(url: str) -> tuple[int, str]:
+    async with httpx.AsyncClient(timeout=5.0, trust_env=False, follow_redirects=True) as client:
+        response = await client.get(url)
+        return response.status_code, response.text
+
+
+@dataclass(slots=True)
+class _Site:
+    gate: asyncio.Semaphore
+    next_at: float = 0.0
+
+
+class Politeness:
+    """Per-site gates and robots.txt rules; one instance per process (per event loop)."""
+
+    def __init__(
+        self,
+        default: PolitenessRule | None = None,
+        *,
+        per_site: Mapping[str, PolitenessRule] | None = None,
+        robots_fetch: RobotsFetch | None = None,
+        robots_ttl_s: float = 3600.0,
+    ) -> None:
+        self.default = default or PolitenessRule()
+        self.per_site = dict(per_site or {})
+        self.robots_fetch = robots_fetch or _fetch_robots
+        self.robots_ttl_s = robots_ttl_s
+        self._sites: dict[str, _Site] = {}
+        self._robots: dict[str, tuple[float, RobotFileParser | bool]] = {}
+        self._robots_lock = asyncio.Lock()
+
+    def rule(self, site: str) -> PolitenessRule:
+        return self.per_site.get(site, self.default)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, site: str) -> AsyncIterator[None]:
+        """Hold one of the site's concurrency slots, started no sooner than its delay allows."""
+        rule = self.rule(site)
+        state = self._sites.get(site)
+        if state is None:
+            state = self._sites[site] = _Site(asyncio.Semaphore(max(1, rule.max_concurrency)))
+        async with state.gate:
+            if rule.min_delay_s > 0:
+                now = time.monotonic()
+                start = max(now, state.next_at)
+                state.next_at = start + rule.min_delay_s
+                if start > now:
+                    await asyncio.sleep(start - now)
+            yield
+
+    async def allowed(self, url: str, *, respect: bool | None = None) -> bool:
+        """Whether robots.txt lets our user agent fetch `url` (True when not respected)."""
+        parts = urlsplit(url)
+        site = f"{parts.scheme}://{parts.netloc}"
+        rule = self.rule(site)
+        if not (rule.respect_robots if respect is None else respect):
+            return True
+        verdict = await self._robots_for(site)
+        if isinstance(verdict, bool):
+            return verdict
+        return verdict.can_fetch(rule.user_agent, url)
+
+    async def _robots_for(self, site: str) -> RobotFileParser | bool:
+        now = time.monotonic()
+        cached = self._robots.get(site)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._robots_lock:
+            cached = self._robots.get(site)
+            if cached is not None and cached[0] > now:
+                return cached[1]
+            verdict: RobotFileParser | bool
+            ttl = self.robots_ttl_s
+            try:
+                status, text = await self.robots_fetch(f"{site}/robots.txt")
+            except (httpx.HTTPError, OSError):
+                verdict, ttl = False, _UNREACHABLE_TTL_S
+            else:
+                if status >= 500:
+                    verdict, ttl = False, _UNREACHABLE_TTL_S
+                elif status >= 400:
+                    verdict = True
+                else:
+                    parser = RobotFileParser()
+                    parser.parse(text.splitlines())
+                    verdict = parser
+            self._robots[site] = (now + ttl, verdict)
+            return verdict

@@ -1,0 +1,77 @@
+"""The browser engine: Playwright over the machine's Chromium (or any CDP browser).
+
+- `BrowserPool`: browsers x isolated contexts, recycled, reaped when idle,
+  replaced when they crash; a context per job with a `Fingerprint` that
+  agrees with its proxy's country.
+- Providers: `LocalChromium`, `RemoteCdp` (any CDP endpoint), and the
+  sandbox's `ChromiumFarm` handing out CDP URLs of local instances.
+- Evidence: `capture_page` / `record_page` (screenshot, DOM, URL, timings,
+  secrets masked), one Playwright trace per job (`merge_trace`), and
+  `StepBrowser`, the browser side of an orchestrated step.
+"""
+
+from portwright.engines.browser._artifacts import JobArtifacts
+from portwright.engines.browser._evidence import (
+    MASK,
+    EvidenceSink,
+    Masker,
+    PageEvidence,
+    capture_page,
+    record_page,
+)
+from portwright.engines.browser._farm import ChromiumFarm
+from portwright.engines.browser._fingerprint import Fingerprint, fingerprint_for, user_agent_for
+from portwright.engines.browser._lease import BrowserLease, StorageState
+from portwright.engines.browser._persistent import persistent_context
+from portwright.engines.browser._pool import BrowserPool, PoolConfig, PoolStats
+from portwright.engines.browser._procs import (
+    ProcessInfo,
+    browser_processes,
+    descendants,
+    pss_bytes,
+    tree_pss_bytes,
+    tree_rss_bytes,
+)
+from portwright.engines.browser._providers import (
+    HARDENED_ARGS,
+    HARDENING_SCRIPT,
+    BrowserProvider,
+    LocalChromium,
+    RemoteCdp,
+)
+from portwright.engines.browser._step import StepBrowser
+from portwright.engines.browser._trace import merge_trace, trace_ordinals
+
+__all__ = [
+    "HARDENED_ARGS",
+    "HARDENING_SCRIPT",
+    "MASK",
+    "BrowserLease",
+    "BrowserPool",
+    "BrowserProvider",
+    "ChromiumFarm",
+    "EvidenceSink",
+    "Fingerprint",
+    "JobArtifacts",
+    "LocalChromium",
+    "Masker",
+    "PageEvidence",
+    "PoolConfig",
+    "PoolStats",
+    "ProcessInfo",
+    "RemoteCdp",
+    "StepBrowser",
+    "StorageState",
+    "browser_processes",
+    "capture_page",
+    "descendants",
+    "fingerprint_for",
+    "merge_trace",
+    "persistent_context",
+    "pss_bytes",
+    "record_page",
+    "trace_ordinals",
+    "tree_pss_bytes",
+    "tree_rss_bytes",
+    "user_agent_for",
+]

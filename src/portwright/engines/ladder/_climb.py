@@ -1,0 +1,77 @@
+"""The state of one fetch climbing the ladder, and the result it ends with."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from parsel import Selector
+
+from portwright.engines.ladder._extract import extract, parse, title_of
+from portwright.engines.ladder._http import Exchange, FetchRequest
+from portwright.engines.ladder._result import Attempt, FetchResult
+from portwright.engines.ladder._rungs import Rung
+from portwright.engines.ladder._session import Session
+from portwright.resources.proxies import Proxy
+from portwright.sdk import JobError
+
+__all__ = ["Climb", "RungTries", "proxy_at_fault"]
+
+
+@dataclass
+class RungTries:
+    """What one rung has spent so far: identities burned, transient failures."""
+
+    burned: int = 0
+    transient: int = 0
+
+
+@dataclass
+class Climb:
+    """One fetch as it moves up the ladder."""
+
+    site: str
+    request: FetchRequest
+    session: Session
+    sticky: str | None
+    attempts: list[Attempt] = field(default_factory=list)
+    rate_limited: int = 0
+    blocked: JobError | None = None
+    fallback: tuple[Rung, Proxy | None, Exchange] | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def note(
+        self, rung: Rung, proxy: Proxy | None, outcome: str, detail: str, began: float
+    ) -> None:
+        name = None if proxy is None else proxy.name
+        self.attempts.append(Attempt(rung.name, name, outcome, detail, time.monotonic() - began))
+
+    def result(
+        self, rung: Rung, proxy: Proxy | None, exchange: Exchange, doc: Selector | None = None
+    ) -> FetchResult:
+        rules = self.request.extract
+        doc = doc if doc is not None else parse(exchange.html)
+        return FetchResult(
+            url=self.request.url,
+            final_url=exchange.url,
+            status=exchange.status,
+            html=exchange.html,
+            title=title_of(doc),
+            extracted=extract(doc, rules) if rules else {},
+            screenshot=exchange.screenshot,
+            rung=rung.name,
+            engine=rung.engine,
+            proxy=None if proxy is None else proxy.name,
+            proxy_tier=None if proxy is None else proxy.tier,
+            credits=rung.credits,
+            attempts=tuple(self.attempts),
+            elapsed_s=time.monotonic() - self.started,
+            captcha_solved=exchange.captcha_solved,
+        )
+
+
+def proxy_at_fault(error: JobError, proxy: Proxy | None) -> bool:
+    """Whether a failure is the proxy's own (refused tunnel, gateway error), not the site's."""
+    if proxy is None:
+        return False
+    return bool(error.details.get("proxy_failure")) or error.details.get("status") in (502, 504)

@@ -1,0 +1,171 @@
+"""The HTTP rungs, both on curl_cffi: plain (our own user agent), and impersonating Chrome.
+
+libcurl does the HTTP work in C (several times the throughput of a pure
+Python client on the same CPU); the second rung adds a browser's TLS, HTTP/2
+and header fingerprint. One curl session per proxy and rung is shared by
+all fetches (its connections are reused); cookies never go into it: each
+request carries its session's cookies and hands back what the site set.
+Redirects are followed here, so the optional guard sees every URL; a captcha
+form is answered when its answer can be posted back; the SDK's error classes
+are raised for what was met.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from portwright.engines._errors import classify_status
+from portwright.engines.http import USER_AGENT
+from portwright.engines.ladder._extract import ExtractionRule
+from portwright.engines.ladder._session import Session
+from portwright.engines.ladder._signals import ChallengeForm, find_challenge
+from portwright.resources.proxies import Proxy
+from portwright.sdk import ChallengeError, PermanentError
+
+__all__ = ["CurlFetcher", "Exchange", "FetchRequest", "Guard", "Solve"]
+
+Guard = Callable[[str], Awaitable[None]]
+Solve = Callable[[str, str], Awaitable[str]]
+_MAX_REDIRECTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """What one fetch asks of a rung."""
+
+    url: str
+    wait_for: str | None = None
+    extract: Mapping[str, ExtractionRule] = field(default_factory=dict)
+    screenshot: bool = False
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What a rung brought back."""
+
+    status: int
+    url: str
+    html: str
+    screenshot: bytes | None = None
+    captcha_solved: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    url: str
+    text: str
+    retry_after: str | None
+
+
+def _check(answer: _Answer, max_bytes: int) -> ChallengeForm | None:
+    """Raise for a block, rate limit or 5xx; return a captcha form to solve; else None."""
+    if answer.status >= 400 or "data-sitekey" in answer.text:
+        challenge = find_challenge(answer.text[:max_bytes], answer.url)
+        if challenge is not None:
+            return challenge
+    classify_status(answer.status, answer.url, retry_after=answer.retry_after)
+    return None
+
+
+class CurlFetcher:
+    """A rung over curl_cffi; `impersonate` (e.g. "chrome") makes it the hardened HTTP rung."""
+
+    def __init__(
+        self,
+        *,
+        impersonate: str | None = None,
+        user_agent: str = USER_AGENT,
+        max_bytes: int = 5_000_000,
+        captcha_attempts: int = 2,
+        guard: Guard | None = None,
+    ) -> None:
+        self.impersonate = impersonate
+        self.user_agent = user_agent
+        self.max_bytes = max_bytes
+        self.captcha_attempts = captcha_attempts
+        self.guard = guard
+        self._clients: dict[str | None, Any] = {}
+
+    def _client(self, proxy: Proxy | None) -> Any:
+        from curl_cffi import CurlHttpVersion
+        from curl_cffi.requests import AsyncSession
+
+        key = None if proxy is None else proxy.url
+        client = self._clients.get(key)
+        if client is None:
+            options: dict[str, Any] = {
+                "proxy": key,
+                "trust_env": False,
+                "allow_redirects": False,
+                "max_clients": 64,
+            }
+            if self.impersonate:  # as Chrome: HTTP/2 over TLS only, never an h2c upgrade
+                options |= {"impersonate": self.impersonate, "http_version": CurlHttpVersion.V2TLS}
+            else:
+                options |= {
+                    "headers": {"user-agent": self.user_agent},
+                    "http_version": CurlHttpVersion.V1_1,
+                }
+            client = self._clients[key] = AsyncSession(**options)
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.close()
+
+    async def fetch(
+        self, request: FetchRequest, *, proxy: Proxy | None, session: Session, solve: Solve
+    ) -> Exchange:
+        client = self._client(proxy)
+
+        async def send(method: str, url: str, data: Mapping[str, str] | None) -> _Answer:
+            for _ in range(_MAX_REDIRECTS + 1):
+                if self.guard is not None:
+                    await self.guard(url)
+                cookie = session.cookie_header(url)
+                response = await client.request(
+                    method,
+                    url,
+                    data=data,
+                    headers={"cookie": cookie} if cookie else None,
+                    timeout=request.timeout_s,
+                    discard_cookies=True,
+                )
+                host = urlsplit(url).hostname or ""
+                session.update(
+                    {
+                        "name": c.name,
+                        "value": c.value or "",
+                        "domain": c.domain or host,
+                        "path": c.path,
+                    }
+                    for c in response.cookies.jar
+                )
+                location = response.headers.get("location")
+                if response.status_code in (301, 302, 303, 307, 308) and location:
+                    if response.status_code in (301, 302, 303):
+                        method, data = "GET", None
+                    url = urljoin(url, location)
+                    continue
+                retry_after = response.headers.get("retry-after")
+                return _Answer(response.status_code, url, response.text, retry_after)
+            raise PermanentError(f"too many redirects from {request.url}")
+
+        answer = await send("GET", request.url, None)
+        solved = False
+        for _ in range(self.captcha_attempts + 1):
+            challenge = _check(answer, self.max_bytes)
+            if challenge is None:
+                html = answer.text[: self.max_bytes]
+                return Exchange(answer.status, answer.url, html, None, solved)
+            token = await solve(challenge.sitekey, answer.url)
+            data = dict(challenge.fields) | {challenge.answer_field: token}
+            answer = await send(challenge.method, challenge.action, data)
+            solved = True
+        raise ChallengeError(f"the captcha answer was refused on {request.url}", url=request.url)

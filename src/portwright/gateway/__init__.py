@@ -1,0 +1,63 @@
+"""The gateway: Portwright's public HTTP API. Nothing reaches the orchestrator raw.
+
+Contract (what `portwright up` and `portwright api` use)::
+
+    from portwright.gateway import Vault, create_app
+
+    vault = Vault.from_settings(settings)            # a SecretsProvider
+    runtime = Runtime(settings, registry, secrets=vault).start()
+    app = create_app(JobService(runtime), settings)  # a FastAPI app; serve it with uvicorn
+
+- `create_app(service, settings)` needs a started runtime. Its lifespan runs
+  the webhook inbox processor (and purges expired idempotency keys), so serve
+  it with lifespan on (uvicorn's default).
+- `Vault.from_settings(settings)` implements `portwright.resources.SecretsProvider`
+  (`get(tenant_id, name) -> str`): per-tenant credentials under envelope
+  encryption (AES-GCM data key per tenant, wrapped by `PORTWRIGHT_MASTER_KEY`,
+  or by `<data_dir>/master.key`, generated on first use). It opens its own
+  small connection pool lazily, so it can be built before the runtime starts.
+- Webhook sources come from `settings.webhook_sources`;
+  `sandbox_webhook_sources()` gives the sandbox world's (consulate payments →
+  bookings, shop-alpha, shop-beta).
+- SSRF: user URLs may reach public addresses only, plus `settings.url_allowlist`
+  (the sandbox's loopback ports must be listed there); `UrlGuard` and
+  `guarded_client` are the same check for code that fetches user URLs.
+
+Layout: `auth/` (API keys), `ratelimit/`, `idempotency/`, `ssrf/`, `vault/`,
+`webhooks/` (schemes, inbox, processor), `routes/` (one module per resource).
+"""
+
+from portwright.gateway._app import create_app
+from portwright.gateway._plans import PLANS, TIER_CREDITS, Plan
+from portwright.gateway._principal import Principal
+from portwright.gateway.auth import IssuedKey, issue_key
+from portwright.gateway.ratelimit import RateLimiter
+from portwright.gateway.ssrf import StaticResolver, UrlGuard, UrlRefusedError, guarded_client
+from portwright.gateway.vault import MasterKey, Vault
+from portwright.gateway.webhooks import (
+    DEFAULT_HANDLERS,
+    PermanentWebhookError,
+    WebhookHandler,
+    sandbox_webhook_sources,
+)
+
+__all__ = [
+    "DEFAULT_HANDLERS",
+    "PLANS",
+    "TIER_CREDITS",
+    "IssuedKey",
+    "MasterKey",
+    "PermanentWebhookError",
+    "Plan",
+    "Principal",
+    "RateLimiter",
+    "StaticResolver",
+    "UrlGuard",
+    "UrlRefusedError",
+    "Vault",
+    "WebhookHandler",
+    "create_app",
+    "guarded_client",
+    "issue_key",
+    "sandbox_webhook_sources",
+]

@@ -1,0 +1,176 @@
+"""`create_app(service, settings)`: the public API as one FastAPI app.
+
+Middleware, outermost first: body limit (413) → authentication (401, 429 on
+repeated failures) → rate limits per key and route (429) → idempotency keys
+→ the routes. The lifespan runs the webhook inbox processor and purges
+expired idempotency keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from portwright import __version__
+from portwright.console import mount_console
+from portwright.gateway._bodylimit import BodyLimitMiddleware
+from portwright.gateway._context import GatewayContext
+from portwright.gateway._errors import install_error_handlers
+from portwright.gateway._plans import Meter
+from portwright.gateway.auth import AuthMiddleware
+from portwright.gateway.idempotency import IdempotencyMiddleware
+from portwright.gateway.ratelimit import RateLimiter, RateLimitMiddleware
+from portwright.gateway.routes import (
+    account_router,
+    items_router,
+    jobs_router,
+    portals_router,
+    scrape_router,
+)
+from portwright.gateway.ssrf import UrlGuard, guarded_client
+from portwright.gateway.vault import Vault
+from portwright.gateway.webhooks import (
+    DEFAULT_HANDLERS,
+    InboxProcessor,
+    WebhookHandler,
+    hooks_router,
+)
+from portwright.orchestrator import JobService
+from portwright.settings import Settings
+
+if TYPE_CHECKING:
+    from portwright.delivery import DeliveryPolicy
+
+__all__ = ["create_app"]
+
+# /console has its own session-cookie auth (portwright.console).
+PUBLIC_PATHS = (
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/v1/hooks/",
+    "/console",
+    "/console/",
+)
+SENSITIVE_ROUTES = ("/v1/jobs/{job_id}/input",)
+PURGE_EVERY_S = 600.0
+
+
+def create_app(
+    service: JobService,
+    settings: Settings,
+    *,
+    guard: UrlGuard | None = None,
+    vault: Vault | None = None,
+    limiter: RateLimiter | None = None,
+    handlers: Mapping[str, WebhookHandler] | None = None,
+    delivery_policy: DeliveryPolicy | None = None,
+) -> FastAPI:
+    """The gateway for a started runtime's `service`. Optional parts default from `settings`:
+    the SSRF guard (`url_allowlist`), the vault (`master_key`), the rate limiter
+    (`redis_url`) and the webhook handlers (`DEFAULT_HANDLERS`)."""
+    store = service.store
+    guard = guard or UrlGuard.from_allowlist(settings.url_allowlist)
+    vault = vault or Vault.from_settings(settings, store=store)
+    own_limiter = limiter is None
+    limiter = limiter or RateLimiter(settings.redis_url)
+    ctx = GatewayContext(service, settings, guard, Meter(store), vault)
+    sources = settings.webhook_sources
+    tenant_ids = {
+        name: (store.tenants.ensure(src.tenant).id if src.tenant else None)
+        for name, src in sources.items()
+    }
+    processor = InboxProcessor(
+        service,
+        {**DEFAULT_HANDLERS, **(handlers or {})},
+        {name: src.handler for name, src in sources.items()},
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gateway")
+        loop.set_default_executor(executor)
+        processor.start()
+        await delivery.start()
+        purger = loop.create_task(_purge_forever(service))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            await processor.stop()
+            await delivery.stop()
+            if own_limiter:
+                await limiter.aclose()
+
+    app = FastAPI(
+        title="Portwright",
+        version=__version__,
+        description="Durable automation jobs against web portals: the public API.",
+        lifespan=lifespan,
+    )
+    app.state.processor = processor
+    app.state.context = ctx
+    install_error_handlers(app)
+    app.include_router(jobs_router(ctx))
+    app.include_router(items_router(ctx))
+    app.include_router(scrape_router(ctx))
+    app.include_router(portals_router(ctx))
+    app.include_router(account_router(ctx))
+    app.include_router(
+        hooks_router(
+            store,
+            sources,
+            processor,
+            tolerance_s=settings.webhook_tolerance_s,
+            tenant_ids=tenant_ids,
+        )
+    )
+    mount_console(app, service, settings)
+    # Delivery and observability (lazy import: they build on the gateway's pieces).
+    from portwright.delivery import PUBLIC_PATHS as DELIVERY_PUBLIC_PATHS
+    from portwright.delivery import mount_delivery
+
+    delivery = mount_delivery(
+        app,
+        store,
+        check_url=ctx.check_url,
+        client=guarded_client(guard, timeout=10.0, max_redirects=0),
+        policy=delivery_policy,
+        live_after_s=settings.dead_worker_after_s,
+    )
+    # add_middleware wraps: the last added runs first.
+    app.add_middleware(IdempotencyMiddleware, store=store)
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=limiter,
+        default=settings.rate_limit_default,
+        write=settings.rate_limit_write,
+        sensitive=settings.rate_limit_sensitive,
+        sensitive_routes=SENSITIVE_ROUTES,
+    )
+    app.add_middleware(
+        AuthMiddleware,
+        store=store,
+        limiter=limiter,
+        failure_limit=settings.rate_limit_auth_failures,
+        cache_s=settings.api_key_cache_s,
+        public=(*PUBLIC_PATHS, *DELIVERY_PUBLIC_PATHS),
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+async def _purge_forever(service: JobService) -> None:
+    while True:
+        await asyncio.sleep(PURGE_EVERY_S)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(service.store.idempotency.purge_expired)

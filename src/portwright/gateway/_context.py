@@ -1,0 +1,108 @@
+"""What the route modules share: the service, the store, the guard, the meter, the vault."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Header, Security
+from fastapi.security import HTTPBearer
+
+from portwright.client._models import FieldProblem
+from portwright.gateway._errors import ApiError
+from portwright.gateway._plans import Meter, plan_of
+from portwright.gateway._principal import Principal
+from portwright.gateway.ssrf import UrlGuard, UrlRefusedError
+from portwright.gateway.vault import Vault
+from portwright.orchestrator import JobService
+from portwright.settings import Settings
+from portwright.store import JobRecord, Store
+
+__all__ = ["SECURED", "GatewayContext", "IdempotencyKeyDoc", "actor_of"]
+
+bearer = HTTPBearer(auto_error=False, description="an API key: `pw_<prefix>_<secret>`")
+SECURED = [Security(bearer)]
+
+
+def IdempotencyKeyDoc(  # noqa: N802 - a FastAPI dependency documenting the header
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        max_length=255,
+        description="replays return the first answer for 24 h; 409 while in flight; "
+        "422 with a different body",
+    ),
+) -> None:
+    """Documents `Idempotency-Key` (the idempotency middleware does the work)."""
+
+
+def actor_of(principal: Principal) -> str:
+    return f"api:{principal.key_prefix}"
+
+
+@dataclass(frozen=True)
+class GatewayContext:
+    service: JobService
+    settings: Settings
+    guard: UrlGuard
+    meter: Meter
+    vault: Vault
+
+    @property
+    def store(self) -> Store:
+        return self.service.store
+
+    async def check_url(self, field: str, url: str) -> None:
+        """422 naming `field` when the SSRF guard refuses `url`."""
+        try:
+            await self.guard.check(url)
+        except UrlRefusedError as exc:
+            raise ApiError(
+                422,
+                "url_refused",
+                f"{field}: {exc.reason}",
+                fields=[FieldProblem(field=field, problem=exc.reason)],
+            ) from None
+
+    async def submit_metered(
+        self,
+        principal: Principal,
+        *,
+        adapter: str,
+        job_input: Mapping[str, Any],
+        credits: int = 0,
+        tier: str | None = None,
+        priority: int = 0,
+        lock_key: str | None = None,
+    ) -> JobRecord:
+        """Check the plan, reserve quota, submit, and record the usage (refund on failure)."""
+        plan = plan_of(principal.plan)
+        self.meter.check_job_shape(plan, job_input)
+        self.service.rt.registry.get(adapter)  # unknown adapter: 404 before any quota is taken
+        period = await self.meter.reserve(principal.tenant_id, plan, jobs=1, credits=credits)
+        try:
+            job = await self.service.submit(
+                tenant_id=principal.tenant_id,
+                adapter=adapter,
+                input=job_input,
+                lock_key=lock_key,
+                priority=priority,
+                actor=actor_of(principal),
+            )
+        except BaseException:
+            await asyncio.shield(
+                self.meter.refund(principal.tenant_id, period, jobs=1, credits=credits)
+            )
+            raise
+        await self.meter.record(
+            tenant_id=principal.tenant_id,
+            period=period,
+            kind=adapter,
+            credits=credits,
+            tier=tier,
+            api_key_id=principal.key_id,
+            job_id=job.id,
+        )
+        return job

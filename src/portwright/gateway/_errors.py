@@ -1,0 +1,159 @@
+"""The gateway's error answers: one JSON shape, a stable code, the field and the problem.
+
+Library and domain exceptions are translated here, at the edge, into
+`ApiError`s; handlers never build error responses by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from portwright.client._models import ErrorBody, FieldProblem
+from portwright.orchestrator import ConflictError
+from portwright.sdk import UnknownAdapterError
+from portwright.store import JobNotFoundError
+
+__all__ = [
+    "ERROR_RESPONSES",
+    "ApiError",
+    "error_response",
+    "field_problems",
+    "install_error_handlers",
+]
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, stable code, message, and optional field problems."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        fields: Sequence[FieldProblem] = (),
+        known: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorBody(code=code, message=message, fields=list(fields), known=known)
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    fields: Sequence[FieldProblem] = (),
+    known: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorBody(code=code, message=message, fields=list(fields), known=known)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def _location(loc: Iterable[Any], prefix: str) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header") and not prefix:
+        parts = parts[1:] if parts[0] == "body" else parts
+    return ".".join([prefix, *parts] if prefix else parts) or "body"
+
+
+def field_problems(errors: Iterable[Any], prefix: str = "") -> list[FieldProblem]:
+    """Pydantic error dicts as (field, problem) pairs, e.g. ("input.key", "Field required")."""
+    return [FieldProblem(field=_location(e["loc"], prefix), problem=str(e["msg"])) for e in errors]
+
+
+def _summary(problems: list[FieldProblem]) -> str:
+    shown = "; ".join(f"{p.field}: {p.problem}" for p in problems[:5])
+    more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+    return f"invalid request: {shown}{more}"
+
+
+async def _on_request_validation(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = next(e for e in errors if e.get("type") == "json_invalid")
+        problem = str(detail.get("ctx", {}).get("error", "malformed JSON"))
+        return error_response(
+            400,
+            "malformed_json",
+            f"the body is not valid JSON: {problem}",
+            fields=[FieldProblem(field="body", problem=problem)],
+        )
+    problems = field_problems(errors)
+    return error_response(422, "invalid_request", _summary(problems), fields=problems)
+
+
+async def _on_api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(
+        exc.body.model_dump(exclude_none=True), status_code=exc.status, headers=exc.headers
+    )
+
+
+async def _on_input_validation(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationError)
+    problems = field_problems(exc.errors(), prefix="input")
+    return error_response(422, "invalid_input", _summary(problems), fields=problems)
+
+
+async def _on_unknown_adapter(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UnknownAdapterError)
+    return error_response(
+        404,
+        "unknown_adapter",
+        str(exc),
+        fields=[FieldProblem(field="adapter", problem=f"no adapter named {exc.name!r}")],
+        known=exc.known,
+    )
+
+
+async def _on_job_not_found(_: Request, exc: Exception) -> Response:
+    return error_response(404, "job_not_found", f"no job {exc}")
+
+
+async def _on_conflict(_: Request, exc: Exception) -> Response:
+    return error_response(409, "conflict", str(exc))
+
+
+async def _on_http(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_request_validation)
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(ValidationError, _on_input_validation)
+    app.add_exception_handler(UnknownAdapterError, _on_unknown_adapter)
+    app.add_exception_handler(JobNotFoundError, _on_job_not_found)
+    app.add_exception_handler(ConflictError, _on_conflict)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+
+
+def _doc(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# Documented on every route so the OpenAPI description matches what the middleware can answer.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("malformed request (bad JSON, bad header)"),
+    401: _doc("missing, wrong or revoked API key"),
+    413: _doc("body over the size limit"),
+    422: _doc("validation failed: `fields` names each field and its problem"),
+    429: _doc("rate limited: see Retry-After and RateLimit-* headers"),
+}

@@ -1,0 +1,128 @@
+"""Plans, quotas and credits: what a tenant may use per month, and what each engine tier costs.
+
+| plan       | jobs / month | credits / month | directories / job | batch size |
+|------------|--------------|-----------------|-------------------|------------|
+| starter    | 1,000        | 1,000           | 50                | 100        |
+| growth     | 10,000       | 10,000          | 100               | 500        |
+| business   | 100,000      | 100,000         | 300               | 1,000      |
+| enterprise | 1,000,000    | 1,000,000       | 500               | 1,000      |
+
+Credits per scrape by engine tier: http 1, browser 5, stealth 10; "auto" is
+charged as http (the cheapest rung; the ladder may climb later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from portwright.gateway._errors import ApiError
+from portwright.store import Store
+
+__all__ = ["PLANS", "TIER_CREDITS", "Meter", "Plan", "current_period", "plan_of", "tier_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    jobs_per_month: int
+    credits_per_month: int
+    directories_per_job: int
+    batch_size: int
+
+
+PLANS: Mapping[str, Plan] = {
+    p.name: p
+    for p in (
+        Plan("starter", 1_000, 1_000, 50, 100),
+        Plan("growth", 10_000, 10_000, 100, 500),
+        Plan("business", 100_000, 100_000, 300, 1_000),
+        Plan("enterprise", 1_000_000, 1_000_000, 500, 1_000),
+    )
+}
+
+TIER_CREDITS: Mapping[str, int] = {"http": 1, "browser": 5, "stealth": 10}
+
+
+def plan_of(name: str) -> Plan:
+    """The named plan; an unknown name (a plan retired since) falls back to starter."""
+    return PLANS.get(name, PLANS["starter"])
+
+
+def tier_of(engine: str) -> str:
+    return "http" if engine == "auto" else engine
+
+
+def current_period(now: float | None = None) -> str:
+    return time.strftime("%Y-%m", time.gmtime(now if now is not None else time.time()))
+
+
+class Meter:
+    """Reserves quota before a job is accepted and records what it was charged."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def check_job_shape(self, plan: Plan, job_input: Mapping[str, Any]) -> None:
+        """402 when a job asks for more directories than the plan allows."""
+        directories = job_input.get("directories")
+        if isinstance(directories, list) and len(directories) > plan.directories_per_job:
+            raise ApiError(
+                402,
+                "plan_limit",
+                f"input.directories: {len(directories)} directories exceed the {plan.name} "
+                f"plan's {plan.directories_per_job} per job",
+            )
+
+    async def reserve(self, tenant_id: str, plan: Plan, *, jobs: int, credits: int) -> str:
+        """Take `jobs` and `credits` from this month's allowance, or raise 402."""
+        period = current_period()
+        ok = await asyncio.to_thread(
+            self.store.usage.reserve,
+            tenant_id,
+            period,
+            jobs=jobs,
+            credits=credits,
+            max_jobs=plan.jobs_per_month,
+            max_credits=plan.credits_per_month,
+        )
+        if not ok:
+            summary = await asyncio.to_thread(self.store.usage.summary, tenant_id, period)
+            if summary.jobs + jobs > plan.jobs_per_month:
+                what = f"jobs: {summary.jobs} of {plan.jobs_per_month} used this month"
+            else:
+                what = f"credits: {summary.credits} of {plan.credits_per_month} used this month"
+            raise ApiError(
+                402, "quota_exceeded", f"the {plan.name} plan's quota is exhausted ({what})"
+            )
+        return period
+
+    async def refund(self, tenant_id: str, period: str, *, jobs: int, credits: int) -> None:
+        await asyncio.to_thread(
+            self.store.usage.refund, tenant_id, period, jobs=jobs, credits=credits
+        )
+
+    async def record(
+        self,
+        *,
+        tenant_id: str,
+        period: str,
+        kind: str,
+        credits: int,
+        tier: str | None,
+        api_key_id: str,
+        job_id: str,
+    ) -> None:
+        await asyncio.to_thread(
+            self.store.usage.record,
+            tenant_id=tenant_id,
+            period=period,
+            kind=kind,
+            credits=credits,
+            tier=tier,
+            api_key_id=api_key_id,
+            job_id=job_id,
+        )

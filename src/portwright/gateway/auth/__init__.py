@@ -1,0 +1,15 @@
+"""API-key authentication: key issuing and hashing, and the middleware that checks them."""
+
+from portwright.gateway._principal import Principal, principal_of
+from portwright.gateway.auth._keys import IssuedKey, hash_secret, issue_key, parse_key
+from portwright.gateway.auth._middleware import AuthMiddleware
+
+__all__ = [
+    "AuthMiddleware",
+    "IssuedKey",
+    "Principal",
+    "hash_secret",
+    "issue_key",
+    "parse_key",
+    "principal_of",
+]

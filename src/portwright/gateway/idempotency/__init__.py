@@ -1,0 +1,5 @@
+"""Idempotency keys: replay the first answer, 409 while in flight, 422 on a different body."""
+
+from portwright.gateway.idempotency._middleware import IdempotencyMiddleware, read_body
+
+__all__ = ["IdempotencyMiddleware", "read_body"]

@@ -1,0 +1,173 @@
+"""`/v1/scrape` and `/v1/batch` (scenario 2): guarded URLs, credits by engine tier,
+sync (wait up to a timeout) or async (a job id at once)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from portwright._ids import new_id
+from portwright.client._models import (
+    BatchRequest,
+    BatchResponse,
+    ErrorBody,
+    FieldProblem,
+    Job,
+    ScrapeRequest,
+)
+from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyDoc
+from portwright.gateway._errors import ERROR_RESPONSES, ApiError
+from portwright.gateway._plans import TIER_CREDITS, plan_of, tier_of
+from portwright.gateway._principal import Principal, current_principal
+from portwright.gateway.routes._views import job_view
+from portwright.store import JobRecord
+
+__all__ = ["scrape_router", "submit_scrape"]
+
+SCRAPE_ADAPTER = "scrape"
+Caller = Annotated[Principal, Depends(current_principal)]
+ENDED = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def _engines(ctx: GatewayContext) -> tuple[str, ...]:
+    adapter = ctx.service.rt.registry.get(SCRAPE_ADAPTER)
+    return tuple(getattr(adapter, "engines", ("auto", "http")))
+
+
+def _job_input(request: ScrapeRequest, batch_id: str | None) -> dict[str, Any]:
+    data = request.model_dump(mode="json", exclude={"mode", "timeout_s"})
+    data["batch_id"] = batch_id
+    return data
+
+
+async def _check(ctx: GatewayContext, request: ScrapeRequest, where: str) -> None:
+    engines = _engines(ctx)
+    if request.engine not in engines:
+        problem = (
+            f"engine {request.engine!r} is not available here (available: {', '.join(engines)})"
+        )
+        raise ApiError(
+            422,
+            "engine_unavailable",
+            f"{where}engine: {problem}",
+            fields=[FieldProblem(field=f"{where}engine", problem=problem)],
+        )
+    await ctx.check_url(f"{where}url", request.url)
+    if request.webhook:
+        await ctx.check_url(f"{where}webhook", request.webhook)
+
+
+async def submit_scrape(
+    ctx: GatewayContext,
+    caller: Principal,
+    request: ScrapeRequest,
+    *,
+    priority: int = 0,
+    batch_id: str | None = None,
+) -> JobRecord:
+    """Guard, price and submit one scrape job."""
+    await _check(ctx, request, "")
+    tier = tier_of(request.engine)
+    return await ctx.submit_metered(
+        caller,
+        adapter=SCRAPE_ADAPTER,
+        job_input=_job_input(request, batch_id),
+        credits=TIER_CREDITS[tier],
+        tier=tier,
+        priority=priority,
+    )
+
+
+async def _wait(ctx: GatewayContext, job: JobRecord, tenant_id: str, wait_s: float) -> JobRecord:
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while job.status not in ENDED and time.monotonic() < deadline:
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.25)
+        job = await ctx.service.get(job.id, tenant_id=tenant_id)
+    return job
+
+
+def scrape_router(ctx: GatewayContext) -> APIRouter:
+    router = APIRouter(tags=["scraping"], dependencies=SECURED)
+    quota: dict[int | str, dict[str, Any]] = {
+        402: {"model": ErrorBody, "description": "out of credits or over the plan"}
+    }
+
+    @router.post(
+        "/v1/scrape",
+        response_model=Job,
+        status_code=202,
+        responses={
+            **ERROR_RESPONSES,
+            **quota,
+            200: {"model": Job, "description": "sync mode: the finished job with its output"},
+        },
+        dependencies=[Depends(IdempotencyKeyDoc)],
+        summary="Scrape one URL",
+    )
+    async def scrape(body: ScrapeRequest, caller: Caller) -> JSONResponse:
+        """Async: 202 with the job at once. Sync: 200 with the finished job, or 202 with the
+        job if it did not finish within `timeout_s`."""
+        job = await submit_scrape(ctx, caller, body)
+        status = 202
+        if body.mode == "sync":
+            job = await _wait(ctx, job, caller.tenant_id, body.timeout_s)
+            status = 200 if job.status in ENDED else 202
+        return JSONResponse(
+            job_view(job).model_dump(mode="json"),
+            status_code=status,
+            headers={"location": f"/v1/jobs/{job.id}"},
+        )
+
+    @router.post(
+        "/v1/batch",
+        response_model=BatchResponse,
+        status_code=202,
+        responses={**ERROR_RESPONSES, **quota},
+        dependencies=[Depends(IdempotencyKeyDoc)],
+        summary="Scrape many URLs",
+    )
+    async def batch(body: BatchRequest, caller: Caller) -> JSONResponse:
+        """Every item is checked first (422 names the item), then each becomes a job."""
+        plan = plan_of(caller.plan)
+        if len(body.items) > plan.batch_size:
+            raise ApiError(
+                402,
+                "plan_limit",
+                f"items: {len(body.items)} exceed the {plan.name} plan's batch size "
+                f"of {plan.batch_size}",
+            )
+        for index, item in enumerate(body.items):
+            await _check(ctx, item, f"items.{index}.")
+        if body.webhook:
+            await ctx.check_url("webhook", body.webhook)
+        total = sum(TIER_CREDITS[tier_of(item.engine)] for item in body.items)
+        period = await ctx.meter.reserve(
+            caller.tenant_id, plan, jobs=len(body.items), credits=total
+        )
+        await ctx.meter.refund(caller.tenant_id, period, jobs=len(body.items), credits=total)
+        batch_id = new_id("bat")
+        jobs = []
+        for given in body.items:
+            item = given
+            if body.webhook and not item.webhook:
+                item = item.model_copy(update={"webhook": body.webhook})
+            tier = tier_of(item.engine)
+            jobs.append(
+                await ctx.submit_metered(
+                    caller,
+                    adapter=SCRAPE_ADAPTER,
+                    job_input=_job_input(item, batch_id),
+                    credits=TIER_CREDITS[tier],
+                    tier=tier,
+                )
+            )
+        reply = BatchResponse(batch_id=batch_id, jobs=[job_view(j) for j in jobs])
+        return JSONResponse(reply.model_dump(mode="json"), status_code=202)
+
+    return router

@@ -1,0 +1,101 @@
+"""The SSRF guard: resolve a URL's host, refuse unless every address is public or allowlisted.
+
+Checked when the request arrives and again, by `GuardedTransport`, on every
+connection the fetch makes (each redirect hop), which also pins the
+connection to the address that was checked (no DNS rebinding in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from portwright.gateway.ssrf._policy import AllowEntry, IPAddress, parse_allowlist, refusal_reason
+
+__all__ = ["Resolver", "StaticResolver", "UrlGuard", "UrlRefusedError", "system_resolver"]
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class UrlRefusedError(ValueError):
+    """A URL the guard will not let anything reach; `reason` says why."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Every address the system resolver returns for `host` (IPv4 and IPv6)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class StaticResolver:
+    """A resolver from a fixed table (tests, fixed deployments); unknown names do not resolve."""
+
+    def __init__(self, table: Mapping[str, Iterable[str]]) -> None:
+        self._table = {k.lower().rstrip("."): list(v) for k, v in table.items()}
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return [host]
+        found = self._table.get(host.lower().rstrip("."))
+        if not found:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host} does not resolve")
+        return found
+
+
+@dataclass(frozen=True)
+class UrlGuard:
+    """Decides which URLs user input may point at. Strict by default: public addresses only."""
+
+    allow: tuple[AllowEntry, ...] = ()
+    resolver: Resolver = field(default=system_resolver, compare=False)
+    schemes: frozenset[str] = frozenset({"http", "https"})
+
+    @classmethod
+    def from_allowlist(cls, entries: Iterable[str], resolver: Resolver | None = None) -> UrlGuard:
+        return cls(parse_allowlist(entries), resolver or system_resolver)
+
+    def _allowed(self, address: IPAddress, port: int) -> bool:
+        return any(entry.allows(address, port) for entry in self.allow)
+
+    async def check(self, url: str | httpx.URL) -> list[str]:
+        """The addresses `url` may be fetched from; UrlRefusedError if it may not be."""
+        text = str(url)
+        try:
+            parsed = url if isinstance(url, httpx.URL) else httpx.URL(text)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise UrlRefusedError(text, f"not a valid URL ({exc})") from None
+        if parsed.scheme not in self.schemes:
+            raise UrlRefusedError(text, f"scheme {parsed.scheme or 'none'!r} is not http or https")
+        host = parsed.host
+        if not host:
+            raise UrlRefusedError(text, "no host")
+        if parsed.userinfo:
+            raise UrlRefusedError(text, "credentials in URLs are not allowed")
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            addresses = await self.resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise UrlRefusedError(text, f"host {host!r} does not resolve ({exc})") from None
+        if not addresses:
+            raise UrlRefusedError(text, f"host {host!r} does not resolve")
+        for raw in addresses:
+            address = ipaddress.ip_address(raw.split("%", 1)[0])
+            reason = refusal_reason(address)
+            if reason is not None and not self._allowed(address, port):
+                raise UrlRefusedError(text, f"{host} resolves to {address}, {reason}")
+        return addresses

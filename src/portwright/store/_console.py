@@ -1,0 +1,234 @@
+"""Operators, their console sessions, and the read models the console's pages need."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from portwright._ids import new_id
+from portwright.store._records import AuditRecord, EvidenceRecord, JobRecord
+from portwright.store._rows import to_record
+from portwright.store._schema import (
+    audit_log,
+    console_sessions,
+    escalations,
+    evidence,
+    job_events,
+    jobs,
+    operators,
+)
+
+__all__ = ["ConsoleRepository", "OperatorRecord", "OperatorSession"]
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRecord:
+    """A console account: platform-wide when `tenant_id` is None, else one tenant's."""
+
+    id: str
+    email: str
+    password_hash: str
+    role: str
+    tenant_id: str | None
+    created_at: float
+    disabled_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSession:
+    token_hash: str
+    operator_id: str
+    csrf_token: str
+    created_at: float
+    expires_at: float
+
+
+class ConsoleRepository:
+    """Every query the operator console runs that the other repositories do not offer."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # -- operators and sessions ------------------------------------------------------------
+
+    def create_operator(
+        self, *, email: str, password_hash: str, role: str, tenant_id: str | None
+    ) -> OperatorRecord:
+        values = {
+            "id": new_id("op"),
+            "email": email.strip().lower(),
+            "password_hash": password_hash,
+            "role": role,
+            "tenant_id": tenant_id,
+            "created_at": time.time(),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(operators.insert().values(**values))
+        found = self.operator_by_email(email)
+        assert found is not None
+        return found
+
+    def set_password(self, operator_id: str, password_hash: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                operators.update()
+                .where(operators.c.id == operator_id)
+                .values(password_hash=password_hash)
+            )
+
+    def operator_by_email(self, email: str) -> OperatorRecord | None:
+        query = sa.select(operators).where(operators.c.email == email.strip().lower())
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else to_record(OperatorRecord, row)
+
+    def operators(self) -> list[OperatorRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(operators).order_by(operators.c.email))
+            return [to_record(OperatorRecord, row) for row in rows]
+
+    def open_session(
+        self, *, token_hash: str, operator_id: str, csrf_token: str, ttl_s: float
+    ) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(console_sessions.delete().where(console_sessions.c.expires_at < now))
+            conn.execute(
+                console_sessions.insert().values(
+                    token_hash=token_hash,
+                    operator_id=operator_id,
+                    csrf_token=csrf_token,
+                    created_at=now,
+                    expires_at=now + ttl_s,
+                )
+            )
+
+    def session(self, token_hash: str) -> tuple[OperatorSession, OperatorRecord] | None:
+        """The live session with this token hash and its (enabled) operator, or None."""
+        query = (
+            sa.select(console_sessions, operators)
+            .join(operators, operators.c.id == console_sessions.c.operator_id)
+            .where(
+                console_sessions.c.token_hash == token_hash,
+                console_sessions.c.expires_at > time.time(),
+                operators.c.disabled_at.is_(None),
+            )
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return to_record(OperatorSession, row), to_record(OperatorRecord, row)
+
+    def close_session(self, token_hash: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                console_sessions.delete().where(console_sessions.c.token_hash == token_hash)
+            )
+
+    # -- read models ---------------------------------------------------------------------
+
+    def find_jobs(
+        self,
+        *,
+        tenant_id: str | None,
+        text: str = "",
+        status: str | None = None,
+        portal: str | None = None,
+        adapter: str | None = None,
+        top_level: bool = False,
+        limit: int = 100,
+    ) -> list[JobRecord]:
+        """Newest first; `text` matches the job id or anything in its input."""
+        query = sa.select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        for column, value in (
+            (jobs.c.tenant_id, tenant_id),
+            (jobs.c.status, status),
+            (jobs.c.portal, portal),
+            (jobs.c.adapter, adapter),
+        ):
+            if value:
+                query = query.where(column == value)
+        if top_level:
+            query = query.where(jobs.c.parent_id.is_(None))
+        if text:
+            pattern = f"%{text.lower()}%"
+            query = query.where(
+                sa.or_(
+                    sa.func.lower(jobs.c.id).like(pattern),
+                    sa.func.lower(sa.cast(jobs.c.input, sa.Text)).like(pattern),
+                )
+            )
+        with self.engine.connect() as conn:
+            return [to_record(JobRecord, row) for row in conn.execute(query)]
+
+    def evidence_item(self, evidence_id: str, *, tenant_id: str | None) -> EvidenceRecord | None:
+        query = sa.select(evidence).where(evidence.c.id == evidence_id)
+        if tenant_id is not None:
+            query = query.where(evidence.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else to_record(EvidenceRecord, row)
+
+    def hourly_outcomes(self, *, since: float, tenant_id: str | None) -> list[tuple[float, str]]:
+        """(finished_at, status) of every job that ended since `since`."""
+        query = sa.select(jobs.c.finished_at, jobs.c.status).where(jobs.c.finished_at >= since)
+        if tenant_id is not None:
+            query = query.where(jobs.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            return [(float(r[0]), str(r[1])) for r in conn.execute(query)]
+
+    def escalation_response_times(self, *, since: float, tenant_id: str | None) -> list[float]:
+        """Seconds from opening to resolution of escalations resolved since `since`."""
+        query = sa.select(escalations.c.created_at, escalations.c.resolved_at).where(
+            escalations.c.resolved_at >= since, escalations.c.step != "alert"
+        )
+        if tenant_id is not None:
+            query = query.where(escalations.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            return [float(r[1]) - float(r[0]) for r in conn.execute(query)]
+
+    def audit(
+        self,
+        *,
+        tenant_id: str | None,
+        actor: str = "",
+        action: str = "",
+        target: str = "",
+        limit: int = 200,
+    ) -> list[AuditRecord]:
+        """Newest first; a tenant-limited reader sees only its tenant's rows."""
+        query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        if tenant_id is not None:
+            query = query.where(audit_log.c.tenant_id == tenant_id)
+        if actor:
+            query = query.where(audit_log.c.actor.like(f"%{actor}%"))
+        if action:
+            query = query.where(audit_log.c.action.like(f"{action}%"))
+        if target:
+            query = query.where(audit_log.c.target_id.like(f"%{target}%"))
+        with self.engine.connect() as conn:
+            return [to_record(AuditRecord, row) for row in conn.execute(query)]
+
+    def fingerprint(self, *, tenant_id: str | None) -> tuple[Any, ...]:
+        """Changes whenever a job, event, escalation or audit row in scope changes."""
+        parts: list[Any] = [
+            sa.select(sa.func.max(job_events.c.id), sa.func.count()),
+            sa.select(sa.func.max(jobs.c.updated_at), sa.func.count()),
+            sa.select(
+                sa.func.max(escalations.c.created_at),
+                sa.func.max(sa.func.coalesce(escalations.c.resolved_at, 0)),
+                sa.func.max(sa.func.coalesce(escalations.c.claimed_at, 0)),
+            ),
+            sa.select(sa.func.max(audit_log.c.id)),
+        ]
+        tables = (job_events, jobs, escalations, audit_log)
+        result: list[Any] = []
+        with self.engine.connect() as conn:
+            for part, table in zip(parts, tables, strict=True):
+                scoped = part if tenant_id is None else part.where(table.c.tenant_id == tenant_id)
+                result.extend(conn.execute(scoped).one())
+        return tuple(result)

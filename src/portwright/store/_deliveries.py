@@ -1,0 +1,246 @@
+"""Deliveries: one row per (endpoint, event), leased by relays, retried, dead-lettered.
+
+The (endpoint_id, event_id) unique key makes fan-out idempotent: a relay that
+crashes after inserting deliveries but before marking the event published
+inserts nothing new the second time. Dead deliveries are the dead-letter
+queue; `replay` puts them back to pending with a fresh attempt budget.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from portwright._ids import new_id
+from portwright.store._endpoints import EndpointRecord
+from portwright.store._outbox import OutboxRecord
+from portwright.store._rows import to_record
+from portwright.store._schema import deliveries, delivery_attempts, webhook_endpoints
+
+__all__ = ["AttemptRecord", "DeliveryFilter", "DeliveryRecord", "DeliveryRepository"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    id: str
+    outbox_id: int
+    event_id: str
+    endpoint_id: str
+    tenant_id: str
+    topic: str
+    platform: str | None
+    status: str
+    attempts: int
+    next_attempt_at: float
+    last_status: int | None
+    last_error: str | None
+    event_at: float
+    created_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    delivery_id: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    """Which deliveries a search or a replay covers (all given fields must match)."""
+
+    tenant_id: str | None = None
+    endpoint_id: str | None = None
+    platform: str | None = None
+    topic: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def clause(self) -> sa.ColumnElement[bool]:
+        c = deliveries.c
+        parts: list[sa.ColumnElement[bool]] = [sa.true()]
+        for column, value in (
+            (c.tenant_id, self.tenant_id),
+            (c.endpoint_id, self.endpoint_id),
+            (c.platform, self.platform),
+            (c.topic, self.topic),
+        ):
+            if value is not None:
+                parts.append(column == value)
+        if self.since is not None:
+            parts.append(c.event_at >= self.since)
+        if self.until is not None:
+            parts.append(c.event_at < self.until)
+        return sa.and_(*parts)
+
+
+class DeliveryRepository:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def fan_out(conn: sa.Connection, event: OutboxRecord, endpoints: list[EndpointRecord]) -> int:
+        """Insert one pending delivery per endpoint (existing ones are left alone)."""
+        rows = [
+            {
+                "id": new_id("dlv"),
+                "outbox_id": event.id,
+                "event_id": event.event_id,
+                "endpoint_id": endpoint.id,
+                "tenant_id": endpoint.tenant_id,
+                "topic": event.topic,
+                "platform": event.platform,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": time.time(),
+                "event_at": event.created_at,
+                "created_at": time.time(),
+            }
+            for endpoint in endpoints
+        ]
+        if not rows:
+            return 0
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(deliveries).values(rows).on_conflict_do_nothing()
+        return conn.execute(stmt).rowcount or 0
+
+    def claim(self, *, worker: str, limit: int, lease_s: float) -> list[DeliveryRecord]:
+        """Lease due deliveries whose endpoint's breaker is not open; counts an attempt."""
+        now = time.time()
+        c = deliveries.c
+        open_endpoints = sa.select(webhook_endpoints.c.id).where(
+            webhook_endpoints.c.breaker_open_until > now
+        )
+        due = sa.or_(
+            (c.status == "pending") & (c.next_attempt_at <= now),
+            (c.status == "delivering") & (c.lease_until < now),
+        )
+        with self.engine.connect() as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    sa.select(c.id)
+                    .where(due, c.endpoint_id.not_in(open_endpoints))
+                    .order_by(c.next_attempt_at)
+                    .limit(limit)
+                )
+            ]
+        if not ids:
+            return []
+        lease_until = now + lease_s
+        with self.engine.begin() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(c.id.in_(ids), due)
+                .values(
+                    status="delivering",
+                    lease_until=lease_until,
+                    leased_by=worker,
+                    attempts=c.attempts + 1,
+                )
+            )
+            rows = conn.execute(
+                sa.select(deliveries).where(
+                    c.id.in_(ids), c.leased_by == worker, c.lease_until == lease_until
+                )
+            ).all()
+        return [to_record(DeliveryRecord, row) for row in rows]
+
+    def finish(
+        self,
+        delivery: DeliveryRecord,
+        *,
+        status: str,
+        status_code: int | None,
+        error: str | None,
+        duration_ms: float,
+        retry_at: float | None = None,
+    ) -> None:
+        """Record the attempt and its outcome: "delivered", "dead", or back to "pending"."""
+        now = time.time()
+        values: dict[str, object] = {
+            "status": status,
+            "last_status": status_code,
+            "last_error": error,
+            "lease_until": None,
+        }
+        if status == "pending":
+            values["next_attempt_at"] = retry_at or now
+        else:
+            values["finished_at"] = now
+        with self.engine.begin() as conn:
+            conn.execute(
+                delivery_attempts.insert().values(
+                    delivery_id=delivery.id,
+                    attempt=delivery.attempts,
+                    status_code=status_code,
+                    error=error,
+                    duration_ms=duration_ms,
+                    at=now,
+                )
+            )
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery.id).values(**values))
+
+    def get(self, delivery_id: str) -> DeliveryRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).first()
+        if row is None:
+            raise LookupError(f"no delivery {delivery_id}")
+        return to_record(DeliveryRecord, row)
+
+    def search(
+        self, where: DeliveryFilter, *, status: str | None = None, limit: int = 500
+    ) -> list[DeliveryRecord]:
+        query = sa.select(deliveries).where(where.clause()).order_by(deliveries.c.event_at)
+        if status is not None:
+            query = query.where(deliveries.c.status == status)
+        with self.engine.connect() as conn:
+            return [to_record(DeliveryRecord, row) for row in conn.execute(query.limit(limit))]
+
+    def attempts(self, delivery_id: str) -> list[AttemptRecord]:
+        query = (
+            sa.select(delivery_attempts)
+            .where(delivery_attempts.c.delivery_id == delivery_id)
+            .order_by(delivery_attempts.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [to_record(AttemptRecord, row) for row in conn.execute(query)]
+
+    def replay(self, where: DeliveryFilter) -> int:
+        """Put matching dead letters back to pending with a fresh attempt budget."""
+        c = deliveries.c
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                deliveries.update()
+                .where(where.clause(), c.status == "dead")
+                .values(status="pending", attempts=0, next_attempt_at=time.time(), finished_at=None)
+            )
+        return result.rowcount or 0
+
+    def counts(self) -> dict[tuple[str, str | None, str], int]:
+        """(endpoint_id, platform, status) → how many."""
+        c = deliveries.c
+        query = sa.select(c.endpoint_id, c.platform, c.status, sa.func.count()).group_by(
+            c.endpoint_id, c.platform, c.status
+        )
+        with self.engine.connect() as conn:
+            return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
+
+    def oldest_dead(self) -> dict[str, float]:
+        """endpoint_id → event time of its oldest dead letter."""
+        c = deliveries.c
+        query = (
+            sa.select(c.endpoint_id, sa.func.min(c.event_at))
+            .where(c.status == "dead")
+            .group_by(c.endpoint_id)
+        )
+        with self.engine.connect() as conn:
+            return {r[0]: float(r[1]) for r in conn.execute(query)}

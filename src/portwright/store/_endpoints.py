@@ -1,0 +1,166 @@
+"""Outbound endpoints (tenant webhooks and platform sync targets) and their breakers.
+
+A breaker per endpoint counts consecutive failures; at the threshold it opens
+until `breaker_open_until`, and deliveries to it are not attempted meanwhile.
+`delayed_since` is the first failure since the last success: what the status
+page shows as "sync delayed since …".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from portwright._ids import new_id
+from portwright.store._rows import to_record
+from portwright.store._schema import webhook_endpoints
+
+__all__ = ["EndpointRecord", "EndpointRepository"]
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRecord:
+    id: str
+    tenant_id: str
+    kind: str
+    url: str
+    secrets: list[str]
+    topics: list[str]
+    platform: str | None
+    enabled: bool
+    max_attempts: int
+    breaker_failures: int
+    breaker_open_until: float | None
+    delayed_since: float | None
+    created_at: float
+    updated_at: float
+
+    def wants(self, topic: str, platform: str | None) -> bool:
+        """Whether an event of `topic` (from `platform`) goes to this endpoint."""
+        if not self.enabled or (self.platform is not None and platform != self.platform):
+            return False
+        if not self.topics:
+            return True
+        return any(
+            topic == t or (t.endswith("*") and topic.startswith(t[:-1])) for t in self.topics
+        )
+
+
+class EndpointRepository:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def create(
+        self,
+        *,
+        tenant_id: str,
+        url: str,
+        secrets: list[str],
+        topics: list[str] | None = None,
+        platform: str | None = None,
+        kind: str = "webhook",
+        max_attempts: int = 8,
+    ) -> EndpointRecord:
+        now = time.time()
+        values = {
+            "id": new_id("wep"),
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "url": url,
+            "secrets": list(secrets),
+            "topics": list(topics or []),
+            "platform": platform,
+            "enabled": True,
+            "max_attempts": max_attempts,
+            "breaker_failures": 0,
+            "breaker_open_until": None,
+            "delayed_since": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(webhook_endpoints.insert().values(**values))
+        return EndpointRecord(**values)  # type: ignore[arg-type]
+
+    def get(self, endpoint_id: str) -> EndpointRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id)
+            ).first()
+        if row is None:
+            raise LookupError(f"no endpoint {endpoint_id}")
+        return to_record(EndpointRecord, row)
+
+    def search(self, *, tenant_id: str | None = None) -> list[EndpointRecord]:
+        query = sa.select(webhook_endpoints).order_by(webhook_endpoints.c.created_at)
+        if tenant_id is not None:
+            query = query.where(webhook_endpoints.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            return [to_record(EndpointRecord, row) for row in conn.execute(query)]
+
+    @staticmethod
+    def of_tenant(conn: sa.Connection, tenant_id: str) -> list[EndpointRecord]:
+        query = sa.select(webhook_endpoints).where(
+            webhook_endpoints.c.tenant_id == tenant_id, webhook_endpoints.c.enabled
+        )
+        return [to_record(EndpointRecord, row) for row in conn.execute(query)]
+
+    def _update(self, endpoint_id: str, **values: object) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_endpoints.update()
+                .where(webhook_endpoints.c.id == endpoint_id)
+                .values(updated_at=time.time(), **values)
+            )
+
+    def rotate_secret(self, endpoint_id: str, new_secret: str) -> None:
+        """Sign with `new_secret` from now on, and with the previous one beside it (rotation)."""
+        current = self.get(endpoint_id).secrets
+        self._update(endpoint_id, secrets=[new_secret, *current[:1]])
+
+    def set_enabled(self, endpoint_id: str, enabled: bool) -> None:
+        self._update(endpoint_id, enabled=enabled)
+
+    def record_success(self, endpoint_id: str) -> None:
+        """Close the breaker and clear the delay banner."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_endpoints.update()
+                .where(
+                    webhook_endpoints.c.id == endpoint_id,
+                    sa.or_(
+                        webhook_endpoints.c.breaker_failures > 0,
+                        webhook_endpoints.c.delayed_since.is_not(None),
+                    ),
+                )
+                .values(breaker_failures=0, breaker_open_until=None, delayed_since=None)
+            )
+
+    def record_failure(self, endpoint_id: str, *, threshold: int, open_s: float) -> bool:
+        """Count a failure; returns True when the breaker is (now) open."""
+        now = time.time()
+        t = webhook_endpoints.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_endpoints.update()
+                .where(t.id == endpoint_id)
+                .values(
+                    breaker_failures=t.breaker_failures + 1,
+                    delayed_since=sa.func.coalesce(t.delayed_since, now),
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                webhook_endpoints.update()
+                .where(t.id == endpoint_id, t.breaker_failures >= threshold)
+                .values(breaker_open_until=now + open_s)
+            )
+            row = conn.execute(sa.select(t.breaker_open_until).where(t.id == endpoint_id)).scalar()
+        return row is not None and row > now
+
+    def mark_delayed(self, endpoint_id: str) -> None:
+        """Dead letters are waiting: the sync is delayed until they are replayed."""
+        t = webhook_endpoints.c
+        self._update(endpoint_id, delayed_since=sa.func.coalesce(t.delayed_since, time.time()))

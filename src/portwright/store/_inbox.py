@@ -1,0 +1,184 @@
+"""The webhook inbox: verified events persisted once, then claimed and processed.
+
+A row is written in the same transaction that dedupes it, with status
+"pending": the row is its own outbox entry. Processors claim rows with a lease
+(a conditional UPDATE, so several gateway processes never take the same row),
+then mark them done, retry later, or give up ("failed" for permanent errors,
+"dead" after too many attempts).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from portwright._ids import new_id
+from portwright.store._rows import to_record
+from portwright.store._schema import webhook_inbox
+
+__all__ = ["InboxRecord", "InboxRepository"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRecord:
+    id: str
+    source: str
+    external_id: str
+    event_id: str
+    checksum: str
+    tenant_id: str | None
+    event_type: str
+    payload: bytes
+    status: str
+    attempts: int
+    next_attempt_at: float
+    lease_until: float | None
+    leased_by: str | None
+    result: str | None
+    received_at: float
+    processed_at: float | None
+
+
+class InboxRepository:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def add(
+        self,
+        *,
+        source: str,
+        external_id: str,
+        event_id: str,
+        checksum: str,
+        payload: bytes,
+        event_type: str,
+        tenant_id: str | None,
+    ) -> tuple[InboxRecord, bool]:
+        """Persist an event once; returns (row, created). A duplicate returns the first row."""
+        key = (
+            (webhook_inbox.c.source == source)
+            & (webhook_inbox.c.external_id == external_id)
+            & (webhook_inbox.c.event_id == event_id)
+        )
+        now = time.time()
+        values: dict[str, Any] = {
+            "id": new_id("whk"),
+            "source": source,
+            "external_id": external_id,
+            "event_id": event_id,
+            "checksum": checksum,
+            "tenant_id": tenant_id,
+            "event_type": event_type,
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "lease_until": None,
+            "leased_by": None,
+            "result": None,
+            "received_at": now,
+            "processed_at": None,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(webhook_inbox.insert().values(**values))
+        except sa.exc.IntegrityError:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(webhook_inbox).where(key)).one()
+            return to_record(InboxRecord, row), False
+        return InboxRecord(**values), True
+
+    def get(self, inbox_id: str) -> InboxRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(webhook_inbox).where(webhook_inbox.c.id == inbox_id)
+            ).first()
+        if row is None:
+            raise LookupError(f"no webhook event {inbox_id}")
+        return to_record(InboxRecord, row)
+
+    def search(
+        self, *, source: str | None = None, status: str | None = None, limit: int = 200
+    ) -> list[InboxRecord]:
+        query = sa.select(webhook_inbox).order_by(webhook_inbox.c.received_at).limit(limit)
+        if source is not None:
+            query = query.where(webhook_inbox.c.source == source)
+        if status is not None:
+            query = query.where(webhook_inbox.c.status == status)
+        with self.engine.connect() as conn:
+            return [to_record(InboxRecord, row) for row in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        query = sa.select(webhook_inbox.c.status, sa.func.count()).group_by(webhook_inbox.c.status)
+        with self.engine.connect() as conn:
+            return {row[0]: int(row[1]) for row in conn.execute(query)}
+
+    def claim(self, *, worker: str, limit: int, lease_s: float) -> list[InboxRecord]:
+        """Lease up to `limit` due rows (pending, or processing with an expired lease)."""
+        now = time.time()
+        due = sa.or_(
+            (webhook_inbox.c.status == "pending") & (webhook_inbox.c.next_attempt_at <= now),
+            (webhook_inbox.c.status == "processing") & (webhook_inbox.c.lease_until < now),
+        )
+        with self.engine.connect() as conn:
+            candidates = conn.execute(
+                sa.select(webhook_inbox.c.id)
+                .where(due)
+                .order_by(webhook_inbox.c.next_attempt_at)
+                .limit(limit)
+            ).all()
+        if not candidates:
+            return []
+        ids = [row[0] for row in candidates]
+        lease_until = now + lease_s
+        with self.engine.begin() as conn:
+            # One conditional UPDATE: a row another processor took meanwhile no longer matches.
+            conn.execute(
+                webhook_inbox.update()
+                .where(webhook_inbox.c.id.in_(ids), due)
+                .values(
+                    status="processing",
+                    lease_until=lease_until,
+                    leased_by=worker,
+                    attempts=webhook_inbox.c.attempts + 1,
+                )
+            )
+            rows = conn.execute(
+                sa.select(webhook_inbox).where(
+                    webhook_inbox.c.id.in_(ids),
+                    webhook_inbox.c.leased_by == worker,
+                    webhook_inbox.c.lease_until == lease_until,
+                )
+            ).all()
+        return [to_record(InboxRecord, row) for row in rows]
+
+    def finish(self, inbox_id: str, *, status: str, result: str) -> None:
+        """End processing: "done", "failed" (permanent) or "dead" (out of attempts)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_inbox.update()
+                .where(webhook_inbox.c.id == inbox_id)
+                .values(status=status, result=result, processed_at=time.time(), lease_until=None)
+            )
+
+    def finish_many(self, inbox_ids: list[str], *, status: str, result: str) -> None:
+        """`finish` for many rows with the same outcome, in one statement."""
+        if not inbox_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_inbox.update()
+                .where(webhook_inbox.c.id.in_(inbox_ids))
+                .values(status=status, result=result, processed_at=time.time(), lease_until=None)
+            )
+
+    def retry_at(self, inbox_id: str, *, at: float, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_inbox.update()
+                .where(webhook_inbox.c.id == inbox_id)
+                .values(status="pending", next_attempt_at=at, result=error, lease_until=None)
+            )

@@ -1,0 +1,147 @@
+"""The transactional outbox: domain events written in the state change's own transaction.
+
+`add(conn, …)` runs inside the caller's transaction, so an event exists if and
+only if the change that caused it committed. The relay fans unpublished rows
+out to endpoint deliveries and marks them published in one transaction; the
+realtime streams read the table by id (the cursor) and never mark anything.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from portwright.store._rows import to_record
+from portwright.store._schema import outbox
+
+__all__ = ["OutboxRecord", "OutboxRepository"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    id: int
+    event_id: str
+    tenant_id: str | None
+    topic: str
+    subject: str
+    platform: str | None
+    payload: dict[str, Any]
+    created_at: float
+    published_at: float | None
+
+
+class OutboxRepository:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def add(
+        conn: sa.Connection,
+        *,
+        event_id: str,
+        topic: str,
+        payload: dict[str, Any],
+        tenant_id: str | None = None,
+        subject: str = "",
+        platform: str | None = None,
+    ) -> int:
+        """Write one event in the caller's transaction; returns its cursor id."""
+        result = conn.execute(
+            outbox.insert().values(
+                event_id=event_id,
+                tenant_id=tenant_id,
+                topic=topic,
+                subject=subject,
+                platform=platform,
+                payload=payload,
+                created_at=time.time(),
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    @staticmethod
+    def exists(conn: sa.Connection, event_id: str) -> bool:
+        query = sa.select(outbox.c.id).where(outbox.c.event_id == event_id)
+        return conn.execute(query).first() is not None
+
+    def append(self, **values: Any) -> int:
+        """`add` in a transaction of its own."""
+        with self.engine.begin() as conn:
+            return self.add(conn, **values)
+
+    def since(
+        self,
+        cursor: int,
+        *,
+        tenant_id: str | None = None,
+        subject: str | None = None,
+        limit: int = 500,
+    ) -> list[OutboxRecord]:
+        """Events after `cursor`, oldest first (what a stream resyncs from)."""
+        query = sa.select(outbox).where(outbox.c.id > cursor).order_by(outbox.c.id).limit(limit)
+        if tenant_id is not None:
+            query = query.where(outbox.c.tenant_id == tenant_id)
+        if subject is not None:
+            query = query.where(outbox.c.subject == subject)
+        with self.engine.connect() as conn:
+            return [to_record(OutboxRecord, row) for row in conn.execute(query)]
+
+    def since_updated(self, at: float, *, tenant_id: str | None = None) -> int:
+        """The cursor just before the first event created at or after `at` (`updated_since`)."""
+        query = sa.select(sa.func.min(outbox.c.id)).where(outbox.c.created_at >= at)
+        if tenant_id is not None:
+            query = query.where(outbox.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            first = conn.execute(query).scalar()
+        return int(first) - 1 if first is not None else self.last_id()
+
+    def last_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(outbox.c.id))).scalar() or 0)
+
+    def unpublished(self, conn: sa.Connection, limit: int) -> list[OutboxRecord]:
+        """Lock up to `limit` unpublished events (skipping ones another relay holds)."""
+        query = (
+            sa.select(outbox)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [to_record(OutboxRecord, row) for row in conn.execute(query)]
+
+    @staticmethod
+    def mark_published(conn: sa.Connection, ids: list[int]) -> None:
+        if ids:
+            conn.execute(
+                outbox.update().where(outbox.c.id.in_(ids)).values(published_at=time.time())
+            )
+
+    def by_ids(self, ids: list[int]) -> dict[int, OutboxRecord]:
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(outbox).where(outbox.c.id.in_(ids)))
+            return {row.id: to_record(OutboxRecord, row) for row in rows}
+
+    def peek_unpublished(self, limit: int) -> list[OutboxRecord]:
+        """Unpublished events without locking them (what the bus sinks send first)."""
+        with self.engine.connect() as conn:
+            query = (
+                sa.select(outbox)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(limit)
+            )
+            return [to_record(OutboxRecord, row) for row in conn.execute(query)]
+
+    def pending_count(self) -> int:
+        query = sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)

@@ -1,0 +1,82 @@
+"""Console fixtures: one running gateway (+ console) on SQLite, operators, one Chromium.
+
+DBOS is a process singleton, so the stack is package-scoped; tests isolate
+themselves with their own tenants. Chromium is the machine's (Debian) build.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+from pydantic import SecretStr
+
+from portwright.adapters import AdapterRegistry
+from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
+from portwright.gateway import create_app
+from portwright.orchestrator import JobService, Runtime
+from portwright.sandbox import SandboxWorld
+from portwright.settings import Settings
+from portwright.testing import EchoAdapter, echo_service
+from tests.console._support import Console
+from tests.gateway._support import ServerThread
+
+SHOTS = Path(__file__).parent / "screenshots"
+
+
+def _off_loop(fn: Any) -> Any:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn).result()
+
+
+@pytest.fixture(scope="package")
+def world() -> Iterator[SandboxWorld]:
+    with SandboxWorld([echo_service()], seed=11) as started:
+        yield started
+
+
+@pytest.fixture(scope="package")
+def console(tmp_path_factory: pytest.TempPathFactory, world: SandboxWorld) -> Iterator[Console]:
+    """A started runtime with workers, its gateway and console on a loopback port."""
+    tmp = tmp_path_factory.mktemp("console")
+    settings = Settings(
+        data_dir=tmp / "data",
+        database_url=f"sqlite:///{tmp / 'app.sqlite'}",
+        worker_id=f"console-{secrets.token_hex(3)}",
+        heartbeat_interval_s=0.5,
+        dead_worker_after_s=5.0,
+        queue_polling_interval_s=0.05,
+        log_json=False,
+        master_key=SecretStr("test-master-key-" + "x" * 32),
+    )
+    registry = AdapterRegistry()
+    registry.register(EchoAdapter)
+    runtime = Runtime(settings, registry)
+    _off_loop(runtime.start)
+    service = JobService(runtime)
+    app = create_app(service, settings)
+    server = ServerThread(app).start()
+    try:
+        yield Console(service, server.url, world, app)
+    finally:
+        server.stop()
+        _off_loop(runtime.stop)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per test module."""
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -1,0 +1,121 @@
+"""The engines' edge (foreign errors onto the SDK tree) and politeness per site."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from curl_cffi.requests import exceptions as curl
+from playwright._impl._errors import Error as PlaywrightError
+from playwright._impl._errors import TargetClosedError
+from playwright._impl._errors import TimeoutError as PlaywrightTimeout
+
+from portwright.engines import Politeness, PolitenessRule, classify_status, translate_exception
+from portwright.sandbox import SandboxWorld
+from portwright.sdk import (
+    BlockedError,
+    PageChangedError,
+    RateLimitedError,
+    TransientError,
+)
+from tests.engines._sites import account_site
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (httpx.ConnectTimeout("slow"), TransientError),
+        (httpx.ProxyError("407"), BlockedError),
+        (httpx.ConnectError("refused"), TransientError),
+        (curl.ProxyError("CONNECT refused"), BlockedError),
+        (curl.Timeout("28"), TransientError),
+        (curl.ConnectionError("7"), TransientError),
+        (PlaywrightTimeout("Timeout 30000ms exceeded."), TransientError),
+        (TargetClosedError(), TransientError),
+        (PlaywrightError("net::ERR_PROXY_CONNECTION_FAILED at http://x/"), BlockedError),
+        (PlaywrightError("net::ERR_CONNECTION_RESET at http://x/"), TransientError),
+        (PlaywrightError("Unexpected token in selector"), PageChangedError),
+    ],
+)
+def test_foreign_exceptions_become_the_sdk_error_tree(exc: Exception, expected: type) -> None:
+    """httpx, curl_cffi and Playwright failures map onto the retry policy's classes."""
+    assert type(translate_exception(exc)) is expected
+    assert translate_exception(ValueError("mine")) is None
+
+
+def test_status_codes_map_to_error_classes() -> None:
+    """429 is rate limited with Retry-After, 5xx transient, 403 and 407 blocked, others pass."""
+    with pytest.raises(RateLimitedError) as limited:
+        classify_status(429, "GET /", retry_after="7")
+    assert limited.value.retry_after == 7
+    for status, error in ((503, TransientError), (403, BlockedError), (407, BlockedError)):
+        with pytest.raises(error):
+            classify_status(status, "GET /")
+    for status in (200, 301, 401, 404):
+        classify_status(status, "GET /")
+
+
+async def test_min_delay_spaces_requests_and_concurrency_is_capped() -> None:
+    """Starts to one site are min_delay apart; no more than max_concurrency run at once."""
+    polite = Politeness(
+        PolitenessRule(),
+        per_site={"http://slow": PolitenessRule(min_delay_s=0.1, max_concurrency=2)},
+    )
+    starts: list[float] = []
+    running = peak = 0
+
+    async def hit(site: str) -> None:
+        nonlocal running, peak
+        async with polite.slot(site):
+            starts.append(time.monotonic())
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.05)
+            running -= 1
+
+    await asyncio.gather(*(hit("http://slow") for _ in range(5)))
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.09
+    assert peak <= 2
+    starts.clear()
+    began = time.monotonic()
+    await asyncio.gather(*(hit("http://fast") for _ in range(5)))
+    assert time.monotonic() - began < 0.3
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[SandboxWorld]:
+    with SandboxWorld([account_site()], seed=4) as w:
+        yield w
+
+
+async def test_robots_txt_is_respected_and_cached(world: SandboxWorld) -> None:
+    """Disallowed paths are refused, others allowed, robots.txt fetched once per site."""
+    polite = Politeness()
+    site = world.url("account")
+    assert await polite.allowed(f"{site}/whoami")
+    assert not await polite.allowed(f"{site}/private/x")
+    assert await polite.allowed(f"{site}/private/x", respect=False)
+    assert len(world.ledger("account").entries("robots")) == 1
+
+
+async def test_missing_and_failing_robots_txt_follow_rfc_9309() -> None:
+    """A 404 robots.txt allows everything; a 5xx or unreachable one allows nothing."""
+
+    async def answer(status: int) -> Politeness:
+        async def fetch(url: str) -> tuple[int, str]:
+            return status, ""
+
+        return Politeness(robots_fetch=fetch)
+
+    assert await (await answer(404)).allowed("http://a/x")
+    assert not await (await answer(503)).allowed("http://a/x")
+
+    async def unreachable(url: str) -> tuple[int, str]:
+        raise httpx.ConnectError("down")
+
+    assert not await Politeness(robots_fetch=unreachable).allowed("http://a/x")
