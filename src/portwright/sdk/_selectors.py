@@ -44,6 +44,17 @@ class Page:
             return self._doc.xpath(query.removeprefix("xpath:"))
         return self._doc.css(query)
 
+    def _changed(self, key: str, message: str) -> PageChangedError:
+        """The error for a page that no longer matches `key`, with the page as evidence."""
+        return PageChangedError(
+            message,
+            selector_key=key,
+            selector=self.map[key],
+            url=self.url,
+            html=self.html,
+            selector_version=self.map.version,
+        )
+
     def all(self, key: str) -> SelectorList[Selector]:
         """Every match (possibly none)."""
         return self._select(key)
@@ -55,13 +66,9 @@ class Page:
         """The first match, or PageChangedError naming the selector, with the page as evidence."""
         found = self._select(key)
         if not found:
-            raise PageChangedError(
+            raise self._changed(
+                key,
                 f"selector {key!r} ({self.map[key]}) matched nothing on {self.url or 'the page'}",
-                selector_key=key,
-                selector=self.map[key],
-                url=self.url,
-                html=self.html,
-                selector_version=self.map.version,
             )
         return found[0]
 
@@ -71,13 +78,9 @@ class Page:
         found = self._select(key)
         value = (found.get() or "").strip() if found else ""
         if not value:
-            raise PageChangedError(
+            raise self._changed(
+                key,
                 f"selector {key!r} ({self.map[key]}) found no value on {self.url or 'the page'}",
-                selector_key=key,
-                selector=self.map[key],
-                url=self.url,
-                html=self.html,
-                selector_version=self.map.version,
             )
         return value
 
@@ -90,12 +93,5 @@ class Page:
     def attr(self, key: str, name: str) -> str:
         value = self.one(key).attrib.get(name)
         if value is None:
-            raise PageChangedError(
-                f"selector {key!r} matched but has no attribute {name!r}",
-                selector_key=key,
-                selector=self.map[key],
-                url=self.url,
-                html=self.html,
-                selector_version=self.map.version,
-            )
+            raise self._changed(key, f"selector {key!r} matched but has no attribute {name!r}")
         return value
