@@ -1,7 +1,7 @@
 """Politeness per site: a minimum delay between requests, a concurrency cap, robots.txt.
 
 `slot(site)` admits at most `max_concurrency` requests to a site at once and
-spaces their starts `min_delay_s` apart (in arrival order). `allowed(url)`
+spaces their actual starts at least `min_delay_s` apart (in arrival order). `allowed(url)`
 answers from the site's robots.txt (RFC 9309): a 4xx robots.txt allows
 everything, a 5xx or unreachable one disallows everything for a short while.
 """
@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -43,7 +43,8 @@ async def _fetch_robots(url: str) -> tuple[int, str]:
 @dataclass(slots=True)
 class _Site:
     gate: asyncio.Semaphore
-    next_at: float = 0.0
+    spacing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_start: float = float("-inf")
 
 
 class Politeness:
@@ -77,11 +78,13 @@ class Politeness:
             state = self._sites[site] = _Site(asyncio.Semaphore(max(1, rule.max_concurrency)))
         async with state.gate:
             if rule.min_delay_s > 0:
-                now = time.monotonic()
-                start = max(now, state.next_at)
-                state.next_at = start + rule.min_delay_s
-                if start > now:
-                    await asyncio.sleep(start - now)
+                # Spaced from the previous request's actual start, not its planned one: a late
+                # wake-up (a busy loop) never lets two starts come closer than the delay.
+                async with state.spacing:
+                    wait = state.last_start + rule.min_delay_s - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    state.last_start = time.monotonic()
             yield
 
     async def allowed(self, url: str, *, respect: bool | None = None) -> bool:
