@@ -127,10 +127,10 @@ async def test_a_429_cools_down_the_whole_portal_and_no_other(
     )
     for job in (first, same, other):
         assert (await _settled(svc, job.id)).state == "SUCCEEDED"
-    other_hit = world.ledger("echo-b").entries("hit")[0].at
     same_hit = next(e.at for e in world.ledger("echo").entries("hit") if e.key == "same")
-    assert other_hit < cooldown_until, "another portal's job ran during the cooldown"
     assert same_hit >= cooldown_until, "the portal's other job waited for the window to pass"
+    other_states = [e.to_state for e in await svc.events(other.id)]
+    assert "COOLDOWN" not in other_states, "another portal's job was not held"
     assert "COOLDOWN" in [e.to_state for e in await svc.events(same.id)]
 
 
