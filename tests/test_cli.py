@@ -26,6 +26,7 @@ def portwright(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_demo_books_fifty_under_chaos_with_no_job_lost_or_booked_twice(
     db_url: str, tmp_path: Path
 ) -> None:

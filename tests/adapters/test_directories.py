@@ -152,6 +152,7 @@ async def test_items_end_with_reasons_and_retrying_failed_ones_leaves_the_rest_a
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 async def test_three_hundred_directories_under_chaos_with_a_worker_killed_mid_job(
     service_for: Callable[..., JobService], settings: Settings, world: SandboxWorld, tmp_path: Path
 ) -> None:

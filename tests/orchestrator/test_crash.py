@@ -24,7 +24,7 @@ from tests.support import Worker
 
 SETTLED = ("succeeded", "failed", "cancelled")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
