@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -348,11 +349,12 @@ class JobService:
         chosen = [
             i for i in items if i.status == "failed" and (not item_keys or i.item_key in item_keys)
         ]
+        children = await asyncio.to_thread(self.store.jobs.children, parent_id)
+        attempts = Counter(c.id.split(".r")[0] for c in children)
         retried = []
         for item in chosen:
             base = item.id.split(".r")[0]
-            attempt = len([c for c in await asyncio.to_thread(self.store.jobs.children, parent_id)
-                           if c.id.split(".r")[0] == base])  # fmt: skip
+            attempt = attempts[base]
             record = await self.submit(
                 tenant_id=item.tenant_id,
                 adapter=item.adapter,

@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 PLANS = (50, 100, 300, 500)
-PROVIDER_FAILING = "provider failing"
 ALERT_AFTER = 3  # provider failures within a minute that make the parent alert and slow down
 
 
