@@ -3,14 +3,17 @@
 Bookings for two tenants run against the sandbox consulate while it throws
 429s, 503s, latency and captchas; halfway through, the portal switches its DOM
 version and a scripted operator patches the selectors, as a person would in the
-console. `--once` exits with a summary: non-zero if a job was lost or a request
-booked twice.
+console. Then the further scenarios run on the same stack (`--scenarios`):
+a directory-submission order fanning out to directories (scenario 3), and
+the others as they are listed in `SCENARIOS`. `--once` exits with a summary:
+non-zero if a job was lost, a request booked twice, or a scenario's check failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import secrets
 import shutil
 import signal
@@ -28,6 +31,8 @@ V2_PATCH = {
     "slot_ids": "ul.slot-list li.slot-item::attr(data-id)",
 }
 SETTLED = ("succeeded", "failed", "cancelled")
+# scenario name -> module under portwright.cli with `run(stack, world, progress)`
+SCENARIOS = {"directories": "_demo_directories"}
 DEMO_PORTAL = {
     "release_every_s": 6.0,
     "initial_slots": 6,
@@ -46,12 +51,22 @@ def register(sub: Any) -> None:
     p.add_argument("--no-chaos", action="store_true", help="a well-behaved portal")
     p.add_argument("--no-dom-switch", action="store_true", help="keep the portal's markup")
     p.add_argument("--timeout", type=float, default=240.0, help="give up after this many seconds")
+    p.add_argument(
+        "--scenarios",
+        default="all",
+        help="comma-separated: bookings," + ",".join(SCENARIOS) + " (default all)",
+    )
     p.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from portwright.observability import configure_logging
 
+    chosen = _chosen(args.scenarios)
+    if isinstance(chosen, str):
+        print(f"portwright demo: --scenarios: {chosen}", file=sys.stderr)
+        return 2
+    args.chosen = chosen
     settings = settings_from(args, log_level="ERROR", log_json=False)
     demo_dir = settings.data_dir / "demo"
     if settings.database_url is None and demo_dir.exists():
@@ -86,16 +101,58 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
             print(f"sandbox consulate {world.url('consulate')} · admin {world.admin_url}", file=out)
             print(f"gateway {stack.gateway_url} · data in {settings.data_dir} · "
                   f"database {stack.runtime.store.dialect}", file=out)  # fmt: skip
-            jobs = await _submit(service, world, stack.vault, args.bookings)
-            print(f"submitted {len(jobs)} bookings for 2 tenants (portal passwords sealed in the "
-                  f"vault); chaos {'off' if args.no_chaos else 'on'}", file=out)  # fmt: skip
-            ok = await _watch(service, world, jobs, args, started)
+            ok = True
+            if "bookings" in args.chosen:
+                jobs = await _submit(service, world, stack.vault, args.bookings)
+                chaos_on = "off" if args.no_chaos else "on"
+                print(f"submitted {len(jobs)} bookings for 2 tenants (portal passwords sealed in "
+                      f"the vault); chaos {chaos_on}", file=out)  # fmt: skip
+                ok = await _watch(service, world, jobs, args, started)
+            ok = await _scenarios(stack, world, args.chosen, started) and ok
             if not args.once:
                 await asyncio.to_thread(_stay_up, stack)
                 await _until_interrupted()
         finally:
             await asyncio.to_thread(stack.stop)
     return 0 if ok or not args.once else 1
+
+
+def _chosen(spec: str) -> list[str] | str:
+    """The scenarios `--scenarios` names, in order, or what is wrong with it."""
+    known = ["bookings", *SCENARIOS]
+    names = known if spec.strip() == "all" else [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        return f"unknown scenario {', '.join(unknown) or '(none)'}; known: {', '.join(known)}"
+    return names
+
+
+async def _scenarios(stack: Any, world: Any, chosen: list[str], started: float) -> bool:
+    """Run the further scenarios one after another; print each one's summary."""
+    from portwright.cli._scenarios import ScenarioResult
+
+    out = sys.stdout
+
+    def progress(line: str) -> None:
+        print(f"[{time.monotonic() - started:5.1f}s] {line}", file=out, flush=True)
+
+    results: list[ScenarioResult] = []
+    for name in chosen:
+        if name == "bookings":
+            continue
+        module = importlib.import_module(f"portwright.cli.{SCENARIOS[name]}")
+        progress(f"scenario {name}: starting")
+        try:
+            result = await module.run(stack, world, progress)
+        except Exception as exc:  # noqa: BLE001 - a crashed scenario is reported, not hidden
+            result = ScenarioResult(name, False, [f"crashed: {type(exc).__name__}: {exc}"])
+        results.append(result)
+    for result in results:
+        print(f"\nscenario {result.name}", file=out)
+        for line in result.lines:
+            print(f"  {line}", file=out)
+        print("  RESULT: " + ("ok" if result.ok else "PROBLEM"), file=out, flush=True)
+    return all(r.ok for r in results)
 
 
 def _stay_up(stack: Any) -> None:
