@@ -22,7 +22,12 @@ from portwright.sandbox import SandboxWorld, captcha, proxies, scrape
 from portwright.sandbox.proxies import proxy_catalog
 from portwright.store import Store
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.timeout(900),  # the module's batch runs in the first test's setup
+]
 
 RULES = {"title": Rule("h1.title"), "price": Rule("span.price", attribute="data-amount")}
 CHEAPEST = {
