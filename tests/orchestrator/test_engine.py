@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import ValidationError
@@ -168,6 +168,25 @@ async def test_a_page_change_parks_the_job_until_an_operator_patches_the_selecto
     assert (audit.before, audit.after) == ({"value": "p.v"}, {"value": "p.value-v2", "version": 1})
     resumed = [e for e in await svc.events(job.id) if e.from_state == "OPERATOR_ACTION_REQUIRED"]
     assert resumed[0].actor == "op:alice"
+
+
+async def test_patching_one_selector_keeps_the_earlier_patches_of_other_keys(
+    service_for: ServiceFor,
+) -> None:
+    """Each selector-map version carries every override so far: a second fix undoes nothing."""
+
+    class TwoSelectors(EchoAdapter):
+        name = "echo-two"
+        selectors: ClassVar[Mapping[str, str]] = {"value": "p.v", "count": "span.c"}
+
+    svc = service_for(registry(TwoSelectors))
+    svc.patch_selectors("echo-two", {"value": "p.v2"}, actor="op:a", reason="first")
+    svc.patch_selectors("echo-two", {"count": "span.c2"}, actor="op:b", reason="second")
+    current = svc.rt.selectors_for(TwoSelectors)
+    assert (current.version, dict(current.selectors)) == (2, {"value": "p.v2", "count": "span.c2"})
+    second = svc.store.audit.search(target_id="echo-two")
+    befores = sorted(str(a.before) for a in second)
+    assert befores == ["{'count': 'span.c'}", "{'value': 'p.v'}"]
 
 
 async def test_cancel_ends_a_parked_job_and_closes_its_escalation(

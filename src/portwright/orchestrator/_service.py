@@ -312,7 +312,10 @@ class JobService:
         if unknown:
             raise ValueError(f"adapter {adapter} has no selector named {', '.join(unknown)}")
         before = self.rt.selectors_for(adapter_cls)
-        record = self.store.intel.add_selectors(adapter, selectors, actor=actor, reason=reason)
+        # each version holds every override so far: patching one key keeps the earlier fixes
+        latest = self.store.intel.latest_selectors(adapter)
+        overrides = {**(latest.selectors if latest is not None else {}), **selectors}
+        record = self.store.intel.add_selectors(adapter, overrides, actor=actor, reason=reason)
         self.store.audit.record(
             actor=actor,
             action="selectors.patch",
