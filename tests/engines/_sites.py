@@ -71,3 +71,27 @@ def account_site(name: str = "account") -> ServiceSpec:
         )
 
     return ServiceSpec(name, build)
+
+
+def embed_site(name: str = "embedder") -> ServiceSpec:
+    """`/to?u=URL` (302 to URL), `/embed?src=URL` (a page with an image from URL) and
+    `/hits` (how many requests reached this site): for the SSRF guard's browser tests."""
+
+    def build(ctx: ServiceContext) -> Starlette:
+        hits = {"n": 0}
+
+        async def to(request: Request) -> RedirectResponse:
+            hits["n"] += 1
+            return RedirectResponse(request.query_params["u"], status_code=302)
+
+        async def embed(request: Request) -> HTMLResponse:
+            hits["n"] += 1
+            src = escape(request.query_params["src"])
+            return _page(f'<h1 class="title">Embed</h1><img id="pic" src="{src}">', "Embed")
+
+        async def count(_: Request) -> PlainTextResponse:
+            return PlainTextResponse(str(hits["n"]))
+
+        return Starlette(routes=[Route("/to", to), Route("/embed", embed), Route("/hits", count)])
+
+    return ServiceSpec(name, build)

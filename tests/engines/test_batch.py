@@ -1,4 +1,10 @@
-"""Done-when for the ladder: a 500-URL batch over the sandbox sites, learned once for all."""
+"""Done-when for the ladder: a 500-URL batch over the sandbox sites, learned once for all.
+
+This drives the ladder directly, not `POST /v1/batch`: it measures the engines (rungs,
+tier memory, a second worker process reusing what was learned), and 500 durable jobs
+through the gateway would cost minutes of the suite on top. The API path is covered by
+`test_scrape_api.py` (the demo's batch through `/v1/batch`, tiers and metering checked).
+"""
 
 from __future__ import annotations
 

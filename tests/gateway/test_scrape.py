@@ -9,7 +9,7 @@ from portwright.client import Client, InvalidRequestError, PaymentRequiredError
 from portwright.client.models import BatchRequest, ExtractRule, ScrapeRequest
 from portwright.gateway._plans import current_period, plan_of
 from portwright.testing import wait_until
-from tests.gateway._support import Stack
+from tests.gateway._support import Stack, new_tenant_name
 
 RULES = {
     "title": ExtractRule(selector="h1.title"),
@@ -73,13 +73,20 @@ async def test_redirect_to_a_private_address_fails_the_job(stack: Stack, client:
 
 
 async def test_batch_and_usage(stack: Stack, client: Client) -> None:
-    """A batch makes one job per item (202); usage counts jobs and credits by tier and key."""
+    """A batch makes one job per item (202); usage counts jobs and credits by tier and key,
+    pending until each job ends, then at the tier that served it."""
     page = f"{stack.urls['redirector']}/page"
     reply = client.batch(BatchRequest(items=[ScrapeRequest(url=page) for _ in range(3)]))
     assert len(reply.jobs) == 3
     assert {j.input["batch_id"] for j in reply.jobs} == {reply.batch_id}
     usage = client.usage()
     assert (usage.jobs, usage.credits) == (3, 3)
+    assert sum(line.credits for line in usage.by_tier.values()) == 3
+    ids = [j.id for j in reply.jobs]
+    await wait_until(lambda: all(client.get_job(i).status == "succeeded" for i in ids), timeout=30)
+    usage = client.usage()
+    assert (usage.jobs, usage.credits) == (3, 3)
+    assert set(usage.by_tier) == {"http"}
     assert usage.by_tier["http"].credits == 3
     assert sum(line.requests for line in usage.by_key.values()) == 3
     assert usage.period == current_period()
@@ -126,7 +133,7 @@ def test_batch_over_the_plan_size_is_402(stack: Stack, api_key: str) -> None:
     assert "batch size of 100" in response.json()["message"]
 
 
-def test_scrape_through_the_jobs_endpoint_is_guarded(stack: Stack, client: Client) -> None:
+async def test_scrape_through_the_jobs_endpoint_is_guarded(stack: Stack, client: Client) -> None:
     """Submitting the scrape adapter via /v1/jobs runs the same guard and metering."""
     with pytest.raises(InvalidRequestError) as refused:
         client.submit("scrape", {"url": "http://localhost:1/"})
@@ -134,5 +141,36 @@ def test_scrape_through_the_jobs_endpoint_is_guarded(stack: Stack, client: Clien
     with pytest.raises(InvalidRequestError) as bad:
         client.submit("scrape", {"url": 5})
     assert bad.value.fields[0].field == "input.url"
-    client.submit("scrape", {"url": f"{stack.urls['redirector']}/page"})
+    job = client.submit("scrape", {"url": f"{stack.urls['redirector']}/page"})
+    await wait_until(lambda: client.get_job(job.id).status == "succeeded", timeout=30)
     assert client.usage().by_tier["http"].credits == 1
+
+
+async def test_a_failed_scrape_costs_no_credits(stack: Stack, client: Client) -> None:
+    """A scrape that ends failed is settled at zero credits (the job still counts)."""
+    target = f"{stack.urls['redirector']}/to?u={stack.urls['echo-hidden']}/"
+    job = client.scrape(ScrapeRequest(url=target))
+    await wait_until(lambda: client.get_job(job.id).status == "failed", timeout=30)
+    usage = client.usage()
+    assert (usage.jobs, usage.credits) == (1, 0)
+    assert usage.by_tier["unserved"].requests == 1
+
+
+async def test_robots_txt_is_respected_unless_the_tenant_turns_it_off(
+    stack: Stack, client: Client
+) -> None:
+    """A path robots.txt disallows fails with the reason; with the tenant's setting off it
+    is fetched; the setting is per tenant and audited."""
+    url = f"{stack.urls['scrape-static']}/private/3"
+    assert client.scrape_settings().respect_robots is True
+    refused = client.scrape(ScrapeRequest(url=url))
+    await wait_until(lambda: client.get_job(refused.id).status == "failed", timeout=30)
+    assert "robots.txt disallows" in (client.get_job(refused.id).reason or "")
+    assert client.set_scrape_settings(respect_robots=False).respect_robots is False
+    allowed = client.scrape(ScrapeRequest(url=url, extract=RULES))
+    await wait_until(lambda: client.get_job(allowed.id).status == "succeeded", timeout=30)
+    assert (client.get_job(allowed.id).output or {})["extracted"]["title"]
+    with Client(stack.base_url, stack.new_key(new_tenant_name("robots"))) as other:
+        assert other.scrape_settings().respect_robots is True
+    audit = stack.store.audit.search(target_id=f"{client.me().tenant_id}/scrape")
+    assert audit[0].after == {"respect_robots": False}

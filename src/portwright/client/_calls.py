@@ -16,6 +16,7 @@ from portwright.client._models import (
     CredentialList,
     CredentialPut,
     EventList,
+    EvidenceList,
     InputRequest,
     Job,
     JobList,
@@ -24,6 +25,7 @@ from portwright.client._models import (
     Portal,
     PortalList,
     ScrapeRequest,
+    ScrapeSettings,
     Usage,
 )
 
@@ -98,6 +100,26 @@ class Calls:
     @staticmethod
     def batch(request: BatchRequest) -> Call[BatchResponse]:
         return Call("POST", "/v1/batch", BatchResponse, _dump(request))
+
+    @staticmethod
+    def scrape_settings() -> Call[ScrapeSettings]:
+        return Call("GET", "/v1/settings/scrape", ScrapeSettings)
+
+    @staticmethod
+    def put_scrape_settings(settings: ScrapeSettings) -> Call[ScrapeSettings]:
+        return Call("PUT", "/v1/settings/scrape", ScrapeSettings, _dump(settings))
+
+    @staticmethod
+    def evidence(job_id: str) -> Call[EvidenceList]:
+        return Call("GET", f"/v1/jobs/{_p(job_id)}/evidence", EvidenceList)
+
+    @staticmethod
+    def evidence_blob(job_id: str, evidence_id: str) -> Call[BaseModel]:
+        return Call("GET", f"/v1/jobs/{_p(job_id)}/evidence/{_p(evidence_id)}", None)
+
+    @staticmethod
+    def trace(job_id: str) -> Call[BaseModel]:
+        return Call("GET", f"/v1/jobs/{_p(job_id)}/trace", None)
 
     @staticmethod
     def usage(period: str | None = None) -> Call[Usage]:

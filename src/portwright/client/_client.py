@@ -23,12 +23,14 @@ from portwright.client._models import (
     Credential,
     CredentialList,
     EventList,
+    EvidenceList,
     Job,
     JobList,
     Me,
     Portal,
     PortalList,
     ScrapeRequest,
+    ScrapeSettings,
     Usage,
 )
 
@@ -141,6 +143,29 @@ class Client:
     def batch(self, request: BatchRequest, *, idempotency_key: str | None = None) -> BatchResponse:
         return self.send(Calls.batch(request), idempotency_key=idempotency_key)
 
+    def scrape_settings(self) -> ScrapeSettings:
+        return self.send(Calls.scrape_settings())
+
+    def set_scrape_settings(self, *, respect_robots: bool) -> ScrapeSettings:
+        """Turn robots.txt respect on or off for your scrapes (audited)."""
+        settings = ScrapeSettings(respect_robots=respect_robots)
+        return self.send(Calls.put_scrape_settings(settings))
+
+    def evidence(self, job_id: str) -> EvidenceList:
+        return self.send(Calls.evidence(job_id))
+
+    def download_evidence(self, job_id: str, evidence_id: str) -> bytes:
+        return self._bytes(Calls.evidence_blob(job_id, evidence_id))
+
+    def trace(self, job_id: str) -> bytes:
+        """The job's Playwright trace (a zip for `playwright show-trace`); 404 when none."""
+        return self._bytes(Calls.trace(job_id))
+
+    def _bytes(self, call: Call[BaseModel]) -> bytes:
+        response = self.http.request(call.method, call.path)
+        raise_for_answer(response)
+        return response.content
+
     def usage(self, period: str | None = None) -> Usage:
         return self.send(Calls.usage(period))
 
@@ -251,6 +276,29 @@ class AsyncClient:
         self, request: BatchRequest, *, idempotency_key: str | None = None
     ) -> BatchResponse:
         return await self.send(Calls.batch(request), idempotency_key=idempotency_key)
+
+    async def scrape_settings(self) -> ScrapeSettings:
+        return await self.send(Calls.scrape_settings())
+
+    async def set_scrape_settings(self, *, respect_robots: bool) -> ScrapeSettings:
+        """Turn robots.txt respect on or off for your scrapes (audited)."""
+        settings = ScrapeSettings(respect_robots=respect_robots)
+        return await self.send(Calls.put_scrape_settings(settings))
+
+    async def evidence(self, job_id: str) -> EvidenceList:
+        return await self.send(Calls.evidence(job_id))
+
+    async def download_evidence(self, job_id: str, evidence_id: str) -> bytes:
+        return await self._bytes(Calls.evidence_blob(job_id, evidence_id))
+
+    async def trace(self, job_id: str) -> bytes:
+        """The job's Playwright trace (a zip for `playwright show-trace`); 404 when none."""
+        return await self._bytes(Calls.trace(job_id))
+
+    async def _bytes(self, call: Call[BaseModel]) -> bytes:
+        response = await self.http.request(call.method, call.path)
+        raise_for_answer(response)
+        return response.content
 
     async def usage(self, period: str | None = None) -> Usage:
         return await self.send(Calls.usage(period))

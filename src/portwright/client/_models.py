@@ -16,6 +16,8 @@ __all__ = [
     "ErrorBody",
     "Event",
     "EventList",
+    "Evidence",
+    "EvidenceList",
     "ExtractRule",
     "FieldProblem",
     "HookAck",
@@ -27,6 +29,7 @@ __all__ = [
     "Portal",
     "PortalList",
     "ScrapeRequest",
+    "ScrapeSettings",
     "Usage",
     "UsageLine",
 ]
@@ -153,12 +156,23 @@ class ScrapeRequest(_Strict):
     wait_for: str | None = Field(None, max_length=500, description="selector to wait for")
     extract: dict[str, ExtractRule] = Field(default_factory=dict, max_length=50)
     screenshot: bool = False
+    trace: bool = Field(
+        False, description="keep a Playwright trace of browser tiers (GET /v1/jobs/{id}/trace)"
+    )
     session_id: str | None = Field(None, max_length=100)
     proxy_tier: Literal["datacenter", "residential", "mobile"] | None = None
     proxy_country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$")
     webhook: str | None = Field(None, max_length=2048, description="URL told when it ends")
     mode: Literal["sync", "async"] = "async"
     timeout_s: float = Field(30.0, gt=0, le=120, description="sync mode: wait at most this long")
+
+
+class ScrapeSettings(_Strict):
+    """A tenant's scrape settings."""
+
+    respect_robots: bool = Field(
+        True, description="refuse URLs the site's robots.txt disallows (on by default)"
+    )
 
 
 class BatchRequest(_Strict):
@@ -169,6 +183,24 @@ class BatchRequest(_Strict):
 class BatchResponse(BaseModel):
     batch_id: str
     jobs: list[Job]
+
+
+class Evidence(BaseModel):
+    """One piece of a job's evidence (a screenshot, the DOM, a step log, a trace)."""
+
+    id: str
+    job_id: str
+    step: str
+    kind: str
+    content_type: str
+    size: int
+    meta: dict[str, Any]
+    created_at: float
+    href: str = Field(description="where to download it (same API key)")
+
+
+class EvidenceList(BaseModel):
+    data: list[Evidence]
 
 
 # -- account -------------------------------------------------------------------------------

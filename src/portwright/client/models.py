@@ -10,6 +10,8 @@ from portwright.client._models import (
     ErrorBody,
     Event,
     EventList,
+    Evidence,
+    EvidenceList,
     ExtractRule,
     FieldProblem,
     HookAck,
@@ -21,6 +23,7 @@ from portwright.client._models import (
     Portal,
     PortalList,
     ScrapeRequest,
+    ScrapeSettings,
     Usage,
     UsageLine,
 )
@@ -35,6 +38,8 @@ __all__ = [
     "ErrorBody",
     "Event",
     "EventList",
+    "Evidence",
+    "EvidenceList",
     "ExtractRule",
     "FieldProblem",
     "HookAck",
@@ -46,6 +51,7 @@ __all__ = [
     "Portal",
     "PortalList",
     "ScrapeRequest",
+    "ScrapeSettings",
     "Usage",
     "UsageLine",
 ]

@@ -4,6 +4,8 @@
 spaces their actual starts at least `min_delay_s` apart (in arrival order). `allowed(url)`
 answers from the site's robots.txt (RFC 9309): a 4xx robots.txt allows
 everything, a 5xx or unreachable one disallows everything for a short while.
+Given an SSRF `guard`, robots.txt and each of its redirects (5 at most) pass it
+first; a refused hop counts as unreachable.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import httpx
 __all__ = ["Politeness", "PolitenessRule", "RobotsFetch"]
 
 RobotsFetch = Callable[[str], Awaitable[tuple[int, str]]]
+Guard = Callable[[str], Awaitable[None]]
 _UNREACHABLE_TTL_S = 60.0
+_ROBOTS_REDIRECTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +38,24 @@ class PolitenessRule:
     user_agent: str = "Portwright"
 
 
-async def _fetch_robots(url: str) -> tuple[int, str]:
-    async with httpx.AsyncClient(timeout=5.0, trust_env=False, follow_redirects=True) as client:
-        response = await client.get(url)
-        return response.status_code, response.text
+class RobotsRefusedError(OSError):
+    """The SSRF guard refused robots.txt or one of its redirects."""
+
+
+async def _fetch_robots(url: str, guard: Guard | None = None) -> tuple[int, str]:
+    async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+        for _ in range(_ROBOTS_REDIRECTS + 1):
+            if guard is not None:
+                try:
+                    await guard(url)
+                except Exception as exc:  # noqa: BLE001 - the guard's refusal, whatever its type
+                    raise RobotsRefusedError(str(exc)) from None
+            response = await client.get(url)
+            location = response.headers.get("location")
+            if not (response.is_redirect and location):
+                return response.status_code, response.text
+            url = str(response.url.join(location))
+        return 404, ""  # too many redirects: RFC 9309 treats robots.txt as unavailable
 
 
 @dataclass(slots=True)
@@ -87,19 +105,21 @@ class Politeness:
                     state.last_start = time.monotonic()
             yield
 
-    async def allowed(self, url: str, *, respect: bool | None = None) -> bool:
+    async def allowed(
+        self, url: str, *, respect: bool | None = None, guard: Guard | None = None
+    ) -> bool:
         """Whether robots.txt lets our user agent fetch `url` (True when not respected)."""
         parts = urlsplit(url)
         site = f"{parts.scheme}://{parts.netloc}"
         rule = self.rule(site)
         if not (rule.respect_robots if respect is None else respect):
             return True
-        verdict = await self._robots_for(site)
+        verdict = await self._robots_for(site, guard)
         if isinstance(verdict, bool):
             return verdict
         return verdict.can_fetch(rule.user_agent, url)
 
-    async def _robots_for(self, site: str) -> RobotFileParser | bool:
+    async def _robots_for(self, site: str, guard: Guard | None) -> RobotFileParser | bool:
         now = time.monotonic()
         cached = self._robots.get(site)
         if cached is not None and cached[0] > now:
@@ -111,8 +131,14 @@ class Politeness:
             verdict: RobotFileParser | bool
             ttl = self.robots_ttl_s
             try:
-                status, text = await self.robots_fetch(f"{site}/robots.txt")
-            except (httpx.HTTPError, OSError):
+                robots_url = f"{site}/robots.txt"
+                if self.robots_fetch is _fetch_robots:
+                    status, text = await _fetch_robots(robots_url, guard)
+                else:
+                    if guard is not None:
+                        await guard(robots_url)
+                    status, text = await self.robots_fetch(robots_url)
+            except (httpx.HTTPError, OSError, ValueError):
                 verdict, ttl = False, _UNREACHABLE_TTL_S
             else:
                 if status >= 500:

@@ -7,8 +7,11 @@
 | business   | 100,000      | 100,000         | 300               | 1,000      |
 | enterprise | 1,000,000    | 1,000,000       | 500               | 1,000      |
 
-Credits per scrape by engine tier: http 1, browser 5, stealth 10; "auto" is
-charged as http (the cheapest rung; the ladder may climb later).
+Credits per scrape by the engine tier that served the page (the ladder's rungs):
+http 1, http-tls 2, browser 5, stealth 10. A scrape reserves the requested
+tier's price ("auto" and "http" as http) and is recorded as `pending`; when
+its job ends the store prices it at the tier that worked (a failed scrape
+costs nothing), and the counters move by the difference.
 """
 
 from __future__ import annotations
@@ -22,7 +25,16 @@ from typing import Any
 from portwright.gateway._errors import ApiError
 from portwright.store import Store
 
-__all__ = ["PLANS", "TIER_CREDITS", "Meter", "Plan", "current_period", "plan_of", "tier_of"]
+__all__ = [
+    "PENDING_TIER",
+    "PLANS",
+    "TIER_CREDITS",
+    "Meter",
+    "Plan",
+    "current_period",
+    "plan_of",
+    "tier_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +56,8 @@ PLANS: Mapping[str, Plan] = {
     )
 }
 
-TIER_CREDITS: Mapping[str, int] = {"http": 1, "browser": 5, "stealth": 10}
+TIER_CREDITS: Mapping[str, int] = {"http": 1, "http-tls": 2, "browser": 5, "stealth": 10}
+PENDING_TIER = "pending"  # the tier of a usage record the store prices when its job ends
 
 
 def plan_of(name: str) -> Plan:
@@ -80,6 +93,7 @@ class Meter:
     async def reserve(self, tenant_id: str, plan: Plan, *, jobs: int, credits: int) -> str:
         """Take `jobs` and `credits` from this month's allowance, or raise 402."""
         period = current_period()
+        await asyncio.to_thread(self.store.usage.settle, tenant_id)  # finished jobs' true price
         ok = await asyncio.to_thread(
             self.store.usage.reserve,
             tenant_id,

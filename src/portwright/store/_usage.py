@@ -1,4 +1,11 @@
-"""Usage metering: per-tenant monthly counters (reserved atomically) and per-job records."""
+"""Usage metering: per-tenant monthly counters (reserved atomically) and per-job records.
+
+A record whose price depends on how the job goes (a scrape: the engine tier that
+served the page) is written with tier `pending` and the reserved credits; once
+its job has ended, `settle` re-prices it from the job's output (`tier`,
+`credits`; a job that failed or was cancelled costs nothing) and moves the
+counter by the difference, once. `summary` settles the tenant first.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from portwright.store._schema import usage_counters, usage_records
+from portwright.store._schema import jobs, usage_counters, usage_records
 
-__all__ = ["UsageRepository", "UsageSummary", "UsageTotals"]
+__all__ = ["PENDING_TIER", "UNSERVED_TIER", "UsageRepository", "UsageSummary", "UsageTotals"]
+
+PENDING_TIER = "pending"  # priced when the job ends
+UNSERVED_TIER = "unserved"  # the job ended without a page: no credits
+_ENDED = ("succeeded", "failed", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +113,52 @@ class UsageRepository:
                 )
             )
 
+    def settle(self, tenant_id: str) -> int:
+        """Price the tenant's pending records whose jobs have ended; how many were settled."""
+        query = (
+            sa.select(
+                usage_records.c.id,
+                usage_records.c.period,
+                usage_records.c.credits,
+                jobs.c.status,
+                jobs.c.output,
+            )
+            .join(jobs, jobs.c.id == usage_records.c.job_id)
+            .where(
+                usage_records.c.tenant_id == tenant_id,
+                usage_records.c.tier == PENDING_TIER,
+                jobs.c.status.in_(_ENDED),
+            )
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        settled = 0
+        for row in rows:
+            output = row.output if isinstance(row.output, dict) else {}
+            tier, credits = UNSERVED_TIER, 0
+            if row.status == "succeeded":
+                tier = str(output.get("tier") or output.get("engine") or "http")[:16]
+                credits = int(output.get("credits", row.credits))
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    usage_records.update()
+                    .where(usage_records.c.id == row.id, usage_records.c.tier == PENDING_TIER)
+                    .values(tier=tier, credits=credits)
+                ).rowcount
+                if done == 1 and credits != row.credits:
+                    conn.execute(
+                        usage_counters.update()
+                        .where(
+                            usage_counters.c.tenant_id == tenant_id,
+                            usage_counters.c.period == row.period,
+                        )
+                        .values(credits=usage_counters.c.credits + (credits - row.credits))
+                    )
+            settled += done
+        return settled
+
     def summary(self, tenant_id: str, period: str) -> UsageSummary:
+        self.settle(tenant_id)
         key = (usage_records.c.tenant_id == tenant_id) & (usage_records.c.period == period)
         count, total = sa.func.count(), sa.func.coalesce(sa.func.sum(usage_records.c.credits), 0)
         with self.engine.connect() as conn:

@@ -1,6 +1,6 @@
-"""The scrape adapter: one URL, fetched behind the SSRF guard, with extraction rules."""
+"""The scrape adapter: one URL through the engine ladder behind the SSRF guard, extracted."""
 
-from portwright.adapters.scrape._adapter import ScrapeAdapter, ScrapeInput
+from portwright.adapters.scrape._adapter import ENGINES, ScrapeAdapter, ScrapeInput
 from portwright.adapters.scrape._extract import ExtractRule, extract
 
-__all__ = ["ExtractRule", "ScrapeAdapter", "ScrapeInput", "extract"]
+__all__ = ["ENGINES", "ExtractRule", "ScrapeAdapter", "ScrapeInput", "extract"]

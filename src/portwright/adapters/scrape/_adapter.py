@@ -1,9 +1,18 @@
-"""The scrape adapter (scenario 2): fetch one URL over HTTP behind the SSRF guard, extract.
+"""The scrape adapter (scenario 2): one URL through the engine ladder, behind the SSRF guard.
 
-Engines: this adapter runs the HTTP rung of the ladder ("auto" and "http");
-the browser rungs extend it later. Every connection, redirects included, goes
-through `GuardedTransport`, so a URL that passed the gateway cannot be
-redirected (or re-resolved) to a private address.
+On a worker with a fleet (`ScrapeAdapter.on_fleet(guard)`), the fetch climbs the
+ladder (`StepContext.fetch`): HTTP, HTTP with a browser's TLS, a browser, a
+hardened browser, starting where the site's tier memory says, honouring the
+request's engine, wait-for, extraction rules, screenshot, session (a sticky
+proxy), proxy tier and country, and robots.txt. The guard runs on every URL
+every rung reaches: each redirect hop, and every request a browser page makes.
+The result names the tier that served the page and its price in credits (the
+gateway meters that); a screenshot is stored as evidence and linked, and with
+`trace` the browser tiers' Playwright trace too.
+
+A worker without a fleet (`ScrapeAdapter.with_guard(guard)`) fetches over plain
+HTTP only (engines "auto" and "http"), still guarded on every connection and
+still honouring robots.txt.
 """
 
 from __future__ import annotations
@@ -15,13 +24,16 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from portwright.adapters.scrape._extract import ExtractRule, extract, title_of
+from portwright.engines import Politeness
 from portwright.engines.http import USER_AGENT
-from portwright.gateway.ssrf import UrlGuard, UrlRefusedError, guarded_client
+from portwright.resources.ssrf import UrlGuard, UrlRefusedError, guarded_client
 from portwright.sdk import Adapter, Job, PermanentError, RetryPolicy, StepContext, linear_machine
 
-__all__ = ["ScrapeAdapter", "ScrapeInput"]
+__all__ = ["ENGINES", "HTTP_CREDITS", "ScrapeAdapter", "ScrapeInput"]
 
 MAX_BYTES = 5_000_000
+ENGINES: tuple[str, ...] = ("auto", "http", "browser", "stealth")
+HTTP_CREDITS = 1  # the plain HTTP rung's price, for a worker without a fleet
 
 
 class ScrapeInput(BaseModel):
@@ -32,15 +44,17 @@ class ScrapeInput(BaseModel):
     wait_for: str | None = None
     extract: dict[str, ExtractRule] = Field(default_factory=dict)
     screenshot: bool = False
+    trace: bool = False
     session_id: str | None = None
     proxy_tier: str | None = None
     proxy_country: str | None = None
     webhook: str | None = None
     batch_id: str | None = None
+    respect_robots: bool = True
 
 
 class ScrapeAdapter(Adapter[ScrapeInput]):
-    """Fetches `url`, applies the extraction rules, returns them with status and title."""
+    """Fetches `url`, applies the extraction rules, returns them with the tier that served."""
 
     name: ClassVar[str] = "scrape"
     portal: ClassVar[str | None] = "scrape"
@@ -50,11 +64,26 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
     max_concurrency = 16
     engines: ClassVar[tuple[str, ...]] = ("auto", "http")
     guard: ClassVar[UrlGuard] = UrlGuard()
+    uses_fleet: ClassVar[bool] = False
+    _politeness: ClassVar[Politeness | None] = None  # the fleet-less path's robots.txt cache
 
     @classmethod
     def with_guard(cls, guard: UrlGuard) -> type[ScrapeAdapter]:
-        """This adapter with another SSRF guard (e.g. the sandbox's ports allowlisted)."""
-        return type("ScrapeAdapter", (cls,), {"guard": guard, "__doc__": cls.__doc__})
+        """This adapter over plain HTTP with another SSRF guard (a worker without a fleet)."""
+        attrs = {"guard": guard, "uses_fleet": False, "engines": ("auto", "http")}
+        return type("ScrapeAdapter", (cls,), {**attrs, "__doc__": cls.__doc__})
+
+    @classmethod
+    def on_fleet(
+        cls, guard: UrlGuard, *, engines: tuple[str, ...] = ENGINES
+    ) -> type[ScrapeAdapter]:
+        """This adapter on the worker's fleet, with `guard` on every request; `engines` are
+        the ones offered (a fleet without browsers: "auto" and "http")."""
+        unknown = sorted(set(engines) - set(ENGINES))
+        if unknown:
+            raise ValueError(f"engines: unknown {', '.join(unknown)}; use {', '.join(ENGINES)}")
+        attrs = {"guard": guard, "uses_fleet": True, "engines": tuple(engines)}
+        return type("ScrapeAdapter", (cls,), {**attrs, "__doc__": cls.__doc__})
 
     async def run(self, job: Job[ScrapeInput]) -> Mapping[str, Any]:
         await job.transition("QUEUED")
@@ -64,8 +93,53 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
         )
         return result
 
+    async def _check(self, url: str) -> None:
+        """The SSRF guard as the engines call it: a refusal is a permanent failure."""
+        try:
+            await self.guard.check(url)
+        except UrlRefusedError as exc:
+            raise PermanentError(f"url refused by the SSRF guard: {exc}", url=url) from None
+
     async def _fetch(self, sc: StepContext, data: dict[str, Any]) -> dict[str, Any]:
         request = ScrapeInput.model_validate(data)
+        if request.engine not in self.engines:
+            raise PermanentError(f"engine: {request.engine!r} is not available on this worker")
+        if not self.uses_fleet:
+            return await self._fetch_http(sc, request)
+        result = await sc.fetch(
+            request.url,
+            engine=request.engine,
+            wait_for=request.wait_for,
+            extract=request.extract,
+            screenshot=request.screenshot,
+            session_id=request.session_id,
+            proxy_tier=request.proxy_tier,
+            country=request.proxy_country,
+            respect_robots=request.respect_robots,
+            guard=self._check,
+            trace=request.trace,
+        )
+        output = result.summary()
+        output["tier"] = result.rung
+        output["bytes"] = len(result.html.encode())
+        if result.screenshot is not None:
+            evidence_id = await sc.attach(
+                "screenshot", result.screenshot, content_type="image/png", url=result.final_url
+            )
+            output["screenshot"] = {
+                "evidence_id": evidence_id,
+                "href": f"/v1/jobs/{sc.job_id}/evidence/{evidence_id}",
+            }
+        return output
+
+    async def _fetch_http(self, sc: StepContext, request: ScrapeInput) -> dict[str, Any]:
+        await self._check(request.url)
+        if request.respect_robots:
+            cls = type(self)
+            if cls._politeness is None:
+                cls._politeness = Politeness()
+            if not await cls._politeness.allowed(request.url, respect=True, guard=self._check):
+                raise PermanentError(f"robots.txt disallows {request.url}", robots=True)
         async with guarded_client(self.guard, user_agent=USER_AGENT) as client:
             try:
                 response = await client.get(request.url)
@@ -82,6 +156,8 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
             "final_url": str(response.url),
             "status": response.status_code,
             "engine": "http",
+            "tier": "http",
+            "credits": HTTP_CREDITS,
             "title": title_of(html),
             "extracted": extract(html, request.extract),
             "bytes": len(response.content),

@@ -2,9 +2,12 @@
 
 A page that answers 4xx is given a moment to move on when it carries
 scripts (a challenge that sets a cookie and reloads); one without scripts is
-a block page. A captcha form is answered through the solver and submitted
-in the page. Evidence (screenshot, DOM, timings, trace) goes to an optional
-sink.
+a block page. With an SSRF guard, the context's proxy is a `GuardProxy` of the
+fetch's own, which checks every request the page makes (each redirect hop,
+every subresource, each tunnel) before forwarding it to the real proxy; a
+refused navigation fails the fetch with the guard's reason. A captcha form
+is answered through the solver and submitted in the page.
+Evidence (screenshot, DOM, timings, trace) goes to an optional sink.
 """
 
 from __future__ import annotations
@@ -12,19 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from playwright.async_api import Page, Response, Route
+from playwright.async_api import Page, Response
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from portwright.engines._errors import classify_status
 from portwright.engines.browser import BrowserPool, EvidenceSink, capture_page, record_page
-from portwright.engines.ladder._http import Exchange, FetchRequest, Guard, Solve
+from portwright.engines.ladder._guard_proxy import GuardProxy
+from portwright.engines.ladder._http import Exchange, FetchRequest, Guard, Solve, guards_of
 from portwright.engines.ladder._session import Session
 from portwright.engines.ladder._signals import ChallengeForm, find_challenge
 from portwright.resources.proxies import Proxy
-from portwright.sdk import ChallengeError, PermanentError, TransientError
+from portwright.sdk import ChallengeError, TransientError
 
 __all__ = ["BrowserFetcher"]
 
@@ -106,8 +109,26 @@ class BrowserFetcher:
         sink: EvidenceSink | None = None,
     ) -> Exchange:
         started = time.time()
-        tracing = self.trace and sink is not None
-        if session.key is not None and not tracing:  # a named session shares one context
+        guard = guards_of(request, self.guard)
+        if guard is None:
+            return await self._fetch(request, proxy, session, solve, sink, started, None)
+        async with GuardProxy(guard, proxy) as checked:
+            return await self._fetch(request, checked.proxy, session, solve, sink, started, checked)
+
+    async def _fetch(
+        self,
+        request: FetchRequest,
+        proxy: Proxy | None,
+        session: Session,
+        solve: Solve,
+        sink: EvidenceSink | None,
+        started: float,
+        checked: GuardProxy | None,
+    ) -> Exchange:
+        tracing = (self.trace if request.trace is None else request.trace) and sink is not None
+        # A named session shares one context, unless traced or guarded (a context per fetch,
+        # its cookies carried by the session).
+        if session.key is not None and not tracing and checked is None:
             context = self.pool.session_context(session.key, proxy=proxy, hardened=self.hardened)
         else:
             context = self.pool.context(
@@ -116,16 +137,13 @@ class BrowserFetcher:
         async with context as lease:
             await lease.add_cookies(session.rows())
             page = await lease.new_page()
-            refused: list[PermanentError] = []
-            if self.guard is not None:
-                await page.route("**/*", self._guard_route(refused))
             try:
                 exchange = await self._drive(page, request, solve)
                 if session.key is not None:  # a private session's cookies die with it
                     session.update(await lease.cookies())
             except Exception:
-                if refused:
-                    raise refused[0] from None
+                if checked is not None and checked.refused:
+                    raise checked.refused[0] from None
                 raise
             else:
                 return exchange
@@ -134,22 +152,6 @@ class BrowserFetcher:
                     await self._evidence(sink, page, lease.stop_trace, started)
                 with contextlib.suppress(Exception):
                     await page.close()
-
-    def _guard_route(self, refused: list[PermanentError]) -> Callable[[Route], Awaitable[None]]:
-        guard = self.guard
-        assert guard is not None
-
-        async def check(route: Route) -> None:
-            if route.request.is_navigation_request():
-                try:
-                    await guard(route.request.url)
-                except Exception as exc:  # noqa: BLE001 - the guard's refusal, whatever its type
-                    refused.append(PermanentError(f"url refused: {exc}"))
-                    await route.abort("blockedbyclient")
-                    return
-            await route.continue_()
-
-        return check
 
     async def _drive(self, page: Page, request: FetchRequest, solve: Solve) -> Exchange:
         navs = _Navigations(page)

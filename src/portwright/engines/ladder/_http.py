@@ -25,7 +25,7 @@ from portwright.engines.ladder._signals import ChallengeForm, find_challenge
 from portwright.resources.proxies import Proxy
 from portwright.sdk import ChallengeError, PermanentError
 
-__all__ = ["CurlFetcher", "Exchange", "FetchRequest", "Guard", "Solve"]
+__all__ = ["CurlFetcher", "Exchange", "FetchRequest", "Guard", "Solve", "guards_of"]
 
 Guard = Callable[[str], Awaitable[None]]
 Solve = Callable[[str, str], Awaitable[str]]
@@ -41,6 +41,23 @@ class FetchRequest:
     extract: Mapping[str, ExtractionRule] = field(default_factory=dict)
     screenshot: bool = False
     timeout_s: float = 30.0
+    guard: Guard | None = None  # this request's own SSRF guard, on top of the fetcher's
+    trace: bool | None = None  # a Playwright trace of browser rungs (None: the ladder's default)
+
+
+def guards_of(request: FetchRequest, own: Guard | None) -> Guard | None:
+    """One guard running the fetcher's and the request's (None when neither is set)."""
+    checks = [g for g in (own, request.guard) if g is not None]
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0]
+
+    async def both(url: str) -> None:
+        for check in checks:
+            await check(url)
+
+    return both
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +140,12 @@ class CurlFetcher:
         self, request: FetchRequest, *, proxy: Proxy | None, session: Session, solve: Solve
     ) -> Exchange:
         client = self._client(proxy)
+        guard = guards_of(request, self.guard)
 
         async def send(method: str, url: str, data: Mapping[str, str] | None) -> _Answer:
             for _ in range(_MAX_REDIRECTS + 1):
-                if self.guard is not None:
-                    await self.guard(url)
+                if guard is not None:
+                    await guard(url)
                 cookie = session.cookie_header(url)
                 response = await client.request(
                     method,

@@ -25,12 +25,13 @@ from portwright.engines.browser import BrowserPool, EvidenceSink
 from portwright.engines.ladder._browser import BrowserFetcher
 from portwright.engines.ladder._climb import Climb, RungTries, proxy_at_fault
 from portwright.engines.ladder._extract import ExtractionRule, parse
-from portwright.engines.ladder._http import CurlFetcher, Exchange, FetchRequest, Guard
+from portwright.engines.ladder._http import CurlFetcher, Exchange, FetchRequest, Guard, guards_of
 from portwright.engines.ladder._memory import MemoryTierMemory, TierMemory, choose_start
 from portwright.engines.ladder._result import FetchResult
 from portwright.engines.ladder._rungs import ENGINE_RUNGS, LadderConfig, Rung, site_of
 from portwright.engines.ladder._session import SessionStore
 from portwright.engines.ladder._signals import unrendered
+from portwright.observability import PROCESS
 from portwright.resources import CaptchaSolver
 from portwright.resources.proxies import PoolExhaustedError, Proxy, ProxyPool
 from portwright.sdk import (
@@ -67,6 +68,7 @@ class Ladder:
         self.politeness = politeness or Politeness()
         self.sessions = sessions or SessionStore()
         c = self.config
+        self.guard = guard
         self._http = CurlFetcher(max_bytes=c.max_html_bytes, guard=guard)
         self._tls = CurlFetcher(impersonate="chrome", max_bytes=c.max_html_bytes, guard=guard)
         self._browser: dict[bool, BrowserFetcher] = {}
@@ -146,12 +148,19 @@ class Ladder:
         respect_robots: bool | None = None,
         timeout_s: float | None = None,
         evidence: EvidenceSink | None = None,
+        guard: Guard | None = None,
+        trace: bool | None = None,
     ) -> FetchResult:
-        """Fetch `url` on the cheapest rung that works; see the module docstring."""
+        """Fetch `url` on the cheapest rung that works; see the module docstring.
+
+        `guard` (an SSRF check) runs on every URL this fetch reaches, on every rung,
+        robots.txt included, on top of the ladder's own guard. `trace` records a
+        Playwright trace of browser rungs into `evidence` (None: `config.trace`)."""
         if proxy_tier is not None and self.proxies and proxy_tier not in self.proxies.tiers:
             raise PermanentError(f"unknown proxy tier {proxy_tier!r}")
-        if not await self.politeness.allowed(url, respect=respect_robots):
-            raise PermanentError(f"robots.txt disallows {url}")
+        checks = guards_of(FetchRequest(url, guard=guard), self.guard)
+        if not await self.politeness.allowed(url, respect=respect_robots, guard=checks):
+            raise PermanentError(f"robots.txt disallows {url}", robots=True, url=url)
         rungs = self.rungs_for(engine, screenshot=screenshot)
         first = await self.start_rung(url, engine, screenshot=screenshot)
         start = next(i for i, r in enumerate(rungs) if r.name == first)
@@ -163,6 +172,8 @@ class Ladder:
                 extract=dict(extract or {}),
                 screenshot=screenshot,
                 timeout_s=timeout_s or self.config.timeout_s,
+                guard=guard,
+                trace=trace,
             ),
             session=self.sessions.get(session_id),
             sticky=f"session:{session_id}" if session_id else (f"job:{job_id}" if job_id else None),
@@ -240,7 +251,9 @@ class Ladder:
             if proxy is not None and pool is not None:
                 pool.burn(proxy, site=climb.site, reason=error.message)
                 tries.burned += 1
-                if tries.burned < c.identities_per_rung:
+                rotating = tries.burned < c.identities_per_rung
+                PROCESS.burned(climb.site, rotated=rotating)  # burns and rotations metrics
+                if rotating:
                     return True
             await self.memory.record(climb.site, rung.name, ok=False)
             return False
@@ -303,7 +316,16 @@ class Ladder:
                     url=page_url,
                     needs_operator=True,
                 )
-            return await self.captcha.solve(sitekey=sitekey, url=page_url, tenant_id=tenant_id)
+            site = site_of(page_url)
+            try:
+                answer = await self.captcha.solve(
+                    sitekey=sitekey, url=page_url, tenant_id=tenant_id
+                )
+            except ChallengeError:
+                PROCESS.captcha(site, solved=False)  # portwright_captchas_total
+                raise
+            PROCESS.captcha(site, solved=True)
+            return answer
 
         request, session = climb.request, climb.session
         if rung.engine == "http":

@@ -1,5 +1,11 @@
 """`/v1/scrape` and `/v1/batch` (scenario 2): guarded URLs, credits by engine tier,
-sync (wait up to a timeout) or async (a job id at once)."""
+sync (wait up to a timeout) or async (a job id at once); the tenant's scrape settings.
+
+Credits: the requested tier's price is reserved and the usage recorded as
+pending; the store prices it at the tier that served once the job ends. robots.txt
+is respected unless the tenant turned it off (`PUT /v1/settings/scrape`); the
+setting is the latest audited change of it, so its history is the audit log.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +24,21 @@ from portwright.client._models import (
     FieldProblem,
     Job,
     ScrapeRequest,
+    ScrapeSettings,
 )
-from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyDoc
+from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyDoc, actor_of
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
-from portwright.gateway._plans import TIER_CREDITS, plan_of, tier_of
+from portwright.gateway._plans import PENDING_TIER, TIER_CREDITS, plan_of, tier_of
 from portwright.gateway._principal import Principal, current_principal
 from portwright.gateway.routes._views import job_view
 from portwright.store import JobRecord
 
-__all__ = ["scrape_router", "submit_scrape"]
+__all__ = ["scrape_router", "scrape_settings", "submit_scrape"]
 
 SCRAPE_ADAPTER = "scrape"
 Caller = Annotated[Principal, Depends(current_principal)]
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
+SETTINGS_ACTION = "tenant.scrape_settings"
 
 
 def _engines(ctx: GatewayContext) -> tuple[str, ...]:
@@ -38,9 +46,12 @@ def _engines(ctx: GatewayContext) -> tuple[str, ...]:
     return tuple(getattr(adapter, "engines", ("auto", "http")))
 
 
-def _job_input(request: ScrapeRequest, batch_id: str | None) -> dict[str, Any]:
+def _job_input(
+    request: ScrapeRequest, batch_id: str | None, settings: ScrapeSettings
+) -> dict[str, Any]:
     data = request.model_dump(mode="json", exclude={"mode", "timeout_s"})
     data["batch_id"] = batch_id
+    data["respect_robots"] = settings.respect_robots
     return data
 
 
@@ -71,13 +82,13 @@ async def submit_scrape(
 ) -> JobRecord:
     """Guard, price and submit one scrape job."""
     await _check(ctx, request, "")
-    tier = tier_of(request.engine)
+    settings = await scrape_settings(ctx, caller.tenant_id)
     return await ctx.submit_metered(
         caller,
         adapter=SCRAPE_ADAPTER,
-        job_input=_job_input(request, batch_id),
-        credits=TIER_CREDITS[tier],
-        tier=tier,
+        job_input=_job_input(request, batch_id, settings),
+        credits=TIER_CREDITS[tier_of(request.engine)],
+        tier=PENDING_TIER,
         priority=priority,
     )
 
@@ -152,22 +163,67 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
         )
         await ctx.meter.refund(caller.tenant_id, period, jobs=len(body.items), credits=total)
         batch_id = new_id("bat")
+        settings = await scrape_settings(ctx, caller.tenant_id)
         jobs = []
         for given in body.items:
             item = given
             if body.webhook and not item.webhook:
                 item = item.model_copy(update={"webhook": body.webhook})
-            tier = tier_of(item.engine)
             jobs.append(
                 await ctx.submit_metered(
                     caller,
                     adapter=SCRAPE_ADAPTER,
-                    job_input=_job_input(item, batch_id),
-                    credits=TIER_CREDITS[tier],
-                    tier=tier,
+                    job_input=_job_input(item, batch_id, settings),
+                    credits=TIER_CREDITS[tier_of(item.engine)],
+                    tier=PENDING_TIER,
                 )
             )
         reply = BatchResponse(batch_id=batch_id, jobs=[job_view(j) for j in jobs])
         return JSONResponse(reply.model_dump(mode="json"), status_code=202)
 
+    @router.get(
+        "/v1/settings/scrape",
+        response_model=ScrapeSettings,
+        responses=ERROR_RESPONSES,
+        summary="Your scrape settings",
+    )
+    async def get_settings(caller: Caller) -> ScrapeSettings:
+        """Whether your scrapes respect robots.txt (on unless you turned it off)."""
+        return await scrape_settings(ctx, caller.tenant_id)
+
+    @router.put(
+        "/v1/settings/scrape",
+        response_model=ScrapeSettings,
+        responses=ERROR_RESPONSES,
+        summary="Change your scrape settings",
+    )
+    async def put_settings(body: ScrapeSettings, caller: Caller) -> ScrapeSettings:
+        """Applies to scrapes submitted from now on; the change is audited."""
+        before = await scrape_settings(ctx, caller.tenant_id)
+        await asyncio.to_thread(
+            ctx.store.audit.record,
+            actor=actor_of(caller),
+            action=SETTINGS_ACTION,
+            target_type="tenant-settings",
+            target_id=_settings_target(caller.tenant_id),
+            before=before.model_dump(mode="json"),
+            after=body.model_dump(mode="json"),
+            tenant_id=caller.tenant_id,
+        )
+        return body
+
     return router
+
+
+def _settings_target(tenant_id: str) -> str:
+    return f"{tenant_id}/scrape"
+
+
+async def scrape_settings(ctx: GatewayContext, tenant_id: str) -> ScrapeSettings:
+    """The tenant's scrape settings: the latest audited change, else the defaults."""
+    rows = await asyncio.to_thread(
+        ctx.store.audit.search, target_id=_settings_target(tenant_id), limit=1
+    )
+    if rows and rows[0].action == SETTINGS_ACTION and rows[0].tenant_id == tenant_id:
+        return ScrapeSettings.model_validate(rows[0].after or {})
+    return ScrapeSettings()

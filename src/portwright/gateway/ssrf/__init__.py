@@ -1,14 +1,22 @@
-"""The SSRF guard for every user-supplied URL (scrape targets, webhook endpoints)."""
+"""The SSRF guard, re-exported where the gateway first had it.
 
-from portwright.gateway.ssrf._guard import (
+It lives in `portwright.resources.ssrf` now: the engines and the scrape adapter
+run it on every request they make, and they do not import the gateway.
+"""
+
+from portwright.resources.ssrf import (
+    AllowEntry,
+    GuardedTransport,
     Resolver,
     StaticResolver,
     UrlGuard,
     UrlRefusedError,
+    guarded_client,
+    is_public,
+    parse_allowlist,
+    refusal_reason,
     system_resolver,
 )
-from portwright.gateway.ssrf._policy import AllowEntry, is_public, parse_allowlist, refusal_reason
-from portwright.gateway.ssrf._transport import GuardedTransport, guarded_client
 
 __all__ = [
     "AllowEntry",

@@ -2,7 +2,9 @@
 
 `/` links to the catalogue; `/catalog?page=N` lists `page_size` products with
 `a.next` / `a.prev`; `/product/{id}` is one product. A bad page number is 400,
-a page or product outside the catalogue is 404.
+a page or product outside the catalogue is 404. `/robots.txt` disallows
+`/private/` for every agent; `/private/{id}` serves the same product page, for
+checking that a scraper respects robots.txt (or was told not to).
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.routing import Route
 
 from portwright.sandbox.scrape._catalog import Catalog
 from portwright.sandbox.scrape._render import layout, listing_html, product_html
 
-__all__ = ["catalogue_routes", "page_number", "page_size"]
+__all__ = ["ROBOTS_TXT", "catalogue_routes", "page_number", "page_size"]
+
+ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n"
 
 
 def page_size(options: Mapping[str, Any]) -> int:
@@ -70,8 +74,13 @@ def catalogue_routes(catalog: Catalog, options: Mapping[str, Any], site: str) ->
             return _not_found(f"There is no product {pid}.")
         return HTMLResponse(layout(found.title, product_html(found)))
 
+    async def robots(_: Request) -> PlainTextResponse:
+        return PlainTextResponse(ROBOTS_TXT)
+
     return [
         Route("/", index),
         Route("/catalog", listing),
         Route("/product/{product_id:int}", product),
+        Route("/private/{product_id:int}", product),
+        Route("/robots.txt", robots),
     ]

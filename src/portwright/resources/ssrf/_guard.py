@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from portwright.gateway.ssrf._policy import AllowEntry, IPAddress, parse_allowlist, refusal_reason
+from portwright.resources.ssrf._policy import AllowEntry, IPAddress, parse_allowlist, refusal_reason
 
 __all__ = ["Resolver", "StaticResolver", "UrlGuard", "UrlRefusedError", "system_resolver"]
 

@@ -6,7 +6,7 @@ import ipaddress
 
 import httpx
 
-from portwright.gateway.ssrf._guard import UrlGuard
+from portwright.resources.ssrf._guard import UrlGuard
 
 __all__ = ["GuardedTransport", "guarded_client"]
 
