@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         description="DBOS system database; default: SQLite beside the app db, or the same Postgres",
     )
     redis_url: str | None = Field(None, description="shared rate-limit buckets (optional)")
+    nats_url: str | None = Field(
+        None, description="publish the outbox to NATS JetStream (optional, off when unset)"
+    )
+    nats_stream: str = Field("PORTWRIGHT", description="the JetStream stream events go to")
     master_key: SecretStr | None = Field(None, description="wraps per-tenant data keys")
     worker_id: str | None = Field(None, description="stable executor id for this process")
     worker_concurrency: int = Field(32, ge=1, description="jobs one worker runs at once")
@@ -55,6 +59,11 @@ class Settings(BaseSettings):
     log_json: bool = True
     sandbox_seed: int = 1
     chromium_path: str | None = Field(None, description="Chromium executable; else autodetect")
+    browser_live_view: bool = Field(
+        True,
+        description="local browsers also listen for CDP on a loopback port, so the console "
+        "can stream a running job's page and let an operator take over",
+    )
     captcha_solver_url: str | None = Field(None, description="a 2captcha-compatible service")
     captcha_api_key: SecretStr | None = Field(None, description="its API key")
     # -- gateway ------------------------------------------------------------------------

@@ -34,7 +34,8 @@ log = structlog.get_logger("portwright.delivery")
 
 
 class Sink(Protocol):
-    """A bus the outbox is mirrored to; `publish` must be idempotent on `event_id`."""
+    """A bus the outbox is mirrored to; `publish` must be idempotent on `event_id`.
+    An `aclose()` coroutine, if the sink has one, runs when the relay stops."""
 
     async def publish(self, events: Sequence[OutboxRecord]) -> None: ...
 
@@ -90,14 +91,21 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.client.aclose()  # the relay owns its client, given or made
+        for sink in self.sinks:
+            close = getattr(sink, "aclose", None)
+            if close is not None:
+                await close()
 
     async def _run(self) -> None:
         while True:
-            try:
-                busy = await self.publish_once() + await self.deliver_once()
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("relay round failed; retrying")
-                busy = 0
+            busy = 0
+            # Each half on its own: a bus sink that is down holds back publishing (events
+            # stay in the outbox), not the deliveries already fanned out.
+            for half in (self.publish_once, self.deliver_once):
+                try:
+                    busy += await half()
+                except Exception:  # the loop must outlive a database or bus hiccup
+                    log.exception("relay round failed; retrying", half=half.__name__)
             if busy:
                 continue
             with contextlib.suppress(TimeoutError):

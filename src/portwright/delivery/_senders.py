@@ -84,16 +84,22 @@ class WebhookSender:
 
 
 class ShopStatusSender:
-    """POST {url}/api/orders/{order_id}/status with `Idempotency-Key` = the event id."""
+    """POST {url}/api/orders/{order_id}/status with `Idempotency-Key` = the event id, so every
+    retry and replay of one change applies once; the change's `version` (when the event
+    has one) lets the platform ignore a change older than one it already applied."""
 
     async def __call__(
         self, client: httpx.AsyncClient, endpoint: EndpointRecord, event: OutboxRecord
     ) -> SendResult:
         payload = event.payload
-        body = json.dumps(
-            {"status": payload["status"], "driver_id": payload.get("driver_id")}
-        ).encode()
-        url = f"{endpoint.url.rstrip('/')}/api/orders/{payload['order_id']}/status"
+        order_id, status = payload.get("order_id"), payload.get("status")
+        if not order_id or not status:
+            return SendResult(None, f"event {event.topic}: no order_id and status to sync")
+        update: dict[str, object] = {"status": status, "driver_id": payload.get("driver_id")}
+        if isinstance(payload.get("version"), int):
+            update["version"] = payload["version"]
+        body = json.dumps(update).encode()
+        url = f"{endpoint.url.rstrip('/')}/api/orders/{order_id}/status"
         headers = {"content-type": "application/json", "idempotency-key": event.event_id}
         return await _post(client, url, body, headers)
 

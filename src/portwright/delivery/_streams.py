@@ -24,6 +24,7 @@ from portwright.store import OutboxRecord, Store
 __all__ = ["authenticate_ws", "event_message", "streams_router"]
 
 HEARTBEAT_S = 15.0
+DISCONNECT_CHECK_S = 1.0
 Authenticate = Callable[[WebSocket], Awaitable[Principal | None]]
 
 
@@ -81,11 +82,27 @@ def authenticate_ws(store: Store) -> Authenticate:
     return check
 
 
+async def _until_client_leaves(ws: WebSocket) -> None:
+    """Read (and ignore) what the client sends until it disconnects."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
 async def pump(ws: WebSocket, hub: Hub, sub: Subscription) -> None:
-    """Send a subscription's events until the client leaves or the hub drops it."""
+    """Send a subscription's events until the client leaves or the hub drops it. The
+    client's side is read at the same time, so a client that leaves while the stream is
+    quiet frees its subscription at once."""
+    left = asyncio.create_task(_until_client_leaves(ws))
     try:
         while True:
-            event = await sub.next()
+            upcoming = asyncio.create_task(sub.next())
+            await asyncio.wait({upcoming, left}, return_when=asyncio.FIRST_COMPLETED)
+            if not upcoming.done():
+                upcoming.cancel()
+                return
+            event = upcoming.result()
             if event is None:
                 await ws.close(code=4000, reason="resync from your last cursor")
                 return
@@ -93,6 +110,9 @@ async def pump(ws: WebSocket, hub: Hub, sub: Subscription) -> None:
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:
+        left.cancel()
+        if left.done() and not left.cancelled():
+            left.exception()  # retrieved: a client that vanished is not an error
         hub.unsubscribe(sub)
 
 
@@ -118,12 +138,21 @@ def streams_router(store: Store, hub: Hub, authenticate: Authenticate) -> APIRou
         async def body() -> AsyncIterator[bytes]:
             try:
                 yield b": connected\n\n"
+                quiet = 0.0
                 while True:
                     try:
-                        event = await asyncio.wait_for(sub.next(), timeout=HEARTBEAT_S)
+                        event = await asyncio.wait_for(sub.next(), timeout=DISCONNECT_CHECK_S)
                     except TimeoutError:
-                        yield b": keep-alive\n\n"
+                        # A client that left is noticed within a second, not at the next
+                        # write, so its subscription and connection are freed promptly.
+                        if await request.is_disconnected():
+                            return
+                        quiet += DISCONNECT_CHECK_S
+                        if quiet >= HEARTBEAT_S:
+                            quiet = 0.0
+                            yield b": keep-alive\n\n"
                         continue
+                    quiet = 0.0
                     if event is None:
                         return
                     data = json.dumps(event_message(event))

@@ -54,6 +54,7 @@ def status_of(store: Store) -> list[ComponentStatus]:
         else:
             state, detail = "operational", ""
         out.append(ComponentStatus(portal.name, "portal", state, detail))
+    order = {"down": 0, "cooling down": 1, "degraded": 2, "operational": 3}
     dead_since = store.deliveries.oldest_dead()
     by_platform: dict[str, ComponentStatus] = {}
     for endpoint in store.endpoints.search():
@@ -67,11 +68,14 @@ def status_of(store: Store) -> list[ComponentStatus]:
             state, detail = "degraded", "sync delayed"
         else:
             state, detail = "operational", ""
-        by_platform[endpoint.platform] = ComponentStatus(
-            endpoint.platform, "sync", state, detail, since
-        )
+        found = ComponentStatus(endpoint.platform, "sync", state, detail, since)
+        seen = by_platform.get(endpoint.platform)
+        if seen is not None:  # several tenants sync to one platform: the worst, the earliest
+            worst = min(seen, found, key=lambda c: order[c.state])
+            earliest = min((v for v in (seen.delayed_since, since) if v), default=None)
+            found = ComponentStatus(endpoint.platform, "sync", worst.state, worst.detail, earliest)
+        by_platform[endpoint.platform] = found
     out.extend(by_platform.values())
-    order = {"down": 0, "cooling down": 1, "degraded": 2, "operational": 3}
     return sorted(out, key=lambda c: (order[c.state], c.name))
 
 

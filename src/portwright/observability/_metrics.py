@@ -10,7 +10,7 @@ captchas, proxy rotations) are counted by `Metrics`, one registry per app.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portwright.observability._counters import PROCESS
 from portwright.store import Store
 
 __all__ = ["CONTENT_TYPE", "Metrics", "MetricsMiddleware", "StoreCollector"]
@@ -58,23 +59,9 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
-        self.captchas = Counter(
-            "portwright_captchas",
-            "Captcha solves by outcome (solved, failed)",
-            ["outcome"],
-            registry=r,
-        )
-        self.proxy_rotations = Counter(
-            "portwright_proxy_rotations",
-            "Proxy rotations asked for by jobs",
-            ["portal"],
-            registry=r,
-        )
-        self.browser_pool_size: Callable[[], int] | None = None
-        r.register(StoreCollector(store, live_after_s=live_after_s, pool=self._pool_size))
-
-    def _pool_size(self) -> int | None:
-        return self.browser_pool_size() if self.browser_pool_size is not None else None
+        # Counted where jobs run (captchas, identity burns, browser pools): see _counters.
+        r.register(PROCESS.registry)
+        r.register(StoreCollector(store, live_after_s=live_after_s))
 
     def attempt(self, kind: str, outcome: str, seconds: float, lag_s: float) -> None:
         """A `DeliveryObserver`: one outbound attempt finished."""
@@ -125,12 +112,9 @@ def _gauge(name: str, doc: str, labels: list[str], rows: Iterable[tuple[Any, ...
 class StoreCollector(Collector):
     """Gauges computed from the database when Prometheus scrapes."""
 
-    def __init__(
-        self, store: Store, *, live_after_s: float, pool: Callable[[], int | None]
-    ) -> None:
+    def __init__(self, store: Store, *, live_after_s: float) -> None:
         self.store = store
         self.live_after_s = live_after_s
-        self.pool = pool
 
     def collect(self) -> Iterable[Metric]:
         from portwright.store._schema import (
@@ -235,9 +219,6 @@ class StoreCollector(Collector):
             "Escalation opened → resolved",
             durations,
         )
-        size = self.pool()
-        if size is not None:
-            yield _gauge("portwright_browser_pool_size", "Browsers in the pool", [], [(size,)])
 
 
 def _histogram(name: str, doc: str, values: list[float]) -> Metric:

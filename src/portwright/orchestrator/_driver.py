@@ -20,6 +20,7 @@ from dbos import DBOS, StepOptions
 from pydantic import BaseModel
 
 from portwright.engines.http import CookieRow, translate_exception
+from portwright.observability import PROCESS
 from portwright.orchestrator._backoff import backoff_delay
 from portwright.orchestrator._step_context import StepContextImpl
 from portwright.orchestrator._tx import apply_transition, open_escalation, resolve_escalation
@@ -403,6 +404,7 @@ class JobDriver(Generic[InputT]):
             outcome["rotated"] = await asyncio.to_thread(
                 rt.identity.rotate, self._job_id, self._portal, error.message
             )
+            PROCESS.burned(self._portal, rotated=outcome["rotated"])
         elif isinstance(error, PageChangedError) and error.html is not None:
             await sc.attach(
                 "html",
@@ -422,7 +424,7 @@ class JobDriver(Generic[InputT]):
         return {
             "ok": False,
             "error_class": error_class,
-            "message": message,
+            "message": sc.mask(message),  # a secret the step used never reaches logs or events
             "details": {**details, "evidence": list(sc.evidence_ids)},
             "rotated": False,
         }

@@ -17,6 +17,7 @@ from portwright.engines.http import (
     new_client,
     summarize,
 )
+from portwright.observability import PROCESS
 from portwright.sdk import ChallengeError, Logger, Page, PermanentError, SelectorMap
 
 if TYPE_CHECKING:
@@ -135,7 +136,15 @@ class StepContextImpl:
         if self._rt.captcha is None:
             raise ChallengeError(f"captcha on {url} and no solver is configured")
         self._log.info("solving captcha", sitekey=sitekey)
-        return await self._rt.captcha.solve(sitekey=sitekey, url=url, tenant_id=self._job.tenant_id)
+        try:
+            answer = await self._rt.captcha.solve(
+                sitekey=sitekey, url=url, tenant_id=self._job.tenant_id
+            )
+        except ChallengeError:
+            PROCESS.captcha(self._job.portal, solved=False)
+            raise
+        PROCESS.captcha(self._job.portal, solved=True)
+        return answer
 
     async def remember(self, key: str, value: Any) -> None:
         await asyncio.to_thread(self._rt.store.jobs.remember, self._job.id, key, value)
@@ -175,6 +184,10 @@ class StepContextImpl:
         return await fleet.ladder.fetch(
             url, tenant_id=self._job.tenant_id, job_id=self._job.id, evidence=self, **options
         )
+
+    def mask(self, text: str) -> str:
+        """`text` with every secret this step fetched masked (error messages, logs)."""
+        return self._masker().text(text)
 
     def _masker(self) -> Masker:
         from portwright.engines.browser import Masker

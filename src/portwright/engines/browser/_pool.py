@@ -28,6 +28,7 @@ from portwright.engines.browser._lease import BrowserLease, StorageState
 from portwright.engines.browser._procs import ProcessInfo, browser_processes
 from portwright.engines.browser._providers import HARDENING_SCRIPT, BrowserProvider, LocalChromium
 from portwright.engines.browser._shared import SessionContexts
+from portwright.observability import track_browser_pool
 from portwright.resources.proxies import Proxy
 from portwright.sdk import TransientError
 
@@ -113,6 +114,7 @@ class BrowserPool:
         self._pw_manager = async_playwright()
         self._pw = await self._pw_manager.start()
         self._reaper = asyncio.create_task(self._reap_idle(), name="browser-pool-reaper")
+        track_browser_pool(self)  # portwright_browser_pool_size
         return self
 
     async def __aenter__(self) -> BrowserPool:

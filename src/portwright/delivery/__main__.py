@@ -1,0 +1,87 @@
+"""`python -m portwright.delivery`: the relay on its own, against the configured database.
+
+Settings come from the environment (`PORTWRIGHT_DATABASE_URL`, `PORTWRIGHT_URL_ALLOWLIST`,
+`PORTWRIGHT_NATS_URL`, …). Several relays may run at once: they share the work
+through the database (row locks on Postgres, leases on deliveries). SIGTERM or
+SIGINT stops it: the current round is cancelled and its leased deliveries are
+taken over by any relay once their lease ends; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from portwright.delivery._nats import sinks_from
+from portwright.delivery._policy import DeliveryPolicy
+from portwright.delivery._relay import Relay
+from portwright.observability import configure_logging
+from portwright.resources.ssrf import UrlGuard, guarded_client
+from portwright.settings import Settings
+from portwright.store import Store
+
+log = structlog.get_logger("portwright.delivery")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m portwright.delivery",
+        description="Run the outbox relay: bus sinks, then signed webhook deliveries.",
+    )
+    parser.add_argument("--poll-s", type=float, default=0.5, help="idle poll interval")
+    parser.add_argument(
+        "--lease-s", type=float, default=30.0, help="how long a claimed delivery is ours"
+    )
+    parser.add_argument("--batch", type=int, default=100, help="events and deliveries per round")
+    parser.add_argument("--timeout-s", type=float, default=10.0, help="per-send HTTP timeout")
+    return parser
+
+
+async def serve(settings: Settings, args: argparse.Namespace) -> None:
+    """Run one relay until SIGTERM or SIGINT."""
+    store = await asyncio.to_thread(Store.open, settings.app_database_url)
+    guard = UrlGuard.from_allowlist(settings.url_allowlist)
+    relay = Relay(
+        store,
+        client=guarded_client(guard, timeout=args.timeout_s, max_redirects=0),
+        policy=DeliveryPolicy(timeout_s=args.timeout_s),
+        sinks=sinks_from(settings),
+        batch=args.batch,
+        poll_s=args.poll_s,
+        lease_s=args.lease_s,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    relay.start()
+    log.info("relay started", worker=relay.worker, sinks=[repr(s) for s in relay.sinks])
+    try:
+        await stop.wait()
+    finally:
+        await relay.stop()
+        store.close()
+        log.info("relay stopped", worker=relay.worker)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    for flag in ("poll_s", "lease_s", "timeout_s"):
+        if getattr(args, flag) <= 0:
+            parser.error(f"--{flag.replace('_', '-')} must be greater than 0")
+    if args.batch < 1:
+        parser.error("--batch must be at least 1")
+    settings = Settings()
+    configure_logging(settings)
+    asyncio.run(serve(settings, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
