@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
+from playwright.sync_api import Browser, BrowserContext
 from starlette.routing import Mount
 
 from portwright.console import hash_password
@@ -46,10 +47,17 @@ class Console:
         )
         return email
 
-    def reset_login_limits(self) -> None:
+    @property
+    def console_app(self) -> FastAPI:
+        """The console sub-application the gateway mounts at /console."""
         for route in self.app.routes:
             if isinstance(route, Mount) and route.path == "/console":
-                route.app.state.login_limiter = LoginLimiter()  # type: ignore[attr-defined]
+                assert isinstance(route.app, FastAPI)
+                return route.app
+        raise AssertionError("the gateway has no console mounted")
+
+    def reset_login_limits(self, limiter: LoginLimiter | None = None) -> None:
+        self.console_app.state.login_limiter = limiter or LoginLimiter()
 
     def client(self, email: str, password: str = PASSWORD) -> tuple[httpx.Client, str]:
         """An HTTP client signed in as `email`, and its session's CSRF token."""
@@ -67,3 +75,11 @@ def csrf_in(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, "no CSRF token in the page"
     return found.group(1)
+
+
+def signed_in(browser: Browser, console: Console, http: httpx.Client) -> BrowserContext:
+    """A browser context carrying `http`'s console session cookie."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    jar = http.cookies.jar
+    context.add_cookies([{"name": c.name, "value": c.value or "", "url": console.url} for c in jar])
+    return context

@@ -2,6 +2,8 @@
 
 DBOS is a process singleton, so the stack is package-scoped; tests isolate
 themselves with their own tenants. Chromium is the machine's (Debian) build.
+The world serves the echo page, and scenario 1's consulate with its inbox; the
+runtime reads portal passwords from the vault (the console opens them, audited).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from playwright.sync_api import Browser, sync_playwright
 from pydantic import SecretStr
 
 from portwright.adapters import AdapterRegistry
+from portwright.adapters.consulate import ConsulateAdapter
 from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
-from portwright.gateway import create_app
+from portwright.gateway import Vault, create_app
 from portwright.orchestrator import JobService, Runtime
-from portwright.sandbox import SandboxWorld
+from portwright.sandbox import SandboxWorld, consulate, inbox
 from portwright.settings import Settings
 from portwright.testing import EchoAdapter, echo_service
 from tests.console._support import Console
@@ -36,7 +39,10 @@ def _off_loop(fn: Any) -> Any:
 
 @pytest.fixture(scope="package")
 def world() -> Iterator[SandboxWorld]:
-    with SandboxWorld([echo_service()], seed=11) as started:
+    portal = {"initial_slots": 6, "take_mean_s": 3600.0, "hold_ttl_s": 120.0,
+              "payment_delay_s": 0.2}  # fmt: skip
+    specs = [echo_service(), *inbox.specs(), *consulate.specs(portal)]
+    with SandboxWorld(specs, seed=11) as started:
         yield started
 
 
@@ -56,21 +62,24 @@ def console(tmp_path_factory: pytest.TempPathFactory, world: SandboxWorld) -> It
     )
     registry = AdapterRegistry()
     registry.register(EchoAdapter)
-    runtime = Runtime(settings, registry)
+    registry.register(ConsulateAdapter)
+    vault = Vault.from_settings(settings)
+    runtime = Runtime(settings, registry, secrets=vault)
     _off_loop(runtime.start)
     service = JobService(runtime)
-    app = create_app(service, settings)
+    app = create_app(service, settings, vault=vault)
     server = ServerThread(app).start()
     try:
         yield Console(service, server.url, world, app)
     finally:
         server.stop()
         _off_loop(runtime.stop)
+        vault.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium per test module."""
+    """One headless Chromium for the console tests (each test opens its own context)."""
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
@@ -10,6 +11,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from portwright.console._auth import ForbiddenError, LoginLimiter, LoginRequiredError, Sessions
+from portwright.console._browser_live import browser_live_router
+from portwright.console._credentials import credentials_router
+from portwright.console._dead_letters import dead_letters_router
 from portwright.console._escalations import escalations_router
 from portwright.console._live import live_router
 from portwright.console._pages import pages_router
@@ -17,6 +21,9 @@ from portwright.console._render import PREFIX, page
 from portwright.console._session import session_router
 from portwright.orchestrator import ConflictError, JobService
 from portwright.settings import Settings
+
+if TYPE_CHECKING:
+    from portwright.gateway.vault import Vault
 
 __all__ = ["console_app", "mount_console"]
 
@@ -27,18 +34,26 @@ SECURITY_HEADERS = {
 }
 
 
-def console_app(service: JobService, settings: Settings) -> FastAPI:
-    """The operator console for a started runtime's `service` (served under `/console`)."""
-    del settings  # nothing tunable yet; kept so the console reads config like the gateway
+def console_app(service: JobService, settings: Settings, *, vault: Vault | None = None) -> FastAPI:
+    """The operator console for a started runtime's `service` (served under `/console`);
+    `vault` opens stored credentials (default: the vault of `settings`' master key)."""
+    if vault is None:
+        from portwright.gateway.vault import Vault  # the gateway imports the console
+
+        vault = Vault.from_settings(settings, store=service.store)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
     app.state.sessions = Sessions(service.store)
     app.state.login_limiter = LoginLimiter()
+    app.state.vault = vault
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(session_router())
     app.include_router(live_router(service.store))
     app.include_router(pages_router(service))
     app.include_router(escalations_router(service))
+    app.include_router(browser_live_router(service))
+    app.include_router(dead_letters_router(service.store))
+    app.include_router(credentials_router(service.store, vault))
 
     @app.exception_handler(LoginRequiredError)
     async def _login(request: Request, exc: LoginRequiredError) -> Response:
@@ -74,9 +89,11 @@ def console_app(service: JobService, settings: Settings) -> FastAPI:
     return app
 
 
-def mount_console(app: FastAPI, service: JobService, settings: Settings) -> FastAPI:
+def mount_console(
+    app: FastAPI, service: JobService, settings: Settings, *, vault: Vault | None = None
+) -> FastAPI:
     """Mount the console on the gateway `app` at `/console`; returns the console app."""
-    console = console_app(service, settings)
+    console = console_app(service, settings, vault=vault)
     app.mount(PREFIX, console)
     app.add_api_route(
         PREFIX, lambda: RedirectResponse(PREFIX + "/", status_code=307), include_in_schema=False

@@ -50,6 +50,7 @@ class Operator:
     role: str
     tenant_id: str | None
     csrf_token: str
+    tenant_name: str | None = None
 
     @property
     def actor(self) -> str:
@@ -72,6 +73,17 @@ class Sessions:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._tenant_names: dict[str, str] = {}
+
+    def _tenant_name(self, tenant_id: str) -> str:
+        name = self._tenant_names.get(tenant_id)
+        if name is None:
+            try:
+                name = self.store.tenants.get(tenant_id).name
+            except LookupError:
+                name = tenant_id
+            self._tenant_names[tenant_id] = name
+        return name
 
     async def open(self, operator: OperatorRecord) -> str:
         token = secrets.token_urlsafe(32)
@@ -92,7 +104,10 @@ class Sessions:
         if found is None:
             return None
         session, op = found
-        return Operator(op.id, op.email, op.role, op.tenant_id, session.csrf_token)
+        tenant_name = None
+        if op.tenant_id is not None:
+            tenant_name = await asyncio.to_thread(self._tenant_name, op.tenant_id)
+        return Operator(op.id, op.email, op.role, op.tenant_id, session.csrf_token, tenant_name)
 
     async def close(self, request: Request) -> None:
         token = request.cookies.get(COOKIE)
@@ -133,10 +148,17 @@ def need(role: str) -> Callable[[Request], Coroutine[Any, Any, Operator]]:
 
 
 class LoginLimiter:
-    """At most `limit` failed logins per client address and per email within `window_s`."""
+    """At most `limit` failed logins per client address and per account (email) within
+    `window_s`, and at most `process_limit` in this process altogether (a spread-out
+    guessing run then slows every login here, not just one address or account)."""
 
-    def __init__(self, limit: int = 10, window_s: float = 300.0) -> None:
+    PROCESS = "process"
+
+    def __init__(
+        self, limit: int = 10, window_s: float = 300.0, *, process_limit: int = 200
+    ) -> None:
         self.limit = limit
+        self.process_limit = process_limit
         self.window_s = window_s
         self._failures: dict[str, deque[float]] = {}
 
@@ -147,10 +169,12 @@ class LoginLimiter:
         return hits
 
     def blocked(self, *keys: str) -> bool:
+        if len(self._recent(self.PROCESS)) >= self.process_limit:
+            return True
         return any(len(self._recent(k)) >= self.limit for k in keys)
 
     def fail(self, *keys: str) -> None:
         if len(self._failures) > 50_000:
-            self._failures.clear()
-        for key in keys:
+            self._failures = {self.PROCESS: self._recent(self.PROCESS)}
+        for key in (*keys, self.PROCESS):
             self._recent(key).append(time.monotonic())

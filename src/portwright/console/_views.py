@@ -18,8 +18,17 @@ SECRET_HINTS = (
 )  # fmt: skip
 
 
+# Settings *about* a secret are not secret: `otp_source`, `otp_timeout_s`, `password_url`.
+NOT_SECRET_SUFFIXES = (
+    "_source", "_timeout", "_timeout_s", "_url", "_name", "_type", "_kind", "_at", "_count",
+    "_required", "_length",
+)  # fmt: skip
+
+
 def _secret_key(key: str) -> bool:
     lowered = key.lower()
+    if lowered.endswith(NOT_SECRET_SUFFIXES):
+        return False
     return any(hint in lowered for hint in SECRET_HINTS)
 
 

@@ -14,14 +14,17 @@ from portwright.store._rows import to_record
 from portwright.store._schema import (
     audit_log,
     console_sessions,
+    credentials,
+    deliveries,
     escalations,
     evidence,
     job_events,
     jobs,
     operators,
+    tenants,
 )
 
-__all__ = ["ConsoleRepository", "OperatorRecord", "OperatorSession"]
+__all__ = ["ConsoleRepository", "CredentialInfo", "OperatorRecord", "OperatorSession"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,17 @@ class OperatorSession:
     csrf_token: str
     created_at: float
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialInfo:
+    """A stored credential's metadata, as the console lists it: never its ciphertext."""
+
+    tenant_id: str
+    tenant: str
+    name: str
+    revision: int
+    updated_at: float
 
 
 class ConsoleRepository:
@@ -213,8 +227,23 @@ class ConsoleRepository:
         with self.engine.connect() as conn:
             return [to_record(AuditRecord, row) for row in conn.execute(query)]
 
+    def credentials(self, *, tenant_id: str | None, limit: int = 500) -> list[CredentialInfo]:
+        """Stored credentials' names by tenant (one tenant's when `tenant_id` is given)."""
+        c = credentials.c
+        query = (
+            sa.select(c.tenant_id, tenants.c.name.label("tenant"), c.name, c.revision, c.updated_at)
+            .join(tenants, tenants.c.id == c.tenant_id)
+            .order_by(tenants.c.name, c.name)
+            .limit(limit)
+        )
+        if tenant_id is not None:
+            query = query.where(c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            rows: list[sa.Row[Any]] = list(conn.execute(query))
+        return [to_record(CredentialInfo, row) for row in rows]
+
     def fingerprint(self, *, tenant_id: str | None) -> tuple[Any, ...]:
-        """Changes whenever a job, event, escalation or audit row in scope changes."""
+        """Changes whenever a job, event, escalation, dead letter or audit row in scope changes."""
         parts: list[Any] = [
             sa.select(sa.func.max(job_events.c.id), sa.func.count()),
             sa.select(sa.func.max(jobs.c.updated_at), sa.func.count()),
@@ -224,8 +253,12 @@ class ConsoleRepository:
                 sa.func.max(sa.func.coalesce(escalations.c.claimed_at, 0)),
             ),
             sa.select(sa.func.max(audit_log.c.id)),
+            # dead letters only (indexed by status): a new one, or a replay, changes these
+            sa.select(sa.func.max(deliveries.c.finished_at), sa.func.count()).where(
+                deliveries.c.status == "dead"
+            ),
         ]
-        tables = (job_events, jobs, escalations, audit_log)
+        tables = (job_events, jobs, escalations, audit_log, deliveries)
         result: list[Any] = []
         with self.engine.connect() as conn:
             for part, table in zip(parts, tables, strict=True):

@@ -197,9 +197,15 @@ class DeliveryRepository:
         return to_record(DeliveryRecord, row)
 
     def search(
-        self, where: DeliveryFilter, *, status: str | None = None, limit: int = 500
+        self,
+        where: DeliveryFilter,
+        *,
+        status: str | None = None,
+        limit: int = 500,
+        newest_first: bool = False,
     ) -> list[DeliveryRecord]:
-        query = sa.select(deliveries).where(where.clause()).order_by(deliveries.c.event_at)
+        order = deliveries.c.event_at.desc() if newest_first else deliveries.c.event_at
+        query = sa.select(deliveries).where(where.clause()).order_by(order)
         if status is not None:
             query = query.where(deliveries.c.status == status)
         with self.engine.connect() as conn:
@@ -224,6 +230,26 @@ class DeliveryRepository:
                 .values(status="pending", attempts=0, next_attempt_at=time.time(), finished_at=None)
             )
         return result.rowcount or 0
+
+    def replay_ids(self, ids: list[str]) -> list[str]:
+        """Put these deliveries back to pending if they are (still) dead; returns those moved."""
+        if not ids:
+            return []
+        c = deliveries.c
+        with self.engine.begin() as conn:
+            moved = [
+                row[0]
+                for row in conn.execute(sa.select(c.id).where(c.id.in_(ids), c.status == "dead"))
+            ]
+            if moved:
+                conn.execute(
+                    deliveries.update()
+                    .where(c.id.in_(moved), c.status == "dead")
+                    .values(
+                        status="pending", attempts=0, next_attempt_at=time.time(), finished_at=None
+                    )
+                )
+        return moved
 
     def counts(self) -> dict[tuple[str, str | None, str], int]:
         """(endpoint_id, platform, status) → how many."""

@@ -29,6 +29,7 @@
           region.innerHTML = html;
           region.setAttribute("data-refreshed", String(Date.now()));
           wireSources(region);
+          showLatest(region);
         }
       })
       .finally(function () {
@@ -66,4 +67,12 @@
     });
   }
   wireSources(document);
+
+  // A long timeline scrolls inside its card: keep its newest entries in view.
+  function showLatest(root) {
+    root.querySelectorAll("ol.timeline").forEach(function (list) {
+      list.scrollTop = list.scrollHeight;
+    });
+  }
+  showLatest(document);
 })();

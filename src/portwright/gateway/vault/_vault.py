@@ -174,6 +174,14 @@ class Vault:
             raise PermanentError(f"no credential named {name!r} is stored for this tenant")
         return self._decrypt(record)
 
+    def reveal(self, tenant_id: str, name: str) -> tuple[CredentialRecord, str]:
+        """The credential's metadata row and its plaintext, for an audited console open.
+        LookupError if none is stored. The caller writes the audit row, never the value."""
+        record = self.store.vault.get(tenant_id, name)
+        if record is None:
+            raise LookupError(f"no credential named {name!r} is stored for tenant {tenant_id}")
+        return record, self._decrypt(record)
+
     def list(self, tenant_id: str) -> list[CredentialRecord]:
         return self.store.vault.list(tenant_id)
 
