@@ -99,7 +99,10 @@ class Fleet:
             key = settings.captcha_api_key.get_secret_value() if settings.captcha_api_key else ""
             captcha = SolverChain({"2captcha": TwoCaptchaSolver(settings.captcha_solver_url, key)})
         return cls(
-            browsers=BrowserPool(LocalChromium(settings.chromium_path), pool),
+            browsers=BrowserPool(
+                LocalChromium(settings.chromium_path, remote_debugging=settings.browser_live_view),
+                pool,
+            ),
             proxies=proxies,
             captcha=captcha,
             profiles=ProfilePool(settings.data_dir / "profiles"),

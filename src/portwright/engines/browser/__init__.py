@@ -22,6 +22,17 @@ from portwright.engines.browser._evidence import (
 from portwright.engines.browser._farm import ChromiumFarm
 from portwright.engines.browser._fingerprint import Fingerprint, fingerprint_for, user_agent_for
 from portwright.engines.browser._lease import BrowserLease, StorageState
+from portwright.engines.browser._live import (
+    CONTROL_NOTE,
+    LIVE_NOTE,
+    CdpError,
+    CdpSession,
+    LivePage,
+    LiveTarget,
+    Notes,
+    control_of,
+    websocket_url,
+)
 from portwright.engines.browser._persistent import persistent_context
 from portwright.engines.browser._pool import BrowserPool, PoolConfig, PoolStats
 from portwright.engines.browser._procs import (
@@ -38,23 +49,31 @@ from portwright.engines.browser._providers import (
     BrowserProvider,
     LocalChromium,
     RemoteCdp,
+    cdp_endpoint,
 )
 from portwright.engines.browser._step import StepBrowser
 from portwright.engines.browser._trace import merge_trace, trace_ordinals
 
 __all__ = [
+    "CONTROL_NOTE",
     "HARDENED_ARGS",
     "HARDENING_SCRIPT",
+    "LIVE_NOTE",
     "MASK",
     "BrowserLease",
     "BrowserPool",
     "BrowserProvider",
+    "CdpError",
+    "CdpSession",
     "ChromiumFarm",
     "EvidenceSink",
     "Fingerprint",
     "JobArtifacts",
+    "LivePage",
+    "LiveTarget",
     "LocalChromium",
     "Masker",
+    "Notes",
     "PageEvidence",
     "PoolConfig",
     "PoolStats",
@@ -64,6 +83,8 @@ __all__ = [
     "StorageState",
     "browser_processes",
     "capture_page",
+    "cdp_endpoint",
+    "control_of",
     "descendants",
     "fingerprint_for",
     "merge_trace",
@@ -74,4 +95,5 @@ __all__ = [
     "tree_pss_bytes",
     "tree_rss_bytes",
     "user_agent_for",
+    "websocket_url",
 ]

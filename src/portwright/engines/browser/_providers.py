@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +32,7 @@ __all__ = [
     "BrowserProvider",
     "LocalChromium",
     "RemoteCdp",
+    "cdp_endpoint",
 ]
 
 HARDENED_ARGS = ("--disable-blink-features=AutomationControlled",)
@@ -44,6 +47,22 @@ HARDENING_SCRIPT = """
 """
 
 Endpoint = str | Callable[[], Awaitable[str]]
+
+# Where each launched browser can be reached over CDP by another client (the console's
+# live view): `http://host:port` of a local Chromium started with remote debugging, or
+# the URL a remote provider connected to. Weak: an entry goes with its browser.
+_ENDPOINTS: weakref.WeakKeyDictionary[Browser, str] = weakref.WeakKeyDictionary()
+
+
+def cdp_endpoint(browser: Browser) -> str | None:
+    """The CDP endpoint another client can attach to `browser` through, if it has one."""
+    return _ENDPOINTS.get(browser)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class BrowserProvider(Protocol):
@@ -60,7 +79,11 @@ class BrowserProvider(Protocol):
 
 
 class LocalChromium:
-    """The machine's Chromium, headless; also opens persistent profiles."""
+    """The machine's Chromium, headless; also opens persistent profiles.
+
+    With `remote_debugging=True` each browser also listens for CDP on a free loopback
+    port (beside Playwright's pipe), so the console's live view can attach to it.
+    """
 
     name = "local"
 
@@ -70,10 +93,12 @@ class LocalChromium:
         *,
         args: Sequence[str] = (),
         headless: bool = True,
+        remote_debugging: bool = False,
     ) -> None:
         self.executable = find_chromium(executable)
         self.args = tuple(args)
         self.headless = headless
+        self.remote_debugging = remote_debugging
         self._version: str | None = None
 
     async def version(self) -> str:
@@ -105,7 +130,18 @@ class LocalChromium:
         return options
 
     async def launch(self, playwright: Playwright, *, hardened: bool) -> Browser:
-        return await playwright.chromium.launch(**self._launch_options(hardened))
+        options = self._launch_options(hardened)
+        port = _free_port() if self.remote_debugging else None
+        if port is not None:
+            options["args"] = [
+                *options["args"],
+                f"--remote-debugging-port={port}",
+                "--remote-debugging-address=127.0.0.1",
+            ]
+        browser = await playwright.chromium.launch(**options)
+        if port is not None:
+            _ENDPOINTS[browser] = f"http://127.0.0.1:{port}"
+        return browser
 
     async def launch_persistent(
         self, playwright: Playwright, user_data_dir: Path, *, hardened: bool, **context: Any
@@ -157,6 +193,7 @@ class RemoteCdp:
                 await self.release(url)
             raise
         self._urls[id(browser)] = url
+        _ENDPOINTS[browser] = url
         return browser
 
     async def retire(self, browser: Browser) -> None:
