@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from portwright import __version__
 from portwright.console import mount_console
+from portwright.dispatch import Dispatcher, mount_dispatch
 from portwright.gateway._bodylimit import BodyLimitMiddleware
 from portwright.gateway._context import GatewayContext
 from portwright.gateway._errors import install_error_handlers
@@ -32,6 +33,7 @@ from portwright.gateway.routes import (
     portals_router,
     scrape_router,
 )
+from portwright.gateway.routes._evidence import evidence_router
 from portwright.gateway.ssrf import UrlGuard, guarded_client
 from portwright.gateway.vault import Vault
 from portwright.gateway.webhooks import (
@@ -40,6 +42,7 @@ from portwright.gateway.webhooks import (
     WebhookHandler,
     hooks_router,
 )
+from portwright.gateway.webhooks._handlers import ShopOrderHandler
 from portwright.orchestrator import JobService
 from portwright.settings import Settings
 
@@ -86,9 +89,10 @@ def create_app(
         name: (store.tenants.ensure(src.tenant).id if src.tenant else None)
         for name, src in sources.items()
     }
+    dispatcher = Dispatcher(store)  # scenario 5: shop orders → drivers (mounted below)
     processor = InboxProcessor(
         service,
-        {**DEFAULT_HANDLERS, **(handlers or {})},
+        {**DEFAULT_HANDLERS, "shop-order": ShopOrderHandler(dispatcher), **(handlers or {})},
         {name: src.handler for name, src in sources.items()},
     )
 
@@ -121,6 +125,7 @@ def create_app(
     app.state.context = ctx
     install_error_handlers(app)
     app.include_router(jobs_router(ctx))
+    app.include_router(evidence_router(ctx))
     app.include_router(items_router(ctx))
     app.include_router(scrape_router(ctx))
     app.include_router(portals_router(ctx))
@@ -134,10 +139,10 @@ def create_app(
             tenant_ids=tenant_ids,
         )
     )
-    mount_console(app, service, settings)
+    mount_console(app, service, settings, vault=vault)
     # Delivery and observability (lazy import: they build on the gateway's pieces).
     from portwright.delivery import PUBLIC_PATHS as DELIVERY_PUBLIC_PATHS
-    from portwright.delivery import mount_delivery
+    from portwright.delivery import mount_delivery, sinks_from
 
     delivery = mount_delivery(
         app,
@@ -146,7 +151,9 @@ def create_app(
         client=guarded_client(guard, timeout=10.0, max_redirects=0),
         policy=delivery_policy,
         live_after_s=settings.dead_worker_after_s,
+        sinks=sinks_from(settings),
     )
+    mount_dispatch(app, dispatcher, delivery)
     # add_middleware wraps: the last added runs first.
     app.add_middleware(IdempotencyMiddleware, store=store)
     app.add_middleware(

@@ -1,4 +1,10 @@
-"""Dispatch assignments: which driver carries which shop order (scenario 5)."""
+"""Dispatch (scenario 5): which driver carries which shop order, and the drivers themselves.
+
+Every write here runs inside the caller's transaction (the dispatch service
+writes the assignment, its outbox events and the inbox row's "done" together),
+which starts with `serialize`: a tenant's dispatch changes happen one at a
+time, so the least-loaded choice sees every earlier assignment.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from portwright.store._inbox import InboxRecord
 from portwright.store._rows import to_record
-from portwright.store._schema import dispatch_assignments
+from portwright.store._schema import dispatch_assignments, dispatch_drivers, webhook_inbox
 
-__all__ = ["AssignmentRecord", "DispatchRepository"]
+__all__ = ["ACTIVE", "AssignmentRecord", "DispatchRepository", "DriverRecord"]
 
-ACTIVE = ("assigned", "picked_up")
+ACTIVE = ("assigned", "picked_up", "in_transit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +34,35 @@ class AssignmentRecord:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class DriverRecord:
+    tenant_id: str
+    driver_id: str
+    name: str
+    available: bool
+    lat: float | None
+    lon: float | None
+    location_at: float | None
+    created_at: float
+    updated_at: float
+
+
 class DispatchRepository:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
+    @staticmethod
+    def serialize(conn: sa.Connection, tenant_id: str) -> None:
+        """Take the tenant's dispatch lock for the rest of the caller's transaction, before
+        anything is read: PostgreSQL an advisory lock per tenant; SQLite the database's
+        write lock (its driver begins a transaction only at the first write)."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(tenant_id))))
+            return
+        c = dispatch_drivers.c
+        conn.execute(dispatch_drivers.update().where(sa.false()).values(updated_at=c.updated_at))
+
+    # -- assignments ------------------------------------------------------------------
     @staticmethod
     def lock(conn: sa.Connection, order_key: str) -> AssignmentRecord | None:
         query = sa.select(dispatch_assignments).where(dispatch_assignments.c.order_key == order_key)
@@ -70,6 +102,33 @@ class DispatchRepository:
             conn.execute(dispatch_assignments.insert().values(order_key=record.order_key, **values))
         return record
 
+    @staticmethod
+    def active_of(conn: sa.Connection, tenant_id: str, driver_id: str) -> list[AssignmentRecord]:
+        """A driver's active assignments, locked on PostgreSQL (for reassignment)."""
+        c = dispatch_assignments.c
+        query = (
+            sa.select(dispatch_assignments)
+            .where(c.tenant_id == tenant_id, c.driver_id == driver_id, c.status.in_(ACTIVE))
+            .order_by(c.order_key)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return [to_record(AssignmentRecord, row) for row in conn.execute(query)]
+
+    @staticmethod
+    def unassigned(conn: sa.Connection, tenant_id: str, limit: int = 500) -> list[AssignmentRecord]:
+        """Orders waiting for a driver (status "accepted"), oldest first."""
+        c = dispatch_assignments.c
+        query = (
+            sa.select(dispatch_assignments)
+            .where(c.tenant_id == tenant_id, c.status == "accepted")
+            .order_by(c.updated_at, c.order_key)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [to_record(AssignmentRecord, row) for row in conn.execute(query)]
+
     def get(self, order_key: str) -> AssignmentRecord | None:
         with self.engine.connect() as conn:
             return self._read(conn, order_key)
@@ -81,11 +140,17 @@ class DispatchRepository:
         ).first()
         return None if row is None else to_record(AssignmentRecord, row)
 
-    def of_driver(self, tenant_id: str, driver_id: str) -> list[AssignmentRecord]:
+    def of_driver(
+        self, tenant_id: str, driver_id: str, *, active_only: bool = False
+    ) -> list[AssignmentRecord]:
         c = dispatch_assignments.c
-        query = sa.select(dispatch_assignments).where(
-            c.tenant_id == tenant_id, c.driver_id == driver_id
+        query = (
+            sa.select(dispatch_assignments)
+            .where(c.tenant_id == tenant_id, c.driver_id == driver_id)
+            .order_by(c.order_key)
         )
+        if active_only:
+            query = query.where(c.status.in_(ACTIVE))
         with self.engine.connect() as conn:
             return [to_record(AssignmentRecord, row) for row in conn.execute(query)]
 
@@ -93,3 +158,89 @@ class DispatchRepository:
         query = sa.select(dispatch_assignments).where(dispatch_assignments.c.tenant_id == tenant_id)
         with self.engine.connect() as conn:
             return [to_record(AssignmentRecord, row) for row in conn.execute(query)]
+
+    # -- drivers ----------------------------------------------------------------------
+    @staticmethod
+    def lock_drivers(conn: sa.Connection, tenant_id: str) -> list[DriverRecord]:
+        """The tenant's available drivers by id; locked on PostgreSQL (assignment serialises)."""
+        c = dispatch_drivers.c
+        query = (
+            sa.select(dispatch_drivers)
+            .where(c.tenant_id == tenant_id, c.available)
+            .order_by(c.driver_id)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return [to_record(DriverRecord, row) for row in conn.execute(query)]
+
+    @staticmethod
+    def upsert_driver(
+        conn: sa.Connection, tenant_id: str, driver_id: str, *, name: str, available: bool
+    ) -> DriverRecord:
+        now = time.time()
+        c = dispatch_drivers.c
+        key = (c.tenant_id == tenant_id) & (c.driver_id == driver_id)
+        updated = conn.execute(
+            dispatch_drivers.update()
+            .where(key)
+            .values(name=name, available=available, updated_at=now)
+        )
+        if not updated.rowcount:
+            conn.execute(
+                dispatch_drivers.insert().values(
+                    tenant_id=tenant_id,
+                    driver_id=driver_id,
+                    name=name,
+                    available=available,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        row = conn.execute(sa.select(dispatch_drivers).where(key)).one()
+        return to_record(DriverRecord, row)
+
+    @staticmethod
+    def set_location(
+        conn: sa.Connection, tenant_id: str, driver_id: str, lat: float, lon: float
+    ) -> bool:
+        c = dispatch_drivers.c
+        now = time.time()
+        result = conn.execute(
+            dispatch_drivers.update()
+            .where(c.tenant_id == tenant_id, c.driver_id == driver_id)
+            .values(lat=lat, lon=lon, location_at=now, updated_at=now)
+        )
+        return bool(result.rowcount)
+
+    def driver(self, tenant_id: str, driver_id: str) -> DriverRecord | None:
+        c = dispatch_drivers.c
+        query = sa.select(dispatch_drivers).where(
+            c.tenant_id == tenant_id, c.driver_id == driver_id
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else to_record(DriverRecord, row)
+
+    def drivers(self, tenant_id: str) -> list[DriverRecord]:
+        c = dispatch_drivers.c
+        query = sa.select(dispatch_drivers).where(c.tenant_id == tenant_id).order_by(c.driver_id)
+        with self.engine.connect() as conn:
+            return [to_record(DriverRecord, row) for row in conn.execute(query)]
+
+    # -- the inbox row this change came from ---------------------------------------------
+    @staticmethod
+    def finish_inbox(conn: sa.Connection, event: InboxRecord, result: str) -> bool:
+        """Mark a claimed inbox row done in the caller's transaction, only while our lease
+        still holds it; False when another processor took it meanwhile (roll back)."""
+        t = webhook_inbox.c
+        done = conn.execute(
+            webhook_inbox.update()
+            .where(
+                t.id == event.id,
+                t.status == "processing",
+                t.leased_by == event.leased_by,
+                t.lease_until == event.lease_until,
+            )
+            .values(status="done", result=result[:500], processed_at=time.time(), lease_until=None)
+        )
+        return bool(done.rowcount)

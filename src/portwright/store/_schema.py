@@ -20,6 +20,7 @@ __all__ = [
     "deliveries",
     "delivery_attempts",
     "dispatch_assignments",
+    "dispatch_drivers",
     "escalations",
     "evidence",
     "idempotency_keys",
@@ -482,4 +483,20 @@ dispatch_assignments = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index(None, "tenant_id", "driver_id"),
+)
+
+# -- dispatch (0007) ---------------------------------------------------------------------
+
+dispatch_drivers = sa.Table(
+    "dispatch_drivers",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("driver_id", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("available", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("lat", sa.Float),
+    sa.Column("lon", sa.Float),
+    sa.Column("location_at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
 )

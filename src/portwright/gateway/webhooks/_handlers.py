@@ -4,6 +4,10 @@
 - "payment": a Stripe-style payment event moves the booking it names forward:
   `data.object.metadata.client_reference` is the booking job's id, which gets
   input "payment" = {"status", "payment_id", "event_id", "hold_id"}.
+- "shop-order": a shop platform's order event is normalized and applied by the
+  dispatch service (OrderCreated → OrderAssigned …), its domain events written to
+  the outbox in the same transaction that marks the inbox row done. The source
+  needs a `tenant` (whose orders these are).
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from portwright.dispatch import Dispatcher, DispatchError, NormalizeError
 from portwright.orchestrator import ConflictError, JobService
 from portwright.store import InboxRecord, JobNotFoundError
 
-__all__ = ["DEFAULT_HANDLERS", "PermanentWebhookError", "WebhookHandler"]
+__all__ = ["DEFAULT_HANDLERS", "PermanentWebhookError", "ShopOrderHandler", "WebhookHandler"]
 
 PAYMENT_TYPES = {
     "payment_intent.succeeded": "succeeded",
@@ -79,7 +84,22 @@ async def payment_to_booking(event: InboxRecord, service: JobService) -> str:
     return f"payment {status} sent to job {job_id}"
 
 
+class ShopOrderHandler:
+    """Applies shop order events through `dispatcher` (one made per call when None)."""
+
+    def __init__(self, dispatcher: Dispatcher | None = None) -> None:
+        self.dispatcher = dispatcher
+
+    async def __call__(self, event: InboxRecord, service: JobService) -> str:
+        dispatcher = self.dispatcher or Dispatcher(service.store)
+        try:
+            return await dispatcher.ingest(event)
+        except (NormalizeError, DispatchError) as exc:
+            raise PermanentWebhookError(str(exc)) from None
+
+
 DEFAULT_HANDLERS: Mapping[str, WebhookHandler] = {
     "record": record_only,
     "payment": payment_to_booking,
+    "shop-order": ShopOrderHandler(),
 }

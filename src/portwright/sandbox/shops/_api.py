@@ -4,7 +4,11 @@
 successful request with a key is applied once (ledger kind "status_update",
 key = the idempotency key) and its response stored; the same key with the same
 body replays that response with ``Idempotent-Replayed: true``; the same key
-with another body is refused 422. Refusals (400/404/422) are not stored.
+with another body is refused 422. Refusals (400/404/422) are not stored. An
+update may carry the sender's `version` of the order's status: one older than
+(or equal to) the last applied version is acknowledged but not applied (ledger
+entry with ``applied: false``), so updates that arrive out of order (a replayed
+backlog) never roll the order back.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class StatusUpdate(BaseModel):
 
     status: str
     driver_id: str | None = None
+    version: int | None = None
 
 
 def _error(status: int, detail: str) -> JSONResponse:
@@ -82,10 +87,13 @@ def order_routes(ctx: ServiceContext, book: OrderBook) -> list[Route]:
         if body.status not in DELIVERY_STATUSES:
             allowed = ", ".join(sorted(DELIVERY_STATUSES))
             return _error(422, f"status must be one of: {allowed}")
-        order.delivery_status = body.status
-        order.driver_id = body.driver_id
-        order.version += 1
-        order.updated_at = now_iso()
+        applied = body.version is None or body.version > order.sync_version
+        if applied:
+            order.delivery_status = body.status
+            order.driver_id = body.driver_id
+            order.sync_version = max(order.sync_version, body.version or 0)
+            order.version += 1
+            order.updated_at = now_iso()
         ctx.ledger.record(
             "status_update",
             key,
@@ -93,6 +101,8 @@ def order_routes(ctx: ServiceContext, book: OrderBook) -> list[Route]:
             order_id=order_id,
             status=body.status,
             driver_id=body.driver_id,
+            version=body.version,
+            applied=applied,
         )
         return order_view(order)
 

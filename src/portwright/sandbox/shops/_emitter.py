@@ -4,7 +4,9 @@ Started lazily (by POST /_emit/start or by any request while `enabled` is true)
 on the loop that serves the shop, never through ASGI lifespan. Every POST of
 an event is a ledger entry of kind "webhook_sent" keyed by the event id, with
 `attempt` counting every send of that id (retries and deliberate duplicates).
-While the shop is down (chaos knob `down`) no new events are produced.
+While the shop is down (chaos knob `down`) no new events are produced, unless
+option `emit_while_down` is set: then only its order API is down (scenario 5's
+outage: webhooks keep coming, status updates fail).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "retry_base_s": 0.5,
     "retry_max_s": 30.0,
     "timeout_s": 5.0,
+    "emit_while_down": False,
 }
 
 
@@ -102,7 +105,8 @@ class Emitter:
         next_at = loop.time()
         try:
             while self._wanted():
-                if self.ctx.chaos.is_down() or not self._opt("target_url"):
+                down = self.ctx.chaos.is_down() and not self._opt("emit_while_down")
+                if down or not self._opt("target_url"):
                     await asyncio.sleep(0.05)
                     next_at = loop.time()
                     continue

@@ -50,6 +50,7 @@ class Order:
     delivery_status: str | None = None
     driver_id: str | None = None
     version: int = 1
+    sync_version: int = 0  # the highest status-update version applied
 
     @property
     def total_cents(self) -> int:

@@ -1,0 +1,290 @@
+"""Scenario 5 propagation: webhook accepted → the driver's WebSocket push, on loopback.
+
+Signed `order.created` webhooks (Standard Webhooks, shop-beta's shape) go to
+`POST /v1/hooks/shop-beta` at a fixed rate (open loop); each is verified,
+deduplicated, persisted, acknowledged 202, then processed: normalized, assigned
+to the tenant's driver (dispatch), written to the outbox, and pushed by the
+realtime hub to the driver's WebSocket (`/v1/drivers/d1/ws`). Measured per
+order: ack latency (from the scheduled send), and propagation from the ack
+(and from the send) to the push's arrival.
+
+The baseline, measured in the same run on the same uvicorn settings: a bare
+Starlette app whose webhook route parses the body and hands it straight to the
+connected WebSocket (no verification, no database) — the transport's floor.
+The figures that matter are the ratios and the absolute p99 against the target
+(internal propagation p99 < 500 ms, ack p95 < 100 ms).
+
+    python benchmarks/delivery_bench.py [--rate 200] [--seconds 30] [--database-url …]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gateway_bench import Connection, Server, _free_port, _host_port, _pct
+
+SECRET = "whsec_" + base64.b64encode(b"benchmark-shop-beta-secret-key!!").decode()
+RUN = f"{os.getpid():x}"
+
+
+def _settings(data_dir: str, database_url: str | None) -> Any:
+    from pydantic import SecretStr
+
+    from portwright.settings import Settings, WebhookSource
+
+    return Settings(
+        data_dir=Path(data_dir),
+        database_url=database_url,
+        master_key=SecretStr("benchmark-master-key-" + "z" * 32),
+        rate_limit_default="10000000/minute",
+        rate_limit_write="10000000/minute",
+        rate_limit_auth_failures="10000000/minute",
+        webhook_sources={
+            "shop-beta": WebhookSource(
+                scheme="standard", secrets=[SecretStr(SECRET)], handler="shop-order", tenant="bench"
+            )
+        },
+        log_json=False,
+        log_level="WARNING",
+    )
+
+
+# -- servers (subprocesses running `<this file> serve MODE PORT DATA_DIR [DATABASE_URL]`) --
+
+
+class _Server(Server):
+    def __init__(self, mode: str, data_dir: str, database_url: str | None) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [sys.executable, __file__, "serve", mode, str(self.port), data_dir]
+        self.proc = subprocess.Popen([*args, *([database_url] if database_url else [])])
+
+
+def serve(mode: str, port: int, data_dir: str, database_url: str | None) -> None:
+    import uvicorn
+
+    settings = _settings(data_dir, database_url)
+    if mode == "starlette":
+        app = _bare_app()
+    else:
+        from portwright.adapters import AdapterRegistry
+        from portwright.gateway import create_app
+        from portwright.orchestrator import JobService, Runtime
+
+        runtime = Runtime(settings, AdapterRegistry(), run_workers=False).start()
+        app = create_app(JobService(runtime), settings)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _bare_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route, WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    listeners: set[asyncio.Queue[str]] = set()
+
+    async def hook(request: Request) -> JSONResponse:
+        order = json.loads(await request.body())["data"]
+        message = json.dumps({"type": "order.assigned", "data": {"order_id": order["id"]}})
+        for queue in listeners:
+            queue.put_nowait(message)
+        return JSONResponse({"duplicate": False}, status_code=202)
+
+    async def socket(ws: WebSocket) -> None:
+        await ws.accept()
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        listeners.add(queue)
+        try:
+            while True:
+                await ws.send_text(await queue.get())
+        except WebSocketDisconnect:
+            pass
+        finally:
+            listeners.discard(queue)
+
+    async def index(_: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    routes = [
+        Route("/", index),
+        Route("/v1/hooks/shop-beta", hook, methods=["POST"]),
+        WebSocketRoute("/v1/drivers/d1/ws", socket),
+    ]
+    return Starlette(routes=routes)
+
+
+def _prepare(data_dir: str, database_url: str | None) -> str:
+    """The tenant, its API key and its one driver (everything is assigned to d1)."""
+    from portwright.gateway import issue_key
+    from portwright.store import Store
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    store = Store.open(_settings(data_dir, database_url).app_database_url)
+    issued = issue_key(store, tenant="bench")
+    with store.engine.begin() as conn:
+        store.dispatch.upsert_driver(conn, issued.record.tenant_id, "d1", name="d1", available=True)
+    store.close()
+    return issued.key
+
+
+# -- load ------------------------------------------------------------------------------
+
+
+def _signed_order(seq: int) -> tuple[str, bytes, dict[str, str]]:
+    order_id = f"ord_{RUN}_{seq}"
+    body = json.dumps(
+        {
+            "type": "order.created",
+            "timestamp": "",
+            "data": {
+                "id": order_id,
+                "number": seq,
+                "customer": "Ada",
+                "address": "1 Quay St",
+                "total_cents": 1150,
+                "currency": "EUR",
+            },
+        }
+    ).encode()
+    msg_id = f"msg_{RUN}_{seq}"
+    stamp = str(int(time.time()))
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    }
+    return order_id, body, headers
+
+
+async def measure(base_url: str, key: str, rate: float, seconds: float) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+
+    host, port, _ = _host_port(base_url)
+    ws_url = base_url.replace("http://", "ws://") + f"/v1/drivers/d1/ws?access_token={key}"
+    count = int(rate * seconds)
+    sent: dict[str, float] = {}
+    acked: dict[str, float] = {}
+    pushed: dict[str, float] = {}
+    statuses: dict[int, int] = {}
+    ack_latency: list[float] = []
+    done = asyncio.Event()
+
+    async with connect(ws_url, max_queue=None) as ws:
+
+        async def receive() -> None:
+            async for raw in ws:
+                now = time.perf_counter()
+                message = json.loads(raw)
+                if message.get("type") == "order.assigned":
+                    pushed.setdefault(message["data"]["order_id"], now)
+                    if len(pushed) >= count:
+                        done.set()
+
+        receiver = asyncio.create_task(receive())
+        free: asyncio.Queue[Connection] = asyncio.Queue()
+        for _ in range(64):
+            free.put_nowait(Connection(host, port))
+        begin = time.perf_counter()
+
+        async def one(due: float, order_id: str, body: bytes, headers: dict[str, str]) -> None:
+            conn = await free.get()
+            try:
+                sent[order_id] = begin + due
+                status = await conn.request("POST", "/v1/hooks/shop-beta", headers, body)
+            finally:
+                free.put_nowait(conn)
+            acked[order_id] = now = time.perf_counter()
+            ack_latency.append(now - (begin + due))
+            statuses[status] = statuses.get(status, 0) + 1
+
+        tasks = []
+        for n in range(count):
+            order_id, body, headers = _signed_order(n)
+            delay = begin + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n / rate, order_id, body, headers)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - begin
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout=60)
+        receiver.cancel()
+        while not free.empty():
+            await free.get_nowait().close()
+    from_ack = [max(0.0, pushed[o] - acked[o]) for o in pushed if o in acked]
+    from_send = [pushed[o] - sent[o] for o in pushed if o in sent]
+    return {
+        "webhooks": count,
+        "achieved_rps": count / elapsed,
+        "non_202": sum(n for s, n in statuses.items() if s != 202),
+        "pushes_received": len(pushed),
+        "ack_p50_ms": _pct(ack_latency, 0.50),
+        "ack_p95_ms": _pct(ack_latency, 0.95),
+        "ack_p99_ms": _pct(ack_latency, 0.99),
+        "propagation_p50_ms": _pct(from_ack, 0.50) if from_ack else None,
+        "propagation_p99_ms": _pct(from_ack, 0.99) if from_ack else None,
+        "send_to_push_p50_ms": _pct(from_send, 0.50) if from_send else None,
+        "send_to_push_p99_ms": _pct(from_send, 0.99) if from_send else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=200.0, help="webhooks per second")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    data_dir = tempfile.mkdtemp(prefix="pw-delivery-bench-")
+    key = _prepare(data_dir, args.database_url)
+    results: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "database": args.database_url or "sqlite",
+        "rate": args.rate,
+        "seconds": args.seconds,
+    }
+    with _Server("starlette", data_dir, args.database_url) as bare:
+        results["baseline_starlette_ws"] = asyncio.run(
+            measure(bare.url, key, args.rate, args.seconds)
+        )
+    with _Server("gateway", data_dir, args.database_url) as gateway:
+        results["portwright"] = asyncio.run(measure(gateway.url, key, args.rate, args.seconds))
+    base, pw = results["baseline_starlette_ws"], results["portwright"]
+    if pw["propagation_p50_ms"] is not None:
+        results["ratio"] = {
+            "propagation_p50_over_baseline": pw["send_to_push_p50_ms"]
+            / max(base["send_to_push_p50_ms"], 1e-3),
+            "propagation_p99_over_baseline": pw["send_to_push_p99_ms"]
+            / max(base["send_to_push_p99_ms"], 1e-3),
+            "ack_p95_over_baseline": pw["ack_p95_ms"] / max(base["ack_p95_ms"], 1e-3),
+        }
+    print(json.dumps(results, indent=2, default=lambda v: round(v, 2)))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        url = sys.argv[5] if len(sys.argv) > 5 else None
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4], url)
+    else:
+        sys.exit(main())

@@ -1,0 +1,269 @@
+"""Drivers over HTTP and WebSocket.
+
+HTTP (API key, the caller's tenant): `PUT /v1/drivers/{id}` (add, go on or off
+duty), `GET /v1/drivers`, `GET /v1/drivers/{id}/assignments`,
+`POST /v1/drivers/{id}/location`, `POST /v1/drivers/{id}/orders/status`.
+
+WebSocket `/v1/drivers/{id}/ws`, authenticated like `/v1/ws` (`?access_token=`
+or a Bearer header). Without `?cursor=` the first message is a snapshot
+(`{"type": "snapshot", "cursor": n, "assignments": [...]}`); then every
+assignment event of this driver (`order.assigned`, `assignment.changed`,
+`delivery.completed`, where it is the driver or the previous one) comes in the
+`/v1/ws` message shape, each with its cursor. Reconnecting with
+`?cursor=<last seen>` sends exactly what was missed. (An event may repeat what the
+snapshot already shows: apply assignments by their `version`.) The driver sends
+`{"type": "location", "lat", "lon"}` and
+`{"type": "status", "order_key", "status"}`; each is answered `{"type": "ok"}` or
+`{"type": "error", "field", "problem"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field
+
+from portwright.client._models import ErrorBody, FieldProblem
+from portwright.delivery import Hub, Subscription
+from portwright.delivery._streams import Authenticate, event_message
+from portwright.dispatch._service import SYNC_TOPICS, Dispatcher, DispatchError
+from portwright.gateway._context import SECURED
+from portwright.gateway._errors import ERROR_RESPONSES, ApiError
+from portwright.gateway._principal import Principal, current_principal
+from portwright.store import OutboxRecord
+
+__all__ = ["drivers_router"]
+
+DRIVER_ID = r"^[A-Za-z0-9_.:-]{1,100}$"
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "no such driver (or order) in your tenant"}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "not an active order of this driver"}
+}
+
+
+class DriverIn(BaseModel):
+    name: str = Field("", max_length=200)
+    available: bool = True
+
+
+class LocationIn(BaseModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class StatusIn(BaseModel):
+    order_key: str = Field(max_length=200)
+    status: str = Field(description="picked_up, in_transit, delivered or failed")
+
+
+def _api_error(exc: DispatchError) -> ApiError:
+    code = {404: "not_found", 409: "conflict"}.get(exc.status, "invalid")
+    fields = [FieldProblem(field=exc.field, problem=exc.problem)]
+    return ApiError(exc.status, code, str(exc), fields=fields)
+
+
+def driver_events(driver_id: str, event: OutboxRecord) -> bool:
+    """Whether `event` is pushed to `driver_id` (its own assignments, gained or lost)."""
+    if event.topic not in SYNC_TOPICS:
+        return False
+    data = event.payload
+    return data.get("driver_id") == driver_id or data.get("previous_driver_id") == driver_id
+
+
+def drivers_router(dispatcher: Dispatcher, hub: Hub, authenticate: Authenticate) -> APIRouter:
+    store = dispatcher.store
+    router = APIRouter(prefix="/v1", tags=["dispatch"])
+    http = APIRouter(dependencies=SECURED, responses={**ERROR_RESPONSES, **NOT_FOUND})
+    caller_dep = Depends(current_principal)
+
+    async def known(tenant_id: str, driver_id: str) -> None:
+        if await asyncio.to_thread(store.dispatch.driver, tenant_id, driver_id) is None:
+            raise ApiError(
+                404,
+                "not_found",
+                f"no driver {driver_id}",
+                fields=[FieldProblem(field="driver_id", problem="unknown")],
+            )
+
+    @http.put("/drivers/{driver_id}", summary="Add a driver, or put one on or off duty")
+    async def put_driver(
+        driver_id: str, body: DriverIn, caller: Principal = caller_dep
+    ) -> dict[str, Any]:
+        """On duty, the driver takes waiting orders; off duty, its orders not yet picked
+        up go to the others (each an AssignmentChanged event)."""
+        if not re.match(DRIVER_ID, driver_id):
+            raise ApiError(
+                422,
+                "invalid",
+                "driver_id: letters, digits and _.:- only (≤ 100)",
+                fields=[FieldProblem(field="driver_id", problem="bad format")],
+            )
+        record = await dispatcher.put_driver(
+            caller.tenant_id, driver_id, name=body.name, available=body.available
+        )
+        return asdict(record)
+
+    @http.get("/drivers", summary="The tenant's drivers")
+    async def list_drivers(caller: Principal = caller_dep) -> dict[str, Any]:
+        found = await asyncio.to_thread(store.dispatch.drivers, caller.tenant_id)
+        return {"data": [asdict(d) for d in found]}
+
+    @http.get("/drivers/{driver_id}/assignments", summary="A driver's assignments")
+    async def assignments(
+        driver_id: str, active: bool = False, caller: Principal = caller_dep
+    ) -> dict[str, Any]:
+        await known(caller.tenant_id, driver_id)
+        found = await asyncio.to_thread(
+            store.dispatch.of_driver, caller.tenant_id, driver_id, active_only=active
+        )
+        return {"data": [asdict(a) for a in found]}
+
+    @http.post("/drivers/{driver_id}/location", summary="Report a driver's position")
+    async def location(
+        driver_id: str, body: LocationIn, caller: Principal = caller_dep
+    ) -> dict[str, str]:
+        try:
+            await dispatcher.location(caller.tenant_id, driver_id, body.lat, body.lon)
+        except DispatchError as exc:
+            raise _api_error(exc) from None
+        return {"status": "ok"}
+
+    @http.post(
+        "/drivers/{driver_id}/orders/status",
+        summary="Report progress on an order",
+        responses=CONFLICT,
+    )
+    async def order_status(
+        driver_id: str, body: StatusIn, caller: Principal = caller_dep
+    ) -> dict[str, Any]:
+        try:
+            record = await dispatcher.driver_status(
+                caller.tenant_id, driver_id, body.order_key, body.status
+            )
+        except DispatchError as exc:
+            raise _api_error(exc) from None
+        return asdict(record)
+
+    @router.websocket("/drivers/{driver_id}/ws")
+    async def driver_socket(ws: WebSocket, driver_id: str, cursor: int | None = None) -> None:
+        principal = await authenticate(ws)
+        if principal is None:
+            await ws.close(code=4401, reason="invalid or missing API key")
+            return
+        if await asyncio.to_thread(store.dispatch.driver, principal.tenant_id, driver_id) is None:
+            await ws.close(code=4404, reason=f"no driver {driver_id}")
+            return
+        await ws.accept()
+        await _serve_driver(ws, dispatcher, hub, principal.tenant_id, driver_id, cursor)
+
+    router.include_router(http)
+    return router
+
+
+async def _serve_driver(
+    ws: WebSocket,
+    dispatcher: Dispatcher,
+    hub: Hub,
+    tenant_id: str,
+    driver_id: str,
+    cursor: int | None,
+) -> None:
+    store = dispatcher.store
+    snapshot = cursor is None
+    if cursor is None:
+        cursor = await asyncio.to_thread(store.outbox.last_id)
+    # The hub's history replay only advances past events a subscription takes, so the
+    # subscription takes all the tenant's events and the driver's filter applies here.
+    sub = await hub.subscribe(tenant_id, lambda _: True, cursor)
+    try:
+        if snapshot:
+            mine = await asyncio.to_thread(
+                store.dispatch.of_driver, tenant_id, driver_id, active_only=True
+            )
+            hello = {"type": "snapshot", "cursor": cursor, "assignments": [asdict(a) for a in mine]}
+            await ws.send_text(json.dumps(hello))
+        reader = asyncio.create_task(_read(ws, dispatcher, tenant_id, driver_id))
+        try:
+            await _push(ws, sub, driver_id, reader)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        hub.unsubscribe(sub)
+
+
+async def _push(
+    ws: WebSocket, sub: Subscription, driver_id: str, reader: asyncio.Task[None]
+) -> None:
+    """Send the driver's events until it leaves or the hub drops the subscription."""
+    while not reader.done():
+        nxt = asyncio.ensure_future(sub.next())
+        done, _ = await asyncio.wait({nxt, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if nxt not in done:
+            nxt.cancel()
+            return
+        event = nxt.result()
+        if event is None:
+            await ws.close(code=4000, reason="resync from your last cursor")
+            return
+        if driver_events(driver_id, event):
+            await ws.send_text(json.dumps(event_message(event)))
+
+
+async def _read(ws: WebSocket, dispatcher: Dispatcher, tenant_id: str, driver_id: str) -> None:
+    """Apply the driver's messages (location, order status) and answer each."""
+    while True:
+        try:
+            message = json.loads(await ws.receive_text())
+        except json.JSONDecodeError:
+            await ws.send_text(
+                json.dumps({"type": "error", "field": "message", "problem": "not JSON"})
+            )
+            continue
+        if not isinstance(message, dict):
+            message = {}
+        reply: dict[str, Any] = {"type": "ok", "ref": message.get("ref")}
+        try:
+            reply |= await _apply(dispatcher, tenant_id, driver_id, message)
+        except DispatchError as exc:
+            reply = {
+                "type": "error",
+                "ref": message.get("ref"),
+                "field": exc.field,
+                "problem": exc.problem,
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            reply = {
+                "type": "error",
+                "ref": message.get("ref"),
+                "field": str(exc).strip("'"),
+                "problem": "missing or invalid",
+            }
+        await ws.send_text(json.dumps(reply))
+
+
+async def _apply(
+    dispatcher: Dispatcher, tenant_id: str, driver_id: str, message: dict[str, Any]
+) -> dict[str, Any]:
+    kind = message.get("type")
+    if kind == "location":
+        lat, lon = float(message["lat"]), float(message["lon"])
+        await dispatcher.location(tenant_id, driver_id, lat, lon)
+        return {}
+    if kind == "status":
+        record = await dispatcher.driver_status(
+            tenant_id, driver_id, str(message["order_key"]), str(message["status"])
+        )
+        return {"version": record.version}
+    raise DispatchError("type", "expected location or status")

@@ -1,0 +1,365 @@
+"""The dispatch service: orders to drivers, least loaded first, every change through the outbox.
+
+Each method is one database transaction that changes the assignment (or the
+driver) and writes the domain events it causes to the outbox, so an event
+exists if and only if its change committed. A shop webhook is applied in the
+same transaction that marks its inbox row done: a crash anywhere repeats the
+whole change or none of it.
+
+Assignment events carry the order's platform and `order_id`, the new
+`status` (the shop's delivery statuses: accepted, assigned, picked_up,
+in_transit, delivered, failed, cancelled), the `driver_id`, and the assignment's
+`version`; their event id (`<order key>:v<version>`) is the idempotency key of
+the status sync back to the platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from portwright._ids import new_id
+from portwright.dispatch._normalize import ShopChange, normalize
+from portwright.store import AssignmentRecord, InboxRecord, Store
+from portwright.store._dispatch import DriverRecord
+
+__all__ = [
+    "ASSIGNMENT_CHANGED",
+    "DELIVERY_COMPLETED",
+    "DRIVER_LOCATION_UPDATED",
+    "DRIVER_STATUSES",
+    "ORDER_ASSIGNED",
+    "ORDER_CREATED",
+    "SYNC_TOPICS",
+    "DispatchError",
+    "Dispatcher",
+    "order_key",
+]
+
+ORDER_CREATED = "order.created"
+ORDER_ASSIGNED = "order.assigned"
+DRIVER_LOCATION_UPDATED = "driver.location_updated"
+ASSIGNMENT_CHANGED = "assignment.changed"
+DELIVERY_COMPLETED = "delivery.completed"
+SYNC_TOPICS = (ORDER_ASSIGNED, ASSIGNMENT_CHANGED, DELIVERY_COMPLETED)
+"""What a platform's status sync endpoint subscribes to (and what drivers are pushed)."""
+
+NAMES = {
+    ORDER_CREATED: "OrderCreated",
+    ORDER_ASSIGNED: "OrderAssigned",
+    DRIVER_LOCATION_UPDATED: "DriverLocationUpdated",
+    ASSIGNMENT_CHANGED: "AssignmentChanged",
+    DELIVERY_COMPLETED: "DeliveryCompleted",
+}
+DRIVER_STATUSES = frozenset({"picked_up", "in_transit", "delivered", "failed"})
+TERMINAL = frozenset({"delivered", "failed", "cancelled"})
+WAITING = "accepted"  # no driver yet (the shops' word for it)
+
+
+class DispatchError(ValueError):
+    """A driver's request cannot apply; `field` names what is wrong, `status` the HTTP code."""
+
+    def __init__(self, field: str, problem: str, *, status: int = 422) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+        self.status = status
+
+
+def order_key(tenant_id: str, platform: str, order_id: str) -> str:
+    """One order of one tenant on one platform (the assignment's key and events' subject)."""
+    return f"{tenant_id}:{platform}:{order_id}"
+
+
+class Dispatcher:
+    """Assigns a tenant's orders to its available drivers, least loaded first (ties by id)."""
+
+    def __init__(self, store: Store, *, wake: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.wake = wake
+        self._pending: list[tuple[InboxRecord, ShopChange, asyncio.Future[str]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _woken(self, written: int) -> None:
+        if written and self.wake is not None:
+            self.wake()
+
+    # -- shop webhooks ----------------------------------------------------------------
+    async def ingest(self, event: InboxRecord) -> str:
+        """Apply one claimed shop webhook; its events and the inbox row's "done" commit together.
+
+        Events claimed together (the inbox processor hands over a batch at once) are applied
+        in one transaction, tenant by tenant; if that transaction fails, each event is
+        retried in its own, so a bad one fails alone."""
+        if event.tenant_id is None:
+            raise DispatchError(
+                f"webhook_sources.{event.source}.tenant", "not set: whose orders are these?"
+            )
+        change = normalize(event.source, event.event_type, event.payload)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, change, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the rest of the processor's batch queue up
+        while self._pending:
+            batch, self._pending = self._pending, []
+            batch.sort(key=lambda item: (item[0].tenant_id or "", item[0].received_at))
+            try:
+                notes = await asyncio.to_thread(self._ingest_many, batch)
+            except Exception:  # noqa: BLE001 - one at a time, so a bad event fails alone
+                notes = []
+                for item in batch:
+                    try:
+                        notes.append((await asyncio.to_thread(self._ingest_many, [item]))[0])
+                    except Exception as exc:  # noqa: BLE001 - handed to the processor
+                        notes.append(exc)
+            written = 0
+            for (_, _, future), note in zip(batch, notes, strict=True):
+                if isinstance(note, BaseException):
+                    future.set_exception(note)
+                else:
+                    future.set_result(note[0])
+                    written += note[1]
+            self._woken(written)
+
+    def _ingest_many(
+        self, batch: list[tuple[InboxRecord, ShopChange, asyncio.Future[str]]]
+    ) -> list[tuple[str, int] | BaseException]:
+        out: list[tuple[str, int] | BaseException] = []
+        with self.store.engine.begin() as conn:
+            for event, change, _ in batch:
+                assert event.tenant_id is not None
+                # Claim the row first: a row whose lease another processor took is skipped.
+                if not self.store.dispatch.finish_inbox(conn, event, "dispatched"):
+                    out.append(RuntimeError(f"inbox row {event.id}: lease lost; not applied"))
+                    continue
+                out.append(self.apply_shop(conn, event.tenant_id, event.source, change))
+        return out
+
+    def apply_shop(
+        self, conn: sa.Connection, tenant_id: str, platform: str, change: ShopChange
+    ) -> tuple[str, int]:
+        """The change's effect on the assignment; returns (note, events written)."""
+        key = order_key(tenant_id, platform, change.order_id)
+        self.store.dispatch.serialize(conn, tenant_id)
+        current = self.store.dispatch.lock(conn, key)
+        if change.kind == "created":
+            if current is not None:
+                return f"order {change.order_id}: already known ({current.status})", 0
+            record = AssignmentRecord(
+                key, tenant_id, platform, change.order_id, None, WAITING, 0, 0
+            )
+            summary = dict(change.summary)
+            self._emit(conn, ORDER_CREATED, record, f"{key}:created", order=summary)
+            record = self._assign(conn, record, reason="new order", order=summary)
+            who = record.driver_id or "nobody (no driver available)"
+            return f"order {change.order_id} assigned to {who}", 1 + (record.driver_id is not None)
+        if change.kind == "updated":
+            return f"order {change.order_id}: updated, nothing to dispatch", 0
+        status = "cancelled" if change.kind == "cancelled" else "delivered"
+        if current is None:  # the order's creation never reached us: remember the outcome
+            record = AssignmentRecord(key, tenant_id, platform, change.order_id, None, status, 0, 0)
+            self.store.dispatch.save(conn, record)
+            return f"order {change.order_id}: {status} before it was dispatched", 0
+        if current.status in TERMINAL:
+            return f"order {change.order_id}: already {current.status}", 0
+        topic = ASSIGNMENT_CHANGED if status == "cancelled" else DELIVERY_COMPLETED
+        self._change(
+            conn,
+            current,
+            topic,
+            status=status,
+            driver_id=current.driver_id,
+            reason=f"platform: order {change.kind}",
+        )
+        return f"order {change.order_id}: {status} by the platform", 1
+
+    # -- assignment -------------------------------------------------------------------
+    def _pick(self, conn: sa.Connection, tenant_id: str, exclude: str | None = None) -> str | None:
+        drivers = [
+            d.driver_id
+            for d in self.store.dispatch.lock_drivers(conn, tenant_id)
+            if d.driver_id != exclude
+        ]
+        if not drivers:
+            return None
+        loads = self.store.dispatch.loads(conn, tenant_id)
+        return min(drivers, key=lambda d: (loads.get(d, 0), d))
+
+    def _assign(
+        self,
+        conn: sa.Connection,
+        record: AssignmentRecord,
+        *,
+        reason: str,
+        order: Mapping[str, Any] | None = None,
+        exclude: str | None = None,
+    ) -> AssignmentRecord:
+        """Give `record` to the least loaded driver (or leave it waiting, saved)."""
+        driver = self._pick(conn, record.tenant_id, exclude)
+        if driver is None:
+            if record.version == 0:
+                record = replace(record, version=1)
+                self.store.dispatch.save(conn, record)
+                return record
+            return self._change(
+                conn, record, ASSIGNMENT_CHANGED, status=WAITING, driver_id=None, reason=reason
+            )
+        first = record.driver_id is None and record.status == WAITING
+        topic = ORDER_ASSIGNED if first else ASSIGNMENT_CHANGED
+        return self._change(
+            conn, record, topic, status="assigned", driver_id=driver, reason=reason, order=order
+        )
+
+    def _change(
+        self,
+        conn: sa.Connection,
+        record: AssignmentRecord,
+        topic: str,
+        *,
+        status: str,
+        driver_id: str | None,
+        reason: str,
+        order: Mapping[str, Any] | None = None,
+    ) -> AssignmentRecord:
+        new = replace(record, status=status, driver_id=driver_id, version=record.version + 1)
+        self.store.dispatch.save(conn, new)
+        self._emit(
+            conn,
+            topic,
+            new,
+            f"{new.order_key}:v{new.version}",
+            reason=reason,
+            previous_driver_id=record.driver_id,
+            order=dict(order or {}),
+        )
+        return new
+
+    def _emit(
+        self, conn: sa.Connection, topic: str, record: AssignmentRecord, event_id: str, **extra: Any
+    ) -> None:
+        payload = {
+            "type": NAMES[topic],
+            "order_key": record.order_key,
+            "order_id": record.order_id,
+            "platform": record.platform,
+            "status": record.status,
+            "driver_id": record.driver_id,
+            "version": record.version,
+            **extra,
+        }
+        self.store.outbox.add(
+            conn,
+            event_id=event_id,
+            topic=topic,
+            payload=payload,
+            tenant_id=record.tenant_id,
+            subject=record.order_key,
+            platform=record.platform,
+        )
+
+    # -- drivers ----------------------------------------------------------------------
+    async def put_driver(
+        self, tenant_id: str, driver_id: str, *, name: str = "", available: bool = True
+    ) -> DriverRecord:
+        """Add or update a driver. Coming on duty takes waiting orders; going off duty hands
+        the driver's not-yet-picked-up orders to others (AssignmentChanged)."""
+        record, written = await asyncio.to_thread(
+            self._put_driver, tenant_id, driver_id, name, available
+        )
+        self._woken(written)
+        return record
+
+    def _put_driver(
+        self, tenant_id: str, driver_id: str, name: str, available: bool
+    ) -> tuple[DriverRecord, int]:
+        written = 0
+        with self.store.engine.begin() as conn:
+            self.store.dispatch.serialize(conn, tenant_id)
+            driver = self.store.dispatch.upsert_driver(
+                conn, tenant_id, driver_id, name=name, available=available
+            )
+            if available:
+                for waiting in self.store.dispatch.unassigned(conn, tenant_id):
+                    if waiting.status == WAITING:
+                        self._assign(conn, waiting, reason=f"driver {driver_id} on duty")
+                        written += 1
+            else:
+                for active in self.store.dispatch.active_of(conn, tenant_id, driver_id):
+                    if active.status == "assigned":
+                        self._assign(
+                            conn, active, reason=f"driver {driver_id} off duty", exclude=driver_id
+                        )
+                        written += 1
+        return driver, written
+
+    async def driver_status(
+        self, tenant_id: str, driver_id: str, key: str, status: str
+    ) -> AssignmentRecord:
+        """A driver reports progress on one of its orders (picked_up … delivered, failed)."""
+        if status not in DRIVER_STATUSES:
+            allowed = ", ".join(sorted(DRIVER_STATUSES))
+            raise DispatchError("status", f"must be one of: {allowed}")
+        record = await asyncio.to_thread(self._driver_status, tenant_id, driver_id, key, status)
+        self._woken(1)
+        return record
+
+    def _driver_status(
+        self, tenant_id: str, driver_id: str, key: str, status: str
+    ) -> AssignmentRecord:
+        with self.store.engine.begin() as conn:
+            self.store.dispatch.serialize(conn, tenant_id)
+            current = self.store.dispatch.lock(conn, key)
+            if current is None or current.tenant_id != tenant_id:
+                raise DispatchError("order_key", f"no order {key}", status=404)
+            if current.driver_id != driver_id or current.status not in (
+                "assigned",
+                "picked_up",
+                "in_transit",
+            ):
+                raise DispatchError(
+                    "order_key", f"not an active order of driver {driver_id}", status=409
+                )
+            topic = DELIVERY_COMPLETED if status == "delivered" else ASSIGNMENT_CHANGED
+            return self._change(
+                conn,
+                current,
+                topic,
+                status=status,
+                driver_id=driver_id,
+                reason=f"driver {driver_id}",
+            )
+
+    async def location(self, tenant_id: str, driver_id: str, lat: float, lon: float) -> None:
+        """Record a driver's position and publish DriverLocationUpdated."""
+        if not (-90.0 <= lat <= 90.0):
+            raise DispatchError("lat", "must be between -90 and 90")
+        if not (-180.0 <= lon <= 180.0):
+            raise DispatchError("lon", "must be between -180 and 180")
+        await asyncio.to_thread(self._location, tenant_id, driver_id, lat, lon)
+        self._woken(1)
+
+    def _location(self, tenant_id: str, driver_id: str, lat: float, lon: float) -> None:
+        with self.store.engine.begin() as conn:
+            if not self.store.dispatch.set_location(conn, tenant_id, driver_id, lat, lon):
+                raise DispatchError("driver_id", f"no driver {driver_id}", status=404)
+            self.store.outbox.add(
+                conn,
+                event_id=new_id("loc"),
+                topic=DRIVER_LOCATION_UPDATED,
+                payload={
+                    "type": NAMES[DRIVER_LOCATION_UPDATED],
+                    "driver_id": driver_id,
+                    "lat": lat,
+                    "lon": lon,
+                },
+                tenant_id=tenant_id,
+                subject=driver_id,
+            )
