@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
+
+from portwright.orchestrator import JobService
+from portwright.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,13 +39,21 @@ def test_demo_books_fifty_under_chaos_with_no_job_lost_or_booked_twice(
     db_url: str, tmp_path: Path
 ) -> None:
     """`demo --once` runs 50 bookings for two tenants under chaos and a DOM switch; every job
-    settles, none is booked twice, every job replays; `jobs` reads the result back."""
+    settles, none is booked twice, every job replays; `jobs` reads the result back. On SQLite
+    the directory scenario follows on the same stack (each other scenario module has its own
+    test against a real stack; all of them at once would cost minutes per database)."""
     data = tmp_path / "pw"
+    scenarios = "bookings,directories" if db_url.startswith("sqlite") else "bookings"
     run = portwright("demo", "--once", "--bookings", "50", "--data-dir", str(data),
-                     "--database-url", db_url, timeout=600)  # fmt: skip
+                     "--database-url", db_url, "--scenarios", scenarios, timeout=800)  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout
+    assert "RESULT: PROBLEM" not in out
     assert "RESULT: ok" in out
+    if "directories" in scenarios:
+        assert "scenario directories" in out
+        assert re.search(r"50/50 directories accounted for", out), out[-2000:]
+        assert re.search(r"directory ledgers: \d+ listings, 0 listed twice", out)
     assert re.search(r"portal ledger: \d+ bookings, 0 booked twice", out)
     assert "50/50 jobs replay to their stored state" in out
     assert "lost jobs: 0" in out
@@ -48,13 +64,22 @@ def test_demo_books_fifty_under_chaos_with_no_job_lost_or_booked_twice(
     confirmed = sum(int(n) for n in re.findall(r"(\d+) CONFIRMED", out.split("summary")[1]))
     assert confirmed >= 45, out[-2000:]
     where = ["--data-dir", str(data / "demo"), "--database-url", db_url]
-    listing = portwright("jobs", "list", "--json", "--limit", "100", *where)
+    listing = portwright("jobs", "list", "--json", "--limit", "500", *where)
     assert listing.returncode == 0, listing.stderr
-    first = re.search(r'"id": "(job_[0-9a-f]+)"', listing.stdout)
+    bookings = [line for line in listing.stdout.splitlines() if '"adapter": "consulate"' in line]
+    first = re.search(r'"id": "(job_[0-9a-f]+)"', bookings[0])
     assert first is not None
-    assert len(listing.stdout.strip().splitlines()) == 50
+    assert len(bookings) == 50
     events = portwright("jobs", "events", first.group(1), *where)
     assert "replays to the stored state" in events.stdout, events.stdout
+
+
+def test_demo_refuses_an_unknown_scenario_naming_the_known_ones(tmp_path: Path) -> None:
+    run = portwright("demo", "--once", "--scenarios", "bookings,teleport", "--data-dir",
+                     str(tmp_path))  # fmt: skip
+    assert run.returncode == 2
+    assert "--scenarios: unknown scenario teleport" in run.stderr
+    assert "known: bookings, scrape, directories, jobboard" in run.stderr
 
 
 def test_sandbox_command_prints_every_service_and_the_admin_endpoint() -> None:
@@ -97,3 +122,55 @@ def test_migrate_prepares_an_empty_database(db_url: str, tmp_path: Path) -> None
         run = portwright("migrate", "--data-dir", str(tmp_path), "--database-url", db_url)
         assert run.returncode == 0, run.stderr
         assert "app database at revision" in run.stdout
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(600)
+async def test_a_scaled_out_worker_runs_browser_scrapes_on_its_fleet(
+    settings: Settings, service_for: Callable[..., JobService]
+) -> None:
+    """`portwright worker` runs what `up` runs (`start_runtime`): the scrape adapter on the
+    fleet, so a browser-engine scrape submitted elsewhere succeeds there on the browser tier."""
+    from portwright.cli._stack import platform_registry
+    from portwright.sandbox import SandboxWorld, scrape
+    from portwright.testing import wait_until
+
+    with SandboxWorld(scrape.specs(), seed=5) as world:
+        ports = sorted({url.rsplit(":", 1)[1] for url in world.urls().values()})
+        allow = [f"127.0.0.1:{port}" for port in ports]
+        key = "cli-test-master-key-" + "y" * 32
+        mine = settings.model_copy(update={"url_allowlist": allow, "master_key": SecretStr(key)})
+        svc = service_for(platform_registry(mine, browsers=True), settings=mine, run_workers=False)
+        tenant = svc.store.tenants.ensure("acme")
+        url = f"{world.url('scrape-js')}/product/3"
+        rules = {"title": {"selector": "h1.title"}}
+        job = await svc.submit(
+            tenant_id=tenant.id, adapter="scrape",
+            input={"url": url, "engine": "browser", "extract": rules},
+        )  # fmt: skip
+        env = {
+            "PORTWRIGHT_DATA_DIR": str(mine.data_dir),
+            "PORTWRIGHT_DATABASE_URL": str(mine.database_url),
+            "PORTWRIGHT_URL_ALLOWLIST": json.dumps(allow),
+            "PORTWRIGHT_MASTER_KEY": key,
+            "PORTWRIGHT_LOG_JSON": "false",
+        }
+        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for off the loop below
+            [sys.executable, "-m", "portwright.cli", "worker", "--worker-id", "cli-w1"],
+            cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+
+            async def ended() -> Any:
+                current = await svc.get(job.id)
+                return current if current.status in ("succeeded", "failed") else None
+
+            done = await wait_until(ended, timeout=240, every=0.5)
+        finally:
+            proc.terminate()
+            _, err = await asyncio.to_thread(proc.communicate, timeout=60)
+        assert done.status == "succeeded", (done.reason, err[-2000:])
+        assert done.output["tier"] == "browser"
+        assert done.output["extracted"]["title"]
+        assert proc.returncode == 0, err[-2000:]

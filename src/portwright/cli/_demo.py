@@ -32,7 +32,12 @@ V2_PATCH = {
 }
 SETTLED = ("succeeded", "failed", "cancelled")
 # scenario name -> module under portwright.cli with `run(stack, world, progress)`
-SCENARIOS = {"directories": "_demo_directories"}
+SCENARIOS = {
+    "scrape": "_demo_scrape",
+    "directories": "_demo_directories",
+    "jobboard": "_demo_jobboard",
+    "dispatch": "_demo_dispatch",
+}
 DEMO_PORTAL = {
     "release_every_s": 6.0,
     "initial_slots": 6,

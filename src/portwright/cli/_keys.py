@@ -102,13 +102,12 @@ def _list(args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from portwright.adapters import default_registry
-    from portwright.gateway import Vault, create_app
-    from portwright.orchestrator import JobService, Runtime
+    from portwright.cli._stack import start_runtime
+    from portwright.gateway import create_app
+    from portwright.orchestrator import JobService
 
     settings = settings_from(args)
-    vault = Vault.from_settings(settings)
-    runtime = Runtime(settings, default_registry(), run_workers=False, secrets=vault).start()
+    runtime, vault = start_runtime(settings, run_workers=False)
     try:
         app = create_app(JobService(runtime), settings, vault=vault)
         print(f"gateway http://{args.host}:{args.port}", flush=True)

@@ -73,16 +73,19 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from portwright.adapters import default_registry
+    from portwright.cli._stack import start_runtime
     from portwright.observability import configure_logging
-    from portwright.orchestrator import Runtime
 
     overrides = {"worker_id": args.worker_id} if args.worker_id else {}
     settings = settings_from(args, **overrides)
     configure_logging(settings)
-    with Runtime(settings, default_registry()) as runtime:
+    runtime, vault = start_runtime(settings)  # the same adapters, fleet and vault as `up`
+    try:
         print(f"worker {runtime.executor_id} running; Ctrl-C to stop", file=sys.stderr, flush=True)
         _wait_for_signal()
+    finally:
+        runtime.stop()
+        vault.close()
     return 0
 
 

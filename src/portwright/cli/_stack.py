@@ -9,6 +9,7 @@ consulate sends its signed payment webhooks to this gateway.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from typing import Any
 
 from portwright.settings import Settings
 
-__all__ = ["Stack", "start_stack"]
+__all__ = ["SHOP_TENANTS", "Stack", "platform_registry", "start_runtime", "start_stack"]
+
+SHOP_TENANTS = {"shop-alpha": "acme", "shop-beta": "globex"}  # scenario 5: whose orders
 
 
 @dataclass
@@ -42,8 +45,86 @@ def sandbox_settings(settings: Settings, world: Any) -> Settings:
 
     ports = sorted({url.rsplit(":", 1)[1] for url in world.urls().values()})
     allow = [*settings.url_allowlist, *(f"127.0.0.1:{port}" for port in ports)]
-    sources = {**sandbox_webhook_sources(), **settings.webhook_sources}
+    shops = dict(sandbox_webhook_sources())
+    for name, tenant in SHOP_TENANTS.items():  # shop orders go to dispatch (scenario 5)
+        shops[name] = shops[name].model_copy(update={"handler": "shop-order", "tenant": tenant})
+    sources = {**shops, **settings.webhook_sources}
     return settings.model_copy(update={"url_allowlist": allow, "webhook_sources": sources})
+
+
+def _fleet(settings: Settings, world: Any | None, captcha: Any) -> Any:
+    """The scrape fleet: the machine's Chromium, the sandbox's proxies by tier,
+    its captcha solver. Adapters other than scrape keep their direct identity."""
+    from portwright.engines import Fleet
+    from portwright.engines._chromium import ChromiumNotFoundError
+    from portwright.resources import ProxyPool, SolverChain, StaticProxyList, TwoCaptchaSolver
+
+    proxies = solver = None
+    if world is not None:
+        from portwright.sandbox.proxies import proxy_catalog
+
+        catalog = [{k: str(v) for k, v in row.items()} for row in proxy_catalog(world)]
+        proxies = ProxyPool([StaticProxyList.from_catalog("sandbox", catalog)]) if catalog else None
+        if captcha is None and "captcha-solver" in world.names():
+            captcha = TwoCaptchaSolver(world.url("captcha-solver"), "sandbox-key", poll_s=0.1)
+    if captcha is not None:
+        solver = SolverChain({"captcha": captcha})
+    try:
+        return Fleet.from_settings(settings, proxies=proxies, captcha=solver)
+    except ChromiumNotFoundError as exc:  # HTTP tiers only; browser scrapes answer 422
+        print(f"# {exc}: scrapes use the HTTP tiers only", file=sys.stderr)
+        return Fleet(proxies=proxies, captcha=solver)
+
+
+def platform_registry(settings: Settings, *, browsers: bool) -> Any:
+    """Every installed adapter, the scrape adapter on the fleet behind the SSRF guard
+    (its browser engines offered only where a Chromium is)."""
+    from portwright.adapters import default_registry
+    from portwright.adapters.scrape import ENGINES, ScrapeAdapter
+    from portwright.gateway import UrlGuard
+
+    registry = default_registry()
+    engines = ENGINES if browsers else ("auto", "http")
+    guard = UrlGuard.from_allowlist(settings.url_allowlist)
+    registry.register(ScrapeAdapter.on_fleet(guard, engines=engines))
+    return registry
+
+
+def has_chromium(settings: Settings) -> bool:
+    from portwright.engines._chromium import ChromiumNotFoundError, find_chromium
+
+    try:
+        find_chromium(settings.chromium_path)
+    except ChromiumNotFoundError:
+        return False
+    return True
+
+
+def start_runtime(
+    settings: Settings,
+    *,
+    world: Any | None = None,
+    captcha: Any = None,
+    run_workers: bool = True,
+) -> tuple[Any, Any]:
+    """The runtime every platform process runs (`up`, `demo`, `worker`, `api`) and its vault:
+    every adapter, the fleet for browser work, portal credentials from the vault."""
+    from portwright.gateway import Vault
+    from portwright.orchestrator import Runtime
+    from portwright.resources import DirectIdentity
+
+    vault = Vault.from_settings(settings)
+    if run_workers:
+        fleet = _fleet(settings, world, captcha)  # scrapes climb the engine ladder (scenario 2)
+        registry = platform_registry(settings, browsers=fleet.browsers is not None)
+        runtime = Runtime(
+            settings, registry, secrets=vault, captcha=captcha, fleet=fleet,
+            identity=DirectIdentity(),
+        )  # fmt: skip
+    else:  # a gateway only: the registry validates input, workers elsewhere run the jobs
+        registry = platform_registry(settings, browsers=has_chromium(settings))
+        runtime = Runtime(settings, registry, run_workers=False, secrets=vault)
+    return runtime.start(), vault
 
 
 def _free_port(host: str) -> int:
@@ -63,22 +144,16 @@ def start_stack(
     """Start the runtime (workers included) and the gateway on a background thread."""
     import uvicorn
 
-    from portwright.adapters import default_registry
-    from portwright.adapters.scrape import ScrapeAdapter
-    from portwright.gateway import UrlGuard, Vault, create_app
-    from portwright.orchestrator import JobService, Runtime
+    from portwright.gateway import create_app
+    from portwright.orchestrator import JobService
 
     if world is not None:
         settings = sandbox_settings(settings, world)
-    registry = default_registry()
-    registry.register(ScrapeAdapter.with_guard(UrlGuard.from_allowlist(settings.url_allowlist)))
-    vault = Vault.from_settings(settings)
-    runtime = Runtime(settings, registry, secrets=vault, captcha=captcha).start()
+    runtime, vault = start_runtime(settings, world=world, captcha=captcha)
     service = JobService(runtime)
     port = port or _free_port(host)
-    config = uvicorn.Config(
-        create_app(service, settings), host=host, port=port, log_level="warning", access_log=False
-    )
+    app = create_app(service, settings, vault=vault)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)
     thread.start()
@@ -90,7 +165,11 @@ def start_stack(
         raise RuntimeError(f"the gateway did not start on {host}:{port}")
     gateway_url = f"http://{host}:{port}"
     if world is not None:
-        world.context("consulate").options["payment_webhook_url"] = (
-            f"{gateway_url}/v1/hooks/consulate"
-        )
+        if "consulate" in world.names():
+            world.context("consulate").options["payment_webhook_url"] = (
+                f"{gateway_url}/v1/hooks/consulate"
+            )
+        for shop in SHOP_TENANTS:
+            if shop in world.names():
+                world.context(shop).options["target_url"] = f"{gateway_url}/v1/hooks/{shop}"
     return Stack(settings, runtime, service, vault, gateway_url, server, thread)
