@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     )
     captcha_solver_url: str | None = Field(None, description="a 2captcha-compatible service")
     captcha_api_key: SecretStr | None = Field(None, description="its API key")
+    blob_url: str | None = Field(
+        None,
+        description="where evidence and traces go: s3://bucket/prefix (needs the s3 extra); "
+        "default: data_dir/blobs",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="an S3-compatible server (MinIO, Ceph, R2…); default AWS"
+    )
+    s3_region: str | None = Field(None, description="the bucket's region")
+    s3_access_key_id: str | None = Field(None, description="else boto3's own credential chain")
+    s3_secret_access_key: SecretStr | None = Field(None, description="its secret")
     # -- gateway ------------------------------------------------------------------------
     previous_master_keys: list[SecretStr] = Field(
         default_factory=list, description="older master keys, still able to unwrap data keys"

@@ -34,8 +34,8 @@ from portwright.store import (
     BlobStore,
     BreakerPolicy,
     JobRecord,
-    LocalBlobStore,
     Store,
+    blob_store_from,
     create_engine,
     is_sqlite,
 )
@@ -82,7 +82,7 @@ class Runtime:
         self.registry = registry
         self.run_workers = run_workers
         self.executor_id = settings.executor_id()
-        self.blobs: BlobStore = blobs or LocalBlobStore(settings.data_dir / "blobs")
+        self.blobs: BlobStore = blobs or blob_store_from(settings)
         # The fleet (browsers, proxies, solvers, the engine ladder) is optional; its
         # proxy pool and solver chain stand in when no identity or captcha is given.
         self.fleet = fleet

@@ -1,7 +1,13 @@
 """Persistence: every SQL statement Portwright runs lives in this package."""
 
 from portwright.store._accounts import ApiKeyRecord
-from portwright.store._blobs import BlobStore, LocalBlobStore
+from portwright.store._blobs import (
+    BlobStore,
+    BlobStoreConfigError,
+    LocalBlobStore,
+    S3BlobStore,
+    blob_store_from,
+)
 from portwright.store._console import OperatorRecord, OperatorSession
 from portwright.store._deliveries import AttemptRecord, DeliveryFilter, DeliveryRecord
 from portwright.store._dispatch import AssignmentRecord
@@ -37,6 +43,7 @@ __all__ = [
     "AttemptRecord",
     "AuditRecord",
     "BlobStore",
+    "BlobStoreConfigError",
     "BreakerPolicy",
     "BreakerRecord",
     "CredentialRecord",
@@ -58,6 +65,7 @@ __all__ = [
     "OutboxRecord",
     "PortalRecord",
     "ProxyBurnRecord",
+    "S3BlobStore",
     "SelectorMapRecord",
     "StaleStateError",
     "Store",
@@ -66,6 +74,7 @@ __all__ = [
     "UsageSummary",
     "UsageTotals",
     "WorkerRecord",
+    "blob_store_from",
     "create_engine",
     "current_revision",
     "head_revision",
