@@ -214,12 +214,14 @@ async def test_every_listed_metric_moves_when_its_event_happens(
     failing = await submit("probe", ["permanent"])
     escalated = await submit("probe", ["captcha_fail", "ok"])
     held = await submit("hold", ["hold"])
+    # a partitioned queue starts partitions (one per job here) in key order, not submit order:
+    # submit the second job only once the first holds the portal's one slot
+    await wait_until(HELD.is_set, timeout=60)
     queued = await submit("hold", ["ok"])
 
     async def status(job_id: str) -> str:
         return (await svc.get(job_id)).status
 
-    await wait_until(HELD.is_set, timeout=60)
     for job_id, want in ((busy, "succeeded"), (failing, "failed"), (escalated, "waiting")):
 
         async def reached(job_id: str = job_id, want: str = want) -> bool:
