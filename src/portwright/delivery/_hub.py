@@ -32,9 +32,16 @@ class Subscription:
     queue: asyncio.Queue[OutboxRecord | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=10_000)
     )
+    # While its history is replayed, live events wait here: queued at once they would move
+    # the cursor past history not yet replayed, which would then be skipped as seen.
+    replaying: bool = True
+    held: list[OutboxRecord] = field(default_factory=list)
 
-    def offer(self, event: OutboxRecord) -> bool:
+    def offer(self, event: OutboxRecord, *, live: bool = True) -> bool:
         """Queue `event` if it is new and wanted; False when the subscriber fell too far behind."""
+        if live and self.replaying:
+            self.held.append(event)
+            return len(self.held) <= 10_000
         if event.id <= self.cursor or not self.match(event):
             return True
         if self.tenant_id is not None and event.tenant_id != self.tenant_id:
@@ -82,16 +89,26 @@ class Hub:
         """Register, then replay history after `cursor` (so nothing falls in between)."""
         sub = Subscription(tenant_id, match, cursor)
         self._subs.add(sub)
+        position = cursor  # read on past events the subscriber does not want
         while True:
             history = await asyncio.to_thread(
-                self.store.outbox.since, sub.cursor, tenant_id=tenant_id
+                self.store.outbox.since, position, tenant_id=tenant_id
             )
             for event in history:
-                if not sub.offer(event):
+                if not sub.offer(event, live=False):
                     self._drop(sub)
                     return sub
+            if history:
+                position = history[-1].id
             if len(history) < 500:
-                return sub
+                break
+        sub.replaying = False
+        held, sub.held = sub.held, []
+        for event in held:  # what arrived live meanwhile; ids already replayed are skipped
+            if not sub.offer(event, live=False):
+                self._drop(sub)
+                break
+        return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
