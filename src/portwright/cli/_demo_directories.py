@@ -72,6 +72,9 @@ async def run(stack: Any, world: Any, progress: Progress, *, plan: int = 50,
     ]
     for reason, n in list(report.failure_reasons.items())[:4]:
         lines.append(f"  {n} x {reason}")
-    lines.append(f"report: portwright jobs report {job.id} --format html")
+    where = f"--data-dir {stack.settings.data_dir}"
+    if stack.settings.database_url:  # not printed: it may carry a password
+        where += " --database-url URL"
+    lines.append(f"report: portwright jobs report {job.id} --format html {where}")
     ok = parent.status in ENDED and counts.get("total") == plan and not doubles
     return ScenarioResult("directories", ok, lines)
