@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from portwright.adapters.directories import DirectoryFormAdapter, DirectorySubmissionAdapter
+from portwright.cli._demo_directories import PROFILE
 from portwright.orchestrator import JobService
 from portwright.reports import build_report, to_csv, to_html, to_json
 from portwright.resources import TwoCaptchaSolver
@@ -20,15 +21,6 @@ from portwright.testing import wait_until
 from tests.orchestrator._support import registry
 from tests.support import Worker
 
-PROFILE: dict[str, Any] = {
-    "name": "Harbour Lights Bakery",
-    "address": {"street": "12 Quay St", "city": "Bristol", "postcode": "BS1 4DJ", "country": "UK"},
-    "phone": "+44 117 496 0123",
-    "website": "https://harbour-lights.example",
-    "category": "bakery",
-    "hours": "Mon-Sat 07:00-17:00",
-    "tagline": "Bread at dawn",
-}
 CATALOG = json.loads(directories.DATA_FILE.read_text())["directories"]
 
 

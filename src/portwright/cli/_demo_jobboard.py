@@ -57,22 +57,6 @@ def _input(board: str, job_id: int, person: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _ensure_fleet(stack: Any) -> None:
-    """Browser jobs need a fleet; the demo stack may have none yet (then: local Chromium,
-    reachable over CDP for the console's live view)."""
-    runtime = stack.runtime
-    if runtime.fleet is not None and runtime.fleet.browsers is not None:
-        return
-    from portwright.engines import Fleet
-    from portwright.engines.browser import BrowserPool, LocalChromium, PoolConfig
-
-    runtime.fleet = Fleet(
-        browsers=BrowserPool(LocalChromium(remote_debugging=True), PoolConfig(max_browsers=1)),
-        captcha=runtime.captcha,
-    )
-    runtime.fleet.bind(runtime.store)
-
-
 async def _answer_when_asked(service: Any, job_id: str, progress: Progress) -> str | None:
     """The scripted operator: wait for the job's escalation, answer the question it asks."""
     deadline = time.monotonic() + 120
@@ -111,7 +95,6 @@ async def _finished(service: Any, job_ids: list[str], timeout_s: float) -> list[
 
 async def run(stack: Any, world: Any, progress: Progress, *,
               timeout_s: float = 150.0) -> ScenarioResult:  # fmt: skip
-    _ensure_fleet(stack)
     service = stack.service
     store = service.store
     board = world.url("jobboard")
