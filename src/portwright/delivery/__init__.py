@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from portwright.delivery._hub import Hub, Subscription
     from portwright.delivery._mount import PUBLIC_PATHS, DeliveryParts, mount_delivery
     from portwright.delivery._nats import NatsSink, sinks_from
+    from portwright.delivery._notify import OutboxListener
     from portwright.delivery._policy import DeliveryPolicy, parse_retry_after
     from portwright.delivery._relay import DeliveryObserver, Relay, Sink
     from portwright.delivery._senders import SENDERS, Sender, SendResult, envelope
@@ -29,6 +30,7 @@ __all__ = [
     "DeliveryPolicy",
     "Hub",
     "NatsSink",
+    "OutboxListener",
     "Relay",
     "SendResult",
     "Sender",
@@ -50,6 +52,7 @@ _HOMES = {
     "mount_delivery": "_mount",
     "NatsSink": "_nats",
     "sinks_from": "_nats",
+    "OutboxListener": "_notify",
     "DeliveryPolicy": "_policy",
     "parse_retry_after": "_policy",
     "DeliveryObserver": "_relay",

@@ -4,7 +4,9 @@ Settings come from the environment (`PORTWRIGHT_DATABASE_URL`, `PORTWRIGHT_URL_A
 `PORTWRIGHT_NATS_URL`, …). Several relays may run at once: they share the work
 through the database (row locks on Postgres, leases on deliveries). SIGTERM or
 SIGINT stops it: the current round is cancelled and its leased deliveries are
-taken over by any relay once their lease ends; nothing is lost.
+taken over by any relay once their lease ends; nothing is lost. On PostgreSQL the
+relay also LISTENs for outbox writes and replays of every process (`OutboxListener`),
+so it starts on them at once; `--poll-s` remains the pace for due retries.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 import structlog
 
 from portwright.delivery._nats import sinks_from
+from portwright.delivery._notify import OutboxListener
 from portwright.delivery._policy import DeliveryPolicy
 from portwright.delivery._relay import Relay
 from portwright.observability import configure_logging
@@ -59,11 +62,19 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    listener = OutboxListener(store, [relay.wake], application_name="portwright-relay")
     relay.start()
-    log.info("relay started", worker=relay.worker, sinks=[repr(s) for s in relay.sinks])
+    listener.start()
+    log.info(
+        "relay started",
+        worker=relay.worker,
+        sinks=[repr(s) for s in relay.sinks],
+        listening=listener.active,
+    )
     try:
         await stop.wait()
     finally:
+        await listener.stop()
         await relay.stop()
         store.close()
         log.info("relay stopped", worker=relay.worker)

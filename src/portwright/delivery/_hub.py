@@ -2,8 +2,14 @@
 
 Every gateway process tails the shared outbox table by id, so a change written
 by any process reaches subscribers of every process (fan-out through the
-database); a local write wakes the tail at once, others are seen at the next
-poll. A subscriber resumes from a cursor: it is registered first, then sent the
+database). A local write wakes the tail at once (`wake`). On PostgreSQL, writes of
+every other process wake it at once too: given an `OutboxListener`, the hub
+registers its `wake` there (LISTEN on the channel every outbox insert notifies on
+commit) and, while the listener is connected, polls only as a safety net every
+`listened_poll_s` (2 s); without a listener (SQLite), or while it reconnects,
+others' writes are seen at the next `poll_s` (0.2 s) poll.
+
+A subscriber resumes from a cursor: it is registered first, then sent the
 history after its cursor, and ids it has already seen are skipped.
 """
 
@@ -13,10 +19,14 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
 from portwright.store import OutboxRecord, Store
+
+if TYPE_CHECKING:
+    from portwright.delivery._notify import OutboxListener
 
 __all__ = ["Hub", "Subscription"]
 
@@ -59,16 +69,33 @@ class Subscription:
 
 
 class Hub:
-    def __init__(self, store: Store, *, poll_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        poll_s: float = 0.2,
+        listener: OutboxListener | None = None,
+        listened_poll_s: float = 2.0,
+    ) -> None:
         self.store = store
         self.poll_s = poll_s
+        self.listener = listener
+        self.listened_poll_s = max(poll_s, listened_poll_s)
         self._subs: set[Subscription] = set()
         self._cursor = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        if listener is not None:
+            listener.add(self.wake)
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _idle_s(self) -> float:
+        """How long to wait for a wake-up: long while notifications are sure to come."""
+        if self.listener is not None and self.listener.connected:
+            return self.listened_poll_s
+        return self.poll_s
 
     def start(self) -> None:
         if self._task is None:
@@ -133,5 +160,5 @@ class Hub:
             if len(events) == 1000:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_s())
             self._wake.clear()

@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from portwright.delivery._hub import Hub
+from portwright.delivery._notify import OutboxListener
 from portwright.delivery._policy import DeliveryPolicy
 from portwright.delivery._relay import Relay, Sink
 from portwright.delivery._routes import delivery_router
@@ -23,11 +24,13 @@ PUBLIC_PATHS = ("/metrics", "/healthz", "/readyz", "/status")
 
 @dataclass
 class DeliveryParts:
-    """What the app's lifespan starts and stops."""
+    """What the app's lifespan starts and stops. The listener (PostgreSQL LISTEN/NOTIFY;
+    a no-op on SQLite) wakes hub and relay when any process writes to the outbox."""
 
     hub: Hub
     relay: Relay
     metrics: Metrics
+    listener: OutboxListener | None = None
 
     def wake(self) -> None:
         self.hub.wake()
@@ -36,8 +39,12 @@ class DeliveryParts:
     async def start(self) -> None:
         self.hub.start()
         self.relay.start()
+        if self.listener is not None:
+            self.listener.start()
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
         await self.relay.stop()
         await self.hub.stop()
 
@@ -55,11 +62,13 @@ def mount_delivery(
     """Routes (/metrics, /healthz, /readyz, /status, streams, endpoints, deliveries, dead
     letters) and the HTTP timing middleware; returns the parts the lifespan runs."""
     metrics = Metrics(store, live_after_s=live_after_s)
-    hub = Hub(store)
+    listener = OutboxListener(store, application_name="portwright-gateway")
+    hub = Hub(store, listener=listener)
     relay = Relay(
         store, client=client, policy=policy, sinks=sinks, observer=metrics, on_published=hub.wake
     )
-    parts = DeliveryParts(hub, relay, metrics)
+    listener.add(relay.wake)
+    parts = DeliveryParts(hub, relay, metrics, listener)
     app.include_router(health_router(store, metrics, live_after_s=live_after_s))
     app.include_router(delivery_router(store, check_url, parts.wake))
     app.include_router(streams_router(store, hub, authenticate_ws(store)))

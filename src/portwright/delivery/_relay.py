@@ -9,6 +9,12 @@ Two halves, both safe to run in several processes at once:
   another takes over), sent, and finished: delivered, retried later with
   backoff (Retry-After first), or dead after the endpoint's attempt budget.
   Each endpoint's breaker skips it while open.
+
+It looks at once when woken: by this process (`wake`, e.g. `on_published` of a
+local write) and, on PostgreSQL, by any process's outbox write or dead-letter
+replay through an `OutboxListener` (LISTEN/NOTIFY). Otherwise it polls every
+`poll_s` (0.5 s) — retries fall due by the clock, which nobody notifies — so on
+SQLite polling is how other processes' writes are found.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The (endpoint_id, event_id) unique key makes fan-out idempotent: a relay that
 crashes after inserting deliveries but before marking the event published
 inserts nothing new the second time. Dead deliveries are the dead-letter
-queue; `replay` puts them back to pending with a fresh attempt budget.
+queue; `replay` puts them back to pending with a fresh attempt budget (and, on
+PostgreSQL, notifies the outbox channel on commit so every relay looks at once).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portwright._ids import new_id
 from portwright.store._endpoints import EndpointRecord
-from portwright.store._outbox import OutboxRecord
+from portwright.store._outbox import OutboxRecord, OutboxRepository
 from portwright.store._rows import to_record
 from portwright.store._schema import deliveries, delivery_attempts, webhook_endpoints
 
@@ -229,6 +230,8 @@ class DeliveryRepository:
                 .where(where.clause(), c.status == "dead")
                 .values(status="pending", attempts=0, next_attempt_at=time.time(), finished_at=None)
             )
+            if result.rowcount:
+                OutboxRepository.notify(conn)  # relays in other processes look now
         return result.rowcount or 0
 
     def replay_ids(self, ids: list[str]) -> list[str]:
@@ -249,6 +252,7 @@ class DeliveryRepository:
                         status="pending", attempts=0, next_attempt_at=time.time(), finished_at=None
                     )
                 )
+                OutboxRepository.notify(conn)  # relays in other processes look now
         return moved
 
     def counts(self) -> dict[tuple[str, str | None, str], int]:

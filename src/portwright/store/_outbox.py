@@ -4,6 +4,12 @@
 only if the change that caused it committed. The relay fans unpublished rows
 out to endpoint deliveries and marks them published in one transaction; the
 realtime streams read the table by id (the cursor) and never mark anything.
+
+On PostgreSQL `add` also queues a `NOTIFY` on `OutboxRepository.CHANNEL` in the same
+transaction: it is delivered only if (and when) the transaction commits, and several
+in one transaction collapse into one. Listeners (`portwright.delivery`'s
+`OutboxListener`) use it to wake every process's hub and relay at once instead of
+at their next poll. SQLite has no such thing: there the pollers find the row.
 """
 
 from __future__ import annotations
@@ -34,11 +40,21 @@ class OutboxRecord:
 
 
 class OutboxRepository:
+    CHANNEL = "portwright_outbox"
+    """The NOTIFY channel: an outbox row was written, or deliveries were put back to pending."""
+
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    @staticmethod
+    @classmethod
+    def notify(cls, conn: sa.Connection) -> None:
+        """On PostgreSQL, notify `CHANNEL` when the caller's transaction commits (SQLite: no-op)."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_notify(cls.CHANNEL, "")))
+
+    @classmethod
     def add(
+        cls,
         conn: sa.Connection,
         *,
         event_id: str,
@@ -62,6 +78,7 @@ class OutboxRepository:
         )
         key = result.inserted_primary_key
         assert key is not None
+        cls.notify(conn)
         return int(key[0])
 
     @staticmethod
