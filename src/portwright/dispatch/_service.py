@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from portwright._ids import new_id
 from portwright.dispatch._normalize import ShopChange, normalize
 from portwright.store import AssignmentRecord, InboxRecord, Store
-from portwright.store._dispatch import DriverRecord
+from portwright.store._dispatch import ACTIVE, DriverRecord
 
 __all__ = [
     "ASSIGNMENT_CHANGED",
@@ -58,6 +58,7 @@ NAMES = {
 DRIVER_STATUSES = frozenset({"picked_up", "in_transit", "delivered", "failed"})
 TERMINAL = frozenset({"delivered", "failed", "cancelled"})
 WAITING = "accepted"  # no driver yet (the shops' word for it)
+_LOADS = "portwright.dispatch.loads"  # conn.info key: {tenant: {driver: active orders}}
 
 
 class DispatchError(ValueError):
@@ -134,13 +135,19 @@ class Dispatcher:
     ) -> list[tuple[str, int] | BaseException]:
         out: list[tuple[str, int] | BaseException] = []
         with self.store.engine.begin() as conn:
-            for event, change, _ in batch:
-                assert event.tenant_id is not None
-                # Claim the row first: a row whose lease another processor took is skipped.
-                if not self.store.dispatch.finish_inbox(conn, event, "dispatched"):
-                    out.append(RuntimeError(f"inbox row {event.id}: lease lost; not applied"))
-                    continue
-                out.append(self.apply_shop(conn, event.tenant_id, event.source, change))
+            # Drivers' loads are read once per tenant and kept up to date by `_change` for
+            # the rest of this transaction (the tenant's dispatch lock is held throughout).
+            conn.info[_LOADS] = {}
+            try:
+                for event, change, _ in batch:
+                    assert event.tenant_id is not None
+                    # Claim the row first: a row whose lease another processor took is skipped.
+                    if not self.store.dispatch.finish_inbox(conn, event, "dispatched"):
+                        out.append(RuntimeError(f"inbox row {event.id}: lease lost; not applied"))
+                        continue
+                    out.append(self.apply_shop(conn, event.tenant_id, event.source, change))
+            finally:
+                conn.info.pop(_LOADS, None)
         return out
 
     def apply_shop(
@@ -190,7 +197,11 @@ class Dispatcher:
         ]
         if not drivers:
             return None
-        loads = self.store.dispatch.loads(conn, tenant_id)
+        cache: dict[str, dict[str, int]] | None = conn.info.get(_LOADS)
+        cached = None if cache is None else cache.get(tenant_id)
+        loads = cached if cached is not None else self.store.dispatch.loads(conn, tenant_id)
+        if cache is not None:
+            cache[tenant_id] = loads
         return min(drivers, key=lambda d: (loads.get(d, 0), d))
 
     def _assign(
@@ -231,6 +242,12 @@ class Dispatcher:
     ) -> AssignmentRecord:
         new = replace(record, status=status, driver_id=driver_id, version=record.version + 1)
         self.store.dispatch.save(conn, new)
+        loads = (conn.info.get(_LOADS) or {}).get(new.tenant_id)
+        if loads is not None:
+            if record.driver_id is not None and record.status in ACTIVE:
+                loads[record.driver_id] = loads.get(record.driver_id, 0) - 1
+            if new.driver_id is not None and new.status in ACTIVE:
+                loads[new.driver_id] = loads.get(new.driver_id, 0) + 1
         self._emit(
             conn,
             topic,

@@ -10,16 +10,31 @@ then mark them done, retry later, or give up ("failed" for permanent errors,
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from portwright._ids import new_id
 from portwright.store._rows import to_record
 from portwright.store._schema import webhook_inbox
 
-__all__ = ["InboxRecord", "InboxRepository"]
+__all__ = ["InboxRecord", "InboxRepository", "NewInboxEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewInboxEvent:
+    """A verified event about to be persisted (what `add_many` takes)."""
+
+    source: str
+    external_id: str
+    event_id: str
+    checksum: str
+    payload: bytes
+    event_type: str
+    tenant_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,38 +73,49 @@ class InboxRepository:
         tenant_id: str | None,
     ) -> tuple[InboxRecord, bool]:
         """Persist an event once; returns (row, created). A duplicate returns the first row."""
-        key = (
-            (webhook_inbox.c.source == source)
-            & (webhook_inbox.c.external_id == external_id)
-            & (webhook_inbox.c.event_id == event_id)
+        event = NewInboxEvent(
+            source, external_id, event_id, checksum, payload, event_type, tenant_id
         )
-        now = time.time()
-        values: dict[str, Any] = {
-            "id": new_id("whk"),
-            "source": source,
-            "external_id": external_id,
-            "event_id": event_id,
-            "checksum": checksum,
-            "tenant_id": tenant_id,
-            "event_type": event_type,
-            "payload": payload,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "lease_until": None,
-            "leased_by": None,
-            "result": None,
-            "received_at": now,
-            "processed_at": None,
-        }
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(webhook_inbox.insert().values(**values))
-        except sa.exc.IntegrityError:
-            with self.engine.connect() as conn:
+        return self.add_many([event])[0]
+
+    def add_many(self, events: Sequence[NewInboxEvent]) -> list[tuple[InboxRecord, bool]]:
+        """`add` for many events in one transaction (group commit): one (row, created) per
+        event, in order. A duplicate, of an earlier row or of one earlier in `events`,
+        returns the first row and created=False."""
+        out: list[tuple[InboxRecord, bool]] = []
+        with self.engine.begin() as conn:
+            insert = _insert_ignoring_duplicates(conn)
+            for event in events:
+                now = time.time()
+                values: dict[str, Any] = {
+                    "id": new_id("whk"),
+                    "source": event.source,
+                    "external_id": event.external_id,
+                    "event_id": event.event_id,
+                    "checksum": event.checksum,
+                    "tenant_id": event.tenant_id,
+                    "event_type": event.event_type,
+                    "payload": event.payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "lease_until": None,
+                    "leased_by": None,
+                    "result": None,
+                    "received_at": now,
+                    "processed_at": None,
+                }
+                if conn.execute(insert.values(**values)).first() is not None:
+                    out.append((InboxRecord(**values), True))
+                    continue
+                key = (
+                    (webhook_inbox.c.source == event.source)
+                    & (webhook_inbox.c.external_id == event.external_id)
+                    & (webhook_inbox.c.event_id == event.event_id)
+                )
                 row = conn.execute(sa.select(webhook_inbox).where(key)).one()
-            return to_record(InboxRecord, row), False
-        return InboxRecord(**values), True
+                out.append((to_record(InboxRecord, row), False))
+        return out
 
     def get(self, inbox_id: str) -> InboxRecord:
         with self.engine.connect() as conn:
@@ -164,16 +190,27 @@ class InboxRepository:
                 .values(status=status, result=result, processed_at=time.time(), lease_until=None)
             )
 
-    def finish_many(self, inbox_ids: list[str], *, status: str, result: str) -> None:
-        """`finish` for many rows with the same outcome, in one statement."""
+    def finish_many(
+        self, inbox_ids: list[str], *, status: str, result: str | Mapping[str, str]
+    ) -> None:
+        """`finish` for many rows in one transaction; `result` is one note for all, or a
+        note per id."""
         if not inbox_ids:
             return
-        with self.engine.begin() as conn:
-            conn.execute(
-                webhook_inbox.update()
-                .where(webhook_inbox.c.id.in_(inbox_ids))
-                .values(status=status, result=result, processed_at=time.time(), lease_until=None)
+        notes = result if isinstance(result, Mapping) else dict.fromkeys(inbox_ids, result)
+        t = webhook_inbox.c
+        statement = (
+            webhook_inbox.update()
+            .where(t.id == sa.bindparam("inbox_id"))
+            .values(
+                status=status,
+                result=sa.bindparam("note"),
+                processed_at=time.time(),
+                lease_until=None,
             )
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement, [{"inbox_id": i, "note": notes[i]} for i in inbox_ids])
 
     def retry_at(self, inbox_id: str, *, at: float, error: str) -> None:
         with self.engine.begin() as conn:
@@ -182,3 +219,17 @@ class InboxRepository:
                 .where(webhook_inbox.c.id == inbox_id)
                 .values(status="pending", next_attempt_at=at, result=error, lease_until=None)
             )
+
+
+def _insert_ignoring_duplicates(conn: sa.Connection) -> Any:
+    """An INSERT that skips a row whose (source, external id, event id) is taken instead of
+    raising IntegrityError, so one duplicate does not abort the batch's transaction. It
+    returns the id of a row it wrote and nothing for a skipped one (rowcount is not reliable
+    for this across drivers)."""
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(webhook_inbox).on_conflict_do_nothing()
+        return pg.returning(webhook_inbox.c.id)
+    if conn.dialect.name == "sqlite":
+        lite = sqlite.insert(webhook_inbox).on_conflict_do_nothing()
+        return lite.returning(webhook_inbox.c.id)
+    raise NotImplementedError(f"webhook inbox on {conn.dialect.name}: SQLite or PostgreSQL")

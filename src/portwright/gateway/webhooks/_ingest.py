@@ -1,4 +1,10 @@
-"""`POST /v1/hooks/{source}`: verify, persist once, acknowledge 202, wake the processor."""
+"""`POST /v1/hooks/{source}`: verify, persist once, acknowledge 202, wake the processor.
+
+Persisting is a group commit: requests arriving while a commit is in flight are
+written together in the next transaction (`InboxWriter`), so at hundreds of
+webhooks a second the database sees tens of commits, not hundreds of writers
+queueing for its lock; an idle gateway still commits each one at once.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,52 @@ from portwright.gateway._errors import ApiError
 from portwright.gateway.webhooks._processor import InboxProcessor
 from portwright.gateway.webhooks._schemes import SignatureError, verify
 from portwright.settings import WebhookSource
-from portwright.store import Store
+from portwright.store import InboxRecord, NewInboxEvent, Store
 
-__all__ = ["hooks_router"]
+__all__ = ["InboxWriter", "hooks_router"]
+
+
+class InboxWriter:
+    """Group commit for the inbox: `add` waits for the transaction that persists its event."""
+
+    def __init__(self, store: Store, *, max_batch: int = 500) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._pending: list[tuple[NewInboxEvent, asyncio.Future[tuple[InboxRecord, bool]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def add(self, event: NewInboxEvent) -> tuple[InboxRecord, bool]:
+        """(row, created), once committed; a duplicate returns the first row, created False."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[InboxRecord, bool]] = loop.create_future()
+        self._pending.append((event, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush(), name="inbox-writer")
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: len(batch)]
+            events = [event for event, _ in batch]
+            results: list[tuple[InboxRecord, bool] | BaseException] = []
+            try:
+                results.extend(await asyncio.to_thread(self.store.inbox.add_many, events))
+            except Exception:  # noqa: BLE001 - one at a time, so a bad event fails alone
+                results = []
+                for event in events:
+                    try:
+                        one = await asyncio.to_thread(self.store.inbox.add_many, [event])
+                        results.append(one[0])
+                    except Exception as exc:  # noqa: BLE001 - that request's 500
+                        results.append(exc)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():  # the request went away (client disconnected)
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
 
 def hooks_router(
@@ -26,8 +75,10 @@ def hooks_router(
     *,
     tolerance_s: float,
     tenant_ids: Mapping[str, str | None],
+    writer: InboxWriter | None = None,
 ) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
+    writer = writer or InboxWriter(store)
     secrets = {
         name: [s.get_secret_value() for s in source.secrets] for name, source in sources.items()
     }
@@ -82,15 +133,16 @@ def hooks_router(
                 fields=[FieldProblem(field=exc.field, problem=exc.problem)],
             ) from None
         checksum = hashlib.sha256(body).hexdigest()
-        row, created = await asyncio.to_thread(
-            store.inbox.add,
-            source=source,
-            external_id=event.external_id[:200],
-            event_id=event.event_id[:255],
-            checksum=checksum,
-            payload=body,
-            event_type=event.event_type[:200],
-            tenant_id=tenant_ids.get(source),
+        row, created = await writer.add(
+            NewInboxEvent(
+                source=source,
+                external_id=event.external_id[:200],
+                event_id=event.event_id[:255],
+                checksum=checksum,
+                payload=body,
+                event_type=event.event_type[:200],
+                tenant_id=tenant_ids.get(source),
+            )
         )
         if created:
             processor.wake()

@@ -85,12 +85,12 @@ class InboxProcessor:
         )
         if events:
             outcomes = await asyncio.gather(*(self._process(event) for event in events))
-            done: dict[str, list[str]] = {}
-            for event, note in zip(events, outcomes, strict=True):
-                if note is not None:
-                    done.setdefault(note, []).append(event.id)
-            for note, ids in done.items():
-                await asyncio.to_thread(store.inbox.finish_many, ids, status="done", result=note)
+            done = {
+                event.id: note
+                for event, note in zip(events, outcomes, strict=True)
+                if note is not None
+            }
+            await asyncio.to_thread(store.inbox.finish_many, list(done), status="done", result=done)
         return len(events)
 
     async def _process(self, event: InboxRecord) -> str | None:
