@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -203,3 +204,52 @@ async def test_payment_for_unknown_booking_fails_visibly(stack: Stack) -> None:
     inbox_id = response.json()["id"]
     await wait_until(lambda: stack.store.inbox.get(inbox_id).status == "failed", timeout=10)
     assert "job_missing" in (stack.store.inbox.get(inbox_id).result or "")
+
+
+async def test_concurrent_burst_with_copies_is_persisted_once_each(stack: Stack) -> None:
+    """Sixty deliveries at once (group commit writes them in a few transactions): twenty
+    events each sent twice, and ten ids each sent with two different bodies. Every event has
+    one row; of two copies one is 202 and the other 200 naming the same row; of two bodies
+    under one id one is 202 and the other 409."""
+    run = secrets.token_hex(4)
+
+    def order(n: int, note: str = "") -> bytes:
+        return json.dumps({"type": "order.created", "data": {"id": f"o{n}", "note": note}}).encode()
+
+    sends: list[tuple[str, bytes, dict[str, str]]] = []
+    for n in range(20):
+        body = order(n)
+        sends += [(f"copy{n}", body, _standard(body, msg_id=f"msg_{run}_c{n}")) for _ in range(2)]
+    for n in range(10):
+        for note in ("a", "b"):
+            body = order(100 + n, note)
+            sends.append((f"clash{n}", body, _standard(body, msg_id=f"msg_{run}_x{n}")))
+    limits = httpx.Limits(max_connections=60)
+    async with httpx.AsyncClient(base_url=stack.base_url, limits=limits, timeout=30) as http:
+        responses = await asyncio.gather(
+            *(
+                http.post(
+                    "/v1/hooks/shop-beta",
+                    content=body,
+                    headers={"content-type": "application/json", **headers},
+                )
+                for _, body, headers in sends
+            )
+        )
+    by_event: dict[str, list[httpx.Response]] = {}
+    for (event, _, _), response in zip(sends, responses, strict=True):
+        by_event.setdefault(event, []).append(response)
+    for event, pair in by_event.items():
+        codes = sorted(r.status_code for r in pair)
+        if event.startswith("copy"):
+            assert codes == [200, 202], (event, [r.text for r in pair])
+            assert pair[0].json()["id"] == pair[1].json()["id"]
+        else:
+            assert codes == [202, 409], (event, [r.text for r in pair])
+    ours = [
+        r
+        for r in stack.store.inbox.search(source="shop-beta", limit=100_000)
+        if r.event_id.startswith(f"msg_{run}_")
+    ]
+    assert len(ours) == 30
+    assert len({r.event_id for r in ours}) == 30

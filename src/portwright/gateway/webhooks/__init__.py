@@ -9,7 +9,7 @@ from portwright.gateway.webhooks._handlers import (
     PermanentWebhookError,
     WebhookHandler,
 )
-from portwright.gateway.webhooks._ingest import hooks_router
+from portwright.gateway.webhooks._ingest import InboxWriter, hooks_router
 from portwright.gateway.webhooks._processor import InboxProcessor
 from portwright.gateway.webhooks._schemes import SignatureError, VerifiedEvent, verify
 from portwright.settings import WebhookSource
@@ -17,6 +17,7 @@ from portwright.settings import WebhookSource
 __all__ = [
     "DEFAULT_HANDLERS",
     "InboxProcessor",
+    "InboxWriter",
     "PermanentWebhookError",
     "SignatureError",
     "VerifiedEvent",
