@@ -55,12 +55,12 @@ def status_of(store: Store) -> list[ComponentStatus]:
             state, detail = "operational", ""
         out.append(ComponentStatus(portal.name, "portal", state, detail))
     order = {"down": 0, "cooling down": 1, "degraded": 2, "operational": 3}
-    dead_since = store.deliveries.oldest_dead()
+    owed_since = store.deliveries.oldest_late()
     by_platform: dict[str, ComponentStatus] = {}
     for endpoint in store.endpoints.search():
         if endpoint.kind != "shop-status" or endpoint.platform is None:
             continue
-        since_values = [v for v in (endpoint.delayed_since, dead_since.get(endpoint.id)) if v]
+        since_values = [v for v in (endpoint.delayed_since, owed_since.get(endpoint.id)) if v]
         since = min(since_values) if since_values else None
         if endpoint.breaker_open_until and endpoint.breaker_open_until > now:
             state, detail = "down", "sync circuit open"

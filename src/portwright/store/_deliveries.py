@@ -264,13 +264,14 @@ class DeliveryRepository:
         with self.engine.connect() as conn:
             return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
 
-    def oldest_dead(self) -> dict[str, float]:
-        """endpoint_id → event time of its oldest dead letter."""
+    def oldest_late(self, *, late_after_s: float = 30.0) -> dict[str, float]:
+        """endpoint_id → event time of its oldest delivery still owed: a dead letter, or one
+        pending (or being sent) for over `late_after_s` since its event, such as a replayed
+        backlog still draining. What "sync delayed since …" reports."""
         c = deliveries.c
-        query = (
-            sa.select(c.endpoint_id, sa.func.min(c.event_at))
-            .where(c.status == "dead")
-            .group_by(c.endpoint_id)
+        owed = (c.status == "dead") | (
+            c.status.in_(("pending", "delivering")) & (c.event_at < time.time() - late_after_s)
         )
+        query = sa.select(c.endpoint_id, sa.func.min(c.event_at)).where(owed).group_by(c.endpoint_id)
         with self.engine.connect() as conn:
             return {r[0]: float(r[1]) for r in conn.execute(query)}
