@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,7 +58,16 @@ NAMES = {
 DRIVER_STATUSES = frozenset({"picked_up", "in_transit", "delivered", "failed"})
 TERMINAL = frozenset({"delivered", "failed", "cancelled"})
 WAITING = "accepted"  # no driver yet (the shops' word for it)
-_LOADS = "portwright.dispatch.loads"  # conn.info key: {tenant: {driver: active orders}}
+_BATCH = "portwright.dispatch.batch"  # conn.info key while a batch applies: {tenant: _Tenant}
+
+
+@dataclass
+class _Tenant:
+    """What a batch's transaction knows of one tenant once it holds the tenant's lock:
+    its available drivers and their loads (kept up to date by `_change`)."""
+
+    drivers: list[str]
+    loads: dict[str, int]
 
 
 class DispatchError(ValueError):
@@ -135,9 +144,9 @@ class Dispatcher:
     ) -> list[tuple[str, int] | BaseException]:
         out: list[tuple[str, int] | BaseException] = []
         with self.store.engine.begin() as conn:
-            # Drivers' loads are read once per tenant and kept up to date by `_change` for
-            # the rest of this transaction (the tenant's dispatch lock is held throughout).
-            conn.info[_LOADS] = {}
+            # The tenant's lock, drivers and loads are taken once per tenant and kept for the
+            # rest of this transaction (nothing else can change them while the lock is held).
+            conn.info[_BATCH] = {}
             try:
                 for event, change, _ in batch:
                     assert event.tenant_id is not None
@@ -147,7 +156,7 @@ class Dispatcher:
                         continue
                     out.append(self.apply_shop(conn, event.tenant_id, event.source, change))
             finally:
-                conn.info.pop(_LOADS, None)
+                conn.info.pop(_BATCH, None)
         return out
 
     def apply_shop(
@@ -155,7 +164,7 @@ class Dispatcher:
     ) -> tuple[str, int]:
         """The change's effect on the assignment; returns (note, events written)."""
         key = order_key(tenant_id, platform, change.order_id)
-        self.store.dispatch.serialize(conn, tenant_id)
+        self._serialize(conn, tenant_id)
         current = self.store.dispatch.lock(conn, key)
         if change.kind == "created":
             if current is not None:
@@ -189,20 +198,32 @@ class Dispatcher:
         return f"order {change.order_id}: {status} by the platform", 1
 
     # -- assignment -------------------------------------------------------------------
-    def _pick(self, conn: sa.Connection, tenant_id: str, exclude: str | None = None) -> str | None:
-        drivers = [
-            d.driver_id
-            for d in self.store.dispatch.lock_drivers(conn, tenant_id)
-            if d.driver_id != exclude
-        ]
-        if not drivers:
+    def _serialize(self, conn: sa.Connection, tenant_id: str) -> _Tenant | None:
+        """Take the tenant's dispatch lock (once per batch); the batch's state of the tenant,
+        or None outside a batch."""
+        batch: dict[str, _Tenant] | None = conn.info.get(_BATCH)
+        if batch is not None and tenant_id in batch:
+            return batch[tenant_id]
+        self.store.dispatch.serialize(conn, tenant_id)
+        if batch is None:
             return None
-        cache: dict[str, dict[str, int]] | None = conn.info.get(_LOADS)
-        cached = None if cache is None else cache.get(tenant_id)
-        loads = cached if cached is not None else self.store.dispatch.loads(conn, tenant_id)
-        if cache is not None:
-            cache[tenant_id] = loads
-        return min(drivers, key=lambda d: (loads.get(d, 0), d))
+        drivers = [d.driver_id for d in self.store.dispatch.lock_drivers(conn, tenant_id)]
+        state = batch[tenant_id] = _Tenant(drivers, self.store.dispatch.loads(conn, tenant_id))
+        return state
+
+    def _pick(self, conn: sa.Connection, tenant_id: str, exclude: str | None = None) -> str | None:
+        state: _Tenant | None = (conn.info.get(_BATCH) or {}).get(tenant_id)
+        drivers: list[str]
+        loads: dict[str, int]
+        if state is not None:
+            drivers, loads = state.drivers, state.loads
+        else:
+            drivers = [d.driver_id for d in self.store.dispatch.lock_drivers(conn, tenant_id)]
+            loads = self.store.dispatch.loads(conn, tenant_id) if drivers else {}
+        candidates = [d for d in drivers if d != exclude]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda d: (loads.get(d, 0), d))
 
     def _assign(
         self,
@@ -242,8 +263,9 @@ class Dispatcher:
     ) -> AssignmentRecord:
         new = replace(record, status=status, driver_id=driver_id, version=record.version + 1)
         self.store.dispatch.save(conn, new)
-        loads = (conn.info.get(_LOADS) or {}).get(new.tenant_id)
-        if loads is not None:
+        state = (conn.info.get(_BATCH) or {}).get(new.tenant_id)
+        if state is not None:
+            loads = state.loads
             if record.driver_id is not None and record.status in ACTIVE:
                 loads[record.driver_id] = loads.get(record.driver_id, 0) - 1
             if new.driver_id is not None and new.status in ACTIVE:

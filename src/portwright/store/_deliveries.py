@@ -272,6 +272,8 @@ class DeliveryRepository:
         owed = (c.status == "dead") | (
             c.status.in_(("pending", "delivering")) & (c.event_at < time.time() - late_after_s)
         )
-        query = sa.select(c.endpoint_id, sa.func.min(c.event_at)).where(owed).group_by(c.endpoint_id)
+        query = (
+            sa.select(c.endpoint_id, sa.func.min(c.event_at)).where(owed).group_by(c.endpoint_id)
+        )
         with self.engine.connect() as conn:
             return {r[0]: float(r[1]) for r in conn.execute(query)}

@@ -21,6 +21,42 @@ __all__ = ["ACTIVE", "AssignmentRecord", "DispatchRepository", "DriverRecord"]
 
 ACTIVE = ("assigned", "picked_up", "in_transit")
 
+# The per-order statements, built once: at hundreds of orders a second, building a
+# statement per call costs more than running it.
+_a = dispatch_assignments.c
+_i = webhook_inbox.c
+_BY_KEY = sa.select(dispatch_assignments).where(_a.order_key == sa.bindparam("b_key"))
+_BY_KEY_LOCKED = _BY_KEY.with_for_update()
+_UPDATE = (
+    dispatch_assignments.update()
+    .where(_a.order_key == sa.bindparam("b_key"))
+    .values(
+        tenant_id=sa.bindparam("b_tenant"),
+        platform=sa.bindparam("b_platform"),
+        order_id=sa.bindparam("b_order"),
+        driver_id=sa.bindparam("b_driver"),
+        status=sa.bindparam("b_status"),
+        version=sa.bindparam("b_version"),
+        updated_at=sa.bindparam("b_at"),
+    )
+)
+_INSERT = dispatch_assignments.insert()
+_FINISH_INBOX = (
+    webhook_inbox.update()
+    .where(
+        _i.id == sa.bindparam("b_id"),
+        _i.status == "processing",
+        _i.leased_by == sa.bindparam("b_by"),
+        _i.lease_until == sa.bindparam("b_until"),
+    )
+    .values(
+        status="done",
+        result=sa.bindparam("b_result"),
+        processed_at=sa.bindparam("b_at"),
+        lease_until=None,
+    )
+)
+
 
 @dataclass(frozen=True, slots=True)
 class AssignmentRecord:
@@ -65,10 +101,8 @@ class DispatchRepository:
     # -- assignments ------------------------------------------------------------------
     @staticmethod
     def lock(conn: sa.Connection, order_key: str) -> AssignmentRecord | None:
-        query = sa.select(dispatch_assignments).where(dispatch_assignments.c.order_key == order_key)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+        query = _BY_KEY_LOCKED if conn.dialect.name == "postgresql" else _BY_KEY
+        row = conn.execute(query, {"b_key": order_key}).first()
         return None if row is None else to_record(AssignmentRecord, row)
 
     @staticmethod
@@ -85,21 +119,30 @@ class DispatchRepository:
     @staticmethod
     def save(conn: sa.Connection, record: AssignmentRecord) -> AssignmentRecord:
         """Insert or update (the caller holds the row's lock from `lock`)."""
-        values = {
-            "tenant_id": record.tenant_id,
-            "platform": record.platform,
-            "order_id": record.order_id,
-            "driver_id": record.driver_id,
-            "status": record.status,
-            "version": record.version,
-            "updated_at": time.time(),
+        params = {
+            "b_key": record.order_key,
+            "b_tenant": record.tenant_id,
+            "b_platform": record.platform,
+            "b_order": record.order_id,
+            "b_driver": record.driver_id,
+            "b_status": record.status,
+            "b_version": record.version,
+            "b_at": time.time(),
         }
-        c = dispatch_assignments.c
-        updated = conn.execute(
-            dispatch_assignments.update().where(c.order_key == record.order_key).values(**values)
-        )
-        if not updated.rowcount:
-            conn.execute(dispatch_assignments.insert().values(order_key=record.order_key, **values))
+        if not conn.execute(_UPDATE, params).rowcount:
+            conn.execute(
+                _INSERT,
+                {
+                    "order_key": record.order_key,
+                    "tenant_id": record.tenant_id,
+                    "platform": record.platform,
+                    "order_id": record.order_id,
+                    "driver_id": record.driver_id,
+                    "status": record.status,
+                    "version": record.version,
+                    "updated_at": params["b_at"],
+                },
+            )
         return record
 
     @staticmethod
@@ -232,15 +275,14 @@ class DispatchRepository:
     def finish_inbox(conn: sa.Connection, event: InboxRecord, result: str) -> bool:
         """Mark a claimed inbox row done in the caller's transaction, only while our lease
         still holds it; False when another processor took it meanwhile (roll back)."""
-        t = webhook_inbox.c
         done = conn.execute(
-            webhook_inbox.update()
-            .where(
-                t.id == event.id,
-                t.status == "processing",
-                t.leased_by == event.leased_by,
-                t.lease_until == event.lease_until,
-            )
-            .values(status="done", result=result[:500], processed_at=time.time(), lease_until=None)
+            _FINISH_INBOX,
+            {
+                "b_id": event.id,
+                "b_by": event.leased_by,
+                "b_until": event.lease_until,
+                "b_result": result[:500],
+                "b_at": time.time(),
+            },
         )
         return bool(done.rowcount)

@@ -26,6 +26,12 @@ from portwright.store._schema import outbox
 __all__ = ["OutboxRecord", "OutboxRepository"]
 
 
+_INSERT = outbox.insert()
+# conn.info key: the transaction that already notified (kept referenced, so a later
+# transaction can never be mistaken for it)
+_NOTIFIED = "portwright.outbox.notified"
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRecord:
     id: int
@@ -66,19 +72,24 @@ class OutboxRepository:
     ) -> int:
         """Write one event in the caller's transaction; returns its cursor id."""
         result = conn.execute(
-            outbox.insert().values(
-                event_id=event_id,
-                tenant_id=tenant_id,
-                topic=topic,
-                subject=subject,
-                platform=platform,
-                payload=payload,
-                created_at=time.time(),
-            )
+            _INSERT,
+            {
+                "event_id": event_id,
+                "tenant_id": tenant_id,
+                "topic": topic,
+                "subject": subject,
+                "platform": platform,
+                "payload": payload,
+                "created_at": time.time(),
+            },
         )
         key = result.inserted_primary_key
         assert key is not None
-        cls.notify(conn)
+        # Once per transaction is enough (PostgreSQL would fold repeats into one anyway).
+        transaction = conn.get_transaction()
+        if transaction is None or conn.info.get(_NOTIFIED) is not transaction:
+            cls.notify(conn)
+            conn.info[_NOTIFIED] = transaction
         return int(key[0])
 
     @staticmethod
