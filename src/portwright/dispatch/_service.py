@@ -59,6 +59,7 @@ DRIVER_STATUSES = frozenset({"picked_up", "in_transit", "delivered", "failed"})
 TERMINAL = frozenset({"delivered", "failed", "cancelled"})
 WAITING = "accepted"  # no driver yet (the shops' word for it)
 _BATCH = "portwright.dispatch.batch"  # conn.info key while a batch applies: {tenant: _Tenant}
+_EVENTS = "portwright.dispatch.events"  # conn.info key: the batch's outbox rows, written last
 
 
 @dataclass
@@ -146,7 +147,10 @@ class Dispatcher:
         with self.store.engine.begin() as conn:
             # The tenant's lock, drivers and loads are taken once per tenant and kept for the
             # rest of this transaction (nothing else can change them while the lock is held).
+            # Its domain events are written together at the end, in the order they arose.
             conn.info[_BATCH] = {}
+            events: list[dict[str, Any]] = []
+            conn.info[_EVENTS] = events
             try:
                 for event, change, _ in batch:
                     assert event.tenant_id is not None
@@ -155,8 +159,10 @@ class Dispatcher:
                         out.append(RuntimeError(f"inbox row {event.id}: lease lost; not applied"))
                         continue
                     out.append(self.apply_shop(conn, event.tenant_id, event.source, change))
+                self.store.outbox.add_many(conn, events)
             finally:
                 conn.info.pop(_BATCH, None)
+                conn.info.pop(_EVENTS, None)
         return out
 
     def apply_shop(
@@ -294,15 +300,19 @@ class Dispatcher:
             "version": record.version,
             **extra,
         }
-        self.store.outbox.add(
-            conn,
-            event_id=event_id,
-            topic=topic,
-            payload=payload,
-            tenant_id=record.tenant_id,
-            subject=record.order_key,
-            platform=record.platform,
-        )
+        event: dict[str, Any] = {
+            "event_id": event_id,
+            "topic": topic,
+            "payload": payload,
+            "tenant_id": record.tenant_id,
+            "subject": record.order_key,
+            "platform": record.platform,
+        }
+        batched: list[dict[str, Any]] | None = conn.info.get(_EVENTS)
+        if batched is not None:
+            batched.append(event)
+        else:
+            self.store.outbox.add(conn, **event)
 
     # -- drivers ----------------------------------------------------------------------
     async def put_driver(

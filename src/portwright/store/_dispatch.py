@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from portwright.store._inbox import InboxRecord
 from portwright.store._rows import to_record
@@ -27,20 +29,19 @@ _a = dispatch_assignments.c
 _i = webhook_inbox.c
 _BY_KEY = sa.select(dispatch_assignments).where(_a.order_key == sa.bindparam("b_key"))
 _BY_KEY_LOCKED = _BY_KEY.with_for_update()
-_UPDATE = (
-    dispatch_assignments.update()
-    .where(_a.order_key == sa.bindparam("b_key"))
-    .values(
-        tenant_id=sa.bindparam("b_tenant"),
-        platform=sa.bindparam("b_platform"),
-        order_id=sa.bindparam("b_order"),
-        driver_id=sa.bindparam("b_driver"),
-        status=sa.bindparam("b_status"),
-        version=sa.bindparam("b_version"),
-        updated_at=sa.bindparam("b_at"),
+
+
+def _upsert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (order_key) DO UPDATE: an assignment saved in one round trip."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    insert = module.insert(dispatch_assignments)
+    columns = ("tenant_id", "platform", "order_id", "driver_id", "status", "version", "updated_at")
+    return insert.on_conflict_do_update(
+        index_elements=[_a.order_key], set_={c: insert.excluded[c] for c in columns}
     )
-)
-_INSERT = dispatch_assignments.insert()
+
+
+_UPSERT = {dialect: _upsert(dialect) for dialect in ("postgresql", "sqlite")}
 _FINISH_INBOX = (
     webhook_inbox.update()
     .where(
@@ -119,30 +120,19 @@ class DispatchRepository:
     @staticmethod
     def save(conn: sa.Connection, record: AssignmentRecord) -> AssignmentRecord:
         """Insert or update (the caller holds the row's lock from `lock`)."""
-        params = {
-            "b_key": record.order_key,
-            "b_tenant": record.tenant_id,
-            "b_platform": record.platform,
-            "b_order": record.order_id,
-            "b_driver": record.driver_id,
-            "b_status": record.status,
-            "b_version": record.version,
-            "b_at": time.time(),
-        }
-        if not conn.execute(_UPDATE, params).rowcount:
-            conn.execute(
-                _INSERT,
-                {
-                    "order_key": record.order_key,
-                    "tenant_id": record.tenant_id,
-                    "platform": record.platform,
-                    "order_id": record.order_id,
-                    "driver_id": record.driver_id,
-                    "status": record.status,
-                    "version": record.version,
-                    "updated_at": params["b_at"],
-                },
-            )
+        conn.execute(
+            _UPSERT[conn.dialect.name],
+            {
+                "order_key": record.order_key,
+                "tenant_id": record.tenant_id,
+                "platform": record.platform,
+                "order_id": record.order_id,
+                "driver_id": record.driver_id,
+                "status": record.status,
+                "version": record.version,
+                "updated_at": time.time(),
+            },
+        )
         return record
 
     @staticmethod

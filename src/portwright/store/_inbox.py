@@ -82,36 +82,42 @@ class InboxRepository:
         """`add` for many events in one transaction (group commit): one (row, created) per
         event, in order. A duplicate, of an earlier row or of one earlier in `events`,
         returns the first row and created=False."""
+        now = time.time()
+        rows: list[dict[str, Any]] = [
+            {
+                "id": new_id("whk"),
+                "source": event.source,
+                "external_id": event.external_id,
+                "event_id": event.event_id,
+                "checksum": event.checksum,
+                "tenant_id": event.tenant_id,
+                "event_type": event.event_type,
+                "payload": event.payload,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "lease_until": None,
+                "leased_by": None,
+                "result": None,
+                "received_at": now,
+                "processed_at": None,
+            }
+            for event in events
+        ]
         out: list[tuple[InboxRecord, bool]] = []
+        if not rows:
+            return out
         with self.engine.begin() as conn:
-            insert = _insert_ignoring_duplicates(conn)
-            for event in events:
-                now = time.time()
-                values: dict[str, Any] = {
-                    "id": new_id("whk"),
-                    "source": event.source,
-                    "external_id": event.external_id,
-                    "event_id": event.event_id,
-                    "checksum": event.checksum,
-                    "tenant_id": event.tenant_id,
-                    "event_type": event.event_type,
-                    "payload": event.payload,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "lease_until": None,
-                    "leased_by": None,
-                    "result": None,
-                    "received_at": now,
-                    "processed_at": None,
-                }
-                if conn.execute(insert.values(**values)).first() is not None:
+            # One statement for the batch; of two copies in it, the first is written.
+            written = {row[0] for row in conn.execute(_insert_ignoring_duplicates(conn, rows))}
+            for values in rows:
+                if values["id"] in written:
                     out.append((InboxRecord(**values), True))
                     continue
                 key = (
-                    (webhook_inbox.c.source == event.source)
-                    & (webhook_inbox.c.external_id == event.external_id)
-                    & (webhook_inbox.c.event_id == event.event_id)
+                    (webhook_inbox.c.source == values["source"])
+                    & (webhook_inbox.c.external_id == values["external_id"])
+                    & (webhook_inbox.c.event_id == values["event_id"])
                 )
                 row = conn.execute(sa.select(webhook_inbox).where(key)).one()
                 out.append((to_record(InboxRecord, row), False))
@@ -221,15 +227,14 @@ class InboxRepository:
             )
 
 
-def _insert_ignoring_duplicates(conn: sa.Connection) -> Any:
-    """An INSERT that skips a row whose (source, external id, event id) is taken instead of
-    raising IntegrityError, so one duplicate does not abort the batch's transaction. It
-    returns the id of a row it wrote and nothing for a skipped one (rowcount is not reliable
-    for this across drivers)."""
+def _insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) -> Any:
+    """A multi-row INSERT that skips a row whose (source, external id, event id) is taken
+    instead of raising IntegrityError, so one duplicate does not abort the batch. It returns
+    the ids of the rows it wrote (rowcount is not reliable for this across drivers)."""
     if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(webhook_inbox).on_conflict_do_nothing()
+        pg = postgresql.insert(webhook_inbox).values(rows).on_conflict_do_nothing()
         return pg.returning(webhook_inbox.c.id)
     if conn.dialect.name == "sqlite":
-        lite = sqlite.insert(webhook_inbox).on_conflict_do_nothing()
+        lite = sqlite.insert(webhook_inbox).values(rows).on_conflict_do_nothing()
         return lite.returning(webhook_inbox.c.id)
     raise NotImplementedError(f"webhook inbox on {conn.dialect.name}: SQLite or PostgreSQL")

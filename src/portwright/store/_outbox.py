@@ -92,6 +92,23 @@ class OutboxRepository:
             conn.info[_NOTIFIED] = transaction
         return int(key[0])
 
+    @classmethod
+    def add_many(cls, conn: sa.Connection, events: list[dict[str, Any]]) -> None:
+        """`add` for many events, in order, in one statement (each a dict of `add`'s
+        keyword arguments; `subject`, `tenant_id` and `platform` may be left out)."""
+        if not events:
+            return
+        now = time.time()
+        rows = [
+            {"tenant_id": None, "subject": "", "platform": None, **event, "created_at": now}
+            for event in events
+        ]
+        conn.execute(_INSERT, rows)
+        transaction = conn.get_transaction()
+        if transaction is None or conn.info.get(_NOTIFIED) is not transaction:
+            cls.notify(conn)
+            conn.info[_NOTIFIED] = transaction
+
     @staticmethod
     def exists(conn: sa.Connection, event_id: str) -> bool:
         query = sa.select(outbox.c.id).where(outbox.c.event_id == event_id)
