@@ -14,7 +14,11 @@ connected WebSocket (no verification, no database) — the transport's floor.
 The figures that matter are the ratios and the absolute p99 against the target
 (internal propagation p99 < 500 ms, ack p95 < 100 ms).
 
-    python benchmarks/delivery_bench.py [--rate 200] [--seconds 30] [--database-url …]
+    python benchmarks/delivery_bench.py [--rate 200] [--seconds 30] [--burst 1000]
+                                        [--database-url postgresql+psycopg://…]
+
+`--burst N` adds a second run against each server: N webhooks sent at once (64
+connections), measured the same way.
 """
 
 from __future__ import annotations
@@ -147,8 +151,8 @@ def _prepare(data_dir: str, database_url: str | None) -> str:
 # -- load ------------------------------------------------------------------------------
 
 
-def _signed_order(seq: int) -> tuple[str, bytes, dict[str, str]]:
-    order_id = f"ord_{RUN}_{seq}"
+def _signed_order(seq: int, run: str) -> tuple[str, bytes, dict[str, str]]:
+    order_id = f"ord_{RUN}{run}_{seq}"
     body = json.dumps(
         {
             "type": "order.created",
@@ -163,7 +167,7 @@ def _signed_order(seq: int) -> tuple[str, bytes, dict[str, str]]:
             },
         }
     ).encode()
-    msg_id = f"msg_{RUN}_{seq}"
+    msg_id = f"msg_{RUN}{run}_{seq}"
     stamp = str(int(time.time()))
     key = base64.b64decode(SECRET.removeprefix("whsec_"))
     mac = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
@@ -176,12 +180,15 @@ def _signed_order(seq: int) -> tuple[str, bytes, dict[str, str]]:
     return order_id, body, headers
 
 
-async def measure(base_url: str, key: str, rate: float, seconds: float) -> dict[str, Any]:
+async def measure(
+    base_url: str, key: str, rate: float, seconds: float, burst: int = 0
+) -> dict[str, Any]:
+    """Send `rate * seconds` webhooks at a fixed rate, or `burst` of them all at once."""
     from websockets.asyncio.client import connect
 
     host, port, _ = _host_port(base_url)
     ws_url = base_url.replace("http://", "ws://") + f"/v1/drivers/d1/ws?access_token={key}"
-    count = int(rate * seconds)
+    count = burst or int(rate * seconds)
     sent: dict[str, float] = {}
     acked: dict[str, float] = {}
     pushed: dict[str, float] = {}
@@ -219,11 +226,12 @@ async def measure(base_url: str, key: str, rate: float, seconds: float) -> dict[
 
         tasks = []
         for n in range(count):
-            order_id, body, headers = _signed_order(n)
-            delay = begin + n / rate - time.perf_counter()
+            order_id, body, headers = _signed_order(n, "b" if burst else "s")
+            due = 0.0 if burst else n / rate
+            delay = begin + due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n / rate, order_id, body, headers)))
+            tasks.append(asyncio.create_task(one(due, order_id, body, headers)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - begin
         with contextlib.suppress(TimeoutError):
@@ -253,6 +261,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="webhooks per second")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--burst", type=int, default=0, help="also send this many at once, after the steady run"
+    )
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp(prefix="pw-delivery-bench-")
     key = _prepare(data_dir, args.database_url)
@@ -267,8 +278,14 @@ def main() -> int:
         results["baseline_starlette_ws"] = asyncio.run(
             measure(bare.url, key, args.rate, args.seconds)
         )
+        if args.burst:
+            burst = measure(bare.url, key, args.rate, args.seconds, burst=args.burst)
+            results["baseline_burst"] = asyncio.run(burst)
     with _Server("gateway", data_dir, args.database_url) as gateway:
         results["portwright"] = asyncio.run(measure(gateway.url, key, args.rate, args.seconds))
+        if args.burst:
+            burst = measure(gateway.url, key, args.rate, args.seconds, burst=args.burst)
+            results["portwright_burst"] = asyncio.run(burst)
     base, pw = results["baseline_starlette_ws"], results["portwright"]
     if pw["propagation_p50_ms"] is not None:
         results["ratio"] = {
