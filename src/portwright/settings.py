@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = Field(None, description="wraps per-tenant data keys")
     worker_id: str | None = Field(None, description="stable executor id for this process")
     worker_concurrency: int = Field(32, ge=1, description="jobs one worker runs at once")
+    worker_metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="`portwright worker` serves its own /metrics (captchas, proxies, browser "
+        "pool) on this port; unset: none",
+    )
     heartbeat_interval_s: float = Field(2.0, gt=0)
     dead_worker_after_s: float = Field(15.0, gt=0, description="missed heartbeats mean dead")
     queue_polling_interval_s: float = Field(0.2, gt=0)

@@ -28,6 +28,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("worker", help="run jobs: a worker process (scale out with several)")
     add_settings_flags(p)
     p.add_argument("--worker-id", help="stable executor id (PORTWRIGHT_WORKER_ID)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve this worker's /metrics on 127.0.0.1:PORT (PORTWRIGHT_WORKER_METRICS_PORT)",
+    )
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("up", help="gateway, workers and sandbox in one process")
@@ -76,17 +82,38 @@ def _worker(args: argparse.Namespace) -> int:
     from portwright.cli._stack import start_runtime
     from portwright.observability import configure_logging
 
-    overrides = {"worker_id": args.worker_id} if args.worker_id else {}
+    overrides: dict[str, Any] = {"worker_id": args.worker_id} if args.worker_id else {}
+    if args.metrics_port is not None:
+        overrides["worker_metrics_port"] = args.metrics_port
     settings = settings_from(args, **overrides)
     configure_logging(settings)
     runtime, vault = start_runtime(settings)  # the same adapters, fleet and vault as `up`
+    server = None
     try:
+        if settings.worker_metrics_port is not None:
+            server = _serve_metrics(args.metrics_host, settings.worker_metrics_port)
         print(f"worker {runtime.executor_id} running; Ctrl-C to stop", file=sys.stderr, flush=True)
         _wait_for_signal()
     finally:
+        if server is not None:
+            server.shutdown()
         runtime.stop()
         vault.close()
     return 0
+
+
+def _serve_metrics(host: str, port: int) -> Any:
+    """What happens inside this worker's job steps (captchas, proxy rotations and burns, the
+    browser pool) at http://host:port/metrics; queue depths, jobs and workers come from the
+    database, at the gateway's /metrics."""
+    from prometheus_client import start_http_server
+
+    from portwright.observability import PROCESS
+
+    server, _ = start_http_server(port, addr=host, registry=PROCESS.registry)
+    bound = server.server_address[1]
+    print(f"worker metrics at http://{host}:{bound}/metrics", file=sys.stderr, flush=True)
+    return server
 
 
 def _up(args: argparse.Namespace) -> int:
