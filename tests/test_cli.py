@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from portwright.orchestrator import JobService
@@ -135,7 +137,8 @@ async def test_a_scaled_out_worker_runs_browser_scrapes_on_its_fleet(
     settings: Settings, service_for: Callable[..., JobService]
 ) -> None:
     """`portwright worker` runs what `up` runs (`start_runtime`): the scrape adapter on the
-    fleet, so a browser-engine scrape submitted elsewhere succeeds there on the browser tier."""
+    fleet, so a browser-engine scrape submitted elsewhere succeeds there on the browser tier.
+    With `--metrics-port` it serves its own /metrics, where its browser pool shows."""
     from portwright.cli._stack import platform_registry
     from portwright.sandbox import SandboxWorld, scrape
     from portwright.testing import wait_until
@@ -160,8 +163,12 @@ async def test_a_scaled_out_worker_runs_browser_scrapes_on_its_fleet(
             "PORTWRIGHT_MASTER_KEY": key,
             "PORTWRIGHT_LOG_JSON": "false",
         }
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            metrics_port = probe.getsockname()[1]
         proc = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for off the loop below
-            [sys.executable, "-m", "portwright.cli", "worker", "--worker-id", "cli-w1"],
+            [sys.executable, "-m", "portwright.cli", "worker", "--worker-id", "cli-w1",
+             "--metrics-port", str(metrics_port)],
             cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -172,6 +179,14 @@ async def test_a_scaled_out_worker_runs_browser_scrapes_on_its_fleet(
                 return current if current.status in ("succeeded", "failed") else None
 
             done = await wait_until(ended, timeout=240, every=0.5)
+            page = await asyncio.to_thread(
+                httpx.get, f"http://127.0.0.1:{metrics_port}/metrics", timeout=10
+            )
+            pool = {
+                sample.name: sample.value
+                for family in text_string_to_metric_families(page.text)
+                for sample in family.samples
+            }.get("portwright_browser_pool_size")
         finally:
             proc.terminate()
             _, err = await asyncio.to_thread(proc.communicate, timeout=60)
@@ -179,3 +194,5 @@ async def test_a_scaled_out_worker_runs_browser_scrapes_on_its_fleet(
         assert done.output["tier"] == "browser"
         assert done.output["extracted"]["title"]
         assert proc.returncode == 0, err[-2000:]
+        assert pool is not None
+        assert pool >= 1, page.text  # the browser that served the scrape, in the worker
