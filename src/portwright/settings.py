@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     queue_polling_interval_s: float = Field(0.2, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        "none",
+        description="OpenTelemetry traces (needs the otel extra): 'console' prints spans to "
+        "stderr, 'otlp' sends them to OTEL_EXPORTER_OTLP_ENDPOINT; 'none': off",
+    )
     sandbox_seed: int = 1
     chromium_path: str | None = Field(None, description="Chromium executable; else autodetect")
     browser_live_view: bool = Field(

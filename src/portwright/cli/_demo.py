@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from portwright.observability import configure_logging
+    from portwright.observability import configure_logging, configure_tracing
 
     chosen = _chosen(args.scenarios)
     if isinstance(chosen, str):
@@ -77,6 +77,7 @@ def _demo(args: argparse.Namespace) -> int:
     if settings.database_url is None and demo_dir.exists():
         shutil.rmtree(demo_dir)  # each demo starts from a clean embedded database
     settings = settings.model_copy(update={"data_dir": demo_dir})
+    configure_tracing(settings)  # PORTWRIGHT_OTEL_EXPORTER; off by default
     configure_logging(settings)
     return asyncio.run(_run(args, settings))
 

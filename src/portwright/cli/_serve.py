@@ -80,12 +80,13 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from portwright.cli._stack import start_runtime
-    from portwright.observability import configure_logging
+    from portwright.observability import configure_logging, configure_tracing
 
     overrides: dict[str, Any] = {"worker_id": args.worker_id} if args.worker_id else {}
     if args.metrics_port is not None:
         overrides["worker_metrics_port"] = args.metrics_port
     settings = settings_from(args, **overrides)
+    configure_tracing(settings)  # PORTWRIGHT_OTEL_EXPORTER; off by default
     configure_logging(settings)
     runtime, vault = start_runtime(settings)  # the same adapters, fleet and vault as `up`
     server = None
@@ -118,10 +119,11 @@ def _serve_metrics(host: str, port: int) -> Any:
 
 def _up(args: argparse.Namespace) -> int:
     from portwright.cli._stack import start_stack
-    from portwright.observability import configure_logging
+    from portwright.observability import configure_logging, configure_tracing
     from portwright.sandbox import SandboxWorld, default_services
 
     settings = settings_from(args)
+    configure_tracing(settings)  # PORTWRIGHT_OTEL_EXPORTER; off by default
     configure_logging(settings)
     world = None
     if not args.no_sandbox:

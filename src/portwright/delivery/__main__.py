@@ -23,7 +23,7 @@ from portwright.delivery._nats import sinks_from
 from portwright.delivery._notify import OutboxListener
 from portwright.delivery._policy import DeliveryPolicy
 from portwright.delivery._relay import Relay
-from portwright.observability import configure_logging
+from portwright.observability import configure_logging, configure_tracing
 from portwright.resources.ssrf import UrlGuard, guarded_client
 from portwright.settings import Settings
 from portwright.store import Store
@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch < 1:
         parser.error("--batch must be at least 1")
     settings = Settings()
+    configure_tracing(settings)
     configure_logging(settings)
     asyncio.run(serve(settings, args))
     return 0

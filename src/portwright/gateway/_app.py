@@ -1,8 +1,8 @@
 """`create_app(service, settings)`: the public API as one FastAPI app.
 
-Middleware, outermost first: body limit (413) → authentication (401, 429 on
-repeated failures) → rate limits per key and route (429) → idempotency keys
-→ the routes. The lifespan runs the webhook inbox processor and purges
+Middleware, outermost first: tracing (when on) → body limit (413) →
+authentication (401, 429 on repeated failures) → rate limits per key and route
+(429) → idempotency keys → the routes. The lifespan runs the webhook inbox processor and purges
 expired idempotency keys.
 """
 
@@ -43,6 +43,7 @@ from portwright.gateway.webhooks import (
     hooks_router,
 )
 from portwright.gateway.webhooks._handlers import ShopOrderHandler
+from portwright.observability import install_tracing
 from portwright.orchestrator import JobService
 from portwright.settings import Settings
 
@@ -173,6 +174,7 @@ def create_app(
         public=(*PUBLIC_PATHS, *DELIVERY_PUBLIC_PATHS),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_tracing(app, settings)  # when on: outermost, so a 401 or a 413 has a span too
     return app
 
 

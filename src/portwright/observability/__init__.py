@@ -1,9 +1,21 @@
-"""Observability: structured logs, Prometheus metrics, health checks and the status page."""
+"""Observability: structured logs, Prometheus metrics, health checks, the status page and
+optional OpenTelemetry traces."""
 
 from portwright.observability._counters import PROCESS, ProcessCounters, track_browser_pool
 from portwright.observability._health import ComponentStatus, health_router, status_of
 from portwright.observability._logging import add_ids, configure_logging, redact
 from portwright.observability._metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
+from portwright.observability._tracing import (
+    SpanHandle,
+    TracingConfigError,
+    TracingMiddleware,
+    add_trace_ids,
+    configure_tracing,
+    ensure_tracing,
+    install_tracing,
+    span,
+    tracing_enabled,
+)
 
 __all__ = [
     "CONTENT_TYPE",
@@ -12,10 +24,19 @@ __all__ = [
     "Metrics",
     "MetricsMiddleware",
     "ProcessCounters",
+    "SpanHandle",
+    "TracingConfigError",
+    "TracingMiddleware",
     "add_ids",
+    "add_trace_ids",
     "configure_logging",
+    "configure_tracing",
+    "ensure_tracing",
     "health_router",
+    "install_tracing",
     "redact",
+    "span",
     "status_of",
+    "tracing_enabled",
     "track_browser_pool",
 ]

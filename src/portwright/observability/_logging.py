@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from portwright.observability._tracing import add_trace_ids, tracing_enabled
 from portwright.settings import Settings
 
 __all__ = ["add_ids", "configure_logging", "redact"]
@@ -44,12 +45,15 @@ def configure_logging(settings: Settings) -> None:
         if settings.log_json
         else structlog.dev.ConsoleRenderer()
     )
+    # The current span's trace and span ids, when traces are on (configure_tracing).
+    traced = [add_trace_ids] if settings.otel_exporter != "none" or tracing_enabled() else []
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             add_ids,
+            *traced,
             redact,
             structlog.processors.format_exc_info,
             renderer,

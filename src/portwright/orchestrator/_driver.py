@@ -20,7 +20,7 @@ from dbos import DBOS, StepOptions
 from pydantic import BaseModel
 
 from portwright.engines.http import CookieRow, translate_exception
-from portwright.observability import PROCESS
+from portwright.observability import PROCESS, SpanHandle, span
 from portwright.orchestrator._backoff import backoff_delay
 from portwright.orchestrator._step_context import StepContextImpl
 from portwright.orchestrator._tx import apply_transition, open_escalation, resolve_escalation
@@ -81,6 +81,14 @@ class JobDriver(Generic[InputT]):
             tenant_id=self._tenant_id,
             adapter=adapter_cls.name,
         )
+        self._span = SpanHandle()  # the job's span while `run` runs (a no-op unless traced)
+        self._span_ids = {
+            "job_id": self._job_id,
+            "workflow_id": self._job_id,
+            "tenant_id": self._tenant_id,
+            "adapter": adapter_cls.name,
+            "portal": self._portal,
+        }
 
     # -- the Job protocol ----------------------------------------------------------------
 
@@ -230,6 +238,13 @@ class JobDriver(Generic[InputT]):
     # -- running -------------------------------------------------------------------------
 
     async def run(self) -> str:
+        """Run the adapter to the end, in a span (a no-op unless traces are on)."""
+        with span(f"job {self._adapter_cls.name}", **self._span_ids) as self._span:
+            state = await self._run()
+            self._span.set(state=state)
+            return state
+
+    async def _run(self) -> str:
         """Run the adapter to the end and make sure the job ends visibly."""
         engine = self._machine.engine
         try:
@@ -259,6 +274,7 @@ class JobDriver(Generic[InputT]):
         return self._state
 
     async def _end(self, state: str, reason: str, error_class: str) -> None:
+        self._span.fail(error_class, reason)
         with contextlib.suppress(JobFinishedError):
             await self._transition(
                 state, reason, {}, updates={"reason": reason, "error_class": error_class}
@@ -358,13 +374,16 @@ class JobDriver(Generic[InputT]):
         sc = StepContextImpl(
             rt, job, step=name, attempt=attempt, cookies=self._cookies, selectors=selectors
         )
-        try:
-            value = await fn(sc, *args, **kw)
-        except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes raw
-            return await self._classify(sc, name, exc)
-        finally:
-            cookies = sc.cookies()
-            await sc.aclose()
+        with span(f"step {name}", **self._span_ids, step=name, attempt=attempt) as traced:
+            try:
+                value = await fn(sc, *args, **kw)
+            except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+                outcome = await self._classify(sc, name, exc)
+                traced.fail(outcome["error_class"], outcome["message"])
+                return outcome
+            finally:
+                cookies = sc.cookies()
+                await sc.aclose()
         await self._account(ok=True)
         return {"ok": True, "value": value, "cookies": cookies}
 
