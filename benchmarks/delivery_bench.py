@@ -196,7 +196,8 @@ async def measure(
     ack_latency: list[float] = []
     done = asyncio.Event()
 
-    async with connect(ws_url, max_queue=None) as ws:
+    # max_size=None: the snapshot of a driver holding every order of the run is megabytes
+    async with connect(ws_url, max_queue=None, max_size=None) as ws:
 
         async def receive() -> None:
             async for raw in ws:
