@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from portwright.delivery import Hub
+import pytest
+import sqlalchemy as sa
+
+from portwright.delivery import Hub, Subscription
 from portwright.store import OutboxRecord, Store
 
 
@@ -50,4 +53,72 @@ async def test_a_resume_past_many_unwanted_events_ends_and_misses_nothing(tmp_pa
             got.append(event.id)
         assert got == [*mine, *late]
     finally:
+        store.close()
+
+
+async def _take(sub: Subscription, n: int, within: float = 10.0) -> list[int]:
+    got = []
+    for _ in range(n):
+        event = await asyncio.wait_for(sub.next(), timeout=within)
+        assert event is not None
+        got.append(event.id)
+    return got
+
+
+def _event(store: Store, conn: sa.Connection, name: str) -> int:
+    return store.outbox.add(conn, event_id=name, topic="job.state", payload={}, tenant_id="t1")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_later_id_committed_first_waits_for_the_earlier_one(db_url: str) -> None:
+    """PostgreSQL hands out ids at insert and shows rows at commit: an event whose id is
+    taken before another's but committed after it still reaches live subscribers, in id
+    order, and a subscriber joining meanwhile gets it too (its replay stops at the hub's
+    position instead of passing the id in flight)."""
+    store = Store.open(db_url)
+    hub = Hub(store, poll_s=0.05, gap_wait_s=30)
+    hub.start()
+    try:
+        early = await hub.subscribe("t1", lambda _: True, hub.position)
+        slow = store.engine.connect()
+        slow_tx = slow.begin()
+        first = _event(store, slow, "slow")  # id taken, not committed
+        with store.engine.begin() as conn:
+            second = _event(store, conn, "fast")  # committed first
+        assert second > first
+        hub.wake()
+        await asyncio.sleep(0.5)
+        assert early.queue.empty()  # held: the earlier id may still commit
+        late = await hub.subscribe("t1", lambda _: True, 0)  # replays up to the hub's position
+        assert late.queue.empty()
+        slow_tx.commit()
+        slow.close()
+        hub.wake()
+        assert await _take(early, 2) == [first, second]
+        assert await _take(late, 2) == [first, second]
+    finally:
+        await hub.stop()
+        store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_an_id_that_never_commits_holds_the_stream_only_briefly(db_url: str) -> None:
+    """A rolled-back insert leaves its id unused: after `gap_wait_s` the hub moves on."""
+    store = Store.open(db_url)
+    hub = Hub(store, poll_s=0.05, gap_wait_s=0.5)
+    hub.start()
+    try:
+        sub = await hub.subscribe("t1", lambda _: True, hub.position)
+        with store.engine.connect() as conn:
+            tx = conn.begin()
+            _event(store, conn, "rolled-back")
+            tx.rollback()
+        with store.engine.begin() as conn:
+            kept = _event(store, conn, "kept")
+        hub.wake()
+        assert await _take(sub, 1, within=5) == [kept]
+    finally:
+        await hub.stop()
         store.close()

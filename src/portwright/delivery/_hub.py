@@ -11,12 +11,21 @@ others' writes are seen at the next `poll_s` (0.2 s) poll.
 
 A subscriber resumes from a cursor: it is registered first, then sent the
 history after its cursor, and ids it has already seen are skipped.
+
+Ids are the cursor, so the hub hands out events strictly in id order with no id
+skipped while it could still appear. On PostgreSQL an id is taken when a row is
+inserted but seen only when its transaction commits, so a later id can commit
+first: the hub then holds everything after the missing id until it commits, or
+until `gap_wait_s` (3 s) says it never will (its transaction rolled back). History
+replays stop at the same position (`position`), so a subscriber's cursor never
+passes an event still in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -76,13 +85,16 @@ class Hub:
         poll_s: float = 0.2,
         listener: OutboxListener | None = None,
         listened_poll_s: float = 2.0,
+        gap_wait_s: float = 3.0,
     ) -> None:
         self.store = store
         self.poll_s = poll_s
         self.listener = listener
         self.listened_poll_s = max(poll_s, listened_poll_s)
+        self.gap_wait_s = gap_wait_s
         self._subs: set[Subscription] = set()
         self._cursor = 0
+        self._gap: tuple[int, float] | None = None  # (missing id, when first seen missing)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         if listener is not None:
@@ -96,6 +108,12 @@ class Hub:
         if self.listener is not None and self.listener.connected:
             return self.listened_poll_s
         return self.poll_s
+
+    @property
+    def position(self) -> int:
+        """The last id handed out: every event up to it has been committed (or given up
+        on). Where a subscriber that wants "from now on" starts."""
+        return self._cursor
 
     def start(self) -> None:
         if self._task is None:
@@ -117,9 +135,11 @@ class Hub:
         sub = Subscription(tenant_id, match, cursor)
         self._subs.add(sub)
         position = cursor  # read on past events the subscriber does not want
+        # Not past what the hub has handed out: later ids come live, in order.
+        until = self._cursor if self._task is not None else None
         while True:
             history = await asyncio.to_thread(
-                self.store.outbox.since, position, tenant_id=tenant_id
+                self.store.outbox.since, position, tenant_id=tenant_id, until=until
             )
             for event in history:
                 if not sub.offer(event, live=False):
@@ -152,13 +172,30 @@ class Hub:
             except Exception:
                 log.exception("outbox tail failed; retrying")
                 events = []
+            held = False
             for event in events:
+                if event.id != self._cursor + 1 and self._waiting_for(self._cursor + 1):
+                    held = True  # an earlier id may still commit: look again shortly
+                    break
+                self._gap = None
                 self._cursor = event.id
                 for sub in list(self._subs):
                     if not sub.offer(event):
                         self._drop(sub)
-            if len(events) == 1000:
+            if len(events) == 1000 and not held:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_s())
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=min(0.05, self._idle_s()) if held else self._idle_s()
+                )
             self._wake.clear()
+
+    def _waiting_for(self, missing: int) -> bool:
+        """Whether to keep holding events after `missing` (not yet committed, or never)."""
+        now = time.monotonic()
+        if self._gap is None or self._gap[0] != missing:
+            self._gap = (missing, now)
+        if now - self._gap[1] < self.gap_wait_s:
+            return True
+        log.info("outbox id never committed; moving on", missing_id=missing)
+        return False

@@ -50,7 +50,7 @@ def _matcher(job_id: str | None, topics: list[str]) -> Callable[[OutboxRecord], 
 
 
 async def _start_cursor(
-    store: Store, tenant_id: str, cursor: int | None, updated_since: float | None
+    store: Store, hub: Hub, tenant_id: str, cursor: int | None, updated_since: float | None
 ) -> int:
     if cursor is not None:
         return cursor
@@ -58,7 +58,7 @@ async def _start_cursor(
         return await asyncio.to_thread(
             store.outbox.since_updated, updated_since, tenant_id=tenant_id
         )
-    return await asyncio.to_thread(store.outbox.last_id)
+    return hub.position  # "from now on": not past an event still being committed
 
 
 def authenticate_ws(store: Store) -> Authenticate:
@@ -132,7 +132,7 @@ def streams_router(store: Store, hub: Hub, authenticate: Authenticate) -> APIRou
         last = request.headers.get("last-event-id")
         if last and last.isdigit():
             cursor = int(last)
-        start = await _start_cursor(store, caller.tenant_id, cursor, updated_since)
+        start = await _start_cursor(store, hub, caller.tenant_id, cursor, updated_since)
         sub = await hub.subscribe(caller.tenant_id, _matcher(job_id, topic), start)
 
         async def body() -> AsyncIterator[bytes]:
@@ -175,7 +175,7 @@ def streams_router(store: Store, hub: Hub, authenticate: Authenticate) -> APIRou
             await ws.close(code=4401, reason="invalid or missing API key")
             return
         await ws.accept()
-        start = await _start_cursor(store, principal.tenant_id, cursor, updated_since)
+        start = await _start_cursor(store, hub, principal.tenant_id, cursor, updated_since)
         sub = await hub.subscribe(principal.tenant_id, _matcher(job_id, []), start)
         await pump(ws, hub, sub)
 

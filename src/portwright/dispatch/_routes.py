@@ -179,7 +179,7 @@ async def _serve_driver(
     store = dispatcher.store
     snapshot = cursor is None
     if cursor is None:
-        cursor = await asyncio.to_thread(store.outbox.last_id)
+        cursor = hub.position  # not past an event still being committed
     # The hub's history replay only advances past events a subscription takes, so the
     # subscription takes all the tenant's events and the driver's filter applies here.
     sub = await hub.subscribe(tenant_id, lambda _: True, cursor)

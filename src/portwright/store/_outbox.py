@@ -126,9 +126,13 @@ class OutboxRepository:
         tenant_id: str | None = None,
         subject: str | None = None,
         limit: int = 500,
+        until: int | None = None,
     ) -> list[OutboxRecord]:
-        """Events after `cursor`, oldest first (what a stream resyncs from)."""
+        """Events after `cursor` (and up to `until`), oldest first (what a stream resyncs
+        from)."""
         query = sa.select(outbox).where(outbox.c.id > cursor).order_by(outbox.c.id).limit(limit)
+        if until is not None:
+            query = query.where(outbox.c.id <= until)
         if tenant_id is not None:
             query = query.where(outbox.c.tenant_id == tenant_id)
         if subject is not None:
