@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import sqlalchemy as sa
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -20,6 +22,8 @@ from portwright.client._models import ErrorBody, FieldProblem
 from portwright.orchestrator import ConflictError
 from portwright.sdk import UnknownAdapterError
 from portwright.store import JobNotFoundError
+
+log = structlog.get_logger("portwright.gateway")
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -128,6 +132,16 @@ async def _on_conflict(_: Request, exc: Exception) -> Response:
     return error_response(409, "conflict", str(exc))
 
 
+async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("database unavailable", path=request.url.path, error=type(exc).__name__)
+    return error_response(
+        503,
+        "unavailable",
+        "the database is unavailable: nothing was accepted or changed; retry later",
+        headers={"retry-after": "5"},
+    )
+
+
 async def _on_http(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -143,6 +157,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobNotFoundError, _on_job_not_found)
     app.add_exception_handler(ConflictError, _on_conflict)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    # The database unreachable (refused, dropped, pool exhausted): nothing was accepted, and a
+    # client (a webhook sender above all) should come back, not give up on a 500.
+    for unavailable in (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError):
+        app.add_exception_handler(unavailable, _on_database_unavailable)
 
 
 def _doc(description: str) -> dict[str, Any]:
@@ -156,4 +174,5 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _doc("body over the size limit"),
     422: _doc("validation failed: `fields` names each field and its problem"),
     429: _doc("rate limited: see Retry-After and RateLimit-* headers"),
+    503: _doc("the database is unavailable: nothing was accepted; retry after Retry-After"),
 }

@@ -95,6 +95,10 @@ def hooks_router(
             404: {"model": ErrorBody, "description": "unknown source"},
             409: {"model": ErrorBody, "description": "event id reused with a different payload"},
             413: {"model": ErrorBody, "description": "body over the size limit"},
+            503: {
+                "model": ErrorBody,
+                "description": "the database is unavailable: not persisted, send it again",
+            },
         },
         openapi_extra={
             "requestBody": {
