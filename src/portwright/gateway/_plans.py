@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from portwright.engines.ladder import DEFAULT_RUNGS
 from portwright.gateway._errors import ApiError
 from portwright.store import Store
 
@@ -56,7 +57,8 @@ PLANS: Mapping[str, Plan] = {
     )
 }
 
-TIER_CREDITS: Mapping[str, int] = {"http": 1, "http-tls": 2, "browser": 5, "stealth": 10}
+TIER_CREDITS: Mapping[str, int] = {rung.name: rung.credits for rung in DEFAULT_RUNGS}
+"""A page's price by the ladder rung that served it (the ladder's own prices, one source)."""
 PENDING_TIER = "pending"  # the tier of a usage record the store prices when its job ends
 
 
