@@ -10,8 +10,10 @@ or an `Authorization: Bearer` header (browsers cannot set headers on them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
@@ -90,11 +92,18 @@ async def _until_client_leaves(ws: WebSocket) -> None:
             return
 
 
-async def pump(ws: WebSocket, hub: Hub, sub: Subscription) -> None:
-    """Send a subscription's events until the client leaves or the hub drops it. The
-    client's side is read at the same time, so a client that leaves while the stream is
-    quiet frees its subscription at once."""
-    left = asyncio.create_task(_until_client_leaves(ws))
+async def pump(
+    ws: WebSocket,
+    hub: Hub,
+    sub: Subscription,
+    *,
+    reader: Coroutine[Any, Any, None] | None = None,
+    wanted: Callable[[OutboxRecord], bool] | None = None,
+) -> None:
+    """Send a subscription's events (those `wanted`) until the client leaves or the hub
+    drops it. The client's side is read at the same time by `reader` (default: ignored), so
+    a client that leaves while the stream is quiet frees its subscription at once."""
+    left = asyncio.create_task(reader if reader is not None else _until_client_leaves(ws))
     try:
         while True:
             upcoming = asyncio.create_task(sub.next())
@@ -106,13 +115,14 @@ async def pump(ws: WebSocket, hub: Hub, sub: Subscription) -> None:
             if event is None:
                 await ws.close(code=4000, reason="resync from your last cursor")
                 return
-            await ws.send_text(json.dumps(event_message(event)))
+            if wanted is None or wanted(event):
+                await ws.send_text(json.dumps(event_message(event)))
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:
         left.cancel()
-        if left.done() and not left.cancelled():
-            left.exception()  # retrieved: a client that vanished is not an error
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await left  # a client that vanished is not an error
         hub.unsubscribe(sub)
 
 

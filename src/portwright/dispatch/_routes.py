@@ -20,7 +20,6 @@ snapshot already shows: apply assignments by their `version`.) The driver sends
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 from dataclasses import asdict
@@ -30,8 +29,8 @@ from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
 from portwright.client._models import ErrorBody, FieldProblem
-from portwright.delivery import Hub, Subscription
-from portwright.delivery._streams import Authenticate, event_message
+from portwright.delivery import Hub
+from portwright.delivery._streams import Authenticate, pump
 from portwright.dispatch._service import SYNC_TOPICS, Dispatcher, DispatchError
 from portwright.gateway._context import SECURED
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
@@ -190,35 +189,18 @@ async def _serve_driver(
             )
             hello = {"type": "snapshot", "cursor": cursor, "assignments": [asdict(a) for a in mine]}
             await ws.send_text(json.dumps(hello))
-        reader = asyncio.create_task(_read(ws, dispatcher, tenant_id, driver_id))
-        try:
-            await _push(ws, sub, driver_id, reader)
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-    except (WebSocketDisconnect, RuntimeError):
-        return
-    finally:
+    except BaseException as exc:
         hub.unsubscribe(sub)
-
-
-async def _push(
-    ws: WebSocket, sub: Subscription, driver_id: str, reader: asyncio.Task[None]
-) -> None:
-    """Send the driver's events until it leaves or the hub drops the subscription."""
-    while not reader.done():
-        nxt = asyncio.ensure_future(sub.next())
-        done, _ = await asyncio.wait({nxt, reader}, return_when=asyncio.FIRST_COMPLETED)
-        if nxt not in done:
-            nxt.cancel()
+        if isinstance(exc, WebSocketDisconnect | RuntimeError):
             return
-        event = nxt.result()
-        if event is None:
-            await ws.close(code=4000, reason="resync from your last cursor")
-            return
-        if driver_events(driver_id, event):
-            await ws.send_text(json.dumps(event_message(event)))
+        raise
+    await pump(
+        ws,
+        hub,
+        sub,
+        reader=_read(ws, dispatcher, tenant_id, driver_id),
+        wanted=lambda event: driver_events(driver_id, event),
+    )
 
 
 async def _read(ws: WebSocket, dispatcher: Dispatcher, tenant_id: str, driver_id: str) -> None:
