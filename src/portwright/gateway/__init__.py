@@ -32,7 +32,6 @@ from portwright.gateway._plans import PLANS, TIER_CREDITS, Plan
 from portwright.gateway._principal import Principal
 from portwright.gateway.auth import IssuedKey, issue_key
 from portwright.gateway.ratelimit import RateLimiter
-from portwright.gateway.ssrf import StaticResolver, UrlGuard, UrlRefusedError, guarded_client
 from portwright.gateway.vault import MasterKey, Vault
 from portwright.gateway.webhooks import (
     DEFAULT_HANDLERS,
@@ -40,6 +39,7 @@ from portwright.gateway.webhooks import (
     WebhookHandler,
     sandbox_webhook_sources,
 )
+from portwright.resources.ssrf import StaticResolver, UrlGuard, UrlRefusedError, guarded_client
 
 __all__ = [
     "DEFAULT_HANDLERS",

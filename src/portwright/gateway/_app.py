@@ -34,7 +34,6 @@ from portwright.gateway.routes import (
     scrape_router,
 )
 from portwright.gateway.routes._evidence import evidence_router
-from portwright.gateway.ssrf import UrlGuard, guarded_client
 from portwright.gateway.vault import Vault
 from portwright.gateway.webhooks import (
     DEFAULT_HANDLERS,
@@ -45,6 +44,7 @@ from portwright.gateway.webhooks import (
 from portwright.gateway.webhooks._handlers import ShopOrderHandler
 from portwright.observability import install_tracing
 from portwright.orchestrator import JobService
+from portwright.resources.ssrf import UrlGuard, guarded_client
 from portwright.settings import Settings
 
 if TYPE_CHECKING:
