@@ -40,32 +40,24 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway_bench import Connection, Server, _free_port, _host_port, _pct
+from gateway_bench import BEARER_SECRET, Connection, Server, _free_port, _host_port, _pct
+from gateway_bench import _settings as gateway_settings
 
-SECRET = "whsec_" + base64.b64encode(b"benchmark-shop-beta-secret-key!!").decode()
+SECRET = BEARER_SECRET
 RUN = f"{os.getpid():x}"
 
 
 def _settings(data_dir: str, database_url: str | None) -> Any:
+    """The gateway benchmark's settings, with shop-beta's orders dispatched for tenant bench."""
     from pydantic import SecretStr
 
-    from portwright.settings import Settings, WebhookSource
+    from portwright.settings import WebhookSource
 
-    return Settings(
-        data_dir=Path(data_dir),
-        database_url=database_url,
-        master_key=SecretStr("benchmark-master-key-" + "z" * 32),
-        rate_limit_default="10000000/minute",
-        rate_limit_write="10000000/minute",
-        rate_limit_auth_failures="10000000/minute",
-        webhook_sources={
-            "shop-beta": WebhookSource(
-                scheme="standard", secrets=[SecretStr(SECRET)], handler="shop-order", tenant="bench"
-            )
-        },
-        log_json=False,
-        log_level="WARNING",
+    source = WebhookSource(
+        scheme="standard", secrets=[SecretStr(SECRET)], handler="shop-order", tenant="bench"
     )
+    base = gateway_settings(data_dir, database_url)
+    return base.model_copy(update={"webhook_sources": {"shop-beta": source}})
 
 
 # -- servers (subprocesses running `<this file> serve MODE PORT DATA_DIR [DATABASE_URL]`) --
