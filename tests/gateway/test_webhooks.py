@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import httpx
 import standardwebhooks
 import stripe
+from prometheus_client.parser import text_string_to_metric_families
 
 from portwright.client import Client
 from portwright.sandbox import Ledger
@@ -135,6 +136,28 @@ def test_oversized_webhook_is_413(stack: Stack) -> None:
     """A webhook body over the limit is refused before verification."""
     body = b"{" + b" " * 70_000 + b"}"
     assert _hook(stack, "consulate", body, _stripe(body)).status_code == 413
+
+
+def test_hook_requests_are_timed_under_their_route_and_other_methods_are_405(
+    stack: Stack,
+) -> None:
+    """The hook path (served by a plain route in front of the documented one) is timed under
+    its template with each answer's status; a GET is a JSON 405, like any other route's."""
+    body = _stripe_body()
+    assert _hook(stack, "consulate", body, _stripe(body)).status_code == 202
+    assert _hook(stack, "consulate", body, _stripe(body, "whsec_wrong")).status_code == 401
+    wrong_method = httpx.get(f"{stack.base_url}/v1/hooks/consulate")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["code"]
+    metrics = httpx.get(f"{stack.base_url}/metrics").text
+    timed = {
+        (sample.labels["method"], sample.labels["status"])
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "portwright_http_request_duration_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count") and sample.labels["route"] == "/v1/hooks/{source}"
+    }
+    assert {("POST", "202"), ("POST", "401"), ("GET", "405")} <= timed
 
 
 async def test_duplicate_is_acknowledged_and_processed_once(stack: Stack) -> None:

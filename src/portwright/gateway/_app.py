@@ -39,7 +39,7 @@ from portwright.gateway.webhooks import (
     DEFAULT_HANDLERS,
     InboxProcessor,
     WebhookHandler,
-    hooks_router,
+    mount_hooks,
 )
 from portwright.gateway.webhooks._handlers import ShopOrderHandler
 from portwright.observability import install_tracing
@@ -117,6 +117,9 @@ def create_app(
                 await limiter.aclose()
 
     app = FastAPI(
+        # Our own spans (observability.install_tracing, off unless configured): FastAPI's
+        # native telemetry would add a second server span and probes on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="Portwright",
         version=__version__,
         description="Durable automation jobs against web portals: the public API.",
@@ -131,14 +134,13 @@ def create_app(
     app.include_router(scrape_router(ctx))
     app.include_router(portals_router(ctx))
     app.include_router(account_router(ctx))
-    app.include_router(
-        hooks_router(
-            store,
-            sources,
-            processor,
-            tolerance_s=settings.webhook_tolerance_s,
-            tenant_ids=tenant_ids,
-        )
+    mount_hooks(
+        app,
+        store,
+        sources,
+        processor,
+        tolerance_s=settings.webhook_tolerance_s,
+        tenant_ids=tenant_ids,
     )
     mount_console(app, service, settings, vault=vault)
     # Delivery and observability (lazy import: they build on the gateway's pieces).

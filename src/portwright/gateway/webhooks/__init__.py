@@ -9,20 +9,21 @@ from portwright.gateway.webhooks._handlers import (
     PermanentWebhookError,
     WebhookHandler,
 )
-from portwright.gateway.webhooks._ingest import InboxWriter, hooks_router
+from portwright.gateway.webhooks._ingest import HookReceiver, InboxWriter, mount_hooks
 from portwright.gateway.webhooks._processor import InboxProcessor
 from portwright.gateway.webhooks._schemes import SignatureError, VerifiedEvent, verify
 from portwright.settings import WebhookSource
 
 __all__ = [
     "DEFAULT_HANDLERS",
+    "HookReceiver",
     "InboxProcessor",
     "InboxWriter",
     "PermanentWebhookError",
     "SignatureError",
     "VerifiedEvent",
     "WebhookHandler",
-    "hooks_router",
+    "mount_hooks",
     "sandbox_webhook_sources",
     "verify",
 ]
