@@ -109,7 +109,7 @@ class InboxRepository:
             return out
         with self.engine.begin() as conn:
             # One statement for the batch; of two copies in it, the first is written.
-            written = {row[0] for row in conn.execute(_insert_ignoring_duplicates(conn, rows))}
+            written = {row[0] for row in conn.execute(_insert_ignoring_duplicates(conn), rows)}
             for values in rows:
                 if values["id"] in written:
                     out.append((InboxRecord(**values), True))
@@ -227,14 +227,16 @@ class InboxRepository:
             )
 
 
-def _insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) -> Any:
-    """A multi-row INSERT that skips a row whose (source, external id, event id) is taken
-    instead of raising IntegrityError, so one duplicate does not abort the batch. It returns
-    the ids of the rows it wrote (rowcount is not reliable for this across drivers)."""
+def _insert_ignoring_duplicates(conn: sa.Connection) -> Any:
+    """An INSERT that skips a row whose (source, external id, event id) is taken instead of
+    raising IntegrityError, so one duplicate does not abort the batch. It returns the ids of
+    the rows it wrote (rowcount is not reliable for this across drivers). Executed with a
+    list of rows: SQLAlchemy sends them as multi-row VALUES pages ("insertmanyvalues") from
+    one cached compilation, instead of compiling a statement per batch size."""
     if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(webhook_inbox).values(rows).on_conflict_do_nothing()
-        return pg.returning(webhook_inbox.c.id)
+        return (
+            postgresql.insert(webhook_inbox).on_conflict_do_nothing().returning(webhook_inbox.c.id)
+        )
     if conn.dialect.name == "sqlite":
-        lite = sqlite.insert(webhook_inbox).values(rows).on_conflict_do_nothing()
-        return lite.returning(webhook_inbox.c.id)
+        return sqlite.insert(webhook_inbox).on_conflict_do_nothing().returning(webhook_inbox.c.id)
     raise NotImplementedError(f"webhook inbox on {conn.dialect.name}: SQLite or PostgreSQL")

@@ -59,10 +59,12 @@ class AuthMiddleware:
         self.limiter = limiter
         self.failure_limit = failure_limit
         self.cache = _KeyCache(store, cache_s)
-        self.public = tuple(public)
+        # exact paths, and prefixes (those ending in "/"): checked on every request
+        self._public_paths = frozenset(public)
+        self._public_prefixes = tuple(p for p in public if p.endswith("/"))
 
     def _is_public(self, path: str) -> bool:
-        return any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.public)
+        return path in self._public_paths or path.startswith(self._public_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._is_public(scope["path"]):
