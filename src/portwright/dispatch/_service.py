@@ -60,6 +60,7 @@ TERMINAL = frozenset({"delivered", "failed", "cancelled"})
 WAITING = "accepted"  # no driver yet (the shops' word for it)
 _BATCH = "portwright.dispatch.batch"  # conn.info key while a batch applies: {tenant: _Tenant}
 _EVENTS = "portwright.dispatch.events"  # conn.info key: the batch's outbox rows, written last
+_LOCKED = "portwright.dispatch.locked"  # conn.info key: {order key: its locked assignment}
 
 
 @dataclass
@@ -145,24 +146,37 @@ class Dispatcher:
     ) -> list[tuple[str, int] | BaseException]:
         out: list[tuple[str, int] | BaseException] = []
         with self.store.engine.begin() as conn:
-            # The tenant's lock, drivers and loads are taken once per tenant and kept for the
-            # rest of this transaction (nothing else can change them while the lock is held).
-            # Its domain events are written together at the end, in the order they arose.
+            # The tenants' locks (in id order), drivers and loads are taken once and kept for
+            # the rest of this transaction (nothing else can change them while the locks are
+            # held), as are the batch's inbox rows (claimed in one statement) and its orders'
+            # assignments (locked in one). Its domain events are written together at the end,
+            # in the order they arose.
             conn.info[_BATCH] = {}
             events: list[dict[str, Any]] = []
             conn.info[_EVENTS] = events
             try:
+                for tenant_id in sorted({e.tenant_id for e, _, _ in batch if e.tenant_id}):
+                    self._serialize(conn, tenant_id)
+                # Claim the rows first: a row whose lease another processor took is skipped.
+                rows = [event for event, _, _ in batch]
+                claimed = self.store.dispatch.finish_inbox(conn, rows, "dispatched")
+                keys = [
+                    order_key(event.tenant_id or "", event.source, change.order_id)
+                    for event, change, _ in batch
+                    if event.id in claimed
+                ]
+                found = self.store.dispatch.lock_many(conn, keys)
+                conn.info[_LOCKED] = {key: found.get(key) for key in keys}
                 for event, change, _ in batch:
                     assert event.tenant_id is not None
-                    # Claim the row first: a row whose lease another processor took is skipped.
-                    if not self.store.dispatch.finish_inbox(conn, event, "dispatched"):
+                    if event.id not in claimed:
                         out.append(RuntimeError(f"inbox row {event.id}: lease lost; not applied"))
                         continue
                     out.append(self.apply_shop(conn, event.tenant_id, event.source, change))
                 self.store.outbox.add_many(conn, events)
             finally:
-                conn.info.pop(_BATCH, None)
-                conn.info.pop(_EVENTS, None)
+                for state in (_BATCH, _EVENTS, _LOCKED):
+                    conn.info.pop(state, None)
         return out
 
     def apply_shop(
@@ -171,7 +185,7 @@ class Dispatcher:
         """The change's effect on the assignment; returns (note, events written)."""
         key = order_key(tenant_id, platform, change.order_id)
         self._serialize(conn, tenant_id)
-        current = self.store.dispatch.lock(conn, key)
+        current = self._lock(conn, key)
         if change.kind == "created":
             if current is not None:
                 return f"order {change.order_id}: already known ({current.status})", 0
@@ -188,7 +202,7 @@ class Dispatcher:
         status = "cancelled" if change.kind == "cancelled" else "delivered"
         if current is None:  # the order's creation never reached us: remember the outcome
             record = AssignmentRecord(key, tenant_id, platform, change.order_id, None, status, 0, 0)
-            self.store.dispatch.save(conn, record)
+            self._save(conn, record)
             return f"order {change.order_id}: {status} before it was dispatched", 0
         if current.status in TERMINAL:
             return f"order {change.order_id}: already {current.status}", 0
@@ -204,6 +218,20 @@ class Dispatcher:
         return f"order {change.order_id}: {status} by the platform", 1
 
     # -- assignment -------------------------------------------------------------------
+    def _lock(self, conn: sa.Connection, key: str) -> AssignmentRecord | None:
+        """The order's assignment, locked: from the batch's prefetch when it has the order."""
+        locked: dict[str, AssignmentRecord | None] | None = conn.info.get(_LOCKED)
+        if locked is not None and key in locked:
+            return locked[key]
+        return self.store.dispatch.lock(conn, key)
+
+    def _save(self, conn: sa.Connection, record: AssignmentRecord) -> None:
+        """Write the assignment (and keep the batch's prefetch of it current)."""
+        self.store.dispatch.save(conn, record)
+        locked: dict[str, AssignmentRecord | None] | None = conn.info.get(_LOCKED)
+        if locked is not None and record.order_key in locked:
+            locked[record.order_key] = record
+
     def _serialize(self, conn: sa.Connection, tenant_id: str) -> _Tenant | None:
         """Take the tenant's dispatch lock (once per batch); the batch's state of the tenant,
         or None outside a batch."""
@@ -245,7 +273,7 @@ class Dispatcher:
         if driver is None:
             if record.version == 0:
                 record = replace(record, version=1)
-                self.store.dispatch.save(conn, record)
+                self._save(conn, record)
                 return record
             return self._change(
                 conn, record, ASSIGNMENT_CHANGED, status=WAITING, driver_id=None, reason=reason
@@ -268,7 +296,7 @@ class Dispatcher:
         order: Mapping[str, Any] | None = None,
     ) -> AssignmentRecord:
         new = replace(record, status=status, driver_id=driver_id, version=record.version + 1)
-        self.store.dispatch.save(conn, new)
+        self._save(conn, new)
         state = (conn.info.get(_BATCH) or {}).get(new.tenant_id)
         if state is not None:
             loads = state.loads

@@ -9,6 +9,7 @@ time, so the least-loaded choice sees every earlier assignment.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,12 @@ _a = dispatch_assignments.c
 _i = webhook_inbox.c
 _BY_KEY = sa.select(dispatch_assignments).where(_a.order_key == sa.bindparam("b_key"))
 _BY_KEY_LOCKED = _BY_KEY.with_for_update()
+_BY_KEYS = (
+    sa.select(dispatch_assignments)
+    .where(_a.order_key.in_(sa.bindparam("b_keys", expanding=True)))
+    .order_by(_a.order_key)
+)
+_BY_KEYS_LOCKED = _BY_KEYS.with_for_update()
 
 
 def _upsert(dialect: str) -> Any:
@@ -45,7 +52,7 @@ _UPSERT = {dialect: _upsert(dialect) for dialect in ("postgresql", "sqlite")}
 _FINISH_INBOX = (
     webhook_inbox.update()
     .where(
-        _i.id == sa.bindparam("b_id"),
+        _i.id.in_(sa.bindparam("b_ids", expanding=True)),
         _i.status == "processing",
         _i.leased_by == sa.bindparam("b_by"),
         _i.lease_until == sa.bindparam("b_until"),
@@ -56,6 +63,7 @@ _FINISH_INBOX = (
         processed_at=sa.bindparam("b_at"),
         lease_until=None,
     )
+    .returning(_i.id)
 )
 
 
@@ -105,6 +113,17 @@ class DispatchRepository:
         query = _BY_KEY_LOCKED if conn.dialect.name == "postgresql" else _BY_KEY
         row = conn.execute(query, {"b_key": order_key}).first()
         return None if row is None else to_record(AssignmentRecord, row)
+
+    @staticmethod
+    def lock_many(conn: sa.Connection, order_keys: Iterable[str]) -> dict[str, AssignmentRecord]:
+        """`lock` for many orders in one round trip (in key order, so two callers cannot
+        deadlock on them); an order with no assignment yet is absent from the answer."""
+        keys = sorted(set(order_keys))
+        if not keys:
+            return {}
+        query = _BY_KEYS_LOCKED if conn.dialect.name == "postgresql" else _BY_KEYS
+        rows = conn.execute(query, {"b_keys": keys})
+        return {row.order_key: to_record(AssignmentRecord, row) for row in rows}
 
     @staticmethod
     def loads(conn: sa.Connection, tenant_id: str) -> dict[str, int]:
@@ -262,17 +281,21 @@ class DispatchRepository:
 
     # -- the inbox row this change came from ---------------------------------------------
     @staticmethod
-    def finish_inbox(conn: sa.Connection, event: InboxRecord, result: str) -> bool:
-        """Mark a claimed inbox row done in the caller's transaction, only while our lease
-        still holds it; False when another processor took it meanwhile (roll back)."""
-        done = conn.execute(
-            _FINISH_INBOX,
-            {
-                "b_id": event.id,
-                "b_by": event.leased_by,
-                "b_until": event.lease_until,
+    def finish_inbox(conn: sa.Connection, events: Sequence[InboxRecord], result: str) -> set[str]:
+        """Mark claimed inbox rows done in the caller's transaction, only while our lease
+        still holds each; the ids marked (one missing: another processor took it meanwhile,
+        and its event must not be applied). One statement per claim (usually one)."""
+        leases: dict[tuple[str | None, float | None], list[str]] = {}
+        for event in events:
+            leases.setdefault((event.leased_by, event.lease_until), []).append(event.id)
+        done: set[str] = set()
+        for (by, until), ids in leases.items():
+            params = {
+                "b_ids": ids,
+                "b_by": by,
+                "b_until": until,
                 "b_result": result[:500],
                 "b_at": time.time(),
-            },
-        )
-        return bool(done.rowcount)
+            }
+            done.update(row[0] for row in conn.execute(_FINISH_INBOX, params))
+        return done

@@ -1,0 +1,88 @@
+"""A batch of shop webhooks applied in one transaction: rows claimed and orders locked
+together, a row whose lease was lost skipped, an order changed twice in a batch seen as
+changed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from portwright.dispatch import ORDER_ASSIGNED, ORDER_CREATED, Dispatcher, order_key
+from portwright.sandbox.shops import BETA, Order
+from portwright.store import NewInboxEvent, Store
+from portwright.store._schema import webhook_inbox
+
+
+def _event(tenant_id: str, kind: str, order_id: str, seq: int) -> NewInboxEvent:
+    order = Order(order_id, 1000 + seq, "Ada Byron", "12 Quay St", [("PZ", "Pizza", 1, 1150)],
+                  "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")  # fmt: skip
+    body = BETA.event(7, seq, kind, order).body  # type: ignore[arg-type]
+    return NewInboxEvent(
+        source="shop-beta",
+        external_id="beta",
+        event_id=f"evt_{seq}",
+        checksum=hashlib.sha256(body).hexdigest(),
+        payload=body,
+        event_type=json.loads(body)["type"],
+        tenant_id=tenant_id,
+    )
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_a_batch_skips_a_lost_lease_and_sees_its_own_changes(db_url: str) -> None:
+    store = Store.open(db_url)
+    try:
+        tenant = store.tenants.ensure("acme").id
+        with store.engine.begin() as conn:
+            store.dispatch.upsert_driver(conn, tenant, "d1", name="d1", available=True)
+        store.inbox.add_many(
+            [
+                _event(tenant, "created", "ord_a", 1),
+                _event(tenant, "created", "ord_b", 2),  # its lease is taken away below
+                _event(tenant, "created", "ord_c", 3),
+                _event(tenant, "cancelled", "ord_c", 4),  # same batch as ord_c's creation
+            ]
+        )
+        claimed = sorted(store.inbox.claim(worker="p1", limit=10, lease_s=60), key=lambda e: e.id)
+        assert len(claimed) == 4
+        stolen = next(e for e in claimed if b"ord_b" in e.payload)
+        with store.engine.begin() as conn:  # another processor re-leased it meanwhile
+            conn.execute(
+                webhook_inbox.update()
+                .where(webhook_inbox.c.id == stolen.id)
+                .values(leased_by="p2", lease_until=stolen.lease_until + 60)  # type: ignore[operator]
+            )
+        claimed.sort(key=lambda e: e.event_id)  # the order they were sent in
+        dispatcher = Dispatcher(store)
+        notes = await asyncio.gather(
+            *(dispatcher.ingest(e) for e in claimed), return_exceptions=True
+        )
+        by_order = dict(zip(("ord_a", "ord_b", "ord_c", "ord_c:x"), notes, strict=True))
+        assert by_order["ord_a"] == "order ord_a assigned to d1"
+        assert isinstance(by_order["ord_b"], RuntimeError)
+        assert "lease lost" in str(by_order["ord_b"])
+        assert by_order["ord_c:x"] == "order ord_c: cancelled by the platform"
+
+        def assignment(order_id: str) -> tuple[str | None, str, int] | None:
+            record = store.dispatch.get(order_key(tenant, "shop-beta", order_id))
+            return None if record is None else (record.driver_id, record.status, record.version)
+
+        assert assignment("ord_a") == ("d1", "assigned", 1)
+        assert assignment("ord_b") is None
+        assert assignment("ord_c") == ("d1", "cancelled", 2)
+        rows = {e.id: store.inbox.get(e.id) for e in claimed}
+        assert rows[stolen.id].status == "processing"
+        assert rows[stolen.id].leased_by == "p2"
+        assert all(row.status == "done" for i, row in rows.items() if i != stolen.id)
+        topics = [(e.topic, e.payload["order_id"]) for e in store.outbox.since(0, limit=100)]
+        assert (ORDER_CREATED, "ord_b") not in topics
+        assert topics.count((ORDER_ASSIGNED, "ord_a")) == 1
+        with store.engine.connect() as conn:
+            statuses = conn.execute(sa.select(webhook_inbox.c.status)).scalars().all()
+        assert sorted(statuses) == ["done", "done", "done", "processing"]
+    finally:
+        store.close()
