@@ -61,6 +61,7 @@ WAITING = "accepted"  # no driver yet (the shops' word for it)
 _BATCH = "portwright.dispatch.batch"  # conn.info key while a batch applies: {tenant: _Tenant}
 _EVENTS = "portwright.dispatch.events"  # conn.info key: the batch's outbox rows, written last
 _LOCKED = "portwright.dispatch.locked"  # conn.info key: {order key: its locked assignment}
+_SAVES = "portwright.dispatch.saves"  # conn.info key: {order key: assignment to write at the end}
 
 
 @dataclass
@@ -167,15 +168,18 @@ class Dispatcher:
                 ]
                 found = self.store.dispatch.lock_many(conn, keys)
                 conn.info[_LOCKED] = {key: found.get(key) for key in keys}
+                saves: dict[str, AssignmentRecord] = {}
+                conn.info[_SAVES] = saves
                 for event, change, _ in batch:
                     assert event.tenant_id is not None
                     if event.id not in claimed:
                         out.append(RuntimeError(f"inbox row {event.id}: lease lost; not applied"))
                         continue
                     out.append(self.apply_shop(conn, event.tenant_id, event.source, change))
+                self.store.dispatch.save_many(conn, list(saves.values()))
                 self.store.outbox.add_many(conn, events)
             finally:
-                for state in (_BATCH, _EVENTS, _LOCKED):
+                for state in (_BATCH, _EVENTS, _LOCKED, _SAVES):
                     conn.info.pop(state, None)
         return out
 
@@ -226,11 +230,14 @@ class Dispatcher:
         return self.store.dispatch.lock(conn, key)
 
     def _save(self, conn: sa.Connection, record: AssignmentRecord) -> None:
-        """Write the assignment (and keep the batch's prefetch of it current)."""
-        self.store.dispatch.save(conn, record)
+        """Write the assignment; in a batch, one of the orders it locked is kept in the
+        prefetch and written with the others at the end (the last version of each)."""
         locked: dict[str, AssignmentRecord | None] | None = conn.info.get(_LOCKED)
-        if locked is not None and record.order_key in locked:
-            locked[record.order_key] = record
+        if locked is None or record.order_key not in locked:
+            self.store.dispatch.save(conn, record)
+            return
+        locked[record.order_key] = record
+        conn.info[_SAVES][record.order_key] = record
 
     def _serialize(self, conn: sa.Connection, tenant_id: str) -> _Tenant | None:
         """Take the tenant's dispatch lock (once per batch); the batch's state of the tenant,

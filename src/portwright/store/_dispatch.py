@@ -139,8 +139,16 @@ class DispatchRepository:
     @staticmethod
     def save(conn: sa.Connection, record: AssignmentRecord) -> AssignmentRecord:
         """Insert or update (the caller holds the row's lock from `lock`)."""
-        conn.execute(
-            _UPSERT[conn.dialect.name],
+        DispatchRepository.save_many(conn, [record])
+        return record
+
+    @staticmethod
+    def save_many(conn: sa.Connection, records: Sequence[AssignmentRecord]) -> None:
+        """`save` for many orders (each once) in one statement."""
+        if not records:
+            return
+        now = time.time()
+        rows = [
             {
                 "order_key": record.order_key,
                 "tenant_id": record.tenant_id,
@@ -149,10 +157,11 @@ class DispatchRepository:
                 "driver_id": record.driver_id,
                 "status": record.status,
                 "version": record.version,
-                "updated_at": time.time(),
-            },
-        )
-        return record
+                "updated_at": now,
+            }
+            for record in records
+        ]
+        conn.execute(_UPSERT[conn.dialect.name], rows if len(rows) > 1 else rows[0])
 
     @staticmethod
     def active_of(conn: sa.Connection, tenant_id: str, driver_id: str) -> list[AssignmentRecord]:
