@@ -76,6 +76,13 @@ class Subscription:
         """The next event, or None once the hub dropped this subscriber (resync needed)."""
         return await self.queue.get()
 
+    def drain(self) -> list[OutboxRecord | None]:
+        """What is queued already, without waiting (the hub hands events over in batches)."""
+        ready: list[OutboxRecord | None] = []
+        while not self.queue.empty():
+            ready.append(self.queue.get_nowait())
+        return ready
+
 
 class Hub:
     def __init__(

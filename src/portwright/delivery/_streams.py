@@ -111,12 +111,13 @@ async def pump(
             if not upcoming.done():
                 upcoming.cancel()
                 return
-            event = upcoming.result()
-            if event is None:
-                await ws.close(code=4000, reason="resync from your last cursor")
-                return
-            if wanted is None or wanted(event):
-                await ws.send_text(json.dumps(event_message(event)))
+            # One wake-up for all that is queued: the hub hands events over in batches.
+            for event in [upcoming.result(), *sub.drain()]:
+                if event is None:
+                    await ws.close(code=4000, reason="resync from your last cursor")
+                    return
+                if wanted is None or wanted(event):
+                    await ws.send_text(json.dumps(event_message(event)))
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:
