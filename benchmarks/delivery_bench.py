@@ -112,6 +112,7 @@ def _bare_app() -> Any:
         await ws.accept()
         queue: asyncio.Queue[str] = asyncio.Queue()
         listeners.add(queue)
+        await ws.send_text(json.dumps({"type": "snapshot", "assignments": []}))
         try:
             while True:
                 await ws.send_text(await queue.get())
@@ -196,6 +197,8 @@ async def measure(
 
     # max_size=None: the snapshot of a driver holding every order of the run is megabytes
     async with connect(ws_url, max_queue=None, max_size=None) as ws:
+        # The driver is connected and has its snapshot before the clock starts.
+        assert json.loads(await ws.recv())["type"] == "snapshot"
 
         async def receive() -> None:
             async for raw in ws:

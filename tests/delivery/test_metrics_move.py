@@ -285,9 +285,7 @@ async def test_every_listed_metric_moves_when_its_event_happens(
     assert len(exprs) >= 15
     named = {m for e in exprs for m in re.findall(r"\bportwright_[a-z_]+", e)}
     exposed = {
-        n
-        for f in families
-        for n in (f, f"{f}_total", f"{f}_bucket", f"{f}_count", f"{f}_sum")
+        n for f in families for n in (f, f"{f}_total", f"{f}_bucket", f"{f}_count", f"{f}_sum")
     }
     assert named <= exposed, f"unknown metrics in the dashboard: {named - exposed}"
 

@@ -73,9 +73,7 @@ async def test_sse_and_websocket_resume_after_a_gap_across_two_gateways(
     base = stack.base_url
     start = stack.service.store.outbox.last_id()
     async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-        reader = asyncio.create_task(
-            _sse(client, f"{base}/v1/stream?cursor={start}", 3, auth)
-        )
+        reader = asyncio.create_task(_sse(client, f"{base}/v1/stream?cursor={start}", 3, auth))
         for name in ("a1", "a2"):
             _emit(stack, tenant_id, name)
         _emit(stack, other_tenant, "b1")
@@ -91,9 +89,7 @@ async def test_sse_and_websocket_resume_after_a_gap_across_two_gateways(
         assert [m["event_id"] for _, m in resumed] == ["a4", "a5"]
         by_cursor = await _sse(client, f"{base}/v1/stream?cursor={last}", 2, auth)
         assert [m["event_id"] for _, m in by_cursor] == ["a4", "a5"]
-        since = await _sse(
-            client, f"{second_gateway}/v1/stream?updated_since={a5_at!r}", 1, auth
-        )
+        since = await _sse(client, f"{second_gateway}/v1/stream?updated_since={a5_at!r}", 1, auth)
         assert [m["event_id"] for _, m in since] == ["a5"]
 
     ws_base = second_gateway.replace("http://", "ws://")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -96,6 +97,12 @@ async def test_driver_gets_pushes_and_resyncs_from_its_cursor_after_a_gap(
     assignment = d.store.dispatch.get(key)
     assert assignment is not None
     assert assignment.status == "picked_up"
+    async with connect(_ws_url(d, "acme", "d1")) as ws:  # no cursor: a snapshot first
+        hello = await _recv(ws)
+        mine = d.store.dispatch.of_driver(d.tenant_ids["acme"], "d1", active_only=True)
+        assert hello["type"] == "snapshot"
+        assert hello["assignments"] == [asdict(a) for a in mine]
+        assert any(a["status"] == "picked_up" for a in hello["assignments"])
     driver = d.store.dispatch.driver(d.tenant_ids["acme"], "d1")
     assert driver is not None
     assert (driver.lat, driver.lon) == (51.5, -0.12)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
@@ -35,9 +35,13 @@ from portwright.dispatch._service import SYNC_TOPICS, Dispatcher, DispatchError
 from portwright.gateway._context import SECURED
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._principal import Principal, current_principal
-from portwright.store import OutboxRecord
+from portwright.store import AssignmentRecord, OutboxRecord
 
 __all__ = ["drivers_router"]
+
+# A snapshot can hold thousands of assignments: a flat record's fields read directly
+# (dataclasses.asdict deep-copies every value).
+_ASSIGNMENT_FIELDS = tuple(f.name for f in fields(AssignmentRecord))
 
 DRIVER_ID = r"^[A-Za-z0-9_.:-]{1,100}$"
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -187,7 +191,8 @@ async def _serve_driver(
             mine = await asyncio.to_thread(
                 store.dispatch.of_driver, tenant_id, driver_id, active_only=True
             )
-            hello = {"type": "snapshot", "cursor": cursor, "assignments": [asdict(a) for a in mine]}
+            assignments = [{name: getattr(a, name) for name in _ASSIGNMENT_FIELDS} for a in mine]
+            hello = {"type": "snapshot", "cursor": cursor, "assignments": assignments}
             await ws.send_text(json.dumps(hello))
     except BaseException as exc:
         hub.unsubscribe(sub)
