@@ -33,7 +33,14 @@ from portwright.observability import (
     tracing_enabled,
 )
 from portwright.orchestrator import JobService, Runtime
-from portwright.sdk import Adapter, Job, PermanentError, StepContext, linear_machine
+from portwright.sdk import (
+    Adapter,
+    BlockedError,
+    Job,
+    PermanentError,
+    StepContext,
+    linear_machine,
+)
 from portwright.settings import Settings
 from portwright.testing import wait_until
 from tests.gateway._support import ServerThread
@@ -75,6 +82,21 @@ class Boom(Adapter[Nothing]):
         await job.transition("QUEUED")
         await job.transition("WORKING")
         return {"value": await job.step("explode", _explode)}
+
+
+async def _blocked(sc: StepContext) -> str:
+    raise BlockedError("403 from the edge")
+
+
+class Stuck(Adapter[Nothing]):
+    name: ClassVar[str] = "trace-stuck"
+    input_model = Nothing
+    machine = linear_machine("trace-stuck", ["WORKING"])
+
+    async def run(self, job: Job[Nothing]) -> Mapping[str, Any]:
+        await job.transition("QUEUED")
+        await job.transition("WORKING")
+        return {"value": await job.step("enter", _blocked)}
 
 
 @dataclass
@@ -132,6 +154,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     registry = AdapterRegistry()
     registry.register(Calm)
     registry.register(Boom)
+    registry.register(Stuck)
     runtime = Runtime(settings, registry)
     _off_loop(runtime.start)
     service = JobService(runtime)
@@ -256,6 +279,35 @@ async def test_a_job_run_has_a_span_with_its_ids_and_a_failure_its_error_class(
     assert exploded.parent.span_id == failed.context.span_id
     assert exploded.status.status_code == StatusCode.ERROR
     assert dict(exploded.attributes or {})["error.type"] == "permanent"
+
+
+async def test_a_job_an_operator_fails_ends_with_an_error_span(
+    stack: Stack, exporter: InMemorySpanExporter
+) -> None:
+    """A job escalated to an operator (blocked, no identity to rotate to) and failed by the
+    operator ends with its span an error carrying the class it escalated with."""
+    service = stack.service
+    tenant = service.store.tenants.ensure("tracing")
+    job = await service.submit(tenant_id=tenant.id, adapter="trace-stuck", input={})
+
+    async def escalated() -> Any:
+        found = await service.escalations(job_id=job.id)
+        return found[0] if found else None
+
+    esc = await wait_until(escalated, timeout=20)
+    await service.decide(esc.id, "fail", actor="op:tracing", reason="the portal banned us")
+    assert (await _settled(service, job.id)).state == "FAILED"
+    spans = [
+        s
+        for s in _finished(exporter, "job trace-stuck")
+        if (s.attributes or {}).get("portwright.job_id") == job.id
+    ]
+    assert len(spans) == 1, [s.name for s in exporter.get_finished_spans()]
+    attrs = dict(spans[0].attributes or {})
+    assert spans[0].status.status_code == StatusCode.ERROR
+    assert attrs["error.type"] == attrs["portwright.error_class"] == "blocked"
+    assert attrs["portwright.state"] == "FAILED"
+    assert spans[0].status.description == "the portal banned us"
 
 
 async def test_with_tracing_off_nothing_is_traced_and_span_is_a_no_op(stack: Stack) -> None:

@@ -497,6 +497,8 @@ class JobDriver(Generic[InputT]):
             ),
         )
         self._apply_result(resolved, target)
+        if action == "fail":  # the job ends failed with the class it escalated with
+            self._span.fail(kind, str(message.get("reason") or f"an operator failed it: {reason}"))
         if self._machine.is_terminal(self._state):
             raise JobFinishedError(self._job_id, self._state)
         return message
