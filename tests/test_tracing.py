@@ -281,6 +281,50 @@ async def test_a_job_run_has_a_span_with_its_ids_and_a_failure_its_error_class(
     assert dict(exploded.attributes or {})["error.type"] == "permanent"
 
 
+async def test_a_job_submitted_in_a_traced_request_runs_in_that_requests_trace(
+    stack: Stack, exporter: InMemorySpanExporter
+) -> None:
+    """A job submitted through the API with a `traceparent` runs its span (and its steps)
+    in the caller's trace, as a child of the request's span; one submitted outside any
+    span starts a trace of its own."""
+    issued = issue_key(stack.service.store, tenant=f"tr-{secrets.token_hex(3)}")
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{stack.url}/v1/jobs",
+            json={"adapter": "trace-calm", "input": {}},
+            headers={"authorization": f"Bearer {issued.key}", "traceparent": TRACEPARENT},
+        )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    assert (await _settled(stack.service, job_id)).state == "SUCCEEDED"
+    stored = await stack.service.get(job_id)
+    assert stored.trace_parent is not None
+    assert stored.trace_parent.split("-")[1] == TRACE_ID
+    (request,) = _finished(exporter, "POST /v1/jobs")
+    job = next(
+        s
+        for s in _finished(exporter, "job trace-calm")
+        if (s.attributes or {}).get("portwright.job_id") == job_id
+    )
+    assert format(job.context.trace_id, "032x") == TRACE_ID
+    assert job.parent is not None
+    assert job.parent.span_id == request.context.span_id
+    (step,) = [s for s in _finished(exporter, "step settle") if s.parent == job.context]
+    assert step.context.trace_id == job.context.trace_id
+
+    tenant = stack.service.store.tenants.ensure("tracing")
+    alone = await stack.service.submit(tenant_id=tenant.id, adapter="trace-calm", input={})
+    assert alone.trace_parent is None
+    assert (await _settled(stack.service, alone.id)).state == "SUCCEEDED"
+    own = next(
+        s
+        for s in _finished(exporter, "job trace-calm")
+        if (s.attributes or {}).get("portwright.job_id") == alone.id
+    )
+    assert own.parent is None
+    assert format(own.context.trace_id, "032x") != TRACE_ID
+
+
 async def test_a_job_an_operator_fails_ends_with_an_error_span(
     stack: Stack, exporter: InMemorySpanExporter
 ) -> None:

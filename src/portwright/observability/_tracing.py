@@ -36,6 +36,7 @@ __all__ = [
     "TracingMiddleware",
     "add_trace_ids",
     "configure_tracing",
+    "current_traceparent",
     "ensure_tracing",
     "install_tracing",
     "span",
@@ -178,8 +179,13 @@ NO_SPAN = SpanHandle()
 class _LiveSpan(SpanHandle):
     __slots__ = ("_cm", "_span")
 
-    def __init__(self, tracing: _Tracing, name: str, attributes: dict[str, Any]) -> None:
-        self._cm = tracing.tracer.start_as_current_span(name, attributes=_attributes(attributes))
+    def __init__(
+        self, tracing: _Tracing, name: str, attributes: dict[str, Any], parent: str | None
+    ) -> None:
+        context = tracing.propagator.extract({"traceparent": parent}) if parent else None
+        self._cm = tracing.tracer.start_as_current_span(
+            name, context=context, attributes=_attributes(attributes)
+        )
         self._span: Span | None = None
 
     def __enter__(self) -> SpanHandle:
@@ -210,15 +216,28 @@ class _LiveSpan(SpanHandle):
             self._span.set_status(Status(StatusCode.ERROR, message or None))
 
 
-def span(name: str, **attributes: Any) -> SpanHandle:
+def span(name: str, *, parent: str | None = None, **attributes: Any) -> SpanHandle:
     """A span around a block, the current one inside it (`with span("job", job_id=…) as s:`).
 
     Keyword names go under `portwright.` (`job_id` → `portwright.job_id`); None values are
-    left out. An exception leaving the block marks the span failed with its class."""
+    left out. An exception leaving the block marks the span failed with its class. `parent`,
+    a W3C `traceparent` (see `current_traceparent`), puts the span in that trace instead of
+    the current one: a job's span joins the request that submitted it."""
     tracing = _tracing
     if tracing is None:
         return NO_SPAN
-    return _LiveSpan(tracing, name, attributes)
+    return _LiveSpan(tracing, name, attributes, parent)
+
+
+def current_traceparent() -> str | None:
+    """The current span as a W3C `traceparent`, to store with work that runs later (None
+    while tracing is off or outside any span)."""
+    tracing = _tracing
+    if tracing is None:
+        return None
+    carrier: dict[str, str] = {}
+    tracing.propagator.inject(carrier)
+    return carrier.get("traceparent")
 
 
 def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -239,7 +239,9 @@ class JobDriver(Generic[InputT]):
 
     async def run(self) -> str:
         """Run the adapter to the end, in a span (a no-op unless traces are on)."""
-        with span(f"job {self._adapter_cls.name}", **self._span_ids) as self._span:
+        name = f"job {self._adapter_cls.name}"
+        parent = self._snapshot.get("trace_parent")  # the request (or step) that submitted it
+        with span(name, parent=parent, **self._span_ids) as self._span:
             state = await self._run()
             self._span.set(state=state)
             return state

@@ -18,6 +18,7 @@ from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID, SQLA
 
 from portwright import __version__
 from portwright.adapters import AdapterRegistry
+from portwright.observability import current_traceparent
 from portwright.orchestrator._janitor import Janitor
 from portwright.orchestrator._workflow import job_workflow, set_runtime
 from portwright.resources import (
@@ -246,6 +247,7 @@ class Runtime:
                 actor=f"job:{parent_id}",
                 parent_id=parent_id,
                 item_key=key,
+                trace_parent=current_traceparent(),
             )
             out.append({"id": record.id, "portal": record.portal, "lock_key": record.lock_key})
         return out
@@ -289,6 +291,7 @@ class Runtime:
             "portal": job.portal,
             "state": job.state,
             "input": job.input,
+            "trace_parent": job.trace_parent,
         }
 
     def fail_unknown_adapter(self, job_id: str) -> None:

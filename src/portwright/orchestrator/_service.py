@@ -11,6 +11,7 @@ from typing import Any, Literal
 from dbos import DBOS
 
 from portwright._ids import new_id
+from portwright.observability import current_traceparent
 from portwright.orchestrator._runtime import Runtime
 from portwright.orchestrator._tx import apply_transition
 from portwright.sdk import PortwrightError
@@ -113,6 +114,7 @@ class JobService:
             actor=actor,
             parent_id=parent_id,
             item_key=item_key,
+            trace_parent=current_traceparent(),
         )
         await self.rt.enqueue(record)
         return record

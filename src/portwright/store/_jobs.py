@@ -48,6 +48,7 @@ class JobRepository:
         reason: str = "submitted",
         parent_id: str | None = None,
         item_key: str | None = None,
+        trace_parent: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Insert a job and its first event; returns (job, created). Same id twice is a no-op."""
         now = time.time()
@@ -69,6 +70,7 @@ class JobRepository:
                     priority=priority,
                     parent_id=parent_id,
                     item_key=item_key,
+                    trace_parent=trace_parent,
                     seq=1,
                     created_at=now,
                     updated_at=now,

@@ -67,6 +67,7 @@ class JobRecord:
     parent_id: str | None = None
     item_key: str | None = None
     notes: dict[str, Any] | None = None
+    trace_parent: str | None = None  # the submitting span (W3C traceparent), if traced
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,7 @@ jobs = sa.Table(
     sa.Column("parent_id", sa.String(64)),
     sa.Column("item_key", sa.String(200)),
     sa.Column("notes", Json),
+    sa.Column("trace_parent", sa.String(64)),  # W3C traceparent of the submitting span
     sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
     sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
