@@ -26,9 +26,11 @@ from portwright.engines.browser import (
 from portwright.engines.ladder import Rule, find_challenge, unrendered
 from portwright.engines.ladder._http import CurlFetcher, FetchRequest
 from portwright.engines.ladder._session import Session
+from portwright.gateway import MasterKey, Vault
 from portwright.resources import ProfilePool
 from portwright.sandbox import SandboxWorld, scrape
 from portwright.sdk import BlockedError
+from portwright.store import Store
 from portwright.testing import InMemoryBlobStore
 from tests.engines._sites import account_site
 
@@ -145,6 +147,62 @@ async def test_a_step_browser_records_evidence_keeps_state_and_extends_the_trace
     assert trace_ordinals(trace) == [1, 2]
     assert SECRET.encode() not in trace
     assert b"kept" in blobs.get("acme/job-1/browser-state.json")
+
+
+async def test_a_sealed_browser_state_carries_the_session_and_is_not_readable_at_rest(
+    pool: BrowserPool, world: SandboxWorld, tmp_path: Any
+) -> None:
+    """With the vault as sealer, the state between steps is stored sealed under the
+    tenant's key (no cookie value in the blob) and still carries the session; a blob moved
+    to another job does not open there (a fresh session, not a failure); a state written
+    before sealing (plain JSON) still loads."""
+    store = Store.open(f"sqlite:///{tmp_path / 'vault.sqlite'}")
+    try:
+        tenant = store.tenants.ensure("acme").id
+        vault = Vault(MasterKey(MasterKey.generate()), store=store)
+        blobs = InMemoryBlobStore()
+        site = world.url("account")
+
+        def step_browser(job: str) -> StepBrowser:
+            artifacts = JobArtifacts(blobs, f"{tenant}/{job}", sealer=vault, tenant_id=tenant)
+            return StepBrowser(
+                pool, seed=job, proxy=None, sink=ListSink(), artifacts=artifacts, trace=False
+            )
+
+        first = step_browser("job-1")
+        page = await first.page()
+        await page.goto(f"{site}/set?v=kept-secretly")
+        await first.aclose()
+        stored = blobs.get(f"{tenant}/job-1/browser-state.json")
+        assert stored.startswith(b"pwseal1:")
+        assert b"kept-secretly" not in stored
+        assert b"cookies" not in stored
+
+        second = step_browser("job-1")
+        page = await second.page()
+        await page.goto(f"{site}/whoami")
+        assert await page.inner_text("#who") == "kept-secretly"
+        await second.aclose()
+
+        moved = f"{tenant}/job-2/browser-state.json"  # the same blob under another job
+        blobs.put(moved, stored, content_type="application/octet-stream")
+        assert (
+            await JobArtifacts(
+                blobs, f"{tenant}/job-2", sealer=vault, tenant_id=tenant
+            ).load_state()
+            is None
+        )
+        legacy = {"cookies": [], "origins": [{"origin": site, "localStorage": []}]}
+        plain = json.dumps(legacy).encode()
+        blobs.put(f"{tenant}/job-3/browser-state.json", plain, content_type="application/json")
+        assert (
+            await JobArtifacts(
+                blobs, f"{tenant}/job-3", sealer=vault, tenant_id=tenant
+            ).load_state()
+            == legacy
+        )
+    finally:
+        store.close()
 
 
 async def test_a_profile_that_meets_a_block_is_returned_burned(

@@ -15,12 +15,12 @@ from portwright.adapters import AdapterRegistry
 from portwright.engines import Fleet, FleetConfig
 from portwright.engines.browser import BrowserPool, PoolConfig, browser_processes, trace_ordinals
 from portwright.engines.ladder import LadderConfig, Rule
+from portwright.gateway import MasterKey, Vault
 from portwright.orchestrator import JobService
 from portwright.resources import (
     ProxyPool,
     SolverChain,
     StaticProxyList,
-    StaticSecrets,
     TwoCaptchaSolver,
 )
 from portwright.sandbox import SandboxWorld, captcha, proxies, scrape
@@ -132,19 +132,17 @@ async def _parked(svc: JobService, job_id: str) -> Any:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_browser_steps_leave_evidence_a_job_trace_and_carry_their_session(
-    service_for: ServiceFor, world: SandboxWorld
+    service_for: ServiceFor, world: SandboxWorld, db_url: str
 ) -> None:
     """Each browser step records screenshot, DOM and log; one trace spans both; secrets masked.
-    Stopping the runtime closes the fleet: no Chromium is left behind."""
+    The session carried between the steps is stored sealed by the vault. Stopping the
+    runtime closes the fleet: no Chromium is left behind."""
     before = {p.pid for p in browser_processes()}
     blobs = InMemoryBlobStore()
-    svc = service_for(
-        _registry(),
-        fleet=_fleet(world),
-        blobs=blobs,
-        secrets=StaticSecrets({"portal-password": SECRET}),
-    )
+    vault = Vault(MasterKey(MasterKey.generate()), database_url=db_url)
+    svc = service_for(_registry(), fleet=_fleet(world), blobs=blobs, secrets=vault)
     tenant = svc.store.tenants.ensure("acme")
+    vault.put(tenant.id, "portal-password", SECRET)
     job = await svc.submit(
         tenant_id=tenant.id, adapter="browse", input={"url": world.url("account")}
     )
@@ -172,6 +170,13 @@ async def test_browser_steps_leave_evidence_a_job_trace_and_carry_their_session(
     assert trace_ordinals(archive) == [1, 2]
     with zipfile.ZipFile(io.BytesIO(archive)) as zf:
         assert b"#password" in zf.read("1-trace.trace")
+    state = blobs.get(f"{tenant.id}/{job.id}/browser-state.json")
+    assert state.startswith(b"pwseal1:")
+    assert b"session-42" not in state
+    assert b"session-42" in vault.open_blob(
+        tenant.id, state, context=f"{tenant.id}/{job.id}/browser-state.json"
+    )
+    vault.close()
     svc.rt.stop()
     await asyncio.sleep(0.3)
     assert {p.pid for p in browser_processes()} - before == set()

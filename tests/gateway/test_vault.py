@@ -142,3 +142,27 @@ def test_moved_ciphertext_does_not_decrypt(stack: Stack) -> None:
     store.vault.put(tenant.id, "two", key_version=row.key_version, ciphertext=row.ciphertext)
     with pytest.raises(VaultCryptoError):
         vault.get(tenant.id, "two")
+
+
+def test_sealed_blobs_open_only_for_their_tenant_and_context(stack: Stack) -> None:
+    """A blob sealed for (tenant, context) opens there, also after the tenant's data key
+    rotates; under another context or tenant, tampered, or not sealed at all, it does not."""
+    store = stack.store
+    tenant = store.tenants.ensure(new_tenant_name("blob")).id
+    other = store.tenants.ensure(new_tenant_name("blob")).id
+    vault = Vault(MasterKey(MasterKey.generate()), store=store)
+    sealed = vault.seal_blob(tenant, b'{"cookies": ["session=abc"]}', context="t/j/state")
+    assert b"session=abc" not in sealed
+    assert vault.open_blob(tenant, sealed, context="t/j/state") == b'{"cookies": ["session=abc"]}'
+    vault.rotate_data_key(tenant)
+    again = Vault(vault.master, store=store)  # no cached keys
+    assert again.open_blob(tenant, sealed, context="t/j/state").startswith(b'{"cookies"')
+    assert again.seal_blob(tenant, b"x", context="c")[8:12] != sealed[8:12]  # new key version
+    for opener in (
+        lambda: vault.open_blob(tenant, sealed, context="t/other/state"),
+        lambda: vault.open_blob(other, sealed, context="t/j/state"),
+        lambda: vault.open_blob(tenant, sealed[:-1] + bytes([sealed[-1] ^ 1]), context="t/j/state"),
+        lambda: vault.open_blob(tenant, b'{"cookies": []}', context="t/j/state"),
+    ):
+        with pytest.raises(VaultCryptoError):
+            opener()

@@ -25,7 +25,13 @@ from portwright.engines.browser import (
     StepBrowser,
 )
 from portwright.engines.ladder import Guard, Ladder, LadderConfig, StoreTierMemory, TierMemory
-from portwright.resources import CaptchaSolver, ProfilePool, SolverChain, TwoCaptchaSolver
+from portwright.resources import (
+    BlobSealer,
+    CaptchaSolver,
+    ProfilePool,
+    SolverChain,
+    TwoCaptchaSolver,
+)
 from portwright.resources.proxies import MemoryBurnLedger, Proxy, ProxyPool, StoreBurnLedger
 from portwright.settings import Settings
 from portwright.store import BlobStore, Store
@@ -153,6 +159,8 @@ class Fleet:
         prefix: str,
         masker: Callable[[], Masker],
         on_new_trace: Callable[[str, int], None] | None = None,
+        sealer: BlobSealer | None = None,
+        tenant_id: str | None = None,
     ) -> StepBrowser:
         """The browser side of one step attempt of `job_id`."""
         if self.browsers is None:
@@ -163,7 +171,9 @@ class Fleet:
             seed=seed,
             proxy=proxy,
             sink=sink,
-            artifacts=JobArtifacts(blobs, prefix, on_new_trace=on_new_trace),
+            artifacts=JobArtifacts(
+                blobs, prefix, on_new_trace=on_new_trace, sealer=sealer, tenant_id=tenant_id
+            ),
             masker=masker,
             profiles=self.profiles,
             trace=self.config.trace,

@@ -18,6 +18,7 @@ from portwright.engines.http import (
     summarize,
 )
 from portwright.observability import PROCESS
+from portwright.resources import BlobSealer
 from portwright.sdk import ChallengeError, Logger, Page, PermanentError, SelectorMap
 
 if TYPE_CHECKING:
@@ -174,6 +175,8 @@ class StepContextImpl:
                 prefix=f"{job.tenant_id}/{job.id}",
                 masker=self._masker,
                 on_new_trace=self._trace_created,
+                sealer=self._rt.secrets if isinstance(self._rt.secrets, BlobSealer) else None,
+                tenant_id=job.tenant_id,
             )
         return await self._browser.page(hardened=hardened, profile=profile)
 

@@ -10,6 +10,7 @@
 from portwright.resources._breaker import BreakerConfig, CircuitBreaker
 from portwright.resources._captcha import CaptchaSolver, TwoCaptchaSolver
 from portwright.resources._identity import (
+    BlobSealer,
     DirectIdentity,
     IdentityProvider,
     SecretsProvider,
@@ -32,6 +33,7 @@ from portwright.resources.proxies import (
 )
 
 __all__ = [
+    "BlobSealer",
     "BreakerConfig",
     "CaptchaBudget",
     "CaptchaSolver",

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from portwright.sdk import PermanentError
 
-__all__ = ["DirectIdentity", "IdentityProvider", "SecretsProvider", "StaticSecrets"]
+__all__ = [
+    "BlobSealer",
+    "DirectIdentity",
+    "IdentityProvider",
+    "SecretsProvider",
+    "StaticSecrets",
+]
 
 
 class IdentityProvider(Protocol):
@@ -34,6 +40,17 @@ class SecretsProvider(Protocol):
     """Credentials by (tenant, name), decrypted only when a step asks."""
 
     def get(self, tenant_id: str, name: str) -> str: ...
+
+
+@runtime_checkable
+class BlobSealer(Protocol):
+    """Encrypts what a job leaves in the blob store between steps (a browser's cookies and
+    local storage) under the tenant's key; `context` (the blob's key) is bound to it, so a
+    sealed blob cannot be passed off as another. The vault is one."""
+
+    def seal_blob(self, tenant_id: str, data: bytes, *, context: str) -> bytes: ...
+
+    def open_blob(self, tenant_id: str, sealed: bytes, *, context: str) -> bytes: ...
 
 
 class StaticSecrets:

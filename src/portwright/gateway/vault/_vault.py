@@ -36,6 +36,13 @@ def _credential_aad(tenant_id: str, name: str, version: int) -> bytes:
     return f"portwright-cred|{tenant_id}|{name}|{version}".encode()
 
 
+def _blob_aad(tenant_id: str, context: str, version: int) -> bytes:
+    return f"portwright-blob|{tenant_id}|{context}|{version}".encode()
+
+
+SEALED_BLOB = b"pwseal1:"  # then the data key version (4 bytes, big-endian), then the box
+
+
 class Vault:
     """Stores, replaces and decrypts per-tenant credentials (envelope encryption)."""
 
@@ -184,6 +191,24 @@ class Vault:
 
     def list(self, tenant_id: str) -> list[CredentialRecord]:
         return self.store.vault.list(tenant_id)
+
+    # -- blobs (BlobSealer) -------------------------------------------------------------
+
+    def seal_blob(self, tenant_id: str, data: bytes, *, context: str) -> bytes:
+        """`data` sealed under the tenant's active data key, bound to `context`."""
+        version, key = self._data_key(tenant_id)
+        box = seal(key, data, _blob_aad(tenant_id, context, version))
+        return SEALED_BLOB + version.to_bytes(4, "big") + box
+
+    def open_blob(self, tenant_id: str, sealed: bytes, *, context: str) -> bytes:
+        """What `seal_blob` sealed (with whichever data key version it names);
+        VaultCryptoError if it is not a sealed blob, or not this tenant's and context's."""
+        if not sealed.startswith(SEALED_BLOB) or len(sealed) < len(SEALED_BLOB) + 4:
+            raise VaultCryptoError("not a sealed blob")
+        head = len(SEALED_BLOB)
+        version = int.from_bytes(sealed[head : head + 4], "big")
+        _, key = self._data_key(tenant_id, version)
+        return open_sealed(key, sealed[head + 4 :], _blob_aad(tenant_id, context, version))
 
     def delete(self, tenant_id: str, name: str) -> bool:
         return self.store.vault.delete(tenant_id, name)
