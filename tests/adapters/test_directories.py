@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -143,6 +144,44 @@ async def test_items_end_with_reasons_and_retrying_failed_ones_leaves_the_rest_a
     assert "<svg" in html
 
 
+async def test_a_listing_whose_answer_was_lost_is_confirmed_through_an_outage(
+    service_for: Callable[..., JobService], world: SandboxWorld
+) -> None:
+    """A listing job re-run after it sent the final form and died before reading the answer
+    (the listing landed) confirms it, even while the directory is down for longer than the
+    retry policy's patience: reporting it failed would report a landed listing as missing."""
+    slug = _pick(error_rate=0.0, outage=None, captcha=False)
+    svc = _service(service_for, world)
+    tenant = svc.store.tenants.ensure("acme")
+    first = await svc.submit(
+        tenant_id=tenant.id, adapter="directory-submission",
+        input={"profile": PROFILE, "plan": 50, "directories": [slug], "poll_s": 0.2,
+               "directories_url": world.url("directories")},
+    )  # fmt: skip
+    await _finished(svc, first.id)
+    [landed] = svc.store.jobs.children(first.id)
+    assert landed.status == "succeeded"
+
+    # The same listing as a job that sent the final form, then died: its note says so.
+    world.context("directories").options["outages"] = {slug: "down"}
+    machine = DirectoryFormAdapter.machine
+    rerun, _ = svc.store.jobs.insert(
+        job_id=f"{landed.id}-rerun", tenant_id=tenant.id, adapter=landed.adapter,
+        adapter_version=landed.adapter_version, portal=landed.portal, state=machine.initial,
+        status=machine.status_of(machine.initial), input=landed.input,
+        lock_key=landed.lock_key, priority=0, actor="test",
+    )  # fmt: skip
+    svc.store.jobs.remember(rerun.id, "final_form_sent", True)
+    await svc.rt.enqueue(rerun)
+    await asyncio.sleep(4.0)  # the policy's 4 attempts give up after ~2 s of backoff
+    world.context("directories").options["outages"] = {slug: "up"}
+    done = await _finished(svc, rerun.id)
+    assert (done.status, done.reason) == ("succeeded", None)
+    assert done.output == {"listing_id": None, "directory": slug, "confirmed_by": "duplicate"}
+    listings = [e for e in world.ledger("directories").entries("listing") if e.key.startswith(slug)]
+    assert len(listings) == 1
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 async def test_three_hundred_directories_under_chaos_with_a_worker_killed_mid_job(
@@ -184,4 +223,6 @@ async def test_three_hundred_directories_under_chaos_with_a_worker_killed_mid_jo
     assert world.ledger("directories").duplicates("listing") == {}
     listed = {e.key.split(":")[0] for e in world.ledger("directories").entries("listing")}
     succeeded = {r.item for r in report.items if r.status == "succeeded"}
-    assert listed == succeeded
+    assert listed == succeeded, [
+        (r.item, r.status, r.reason) for r in report.items if r.item in listed ^ succeeded
+    ]

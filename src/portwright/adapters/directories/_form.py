@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urljoin
@@ -94,6 +95,12 @@ async def _post_step(
     return await sc.http.post(urljoin(url, step.action), data=values)
 
 
+# A re-run after the final form was sent and its answer lost (a crash, a timeout) is
+# confirming a listing that may exist: giving up there would report a landed listing as
+# failed, so a flaky site gets this many tries per attempt instead of one.
+CONFIRM_TRIES = 8
+
+
 async def submit(
     sc: StepContext, base: str, entry: dict[str, Any], profile: dict[str, Any]
 ) -> dict[str, Any]:
@@ -103,6 +110,24 @@ async def submit(
     url = urljoin(base, directory.url_path)
     if await sc.recall("final_form_sent"):
         await sc.remember("final_form_sent_before", True)
+    tries = CONFIRM_TRIES if await sc.recall("final_form_sent_before") else 1
+    for attempt in range(1, tries + 1):
+        try:
+            return await _send(sc, url, directory, business)
+        except TransientError as exc:
+            if attempt >= tries:
+                raise
+            sc.log.warning(
+                "confirming a listing that may exist; the site failed",
+                directory=directory.slug, attempt=attempt, error=exc.message,
+            )  # fmt: skip
+            await asyncio.sleep(min(0.3 * 2 ** (attempt - 1), 3.0))
+    raise AssertionError("unreachable")
+
+
+async def _send(
+    sc: StepContext, url: str, directory: DirectoryEntry, business: BusinessProfile
+) -> dict[str, Any]:
     response = await sc.http.get(url)
     last = len(directory.steps) - 1
     for index, step in enumerate(directory.steps):
