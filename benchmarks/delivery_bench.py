@@ -282,24 +282,18 @@ def main() -> int:
         "rate": args.rate,
         "seconds": args.seconds,
     }
-    with _Server("starlette", data_dir, args.database_url) as bare:
-        results["baseline_starlette_ws"] = asyncio.run(
-            measure(bare.url, key, args.rate, args.seconds)
-        )
-        if args.burst:
-            burst = measure(bare.url, key, args.rate, args.seconds, burst=args.burst)
-            results["baseline_burst"] = asyncio.run(burst)
-        if args.burst and args.burst_window:
-            spread = measure(bare.url, key, 0, 0, burst=args.burst, window=args.burst_window)
-            results["baseline_burst_spread"] = asyncio.run(spread)
-    with _Server("gateway", data_dir, args.database_url) as gateway:
-        results["portwright"] = asyncio.run(measure(gateway.url, key, args.rate, args.seconds))
-        if args.burst:
-            burst = measure(gateway.url, key, args.rate, args.seconds, burst=args.burst)
-            results["portwright_burst"] = asyncio.run(burst)
-        if args.burst and args.burst_window:
-            spread = measure(gateway.url, key, 0, 0, burst=args.burst, window=args.burst_window)
-            results["portwright_burst_spread"] = asyncio.run(spread)
+    for mode, steady, prefix in (
+        ("starlette", "baseline_starlette_ws", "baseline"),
+        ("gateway", "portwright", "portwright"),
+    ):
+        with _Server(mode, data_dir, args.database_url) as server:
+            results[steady] = asyncio.run(measure(server.url, key, args.rate, args.seconds))
+            if args.burst:
+                burst = measure(server.url, key, 0, 0, burst=args.burst)
+                results[f"{prefix}_burst"] = asyncio.run(burst)
+            if args.burst and args.burst_window:
+                spread = measure(server.url, key, 0, 0, burst=args.burst, window=args.burst_window)
+                results[f"{prefix}_burst_spread"] = asyncio.run(spread)
     base, pw = results["baseline_starlette_ws"], results["portwright"]
     if pw["propagation_p50_ms"] is not None:
         results["ratio"] = {

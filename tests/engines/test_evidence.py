@@ -164,7 +164,7 @@ async def test_a_sealed_browser_state_carries_the_session_and_is_not_readable_at
         site = world.url("account")
 
         def step_browser(job: str) -> StepBrowser:
-            artifacts = JobArtifacts(blobs, f"{tenant}/{job}", sealer=vault, tenant_id=tenant)
+            artifacts = JobArtifacts(blobs, f"{tenant}/{job}", sealer=vault)
             return StepBrowser(
                 pool, seed=job, proxy=None, sink=ListSink(), artifacts=artifacts, trace=False
             )
@@ -186,21 +186,11 @@ async def test_a_sealed_browser_state_carries_the_session_and_is_not_readable_at
 
         moved = f"{tenant}/job-2/browser-state.json"  # the same blob under another job
         blobs.put(moved, stored, content_type="application/octet-stream")
-        assert (
-            await JobArtifacts(
-                blobs, f"{tenant}/job-2", sealer=vault, tenant_id=tenant
-            ).load_state()
-            is None
-        )
+        assert await JobArtifacts(blobs, f"{tenant}/job-2", sealer=vault).load_state() is None
         legacy = {"cookies": [], "origins": [{"origin": site, "localStorage": []}]}
         plain = json.dumps(legacy).encode()
         blobs.put(f"{tenant}/job-3/browser-state.json", plain, content_type="application/json")
-        assert (
-            await JobArtifacts(
-                blobs, f"{tenant}/job-3", sealer=vault, tenant_id=tenant
-            ).load_state()
-            == legacy
-        )
+        assert await JobArtifacts(blobs, f"{tenant}/job-3", sealer=vault).load_state() == legacy
     finally:
         store.close()
 

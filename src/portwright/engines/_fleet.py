@@ -160,7 +160,6 @@ class Fleet:
         masker: Callable[[], Masker],
         on_new_trace: Callable[[str, int], None] | None = None,
         sealer: BlobSealer | None = None,
-        tenant_id: str | None = None,
     ) -> StepBrowser:
         """The browser side of one step attempt of `job_id`."""
         if self.browsers is None:
@@ -171,9 +170,7 @@ class Fleet:
             seed=seed,
             proxy=proxy,
             sink=sink,
-            artifacts=JobArtifacts(
-                blobs, prefix, on_new_trace=on_new_trace, sealer=sealer, tenant_id=tenant_id
-            ),
+            artifacts=JobArtifacts(blobs, prefix, on_new_trace=on_new_trace, sealer=sealer),
             masker=masker,
             profiles=self.profiles,
             trace=self.config.trace,

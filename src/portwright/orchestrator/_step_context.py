@@ -176,7 +176,6 @@ class StepContextImpl:
                 masker=self._masker,
                 on_new_trace=self._trace_created,
                 sealer=self._rt.secrets if isinstance(self._rt.secrets, BlobSealer) else None,
-                tenant_id=job.tenant_id,
             )
         return await self._browser.page(hardened=hardened, profile=profile)
 

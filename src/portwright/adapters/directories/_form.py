@@ -111,18 +111,16 @@ async def submit(
     if await sc.recall("final_form_sent"):
         await sc.remember("final_form_sent_before", True)
     tries = CONFIRM_TRIES if await sc.recall("final_form_sent_before") else 1
-    for attempt in range(1, tries + 1):
+    for attempt in range(1, tries):  # all but the last try; its failure is the attempt's
         try:
             return await _send(sc, url, directory, business)
         except TransientError as exc:
-            if attempt >= tries:
-                raise
             sc.log.warning(
                 "confirming a listing that may exist; the site failed",
                 directory=directory.slug, attempt=attempt, error=exc.message,
             )  # fmt: skip
             await asyncio.sleep(min(0.3 * 2 ** (attempt - 1), 3.0))
-    raise AssertionError("unreachable")
+    return await _send(sc, url, directory, business)
 
 
 async def _send(

@@ -38,13 +38,12 @@ class JobArtifacts:
         *,
         on_new_trace: Callable[[str, int], None] | None = None,
         sealer: BlobSealer | None = None,
-        tenant_id: str | None = None,
     ) -> None:
         self.blobs = blobs
         self.prefix = prefix.rstrip("/")
         self.on_new_trace = on_new_trace
         self.sealer = sealer
-        self.tenant_id = tenant_id or self.prefix.split("/", 1)[0]
+        self.tenant_id = self.prefix.split("/", 1)[0]  # the prefix is `tenant/job`
 
     @property
     def state_key(self) -> str:
