@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from portwright.gateway.auth import parse_key
-from tests.gateway._support import Stack, new_tenant_name
+from tests.gateway._support import Stack, clear_of_window_edge, new_tenant_name
 
 
 def test_missing_key_is_401(stack: Stack) -> None:
@@ -50,6 +50,7 @@ def test_repeated_auth_failures_are_rate_limited(stack: Stack, serve_variant: An
     url = serve_variant(rate_limit_auth_failures="3/minute")
     good = stack.new_key(new_tenant_name())
     bad = {"authorization": "Bearer pw_000000000000_guess"}
+    clear_of_window_edge()
     statuses = [httpx.get(f"{url}/v1/me", headers=bad).status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
     limited = httpx.get(f"{url}/v1/me", headers={"authorization": f"Bearer {good}"})

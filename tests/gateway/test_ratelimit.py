@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.gateway._support import Stack, new_tenant_name
+from tests.gateway._support import Stack, clear_of_window_edge, new_tenant_name
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -19,6 +19,7 @@ def test_write_limit_per_key_and_route(stack: Stack, serve_variant: Any) -> None
     url = serve_variant(rate_limit_write="3/minute")
     key = stack.new_key(new_tenant_name())
     body = {"adapter": "echo", "input": {"url": stack.urls["echo"], "key": "r"}}
+    clear_of_window_edge()
     answers = [httpx.post(f"{url}/v1/jobs", json=body, headers=_auth(key)) for _ in range(4)]
     assert [a.status_code for a in answers] == [202, 202, 202, 429]
     assert answers[0].headers["ratelimit-limit"] == "3"
@@ -38,6 +39,7 @@ def test_input_route_is_tighter(stack: Stack, serve_variant: Any) -> None:
     job = httpx.post(
         f"{url}/v1/jobs", json={"adapter": "booking-stub", "input": {}}, headers=_auth(key)
     ).json()
+    clear_of_window_edge()
     statuses = [
         httpx.post(
             f"{url}/v1/jobs/{job['id']}/input",
@@ -54,6 +56,7 @@ def test_redis_buckets_are_shared_between_gateways(stack: Stack, serve_variant: 
     redis = {"redis_url": "redis://127.0.0.1:6379/0", "rate_limit_default": "4/minute"}
     first, second = serve_variant(**redis), serve_variant(**redis)
     key = stack.new_key(new_tenant_name(f"redis-{secrets.token_hex(2)}"))
+    clear_of_window_edge()
     statuses = [
         httpx.get(f"{url}/v1/usage", headers=_auth(key)).status_code
         for url in (first, second, first, second, first)
