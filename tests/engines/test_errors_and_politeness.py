@@ -82,9 +82,9 @@ async def test_min_delay_spaces_requests_and_concurrency_is_capped() -> None:
     assert min(gaps) >= 0.09
     assert peak <= 2
     starts.clear()
-    began = time.monotonic()
+    peak = 0
     await asyncio.gather(*(hit("http://fast") for _ in range(5)))
-    assert time.monotonic() - began < 0.45  # no spacing: all five overlap (a loaded CI is slow)
+    assert peak == 5  # no spacing and no cap: all five were inside at once
 
 
 @pytest.fixture(scope="module")
