@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+import structlog
 
 from portwright.engines.browser import BrowserPool, PoolConfig
 from portwright.engines.ladder import Ladder, LadderConfig, MemoryTierMemory, Rule
+from portwright.observability import configure_logging
 from portwright.resources import (
     PoolExhaustedError,
     ProxyPool,
@@ -19,6 +22,7 @@ from portwright.resources import (
 from portwright.sandbox import SandboxWorld, captcha, proxies, scrape
 from portwright.sandbox.proxies import proxy_catalog
 from portwright.sdk import BlockedError, ChallengeError, PermanentError
+from portwright.settings import Settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -231,3 +235,29 @@ async def test_a_browser_fetch_waits_for_content_its_extraction_rules_name(
             assert result.extracted["price"]
     finally:
         options["render_delay_ms"] = 0
+
+
+async def test_a_fetch_in_a_session_logs_its_rung_attempts_with_the_session_id(
+    world: SandboxWorld, browsers: BrowserPool, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """At debug level each failed rung attempt is a log line naming the site, the rung and the
+    outcome, with the fetch's session id; a fetch outside a session names none."""
+    configure_logging(Settings(log_json=True, log_level="debug"))
+    try:
+        async with _ladder(world, browsers) as ladder:
+            url = f"{world.url('scrape-guarded')}/product/42"
+            with pytest.raises(BlockedError):
+                await ladder.fetch(url, engine="http", session_id="s-7")
+            with pytest.raises(BlockedError):
+                await ladder.fetch(url, engine="http")
+    finally:
+        structlog.reset_defaults()
+    out = capfd.readouterr().out.splitlines()
+    lines = [json.loads(line) for line in out if line[:1] == "{"]
+    attempts = [line for line in lines if line["event"] == "rung attempt"]
+    in_session = [line for line in attempts if line.get("session_id") == "s-7"]
+    assert {line["rung"] for line in in_session} == {"http", "http-tls"}
+    assert all(line["outcome"] == "blocked" for line in in_session)
+    assert all(line["site"] == world.url("scrape-guarded") for line in in_session)
+    assert len(attempts) > len(in_session)  # the second fetch's lines, without a session
+    assert all("session_id" not in line for line in attempts if line not in in_session)

@@ -1,6 +1,7 @@
 """`create_app(service, settings)`: the public API as one FastAPI app.
 
-Middleware, outermost first: tracing (when on) → body limit (413) →
+Middleware, outermost first: tracing (when on) → request id (`X-Request-ID`, bound to the
+logs; an unhandled error is logged and answered as a JSON 500) → body limit (413) →
 authentication (401, 429 on repeated failures) → rate limits per key and route
 (429) → idempotency keys → the routes. The lifespan runs the webhook inbox processor and purges
 expired idempotency keys.
@@ -42,13 +43,14 @@ from portwright.gateway.webhooks import (
     mount_hooks,
 )
 from portwright.gateway.webhooks._handlers import ShopOrderHandler
-from portwright.observability import install_tracing
+from portwright.observability import RequestContextMiddleware, install_tracing
 from portwright.orchestrator import JobService
 from portwright.resources.ssrf import UrlGuard, guarded_client
 from portwright.settings import Settings
 
 if TYPE_CHECKING:
     from portwright.delivery import DeliveryPolicy
+    from portwright.store import Store
 
 __all__ = ["create_app"]
 
@@ -144,7 +146,6 @@ def create_app(
     )
     mount_console(app, service, settings, vault=vault)
     # Delivery and observability (lazy import: they build on the gateway's pieces).
-    from portwright.delivery import PUBLIC_PATHS as DELIVERY_PUBLIC_PATHS
     from portwright.delivery import mount_delivery, sinks_from
 
     delivery = mount_delivery(
@@ -157,6 +158,15 @@ def create_app(
         sinks=sinks_from(settings),
     )
     mount_dispatch(app, dispatcher, delivery)
+    _install_middleware(app, settings, store, limiter)
+    return app
+
+
+def _install_middleware(
+    app: FastAPI, settings: Settings, store: Store, limiter: RateLimiter
+) -> None:
+    from portwright.delivery import PUBLIC_PATHS as DELIVERY_PUBLIC_PATHS
+
     # add_middleware wraps: the last added runs first.
     app.add_middleware(IdempotencyMiddleware, store=store)
     app.add_middleware(
@@ -176,8 +186,8 @@ def create_app(
         public=(*PUBLIC_PATHS, *DELIVERY_PUBLIC_PATHS),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
     install_tracing(app, settings)  # when on: outermost, so a 401 or a 413 has a span too
-    return app
 
 
 async def _purge_forever(service: JobService) -> None:

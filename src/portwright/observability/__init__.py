@@ -3,7 +3,13 @@ optional OpenTelemetry traces."""
 
 from portwright.observability._counters import PROCESS, ProcessCounters, track_browser_pool
 from portwright.observability._health import ComponentStatus, health_router, status_of
-from portwright.observability._logging import add_ids, configure_logging, redact
+from portwright.observability._logging import (
+    REQUEST_ID_HEADER,
+    RequestContextMiddleware,
+    add_ids,
+    configure_logging,
+    redact,
+)
 from portwright.observability._metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from portwright.observability._tracing import (
     SpanHandle,
@@ -21,10 +27,12 @@ from portwright.observability._tracing import (
 __all__ = [
     "CONTENT_TYPE",
     "PROCESS",
+    "REQUEST_ID_HEADER",
     "ComponentStatus",
     "Metrics",
     "MetricsMiddleware",
     "ProcessCounters",
+    "RequestContextMiddleware",
     "SpanHandle",
     "TracingConfigError",
     "TracingMiddleware",

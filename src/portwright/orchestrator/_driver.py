@@ -241,7 +241,11 @@ class JobDriver(Generic[InputT]):
         """Run the adapter to the end, in a span (a no-op unless traces are on)."""
         name = f"job {self._adapter_cls.name}"
         parent = self._snapshot.get("trace_parent")  # the request (or step) that submitted it
-        with span(name, parent=parent, **self._span_ids) as self._span:
+        # Every line logged while the job runs carries its ids, library code's lines too.
+        with (
+            structlog.contextvars.bound_contextvars(**self._span_ids),
+            span(name, parent=parent, **self._span_ids) as self._span,
+        ):
             state = await self._run()
             self._span.set(state=state)
             return state
@@ -376,7 +380,10 @@ class JobDriver(Generic[InputT]):
         sc = StepContextImpl(
             rt, job, step=name, attempt=attempt, cookies=self._cookies, selectors=selectors
         )
-        with span(f"step {name}", **self._span_ids, step=name, attempt=attempt) as traced:
+        with (
+            structlog.contextvars.bound_contextvars(step=name, attempt=attempt),
+            span(f"step {name}", **self._span_ids, step=name, attempt=attempt) as traced,
+        ):
             try:
                 value = await fn(sc, *args, **kw)
             except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import structlog
 from parsel import Selector
 
 from portwright.engines.ladder._extract import extract, parse, title_of
@@ -16,6 +17,8 @@ from portwright.resources.proxies import Proxy
 from portwright.sdk import JobError
 
 __all__ = ["Climb", "RungTries", "proxy_at_fault"]
+
+log = structlog.get_logger("portwright.ladder")
 
 
 @dataclass
@@ -45,6 +48,14 @@ class Climb:
     ) -> None:
         name = None if proxy is None else proxy.name
         self.attempts.append(Attempt(rung.name, name, outcome, detail, time.monotonic() - began))
+        log.debug(
+            "rung attempt",
+            site=self.site,
+            rung=rung.name,
+            proxy=name,
+            outcome=outcome,
+            detail=detail,
+        )
 
     def result(
         self, rung: Rung, proxy: Proxy | None, exchange: Exchange, doc: Selector | None = None

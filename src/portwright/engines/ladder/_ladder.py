@@ -19,6 +19,8 @@ import time
 from collections.abc import Mapping
 from types import TracebackType
 
+import structlog
+
 from portwright.engines._errors import translate_exception
 from portwright.engines._politeness import Politeness
 from portwright.engines.browser import BrowserPool, EvidenceSink
@@ -178,10 +180,14 @@ class Ladder:
             session=self.sessions.get(session_id),
             sticky=f"session:{session_id}" if session_id else (f"job:{job_id}" if job_id else None),
         )
-        for rung in rungs[start:]:
-            result = await self._on_rung(climb, rung, proxy_tier, country, tenant_id, evidence)
-            if result is not None:
-                return result
+        # A fetch in a session logs with its id (the rung attempts, the solver, the browser).
+        with structlog.contextvars.bound_contextvars(
+            **({"session_id": session_id} if session_id else {})
+        ):
+            for rung in rungs[start:]:
+                result = await self._on_rung(climb, rung, proxy_tier, country, tenant_id, evidence)
+                if result is not None:
+                    return result
         if climb.fallback is not None:  # content missing, but nothing blocked: give what we got
             rung, proxy, exchange = climb.fallback
             return climb.result(rung, proxy, exchange)

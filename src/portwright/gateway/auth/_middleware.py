@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+import structlog
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -93,7 +94,8 @@ class AuthMiddleware:
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
-        await self.app(scope, receive, send)
+        with structlog.contextvars.bound_contextvars(tenant_id=principal.tenant_id):
+            await self.app(scope, receive, send)
 
     async def _too_many(self, client: str) -> JSONResponse:
         decision = await self.limiter.peek(self.failure_limit, "auth", client)
