@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,14 +70,54 @@ def _settings(data_dir: str, database_url: str | None) -> Any:
 
 
 class _Server(Server):
-    def __init__(self, mode: str, data_dir: str, database_url: str | None) -> None:
+    """One server process, or with `processes` > 1 several gateway processes sharing one port
+    (SO_REUSEPORT: the kernel spreads connections over them), each with its own inbox
+    processor, relay and realtime hub, as a scaled-out deployment runs them."""
+
+    def __init__(
+        self, mode: str, data_dir: str, database_url: str | None, processes: int = 1
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, __file__, "serve", mode, str(self.port), data_dir]
-        self.proc = subprocess.Popen([*args, *([database_url] if database_url else [])])
+        self.args = [sys.executable, __file__, "serve", mode, str(self.port), data_dir]
+        self.args += [database_url] if database_url else []
+        self.processes = processes
+        self.ready_dir = Path(tempfile.mkdtemp(prefix="pw-bench-ready-"))
+        self.proc = self._spawn()
+        self.others: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PW_BENCH_READY_DIR": str(self.ready_dir)}
+        if self.processes > 1:
+            env["PW_BENCH_REUSE_PORT"] = "1"
+        return subprocess.Popen(self.args, env=env)
+
+    def __enter__(self) -> _Server:
+        super().__enter__()  # the first answers: its migrations ran, the others can start
+        self.others = [self._spawn() for _ in range(self.processes - 1)]
+        deadline = time.monotonic() + 300
+        while len(list(self.ready_dir.iterdir())) < self.processes:
+            if time.monotonic() > deadline:
+                raise RuntimeError("gateway processes did not start")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        for proc in self.others:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        super().stop()
+        for proc in self.others:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def serve(mode: str, port: int, data_dir: str, database_url: str | None) -> None:
+    import socket
+    import threading
+
     import uvicorn
 
     settings = _settings(data_dir, database_url)
@@ -89,7 +130,25 @@ def serve(mode: str, port: int, data_dir: str, database_url: str | None) -> None
 
         runtime = Runtime(settings, AdapterRegistry(), run_workers=False).start()
         app = create_app(JobService(runtime), settings)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    sockets = None
+    if os.environ.get("PW_BENCH_REUSE_PORT"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port))
+        sockets = [sock]
+
+    def announce() -> None:  # tell the parent this process serves (see _Server.__enter__)
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        ready = os.environ.get("PW_BENCH_READY_DIR")
+        if ready and server.started:
+            Path(ready, str(os.getpid())).touch()
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run(sockets=sockets)
 
 
 def _bare_app() -> Any:
@@ -272,6 +331,12 @@ def main() -> int:
         default=0.0,
         help="with --burst: also send the burst spread evenly over this many seconds",
     )
+    parser.add_argument(
+        "--gateways",
+        type=int,
+        default=1,
+        help="gateway processes sharing the port (scale-out; PostgreSQL wakes them by NOTIFY)",
+    )
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp(prefix="pw-delivery-bench-")
     key = _prepare(data_dir, args.database_url)
@@ -281,12 +346,14 @@ def main() -> int:
         "database": args.database_url or "sqlite",
         "rate": args.rate,
         "seconds": args.seconds,
+        "gateways": args.gateways,
     }
     for mode, steady, prefix in (
         ("starlette", "baseline_starlette_ws", "baseline"),
         ("gateway", "portwright", "portwright"),
     ):
-        with _Server(mode, data_dir, args.database_url) as server:
+        processes = args.gateways if mode == "gateway" else 1
+        with _Server(mode, data_dir, args.database_url, processes) as server:
             results[steady] = asyncio.run(measure(server.url, key, args.rate, args.seconds))
             if args.burst:
                 burst = measure(server.url, key, 0, 0, burst=args.burst)
