@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from portwright.dispatch import ORDER_ASSIGNED, ORDER_CREATED, Dispatcher, order_key
 from portwright.sandbox.shops import BETA, Order
-from portwright.store import NewInboxEvent, Store
+from portwright.store import FinishedNote, NewInboxEvent, Store
 from portwright.store._schema import webhook_inbox
 
 
@@ -78,6 +78,13 @@ async def test_a_batch_skips_a_lost_lease_and_sees_its_own_changes(db_url: str) 
         assert rows[stolen.id].status == "processing"
         assert rows[stolen.id].leased_by == "p2"
         assert all(row.status == "done" for i, row in rows.items() if i != stolen.id)
+        # Each applied row carries its own note, written in the batch's transaction, so the
+        # processor leaves it alone (FinishedNote); the row whose lease was lost gets none.
+        for event, note in zip(claimed, notes, strict=True):
+            if event.id != stolen.id:
+                assert isinstance(note, FinishedNote)
+                assert rows[event.id].result == note
+        assert rows[stolen.id].result is None
         topics = [(e.topic, e.payload["order_id"]) for e in store.outbox.since(0, limit=100)]
         assert (ORDER_CREATED, "ord_b") not in topics
         assert topics.count((ORDER_ASSIGNED, "ord_a")) == 1

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from portwright._ids import new_id
 from portwright.dispatch._normalize import ShopChange, normalize
-from portwright.store import AssignmentRecord, InboxRecord, Store
+from portwright.store import AssignmentRecord, FinishedNote, InboxRecord, Store
 from portwright.store._dispatch import ACTIVE, DriverRecord
 
 __all__ = [
@@ -103,7 +103,8 @@ class Dispatcher:
 
     # -- shop webhooks ----------------------------------------------------------------
     async def ingest(self, event: InboxRecord) -> str:
-        """Apply one claimed shop webhook; its events and the inbox row's "done" commit together.
+        """Apply one claimed shop webhook; its events and the inbox row's "done" (with this
+        note, a `FinishedNote`) commit together.
 
         Events claimed together (the inbox processor hands over a batch at once) are applied
         in one transaction, tenant by tenant; if that transaction fails, each event is
@@ -170,14 +171,20 @@ class Dispatcher:
                 conn.info[_LOCKED] = {key: found.get(key) for key in keys}
                 saves: dict[str, AssignmentRecord] = {}
                 conn.info[_SAVES] = saves
+                notes: dict[str, str] = {}
                 for event, change, _ in batch:
                     assert event.tenant_id is not None
                     if event.id not in claimed:
                         out.append(RuntimeError(f"inbox row {event.id}: lease lost; not applied"))
                         continue
-                    out.append(self.apply_shop(conn, event.tenant_id, event.source, change))
+                    note, written = self.apply_shop(conn, event.tenant_id, event.source, change)
+                    notes[event.id] = note
+                    out.append((FinishedNote(note), written))
                 self.store.dispatch.save_many(conn, list(saves.values()))
                 self.store.outbox.add_many(conn, events)
+                # The rows were marked done above; their notes go in the same transaction, so
+                # the processor has nothing left to write (see FinishedNote).
+                self.store.dispatch.note_inbox(conn, notes)
             finally:
                 for state in (_BATCH, _EVENTS, _LOCKED, _SAVES):
                     conn.info.pop(state, None)

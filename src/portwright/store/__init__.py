@@ -15,7 +15,7 @@ from portwright.store._endpoints import EndpointRecord
 from portwright.store._engine import create_engine, is_sqlite
 from portwright.store._fleet import ProxyBurnRecord, TierStatRecord
 from portwright.store._idempotency import IdempotencyClaim
-from portwright.store._inbox import InboxRecord, NewInboxEvent
+from portwright.store._inbox import FinishedNote, InboxRecord, NewInboxEvent
 from portwright.store._jobs import JobNotFoundError, StaleStateError
 from portwright.store._migrate import current_revision, head_revision, metadata_of, migrate
 from portwright.store._outbox import OutboxRecord
@@ -54,6 +54,7 @@ __all__ = [
     "EscalationRecord",
     "EventRecord",
     "EvidenceRecord",
+    "FinishedNote",
     "IdempotencyClaim",
     "InboxRecord",
     "JobNotFoundError",

@@ -9,7 +9,7 @@ time, so the least-loaded choice sees every earlier assignment.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -308,3 +308,14 @@ class DispatchRepository:
             }
             done.update(row[0] for row in conn.execute(_FINISH_INBOX, params))
         return done
+
+    @staticmethod
+    def note_inbox(conn: sa.Connection, notes: Mapping[str, str]) -> None:
+        """Each finished row's own note (what the event did), in the caller's transaction:
+        one statement (`result = CASE id WHEN … END`) for the whole batch."""
+        if notes:
+            conn.execute(
+                webhook_inbox.update()
+                .where(_i.id.in_(list(notes)))
+                .values(result=sa.case(dict(notes), value=_i.id))
+            )

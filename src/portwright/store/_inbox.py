@@ -21,7 +21,14 @@ from portwright._ids import new_id
 from portwright.store._rows import to_record
 from portwright.store._schema import webhook_inbox
 
-__all__ = ["InboxRecord", "InboxRepository", "NewInboxEvent"]
+__all__ = ["FinishedNote", "InboxRecord", "InboxRepository", "NewInboxEvent"]
+
+
+class FinishedNote(str):
+    """A handler's note for an inbox row it has already marked done, note included, in the
+    transaction that applied the event: the processor does not write the row again."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import structlog
 
 from portwright.gateway.webhooks._handlers import PermanentWebhookError, WebhookHandler
 from portwright.orchestrator import JobService
-from portwright.store import InboxRecord
+from portwright.store import FinishedNote, InboxRecord
 
 __all__ = ["InboxProcessor"]
 
@@ -85,10 +85,10 @@ class InboxProcessor:
         )
         if events:
             outcomes = await asyncio.gather(*(self._process(event) for event in events))
-            done = {
+            done = {  # a FinishedNote's row was finished by its handler's own transaction
                 event.id: note
                 for event, note in zip(events, outcomes, strict=True)
-                if note is not None
+                if note is not None and not isinstance(note, FinishedNote)
             }
             await asyncio.to_thread(store.inbox.finish_many, list(done), status="done", result=done)
         return len(events)
