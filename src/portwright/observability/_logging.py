@@ -5,7 +5,6 @@ session id. Library code logging through any structlog logger gets them too."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -13,6 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portwright.observability._tracing import add_trace_ids, tracing_enabled
@@ -131,22 +131,10 @@ class RequestContextMiddleware:
                 )
                 if started:
                     raise  # the answer is already on its way; the server closes it
-                body = json.dumps(
-                    {
-                        "code": "internal",
-                        "message": f"an unexpected error; it was logged as request {request_id}",
-                        "fields": [],
-                    }
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            header,
-                        ],
-                    }
+                message = f"an unexpected error; it was logged as request {request_id}"
+                answer = JSONResponse(
+                    {"code": "internal", "message": message, "fields": []},
+                    status_code=500,
+                    headers={"x-request-id": request_id},
                 )
-                await send({"type": "http.response.body", "body": body})
+                await answer(scope, receive, send)
