@@ -169,7 +169,11 @@ async def _watch_outage(
     deadline = time.monotonic() + OUTAGE_S
     await listener.stop()  # a-1 loses its connection during the outage
     while time.monotonic() < deadline:
-        status = await api.get("/status", headers={"accept": "application/json"})
+        try:
+            status = await api.get("/status", headers={"accept": "application/json"})
+        except httpx.TransportError:  # e.g. a kept-alive connection closed under us: poll again
+            await asyncio.sleep(0.5)
+            continue
         found = [c["banner"] for c in status.json()["components"] if c["banner"]]
         if found and banner is None:
             banner = found[0]

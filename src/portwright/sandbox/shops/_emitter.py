@@ -134,6 +134,7 @@ class Emitter:
         return task
 
     async def _deliver(self, event: OrderEvent, duplicate: bool) -> bool:
+        closed = False
         try:
             async with self._gate:
                 delivered = await self._send_until_acknowledged(event, duplicate)
@@ -141,11 +142,16 @@ class Emitter:
             if delivered and not duplicate and self.ctx.chaos.chance(rate, f"dup|{event.id}"):
                 await asyncio.sleep(float(self._opt("duplicate_delay_s")))
                 self.dispatch(event, duplicate=True)
+        except GeneratorExit:  # collected unfinished after its loop ended: no loop to tidy on
+            closed = True
+            raise
+        else:
             return delivered
         finally:
-            if (current := asyncio.current_task()) is not None:
-                self._deliveries.discard(current)
-            await self._close_if_idle()
+            if not closed:
+                if (current := asyncio.current_task()) is not None:
+                    self._deliveries.discard(current)
+                await self._close_if_idle()
 
     async def _send_until_acknowledged(self, event: OrderEvent, duplicate: bool) -> bool:
         attempts = 0
