@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import structlog
+import structlog.testing
 
 from portwright.engines import translate_exception
 from portwright.engines.browser import (
@@ -175,6 +177,31 @@ async def test_a_remote_cdp_browser_that_crashes_is_replaced(world: SandboxWorld
         finally:
             await remote.aclose()
         assert farm.urls == []
+
+
+async def test_a_crash_is_not_logged_as_the_job_that_started_the_pool(
+    world: SandboxWorld,
+) -> None:
+    """The pool starts lazily inside the first job's step, but its own tasks and Playwright's
+    callbacks are not that job's: a later crash is not logged with the first job's ids."""
+    async with ChromiumFarm() as farm:
+        remote = BrowserPool(RemoteCdp(farm.acquire, release=farm.release, name="farm"))
+        try:
+            with structlog.testing.capture_logs(
+                processors=[structlog.contextvars.merge_contextvars]
+            ) as logs:
+                with structlog.contextvars.bound_contextvars(job_id="job_first"):
+                    async with remote.context(seed="first") as lease:
+                        page = await lease.new_page()
+                        await page.goto(f"{world.url('account')}/whoami")
+                async with remote.context(seed="later") as lease:
+                    [url] = farm.urls
+                    os.kill(farm.pid_of(url), signal.SIGKILL)
+                    await wait_until(lambda: remote.stats().crashed == 1, timeout=30)
+            (crash,) = [e for e in logs if e["event"].startswith("browser disconnected")]
+            assert crash.get("job_id") != "job_first"
+        finally:
+            await remote.aclose()
 
 
 async def test_a_persistent_profile_keeps_its_cookies_across_uses(

@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator
+from contextvars import Context
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,8 +113,13 @@ class BrowserPool:
         self._loop = asyncio.get_running_loop()
         self._cond = asyncio.Condition()
         self._pw_manager = async_playwright()
-        self._pw = await self._pw_manager.start()
-        self._reaper = asyncio.create_task(self._reap_idle(), name="browser-pool-reaper")
+        # The pool outlives the job whose first lease starts it: Playwright's tasks (whose
+        # callbacks log a crashed browser) and the reaper start in an empty context, so they
+        # do not carry that job's log ids (structlog's contextvars).
+        self._pw = await asyncio.create_task(self._pw_manager.start(), context=Context())
+        self._reaper = asyncio.create_task(
+            self._reap_idle(), name="browser-pool-reaper", context=Context()
+        )
         track_browser_pool(self)  # portwright_browser_pool_size
         return self
 
