@@ -5,8 +5,8 @@ acme, shop-beta's to globex); each tenant's drivers come on duty over the API
 and one driver per tenant listens on its WebSocket. shop-alpha's order API goes
 down for ~10 s while its webhooks keep coming: its status syncs fail, the
 breaker opens, a few go to the dead-letter queue, and `/status` shows "sync
-delayed since …". When it is back, an operator replays acme's dead letters for
-today and shop-alpha. The result is ok when every order was dispatched, every
+delayed since …". When it is back, an operator replays acme's dead letters of
+shop-alpha since the scenario began. The result is ok when every order was dispatched, every
 assignment change reached its shop exactly once, the banner showed and cleared,
 and a driver that dropped off got exactly what it missed from its cursor.
 """
@@ -76,6 +76,7 @@ async def run(stack: Any, world: Any, progress: Progress) -> ScenarioResult:
 
     store = stack.service.store
     lines: list[str] = []
+    began = time.time()
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=TIMEOUT) as api:
         keys, tenant_ids = {}, {}
         for tenant in SHOPS.values():
@@ -127,15 +128,19 @@ async def run(stack: Any, world: Any, progress: Progress) -> ScenarioResult:
         for listener in listeners.values():
             await listener.stop()
         dead = await asyncio.to_thread(_dead, store, tenant_ids["acme"])
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        # Since the scenario began, not "today": a run across midnight UTC has dead letters
+        # from yesterday.
+        window = {"since": began, "until": time.time() + 60}
         replay = await api.post(
             "/v1/dead-letters/replay",
             headers=auth("acme"),
-            json={"platform": "shop-alpha", "since": today, "until": today + 86_400},
+            json={"platform": "shop-alpha", **window},
         )
         replayed = int(replay.json().get("replayed", 0))
+        since = datetime.fromtimestamp(began, UTC).strftime("%H:%M:%S UTC")
         progress(
-            f"dispatch: operator replayed {replayed} dead letter(s) of acme · shop-alpha · today"
+            f"dispatch: operator replayed {replayed} dead letter(s) of acme · shop-alpha · "
+            f"since {since}"
         )
         cleared = await _wait(
             lambda: (
