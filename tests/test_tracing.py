@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httpx
 import pytest
@@ -194,6 +194,22 @@ def _finished(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.name == name]
 
 
+async def _job_span(exporter: InMemorySpanExporter, name: str, job_id: str) -> ReadableSpan:
+    """The job's one finished span. It ends just after the job's last transition commits,
+    so a test that saw the job settled may have to wait a moment for it."""
+
+    def found() -> list[ReadableSpan]:
+        return [
+            s
+            for s in _finished(exporter, name)
+            if (s.attributes or {}).get("portwright.job_id") == job_id
+        ]
+
+    spans = cast("list[ReadableSpan]", await wait_until(found, timeout=10))
+    assert len(spans) == 1, [s.name for s in exporter.get_finished_spans()]
+    return spans[0]
+
+
 def test_a_request_has_a_server_span_continuing_the_callers_trace(
     stack: Stack, exporter: InMemorySpanExporter
 ) -> None:
@@ -244,16 +260,7 @@ async def test_a_job_run_has_a_span_with_its_ids_and_a_failure_its_error_class(
     assert (await _settled(service, calm.id)).state == "SUCCEEDED"
     assert (await _settled(service, boom.id)).state == "FAILED"
 
-    def job_span(job_id: str, name: str) -> ReadableSpan:
-        found = [
-            s
-            for s in _finished(exporter, name)
-            if (s.attributes or {}).get("portwright.job_id") == job_id
-        ]
-        assert len(found) == 1, [s.name for s in exporter.get_finished_spans()]
-        return found[0]
-
-    ok = job_span(calm.id, "job trace-calm")
+    ok = await _job_span(exporter, "job trace-calm", calm.id)
     attrs = dict(ok.attributes or {})
     assert attrs["portwright.workflow_id"] == calm.id
     assert attrs["portwright.tenant_id"] == tenant.id
@@ -261,12 +268,12 @@ async def test_a_job_run_has_a_span_with_its_ids_and_a_failure_its_error_class(
     assert attrs["portwright.portal"] == "trace-calm"
     assert attrs["portwright.state"] == "SUCCEEDED"
     assert ok.status.status_code != StatusCode.ERROR
-    step = job_span(calm.id, "step settle")
+    step = await _job_span(exporter, "step settle", calm.id)
     assert step.parent is not None
     assert step.parent.span_id == ok.context.span_id
     assert dict(step.attributes or {})["portwright.step"] == "settle"
 
-    failed = job_span(boom.id, "job trace-boom")
+    failed = await _job_span(exporter, "job trace-boom", boom.id)
     attrs = dict(failed.attributes or {})
     assert attrs["portwright.workflow_id"] == boom.id
     assert attrs["portwright.portal"] == "boom-portal"
@@ -274,7 +281,7 @@ async def test_a_job_run_has_a_span_with_its_ids_and_a_failure_its_error_class(
     assert failed.status.status_code == StatusCode.ERROR
     assert attrs["error.type"] == attrs["portwright.error_class"] == "permanent"
     assert "the portal said no" in (failed.status.description or "")
-    exploded = job_span(boom.id, "step explode")
+    exploded = await _job_span(exporter, "step explode", boom.id)
     assert exploded.parent is not None
     assert exploded.parent.span_id == failed.context.span_id
     assert exploded.status.status_code == StatusCode.ERROR
@@ -301,11 +308,7 @@ async def test_a_job_submitted_in_a_traced_request_runs_in_that_requests_trace(
     assert stored.trace_parent is not None
     assert stored.trace_parent.split("-")[1] == TRACE_ID
     (request,) = _finished(exporter, "POST /v1/jobs")
-    job = next(
-        s
-        for s in _finished(exporter, "job trace-calm")
-        if (s.attributes or {}).get("portwright.job_id") == job_id
-    )
+    job = await _job_span(exporter, "job trace-calm", job_id)
     assert format(job.context.trace_id, "032x") == TRACE_ID
     assert job.parent is not None
     assert job.parent.span_id == request.context.span_id
@@ -316,11 +319,7 @@ async def test_a_job_submitted_in_a_traced_request_runs_in_that_requests_trace(
     alone = await stack.service.submit(tenant_id=tenant.id, adapter="trace-calm", input={})
     assert alone.trace_parent is None
     assert (await _settled(stack.service, alone.id)).state == "SUCCEEDED"
-    own = next(
-        s
-        for s in _finished(exporter, "job trace-calm")
-        if (s.attributes or {}).get("portwright.job_id") == alone.id
-    )
+    own = await _job_span(exporter, "job trace-calm", alone.id)
     assert own.parent is None
     assert format(own.context.trace_id, "032x") != TRACE_ID
 
@@ -341,17 +340,12 @@ async def test_a_job_an_operator_fails_ends_with_an_error_span(
     esc = await wait_until(escalated, timeout=20)
     await service.decide(esc.id, "fail", actor="op:tracing", reason="the portal banned us")
     assert (await _settled(service, job.id)).state == "FAILED"
-    spans = [
-        s
-        for s in _finished(exporter, "job trace-stuck")
-        if (s.attributes or {}).get("portwright.job_id") == job.id
-    ]
-    assert len(spans) == 1, [s.name for s in exporter.get_finished_spans()]
-    attrs = dict(spans[0].attributes or {})
-    assert spans[0].status.status_code == StatusCode.ERROR
+    stuck = await _job_span(exporter, "job trace-stuck", job.id)
+    attrs = dict(stuck.attributes or {})
+    assert stuck.status.status_code == StatusCode.ERROR
     assert attrs["error.type"] == attrs["portwright.error_class"] == "blocked"
     assert attrs["portwright.state"] == "FAILED"
-    assert spans[0].status.description == "the portal banned us"
+    assert stuck.status.description == "the portal banned us"
 
 
 async def test_with_tracing_off_nothing_is_traced_and_span_is_a_no_op(stack: Stack) -> None:
