@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,6 +113,7 @@ class _Server(Server):
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        shutil.rmtree(self.ready_dir, ignore_errors=True)
 
 
 def serve(mode: str, port: int, data_dir: str, database_url: str | None) -> None:

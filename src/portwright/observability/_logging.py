@@ -29,6 +29,7 @@ __all__ = [
 log = structlog.get_logger("portwright.gateway")
 
 REQUEST_ID_HEADER = "x-request-id"
+_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 # A caller's own request id is kept when it is short and plain (it is echoed and logged).
 _CALLER_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
@@ -84,7 +85,7 @@ def configure_logging(settings: Settings) -> None:
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers") or ():
-        if name == b"x-request-id":
+        if name == _HEADER_BYTES:
             candidate: str = value.decode("latin-1")
             if _CALLER_ID.fullmatch(candidate):
                 return candidate
@@ -108,7 +109,7 @@ class RequestContextMiddleware:
             return
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        header = (b"x-request-id", request_id.encode("latin-1"))
+        header = (_HEADER_BYTES, request_id.encode("latin-1"))
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -135,6 +136,6 @@ class RequestContextMiddleware:
                 answer = JSONResponse(
                     {"code": "internal", "message": message, "fields": []},
                     status_code=500,
-                    headers={"x-request-id": request_id},
+                    headers={REQUEST_ID_HEADER: request_id},
                 )
                 await answer(scope, receive, send)
