@@ -52,7 +52,7 @@ def sandbox_settings(settings: Settings, world: Any) -> Settings:
     return settings.model_copy(update={"url_allowlist": allow, "webhook_sources": sources})
 
 
-def _fleet(settings: Settings, world: Any | None, captcha: Any) -> Any:
+def _fleet(settings: Settings, world: Any | None, captcha: Any, *, notice: bool = True) -> Any:
     """The scrape fleet: the machine's Chromium, the sandbox's proxies by tier,
     its captcha solver. Adapters other than scrape keep their direct identity."""
     from portwright.engines import Fleet
@@ -72,7 +72,8 @@ def _fleet(settings: Settings, world: Any | None, captcha: Any) -> Any:
     try:
         return Fleet.from_settings(settings, proxies=proxies, captcha=solver)
     except ChromiumNotFoundError as exc:  # HTTP tiers only; browser scrapes answer 422
-        print(f"# {exc}: scrapes use the HTTP tiers only", file=sys.stderr)
+        if notice:  # the demo says it its own way (what it skips)
+            print(f"# {exc}: scrapes use the HTTP tiers only", file=sys.stderr)
         return Fleet(proxies=proxies, captcha=solver)
 
 
@@ -106,6 +107,7 @@ def start_runtime(
     world: Any | None = None,
     captcha: Any = None,
     run_workers: bool = True,
+    browser_notice: bool = True,
 ) -> tuple[Any, Any]:
     """The runtime every platform process runs (`up`, `demo`, `worker`, `api`) and its vault:
     every adapter, the fleet for browser work, portal credentials from the vault."""
@@ -115,7 +117,8 @@ def start_runtime(
 
     vault = Vault.from_settings(settings)
     if run_workers:
-        fleet = _fleet(settings, world, captcha)  # scrapes climb the engine ladder (scenario 2)
+        # scrapes climb the engine ladder (scenario 2)
+        fleet = _fleet(settings, world, captcha, notice=browser_notice)
         registry = platform_registry(settings, browsers=fleet.browsers is not None)
         runtime = Runtime(
             settings, registry, secrets=vault, captcha=captcha, fleet=fleet,
@@ -140,6 +143,7 @@ def start_stack(
     host: str = "127.0.0.1",
     port: int | None = None,
     captcha: Any = None,
+    browser_notice: bool = True,
 ) -> Stack:
     """Start the runtime (workers included) and the gateway on a background thread."""
     import uvicorn
@@ -149,7 +153,9 @@ def start_stack(
 
     if world is not None:
         settings = sandbox_settings(settings, world)
-    runtime, vault = start_runtime(settings, world=world, captcha=captcha)
+    runtime, vault = start_runtime(
+        settings, world=world, captcha=captcha, browser_notice=browser_notice
+    )
     service = JobService(runtime)
     port = port or _free_port(host)
     app = create_app(service, settings, vault=vault)

@@ -163,7 +163,10 @@ class StepContextImpl:
     async def browser(self, *, hardened: bool = False, profile: str | None = None) -> BrowserPage:
         fleet = self._rt.fleet
         if fleet is None or fleet.browsers is None:
-            raise PermanentError("this worker has no browser pool (Runtime(fleet=…))")
+            raise PermanentError(
+                "this job needs a browser and none is installed on this worker (install "
+                "Chromium or set PORTWRIGHT_CHROMIUM to its path)"
+            )
         if self._browser is None:
             job = self._job
             self._browser = fleet.step_browser(
@@ -182,7 +185,9 @@ class StepContextImpl:
     async def fetch(self, url: str, **options: Any) -> FetchResult:
         fleet = self._rt.fleet
         if fleet is None:
-            raise PermanentError("this worker has no fleet for the ladder (Runtime(fleet=…))")
+            raise PermanentError(
+                "this worker cannot fetch web pages: it was started without the scraping engines"
+            )
         return await fleet.ladder.fetch(
             url, tenant_id=self._job.tenant_id, job_id=self._job.id, evidence=self, **options
         )
