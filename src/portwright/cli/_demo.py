@@ -24,9 +24,10 @@ import signal
 import sys
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, TextIO
 
 from portwright.cli._common import add_settings_flags, settings_from
+from portwright.cli._scenarios import BrowserNeed
 
 __all__ = ["register"]
 
@@ -158,7 +159,7 @@ def _no_browser(settings: Any) -> str | None:
     return None
 
 
-def _skip_browser_work(chosen: list[str], no_browser: str | None, out: Any) -> bool:
+def _skip_browser_work(chosen: list[str], no_browser: str | None, out: TextIO) -> bool:
     """Whether there is a browser; if not, one line: what the chosen scenarios skip, why,
     and how to fix it."""
     if no_browser is None:
@@ -174,11 +175,12 @@ def _skip_browser_work(chosen: list[str], no_browser: str | None, out: Any) -> b
     return False
 
 
-def _browser_need(name: str) -> Any:
+def _browser_need(name: str) -> BrowserNeed | None:
     """The scenario's `BrowserNeed`, or None (bookings and HTTP-only scenarios)."""
     if name not in SCENARIOS:
         return None
-    return getattr(importlib.import_module(f"portwright.cli.{SCENARIOS[name]}"), "BROWSER", None)
+    need = getattr(importlib.import_module(f"portwright.cli.{SCENARIOS[name]}"), "BROWSER", None)
+    return need if isinstance(need, BrowserNeed) else None
 
 
 async def _scenarios(
