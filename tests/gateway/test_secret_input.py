@@ -3,6 +3,9 @@ gets the real value, the database holds it sealed, and every read path shows it 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -148,6 +151,19 @@ def _console_page(running: Running, job_id: str) -> str:
         return page.text
 
 
+def _cli_show(running: Running, job_id: str) -> str:
+    """`portwright jobs show` against the same database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTWRIGHT_")}
+    shown = subprocess.run(
+        [sys.executable, "-m", "portwright.cli", "jobs", "show", job_id,
+         "--data-dir", str(running.settings.data_dir),
+         "--database-url", str(running.settings.database_url)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout + shown.stderr
+
+
 def _stored_input(running: Running, job_id: str) -> str:
     engine = sa.create_engine(running.settings.app_database_url)
     try:
@@ -216,8 +232,11 @@ async def test_a_secret_input_field_reaches_the_adapter_and_is_masked_everywhere
     (listed,) = [j for j in listing.json()["data"] if j["id"] == job_id]
     assert listed["input"] == done["input"]
     page = _console_page(running, job_id)
+    shown = _cli_show(running, job_id)
+    assert '"user": "ada"' in shown
+    assert SECRET_MASK in shown
     assert "ada" in page  # the page shows the input, with the secrets masked
-    answers = [submitted.text, listing.text, events.text, page, str(done)]
+    answers = [submitted.text, listing.text, events.text, page, shown, str(done)]
     stored = _stored_input(running, job_id)
     everything = _every_row(running)
     for secret in (PASSWORD, *CODES):
