@@ -33,6 +33,7 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"entrypoint-log-test-webhook-key!"
 CREDENTIAL = "credential-plaintext-Zq7xV2"
 DB_PASSWORD = "db-password-Kp4wR9"
 MASTER_KEY = "entrypoint-log-test-master-key-" + "m" * 32
+PASTED_KEY = "pw_abcdef012345_" + "Pasted-Key_" * 4
 
 
 def _free_port() -> int:
@@ -225,8 +226,10 @@ def test_api_logs_are_masked_json_lines_through_bad_keys_and_a_database_outage(
             _pg_connections(database, allow=False)
         try:
             fresh = f"pw_{'1' * 12}_{'f' * 43}"  # not cached: looked up in the database
+            # A key pasted where a job id goes: the failed request's logged path holds it.
+            paths = ("/v1/jobs", "/v1/me", "/v1/credentials", f"/v1/jobs/{PASTED_KEY}")
             for headers in (auth, {"authorization": f"Bearer {fresh}"}, {"x-api-key": fresh}):
-                for path in ("/v1/jobs", "/v1/me", "/v1/credentials"):
+                for path in paths:
                     answer = httpx.get(f"{gateway}{path}", headers=headers, timeout=60)
                     outage_answers.append(answer.status_code)
         finally:
@@ -238,7 +241,10 @@ def test_api_logs_are_masked_json_lines_through_bad_keys_and_a_database_outage(
 
     assert any(code >= 500 for code in outage_answers), outage_answers
     secrets = [key, secret_part, *bad_keys, WEBHOOK_SECRET, CREDENTIAL, DB_PASSWORD, MASTER_KEY]
-    lines = _assert_masked_json(_lines(logs), secrets)
+    lines = _assert_masked_json(_lines(logs), [*secrets, PASTED_KEY])
+    pasted = [line for line in lines if line.get("path", "").startswith("/v1/jobs/")]
+    assert pasted, "the failed request with a key in its path was not logged"
+    assert all(line["path"] == "/v1/jobs/***" for line in pasted)
     assert any(line.get("event") == "gateway starting" for line in lines)
     errors = [line for line in lines if line.get("level") in ("error", "critical")]
     assert errors, "the outage's failures were not logged"

@@ -101,20 +101,20 @@ def add_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
-class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever `sys.stdout` is at the time (where structlog's lines go too)."""
+class _StdoutHandler(logging.Handler):
+    """Writes each formatted record to whatever `sys.stdout` is at the time, through a
+    structlog `PrintLogger`: it holds the same per-stream lock as structlog's own lines, so
+    lines written at once by several threads never interleave."""
 
     def __init__(self) -> None:
         super().__init__()
         self.set_name(_HANDLER_NAME)
 
-    @property
-    def stream(self) -> Any:
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, _: Any) -> None:
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            structlog.PrintLogger(sys.stdout).msg(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must not raise; report as logging does
+            self.handleError(record)
 
 
 def configure_logging(settings: Settings | None = None) -> None:
