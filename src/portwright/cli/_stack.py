@@ -159,7 +159,10 @@ def start_stack(
     service = JobService(runtime)
     port = port or _free_port(host)
     app = create_app(service, settings, vault=vault)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    # log_config=None: uvicorn's loggers keep ours (configure_logging), not its own formatters.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, log_config=None
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)
     thread.start()

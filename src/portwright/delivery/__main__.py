@@ -23,7 +23,7 @@ from portwright.delivery._nats import sinks_from
 from portwright.delivery._notify import OutboxListener
 from portwright.delivery._policy import DeliveryPolicy
 from portwright.delivery._relay import Relay
-from portwright.observability import configure_logging, configure_tracing
+from portwright.observability import configure_logging, configure_tracing, install_excepthooks
 from portwright.resources.ssrf import UrlGuard, guarded_client
 from portwright.settings import Settings
 from portwright.store import Store
@@ -90,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--batch must be at least 1")
     settings = Settings()
     configure_tracing(settings)
-    configure_logging(settings)
+    configure_logging(settings)  # the one setup of every entry point: JSON lines, masked
+    install_excepthooks()
     asyncio.run(serve(settings, args))
     return 0
 

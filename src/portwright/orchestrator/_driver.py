@@ -71,7 +71,9 @@ class JobDriver(Generic[InputT]):
         self._job_id: str = snapshot["id"]
         self._tenant_id: str = snapshot["tenant_id"]
         self._portal: str = snapshot["portal"]
-        self._input: InputT = adapter_cls.input_model.model_validate(snapshot["input"])  # type: ignore[assignment]
+        # Sealed secret input fields are opened here, in memory only (never a step's output).
+        opened = runtime.inputs.open(self._tenant_id, adapter_cls.input_model, snapshot["input"])
+        self._input: InputT = adapter_cls.input_model.model_validate(opened)  # type: ignore[assignment]
         self._state: str = snapshot["state"]
         self._cookies: list[CookieRow] = []
         self._cool_from: str | None = None

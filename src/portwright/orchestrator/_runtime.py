@@ -20,6 +20,7 @@ from portwright import __version__
 from portwright.adapters import AdapterRegistry
 from portwright.observability import current_traceparent
 from portwright.orchestrator._janitor import Janitor
+from portwright.orchestrator._sealed_input import InputSealer
 from portwright.orchestrator._workflow import job_workflow, set_runtime
 from portwright.resources import (
     CaptchaSolver,
@@ -90,6 +91,7 @@ class Runtime:
         fleet_proxies = fleet.proxies if fleet is not None else None
         self.identity: IdentityProvider = identity or fleet_proxies or DirectIdentity()
         self.secrets: SecretsProvider = secrets or StaticSecrets({})
+        self.inputs = InputSealer(self.secrets)  # secret input fields, sealed at rest
         fleet_captcha = fleet.captcha if fleet is not None else None
         self.captcha = captcha or fleet_captcha or _solver_from(settings)
         self.breaker_policy = breaker_policy or BreakerPolicy()
@@ -233,6 +235,7 @@ class Runtime:
         out = []
         for index, (key, data) in enumerate(items):
             model = child_cls.input_model.model_validate(data)
+            stored = self.inputs.seal(parent.tenant_id, model)
             record, _ = self.store.jobs.insert(
                 job_id=f"{parent_id}.{index:04d}",
                 tenant_id=parent.tenant_id,
@@ -241,7 +244,7 @@ class Runtime:
                 portal=child_cls.portal_name(),
                 state=machine.initial,
                 status=machine.status_of(machine.initial),
-                input=model.model_dump(mode="json"),
+                input=stored,
                 lock_key=child_cls().lock_key(model),
                 priority=0,
                 actor=f"job:{parent_id}",
