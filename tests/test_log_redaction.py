@@ -36,3 +36,15 @@ def test_mask_text_leaves_ordinary_text_alone() -> None:
     assert mask_text("the bearer; new_pw_value; https://example.test/a@b") == (
         "the bearer; new_pw_value; https://example.test/a@b"
     )
+
+
+def test_status_and_error_codes_stay_readable_while_one_time_codes_are_masked() -> None:
+    """A key ending in `code` is a one-time code unless it names a status, error or exit code."""
+    event = {"status_code": 503, "error_code": "unavailable", "code": "123456", "sms_code": "42"}
+    out = redact(None, "info", event)
+    assert out == {
+        "status_code": 503,
+        "error_code": "unavailable",
+        "code": "***",
+        "sms_code": "***",
+    }

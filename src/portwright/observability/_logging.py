@@ -39,8 +39,11 @@ _HEADER_BYTES = REQUEST_ID_HEADER.encode()
 # A caller's own request id is kept when it is short and plain (it is echoed and logged).
 _CALLER_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
+# `code` alone or as a one-time code (`otp_code`, `sms_code`), not a status or error code.
 SECRET_KEYS = re.compile(
-    r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|otp|code$", re.I
+    r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|otp"
+    r"|(?<!status_)(?<!error_)(?<!exit_)(?<!http_)(?<!country_)(?<!reason_)code$",
+    re.I,
 )
 MASK = "***"
 # Secrets recognisable by their shape, wherever they appear in a line (an exception's message,
