@@ -28,6 +28,12 @@ class WebhookSource(BaseModel):
     secrets: list[SecretStr] = Field(min_length=1, max_length=2, description="two for rotation")
     handler: str = Field("record", description="processing: 'record' (store only) or 'payment'")
     tenant: str | None = Field(None, description="tenant name the events belong to, if any")
+    require_timestamp: bool = Field(
+        False,
+        description="refuse an event without a signed timestamp within webhook_tolerance_s "
+        "(Standard Webhooks and Stripe-style always sign one; a Shopify-style body must carry "
+        "webhook.triggered_at)",
+    )
 
 
 class Settings(BaseSettings):
