@@ -57,7 +57,10 @@ class Vault:
         if store is None and database_url is None:
             raise ValueError("Vault needs a store or a database_url")
         self.master = master
-        self._masters = {k.kid: k for k in (master, *previous)}
+        self._masters: dict[str, bytes] = {}
+        for key in (master, *previous):  # each key's legacy derivation stays readable
+            for kid, raw in key.readable.items():
+                self._masters.setdefault(kid, raw)
         self._store = store
         self._own_store = store is None
         self._database_url = database_url
@@ -71,8 +74,13 @@ class Vault:
         if settings.master_key is not None:
             master = MasterKey(settings.master_key.get_secret_value())
         else:
-            master = MasterKey(_local_master_key(settings.data_dir))
-        previous = tuple(MasterKey(k.get_secret_value()) for k in settings.previous_master_keys)
+            path = settings.data_dir / MASTER_KEY_FILE
+            master = MasterKey(_local_master_key(settings.data_dir), setting=str(path))
+        previous = tuple(
+            MasterKey(k.get_secret_value(), setting="PORTWRIGHT_PREVIOUS_MASTER_KEYS",
+                      allow_short=True)
+            for k in settings.previous_master_keys
+        )  # fmt: skip
         return cls(master, previous=previous, store=store, database_url=settings.app_database_url)
 
     @property
@@ -98,7 +106,7 @@ class Vault:
                 f"data key {version} of tenant {tenant_id} is wrapped by master key {kid}, "
                 "which is not configured (master_key / previous_master_keys)"
             )
-        return open_sealed(master.key, wrapped, _data_key_aad(tenant_id, version))
+        return open_sealed(master, wrapped, _data_key_aad(tenant_id, version))
 
     def _data_key(self, tenant_id: str, version: int | None = None) -> tuple[int, bytes]:
         """(version, key): the given version, or the active one (created on first use)."""
