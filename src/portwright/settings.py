@@ -55,7 +55,11 @@ class Settings(BaseSettings):
         None, description="publish the outbox to NATS JetStream (optional, off when unset)"
     )
     nats_stream: str = Field("PORTWRIGHT", description="the JetStream stream events go to")
-    master_key: SecretStr | None = Field(None, description="wraps per-tenant data keys")
+    master_key: SecretStr | None = Field(
+        None,
+        description="wraps per-tenant data keys: 32 random bytes (base64 or hex), or a "
+        "passphrase of 32+ bytes (derived with HKDF); shorter is refused",
+    )
     worker_id: str | None = Field(None, description="stable executor id for this process")
     worker_concurrency: int = Field(32, ge=1, description="jobs one worker runs at once")
     worker_metrics_port: int | None = Field(

@@ -11,6 +11,8 @@ re-seals its credentials with it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import threading
 from pathlib import Path
@@ -41,6 +43,7 @@ def _blob_aad(tenant_id: str, context: str, version: int) -> bytes:
 
 
 SEALED_BLOB = b"pwseal1:"  # then the data key version (4 bytes, big-endian), then the box
+SEALED_TEXT = "pwsec1:"  # then a sealed blob, urlsafe base64: fits a text or JSON column
 
 
 class Vault:
@@ -217,6 +220,23 @@ class Vault:
         version = int.from_bytes(sealed[head : head + 4], "big")
         _, key = self._data_key(tenant_id, version)
         return open_sealed(key, sealed[head + 4 :], _blob_aad(tenant_id, context, version))
+
+    # -- short secrets kept in other tables (SecretSealer) ------------------------------
+
+    def seal_secret(self, tenant_id: str, value: str, *, context: str) -> str:
+        """`value` sealed for (tenant, context) as text: `pwsec1:` + urlsafe base64."""
+        blob = self.seal_blob(tenant_id, value.encode(), context=context)
+        return SEALED_TEXT + base64.urlsafe_b64encode(blob).decode()
+
+    def open_secret(self, tenant_id: str, sealed: str, *, context: str) -> str:
+        """What `seal_secret` sealed; VaultCryptoError for anything else or elsewhere's."""
+        if not sealed.startswith(SEALED_TEXT):
+            raise VaultCryptoError("not a sealed secret")
+        try:
+            blob = base64.urlsafe_b64decode(sealed[len(SEALED_TEXT) :])
+        except (binascii.Error, ValueError):
+            raise VaultCryptoError("not a sealed secret (bad base64)") from None
+        return self.open_blob(tenant_id, blob, context=context).decode()
 
     def delete(self, tenant_id: str, name: str) -> bool:
         return self.store.vault.delete(tenant_id, name)
