@@ -2,8 +2,9 @@
 
 The sandbox's loopback ports go on the SSRF allowlist (nothing else local is
 reachable), its webhook sources (consulate payments, the shops) are trusted
-with their public test secrets, portal credentials live in the vault, and the
-consulate sends its signed payment webhooks to this gateway.
+with secrets drawn for the data dir on its first start (and given to the
+sandbox's senders), portal credentials live in the vault, and the consulate
+sends its signed payment webhooks to this gateway.
 """
 
 from __future__ import annotations
@@ -39,13 +40,29 @@ class Stack:
         self.vault.close()
 
 
+def sandbox_webhook_secrets(settings: Settings, world: Any) -> dict[str, str]:
+    """This data dir's sandbox webhook secrets, also given to the world's senders (the
+    consulate's payment webhooks, the shops' order webhooks): nothing trusts a secret
+    written in the source."""
+    from portwright.gateway import sandbox_webhook_secrets as of_data_dir
+
+    secrets = of_data_dir(settings.data_dir)
+    names = set(world.names())
+    if "consulate" in names:
+        world.context("consulate").options["payment_webhook_secret"] = secrets["consulate"]
+    for shop in ("shop-alpha", "shop-beta"):
+        if shop in names:
+            world.context(shop).options["secret"] = secrets[shop]
+    return secrets
+
+
 def sandbox_settings(settings: Settings, world: Any) -> Settings:
     """Settings that let the platform reach (and trust) this sandbox world."""
     from portwright.gateway import sandbox_webhook_sources
 
     ports = sorted({url.rsplit(":", 1)[1] for url in world.urls().values()})
     allow = [*settings.url_allowlist, *(f"127.0.0.1:{port}" for port in ports)]
-    shops = dict(sandbox_webhook_sources())
+    shops = dict(sandbox_webhook_sources(sandbox_webhook_secrets(settings, world)))
     for name, tenant in SHOP_TENANTS.items():  # shop orders go to dispatch (scenario 5)
         shops[name] = shops[name].model_copy(update={"handler": "shop-order", "tenant": tenant})
     sources = {**shops, **settings.webhook_sources}
