@@ -65,6 +65,7 @@ T = TypeVar("T")
 RATE_LIMIT_PATIENCE = 50  # consecutive 429s on one step before a person is asked
 OPERATOR_POLL_S = 3600.0
 CONTROL_POLL_S = 30.0
+OUTCOMES_DUE_S = 1.0  # successes wait at most this long (plus a step) to reach the breaker
 FINISH_ATTEMPTS = 8  # a job's last write, across a database hiccup
 # Our own bookkeeping (database reads/writes around a step) rides out a hiccup such as a
 # database restart; failures of the portal itself are classified, never retried here.
@@ -98,6 +99,9 @@ class JobDriver(Generic[InputT]):
         # transitions since the last write, and the portal outcomes of steps since then.
         self._pending: list[dict[str, Any]] = []
         self._outcomes: list[bool] = []
+        # When the first pending outcome's attempt started and the last one ended (both
+        # from checkpoints, so replays decide the same): see `_take_batch`.
+        self._outcomes_span: tuple[float, float] | None = None
         self._seq: int | None = snapshot.get("seq")  # the job's seq after our last write
         self._log: Logger = structlog.get_logger("portwright.job").bind(
             job_id=self._job_id,
@@ -213,7 +217,11 @@ class JobDriver(Generic[InputT]):
             attempt += 1
             if outcome["ok"]:
                 self._cookies = outcome["cookies"]
-                self._outcomes.append(True)  # the breaker hears of it with the next write
+                self._outcomes.append(True)  # the breaker hears of it with a later write
+                first = self._outcomes_span[0] if self._outcomes_span else outcome["started"]
+                if outcome["probe"]:  # a half-open breaker waits for this one: send it next
+                    first = outcome["ended"] - OUTCOMES_DUE_S
+                self._outcomes_span = (first, outcome["ended"])
                 return outcome["value"]  # type: ignore[no-any-return]
             outcome = await DBOS.run_step_async(
                 _infra(f"after:{name}"), self._after_failure, name, outcome
@@ -368,13 +376,20 @@ class JobDriver(Generic[InputT]):
             if self._state == cooldown and self._cool_from is not None
             else None
         )
+        # Successes ride with the next write of transitions, or once they span a second
+        # (a run of quick steps then makes no write at all until the job's end).
+        span = self._outcomes_span
+        due = bool(self._pending) or (span is not None and span[1] - span[0] >= OUTCOMES_DUE_S)
+        outcomes = self._outcomes if due else []
         batch = {
             "changes": self._pending,
-            "outcomes": self._outcomes,
+            "outcomes": outcomes,
             "base_seq": self._seq,
             "leave": leave,
         }
-        self._pending, self._outcomes = [], []
+        self._pending = []
+        if due:
+            self._outcomes, self._outcomes_span = [], None
         return batch
 
     def _absorb(self, result: dict[str, Any]) -> None:
@@ -394,7 +409,7 @@ class JobDriver(Generic[InputT]):
     async def _flush(self) -> None:
         """Write what is pending now (before the workflow waits or does something else)."""
         if self._outcomes:
-            outcomes, self._outcomes = self._outcomes, []
+            outcomes, self._outcomes, self._outcomes_span = self._outcomes, [], None
             await DBOS.run_step_async(_infra("account"), self._record_outcomes, outcomes)
         if self._pending:
             self._absorb(await self._write_pending([]))
@@ -416,7 +431,7 @@ class JobDriver(Generic[InputT]):
         if not self._pending and not self._outcomes:
             return
         changes, outcomes = self._pending, self._outcomes
-        self._pending, self._outcomes = [], []
+        self._pending, self._outcomes, self._outcomes_span = [], [], None
         rt = self._rt
         for attempt in range(1, FINISH_ATTEMPTS + 1):
             try:
@@ -452,7 +467,7 @@ class JobDriver(Generic[InputT]):
     ) -> None:
         """A transition written now, with whatever is pending (the workflow waits next)."""
         if self._outcomes:
-            outcomes, self._outcomes = self._outcomes, []
+            outcomes, self._outcomes, self._outcomes_span = self._outcomes, [], None
             await DBOS.run_step_async(_infra("account"), self._record_outcomes, outcomes)
         change = {
             "to_state": to_state,
@@ -518,6 +533,7 @@ class JobDriver(Generic[InputT]):
         attempt then, and the batch is idempotent); after it, nothing raises.
         """
         rt = self._rt
+        started = time.time()
         result, job = await asyncio.to_thread(
             run_batch,
             rt.store,
@@ -537,7 +553,7 @@ class JobDriver(Generic[InputT]):
         sc = StepContextImpl(
             rt, job, step=name, attempt=attempt, cookies=self._cookies, selectors=selectors
         )
-        written = {k: result[k] for k in ("state", "seq", "left_cooldown")}
+        written = {k: result[k] for k in ("state", "seq", "left_cooldown", "probe")}
         with (
             structlog.contextvars.bound_contextvars(step=name, attempt=attempt),
             span(f"step {name}", **self._span_ids, step=name, attempt=attempt) as traced,
@@ -550,7 +566,15 @@ class JobDriver(Generic[InputT]):
                 await self._close(sc)
                 return {**written, **outcome, "gate": None}
             await self._close(sc)
-        return {**written, "ok": True, "value": value, "cookies": sc.cookies(), "gate": None}
+        return {
+            **written,
+            "ok": True,
+            "value": value,
+            "cookies": sc.cookies(),
+            "gate": None,
+            "started": started,
+            "ended": time.time(),
+        }
 
     async def _close(self, sc: StepContextImpl) -> None:
         """Close the attempt's clients; its result stands whatever happens here."""

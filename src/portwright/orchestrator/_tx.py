@@ -233,7 +233,8 @@ def run_batch(
     """
     breaker = f"portal:{portal}"
     with store.engine.begin() as conn:
-        job, extra = store.jobs.lock_for_step(conn, job_id, breaker=breaker)
+        lock = bool(changes) or leave is not None
+        job, extra = store.jobs.lock_for_step(conn, job_id, breaker=breaker, lock=lock)
         result, job = _apply(conn, store, machine_of, job_id, changes, base_seq=base_seq, job=job)
         closed = extra["breaker_state"] in (None, "closed")
         if outcomes and closed:
@@ -264,6 +265,7 @@ def run_batch(
                 result, job = _leave(conn, store, machine_of, None, leave, job_id=job_id)
     if gate:
         result["gate"] = decision
+        result["probe"] = needs_allow  # the breaker was not closed: its outcome is urgent
         result["left_cooldown"] = leave is not None and decision is None
     return result, job
 

@@ -160,11 +160,12 @@ class JobRepository:
         return to_record(JobRecord, row)
 
     def lock_for_step(
-        self, conn: sa.Connection, job_id: str, *, breaker: str
+        self, conn: sa.Connection, job_id: str, *, breaker: str, lock: bool = True
     ) -> tuple[JobRecord, dict[str, Any]]:
-        """One read for a step's gate: the job (locked FOR UPDATE on Postgres), its portal's
-        pause/cooldown/degraded columns and the portal breaker's state, in the caller's
-        transaction. Returns (job, the portal and breaker values)."""
+        """One read for a step's gate: the job (with `lock`, locked FOR UPDATE on Postgres),
+        its portal's pause/cooldown/degraded columns and the portal breaker's state, in the
+        caller's transaction. Returns (job, the portal and breaker values). Without `lock`
+        a transaction that writes nothing stays read-only (no commit record to flush)."""
         query = (
             sa.select(
                 jobs,
@@ -181,8 +182,9 @@ class JobRepository:
                 )
             )
             .where(jobs.c.id == job_id)
-            .with_for_update(of=jobs)
         )
+        if lock:
+            query = query.with_for_update(of=jobs)
         row = conn.execute(query).first()
         if row is None:
             raise JobNotFoundError(job_id)
