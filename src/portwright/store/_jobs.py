@@ -57,26 +57,34 @@ class JobRepository:
             existing = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
             if existing is not None:
                 return to_record(JobRecord, existing), False
-            conn.execute(
-                jobs.insert().values(
-                    id=job_id,
-                    tenant_id=tenant_id,
-                    adapter=adapter,
-                    adapter_version=adapter_version,
-                    portal=portal,
-                    state=state,
-                    status=status,
-                    input=input,
-                    lock_key=lock_key,
-                    priority=priority,
-                    parent_id=parent_id,
-                    item_key=item_key,
-                    trace_parent=trace_parent,
-                    seq=1,
-                    created_at=now,
-                    updated_at=now,
-                )
+            record = JobRecord(
+                id=job_id,
+                tenant_id=tenant_id,
+                adapter=adapter,
+                adapter_version=adapter_version,
+                portal=portal,
+                state=state,
+                status=status,
+                input=input,
+                output=None,
+                error_class=None,
+                reason=None,
+                waiting_for=None,
+                lock_key=lock_key,
+                priority=priority,
+                paused=False,
+                cancel_requested=False,
+                attempts=0,
+                seq=1,
+                created_at=now,
+                updated_at=now,
+                finished_at=None,
+                parent_id=parent_id,
+                item_key=item_key,
+                notes=None,
+                trace_parent=trace_parent,
             )
+            conn.execute(jobs.insert().values(**dataclasses.asdict(record)))
             conn.execute(
                 job_events.insert().values(
                     job_id=job_id,
@@ -91,8 +99,7 @@ class JobRepository:
                     created_at=now,
                 )
             )
-            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
-            return to_record(JobRecord, row), True
+            return record, True  # every column given: the row is the record, no read back
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         query = sa.select(jobs).where(jobs.c.id == job_id)
