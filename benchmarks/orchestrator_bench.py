@@ -8,8 +8,9 @@ fresh database enqueues J jobs of S no-op steps and waits for all of them:
   (same global/worker/partition concurrency, polling interval, partition key per
   job, and on SQLite the same WAL engine for the system database);
 * ``portwright``: ``JobService.submit`` of a no-op adapter whose ``run`` makes
-  two transitions and S ``job.step(...)`` calls, so every step goes through the
-  gate, the attempt and the checkpoint, and the job ends with a transition.
+  two transitions and S ``job.step(...)`` calls, so every step goes through its
+  transaction (pending transitions, the gate), the step function and its
+  checkpoint, and the job ends with a transition.
 
 It reports jobs/s (J over the wall time from the first submit to the last
 completion), per-job latency (submit to completion), per-job run time (DBOS
@@ -18,6 +19,7 @@ step name, SQL statements per job, and the added milliseconds per step::
 
     python benchmarks/orchestrator_bench.py            # 200 jobs x 5 steps, both backends
     python benchmarks/orchestrator_bench.py --quick    # a smoke run
+    python benchmarks/orchestrator_bench.py --quick --rounds 3   # each pair 3 times
     python benchmarks/orchestrator_bench.py --json results.json
 
 PostgreSQL comes from ``--postgres`` (default ``postgresql://postgres@127.0.0.1:5432``);
