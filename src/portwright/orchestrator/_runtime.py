@@ -214,7 +214,7 @@ class Runtime:
     async def enqueue(self, job: JobRecord) -> None:
         """Enqueue the job's workflow (a no-op if it already exists: the id is the job id)."""
         with SetWorkflowID(job.id), self._options(job):
-            await self._queue_for(job).enqueue_async(job_workflow, job.id)
+            await self._queue_for(job).enqueue_async(job_workflow, job.id, snapshot_of(job))
 
     async def enqueue_child(self, child: dict[str, Any]) -> None:
         """Enqueue a fan-out child described by `insert_children` (from a workflow body)."""
@@ -281,21 +281,12 @@ class Runtime:
 
     def enqueue_sync(self, job: JobRecord) -> None:
         with SetWorkflowID(job.id), self._options(job):
-            self._queue_for(job).enqueue(job_workflow, job.id)
+            self._queue_for(job).enqueue(job_workflow, job.id, snapshot_of(job))
 
     # -- called from inside workflows (steps) --------------------------------------------
 
     def load_snapshot(self, job_id: str) -> dict[str, Any]:
-        job = self.store.jobs.get(job_id)
-        return {
-            "id": job.id,
-            "tenant_id": job.tenant_id,
-            "adapter": job.adapter,
-            "portal": job.portal,
-            "state": job.state,
-            "input": job.input,
-            "trace_parent": job.trace_parent,
-        }
+        return snapshot_of(self.store.jobs.get(job_id))
 
     def fail_unknown_adapter(self, job_id: str) -> None:
         job = self.store.jobs.get(job_id)
@@ -393,6 +384,21 @@ class Runtime:
             size=len(raw),
             meta={k: v for k, v in meta.items() if v is None or isinstance(v, str | int | float)},
         )
+
+
+def snapshot_of(job: JobRecord) -> dict[str, Any]:
+    """What a job's workflow starts from: given with the enqueue (a workflow input, so
+    starting the job reads nothing), or read by its `load` step when not given."""
+    return {
+        "id": job.id,
+        "tenant_id": job.tenant_id,
+        "adapter": job.adapter,
+        "portal": job.portal,
+        "state": job.state,
+        "seq": job.seq,
+        "input": job.input,
+        "trace_parent": job.trace_parent,
+    }
 
 
 def migrate_databases(settings: Settings) -> dict[str, str]:
