@@ -406,6 +406,7 @@ class JobDriver(Generic[InputT]):
     async def _classify(self, sc: StepContextImpl, name: str, exc: Exception) -> dict[str, Any]:
         rt = self._rt
         error = exc if isinstance(exc, JobError) else translate_exception(exc)
+        error = sc.refused or error  # an SSRF refusal is why, whatever the page showed next
         if error is None:
             details = {"exception": repr(exc)}
             await sc.attach(
