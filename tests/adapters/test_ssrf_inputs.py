@@ -111,3 +111,30 @@ async def test_the_same_port_on_the_allowlist_is_reached(
 
     await wait_until(leaked, timeout=60)
     assert target.hits[0].startswith("GET /login")
+
+
+@pytest.mark.browser
+async def test_a_board_url_on_a_loopback_port_fails_the_browser_job(
+    service_for: ServiceFor, settings: Settings, target: Listener, decoy: Listener
+) -> None:
+    """The job board adapter drives the step's browser (`sc.browser()`): its navigation to
+    the loopback port is refused by the step's guard proxy, and the job fails for it."""
+    from portwright.engines import Fleet
+    from portwright.engines.browser import BrowserPool, PoolConfig
+    from tests.adapters.test_jobboard import applicant
+
+    allow = [f"127.0.0.1:{decoy.port}"]
+    fleet = Fleet(browsers=BrowserPool(config=PoolConfig(max_browsers=1, idle_close_s=30)))
+    mine = settings.model_copy(update={"url_allowlist": allow})
+    svc = service_for(default_registry(), settings=mine, fleet=fleet)
+    tenant = svc.store.tenants.ensure("acme")
+    url = f"http://127.0.0.1:{target.port}"
+    data = {"board_url": url, "job_id": 1, "applicant": applicant(), "live": False}
+    job = await svc.submit(tenant_id=tenant.id, adapter="jobboard", input=data)
+    settled = await _settled(svc, job.id)
+    assert settled.status == "failed", (settled.status, settled.reason)
+    assert "SSRF guard" in (settled.reason or ""), settled.reason
+    assert f"127.0.0.1:{target.port}" in (settled.reason or "")
+    assert settled.error_class == "permanent"
+    assert target.hits == []
+    assert all(MARKER.encode() not in blob for blob in _stored(svc, job.id))
