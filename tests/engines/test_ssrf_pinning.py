@@ -22,8 +22,9 @@ from portwright.engines.http import new_client
 from portwright.engines.ladder import Ladder, LadderConfig, Session
 from portwright.engines.ladder._browser import BrowserFetcher
 from portwright.engines.ladder._http import CurlFetcher, FetchRequest
+from portwright.resources import TwoCaptchaSolver
 from portwright.resources.ssrf import UrlGuard, parse_allowlist, refusing
-from portwright.sdk import PermanentError
+from portwright.sdk import ChallengeError, PermanentError
 from tests.support import Listener
 
 PAGE = '<html><head><title>checked</title></head><body><h1 class="t">checked</h1></body></html>'
@@ -58,10 +59,9 @@ class Pair:
         return UrlGuard(allow, FlipResolver(["127.0.0.2"], ["127.0.0.2"]))
 
 
-@pytest.fixture
-def pair() -> Iterator[Pair]:
+def _pair(body: str) -> Iterator[Pair]:
     for _ in range(20):  # the port must be free on both addresses
-        checked = Listener("127.0.0.2", 0, body=PAGE, robots=ROBOTS)
+        checked = Listener("127.0.0.2", 0, body=body, robots=ROBOTS)
         try:
             forbidden = Listener("127.0.0.1", checked.port, body="forbidden", robots="")
         except OSError:
@@ -71,6 +71,17 @@ def pair() -> Iterator[Pair]:
             yield Pair(checked, forbidden)
         return
     pytest.fail("no port free on both 127.0.0.1 and 127.0.0.2")
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    yield from _pair(PAGE)
+
+
+@pytest.fixture
+def solver_pair() -> Iterator[Pair]:
+    """The checked listener answers like a 2captcha service (task accepted, then solved)."""
+    yield from _pair('{"status": 1, "request": "answer-1"}')
 
 
 def test_the_system_resolver_would_reach_the_forbidden_listener(pair: Pair) -> None:
@@ -202,3 +213,32 @@ async def test_browser_rung_refuses_a_rebound_name(pair: Pair, browsers: Browser
     with pytest.raises(PermanentError, match=r"SSRF guard.*127\.0\.0\.1"):
         await fetcher.fetch(request, proxy=None, session=Session(None), solve=_no_solve)
     assert pair.checked.hits == pair.forbidden.hits == []
+
+
+# -- the captcha solver ------------------------------------------------------------------------
+
+
+async def test_captcha_solver_calls_are_pinned(solver_pair: Pair) -> None:
+    base = f"http://localhost:{solver_pair.port}"
+    solver = TwoCaptchaSolver(base, "key", poll_s=0.01, guard=solver_pair.guard())
+    assert await solver.solve(sitekey="sk", url="https://example.com/") == "answer-1"
+    host = f"host=localhost:{solver_pair.port}"
+    assert solver_pair.checked.hits == [f"POST /in.php {host}", f"GET /res.php?{_RES} {host}"]
+    assert solver_pair.forbidden.hits == []
+
+
+async def test_captcha_solver_refuses_a_rebound_name(solver_pair: Pair) -> None:
+    """The service's name flips between the first call and the poll: the poll is refused
+    (a provider failure the chain counts), and never sent."""
+    guard = solver_pair.guard(flip=True)
+    solver = TwoCaptchaSolver(
+        f"http://localhost:{solver_pair.port}", "key", poll_s=0.01, guard=guard
+    )
+    with pytest.raises(ChallengeError, match=r"SSRF guard.*127\.0\.0\.1") as refused:
+        await solver.solve(sitekey="sk", url="https://example.com/")
+    assert refused.value.details["provider_down"] is True
+    assert [hit.split(" ")[0] for hit in solver_pair.checked.hits] == ["POST"]
+    assert solver_pair.forbidden.hits == []
+
+
+_RES = "key=key&action=get&id=answer-1&json=1"
