@@ -242,3 +242,30 @@ async def test_captcha_solver_refuses_a_rebound_name(solver_pair: Pair) -> None:
 
 
 _RES = "key=key&action=get&id=answer-1&json=1"
+
+
+async def test_two_checks_pin_only_an_address_both_allowed() -> None:
+    """The ladder's guard and a request's own each resolve: the pin is an address both
+    answered, and answers with nothing in common are refused."""
+    from portwright.resources.ssrf import all_checks
+
+    async def first(url: str) -> list[str]:
+        return ["93.184.216.34", "93.184.216.35"]
+
+    async def same(url: str) -> list[str]:
+        return ["93.184.216.35"]
+
+    async def other(url: str) -> list[str]:
+        return ["127.0.0.1"]
+
+    async def silent(url: str) -> None:
+        return None
+
+    both = all_checks(first, silent, same)
+    assert both is not None
+    assert await both("http://example.test/") == ["93.184.216.35"]
+    apart = all_checks(first, other)
+    assert apart is not None
+    with pytest.raises(PermanentError, match="resolved differently"):
+        await apart("http://example.test/")
+    assert all_checks(None, None) is None
