@@ -75,6 +75,7 @@ def _fleet(settings: Settings, world: Any | None, captcha: Any, *, notice: bool 
     from portwright.engines import Fleet
     from portwright.engines._chromium import ChromiumNotFoundError
     from portwright.resources import ProxyPool, SolverChain, StaticProxyList, TwoCaptchaSolver
+    from portwright.resources.ssrf import UrlGuard
 
     proxies = solver = None
     if world is not None:
@@ -83,7 +84,12 @@ def _fleet(settings: Settings, world: Any | None, captcha: Any, *, notice: bool 
         catalog = [{k: str(v) for k, v in row.items()} for row in proxy_catalog(world)]
         proxies = ProxyPool([StaticProxyList.from_catalog("sandbox", catalog)]) if catalog else None
         if captcha is None and "captcha-solver" in world.names():
-            captcha = TwoCaptchaSolver(world.url("captcha-solver"), "sandbox-key", poll_s=0.1)
+            captcha = TwoCaptchaSolver(
+                world.url("captcha-solver"),
+                "sandbox-key",
+                poll_s=0.1,
+                guard=UrlGuard.from_allowlist(settings.url_allowlist),  # the sandbox's ports
+            )
     if captcha is not None:
         solver = SolverChain({"captcha": captcha})
     try:

@@ -593,6 +593,7 @@ class JobDriver(Generic[InputT]):
         """What went wrong, without writing anything: evidence, the breaker, cooldowns and
         rotations are `_after_failure`'s, once this is checkpointed."""
         error = exc if isinstance(exc, JobError) else translate_exception(exc)
+        error = sc.refused or error  # an SSRF refusal is why, whatever the page showed next
         if error is None:
             outcome = self._failure(
                 "unexpected", f"unexpected error in {name}: {exc!r}", {"exception": repr(exc)}, sc

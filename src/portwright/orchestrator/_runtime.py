@@ -30,6 +30,7 @@ from portwright.resources import (
     StaticSecrets,
     TwoCaptchaSolver,
 )
+from portwright.resources.ssrf import UrlGuard
 from portwright.sdk import Adapter, SelectorMap, StateMachine
 from portwright.settings import Settings
 from portwright.store import (
@@ -53,11 +54,11 @@ log = structlog.get_logger("portwright.runtime")
 PROVIDER_COOLDOWN_S = 20.0
 
 
-def _solver_from(settings: Settings) -> CaptchaSolver | None:
+def _solver_from(settings: Settings, guard: UrlGuard) -> CaptchaSolver | None:
     if not settings.captcha_solver_url:
         return None
     key = settings.captcha_api_key.get_secret_value() if settings.captcha_api_key else ""
-    return TwoCaptchaSolver(settings.captcha_solver_url, key)
+    return TwoCaptchaSolver(settings.captcha_solver_url, key, guard=guard)
 
 
 def queue_name(portal: str) -> str:
@@ -79,8 +80,12 @@ class Runtime:
         captcha: CaptchaSolver | None = None,
         breaker_policy: BreakerPolicy | None = None,
         fleet: Fleet | None = None,
+        guard: UrlGuard | None = None,
     ) -> None:
         self.settings = settings
+        # The SSRF guard on every request a job makes (sc.http, the ladder, the step's
+        # browser): public addresses, plus settings.url_allowlist.
+        self.guard = guard or UrlGuard.from_allowlist(settings.url_allowlist)
         self.registry = registry
         self.run_workers = run_workers
         self.executor_id = settings.executor_id()
@@ -88,12 +93,14 @@ class Runtime:
         # The fleet (browsers, proxies, solvers, the engine ladder) is optional; its
         # proxy pool and solver chain stand in when no identity or captcha is given.
         self.fleet = fleet
+        if fleet is not None:
+            fleet.add_guard(self.guard)
         fleet_proxies = fleet.proxies if fleet is not None else None
         self.identity: IdentityProvider = identity or fleet_proxies or DirectIdentity()
         self.secrets: SecretsProvider = secrets or StaticSecrets({})
         self.inputs = InputSealer(self.secrets)  # secret input fields, sealed at rest
         fleet_captcha = fleet.captcha if fleet is not None else None
-        self.captcha = captcha or fleet_captcha or _solver_from(settings)
+        self.captcha = captcha or fleet_captcha or _solver_from(settings, self.guard)
         self.breaker_policy = breaker_policy or BreakerPolicy()
         self._store: Store | None = None
         self._datasource: SQLAlchemyDatasource | None = None

@@ -169,6 +169,8 @@ class Ladder:
         if proxy_tier is not None and self.proxies and proxy_tier not in self.proxies.tiers:
             raise PermanentError(f"unknown proxy tier {proxy_tier!r}")
         checks = guards_of(FetchRequest(url, guard=guard), self.guard)
+        if checks is not None:  # a refused URL fails with the guard's reason, not robots'
+            await checks(url)
         if not await self.politeness.allowed(url, respect=respect_robots, guard=checks):
             raise PermanentError(f"robots.txt disallows {url}", robots=True, url=url)
         rungs = self.rungs_for(engine, screenshot=screenshot)
