@@ -16,8 +16,10 @@ from sqlalchemy import event
 from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld
 from portwright.sdk import Adapter, Job, StepContext, linear_machine
+from portwright.settings import Settings
 from portwright.testing import echo_service, wait_until
 from tests.orchestrator._support import NoopAdapter, registry
+from tests.support import reaching
 
 ServiceFor = Callable[..., JobService]
 
@@ -28,6 +30,12 @@ STATEMENT_BUDGET = 40  # issue 14: a 3-step no-op job, submit to end
 def world() -> Iterator[SandboxWorld]:
     with SandboxWorld([echo_service("echo")], seed=7) as w:
         yield w
+
+
+@pytest.fixture
+def settings(settings: Settings, world: SandboxWorld) -> Settings:
+    """The jobs may reach this module's sandbox: its ports are on the SSRF allowlist."""
+    return reaching(settings, world)
 
 
 class FailOnce:
