@@ -122,6 +122,8 @@ class JobDriver(Generic[InputT]):
         self, adapter: str, items: Sequence[tuple[str, Mapping[str, Any]]]
     ) -> list[str]:
         plain = [(key, dict(data)) for key, data in items]
+        # One step inserts every child and enqueues them all (set-based; ids derive from
+        # this job, so a retried or replayed step re-inserts and re-enqueues nothing).
         children: list[dict[str, Any]] = await DBOS.run_step_async(
             _infra("spawn"),
             self._rt.insert_children,
@@ -129,8 +131,6 @@ class JobDriver(Generic[InputT]):
             adapter,
             plain,
         )
-        for child in children:  # enqueued from the workflow body: DBOS records each start once
-            await self._rt.enqueue_child(child)
         return [child["id"] for child in children]
 
     async def progress(self) -> Mapping[str, int]:

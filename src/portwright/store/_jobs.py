@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,15 +14,46 @@ from portwright.store._records import EscalationRecord, EventRecord, EvidenceRec
 from portwright.store._rows import to_record
 from portwright.store._schema import escalations, evidence, job_events, jobs
 
-__all__ = ["JobNotFoundError", "JobRepository", "StaleStateError"]
+__all__ = ["JobIdTakenError", "JobNotFoundError", "JobRepository", "NewJob", "StaleStateError"]
+
+ROWS_PER_STATEMENT = 500  # well under SQLite's and PostgreSQL's bind-parameter limits
 
 
 class JobNotFoundError(LookupError):
     """No job with that id (in that tenant)."""
 
 
+class JobIdTakenError(ValueError):
+    """A job id to insert exists already (in another tenant, or where only new ids may go)."""
+
+
 class StaleStateError(RuntimeError):
     """The job was not in the state the caller expected when it took the lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to accept with `JobRepository.insert_many` (the arguments of `insert`)."""
+
+    job_id: str
+    tenant_id: str
+    adapter: str
+    adapter_version: str
+    portal: str
+    state: str
+    status: str
+    input: dict[str, Any] = field(repr=False)
+    lock_key: str | None
+    priority: int
+    actor: str
+    reason: str = "submitted"
+    parent_id: str | None = None
+    item_key: str | None = None
+    trace_parent: str | None = None
+
+
+def _chunks(rows: Sequence[Any]) -> list[Sequence[Any]]:
+    return [rows[at : at + ROWS_PER_STATEMENT] for at in range(0, len(rows), ROWS_PER_STATEMENT)]
 
 
 class JobRepository:
@@ -92,6 +125,74 @@ class JobRepository:
             )
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
             return to_record(JobRecord, row), True
+
+    def insert_many(
+        self, conn: sa.Connection, new_jobs: Sequence[NewJob], *, new_only: bool = False
+    ) -> tuple[list[JobRecord], set[str]]:
+        """Accept many jobs in the caller's transaction with set-based writes: one SELECT of
+        the ids already there, one multi-row INSERT into jobs and one into job_events, one
+        SELECT back (each per 500 rows). Returns (the jobs in the order given, the ids created).
+        An id that exists already is a no-op, as in `insert`, but only within its tenant
+        (`JobIdTakenError` otherwise, and for any existing id when `new_only`)."""
+        ids = [new.job_id for new in new_jobs]
+        if len(set(ids)) != len(ids):
+            raise ValueError("insert_many: the same job id appears twice")
+        existing: dict[str, Any] = {}
+        for chunk in _chunks(ids):
+            for row in conn.execute(sa.select(jobs).where(jobs.c.id.in_(chunk))):
+                existing[row.id] = row
+        for new in new_jobs:
+            found = existing.get(new.job_id)
+            if found is not None and (new_only or found.tenant_id != new.tenant_id):
+                raise JobIdTakenError(f"job id {new.job_id} exists already")
+        fresh = [new for new in new_jobs if new.job_id not in existing]
+        now = time.time()
+        job_rows: list[dict[str, Any]] = [
+            {
+                "id": new.job_id,
+                "tenant_id": new.tenant_id,
+                "adapter": new.adapter,
+                "adapter_version": new.adapter_version,
+                "portal": new.portal,
+                "state": new.state,
+                "status": new.status,
+                "input": new.input,
+                "lock_key": new.lock_key,
+                "priority": new.priority,
+                "parent_id": new.parent_id,
+                "item_key": new.item_key,
+                "trace_parent": new.trace_parent,
+                "seq": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for new in fresh
+        ]
+        event_rows: list[dict[str, Any]] = [
+            {
+                "job_id": new.job_id,
+                "tenant_id": new.tenant_id,
+                "seq": 1,
+                "kind": "transition",
+                "actor": new.actor,
+                "from_state": None,
+                "to_state": new.state,
+                "reason": new.reason,
+                "meta": {},
+                "created_at": now,
+            }
+            for new in fresh
+        ]
+        for chunk in _chunks(job_rows):
+            conn.execute(jobs.insert().values(list(chunk)))
+        for chunk in _chunks(event_rows):
+            conn.execute(job_events.insert().values(list(chunk)))
+        rows = dict(existing)
+        for chunk in _chunks([new.job_id for new in fresh]):
+            for row in conn.execute(sa.select(jobs).where(jobs.c.id.in_(chunk))):
+                rows[row.id] = row
+        records = [to_record(JobRecord, rows[job_id]) for job_id in ids]
+        return records, {new.job_id for new in fresh}
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         query = sa.select(jobs).where(jobs.c.id == job_id)
