@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -55,7 +56,8 @@ def _pg_database(base: str) -> tuple[str, Any]:
 
 
 def _bare_insert(database_url: str, items: int) -> float:
-    """One transaction, one multi-row INSERT of `items` job-shaped rows into a scratch table."""
+    """One transaction, one multi-row INSERT (per 500 rows) of `items` job-shaped rows into
+    a scratch table: the best of three."""
     import sqlalchemy as sa
 
     from portwright.store import create_engine
@@ -74,26 +76,28 @@ def _bare_insert(database_url: str, items: int) -> float:
         sa.Column("created_at", sa.Float),
     )
     meta.create_all(engine)
-    rows = [
-        {
-            "id": f"job_{secrets.token_hex(8)}",
-            "tenant_id": "bench",
-            "adapter": "scrape",
-            "state": "INIT",
-            "status": "queued",
-            "input": {"url": f"http://127.0.0.1:1/product/{i}", "engine": "http"},
-            "created_at": time.time(),
-        }
-        for i in range(items)
-    ]
-    start = time.perf_counter()
-    with engine.begin() as conn:
-        for at in range(0, items, 500):
-            conn.execute(table.insert().values(rows[at : at + 500]))
-    elapsed = time.perf_counter() - start
+    best = float("inf")
+    for _ in range(3):  # the best of three
+        rows = [
+            {
+                "id": f"job_{secrets.token_hex(8)}",
+                "tenant_id": "bench",
+                "adapter": "scrape",
+                "state": "INIT",
+                "status": "queued",
+                "input": {"url": f"http://127.0.0.1:1/product/{i}", "engine": "http"},
+                "created_at": time.time(),
+            }
+            for i in range(items)
+        ]
+        start = time.perf_counter()
+        with engine.begin() as conn:
+            for at in range(0, items, 500):
+                conn.execute(table.insert().values(rows[at : at + 500]))
+        best = min(best, time.perf_counter() - start)
     meta.drop_all(engine)
     engine.dispose()
-    return elapsed
+    return best
 
 
 def _bare_route(body: bytes) -> float:
@@ -139,7 +143,8 @@ def _bare_route(body: bytes) -> float:
         thread.join(timeout=10)
 
 
-def run_one(backend: str, items: int, postgres: str, complete: bool) -> dict[str, Any]:
+def run_one(backend: str, items: int, database_url: str, complete: bool) -> dict[str, Any]:
+    from dbos import DBOS
     from pydantic import SecretStr
 
     from portwright.cli._stack import start_stack
@@ -148,10 +153,7 @@ def run_one(backend: str, items: int, postgres: str, complete: bool) -> dict[str
     from portwright.settings import Settings
 
     tmp = Path(tempfile.mkdtemp(prefix="accept-bench-"))
-    drop = None
-    if backend == "postgres":
-        database_url, drop = _pg_database(postgres)
-    else:
+    if backend != "postgres":
         database_url = f"sqlite:///{tmp / 'app.sqlite'}"
     specs = [
         dataclasses.replace(s, options={**s.options, "rate_per_s": 0})
@@ -170,49 +172,51 @@ def run_one(backend: str, items: int, postgres: str, complete: bool) -> dict[str
         api_key_cache_s=5.0,
     )
     result: dict[str, Any] = {"backend": backend, "items": items}
-    with SandboxWorld(specs, seed=14) as world:
-        stack = start_stack(settings, world=world)
-        try:
-            key = issue_key(stack.runtime.store, tenant="bench", plan="enterprise").key
-            site = world.url("scrape-static")
-            headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
-            with httpx.Client(base_url=stack.gateway_url, headers=headers, timeout=3600) as api:
-                warm = {"items": [{"url": f"{site}/product/{i + 1}"} for i in range(3)]}
-                reply = api.post("/v1/batch", json=warm)
-                assert reply.status_code == 202, reply.text
-                body = json.dumps(
-                    {
-                        "items": [
-                            {"url": f"{site}/product/{(i % 1000) + 1}", "engine": "http"}
-                            for i in range(items)
-                        ]
-                    }
-                ).encode()
-                start = time.perf_counter()
-                reply = api.post("/v1/batch", content=body)
-                accepted = time.perf_counter() - start
-                assert reply.status_code == 202, reply.text
-                jobs = reply.json()["jobs"]
-                assert len(jobs) == items
-                result["accept_s"] = accepted
-                if complete:
-                    ids = {j["id"] for j in jobs}
-                    deadline = time.monotonic() + 3600
-                    statuses: dict[str, int] = {}
-                    while time.monotonic() < deadline:
-                        counts = stack.runtime.store.jobs.counts_by_status(tenant_id=None)
-                        statuses = counts
-                        if sum(counts.get(s, 0) for s in ENDED) >= len(ids) + len(warm["items"]):
-                            break
-                        time.sleep(0.5)
-                    result["complete_s"] = time.perf_counter() - start
-                    result["statuses"] = statuses
-            result["bare_insert_s"] = _bare_insert(database_url, items)
-            result["bare_route_s"] = _bare_route(body)
-        finally:
-            stack.stop()
-            if drop is not None:
-                drop()
+    world = SandboxWorld(specs, seed=14).__enter__()  # the process exits when measured
+    stack = start_stack(settings, world=world)
+    key = issue_key(stack.runtime.store, tenant="bench", plan="enterprise").key
+    site = world.url("scrape-static")
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    with httpx.Client(base_url=stack.gateway_url, headers=headers, timeout=3600) as api:
+        warm = {"items": [{"url": f"{site}/product/{i + 1}"} for i in range(3)]}
+        reply = api.post("/v1/batch", json=warm)
+        assert reply.status_code == 202, reply.text
+        body = json.dumps(
+            {
+                "items": [
+                    {"url": f"{site}/product/{(i % 1000) + 1}", "engine": "http"}
+                    for i in range(items)
+                ]
+            }
+        ).encode()
+        # the baselines first, while the stack is idle (the batch's items, once running,
+        # would hold SQLite's write lock against the bare INSERT)
+        result["bare_insert_s"] = _bare_insert(database_url, items)
+        result["bare_route_s"] = _bare_route(body)
+        start = time.perf_counter()
+        reply = api.post("/v1/batch", content=body)
+        accepted = time.perf_counter() - start
+        assert reply.status_code == 202, reply.text
+        jobs = reply.json()["jobs"]
+        assert len(jobs) == items
+        result["accept_s"] = accepted
+        ids = [j["id"] for j in jobs]
+        while time.perf_counter() - start < 3600:  # DBOS has every item's workflow
+            found = DBOS.list_workflows(workflow_ids=ids, load_input=False, load_output=False)
+            if len(found) == len(ids):
+                break
+            time.sleep(0.02)
+        result["enqueued_s"] = time.perf_counter() - start
+        if complete:
+            deadline = time.monotonic() + 3600
+            counts: dict[str, int] = {}
+            while time.monotonic() < deadline:
+                counts = stack.runtime.store.jobs.counts_by_status()
+                if sum(counts.get(s, 0) for s in ENDED) >= items + len(warm["items"]):
+                    break
+                time.sleep(0.5)
+            result["complete_s"] = time.perf_counter() - start
+            result["statuses"] = counts
     result["ratio_insert"] = result["accept_s"] / result["bare_insert_s"]
     result["ratio_route"] = result["accept_s"] / result["bare_route_s"]
     return result
@@ -226,30 +230,41 @@ def main() -> int:
     parser.add_argument("--complete", action="store_true", help="also wait for every item")
     parser.add_argument("--json", dest="json_out", default=None)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.items, args.postgres, args.complete)))
-        return 0
+        measured = run_one(args.one, args.items, args.database_url, args.complete)
+        print("RESULT " + json.dumps(measured), flush=True)
+        os._exit(0)  # no orderly shutdown of the stack: its measurement is done
     results = []
     for backend in args.backends.split(","):
+        drop = None
+        database_url = ""
+        if backend == "postgres":
+            database_url, drop = _pg_database(args.postgres)
         cmd = [sys.executable, __file__, "--one", backend, "--items", str(args.items)]
-        cmd += ["--postgres", args.postgres] + (["--complete"] if args.complete else [])
-        done = subprocess.run(cmd, check=False, capture_output=True, text=True)
-        if done.returncode != 0:
+        cmd += ["--database-url", database_url] + (["--complete"] if args.complete else [])
+        try:
+            done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+        finally:
+            if drop is not None:
+                drop()
+        lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+        if not lines:
             sys.stderr.write(done.stderr[-4000:])
-            return done.returncode
-        out = done.stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    print(f"POST /v1/batch of {args.items} static URLs (engine http), accepted:")
-    for r in results:
+            return 1
+        r = json.loads(lines[-1].removeprefix("RESULT "))
+        results.append(r)
         line = (
             f"  {r['backend']:<9} accepted {r['accept_s'] * 1000:9.1f} ms | bare multi-row "
             f"INSERT {r['bare_insert_s'] * 1000:7.1f} ms (x{r['ratio_insert']:.1f}) | bare "
             f"FastAPI parse {r['bare_route_s'] * 1000:7.1f} ms (x{r['ratio_route']:.1f})"
         )
+        line += f" | every workflow enqueued {r['enqueued_s'] * 1000:.0f} ms"
         if "complete_s" in r:
             line += f" | all ended {r['complete_s']:.1f} s {r['statuses']}"
-        print(line)
+        print(f"POST /v1/batch of {args.items} static URLs (engine http): {line.strip()}")
+        sys.stdout.flush()
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
     return 0

@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
+from portwright._ids import new_ids
 from portwright.adapters import AdapterRegistry
 from portwright.adapters.scrape import ScrapeAdapter
 from portwright.gateway import UrlGuard, create_app, issue_key
@@ -28,6 +29,8 @@ from portwright.orchestrator import JobService, Runtime
 from portwright.sandbox import SandboxWorld
 from portwright.sandbox.scrape import specs as scrape_specs
 from portwright.settings import Settings
+from portwright.store import NewJob
+from portwright.testing import EchoAdapter, echo_service
 from tests.conftest import RuntimeFactory
 from tests.gateway._support import ServerThread
 
@@ -122,6 +125,19 @@ def _batch(world: SandboxWorld, count: int, offset: int = 0) -> dict[str, Any]:
     return {"items": [{"url": f"{site}/product/{offset + i + 1}"} for i in range(count)]}
 
 
+def _wait_workflows(ids: list[str], timeout_s: float = 60.0) -> None:
+    """Until DBOS has a workflow for every id."""
+    from dbos import DBOS
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = DBOS.list_workflows(workflow_ids=ids, load_input=False, load_output=False)
+        if len(found) == len(ids):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"DBOS has no workflow for some of {len(ids)} accepted jobs")
+
+
 def _wait_ended(service: JobService, ids: list[str], timeout_s: float) -> dict[str, str]:
     deadline = time.monotonic() + timeout_s
     statuses: dict[str, str] = {}
@@ -158,15 +174,18 @@ def test_batch_acceptance_is_set_based_and_survives_a_stop_before_any_item_start
             warm = api.post("/v1/batch", json=_batch(world, 2, offset=900))  # caches warmed
             assert warm.status_code == 202, warm.text
             accepted += [j["id"] for j in warm.json()["jobs"]]
+            _wait_workflows(accepted)
             seen: dict[int, list[str]] = {}
             enqueued: dict[int, list[str]] = {}
             for count, offset in ((10, 0), (200, 10)):
-                (reply, dbos_side), statements = log.during(
-                    lambda c=count, o=offset: system.during(
-                        lambda: api.post("/v1/batch", json=_batch(world, c, o))
-                    )
+                reply, statements = log.during(
+                    lambda c=count, o=offset: api.post("/v1/batch", json=_batch(world, c, o))
                 )
                 assert reply.status_code == 202, reply.text
+                # the 202 comes once the jobs are committed; DBOS is told just after
+                _, dbos_side = system.during(
+                    lambda r=reply: _wait_workflows([j["id"] for j in r.json()["jobs"]])
+                )
                 jobs = reply.json()["jobs"]
                 assert len(jobs) == count
                 assert [j["input"]["url"] for j in jobs] == [
@@ -232,6 +251,112 @@ def test_a_replayed_batch_returns_the_same_answer_and_creates_nothing(
         server.stop()
     assert runtime.store.jobs.counts_by_status() == {"queued": 25}
     ids = {j["id"] for j in first.json()["jobs"]}
+    _wait_workflows(sorted(ids))
     with runtime.store.engine.connect() as conn:
         recorded = conn.execute(sa.text("SELECT job_id FROM usage_records")).scalars().all()
     assert sorted(recorded) == sorted(ids)
+
+
+@pytest.mark.timeout(300)
+def test_items_accepted_but_never_enqueued_are_enqueued_by_the_janitor(
+    make_runtime: RuntimeFactory, accept_settings: Settings, world: SandboxWorld
+) -> None:
+    """A crash between the acceptance's two commits (jobs written, DBOS not yet told): the
+    janitor finds every queued job without a workflow and enqueues them, and each ends."""
+    from portwright.orchestrator._janitor import ORPHAN_PAGE
+
+    registry = _registry(accept_settings)
+    runtime: Runtime = make_runtime(registry, settings=accept_settings)
+    adapter = registry.get("scrape")
+    tenant_id = runtime.store.tenants.ensure("acme", plan="business").id
+    site = world.url("scrape-static")
+    new = [
+        NewJob(
+            job_id=job_id,
+            tenant_id=tenant_id,
+            adapter=adapter.name,
+            adapter_version=adapter.version,
+            portal=adapter.portal_name(),
+            state=adapter.machine.initial,
+            status=adapter.machine.status_of(adapter.machine.initial),
+            input=adapter.input_model.model_validate({"url": f"{site}/product/{i + 1}"}).model_dump(
+                mode="json"
+            ),
+            lock_key=None,
+            priority=0,
+            actor="test",
+        )
+        for i, job_id in enumerate(new_ids("job", ORPHAN_PAGE + 20))  # more than one page
+    ]
+    with runtime.store.engine.begin() as conn:
+        records, created = runtime.store.jobs.insert_many(conn, new)
+    assert len(created) == len(new)
+    statuses = _wait_ended(JobService(runtime), [r.id for r in records], timeout_s=240)
+    assert Counter(statuses.values()) == {"succeeded": len(new)}, Counter(statuses.values())
+
+
+@pytest.mark.timeout(300)
+def test_a_fan_out_spawn_is_set_based_idempotent_and_survives_a_stop(
+    make_runtime: RuntimeFactory, settings: Settings
+) -> None:
+    """`insert_children` (the `job.spawn` step) writes 10 or 200 children with the same
+    statements, a re-run of the step (a retry, a replay) adds nothing, and children spawned
+    before the runtime stopped all run once a new one starts."""
+    from dbos._dbos import _get_dbos_instance
+
+    registry = AdapterRegistry()
+    registry.register(EchoAdapter)
+    with SandboxWorld([echo_service()], seed=9) as echo:
+        runtime: Runtime = make_runtime(registry, run_workers=False)
+        tenant_id = runtime.store.tenants.ensure("acme").id
+        log = StatementLog(runtime.store.engine)
+        system = StatementLog(_get_dbos_instance()._sys_db.engine)
+        spawned: list[str] = []
+        seen: dict[int, list[str]] = {}
+        try:
+            for count in (10, 200):
+                parent, _ = runtime.store.jobs.insert(
+                    job_id=f"job_parent_{count}",
+                    tenant_id=tenant_id,
+                    adapter="echo",
+                    adapter_version="1",
+                    portal="echo",
+                    state="DONE",
+                    status="succeeded",
+                    input={"url": echo.url("echo"), "key": "parent"},
+                    lock_key=None,
+                    priority=0,
+                    actor="test",
+                )
+                items = [
+                    (f"item-{i}", {"url": echo.url("echo"), "key": f"k{count}-{i}"})
+                    for i in range(count)
+                ]
+                (children, dbos_side), statements = log.during(
+                    lambda p=parent.id, i=items: system.during(
+                        lambda: runtime.insert_children(p, "echo", i)
+                    )
+                )
+                assert [c["id"] for c in children] == [f"{parent.id}.{i:04d}" for i in range(count)]
+                seen[count] = statements
+                assert _inserts(dbos_side) == {"workflow_status": 1, "workflow_input": 1}
+                again, replayed = log.during(
+                    lambda p=parent.id, i=items: runtime.insert_children(p, "echo", i)
+                )
+                assert again == children
+                assert not _inserts(replayed), "a re-run of the spawn step inserted rows"
+                spawned += [c["id"] for c in children]
+        finally:
+            log.close()
+            system.close()
+        for table in ("jobs", "job_events"):
+            assert _inserts(seen[10])[table] == 1, _inserts(seen[10])
+        assert _own(seen[10]) == _own(seen[200])
+        assert runtime.store.jobs.counts_by_status() == {"queued": 210, "succeeded": 2}
+        runtime.stop()
+
+        restarted = make_runtime(registry)
+        statuses = _wait_ended(JobService(restarted), spawned, timeout_s=240)
+        assert Counter(statuses.values()) == {"succeeded": 210}, Counter(statuses.values())
+        children = restarted.store.jobs.children("job_parent_10")
+        assert [c.item_key for c in children] == [f"item-{i}" for i in range(10)]

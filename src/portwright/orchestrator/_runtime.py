@@ -199,6 +199,10 @@ class Runtime:
 
     # -- enqueueing ----------------------------------------------------------------------
 
+    def has_queue(self, portal: str) -> bool:
+        """Whether this process can enqueue the portal's jobs (its adapter is installed)."""
+        return portal in self._queues
+
     def _queue_for(self, job: JobRecord) -> Queue:
         queue = self._queues.get(job.portal)
         if queue is None:
@@ -216,7 +220,7 @@ class Runtime:
         with SetWorkflowID(job.id), self._options(job):
             await self._queue_for(job).enqueue_async(job_workflow, job.id)
 
-    def enqueue_many(self, jobs: Sequence[JobRecord], *, parent_id: str | None = None) -> int:
+    def enqueue_many(self, jobs: Sequence[JobRecord]) -> int:
         """Enqueue many jobs' workflows in one DBOS transaction (existing ones are skipped);
         how many were new. This is DBOS's own batch enqueue (`prepare_enqueued_workflow` +
         `SystemDatabase.init_workflows`, what its Kafka consumer uses): the same ENQUEUED
@@ -240,8 +244,8 @@ class Runtime:
             )
             if job.priority > 0:
                 status["priority"] = job.priority
-            if parent_id is not None:
-                status["parent_workflow_id"] = parent_id
+            if job.parent_id is not None:  # a fan-out item: its parent's child, as before
+                status["parent_workflow_id"] = job.parent_id
             statuses.append(status)
         return len(dbos._sys_db.init_workflows(statuses))
 
@@ -279,7 +283,7 @@ class Runtime:
             )
         with self.store.engine.begin() as conn:
             records, _created = self.store.jobs.insert_many(conn, new)
-        self.enqueue_many(records, parent_id=parent_id)
+        self.enqueue_many(records)
         return [{"id": r.id, "portal": r.portal, "lock_key": r.lock_key} for r in records]
 
     def child_progress(self, parent_id: str) -> dict[str, int]:
@@ -305,10 +309,6 @@ class Runtime:
                 self.store.portals.extend_cooldown(
                     portal, until=time.time() + PROVIDER_COOLDOWN_S, reason=reason
                 )
-
-    def enqueue_sync(self, job: JobRecord) -> None:
-        with SetWorkflowID(job.id), self._options(job):
-            self._queue_for(job).enqueue(job_workflow, job.id)
 
     # -- called from inside workflows (steps) --------------------------------------------
 

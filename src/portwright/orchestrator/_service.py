@@ -80,6 +80,7 @@ class JobService:
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self._enqueueing: set[asyncio.Task[None]] = set()
 
     @property
     def store(self) -> Store:
@@ -137,9 +138,12 @@ class JobService:
     ) -> list[JobRecord]:
         """Validate and accept many jobs at once, set-based: every job row and its first event
         in one transaction (one multi-row INSERT per table), `also(conn, jobs)` in that same
-        transaction (e.g. their usage records), then one DBOS transaction enqueues them all.
-        A crash between the two leaves queued jobs without a workflow, which the janitor
-        enqueues (`Janitor.enqueue_orphans`). Ids sort in the order given."""
+        transaction (e.g. their usage records). Once that commits the jobs are accepted and
+        returned; one DBOS transaction then enqueues them all, in the background (DBOS
+        builds its multi-row INSERT for ~1 s per 1,000 workflows, which the caller does not
+        wait for; `enqueued()` does). A crash before that commits leaves queued jobs without
+        a workflow, which the janitor enqueues (`Janitor.enqueue_orphans`), so an accepted
+        job is never lost. Ids sort in the order given."""
         adapter_cls = self.rt.registry.get(adapter)
         machine = adapter_cls.machine
         instance = adapter_cls()
@@ -176,11 +180,21 @@ class JobService:
             raise RuntimeError("submit_many: could not draw unused job ids")
 
         records = await asyncio.to_thread(accept)
+        task = asyncio.create_task(self._enqueue_accepted(records))
+        self._enqueueing.add(task)
+        task.add_done_callback(self._enqueueing.discard)
+        return records
+
+    async def _enqueue_accepted(self, records: list[JobRecord]) -> None:
         try:
             await asyncio.to_thread(self.rt.enqueue_many, records)
         except Exception:  # accepted durably already: the janitor enqueues them
             log.exception("enqueueing accepted jobs failed", jobs=len(records))
-        return records
+
+    async def enqueued(self) -> None:
+        """Wait until every batch accepted so far is enqueued (tests, an orderly shutdown)."""
+        while self._enqueueing:
+            await asyncio.gather(*list(self._enqueueing), return_exceptions=True)
 
     async def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         return await asyncio.to_thread(self.store.jobs.get, job_id, tenant_id=tenant_id)
