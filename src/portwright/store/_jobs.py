@@ -10,13 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from portwright._ids import new_id
+from portwright.store._bulk import insert_rows
 from portwright.store._records import EscalationRecord, EventRecord, EvidenceRecord, JobRecord
 from portwright.store._rows import to_record
 from portwright.store._schema import escalations, evidence, job_events, jobs
 
 __all__ = ["JobIdTakenError", "JobNotFoundError", "JobRepository", "NewJob", "StaleStateError"]
-
-ROWS_PER_STATEMENT = 500  # well under SQLite's and PostgreSQL's bind-parameter limits
 
 
 class JobNotFoundError(LookupError):
@@ -50,10 +49,6 @@ class NewJob:
     parent_id: str | None = None
     item_key: str | None = None
     trace_parent: str | None = None
-
-
-def _chunks(rows: Sequence[Any]) -> list[Sequence[Any]]:
-    return [rows[at : at + ROWS_PER_STATEMENT] for at in range(0, len(rows), ROWS_PER_STATEMENT)]
 
 
 class JobRepository:
@@ -130,19 +125,23 @@ class JobRepository:
         self, conn: sa.Connection, new_jobs: Sequence[NewJob], *, new_only: bool = False
     ) -> tuple[list[JobRecord], set[str]]:
         """Accept many jobs in the caller's transaction with set-based writes: one SELECT of
-        the ids already there (per 500 ids), one multi-row INSERT … RETURNING into jobs and
-        one into job_events (SQLAlchemy's "insertmanyvalues": a statement per 1,000 rows,
-        compiled once and cached, where `.values([...])` would compile every row's bind
+        the ids already there (a range of the primary key: meant for ids that sort together,
+        as `new_ids` draws them and a fan-out derives them from its parent, where the range
+        holds little else), one multi-row INSERT … RETURNING into jobs and
+        one into job_events (`insert_rows`: `.values([...])` would compile every row's bind
         parameters on each call). Returns (the jobs in the order given, the ids created).
         An id that exists already is a no-op, as in `insert`, but only within its tenant
         (`JobIdTakenError` otherwise, and for any existing id when `new_only`)."""
         ids = [new.job_id for new in new_jobs]
         if len(set(ids)) != len(ids):
             raise ValueError("insert_many: the same job id appears twice")
+        wanted = set(ids)
         existing: dict[str, Any] = {}
-        for chunk in _chunks(ids):
-            for row in conn.execute(sa.select(jobs).where(jobs.c.id.in_(chunk))):
-                existing[row.id] = row
+        if ids:  # one range scan of the primary key, not an IN list of every id
+            query = sa.select(jobs).where(jobs.c.id.between(min(ids), max(ids)))
+            for row in conn.execute(query):
+                if row.id in wanted:
+                    existing[row.id] = row
         for new in new_jobs:
             found = existing.get(new.job_id)
             if found is not None and (new_only or found.tenant_id != new.tenant_id):
@@ -186,10 +185,9 @@ class JobRepository:
             for new in fresh
         ]
         rows = dict(existing)
-        if job_rows:
-            for row in conn.execute(jobs.insert().returning(*jobs.c), job_rows):
-                rows[row.id] = row
-            conn.execute(job_events.insert().returning(job_events.c.id), event_rows)
+        for row in insert_rows(conn, jobs, job_rows, returning=list(jobs.c)):
+            rows[row.id] = row
+        insert_rows(conn, job_events, event_rows, returning=[job_events.c.id])
         records = [to_record(JobRecord, rows[job_id]) for job_id in ids]
         return records, {new.job_id for new in fresh}
 

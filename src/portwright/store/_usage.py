@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from portwright.store._bulk import insert_rows
 from portwright.store._schema import jobs, usage_counters, usage_records
 
 __all__ = ["PENDING_TIER", "UNSERVED_TIER", "UsageRepository", "UsageSummary", "UsageTotals"]
@@ -141,8 +142,7 @@ class UsageRepository:
             }
             for job_id, credits in charges
         ]
-        if rows:  # a multi-row INSERT per 1,000 rows (insertmanyvalues; see insert_many)
-            conn.execute(usage_records.insert().returning(usage_records.c.id), rows)
+        insert_rows(conn, usage_records, rows, returning=[usage_records.c.id])
 
     def settle(self, tenant_id: str) -> int:
         """Price the tenant's pending records whose jobs have ended; how many were settled."""
