@@ -141,7 +141,7 @@ class JobService:
         transaction (e.g. their usage records). Once that commits the jobs are accepted and
         returned; one DBOS transaction then enqueues them all, in the background (DBOS
         builds its multi-row INSERT for ~1 s per 1,000 workflows, which the caller does not
-        wait for; `enqueued()` does). A crash before that commits leaves queued jobs without
+        wait for). A crash before that commits leaves queued jobs without
         a workflow, which the janitor enqueues (`Janitor.enqueue_orphans`), so an accepted
         job is never lost. Ids sort in the order given."""
         adapter_cls = self.rt.registry.get(adapter)
@@ -190,11 +190,6 @@ class JobService:
             await asyncio.to_thread(self.rt.enqueue_many, records)
         except Exception:  # accepted durably already: the janitor enqueues them
             log.exception("enqueueing accepted jobs failed", jobs=len(records))
-
-    async def enqueued(self) -> None:
-        """Wait until every batch accepted so far is enqueued (tests, an orderly shutdown)."""
-        while self._enqueueing:
-            await asyncio.gather(*list(self._enqueueing), return_exceptions=True)
 
     async def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         return await asyncio.to_thread(self.store.jobs.get, job_id, tenant_id=tenant_id)
