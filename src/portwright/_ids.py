@@ -5,9 +5,18 @@ from __future__ import annotations
 import secrets
 import time
 
-__all__ = ["new_id"]
+__all__ = ["new_id", "new_ids"]
 
 
 def new_id(prefix: str) -> str:
     """A new id that sorts by creation time (millisecond resolution) then randomly."""
     return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """`count` new ids from one instant that sort in the order given: the random part is
+    shared and its last five hex digits count up (at most 1,048,576 ids per call)."""
+    if not 0 <= count <= 0x100000:
+        raise ValueError(f"new_ids: count {count} is not within 0..1048576")
+    stamp = f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(3)[:5]}"
+    return [f"{stamp}{index:05x}" for index in range(count)]

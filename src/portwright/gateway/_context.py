@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import Header, Security
 from fastapi.security import HTTPBearer
 
@@ -106,3 +107,48 @@ class GatewayContext:
             job_id=job.id,
         )
         return job
+
+    async def submit_metered_many(
+        self,
+        principal: Principal,
+        *,
+        adapter: str,
+        inputs: Sequence[Mapping[str, Any]],
+        credits: Sequence[int],
+        tier: str | None = None,
+    ) -> list[JobRecord]:
+        """A batch, set-based: check the plan, reserve the whole batch's quota once, accept
+        every job with its usage record in one transaction (refunded if that fails)."""
+        if len(credits) != len(inputs):
+            raise ValueError("submit_metered_many: one credits figure per input")
+        plan = plan_of(principal.plan)
+        for job_input in inputs:
+            self.meter.check_job_shape(plan, job_input)
+        self.service.rt.registry.get(adapter)  # unknown adapter: 404 before any quota is taken
+        jobs, total = len(inputs), sum(credits)
+        period = await self.meter.reserve(principal.tenant_id, plan, jobs=jobs, credits=total)
+
+        def usage(conn: sa.Connection, records: list[JobRecord]) -> None:
+            self.store.usage.record_many(
+                conn,
+                tenant_id=principal.tenant_id,
+                period=period,
+                kind=adapter,
+                tier=tier,
+                api_key_id=principal.key_id,
+                charges=[(r.id, c) for r, c in zip(records, credits, strict=True)],
+            )
+
+        try:
+            return await self.service.submit_many(
+                tenant_id=principal.tenant_id,
+                adapter=adapter,
+                inputs=inputs,
+                actor=actor_of(principal),
+                also=usage,
+            )
+        except BaseException:  # nothing was accepted (the jobs and usage commit together)
+            await asyncio.shield(
+                self.meter.refund(principal.tenant_id, period, jobs=jobs, credits=total)
+            )
+            raise

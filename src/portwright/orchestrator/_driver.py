@@ -154,6 +154,8 @@ class JobDriver(Generic[InputT]):
     ) -> list[str]:
         await self._flush()
         plain = [(key, dict(data)) for key, data in items]
+        # One step inserts every child and enqueues them all (set-based; ids derive from
+        # this job, so a retried or replayed step re-inserts and re-enqueues nothing).
         children: list[dict[str, Any]] = await DBOS.run_step_async(
             _infra("spawn"),
             self._rt.insert_children,
@@ -161,8 +163,6 @@ class JobDriver(Generic[InputT]):
             adapter,
             plain,
         )
-        for child in children:  # enqueued from the workflow body: DBOS records each start once
-            await self._rt.enqueue_child(child)
         return [child["id"] for child in children]
 
     async def progress(self) -> Mapping[str, int]:

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS
 
 if TYPE_CHECKING:
     from portwright.orchestrator._runtime import Runtime
@@ -26,6 +26,7 @@ log = structlog.get_logger("portwright.janitor")
 
 ORPHAN_AGE_S = 5.0
 ORPHAN_EVERY_S = 5.0
+ORPHAN_PAGE = 500
 
 
 class Janitor:
@@ -34,6 +35,7 @@ class Janitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="portwright-janitor", daemon=True)
         self._last_orphan_scan = 0.0
+        self._orphan_cursor: str | None = None
 
     def start(self) -> None:
         self._rt.store.workers.heartbeat(self._rt.executor_id)
@@ -82,16 +84,26 @@ class Janitor:
         return taken
 
     def enqueue_orphans(self) -> int:
-        """Jobs accepted but never enqueued (a crash between insert and enqueue) get enqueued."""
+        """Jobs accepted but never enqueued (a crash between insert and enqueue) get enqueued.
+        Each round checks one page of old queued jobs (a cursor walks them all), asks DBOS
+        which have workflows in one query and enqueues the rest in one transaction."""
         rt = self._rt
-        count = 0
-        cutoff = time.time() - ORPHAN_AGE_S
-        for job in rt.store.jobs.search(status="queued", limit=200):
-            if job.created_at > cutoff or DBOS.get_workflow_status(job.id) is not None:
-                continue
-            with SetWorkflowID(job.id):
-                rt.enqueue_sync(job)
-            count += 1
+        page = rt.store.jobs.queued_page(
+            created_before=time.time() - ORPHAN_AGE_S,
+            after_id=self._orphan_cursor,
+            limit=ORPHAN_PAGE,
+        )
+        self._orphan_cursor = page[-1].id if len(page) == ORPHAN_PAGE else None
+        if not page:
+            return 0
+        known = {
+            status.workflow_id
+            for status in DBOS.list_workflows(
+                workflow_ids=[job.id for job in page], load_input=False, load_output=False
+            )
+        }
+        orphans = [job for job in page if job.id not in known and rt.has_queue(job.portal)]
+        count = rt.enqueue_many(orphans)
         if count:
             log.warning("enqueued orphaned jobs", count=count)
         return count

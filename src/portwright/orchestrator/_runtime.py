@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -37,6 +38,7 @@ from portwright.store import (
     BlobStore,
     BreakerPolicy,
     JobRecord,
+    NewJob,
     Store,
     blob_store_from,
     create_engine,
@@ -206,6 +208,10 @@ class Runtime:
 
     # -- enqueueing ----------------------------------------------------------------------
 
+    def has_queue(self, portal: str) -> bool:
+        """Whether this process can enqueue the portal's jobs (its adapter is installed)."""
+        return portal in self._queues
+
     def _queue_for(self, job: JobRecord) -> Queue:
         queue = self._queues.get(job.portal)
         if queue is None:
@@ -223,44 +229,72 @@ class Runtime:
         with SetWorkflowID(job.id), self._options(job):
             await self._queue_for(job).enqueue_async(job_workflow, job.id, snapshot_of(job))
 
-    async def enqueue_child(self, child: dict[str, Any]) -> None:
-        """Enqueue a fan-out child described by `insert_children` (from a workflow body)."""
-        queue = self._queues.get(child["portal"])
-        if queue is None:
-            raise LookupError(f"no queue for portal {child['portal']!r}")
-        options = SetEnqueueOptions(queue_partition_key=child["lock_key"] or child["id"])
-        with SetWorkflowID(child["id"]), options:
-            await queue.enqueue_async(job_workflow, child["id"])
+    def enqueue_many(self, jobs: Sequence[JobRecord]) -> int:
+        """Enqueue many jobs' workflows in one DBOS transaction (existing ones are skipped);
+        how many were new. This is DBOS's own batch enqueue (`prepare_enqueued_workflow` +
+        `SystemDatabase.init_workflows`, what its Kafka consumer uses): the same ENQUEUED
+        status and input rows `Queue.enqueue` writes one at a time, multi-row."""
+        from dbos._core import prepare_enqueued_workflow
+        from dbos._dbos import _get_dbos_instance
+
+        if not jobs:
+            return 0
+        dbos = _get_dbos_instance()
+        statuses = []
+        for job in jobs:
+            status = prepare_enqueued_workflow(
+                dbos,
+                job_workflow,
+                (job.id, snapshot_of(job)),
+                {},
+                queue_name=self._queue_for(job).name,
+                workflow_id=job.id,
+                queue_partition_key=job.lock_key or job.id,
+            )
+            if job.priority > 0:
+                status["priority"] = job.priority
+            if job.parent_id is not None:  # a fan-out item: its parent's child, as before
+                status["parent_workflow_id"] = job.parent_id
+            statuses.append(status)
+        return len(dbos._sys_db.init_workflows(statuses))
 
     def insert_children(
         self, parent_id: str, adapter: str, items: list[tuple[str, dict[str, Any]]]
     ) -> list[dict[str, Any]]:
-        """Validate and insert one child job per item (ids derive from the parent: idempotent)."""
+        """Validate and insert one child job per item, then enqueue them all: one multi-row
+        INSERT per table and one DBOS transaction, not a round trip per item. Ids derive
+        from the parent, so a re-run (a retried step) skips what exists: idempotent."""
         parent = self.store.jobs.get(parent_id)
         child_cls = self.registry.get(adapter)
         machine = child_cls.machine
-        out = []
+        instance = child_cls()
+        trace_parent = current_traceparent()
+        new = []
         for index, (key, data) in enumerate(items):
             model = child_cls.input_model.model_validate(data)
             stored = self.inputs.seal(parent.tenant_id, model)
-            record, _ = self.store.jobs.insert(
-                job_id=f"{parent_id}.{index:04d}",
-                tenant_id=parent.tenant_id,
-                adapter=child_cls.name,
-                adapter_version=child_cls.version,
-                portal=child_cls.portal_name(),
-                state=machine.initial,
-                status=machine.status_of(machine.initial),
-                input=stored,
-                lock_key=child_cls().lock_key(model),
-                priority=0,
-                actor=f"job:{parent_id}",
-                parent_id=parent_id,
-                item_key=key,
-                trace_parent=current_traceparent(),
+            new.append(
+                NewJob(
+                    job_id=f"{parent_id}.{index:04d}",
+                    tenant_id=parent.tenant_id,
+                    adapter=child_cls.name,
+                    adapter_version=child_cls.version,
+                    portal=child_cls.portal_name(),
+                    state=machine.initial,
+                    status=machine.status_of(machine.initial),
+                    input=stored,
+                    lock_key=instance.lock_key(model),
+                    priority=0,
+                    actor=f"job:{parent_id}",
+                    parent_id=parent_id,
+                    item_key=key,
+                    trace_parent=trace_parent,
+                )
             )
-            out.append({"id": record.id, "portal": record.portal, "lock_key": record.lock_key})
-        return out
+        with self.store.engine.begin() as conn:
+            records, _created = self.store.jobs.insert_many(conn, new)
+        self.enqueue_many(records)
+        return [{"id": r.id, "portal": r.portal, "lock_key": r.lock_key} for r in records]
 
     def child_progress(self, parent_id: str) -> dict[str, int]:
         latest: dict[str, JobRecord] = {}
@@ -285,10 +319,6 @@ class Runtime:
                 self.store.portals.extend_cooldown(
                     portal, until=time.time() + PROVIDER_COOLDOWN_S, reason=reason
                 )
-
-    def enqueue_sync(self, job: JobRecord) -> None:
-        with SetWorkflowID(job.id), self._options(job):
-            self._queue_for(job).enqueue(job_workflow, job.id, snapshot_of(job))
 
     # -- called from inside workflows (steps) --------------------------------------------
 

@@ -16,7 +16,7 @@ from portwright.store._engine import create_engine, is_sqlite
 from portwright.store._fleet import ProxyBurnRecord, TierStatRecord
 from portwright.store._idempotency import IdempotencyClaim
 from portwright.store._inbox import FinishedNote, InboxRecord, NewInboxEvent
-from portwright.store._jobs import JobNotFoundError, StaleStateError
+from portwright.store._jobs import JobIdTakenError, JobNotFoundError, NewJob, StaleStateError
 from portwright.store._migrate import current_revision, head_revision, metadata_of, migrate
 from portwright.store._outbox import OutboxRecord
 from portwright.store._portals import BreakerPolicy
@@ -57,10 +57,12 @@ __all__ = [
     "FinishedNote",
     "IdempotencyClaim",
     "InboxRecord",
+    "JobIdTakenError",
     "JobNotFoundError",
     "JobRecord",
     "LocalBlobStore",
     "NewInboxEvent",
+    "NewJob",
     "ObservationRecord",
     "OperatorRecord",
     "OperatorSession",

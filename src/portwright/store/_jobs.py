@@ -4,24 +4,52 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
 from portwright._ids import new_id
+from portwright.store._bulk import insert_rows
 from portwright.store._records import EscalationRecord, EventRecord, EvidenceRecord, JobRecord
 from portwright.store._rows import to_record
 from portwright.store._schema import breakers, escalations, evidence, job_events, jobs, portals
 
-__all__ = ["JobNotFoundError", "JobRepository", "StaleStateError"]
+__all__ = ["JobIdTakenError", "JobNotFoundError", "JobRepository", "NewJob", "StaleStateError"]
 
 
 class JobNotFoundError(LookupError):
     """No job with that id (in that tenant)."""
 
 
+class JobIdTakenError(ValueError):
+    """A job id to insert exists already (in another tenant, or where only new ids may go)."""
+
+
 class StaleStateError(RuntimeError):
     """The job was not in the state the caller expected when it took the lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to accept with `JobRepository.insert_many` (the arguments of `insert`)."""
+
+    job_id: str
+    tenant_id: str
+    adapter: str
+    adapter_version: str
+    portal: str
+    state: str
+    status: str
+    input: dict[str, Any] = field(repr=False)
+    lock_key: str | None
+    priority: int
+    actor: str
+    reason: str = "submitted"
+    parent_id: str | None = None
+    item_key: str | None = None
+    trace_parent: str | None = None
 
 
 class JobRepository:
@@ -100,6 +128,76 @@ class JobRepository:
                 )
             )
             return record, True  # every column given: the row is the record, no read back
+
+    def insert_many(
+        self, conn: sa.Connection, new_jobs: Sequence[NewJob], *, new_only: bool = False
+    ) -> tuple[list[JobRecord], set[str]]:
+        """Accept many jobs in the caller's transaction with set-based writes: one SELECT of
+        the ids already there (a range of the primary key: meant for ids that sort together,
+        as `new_ids` draws them and a fan-out derives them from its parent, where the range
+        holds little else), one multi-row INSERT … RETURNING into jobs and
+        one into job_events (`insert_rows`: `.values([...])` would compile every row's bind
+        parameters on each call). Returns (the jobs in the order given, the ids created).
+        An id that exists already is a no-op, as in `insert`, but only within its tenant
+        (`JobIdTakenError` otherwise, and for any existing id when `new_only`)."""
+        ids = [new.job_id for new in new_jobs]
+        if len(set(ids)) != len(ids):
+            raise ValueError("insert_many: the same job id appears twice")
+        wanted = set(ids)
+        existing: dict[str, Any] = {}
+        if ids:  # one range scan of the primary key, not an IN list of every id
+            query = sa.select(jobs).where(jobs.c.id.between(min(ids), max(ids)))
+            for row in conn.execute(query):
+                if row.id in wanted:
+                    existing[row.id] = row
+        for new in new_jobs:
+            found = existing.get(new.job_id)
+            if found is not None and (new_only or found.tenant_id != new.tenant_id):
+                raise JobIdTakenError(f"job id {new.job_id} exists already")
+        fresh = [new for new in new_jobs if new.job_id not in existing]
+        now = time.time()
+        job_rows: list[dict[str, Any]] = [
+            {
+                "id": new.job_id,
+                "tenant_id": new.tenant_id,
+                "adapter": new.adapter,
+                "adapter_version": new.adapter_version,
+                "portal": new.portal,
+                "state": new.state,
+                "status": new.status,
+                "input": new.input,
+                "lock_key": new.lock_key,
+                "priority": new.priority,
+                "parent_id": new.parent_id,
+                "item_key": new.item_key,
+                "trace_parent": new.trace_parent,
+                "seq": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for new in fresh
+        ]
+        event_rows: list[dict[str, Any]] = [
+            {
+                "job_id": new.job_id,
+                "tenant_id": new.tenant_id,
+                "seq": 1,
+                "kind": "transition",
+                "actor": new.actor,
+                "from_state": None,
+                "to_state": new.state,
+                "reason": new.reason,
+                "meta": {},
+                "created_at": now,
+            }
+            for new in fresh
+        ]
+        rows = dict(existing)
+        for row in insert_rows(conn, jobs, job_rows, returning=list(jobs.c)):
+            rows[row.id] = row
+        insert_rows(conn, job_events, event_rows, returning=[job_events.c.id])
+        records = [to_record(JobRecord, rows[job_id]) for job_id in ids]
+        return records, {new.job_id for new in fresh}
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         query = sa.select(jobs).where(jobs.c.id == job_id)
@@ -328,6 +426,22 @@ class JobRepository:
             query = query.where(jobs.c.status.in_(statuses))
         with self.engine.connect() as conn:
             return [row[0] for row in conn.execute(query)]
+
+    def queued_page(
+        self, *, created_before: float, after_id: str | None = None, limit: int = 500
+    ) -> list[JobRecord]:
+        """Queued jobs created before `created_before`, by id from `after_id` on (a cursor
+        that pages through every queued job: the janitor's orphan scan)."""
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.status == "queued", jobs.c.created_at < created_before)
+            .order_by(jobs.c.id)
+            .limit(limit)
+        )
+        if after_id is not None:
+            query = query.where(jobs.c.id > after_id)
+        with self.engine.connect() as conn:
+            return [to_record(JobRecord, row) for row in conn.execute(query)]
 
     def counts_by_status(self, *, tenant_id: str | None = None) -> dict[str, int]:
         query = sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)

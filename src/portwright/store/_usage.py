@@ -10,10 +10,12 @@ counter by the difference, once. `summary` settles the tenant first.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from portwright.store._bulk import insert_rows
 from portwright.store._schema import jobs, usage_counters, usage_records
 
 __all__ = ["PENDING_TIER", "UNSERVED_TIER", "UsageRepository", "UsageSummary", "UsageTotals"]
@@ -113,6 +115,35 @@ class UsageRepository:
                 )
             )
 
+    def record_many(
+        self,
+        conn: sa.Connection,
+        *,
+        tenant_id: str,
+        period: str,
+        kind: str,
+        charges: Sequence[tuple[str, int]],
+        tier: str | None = None,
+        api_key_id: str | None = None,
+    ) -> None:
+        """One record per (job id, credits), in the caller's transaction: a batch's usage,
+        written with its jobs in one multi-row INSERT."""
+        now = time.time()
+        rows = [
+            {
+                "tenant_id": tenant_id,
+                "api_key_id": api_key_id,
+                "job_id": job_id,
+                "kind": kind,
+                "tier": tier,
+                "credits": credits,
+                "period": period,
+                "created_at": now,
+            }
+            for job_id, credits in charges
+        ]
+        insert_rows(conn, usage_records, rows, returning=[usage_records.c.id])
+
     def settle(self, tenant_id: str) -> int:
         """Price the tenant's pending records whose jobs have ended; how many were settled."""
         query = (
@@ -132,29 +163,49 @@ class UsageRepository:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        settled = 0
+        if not rows:
+            return 0
+        # Set-based: one UPDATE per distinct price (per 500 records), then one counter move
+        # per period for the records this call actually settled (RETURNING: a concurrent
+        # settle takes each record once).
+        priced: dict[tuple[str, int], list[tuple[int, str, int]]] = {}
         for row in rows:
             output = row.output if isinstance(row.output, dict) else {}
             tier, credits = UNSERVED_TIER, 0
             if row.status == "succeeded":
                 tier = str(output.get("tier") or output.get("engine") or "http")[:16]
                 credits = int(output.get("credits", row.credits))
-            with self.engine.begin() as conn:
-                done = conn.execute(
-                    usage_records.update()
-                    .where(usage_records.c.id == row.id, usage_records.c.tier == PENDING_TIER)
-                    .values(tier=tier, credits=credits)
-                ).rowcount
-                if done == 1 and credits != row.credits:
+            priced.setdefault((tier, credits), []).append((row.id, row.period, row.credits))
+        settled = 0
+        moves: dict[str, int] = {}
+        with self.engine.begin() as conn:
+            for (tier, credits), group in priced.items():
+                reserved = {record_id: (period, was) for record_id, period, was in group}
+                ids = list(reserved)
+                for at in range(0, len(ids), 500):
+                    done = conn.execute(
+                        usage_records.update()
+                        .where(
+                            usage_records.c.id.in_(ids[at : at + 500]),
+                            usage_records.c.tier == PENDING_TIER,
+                        )
+                        .values(tier=tier, credits=credits)
+                        .returning(usage_records.c.id)
+                    ).all()
+                    for (record_id,) in done:
+                        period, was = reserved[record_id]
+                        moves[period] = moves.get(period, 0) + (credits - was)
+                    settled += len(done)
+            for period, delta in moves.items():
+                if delta:
                     conn.execute(
                         usage_counters.update()
                         .where(
                             usage_counters.c.tenant_id == tenant_id,
-                            usage_counters.c.period == row.period,
+                            usage_counters.c.period == period,
                         )
-                        .values(credits=usage_counters.c.credits + (credits - row.credits))
+                        .values(credits=usage_counters.c.credits + delta)
                     )
-            settled += done
         return settled
 
     def summary(self, tenant_id: str, period: str) -> UsageSummary:

@@ -144,7 +144,8 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
         summary="Scrape many URLs",
     )
     async def batch(body: BatchRequest, caller: Caller) -> JSONResponse:
-        """Every item is checked first (422 names the item), then each becomes a job."""
+        """Every item is checked first (422 names the item), then all become jobs at once:
+        one quota reservation, one transaction for the jobs and their usage records."""
         plan = plan_of(caller.plan)
         if len(body.items) > plan.batch_size:
             raise ApiError(
@@ -157,27 +158,21 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
             await _check(ctx, item, f"items.{index}.")
         if body.webhook:
             await ctx.check_url("webhook", body.webhook)
-        total = sum(TIER_CREDITS[tier_of(item.engine)] for item in body.items)
-        period = await ctx.meter.reserve(
-            caller.tenant_id, plan, jobs=len(body.items), credits=total
-        )
-        await ctx.meter.refund(caller.tenant_id, period, jobs=len(body.items), credits=total)
         batch_id = new_id("bat")
         settings = await scrape_settings(ctx, caller.tenant_id)
-        jobs = []
-        for given in body.items:
-            item = given
-            if body.webhook and not item.webhook:
-                item = item.model_copy(update={"webhook": body.webhook})
-            jobs.append(
-                await ctx.submit_metered(
-                    caller,
-                    adapter=SCRAPE_ADAPTER,
-                    job_input=_job_input(item, batch_id, settings),
-                    credits=TIER_CREDITS[tier_of(item.engine)],
-                    tier=PENDING_TIER,
-                )
-            )
+        items = [
+            item.model_copy(update={"webhook": body.webhook})
+            if body.webhook and not item.webhook
+            else item
+            for item in body.items
+        ]
+        jobs = await ctx.submit_metered_many(
+            caller,
+            adapter=SCRAPE_ADAPTER,
+            inputs=[_job_input(item, batch_id, settings) for item in items],
+            credits=[TIER_CREDITS[tier_of(item.engine)] for item in items],
+            tier=PENDING_TIER,
+        )
         registry = ctx.service.rt.registry
         reply = BatchResponse(batch_id=batch_id, jobs=[job_view(j, registry) for j in jobs])
         return JSONResponse(reply.model_dump(mode="json"), status_code=202)
