@@ -33,6 +33,7 @@ from portwright.store import NewJob
 from portwright.testing import EchoAdapter, echo_service
 from tests.conftest import RuntimeFactory
 from tests.gateway._support import ServerThread
+from tests.support import reaching
 
 ENDED = ("succeeded", "failed", "cancelled")
 FIRST_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+(?:\w+\.)?\"?(\w+)", re.IGNORECASE)
@@ -307,7 +308,8 @@ def test_a_fan_out_spawn_is_set_based_idempotent_and_survives_a_stop(
     registry = AdapterRegistry()
     registry.register(EchoAdapter)
     with SandboxWorld([echo_service()], seed=9) as echo:
-        runtime: Runtime = make_runtime(registry, run_workers=False)
+        settings = reaching(settings, echo)  # the children fetch from it
+        runtime: Runtime = make_runtime(registry, run_workers=False, settings=settings)
         tenant_id = runtime.store.tenants.ensure("acme").id
         log = StatementLog(runtime.store.engine)
         system = StatementLog(_get_dbos_instance()._sys_db.engine)
@@ -355,7 +357,7 @@ def test_a_fan_out_spawn_is_set_based_idempotent_and_survives_a_stop(
         assert runtime.store.jobs.counts_by_status() == {"queued": 210, "succeeded": 2}
         runtime.stop()
 
-        restarted = make_runtime(registry)
+        restarted = make_runtime(registry, settings=settings)
         statuses = _wait_ended(JobService(restarted), spawned, timeout_s=240)
         assert Counter(statuses.values()) == {"succeeded": 210}, Counter(statuses.values())
         children = restarted.store.jobs.children("job_parent_10")
