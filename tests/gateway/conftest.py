@@ -134,7 +134,7 @@ def stack(
         runtime = Runtime(settings, registry, secrets=vault)
         _off_loop(runtime.start)
         service = JobService(runtime)
-        server = ServerThread(create_app(service, settings, vault=vault)).start()
+        server = ServerThread(create_app(service, settings, vault=vault), settings).start()
         try:
             yield Stack(request.param, runtime, service, settings, server, world.urls())
         finally:
@@ -162,7 +162,7 @@ def serve_variant(stack: Stack, world: SandboxWorld) -> Iterator[Any]:
 
     def serve(**overrides: Any) -> str:
         settings = stack.settings.model_copy(update=overrides)
-        server = ServerThread(create_app(stack.service, settings)).start()
+        server = ServerThread(create_app(stack.service, settings), settings).start()
         servers.append(server)
         return server.url
 

@@ -103,7 +103,7 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from portwright.cli._stack import start_runtime
-    from portwright.gateway import create_app
+    from portwright.gateway import create_app, server_config
     from portwright.orchestrator import JobService
 
     settings = settings_from(args)
@@ -111,7 +111,8 @@ def _api(args: argparse.Namespace) -> int:
     try:
         app = create_app(JobService(runtime), settings, vault=vault)
         print(f"gateway http://{args.host}:{args.port}", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        config = server_config(app, settings, host=args.host, port=args.port, log_level="warning")
+        uvicorn.Server(config).run()
     finally:
         runtime.stop()
         vault.close()

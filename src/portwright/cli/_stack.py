@@ -144,7 +144,7 @@ def start_stack(
     """Start the runtime (workers included) and the gateway on a background thread."""
     import uvicorn
 
-    from portwright.gateway import create_app
+    from portwright.gateway import create_app, server_config
     from portwright.orchestrator import JobService
 
     if world is not None:
@@ -153,7 +153,9 @@ def start_stack(
     service = JobService(runtime)
     port = port or _free_port(host)
     app = create_app(service, settings, vault=vault)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    config = server_config(
+        app, settings, host=host, port=port, log_level="warning", access_log=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)
     thread.start()
