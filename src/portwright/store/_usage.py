@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from portwright.store._schema import jobs, usage_counters, usage_records
+from portwright.store._scope import tenant_transaction
 
 __all__ = ["PENDING_TIER", "UNSERVED_TIER", "UsageRepository", "UsageSummary", "UsageTotals"]
 
@@ -161,7 +162,7 @@ class UsageRepository:
         self.settle(tenant_id)
         key = (usage_records.c.tenant_id == tenant_id) & (usage_records.c.period == period)
         count, total = sa.func.count(), sa.func.coalesce(sa.func.sum(usage_records.c.credits), 0)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             counter = conn.execute(
                 sa.select(usage_counters.c.jobs, usage_counters.c.credits).where(
                     usage_counters.c.tenant_id == tenant_id, usage_counters.c.period == period
