@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
-from portwright.store import Store
+from portwright.store import Store, migrate
+from portwright.store._migrate import _config
 from portwright.store._scope import tenant_transaction
 
 PG_BASE = os.environ.get("PORTWRIGHT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -161,3 +163,29 @@ def test_every_tenant_table_is_under_the_policy(app_db: AppDatabase) -> None:
         }
     assert "jobs" in tables
     assert tables <= guarded
+
+
+def _guarded_tables(engine: sa.Engine) -> set[str]:
+    query = "SELECT relname FROM pg_class WHERE relrowsecurity AND relforcerowsecurity"
+    with engine.connect() as conn:
+        return {row[0] for row in conn.execute(sa.text(query))}
+
+
+def test_migration_0009_downgrades_and_upgrades_again(app_db: AppDatabase) -> None:
+    """Downgrading to 0008 lifts every policy (the app role then reads all rows); upgrading
+    restores them."""
+    engine = app_db.store.engine
+    assert "jobs" in _guarded_tables(engine)
+    with engine.begin() as conn:
+        command.downgrade(_config(conn), "0008")
+    assert _guarded_tables(engine) == set()
+    raw = sa.create_engine(app_db.url)
+    try:
+        with raw.connect() as conn:
+            assert _job_ids(conn) == {"job_a1", "job_a2", "job_b1"}
+        migrate(engine)
+        assert "jobs" in _guarded_tables(engine)
+        with raw.connect() as conn:
+            assert _job_ids(conn) == set()
+    finally:
+        raw.dispose()
