@@ -8,8 +8,9 @@ fresh database enqueues J jobs of S no-op steps and waits for all of them:
   (same global/worker/partition concurrency, polling interval, partition key per
   job, and on SQLite the same WAL engine for the system database);
 * ``portwright``: ``JobService.submit`` of a no-op adapter whose ``run`` makes
-  two transitions and S ``job.step(...)`` calls, so every step goes through the
-  gate, the attempt and the checkpoint, and the job ends with a transition.
+  two transitions and S ``job.step(...)`` calls, so every step goes through its
+  transaction (pending transitions, the gate), the step function and its
+  checkpoint, and the job ends with a transition.
 
 It reports jobs/s (J over the wall time from the first submit to the last
 completion), per-job latency (submit to completion), per-job run time (DBOS
@@ -18,6 +19,7 @@ step name, SQL statements per job, and the added milliseconds per step::
 
     python benchmarks/orchestrator_bench.py            # 200 jobs x 5 steps, both backends
     python benchmarks/orchestrator_bench.py --quick    # a smoke run
+    python benchmarks/orchestrator_bench.py --quick --rounds 3   # each pair 3 times
     python benchmarks/orchestrator_bench.py --json results.json
 
 PostgreSQL comes from ``--postgres`` (default ``postgresql://postgres@127.0.0.1:5432``);
@@ -457,37 +459,62 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     results = []
     admin = _pg_admin(args.postgres) if "postgres" in args.backends else None
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
-        for backend in args.backends:
-            for system in SYSTEMS:
-                data_dir = Path(tmp) / f"{backend}-{system}"
-                data_dir.mkdir()
-                print(f"… {backend:8} {system:10}", end="", file=sys.stderr, flush=True)
-                with _fresh_database(backend, system, data_dir, args, admin) as url:
-                    spec = RunSpec(
-                        system=system,
-                        backend=backend,
-                        database_url=url,
-                        data_dir=str(data_dir),
-                        jobs=args.jobs,
-                        steps=args.steps,
-                        warmup=args.warmup,
-                        concurrency=args.concurrency,
-                        poll_s=args.poll,
-                        timeout_s=args.timeout,
-                        out=str(data_dir / "result.json"),
-                    )
-                    result = {"system": system, "backend": backend, **_run_one(spec)}
-                note = result.get("error") or f"{result.get('jobs_per_s', 0):.1f} jobs/s"
-                print(f" {note}", file=sys.stderr, flush=True)
-                results.append(result)
+        for round_no, backend, system in (
+            (r, b, s) for r in range(args.rounds) for b in args.backends for s in SYSTEMS
+        ):
+            data_dir = Path(tmp) / f"{backend}-{system}-{round_no}"
+            data_dir.mkdir()
+            print(f"… {backend:8} {system:10}", end="", file=sys.stderr, flush=True)
+            with _fresh_database(backend, system, data_dir, args, admin) as url:
+                spec = RunSpec(
+                    system=system,
+                    backend=backend,
+                    database_url=url,
+                    data_dir=str(data_dir),
+                    jobs=args.jobs,
+                    steps=args.steps,
+                    warmup=args.warmup,
+                    concurrency=args.concurrency,
+                    poll_s=args.poll,
+                    timeout_s=args.timeout,
+                    out=str(data_dir / "result.json"),
+                )
+                result = {
+                    "system": system,
+                    "backend": backend,
+                    "round": round_no,
+                    **_run_one(spec),
+                }
+            note = result.get("error") or f"{result.get('jobs_per_s', 0):.1f} jobs/s"
+            print(f" {note}", file=sys.stderr, flush=True)
+            results.append(result)
     if admin is not None:
         admin.dispose()
     return results
 
 
+def round_ratios(results: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per backend: Portwright's jobs/s over bare DBOS's, one ratio per round (each pair
+    measured back to back, so a change in the machine's load hits both alike)."""
+    by = {(r["backend"], r["system"], r.get("round", 0)): r for r in results if "error" not in r}
+    out: dict[str, list[float]] = {}
+    for backend, system, round_no in sorted(by):
+        base = by.get((backend, "dbos", round_no))
+        if system == "portwright" and base is not None:
+            ratio = by[(backend, system, round_no)]["jobs_per_s"] / base["jobs_per_s"]
+            out.setdefault(backend, []).append(ratio)
+    return out
+
+
 def summarise(results: list[dict[str, Any]], steps: int) -> dict[str, dict[str, float]]:
-    """Per backend: the ratios against bare DBOS and the added milliseconds per step."""
-    by = {(r["backend"], r["system"]): r for r in results if "error" not in r}
+    """Per backend: the ratios against bare DBOS and the added milliseconds per step
+    (of the last round; `round_ratios` has every round's throughput ratio)."""
+    last = max((r.get("round", 0) for r in results), default=0)
+    by = {
+        (r["backend"], r["system"]): r
+        for r in results
+        if "error" not in r and r.get("round", 0) == last
+    }
     out = {}
     for backend in BACKENDS:
         base, pw = by.get((backend, "dbos")), by.get((backend, "portwright"))
@@ -517,7 +544,8 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], summary: dic
         f"{'backend':9}{'system':12}{'jobs/s':>8}{'x dbos':>8}{'run p50':>9}{'run p95':>9}"
         f"{'x dbos':>8}{'e2e p50':>9}{'e2e p95':>9}{'cpu/job':>9}{'sql/job':>9}{'tx/job':>8}",
     ]
-    by = {(r["backend"], r["system"]): r for r in results}
+    last = max((r.get("round", 0) for r in results), default=0)
+    by = {(r["backend"], r["system"]): r for r in results if r.get("round", 0) == last}
     for backend in args.backends:
         base = by.get((backend, "dbos"), {})
         for system in SYSTEMS:
@@ -556,9 +584,17 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], summary: dic
             f"latency = run time at concurrency {args.concurrency}; worker = a saturated worker's"
             " time per job, 1/(jobs/s); cpu = process CPU; sql = statements",
         ]
+    if args.rounds > 1:
+        lines += [
+            "",
+            f"jobs/s x dbos, each of {args.rounds} rounds (the table shows the last round):",
+        ]
+        for backend, ratios in round_ratios(results).items():
+            listed = " ".join(f"{r:.2f}" for r in ratios)
+            lines.append(f"  {backend:9}{listed}  median {statistics.median(ratios):.2f}")
     lines += ["", "where a job's run time goes (ms per job, by DBOS step name; calls in brackets):"]
     for r in results:
-        if "error" in r:
+        if "error" in r or r.get("round", 0) != last:
             continue
         parts = [f"{name} {v['ms']:.1f} [{v['calls']:g}]" for name, v in r["steps_per_job"].items()]
         parts.append(f"between steps {r['between_steps_ms']:.1f}")
@@ -600,6 +636,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="40 jobs x 3 steps, 5 warm-up")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every configuration this many times, alternating (ratios per round)",
+    )
+    parser.add_argument(
         "--json", metavar="FILE", help="also write all results as JSON ('-': stdout)"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -612,11 +654,12 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args.child)
     if args.quick:
         args.jobs, args.steps, args.warmup = 40, 3, 5
-    if min(args.jobs, args.steps, args.concurrency) < 1 or args.poll <= 0:
-        raise SystemExit("--jobs, --steps and --concurrency must be >= 1 and --poll > 0")
+    if min(args.jobs, args.steps, args.concurrency, args.rounds) < 1 or args.poll <= 0:
+        raise SystemExit("--jobs, --steps, --concurrency and --rounds must be >= 1 and --poll > 0")
     started = time.monotonic()
     results = run_all(args)
     summary = summarise(results, args.steps)
+    ratios = round_ratios(results)
     report = render(args, results, summary)
     if args.json == "-":
         print(json.dumps({"results": results, "summary": summary}, indent=2))
@@ -624,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report)
         if args.json:
             Path(args.json).write_text(
-                json.dumps({"results": results, "summary": summary}, indent=2)
+                json.dumps({"results": results, "summary": summary, "rounds": ratios}, indent=2)
             )
     print(f"\n(total {time.monotonic() - started:.0f}s)", file=sys.stderr)
     failed = any("error" in r or r.get("problems") for r in results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ class Worker:
             "PORTWRIGHT_CAPTCHA_SOLVER_URL": world.url("captcha-solver"),
             "PORTWRIGHT_CAPTCHA_API_KEY": "sandbox-key",
             "PORTWRIGHT_LOG_LEVEL": "WARNING",
+            "PORTWRIGHT_URL_ALLOWLIST": json.dumps(settings.url_allowlist),
         }
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
@@ -52,3 +54,57 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=15)
+
+
+class Listener:
+    """A real HTTP listener on a loopback address that counts what reaches it: the SSRF
+    tests' target (it must see no request) or the address a guard checked (it must).
+
+    `with Listener("127.0.0.2", port=0, body=…) as site:`; `site.hits` lists the
+    request lines with their Host header; `robots` is what /robots.txt serves."""
+
+    def __init__(self, host: str, port: int = 0, *, body: str = "", robots: str = "") -> None:
+        import http.server
+        import threading
+
+        hits: list[str] = []
+        self.hits = hits
+        page, rules = body.encode(), robots.encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                hits.append(f"{self.command} {self.path} host={self.headers.get('host')}")
+                data = rules if self.path == "/robots.txt" else page
+                kind = "text/plain" if self.path == "/robots.txt" else "text/html"
+                self.send_response(200)
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(data)))
+                self.send_header("connection", "close")
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer  # noqa: N815 - http.server names
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Listener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+def reaching(settings: Settings, *worlds: SandboxWorld) -> Settings:
+    """`settings` with every service port of `worlds` on the SSRF allowlist, as `portwright
+    up` does for its sandbox: jobs reach nothing local that is not listed."""
+    ports = [url.removeprefix("http://") for w in worlds for url in w.urls().values()]
+    return settings.model_copy(update={"url_allowlist": [*settings.url_allowlist, *ports]})

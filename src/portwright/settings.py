@@ -28,6 +28,12 @@ class WebhookSource(BaseModel):
     secrets: list[SecretStr] = Field(min_length=1, max_length=2, description="two for rotation")
     handler: str = Field("record", description="processing: 'record' (store only) or 'payment'")
     tenant: str | None = Field(None, description="tenant name the events belong to, if any")
+    require_timestamp: bool = Field(
+        False,
+        description="refuse an event without a signed timestamp within webhook_tolerance_s "
+        "(Standard Webhooks and Stripe-style always sign one; a Shopify-style body must carry "
+        "webhook.triggered_at)",
+    )
 
 
 class Settings(BaseSettings):
@@ -49,7 +55,11 @@ class Settings(BaseSettings):
         None, description="publish the outbox to NATS JetStream (optional, off when unset)"
     )
     nats_stream: str = Field("PORTWRIGHT", description="the JetStream stream events go to")
-    master_key: SecretStr | None = Field(None, description="wraps per-tenant data keys")
+    master_key: SecretStr | None = Field(
+        None,
+        description="wraps per-tenant data keys: 32 random bytes (base64 or hex), or a "
+        "passphrase of 32+ bytes (derived with HKDF); shorter is refused",
+    )
     worker_id: str | None = Field(None, description="stable executor id for this process")
     worker_concurrency: int = Field(32, ge=1, description="jobs one worker runs at once")
     worker_metrics_port: int | None = Field(

@@ -20,7 +20,7 @@ from portwright.sandbox import SandboxWorld, captcha, directories
 from portwright.settings import Settings
 from portwright.testing import wait_until
 from tests.orchestrator._support import registry
-from tests.support import Worker
+from tests.support import Worker, reaching
 
 CATALOG = json.loads(directories.DATA_FILE.read_text())["directories"]
 
@@ -41,6 +41,12 @@ def world() -> Iterator[SandboxWorld]:
     with SandboxWorld([*captcha.specs(), *directories.specs()], seed=4) as w:
         w.context("captcha-solver").options["solve_time_s"] = 0.1
         yield w
+
+
+@pytest.fixture
+def settings(settings: Settings, world: SandboxWorld) -> Settings:
+    """The jobs may reach this module's sandbox: its ports are on the SSRF allowlist."""
+    return reaching(settings, world)
 
 
 def _service(service_for: Callable[..., JobService], world: SandboxWorld) -> JobService:

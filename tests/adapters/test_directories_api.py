@@ -20,6 +20,7 @@ from portwright.testing import wait_until
 from tests.adapters.test_directories import CATALOG, PROFILE
 from tests.gateway._support import ServerThread
 from tests.orchestrator._support import registry
+from tests.support import reaching
 
 
 @pytest.fixture
@@ -27,6 +28,12 @@ def world() -> Iterator[SandboxWorld]:
     with SandboxWorld([*captcha.specs(), *directories.specs()], seed=6) as w:
         w.context("captcha-solver").options["solve_time_s"] = 0.1
         yield w
+
+
+@pytest.fixture
+def settings(settings: Settings, world: SandboxWorld) -> Settings:
+    """The jobs may reach this module's sandbox: its ports are on the SSRF allowlist."""
+    return reaching(settings, world)
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, world: SandboxWorld) -> It
         queue_polling_interval_s=0.05,
         log_json=False,
         master_key=SecretStr("test-master-key-" + "x" * 32),
+        url_allowlist=[url.removeprefix("http://") for url in world.urls().values()],
     )
     registry = AdapterRegistry()
     registry.register(EchoAdapter)

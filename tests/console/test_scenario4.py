@@ -10,6 +10,7 @@ operator's Chromium stay here.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import signal
@@ -154,6 +155,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             "PORTWRIGHT_CAPTCHA_API_KEY": "sandbox-key",
             "PORTWRIGHT_MASTER_KEY": "scenario4-master-key-" + "x" * 32,
             "PORTWRIGHT_LOG_LEVEL": "WARNING",
+            "PORTWRIGHT_URL_ALLOWLIST": json.dumps(
+                [url.removeprefix("http://") for url in world.urls().values()]
+            ),  # the jobs reach the sandbox, as under `portwright up`
             "SCENARIO4_PORT": str(port),
         }
         store = Store.open(db_url)

@@ -20,6 +20,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from portwright.delivery import new_secret
+from portwright.delivery._signing import seal_endpoint_secret
+from portwright.gateway.vault import MasterKey, Vault
 from portwright.settings import Settings
 from portwright.store import DeliveryFilter, Store
 from portwright.testing import wait_until
@@ -51,12 +53,16 @@ class HoldingReceiver:
         return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
 
 
+MASTER_KEY = MasterKey.generate()
+
+
 def _relay(db_url: str, allow: str, data_dir: Path) -> subprocess.Popen[bytes]:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "PORTWRIGHT_DATABASE_URL": db_url,
         "PORTWRIGHT_DATA_DIR": str(data_dir),
+        "PORTWRIGHT_MASTER_KEY": MASTER_KEY,  # opens the endpoint's sealed secret
         "PORTWRIGHT_URL_ALLOWLIST": json.dumps([allow]),
         "PORTWRIGHT_LOG_JSON": "true",
     }
@@ -79,7 +85,8 @@ async def test_a_killed_relay_loses_no_event_and_duplicates_keep_their_webhook_i
 ) -> None:
     """A relay process SIGKILLed with sends in flight loses nothing: a second relay delivers
     every event, each repeat carries the same webhook-id, every signature verifies with the
-    standardwebhooks library, and SIGTERM stops the second relay cleanly."""
+    standardwebhooks library (the endpoint's secret sealed at rest, opened by each relay's
+    vault), and SIGTERM stops the second relay cleanly."""
     store = Store.open(Settings(database_url=db_url).app_database_url)
     receiver = HoldingReceiver()
     server = ServerThread(receiver.app()).start()
@@ -87,9 +94,12 @@ async def test_a_killed_relay_loses_no_event_and_duplicates_keep_their_webhook_i
     try:
         tenant = store.tenants.ensure("relay-kill")
         secret = new_secret()
+        sealed = seal_endpoint_secret(Vault(MasterKey(MASTER_KEY), store=store), tenant.id,
+                                      "wep_relay_kill", secret)  # fmt: skip
         store.endpoints.create(
-            tenant_id=tenant.id, url=f"{server.url}/hook", secrets=[secret], max_attempts=20
-        )
+            tenant_id=tenant.id, url=f"{server.url}/hook", secrets=[sealed], max_attempts=20,
+            endpoint_id="wep_relay_kill",
+        )  # fmt: skip
         for n in range(EVENTS):
             store.outbox.append(
                 event_id=f"evt-kill-{n:03d}", topic="job.updated", tenant_id=tenant.id,

@@ -25,7 +25,7 @@ from portwright.dispatch import SYNC_TOPICS
 from portwright.gateway import create_app, issue_key
 from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld
-from portwright.sandbox.shops import ALPHA, BETA, specs
+from portwright.sandbox.shops import specs
 from portwright.settings import Settings, WebhookSource
 from portwright.store import Store
 from tests.gateway._support import ServerThread
@@ -130,10 +130,12 @@ def dispatch(settings: Settings, service_for: Callable[..., JobService]) -> Iter
     """Shops + runtime + gateway, with acme (shop-alpha) and globex (shop-beta) keys."""
     with SandboxWorld(specs(), seed=11) as world:
         allow = [world.url(shop).removeprefix("http://") for shop in TENANTS]
-        sources = {
-            "shop-alpha": WebhookSource(scheme="shopify", secrets=[SecretStr(ALPHA.default_secret)],
-                                        handler="shop-order", tenant="acme"),
-            "shop-beta": WebhookSource(scheme="standard", secrets=[SecretStr(BETA.default_secret)],
+        secret = {shop: SecretStr(world.context(shop).options["secret"]) for shop in TENANTS}
+        sources = {  # each shop signs with this world's own secret
+            "shop-alpha": WebhookSource(scheme="shopify", secrets=[secret["shop-alpha"]],
+                                        handler="shop-order", tenant="acme",
+                                        require_timestamp=True),
+            "shop-beta": WebhookSource(scheme="standard", secrets=[secret["shop-beta"]],
                                        handler="shop-order", tenant="globex"),
         }  # fmt: skip
         tuned = settings.model_copy(update={"url_allowlist": allow, "webhook_sources": sources})

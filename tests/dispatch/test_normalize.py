@@ -42,3 +42,26 @@ def test_a_payload_without_an_order_names_the_field() -> None:
     with pytest.raises(NormalizeError) as garbage:
         normalize("shop-alpha", "orders/create", b"not json")
     assert garbage.value.field == "body"
+
+
+def test_a_shopify_topic_must_agree_with_the_signed_body_and_the_order() -> None:
+    """An inbox row whose event type disagrees with the body's signed webhook.topic, or a
+    cancellation of an order whose body says it is open, is refused (defence in depth
+    behind the receiver's check)."""
+    created = ALPHA.event(7, 1, "created", _order("5100000001"))
+    with pytest.raises(NormalizeError) as swapped:
+        normalize("shop-alpha", "orders/cancelled", created.body)
+    assert swapped.value.field == "event_type"
+    bare = json.loads(created.body)
+    del bare["webhook"]  # as rows persisted before topics were signed
+    with pytest.raises(NormalizeError) as open_order:
+        normalize("shop-alpha", "orders/cancelled", json.dumps(bare).encode())
+    assert open_order.value.field == "body.cancelled_at"
+    assert normalize("shop-alpha", "orders/create", json.dumps(bare).encode()).kind == "created"
+
+
+def test_a_body_too_deep_to_parse_is_a_normalize_error() -> None:
+    """A deeply nested body fails as a NormalizeError naming the body, never a RecursionError."""
+    with pytest.raises(NormalizeError) as deep:
+        normalize("shop-alpha", "orders/create", b"[" * 100_000 + b"]" * 100_000)
+    assert deep.value.field == "body"

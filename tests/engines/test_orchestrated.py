@@ -26,8 +26,10 @@ from portwright.resources import (
 from portwright.sandbox import SandboxWorld, captcha, proxies, scrape
 from portwright.sandbox.proxies import proxy_catalog
 from portwright.sdk import Adapter, Job, RetryPolicy, StepContext, linear_machine
+from portwright.settings import Settings
 from portwright.testing import InMemoryBlobStore, wait_until
 from tests.engines._sites import account_site
+from tests.support import reaching
 
 pytestmark = pytest.mark.browser
 
@@ -101,6 +103,12 @@ def world() -> Iterator[SandboxWorld]:
     ]
     with SandboxWorld(specs, seed=11) as w:
         yield w
+
+
+@pytest.fixture
+def settings(settings: Settings, world: SandboxWorld) -> Settings:
+    """The jobs may reach this module's sandbox: its ports are on the SSRF allowlist."""
+    return reaching(settings, world)
 
 
 def _registry() -> AdapterRegistry:

@@ -98,6 +98,9 @@ def gateway_settings(db_url: str, data_dir: Path, world: SandboxWorld, **extra: 
             ),
             "shop-beta": WebhookSource(scheme="standard", secrets=[SecretStr(STANDARD_SECRET)]),
             "shop-alpha": WebhookSource(scheme="shopify", secrets=[SecretStr(SHOPIFY_SECRET)]),
+            "shop-strict": WebhookSource(
+                scheme="shopify", secrets=[SecretStr(SHOPIFY_SECRET)], require_timestamp=True
+            ),
         },
     }
     values.update(extra)

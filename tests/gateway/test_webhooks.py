@@ -81,22 +81,76 @@ async def test_stripe_library_signature_is_accepted_and_processed(stack: Stack) 
     assert "ignored" in (stack.store.inbox.get(inbox_id).result or "")
 
 
-def test_shopify_style_signature_is_accepted(stack: Stack) -> None:
-    """A Shopify-style base64 HMAC of the raw body is accepted, deduped on the shop domain."""
-    body = json.dumps({"id": 51, "name": "#1001"}).encode()
-    mac = base64.b64encode(hmac.new(SHOPIFY_SECRET.encode(), body, hashlib.sha256).digest())
-    headers = {
-        "x-shop-hmac-sha256": mac.decode(),
-        "x-shop-webhook-id": secrets.token_hex(8),
-        "x-shop-topic": "orders/create",
-        "x-shop-domain": "alpha.sandbox.shop",
-        "x-shop-triggered-at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+def _shopify(
+    body: dict[str, object], *, secret: str = SHOPIFY_SECRET, **meta: object
+) -> tuple[bytes, dict[str, str]]:
+    """A Shopify-style delivery: the order plus its signed `webhook` object, HMAC of the
+    raw body, headers repeating the body's identity."""
+    webhook = {
+        "id": secrets.token_hex(8),
+        "topic": "orders/create",
+        "shop_domain": "alpha.sandbox.shop",
+        "triggered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **meta,
     }
-    response = _hook(stack, "shop-alpha", body, headers)
-    assert response.status_code == 202
+    raw = json.dumps({**body, "webhook": {k: v for k, v in webhook.items() if v is not None}})
+    mac = base64.b64encode(hmac.new(secret.encode(), raw.encode(), hashlib.sha256).digest())
+    headers = {"x-shop-hmac-sha256": mac.decode(), "x-shop-webhook-id": str(webhook["id"]),
+               "x-shop-topic": str(webhook["topic"])}  # fmt: skip
+    return raw.encode(), headers
+
+
+def test_shopify_style_signature_is_accepted(stack: Stack) -> None:
+    """A Shopify-style base64 HMAC of the raw body is accepted; id, topic and shop domain
+    come from the signed body (the headers repeat them)."""
+    body, headers = _shopify({"id": 51, "name": "#1001"})
+    response = _hook(stack, "shop-alpha", body, headers | {"x-shop-domain": "alpha.sandbox.shop"})
+    assert response.status_code == 202, response.text
     row = stack.store.inbox.get(response.json()["id"])
     assert row.external_id == "alpha.sandbox.shop"
     assert row.event_type == "orders/create"
+    assert row.event_id == headers["x-shop-webhook-id"]
+
+
+def test_shopify_headers_that_disagree_with_the_signed_body_are_refused(stack: Stack) -> None:
+    """The signature covers the body only: a captured body resent with another topic, id or
+    domain header is a 401 naming that header, and nothing is persisted; a body that does
+    not carry its id and topic is a 400."""
+    body, headers = _shopify({"id": 52}, topic="orders/create")
+    before = len(stack.store.inbox.search(source="shop-alpha", limit=10_000))
+    for name, forged in (("x-shop-topic", "orders/cancelled"),
+                         ("x-shop-webhook-id", "another-id"),
+                         ("x-shop-domain", "other.sandbox.shop")):  # fmt: skip
+        refused = _hook(stack, "shop-alpha", body, headers | {name: forged})
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["fields"][0]["field"] == name
+    assert len(stack.store.inbox.search(source="shop-alpha", limit=10_000)) == before
+    bare = b'{"id": 53}'
+    mac = base64.b64encode(hmac.new(SHOPIFY_SECRET.encode(), bare, hashlib.sha256).digest())
+    refused = _hook(stack, "shop-alpha", bare, headers | {"x-shop-hmac-sha256": mac.decode()})
+    assert refused.status_code == 400
+    assert refused.json()["fields"][0]["field"] == "body.webhook"
+    assert _hook(stack, "shop-alpha", body, headers).status_code == 202  # the honest one
+
+
+def test_shopify_timestamp_required_per_source(stack: Stack) -> None:
+    """A source with require_timestamp refuses a body without a signed triggered_at (an
+    unsigned header time does not count) or with one out of the window; a source without
+    it accepts the same body; a signed time out of window is refused by both."""
+    body, headers = _shopify({"id": 54}, triggered_at=None)
+    headers["x-shop-triggered-at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    refused = _hook(stack, "shop-strict", body, headers)
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["fields"][0]["field"] == "body.webhook.triggered_at"
+    assert "requires a signed timestamp" in refused.json()["message"]
+    assert _hook(stack, "shop-alpha", body, headers).status_code == 202
+    stale, headers = _shopify({"id": 55}, triggered_at="2020-01-01T00:00:00Z")
+    for source in ("shop-strict", "shop-alpha"):
+        refused = _hook(stack, source, stale, headers)
+        assert refused.status_code == 401
+        assert "replay refused" in refused.json()["message"]
+    fresh, headers = _shopify({"id": 56})
+    assert _hook(stack, "shop-strict", fresh, headers).status_code == 202
 
 
 def test_second_secret_is_accepted_during_rotation(stack: Stack) -> None:
@@ -129,7 +183,7 @@ def test_unknown_source_is_404_listing_known(stack: Stack) -> None:
     """A source that is not configured is 404 and the answer lists the configured ones."""
     response = _hook(stack, "nowhere", b"{}", {})
     assert response.status_code == 404
-    assert response.json()["known"] == ["consulate", "shop-alpha", "shop-beta"]
+    assert response.json()["known"] == ["consulate", "shop-alpha", "shop-beta", "shop-strict"]
 
 
 def test_oversized_webhook_is_413(stack: Stack) -> None:

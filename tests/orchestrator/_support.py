@@ -41,3 +41,27 @@ def registry(*adapters: type[Adapter]) -> AdapterRegistry:  # type: ignore[type-
     for adapter in adapters or (EchoAdapter,):
         reg.register(adapter)
     return reg
+
+
+class NoopInput(BaseModel):
+    steps: int = 3
+
+
+async def _noop(_sc: Any, index: int) -> int:
+    return index
+
+
+class NoopAdapter(Adapter[NoopInput]):
+    """Two transitions and `steps` no-op steps: what benchmarks/orchestrator_bench.py runs."""
+
+    name: ClassVar[str] = "noop"
+    input_model = NoopInput
+    machine = linear_machine("noop", ["WORKING"])
+
+    async def run(self, job: Job[NoopInput]) -> Mapping[str, Any]:
+        await job.transition("QUEUED")
+        await job.transition("WORKING")
+        total = 0
+        for index in range(job.input.steps):
+            total += await job.step("noop", _noop, index)
+        return {"total": total}

@@ -20,7 +20,7 @@ from portwright.orchestrator import JobService
 from portwright.sandbox import ChaosKnobs, SandboxWorld, captcha, consulate, inbox
 from portwright.settings import Settings
 from portwright.testing import wait_until
-from tests.support import Worker
+from tests.support import Worker, reaching
 
 SETTLED = ("succeeded", "failed", "cancelled")
 
@@ -35,6 +35,12 @@ def world() -> Iterator[SandboxWorld]:
     specs = [*inbox.specs(), *captcha.specs(), *consulate.specs(options, knobs)]
     with SandboxWorld(specs, seed=11) as w:
         yield w
+
+
+@pytest.fixture
+def settings(settings: Settings, world: SandboxWorld) -> Settings:
+    """The jobs may reach this module's sandbox: its ports are on the SSRF allowlist."""
+    return reaching(settings, world)
 
 
 def _booking(world: SandboxWorld, i: int) -> dict[str, Any]:

@@ -12,8 +12,10 @@ from pydantic import ValidationError
 from portwright.orchestrator import JobService
 from portwright.sandbox import ChaosKnobs, SandboxWorld, ServiceSpec
 from portwright.sdk import UnknownAdapterError
+from portwright.settings import Settings
 from portwright.testing import EchoAdapter, echo_service, wait_until
 from tests.orchestrator._support import AskAdapter, EchoB, registry
+from tests.support import reaching
 
 ServiceFor = Callable[..., JobService]
 
@@ -23,6 +25,12 @@ def world() -> Iterator[SandboxWorld]:
     specs = [echo_service("echo"), echo_service("echo-b")]
     with SandboxWorld(specs, seed=5) as w:
         yield w
+
+
+@pytest.fixture
+def settings(settings: Settings, world: SandboxWorld) -> Settings:
+    """The jobs may reach this module's sandbox: its ports are on the SSRF allowlist."""
+    return reaching(settings, world)
 
 
 async def _settled(svc: JobService, job_id: str, limit: float = 30.0) -> Any:
@@ -289,7 +297,7 @@ def _proxy_world() -> SandboxWorld:
 
 
 async def test_a_blocked_identity_is_rotated_and_an_exhausted_pool_escalates(
-    service_for: ServiceFor,
+    service_for: ServiceFor, settings: Settings
 ) -> None:
     """A 403 burns the job's proxy and retries through the next; with none left, a person acts."""
     from portwright.testing import ListIdentity
@@ -297,7 +305,7 @@ async def test_a_blocked_identity_is_rotated_and_an_exhausted_pool_escalates(
     with _proxy_world() as w:
         w.chaos("echo").update({"banned_identities": ["proxy-dc-1"]})
         identity = ListIdentity([w.url("proxy-dc-1"), w.url("proxy-dc-2")])
-        svc = service_for(registry(), identity=identity)
+        svc = service_for(registry(), identity=identity, settings=reaching(settings, w))
         tenant = svc.store.tenants.ensure("acme")
         job = await svc.submit(
             tenant_id=tenant.id, adapter="echo", input={"url": w.url("echo"), "key": "rot"}

@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from portwright.sandbox import SandboxWorld, ServiceContext, ServiceSpec
-from portwright.sandbox.shops import ALPHA, BETA, specs
+from portwright.sandbox.shops import specs
 
 
 @dataclass
@@ -31,16 +31,17 @@ class Inbox:
     verified: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
     refused: int = 0
     attempts: dict[str, int] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # the world's, per shop
 
 
-def _alpha_ok(body: bytes, headers: dict[str, str]) -> bool:
-    mac = hmac.new(ALPHA.default_secret.encode(), body, hashlib.sha256).digest()
+def _alpha_ok(secret: str, body: bytes, headers: dict[str, str]) -> bool:
+    mac = hmac.new(secret.encode(), body, hashlib.sha256).digest()
     return hmac.compare_digest(base64.b64encode(mac).decode(), headers["x-shop-hmac-sha256"])
 
 
-def _beta_ok(body: bytes, headers: dict[str, str]) -> bool:
+def _beta_ok(secret: str, body: bytes, headers: dict[str, str]) -> bool:
     try:
-        Webhook(BETA.default_secret).verify(body, headers)
+        Webhook(secret).verify(body, headers)
     except WebhookVerificationError:
         return False
     return True
@@ -51,8 +52,9 @@ def _receiver(inbox: Inbox) -> ServiceSpec:
         async def hook(request: Request) -> PlainTextResponse:
             body = await request.body()
             headers = dict(request.headers)
-            ok = _alpha_ok if request.path_params["shop"] == "alpha" else _beta_ok
-            if not ok(body, headers):
+            shop = request.path_params["shop"]
+            ok = _alpha_ok if shop == "alpha" else _beta_ok
+            if not ok(inbox.secrets[f"shop-{shop}"], body, headers):
                 inbox.refused += 1
                 return PlainTextResponse("bad signature", status_code=401)
             event_id = headers.get("x-shop-webhook-id") or headers["webhook-id"]
@@ -79,6 +81,7 @@ def world(inbox: Inbox) -> Iterator[SandboxWorld]:
             options = running.context(f"shop-{shop}").options
             options["target_url"] = f"{running.url('receiver')}/hooks/{shop}"
             options["retry_base_s"] = 0.05
+            inbox.secrets[f"shop-{shop}"] = options["secret"]
         yield running
         for shop in ("shop-alpha", "shop-beta"):
             httpx.post(f"{running.url(shop)}/_emit/stop", json={"cancel_pending": True})
@@ -115,6 +118,12 @@ def test_alpha_burst_verifies_with_plain_hmac_and_resends_some(
     first = inbox.verified[0]
     assert first[2]["x-shop-topic"] == "orders/create"
     assert "id" in json.loads(first[1])
+    for event_id, body, headers in inbox.verified:  # the signed body names what happened
+        meta = json.loads(body)["webhook"]
+        assert meta["id"] == event_id == headers["x-shop-webhook-id"]
+        assert meta["topic"] == headers["x-shop-topic"]
+        assert meta["shop_domain"] == headers["x-shop-domain"]
+        assert meta["triggered_at"] == headers["x-shop-triggered-at"]
     resent = [e for e in world.ledger("shop-alpha").entries("webhook_sent") if e.data["duplicate"]]
     assert resent
     assert len(ids) == 20 + len(resent)
@@ -133,7 +142,30 @@ def test_beta_rate_loop_verifies_with_standard_webhooks(world: SandboxWorld, inb
     assert json.loads(body)["type"] == "order.created"
     assert json.loads(body)["data"]["id"].startswith("ord_")
     assert event_id.startswith("msg_")
-    assert not _beta_ok(body.replace(b"order", b"ORDER", 1), headers)
+    assert not _beta_ok(inbox.secrets["shop-beta"], body.replace(b"order", b"ORDER", 1), headers)
+
+
+def test_every_world_draws_its_own_webhook_secrets() -> None:
+    """No built-in secret: two worlds' shops (and consulates) sign with different secrets,
+    in each platform's format."""
+    from portwright.sandbox import consulate
+
+    drawn = []
+    for _ in range(2):
+        with SandboxWorld([*specs(), *consulate.specs()], seed=9) as running:
+            drawn.append(
+                {
+                    name: running.context(name).options.get("secret")
+                    or running.context(name).options["payment_webhook_secret"]
+                    for name in ("shop-alpha", "shop-beta", "consulate")
+                }
+            )
+    first, second = drawn
+    assert all(first[name] != second[name] for name in first)
+    assert first["shop-alpha"].startswith("shpss_")
+    assert first["shop-beta"].startswith("whsec_")
+    assert first["consulate"].startswith("whsec_")
+    assert "shpss_sandbox_alpha_secret" not in {*first.values(), *second.values()}
 
 
 def test_failed_delivery_is_retried_with_the_same_event_id(

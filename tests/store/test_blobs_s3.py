@@ -27,6 +27,7 @@ from portwright.store import (  # noqa: E402
 )
 from portwright.testing import echo_service, wait_until  # noqa: E402
 from tests.orchestrator._support import registry  # noqa: E402
+from tests.support import reaching  # noqa: E402
 
 REGION = "us-east-1"
 KEY_ID, SECRET = "testing", "testing"  # moto accepts any credentials unless IAM auth is on
@@ -188,6 +189,12 @@ def db_url(tmp_path: Path) -> str:
 def world() -> Iterator[SandboxWorld]:
     with SandboxWorld([echo_service("echo")], seed=5) as w:
         yield w
+
+
+@pytest.fixture
+def settings(settings: Settings, world: SandboxWorld) -> Settings:
+    """The jobs may reach this module's sandbox: its ports are on the SSRF allowlist."""
+    return reaching(settings, world)
 
 
 async def test_a_jobs_evidence_lands_in_the_bucket(

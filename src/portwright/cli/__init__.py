@@ -37,9 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging() -> None:
+    """Every command logs the same way (JSON lines, secrets masked, no traceback locals) from
+    its first line on; serving commands configure again with their own settings."""
+    from pydantic import ValidationError
+
+    from portwright.observability import configure_logging, install_excepthooks
+    from portwright.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError:  # the command reports it; until then, the defaults
+        settings = Settings.model_construct()
+    configure_logging(settings)
+    install_excepthooks()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_logging()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -7,6 +7,10 @@ console. Then the further scenarios run on the same stack (`--scenarios`):
 a directory-submission order fanning out to directories (scenario 3), and
 the others as they are listed in `SCENARIOS`. `--once` exits with a summary:
 non-zero if a job was lost, a request booked twice, or a scenario's check failed.
+
+Without a Chromium on the machine (`find_chromium`: `PORTWRIGHT_CHROMIUM`, then the
+known install paths; `PORTWRIGHT_CHROMIUM=none` opts out), what needs a browser is
+skipped, said in one line with how to get it, and the rest runs and is judged.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import signal
 import sys
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, TextIO
 
 from portwright.cli._common import add_settings_flags, settings_from
+from portwright.cli._scenarios import BrowserNeed
 
 __all__ = ["register"]
 
@@ -101,12 +106,15 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
     started = time.monotonic()
     with SandboxWorld(specs, seed=args.seed) as world:
         solver = TwoCaptchaSolver(world.url("captcha-solver"), "sandbox-key", poll_s=0.1)
-        stack = await asyncio.to_thread(start_stack, settings, world=world, captcha=solver)
+        stack = await asyncio.to_thread(
+            start_stack, settings, world=world, captcha=solver, browser_notice=False
+        )
         try:
             service = stack.service
             print(f"sandbox consulate {world.url('consulate')} · admin {world.admin_url}", file=out)
             print(f"gateway {stack.gateway_url} · data in {settings.data_dir} · "
                   f"database {stack.runtime.store.dialect}", file=out)  # fmt: skip
+            browser = _skip_browser_work(args.chosen, _no_browser(settings), out)
             ok = True
             if "bookings" in args.chosen:
                 jobs = await _submit(service, world, stack.vault, args.bookings)
@@ -114,7 +122,7 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
                 print(f"submitted {len(jobs)} bookings for 2 tenants (portal passwords sealed in "
                       f"the vault); chaos {chaos_on}", file=out)  # fmt: skip
                 ok = await _watch(service, world, jobs, args, started)
-            ok = await _scenarios(stack, world, args.chosen, started) and ok
+            ok = await _scenarios(stack, world, args.chosen, started, browser=browser) and ok
             if not args.once:
                 await asyncio.to_thread(_stay_up, stack)
                 await _until_interrupted()
@@ -133,8 +141,54 @@ def _chosen(spec: str) -> list[str] | str:
     return names
 
 
-async def _scenarios(stack: Any, world: Any, chosen: list[str], started: float) -> bool:
-    """Run the further scenarios one after another; print each one's summary."""
+def _no_browser(settings: Any) -> str | None:
+    """None when this machine has a Chromium; else why not, and how to get one."""
+    from portwright.engines._chromium import (
+        INSTALL_HINT,
+        ChromiumDisabledError,
+        ChromiumNotFoundError,
+        find_chromium,
+    )
+
+    try:
+        find_chromium(settings.chromium_path)
+    except ChromiumDisabledError as exc:
+        return str(exc)
+    except ChromiumNotFoundError:
+        return f"no Chromium found on this machine; to run them, {INSTALL_HINT}"
+    return None
+
+
+def _skip_browser_work(chosen: list[str], no_browser: str | None, out: TextIO) -> bool:
+    """Whether there is a browser; if not, one line: what the chosen scenarios skip, why,
+    and how to fix it."""
+    if no_browser is None:
+        return True
+    skipped = []
+    for name in chosen:
+        need = _browser_need(name)
+        if need is not None:
+            skipped.append(need.what)
+    if skipped:
+        line = f"skipped (they need a browser): {' and '.join(skipped)} — {no_browser}"
+        print(line, file=out, flush=True)
+    return False
+
+
+def _browser_need(name: str) -> BrowserNeed | None:
+    """The scenario's `BrowserNeed`, or None (bookings and HTTP-only scenarios)."""
+    if name not in SCENARIOS:
+        return None
+    need = getattr(importlib.import_module(f"portwright.cli.{SCENARIOS[name]}"), "BROWSER", None)
+    return need if isinstance(need, BrowserNeed) else None
+
+
+async def _scenarios(
+    stack: Any, world: Any, chosen: list[str], started: float, *, browser: bool = True
+) -> bool:
+    """Run the further scenarios one after another; print each one's summary. Without a
+    browser, a scenario that needs one throughout is not run; one that needs one in part
+    runs with `browser=False`."""
     from portwright.cli._scenarios import ScenarioResult
 
     out = sys.stdout
@@ -147,11 +201,15 @@ async def _scenarios(stack: Any, world: Any, chosen: list[str], started: float) 
         if name == "bookings":
             continue
         module = importlib.import_module(f"portwright.cli.{SCENARIOS[name]}")
+        need = _browser_need(name)
+        if need is not None and not browser and need.whole:
+            continue  # said in the skip line
+        extra = {"browser": False} if need is not None and not browser else {}
         progress(f"scenario {name}: starting")
         try:
-            result = await module.run(stack, world, progress)
+            result = await module.run(stack, world, progress, **extra)
         except Exception as exc:  # noqa: BLE001 - a crashed scenario is reported, not hidden
-            result = ScenarioResult(name, False, [f"crashed: {type(exc).__name__}: {exc}"])
+            result = ScenarioResult(name, False, [f"crashed: {exc or repr(exc)}"])
         results.append(result)
     for result in results:
         print(f"\nscenario {result.name}", file=out)

@@ -17,9 +17,9 @@ import base64
 import time
 from typing import Any
 
-from portwright.cli._scenarios import Progress, ScenarioResult
+from portwright.cli._scenarios import BrowserNeed, Progress, ScenarioResult
 
-__all__ = ["APPLICANTS", "run"]
+__all__ = ["APPLICANTS", "BROWSER", "run"]
 
 STORY = (
     "I disagreed with my manager about shipping without load tests; I showed the numbers "
@@ -37,6 +37,7 @@ APPLICANTS: list[tuple[str, int, dict[str, Any]]] = [
 ]  # fmt: skip
 ENDED = ("succeeded", "failed", "cancelled")
 OPERATOR = "op:demo-operator"
+BROWSER = BrowserNeed("the jobboard scenario", whole=True)  # forms filled in a browser
 
 
 def _input(board: str, job_id: int, person: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ captcha), follows the jobs until they end, and prints, live, how many are
 done. The summary: the share that succeeded, the tier each site settled on,
 and the credits by tier from `GET /v1/usage` (every job metered at the tier
 that served it). It is ok when ≥ 99 % succeeded, every job is metered and no
-job is left pending.
+job is left pending. Without a browser (`browser=False`) the sites that need one
+are left out of the batch (the demo says so), not sent to fail.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-from portwright.cli._scenarios import Progress, ScenarioResult
+from portwright.cli._scenarios import BrowserNeed, Progress, ScenarioResult
 
-__all__ = ["MIX", "run"]
+__all__ = ["BROWSER", "BROWSER_SITES", "MIX", "run"]
 
 # Weighted like real traffic: mostly cheap pages, a fifth needing a browser.
 MIX = {"scrape-static": 55, "scrape-js": 10, "scrape-guarded": 10, "scrape-captcha": 25}
+BROWSER_SITES = ("scrape-js", "scrape-guarded")  # script-rendered; refuses non-browsers
+BROWSER = BrowserNeed(f"the scrape sites {', '.join(BROWSER_SITES)}")
 RULES = {
     "title": {"selector": "h1.title"},
     "price": {"selector": "span.price", "attribute": "data-amount"},
@@ -49,14 +52,22 @@ def _items(world: Any, mix: dict[str, int]) -> tuple[list[dict[str, Any]], dict[
 
 
 async def run(
-    stack: Any, world: Any, progress: Progress, *, mix: dict[str, int] | None = None
+    stack: Any,
+    world: Any,
+    progress: Progress,
+    *,
+    mix: dict[str, int] | None = None,
+    browser: bool = True,
 ) -> ScenarioResult:
     """Batch the sandbox scrape sites through the gateway; see the module docstring."""
     from portwright.client import AsyncClient
     from portwright.client.models import BatchRequest
     from portwright.gateway.auth import issue_key
 
-    items, site_of = _items(world, mix or MIX)
+    mix = mix or MIX
+    if not browser:
+        mix = {site: n for site, n in mix.items() if site not in BROWSER_SITES}
+    items, site_of = _items(world, mix)
     if not items:
         return ScenarioResult("scrape", False, ["scrape: no sandbox scrape site is running"])
     key = await asyncio.to_thread(

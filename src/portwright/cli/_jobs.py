@@ -81,6 +81,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from portwright.orchestrator import public_input
     from portwright.store import JobNotFoundError
 
     store = _store(args)
@@ -104,6 +105,7 @@ def _show(args: argparse.Namespace) -> int:
         "error_class": job.error_class,
         "created": _ts(job.created_at),
         "finished": _ts(job.finished_at),
+        "input": json.dumps(public_input(None, job.input)),  # sealed secret fields masked
         "output": json.dumps(job.output),
     }
     for key, value in fields.items():

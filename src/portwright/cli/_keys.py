@@ -100,18 +100,26 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _api(args: argparse.Namespace) -> int:
+    import structlog
     import uvicorn
 
     from portwright.cli._stack import start_runtime
     from portwright.gateway import create_app, server_config
+    from portwright.observability import configure_logging, configure_tracing
     from portwright.orchestrator import JobService
 
     settings = settings_from(args)
+    configure_tracing(settings)  # PORTWRIGHT_OTEL_EXPORTER; off by default
+    configure_logging(settings)  # the same JSON, masked lines as `up`
     runtime, vault = start_runtime(settings, run_workers=False)
     try:
         app = create_app(JobService(runtime), settings, vault=vault)
-        print(f"gateway http://{args.host}:{args.port}", flush=True)
-        config = server_config(app, settings, host=args.host, port=args.port, log_level="warning")
+        url = f"http://{args.host}:{args.port}"
+        structlog.get_logger("portwright.gateway").info("gateway starting", url=url)
+        # log_config=None: uvicorn's loggers keep ours (JSON, masked), not its own formatters.
+        config = server_config(
+            app, settings, host=args.host, port=args.port, log_level="warning", log_config=None
+        )
         uvicorn.Server(config).run()
     finally:
         runtime.stop()

@@ -9,9 +9,13 @@ import threading
 import time
 from typing import Any
 
+import structlog
+
 from portwright.cli._common import add_settings_flags, settings_from
 
 __all__ = ["register"]
+
+log = structlog.get_logger("portwright.cli")
 
 
 def register(sub: Any) -> None:
@@ -93,7 +97,7 @@ def _worker(args: argparse.Namespace) -> int:
     try:
         if settings.worker_metrics_port is not None:
             server = _serve_metrics(args.metrics_host, settings.worker_metrics_port)
-        print(f"worker {runtime.executor_id} running; Ctrl-C to stop", file=sys.stderr, flush=True)
+        log.info("worker running", worker_id=runtime.executor_id)
         _wait_for_signal()
     finally:
         if server is not None:
@@ -113,7 +117,7 @@ def _serve_metrics(host: str, port: int) -> Any:
 
     server, _ = start_http_server(port, addr=host, registry=PROCESS.registry)
     bound = server.server_address[1]
-    print(f"worker metrics at http://{host}:{bound}/metrics", file=sys.stderr, flush=True)
+    log.info("worker metrics", url=f"http://{host}:{bound}/metrics")
     return server
 
 

@@ -2,8 +2,9 @@
 
 The sandbox's loopback ports go on the SSRF allowlist (nothing else local is
 reachable), its webhook sources (consulate payments, the shops) are trusted
-with their public test secrets, portal credentials live in the vault, and the
-consulate sends its signed payment webhooks to this gateway.
+with secrets drawn for the data dir on its first start (and given to the
+sandbox's senders), portal credentials live in the vault, and the consulate
+sends its signed payment webhooks to this gateway.
 """
 
 from __future__ import annotations
@@ -39,25 +40,42 @@ class Stack:
         self.vault.close()
 
 
+def sandbox_webhook_secrets(settings: Settings, world: Any) -> dict[str, str]:
+    """This data dir's sandbox webhook secrets, also given to the world's senders (the
+    consulate's payment webhooks, the shops' order webhooks): nothing trusts a secret
+    written in the source."""
+    from portwright.gateway import sandbox_webhook_secrets as of_data_dir
+
+    secrets = of_data_dir(settings.data_dir)
+    names = set(world.names())
+    if "consulate" in names:
+        world.context("consulate").options["payment_webhook_secret"] = secrets["consulate"]
+    for shop in ("shop-alpha", "shop-beta"):
+        if shop in names:
+            world.context(shop).options["secret"] = secrets[shop]
+    return secrets
+
+
 def sandbox_settings(settings: Settings, world: Any) -> Settings:
     """Settings that let the platform reach (and trust) this sandbox world."""
     from portwright.gateway import sandbox_webhook_sources
 
     ports = sorted({url.rsplit(":", 1)[1] for url in world.urls().values()})
     allow = [*settings.url_allowlist, *(f"127.0.0.1:{port}" for port in ports)]
-    shops = dict(sandbox_webhook_sources())
+    shops = dict(sandbox_webhook_sources(sandbox_webhook_secrets(settings, world)))
     for name, tenant in SHOP_TENANTS.items():  # shop orders go to dispatch (scenario 5)
         shops[name] = shops[name].model_copy(update={"handler": "shop-order", "tenant": tenant})
     sources = {**shops, **settings.webhook_sources}
     return settings.model_copy(update={"url_allowlist": allow, "webhook_sources": sources})
 
 
-def _fleet(settings: Settings, world: Any | None, captcha: Any) -> Any:
+def _fleet(settings: Settings, world: Any | None, captcha: Any, *, notice: bool = True) -> Any:
     """The scrape fleet: the machine's Chromium, the sandbox's proxies by tier,
     its captcha solver. Adapters other than scrape keep their direct identity."""
     from portwright.engines import Fleet
     from portwright.engines._chromium import ChromiumNotFoundError
     from portwright.resources import ProxyPool, SolverChain, StaticProxyList, TwoCaptchaSolver
+    from portwright.resources.ssrf import UrlGuard
 
     proxies = solver = None
     if world is not None:
@@ -66,13 +84,19 @@ def _fleet(settings: Settings, world: Any | None, captcha: Any) -> Any:
         catalog = [{k: str(v) for k, v in row.items()} for row in proxy_catalog(world)]
         proxies = ProxyPool([StaticProxyList.from_catalog("sandbox", catalog)]) if catalog else None
         if captcha is None and "captcha-solver" in world.names():
-            captcha = TwoCaptchaSolver(world.url("captcha-solver"), "sandbox-key", poll_s=0.1)
+            captcha = TwoCaptchaSolver(
+                world.url("captcha-solver"),
+                "sandbox-key",
+                poll_s=0.1,
+                guard=UrlGuard.from_allowlist(settings.url_allowlist),  # the sandbox's ports
+            )
     if captcha is not None:
         solver = SolverChain({"captcha": captcha})
     try:
         return Fleet.from_settings(settings, proxies=proxies, captcha=solver)
     except ChromiumNotFoundError as exc:  # HTTP tiers only; browser scrapes answer 422
-        print(f"# {exc}: scrapes use the HTTP tiers only", file=sys.stderr)
+        if notice:  # the demo says it its own way (what it skips)
+            print(f"# {exc}: scrapes use the HTTP tiers only", file=sys.stderr)
         return Fleet(proxies=proxies, captcha=solver)
 
 
@@ -106,6 +130,7 @@ def start_runtime(
     world: Any | None = None,
     captcha: Any = None,
     run_workers: bool = True,
+    browser_notice: bool = True,
 ) -> tuple[Any, Any]:
     """The runtime every platform process runs (`up`, `demo`, `worker`, `api`) and its vault:
     every adapter, the fleet for browser work, portal credentials from the vault."""
@@ -115,7 +140,8 @@ def start_runtime(
 
     vault = Vault.from_settings(settings)
     if run_workers:
-        fleet = _fleet(settings, world, captcha)  # scrapes climb the engine ladder (scenario 2)
+        # scrapes climb the engine ladder (scenario 2)
+        fleet = _fleet(settings, world, captcha, notice=browser_notice)
         registry = platform_registry(settings, browsers=fleet.browsers is not None)
         runtime = Runtime(
             settings, registry, secrets=vault, captcha=captcha, fleet=fleet,
@@ -140,6 +166,7 @@ def start_stack(
     host: str = "127.0.0.1",
     port: int | None = None,
     captcha: Any = None,
+    browser_notice: bool = True,
 ) -> Stack:
     """Start the runtime (workers included) and the gateway on a background thread."""
     import uvicorn
@@ -149,12 +176,15 @@ def start_stack(
 
     if world is not None:
         settings = sandbox_settings(settings, world)
-    runtime, vault = start_runtime(settings, world=world, captcha=captcha)
+    runtime, vault = start_runtime(
+        settings, world=world, captcha=captcha, browser_notice=browser_notice
+    )
     service = JobService(runtime)
     port = port or _free_port(host)
     app = create_app(service, settings, vault=vault)
+    # log_config=None: uvicorn's loggers keep ours (configure_logging), not its own formatters.
     config = server_config(
-        app, settings, host=host, port=port, log_level="warning", access_log=False
+        app, settings, host=host, port=port, log_level="warning", access_log=False, log_config=None
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)

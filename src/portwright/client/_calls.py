@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from portwright.client._models import (
     BatchRequest,
@@ -28,6 +29,7 @@ from portwright.client._models import (
     ScrapeSettings,
     Usage,
 )
+from portwright.sdk import dump_with_secrets
 
 __all__ = ["Call", "Calls"]
 
@@ -51,14 +53,34 @@ def _dump(model: BaseModel) -> Any:
     return model.model_dump(mode="json", exclude_unset=True)
 
 
+def _plain_input(value: Any, depth: int = 0) -> Any:
+    """A job input as sent: an input model's JSON with its `SecretStr` fields' real values
+    (a plain dump would send pydantic's mask), or a mapping with any `SecretStr` revealed.
+    The platform seals those fields at rest and answers them masked."""
+    if isinstance(value, BaseModel):
+        return dump_with_secrets(value, lambda secret: secret)
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if depth < 64 and isinstance(value, Mapping):
+        return {k: _plain_input(v, depth + 1) for k, v in value.items()}
+    if depth < 64 and isinstance(value, list | tuple):
+        return [_plain_input(v, depth + 1) for v in value]
+    return value
+
+
 class Calls:
     """Builders for every endpoint; `Client` and `AsyncClient` only send them."""
 
     @staticmethod
     def submit(
-        adapter: str, input: dict[str, Any], *, priority: int = 0, lock_key: str | None = None
+        adapter: str,
+        input: Mapping[str, Any] | BaseModel,
+        *,
+        priority: int = 0,
+        lock_key: str | None = None,
     ) -> Call[Job]:
-        body = JobSubmit(adapter=adapter, input=input, priority=priority, lock_key=lock_key)
+        plain = _plain_input(input)
+        body = JobSubmit(adapter=adapter, input=plain, priority=priority, lock_key=lock_key)
         return Call("POST", "/v1/jobs", Job, _dump(body))
 
     @staticmethod

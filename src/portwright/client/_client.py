@@ -10,6 +10,7 @@ Every method returns a wire model (`portwright.client._models`) or raises an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -91,7 +92,7 @@ class Client:
     def submit(
         self,
         adapter: str,
-        input: dict[str, Any],
+        input: Mapping[str, Any] | BaseModel,
         *,
         priority: int = 0,
         lock_key: str | None = None,
@@ -222,7 +223,7 @@ class AsyncClient:
     async def submit(
         self,
         adapter: str,
-        input: dict[str, Any],
+        input: Mapping[str, Any] | BaseModel,
         *,
         priority: int = 0,
         lock_key: str | None = None,

@@ -65,7 +65,7 @@ def pages_router(service: JobService) -> APIRouter:
         return page(
             request, "job.html", op, nav="jobs", job=job, events=events, evidence=evidence,
             escalations=escalations, items=items, item_counts=counts,
-            input=mask(job.input), output=mask(job.output), mask=mask,
+            input=mask(service.public_input(job)), output=mask(job.output), mask=mask,
             live_template="_job_live.html",
         )  # fmt: skip
 

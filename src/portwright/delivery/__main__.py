@@ -1,12 +1,14 @@
 """`python -m portwright.delivery`: the relay on its own, against the configured database.
 
 Settings come from the environment (`PORTWRIGHT_DATABASE_URL`, `PORTWRIGHT_URL_ALLOWLIST`,
-`PORTWRIGHT_NATS_URL`, …). Several relays may run at once: they share the work
-through the database (row locks on Postgres, leases on deliveries). SIGTERM or
-SIGINT stops it: the current round is cancelled and its leased deliveries are
-taken over by any relay once their lease ends; nothing is lost. On PostgreSQL the
-relay also LISTENs for outbox writes and replays of every process (`OutboxListener`),
-so it starts on them at once; `--poll-s` remains the pace for due retries.
+`PORTWRIGHT_NATS_URL`, …); the vault's master key (`PORTWRIGHT_MASTER_KEY`, else
+`<data_dir>/master.key`) opens the endpoints' sealed signing secrets. Several relays
+may run at once: they share the work through the database (row locks on Postgres,
+leases on deliveries). SIGTERM or SIGINT stops it: the current round is cancelled and
+its leased deliveries are taken over by any relay once their lease ends; nothing is lost.
+On PostgreSQL the relay also LISTENs for outbox writes and replays of every process
+(`OutboxListener`), so it starts on them at once; `--poll-s` remains the pace for due
+retries.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from portwright.delivery._nats import sinks_from
 from portwright.delivery._notify import OutboxListener
 from portwright.delivery._policy import DeliveryPolicy
 from portwright.delivery._relay import Relay
-from portwright.observability import configure_logging, configure_tracing
+from portwright.observability import configure_logging, configure_tracing, install_excepthooks
 from portwright.resources.ssrf import UrlGuard, guarded_client
 from portwright.settings import Settings
 from portwright.store import Store
@@ -47,7 +49,10 @@ def _parser() -> argparse.ArgumentParser:
 
 async def serve(settings: Settings, args: argparse.Namespace) -> None:
     """Run one relay until SIGTERM or SIGINT."""
+    from portwright.gateway.vault import Vault  # opens endpoints' sealed signing secrets
+
     store = await asyncio.to_thread(Store.open, settings.app_database_url)
+    vault = Vault.from_settings(settings, store=store)
     guard = UrlGuard.from_allowlist(settings.url_allowlist)
     relay = Relay(
         store,
@@ -57,6 +62,7 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
         batch=args.batch,
         poll_s=args.poll_s,
         lease_s=args.lease_s,
+        sealer=vault,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--batch must be at least 1")
     settings = Settings()
     configure_tracing(settings)
-    configure_logging(settings)
+    configure_logging(settings)  # the one setup of every entry point: JSON lines, masked
+    install_excepthooks()
     asyncio.run(serve(settings, args))
     return 0
 

@@ -32,6 +32,7 @@ import structlog
 
 from portwright.delivery._policy import DeliveryPolicy
 from portwright.delivery._senders import SENDERS, Sender, SendResult
+from portwright.delivery._signing import SealedSecretError, SecretSealer, open_endpoint
 from portwright.store import DeliveryRecord, EndpointRecord, OutboxRecord, Store
 
 __all__ = ["DeliveryObserver", "Relay", "Sink"]
@@ -66,8 +67,10 @@ class Relay:
         batch: int = 100,
         poll_s: float = 0.5,
         lease_s: float = 30.0,
+        sealer: SecretSealer | None = None,
     ) -> None:
         self.store = store
+        self.sealer = sealer  # opens endpoints' sealed signing secrets (the vault)
         self.policy = policy or DeliveryPolicy()
         self.client = client or httpx.AsyncClient(timeout=self.policy.timeout_s, trust_env=False)
         self.senders = dict(senders or SENDERS)
@@ -176,7 +179,12 @@ class Relay:
         if sender is None:
             result = SendResult(None, f"no sender for endpoint kind {endpoint.kind!r}")
         else:
-            result = await sender(self.client, endpoint, event)
+            try:  # the secrets in clear for this send only, never kept on the relay
+                opened = await asyncio.to_thread(open_endpoint, self.sealer, endpoint)
+            except SealedSecretError as exc:
+                result = SendResult(None, str(exc))
+            else:
+                result = await sender(self.client, opened, event)
         seconds = time.perf_counter() - started
         outcome = await asyncio.to_thread(self._settle, delivery, endpoint, result, seconds)
         if self.observer is not None:

@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from portwright.delivery._signing import new_secret
+from portwright._ids import new_id
+from portwright.delivery._signing import SecretSealer, new_secret, seal_endpoint_secret
 from portwright.gateway._context import SECURED
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._principal import Principal, current_principal
@@ -40,15 +41,18 @@ class ReplayIn(BaseModel):
     until: float | None = None
 
 
-def _endpoint(e: EndpointRecord, *, with_secret: bool = False) -> dict[str, Any]:
+def _endpoint(e: EndpointRecord, *, secret: str | None = None) -> dict[str, Any]:
+    """The endpoint's view; the signing secret (in clear) only when just made."""
     view = asdict(e)
-    secrets = view.pop("secrets")
-    if with_secret:
-        view["secret"] = secrets[0]
+    view.pop("secrets")
+    if secret is not None:
+        view["secret"] = secret
     return view
 
 
-def delivery_router(store: Store, check_url: CheckUrl, wake: Callable[[], None]) -> APIRouter:
+def delivery_router(
+    store: Store, check_url: CheckUrl, wake: Callable[[], None], sealer: SecretSealer
+) -> APIRouter:
     router = APIRouter(
         prefix="/v1", tags=["delivery"], dependencies=SECURED, responses=ERROR_RESPONSES
     )
@@ -67,17 +71,22 @@ def delivery_router(store: Store, check_url: CheckUrl, wake: Callable[[], None])
     async def create(body: EndpointIn, caller: Principal = caller_dep) -> dict[str, Any]:
         """Events of the caller's tenant matching `topics` (and `platform`) go to `url`, signed."""
         await check_url("url", body.url)
+        endpoint_id, secret = new_id("wep"), body.secret or new_secret()
+        sealed = await asyncio.to_thread(
+            seal_endpoint_secret, sealer, caller.tenant_id, endpoint_id, secret
+        )
         endpoint = await asyncio.to_thread(
             store.endpoints.create,
             tenant_id=caller.tenant_id,
             url=body.url,
-            secrets=[body.secret or new_secret()],
+            secrets=[sealed],
             topics=body.topics,
             platform=body.platform,
             kind=body.kind,
             max_attempts=body.max_attempts,
+            endpoint_id=endpoint_id,
         )
-        return _endpoint(endpoint, with_secret=True)
+        return _endpoint(endpoint, secret=secret)
 
     @router.get("/webhook-endpoints", summary="List webhook endpoints")
     async def list_endpoints(caller: Principal = caller_dep) -> dict[str, Any]:
@@ -93,7 +102,10 @@ def delivery_router(store: Store, check_url: CheckUrl, wake: Callable[[], None])
         """Sign with a new secret from now on, and with the old one too until the next rotation."""
         await asyncio.to_thread(owned, caller, endpoint_id)
         secret = new_secret()
-        await asyncio.to_thread(store.endpoints.rotate_secret, endpoint_id, secret)
+        sealed = await asyncio.to_thread(
+            seal_endpoint_secret, sealer, caller.tenant_id, endpoint_id, secret
+        )
+        await asyncio.to_thread(store.endpoints.rotate_secret, endpoint_id, sealed)
         return {"id": endpoint_id, "secret": secret}
 
     def _filter(caller: Principal, **kw: Any) -> DeliveryFilter:

@@ -1,7 +1,10 @@
 """Shop webhooks → one platform-neutral `ShopChange`, whatever the platform's payload shape.
 
-- Shopify-style (shop-alpha): the topic header (`orders/create`, `orders/updated`,
-  `orders/cancelled`, `orders/fulfilled`) and the order itself as the body.
+- Shopify-style (shop-alpha): the order itself as the body, the topic (`orders/create`,
+  `orders/updated`, `orders/cancelled`, `orders/fulfilled`) in its signed `webhook.topic`
+  (the verified event type; a row whose type disagrees with the body is refused), and an
+  order's own state must back a cancellation or fulfilment (`cancelled_at`,
+  `fulfillment_status`), so no topic can cancel an order whose body says it is open.
 - Standard Webhooks envelope (shop-beta): `{"type": "order.created", "data": {order}}`.
 
 A payload that names no order, or an event kind nobody dispatches on, raises
@@ -67,8 +70,27 @@ def _order_id(value: Any, field_name: str) -> str:
     return str(value)
 
 
+def _shopify_kind(event_type: str, order: Mapping[str, Any]) -> ChangeKind:
+    """The topic the body signed (the event type must agree), backed by the order's state."""
+    meta = order.get("webhook")
+    signed = meta.get("topic") if isinstance(meta, dict) else None
+    if isinstance(signed, str) and signed:
+        if event_type and event_type != signed:
+            raise NormalizeError(
+                "event_type", f"{event_type!r} disagrees with the body's webhook.topic {signed!r}"
+            )
+        kind = _kind("body.webhook.topic", signed)
+    else:  # an inbox row from before topics were signed
+        kind = _kind("x-shop-topic", event_type)
+    if kind == "cancelled" and not order.get("cancelled_at"):
+        raise NormalizeError("body.cancelled_at", "missing: the order says it is not cancelled")
+    if kind == "fulfilled" and order.get("fulfillment_status") != "fulfilled":
+        raise NormalizeError("body.fulfillment_status", "the order says it is not fulfilled")
+    return kind
+
+
 def shopify_style(event_type: str, payload: Any) -> ShopChange:
-    """shop-alpha: the body is the order; the topic header says what happened."""
+    """shop-alpha: the body is the order; its signed `webhook.topic` says what happened."""
     order = _object(payload, "body")
     customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
     address = order.get("shipping_address")
@@ -86,7 +108,7 @@ def shopify_style(event_type: str, payload: Any) -> ShopChange:
         "currency": order.get("currency"),
     }
     return ShopChange(
-        _kind("x-shop-topic", event_type), _order_id(order.get("id"), "body.id"), summary
+        _shopify_kind(event_type, order), _order_id(order.get("id"), "body.id"), summary
     )
 
 
@@ -115,6 +137,8 @@ def normalize(source: str, event_type: str, body: bytes) -> ShopChange:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise NormalizeError("body", f"not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # too deep or too long a number
+        raise NormalizeError("body", f"not parseable within limits ({exc})") from None
     normalizer = NORMALIZERS.get(source)
     if normalizer is None:
         is_envelope = isinstance(payload, dict) and isinstance(payload.get("data"), dict)

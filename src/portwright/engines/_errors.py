@@ -22,10 +22,12 @@ import time
 
 import httpx
 
+from portwright.resources.ssrf import UrlRefusedError
 from portwright.sdk import (
     BlockedError,
     JobError,
     PageChangedError,
+    PermanentError,
     RateLimitedError,
     TransientError,
 )
@@ -73,6 +75,10 @@ def translate_exception(exc: BaseException) -> JobError | None:
     """Map an engine's exception (httpx, curl_cffi, Playwright) onto the error tree."""
     if isinstance(exc, JobError):
         return exc
+    if isinstance(exc, UrlRefusedError):  # a guard used bare: a refusal is no retry
+        return PermanentError(
+            f"url refused by the SSRF guard: {exc}", url=exc.url, reason=exc.reason
+        )
     if isinstance(exc, httpx.HTTPError):
         return _from_httpx(exc)
     module = type(exc).__module__

@@ -33,6 +33,7 @@ from portwright.resources import (
     TwoCaptchaSolver,
 )
 from portwright.resources.proxies import MemoryBurnLedger, Proxy, ProxyPool, StoreBurnLedger
+from portwright.resources.ssrf import UrlGuard, all_checks, refusing
 from portwright.settings import Settings
 from portwright.store import BlobStore, Store
 
@@ -103,7 +104,9 @@ class Fleet:
         data dir, the settings' 2captcha-compatible service (then an operator) as solver."""
         if captcha is None and settings.captcha_solver_url:
             key = settings.captcha_api_key.get_secret_value() if settings.captcha_api_key else ""
-            captcha = SolverChain({"2captcha": TwoCaptchaSolver(settings.captcha_solver_url, key)})
+            guard = UrlGuard.from_allowlist(settings.url_allowlist)
+            solver = TwoCaptchaSolver(settings.captcha_solver_url, key, guard=guard)
+            captcha = SolverChain({"2captcha": solver})
         return cls(
             browsers=BrowserPool(
                 LocalChromium(settings.chromium_path, remote_debugging=settings.browser_live_view),
@@ -114,6 +117,12 @@ class Fleet:
             profiles=ProfilePool(settings.data_dir / "profiles"),
             config=config,
         )
+
+    def add_guard(self, guard: UrlGuard) -> None:
+        """Run `guard` (the runtime's SSRF guard) on every request the ladder makes too,
+        pinned to the addresses it checked."""
+        self.guard = all_checks(refusing(guard), self.guard)
+        self._ladder = None  # rebuilt with the guard on first use
 
     def bind(self, store: Store) -> None:
         """Share burns and tier memory with every worker on `store`'s database."""

@@ -5,7 +5,8 @@ spaces their actual starts at least `min_delay_s` apart (in arrival order). `all
 answers from the site's robots.txt (RFC 9309): a 4xx robots.txt allows
 everything, a 5xx or unreachable one disallows everything for a short while.
 Given an SSRF `guard`, robots.txt and each of its redirects (5 at most) pass it
-first; a refused hop counts as unreachable.
+first and are fetched from the address it checked (no second lookup); a
+refused hop raises the guard's error (nothing is cached for it).
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
 
+from portwright.resources.ssrf import GuardedTransport
+
 __all__ = ["Politeness", "PolitenessRule", "RobotsFetch"]
 
 RobotsFetch = Callable[[str], Awaitable[tuple[int, str]]]
-Guard = Callable[[str], Awaitable[None]]
+Guard = Callable[[str], Awaitable[Sequence[str] | None]]  # the ladder's SSRF check
 _UNREACHABLE_TTL_S = 60.0
 _ROBOTS_REDIRECTS = 5
 
@@ -39,17 +42,27 @@ class PolitenessRule:
 
 
 class RobotsRefusedError(OSError):
-    """The SSRF guard refused robots.txt or one of its redirects."""
+    """The SSRF guard refused robots.txt or one of its redirects; `refusal` is its error."""
+
+    def __init__(self, refusal: Exception) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
 
 
 async def _fetch_robots(url: str, guard: Guard | None = None) -> tuple[int, str]:
-    async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+    transport = None
+    if guard is not None:
+        checked = guard
+
+        async def check(hop: str) -> Sequence[str] | None:
+            try:
+                return await checked(hop)
+            except Exception as exc:  # noqa: BLE001 - the guard's refusal, whatever its type
+                raise RobotsRefusedError(exc) from None
+
+        transport = GuardedTransport(check)  # checks each hop, connects to what it checked
+    async with httpx.AsyncClient(timeout=5.0, trust_env=False, transport=transport) as client:
         for _ in range(_ROBOTS_REDIRECTS + 1):
-            if guard is not None:
-                try:
-                    await guard(url)
-                except Exception as exc:  # noqa: BLE001 - the guard's refusal, whatever its type
-                    raise RobotsRefusedError(str(exc)) from None
             response = await client.get(url)
             location = response.headers.get("location")
             if not (response.is_redirect and location):
@@ -138,6 +151,8 @@ class Politeness:
                     if guard is not None:
                         await guard(robots_url)
                     status, text = await self.robots_fetch(robots_url)
+            except RobotsRefusedError as exc:  # the fetch fails with the guard's reason
+                raise exc.refusal from None
             except (httpx.HTTPError, OSError, ValueError):
                 verdict, ttl = False, _UNREACHABLE_TTL_S
             else:

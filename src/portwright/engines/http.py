@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 import httpx
 
 from portwright.engines._errors import classify_status, parse_retry_after, translate_exception
+from portwright.resources.ssrf import Check, GuardedTransport, UrlGuard
 
 __all__ = [
     "CookieRow",
@@ -50,14 +51,22 @@ def new_client(
     proxy: str | None = None,
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     on_response: Callable[[httpx.Response], Awaitable[None]] | None = None,
+    guard: UrlGuard | Check | None = None,
 ) -> httpx.AsyncClient:
     """A client for one step of one job, restoring the job's cookie session.
 
     `on_response` sees every response (redirects included), e.g. to keep a summary.
+    With a `guard`, every request (each redirect hop) passes it first and connects to
+    the address it checked (through `proxy` too): see `portwright.resources.ssrf`.
     """
+    transport: httpx.AsyncBaseTransport | None = None
+    if guard is not None:
+        inner = httpx.AsyncHTTPTransport(proxy=proxy, verify=_ssl_context(), trust_env=False)
+        transport, proxy = GuardedTransport(guard, inner), None
     client = httpx.AsyncClient(
         timeout=timeout,
         proxy=proxy,
+        transport=transport,
         follow_redirects=True,
         headers={"user-agent": USER_AGENT},
         trust_env=False,

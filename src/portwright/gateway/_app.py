@@ -156,6 +156,7 @@ def create_app(
         policy=delivery_policy,
         live_after_s=settings.dead_worker_after_s,
         sinks=sinks_from(settings),
+        sealer=vault,
     )
     mount_dispatch(app, dispatcher, delivery)
     _install_middleware(app, settings, store, limiter)

@@ -8,6 +8,8 @@ from portwright.observability._logging import (
     RequestContextMiddleware,
     add_ids,
     configure_logging,
+    install_excepthooks,
+    mask_text,
     redact,
 )
 from portwright.observability._metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
@@ -43,7 +45,9 @@ __all__ = [
     "current_traceparent",
     "ensure_tracing",
     "health_router",
+    "install_excepthooks",
     "install_tracing",
+    "mask_text",
     "redact",
     "span",
     "status_of",

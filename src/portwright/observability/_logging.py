@@ -8,10 +8,14 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import sys
+import threading
 from collections.abc import MutableMapping
+from types import TracebackType
 from typing import Any
 
 import structlog
+from pydantic import SecretBytes, SecretStr
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,6 +27,8 @@ __all__ = [
     "RequestContextMiddleware",
     "add_ids",
     "configure_logging",
+    "install_excepthooks",
+    "mask_text",
     "redact",
 ]
 
@@ -33,20 +39,61 @@ _HEADER_BYTES = REQUEST_ID_HEADER.encode()
 # A caller's own request id is kept when it is short and plain (it is echoed and logged).
 _CALLER_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
+# `code` alone or as a one-time code (`otp_code`, `sms_code`), not a status or error code.
 SECRET_KEYS = re.compile(
-    r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|otp|code$", re.I
+    r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|otp"
+    r"|(?<!status_)(?<!error_)(?<!exit_)(?<!http_)(?<!country_)(?<!reason_)code$",
+    re.I,
 )
 MASK = "***"
-SECRET_VALUES = re.compile(r"whsec_[A-Za-z0-9+/=]+|pw_[A-Za-z0-9]+_[A-Za-z0-9_-]+|Bearer\s+\S+")
+# Secrets recognisable by their shape, wherever they appear in a line (an exception's message,
+# a repr of headers, a URL): API keys (`pw_<prefix>_<secret>`, see gateway.auth), webhook
+# secrets (`whsec_…`, Shopify's `shpss_…`), HTTP credentials (`Bearer …`, `Basic …`) and the
+# password in a URL's user info (`scheme://user:password@host`).
+SECRET_VALUES = re.compile(
+    r"\bpw_[A-Za-z0-9]{8,}_[A-Za-z0-9_-]{8,}"
+    r"|\b(?:whsec|shpss)_[A-Za-z0-9+/=_-]+"
+    r"|\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+"
+    r"|(?<=://)[^/\s:@]*:[^/\s@]+(?=@)",
+    re.I,
+)
+_HANDLER_NAME = "portwright-json"
+# Libraries that log through the standard library with handlers of their own: their lines are
+# made to propagate to the root logger, whose only handler is ours. (DBOS adds its own console
+# handler unless its logger already has one: it gets a NullHandler.)
+_PROPAGATING = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "dbos")
+
+
+def mask_text(text: str) -> str:
+    """`text` with every secret recognisable by its shape replaced by `***`."""
+    return SECRET_VALUES.sub(MASK, text)
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, SecretStr | SecretBytes):
+        return MASK
+    if depth <= 20 and isinstance(value, dict):  # (deeper: a self-referencing structure)
+        return {
+            k: MASK if isinstance(k, str) and SECRET_KEYS.search(k) else _masked(v, depth + 1)
+            for k, v in value.items()
+        }
+    if depth <= 20 and isinstance(value, list | tuple | set | frozenset):
+        return [_masked(v, depth + 1) for v in value]
+    return value
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """A structlog processor masking values whose key looks like a secret."""
+    """A structlog processor masking secrets at any depth: values under a key that looks like
+    a secret, and secret-shaped text anywhere (the event, an exception's traceback)."""
     for key in list(event):
         if key != "event" and SECRET_KEYS.search(key):
             event[key] = MASK
-        elif isinstance(event[key], str):
-            event[key] = SECRET_VALUES.sub(MASK, event[key])
+        else:
+            event[key] = _masked(event[key])
     return event
 
 
@@ -57,30 +104,93 @@ def add_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
-def configure_logging(settings: Settings) -> None:
+class _StdoutHandler(logging.Handler):
+    """Writes each formatted record to whatever `sys.stdout` is at the time, through a
+    structlog `PrintLogger`: it holds the same per-stream lock as structlog's own lines, so
+    lines written at once by several threads never interleave."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_name(_HANDLER_NAME)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            structlog.PrintLogger(sys.stdout).msg(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must not raise; report as logging does
+            self.handleError(record)
+
+
+def configure_logging(settings: Settings | None = None) -> None:
+    """The one logging setup of every entry point: JSON lines (or console lines when
+    `log_json` is off) on stdout, secrets masked, tracebacks as plain text without local
+    variables. Lines of the standard library's loggers (uvicorn, DBOS, asyncio, httpx, …)
+    are rendered by the same processors."""
+    settings = settings if settings is not None else Settings()
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if settings.log_json
-        else structlog.dev.ConsoleRenderer()
+        # Plain tracebacks: a rich one would print each frame's local variables.
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     )
     # The current span's trace and span ids, when traces are on (configure_tracing).
     traced = [add_trace_ids] if settings.otel_exporter != "none" or tracing_enabled() else []
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_ids,
+        *traced,
+        structlog.processors.format_exc_info,  # text only: never a frame's locals
+        redact,  # after the traceback is text, so it is masked too
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            add_ids,
-            *traced,
-            redact,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(level, logging.WARNING), format="%(message)s")
+    handler = _StdoutHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(max(level, logging.WARNING))
+    for name in _PROPAGATING:
+        logger = logging.getLogger(name)
+        logger.handlers = [logging.NullHandler()]
+        logger.propagate = True
+
+
+def install_excepthooks() -> None:
+    """For a process's entry point: an exception nothing caught (in the main thread or any
+    other) and a Python warning become masked log lines too, not raw text on stderr."""
+    crash = structlog.get_logger("portwright")
+
+    def on_exception(
+        kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, exc, tb)
+            return
+        crash.critical("unhandled exception", exc_info=(kind, exc, tb))
+
+    def on_thread_exception(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+        thread = args.thread.name if args.thread is not None else None
+        crash.critical("unhandled exception in a thread", thread=thread, exc_info=exc_info)
+
+    sys.excepthook = on_exception
+    threading.excepthook = on_thread_exception
+    logging.captureWarnings(True)
 
 
 def _request_id(scope: Scope) -> str:

@@ -1,6 +1,7 @@
 """The orchestrator: durable jobs on DBOS. DBOS is imported only inside this package."""
 
 from portwright.orchestrator._runtime import Runtime, migrate_databases, queue_name
+from portwright.orchestrator._sealed_input import public_input
 from portwright.orchestrator._service import (
     ConflictError,
     Decision,
@@ -16,6 +17,7 @@ __all__ = [
     "Replay",
     "Runtime",
     "migrate_databases",
+    "public_input",
     "queue_name",
     "replay_events",
 ]

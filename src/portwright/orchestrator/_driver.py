@@ -2,8 +2,20 @@
 
 Everything here runs inside the job's DBOS workflow, so it must be
 deterministic: every read of the outside world (time, the database, the
-portal) happens in a checkpointed step, and every state change in a
-transactional step that also writes its audit event.
+portal) happens in a checkpointed step, and every state change in one
+transaction with its audit event.
+
+One adapter step is one DBOS step: a transaction that applies what is pending
+(the adapter's transitions since the last write, the portal outcomes of earlier
+steps) and reads the gate (finished, paused, cooling down, circuit open), then
+the step function, then the checkpoint of its result. If the gate says wait, the
+step function does not run and the step returns the wait instead. Transitions
+followed by a step are not written on their own: they ride in that step's
+transaction (the batch is idempotent, so a step re-run before its checkpoint
+does not write them twice). Bookkeeping after the step function (its breaker
+outcome, evidence of a failure, a cooldown, an identity rotation) happens after
+its result is checkpointed, so a database error there retries the bookkeeping,
+never the step function.
 """
 
 from __future__ import annotations
@@ -18,12 +30,18 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import structlog
 from dbos import DBOS, StepOptions
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from portwright.engines.http import CookieRow, translate_exception
 from portwright.observability import PROCESS, SpanHandle, span
 from portwright.orchestrator._backoff import backoff_delay
 from portwright.orchestrator._step_context import StepContextImpl
-from portwright.orchestrator._tx import apply_transition, open_escalation, resolve_escalation
+from portwright.orchestrator._tx import (
+    apply_batch,
+    open_escalation,
+    resolve_escalation,
+    run_batch,
+)
 from portwright.sdk import (
     Adapter,
     IllegalTransitionError,
@@ -47,6 +65,8 @@ T = TypeVar("T")
 RATE_LIMIT_PATIENCE = 50  # consecutive 429s on one step before a person is asked
 OPERATOR_POLL_S = 3600.0
 CONTROL_POLL_S = 30.0
+OUTCOMES_DUE_S = 1.0  # successes wait at most this long (plus a step) to reach the breaker
+FINISH_ATTEMPTS = 8  # a job's last write, across a database hiccup
 # Our own bookkeeping (database reads/writes around a step) rides out a hiccup such as a
 # database restart; failures of the portal itself are classified, never retried here.
 
@@ -71,10 +91,20 @@ class JobDriver(Generic[InputT]):
         self._job_id: str = snapshot["id"]
         self._tenant_id: str = snapshot["tenant_id"]
         self._portal: str = snapshot["portal"]
-        self._input: InputT = adapter_cls.input_model.model_validate(snapshot["input"])  # type: ignore[assignment]
+        # Sealed secret input fields are opened here, in memory only (never a step's output).
+        opened = runtime.inputs.open(self._tenant_id, adapter_cls.input_model, snapshot["input"])
+        self._input: InputT = adapter_cls.input_model.model_validate(opened)  # type: ignore[assignment]
         self._state: str = snapshot["state"]
         self._cookies: list[CookieRow] = []
         self._cool_from: str | None = None
+        # Written with the next transaction (see the module docstring): the adapter's
+        # transitions since the last write, and the portal outcomes of steps since then.
+        self._pending: list[dict[str, Any]] = []
+        self._outcomes: list[bool] = []
+        # When the first pending outcome's attempt started and the last one ended (both
+        # from checkpoints, so replays decide the same): see `_take_batch`.
+        self._outcomes_span: tuple[float, float] | None = None
+        self._seq: int | None = snapshot.get("seq")  # the job's seq after our last write
         self._log: Logger = structlog.get_logger("portwright.job").bind(
             job_id=self._job_id,
             workflow_id=self._job_id,
@@ -113,14 +143,16 @@ class JobDriver(Generic[InputT]):
         return self._log
 
     async def transition(self, to_state: str, reason: str = "", **meta: Any) -> None:
-        await self._transition(to_state, reason, meta, actor=f"adapter:{self._adapter_cls.name}")
+        self._defer(to_state, reason, meta, actor=f"adapter:{self._adapter_cls.name}")
 
     async def sleep(self, seconds: float) -> None:
+        await self._flush()
         await DBOS.sleep_async(seconds)
 
     async def spawn(
         self, adapter: str, items: Sequence[tuple[str, Mapping[str, Any]]]
     ) -> list[str]:
+        await self._flush()
         plain = [(key, dict(data)) for key, data in items]
         children: list[dict[str, Any]] = await DBOS.run_step_async(
             _infra("spawn"),
@@ -134,12 +166,14 @@ class JobDriver(Generic[InputT]):
         return [child["id"] for child in children]
 
     async def progress(self) -> Mapping[str, int]:
+        await self._flush()
         counts: dict[str, int] = await DBOS.run_step_async(
             _infra("progress"), self._rt.child_progress, self._job_id
         )
         return counts
 
     async def alert(self, kind: str, reason: str, **details: Any) -> None:
+        await self._flush()
         await DBOS.run_step_async(
             _infra("alert"), self._rt.alert, self._job_id, kind, reason, details
         )
@@ -168,20 +202,32 @@ class JobDriver(Generic[InputT]):
         rotations = 0
         limited = 0
         while True:
-            await self._gate()
-            attempt += 1
             outcome: dict[str, Any] = await DBOS.run_step_async(
                 _infra(f"step:{name}"),
                 self._attempt,
                 name,
                 fn,
-                attempt,
+                attempt + 1,
                 args,
                 kw,
+                self._take_batch(),
             )
+            self._absorb(outcome)
+            if outcome["gate"] is not None:
+                await self._wait(outcome["gate"])
+                continue
+            attempt += 1
             if outcome["ok"]:
                 self._cookies = outcome["cookies"]
+                self._outcomes.append(True)  # the breaker hears of it with a later write
+                first = self._outcomes_span[0] if self._outcomes_span else outcome["started"]
+                if outcome["probe"]:  # a half-open breaker waits for this one: send it next
+                    first = outcome["ended"] - OUTCOMES_DUE_S
+                self._outcomes_span = (first, outcome["ended"])
                 return outcome["value"]  # type: ignore[no-any-return]
+            outcome = await DBOS.run_step_async(
+                _infra(f"after:{name}"), self._after_failure, name, outcome
+            )
             error_class = outcome["error_class"]
             message = outcome["message"]
             details = outcome["details"]
@@ -199,25 +245,7 @@ class JobDriver(Generic[InputT]):
                     "rate_limited", name, f"still rate-limited after {limited} tries", details
                 )
             elif error_class == "transient":
-                if attempt >= policy.max_attempts:
-                    await self._mark_degraded(f"{name}: {message}")
-                    raise TransientError(
-                        f"gave up on {name} after {attempt} transient failures: {message}"
-                    )
-                if attempt >= policy.degraded_after:
-                    await self._mark_degraded(f"{name}: {message}")
-                delay = backoff_delay(
-                    attempt,
-                    base=policy.base_delay_s,
-                    cap=policy.max_delay_s,
-                    key=f"{self._job_id}|{name}",
-                )
-                await self._pause_in(
-                    self._machine.engine.retry_wait,
-                    f"{name} attempt {attempt}/{policy.max_attempts} failed ({message}); "
-                    f"retrying in {delay:.1f}s",
-                    delay,
-                )
+                await self._retry_later(name, attempt, message)
                 continue
             elif (
                 error_class == "blocked"
@@ -234,6 +262,24 @@ class JobDriver(Generic[InputT]):
             if decision["action"] == "resume":
                 return cast(T, decision.get("value"))
             attempt, rotations, limited = 0, 0, 0  # "retry": run the step again
+
+    async def _retry_later(self, name: str, attempt: int, message: str) -> None:
+        """After a transient failure: give up, or sit in the retry state for a backoff."""
+        policy = self._adapter_cls.retry
+        if attempt >= policy.max_attempts:
+            await self._mark_degraded(f"{name}: {message}")
+            raise TransientError(f"gave up on {name} after {attempt} transient failures: {message}")
+        if attempt >= policy.degraded_after:
+            await self._mark_degraded(f"{name}: {message}")
+        delay = backoff_delay(
+            attempt, base=policy.base_delay_s, cap=policy.max_delay_s, key=f"{self._job_id}|{name}"
+        )
+        await self._pause_in(
+            self._machine.engine.retry_wait,
+            f"{name} attempt {attempt}/{policy.max_attempts} failed ({message}); "
+            f"retrying in {delay:.1f}s",
+            delay,
+        )
 
     # -- running -------------------------------------------------------------------------
 
@@ -256,12 +302,14 @@ class JobDriver(Generic[InputT]):
         try:
             output = await self._adapter.run(self)
             if not self._machine.is_terminal(self._state):
-                await self._transition(
+                self._defer(
                     self._machine.success,
                     "completed",
                     {},
                     updates={"output": dict(output or {})},
+                    check=False,
                 )
+            await self._finish()
         except JobFinishedError:
             pass
         except (PermanentError, TransientError) as exc:
@@ -282,11 +330,132 @@ class JobDriver(Generic[InputT]):
     async def _end(self, state: str, reason: str, error_class: str) -> None:
         self._span.fail(error_class, reason)
         with contextlib.suppress(JobFinishedError):
-            await self._transition(
-                state, reason, {}, updates={"reason": reason, "error_class": error_class}
+            self._defer(
+                state,
+                reason,
+                {},
+                updates={"reason": reason, "error_class": error_class},
+                check=False,
             )
+            await self._finish()
 
     # -- pieces --------------------------------------------------------------------------
+
+    def _defer(
+        self,
+        to_state: str,
+        reason: str,
+        meta: dict[str, Any],
+        *,
+        actor: str = "engine",
+        updates: dict[str, Any] | None = None,
+        check: bool = True,
+    ) -> None:
+        """Queue a transition for the next write, checking the machine now (the job's
+        state can only have moved on to a terminal one, which the write reports)."""
+        if check:
+            if self._machine.is_terminal(self._state):
+                raise JobFinishedError(self._job_id, self._state)
+            if not self._machine.allows(self._state, to_state):
+                raise IllegalTransitionError(self._machine.name, self._state, to_state)
+        self._pending.append(
+            {
+                "to_state": to_state,
+                "actor": actor,
+                "reason": reason,
+                "meta": meta,
+                "updates": updates,
+                "kind": "transition",
+            }
+        )
+        self._state = to_state
+
+    def _take_batch(self) -> dict[str, Any]:
+        """What the next step's transaction writes (and it is no longer pending here)."""
+        cooldown = self._machine.engine.cooldown
+        leave = (
+            {"to": self._cool_from}
+            if self._state == cooldown and self._cool_from is not None
+            else None
+        )
+        # Successes ride with the next write of transitions, or once they span a second
+        # (a run of quick steps then makes no write at all until the job's end).
+        span = self._outcomes_span
+        due = bool(self._pending) or (span is not None and span[1] - span[0] >= OUTCOMES_DUE_S)
+        outcomes = self._outcomes if due else []
+        batch = {
+            "changes": self._pending,
+            "outcomes": outcomes,
+            "base_seq": self._seq,
+            "leave": leave,
+        }
+        self._pending = []
+        if due:
+            self._outcomes, self._outcomes_span = [], None
+        return batch
+
+    def _absorb(self, result: dict[str, Any]) -> None:
+        """Take a write's result: the job's state and seq, or why it did not happen."""
+        if "finished" in result:
+            self._state = result["finished"]
+            raise JobFinishedError(self._job_id, result["finished"])
+        if result.get("illegal"):
+            self._state = result["from"]  # where the job stopped (changes before it stand)
+            self._seq = result.get("seq", self._seq)
+            raise IllegalTransitionError(self._machine.name, result["from"], result["to"])
+        self._state = result["state"]
+        self._seq = result["seq"]
+        if result.get("left_cooldown"):
+            self._cool_from = None
+
+    async def _flush(self) -> None:
+        """Write what is pending now (before the workflow waits or does something else)."""
+        if self._outcomes:
+            outcomes, self._outcomes, self._outcomes_span = self._outcomes, [], None
+            await DBOS.run_step_async(_infra("account"), self._record_outcomes, outcomes)
+        if self._pending:
+            self._absorb(await self._write_pending([]))
+
+    async def _write_pending(self, more: list[dict[str, Any]]) -> dict[str, Any]:
+        """What is pending and `more`, in one checkpointed transaction."""
+        changes, self._pending = [*self._pending, *more], []
+        store, machine_of, job_id = self._rt.store, self._rt.machine_of, self._job_id
+        return await self._tx(
+            "transition", lambda conn: apply_batch(conn, store, machine_of, job_id, changes)
+        )
+
+    async def _finish(self) -> None:
+        """The job's last write: what is pending, ending in its terminal transition.
+
+        Not a checkpoint: a terminal write cannot happen twice (a re-run finds the job
+        finished and writes nothing), so it needs none. A database error is retried.
+        """
+        if not self._pending and not self._outcomes:
+            return
+        changes, outcomes = self._pending, self._outcomes
+        self._pending, self._outcomes, self._outcomes_span = [], [], None
+        rt = self._rt
+        for attempt in range(1, FINISH_ATTEMPTS + 1):
+            try:
+                result, _ = await asyncio.to_thread(
+                    run_batch,
+                    rt.store,
+                    rt.machine_of,
+                    rt.breaker_policy,
+                    self._job_id,
+                    self._portal,
+                    changes=changes,
+                    outcomes=outcomes,
+                    base_seq=None,
+                    gate=False,
+                )
+                break
+            except SQLAlchemyError:
+                if attempt == FINISH_ATTEMPTS:
+                    raise
+                self._log.warning("could not write the job's end; retrying", exc_info=True)
+                await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+        self._absorb(result)
 
     async def _transition(
         self,
@@ -298,22 +467,19 @@ class JobDriver(Generic[InputT]):
         updates: dict[str, Any] | None = None,
         kind: str = "transition",
     ) -> None:
-        result = await self._tx(
-            "transition",
-            lambda conn: apply_transition(
-                conn,
-                self._rt.store,
-                self._rt.machine_of,
-                self._job_id,
-                to_state=to_state,
-                actor=actor,
-                reason=reason,
-                meta=meta,
-                updates=updates,
-                kind=kind,
-            ),
-        )
-        self._apply_result(result, to_state)
+        """A transition written now, with whatever is pending (the workflow waits next)."""
+        if self._outcomes:
+            outcomes, self._outcomes, self._outcomes_span = self._outcomes, [], None
+            await DBOS.run_step_async(_infra("account"), self._record_outcomes, outcomes)
+        change = {
+            "to_state": to_state,
+            "actor": actor,
+            "reason": reason,
+            "meta": meta,
+            "updates": updates,
+            "kind": kind,
+        }
+        self._apply_result(await self._write_pending([change]), to_state)
 
     def _apply_result(self, result: dict[str, Any], to_state: str) -> None:
         if "finished" in result:
@@ -322,6 +488,7 @@ class JobDriver(Generic[InputT]):
         if result.get("illegal"):
             raise IllegalTransitionError(self._machine.name, result["from"], to_state)
         self._state = result["state"]
+        self._seq = result.get("seq", self._seq)
 
     async def _tx(self, name: str, body: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         ds = self._rt.datasource
@@ -338,32 +505,19 @@ class JobDriver(Generic[InputT]):
         back = self._state
         await self._transition(state, reason, {"seconds": round(seconds, 3)})
         await DBOS.sleep_async(seconds)
-        await self._transition(back, f"back from {state}", {})
+        self._defer(back, f"back from {state}", {}, check=False)  # written with the next step
 
-    async def _gate(self) -> None:
-        """Before each attempt: stop if ended, wait while paused, cooling down or circuit-open."""
-        cooldown = self._machine.engine.cooldown
-        while True:
-            gate: dict[str, Any] = await DBOS.run_step_async(
-                _infra("gate"), self._rt.read_gate, self._job_id, self._portal
-            )
-            if gate["finished"]:
-                self._state = gate["finished"]
-                raise JobFinishedError(self._job_id, gate["finished"])
-            if gate["paused"]:
-                await DBOS.recv_async("control", timeout_seconds=CONTROL_POLL_S)
-                continue
-            wait_until = gate["wait_until"]
-            if wait_until is not None and wait_until > gate["now"]:
-                if self._state != cooldown:
-                    self._cool_from = self._state
-                    await self._transition(cooldown, gate["why"], {"until": wait_until})
-                await DBOS.sleep_async(min(wait_until - gate["now"], 60.0) + 0.05)
-                continue
-            if self._state == cooldown and self._cool_from is not None:
-                back, self._cool_from = self._cool_from, None
-                await self._transition(back, "cooldown over", {})
+    async def _wait(self, gate: dict[str, Any]) -> None:
+        """The step did not run: wait while paused, cooling down or circuit-open."""
+        if gate["paused"]:  # a pause comes first, cooling down or not
+            await DBOS.recv_async("control", timeout_seconds=CONTROL_POLL_S)
             return
+        cooldown = self._machine.engine.cooldown
+        wait_until = float(gate["wait_until"])
+        if self._state != cooldown:
+            self._cool_from = self._state
+            await self._transition(cooldown, gate["why"], {"until": wait_until})
+        await DBOS.sleep_async(min(wait_until - gate["now"], 60.0) + 0.05)
 
     async def _attempt(
         self,
@@ -372,14 +526,36 @@ class JobDriver(Generic[InputT]):
         attempt: int,
         args: tuple[Any, ...],
         kw: dict[str, Any],
+        batch: dict[str, Any],
     ) -> dict[str, Any]:
-        """One checkpointed attempt: run the step, classify what went wrong, take side effects."""
+        """One checkpointed attempt: the step's transaction (pending writes and the gate),
+        then, if the gate allows, the step function and what became of it.
+
+        Anything that can fail here fails before the step function runs (DBOS retries the
+        attempt then, and the batch is idempotent); after it, nothing raises.
+        """
         rt = self._rt
-        job = await asyncio.to_thread(rt.store.jobs.get, self._job_id)
+        started = time.time()
+        result, job = await asyncio.to_thread(
+            run_batch,
+            rt.store,
+            rt.machine_of,
+            rt.breaker_policy,
+            self._job_id,
+            self._portal,
+            changes=batch["changes"],
+            outcomes=batch["outcomes"],
+            base_seq=batch["base_seq"],
+            gate=True,
+            leave=batch["leave"],
+        )
+        if "state" not in result or result.get("illegal") or result["gate"] is not None:
+            return {**result, "gate": result.get("gate")}
         selectors = await asyncio.to_thread(rt.selectors_for, self._adapter_cls)
         sc = StepContextImpl(
             rt, job, step=name, attempt=attempt, cookies=self._cookies, selectors=selectors
         )
+        written = {k: result[k] for k in ("state", "seq", "left_cooldown", "probe")}
         with (
             structlog.contextvars.bound_contextvars(step=name, attempt=attempt),
             span(f"step {name}", **self._span_ids, step=name, attempt=attempt) as traced,
@@ -387,14 +563,109 @@ class JobDriver(Generic[InputT]):
             try:
                 value = await fn(sc, *args, **kw)
             except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
-                outcome = await self._classify(sc, name, exc)
+                outcome = self._classify(sc, name, exc)
                 traced.fail(outcome["error_class"], outcome["message"])
-                return outcome
-            finally:
-                cookies = sc.cookies()
-                await sc.aclose()
-        await self._account(ok=True)
-        return {"ok": True, "value": value, "cookies": cookies}
+                await self._close(sc)
+                return {**written, **outcome, "gate": None}
+            await self._close(sc)
+        return {
+            **written,
+            "ok": True,
+            "value": value,
+            "cookies": sc.cookies(),
+            "gate": None,
+            "started": started,
+            "ended": time.time(),
+        }
+
+    async def _close(self, sc: StepContextImpl) -> None:
+        """Close the attempt's clients; its result stands whatever happens here."""
+        try:
+            await sc.aclose()
+        except Exception:  # noqa: BLE001 - logged; the step function's result is what counts
+            self._log.exception("could not close the step's context", step=sc.step)
+
+    def _record_outcomes(self, outcomes: list[bool]) -> None:
+        for ok in outcomes:
+            self._rt.record_portal_outcome(self._portal, ok=ok)
+
+    def _classify(self, sc: StepContextImpl, name: str, exc: Exception) -> dict[str, Any]:
+        """What went wrong, without writing anything: evidence, the breaker, cooldowns and
+        rotations are `_after_failure`'s, once this is checkpointed."""
+        error = exc if isinstance(exc, JobError) else translate_exception(exc)
+        error = sc.refused or error  # an SSRF refusal is why, whatever the page showed next
+        if error is None:
+            outcome = self._failure(
+                "unexpected", f"unexpected error in {name}: {exc!r}", {"exception": repr(exc)}, sc
+            )
+            outcome["attach"] = [
+                {
+                    "kind": "traceback",
+                    "data": "".join(traceback.format_exception(exc)),
+                    "content_type": "text/plain",
+                    "meta": {},
+                }
+            ]
+            return outcome
+        details = {k: v for k, v in error.details.items() if _jsonable(v)}
+        outcome = self._failure(error.error_class, error.message, details, sc)
+        if error.error_class == "rate_limited":
+            outcome["retry_after"] = float(getattr(error, "retry_after", 30.0))
+            outcome["error_message"] = error.message
+        elif error.error_class == "blocked":
+            outcome["error_message"] = error.message
+        elif isinstance(error, PageChangedError) and error.html is not None:
+            outcome["attach"] = [
+                {
+                    "kind": "html",
+                    "data": error.html,
+                    "content_type": "text/html",
+                    "meta": {
+                        "url": error.url,
+                        "selector_key": error.selector_key,
+                        "selector": error.selector,
+                    },
+                }
+            ]
+        return outcome
+
+    async def _after_failure(self, name: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        """A failed attempt's bookkeeping, its own checkpointed step (retried on its own)."""
+        rt = self._rt
+        outcome = dict(outcome)
+        outcome["details"] = dict(outcome["details"])
+        error_class = outcome["error_class"]
+        attachments = outcome.pop("attach", [])
+        if attachments:
+            job = await asyncio.to_thread(rt.store.jobs.get, self._job_id)
+            for item in attachments:
+                evidence_id = await asyncio.to_thread(
+                    rt.attach_evidence,
+                    job,
+                    step=name,
+                    kind=item["kind"],
+                    data=item["data"],
+                    content_type=item["content_type"],
+                    meta=item["meta"],
+                )
+                outcome["details"]["evidence"] = [*outcome["details"]["evidence"], evidence_id]
+        if error_class in ("transient", "rate_limited"):
+            await self._account(ok=False)
+        if error_class == "rate_limited":
+            retry_after = float(outcome.pop("retry_after"))
+            until = await asyncio.to_thread(
+                rt.store.portals.extend_cooldown,
+                self._portal,
+                until=time.time() + retry_after,
+                reason=f"{outcome.pop('error_message')} (Retry-After {retry_after:g}s)",
+            )
+            outcome["details"]["cooldown_until"] = until
+        elif error_class == "blocked":
+            outcome["rotated"] = await asyncio.to_thread(
+                rt.identity.rotate, self._job_id, self._portal, outcome.pop("error_message")
+            )
+            PROCESS.burned(self._portal, rotated=outcome["rotated"])
+        return outcome
 
     async def _account(self, *, ok: bool) -> None:
         """Feed the portal's breaker. Best effort: bookkeeping never fails a job."""
@@ -402,48 +673,6 @@ class JobDriver(Generic[InputT]):
             await asyncio.to_thread(self._rt.record_portal_outcome, self._portal, ok=ok)
         except Exception:  # noqa: BLE001 - logged; breaker accounting is best effort
             self._log.exception("could not record the portal outcome")
-
-    async def _classify(self, sc: StepContextImpl, name: str, exc: Exception) -> dict[str, Any]:
-        rt = self._rt
-        error = exc if isinstance(exc, JobError) else translate_exception(exc)
-        if error is None:
-            details = {"exception": repr(exc)}
-            await sc.attach(
-                "traceback",
-                "".join(traceback.format_exception(exc)),
-                content_type="text/plain",
-            )
-            return self._failure("unexpected", f"unexpected error in {name}: {exc!r}", details, sc)
-        details = {k: v for k, v in error.details.items() if _jsonable(v)}
-        error_class = error.error_class
-        outcome = self._failure(error_class, error.message, details, sc)
-        if error_class in ("transient", "rate_limited"):
-            await self._account(ok=False)
-        if error_class == "rate_limited":
-            retry_after = float(getattr(error, "retry_after", 30.0))
-            until = await asyncio.to_thread(
-                rt.store.portals.extend_cooldown,
-                self._portal,
-                until=time.time() + retry_after,
-                reason=f"{error.message} (Retry-After {retry_after:g}s)",
-            )
-            outcome["details"]["cooldown_until"] = until
-        elif error_class == "blocked":
-            outcome["rotated"] = await asyncio.to_thread(
-                rt.identity.rotate, self._job_id, self._portal, error.message
-            )
-            PROCESS.burned(self._portal, rotated=outcome["rotated"])
-        elif isinstance(error, PageChangedError) and error.html is not None:
-            await sc.attach(
-                "html",
-                error.html,
-                content_type="text/html",
-                url=error.url,
-                selector_key=error.selector_key,
-                selector=error.selector,
-            )
-        outcome["details"]["evidence"] = list(sc.evidence_ids)
-        return outcome
 
     @staticmethod
     def _failure(
@@ -469,6 +698,7 @@ class JobDriver(Generic[InputT]):
         self, kind: str, step: str, reason: str, details: dict[str, Any]
     ) -> dict[str, Any]:
         """Park in the operator state and wait durably for a decision; apply it."""
+        await self._flush()
         back = self._state
         engine = self._machine.engine
         result = await self._tx(

@@ -20,6 +20,7 @@ from portwright import __version__
 from portwright.adapters import AdapterRegistry
 from portwright.observability import current_traceparent
 from portwright.orchestrator._janitor import Janitor
+from portwright.orchestrator._sealed_input import InputSealer
 from portwright.orchestrator._workflow import job_workflow, set_runtime
 from portwright.resources import (
     CaptchaSolver,
@@ -29,6 +30,7 @@ from portwright.resources import (
     StaticSecrets,
     TwoCaptchaSolver,
 )
+from portwright.resources.ssrf import UrlGuard
 from portwright.sdk import Adapter, SelectorMap, StateMachine
 from portwright.settings import Settings
 from portwright.store import (
@@ -52,11 +54,11 @@ log = structlog.get_logger("portwright.runtime")
 PROVIDER_COOLDOWN_S = 20.0
 
 
-def _solver_from(settings: Settings) -> CaptchaSolver | None:
+def _solver_from(settings: Settings, guard: UrlGuard) -> CaptchaSolver | None:
     if not settings.captcha_solver_url:
         return None
     key = settings.captcha_api_key.get_secret_value() if settings.captcha_api_key else ""
-    return TwoCaptchaSolver(settings.captcha_solver_url, key)
+    return TwoCaptchaSolver(settings.captcha_solver_url, key, guard=guard)
 
 
 def queue_name(portal: str) -> str:
@@ -78,8 +80,12 @@ class Runtime:
         captcha: CaptchaSolver | None = None,
         breaker_policy: BreakerPolicy | None = None,
         fleet: Fleet | None = None,
+        guard: UrlGuard | None = None,
     ) -> None:
         self.settings = settings
+        # The SSRF guard on every request a job makes (sc.http, the ladder, the step's
+        # browser): public addresses, plus settings.url_allowlist.
+        self.guard = guard or UrlGuard.from_allowlist(settings.url_allowlist)
         self.registry = registry
         self.run_workers = run_workers
         self.executor_id = settings.executor_id()
@@ -87,11 +93,14 @@ class Runtime:
         # The fleet (browsers, proxies, solvers, the engine ladder) is optional; its
         # proxy pool and solver chain stand in when no identity or captcha is given.
         self.fleet = fleet
+        if fleet is not None:
+            fleet.add_guard(self.guard)
         fleet_proxies = fleet.proxies if fleet is not None else None
         self.identity: IdentityProvider = identity or fleet_proxies or DirectIdentity()
         self.secrets: SecretsProvider = secrets or StaticSecrets({})
+        self.inputs = InputSealer(self.secrets)  # secret input fields, sealed at rest
         fleet_captcha = fleet.captcha if fleet is not None else None
-        self.captcha = captcha or fleet_captcha or _solver_from(settings)
+        self.captcha = captcha or fleet_captcha or _solver_from(settings, self.guard)
         self.breaker_policy = breaker_policy or BreakerPolicy()
         self._store: Store | None = None
         self._datasource: SQLAlchemyDatasource | None = None
@@ -212,7 +221,7 @@ class Runtime:
     async def enqueue(self, job: JobRecord) -> None:
         """Enqueue the job's workflow (a no-op if it already exists: the id is the job id)."""
         with SetWorkflowID(job.id), self._options(job):
-            await self._queue_for(job).enqueue_async(job_workflow, job.id)
+            await self._queue_for(job).enqueue_async(job_workflow, job.id, snapshot_of(job))
 
     async def enqueue_child(self, child: dict[str, Any]) -> None:
         """Enqueue a fan-out child described by `insert_children` (from a workflow body)."""
@@ -233,6 +242,7 @@ class Runtime:
         out = []
         for index, (key, data) in enumerate(items):
             model = child_cls.input_model.model_validate(data)
+            stored = self.inputs.seal(parent.tenant_id, model)
             record, _ = self.store.jobs.insert(
                 job_id=f"{parent_id}.{index:04d}",
                 tenant_id=parent.tenant_id,
@@ -241,7 +251,7 @@ class Runtime:
                 portal=child_cls.portal_name(),
                 state=machine.initial,
                 status=machine.status_of(machine.initial),
-                input=model.model_dump(mode="json"),
+                input=stored,
                 lock_key=child_cls().lock_key(model),
                 priority=0,
                 actor=f"job:{parent_id}",
@@ -278,21 +288,12 @@ class Runtime:
 
     def enqueue_sync(self, job: JobRecord) -> None:
         with SetWorkflowID(job.id), self._options(job):
-            self._queue_for(job).enqueue(job_workflow, job.id)
+            self._queue_for(job).enqueue(job_workflow, job.id, snapshot_of(job))
 
     # -- called from inside workflows (steps) --------------------------------------------
 
     def load_snapshot(self, job_id: str) -> dict[str, Any]:
-        job = self.store.jobs.get(job_id)
-        return {
-            "id": job.id,
-            "tenant_id": job.tenant_id,
-            "adapter": job.adapter,
-            "portal": job.portal,
-            "state": job.state,
-            "input": job.input,
-            "trace_parent": job.trace_parent,
-        }
+        return snapshot_of(self.store.jobs.get(job_id))
 
     def fail_unknown_adapter(self, job_id: str) -> None:
         job = self.store.jobs.get(job_id)
@@ -390,6 +391,21 @@ class Runtime:
             size=len(raw),
             meta={k: v for k, v in meta.items() if v is None or isinstance(v, str | int | float)},
         )
+
+
+def snapshot_of(job: JobRecord) -> dict[str, Any]:
+    """What a job's workflow starts from: given with the enqueue (a workflow input, so
+    starting the job reads nothing), or read by its `load` step when not given."""
+    return {
+        "id": job.id,
+        "tenant_id": job.tenant_id,
+        "adapter": job.adapter,
+        "portal": job.portal,
+        "state": job.state,
+        "seq": job.seq,
+        "input": job.input,
+        "trace_parent": job.trace_parent,
+    }
 
 
 def migrate_databases(settings: Settings) -> dict[str, str]:

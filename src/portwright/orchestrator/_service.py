@@ -13,6 +13,7 @@ from dbos import DBOS
 from portwright._ids import new_id
 from portwright.observability import current_traceparent
 from portwright.orchestrator._runtime import Runtime
+from portwright.orchestrator._sealed_input import public_input
 from portwright.orchestrator._tx import apply_transition
 from portwright.sdk import PortwrightError
 from portwright.store import (
@@ -99,6 +100,10 @@ class JobService:
         model = adapter_cls.input_model.model_validate(dict(input))
         lock = lock_key or adapter_cls().lock_key(model)
         machine = adapter_cls.machine
+        if self.rt.inputs.has_secrets(model):  # sealing reads the tenant's key: off the loop
+            stored = await asyncio.to_thread(self.rt.inputs.seal, tenant_id, model)
+        else:
+            stored = model.model_dump(mode="json")
         record, _created = await asyncio.to_thread(
             self.store.jobs.insert,
             job_id=job_id or new_id("job"),
@@ -108,7 +113,7 @@ class JobService:
             portal=adapter_cls.portal_name(),
             state=machine.initial,
             status=machine.status_of(machine.initial),
-            input=model.model_dump(mode="json"),
+            input=stored,
             lock_key=lock,
             priority=priority,
             actor=actor,
@@ -118,6 +123,13 @@ class JobService:
         )
         await self.rt.enqueue(record)
         return record
+
+    def public_input(self, job: JobRecord) -> dict[str, Any]:
+        """The job's input as it may be shown: its secret fields (`SecretStr` in the adapter's
+        input model) and any sealed value masked."""
+        known = job.adapter in self.rt.registry
+        model = self.rt.registry.get(job.adapter).input_model if known else None
+        return public_input(model, job.input)
 
     async def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         return await asyncio.to_thread(self.store.jobs.get, job_id, tenant_id=tenant_id)

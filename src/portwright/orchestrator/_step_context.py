@@ -1,4 +1,12 @@
-"""The context a step function receives: HTTP, browser, selectors, evidence, observations."""
+"""The context a step function receives: HTTP, browser, selectors, evidence, observations.
+
+Every request a step makes passes the runtime's SSRF guard where it leaves, pinned
+to the address the guard checked: `sc.http` through `GuardedTransport`, `sc.fetch`
+through the ladder's guard (each rung), `sc.browser()` through a `GuardProxy` of the
+step's own. An adapter cannot reach a private address its input names unless the
+operator allowlisted it (`Settings.url_allowlist`); a refusal fails the step with a
+PermanentError naming the URL and why.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -19,17 +28,29 @@ from portwright.engines.http import (
 )
 from portwright.observability import PROCESS
 from portwright.resources import BlobSealer
-from portwright.sdk import ChallengeError, Logger, Page, PermanentError, SelectorMap
+from portwright.resources.ssrf import refusing
+from portwright.sdk import ChallengeError, JobError, Logger, Page, PermanentError, SelectorMap
 
 if TYPE_CHECKING:
     from playwright.async_api import Page as BrowserPage
 
     from portwright.engines.browser import Masker, StepBrowser
     from portwright.engines.ladder import FetchResult
+    from portwright.engines.ladder._guard_proxy import GuardProxy
     from portwright.orchestrator._runtime import Runtime
     from portwright.store import JobRecord
 
 __all__ = ["StepContextImpl"]
+
+
+def _origin(url: str) -> tuple[str, int | None]:
+    """A URL's host and port (the default port made explicit), to match a refusal."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = None
+    return (parts.hostname or "", port)
 
 
 class StepContextImpl:
@@ -63,6 +84,9 @@ class StepContextImpl:
         )
         self.evidence_ids: list[str] = []
         self._browser: StepBrowser | None = None  # the fleet's browser side, on first use
+        self._browser_guard: GuardProxy | None = None  # the SSRF guard in front of it
+        self._watched: set[Any] = set()
+        self._refused: JobError | None = None  # a main-frame navigation the guard refused
         self._secrets_used: list[str] = []  # masked in this step's evidence
         self._http_log: list[dict[str, Any]] = []
 
@@ -86,7 +110,12 @@ class StepContextImpl:
     def http(self) -> httpx.AsyncClient:
         if self._client is None:
             hook = self._log_response if self._rt.fleet is not None else None
-            self._client = new_client(cookies=self._cookies, proxy=self._proxy, on_response=hook)
+            self._client = new_client(
+                cookies=self._cookies,
+                proxy=self._proxy,
+                on_response=hook,
+                guard=refusing(self._rt.guard),
+            )
         return self._client
 
     @property
@@ -163,13 +192,22 @@ class StepContextImpl:
     async def browser(self, *, hardened: bool = False, profile: str | None = None) -> BrowserPage:
         fleet = self._rt.fleet
         if fleet is None or fleet.browsers is None:
-            raise PermanentError("this worker has no browser pool (Runtime(fleet=…))")
+            raise PermanentError(
+                "this job needs a browser and none is installed on this worker (install "
+                "Chromium or set PORTWRIGHT_CHROMIUM to its path)"
+            )
         if self._browser is None:
+            from portwright.engines.ladder._guard_proxy import GuardProxy
+
             job = self._job
+            guard = GuardProxy(
+                refusing(self._rt.guard), fleet.identity(job.id, job.portal, self._proxy)
+            )
+            self._browser_guard = await guard.__aenter__()
             self._browser = fleet.step_browser(
                 job_id=job.id,
                 seed=job.id,
-                proxy=fleet.identity(job.id, job.portal, self._proxy),
+                proxy=guard.proxy,
                 sink=self,
                 blobs=self._rt.blobs,
                 prefix=f"{job.tenant_id}/{job.id}",
@@ -177,15 +215,51 @@ class StepContextImpl:
                 on_new_trace=self._trace_created,
                 sealer=self._rt.secrets if isinstance(self._rt.secrets, BlobSealer) else None,
             )
-        return await self._browser.page(hardened=hardened, profile=profile)
+        page = await self._browser.page(hardened=hardened, profile=profile)
+        if page not in self._watched:  # a refused navigation is why the step fails
+            self._watched.add(page)
+            page.on("response", self._navigated)
+            page.on("requestfailed", self._navigation_failed)
+        return page
+
+    def _navigated(self, response: Any) -> None:
+        if response.status == 403:
+            self._navigation_refused(response.request)
+
+    def _navigation_failed(self, request: Any) -> None:
+        self._navigation_refused(request)
+
+    def _navigation_refused(self, request: Any) -> None:
+        """Note the guard's refusal when it was one of the page's main-frame navigations
+        (not a subresource, not Chromium's own background traffic)."""
+        guard = self._browser_guard
+        if guard is None or self._refused is not None:
+            return
+        try:
+            if not (request.is_navigation_request() and request.frame.parent_frame is None):
+                return
+        except Exception:  # noqa: BLE001 - a frame already gone: not ours to judge
+            return
+        where = _origin(request.url)
+        self._refused = next(
+            (r for r in guard.refused if _origin(str(r.details.get("url", ""))) == where), None
+        )
 
     async def fetch(self, url: str, **options: Any) -> FetchResult:
         fleet = self._rt.fleet
         if fleet is None:
-            raise PermanentError("this worker has no fleet for the ladder (Runtime(fleet=…))")
+            raise PermanentError(
+                "this worker cannot fetch web pages: it was started without the scraping engines"
+            )
         return await fleet.ladder.fetch(
             url, tenant_id=self._job.tenant_id, job_id=self._job.id, evidence=self, **options
         )
+
+    @property
+    def refused(self) -> JobError | None:
+        """The SSRF guard's refusal of a navigation of the step's browser page, if any: the
+        step failed for it, whatever the page then showed the adapter."""
+        return self._refused
 
     def mask(self, text: str) -> str:
         """`text` with every secret this step fetched masked (error messages, logs)."""
@@ -220,6 +294,8 @@ class StepContextImpl:
         try:
             if self._browser is not None:
                 await self._browser.aclose()
+            if self._browser_guard is not None:
+                await self._browser_guard.__aexit__(None, None, None)
             if self._http_log:
                 log = json.dumps(self._http_log)
                 await self.attach("http-log", log, content_type="application/json")

@@ -3,14 +3,22 @@ checkpoint commit together, so a crash can neither lose nor repeat a transition.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
 
 from portwright.sdk import StateMachine
-from portwright.store import JobRecord, StaleStateError, Store
+from portwright.store import BreakerPolicy, JobRecord, StaleStateError, Store
 
-__all__ = ["TransitionResult", "apply_transition", "open_escalation", "resolve_escalation"]
+__all__ = [
+    "TransitionResult",
+    "apply_batch",
+    "apply_transition",
+    "open_escalation",
+    "resolve_escalation",
+    "run_batch",
+]
 
 TransitionResult = dict[str, Any]
 
@@ -33,68 +41,270 @@ def apply_transition(
     `kind="control"` records an event without changing state (pause, resume, notes).
     Result keys: state, seq, status — or finished (terminal already) / illegal.
     """
+    change = {
+        "to_state": to_state,
+        "actor": actor,
+        "reason": reason,
+        "meta": meta,
+        "updates": updates,
+        "kind": kind,
+    }
+    return apply_batch(conn, store, machine_of, job_id, [change])
+
+
+def apply_batch(
+    conn: sa.Connection,
+    store: Store,
+    machine_of: Any,
+    job_id: str,
+    changes: list[dict[str, Any]],
+    *,
+    base_seq: int | None = None,
+    job: JobRecord | None = None,
+) -> TransitionResult:
+    """`apply_transition` for consecutive changes (each a dict of its keyword arguments):
+    one job-row update, one insert of their events and one of their outbox rows.
+
+    Stops at the first illegal change, writing the ones before it. `base_seq` makes a
+    batch safe to run twice outside a checkpointed transaction: if the job moved past the
+    seq the caller last saw and the first change is already among the later events, an
+    earlier run of the same batch committed it (nothing is written again). `job` is the
+    row when the caller locked it already.
+    """
+    return _apply(conn, store, machine_of, job_id, changes, base_seq=base_seq, job=job)[0]
+
+
+def _apply(
+    conn: sa.Connection,
+    store: Store,
+    machine_of: Any,
+    job_id: str,
+    changes: list[dict[str, Any]],
+    *,
+    base_seq: int | None,
+    job: JobRecord | None,
+) -> tuple[TransitionResult, JobRecord]:
     for _ in range(5):
-        job: JobRecord = store.jobs.lock(conn, job_id)
+        if job is None:
+            job = store.jobs.lock(conn, job_id)
         machine: StateMachine = machine_of(job.adapter)
         if machine.is_terminal(job.state):
-            return {"finished": job.state}
-        target = job.state if kind == "control" else to_state
-        if kind == "transition" and not machine.allows(job.state, target):
-            return {"illegal": True, "from": job.state, "to": target}
-        values = {"waiting_for": None, **(updates or {})} if kind == "transition" else updates
-        waiting = (values or {}).get("waiting_for", job.waiting_for if kind == "control" else None)
-        status = "waiting" if waiting else machine.status_of(target)
+            return {"finished": job.state}, job
+        if (
+            base_seq is not None
+            and job.seq > base_seq
+            and _applied(conn, store, job, changes, base_seq)
+        ):
+            return _result(job, job.state, replayed=True), job
+        state, status, waiting = job.state, job.status, job.waiting_for
+        values: dict[str, Any] = {}
+        events: list[dict[str, Any]] = []
+        illegal: TransitionResult | None = None
+        for change in changes:
+            kind = change.get("kind", "transition")
+            if machine.is_terminal(state):
+                break  # a terminal change ends the batch; the job is finished
+            target = state if kind == "control" else change["to_state"]
+            if kind == "transition" and not machine.allows(state, target):
+                illegal = {"illegal": True, "from": state, "to": target}
+                break
+            updates = dict(change.get("updates") or {})
+            if kind == "transition":
+                updates = {"waiting_for": None, **updates}
+            waiting = updates.get("waiting_for", waiting if kind == "control" else None)
+            values.update(updates)
+            status = "waiting" if waiting else machine.status_of(target)
+            events.append(
+                {
+                    "kind": kind,
+                    "actor": change["actor"],
+                    "from_state": state,
+                    "to_state": target,
+                    "reason": change["reason"],
+                    "meta": change.get("meta") or {},
+                    "status": status,
+                }
+            )
+            state = target
+        if not events:
+            return (illegal or _result(job, job.state)), job
+        values.update(state=state, status=status)
+        if machine.is_terminal(state):
+            values["finished_at"] = time.time()
+        outbox_rows = [_outbox_row(job, job.seq + i, event) for i, event in enumerate(events, 1)]
         try:
-            new = store.jobs.write_event(
+            new = store.jobs.write_events(
                 conn,
                 job,
-                kind=kind,
-                actor=actor,
-                to_state=target,
-                status=status,
-                reason=reason,
-                meta=meta,
-                updates=values,
-                terminal=machine.is_terminal(target),
+                [{k: v for k, v in event.items() if k != "status"} for event in events],
+                values=values,
             )
         except StaleStateError:
-            continue  # someone else moved the job between our read and write: re-read
-        _to_outbox(conn, store, job, new, kind=kind, actor=actor, reason=reason)
-        return {"state": new.state, "seq": new.seq, "status": new.status, "from": job.state}
+            job = None  # someone else moved the job between our read and write: re-read
+            continue
+        store.outbox.add_many(conn, outbox_rows)
+        if illegal is not None:
+            return {**illegal, "state": new.state, "seq": new.seq}, new
+        return _result(new, job.state), new
     raise StaleStateError(f"job {job_id} kept changing under us")
 
 
-def _to_outbox(
+def _result(job: JobRecord, before: str, *, replayed: bool = False) -> TransitionResult:
+    result: TransitionResult = {
+        "state": job.state,
+        "seq": job.seq,
+        "status": job.status,
+        "from": before,
+    }
+    if replayed:
+        result["replayed"] = True
+    return result
+
+
+def _applied(
     conn: sa.Connection,
     store: Store,
-    before: JobRecord,
-    after: JobRecord,
-    *,
-    kind: str,
-    actor: str,
-    reason: str,
-) -> None:
+    job: JobRecord,
+    changes: list[dict[str, Any]],
+    base_seq: int,
+) -> bool:
+    """Whether the first of `changes` was written after `base_seq` (by this same batch:
+    after the seq its caller last saw, only the caller writes events with its actors)."""
+    if not changes:
+        return False
+    first = changes[0]
+    kind = first.get("kind", "transition")
+    for event in store.jobs.events_after(conn, job.id, base_seq):
+        if (
+            event.kind == kind
+            and event.actor == first["actor"]
+            and event.reason == first["reason"]
+            and (kind == "control" or event.to_state == first["to_state"])
+        ):
+            return True
+    return False
+
+
+def _outbox_row(before: JobRecord, seq: int, event: dict[str, Any]) -> dict[str, Any]:
     """The job event's outbox row, in the same transaction (delivery relays it later)."""
-    store.outbox.add(
-        conn,
-        event_id=f"{after.id}:{after.seq}",
-        topic=f"job.{after.status}",
-        tenant_id=after.tenant_id,
-        subject=after.id,
-        platform=after.portal,
-        payload={
-            "job_id": after.id,
-            "adapter": after.adapter,
-            "portal": after.portal,
-            "seq": after.seq,
-            "kind": kind,
-            "from": before.state,
-            "to": after.state,
-            "status": after.status,
-            "actor": actor,
-            "reason": reason,
+    return {
+        "event_id": f"{before.id}:{seq}",
+        "topic": f"job.{event['status']}",
+        "tenant_id": before.tenant_id,
+        "subject": before.id,
+        "platform": before.portal,
+        "payload": {
+            "job_id": before.id,
+            "adapter": before.adapter,
+            "portal": before.portal,
+            "seq": seq,
+            "kind": event["kind"],
+            "from": event["from_state"],
+            "to": event["to_state"],
+            "status": event["status"],
+            "actor": event["actor"],
+            "reason": event["reason"],
         },
-    )
+    }
+
+
+def run_batch(
+    store: Store,
+    machine_of: Any,
+    policy: BreakerPolicy,
+    job_id: str,
+    portal: str,
+    *,
+    changes: list[dict[str, Any]],
+    outcomes: list[bool],
+    base_seq: int | None,
+    gate: bool,
+    leave: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], JobRecord]:
+    """A step's one transaction before it runs (or a job's last write): read the job, its
+    portal and breaker in one statement, apply the pending `changes` and the portal outcomes
+    of earlier steps, and (with `gate`) decide whether the step may run now.
+
+    Returns (result, the job as written). The result holds state/seq/status (or finished /
+    illegal) and, with `gate`, `gate`: None to run, else {paused, wait_until, why, now}.
+    `leave` is the change out of the cooldown state, applied only if the step may run.
+    Not checkpointed itself: the step that calls it is, and `base_seq` makes it safe to
+    run again if that step is retried or recovered before its checkpoint.
+    """
+    breaker = f"portal:{portal}"
+    with store.engine.begin() as conn:
+        lock = bool(changes) or leave is not None
+        job, extra = store.jobs.lock_for_step(conn, job_id, breaker=breaker, lock=lock)
+        result, job = _apply(conn, store, machine_of, job_id, changes, base_seq=base_seq, job=job)
+        closed = extra["breaker_state"] in (None, "closed")
+        if outcomes and closed:
+            store.portals.add_outcomes(conn, breaker, outcomes)
+        machine: StateMachine = machine_of(job.adapter)
+        if gate and "state" in result and machine.is_terminal(job.state):
+            result = {"finished": job.state}
+        decision: dict[str, Any] | None = None
+        needs_allow = False
+        if gate and "state" in result and not result.get("illegal"):
+            decision, needs_allow = _gate(job, extra, closed=closed)
+            if decision is None and not needs_allow and leave is not None:
+                result, job = _leave(conn, store, machine_of, job, leave)
+    # Rare paths, each in a transaction of its own after ours committed (on SQLite a
+    # second writer inside ours would wait for it).
+    if outcomes and not closed:
+        for ok in outcomes:
+            store.portals.record_outcome(breaker, ok=ok, policy=policy)
+    if any(outcomes) and extra["degraded_since"] is not None:
+        store.portals.set_degraded(portal, reason=None)
+    if needs_allow:
+        allowed, retry_at = store.portals.allow(breaker, policy=policy)
+        now = time.time()
+        if not allowed and retry_at is not None:
+            decision = {"paused": False, "wait_until": retry_at, "why": "circuit open", "now": now}
+        elif leave is not None:
+            with store.engine.begin() as conn:
+                result, job = _leave(conn, store, machine_of, None, leave, job_id=job_id)
+    if gate:
+        result["gate"] = decision
+        result["probe"] = needs_allow  # the breaker was not closed: its outcome is urgent
+        result["left_cooldown"] = leave is not None and decision is None
+    return result, job
+
+
+def _gate(
+    job: JobRecord, extra: dict[str, Any], *, closed: bool
+) -> tuple[dict[str, Any] | None, bool]:
+    """(why the step must wait, or None; whether the breaker must be asked first)."""
+    now = time.time()
+    paused = bool(job.paused or extra["portal_paused"])
+    cooldown_until = extra["cooldown_until"]
+    if cooldown_until is not None and cooldown_until > now:
+        why = f"portal cooling down: {extra['cooldown_reason']}"
+        return {
+            "paused": paused,
+            "wait_until": float(cooldown_until),
+            "why": why,
+            "now": now,
+        }, False
+    if paused:
+        return {"paused": True, "wait_until": None, "why": "", "now": now}, False
+    return None, not closed
+
+
+def _leave(
+    conn: sa.Connection,
+    store: Store,
+    machine_of: Any,
+    job: JobRecord | None,
+    leave: dict[str, Any],
+    *,
+    job_id: str | None = None,
+) -> tuple[TransitionResult, JobRecord]:
+    if job is None:
+        job = store.jobs.lock(conn, str(job_id))
+    if job.state != machine_of(job.adapter).engine.cooldown:
+        return _result(job, job.state), job  # left already (a retried or recovered step)
+    change = {"to_state": leave["to"], "actor": "engine", "reason": "cooldown over", "meta": {}}
+    return _apply(conn, store, machine_of, job.id, [change], base_seq=None, job=job)
 
 
 def open_escalation(

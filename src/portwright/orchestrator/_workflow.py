@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dbos import DBOS
 
@@ -29,10 +29,15 @@ def current_runtime() -> Runtime:
 
 
 @DBOS.workflow(name=WORKFLOW_NAME)
-async def job_workflow(job_id: str) -> str:
-    """Run job `job_id`. The workflow id is the job id, so a job runs at most once at a time."""
+async def job_workflow(job_id: str, snapshot: dict[str, Any] | None = None) -> str:
+    """Run job `job_id`. The workflow id is the job id, so a job runs at most once at a time.
+
+    `snapshot` is the job as enqueued (`snapshot_of`); without it (a child, or a workflow
+    enqueued before it was passed) the `load` step reads it.
+    """
     runtime = current_runtime()
-    snapshot = await DBOS.run_step_async({"name": "load"}, runtime.load_snapshot, job_id)
+    if snapshot is None:
+        snapshot = await DBOS.run_step_async({"name": "load"}, runtime.load_snapshot, job_id)
     if snapshot["adapter"] not in runtime.registry:
         await DBOS.run_step_async({"name": "orphan"}, runtime.fail_unknown_adapter, job_id)
         return "FAILED"

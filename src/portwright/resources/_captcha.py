@@ -4,7 +4,10 @@ A solver that cannot help raises ChallengeError, which sends the job to the
 next solver or, at the end of the chain, to an operator. A failure of the
 service itself (unreachable, 5xx, out of balance, bad key) is marked with
 `provider_down=True` in the error's details, so a chain's circuit breaker
-counts it; an unsolvable challenge is not the provider's fault.
+counts it; an unsolvable challenge is not the provider's fault. Given an SSRF
+`guard` (the runtime passes its own), every call checks the service's address
+and connects to the address checked, like every other request a job makes: a
+solver on a private address must be on `Settings.url_allowlist`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from portwright.resources.ssrf import GuardedTransport, UrlGuard, UrlRefusedError
 from portwright.sdk import ChallengeError
 
 __all__ = ["CaptchaSolver", "TwoCaptchaSolver"]
@@ -53,6 +57,7 @@ class TwoCaptchaSolver:
         poll_s: float = 0.25,
         timeout_s: float = 60.0,
         method: str = "userrecaptcha",
+        guard: UrlGuard | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = urlsplit(self.base_url).netloc or self.base_url
@@ -60,12 +65,14 @@ class TwoCaptchaSolver:
         self.poll_s = poll_s
         self.timeout_s = timeout_s
         self.method = method
+        self.guard = guard
 
     def __repr__(self) -> str:
         return f"TwoCaptchaSolver({self.base_url!r})"
 
     async def solve(self, *, sitekey: str, url: str, tenant_id: str | None = None) -> str:
-        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
+        transport = GuardedTransport(self.guard) if self.guard is not None else None
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False, transport=transport) as client:
             try:
                 task = await client.post(
                     f"{self.base_url}/in.php",
@@ -97,6 +104,12 @@ class TwoCaptchaSolver:
                 raise ChallengeError(
                     f"solver {self.name} unreachable: {exc!r}", provider_down=True
                 ) from exc
+            except UrlRefusedError as exc:
+                raise ChallengeError(
+                    f"solver {self.name} refused by the SSRF guard: {exc.reason}",
+                    provider_down=True,
+                    url=exc.url,
+                ) from None
         raise ChallengeError(
             f"solver {self.name} gave no answer within {self.timeout_s:g}s", provider_down=True
         )

@@ -199,7 +199,12 @@ class SandboxWorld:
 
     async def _serve_asgi(self, app: ASGIApp, sock: socket.socket) -> None:
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=30
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_keep_alive=30,
+            log_config=None,  # keep the process's logging (JSON, masked), not uvicorn's own
         )
         server = uvicorn.Server(config)
         self._servers.append(server)

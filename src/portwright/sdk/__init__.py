@@ -16,9 +16,16 @@ from portwright.sdk._errors import (
     UnknownAdapterError,
 )
 from portwright.sdk._machine import EngineStates, Outcome, StateMachine, linear_machine
+from portwright.sdk._secret_input import (
+    SECRET_MASK,
+    dump_with_secrets,
+    map_secret_fields,
+    mask_secret_fields,
+)
 from portwright.sdk._selectors import Page, SelectorMap
 
 __all__ = [
+    "SECRET_MASK",
     "Adapter",
     "BlockedError",
     "ChallengeError",
@@ -41,5 +48,8 @@ __all__ = [
     "StepContext",
     "TransientError",
     "UnknownAdapterError",
+    "dump_with_secrets",
     "linear_machine",
+    "map_secret_fields",
+    "mask_secret_fields",
 ]

@@ -4,6 +4,9 @@ A breaker per endpoint counts consecutive failures; at the threshold it opens
 until `breaker_open_until`, and deliveries to it are not attempted meanwhile.
 `delayed_since` is the first failure since the last success: what the status
 page shows as "sync delayed since …".
+
+`secrets` are stored as given: the delivery layer seals them through the vault
+before they get here (``pwsec1:…``) and opens them only to sign a send.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ class EndpointRecord:
     tenant_id: str
     kind: str
     url: str
-    secrets: list[str]
+    secrets: list[str]  # sealed (pwsec1:…), or plain in rows from before sealing
     topics: list[str]
     platform: str | None
     enabled: bool
@@ -63,10 +66,13 @@ class EndpointRepository:
         platform: str | None = None,
         kind: str = "webhook",
         max_attempts: int = 8,
+        endpoint_id: str | None = None,
     ) -> EndpointRecord:
+        """A new endpoint; `endpoint_id` when the caller needed it first (to seal its
+        secret bound to it)."""
         now = time.time()
         values = {
-            "id": new_id("wep"),
+            "id": endpoint_id or new_id("wep"),
             "tenant_id": tenant_id,
             "kind": kind,
             "url": url,
@@ -120,6 +126,20 @@ class EndpointRepository:
         """Sign with `new_secret` from now on, and with the previous one beside it (rotation)."""
         current = self.get(endpoint_id).secrets
         self._update(endpoint_id, secrets=[new_secret, *current[:1]])
+
+    def replace_secrets(
+        self, endpoint_id: str, secrets: list[str], *, if_updated_at: float
+    ) -> bool:
+        """Store `secrets` (the same ones, re-encoded) unless the row changed since
+        `if_updated_at`; returns whether it was written."""
+        t = webhook_endpoints.c
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                webhook_endpoints.update()
+                .where(t.id == endpoint_id, t.updated_at == if_updated_at)
+                .values(secrets=list(secrets), updated_at=time.time())
+            )
+        return result.rowcount == 1
 
     def set_enabled(self, endpoint_id: str, enabled: bool) -> None:
         self._update(endpoint_id, enabled=enabled)

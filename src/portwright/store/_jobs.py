@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from portwright._ids import new_id
 from portwright.store._records import EscalationRecord, EventRecord, EvidenceRecord, JobRecord
 from portwright.store._rows import to_record
-from portwright.store._schema import escalations, evidence, job_events, jobs
+from portwright.store._schema import breakers, escalations, evidence, job_events, jobs, portals
 from portwright.store._scope import tenant_transaction
 
 __all__ = ["JobNotFoundError", "JobRepository", "StaleStateError"]
@@ -57,26 +58,34 @@ class JobRepository:
             existing = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
             if existing is not None:
                 return to_record(JobRecord, existing), False
-            conn.execute(
-                jobs.insert().values(
-                    id=job_id,
-                    tenant_id=tenant_id,
-                    adapter=adapter,
-                    adapter_version=adapter_version,
-                    portal=portal,
-                    state=state,
-                    status=status,
-                    input=input,
-                    lock_key=lock_key,
-                    priority=priority,
-                    parent_id=parent_id,
-                    item_key=item_key,
-                    trace_parent=trace_parent,
-                    seq=1,
-                    created_at=now,
-                    updated_at=now,
-                )
+            record = JobRecord(
+                id=job_id,
+                tenant_id=tenant_id,
+                adapter=adapter,
+                adapter_version=adapter_version,
+                portal=portal,
+                state=state,
+                status=status,
+                input=input,
+                output=None,
+                error_class=None,
+                reason=None,
+                waiting_for=None,
+                lock_key=lock_key,
+                priority=priority,
+                paused=False,
+                cancel_requested=False,
+                attempts=0,
+                seq=1,
+                created_at=now,
+                updated_at=now,
+                finished_at=None,
+                parent_id=parent_id,
+                item_key=item_key,
+                notes=None,
+                trace_parent=trace_parent,
             )
+            conn.execute(jobs.insert().values(**dataclasses.asdict(record)))
             conn.execute(
                 job_events.insert().values(
                     job_id=job_id,
@@ -91,8 +100,7 @@ class JobRepository:
                     created_at=now,
                 )
             )
-            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
-            return to_record(JobRecord, row), True
+            return record, True  # every column given: the row is the record, no read back
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         query = sa.select(jobs).where(jobs.c.id == job_id)
@@ -158,6 +166,94 @@ class JobRepository:
         )
         row = conn.execute(sa.select(jobs).where(jobs.c.id == job.id)).one()
         return to_record(JobRecord, row)
+
+    def lock_for_step(
+        self, conn: sa.Connection, job_id: str, *, breaker: str, lock: bool = True
+    ) -> tuple[JobRecord, dict[str, Any]]:
+        """One read for a step's gate: the job (with `lock`, locked FOR UPDATE on Postgres),
+        its portal's pause/cooldown/degraded columns and the portal breaker's state, in the
+        caller's transaction. Returns (job, the portal and breaker values). Without `lock`
+        a transaction that writes nothing stays read-only (no commit record to flush)."""
+        query = (
+            sa.select(
+                jobs,
+                portals.c.paused.label("portal_paused"),
+                portals.c.cooldown_until,
+                portals.c.cooldown_reason,
+                portals.c.degraded_since,
+                breakers.c.state.label("breaker_state"),
+                breakers.c.open_until,
+            )
+            .select_from(
+                jobs.join(portals, portals.c.name == jobs.c.portal).outerjoin(
+                    breakers, breakers.c.name == breaker
+                )
+            )
+            .where(jobs.c.id == job_id)
+        )
+        if lock:
+            query = query.with_for_update(of=jobs)
+        row = conn.execute(query).first()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        mapping = row._mapping
+        extra = {
+            key: mapping[key]
+            for key in (
+                "portal_paused",
+                "cooldown_until",
+                "cooldown_reason",
+                "degraded_since",
+                "breaker_state",
+                "open_until",
+            )
+        }
+        return to_record(JobRecord, row), extra
+
+    def write_events(
+        self,
+        conn: sa.Connection,
+        job: JobRecord,
+        events: list[dict[str, Any]],
+        *,
+        values: dict[str, Any],
+    ) -> JobRecord:
+        """Several audit events and the one job-row update they add up to, in the caller's
+        transaction: one UPDATE (guarded by the job's seq, like `write_event`) and one
+        multi-row INSERT. Each event holds kind, actor, from_state, to_state, reason, meta;
+        `values` are the job row's final columns besides seq and updated_at (state, status,
+        finished_at, updates). Returns the job as written, without reading it back."""
+        now = time.time()
+        seq = job.seq + len(events)
+        final = {**values, "seq": seq, "updated_at": now}
+        result = conn.execute(
+            jobs.update().where(jobs.c.id == job.id, jobs.c.seq == job.seq).values(**final)
+        )
+        if result.rowcount != 1:
+            raise StaleStateError(f"job {job.id} changed concurrently (expected seq {job.seq})")
+        conn.execute(
+            job_events.insert(),
+            [
+                {
+                    "job_id": job.id,
+                    "tenant_id": job.tenant_id,
+                    "seq": job.seq + index,
+                    "created_at": now,
+                    **event,
+                }
+                for index, event in enumerate(events, start=1)
+            ],
+        )
+        return dataclasses.replace(job, **final)
+
+    def events_after(self, conn: sa.Connection, job_id: str, seq: int) -> list[EventRecord]:
+        """The job's events after `seq`, in the caller's transaction (oldest first)."""
+        query = (
+            sa.select(job_events)
+            .where(job_events.c.job_id == job_id, job_events.c.seq > seq)
+            .order_by(job_events.c.seq)
+        )
+        return [to_record(EventRecord, row) for row in conn.execute(query)]
 
     def set_flags(self, job_id: str, **values: Any) -> None:
         """Update control flags (paused, cancel_requested) without an event."""

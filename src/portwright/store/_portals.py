@@ -115,6 +115,12 @@ class PortalRepository:
             return BreakerRecord(name, "closed", None, None, None, None, 0.0)
         return to_record(BreakerRecord, row)
 
+    def add_outcomes(self, conn: sa.Connection, name: str, oks: list[bool]) -> None:
+        """Append outcomes to a closed breaker in the caller's transaction (what
+        `record_outcome` does for a success on a closed breaker, for several at once)."""
+        now = time.time()
+        conn.execute(breaker_outcomes.insert(), [{"name": name, "ok": ok, "at": now} for ok in oks])
+
     def record_outcome(self, name: str, *, ok: bool, policy: BreakerPolicy) -> BreakerRecord:
         """Record one call's outcome and move the breaker; returns its new state.
 

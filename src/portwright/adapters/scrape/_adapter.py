@@ -93,10 +93,11 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
         )
         return result
 
-    async def _check(self, url: str) -> None:
-        """The SSRF guard as the engines call it: a refusal is a permanent failure."""
+    async def _check(self, url: str) -> list[str]:
+        """The SSRF guard as the engines call it: the addresses to connect to (the rungs pin
+        them, on top of the runtime's own guard); a refusal is a permanent failure."""
         try:
-            await self.guard.check(url)
+            return await self.guard.check(url)
         except UrlRefusedError as exc:
             raise PermanentError(f"url refused by the SSRF guard: {exc}", url=url) from None
 

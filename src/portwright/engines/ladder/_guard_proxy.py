@@ -6,7 +6,10 @@ everything the browser sends — each redirect hop, every subresource, each
 CONNECT tunnel (https, WebSocket) — with the browser's own headers. A guarded
 browser fetch gets a `GuardProxy` of its own: the context's proxy points at
 it, and it forwards what the guard lets through to the real proxy (HTTP) or
-straight to the target. One request per client connection (`Connection:
+straight to the target — at the address the guard checked, never a second
+lookup's answer (through a real proxy, the CONNECT or request line names that
+address, the Host header and TLS server name stay the site's). One request per
+client connection (`Connection:
 close`), so nothing can ride an already checked connection to another host.
 A refusal answers 403 to the browser and is kept in `refused`, where the
 fetch finds the reason.
@@ -103,7 +106,7 @@ class GuardProxy:
         tunnel = method.upper() == "CONNECT"
         url = f"https://{target}/" if tunnel else target
         try:
-            await self.guard(url)
+            addresses = await self.guard(url)
         except Exception as exc:  # noqa: BLE001 - the guard's refusal, whatever its type
             if not isinstance(exc, PermanentError):
                 exc = PermanentError(f"url refused by the SSRF guard: {exc}", url=url)
@@ -113,6 +116,13 @@ class GuardProxy:
             return
         parts = urlsplit(url)
         host, port = parts.hostname or "", parts.port or (443 if tunnel else 80)
+        if addresses:  # pinned: dial (or ask the upstream for) the checked address
+            host = addresses[0].split("%", 1)[0]
+            dialed = f"[{host}]" if ":" in host else host
+            target = f"{dialed}:{port}"
+            if not tunnel:
+                netloc = f"{dialed}:{parts.port}" if parts.port else dialed
+                url = parts._replace(netloc=netloc).geturl()
         up = self.upstream
         try:
             if up is not None:

@@ -5,14 +5,19 @@ Python client on the same CPU); the second rung adds a browser's TLS, HTTP/2
 and header fingerprint. One curl session per proxy and rung is shared by
 all fetches (its connections are reused); cookies never go into it: each
 request carries its session's cookies and hands back what the site set.
-Redirects are followed here, so the optional guard sees every URL; a captcha
+Redirects are followed here, so the optional guard sees every URL, and each
+request connects to the address the guard checked (CURLOPT_RESOLVE, set on the
+request's own curl handle: curl does not look the name up again; through a
+proxy, the proxy resolves); a captcha
 form is answered when its answer can be posted back; the SDK's error classes
 are raised for what was met.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -23,13 +28,36 @@ from portwright.engines.ladder._extract import ExtractionRule
 from portwright.engines.ladder._session import Session
 from portwright.engines.ladder._signals import ChallengeForm, find_challenge
 from portwright.resources.proxies import Proxy
+from portwright.resources.ssrf import all_checks, curl_resolve
 from portwright.sdk import ChallengeError, PermanentError
 
 __all__ = ["CurlFetcher", "Exchange", "FetchRequest", "Guard", "Solve", "guards_of"]
 
-Guard = Callable[[str], Awaitable[None]]
+# An SSRF check: the addresses the URL may be fetched from (the rung connects to the
+# first), None when it checked without resolving; raises to refuse.
+Guard = Callable[[str], Awaitable[Sequence[str] | None]]
 Solve = Callable[[str, str], Awaitable[str]]
 _MAX_REDIRECTS = 10
+_PIN: ContextVar[list[str] | None] = ContextVar("portwright_curl_pin", default=None)
+
+
+@functools.cache
+def _pinning_session() -> Any:
+    """curl_cffi's AsyncSession whose requests carry the CURLOPT_RESOLVE entries of `_PIN`
+    (set by the task sending it): curl_cffi takes curl options per session only, and a
+    pooled handle is reset when released, so the pin lives for that one request."""
+    from curl_cffi import CurlOpt
+    from curl_cffi.requests import AsyncSession
+
+    class PinningSession(AsyncSession):  # type: ignore[type-arg]
+        async def pop_curl(self) -> Any:
+            curl = await super().pop_curl()
+            pin = _PIN.get()
+            if pin:
+                curl.setopt(CurlOpt.RESOLVE, pin)
+            return curl
+
+    return PinningSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +74,9 @@ class FetchRequest:
 
 
 def guards_of(request: FetchRequest, own: Guard | None) -> Guard | None:
-    """One guard running the fetcher's and the request's (None when neither is set)."""
-    checks = [g for g in (own, request.guard) if g is not None]
-    if not checks:
-        return None
-    if len(checks) == 1:
-        return checks[0]
-
-    async def both(url: str) -> None:
-        for check in checks:
-            await check(url)
-
-    return both
+    """One guard running the fetcher's and the request's (None when neither is set),
+    answering the addresses both allowed."""
+    return all_checks(own, request.guard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +129,6 @@ class CurlFetcher:
 
     def _client(self, proxy: Proxy | None) -> Any:
         from curl_cffi import CurlHttpVersion
-        from curl_cffi.requests import AsyncSession
 
         key = None if proxy is None else proxy.url
         client = self._clients.get(key)
@@ -128,7 +146,7 @@ class CurlFetcher:
                     "headers": {"user-agent": self.user_agent},
                     "http_version": CurlHttpVersion.V1_1,
                 }
-            client = self._clients[key] = AsyncSession(**options)
+            client = self._clients[key] = _pinning_session()(**options)
         return client
 
     async def aclose(self) -> None:
@@ -144,17 +162,24 @@ class CurlFetcher:
 
         async def send(method: str, url: str, data: Mapping[str, str] | None) -> _Answer:
             for _ in range(_MAX_REDIRECTS + 1):
+                pin = None
                 if guard is not None:
-                    await guard(url)
+                    addresses = await guard(url)
+                    if addresses and proxy is None:
+                        pin = curl_resolve(url, addresses)
                 cookie = session.cookie_header(url)
-                response = await client.request(
-                    method,
-                    url,
-                    data=data,
-                    headers={"cookie": cookie} if cookie else None,
-                    timeout=request.timeout_s,
-                    discard_cookies=True,
-                )
+                token = _PIN.set(pin)
+                try:
+                    response = await client.request(
+                        method,
+                        url,
+                        data=data,
+                        headers={"cookie": cookie} if cookie else None,
+                        timeout=request.timeout_s,
+                        discard_cookies=True,
+                    )
+                finally:
+                    _PIN.reset(token)
                 host = urlsplit(url).hostname or ""
                 session.update(
                     {

@@ -122,6 +122,14 @@ class Ladder:
             raise PermanentError(f"{needs} a browser engine, and none is available")
         return usable
 
+    def _browser_rungs_missing(self, engine: str) -> bool:
+        """True when `engine` would climb to browser rungs this ladder has no browser for."""
+        if self.browsers is not None:
+            return False
+        names = ENGINE_RUNGS.get(engine, ())
+        rungs = self.config.rungs
+        return any(r.name in names and r.engine in ("browser", "stealth") for r in rungs)
+
     async def start_rung(self, url: str, engine: str = "auto", *, screenshot: bool = False) -> str:
         """The rung a fetch of `url` would start on now."""
         rungs = self.rungs_for(engine, screenshot=screenshot)
@@ -161,6 +169,8 @@ class Ladder:
         if proxy_tier is not None and self.proxies and proxy_tier not in self.proxies.tiers:
             raise PermanentError(f"unknown proxy tier {proxy_tier!r}")
         checks = guards_of(FetchRequest(url, guard=guard), self.guard)
+        if checks is not None:  # a refused URL fails with the guard's reason, not robots'
+            await checks(url)
         if not await self.politeness.allowed(url, respect=respect_robots, guard=checks):
             raise PermanentError(f"robots.txt disallows {url}", robots=True, url=url)
         rungs = self.rungs_for(engine, screenshot=screenshot)
@@ -188,11 +198,21 @@ class Ladder:
                 result = await self._on_rung(climb, rung, proxy_tier, country, tenant_id, evidence)
                 if result is not None:
                     return result
-        if climb.fallback is not None:  # content missing, but nothing blocked: give what we got
-            rung, proxy, exchange = climb.fallback
+        unclimbed = self._browser_rungs_missing(engine)
+        if climb.fallback is not None and not unclimbed:  # content missing, nothing blocked
+            rung, proxy, exchange = climb.fallback  # and nothing left to try: give what we got
             return climb.result(rung, proxy, exchange)
         if job_id is not None and self.proxies is not None:
             self.proxies.mark_exhausted(f"job:{job_id}")
+        if unclimbed:  # the ladder would climb to a browser; there is none: fail now, clearly
+            why = "the content asked for is not in its HTML" if climb.fallback else (
+                "it refuses clients that are not browsers")  # fmt: skip
+            raise PermanentError(
+                f"this site needs a browser ({why}) and none is installed on this worker: "
+                f"{climb.site}",
+                needs_browser=True,
+                attempts=[a.outcome for a in climb.attempts],
+            )
         blocked = climb.blocked or BlockedError(f"every rung was blocked on {climb.site}")
         blocked.details["attempts"] = [a.outcome for a in climb.attempts]
         raise blocked

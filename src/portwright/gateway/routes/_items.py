@@ -40,6 +40,7 @@ NOTHING_TO_RETRY: dict[int | str, dict[str, Any]] = {
 def items_router(ctx: GatewayContext) -> APIRouter:
     router = APIRouter(prefix="/v1/jobs", tags=["fan-out"], dependencies=SECURED)
     service = ctx.service
+    registry = service.rt.registry  # masks the secret input fields of each adapter
 
     @router.get(
         "/{job_id}/items",
@@ -50,7 +51,7 @@ def items_router(ctx: GatewayContext) -> APIRouter:
     async def items(job_id: JobId, caller: Caller) -> JobList:
         """Each item's latest attempt, in order; an item's log is `GET /v1/jobs/{item}/events`."""
         rows = await service.items(job_id, tenant_id=caller.tenant_id)
-        return JobList(data=[job_view(r) for r in rows])
+        return JobList(data=[job_view(r, registry) for r in rows])
 
     @router.post(
         "/{job_id}/items/retry",
@@ -70,7 +71,7 @@ def items_router(ctx: GatewayContext) -> APIRouter:
         )
         if not retried:
             raise ConflictError(f"job {job_id} has no failed items to retry")
-        listing = JobList(data=[job_view(r) for r in retried])
+        listing = JobList(data=[job_view(r, registry) for r in retried])
         return JSONResponse(listing.model_dump(mode="json"), status_code=202)
 
     @router.get(

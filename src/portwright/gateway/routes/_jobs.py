@@ -52,6 +52,7 @@ def _created(job: Job) -> JSONResponse:
 def jobs_router(ctx: GatewayContext) -> APIRouter:
     router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=SECURED)
     service = ctx.service
+    registry = service.rt.registry  # masks the secret input fields of each adapter
 
     @router.post(
         "",
@@ -79,7 +80,7 @@ def jobs_router(ctx: GatewayContext) -> APIRouter:
                 priority=body.priority,
                 lock_key=body.lock_key,
             )
-        return _created(job_view(job))
+        return _created(job_view(job, registry))
 
     @router.get("", response_model=JobList, responses=ERROR_RESPONSES, summary="List jobs")
     async def list_jobs(
@@ -102,11 +103,11 @@ def jobs_router(ctx: GatewayContext) -> APIRouter:
             limit=limit,
         )
         next_cursor = rows[-1].id if len(rows) == limit else None
-        return JobList(data=[job_view(r) for r in rows], next_cursor=next_cursor)
+        return JobList(data=[job_view(r, registry) for r in rows], next_cursor=next_cursor)
 
     @router.get("/{job_id}", response_model=Job, responses=_doc(404), summary="Read a job")
     async def get_job(job_id: JobId, caller: Caller) -> Job:
-        return job_view(await service.get(job_id, tenant_id=caller.tenant_id))
+        return job_view(await service.get(job_id, tenant_id=caller.tenant_id), registry)
 
     @router.get(
         "/{job_id}/events", response_model=EventList, responses=_doc(404), summary="Job events"
@@ -133,7 +134,7 @@ def jobs_router(ctx: GatewayContext) -> APIRouter:
             actor=actor_of(caller),
             tenant_id=caller.tenant_id,
         )
-        return JSONResponse(job_view(job).model_dump(mode="json"), status_code=202)
+        return JSONResponse(job_view(job, registry).model_dump(mode="json"), status_code=202)
 
     def control(action: str) -> Any:
         async def steer(job_id: JobId, caller: Caller, body: ControlRequest | None = None) -> Job:
@@ -142,7 +143,7 @@ def jobs_router(ctx: GatewayContext) -> APIRouter:
             job = await method(
                 job_id, actor=actor_of(caller), reason=reason, tenant_id=caller.tenant_id
             )
-            return job_view(job)
+            return job_view(job, registry)
 
         steer.__name__ = f"{action}_job"
         steer.__doc__ = f"{action.capitalize()} the job (audited with your key as the actor)."
@@ -188,7 +189,7 @@ def jobs_router(ctx: GatewayContext) -> APIRouter:
                 tenant_id=caller.tenant_id,
             )
             fresh = await service.get(job_id, tenant_id=caller.tenant_id)
-            return JSONResponse(job_view(fresh).model_dump(mode="json"))
+            return JSONResponse(job_view(fresh, registry).model_dump(mode="json"))
         if job.status not in ("failed", "cancelled"):
             raise ConflictError(
                 f"job {job_id} is {job.status}: only failed or cancelled jobs, or jobs "
@@ -201,6 +202,6 @@ def jobs_router(ctx: GatewayContext) -> APIRouter:
             priority=job.priority,
             lock_key=job.lock_key,
         )
-        return _created(job_view(again, retry_of=job.id))
+        return _created(job_view(again, registry, retry_of=job.id))
 
     return router

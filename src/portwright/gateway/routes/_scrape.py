@@ -130,7 +130,7 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
             job = await _wait(ctx, job, caller.tenant_id, body.timeout_s)
             status = 200 if job.status in ENDED else 202
         return JSONResponse(
-            job_view(job).model_dump(mode="json"),
+            job_view(job, ctx.service.rt.registry).model_dump(mode="json"),
             status_code=status,
             headers={"location": f"/v1/jobs/{job.id}"},
         )
@@ -178,7 +178,8 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
                     tier=PENDING_TIER,
                 )
             )
-        reply = BatchResponse(batch_id=batch_id, jobs=[job_view(j) for j in jobs])
+        registry = ctx.service.rt.registry
+        reply = BatchResponse(batch_id=batch_id, jobs=[job_view(j, registry) for j in jobs])
         return JSONResponse(reply.model_dump(mode="json"), status_code=202)
 
     @router.get(

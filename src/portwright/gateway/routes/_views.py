@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from portwright.adapters import AdapterRegistry
 from portwright.client._models import Event, Job, Portal
+from portwright.orchestrator import public_input
 from portwright.store import EventRecord, JobRecord, PortalRecord
 
 __all__ = ["event_view", "job_view", "portal_view"]
 
 
-def job_view(record: JobRecord, *, retry_of: str | None = None) -> Job:
+def job_view(
+    record: JobRecord, registry: AdapterRegistry | None = None, *, retry_of: str | None = None
+) -> Job:
+    """The job as answered: its secret input fields (`SecretStr` in the input model of its
+    adapter, from `registry`) and any sealed value masked."""
     view = Job.model_validate(record, from_attributes=True)
-    return view.model_copy(update={"retry_of": retry_of}) if retry_of else view
+    known = registry is not None and record.adapter in registry
+    model = registry.get(record.adapter).input_model if registry is not None and known else None
+    update: dict[str, object] = {"input": public_input(model, record.input)}
+    if retry_of:
+        update["retry_of"] = retry_of
+    return view.model_copy(update=update)
 
 
 def event_view(record: EventRecord) -> Event:

@@ -6,28 +6,36 @@ run it on every request they make, and they do not import the gateway.
 
 from portwright.resources.ssrf import (
     AllowEntry,
+    Check,
     GuardedTransport,
     Resolver,
     StaticResolver,
     UrlGuard,
     UrlRefusedError,
+    all_checks,
+    curl_resolve,
     guarded_client,
     is_public,
     parse_allowlist,
     refusal_reason,
+    refusing,
     system_resolver,
 )
 
 __all__ = [
     "AllowEntry",
+    "Check",
     "GuardedTransport",
     "Resolver",
     "StaticResolver",
     "UrlGuard",
     "UrlRefusedError",
+    "all_checks",
+    "curl_resolve",
     "guarded_client",
     "is_public",
     "parse_allowlist",
     "refusal_reason",
+    "refusing",
     "system_resolver",
 ]

@@ -11,6 +11,8 @@ re-seals its credentials with it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import threading
 from pathlib import Path
@@ -41,6 +43,7 @@ def _blob_aad(tenant_id: str, context: str, version: int) -> bytes:
 
 
 SEALED_BLOB = b"pwseal1:"  # then the data key version (4 bytes, big-endian), then the box
+SEALED_TEXT = "pwsec1:"  # then a sealed blob, urlsafe base64: fits a text or JSON column
 
 
 class Vault:
@@ -57,7 +60,10 @@ class Vault:
         if store is None and database_url is None:
             raise ValueError("Vault needs a store or a database_url")
         self.master = master
-        self._masters = {k.kid: k for k in (master, *previous)}
+        self._masters: dict[str, bytes] = {}
+        for key in (master, *previous):  # each key's legacy derivation stays readable
+            for kid, raw in key.readable.items():
+                self._masters.setdefault(kid, raw)
         self._store = store
         self._own_store = store is None
         self._database_url = database_url
@@ -71,8 +77,13 @@ class Vault:
         if settings.master_key is not None:
             master = MasterKey(settings.master_key.get_secret_value())
         else:
-            master = MasterKey(_local_master_key(settings.data_dir))
-        previous = tuple(MasterKey(k.get_secret_value()) for k in settings.previous_master_keys)
+            path = settings.data_dir / MASTER_KEY_FILE
+            master = MasterKey(_local_master_key(settings.data_dir), setting=str(path))
+        previous = tuple(
+            MasterKey(k.get_secret_value(), setting="PORTWRIGHT_PREVIOUS_MASTER_KEYS",
+                      allow_short=True)
+            for k in settings.previous_master_keys
+        )  # fmt: skip
         return cls(master, previous=previous, store=store, database_url=settings.app_database_url)
 
     @property
@@ -98,7 +109,7 @@ class Vault:
                 f"data key {version} of tenant {tenant_id} is wrapped by master key {kid}, "
                 "which is not configured (master_key / previous_master_keys)"
             )
-        return open_sealed(master.key, wrapped, _data_key_aad(tenant_id, version))
+        return open_sealed(master, wrapped, _data_key_aad(tenant_id, version))
 
     def _data_key(self, tenant_id: str, version: int | None = None) -> tuple[int, bytes]:
         """(version, key): the given version, or the active one (created on first use)."""
@@ -209,6 +220,23 @@ class Vault:
         version = int.from_bytes(sealed[head : head + 4], "big")
         _, key = self._data_key(tenant_id, version)
         return open_sealed(key, sealed[head + 4 :], _blob_aad(tenant_id, context, version))
+
+    # -- short secrets kept in other tables (SecretSealer) ------------------------------
+
+    def seal_secret(self, tenant_id: str, value: str, *, context: str) -> str:
+        """`value` sealed for (tenant, context) as text: `pwsec1:` + urlsafe base64."""
+        blob = self.seal_blob(tenant_id, value.encode(), context=context)
+        return SEALED_TEXT + base64.urlsafe_b64encode(blob).decode()
+
+    def open_secret(self, tenant_id: str, sealed: str, *, context: str) -> str:
+        """What `seal_secret` sealed; VaultCryptoError for anything else or elsewhere's."""
+        if not sealed.startswith(SEALED_TEXT):
+            raise VaultCryptoError("not a sealed secret")
+        try:
+            blob = base64.urlsafe_b64decode(sealed[len(SEALED_TEXT) :])
+        except (binascii.Error, ValueError):
+            raise VaultCryptoError("not a sealed secret (bad base64)") from None
+        return self.open_blob(tenant_id, blob, context=context).decode()
 
     def delete(self, tenant_id: str, name: str) -> bool:
         return self.store.vault.delete(tenant_id, name)

@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from portwright.dispatch import Dispatcher, DispatchError, NormalizeError
+from portwright.gateway.webhooks._json import BodyError, parse_body
 from portwright.orchestrator import ConflictError, JobService
 from portwright.store import InboxRecord, JobNotFoundError
 
@@ -52,7 +52,10 @@ def _object(payload: Any) -> Mapping[str, Any]:
 
 
 async def payment_to_booking(event: InboxRecord, service: JobService) -> str:
-    payload = json.loads(event.payload)
+    try:  # verified at ingest; a row from before the depth limit may still be too deep
+        payload = parse_body(event.payload)
+    except BodyError as exc:
+        raise PermanentWebhookError(str(exc)) from None
     status = PAYMENT_TYPES.get(event.event_type)
     if status is None:
         return f"ignored: no action for {event.event_type or 'untyped'} events"

@@ -114,6 +114,7 @@ class HookReceiver:
                 dict(request.headers),
                 self.secrets[source],
                 tolerance_s=self.tolerance_s,
+                require_timestamp=config.require_timestamp,
             )
         except SignatureError as exc:
             raise ApiError(
@@ -197,8 +198,16 @@ def _documented(receiver: HookReceiver) -> APIRouter:
         summary="Receive a signed webhook",
         responses={
             200: {"model": HookAck, "description": "a duplicate, acknowledged again"},
-            400: {"model": ErrorBody, "description": "a signature header is missing or malformed"},
-            401: {"model": ErrorBody, "description": "bad signature, or timestamp out of window"},
+            400: {
+                "model": ErrorBody,
+                "description": "a signature header is missing or malformed, or the body is not "
+                "JSON within limits (nesting depth) or lacks what its scheme must sign",
+            },
+            401: {
+                "model": ErrorBody,
+                "description": "bad signature, timestamp missing (where required) or out of "
+                "window, or a header that disagrees with the signed body",
+            },
             404: {"model": ErrorBody, "description": "unknown source"},
             409: {"model": ErrorBody, "description": "event id reused with a different payload"},
             413: {"model": ErrorBody, "description": "body over the size limit"},

@@ -5,6 +5,15 @@ secrets (two during a rotation), compares in constant time, enforces the clock
 skew window where the scheme carries a timestamp, and returns the event's
 identity for deduplication. Failures raise `SignatureError` naming the header
 and the problem.
+
+Only what the signature covers is trusted. Standard Webhooks signs the message
+id and timestamp with the body, Stripe-style the timestamp with the body; a
+Shopify-style signature covers the body alone, so its event id, topic, shop
+domain and time come from the body's `webhook` object (`id`, `topic`,
+`shop_domain`, `triggered_at`): the `x-shop-*` headers, when sent, must agree
+with it (a captured body resent under another topic is refused), and a source
+with `require_timestamp` refuses a body without a `triggered_at` in the window.
+Bodies are parsed within limits (`parse_body`): too deep or unparseable is a 400.
 """
 
 from __future__ import annotations
@@ -13,12 +22,14 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+
+from portwright.gateway.webhooks._json import BodyError, parse_body
 
 __all__ = ["SignatureError", "VerifiedEvent", "verify"]
 
@@ -45,9 +56,9 @@ class VerifiedEvent:
 
 def _parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SignatureError(400, "body", f"not valid JSON ({exc})") from None
+        return parse_body(body)
+    except BodyError as exc:
+        raise SignatureError(400, "body", exc.problem) from None
 
 
 def _check_skew(field: str, timestamp: float, tolerance: float, now: float) -> None:
@@ -73,9 +84,27 @@ def _any_match(expected: Sequence[bytes], presented: Sequence[bytes]) -> bool:
     return matched
 
 
+class _Scheme(Protocol):
+    def __call__(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        secrets: Sequence[str],
+        tolerance: float,
+        now: float,
+        require_timestamp: bool,
+    ) -> VerifiedEvent: ...
+
+
 def _standard(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], tolerance: float, now: float
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: Sequence[str],
+    tolerance: float,
+    now: float,
+    require_timestamp: bool,
 ) -> VerifiedEvent:
+    """The timestamp is signed and always required."""
     msg_id = _require(headers, "webhook-id")
     stamp = _require(headers, "webhook-timestamp")
     signature = _require(headers, "webhook-signature")
@@ -105,8 +134,14 @@ def _standard(
 
 
 def _stripe(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], tolerance: float, now: float
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: Sequence[str],
+    tolerance: float,
+    now: float,
+    require_timestamp: bool,
 ) -> VerifiedEvent:
+    """The timestamp (`t=`) is signed and always required; id and type are in the body."""
     header = _require(headers, "stripe-signature")
     pairs = [item.split("=", 1) for item in header.split(",") if "=" in item]
     stamps = [v for k, v in pairs if k.strip() == "t"]
@@ -129,10 +164,16 @@ def _stripe(
 
 
 def _shopify(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], tolerance: float, now: float
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: Sequence[str],
+    tolerance: float,
+    now: float,
+    require_timestamp: bool,
 ) -> VerifiedEvent:
+    """The signature covers the body only: identity, topic and time come from the body's
+    `webhook` object; headers that disagree with it are refused."""
     signature = _require(headers, "x-shop-hmac-sha256")
-    event_id = _require(headers, "x-shop-webhook-id")
     try:
         presented = [base64.b64decode(signature, validate=True)]
     except binascii.Error:
@@ -140,18 +181,82 @@ def _shopify(
     expected = [hmac.new(s.encode(), body, hashlib.sha256).digest() for s in secrets]
     if not _any_match(expected, presented):
         raise SignatureError(401, "x-shop-hmac-sha256", "signature matches no active secret")
-    triggered = headers.get("x-shop-triggered-at")
-    if triggered:
-        try:
-            when = datetime.fromisoformat(triggered.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise SignatureError(400, "x-shop-triggered-at", "not an ISO 8601 time") from None
-        _check_skew("x-shop-triggered-at", when, tolerance, now)
-    topic = headers.get("x-shop-topic", "")
-    return VerifiedEvent(event_id, headers.get("x-shop-domain", ""), topic, _parse_json(body))
+    payload = _parse_json(body)
+    meta = payload.get("webhook") if isinstance(payload, dict) else None
+    if not isinstance(meta, dict):
+        raise SignatureError(
+            400,
+            "body.webhook",
+            "missing: a Shopify-style signature covers only the body, so the event's id and "
+            "topic must be in it (webhook.id, webhook.topic)",
+        )
+    event_id = _body_text(meta, "id", required=True)
+    topic = _body_text(meta, "topic", required=True)
+    domain = _body_text(meta, "shop_domain", required=False)
+    _agrees(headers, "x-shop-webhook-id", event_id, "id")
+    _agrees(headers, "x-shop-topic", topic, "topic")
+    _agrees(headers, "x-shop-domain", domain, "shop_domain")
+    triggered = meta.get("triggered_at")
+    if triggered is None:
+        if require_timestamp:
+            raise SignatureError(
+                401,
+                "body.webhook.triggered_at",
+                "missing: this source requires a signed timestamp (replay window)",
+            )
+    else:
+        when = _iso_time("body.webhook.triggered_at", triggered)
+        _check_skew("body.webhook.triggered_at", when, tolerance, now)
+    return VerifiedEvent(event_id, domain, topic, payload)
 
 
-_SCHEMES = {"standard": _standard, "stripe": _stripe, "shopify": _shopify}
+def _body_text(meta: Mapping[str, Any], key: str, *, required: bool) -> str:
+    value = meta.get(key)
+    if value is None and not required:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
+        problem = "missing" if value is None else "must be a non-empty string"
+        raise SignatureError(400, f"body.webhook.{key}", problem)
+    return str(value)
+
+
+def _agrees(headers: Mapping[str, str], name: str, signed: str, key: str) -> None:
+    """An unsigned header may repeat what the body says, never say something else."""
+    value = headers.get(name)
+    if value is not None and value != signed:
+        raise SignatureError(
+            401,
+            name,
+            f"disagrees with the signed body's webhook.{key} ({signed!r}): "
+            "a signature over the body does not cover headers",
+        )
+
+
+def _iso_time(field: str, value: Any) -> float:
+    if not isinstance(value, str):
+        raise SignatureError(400, field, "not an ISO 8601 time")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise SignatureError(400, field, "not an ISO 8601 time") from None
+
+
+_LIMITS = (("event_id", "event id", 255), ("external_id", "shop/account id", 200),
+           ("event_type", "event type", 200))  # fmt: skip
+
+
+def _checked(event: VerifiedEvent) -> VerifiedEvent:
+    """Identity fields stored and matched on: bounded, and free of control characters."""
+    for attr, label, limit in _LIMITS:
+        value: str = getattr(event, attr)
+        if len(value) > limit:
+            raise SignatureError(400, label, f"longer than {limit} characters")
+        if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+            raise SignatureError(400, label, "contains control characters")
+    return event
+
+
+_SCHEMES: dict[str, _Scheme] = {"standard": _standard, "stripe": _stripe, "shopify": _shopify}
 
 
 def verify(
@@ -162,9 +267,11 @@ def verify(
     *,
     tolerance_s: float = 300.0,
     now: float | None = None,
+    require_timestamp: bool = False,
 ) -> VerifiedEvent:
-    """Verify one delivery under `scheme` ("standard", "stripe" or "shopify")."""
+    """Verify one delivery under `scheme` ("standard", "stripe" or "shopify"); with
+    `require_timestamp`, an event without a signed time in the window is refused."""
     lowered = {k.lower(): v for k, v in headers.items()}
-    return _SCHEMES[scheme](
-        body, lowered, secrets, tolerance_s, time.time() if now is None else now
-    )
+    clock = time.time() if now is None else now
+    event = _SCHEMES[scheme](body, lowered, secrets, tolerance_s, clock, require_timestamp)
+    return _checked(event)

@@ -1,8 +1,12 @@
-"""The SSRF guard for every user-supplied URL (scrape targets, webhook endpoints).
+"""The SSRF guard for every URL a job or a webhook reaches.
 
-The gateway checks a URL when it arrives; the engines check every request a
-fetch makes (each redirect hop, and every request a browser page makes), so a
-URL that passed cannot be redirected to a private address. `portwright.gateway.ssrf`
+The gateway checks a scrape URL when it arrives, but the guard lives where the
+bytes leave: a job's step client (`sc.http`), every ladder rung (curl, the
+browser's guard proxy), robots.txt and the captcha solver check every request
+they make (each redirect hop, every request a browser page makes) and connect
+to the address that was checked (`GuardedTransport`, `curl_resolve`), so neither
+a redirect nor a second DNS answer reaches a private address. Private targets
+are reachable only through `Settings.url_allowlist`. `portwright.gateway.ssrf`
 re-exports this package.
 """
 
@@ -14,18 +18,29 @@ from portwright.resources.ssrf._guard import (
     system_resolver,
 )
 from portwright.resources.ssrf._policy import AllowEntry, is_public, parse_allowlist, refusal_reason
-from portwright.resources.ssrf._transport import GuardedTransport, guarded_client
+from portwright.resources.ssrf._transport import (
+    Check,
+    GuardedTransport,
+    all_checks,
+    curl_resolve,
+    guarded_client,
+    refusing,
+)
 
 __all__ = [
     "AllowEntry",
+    "Check",
     "GuardedTransport",
     "Resolver",
     "StaticResolver",
     "UrlGuard",
     "UrlRefusedError",
+    "all_checks",
+    "curl_resolve",
     "guarded_client",
     "is_public",
     "parse_allowlist",
     "refusal_reason",
+    "refusing",
     "system_resolver",
 ]

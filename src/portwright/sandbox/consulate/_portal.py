@@ -8,9 +8,11 @@ computed lazily by `sweep`, never by background tasks.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import hmac
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -45,7 +47,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "hold_ttl_s": 120.0,
     "payment_delay_s": 0.5,
     "payment_webhook_url": None,
-    "payment_webhook_secret": "whsec_sandbox",
+    "payment_webhook_secret": None,  # None: a fresh whsec_… drawn per world (read options)
     "webhook_attempts": 5,
     "webhook_backoff_s": 0.25,
     "fees": {"tourist": 8000, "work": 15000, "study": 12000},
@@ -119,6 +121,9 @@ class Portal:
         self.options = ctx.options
         for name, value in DEFAULT_OPTIONS.items():
             self.options.setdefault(name, copy.deepcopy(value))
+        if not self.options.get("payment_webhook_secret"):  # never a built-in secret
+            secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+            self.options["payment_webhook_secret"] = secret
         self.secret = hashlib.sha256(f"portwright-sandbox|consulate|{ctx.seed}".encode()).digest()
         self.calendar = SlotCalendar(
             ctx.chaos.draw, ctx.options, clock=clock, started_at=ctx.chaos.started_at

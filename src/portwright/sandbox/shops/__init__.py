@@ -48,7 +48,7 @@ def specs() -> list[ServiceSpec]:
             platform.name,
             build_shop(platform),
             knobs=ChaosKnobs(exempt_paths=["/_emit/"]),
-            options=DEFAULT_OPTIONS | {"secret": platform.default_secret},
+            options=DEFAULT_OPTIONS | {"secret": platform.new_secret()},
         )
         for platform in (ALPHA, BETA)
     ]

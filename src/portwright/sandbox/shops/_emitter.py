@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_OPTIONS", "Emitter"]
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "target_url": None,
-    "secret": None,
+    "secret": None,  # None: a fresh one drawn when the shop starts (read it from options)
     "enabled": False,
     "rate_per_s": 5.0,
     "max_events": None,
@@ -53,6 +53,8 @@ class Emitter:
         self._deliveries: set[asyncio.Task[bool]] = set()
         self._client: httpx.AsyncClient | None = None
         self._gate = asyncio.Semaphore(64)
+        if not ctx.options.get("secret"):  # never a built-in secret: this world's own
+            ctx.options["secret"] = platform.new_secret()
 
     @property
     def running(self) -> bool:
@@ -181,7 +183,7 @@ class Emitter:
         target = self._opt("target_url")
         if not target:
             return None, "no target_url"
-        secret = str(self._opt("secret") or self.platform.default_secret)
+        secret = str(self._opt("secret"))
         headers = self.platform.headers(secret, event, self.ctx.options)
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=float(self._opt("timeout_s")))

@@ -1,10 +1,15 @@
 """The two shop platforms: their ids, payload shapes and webhook signatures.
 
-- shop-alpha, Shopify-style: ``X-Shop-Hmac-Sha256 = base64(HMAC-SHA256(secret, raw body))``
-  with ``X-Shop-Topic``, ``X-Shop-Webhook-Id``, ``X-Shop-Domain``, ``X-Shop-Triggered-At``.
+- shop-alpha, Shopify-style: ``X-Shop-Hmac-Sha256 = base64(HMAC-SHA256(secret, raw body))``.
+  The signature covers the body alone, so the body carries the event's identity beside the
+  order: ``"webhook": {"id", "topic", "shop_domain", "triggered_at"}``; the ``X-Shop-Topic``,
+  ``X-Shop-Webhook-Id``, ``X-Shop-Domain`` and ``X-Shop-Triggered-At`` headers repeat it.
 - shop-beta, Standard Webhooks: ``webhook-id``, ``webhook-timestamp`` and
   ``webhook-signature: v1,<base64 HMAC-SHA256(key, f"{id}.{timestamp}.{body}")>`` where
   the key is the base64 part of a ``whsec_…`` secret.
+
+Secrets are never built in: each world's shop draws a fresh one (`new_secret`) unless its
+`secret` option is set, so whoever trusts it must be configured with that world's secret.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -55,8 +61,9 @@ class Platform(Protocol):
     @property
     def name(self) -> str: ...
 
-    @property
-    def default_secret(self) -> str: ...
+    def new_secret(self) -> str:
+        """A fresh random signing secret in this platform's format."""
+        ...
 
     def order_id(self, seed: int, number: int) -> str: ...
 
@@ -72,7 +79,10 @@ class AlphaPlatform:
     """Shopify-style: numeric order ids, topic header, HMAC of the raw body."""
 
     name: str = "shop-alpha"
-    default_secret: str = "shpss_sandbox_alpha_secret"
+    domain: str = "alpha.sandbox.shop"
+
+    def new_secret(self) -> str:
+        return "shpss_" + secrets.token_hex(24)
 
     def order_id(self, seed: int, number: int) -> str:
         return str(5_100_000_000 + int.from_bytes(_digest(seed, "alpha-base", 3)) + number)
@@ -86,7 +96,7 @@ class AlphaPlatform:
             "updated_at": order.updated_at,
             "cancelled_at": order.updated_at if kind == "cancelled" else None,
             "financial_status": "refunded" if kind == "cancelled" else "paid",
-            "fulfillment_status": "fulfilled" if order.state == "fulfilled" else None,
+            "fulfillment_status": "fulfilled" if "fulfilled" in (kind, order.state) else None,
             "total_price": f"{order.total_cents / 100:.2f}",
             "currency": "USD",
             "note": order.note,
@@ -98,17 +108,24 @@ class AlphaPlatform:
             ],
         }
         event_id = str(uuid.UUID(bytes=_digest(seed, f"alpha-event|{seq}")))
+        payload["webhook"] = {  # signed with the order: what the receiver may trust
+            "id": event_id,
+            "topic": "orders/" + {"created": "create"}.get(kind, kind),
+            "shop_domain": self.domain,
+            "triggered_at": now_iso(),
+        }
         return OrderEvent(event_id, seq, kind, order.id, json.dumps(payload).encode())
 
     def headers(self, secret: str, event: OrderEvent, options: dict[str, Any]) -> dict[str, str]:
         mac = hmac.new(secret.encode(), event.body, hashlib.sha256).digest()
+        meta = json.loads(event.body)["webhook"]
         return {
             "content-type": "application/json",
-            "x-shop-topic": "orders/" + {"created": "create"}.get(event.kind, event.kind),
+            "x-shop-topic": meta["topic"],
             "x-shop-hmac-sha256": base64.b64encode(mac).decode(),
-            "x-shop-webhook-id": event.id,
-            "x-shop-domain": str(options.get("shop_domain", "alpha.sandbox.shop")),
-            "x-shop-triggered-at": now_iso(),
+            "x-shop-webhook-id": meta["id"],
+            "x-shop-domain": meta["shop_domain"],
+            "x-shop-triggered-at": meta["triggered_at"],
         }
 
 
@@ -117,7 +134,9 @@ class BetaPlatform:
     """Standard Webhooks: `ord_` ids, {type, timestamp, data} envelopes, `whsec_` secrets."""
 
     name: str = "shop-beta"
-    default_secret: str = "whsec_" + base64.b64encode(b"portwright-sandbox-shop-beta-key").decode()
+
+    def new_secret(self) -> str:
+        return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
     def order_id(self, seed: int, number: int) -> str:
         return "ord_" + _digest(seed, f"beta-order|{number}", 8).hex()
