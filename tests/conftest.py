@@ -22,6 +22,7 @@ from portwright.settings import Settings
 
 PG_BASE = os.environ.get("PORTWRIGHT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 SKIP_PG = os.environ.get("PORTWRIGHT_TEST_SKIP_POSTGRES") == "1"
+AS_APP = os.environ.get("PORTWRIGHT_TEST_POSTGRES_AS_APP") == "1"
 
 
 def _pg_admin() -> sa.Engine:
@@ -39,15 +40,32 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     if SKIP_PG:
         pytest.skip("PORTWRIGHT_TEST_SKIP_POSTGRES=1")
-    name = f"pw_test_{secrets.token_hex(4)}"
+    yield from pg_database("pw_test")
+
+
+def pg_database(prefix: str) -> Iterator[str]:
+    """A fresh Postgres database's URL. With PORTWRIGHT_TEST_POSTGRES_AS_APP=1 it belongs to
+    a fresh non-superuser role the URL connects as, so row-level security applies."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    role = f"pw_app_{secrets.token_hex(4)}" if AS_APP else None
     admin = _pg_admin()
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        if role:
+            conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{role}"'))
+        else:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        yield f"{PG_BASE}/{name}"
+        if role:
+            scheme, rest = PG_BASE.split("://", 1)
+            yield f"{scheme}://{role}@{rest.rsplit('@', 1)[-1]}/{name}"
+        else:
+            yield f"{PG_BASE}/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if role:
+                conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
 
 

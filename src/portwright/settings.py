@@ -104,6 +104,22 @@ class Settings(BaseSettings):
         default_factory=list, description="older master keys, still able to unwrap data keys"
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="request bodies above: 413")
+    # Limits a reverse proxy would set (nginx: 8 KB per header line, 32 KB in all), so the
+    # gateway is safe to expose without one.
+    max_header_bytes: int = Field(
+        32_768, ge=1024, description="a request head (request line and headers) above: 431"
+    )
+    max_header_line_bytes: int = Field(8_192, ge=256, description="one header line above: 431")
+    max_headers: int = Field(100, ge=8, description="more request headers than this: 431")
+    request_header_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="a request head not complete this long after the server began waiting "
+        "for it: 408 and the connection closed (nothing sent at all: closed)",
+    )
+    request_body_timeout_s: float = Field(
+        30.0, gt=0, description="a request body not complete this long after its head: 408"
+    )
     url_allowlist: list[str] = Field(
         default_factory=list,
         description="addresses user URLs may reach despite the SSRF guard: IP|CIDR[:PORT|:*]",

@@ -82,7 +82,7 @@ def stack(settings: Settings, service_for: Callable[..., JobService]) -> Iterato
         registry.register(EchoAdapter)
         service = service_for(registry, settings=tuned)
         app = create_app(service, tuned, delivery_policy=FAST)
-        server = ServerThread(app).start()
+        server = ServerThread(app, tuned).start()
         try:
             yield Stack(service, tuned, server, receiver, world.url("echo"), app.state.delivery)
         finally:

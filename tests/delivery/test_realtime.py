@@ -21,7 +21,9 @@ TIMEOUT = 30.0
 @pytest.fixture
 def second_gateway(stack: Stack) -> Iterator[str]:
     """Another gateway app on the same database, with its own hub, relay and port."""
-    server = ServerThread(create_app(stack.service, stack.settings, delivery_policy=FAST)).start()
+    server = ServerThread(
+        create_app(stack.service, stack.settings, delivery_policy=FAST), stack.settings
+    ).start()
     try:
         yield server.url
     finally:

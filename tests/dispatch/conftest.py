@@ -140,7 +140,7 @@ def dispatch(settings: Settings, service_for: Callable[..., JobService]) -> Iter
         }  # fmt: skip
         tuned = settings.model_copy(update={"url_allowlist": allow, "webhook_sources": sources})
         service = service_for(AdapterRegistry(), settings=tuned)
-        server = ServerThread(create_app(service, tuned, delivery_policy=POLICY)).start()
+        server = ServerThread(create_app(service, tuned, delivery_policy=POLICY), tuned).start()
         keys, ids = {}, {}
         for tenant in TENANTS.values():
             issued = issue_key(service.store, tenant=tenant)

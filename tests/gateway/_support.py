@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from portwright.gateway import issue_key
+from portwright.gateway import issue_key, server_config
 from portwright.orchestrator import JobService, Runtime
 from portwright.sandbox import ServiceContext, ServiceSpec
 from portwright.sdk import Adapter, Job, StepContext, linear_machine
@@ -33,13 +33,18 @@ SHOPIFY_SECRET = "shpss_test_secret"
 class ServerThread:
     """Serves an ASGI app with uvicorn on a loopback port in a background thread."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings | None = None) -> None:
+        """With `settings`, served as `portwright api` serves it: with the request limits."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        options: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "on"}
+        if settings is None:
+            config = uvicorn.Config(app, **options)
+        else:
+            config = server_config(app, settings, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True, name="gateway-server")
 

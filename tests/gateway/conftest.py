@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from pydantic import SecretStr
 
 from portwright.adapters import AdapterRegistry
@@ -27,6 +26,7 @@ from portwright.sandbox import SandboxWorld
 from portwright.sandbox.scrape import specs as scrape_specs
 from portwright.settings import Settings, WebhookSource
 from portwright.testing import EchoAdapter, echo_service
+from tests.conftest import pg_database
 from tests.gateway._support import (
     SHOPIFY_SECRET,
     STANDARD_SECRET,
@@ -70,19 +70,7 @@ def _database(kind: str, tmp: Path) -> Iterator[str]:
         return
     if SKIP_PG:
         pytest.skip("PORTWRIGHT_TEST_SKIP_POSTGRES=1")
-    name = f"pw_gw_{secrets.token_hex(4)}"
-    admin = sa.create_engine(
-        PG_BASE.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG_BASE}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from pg_database("pw_gw")
 
 
 def gateway_settings(db_url: str, data_dir: Path, world: SandboxWorld, **extra: Any) -> Settings:
@@ -137,7 +125,7 @@ def stack(
         runtime = Runtime(settings, registry, secrets=vault)
         _off_loop(runtime.start)
         service = JobService(runtime)
-        server = ServerThread(create_app(service, settings, vault=vault)).start()
+        server = ServerThread(create_app(service, settings, vault=vault), settings).start()
         try:
             yield Stack(request.param, runtime, service, settings, server, world.urls())
         finally:
@@ -165,7 +153,7 @@ def serve_variant(stack: Stack, world: SandboxWorld) -> Iterator[Any]:
 
     def serve(**overrides: Any) -> str:
         settings = stack.settings.model_copy(update=overrides)
-        server = ServerThread(create_app(stack.service, settings)).start()
+        server = ServerThread(create_app(stack.service, settings), settings).start()
         servers.append(server)
         return server.url
 

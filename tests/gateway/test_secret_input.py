@@ -164,10 +164,15 @@ def _cli_show(running: Running, job_id: str) -> str:
     return shown.stdout + shown.stderr
 
 
+SYSTEM_SCOPE = "SELECT set_config('portwright.scope', 'system', true)"  # every tenant's rows
+
+
 def _stored_input(running: Running, job_id: str) -> str:
     engine = sa.create_engine(running.settings.app_database_url)
     try:
         with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.text(SYSTEM_SCOPE))
             query = sa.text("SELECT input FROM jobs WHERE id = :id")
             return str(conn.execute(query, {"id": job_id}).scalar_one())
     finally:
@@ -182,6 +187,8 @@ def _every_row(running: Running) -> str:
         engine = sa.create_engine(url)
         try:
             with engine.connect() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(sa.text(SYSTEM_SCOPE))
                 inspector = sa.inspect(conn)
                 schemas = [None, "dbos"] if engine.dialect.name == "postgresql" else [None]
                 for schema in schemas:

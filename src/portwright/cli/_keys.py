@@ -104,7 +104,7 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from portwright.cli._stack import start_runtime
-    from portwright.gateway import create_app
+    from portwright.gateway import create_app, server_config
     from portwright.observability import configure_logging, configure_tracing
     from portwright.orchestrator import JobService
 
@@ -117,7 +117,10 @@ def _api(args: argparse.Namespace) -> int:
         url = f"http://{args.host}:{args.port}"
         structlog.get_logger("portwright.gateway").info("gateway starting", url=url)
         # log_config=None: uvicorn's loggers keep ours (JSON, masked), not its own formatters.
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None)
+        config = server_config(
+            app, settings, host=args.host, port=args.port, log_level="warning", log_config=None
+        )
+        uvicorn.Server(config).run()
     finally:
         runtime.stop()
         vault.close()

@@ -171,7 +171,7 @@ def start_stack(
     """Start the runtime (workers included) and the gateway on a background thread."""
     import uvicorn
 
-    from portwright.gateway import create_app
+    from portwright.gateway import create_app, server_config
     from portwright.orchestrator import JobService
 
     if world is not None:
@@ -183,8 +183,8 @@ def start_stack(
     port = port or _free_port(host)
     app = create_app(service, settings, vault=vault)
     # log_config=None: uvicorn's loggers keep ours (configure_logging), not its own formatters.
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, log_config=None
+    config = server_config(
+        app, settings, host=host, port=port, log_level="warning", access_log=False, log_config=None
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)

@@ -23,6 +23,9 @@ Contract (what `portwright up` and `portwright api` use)::
 - SSRF: user URLs may reach public addresses only, plus `settings.url_allowlist`
   (the sandbox's loopback ports must be listed there); `UrlGuard` and
   `guarded_client` are the same check for code that fetches user URLs.
+- Serve it with `uvicorn.Server(server_config(app, settings, host=…, port=…))`: uvicorn
+  with the request-head limits in settings (431 for too many or too large headers, 408
+  for a head or body that does not arrive in time).
 
 Layout: `auth/` (API keys), `ratelimit/`, `idempotency/`, `ssrf/`, `vault/`,
 `webhooks/` (schemes, inbox, processor), `routes/` (one module per resource).
@@ -31,6 +34,7 @@ Layout: `auth/` (API keys), `ratelimit/`, `idempotency/`, `ssrf/`, `vault/`,
 from portwright.gateway._app import create_app
 from portwright.gateway._plans import PLANS, TIER_CREDITS, Plan
 from portwright.gateway._principal import Principal
+from portwright.gateway._server import ServerLimits, server_config
 from portwright.gateway.auth import IssuedKey, issue_key
 from portwright.gateway.ratelimit import RateLimiter
 from portwright.gateway.vault import MasterKey, Vault
@@ -53,6 +57,7 @@ __all__ = [
     "Plan",
     "Principal",
     "RateLimiter",
+    "ServerLimits",
     "StaticResolver",
     "UrlGuard",
     "UrlRefusedError",
@@ -63,4 +68,5 @@ __all__ = [
     "issue_key",
     "sandbox_webhook_secrets",
     "sandbox_webhook_sources",
+    "server_config",
 ]

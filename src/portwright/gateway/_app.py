@@ -1,7 +1,7 @@
 """`create_app(service, settings)`: the public API as one FastAPI app.
 
 Middleware, outermost first: tracing (when on) → request id (`X-Request-ID`, bound to the
-logs; an unhandled error is logged and answered as a JSON 500) → body limit (413) →
+logs; an unhandled error is logged and answered as a JSON 500) → body limit (413, 408 slow) →
 authentication (401, 429 on repeated failures) → rate limits per key and route
 (429) → idempotency keys → the routes. The lifespan runs the webhook inbox processor and purges
 expired idempotency keys.
@@ -186,7 +186,11 @@ def _install_middleware(
         cache_s=settings.api_key_cache_s,
         public=(*PUBLIC_PATHS, *DELIVERY_PUBLIC_PATHS),
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.request_body_timeout_s,
+    )
     app.add_middleware(RequestContextMiddleware)
     install_tracing(app, settings)  # when on: outermost, so a 401 or a 413 has a span too
 

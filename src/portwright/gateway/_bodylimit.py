@@ -1,6 +1,9 @@
-"""Request bodies over the configured size are refused with 413 before any handler runs."""
+"""Request bodies are bounded before any handler runs: over the size limit, 413; not
+complete within the body deadline, 408. Either answer closes the connection."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -8,18 +11,33 @@ from portwright.gateway._errors import error_response
 
 __all__ = ["BodyLimitMiddleware"]
 
+_CLOSE = {"Connection": "close"}  # the rest of the body is not worth reading
+
 
 class BodyLimitMiddleware:
-    """A declared Content-Length over the limit is refused at once; a body without one
-    (chunked) is read up to the limit, then refused or handed on whole."""
+    """A declared Content-Length over the limit is refused at once. Otherwise the body is
+    read here, up to the limit, within `timeout_s` of the request head (a slow client
+    cannot hold a connection by sending a byte a second), and handed on whole."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     def _too_large(self) -> ASGIApp:
         return error_response(
-            413, "body_too_large", f"body: larger than the {self.max_bytes}-byte limit"
+            413,
+            "body_too_large",
+            f"body: larger than the {self.max_bytes}-byte limit",
+            headers=_CLOSE,
+        )
+
+    def _too_slow(self) -> ASGIApp:
+        return error_response(
+            408,
+            "body_timeout",
+            f"body: not received within {self.timeout_s}s of the request head",
+            headers=_CLOSE,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -27,26 +45,28 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         length = _content_length(scope)
-        if length is not None:
-            if length > self.max_bytes:
-                await self._too_large()(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
+        if length is not None and length > self.max_bytes:
+            await self._too_large()(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large()(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        await self._too_large()(scope, receive, send)
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await self._too_slow()(scope, receive, send)
+            return
         body = b"".join(chunks)
         sent = False
 

@@ -11,6 +11,7 @@ from portwright._ids import new_id
 from portwright.store._records import TenantRecord
 from portwright.store._rows import to_record
 from portwright.store._schema import api_keys, tenants
+from portwright.store._scope import tenant_transaction
 
 __all__ = ["AccountRepository", "ApiKeyRecord"]
 
@@ -76,7 +77,7 @@ class AccountRepository:
             .where(api_keys.c.tenant_id == tenant_id)
             .order_by(api_keys.c.created_at)
         )
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(ApiKeyRecord, row) for row in conn.execute(query)]
 
     def revoke(self, prefix: str) -> bool:

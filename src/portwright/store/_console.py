@@ -23,6 +23,7 @@ from portwright.store._schema import (
     operators,
     tenants,
 )
+from portwright.store._scope import tenant_transaction
 
 __all__ = ["ConsoleRepository", "CredentialInfo", "OperatorRecord", "OperatorSession"]
 
@@ -176,14 +177,14 @@ class ConsoleRepository:
                     sa.func.lower(sa.cast(jobs.c.input, sa.Text)).like(pattern),
                 )
             )
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(JobRecord, row) for row in conn.execute(query)]
 
     def evidence_item(self, evidence_id: str, *, tenant_id: str | None) -> EvidenceRecord | None:
         query = sa.select(evidence).where(evidence.c.id == evidence_id)
         if tenant_id is not None:
             query = query.where(evidence.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             row = conn.execute(query).first()
         return None if row is None else to_record(EvidenceRecord, row)
 
@@ -192,7 +193,7 @@ class ConsoleRepository:
         query = sa.select(jobs.c.finished_at, jobs.c.status).where(jobs.c.finished_at >= since)
         if tenant_id is not None:
             query = query.where(jobs.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [(float(r[0]), str(r[1])) for r in conn.execute(query)]
 
     def escalation_response_times(self, *, since: float, tenant_id: str | None) -> list[float]:
@@ -202,7 +203,7 @@ class ConsoleRepository:
         )
         if tenant_id is not None:
             query = query.where(escalations.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [float(r[1]) - float(r[0]) for r in conn.execute(query)]
 
     def audit(
@@ -224,7 +225,7 @@ class ConsoleRepository:
             query = query.where(audit_log.c.action.like(f"{action}%"))
         if target:
             query = query.where(audit_log.c.target_id.like(f"%{target}%"))
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(AuditRecord, row) for row in conn.execute(query)]
 
     def credentials(self, *, tenant_id: str | None, limit: int = 500) -> list[CredentialInfo]:
@@ -238,7 +239,7 @@ class ConsoleRepository:
         )
         if tenant_id is not None:
             query = query.where(c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             rows: list[sa.Row[Any]] = list(conn.execute(query))
         return [to_record(CredentialInfo, row) for row in rows]
 
@@ -260,7 +261,7 @@ class ConsoleRepository:
         ]
         tables = (job_events, jobs, escalations, audit_log, deliveries)
         result: list[Any] = []
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             for part, table in zip(parts, tables, strict=True):
                 scoped = part if tenant_id is None else part.where(table.c.tenant_id == tenant_id)
                 result.extend(conn.execute(scoped).one())

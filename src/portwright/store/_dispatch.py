@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from portwright.store._inbox import InboxRecord
 from portwright.store._rows import to_record
 from portwright.store._schema import dispatch_assignments, dispatch_drivers, webhook_inbox
+from portwright.store._scope import tenant_transaction
 
 __all__ = ["ACTIVE", "AssignmentRecord", "DispatchRepository", "DriverRecord"]
 
@@ -217,7 +218,7 @@ class DispatchRepository:
 
     def all(self, tenant_id: str) -> list[AssignmentRecord]:
         query = sa.select(dispatch_assignments).where(dispatch_assignments.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(AssignmentRecord, row) for row in conn.execute(query)]
 
     # -- drivers ----------------------------------------------------------------------
@@ -278,14 +279,14 @@ class DispatchRepository:
         query = sa.select(dispatch_drivers).where(
             c.tenant_id == tenant_id, c.driver_id == driver_id
         )
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             row = conn.execute(query).first()
         return None if row is None else to_record(DriverRecord, row)
 
     def drivers(self, tenant_id: str) -> list[DriverRecord]:
         c = dispatch_drivers.c
         query = sa.select(dispatch_drivers).where(c.tenant_id == tenant_id).order_by(c.driver_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(DriverRecord, row) for row in conn.execute(query)]
 
     # -- the inbox row this change came from ---------------------------------------------

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from portwright._ids import new_id
 from portwright.store._rows import to_record
 from portwright.store._schema import webhook_endpoints
+from portwright.store._scope import tenant_transaction
 
 __all__ = ["EndpointRecord", "EndpointRepository"]
 
@@ -103,7 +104,7 @@ class EndpointRepository:
         query = sa.select(webhook_endpoints).order_by(webhook_endpoints.c.created_at)
         if tenant_id is not None:
             query = query.where(webhook_endpoints.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(EndpointRecord, row) for row in conn.execute(query)]
 
     @staticmethod

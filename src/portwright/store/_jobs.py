@@ -15,6 +15,7 @@ from portwright.store._bulk import insert_rows
 from portwright.store._records import EscalationRecord, EventRecord, EvidenceRecord, JobRecord
 from portwright.store._rows import to_record
 from portwright.store._schema import breakers, escalations, evidence, job_events, jobs, portals
+from portwright.store._scope import tenant_transaction
 
 __all__ = ["JobIdTakenError", "JobNotFoundError", "JobRepository", "NewJob", "StaleStateError"]
 
@@ -203,7 +204,7 @@ class JobRepository:
         query = sa.select(jobs).where(jobs.c.id == job_id)
         if tenant_id is not None:
             query = query.where(jobs.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             row = conn.execute(query).first()
         if row is None:
             raise JobNotFoundError(job_id)
@@ -381,7 +382,7 @@ class JobRepository:
                 query = query.where(column == value)
         if before_id is not None:
             query = query.where(jobs.c.id < before_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(JobRecord, row) for row in conn.execute(query)]
 
     def remember(self, job_id: str, key: str, value: Any) -> None:
@@ -447,14 +448,14 @@ class JobRepository:
         query = sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
         if tenant_id is not None:
             query = query.where(jobs.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return {row[0]: int(row[1]) for row in conn.execute(query)}
 
     def counts_by_state(self, *, tenant_id: str | None = None) -> dict[str, int]:
         query = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
         if tenant_id is not None:
             query = query.where(jobs.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return {row[0]: int(row[1]) for row in conn.execute(query)}
 
     # -- events --------------------------------------------------------------------------
@@ -463,7 +464,7 @@ class JobRepository:
         query = sa.select(job_events).where(job_events.c.job_id == job_id)
         if tenant_id is not None:
             query = query.where(job_events.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             rows = conn.execute(query.order_by(job_events.c.seq))
             return [to_record(EventRecord, row) for row in rows]
 
@@ -541,7 +542,7 @@ class JobRepository:
         query = sa.select(escalations).where(escalations.c.id == escalation_id)
         if tenant_id is not None:
             query = query.where(escalations.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             row = conn.execute(query).first()
         if row is None:
             raise LookupError(f"no escalation {escalation_id}")
@@ -564,7 +565,7 @@ class JobRepository:
             query = query.where(escalations.c.status == status)
         if tenant_id is not None:
             query = query.where(escalations.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(EscalationRecord, row) for row in conn.execute(query)]
 
     # -- evidence ------------------------------------------------------------------------
@@ -603,6 +604,6 @@ class JobRepository:
         query = sa.select(evidence).where(evidence.c.job_id == job_id)
         if tenant_id is not None:
             query = query.where(evidence.c.tenant_id == tenant_id)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             rows = conn.execute(query.order_by(evidence.c.created_at))
             return [to_record(EvidenceRecord, row) for row in rows]

@@ -27,6 +27,8 @@ def _config(connection: sa.Connection | None = None) -> Config:
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
     """Bring the app database up to `revision` (idempotent)."""
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # migrations see every tenant's rows
+            connection.exec_driver_sql("SELECT set_config('portwright.scope', 'system', true)")
         command.upgrade(_config(connection), revision)
 
 

@@ -18,6 +18,7 @@ from portwright.store._migrate import migrate
 from portwright.store._misc import AuditRepository, IntelRepository, TenantRepository
 from portwright.store._outbox import OutboxRepository
 from portwright.store._portals import PortalRepository
+from portwright.store._scope import install_system_scope
 from portwright.store._usage import UsageRepository
 from portwright.store._vault import VaultRepository
 from portwright.store._workers import WorkerRepository
@@ -29,6 +30,7 @@ class Store:
     """All SQL lives behind this object. `Store.open(url)` creates and migrates."""
 
     def __init__(self, engine: sa.Engine) -> None:
+        install_system_scope(engine)
         self.engine = engine
         self.jobs = JobRepository(engine)
         self.portals = PortalRepository(engine)
@@ -51,6 +53,7 @@ class Store:
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:
         engine = create_engine(url, pool_size=pool_size)
+        install_system_scope(engine)  # platform-wide unless a query is made for one tenant
         if run_migrations:
             migrate(engine)
         return cls(engine)

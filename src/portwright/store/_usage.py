@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from portwright.store._bulk import insert_rows
 from portwright.store._schema import jobs, usage_counters, usage_records
+from portwright.store._scope import tenant_transaction
 
 __all__ = ["PENDING_TIER", "UNSERVED_TIER", "UsageRepository", "UsageSummary", "UsageTotals"]
 
@@ -212,7 +213,7 @@ class UsageRepository:
         self.settle(tenant_id)
         key = (usage_records.c.tenant_id == tenant_id) & (usage_records.c.period == period)
         count, total = sa.func.count(), sa.func.coalesce(sa.func.sum(usage_records.c.credits), 0)
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             counter = conn.execute(
                 sa.select(usage_counters.c.jobs, usage_counters.c.credits).where(
                     usage_counters.c.tenant_id == tenant_id, usage_counters.c.period == period

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from portwright.store._rows import to_record
 from portwright.store._schema import credentials, vault_keys
+from portwright.store._scope import tenant_transaction
 
 __all__ = ["CredentialRecord", "DataKeyRecord", "VaultRepository"]
 
@@ -122,7 +123,7 @@ class VaultRepository:
             return
 
     def get(self, tenant_id: str, name: str) -> CredentialRecord | None:
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             row = conn.execute(
                 sa.select(credentials).where(
                     credentials.c.tenant_id == tenant_id, credentials.c.name == name
@@ -136,11 +137,11 @@ class VaultRepository:
             .where(credentials.c.tenant_id == tenant_id)
             .order_by(credentials.c.name)
         )
-        with self.engine.connect() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(CredentialRecord, row) for row in conn.execute(query)]
 
     def delete(self, tenant_id: str, name: str) -> bool:
-        with self.engine.begin() as conn:
+        with tenant_transaction(self.engine, tenant_id) as conn:
             result = conn.execute(
                 credentials.delete().where(
                     credentials.c.tenant_id == tenant_id, credentials.c.name == name
