@@ -32,6 +32,7 @@ from portwright.resources import (
 from portwright.sdk import Adapter, SelectorMap, StateMachine
 from portwright.settings import Settings
 from portwright.store import (
+    PG_CONNECT_ARGS,
     BlobStore,
     BreakerPolicy,
     JobRecord,
@@ -121,6 +122,10 @@ class Runtime:
         }
         if is_sqlite(settings.dbos_database_url):
             config["system_database_engine"] = create_engine(settings.dbos_database_url)
+        else:  # DBOS's own engine, with our bounded connect and TCP keepalives (not its 10 s)
+            config["db_engine_kwargs"] = {
+                "connect_args": {"application_name": "dbos_transact", **PG_CONNECT_ARGS}
+            }
         DBOS(config=config)
         self._datasource = SQLAlchemyDatasource.create(
             settings.app_database_url, engine=self._store.engine
