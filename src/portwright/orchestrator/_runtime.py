@@ -39,6 +39,7 @@ from portwright.store import (
     Store,
     blob_store_from,
     create_engine,
+    is_database_unavailable,
     is_sqlite,
 )
 
@@ -148,7 +149,13 @@ class Runtime:
             return
         if self._janitor is not None:
             self._janitor.stop()
-            self.store.workers.stopped(self.executor_id)
+            try:
+                self.store.workers.stopped(self.executor_id)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                # Stopping during an outage: the row stays "alive" until others see it silent.
+                log.warning("could not mark this worker stopped: database unavailable")
         if self.fleet is not None:
             self.fleet.close()  # on DBOS's loop, which is still running
         DBOS.destroy(destroy_registry=False)
