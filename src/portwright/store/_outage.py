@@ -13,6 +13,7 @@ one when the database is back, instead of a traceback per round.
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from typing import Any
 
@@ -32,6 +33,13 @@ try:  # DBOS's notification listener uses psycopg directly
 except ImportError:  # pragma: no cover - psycopg ships with the postgres extra
     pass
 
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk I/O error",
+)
+
 
 def is_database_unavailable(exc: BaseException) -> bool:
     """True when `exc` (or an exception it was raised from) means the database is
@@ -39,7 +47,12 @@ def is_database_unavailable(exc: BaseException) -> bool:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, _UNAVAILABLE):
+        if isinstance(current, sqlite3.OperationalError):
+            # sqlite3 also raises OperationalError for bad SQL ("no such table"): a bug.
+            return str(current).startswith(_SQLITE_UNAVAILABLE)
+        if isinstance(current, _UNAVAILABLE) and not isinstance(
+            getattr(current, "orig", None), sqlite3.OperationalError
+        ):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__
