@@ -84,6 +84,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from portwright.cli._stack import start_runtime
+    from portwright.cli._supervise import log_exit, log_thread_crashes, run_until_stopped
     from portwright.observability import configure_logging, configure_tracing
 
     overrides: dict[str, Any] = {"worker_id": args.worker_id} if args.worker_id else {}
@@ -92,19 +93,32 @@ def _worker(args: argparse.Namespace) -> int:
     settings = settings_from(args, **overrides)
     configure_tracing(settings)  # PORTWRIGHT_OTEL_EXPORTER; off by default
     configure_logging(settings)
-    runtime, vault = start_runtime(settings)  # the same adapters, fleet and vault as `up`
+    log_thread_crashes()
+    try:
+        runtime, vault = start_runtime(settings)  # the same adapters, fleet and vault as `up`
+    except Exception as exc:
+        log_exit("could not start", code=1, error=f"{type(exc).__name__}: {exc}"[:500])
+        raise
     server = None
+    code, reason = 1, "unexpected error"
     try:
         if settings.worker_metrics_port is not None:
             server = _serve_metrics(args.metrics_host, settings.worker_metrics_port)
         log.info("worker running", worker_id=runtime.executor_id)
-        _wait_for_signal()
+        reason = run_until_stopped(runtime)
+        code = 0 if reason.startswith("received") else 1
+    except BaseException as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        raise
     finally:
-        if server is not None:
-            server.shutdown()
-        runtime.stop()
-        vault.close()
-    return 0
+        try:
+            if server is not None:
+                server.shutdown()
+            runtime.stop()
+            vault.close()
+        finally:
+            log_exit(reason, code=code, executor_id=runtime.executor_id)
+    return code
 
 
 def _serve_metrics(host: str, port: int) -> Any:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -74,6 +75,17 @@ def console_app(service: JobService, settings: Settings, *, vault: Vault | None 
     async def _http(request: Request, exc: HTTPException) -> Response:
         return page(request, "error.html", None, status_code=exc.status_code,
                     message=str(exc.detail))  # fmt: skip
+
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        # The database unreachable: a page saying so, and when to retry (not a 500).
+        response = page(request, "error.html", None, status_code=503,
+                        message="The database is unavailable: nothing was changed. "
+                                "Try again in a few seconds.")  # fmt: skip
+        response.headers["retry-after"] = "5"
+        return response
+
+    for unavailable in (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError):
+        app.add_exception_handler(unavailable, _unavailable)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next):  # type: ignore[no-untyped-def]

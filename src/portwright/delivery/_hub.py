@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from portwright.store import OutboxRecord, Store
+from portwright.store import OutageBackoff, OutboxRecord, Store
 
 if TYPE_CHECKING:
     from portwright.delivery._notify import OutboxListener
@@ -173,12 +173,16 @@ class Hub:
             sub.queue.put_nowait(None)
 
     async def _run(self) -> None:
+        backoff = OutageBackoff(log, "hub", first_s=self.poll_s)
         while True:
+            pause = 0.0
             try:
                 events = await asyncio.to_thread(self.store.outbox.since, self._cursor, limit=1000)
-            except Exception:
-                log.exception("outbox tail failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - the tail must outlive a database outage
+                pause = backoff.failed(exc)
                 events = []
+            else:
+                backoff.ok()
             held = False
             for event in events:
                 if event.id != self._cursor + 1 and self._waiting_for(self._cursor + 1):
@@ -192,9 +196,8 @@ class Hub:
             if len(events) == 1000 and not held:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), timeout=min(0.05, self._idle_s()) if held else self._idle_s()
-                )
+                idle = min(0.05, self._idle_s()) if held else self._idle_s()
+                await asyncio.wait_for(self._wake.wait(), timeout=max(pause, idle))
             self._wake.clear()
 
     def _waiting_for(self, missing: int) -> bool:

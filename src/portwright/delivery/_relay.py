@@ -33,7 +33,7 @@ import structlog
 from portwright.delivery._policy import DeliveryPolicy
 from portwright.delivery._senders import SENDERS, Sender, SendResult
 from portwright.delivery._signing import SealedSecretError, SecretSealer, open_endpoint
-from portwright.store import DeliveryRecord, EndpointRecord, OutboxRecord, Store
+from portwright.store import DeliveryRecord, EndpointRecord, OutageBackoff, OutboxRecord, Store
 
 __all__ = ["DeliveryObserver", "Relay", "Sink"]
 
@@ -106,19 +106,28 @@ class Relay:
                 await close()
 
     async def _run(self) -> None:
+        # One backoff per half: a failing round is logged as a line (not a traceback per
+        # round) and waited out, doubling up to a cap; the database's return is logged too.
+        backoffs = {
+            half: OutageBackoff(log, f"relay.{half.__name__}", first_s=self.poll_s)
+            for half in (self.publish_once, self.deliver_once)
+        }
         while True:
             busy = 0
+            pause = 0.0
             # Each half on its own: a bus sink that is down holds back publishing (events
             # stay in the outbox), not the deliveries already fanned out.
-            for half in (self.publish_once, self.deliver_once):
+            for half, backoff in backoffs.items():
                 try:
                     busy += await half()
-                except Exception:  # the loop must outlive a database or bus hiccup
-                    log.exception("relay round failed; retrying", half=half.__name__)
-            if busy:
+                except Exception as exc:  # noqa: BLE001 - must outlive a database or bus outage
+                    pause = max(pause, backoff.failed(exc))
+                else:
+                    backoff.ok()
+            if busy and not pause:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(pause, self.poll_s))
             self._wake.clear()
 
     async def run_until_idle(self, *, rounds: int = 1000) -> None:

@@ -2,7 +2,8 @@
 
 Middleware, outermost first: tracing (when on) → request id (`X-Request-ID`, bound to the
 logs; an unhandled error is logged and answered as a JSON 500) → body limit (413, 408 slow) →
-authentication (401, 429 on repeated failures) → rate limits per key and route
+database unavailable (503 from the middlewares below) → authentication (401, 429 on
+repeated failures) → rate limits per key and route
 (429) → idempotency keys → the routes. The lifespan runs the webhook inbox processor and purges
 expired idempotency keys.
 """
@@ -22,7 +23,7 @@ from portwright.console import mount_console
 from portwright.dispatch import Dispatcher, mount_dispatch
 from portwright.gateway._bodylimit import BodyLimitMiddleware
 from portwright.gateway._context import GatewayContext
-from portwright.gateway._errors import install_error_handlers
+from portwright.gateway._errors import UnavailableMiddleware, install_error_handlers
 from portwright.gateway._plans import Meter
 from portwright.gateway.auth import AuthMiddleware
 from portwright.gateway.idempotency import IdempotencyMiddleware
@@ -186,6 +187,8 @@ def _install_middleware(
         cache_s=settings.api_key_cache_s,
         public=(*PUBLIC_PATHS, *DELIVERY_PUBLIC_PATHS),
     )
+    # The database unreachable in the three above: 503 + Retry-After, as in a route.
+    app.add_middleware(UnavailableMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

@@ -17,17 +17,20 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portwright.client._models import ErrorBody, FieldProblem
 from portwright.orchestrator import ConflictError
 from portwright.sdk import UnknownAdapterError
-from portwright.store import JobNotFoundError
+from portwright.store import JobNotFoundError, is_database_unavailable
 
 log = structlog.get_logger("portwright.gateway")
 
 __all__ = [
     "ERROR_RESPONSES",
+    "RETRY_AFTER_S",
     "ApiError",
+    "UnavailableMiddleware",
     "error_response",
     "field_problems",
     "install_error_handlers",
@@ -132,14 +135,53 @@ async def _on_conflict(_: Request, exc: Exception) -> Response:
     return error_response(409, "conflict", str(exc))
 
 
-async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
-    log.error("database unavailable", path=request.url.path, error=type(exc).__name__)
+RETRY_AFTER_S = 5
+DATABASE_EXCEPTIONS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+def unavailable_response() -> JSONResponse:
+    """503 + Retry-After: the database is unreachable; nothing was accepted or changed."""
     return error_response(
         503,
         "unavailable",
         "the database is unavailable: nothing was accepted or changed; retry later",
-        headers={"retry-after": "5"},
+        headers={"retry-after": str(RETRY_AFTER_S)},
     )
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("database unavailable", path=request.url.path, error=type(exc).__name__)
+    return unavailable_response()
+
+
+class UnavailableMiddleware:
+    """The database unreachable inside a pure-ASGI middleware (authentication, rate limits,
+    idempotency keys), which runs outside the routes' exception handlers, is answered as it
+    is inside a route: 503 + Retry-After, not a 500. Outermost of those middlewares."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started or not is_database_unavailable(exc):
+                raise
+            # a line, not a traceback: the cause is known and every request would repeat it
+            log.error("database unavailable", path=scope["path"], error=type(exc).__name__)  # noqa: TRY400
+            await unavailable_response()(scope, receive, send)
 
 
 async def _on_http(_: Request, exc: Exception) -> Response:
@@ -159,7 +201,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http)
     # The database unreachable (refused, dropped, pool exhausted): nothing was accepted, and a
     # client (a webhook sender above all) should come back, not give up on a 500.
-    for unavailable in (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError):
+    for unavailable in DATABASE_EXCEPTIONS:
         app.add_exception_handler(unavailable, _on_database_unavailable)
 
 

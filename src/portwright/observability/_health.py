@@ -125,7 +125,11 @@ def health_router(store: Store, metrics: Metrics, *, live_after_s: float) -> API
         try:
             body = await asyncio.to_thread(_ready, store, live_after_s)
         except Exception as exc:  # noqa: BLE001 - any failure here means "not ready"
-            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
+            return JSONResponse(
+                {"status": "unavailable", "error": type(exc).__name__},
+                503,
+                headers={"retry-after": "5"},  # as the gateway's other 503s
+            )
         ready = body["workers"] > 0
         body["status"] = "ready" if ready else "no live workers"
         return JSONResponse(body, 200 if ready else 503)

@@ -6,6 +6,11 @@ every worker heartbeats into the `workers` table, and any live worker that
 sees another fall silent claims it with a conditional UPDATE (exactly one
 claimant wins) and asks DBOS to re-enqueue the dead executor's pending
 workflows (DBOS's re-enqueue admits exactly one runner).
+
+The janitor outlives a database outage: a failed round is logged (one line when the
+database becomes unreachable, one when it is back) and retried with backoff. After an
+outage every worker's heartbeat is stale, so a janitor takes over nobody until it has been
+back for `dead_worker_after_s`: time for the others, alive too, to heartbeat again.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 from dbos import DBOS
+
+from portwright.store import OutageBackoff
 
 if TYPE_CHECKING:
     from portwright.orchestrator._runtime import Runtime
@@ -36,10 +43,16 @@ class Janitor:
         self._thread = threading.Thread(target=self._loop, name="portwright-janitor", daemon=True)
         self._last_orphan_scan = 0.0
         self._orphan_cursor: str | None = None
+        self._takeover_after = 0.0  # monotonic: no takeovers before (set after an outage)
 
     def start(self) -> None:
         self._rt.store.workers.heartbeat(self._rt.executor_id)
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the heartbeat thread runs (a worker without it would be taken for dead)."""
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()
@@ -47,18 +60,26 @@ class Janitor:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        interval = self._rt.settings.heartbeat_interval_s
-        while not self._stop.wait(interval):
+        settings = self._rt.settings
+        interval = settings.heartbeat_interval_s
+        backoff = OutageBackoff(log, "janitor", first_s=interval, cap_s=max(interval, 5.0))
+        wait = interval
+        while not self._stop.wait(wait):
             try:
                 self.tick()
-            except Exception:
-                log.exception("janitor tick failed")
+            except Exception as exc:  # noqa: BLE001 - the heartbeat must outlive an outage
+                wait = backoff.failed(exc)
+                self._takeover_after = time.monotonic() + settings.dead_worker_after_s
+            else:
+                backoff.ok()
+                wait = interval
 
     def tick(self) -> None:
         """One round: heartbeat, take over dead workers, re-enqueue orphaned jobs."""
         rt = self._rt
         rt.store.workers.heartbeat(rt.executor_id)
-        self.take_over_dead_workers()
+        if time.monotonic() >= self._takeover_after:
+            self.take_over_dead_workers()
         if time.monotonic() - self._last_orphan_scan > ORPHAN_EVERY_S:
             self._last_orphan_scan = time.monotonic()
             self.enqueue_orphans()

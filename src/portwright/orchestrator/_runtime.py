@@ -35,6 +35,7 @@ from portwright.resources.ssrf import UrlGuard
 from portwright.sdk import Adapter, SelectorMap, StateMachine
 from portwright.settings import Settings
 from portwright.store import (
+    PG_CONNECT_ARGS,
     BlobStore,
     BreakerPolicy,
     JobRecord,
@@ -42,6 +43,7 @@ from portwright.store import (
     Store,
     blob_store_from,
     create_engine,
+    is_database_unavailable,
     is_sqlite,
 )
 
@@ -132,6 +134,10 @@ class Runtime:
         }
         if is_sqlite(settings.dbos_database_url):
             config["system_database_engine"] = create_engine(settings.dbos_database_url)
+        else:  # DBOS's own engine, with our bounded connect and TCP keepalives (not its 10 s)
+            config["db_engine_kwargs"] = {
+                "connect_args": {"application_name": "dbos_transact", **PG_CONNECT_ARGS}
+            }
         DBOS(config=config)
         self._datasource = SQLAlchemyDatasource.create(
             settings.app_database_url, engine=self._store.engine
@@ -154,7 +160,13 @@ class Runtime:
             return
         if self._janitor is not None:
             self._janitor.stop()
-            self.store.workers.stopped(self.executor_id)
+            try:
+                self.store.workers.stopped(self.executor_id)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                # Stopping during an outage: the row stays "alive" until others see it silent.
+                log.warning("could not mark this worker stopped: database unavailable")
         if self.fleet is not None:
             self.fleet.close()  # on DBOS's loop, which is still running
         DBOS.destroy(destroy_registry=False)

@@ -12,12 +12,13 @@ from portwright.store._console import OperatorRecord, OperatorSession
 from portwright.store._deliveries import AttemptRecord, DeliveryFilter, DeliveryRecord
 from portwright.store._dispatch import AssignmentRecord
 from portwright.store._endpoints import EndpointRecord
-from portwright.store._engine import create_engine, is_sqlite
+from portwright.store._engine import PG_CONNECT_ARGS, create_engine, is_sqlite
 from portwright.store._fleet import ProxyBurnRecord, TierStatRecord
 from portwright.store._idempotency import IdempotencyClaim
 from portwright.store._inbox import FinishedNote, InboxRecord, NewInboxEvent
 from portwright.store._jobs import JobIdTakenError, JobNotFoundError, NewJob, StaleStateError
 from portwright.store._migrate import current_revision, head_revision, metadata_of, migrate
+from portwright.store._outage import OutageBackoff, is_database_unavailable
 from portwright.store._outbox import OutboxRecord
 from portwright.store._portals import BreakerPolicy
 from portwright.store._records import (
@@ -38,6 +39,7 @@ from portwright.store._usage import UsageSummary, UsageTotals
 from portwright.store._vault import CredentialRecord, DataKeyRecord
 
 __all__ = [
+    "PG_CONNECT_ARGS",
     "ApiKeyRecord",
     "AssignmentRecord",
     "AttemptRecord",
@@ -66,6 +68,7 @@ __all__ = [
     "ObservationRecord",
     "OperatorRecord",
     "OperatorSession",
+    "OutageBackoff",
     "OutboxRecord",
     "PortalRecord",
     "ProxyBurnRecord",
@@ -82,6 +85,7 @@ __all__ = [
     "create_engine",
     "current_revision",
     "head_revision",
+    "is_database_unavailable",
     "is_sqlite",
     "metadata_of",
     "migrate",

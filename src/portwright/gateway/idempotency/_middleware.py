@@ -5,7 +5,9 @@
   (`Idempotent-Replayed: true`).
 - While the first is still running, the same key answers 409.
 - The same key with a different method, path or body answers 422.
-- A 5xx (or a crash) releases the key, so the client may simply try again.
+- A 5xx (or a crash) releases the key, so the client may simply try again. With the
+  database unreachable the claim cannot be made (503, nothing stored); if it goes away after
+  the claim, the release may fail too and the key stays claimed until its lease ends.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portwright.gateway._errors import error_response
 from portwright.gateway._principal import principal_of
-from portwright.store import Store
+from portwright.store import Store, is_database_unavailable
+
+log = structlog.get_logger("portwright.gateway")
 
 __all__ = ["IdempotencyMiddleware", "read_body"]
 
@@ -136,10 +141,10 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_receive(body, receive), capture)
         except BaseException:
-            await asyncio.shield(asyncio.to_thread(repo.release, tenant_id, key))
+            await asyncio.shield(self._release(tenant_id, key))
             raise
         if status >= 500 or status == 429:
-            await asyncio.to_thread(repo.release, tenant_id, key)
+            await self._release(tenant_id, key)
             return
         await asyncio.to_thread(
             repo.complete,
@@ -149,6 +154,20 @@ class IdempotencyMiddleware:
             headers=headers,
             body=b"".join(chunks),
         )
+
+    async def _release(self, tenant_id: str, key: str) -> None:
+        """Free the key for a retry; with the database gone, its lease frees it instead (the
+        answer already went out, or the original error is on its way up)."""
+        try:
+            await asyncio.to_thread(self.store.idempotency.release, tenant_id, key)
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            log.warning(
+                "idempotency key not released: database unavailable; its lease will",
+                lease_s=self.lease_s,
+                error=type(exc).__name__,
+            )
 
 
 async def _replay(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:

@@ -20,7 +20,7 @@ import structlog
 
 from portwright.gateway.webhooks._handlers import PermanentWebhookError, WebhookHandler
 from portwright.orchestrator import JobService
-from portwright.store import FinishedNote, InboxRecord
+from portwright.store import FinishedNote, InboxRecord, OutageBackoff
 
 __all__ = ["InboxProcessor"]
 
@@ -65,16 +65,20 @@ class InboxProcessor:
                 await task
 
     async def _run(self) -> None:
+        backoff = OutageBackoff(log, "inbox", first_s=self.poll_s)
         while True:
+            pause = self.poll_s
             try:
                 processed = await self.run_once()
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("inbox processing failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
+                pause = backoff.failed(exc)
                 processed = 0
+            else:
+                backoff.ok()
             if processed:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=pause)
             self._wake.clear()
 
     async def run_once(self) -> int:

@@ -1,0 +1,80 @@
+"""The worker's main loop: wait for a signal, watch the runtime, and say why it ends.
+
+A worker exits for a reason it writes down first, as one JSON line on stderr (whatever the
+log format): a signal, a runtime that could not start, or a heartbeat thread that died (a
+worker that cannot heartbeat is soon taken for dead and its jobs run elsewhere, so it stops
+rather than run them twice). A thread that dies of an exception is logged the same way.
+A database outage is not a reason: the runtime's loops ride it out (see Janitor).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portwright.orchestrator import Runtime
+
+__all__ = ["log_exit", "log_thread_crashes", "run_until_stopped"]
+
+CHECK_EVERY_S = 1.0
+
+
+def _line(event: str, level: str, **fields: Any) -> None:
+    record = {
+        "event": event,
+        "level": level,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "pid": os.getpid(),
+        **fields,
+    }
+    try:
+        sys.stderr.write(json.dumps(record, default=str) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed: nothing left to tell
+        pass
+
+
+def log_exit(reason: str, *, code: int, **fields: Any) -> None:
+    """The one line a worker writes before it exits: why, and with which exit code."""
+    _line("worker exiting", "info" if code == 0 else "error", reason=reason, code=code, **fields)
+
+
+def log_thread_crashes() -> None:
+    """Log any thread's uncaught exception as one JSON line (the default prints a bare
+    traceback that log shippers split into lines without the thread's name)."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        _line(
+            "thread died",
+            "error",
+            thread=args.thread.name if args.thread else None,
+            error=f"{args.exc_type.__name__}: {args.exc_value}",
+        )
+        previous(args)
+
+    threading.excepthook = hook
+
+
+def run_until_stopped(runtime: Runtime, *, check_every_s: float = CHECK_EVERY_S) -> str:
+    """Block until SIGINT/SIGTERM or a fatal runtime condition; return the reason."""
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    while not stop.wait(check_every_s):
+        janitor = runtime.janitor
+        if janitor is not None and not janitor.alive:
+            return "the heartbeat thread died: stopping before other workers take this one's jobs"
+    return f"received {received[0]}" if received else "stopped"
