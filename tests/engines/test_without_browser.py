@@ -27,7 +27,9 @@ from portwright.resources import ProxyPool, StaticProxyList
 from portwright.sandbox import SandboxWorld, proxies, scrape
 from portwright.sandbox.proxies import proxy_catalog
 from portwright.sdk import Adapter, Job, PermanentError, RetryPolicy, StepContext, linear_machine
+from portwright.settings import Settings
 from portwright.testing import wait_until
+from tests.support import reaching
 
 RULES = {"title": Rule("h1.title"), "price": Rule("span.price", attribute="data-amount")}
 HIDDEN = {"PORTWRIGHT_CHROMIUM": "/nonexistent/chromium", "PORTWRIGHT_CHROMIUM_SEARCH": "none"}
@@ -86,6 +88,12 @@ def test_portwright_chromium_none_switches_browsers_off(tmp_path: Path) -> None:
 def world() -> Iterator[SandboxWorld]:
     with SandboxWorld([*scrape.specs(), *proxies.specs()], seed=41) as w:
         yield w
+
+
+@pytest.fixture
+def settings(settings: Settings, world: SandboxWorld) -> Settings:
+    """The jobs may reach this module's sandbox: its ports are on the SSRF allowlist."""
+    return reaching(settings, world)
 
 
 def _pool(world: SandboxWorld) -> ProxyPool:

@@ -1,5 +1,8 @@
 """Secret input fields (`SecretStr` in an adapter's input model, at any depth): the adapter
-gets the real value, the database holds it sealed, and every read path shows it masked."""
+gets the real value, the database holds it sealed, and every read path shows it masked.
+
+(Not under tests/gateway: these tests start runtimes of their own, and DBOS allows one per
+process, which that package's shared stack holds while its tests run.)"""
 
 from __future__ import annotations
 
