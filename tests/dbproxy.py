@@ -4,6 +4,9 @@ a real outage as a client sees it, without stopping the shared server.
 `down()` cuts every open connection and then, by mode, refuses new ones ("refuse": the port
 is closed, like a stopped server) or accepts them and never answers ("blackhole": like a
 host that went away or a firewall that drops packets). `up()` serves again on the same port.
+
+`allow_connections(database, allow=False)` is the other kind of outage, made on the server
+itself: the database refuses new sessions and its open ones are terminated.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import socket
 import threading
 from typing import Literal
 
-__all__ = ["DatabaseProxy"]
+import sqlalchemy as sa
+
+from tests.conftest import _pg_admin
+
+__all__ = ["DatabaseProxy", "allow_connections"]
 
 Mode = Literal["refuse", "blackhole"]
 
@@ -149,3 +156,21 @@ def _abort(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     with contextlib.suppress(OSError):
         sock.close()
+
+
+def allow_connections(database: str, *, allow: bool) -> None:
+    """Make the PostgreSQL `database` unreachable (and terminate its sessions), or reachable."""
+    admin = _pg_admin()
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {allow}'))
+            if not allow:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": database},
+                )
+    finally:
+        admin.dispose()

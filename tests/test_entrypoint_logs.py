@@ -26,7 +26,7 @@ import standardwebhooks
 from portwright.delivery import new_secret
 from portwright.settings import Settings
 from portwright.store import Store
-from tests.conftest import _pg_admin
+from tests.dbproxy import allow_connections
 
 ROOT = Path(__file__).resolve().parents[1]
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"entrypoint-log-test-webhook-key!").decode()
@@ -142,24 +142,6 @@ def _signed_webhook(url: str, msg_id: str, secret: str) -> httpx.Response:
     return httpx.post(f"{url}/v1/hooks/shop-beta", content=body, headers=headers, timeout=30)
 
 
-def _pg_connections(database: str, *, allow: bool) -> None:
-    """Make the Postgres database unreachable (and terminate its sessions), or reachable."""
-    admin = _pg_admin()
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {allow}'))
-            if not allow:
-                conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :db AND pid <> pg_backend_pid()"
-                    ),
-                    {"db": database},
-                )
-    finally:
-        admin.dispose()
-
-
 def _rename_table(db_url: str, old: str, new: str) -> None:
     """Break the SQLite database under the process: a table it reads goes missing."""
     engine = sa.create_engine(db_url)
@@ -223,7 +205,7 @@ def test_api_logs_are_masked_json_lines_through_bad_keys_and_a_database_outage(
         if db_url.startswith("sqlite"):
             _rename_table(db_url, "api_keys", "api_keys_gone")
         else:
-            _pg_connections(database, allow=False)
+            allow_connections(database, allow=False)
         try:
             fresh = f"pw_{'1' * 12}_{'f' * 43}"  # not cached: looked up in the database
             # A key pasted where a job id goes: the failed request's logged path holds it.
@@ -236,7 +218,7 @@ def test_api_logs_are_masked_json_lines_through_bad_keys_and_a_database_outage(
             if db_url.startswith("sqlite"):
                 _rename_table(db_url, "api_keys_gone", "api_keys")
             else:
-                _pg_connections(database, allow=True)
+                allow_connections(database, allow=True)
         assert proc.poll() is None, "the gateway died in the outage"
 
     assert any(code >= 500 for code in outage_answers), outage_answers

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 import standardwebhooks
 from pydantic import SecretStr
 
@@ -25,8 +24,7 @@ from portwright.gateway import create_app, issue_key
 from portwright.orchestrator import JobService
 from portwright.settings import Settings, WebhookSource
 from portwright.testing import EchoAdapter, wait_until
-from tests.conftest import _pg_admin
-from tests.dbproxy import DatabaseProxy
+from tests.dbproxy import DatabaseProxy, allow_connections
 from tests.gateway._support import ServerThread
 
 SECRET = "whsec_" + base64.b64encode(b"database-down-test-secret-key!!!").decode()
@@ -44,23 +42,6 @@ def _send(url: str, msg_id: str, *, timeout: float = 30) -> httpx.Response:
     return httpx.post(f"{url}/v1/hooks/shop-beta", content=body, headers=headers, timeout=timeout)
 
 
-def _allow_connections(database: str, allow: bool) -> None:
-    admin = _pg_admin()
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {allow}'))
-            if not allow:
-                conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :db AND pid <> pg_backend_pid()"
-                    ),
-                    {"db": database},
-                )
-    finally:
-        admin.dispose()
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_a_webhook_while_the_database_is_down_is_503_and_accepted_after(
@@ -75,14 +56,14 @@ async def test_a_webhook_while_the_database_is_down_is_503_and_accepted_after(
     database = db_url.rsplit("/", 1)[1]
     try:
         assert _send(server.url, "msg_before").status_code == 202
-        _allow_connections(database, allow=False)
+        allow_connections(database, allow=False)
         try:
             down = _send(server.url, "msg_during")
             assert down.status_code == 503, down.text
             assert down.headers["retry-after"] == "5"
             assert down.json()["code"] == "unavailable"
         finally:
-            _allow_connections(database, allow=True)
+            allow_connections(database, allow=True)
 
         async def accepted() -> httpx.Response | None:
             again = _send(server.url, "msg_during")
