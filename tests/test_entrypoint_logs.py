@@ -313,7 +313,7 @@ def test_relay_logs_are_masked_json_lines_through_a_failing_round(tmp_path: Path
     lines = _assert_masked_json(_lines(logs), [secret, nats_password, MASTER_KEY])
     (started,) = [line for line in lines if line.get("event") == "relay started"]
     assert started["sinks"] == ["NatsSink(stream='PORTWRIGHT')"]
-    failed = [line for line in lines if line.get("event") == "relay round failed; retrying"]
+    failed = [line for line in lines if line.get("event") == "loop round failed; retrying"]
     broken = [line for line in failed if "no such table: outbox" in line["exception"]]
     assert broken
     assert broken[0]["level"] == "error"
