@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -141,6 +142,15 @@ class Workers:
             time.sleep(0.2)
         raise TimeoutError(f"workers not ready after {timeout_s:g}s; see {self.log}")
 
+    def cpu_s(self) -> float:
+        """The worker processes' CPU time so far (user + system), from /proc."""
+        total = 0.0
+        for proc in self.procs:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -151,6 +161,16 @@ class Workers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return float(sum(values) - idle), float(sum(values))
 
 
 async def _wait_ended(ids: list[str], deadline: float) -> list[Any]:
@@ -175,12 +195,15 @@ async def _measure(
 ) -> dict[str, Any]:
     inputs = [{"url": url, "steps": args.steps}] * args.jobs
     load_before = os.getloadavg()
+    cpu0, machine0 = workers.cpu_s(), _machine_cpu()
     t0 = time.time()
     records = await service.submit_many(
         tenant_id=tenant, adapter=ADAPTER, inputs=inputs, actor="bench"
     )
     ids = [record.id for record in records]
     ended = await _wait_ended(ids, time.monotonic() + args.timeout)
+    cpu, machine = workers.cpu_s() - cpu0, _machine_cpu()
+    busy = (machine[0] - machine0[0]) / max(1.0, machine[1] - machine0[1])
     wall = max(status.updated_at for status in ended) / 1000 - t0
     jobs = [await service.get(job_id) for job_id in ids]
     problems = [
@@ -197,6 +220,8 @@ async def _measure(
         "by_worker": {w: by_worker.get(w, 0) for w in workers.ids},
         "load_before": load_before,
         "load_after": os.getloadavg(),
+        "worker_cpu_ms_per_job": cpu * 1000 / args.jobs,
+        "machine_busy": busy,
         "problems": problems[:10],
     }
 
@@ -288,8 +313,8 @@ def render(args: argparse.Namespace, counts: list[int], results: list[dict[str, 
         f" · PostgreSQL · worker concurrency {args.worker_concurrency} · portal cap "
         f"{args.portal_cap} · {os.cpu_count()} cores",
         "",
-        f"{'round':>5}{'workers':>8}{'jobs/s':>8}{'wall s':>8}  {'load before → after':22}"
-        "jobs per worker",
+        f"{'round':>5}{'workers':>8}{'jobs/s':>8}{'wall s':>8}{'cpu/job':>9}{'busy':>6}  "
+        f"{'load before → after':22}jobs per worker",
     ]
     for r in results:
         if "error" in r:
@@ -298,9 +323,13 @@ def render(args: argparse.Namespace, counts: list[int], results: list[dict[str, 
         load = f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f}"
         spread = " ".join(str(n) for n in r["by_worker"].values())
         lines.append(
-            f"{r['round']:5}{r['workers']:8}{r['jobs_per_s']:8.1f}{r['wall_s']:8.1f}  {load:22}"
-            f"{spread}"
+            f"{r['round']:5}{r['workers']:8}{r['jobs_per_s']:8.1f}{r['wall_s']:8.1f}"
+            f"{r['worker_cpu_ms_per_job']:9.1f}{r['machine_busy']:6.0%}  {load:22}{spread}"
         )
+    lines += [
+        "cpu/job = the worker processes' CPU ms per job; busy = the whole machine's CPU"
+        " (every process, PostgreSQL and other users included) during the run"
+    ]
     ideal = args.worker_concurrency / (args.steps * args.latency_ms / 1000)
     lines += [
         "",
