@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ import standardwebhooks
 from portwright.delivery import new_secret
 from portwright.settings import Settings
 from portwright.store import Store
+from portwright.testing import wait_until_sync
 from tests.dbproxy import allow_connections
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,15 +109,15 @@ def _assert_masked_json(lines: list[str], secrets: list[str]) -> list[dict[str, 
 
 
 def _wait_for(predicate: Any, proc: subprocess.Popen[bytes], logs: Path, what: str) -> Any:
-    deadline = time.monotonic() + 90
-    while True:
-        found = predicate()
-        if found:
-            return found
+    def found_or_exited() -> Any:
         if proc.poll() is not None:
             pytest.fail(f"{what}: the process exited {proc.returncode}: {_lines(logs)[-20:]}")
-        assert time.monotonic() < deadline, f"{what}: not within 90s: {_lines(logs)[-20:]}"
-        time.sleep(0.2)
+        return predicate()
+
+    try:
+        return wait_until_sync(found_or_exited, timeout=90, every=0.2)
+    except AssertionError:
+        pytest.fail(f"{what}: not within 90s: {_lines(logs)[-20:]}")
 
 
 def _create_key(db_url: str, data_dir: Path) -> str:

@@ -9,9 +9,9 @@ the same databases then runs every item to its end.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,7 +30,7 @@ from portwright.sandbox import SandboxWorld
 from portwright.sandbox.scrape import specs as scrape_specs
 from portwright.settings import Settings
 from portwright.store import NewJob
-from portwright.testing import EchoAdapter, echo_service
+from portwright.testing import EchoAdapter, echo_service, wait_until_sync
 from tests.conftest import RuntimeFactory
 from tests.gateway._support import ServerThread
 from tests.support import reaching
@@ -130,23 +130,23 @@ def _wait_workflows(ids: list[str], timeout_s: float = 60.0) -> None:
     """Until DBOS has a workflow for every id."""
     from dbos import DBOS
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def all_there() -> bool:
         found = DBOS.list_workflows(workflow_ids=ids, load_input=False, load_output=False)
-        if len(found) == len(ids):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"DBOS has no workflow for some of {len(ids)} accepted jobs")
+        return len(found) == len(ids)
+
+    wait_until_sync(all_there, timeout=timeout_s)
 
 
 def _wait_ended(service: JobService, ids: list[str], timeout_s: float) -> dict[str, str]:
-    deadline = time.monotonic() + timeout_s
+    """Every job's status once all have ended, or the last statuses seen at the deadline."""
     statuses: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        statuses = {job_id: service.store.jobs.get(job_id).status for job_id in ids}
-        if all(s in ENDED for s in statuses.values()):
-            return statuses
-        time.sleep(0.2)
+
+    def ended() -> bool:
+        statuses.update({job_id: service.store.jobs.get(job_id).status for job_id in ids})
+        return all(s in ENDED for s in statuses.values())
+
+    with contextlib.suppress(AssertionError):
+        wait_until_sync(ended, timeout=timeout_s, every=0.2)
     return statuses
 
 

@@ -2,7 +2,7 @@
 
 from portwright.testing._echo import EchoAdapter, EchoInput, echo_service
 from portwright.testing._fakes import InMemoryBlobStore, ListIdentity
-from portwright.testing._wait import wait_until
+from portwright.testing._wait import wait_until, wait_until_sync
 
 __all__ = [
     "EchoAdapter",
@@ -11,4 +11,5 @@ __all__ = [
     "ListIdentity",
     "echo_service",
     "wait_until",
+    "wait_until_sync",
 ]

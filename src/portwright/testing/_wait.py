@@ -7,7 +7,7 @@ import inspect
 import time
 from collections.abc import Callable
 
-__all__ = ["wait_until"]
+__all__ = ["wait_until", "wait_until_sync"]
 
 
 async def wait_until(
@@ -29,4 +29,18 @@ async def wait_until(
         if last:
             return last
         await asyncio.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+def wait_until_sync(
+    predicate: Callable[[], object], *, timeout: float = 30.0, every: float = 0.05
+) -> object:
+    """`wait_until` for code without an event loop (threads, subprocess supervision)."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(every)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
