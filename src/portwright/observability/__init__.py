@@ -1,7 +1,13 @@
 """Observability: structured logs, Prometheus metrics, health checks, the status page and
 optional OpenTelemetry traces."""
 
-from portwright.observability._counters import PROCESS, ProcessCounters, track_browser_pool
+from portwright.observability._counters import (
+    PROCESS,
+    ProcessCounters,
+    track_browser_pool,
+    track_captcha_budget,
+    track_proxy_pool,
+)
 from portwright.observability._health import ComponentStatus, health_router, status_of
 from portwright.observability._logging import (
     REQUEST_ID_HEADER,
@@ -53,4 +59,6 @@ __all__ = [
     "status_of",
     "tracing_enabled",
     "track_browser_pool",
+    "track_captcha_budget",
+    "track_proxy_pool",
 ]

@@ -12,14 +12,20 @@ An embedded stack (gateway and workers in one process) exposes them at
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["PROCESS", "ProcessCounters", "track_browser_pool"]
+__all__ = [
+    "PROCESS",
+    "ProcessCounters",
+    "track_browser_pool",
+    "track_captcha_budget",
+    "track_proxy_pool",
+]
 
 
 class _PoolStats(Protocol):
@@ -31,12 +37,43 @@ class _Pool(Protocol):
     def stats(self) -> _PoolStats: ...
 
 
+class _ProxyRow(Protocol):
+    @property
+    def provider(self) -> str: ...
+    @property
+    def cooling_until(self) -> float | None: ...
+    @property
+    def burned_for(self) -> tuple[str, ...]: ...
+
+
+class _ProxyPool(Protocol):
+    def status(self) -> Sequence[_ProxyRow]: ...
+    def breaker_state(self, provider: str) -> str: ...
+
+
+class _Budget(Protocol):
+    def usage(self) -> Mapping[str, tuple[int, int]]: ...
+
+
 _pools: weakref.WeakSet[_Pool] = weakref.WeakSet()
+_proxy_pools: weakref.WeakSet[_ProxyPool] = weakref.WeakSet()
+_budgets: weakref.WeakSet[_Budget] = weakref.WeakSet()
+GLOBAL_SCOPE = "*"  # a proxy burned for every site (resources.proxies.GLOBAL)
 
 
 def track_browser_pool(pool: _Pool) -> None:
     """Count `pool`'s live browsers in `portwright_browser_pool_size` while it exists."""
     _pools.add(pool)
+
+
+def track_proxy_pool(pool: _ProxyPool) -> None:
+    """Export `pool`'s identities (`portwright_proxy_pool_size`, `…_usable`) while it exists."""
+    _proxy_pools.add(pool)
+
+
+def track_captcha_budget(budget: _Budget) -> None:
+    """Export `budget`'s spend per tenant (`portwright_captcha_budget_*`) while it exists."""
+    _budgets.add(budget)
 
 
 class _PoolCollector(Collector):
@@ -46,6 +83,54 @@ class _PoolCollector(Collector):
         )
         family.add_metric([], float(sum(p.stats().browsers for p in list(_pools))))
         yield family
+        yield from self._proxies()
+        yield from self._budgets()
+
+    def _proxies(self) -> Iterable[Metric]:
+        size: dict[str, int] = {}
+        usable: dict[str, int] = {}
+        for pool in list(_proxy_pools):
+            for row in pool.status():
+                size[row.provider] = size.get(row.provider, 0) + 1
+                ok = (
+                    row.cooling_until is None
+                    and GLOBAL_SCOPE not in row.burned_for
+                    and pool.breaker_state(row.provider) != "open"
+                )
+                usable[row.provider] = usable.get(row.provider, 0) + int(ok)
+        total = GaugeMetricFamily(
+            "portwright_proxy_pool_size",
+            "Proxies the providers offer, per provider",
+            labels=["provider"],
+        )
+        ready = GaugeMetricFamily(
+            "portwright_proxy_pool_usable",
+            "Proxies neither cooling, burned for every site, nor behind an open provider breaker",
+            labels=["provider"],
+        )
+        for provider, count in sorted(size.items()):
+            total.add_metric([provider], float(count))
+            ready.add_metric([provider], float(usable[provider]))
+        yield total
+        yield ready
+
+    def _budgets(self) -> Iterable[Metric]:
+        spent = GaugeMetricFamily(
+            "portwright_captcha_budget_spent",
+            "Captcha solves spent this period, per tenant",
+            labels=["tenant"],
+        )
+        limit = GaugeMetricFamily(
+            "portwright_captcha_budget_limit",
+            "Captcha solves allowed per period, per tenant",
+            labels=["tenant"],
+        )
+        for budget in list(_budgets):
+            for tenant, (used, cap) in sorted(budget.usage().items()):
+                spent.add_metric([tenant], float(used))
+                limit.add_metric([tenant], float(cap))
+        yield spent
+        yield limit
 
 
 class ProcessCounters:

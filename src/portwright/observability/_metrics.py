@@ -143,6 +143,14 @@ class StoreCollector(Collector):
                      .group_by(j.adapter, j.portal)),
             )  # fmt: skip
             yield _gauge(
+                "portwright_queue_oldest_age_seconds",
+                "Seconds the longest-waiting queued job has waited (since its last change), "
+                "per queue",
+                ["queue"],
+                rows(sa.select(j.adapter, now - sa.func.min(j.updated_at))
+                     .where(j.status == "queued", j.paused.is_(False)).group_by(j.adapter)),
+            )  # fmt: skip
+            yield _gauge(
                 "portwright_jobs_running", "Jobs running now, per portal", ["portal"],
                 rows(sa.select(j.portal, sa.func.count()).where(j.status == "running")
                      .group_by(j.portal)),
@@ -207,6 +215,12 @@ class StoreCollector(Collector):
                 "portwright_escalations_open", "Escalations waiting for an operator", ["portal"],
                 rows(sa.select(x.portal, sa.func.count()).where(x.status != "resolved")
                      .group_by(x.portal)),
+            )  # fmt: skip
+            yield _gauge(
+                "portwright_escalation_oldest_age_seconds",
+                "Seconds the oldest unresolved escalation has waited, per portal", ["portal"],
+                rows(sa.select(x.portal, now - sa.func.min(x.created_at))
+                     .where(x.status != "resolved").group_by(x.portal)),
             )  # fmt: skip
             durations = [
                 float(r[0])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from portwright.observability._counters import track_captcha_budget
 from portwright.resources._breaker import BreakerConfig, CircuitBreaker
 from portwright.resources._captcha import CaptchaSolver
 from portwright.sdk import ChallengeError
@@ -51,6 +52,7 @@ class CaptchaBudget:
         self._clock = clock
         self._lock = threading.Lock()
         self._spent: dict[tuple[str, int], int] = {}
+        track_captcha_budget(self)  # portwright_captcha_budget_spent / _limit
 
     def _key(self, tenant: str) -> tuple[str, int]:
         return tenant, int(self._clock() // self.period_s)
@@ -75,6 +77,14 @@ class CaptchaBudget:
     def spent(self, tenant: str) -> int:
         with self._lock:
             return self._spent.get(self._key(tenant), 0)
+
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """This period's (spent, limit) for every tenant with an override or a spend."""
+        period = int(self._clock() // self.period_s)
+        with self._lock:
+            spent = {t: n for (t, p), n in self._spent.items() if p == period}
+        tenants = set(spent) | set(self.per_tenant)
+        return {t: (spent.get(t, 0), self.per_tenant.get(t, self.limit)) for t in tenants}
 
 
 @dataclass(frozen=True, slots=True)

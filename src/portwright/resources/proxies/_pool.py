@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from portwright.observability._counters import track_proxy_pool
 from portwright.resources._breaker import BreakerConfig, CircuitBreaker
 from portwright.resources.proxies._burns import Burn, BurnLedger, MemoryBurnLedger
 from portwright.resources.proxies._health import HealthPolicy, ProxyHealth
@@ -81,6 +82,7 @@ class ProxyPool:
         self._sticky: dict[str, tuple[Proxy, float]] = {}
         self._cursor: dict[tuple[str | None, str | None], int] = {}
         self._exhausted: set[str] = set()
+        track_proxy_pool(self)  # portwright_proxy_pool_size / _usable
 
     # -- handing out identities ---------------------------------------------------------
 
