@@ -314,7 +314,7 @@ def test_the_schema_check_catches_a_misspelt_field(tmp_path: Path) -> None:
 def _pods() -> dict[str, dict[str, Any]]:
     out = {}
     for doc in _manifests():
-        if doc["kind"] in ("Deployment", "Job"):
+        if doc["kind"] in ("Deployment", "StatefulSet", "Job"):
             out[doc["metadata"]["name"]] = doc
     return out
 
@@ -354,7 +354,9 @@ def test_kubernetes_probes_disruption_budgets_and_the_queue_autoscaler() -> None
         labels = pods[name]["spec"]["template"]["metadata"]["labels"]
         assert selected.items() <= labels.items()
     [hpa] = [d for d in _manifests() if d["kind"] == "HorizontalPodAutoscaler"]
-    assert hpa["spec"]["scaleTargetRef"]["name"] == "portwright-worker"
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("StatefulSet", "portwright-worker")
+    assert pods["portwright-worker"]["kind"] == "StatefulSet"  # stable worker ids
     [metric] = hpa["spec"]["metrics"]
     name = metric["external"]["metric"]["name"]
     adapter = next(d for d in _manifests() if d["metadata"]["name"].endswith("prometheus-adapter"))
