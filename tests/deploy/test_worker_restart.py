@@ -1,7 +1,8 @@
 """Stopping a worker (SIGTERM, as an orchestrator or systemd does) in the middle of a job's
-step, then starting a worker with the same id — a StatefulSet pod or a systemd instance
-coming back, as docs/operations.md says — finishes the job: nothing is lost, and the step
-that was cut off runs again."""
+step, then starting a worker — the same id (a StatefulSet pod or a systemd instance coming
+back) or another one (a compose replica recreated under a new id) — finishes the job: nothing
+is lost, and the step that was cut off runs again. Another id takes the stopped worker's
+pending jobs over once its heartbeat is `dead_worker_after_s` old, as for a crashed one."""
 
 from __future__ import annotations
 
@@ -69,8 +70,9 @@ def _worker(env: dict[str, str], worker_id: str, log: Path) -> subprocess.Popen[
 
 
 @pytest.mark.timeout(400)
-async def test_a_job_cut_off_by_sigterm_finishes_when_its_worker_id_returns(
-    settings: Settings, service_for: Callable[..., JobService], tmp_path: Path
+@pytest.mark.parametrize("next_id", ["restart-w1", "restart-w2"], ids=["same-id", "another-id"])
+async def test_a_job_cut_off_by_sigterm_finishes_on_the_next_worker(
+    settings: Settings, service_for: Callable[..., JobService], tmp_path: Path, next_id: str
 ) -> None:
     from portwright.cli._stack import platform_registry
 
@@ -112,7 +114,7 @@ async def test_a_job_cut_off_by_sigterm_finishes_when_its_worker_id_returns(
         stopped = (await svc.get(job.id)).status
         assert stopped == "running", "the job is neither lost nor finished by a stopped worker"
         release.set()  # the portal answers from now on
-        second = _worker(env, "restart-w1", log)  # the same id comes back
+        second = _worker(env, next_id, log)
         try:
 
             async def finished() -> Any:

@@ -14,6 +14,9 @@ from portwright.store._schema import workers
 
 __all__ = ["WorkerRepository"]
 
+# A worker in one of these states whose heartbeat went quiet may hold pending workflows.
+_CLAIMABLE = ("alive", "stopped")
+
 
 class WorkerRepository:
     def __init__(self, engine: sa.Engine) -> None:
@@ -44,11 +47,13 @@ class WorkerRepository:
             conn.execute(workers.update().where(workers.c.id == worker_id).values(status="stopped"))
 
     def silent_since(self, cutoff: float, *, exclude: str) -> list[WorkerRecord]:
-        """Workers marked alive whose last heartbeat is older than `cutoff`."""
+        """Workers not taken over whose last heartbeat is older than `cutoff`: the silent
+        (`alive`, crashed) and the `stopped` (SIGTERM mid-job, never back) alike — a stopped
+        worker's unfinished workflows are still pending under its id."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(workers).where(
-                    workers.c.status == "alive",
+                    workers.c.status.in_(_CLAIMABLE),
                     workers.c.heartbeat_at < cutoff,
                     workers.c.id != exclude,
                 )
@@ -56,13 +61,13 @@ class WorkerRepository:
             return [to_record(WorkerRecord, row) for row in rows]
 
     def claim_dead(self, worker_id: str, *, by: str, cutoff: float) -> bool:
-        """Atomically declare a silent worker dead; exactly one claimant gets True."""
+        """Atomically declare a silent or stopped worker dead; exactly one claimant gets True."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 workers.update()
                 .where(
                     workers.c.id == worker_id,
-                    workers.c.status == "alive",
+                    workers.c.status.in_(_CLAIMABLE),
                     workers.c.heartbeat_at < cutoff,
                 )
                 .values(status="dead", taken_over_by=by, taken_over_at=time.time())
