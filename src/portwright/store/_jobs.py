@@ -51,6 +51,7 @@ class NewJob:
     parent_id: str | None = None
     item_key: str | None = None
     trace_parent: str | None = None
+    notes: dict[str, Any] | None = None
 
 
 class JobRepository:
@@ -172,6 +173,7 @@ class JobRepository:
                 "parent_id": new.parent_id,
                 "item_key": new.item_key,
                 "trace_parent": new.trace_parent,
+                "notes": new.notes,
                 "seq": 1,
                 "created_at": now,
                 "updated_at": now,
@@ -209,6 +211,15 @@ class JobRepository:
         if row is None:
             raise JobNotFoundError(job_id)
         return to_record(JobRecord, row)
+
+    def get_many(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """The jobs with these ids (one query), in the order given; missing ones left out."""
+        if not job_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
+        found = {row.id: to_record(JobRecord, row) for row in rows}
+        return [found[job_id] for job_id in job_ids if job_id in found]
 
     def lock(self, conn: sa.Connection, job_id: str) -> JobRecord:
         """Read a job inside the caller's transaction, locking its row (FOR UPDATE on Postgres)."""
