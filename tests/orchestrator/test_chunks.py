@@ -365,3 +365,47 @@ def test_a_worker_killed_mid_batch_records_every_item_exactly_once(
         assert all(k < len(ids) for k in kills), f"a kill came after the batch ended: {kills}"
         assert Counter(statuses.values()) == {"succeeded": len(ids)}, Counter(statuses.values())
         _assert_recorded_once(runtime.store, ids)
+
+
+@pytest.mark.timeout(300)
+def test_items_cancelled_or_paused_in_their_chunk_are_steered_like_jobs(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """Before its chunk runs, one item is cancelled and one paused (then resumed before the
+    chunk starts: a resume of an item without a workflow of its own is not an error), and
+    one stays paused: the cancelled one ends cancelled with no result recorded, the
+    resumed one runs in its chunk, the paused one leaves it and waits, paused, as its own
+    job until it is resumed; the rest succeed."""
+    import asyncio
+
+    settings = _settings(settings, world)
+    accepting: Runtime = make_runtime(_registry(settings), settings=settings, run_workers=False)
+    service = JobService(accepting)
+    ids = _accept(service, _urls(world, 30, offset=4000))
+    cancelled, resumed, paused = ids[3], ids[4], ids[5]
+
+    async def steer() -> None:
+        await service.cancel(cancelled, actor="test")
+        await service.pause(resumed, actor="test")
+        await service.resume(resumed, actor="test")
+        await service.pause(paused, actor="test")
+
+    asyncio.run(steer())
+    accepting.stop()
+
+    runtime: Runtime = make_runtime(_registry(settings), settings=settings)
+    service = JobService(runtime)
+    rest = [i for i in ids if i != paused]
+    statuses = _wait_ended(runtime.store, rest, timeout_s=120)
+    assert statuses[cancelled] == "cancelled"
+    assert runtime.store.jobs.get(cancelled).output is None
+    assert Counter(statuses[i] for i in rest if i != cancelled) == {"succeeded": len(rest) - 1}
+    wait_until_sync(lambda: _workflow_ids([paused]) == {paused}, timeout=60)
+    held = runtime.store.jobs.get(paused)
+    assert held.paused
+    assert held.status not in ENDED
+    assert any(e.reason.startswith("left chunk") for e in runtime.store.jobs.events(paused))
+    asyncio.run(service.resume(paused, actor="test"))
+    assert _wait_ended(runtime.store, [paused], timeout_s=120)[paused] == "succeeded"
+    assert _workflow_ids([resumed, cancelled]) == set()
+    _assert_recorded_once(runtime.store, [i for i in ids if i != cancelled])
