@@ -196,11 +196,58 @@ def test_a_batch_runs_as_chunks_and_each_item_reads_like_a_job(
             assert usage["by_tier"]["http"]["requests"] == len(ids) + 1
             listed = api.get("/v1/jobs", params={"limit": 200}).json()["data"]
             assert {j["id"] for j in listed} >= set(ids)
+            _console_reads_the_same(runtime, server.url, alone_id, ids[0])
         _assert_recorded_once(runtime.store, ids)
         for job_id in ids[:5]:
             assert service.replay(job_id).matches
     finally:
         server.stop()
+
+
+def _console_reads_the_same(runtime: Runtime, url: str, alone_id: str, batched_id: str) -> None:
+    """The console's job page shows a chunked item as it shows an unbatched job: the same
+    rows of its history (state changes, actors, reasons), the same state and output."""
+    from portwright.console import hash_password
+    from tests.console._support import PASSWORD, csrf_in
+
+    email = "viewer-chunks@example.test"
+    runtime.store.console.create_operator(
+        email=email, password_hash=hash_password(PASSWORD), role="viewer", tenant_id=None
+    )
+    with httpx.Client(base_url=url, timeout=30) as http:
+        token = csrf_in(http.get("/console/login").text)
+        done = http.post(
+            "/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token}
+        )
+        assert done.status_code == 303, done.text
+        pages = {}
+        for job_id in (alone_id, batched_id):
+            page = http.get(f"/console/jobs/{job_id}")
+            assert page.status_code == 200, page.text
+            pages[job_id] = page.text
+    alone = pages[alone_id].replace(alone_id, "JOB")
+    batched = pages[batched_id].replace(batched_id, "JOB")
+    assert "SUCCEEDED" in batched
+    assert "completed" in batched
+    import difflib
+
+    # the input differs in one field only: the batch's id (a single scrape has none)
+    batch_id = "&#34;batch_id&#34;: "
+    batched = _without_times(batched).replace(f"{batch_id}&#34;ID&#34;", f"{batch_id}null")
+    diff = list(
+        difflib.unified_diff(_without_times(alone).splitlines(), batched.splitlines(), lineterm="")
+    )
+    assert not diff, "\n".join(diff)
+
+
+def _without_times(html: str) -> str:
+    """A page less what differs between two jobs of the same URL: times, ids, durations."""
+    import re
+
+    html = re.sub(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?", "T", html)
+    html = re.sub(r"\b\d+(\.\d+)?\s*(ms|s|seconds?)\b", "D", html)
+    html = re.sub(r"(job|bat)_[0-9a-z]+", "ID", html)
+    return re.sub(r"\d{9,}(\.\d+)?", "N", html)
 
 
 def _accept(service: JobService, urls: list[str]) -> list[str]:

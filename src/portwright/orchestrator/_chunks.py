@@ -10,10 +10,12 @@ in sub-chunks of `SUB_CHUNK`, each in two checkpointed steps:
    the same engine ladder, SSRF guard, politeness and proxies) a job's step gets. It writes
    nothing. Its checkpoint holds what each item came to: its transitions and output, or why
    it must leave the chunk.
-2. `record:N` writes them in ONE transaction: per item its transitions and audit events
-   (the same changes a job workflow writes, through `apply_batch`, so the job's row,
-   events, outbox rows and hence webhooks and usage read the same), the portal breaker's
-   successes; then enqueues the job workflow of each item that leaves.
+2. `record:N` writes them in ONE transaction, set-based: every item's row locked in one
+   statement, their transitions and audit events (the same changes a job workflow
+   writes, planned by `plan_changes`, so the job's row, events, outbox rows and hence
+   webhooks and usage read the same) in one UPDATE (executemany) and one INSERT per
+   table, the portal breaker's successes; then enqueues the job workflow of each item
+   that leaves.
 
 Exactly once: an item is recorded only while it is still in its adapter's initial state
 (a recorded item is terminal, an item that left belongs to its own workflow), under the
@@ -44,7 +46,7 @@ from pydantic import BaseModel
 
 from portwright.engines.http import CookieRow, translate_exception
 from portwright.orchestrator._step_context import StepContextImpl
-from portwright.orchestrator._tx import apply_batch
+from portwright.orchestrator._tx import apply_batch, outbox_rows, plan_changes
 from portwright.orchestrator._workflow import current_runtime
 from portwright.sdk import Adapter, JobError, Logger
 
@@ -366,31 +368,37 @@ class ChunkRunner:
         rt = self.runtime
         store = rt.store
         machine = self.adapter_cls.machine
-        breaker = f"portal:{self.adapter_cls.portal_name()}"
+        portal = self.adapter_cls.portal_name()
+        breaker = f"portal:{portal}"
         counts = {"recorded": 0, "left": 0, "skipped": 0}
         leaving: list[str] = []
-        successes = 0
-        breaker_state: str | None = None
+        writes: list[tuple[JobRecord, list[dict[str, Any]], dict[str, Any]]] = []
+        outbox: list[dict[str, Any]] = []
+        breaker_state = store.portals.breaker(breaker).state
+        wanted = [str(item["id"]) for item in fetched if not item.get("skip")]
+        counts["skipped"] = len(fetched) - len(wanted)
         with store.engine.begin() as conn:
-            for item in sorted(fetched, key=lambda i: str(i["id"])):  # one lock order
-                if item.get("skip"):
-                    counts["skipped"] += 1
-                    continue
-                job, extra = store.jobs.lock_for_step(conn, item["id"], breaker=breaker)
-                breaker_state = extra["breaker_state"]
+            locked = store.jobs.lock_many(conn, wanted)  # one statement, in id order
+            for item in sorted(fetched, key=lambda i: str(i["id"])):
+                job = locked.get(str(item["id"]))
+                if job is None:
+                    continue  # skipped at the fetch
                 if job.state != machine.initial or machine.is_terminal(job.state):
                     counts["skipped"] += 1  # recorded already, or its own workflow has it
                     continue
                 why = item.get("leave") or ("paused" if job.paused else None)
                 if why is None:
                     changes = [*item["changes"], self._success(item["output"])]
-                    result = apply_batch(conn, store, rt.machine_of, job.id, changes, job=job)
-                    if result.get("illegal"):
-                        why = f"illegal transition {result['from']} -> {result['to']}"
-                    else:
+                    events, values, illegal = plan_changes(job, machine, changes)
+                    if illegal is None:
+                        writes.append(
+                            (job, [{k: v for k, v in e.items() if k != "status"} for e in events],
+                             values)
+                        )  # fmt: skip
+                        outbox += outbox_rows(job, events)
                         counts["recorded"] += 1
-                        successes += 1
                         continue
+                    why = f"illegal transition {illegal['from']} -> {illegal['to']}"
                 note = {
                     "to_state": job.state,
                     "actor": "engine",
@@ -405,11 +413,14 @@ class ChunkRunner:
                 )
                 leaving.append(job.id)
                 counts["left"] += 1
-            if successes and breaker_state in (None, "closed"):
-                store.portals.add_outcomes(conn, breaker, [True] * successes)
-        if successes and breaker_state not in (None, "closed"):
-            for _ in range(successes):
-                rt.record_portal_outcome(self.adapter_cls.portal_name(), ok=True)
+            # the recorded items: one UPDATE (executemany) and one INSERT per table
+            store.jobs.write_events_many(conn, writes)
+            store.outbox.add_many(conn, outbox)
+            if writes and breaker_state in (None, "closed"):
+                store.portals.add_outcomes(conn, breaker, [True] * len(writes))
+        if writes and breaker_state not in (None, "closed"):
+            for _ in writes:
+                rt.record_portal_outcome(portal, ok=True)
         if leaving:
             rt.enqueue_many(store.jobs.get_many(leaving))
             log.info("items left their chunk", chunk_id=self.chunk_id, jobs=leaving)
