@@ -183,16 +183,19 @@ def test_batch_acceptance_is_set_based_and_survives_a_stop_before_any_item_start
             seen: dict[int, list[str]] = {}
             enqueued: dict[int, list[str]] = {}
             for count, offset in ((10, 0), (200, 10)):
-                reply, statements = log.during(
-                    lambda c=count, o=offset: api.post("/v1/batch", json=_batch(world, c, o))
-                )
-                assert reply.status_code == 202, reply.text
-                # the 202 comes once the jobs are committed; DBOS is told just after
-                _, dbos_side = system.during(
-                    lambda r=reply: _wait_workflows(
-                        runtime.store, [j["id"] for j in r.json()["jobs"]]
+
+                def post_and_wait(c: int = count, o: int = offset) -> tuple[Any, list[str]]:
+                    reply, statements = log.during(
+                        lambda: api.post("/v1/batch", json=_batch(world, c, o))
                     )
-                )
+                    assert reply.status_code == 202, reply.text
+                    # the 202 comes once the jobs are committed; DBOS is told just after
+                    # (a batch's chunks may be enqueued before this line runs: the DBOS
+                    # side is recorded from the request on)
+                    _wait_workflows(runtime.store, [j["id"] for j in reply.json()["jobs"]])
+                    return reply, statements
+
+                (reply, statements), dbos_side = system.during(post_and_wait)
                 jobs = reply.json()["jobs"]
                 assert len(jobs) == count
                 assert [j["input"]["url"] for j in jobs] == [
