@@ -10,10 +10,14 @@ does (runtime with workers and the scrape fleet, the gateway on uvicorn, the san
 - baseline 2: a bare FastAPI route on the same uvicorn settings parsing the same body into the
   same `BatchRequest` model and answering N ids;
 
-and prints the ratios. `--complete` also waits for every item to end and reports how long.
+and prints the ratios. `--complete` also waits for every item to end and reports how long
+(and pages/s). `--modes chunked,per-job` runs each database twice: as it runs now (a batch
+of the scrape adapter as chunk workflows, issue 14 part 2) and as before (one workflow per
+item: the adapter's `batchable` turned off in that process), with the ratio of the two.
 
     python benchmarks/accept_bench.py [--items 1000] [--backends sqlite,postgres]
-        [--postgres postgresql://postgres@127.0.0.1:5432] [--complete] [--json FILE]
+        [--postgres postgresql://postgres@127.0.0.1:5432] [--complete]
+        [--modes chunked,per-job] [--json FILE]
 """
 
 from __future__ import annotations
@@ -143,9 +147,17 @@ def _bare_route(body: bytes) -> float:
         thread.join(timeout=10)
 
 
-def run_one(backend: str, items: int, database_url: str, complete: bool) -> dict[str, Any]:
+def run_one(
+    backend: str, items: int, database_url: str, complete: bool, mode: str = "chunked"
+) -> dict[str, Any]:
     from dbos import DBOS
     from pydantic import SecretStr
+
+    from portwright.adapters.scrape import ScrapeAdapter
+    from portwright.orchestrator._chunks import CHUNK_NOTE
+
+    if mode == "per-job":  # the path before chunks: a workflow per item
+        ScrapeAdapter.batchable = False
 
     from portwright.cli._stack import start_stack
     from portwright.gateway.auth import issue_key
@@ -171,7 +183,7 @@ def run_one(backend: str, items: int, database_url: str, complete: bool) -> dict
         rate_limit_write="10000000/minute",
         api_key_cache_s=5.0,
     )
-    result: dict[str, Any] = {"backend": backend, "items": items}
+    result: dict[str, Any] = {"backend": backend, "items": items, "mode": mode}
     world = SandboxWorld(specs, seed=14).__enter__()  # the process exits when measured
     stack = start_stack(settings, world=world)
     key = issue_key(stack.runtime.store, tenant="bench", plan="enterprise").key
@@ -200,7 +212,10 @@ def run_one(backend: str, items: int, database_url: str, complete: bool) -> dict
         jobs = reply.json()["jobs"]
         assert len(jobs) == items
         result["accept_s"] = accepted
-        ids = [j["id"] for j in jobs]
+        # the workflows that run the items: their chunks' (see `_chunks`) or their own
+        records = stack.runtime.store.jobs.get_many([j["id"] for j in jobs])
+        ids = sorted({(r.notes or {}).get(CHUNK_NOTE) or r.id for r in records})
+        result["workflows"] = len(ids)
         while time.perf_counter() - start < 3600:  # DBOS has every item's workflow
             found = DBOS.list_workflows(workflow_ids=ids, load_input=False, load_output=False)
             if len(found) == len(ids):
@@ -216,6 +231,7 @@ def run_one(backend: str, items: int, database_url: str, complete: bool) -> dict
                     break
                 time.sleep(0.5)
             result["complete_s"] = time.perf_counter() - start
+            result["pages_per_s"] = items / result["complete_s"]
             result["statuses"] = counts
     result["ratio_insert"] = result["accept_s"] / result["bare_insert_s"]
     result["ratio_route"] = result["accept_s"] / result["bare_route_s"]
@@ -228,22 +244,25 @@ def main() -> int:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--complete", action="store_true", help="also wait for every item")
+    parser.add_argument("--modes", default="chunked", help="chunked and/or per-job")
     parser.add_argument("--json", dest="json_out", default=None)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        measured = run_one(args.one, args.items, args.database_url, args.complete)
+        measured = run_one(args.one, args.items, args.database_url, args.complete, args.modes)
         print("RESULT " + json.dumps(measured), flush=True)
         os._exit(0)  # no orderly shutdown of the stack: its measurement is done
     results = []
-    for backend in args.backends.split(","):
+    runs = [(b, m) for b in args.backends.split(",") for m in args.modes.split(",")]
+    for backend, mode in runs:
         drop = None
         database_url = ""
         if backend == "postgres":
             database_url, drop = _pg_database(args.postgres)
         cmd = [sys.executable, __file__, "--one", backend, "--items", str(args.items)]
         cmd += ["--database-url", database_url] + (["--complete"] if args.complete else [])
+        cmd += ["--modes", mode]
         try:
             done = subprocess.run(cmd, check=False, capture_output=True, text=True)
         finally:
@@ -262,8 +281,15 @@ def main() -> int:
         )
         line += f" | every workflow enqueued {r['enqueued_s'] * 1000:.0f} ms"
         if "complete_s" in r:
-            line += f" | all ended {r['complete_s']:.1f} s {r['statuses']}"
-        print(f"POST /v1/batch of {args.items} static URLs (engine http): {line.strip()}")
+            line += f" | all ended {r['complete_s']:.1f} s ({r['pages_per_s']:.1f} pages/s)"
+            line += f" {r['statuses']}"
+            before = [o for o in results if o["backend"] == backend and o["mode"] == "per-job"]
+            if mode == "chunked" and before and "complete_s" in before[-1]:
+                line += f" | x{before[-1]['complete_s'] / r['complete_s']:.1f} per-job"
+        print(
+            f"POST /v1/batch of {args.items} static URLs (engine http), {mode}, "
+            f"{r['workflows']} workflows: {line.strip()}"
+        )
         sys.stdout.flush()
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))

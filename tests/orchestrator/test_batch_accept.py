@@ -26,10 +26,11 @@ from portwright.adapters import AdapterRegistry
 from portwright.adapters.scrape import ScrapeAdapter
 from portwright.gateway import UrlGuard, create_app, issue_key
 from portwright.orchestrator import JobService, Runtime
+from portwright.orchestrator._chunks import CHUNK_NOTE
 from portwright.sandbox import SandboxWorld
 from portwright.sandbox.scrape import specs as scrape_specs
 from portwright.settings import Settings
-from portwright.store import NewJob
+from portwright.store import NewJob, Store
 from portwright.testing import EchoAdapter, echo_service, wait_until_sync
 from tests.conftest import RuntimeFactory
 from tests.gateway._support import ServerThread
@@ -126,9 +127,12 @@ def _batch(world: SandboxWorld, count: int, offset: int = 0) -> dict[str, Any]:
     return {"items": [{"url": f"{site}/product/{offset + i + 1}"} for i in range(count)]}
 
 
-def _wait_workflows(ids: list[str], timeout_s: float = 60.0) -> None:
-    """Until DBOS has a workflow for every id."""
+def _wait_workflows(store: Store, job_ids: list[str], timeout_s: float = 60.0) -> None:
+    """Until DBOS has the workflow that runs each job: its chunk's (a batchable adapter's
+    batch item, see `portwright.orchestrator._chunks`) or its own."""
     from dbos import DBOS
+
+    ids = sorted({(j.notes or {}).get(CHUNK_NOTE) or j.id for j in store.jobs.get_many(job_ids)})
 
     def all_there() -> bool:
         found = DBOS.list_workflows(workflow_ids=ids, load_input=False, load_output=False)
@@ -175,18 +179,23 @@ def test_batch_acceptance_is_set_based_and_survives_a_stop_before_any_item_start
             warm = api.post("/v1/batch", json=_batch(world, 2, offset=900))  # caches warmed
             assert warm.status_code == 202, warm.text
             accepted += [j["id"] for j in warm.json()["jobs"]]
-            _wait_workflows(accepted)
+            _wait_workflows(runtime.store, accepted)
             seen: dict[int, list[str]] = {}
             enqueued: dict[int, list[str]] = {}
             for count, offset in ((10, 0), (200, 10)):
-                reply, statements = log.during(
-                    lambda c=count, o=offset: api.post("/v1/batch", json=_batch(world, c, o))
-                )
-                assert reply.status_code == 202, reply.text
-                # the 202 comes once the jobs are committed; DBOS is told just after
-                _, dbos_side = system.during(
-                    lambda r=reply: _wait_workflows([j["id"] for j in r.json()["jobs"]])
-                )
+
+                def post_and_wait(c: int = count, o: int = offset) -> tuple[Any, list[str]]:
+                    reply, statements = log.during(
+                        lambda: api.post("/v1/batch", json=_batch(world, c, o))
+                    )
+                    assert reply.status_code == 202, reply.text
+                    # the 202 comes once the jobs are committed; DBOS is told just after
+                    # (a batch's chunks may be enqueued before this line runs: the DBOS
+                    # side is recorded from the request on)
+                    _wait_workflows(runtime.store, [j["id"] for j in reply.json()["jobs"]])
+                    return reply, statements
+
+                (reply, statements), dbos_side = system.during(post_and_wait)
                 jobs = reply.json()["jobs"]
                 assert len(jobs) == count
                 assert [j["input"]["url"] for j in jobs] == [
@@ -252,7 +261,7 @@ def test_a_replayed_batch_returns_the_same_answer_and_creates_nothing(
         server.stop()
     assert runtime.store.jobs.counts_by_status() == {"queued": 25}
     ids = {j["id"] for j in first.json()["jobs"]}
-    _wait_workflows(sorted(ids))
+    _wait_workflows(runtime.store, sorted(ids))
     with runtime.store.engine.connect() as conn:
         recorded = conn.execute(sa.text("SELECT job_id FROM usage_records")).scalars().all()
     assert sorted(recorded) == sorted(ids)

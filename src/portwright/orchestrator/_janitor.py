@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import structlog
 from dbos import DBOS
 
+from portwright.orchestrator._chunks import CHUNK_NOTE
 from portwright.store import OutageBackoff
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ log = structlog.get_logger("portwright.janitor")
 ORPHAN_AGE_S = 5.0
 ORPHAN_EVERY_S = 5.0
 ORPHAN_PAGE = 500
+LIVE = frozenset({"PENDING", "ENQUEUED"})  # a chunk workflow in these still has its items
 
 
 class Janitor:
@@ -117,13 +119,21 @@ class Janitor:
         self._orphan_cursor = page[-1].id if len(page) == ORPHAN_PAGE else None
         if not page:
             return 0
+        # a batch item runs in its chunk's workflow while that one is live
+        chunk_of = {job.id: str((job.notes or {}).get(CHUNK_NOTE, "")) for job in page}
+        wanted = [job.id for job in page] + sorted({c for c in chunk_of.values() if c})
         known = {
             status.workflow_id
             for status in DBOS.list_workflows(
-                workflow_ids=[job.id for job in page], load_input=False, load_output=False
+                workflow_ids=wanted, load_input=False, load_output=False
             )
+            if status.workflow_id in chunk_of or status.status in LIVE
         }
-        orphans = [job for job in page if job.id not in known and rt.has_queue(job.portal)]
+        orphans = [
+            job
+            for job in page
+            if job.id not in known and chunk_of[job.id] not in known and rt.has_queue(job.portal)
+        ]
         count = rt.enqueue_many(orphans)
         if count:
             log.warning("enqueued orphaned jobs", count=count)

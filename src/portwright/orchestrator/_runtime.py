@@ -20,6 +20,7 @@ from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID, SQLA
 from portwright import __version__
 from portwright.adapters import AdapterRegistry
 from portwright.observability import current_traceparent
+from portwright.orchestrator._chunks import chunk_queue_name
 from portwright.orchestrator._janitor import Janitor
 from portwright.orchestrator._sealed_input import InputSealer
 from portwright.orchestrator._workflow import job_workflow, set_runtime
@@ -191,6 +192,15 @@ class Runtime:
             polling_interval_sec=self.settings.queue_polling_interval_s,
             on_conflict="always_update",
         )
+        if adapter.batchable:  # its batches' chunks: each fetches batch_concurrency at once
+            chunks = max(1, record.max_concurrency // max(1, adapter.batch_concurrency))
+            self._queues[chunk_queue_name(portal)] = DBOS.register_queue(
+                chunk_queue_name(portal),
+                global_concurrency=chunks,
+                worker_concurrency=min(self.settings.worker_concurrency, chunks),
+                polling_interval_sec=self.settings.queue_polling_interval_s,
+                on_conflict="always_update",
+            )
 
     # -- accessors -----------------------------------------------------------------------
 

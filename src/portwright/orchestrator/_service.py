@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -11,9 +12,11 @@ from typing import Any, Literal
 import sqlalchemy as sa
 import structlog
 from dbos import DBOS
+from dbos._error import DBOSNonExistentWorkflowError
 
 from portwright._ids import new_id, new_ids
 from portwright.observability import current_traceparent
+from portwright.orchestrator._chunks import CHUNK_NOTE, enqueue_chunks, group_chunks, plan_chunks
 from portwright.orchestrator._runtime import Runtime
 from portwright.orchestrator._sealed_input import public_input
 from portwright.orchestrator._tx import apply_transition
@@ -153,7 +156,9 @@ class JobService:
         transaction (e.g. their usage records). Once that commits the jobs are accepted and
         returned; one DBOS transaction then enqueues them all, in the background (DBOS
         builds its multi-row INSERT for ~1 s per 1,000 workflows, which the caller does not
-        wait for). A crash before that commits leaves queued jobs without
+        wait for). A batchable adapter's items are enqueued as chunk workflows, one per
+        `batch_size` items (`portwright.orchestrator._chunks`), each row noting its chunk;
+        the rest as one workflow per job. A crash before that commits leaves queued jobs without
         a workflow, which the janitor enqueues (`Janitor.enqueue_orphans`), so an accepted
         job is never lost. Ids sort in the order given."""
         adapter_cls = self.rt.registry.get(adapter)
@@ -166,6 +171,9 @@ class JobService:
             # secret input fields sealed (reads the tenant's key, so here off the loop)
             stored = [self.rt.inputs.seal(tenant_id, model) for model in models]
             for _attempt in range(3):
+                ids = new_ids("job", len(models))
+                # a batchable adapter's items run in chunks: each row names its chunk
+                chunk_of = plan_chunks(adapter_cls, models, ids)
                 new = [
                     NewJob(
                         job_id=job_id,
@@ -180,10 +188,9 @@ class JobService:
                         priority=priority,
                         actor=actor,
                         trace_parent=trace_parent,
+                        notes={CHUNK_NOTE: chunk_of[job_id]} if job_id in chunk_of else None,
                     )
-                    for job_id, model, data in zip(
-                        new_ids("job", len(models)), models, stored, strict=True
-                    )
+                    for job_id, model, data in zip(ids, models, stored, strict=True)
                 ]
                 try:
                     with self.store.engine.begin() as conn:
@@ -202,8 +209,10 @@ class JobService:
         return records
 
     async def _enqueue_accepted(self, records: list[JobRecord]) -> None:
+        chunks, alone = group_chunks(records)
         try:
-            await asyncio.to_thread(self.rt.enqueue_many, records)
+            await asyncio.to_thread(enqueue_chunks, self.rt, chunks)
+            await asyncio.to_thread(self.rt.enqueue_many, alone)
         except Exception:  # accepted durably already: the janitor enqueues them
             log.exception("enqueueing accepted jobs failed", jobs=len(records))
 
@@ -321,7 +330,7 @@ class JobService:
         )
         if "finished" in result:
             raise ConflictError(f"job {job_id} already ended in {result['finished']}")
-        await DBOS.send_async(job_id, {"action": "resume"}, topic="control")
+        await _wake(job_id)
         return await self.get(job_id)
 
     async def provide_input(
@@ -508,5 +517,12 @@ class JobService:
             self.store.jobs.ids_where, portal=portal, statuses=("queued", "running", "waiting")
         )
         for job_id in ids:
-            await DBOS.send_async(job_id, {"action": "resume"}, topic="control")
+            await _wake(job_id)
         return after
+
+
+async def _wake(job_id: str) -> None:
+    """Tell a waiting job it may go on. A batch item still in its chunk has no workflow of
+    its own yet: its chunk reads the job's flags when it reaches it, so nothing is lost."""
+    with contextlib.suppress(DBOSNonExistentWorkflowError):
+        await DBOS.send_async(job_id, {"action": "resume"}, topic="control")

@@ -16,6 +16,8 @@ __all__ = [
     "apply_batch",
     "apply_transition",
     "open_escalation",
+    "outbox_rows",
+    "plan_changes",
     "resolve_escalation",
     "run_batch",
 ]
@@ -96,42 +98,10 @@ def _apply(
             and _applied(conn, store, job, changes, base_seq)
         ):
             return _result(job, job.state, replayed=True), job
-        state, status, waiting = job.state, job.status, job.waiting_for
-        values: dict[str, Any] = {}
-        events: list[dict[str, Any]] = []
-        illegal: TransitionResult | None = None
-        for change in changes:
-            kind = change.get("kind", "transition")
-            if machine.is_terminal(state):
-                break  # a terminal change ends the batch; the job is finished
-            target = state if kind == "control" else change["to_state"]
-            if kind == "transition" and not machine.allows(state, target):
-                illegal = {"illegal": True, "from": state, "to": target}
-                break
-            updates = dict(change.get("updates") or {})
-            if kind == "transition":
-                updates = {"waiting_for": None, **updates}
-            waiting = updates.get("waiting_for", waiting if kind == "control" else None)
-            values.update(updates)
-            status = "waiting" if waiting else machine.status_of(target)
-            events.append(
-                {
-                    "kind": kind,
-                    "actor": change["actor"],
-                    "from_state": state,
-                    "to_state": target,
-                    "reason": change["reason"],
-                    "meta": change.get("meta") or {},
-                    "status": status,
-                }
-            )
-            state = target
+        events, values, illegal = plan_changes(job, machine, changes)
         if not events:
             return (illegal or _result(job, job.state)), job
-        values.update(state=state, status=status)
-        if machine.is_terminal(state):
-            values["finished_at"] = time.time()
-        outbox_rows = [_outbox_row(job, job.seq + i, event) for i, event in enumerate(events, 1)]
+        rows_out = outbox_rows(job, events)
         try:
             new = store.jobs.write_events(
                 conn,
@@ -142,11 +112,59 @@ def _apply(
         except StaleStateError:
             job = None  # someone else moved the job between our read and write: re-read
             continue
-        store.outbox.add_many(conn, outbox_rows)
+        store.outbox.add_many(conn, rows_out)
         if illegal is not None:
             return {**illegal, "state": new.state, "seq": new.seq}, new
         return _result(new, job.state), new
     raise StaleStateError(f"job {job_id} kept changing under us")
+
+
+def plan_changes(
+    job: JobRecord, machine: StateMachine, changes: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, Any], TransitionResult | None]:
+    """What `changes` add up to from the job as it is, without writing: (its events, each
+    with the job's status after it; the job row's final columns; the first illegal change
+    or None). Stops at a terminal change or an illegal one."""
+    state, status, waiting = job.state, job.status, job.waiting_for
+    values: dict[str, Any] = {}
+    events: list[dict[str, Any]] = []
+    illegal: TransitionResult | None = None
+    for change in changes:
+        kind = change.get("kind", "transition")
+        if machine.is_terminal(state):
+            break  # a terminal change ends the batch; the job is finished
+        target = state if kind == "control" else change["to_state"]
+        if kind == "transition" and not machine.allows(state, target):
+            illegal = {"illegal": True, "from": state, "to": target}
+            break
+        updates = dict(change.get("updates") or {})
+        if kind == "transition":
+            updates = {"waiting_for": None, **updates}
+        waiting = updates.get("waiting_for", waiting if kind == "control" else None)
+        values.update(updates)
+        status = "waiting" if waiting else machine.status_of(target)
+        events.append(
+            {
+                "kind": kind,
+                "actor": change["actor"],
+                "from_state": state,
+                "to_state": target,
+                "reason": change["reason"],
+                "meta": change.get("meta") or {},
+                "status": status,
+            }
+        )
+        state = target
+    if events:
+        values.update(state=state, status=status)
+        if machine.is_terminal(state):
+            values["finished_at"] = time.time()
+    return events, values, illegal
+
+
+def outbox_rows(before: JobRecord, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outbox rows of events planned by `plan_changes` for the job as it was."""
+    return [_outbox_row(before, before.seq + i, event) for i, event in enumerate(events, 1)]
 
 
 def _result(job: JobRecord, before: str, *, replayed: bool = False) -> TransitionResult:

@@ -185,6 +185,14 @@ class Adapter(Generic[InputT]):
     inputs: ClassVar[frozenset[str]] = frozenset()
     max_concurrency: ClassVar[int] = 4
     retry: ClassVar[RetryPolicy] = RetryPolicy()
+    # Batchable: `run` is short work that is safe to repeat (e.g. an idempotent GET) and
+    # needs no wait of its own. A batch of such jobs then runs as chunk workflows of
+    # `batch_size` items, `batch_concurrency` of them fetched at once, their results
+    # recorded together; an item that needs a retry, a person or a wait leaves its chunk
+    # and goes on as its own job.
+    batchable: ClassVar[bool] = False
+    batch_size: ClassVar[int] = 100
+    batch_concurrency: ClassVar[int] = 8
 
     @classmethod
     def portal_name(cls) -> str:
@@ -193,6 +201,11 @@ class Adapter(Generic[InputT]):
     def lock_key(self, data: InputT) -> str | None:
         """Jobs with the same lock key never run at the same time (e.g. one per account)."""
         return None
+
+    def batch_item(self, data: InputT) -> bool:
+        """Whether this job may run inside a chunk (only asked when `batchable`): an
+        adapter can keep some inputs out, e.g. ones that need a browser."""
+        return True
 
     async def run(self, job: Job[InputT]) -> Mapping[str, Any] | None:
         raise NotImplementedError

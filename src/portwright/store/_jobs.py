@@ -51,6 +51,7 @@ class NewJob:
     parent_id: str | None = None
     item_key: str | None = None
     trace_parent: str | None = None
+    notes: dict[str, Any] | None = None
 
 
 class JobRepository:
@@ -172,6 +173,7 @@ class JobRepository:
                 "parent_id": new.parent_id,
                 "item_key": new.item_key,
                 "trace_parent": new.trace_parent,
+                "notes": new.notes,
                 "seq": 1,
                 "created_at": now,
                 "updated_at": now,
@@ -209,6 +211,15 @@ class JobRepository:
         if row is None:
             raise JobNotFoundError(job_id)
         return to_record(JobRecord, row)
+
+    def get_many(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """The jobs with these ids (one query), in the order given; missing ones left out."""
+        if not job_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
+        found = {row.id: to_record(JobRecord, row) for row in rows}
+        return [found[job_id] for job_id in job_ids if job_id in found]
 
     def lock(self, conn: sa.Connection, job_id: str) -> JobRecord:
         """Read a job inside the caller's transaction, locking its row (FOR UPDATE on Postgres)."""
@@ -343,6 +354,66 @@ class JobRepository:
             ],
         )
         return dataclasses.replace(job, **final)
+
+    def lock_many(self, conn: sa.Connection, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        """The jobs with these ids, locked FOR UPDATE on Postgres (in id order, so two
+        callers cannot deadlock), in the caller's transaction: {id: job}."""
+        if not job_ids:
+            return {}
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.id.in_(sorted(job_ids)))
+            .order_by(jobs.c.id)
+            .with_for_update(of=jobs)
+        )
+        return {row.id: to_record(JobRecord, row) for row in conn.execute(query)}
+
+    def write_events_many(
+        self,
+        conn: sa.Connection,
+        writes: Sequence[tuple[JobRecord, list[dict[str, Any]], dict[str, Any]]],
+    ) -> None:
+        """`write_events` for many jobs at once, in the caller's transaction: one UPDATE
+        statement per set of columns written (executemany, each guarded by the job's seq)
+        and one multi-row INSERT of every event. Each write is (the job as locked, its
+        events, its row's final columns), as `write_events` takes them."""
+        if not writes:
+            return
+        now = time.time()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        event_rows: list[dict[str, Any]] = []
+        for job, events, values in writes:
+            final = dict(values)
+            groups.setdefault(tuple(sorted(final)), []).append(
+                {
+                    **{f"v_{k}": v for k, v in final.items()},
+                    "b_id": job.id,
+                    "b_seq": job.seq,
+                    "v_seq": job.seq + len(events),
+                    "v_updated_at": now,
+                }
+            )
+            event_rows += [
+                {
+                    "job_id": job.id,
+                    "tenant_id": job.tenant_id,
+                    "seq": job.seq + index,
+                    "created_at": now,
+                    **event,
+                }
+                for index, event in enumerate(events, start=1)
+            ]
+        for keys, params in groups.items():
+            columns = [*keys, "seq", "updated_at"]
+            statement = (
+                jobs.update()
+                .where(jobs.c.id == sa.bindparam("b_id"), jobs.c.seq == sa.bindparam("b_seq"))
+                .values({k: sa.bindparam(f"v_{k}", type_=jobs.c[k].type) for k in columns})
+            )
+            result = conn.execute(statement, params)
+            if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(params):
+                raise StaleStateError("a job changed concurrently while its events were written")
+        insert_rows(conn, job_events, event_rows, returning=[job_events.c.id])
 
     def events_after(self, conn: sa.Connection, job_id: str, seq: int) -> list[EventRecord]:
         """The job's events after `seq`, in the caller's transaction (oldest first)."""

@@ -62,6 +62,10 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
     machine = linear_machine("scrape", ["FETCHING"])
     retry = RetryPolicy(max_attempts=3, base_delay_s=0.2, max_delay_s=2.0, degraded_after=3)
     max_concurrency = 16
+    # A plain fetch is short and idempotent: batches of it run as chunks (see the SDK).
+    batchable = True
+    batch_size = 100
+    batch_concurrency = 8
     engines: ClassVar[tuple[str, ...]] = ("auto", "http")
     guard: ClassVar[UrlGuard] = UrlGuard()
     uses_fleet: ClassVar[bool] = False
@@ -84,6 +88,10 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
             raise ValueError(f"engines: unknown {', '.join(unknown)}; use {', '.join(ENGINES)}")
         attrs = {"guard": guard, "uses_fleet": True, "engines": tuple(engines)}
         return type("ScrapeAdapter", (cls,), {**attrs, "__doc__": cls.__doc__})
+
+    def batch_item(self, data: ScrapeInput) -> bool:
+        """Plain fetches only: a browser, a screenshot or a trace runs as its own job."""
+        return data.engine in ("auto", "http") and not data.screenshot and not data.trace
 
     async def run(self, job: Job[ScrapeInput]) -> Mapping[str, Any]:
         await job.transition("QUEUED")

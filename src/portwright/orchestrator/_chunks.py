@@ -1,0 +1,438 @@
+"""Chunk workflows: a batch of a batchable adapter's jobs, run many items per workflow.
+
+A batch accepted by `JobService.submit_many` splits its batchable items into chunks of
+`Adapter.batch_size` and enqueues one DBOS workflow per chunk (`chunk_workflow`) instead of
+one per job; each item's row carries its chunk's id in its notes. A chunk walks its items
+in sub-chunks of `SUB_CHUNK`, each in two checkpointed steps:
+
+1. `fetch:N` runs each item's adapter (`Adapter.run`) against an in-memory `Job`
+   (`ItemJob`), `batch_concurrency` items at a time, through the same step context (and so
+   the same engine ladder, SSRF guard, politeness and proxies) a job's step gets. It writes
+   nothing. Its checkpoint holds what each item came to: its transitions and output, or why
+   it must leave the chunk.
+2. `record:N` writes them in ONE transaction, set-based: every item's row locked in one
+   statement, their transitions and audit events (the same changes a job workflow
+   writes, planned by `plan_changes`, so the job's row, events, outbox rows and hence
+   webhooks and usage read the same) in one UPDATE (executemany) and one INSERT per
+   table, the portal breaker's successes; then enqueues the job workflow of each item
+   that leaves.
+
+Exactly once: an item is recorded only while it is still in its adapter's initial state
+(a recorded item is terminal, an item that left belongs to its own workflow), under the
+job row's lock, so a re-run of `record:N` (a retried step, a crash between its commit and
+its checkpoint) writes nothing twice; a crash before `record:N` commits re-runs at most
+`fetch:N` (an idempotent GET, fetched again). A recovered chunk resumes after its last
+checkpointed sub-chunk.
+
+An item leaves its chunk, and continues as its own durable job (`job_workflow`, from the
+state it is in, its history intact plus one control event saying why it left), when its
+run needs anything a chunk does not do: a step that failed (the job's own retry policy,
+backoff, escalation to a person or a captcha operator take over), a wait (`sleep`,
+`wait_for_input`), children, an alert; or when the job or its portal is paused, cooling
+down or behind an open breaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
+from dbos import DBOS, StepOptions
+from pydantic import BaseModel
+
+from portwright.engines.http import CookieRow, translate_exception
+from portwright.orchestrator._step_context import StepContextImpl
+from portwright.orchestrator._tx import apply_batch, outbox_rows, plan_changes
+from portwright.orchestrator._workflow import current_runtime
+from portwright.sdk import Adapter, JobError, Logger
+
+if TYPE_CHECKING:
+    from portwright.orchestrator._runtime import Runtime
+    from portwright.store import JobRecord
+
+__all__ = [
+    "CHUNK_NOTE",
+    "CHUNK_WORKFLOW",
+    "SUB_CHUNK",
+    "ChunkRunner",
+    "Leave",
+    "chunk_queue_name",
+    "chunk_workflow",
+    "enqueue_chunks",
+    "plan_chunks",
+]
+
+CHUNK_WORKFLOW = "portwright.chunk"
+CHUNK_NOTE = "chunk"  # the job row's note naming its chunk workflow
+SUB_CHUNK = 25  # items fetched, then recorded in one transaction, per checkpoint pair
+
+T = TypeVar("T")
+log = structlog.get_logger("portwright.chunk")
+
+
+def chunk_queue_name(portal: str) -> str:
+    return f"chunks-{portal}"
+
+
+def _infra(name: str) -> StepOptions:
+    return {
+        "name": name,
+        "retries_allowed": True,
+        "max_attempts": 6,
+        "interval_seconds": 0.5,
+        "backoff_rate": 2.0,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedChunk:
+    chunk_id: str
+    adapter: str
+    portal: str
+    job_ids: list[str]
+
+
+def plan_chunks(
+    adapter_cls: type[Adapter],  # type: ignore[type-arg]
+    models: Sequence[BaseModel],
+    job_ids: Sequence[str],
+) -> dict[str, str]:
+    """Which chunk each batchable item joins ({job id: chunk id}; items absent run as
+    their own jobs). Chunks take `batch_size` items in the order given; a chunk's id
+    derives from its first item's."""
+    if not adapter_cls.batchable:
+        return {}
+    instance = adapter_cls()
+    chosen = [
+        job_id for job_id, model in zip(job_ids, models, strict=True) if instance.batch_item(model)
+    ]
+    size = max(1, adapter_cls.batch_size)
+    plan: dict[str, str] = {}
+    for start in range(0, len(chosen), size):
+        group = chosen[start : start + size]
+        for job_id in group:
+            plan[job_id] = f"chunk_{group[0]}"
+    return plan
+
+
+def group_chunks(records: Sequence[JobRecord]) -> tuple[list[PlannedChunk], list[JobRecord]]:
+    """Accepted jobs split into their chunks (by their note) and the ones that run alone."""
+    chunks: dict[str, PlannedChunk] = {}
+    alone: list[JobRecord] = []
+    for job in records:
+        chunk_id = (job.notes or {}).get(CHUNK_NOTE)
+        if not isinstance(chunk_id, str):
+            alone.append(job)
+            continue
+        chunk = chunks.setdefault(chunk_id, PlannedChunk(chunk_id, job.adapter, job.portal, []))
+        chunk.job_ids.append(job.id)
+    return list(chunks.values()), alone
+
+
+def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
+    """Enqueue the chunk workflows in one DBOS transaction (as `Runtime.enqueue_many` does
+    for jobs; existing ones are skipped); how many were new."""
+    from dbos._core import prepare_enqueued_workflow
+    from dbos._dbos import _get_dbos_instance
+
+    if not chunks:
+        return 0
+    dbos = _get_dbos_instance()
+    statuses = [
+        prepare_enqueued_workflow(
+            dbos,
+            chunk_workflow,
+            (chunk.chunk_id, chunk.adapter, list(chunk.job_ids)),
+            {},
+            queue_name=chunk_queue_name(chunk.portal),
+            workflow_id=chunk.chunk_id,
+        )
+        for chunk in chunks
+    ]
+    return len(dbos._sys_db.init_workflows(statuses))
+
+
+@DBOS.workflow(name=CHUNK_WORKFLOW)
+async def chunk_workflow(chunk_id: str, adapter: str, job_ids: list[str]) -> dict[str, int]:
+    """Run a chunk's items, sub-chunk by sub-chunk: a fetch step, then a record step."""
+    runtime = current_runtime()
+    if adapter not in runtime.registry:  # each item's own workflow fails it visibly
+        await DBOS.run_step_async(_infra("release"), _release_all, job_ids)
+        return {"recorded": 0, "left": len(job_ids), "skipped": 0}
+    runner = ChunkRunner(runtime, runtime.registry.get(adapter), chunk_id)
+    totals = {"recorded": 0, "left": 0, "skipped": 0}
+    for index, start in enumerate(range(0, len(job_ids), SUB_CHUNK)):
+        part = job_ids[start : start + SUB_CHUNK]
+        fetched: list[dict[str, Any]] = await DBOS.run_step_async(
+            _infra(f"fetch:{index}"), runner.fetch, part
+        )
+        counts: dict[str, int] = await DBOS.run_step_async(
+            _infra(f"record:{index}"), runner.record, fetched
+        )
+        for key in totals:
+            totals[key] += counts.get(key, 0)
+    return totals
+
+
+async def _release_all(job_ids: list[str]) -> int:
+    runtime = current_runtime()
+    jobs = await asyncio.to_thread(runtime.store.jobs.get_many, job_ids)
+    return await asyncio.to_thread(runtime.enqueue_many, jobs)
+
+
+class Leave(Exception):  # noqa: N818 - a signal, not an error: the item leaves its chunk
+    """The item's run needs something a chunk does not do: it continues as its own job."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ItemJob:
+    """`Job` for one item inside a chunk: transitions are collected (the record step writes
+    them), a step runs once; anything durable (a failure to retry, a wait, children, an
+    alert) raises `Leave`."""
+
+    def __init__(self, runner: ChunkRunner, job: JobRecord) -> None:
+        self._runner = runner
+        self._job = job
+        cls = runner.adapter_cls
+        self._machine = cls.machine
+        rt = runner.runtime
+        opened = rt.inputs.open(job.tenant_id, cls.input_model, job.input)
+        self._input = cls.input_model.model_validate(opened)
+        self._state = job.state
+        self._cookies: list[CookieRow] = []
+        self.changes: list[dict[str, Any]] = []
+        self._log: Logger = structlog.get_logger("portwright.job").bind(
+            job_id=job.id, chunk_id=runner.chunk_id, tenant_id=job.tenant_id, adapter=cls.name
+        )
+
+    @property
+    def id(self) -> str:
+        return self._job.id
+
+    @property
+    def tenant_id(self) -> str:
+        return self._job.tenant_id
+
+    @property
+    def input(self) -> Any:
+        return self._input
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def log(self) -> Logger:
+        return self._log
+
+    async def transition(self, to_state: str, reason: str = "", **meta: Any) -> None:
+        if self._machine.is_terminal(self._state) or not self._machine.allows(
+            self._state, to_state
+        ):
+            raise Leave(f"transition {self._state} -> {to_state} is for its own workflow")
+        self.changes.append(
+            {
+                "to_state": to_state,
+                "actor": f"adapter:{self._runner.adapter_cls.name}",
+                "reason": reason,
+                "meta": meta,
+                "updates": None,
+                "kind": "transition",
+            }
+        )
+        self._state = to_state
+
+    async def step(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        rt = self._runner.runtime
+        selectors = await asyncio.to_thread(rt.selectors_for, self._runner.adapter_cls)
+        sc = StepContextImpl(
+            rt, self._job, step=name, attempt=1, cookies=self._cookies, selectors=selectors
+        )
+        try:
+            value = await fn(sc, *args, **kw)
+        except Exception as exc:  # noqa: BLE001 - classified; the job's own workflow retries
+            error = exc if isinstance(exc, JobError) else translate_exception(exc)
+            error = sc.refused or error
+            kind = error.error_class if error is not None else "unexpected"
+            message = error.message if error is not None else repr(exc)
+            raise Leave(sc.mask(f"{name} failed ({kind}): {message}")) from None
+        finally:
+            try:
+                await sc.aclose()
+            except Exception:  # noqa: BLE001 - logged; the step's result is what counts
+                self._log.exception("could not close the step's context", step=name)
+        self._cookies = sc.cookies()
+        return value
+
+    async def wait_for_input(
+        self, name: str, timeout_s: float, *, state: str | None = None, reason: str = ""
+    ) -> Any:
+        raise Leave(f"waits for input {name}")
+
+    async def sleep(self, seconds: float) -> None:
+        raise Leave(f"sleeps {seconds:g}s")
+
+    async def spawn(
+        self, adapter: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[str]:
+        raise Leave("spawns children")
+
+    async def progress(self) -> Mapping[str, int]:
+        raise Leave("follows children")
+
+    async def alert(self, kind: str, reason: str, **details: Any) -> None:
+        raise Leave(f"raises an alert ({kind})")
+
+    async def now(self) -> float:
+        return time.time()
+
+
+class ChunkRunner:
+    """The two steps of a sub-chunk, for one chunk workflow."""
+
+    def __init__(self, runtime: Runtime, adapter_cls: type[Adapter], chunk_id: str) -> None:  # type: ignore[type-arg]
+        self.runtime = runtime
+        self.adapter_cls = adapter_cls
+        self.chunk_id = chunk_id
+
+    # -- fetch: no writes ----------------------------------------------------------------
+
+    async def fetch(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        """Run each item that is still the chunk's (in its initial state, not finished) and
+        say what became of it: {id, ok, changes, output} or {id, leave: why}."""
+        rt = self.runtime
+        portal = self.adapter_cls.portal_name()
+        jobs, gate = await asyncio.to_thread(self._read, job_ids, portal)
+        initial = self.adapter_cls.machine.initial
+        limit = asyncio.Semaphore(max(1, self.adapter_cls.batch_concurrency))
+
+        async def one(job: JobRecord) -> dict[str, Any]:
+            if job.state != initial or rt.machine_of(job.adapter).is_terminal(job.state):
+                return {"id": job.id, "skip": True}  # finished, or its own workflow has it
+            if gate is not None:
+                return {"id": job.id, "seq": job.seq, "leave": gate}
+            if job.paused or job.cancel_requested:
+                return {"id": job.id, "seq": job.seq, "leave": "paused"}
+            async with limit:
+                return await self._run_item(job)
+
+        return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+    def _read(self, job_ids: list[str], portal: str) -> tuple[list[JobRecord], str | None]:
+        """The items, and why none may run now (the portal paused, cooling down or its
+        breaker not closed: each item's own workflow waits that out), or None."""
+        store = self.runtime.store
+        jobs = store.jobs.get_many(job_ids)
+        record = store.portals.get(portal)
+        breaker = store.portals.breaker(f"portal:{portal}").state
+        now = time.time()
+        if record.paused:
+            return jobs, "portal paused"
+        if record.cooldown_until is not None and record.cooldown_until > now:
+            return jobs, f"portal cooling down: {record.cooldown_reason}"
+        if breaker not in (None, "closed"):
+            return jobs, f"portal circuit {breaker}"
+        return jobs, None
+
+    async def _run_item(self, job: JobRecord) -> dict[str, Any]:
+        try:
+            item = ItemJob(self, job)
+            output = await self.adapter_cls().run(item)
+        except Leave as exc:
+            return {"id": job.id, "seq": job.seq, "leave": exc.reason}
+        except Exception as exc:  # noqa: BLE001 - its own workflow fails it with the reason
+            return {"id": job.id, "seq": job.seq, "leave": f"run failed: {type(exc).__name__}"}
+        return {
+            "id": job.id,
+            "seq": job.seq,
+            "ok": True,
+            "changes": item.changes,
+            "output": dict(output or {}),
+        }
+
+    # -- record: one transaction ---------------------------------------------------------
+
+    async def record(self, fetched: list[dict[str, Any]]) -> dict[str, int]:
+        """Write every fetched item's result in one transaction, then enqueue the job
+        workflow of each item that leaves. Safe to run again (see the module docstring)."""
+        return await asyncio.to_thread(self._record, fetched)
+
+    def _record(self, fetched: list[dict[str, Any]]) -> dict[str, int]:
+        rt = self.runtime
+        store = rt.store
+        machine = self.adapter_cls.machine
+        portal = self.adapter_cls.portal_name()
+        breaker = f"portal:{portal}"
+        counts = {"recorded": 0, "left": 0, "skipped": 0}
+        leaving: list[str] = []
+        writes: list[tuple[JobRecord, list[dict[str, Any]], dict[str, Any]]] = []
+        outbox: list[dict[str, Any]] = []
+        breaker_state = store.portals.breaker(breaker).state
+        wanted = [str(item["id"]) for item in fetched if not item.get("skip")]
+        counts["skipped"] = len(fetched) - len(wanted)
+        with store.engine.begin() as conn:
+            locked = store.jobs.lock_many(conn, wanted)  # one statement, in id order
+            for item in sorted(fetched, key=lambda i: str(i["id"])):
+                job = locked.get(str(item["id"]))
+                if job is None:
+                    continue  # skipped at the fetch
+                if job.state != machine.initial or machine.is_terminal(job.state):
+                    counts["skipped"] += 1  # recorded already, or its own workflow has it
+                    continue
+                why = item.get("leave") or ("paused" if job.paused else None)
+                if why is None:
+                    changes = [*item["changes"], self._success(item["output"])]
+                    events, values, illegal = plan_changes(job, machine, changes)
+                    if illegal is None:
+                        writes.append(
+                            (job, [{k: v for k, v in e.items() if k != "status"} for e in events],
+                             values)
+                        )  # fmt: skip
+                        outbox += outbox_rows(job, events)
+                        counts["recorded"] += 1
+                        continue
+                    why = f"illegal transition {illegal['from']} -> {illegal['to']}"
+                note = {
+                    "to_state": job.state,
+                    "actor": "engine",
+                    "reason": f"left chunk {self.chunk_id}: {why}",
+                    "meta": {"chunk": self.chunk_id},
+                    "kind": "control",
+                }
+                # `base_seq`: a re-run (after a commit its checkpoint missed) finds the note
+                # among the events since the fetch and writes nothing again
+                apply_batch(
+                    conn, store, rt.machine_of, job.id, [note], base_seq=item["seq"], job=job
+                )
+                leaving.append(job.id)
+                counts["left"] += 1
+            # the recorded items: one UPDATE (executemany) and one INSERT per table
+            store.jobs.write_events_many(conn, writes)
+            store.outbox.add_many(conn, outbox)
+            if writes and breaker_state in (None, "closed"):
+                store.portals.add_outcomes(conn, breaker, [True] * len(writes))
+        if writes and breaker_state not in (None, "closed"):
+            for _ in writes:
+                rt.record_portal_outcome(portal, ok=True)
+        if leaving:
+            rt.enqueue_many(store.jobs.get_many(leaving))
+            log.info("items left their chunk", chunk_id=self.chunk_id, jobs=leaving)
+        return counts
+
+    def _success(self, output: dict[str, Any]) -> dict[str, Any]:
+        """The job's end, as the job driver writes it after `run` returned."""
+        return {
+            "to_state": self.adapter_cls.machine.success,
+            "actor": "engine",
+            "reason": "completed",
+            "meta": {},
+            "updates": {"output": output},
+            "kind": "transition",
+        }
