@@ -510,7 +510,11 @@ def kill_run(args: argparse.Namespace, database: str) -> dict[str, Any]:
             if killed_at is None and ended >= args.kill_at * len(ids):
                 workers.kill(0)
                 killed_at = now
-                events.append(f"{now:.1f}s: SIGKILL {workers.ids[0]} at {ended} ended")
+                running = store.jobs.counts_by_status(tenant_id=tenant).get("running", 0)
+                events.append(
+                    f"{now:.1f}s: SIGKILL {workers.ids[0]} at {ended} ended, {running} running"
+                    " (on both workers)"
+                )
             elif (
                 killed_at is not None
                 and restarted_at is None
