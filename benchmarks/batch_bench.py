@@ -507,6 +507,8 @@ def kill_run(args: argparse.Namespace, database: str) -> dict[str, Any]:
             ended, _last = _ended(store.engine, tenant)
             now = time.monotonic() - t0
             samples.append({"t": now, "ended": ended, "rss": workers.rss()})
+            if len(samples) % 20 == 0:  # every ~10 s
+                print(f"… {now:.0f}s {ended}/{len(ids)} ended", file=sys.stderr, flush=True)
             if killed_at is None and ended >= args.kill_at * len(ids):
                 workers.kill(0)
                 killed_at = now
