@@ -71,6 +71,7 @@ MASTER_KEY = "bench-master-key-" + "x" * 32
 UNLIMITED = "10000000/minute"
 POLL_S = 0.1
 MB = 1024 * 1024
+ANALYZE_ENV = "PWBENCH_ANALYZE_EVERY"
 CRAWLEE_HINT = "Crawlee is not installed: pip install -e '.[bench]' (crawlee==1.11.0)"
 
 
@@ -162,6 +163,16 @@ def _ended(engine: Any, tenant_id: str) -> tuple[int, float | None]:
     return int(count), last
 
 
+def _analyze(engine: Any) -> None:
+    """ANALYZE DBOS's workflow table (PostgreSQL): what autovacuum does after bulk writes."""
+    import sqlalchemy as sa
+
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("ANALYZE dbos.workflow_status"))
+            conn.commit()
+
+
 def child_portwright(urls: list[str], concurrency: int, database_url: str) -> dict[str, Any]:
     """The one-process stack on `database_url` (empty: a fresh SQLite file), the batch
     through its gateway; accepted and done times."""
@@ -187,10 +198,15 @@ def child_portwright(urls: list[str], concurrency: int, database_url: str) -> di
     target = len(ids) + len(warm)
     deadline = time.monotonic() + 3600
     count, last = 0, None
+    analyze_every = float(os.environ.get(ANALYZE_ENV, "0"))
+    analyzed = time.monotonic()
     while time.monotonic() < deadline:
         count, last = _ended(store.engine, tenant)
         if count >= target:
             break
+        if analyze_every and time.monotonic() - analyzed >= analyze_every:
+            _analyze(store.engine)
+            analyzed = time.monotonic()
         time.sleep(POLL_S)
     statuses = store.jobs.counts_by_status(tenant_id=tenant)
     statuses["succeeded"] = statuses.get("succeeded", 0) - len(warm)
@@ -226,13 +242,14 @@ def child_main(argv: list[str]) -> int:
 
 
 def _run_child(
-    system: str, urls_file: Path, concurrency: int, database_url: str = ""
+    system: str, urls_file: Path, concurrency: int, database_url: str = "", analyze: float = 0
 ) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", system]
     command += [str(urls_file), str(concurrency), database_url]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        ANALYZE_ENV: str(analyze),
     }
     try:
         done = subprocess.run(
@@ -279,7 +296,7 @@ def compare(args: argparse.Namespace, databases: list[str]) -> list[dict[str, An
                             fresh_pg_database(args.postgres, "pwbench_batch", admin)
                         )
                     name = system.split("-")[0]
-                    result = _run_child(name, urls_file, args.concurrency, url)
+                    result = _run_child(name, urls_file, args.concurrency, url, args.analyze_every)
                 result |= {"system": system, "round": round_no, "load": load}
                 result["requests"] = counter.count - served
                 if result.get("seconds"):
@@ -503,8 +520,12 @@ def kill_run(args: argparse.Namespace, database: str) -> dict[str, Any]:
             accepted = time.monotonic() - t0
         deadline = t0 + args.timeout
         ended = 0
+        analyzed = time.monotonic()
         while time.monotonic() < deadline:
             ended, _last = _ended(store.engine, tenant)
+            if args.analyze_every and time.monotonic() - analyzed >= args.analyze_every:
+                _analyze(store.engine)
+                analyzed = time.monotonic()
             now = time.monotonic() - t0
             samples.append({"t": now, "ended": ended, "rss": workers.rss()})
             if len(samples) % 20 == 0:  # every ~10 s
@@ -610,6 +631,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--kill-at", type=float, default=0.3, help="kill mode: share ended")
     parser.add_argument("--restart-after", type=float, default=2.0, help="kill mode: seconds")
     parser.add_argument("--timeout", type=float, default=3600.0, help="kill mode: seconds")
+    parser.add_argument(
+        "--analyze-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="PostgreSQL: ANALYZE dbos.workflow_status every S seconds during a run (what "
+        "autovacuum would do; it is off on some servers); 0, the default: never",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
