@@ -23,7 +23,7 @@ item: the adapter's `batchable` turned off in that process), with the ratio of t
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
 import json
 import os
 import secrets
@@ -36,27 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchlib import fresh_pg_database, static_site
 
 ENDED = ("succeeded", "failed", "cancelled")
-
-
-def _pg_database(base: str) -> tuple[str, Any]:
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(
-        base.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
-        isolation_level="AUTOCOMMIT",
-    )
-    name = f"pw_accept_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return f"{base}/{name}", drop
 
 
 def _bare_insert(database_url: str, items: int) -> float:
@@ -161,17 +143,13 @@ def run_one(
 
     from portwright.cli._stack import start_stack
     from portwright.gateway.auth import issue_key
-    from portwright.sandbox import SandboxWorld, scrape
+    from portwright.sandbox import SandboxWorld
     from portwright.settings import Settings
 
     tmp = Path(tempfile.mkdtemp(prefix="accept-bench-"))
     if backend != "postgres":
         database_url = f"sqlite:///{tmp / 'app.sqlite'}"
-    specs = [
-        dataclasses.replace(s, options={**s.options, "rate_per_s": 0})
-        for s in scrape.specs()
-        if s.name == "scrape-static"
-    ]
+    specs = static_site()
     settings = Settings(
         data_dir=tmp / "data",
         database_url=database_url,
@@ -256,18 +234,14 @@ def main() -> int:
     results = []
     runs = [(b, m) for b in args.backends.split(",") for m in args.modes.split(",")]
     for backend, mode in runs:
-        drop = None
-        database_url = ""
-        if backend == "postgres":
-            database_url, drop = _pg_database(args.postgres)
-        cmd = [sys.executable, __file__, "--one", backend, "--items", str(args.items)]
-        cmd += ["--database-url", database_url] + (["--complete"] if args.complete else [])
-        cmd += ["--modes", mode]
-        try:
+        with contextlib.ExitStack() as stack:
+            database_url = ""
+            if backend == "postgres":
+                database_url = stack.enter_context(fresh_pg_database(args.postgres, "pw_accept"))
+            cmd = [sys.executable, __file__, "--one", backend, "--items", str(args.items)]
+            cmd += ["--database-url", database_url] + (["--complete"] if args.complete else [])
+            cmd += ["--modes", mode]
             done = subprocess.run(cmd, check=False, capture_output=True, text=True)
-        finally:
-            if drop is not None:
-                drop()
         lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
         if not lines:
             sys.stderr.write(done.stderr[-4000:])

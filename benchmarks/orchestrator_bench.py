@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from benchlib import pg_admin
+
 SYSTEMS = ("dbos", "portwright")
 BACKENDS = ("sqlite", "postgres")
 TERMINAL = ["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"]
@@ -403,22 +405,6 @@ def child_main(spec_json: str) -> int:
 # -- the parent: fresh databases, one subprocess per configuration ---------------------
 
 
-def _pg_admin(base: str) -> Any:
-    import sqlalchemy as sa
-
-    url = base.replace("postgresql://", "postgresql+psycopg://", 1).rstrip("/") + "/postgres"
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        raise SystemExit(
-            f"PostgreSQL at {base} is unreachable ({exc.orig}); "
-            "pass --postgres URL or --backends sqlite"
-        ) from exc
-    return engine
-
-
 @contextlib.contextmanager
 def _fresh_database(backend: str, system: str, data_dir: Path, args: Any, admin: Any) -> Any:
     """A database URL nobody has used yet; a Postgres database is dropped afterwards."""
@@ -457,7 +443,7 @@ def _run_one(spec: RunSpec) -> dict[str, Any]:
 
 def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     results = []
-    admin = _pg_admin(args.postgres) if "postgres" in args.backends else None
+    admin = pg_admin(args.postgres) if "postgres" in args.backends else None
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
         for round_no, backend, system in (
             (r, b, s) for r in range(args.rounds) for b in args.backends for s in SYSTEMS

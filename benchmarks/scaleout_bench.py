@@ -40,12 +40,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,7 +52,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from orchestrator_bench import TERMINAL, WAIT_POLL_S, _pg_admin
+from benchlib import Workers, machine_cpu, pg_admin
+from orchestrator_bench import TERMINAL, WAIT_POLL_S
 from pydantic import BaseModel, Field
 
 from portwright.sdk import Adapter, Job, StepContext, linear_machine
@@ -108,71 +107,6 @@ def _entry_point_dir(root: Path) -> Path:
     return root
 
 
-class Workers:
-    """N `portwright worker` subprocesses; `stop()` is SIGTERM, then SIGKILL after 20 s."""
-
-    def __init__(self, count: int, tag: str, env: dict[str, str], log: Path) -> None:
-        self.ids = [f"scale-{tag}-{index}" for index in range(count)]
-        self.env = env
-        self.log = log
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> None:
-        command = [str(Path(sys.executable).parent / "portwright"), "worker"]
-        with self.log.open("ab") as out:
-            for worker_id in self.ids:
-                self.procs.append(
-                    subprocess.Popen(
-                        [*command, "--worker-id", worker_id],
-                        env={**self.env, "PORTWRIGHT_WORKER_ID": worker_id},
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-
-    def wait_ready(self, store: Any, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        wanted = set(self.ids)
-        while time.monotonic() < deadline:
-            alive = {w.id for w in store.workers.all() if w.status == "alive"}
-            if wanted <= alive:
-                return
-            if any(p.poll() is not None for p in self.procs):
-                raise RuntimeError(f"a worker exited during start-up; see {self.log}")
-            time.sleep(0.2)
-        raise TimeoutError(f"workers not ready after {timeout_s:g}s; see {self.log}")
-
-    def cpu_s(self) -> float:
-        """The worker processes' CPU time so far (user + system), from /proc."""
-        total = 0.0
-        for proc in self.procs:
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return total
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def _machine_cpu() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0, 0.0
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return float(sum(values) - idle), float(sum(values))
-
-
 async def _wait_ended(ids: list[str], deadline: float) -> list[Any]:
     from dbos import DBOS
 
@@ -195,14 +129,14 @@ async def _measure(
 ) -> dict[str, Any]:
     inputs = [{"url": url, "steps": args.steps}] * args.jobs
     load_before = os.getloadavg()
-    cpu0, machine0 = workers.cpu_s(), _machine_cpu()
+    cpu0, machine0 = workers.cpu_s(), machine_cpu()
     t0 = time.time()
     records = await service.submit_many(
         tenant_id=tenant, adapter=ADAPTER, inputs=inputs, actor="bench"
     )
     ids = [record.id for record in records]
     ended = await _wait_ended(ids, time.monotonic() + args.timeout)
-    cpu, machine = workers.cpu_s() - cpu0, _machine_cpu()
+    cpu, machine = workers.cpu_s() - cpu0, machine_cpu()
     busy = (machine[0] - machine0[0]) / max(1.0, machine[1] - machine0[1])
     wall = max(status.updated_at for status in ended) / 1000 - t0
     jobs = [await service.get(job_id) for job_id in ids]
@@ -236,7 +170,7 @@ async def run_all(args: argparse.Namespace, counts: list[int]) -> list[dict[str,
     from portwright.testing import echo_service
 
     IoAdapter.max_concurrency = args.portal_cap  # the portal row takes it on first start
-    admin = _pg_admin(args.postgres)
+    admin = pg_admin(args.postgres)
     name = f"pwbench_scale_{secrets.token_hex(4)}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -284,7 +218,7 @@ async def run_all(args: argparse.Namespace, counts: list[int]) -> list[dict[str,
                     for count in order:
                         tag = f"r{round_no}-w{count}"
                         print(f"… round {round_no} {count} worker(s)", end="", file=sys.stderr)
-                        workers = Workers(count, tag, env, Path(tmp) / f"{tag}.log")
+                        workers = Workers(count, f"scale-{tag}", env, Path(tmp) / f"{tag}.log")
                         try:
                             workers.start()
                             await asyncio.to_thread(workers.wait_ready, runtime.store, 90)

@@ -73,3 +73,45 @@ def test_a_silent_worker_is_claimed_dead_by_exactly_one_live_worker(db_url: str)
         assert (dead.status, dead.taken_over_by) == ("dead", "w0")
     finally:
         store.close()
+
+
+def test_a_job_inserted_twice_under_one_id_keeps_the_first_in_two_statements(
+    db_url: str,
+) -> None:
+    """`jobs.insert` writes the job and its first event with one INSERT … ON CONFLICT and
+    one event INSERT (no SELECT first); the same id again returns the first job, writes
+    nothing, and the first job keeps its input and its single event."""
+    store = Store.open(db_url)
+    try:
+        tenant = store.tenants.ensure("acme").id
+        fields = {
+            "tenant_id": tenant,
+            "adapter": "scrape",
+            "adapter_version": "1",
+            "portal": "scrape",
+            "state": "INIT",
+            "status": "queued",
+            "lock_key": None,
+            "priority": 0,
+            "actor": "test",
+        }
+        statements: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            statements.append(statement.split(maxsplit=1)[0].upper())
+
+        sa.event.listen(store.engine, "before_cursor_execute", count)
+        first, created = store.jobs.insert(job_id="job_same", input={"n": 1}, **fields)
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+        assert created
+        assert first.input == {"n": 1}
+        assert statements == ["INSERT", "INSERT"], statements
+
+        again, created = store.jobs.insert(job_id="job_same", input={"n": 2}, **fields)
+        assert not created
+        assert again.id == "job_same"
+        assert again.input == {"n": 1}
+        assert store.jobs.get("job_same").input == {"n": 1}
+        assert [e.seq for e in store.jobs.events("job_same")] == [1]
+    finally:
+        store.close()

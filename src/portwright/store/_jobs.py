@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portwright._ids import new_id
 from portwright.store._bulk import insert_rows
@@ -81,12 +83,11 @@ class JobRepository:
         item_key: str | None = None,
         trace_parent: str | None = None,
     ) -> tuple[JobRecord, bool]:
-        """Insert a job and its first event; returns (job, created). Same id twice is a no-op."""
+        """Insert a job and its first event; returns (job, created). Same id twice is a no-op.
+        One INSERT … ON CONFLICT (id) DO NOTHING (the existing job is read only when the id
+        is taken), then the event: two statements, not a SELECT first."""
         now = time.time()
         with self.engine.begin() as conn:
-            existing = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
-            if existing is not None:
-                return to_record(JobRecord, existing), False
             record = JobRecord(
                 id=job_id,
                 tenant_id=tenant_id,
@@ -114,7 +115,16 @@ class JobRepository:
                 notes=None,
                 trace_parent=trace_parent,
             )
-            conn.execute(jobs.insert().values(**dataclasses.asdict(record)))
+            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            written = conn.execute(
+                insert(jobs)
+                .values(**dataclasses.asdict(record))
+                .on_conflict_do_nothing(index_elements=[jobs.c.id])
+                .returning(jobs.c.id)
+            ).first()
+            if written is None:  # the same id again: the first job, unchanged
+                existing = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+                return to_record(JobRecord, existing), False
             conn.execute(
                 job_events.insert().values(
                     job_id=job_id,
