@@ -10,7 +10,6 @@ from the configured CDP endpoint.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import subprocess
@@ -198,15 +197,16 @@ async def test_a_booking_a_captcha_and_a_scrape_on_configured_resources(
         assert ("second", True) in attempts
         assert attempts.index(("first", False)) < attempts.index(("second", True))
         solved = world.ledger("captcha-tasks").entries("solve")[solved_before:]
-        assert solved and all(e.data["outcome"] == "solved" for e in solved)
+        assert solved
+        assert all(e.data["outcome"] == "solved" for e in solved)
 
         assert scraped.status == "succeeded", scraped.reason
         output = scraped.output or {}
         assert output.get("tier") == "browser", output
         pool = runtime.fleet.browsers
-        assert pool is not None and pool.provider.name == "remote"
+        assert pool is not None
+        assert pool.provider.name == "remote"
         assert pool.stats().launched >= 1
     finally:
         _off_loop(runtime.stop)
         vault.close()
-    await asyncio.sleep(0)
