@@ -44,21 +44,21 @@ def _chain(local_concurrency: int = 1) -> BrowserProviderChain:
 async def test_a_provider_that_is_down_hands_over_to_the_next() -> None:
     """The first (down) provider's failure is skipped over; the page opens on the local one."""
     chain = _chain()
-    async with BrowserPool(chain, PoolConfig(max_browsers=2, contexts_per_browser=1)) as pool:
-        async with pool.context(seed="job-1") as lease:
-            page = await lease.new_page()
-            await page.set_content("<h1>hello</h1>")
-            assert await page.inner_text("h1") == "hello"
-            assert chain.open_on("local") == 1
-            assert chain.open_on("down") == 0
-            # the local provider is at its concurrency (1) and the other is down: no browser
-            with pytest.raises(TransientError) as refused:
-                async with pool.context(seed="job-2") as other:
-                    await other.new_page()
-            message = refused.value.message
-            assert "down: " in message
-            assert "local: at its concurrency (1)" in message
-            assert "SECRET-TOKEN" not in message
+    config = PoolConfig(max_browsers=2, contexts_per_browser=1)
+    async with BrowserPool(chain, config) as pool, pool.context(seed="job-1") as lease:
+        page = await lease.new_page()
+        await page.set_content("<h1>hello</h1>")
+        assert await page.inner_text("h1") == "hello"
+        assert chain.open_on("local") == 1
+        assert chain.open_on("down") == 0
+        # the local provider is at its concurrency (1) and the other is down: no browser
+        with pytest.raises(TransientError) as refused:
+            async with pool.context(seed="job-2") as other:
+                await other.new_page()
+        message = refused.value.message
+        assert "down: " in message
+        assert "local: at its concurrency (1)" in message
+        assert "SECRET-TOKEN" not in message
     assert chain.open_on("local") == 0  # retired by the provider that launched it
 
 
@@ -67,10 +67,12 @@ async def test_persistent_profiles_open_on_the_chains_local_chromium(tmp_path: P
     profiles = ProfilePool(tmp_path / "profiles", per_user=1, cooldown_s=0)
     lease = profiles.acquire("alice")
     try:
-        async with BrowserPool(_chain(), PoolConfig(max_browsers=1)) as pool:
-            async with persistent_context(pool, lease, seed="s") as context:
-                page = await context.new_page()
-                await page.set_content("<p>kept</p>")
-                assert await page.inner_text("p") == "kept"
+        async with (
+            BrowserPool(_chain(), PoolConfig(max_browsers=1)) as pool,
+            persistent_context(pool, lease, seed="s") as context,
+        ):
+            page = await context.new_page()
+            await page.set_content("<p>kept</p>")
+            assert await page.inner_text("p") == "kept"
     finally:
         profiles.release(lease)
