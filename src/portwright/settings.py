@@ -327,6 +327,8 @@ class Settings(BaseSettings):
                 style="2captcha",
                 url=self.captcha_solver_url,
                 api_key=self.captcha_api_key or SecretStr(""),
+                poll_s=0.25,  # what the single solver polled at before providers existed
+                timeout_s=60.0,
             )
         ]
 
