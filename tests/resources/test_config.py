@@ -287,3 +287,21 @@ def test_secret_str_settings_keep_their_value_for_the_builders(config: Path) -> 
     provider = load_settings().captcha.providers[0]
     assert isinstance(provider.api_key, SecretStr)
     assert provider.api_key.get_secret_value() == "clear"
+
+
+def test_up_uses_the_worlds_resources_only_where_the_settings_name_none(tmp_path: Path) -> None:
+    """`portwright up` over a world: the user's own proxy list stays, the world's solvers
+    fill the empty captcha chain, and the result is validated like any settings."""
+    from portwright.cli._stack import sandbox_settings
+
+    specs = [*captcha.specs(), *captcha.task_specs(), proxies.proxy_spec("p-1", "mobile", "US")]
+    own = Settings(
+        data_dir=tmp_path,
+        proxies={"lists": [{"name": "mine", "proxies": ["http://10.9.9.9:3128"]}]},
+    )
+    with SandboxWorld(specs, seed=5) as world:
+        merged = sandbox_settings(own, world)
+        bare = sandbox_settings(Settings(data_dir=tmp_path), world)
+    assert [p.name for p in merged.proxies.lists] == ["mine"]
+    assert [p.name for p in merged.captcha_providers()] == ["captcha-solver", "captcha-tasks"]
+    assert [e.name for e in bare.proxies.lists[0].proxies] == ["p-1"]
