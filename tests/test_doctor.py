@@ -37,7 +37,7 @@ def world() -> Iterator[SandboxWorld]:
     specs = [
         *captcha.specs({"solve_time_s": 0.0}),
         *captcha.task_specs({"solve_time_s": 0.0}),
-        proxies.proxy_spec("egress-1", "datacenter", "DE"),
+        proxies.proxy_spec("egress-1", "datacenter", "DE", username="px", password="px-pass"),
     ]
     with SandboxWorld(specs, seed=31) as started:
         yield started
@@ -54,11 +54,13 @@ def _doctor(config: str, tmp_path: Path, **env: str) -> subprocess.CompletedProc
     )  # fmt: skip
 
 
-def _resources(world: SandboxWorld, *, proxy: str, key: str) -> str:
+def _resources(world: SandboxWorld, *, proxy: str, key: str, proxy_pass: str = "px-pass") -> str:
     return f"""
 [[proxies.lists]]
 name = "office"
-proxies = ["{proxy}"]
+username = "px"
+password = "{proxy_pass}"
+proxies = ["{proxy}", "{world.url("egress-1")}"]
 
 [[captcha.providers]]
 name = "legacy"
@@ -99,31 +101,37 @@ chromium_path = "/usr/bin/chromium"
     assert result.returncode == 0, result.stdout + result.stderr
     lines = _lines(result.stdout)
     for name in ("database", "migrations", "chromium", "redis", "nats", "proxy office-1",
-                 "captcha legacy", "captcha tasks"):  # fmt: skip
+                 "proxy office-2", "captcha legacy", "captcha tasks"):  # fmt: skip
         assert lines.get(name) == "ok", f"{name}: {result.stdout}"
     assert "0 broken" in result.stdout
 
 
 def test_a_broken_setup_names_each_problem_and_its_fix(world: SandboxWorld, tmp_path: Path) -> None:
     """A database on a wrong port, a Chromium path that is not there, Redis on a wrong
-    port, a proxy that is down and a refused solver key: each is BROKEN with a fix, the
-    working solver is still ok, no secret is printed, and the exit status is 1."""
+    port, a proxy that is down, a proxy refusing the credentials and a refused solver key:
+    each is BROKEN with a fix, the working solver is still ok, no secret is printed, and the
+    exit status is 1."""
     down = _closed_port()
     config = f"""
 database_url = "postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere"
 data_dir = "{tmp_path / "data"}"
 redis_url = "redis://127.0.0.1:{_closed_port()}/0"
 chromium_path = "{tmp_path / "no-chromium"}"
-""" + _resources(world, proxy=f"http://127.0.0.1:{down}", key="wrong-secret-key")
+""" + _resources(
+        world, proxy=f"http://127.0.0.1:{down}", key="wrong-secret-key", proxy_pass="not-it"
+    )
     result = _doctor(config, tmp_path, TEST_TASKS_KEY="sandbox-key")
     assert result.returncode == 1, result.stdout + result.stderr
     lines = _lines(result.stdout)
-    for name in ("database", "chromium", "redis", "proxy office-1", "captcha legacy"):
+    for name in ("database", "chromium", "redis", "proxy office-1", "proxy office-2",
+                 "captcha legacy"):  # fmt: skip
         assert lines.get(name) == "BROKEN", f"{name}: {result.stdout}"
     assert lines.get("captcha tasks") == "ok"
-    assert result.stdout.count("fix: ") == 5
+    assert result.stdout.count("fix: ") == 6
+    assert "refused the credentials (407)" in result.stdout
     assert "ERROR_WRONG_USER_KEY" in result.stdout
     assert "wrong-secret-key" not in result.stdout + result.stderr
+    assert "not-it" not in result.stdout + result.stderr
 
 
 def test_invalid_settings_exit_2_naming_the_setting(tmp_path: Path) -> None:

@@ -309,24 +309,62 @@ def _s3(settings: Settings) -> Check:
 
 
 def _proxies(settings: Settings, timeout_s: float) -> list[Check]:
-    targets: list[tuple[str, str]] = []
-    for plist in settings.proxies.lists:
-        for i, entry in enumerate(plist.proxies, start=1):
-            targets.append((f"proxy {entry.name or f'{plist.name}-{i}'}", entry.server))
-    targets.extend((f"proxy gateway {g.name}", g.server) for g in settings.proxies.gateways)
+    from portwright.resources import proxy_pool_from
+
+    pool = proxy_pool_from(settings.proxies)
+    if pool is None:
+        return []
+    gateways = {g.name for g in settings.proxies.gateways}
     checks = []
-    for name, server in targets:
-        parts = urlsplit(server)
-        port = parts.port or {"http": 80, "https": 443, "socks5": 1080}[parts.scheme]
-        problem = _tcp(parts.hostname or "", port, timeout_s)
-        if problem:
-            checks.append(
-                Check(name, "broken", f"{_where(server)}: {problem}",
-                      "start the proxy, or correct or remove it under proxies")
-            )  # fmt: skip
+    probed: set[str] = set()
+    for proxy in pool.offered():
+        if proxy.provider in gateways:  # one identity of a gateway proves it
+            if proxy.provider in probed:
+                continue
+            probed.add(proxy.provider)
+            name = f"proxy gateway {proxy.provider}"
         else:
-            checks.append(Check(name, "ok", f"{_where(server)}: accepting connections"))
+            name = f"proxy {proxy.name}"
+        problem = _probe_proxy(proxy.server, proxy.username, proxy.password, timeout_s)
+        if problem is None:
+            checks.append(Check(name, "ok", f"{_where(proxy.server)}: answers, credentials taken"))
+        else:
+            checks.append(
+                Check(name, "broken", f"{_where(proxy.server)}: {problem}",
+                      "start the proxy, or correct (or remove) it and its credentials under "
+                      "proxies")
+            )  # fmt: skip
     return checks
+
+
+def _probe_proxy(
+    server: str, username: str | None, password: str | None, timeout_s: float
+) -> str | None:
+    """None when the proxy accepts a connection and (HTTP proxies) does not refuse our
+    credentials; else what is wrong. The probe asks a CONNECT to a name that cannot resolve
+    (`.invalid`): any answer but 407 shows a live proxy that took the credentials."""
+    import base64
+
+    parts = urlsplit(server)
+    port = parts.port or {"http": 80, "https": 443, "socks5": 1080}[parts.scheme]
+    if parts.scheme != "http":
+        return _tcp(parts.hostname or "", port, timeout_s)
+    request = "CONNECT doctor.invalid:443 HTTP/1.1\r\nHost: doctor.invalid:443\r\n"
+    if username:
+        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+        request += f"Proxy-Authorization: Basic {token}\r\n"
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s) as sock:
+            sock.sendall((request + "\r\n").encode())
+            status_line = sock.recv(256).split(b"\r\n", 1)[0].decode("latin-1")
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    fields = status_line.split(" ")
+    if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
+        return "does not answer like an HTTP proxy"
+    if fields[1] == "407":
+        return "refused the credentials (407)" if username else "asks for credentials (407)"
+    return None
 
 
 def _solvers(settings: Settings, timeout_s: float) -> list[Check]:
