@@ -305,3 +305,24 @@ def test_up_uses_the_worlds_resources_only_where_the_settings_name_none(tmp_path
     assert [p.name for p in merged.proxies.lists] == ["mine"]
     assert [p.name for p in merged.captcha_providers()] == ["captcha-solver", "captcha-tasks"]
     assert [e.name for e in bare.proxies.lists[0].proxies] == ["p-1"]
+
+
+def test_the_world_written_as_a_file_loads_as_the_same_resources(
+    config: Path, tmp_path: Path
+) -> None:
+    """`portwright sandbox --write-config` output is a portwright.toml like any other: it
+    loads, and builds the world's proxies and solver chain, its ports on the allowlist."""
+    from portwright.sandbox.config import world_toml
+
+    specs = [*captcha.specs(), *captcha.task_specs(), proxies.proxy_spec("p-1", "mobile", "US")]
+    with SandboxWorld(specs, seed=6) as world:
+        config.write_text(world_toml(world))
+        settings = load_settings()
+        expected = {url.removeprefix("http://") for url in world.urls().values()}
+    assert set(settings.url_allowlist) == expected
+    pool = proxy_pool_from(settings.proxies)
+    assert pool is not None
+    assert [(p.name, p.tier, p.country) for p in pool.offered()] == [("p-1", "mobile", "US")]
+    chain = solver_chain_from(settings, None)
+    assert chain is not None
+    assert list(chain.solvers) == ["captcha-solver", "captcha-tasks"]
