@@ -129,9 +129,12 @@ def _database(name: str, url: str, *, app: bool) -> list[Check]:
     engine = create_engine(url, pool_size=1)
     try:
         try:
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            current = current_revision(engine) if app else None
+            if app:
+                current = current_revision(engine)  # connects, and reads the revision
+            else:
+                current = None
+                with engine.connect():  # a connection opens: reachable
+                    pass
         except sa.exc.SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
             setting = "database_url (PORTWRIGHT_DATABASE_URL)" if app else "system_database_url"
