@@ -1,22 +1,156 @@
-"""Portwright's one settings object, read from the environment once, at the edge.
+"""Portwright's one settings object, read from a `portwright.toml` and the environment once,
+at the edge.
 
-Every variable is prefixed `PORTWRIGHT_`, e.g. `PORTWRIGHT_DATABASE_URL`.
-Construct `Settings()` in an entry point (CLI, ASGI factory, test fixture) and
-pass it, or the part needed, to constructors; library code never reads the
-environment itself.
+Where a value comes from, highest first: arguments to `Settings(...)` (command-line flags),
+`PORTWRIGHT_*` environment variables (e.g. `PORTWRIGHT_DATABASE_URL`; a nested setting with
+`__`, e.g. `PORTWRIGHT_CAPTCHA__BUDGET__LIMIT=500`, or a whole section as JSON, e.g.
+`PORTWRIGHT_PROXIES='{"lists": [...]}'`), the configuration file, the defaults.
+
+The configuration file: the path in `PORTWRIGHT_CONFIG` (which must exist; `none` reads no
+file), else `portwright.toml` in the current directory if there is one. Its top-level keys
+are the settings' names (unknown keys are refused); the resources sections are `[proxies]`,
+`[captcha]`, `[browsers]` and `[identities]` (docs/configuration.md).
+
+Construct `Settings()` (or `load_settings()`, which turns a bad value into a `SettingsError`
+naming the setting) in an entry point (CLI, ASGI factory, test fixture) and pass it, or the
+part needed, to constructors; library code never reads the environment itself.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-__all__ = ["Settings", "WebhookSource"]
+from portwright._resource_config import (
+    BrowserProviderConfig,
+    BrowsersConfig,
+    CaptchaBudgetConfig,
+    CaptchaConfig,
+    CaptchaProviderConfig,
+    IdentitiesConfig,
+    IdentityPoolConfig,
+    ProviderBreakerConfig,
+    ProxiesConfig,
+    ProxyEntry,
+    ProxyGatewayConfig,
+    ProxyListConfig,
+    TierConfig,
+    check_url,
+)
+
+__all__ = [
+    "CONFIG_ENV",
+    "CONFIG_FILE",
+    "BrowserProviderConfig",
+    "BrowsersConfig",
+    "CaptchaBudgetConfig",
+    "CaptchaConfig",
+    "CaptchaProviderConfig",
+    "IdentitiesConfig",
+    "IdentityPoolConfig",
+    "ProviderBreakerConfig",
+    "ProxiesConfig",
+    "ProxyEntry",
+    "ProxyGatewayConfig",
+    "ProxyListConfig",
+    "Settings",
+    "SettingsError",
+    "TierConfig",
+    "WebhookSource",
+    "config_path",
+    "load_settings",
+]
+
+CONFIG_ENV = "PORTWRIGHT_CONFIG"
+CONFIG_FILE = "portwright.toml"
+_MAX_CONFIG_BYTES = 1_048_576
+
+
+class SettingsError(ValueError):
+    """The settings cannot be used; the message names each bad setting and the problem
+    (never the value: it may be a secret)."""
+
+
+def config_path(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Path | None:
+    """The configuration file the settings read: `PORTWRIGHT_CONFIG`, else `./portwright.toml`
+    if it exists, else none."""
+    env = os.environ if environ is None else environ
+    named = env.get(CONFIG_ENV)
+    if named is not None:
+        if named.strip().lower() in ("", "none"):
+            return None
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"{CONFIG_ENV}: no such file: {path}")
+        return path
+    default = (cwd or Path.cwd()) / CONFIG_FILE
+    return default if default.is_file() else None
+
+
+class _TomlFile(PydanticBaseSettingsSource):
+    """The configuration file's values; an unreadable file or an unknown key is an error."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self.path = config_path()
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads the whole file at once
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None:
+            return {}
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise SettingsError(f"{self.path}: cannot read: {exc.strerror}") from None
+        if len(raw) > _MAX_CONFIG_BYTES:
+            raise SettingsError(f"{self.path}: larger than {_MAX_CONFIG_BYTES} bytes")
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"{self.path}: not valid TOML: {exc}") from None
+        unknown = sorted(set(data) - set(self.settings_cls.model_fields))
+        if unknown:
+            raise SettingsError(
+                f"{self.path}: unknown setting(s) {', '.join(unknown)} (see docs/configuration.md)"
+            )
+        return data
+
+
+def _describe(exc: ValidationError, source: Path | None) -> str:
+    """One line per problem: the setting's dotted path and what is wrong (no values)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {path}: {message}" if path else f"  {message}")
+    where = (
+        f" (file {source}, environment PORTWRIGHT_*)" if source else " (environment PORTWRIGHT_*)"
+    )
+    return f"invalid settings{where}:\n" + "\n".join(lines)
+
+
+def load_settings(**values: Any) -> Settings:
+    """`Settings(**values)`, with every problem as one `SettingsError` naming the settings."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        try:
+            source = config_path()
+        except SettingsError:
+            source = None
+        raise SettingsError(_describe(exc, source)) from None
 
 
 class WebhookSource(BaseModel):
@@ -39,7 +173,21 @@ class WebhookSource(BaseModel):
 class Settings(BaseSettings):
     """Typed configuration; unknown `PORTWRIGHT_*` variables are ignored."""
 
-    model_config = SettingsConfigDict(env_prefix="PORTWRIGHT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PORTWRIGHT_", extra="ignore", frozen=True, env_nested_delimiter="__"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then PORTWRIGHT_* variables, then the configuration file."""
+        return (init_settings, env_settings, _TomlFile(settings_cls))
 
     data_dir: Path = Field(Path(".portwright"), description="where SQLite files and blobs live")
     database_url: str | None = Field(
@@ -86,8 +234,17 @@ class Settings(BaseSettings):
         description="local browsers also listen for CDP on a loopback port, so the console "
         "can stream a running job's page and let an operator take over",
     )
-    captcha_solver_url: str | None = Field(None, description="a 2captcha-compatible service")
+    captcha_solver_url: str | None = Field(
+        None,
+        description="shorthand for one 2captcha-compatible provider named '2captcha' when "
+        "captcha.providers is empty",
+    )
     captcha_api_key: SecretStr | None = Field(None, description="its API key")
+    # -- resources (docs/configuration.md) ---------------------------------------------------
+    proxies: ProxiesConfig = Field(default_factory=ProxiesConfig)
+    captcha: CaptchaConfig = Field(default_factory=CaptchaConfig)
+    browsers: BrowsersConfig = Field(default_factory=BrowsersConfig)
+    identities: IdentitiesConfig = Field(default_factory=IdentitiesConfig)
     blob_url: str | None = Field(
         None,
         description="where evidence and traces go: s3://bucket/prefix (needs the s3 extra); "
@@ -140,6 +297,40 @@ class Settings(BaseSettings):
             rest = value.split("://", 1)[1]
             return f"postgresql+psycopg://{rest}"
         return value
+
+    @field_validator("captcha_solver_url")
+    @classmethod
+    def _solver_url(cls, value: str | None) -> str | None:
+        if value:
+            check_url(value, ("http", "https"), what="captcha solver url")
+        return value or None
+
+    @model_validator(mode="after")
+    def _identity_tiers(self) -> Settings:
+        known = self.proxies.tier_names()
+        for name, pool in self.identities.pools.items():
+            if pool.tier is not None and pool.tier not in known:
+                raise ValueError(
+                    f"identities.pools.{name}.tier: unknown tier {pool.tier!r}; known: "
+                    f"{', '.join(sorted(known))}"
+                )
+        return self
+
+    def captcha_providers(self) -> list[CaptchaProviderConfig]:
+        """The captcha chain's providers: `captcha.providers`, else the `captcha_solver_url`
+        shorthand (one 2captcha-compatible provider), else none."""
+        if self.captcha.providers or not self.captcha_solver_url:
+            return list(self.captcha.providers)
+        return [
+            CaptchaProviderConfig(
+                name="2captcha",
+                style="2captcha",
+                url=self.captcha_solver_url,
+                api_key=self.captcha_api_key or SecretStr(""),
+                poll_s=0.25,  # what the single solver polled at before providers existed
+                timeout_s=60.0,
+            )
+        ]
 
     @property
     def app_database_url(self) -> str:

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "portwright.cli._jobs",
     "portwright.cli._keys",
     "portwright.cli._operators",
+    "portwright.cli._doctor",
 )
 
 
@@ -43,11 +44,11 @@ def _configure_logging() -> None:
     from pydantic import ValidationError
 
     from portwright.observability import configure_logging, install_excepthooks
-    from portwright.settings import Settings
+    from portwright.settings import Settings, SettingsError
 
     try:
         settings = Settings()
-    except ValidationError:  # the command reports it; until then, the defaults
+    except (ValidationError, SettingsError):  # the command reports it; until then, defaults
         settings = Settings.model_construct()
     configure_logging(settings)
     install_excepthooks()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from portwright.settings import Settings
+from portwright.settings import Settings, SettingsError, load_settings
 
 __all__ = ["add_settings_flags", "settings_from"]
 
@@ -19,11 +20,17 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
-    """Settings from the environment, with command-line flags taking precedence."""
+    """Settings from the configuration file and the environment, with command-line flags
+    taking precedence. Invalid settings end the command (exit 2) with one line per problem,
+    naming the setting."""
     values: dict[str, Any] = {}
     if getattr(args, "data_dir", None) is not None:
         values["data_dir"] = args.data_dir
     if getattr(args, "database_url", None):
         values["database_url"] = args.database_url
     values.update(overrides)
-    return Settings(**values)
+    try:
+        return load_settings(**values)
+    except SettingsError as exc:
+        print(f"portwright: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -89,7 +89,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace, settings: Any) -> int:
     from portwright.cli._stack import start_stack
-    from portwright.resources import TwoCaptchaSolver
     from portwright.sandbox import ChaosKnobs, SandboxWorld, default_services
 
     chaos = ChaosKnobs() if args.no_chaos else ChaosKnobs(
@@ -105,10 +104,8 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
     out = sys.stdout
     started = time.monotonic()
     with SandboxWorld(specs, seed=args.seed) as world:
-        solver = TwoCaptchaSolver(world.url("captcha-solver"), "sandbox-key", poll_s=0.1)
-        stack = await asyncio.to_thread(
-            start_stack, settings, world=world, captcha=solver, browser_notice=False
-        )
+        # the world's proxies and solvers are one configuration of resources (sandbox.config)
+        stack = await asyncio.to_thread(start_stack, settings, world=world, browser_notice=False)
         try:
             service = stack.service
             print(f"sandbox consulate {world.url('consulate')} · admin {world.admin_url}", file=out)

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -23,6 +24,11 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed (PORTWRIGHT_SANDBOX_SEED)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--admin-port", type=int, default=0, help="admin endpoint port (0: any)")
+    p.add_argument(
+        "--write-config",
+        metavar="FILE",
+        help="write the world's proxies, solvers and allowlist as a portwright.toml to FILE",
+    )
     p.set_defaults(func=_sandbox)
 
     p = sub.add_parser("migrate", help="create or upgrade the databases (for scale-out)")
@@ -67,6 +73,11 @@ def _sandbox(args: argparse.Namespace) -> int:
     with world:
         for name, url in world.describe():
             print(f"{name} {url}", flush=True)
+        if args.write_config:
+            from portwright.sandbox.config import world_toml
+
+            Path(args.write_config).write_text(world_toml(world))
+            print(f"# resources written to {args.write_config}", file=sys.stderr)
         elapsed = time.monotonic() - started
         print(f"# sandbox up in {elapsed:.2f}s (seed {seed}); Ctrl-C to stop", file=sys.stderr)
         _wait_for_signal()

@@ -1,6 +1,8 @@
 """Assembling the one-process stack `up` and `demo` run: sandbox, runtime, gateway.
 
-The sandbox's loopback ports go on the SSRF allowlist (nothing else local is
+The runtime's resources (proxies, captcha chain, browsers, identities) come from the
+settings alone; a sandbox world is one configuration of them (`sandbox_settings`). The
+sandbox's loopback ports go on the SSRF allowlist (nothing else local is
 reachable), its webhook sources (consulate payments, the shops) are trusted
 with secrets drawn for the data dir on its first start (and given to the
 sandbox's senders), portal credentials live in the vault, and the consulate
@@ -57,8 +59,11 @@ def sandbox_webhook_secrets(settings: Settings, world: Any) -> dict[str, str]:
 
 
 def sandbox_settings(settings: Settings, world: Any) -> Settings:
-    """Settings that let the platform reach (and trust) this sandbox world."""
+    """Settings that let the platform reach (and trust) this sandbox world, and use its
+    proxies and captcha services as configured resources (`portwright.sandbox.config`)
+    wherever the settings configure none of their own."""
     from portwright.gateway import sandbox_webhook_sources
+    from portwright.sandbox.config import world_config
 
     ports = sorted({url.rsplit(":", 1)[1] for url in world.urls().values()})
     allow = [*settings.url_allowlist, *(f"127.0.0.1:{port}" for port in ports)]
@@ -66,32 +71,28 @@ def sandbox_settings(settings: Settings, world: Any) -> Settings:
     for name, tenant in SHOP_TENANTS.items():  # shop orders go to dispatch (scenario 5)
         shops[name] = shops[name].model_copy(update={"handler": "shop-order", "tenant": tenant})
     sources = {**shops, **settings.webhook_sources}
-    return settings.model_copy(update={"url_allowlist": allow, "webhook_sources": sources})
+    update: dict[str, Any] = {"url_allowlist": allow, "webhook_sources": sources}
+    resources = world_config(world)
+    if "proxies" in resources and not settings.proxies.configured:
+        update["proxies"] = resources["proxies"]
+    if "captcha" in resources and not settings.captcha_providers():
+        update["captcha"] = {**settings.captcha.model_dump(), **resources["captcha"]}
+    # validated like a file's values: the world is one configuration among others
+    return Settings.model_validate({**settings.model_dump(), **update})
 
 
-def _fleet(settings: Settings, world: Any | None, captcha: Any, *, notice: bool = True) -> Any:
-    """The scrape fleet: the machine's Chromium, the sandbox's proxies by tier,
-    its captcha solver. Adapters other than scrape keep their direct identity."""
+def _fleet(settings: Settings, captcha: Any, *, notice: bool = True) -> Any:
+    """The fleet the settings configure (browsers, proxies, the captcha chain); `captcha`,
+    a solver, replaces the configured chain."""
     from portwright.engines import Fleet
     from portwright.engines._chromium import ChromiumNotFoundError
-    from portwright.resources import ProxyPool, SolverChain, StaticProxyList, TwoCaptchaSolver
+    from portwright.resources import SolverChain, proxy_pool_from, solver_chain_from
     from portwright.resources.ssrf import UrlGuard
 
-    proxies = solver = None
-    if world is not None:
-        from portwright.sandbox.proxies import proxy_catalog
-
-        catalog = [{k: str(v) for k, v in row.items()} for row in proxy_catalog(world)]
-        proxies = ProxyPool([StaticProxyList.from_catalog("sandbox", catalog)]) if catalog else None
-        if captcha is None and "captcha-solver" in world.names():
-            captcha = TwoCaptchaSolver(
-                world.url("captcha-solver"),
-                "sandbox-key",
-                poll_s=0.1,
-                guard=UrlGuard.from_allowlist(settings.url_allowlist),  # the sandbox's ports
-            )
-    if captcha is not None:
-        solver = SolverChain({"captcha": captcha})
+    guard = UrlGuard.from_allowlist(settings.url_allowlist)
+    proxies = proxy_pool_from(settings.proxies)
+    solver = SolverChain({"captcha": captcha}) if captcha is not None else None
+    solver = solver or solver_chain_from(settings, guard)
     try:
         return Fleet.from_settings(settings, proxies=proxies, captcha=solver)
     except ChromiumNotFoundError as exc:  # HTTP tiers only; browser scrapes answer 422
@@ -115,8 +116,11 @@ def platform_registry(settings: Settings, *, browsers: bool) -> Any:
 
 
 def has_chromium(settings: Settings) -> bool:
+    """Whether this process can have browsers: a remote one configured, or a Chromium here."""
     from portwright.engines._chromium import ChromiumNotFoundError, find_chromium
 
+    if any(p.kind == "cdp" for p in settings.browsers.providers):
+        return True
     try:
         find_chromium(settings.chromium_path)
     except ChromiumNotFoundError:
@@ -127,7 +131,6 @@ def has_chromium(settings: Settings) -> bool:
 def start_runtime(
     settings: Settings,
     *,
-    world: Any | None = None,
     captcha: Any = None,
     run_workers: bool = True,
     browser_notice: bool = True,
@@ -136,16 +139,16 @@ def start_runtime(
     every adapter, the fleet for browser work, portal credentials from the vault."""
     from portwright.gateway import Vault
     from portwright.orchestrator import Runtime
-    from portwright.resources import DirectIdentity
+    from portwright.resources import identity_from
 
     vault = Vault.from_settings(settings)
     if run_workers:
-        # scrapes climb the engine ladder (scenario 2)
-        fleet = _fleet(settings, world, captcha, notice=browser_notice)
+        # scrapes climb the engine ladder (scenario 2); adapters use the identities configured
+        fleet = _fleet(settings, captcha, notice=browser_notice)
         registry = platform_registry(settings, browsers=fleet.browsers is not None)
         runtime = Runtime(
             settings, registry, secrets=vault, captcha=captcha, fleet=fleet,
-            identity=DirectIdentity(),
+            identity=identity_from(settings, fleet.proxies),
         )  # fmt: skip
     else:  # a gateway only: the registry validates input, workers elsewhere run the jobs
         registry = platform_registry(settings, browsers=has_chromium(settings))
@@ -176,9 +179,7 @@ def start_stack(
 
     if world is not None:
         settings = sandbox_settings(settings, world)
-    runtime, vault = start_runtime(
-        settings, world=world, captcha=captcha, browser_notice=browser_notice
-    )
+    runtime, vault = start_runtime(settings, captcha=captcha, browser_notice=browser_notice)
     service = JobService(runtime)
     port = port or _free_port(host)
     app = create_app(service, settings, vault=vault)

@@ -17,11 +17,15 @@ from urllib.parse import unquote, urlsplit
 from portwright.engines._politeness import Politeness
 from portwright.engines.browser import (
     BrowserPool,
+    BrowserProvider,
+    BrowserProviderChain,
+    ChainedProvider,
     EvidenceSink,
     JobArtifacts,
     LocalChromium,
     Masker,
     PoolConfig,
+    RemoteCdp,
     StepBrowser,
 )
 from portwright.engines.ladder import Guard, Ladder, LadderConfig, StoreTierMemory, TierMemory
@@ -29,15 +33,15 @@ from portwright.resources import (
     BlobSealer,
     CaptchaSolver,
     ProfilePool,
-    SolverChain,
-    TwoCaptchaSolver,
+    proxy_pool_from,
+    solver_chain_from,
 )
 from portwright.resources.proxies import MemoryBurnLedger, Proxy, ProxyPool, StoreBurnLedger
 from portwright.resources.ssrf import UrlGuard, all_checks, refusing
-from portwright.settings import Settings
+from portwright.settings import BrowserProviderConfig, Settings
 from portwright.store import BlobStore, Store
 
-__all__ = ["Fleet", "FleetConfig", "proxy_from_url"]
+__all__ = ["Fleet", "FleetConfig", "browser_pool_from", "browser_provider_from", "proxy_from_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,38 @@ def proxy_from_url(url: str) -> Proxy:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
+
+
+def browser_provider_from(settings: Settings, config: BrowserProviderConfig) -> BrowserProvider:
+    """One configured browser provider: the local Chromium (ChromiumNotFoundError when it is
+    not there) or a remote browser over CDP."""
+    if config.kind == "local":
+        return LocalChromium(
+            config.chromium_path or settings.chromium_path,
+            remote_debugging=settings.browser_live_view,
+        )
+    headers = {name: value.get_secret_value() for name, value in config.headers.items()}
+    return RemoteCdp(
+        config.endpoint(), headers=headers, name=config.name, timeout_s=config.timeout_s
+    )
+
+
+def browser_pool_from(settings: Settings, pool: PoolConfig | None = None) -> BrowserPool:
+    """The browser pool over `browsers.providers` in order (one provider: itself; several:
+    a chain, each at its concurrency); none configured: the machine's Chromium."""
+    configured = settings.browsers.providers
+    if not configured:
+        local = LocalChromium(settings.chromium_path, remote_debugging=settings.browser_live_view)
+        return BrowserPool(local, pool)
+    chain = BrowserProviderChain(
+        [ChainedProvider(browser_provider_from(settings, c), c.concurrency) for c in configured]
+    )
+    sized = pool or PoolConfig(
+        max_browsers=chain.capacity, contexts_per_browser=settings.browsers.contexts_per_browser
+    )
+    if len(configured) == 1 and configured[0].kind == "local":
+        return BrowserPool(chain.providers[0].provider, sized)  # persistent profiles need it bare
+    return BrowserPool(chain, sized)
 
 
 class Fleet:
@@ -100,18 +136,17 @@ class Fleet:
         pool: PoolConfig | None = None,
         config: FleetConfig | None = None,
     ) -> Fleet:
-        """The machine's Chromium (settings.chromium_path or autodetected), profiles under the
-        data dir, the settings' 2captcha-compatible service (then an operator) as solver."""
-        if captcha is None and settings.captcha_solver_url:
-            key = settings.captcha_api_key.get_secret_value() if settings.captcha_api_key else ""
-            guard = UrlGuard.from_allowlist(settings.url_allowlist)
-            solver = TwoCaptchaSolver(settings.captcha_solver_url, key, guard=guard)
-            captcha = SolverChain({"2captcha": solver})
+        """The fleet the settings configure (docs/configuration.md): browsers from
+        `browsers.providers` (default: the machine's Chromium, settings.chromium_path or
+        autodetected), proxies from `proxies`, the `captcha` chain (then an operator),
+        profiles under the data dir. Arguments given replace what the settings say."""
+        guard = UrlGuard.from_allowlist(settings.url_allowlist)
+        if proxies is None:
+            proxies = proxy_pool_from(settings.proxies)
+        if captcha is None:
+            captcha = solver_chain_from(settings, guard)
         return cls(
-            browsers=BrowserPool(
-                LocalChromium(settings.chromium_path, remote_debugging=settings.browser_live_view),
-                pool,
-            ),
+            browsers=browser_pool_from(settings, pool),
             proxies=proxies,
             captcha=captcha,
             profiles=ProfilePool(settings.data_dir / "profiles"),

@@ -49,12 +49,15 @@ MASK = "***"
 # Secrets recognisable by their shape, wherever they appear in a line (an exception's message,
 # a repr of headers, a URL): API keys (`pw_<prefix>_<secret>`, see gateway.auth), webhook
 # secrets (`whsec_…`, Shopify's `shpss_…`), HTTP credentials (`Bearer …`, `Basic …`) and the
-# password in a URL's user info (`scheme://user:password@host`).
+# password in a URL's user info (`scheme://user:password@host`), and a credential in a URL's
+# query (`?token=…`, `&apiKey=…`: how hosted CDP browsers and solver APIs take keys).
 SECRET_VALUES = re.compile(
     r"\bpw_[A-Za-z0-9]{8,}_[A-Za-z0-9_-]{8,}"
     r"|\b(?:whsec|shpss)_[A-Za-z0-9+/=_-]+"
     r"|\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+"
-    r"|(?<=://)[^/\s:@]*:[^/\s@]+(?=@)",
+    r"|(?<=://)[^/\s:@]*:[^/\s@]+(?=@)"
+    r"|(?<=[?&]token=)[^&#\s]+|(?<=[?&]key=)[^&#\s]+|(?<=[?&]apikey=)[^&#\s]+"
+    r"|(?<=[?&]api_key=)[^&#\s]+|(?<=[?&]clientKey=)[^&#\s]+|(?<=[?&]auth=)[^&#\s]+",
     re.I,
 )
 _HANDLER_NAME = "portwright-json"

@@ -30,7 +30,7 @@ from portwright.resources import (
     IdentityProvider,
     SecretsProvider,
     StaticSecrets,
-    TwoCaptchaSolver,
+    solver_chain_from,
 )
 from portwright.resources.ssrf import UrlGuard
 from portwright.sdk import Adapter, SelectorMap, StateMachine
@@ -60,10 +60,8 @@ PROVIDER_COOLDOWN_S = 20.0
 
 
 def _solver_from(settings: Settings, guard: UrlGuard) -> CaptchaSolver | None:
-    if not settings.captcha_solver_url:
-        return None
-    key = settings.captcha_api_key.get_secret_value() if settings.captcha_api_key else ""
-    return TwoCaptchaSolver(settings.captcha_solver_url, key, guard=guard)
+    """The captcha chain the settings configure (docs/configuration.md), if any."""
+    return solver_chain_from(settings, guard)
 
 
 def queue_name(portal: str) -> str:

@@ -3,12 +3,24 @@
 - `ProxyPool` (also the orchestrator's `IdentityProvider`) over `ProxyProvider`s
   (`StaticProxyList`, `RotatingGateway`); see `portwright.resources.proxies`.
 - `ProfilePool`: persistent browser profiles per user, with cooldown and burns.
-- `SolverChain`: captcha providers (`TwoCaptchaSolver`, …) in fallback order,
-  a breaker each, a `CaptchaBudget` per tenant, an operator last.
+- `SolverChain`: captcha providers (`TwoCaptchaSolver`, `CreateTaskSolver`) in
+  fallback order, a breaker each, a `CaptchaBudget` per tenant, an operator last.
+- From the settings: `proxy_pool_from`, `solver_chain_from`, and `identity_from`, the
+  `IdentityRouter` saying which adapters' jobs use which proxies (docs/configuration.md).
 """
 
 from portwright.resources._breaker import BreakerConfig, CircuitBreaker
 from portwright.resources._captcha import CaptchaSolver, TwoCaptchaSolver
+from portwright.resources._captcha_tasks import CreateTaskSolver
+from portwright.resources._configured import (
+    IdentityRoute,
+    IdentityRouter,
+    breaker_config,
+    identity_from,
+    proxy_pool_from,
+    solver_chain_from,
+    solver_from,
+)
 from portwright.resources._identity import (
     BlobSealer,
     DirectIdentity,
@@ -38,8 +50,11 @@ __all__ = [
     "CaptchaBudget",
     "CaptchaSolver",
     "CircuitBreaker",
+    "CreateTaskSolver",
     "DirectIdentity",
     "IdentityProvider",
+    "IdentityRoute",
+    "IdentityRouter",
     "OperatorSolver",
     "PoolExhaustedError",
     "ProfileLease",
@@ -56,4 +71,9 @@ __all__ = [
     "StaticProxyList",
     "StaticSecrets",
     "TwoCaptchaSolver",
+    "breaker_config",
+    "identity_from",
+    "proxy_pool_from",
+    "solver_chain_from",
+    "solver_from",
 ]

@@ -114,6 +114,35 @@ class TwoCaptchaSolver:
             f"solver {self.name} gave no answer within {self.timeout_s:g}s", provider_down=True
         )
 
+    async def balance(self) -> float:
+        """The account's balance (checks reachability and the key); ChallengeError if not."""
+        transport = GuardedTransport(self.guard) if self.guard is not None else None
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False, transport=transport) as client:
+            try:
+                answer = _json_of(
+                    await client.get(
+                        f"{self.base_url}/res.php",
+                        params={"key": self._key, "action": "getbalance", "json": "1"},
+                    )
+                )
+            except httpx.HTTPError as exc:
+                raise ChallengeError(
+                    f"solver {self.name} unreachable: {type(exc).__name__}", provider_down=True
+                ) from exc
+            except UrlRefusedError as exc:
+                raise ChallengeError(
+                    f"solver {self.name} refused by the SSRF guard: {exc.reason}",
+                    provider_down=True,
+                ) from None
+        if answer.get("status") != 1:
+            _raise_refusal("solver refused getbalance", str(answer.get("request"))[:64])
+        try:
+            return float(str(answer.get("request")))
+        except ValueError:
+            raise ChallengeError(
+                f"solver {self.name} gave no balance", provider_down=True
+            ) from None
+
 
 def _json_of(response: httpx.Response) -> dict[str, object]:
     if response.status_code >= 500:

@@ -105,10 +105,15 @@ class SolverChain:
         *,
         budget: CaptchaBudget | None = None,
         breaker: BreakerConfig | None = None,
+        breakers: Mapping[str, BreakerConfig] | None = None,
     ) -> None:
+        """`breaker` configures every provider's breaker; `breakers` overrides it by name."""
         self.solvers = dict(solvers)
         self.budget = budget
-        self.breakers = {name: CircuitBreaker(name, breaker) for name in self.solvers}
+        own = dict(breakers or {})
+        self.breakers = {
+            name: CircuitBreaker(name, own.get(name, breaker)) for name in self.solvers
+        }
         self._lock = threading.Lock()
         self.history: list[SolveAttempt] = []
 

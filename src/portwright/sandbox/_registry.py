@@ -23,6 +23,7 @@ def default_services() -> list[ServiceSpec]:
 
     specs += inbox.specs()
     specs += captcha.specs()
+    specs += captcha.task_specs()
     specs += proxies.specs()
     specs += consulate.specs()
     specs += scrape.specs()

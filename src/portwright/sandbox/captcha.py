@@ -15,6 +15,15 @@ Solver endpoints (2captcha's legacy API)::
     /res.php  key, action=get&id=<task id>  -> CAPCHA_NOT_READY | the answer
               key, action=getbalance | action=reportbad&id | action=reportgood&id
 
+A second service, "captcha-tasks" (`task_specs`, `build_task_solver`), speaks the JSON
+task API style over the same challenges::
+
+    POST /createTask     {"clientKey", "task": {"type", "websiteURL", "websiteKey"}}
+                         -> {"errorId": 0, "taskId": <id>}
+    POST /getTaskResult  {"clientKey", "taskId"} -> {"errorId": 0, "status": "processing"}
+                         | {"errorId": 0, "status": "ready", "solution": {"gRecaptchaResponse"}}
+    POST /getBalance     {"clientKey"} -> {"errorId": 0, "balance": <float>}
+
 Options: api_key ("sandbox-key"), solve_time_s (1.0), fail_rate (0.0),
 balance (10.0), price (0.003 per solved challenge). Ledger kind "solve".
 """
@@ -42,11 +51,13 @@ __all__ = [
     "Challenge",
     "answer_for",
     "build_solver",
+    "build_task_solver",
     "captcha_id_of",
     "new_challenge",
     "render_challenge_html",
     "sitekey_for",
     "specs",
+    "task_specs",
     "verify",
     "world_secret",
 ]
@@ -203,6 +214,10 @@ class _Solver:
         error = self.refusal(params)
         if error:
             return self.reply(params, False, error)
+        return self.reply(params, True, await self.submit_params(params))
+
+    async def submit_params(self, params: dict[str, str]) -> str:
+        """Queue an accepted task; its id."""
         task = _Task(
             id=str(next(self.ids)),
             sitekey=params.get("googlekey") or params.get("sitekey") or "",
@@ -211,7 +226,7 @@ class _Solver:
             unsolvable=self.ctx.chaos.chance(float(self.opts.get("fail_rate", 0.0)), "unsolvable"),
         )
         self.tasks[task.id] = task
-        return self.reply(params, True, task.id)
+        return task.id
 
     def refusal(self, params: dict[str, str]) -> str | None:
         if not self.authorized(params):
@@ -230,8 +245,18 @@ class _Solver:
         task = self.tasks.get(params.get("id", ""))
         if task is None:
             return self.reply(params, False, "ERROR_WRONG_CAPTCHA_ID")
-        if time.monotonic() < task.ready_at:
+        answer = self.answer(task)
+        if answer is None:
             return self.reply(params, False, "CAPCHA_NOT_READY")
+        if not answer:
+            return self.reply(params, False, "ERROR_CAPTCHA_UNSOLVABLE")
+        return self.reply(params, True, answer)
+
+    def answer(self, task: _Task) -> str | None:
+        """None while the task is not ready; "" when unsolvable; else the answer (the first
+        delivery is charged and recorded in the ledger)."""
+        if time.monotonic() < task.ready_at:
+            return None
         captcha_id = captcha_id_of(task.sitekey)
         solved = not task.unsolvable and captcha_id is not None
         if not task.delivered:
@@ -243,8 +268,8 @@ class _Solver:
                 "solve", task.id, "solver", sitekey=task.sitekey, outcome=outcome
             )
         if not solved or captcha_id is None:
-            return self.reply(params, False, "ERROR_CAPTCHA_UNSOLVABLE")
-        return self.reply(params, True, answer_for(self.secret, captcha_id))
+            return ""
+        return answer_for(self.secret, captcha_id)
 
     def report(self, params: dict[str, str], verdict: str) -> Response:
         task = self.tasks.get(params.get("id", ""))
@@ -293,3 +318,101 @@ def specs(options: Mapping[str, Any] | None = None) -> list[ServiceSpec]:
         "price": 0.003,
     }
     return [ServiceSpec("captcha-solver", build_solver, options=defaults | dict(options or {}))]
+
+
+# -- the JSON task API stand-in ------------------------------------------------------------
+
+_TASK_TYPES = frozenset(
+    {
+        "RecaptchaV2TaskProxyless",
+        "RecaptchaV2Task",
+        "HCaptchaTaskProxyless",
+        "TurnstileTaskProxyless",
+    }
+)
+
+
+class _TaskApi:
+    """createTask / getTaskResult / getBalance over `_Solver`'s tasks and ledger."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.solver = _Solver(ctx)
+
+    @staticmethod
+    def error(code: str) -> Response:
+        return JSONResponse({"errorId": 1, "errorCode": code, "errorDescription": code})
+
+    async def body(self, request: Request) -> dict[str, Any] | None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        if not self.solver.authorized({"key": str(body.get("clientKey", ""))}):
+            return None
+        return body
+
+    async def create(self, request: Request) -> Response:
+        body = await self.body(request)
+        if body is None:
+            return self.error("ERROR_KEY_DOES_NOT_EXIST")
+        task = body.get("task")
+        if not isinstance(task, dict) or task.get("type") not in _TASK_TYPES:
+            return self.error("ERROR_TASK_NOT_SUPPORTED")
+        params = {
+            "key": str(body["clientKey"]),
+            "method": "userrecaptcha",
+            "sitekey": str(task.get("websiteKey") or ""),
+            "pageurl": str(task.get("websiteURL") or ""),
+        }
+        refusal = self.solver.refusal(params)
+        if refusal:
+            return self.error(refusal.replace("ERROR_WRONG_USER_KEY", "ERROR_KEY_DOES_NOT_EXIST"))
+        reply = await self.solver.submit_params(params)
+        return JSONResponse({"errorId": 0, "taskId": int(reply)})
+
+    async def result(self, request: Request) -> Response:
+        body = await self.body(request)
+        if body is None:
+            return self.error("ERROR_KEY_DOES_NOT_EXIST")
+        task = self.solver.tasks.get(str(body.get("taskId", "")))
+        if task is None:
+            return self.error("ERROR_NO_SUCH_CAPCHA_ID")
+        answer = self.solver.answer(task)
+        if answer is None:
+            return JSONResponse({"errorId": 0, "status": "processing"})
+        if answer == "":
+            return self.error("ERROR_CAPTCHA_UNSOLVABLE")
+        return JSONResponse(
+            {"errorId": 0, "status": "ready", "solution": {"gRecaptchaResponse": answer}}
+        )
+
+    async def balance(self, request: Request) -> Response:
+        if await self.body(request) is None:
+            return self.error("ERROR_KEY_DOES_NOT_EXIST")
+        return JSONResponse({"errorId": 0, "balance": float(self.solver.opts.get("balance", 10.0))})
+
+
+def build_task_solver(ctx: ServiceContext) -> Starlette:
+    """The "captcha-tasks" service: the JSON createTask / getTaskResult API."""
+    api = _TaskApi(ctx)
+    return Starlette(
+        routes=[
+            Route("/createTask", api.create, methods=["POST"]),
+            Route("/getTaskResult", api.result, methods=["POST"]),
+            Route("/getBalance", api.balance, methods=["POST"]),
+        ]
+    )
+
+
+def task_specs(options: Mapping[str, Any] | None = None) -> list[ServiceSpec]:
+    """The JSON task API solver service ("captcha-tasks"); `options` as for `specs`."""
+    defaults: dict[str, Any] = {
+        "api_key": "sandbox-key",
+        "solve_time_s": 1.0,
+        "fail_rate": 0.0,
+        "balance": 10.0,
+        "price": 0.003,
+    }
+    return [ServiceSpec("captcha-tasks", build_task_solver, options=defaults | dict(options or {}))]

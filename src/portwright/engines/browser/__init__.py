@@ -11,6 +11,7 @@
 """
 
 from portwright.engines.browser._artifacts import JobArtifacts
+from portwright.engines.browser._chain import BrowserProviderChain, ChainedProvider
 from portwright.engines.browser._evidence import (
     MASK,
     EvidenceSink,
@@ -63,8 +64,10 @@ __all__ = [
     "BrowserLease",
     "BrowserPool",
     "BrowserProvider",
+    "BrowserProviderChain",
     "CdpError",
     "CdpSession",
+    "ChainedProvider",
     "ChromiumFarm",
     "EvidenceSink",
     "Fingerprint",

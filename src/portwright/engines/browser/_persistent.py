@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from portwright.engines.browser._chain import BrowserProviderChain
 from portwright.engines.browser._fingerprint import fingerprint_for
 from portwright.engines.browser._lease import BrowserLease
 from portwright.engines.browser._pool import BrowserPool
@@ -29,6 +30,8 @@ async def persistent_context(
 ) -> AsyncIterator[BrowserLease]:
     """Open the profile directory in a local Chromium with the proxy's fingerprint."""
     provider = pool.provider
+    if isinstance(provider, BrowserProviderChain) and provider.local is not None:
+        provider = provider.local  # a configured chain: its local Chromium opens profiles
     if not isinstance(provider, LocalChromium):
         raise PermanentError(
             f"persistent profiles need the local Chromium provider, not {provider.name!r}"
