@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, sync_playwright
 from pydantic import SecretStr
 
 from portwright.adapters import AdapterRegistry
-from portwright.adapters.consulate import ConsulateAdapter
+from portwright.apps.consulate import ConsulateAdapter
 from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.gateway import Vault, create_app
 from portwright.orchestrator import JobService, Runtime

@@ -11,7 +11,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from portwright.dispatch import ORDER_ASSIGNED, ORDER_CREATED, Dispatcher, order_key
+from portwright.apps.dispatch import ORDER_ASSIGNED, ORDER_CREATED, Dispatcher, order_key
 from portwright.sandbox.shops import BETA, Order
 from portwright.store import FinishedNote, NewInboxEvent, Store
 from portwright.store._schema import webhook_inbox

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from portwright.dispatch import ORDER_ASSIGNED, SYNC_TOPICS
+from portwright.apps.dispatch import ORDER_ASSIGNED, SYNC_TOPICS
 from tests.dispatch.conftest import Dispatch
 
 

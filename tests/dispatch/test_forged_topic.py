@@ -10,7 +10,7 @@ import json
 
 import httpx
 
-from portwright.dispatch import order_key
+from portwright.apps.dispatch import order_key
 from portwright.sandbox.shops import ALPHA, Order, OrderEvent
 from portwright.sandbox.shops._orders import now_iso
 from tests.dispatch.conftest import TIMEOUT, Dispatch

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from portwright.dispatch import ORDER_ASSIGNED, SYNC_TOPICS
+from portwright.apps.dispatch import ORDER_ASSIGNED, SYNC_TOPICS
 from portwright.store import DeliveryFilter
 from tests.dispatch.conftest import TENANTS, TIMEOUT, Dispatch
 

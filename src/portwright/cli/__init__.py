@@ -12,7 +12,7 @@ __all__ = ["main"]
 # Modules contributing sub-commands; each has `register(subparsers) -> None` and sets
 # `func(args) -> int` on the parsers it adds.
 COMMAND_MODULES = (
-    "portwright.cli._demo",
+    "portwright.sandbox.demo._command",
     "portwright.cli._serve",
     "portwright.cli._jobs",
     "portwright.cli._keys",

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from portwright import __version__
+from portwright.apps.dispatch import Dispatcher, mount_dispatch
 from portwright.console import mount_console
-from portwright.dispatch import Dispatcher, mount_dispatch
 from portwright.gateway._bodylimit import BodyLimitMiddleware
 from portwright.gateway._context import GatewayContext
 from portwright.gateway._errors import UnavailableMiddleware, install_error_handlers

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from portwright.dispatch import Dispatcher, DispatchError, NormalizeError
+from portwright.apps.dispatch import Dispatcher, DispatchError, NormalizeError
 from portwright.gateway.webhooks._json import BodyError, parse_body
 from portwright.orchestrator import ConflictError, JobService
 from portwright.store import InboxRecord, JobNotFoundError

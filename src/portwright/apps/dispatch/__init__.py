@@ -9,7 +9,7 @@ A platform's status sync is a `shop-status` webhook endpoint of the tenant
 "topics": SYNC_TOPICS}`): the relay's per-endpoint breaker, retries, dead letters
 and replay apply to it.
 
-    from portwright.dispatch import mount_dispatch
+    from portwright.apps.dispatch import mount_dispatch
     mount_dispatch(app, dispatcher, delivery)     # what the gateway's create_app does
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from portwright.dispatch._normalize import NORMALIZERS, NormalizeError, ShopChange, normalize
-from portwright.dispatch._service import (
+from portwright.apps.dispatch._normalize import NORMALIZERS, NormalizeError, ShopChange, normalize
+from portwright.apps.dispatch._service import (
     ASSIGNMENT_CHANGED,
     DELIVERY_COMPLETED,
     DRIVER_LOCATION_UPDATED,
@@ -58,8 +58,8 @@ __all__ = [
 def mount_dispatch(app: FastAPI, dispatcher: Dispatcher, delivery: DeliveryParts) -> None:
     """The drivers' routes (HTTP and WebSocket); the dispatcher's writes wake the hub and
     the relay at once instead of at their next poll."""
+    from portwright.apps.dispatch._routes import drivers_router
     from portwright.delivery._streams import authenticate_ws
-    from portwright.dispatch._routes import drivers_router
 
     dispatcher.wake = delivery.wake
     app.include_router(drivers_router(dispatcher, delivery.hub, authenticate_ws(dispatcher.store)))

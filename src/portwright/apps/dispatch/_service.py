@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from portwright._ids import new_id
-from portwright.dispatch._normalize import ShopChange, normalize
+from portwright.apps.dispatch._normalize import ShopChange, normalize
 from portwright.store import AssignmentRecord, FinishedNote, InboxRecord, Store
 from portwright.store._dispatch import ACTIVE, DriverRecord
 

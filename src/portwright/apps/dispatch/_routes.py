@@ -28,10 +28,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
+from portwright.apps.dispatch._service import SYNC_TOPICS, Dispatcher, DispatchError
 from portwright.client._models import ErrorBody, FieldProblem
 from portwright.delivery import Hub
 from portwright.delivery._streams import Authenticate, pump
-from portwright.dispatch._service import SYNC_TOPICS, Dispatcher, DispatchError
 from portwright.gateway._context import SECURED
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._principal import Principal, current_principal

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from portwright.cli._scenarios import Progress, ScenarioResult
+from portwright.cli.scenarios import Progress, ScenarioResult
 
 __all__ = ["run"]
 
@@ -71,7 +71,7 @@ class _Listener:
 
 
 async def run(stack: Any, world: Any, progress: Progress) -> ScenarioResult:
-    from portwright.dispatch import SYNC_TOPICS
+    from portwright.apps.dispatch import SYNC_TOPICS
     from portwright.gateway import issue_key
 
     store = stack.service.store
@@ -239,7 +239,7 @@ async def _wait(check: Any, within_s: float = 20.0) -> bool:
 
 def _check(store: Any, world: Any, shop: str, tenant_id: str) -> tuple[bool, str]:
     """Every created order dispatched; every assignment change in the shop's ledger once."""
-    from portwright.dispatch import SYNC_TOPICS
+    from portwright.apps.dispatch import SYNC_TOPICS
 
     ledger = world.ledger(shop)
     created = {

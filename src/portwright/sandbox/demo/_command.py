@@ -27,7 +27,7 @@ from collections import Counter
 from typing import Any, TextIO
 
 from portwright.cli._common import add_settings_flags, settings_from
-from portwright.cli._scenarios import BrowserNeed
+from portwright.cli.scenarios import BrowserNeed
 
 __all__ = ["register"]
 
@@ -36,12 +36,12 @@ V2_PATCH = {
     "slot_ids": "ul.slot-list li.slot-item::attr(data-id)",
 }
 SETTLED = ("succeeded", "failed", "cancelled")
-# scenario name -> module under portwright.cli with `run(stack, world, progress)`
+# scenario name -> module with `run(stack, world, progress)`
 SCENARIOS = {
-    "scrape": "_demo_scrape",
-    "directories": "_demo_directories",
-    "jobboard": "_demo_jobboard",
-    "dispatch": "_demo_dispatch",
+    "scrape": "portwright.cli._demo_scrape",
+    "directories": "portwright.apps.directories.demo",
+    "jobboard": "portwright.apps.jobboard.demo",
+    "dispatch": "portwright.apps.dispatch.demo",
 }
 DEMO_PORTAL = {
     "release_every_s": 6.0,
@@ -179,7 +179,7 @@ def _browser_need(name: str) -> BrowserNeed | None:
     """The scenario's `BrowserNeed`, or None (bookings and HTTP-only scenarios)."""
     if name not in SCENARIOS:
         return None
-    need = getattr(importlib.import_module(f"portwright.cli.{SCENARIOS[name]}"), "BROWSER", None)
+    need = getattr(importlib.import_module(SCENARIOS[name]), "BROWSER", None)
     return need if isinstance(need, BrowserNeed) else None
 
 
@@ -189,7 +189,7 @@ async def _scenarios(
     """Run the further scenarios one after another; print each one's summary. Without a
     browser, a scenario that needs one throughout is not run; one that needs one in part
     runs with `browser=False`."""
-    from portwright.cli._scenarios import ScenarioResult
+    from portwright.cli.scenarios import ScenarioResult
 
     out = sys.stdout
 
@@ -200,7 +200,7 @@ async def _scenarios(
     for name in chosen:
         if name == "bookings":
             continue
-        module = importlib.import_module(f"portwright.cli.{SCENARIOS[name]}")
+        module = importlib.import_module(SCENARIOS[name])
         need = _browser_need(name)
         if need is not None and not browser and need.whole:
             continue  # said in the skip line

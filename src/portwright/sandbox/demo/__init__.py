@@ -1,0 +1,1 @@
+"""`portwright demo`: sample work against the sandbox world, with live progress."""
