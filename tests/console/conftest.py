@@ -24,8 +24,9 @@ from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.gateway import Vault, create_app
 from portwright.orchestrator import JobService, Runtime
 from portwright.sandbox import SandboxWorld, consulate, inbox
+from portwright.sandbox.echo import echo_service
 from portwright.settings import Settings
-from portwright.testing import EchoAdapter, echo_service
+from portwright.testing import EchoAdapter
 from tests.console._support import Console
 from tests.gateway._support import ServerThread
 

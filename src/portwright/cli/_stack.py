@@ -40,13 +40,19 @@ class Stack:
         self.vault.close()
 
 
+def sandbox_world() -> Any:
+    """The sandbox world's plugin module (`portwright.worlds` entry point `sandbox`); the
+    core does not import the sandbox."""
+    from portwright.plugins import WORLDS, load_plugin
+
+    return load_plugin(WORLDS, "sandbox")
+
+
 def sandbox_webhook_secrets(settings: Settings, world: Any) -> dict[str, str]:
     """This data dir's sandbox webhook secrets, also given to the world's senders (the
     consulate's payment webhooks, the shops' order webhooks): nothing trusts a secret
     written in the source."""
-    from portwright.gateway import sandbox_webhook_secrets as of_data_dir
-
-    secrets = of_data_dir(settings.data_dir)
+    secrets: dict[str, str] = sandbox_world().sandbox_webhook_secrets(settings.data_dir)
     names = set(world.names())
     if "consulate" in names:
         world.context("consulate").options["payment_webhook_secret"] = secrets["consulate"]
@@ -58,8 +64,7 @@ def sandbox_webhook_secrets(settings: Settings, world: Any) -> dict[str, str]:
 
 def sandbox_settings(settings: Settings, world: Any) -> Settings:
     """Settings that let the platform reach (and trust) this sandbox world."""
-    from portwright.gateway import sandbox_webhook_sources
-
+    sandbox_webhook_sources = sandbox_world().sandbox_webhook_sources
     ports = sorted({url.rsplit(":", 1)[1] for url in world.urls().values()})
     allow = [*settings.url_allowlist, *(f"127.0.0.1:{port}" for port in ports)]
     shops = dict(sandbox_webhook_sources(sandbox_webhook_secrets(settings, world)))
@@ -72,16 +77,15 @@ def sandbox_settings(settings: Settings, world: Any) -> Settings:
 def _fleet(settings: Settings, world: Any | None, captcha: Any, *, notice: bool = True) -> Any:
     """The scrape fleet: the machine's Chromium, the sandbox's proxies by tier,
     its captcha solver. Adapters other than scrape keep their direct identity."""
-    from portwright.engines import Fleet
-    from portwright.engines._chromium import ChromiumNotFoundError
+    from portwright.engines import ChromiumNotFoundError, Fleet
     from portwright.resources import ProxyPool, SolverChain, StaticProxyList, TwoCaptchaSolver
     from portwright.resources.ssrf import UrlGuard
 
     proxies = solver = None
     if world is not None:
-        from portwright.sandbox.proxies import proxy_catalog
-
-        catalog = [{k: str(v) for k, v in row.items()} for row in proxy_catalog(world)]
+        catalog = [
+            {k: str(v) for k, v in row.items()} for row in sandbox_world().proxy_catalog(world)
+        ]
         proxies = ProxyPool([StaticProxyList.from_catalog("sandbox", catalog)]) if catalog else None
         if captcha is None and "captcha-solver" in world.names():
             captcha = TwoCaptchaSolver(
@@ -115,7 +119,7 @@ def platform_registry(settings: Settings, *, browsers: bool) -> Any:
 
 
 def has_chromium(settings: Settings) -> bool:
-    from portwright.engines._chromium import ChromiumNotFoundError, find_chromium
+    from portwright.engines import ChromiumNotFoundError, find_chromium
 
     try:
         find_chromium(settings.chromium_path)

@@ -16,10 +16,10 @@ Contract (what `portwright up` and `portwright api` use)::
   encryption (AES-GCM data key per tenant, wrapped by `PORTWRIGHT_MASTER_KEY`,
   or by `<data_dir>/master.key`, generated on first use). It opens its own
   small connection pool lazily, so it can be built before the runtime starts.
-- Webhook sources come from `settings.webhook_sources`;
-  `sandbox_webhook_sources(sandbox_webhook_secrets(data_dir))` gives the sandbox
-  world's (consulate payments → bookings, shop-alpha, shop-beta), trusted with
-  secrets drawn for that data dir on first use (never built-in ones).
+- Webhook sources come from `settings.webhook_sources`; a source's `handler` names the
+  processing: "record" (built in) or an installed app's (`portwright.webhook_handlers`
+  entry points, e.g. the consulate's "payment", dispatch's "shop-order"). The sandbox
+  world adds its own sources (`portwright.sandbox.webhooks`) when `up` starts it.
 - SSRF: user URLs may reach public addresses only, plus `settings.url_allowlist`
   (the sandbox's loopback ports must be listed there); `UrlGuard` and
   `guarded_client` are the same check for code that fetches user URLs.
@@ -42,8 +42,6 @@ from portwright.gateway.webhooks import (
     DEFAULT_HANDLERS,
     PermanentWebhookError,
     WebhookHandler,
-    sandbox_webhook_secrets,
-    sandbox_webhook_sources,
 )
 from portwright.resources.ssrf import StaticResolver, UrlGuard, UrlRefusedError, guarded_client
 
@@ -66,7 +64,5 @@ __all__ = [
     "create_app",
     "guarded_client",
     "issue_key",
-    "sandbox_webhook_secrets",
-    "sandbox_webhook_sources",
     "server_config",
 ]

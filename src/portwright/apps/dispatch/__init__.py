@@ -9,12 +9,15 @@ A platform's status sync is a `shop-status` webhook endpoint of the tenant
 "topics": SYNC_TOPICS}`): the relay's per-endpoint breaker, retries, dead letters
 and replay apply to it.
 
-    from portwright.apps.dispatch import mount_dispatch
-    mount_dispatch(app, dispatcher, delivery)     # what the gateway's create_app does
+It plugs into the core through entry points (pyproject.toml): the `shop-order` webhook
+handler (`portwright.webhook_handlers`) and the drivers' routes (`portwright.routers`,
+`mount_routes(app, store, delivery)`, called by the gateway's `create_app`); both use
+the store's one `dispatcher_for(store)`.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from portwright.apps.dispatch._normalize import NORMALIZERS, NormalizeError, ShopChange, normalize
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from portwright.delivery import DeliveryParts
+    from portwright.store import Store
 
 __all__ = [
     "ASSIGNMENT_CHANGED",
@@ -49,7 +53,9 @@ __all__ = [
     "Dispatcher",
     "NormalizeError",
     "ShopChange",
+    "dispatcher_for",
     "mount_dispatch",
+    "mount_routes",
     "normalize",
     "order_key",
 ]
@@ -64,3 +70,19 @@ def mount_dispatch(app: FastAPI, dispatcher: Dispatcher, delivery: DeliveryParts
     dispatcher.wake = delivery.wake
     app.include_router(drivers_router(dispatcher, delivery.hub, authenticate_ws(dispatcher.store)))
     app.state.dispatcher = dispatcher
+
+
+_DISPATCHERS: weakref.WeakKeyDictionary[Store, Dispatcher] = weakref.WeakKeyDictionary()
+
+
+def dispatcher_for(store: Store) -> Dispatcher:
+    """The one dispatcher of `store` (shared by the webhook handler and the routes)."""
+    dispatcher = _DISPATCHERS.get(store)
+    if dispatcher is None:
+        dispatcher = _DISPATCHERS[store] = Dispatcher(store)
+    return dispatcher
+
+
+def mount_routes(app: FastAPI, store: Store, delivery: DeliveryParts) -> None:
+    """The `portwright.routers` entry: the drivers' routes on the store's dispatcher."""
+    mount_dispatch(app, dispatcher_for(store), delivery)
