@@ -29,12 +29,12 @@ from portwright.gateway.idempotency import IdempotencyMiddleware
 from portwright.gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from portwright.gateway.routes import (
     account_router,
+    evidence_router,
     items_router,
     jobs_router,
     portals_router,
     scrape_router,
 )
-from portwright.gateway.routes._evidence import evidence_router
 from portwright.gateway.vault import Vault
 from portwright.gateway.webhooks import (
     InboxProcessor,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi import Header, Security
 from fastapi.security import HTTPBearer
 
-from portwright.client._models import FieldProblem
+from portwright.client.models import FieldProblem
 from portwright.gateway._errors import ApiError
 from portwright.gateway._plans import Meter, plan_of
 from portwright.gateway._principal import Principal

@@ -10,7 +10,8 @@ from portwright.store._blobs import (
 )
 from portwright.store._console import OperatorRecord, OperatorSession
 from portwright.store._deliveries import AttemptRecord, DeliveryFilter, DeliveryRecord
-from portwright.store._dispatch import AssignmentRecord
+from portwright.store._dispatch import ACTIVE as ACTIVE_ASSIGNMENT_STATUSES
+from portwright.store._dispatch import AssignmentRecord, DriverRecord
 from portwright.store._endpoints import EndpointRecord
 from portwright.store._engine import PG_CONNECT_ARGS, create_engine, is_sqlite
 from portwright.store._fleet import ProxyBurnRecord, TierStatRecord
@@ -39,6 +40,7 @@ from portwright.store._usage import UsageSummary, UsageTotals
 from portwright.store._vault import CredentialRecord, DataKeyRecord
 
 __all__ = [
+    "ACTIVE_ASSIGNMENT_STATUSES",
     "PG_CONNECT_ARGS",
     "ApiKeyRecord",
     "AssignmentRecord",
@@ -52,6 +54,7 @@ __all__ = [
     "DataKeyRecord",
     "DeliveryFilter",
     "DeliveryRecord",
+    "DriverRecord",
     "EndpointRecord",
     "EscalationRecord",
     "EventRecord",

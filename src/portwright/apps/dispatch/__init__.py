@@ -65,7 +65,7 @@ def mount_dispatch(app: FastAPI, dispatcher: Dispatcher, delivery: DeliveryParts
     """The drivers' routes (HTTP and WebSocket); the dispatcher's writes wake the hub and
     the relay at once instead of at their next poll."""
     from portwright.apps.dispatch._routes import drivers_router
-    from portwright.delivery._streams import authenticate_ws
+    from portwright.delivery import authenticate_ws
 
     dispatcher.wake = delivery.wake
     app.include_router(drivers_router(dispatcher, delivery.hub, authenticate_ws(dispatcher.store)))

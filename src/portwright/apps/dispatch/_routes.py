@@ -29,12 +29,15 @@ from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
 from portwright.apps.dispatch._service import SYNC_TOPICS, Dispatcher, DispatchError
-from portwright.client._models import ErrorBody, FieldProblem
-from portwright.delivery import Hub
-from portwright.delivery._streams import Authenticate, pump
-from portwright.gateway._context import SECURED
-from portwright.gateway._errors import ERROR_RESPONSES, ApiError
-from portwright.gateway._principal import Principal, current_principal
+from portwright.client.models import ErrorBody, FieldProblem
+from portwright.delivery import Authenticate, Hub, pump
+from portwright.gateway.kernel import (
+    ERROR_RESPONSES,
+    SECURED,
+    ApiError,
+    Principal,
+    current_principal,
+)
 from portwright.store import AssignmentRecord, OutboxRecord
 
 __all__ = ["drivers_router"]

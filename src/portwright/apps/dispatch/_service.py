@@ -24,8 +24,8 @@ import sqlalchemy as sa
 
 from portwright._ids import new_id
 from portwright.apps.dispatch._normalize import ShopChange, normalize
-from portwright.store import AssignmentRecord, FinishedNote, InboxRecord, Store
-from portwright.store._dispatch import ACTIVE, DriverRecord
+from portwright.store import ACTIVE_ASSIGNMENT_STATUSES as ACTIVE
+from portwright.store import AssignmentRecord, DriverRecord, FinishedNote, InboxRecord, Store
 
 __all__ = [
     "ASSIGNMENT_CHANGED",
