@@ -77,7 +77,13 @@ def _configure_logging() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    from portwright.plugins import PluginError
+
+    try:
+        parser = build_parser()
+    except PluginError as exc:  # an installed package's command is broken: say which
+        print(f"portwright: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     _configure_logging()
     try:
