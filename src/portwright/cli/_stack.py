@@ -138,9 +138,9 @@ def start_runtime(
 ) -> tuple[Any, Any]:
     """The runtime every platform process runs (`up`, `demo`, `worker`, `api`) and its vault:
     every adapter, the fleet for browser work, portal credentials from the vault."""
-    from portwright.gateway import Vault
     from portwright.orchestrator import Runtime
     from portwright.resources import DirectIdentity
+    from portwright.resources.vault import Vault
 
     vault = Vault.from_settings(settings)
     if run_workers:

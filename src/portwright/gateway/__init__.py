@@ -2,7 +2,8 @@
 
 Contract (what `portwright up` and `portwright api` use)::
 
-    from portwright.gateway import Vault, create_app
+    from portwright.gateway import create_app
+    from portwright.resources.vault import Vault
 
     vault = Vault.from_settings(settings)            # a SecretsProvider
     runtime = Runtime(settings, registry, secrets=vault).start()
@@ -27,7 +28,11 @@ Contract (what `portwright up` and `portwright api` use)::
   with the request-head limits in settings (431 for too many or too large headers, 408
   for a head or body that does not arrive in time).
 
-Layout: `auth/` (API keys), `ratelimit/`, `idempotency/`, `ssrf/`, `vault/`,
+The vault lives in `portwright.resources.vault` (the runtime's secrets provider); the
+gateway still re-exports `Vault` and `MasterKey` for code written against it, and the
+SSRF guard's names from `portwright.resources.ssrf`.
+
+Layout: `auth/` (API keys), `ratelimit/`, `idempotency/`, `kernel` (for other routers),
 `webhooks/` (schemes, inbox, processor), `routes/` (one module per resource).
 """
 
@@ -37,13 +42,13 @@ from portwright.gateway._principal import Principal
 from portwright.gateway._server import ServerLimits, server_config
 from portwright.gateway.auth import IssuedKey, issue_key
 from portwright.gateway.ratelimit import RateLimiter
-from portwright.gateway.vault import MasterKey, Vault
 from portwright.gateway.webhooks import (
     DEFAULT_HANDLERS,
     PermanentWebhookError,
     WebhookHandler,
 )
 from portwright.resources.ssrf import StaticResolver, UrlGuard, UrlRefusedError, guarded_client
+from portwright.resources.vault import MasterKey, Vault
 
 __all__ = [
     "DEFAULT_HANDLERS",

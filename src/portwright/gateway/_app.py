@@ -35,7 +35,6 @@ from portwright.gateway.routes import (
     portals_router,
     scrape_router,
 )
-from portwright.gateway.vault import Vault
 from portwright.gateway.webhooks import (
     InboxProcessor,
     WebhookHandler,
@@ -46,6 +45,7 @@ from portwright.observability import RequestContextMiddleware, install_tracing
 from portwright.orchestrator import JobService
 from portwright.plugins import ROUTERS, load_plugins
 from portwright.resources.ssrf import UrlGuard, guarded_client
+from portwright.resources.vault import Vault
 from portwright.settings import Settings
 
 if TYPE_CHECKING:
