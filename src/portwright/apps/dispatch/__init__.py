@@ -33,6 +33,12 @@ from portwright.apps.dispatch._service import (
     DispatchError,
     order_key,
 )
+from portwright.apps.dispatch._store import (
+    ACTIVE,
+    AssignmentRecord,
+    DispatchRepository,
+    DriverRecord,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
     from portwright.store import Store
 
 __all__ = [
+    "ACTIVE",
     "ASSIGNMENT_CHANGED",
     "DELIVERY_COMPLETED",
     "DRIVER_LOCATION_UPDATED",
@@ -49,8 +56,11 @@ __all__ = [
     "ORDER_ASSIGNED",
     "ORDER_CREATED",
     "SYNC_TOPICS",
+    "AssignmentRecord",
     "DispatchError",
+    "DispatchRepository",
     "Dispatcher",
+    "DriverRecord",
     "NormalizeError",
     "ShopChange",
     "dispatcher_for",

@@ -247,7 +247,9 @@ def _check(store: Any, world: Any, shop: str, tenant_id: str) -> tuple[bool, str
         for e in ledger.entries("webhook_sent")
         if e.data["event_type"] == "created" and e.data["delivered"]
     }
-    known = {a.order_id for a in store.dispatch.all(tenant_id)}
+    from portwright.apps.dispatch import DispatchRepository
+
+    known = {a.order_id for a in DispatchRepository(store.engine).all(tenant_id)}
     events = store.outbox.since(0, tenant_id=tenant_id, limit=100_000)
     syncs = {e.event_id for e in events if e.topic in SYNC_TOPICS}
     keys = [entry.key for entry in ledger.entries("status_update")]
