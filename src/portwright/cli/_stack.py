@@ -1,10 +1,10 @@
 """Assembling the one-process stack `up` and `demo` run: sandbox, runtime, gateway.
 
-The sandbox's loopback ports go on the SSRF allowlist (nothing else local is
-reachable), its webhook sources (consulate payments, the shops) are trusted
-with secrets drawn for the data dir on its first start (and given to the
-sandbox's senders), portal credentials live in the vault, and the consulate
-sends its signed payment webhooks to this gateway.
+The sandbox comes through its world plugin (`sandbox_world()`): its loopback ports go
+on the SSRF allowlist (nothing else local is reachable), its webhook sources (consulate
+payments, the shops) are trusted with secrets drawn for the data dir on its first start
+(`settings_for`), and its webhooks are sent to this gateway (`connect`). Portal
+credentials live in the vault.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from typing import Any
 
 from portwright.settings import Settings
 
-__all__ = ["SHOP_TENANTS", "Stack", "platform_registry", "start_runtime", "start_stack"]
-
-SHOP_TENANTS = {"shop-alpha": "acme", "shop-beta": "globex"}  # scenario 5: whose orders
+__all__ = ["Stack", "platform_registry", "sandbox_world", "start_runtime", "start_stack"]
 
 
 @dataclass
@@ -46,32 +44,6 @@ def sandbox_world() -> Any:
     from portwright.plugins import WORLDS, load_plugin
 
     return load_plugin(WORLDS, "sandbox")
-
-
-def sandbox_webhook_secrets(settings: Settings, world: Any) -> dict[str, str]:
-    """This data dir's sandbox webhook secrets, also given to the world's senders (the
-    consulate's payment webhooks, the shops' order webhooks): nothing trusts a secret
-    written in the source."""
-    secrets: dict[str, str] = sandbox_world().sandbox_webhook_secrets(settings.data_dir)
-    names = set(world.names())
-    if "consulate" in names:
-        world.context("consulate").options["payment_webhook_secret"] = secrets["consulate"]
-    for shop in ("shop-alpha", "shop-beta"):
-        if shop in names:
-            world.context(shop).options["secret"] = secrets[shop]
-    return secrets
-
-
-def sandbox_settings(settings: Settings, world: Any) -> Settings:
-    """Settings that let the platform reach (and trust) this sandbox world."""
-    sandbox_webhook_sources = sandbox_world().sandbox_webhook_sources
-    ports = sorted({url.rsplit(":", 1)[1] for url in world.urls().values()})
-    allow = [*settings.url_allowlist, *(f"127.0.0.1:{port}" for port in ports)]
-    shops = dict(sandbox_webhook_sources(sandbox_webhook_secrets(settings, world)))
-    for name, tenant in SHOP_TENANTS.items():  # shop orders go to dispatch (scenario 5)
-        shops[name] = shops[name].model_copy(update={"handler": "shop-order", "tenant": tenant})
-    sources = {**shops, **settings.webhook_sources}
-    return settings.model_copy(update={"url_allowlist": allow, "webhook_sources": sources})
 
 
 def _fleet(settings: Settings, world: Any | None, captcha: Any, *, notice: bool = True) -> Any:
@@ -178,8 +150,8 @@ def start_stack(
     from portwright.gateway import create_app, server_config
     from portwright.orchestrator import JobService
 
-    if world is not None:
-        settings = sandbox_settings(settings, world)
+    if world is not None:  # reach and trust it: its ports, its webhook sources
+        settings = sandbox_world().settings_for(settings, world)
     runtime, vault = start_runtime(
         settings, world=world, captcha=captcha, browser_notice=browser_notice
     )
@@ -200,12 +172,6 @@ def start_stack(
         runtime.stop()
         raise RuntimeError(f"the gateway did not start on {host}:{port}")
     gateway_url = f"http://{host}:{port}"
-    if world is not None:
-        if "consulate" in world.names():
-            world.context("consulate").options["payment_webhook_url"] = (
-                f"{gateway_url}/v1/hooks/consulate"
-            )
-        for shop in SHOP_TENANTS:
-            if shop in world.names():
-                world.context(shop).options["target_url"] = f"{gateway_url}/v1/hooks/{shop}"
+    if world is not None:  # its webhooks come to this gateway
+        sandbox_world().connect(world, gateway_url)
     return Stack(settings, runtime, service, vault, gateway_url, server, thread)
