@@ -195,6 +195,7 @@ def _bare_app() -> Any:
 
 def _prepare(data_dir: str, database_url: str | None) -> str:
     """The tenant, its API key and its one driver (everything is assigned to d1)."""
+    from portwright.apps.dispatch import DispatchRepository
     from portwright.gateway import issue_key
     from portwright.store import Store
 
@@ -202,7 +203,9 @@ def _prepare(data_dir: str, database_url: str | None) -> str:
     store = Store.open(_settings(data_dir, database_url).app_database_url)
     issued = issue_key(store, tenant="bench")
     with store.engine.begin() as conn:
-        store.dispatch.upsert_driver(conn, issued.record.tenant_id, "d1", name="d1", available=True)
+        DispatchRepository(store.engine).upsert_driver(
+            conn, issued.record.tenant_id, "d1", name="d1", available=True
+        )
     store.close()
     return issued.key
 

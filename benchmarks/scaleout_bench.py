@@ -166,8 +166,8 @@ async def run_all(args: argparse.Namespace, counts: list[int]) -> list[dict[str,
     from portwright.adapters import AdapterRegistry
     from portwright.orchestrator import JobService, Runtime
     from portwright.sandbox import SandboxWorld
+    from portwright.sandbox.echo import echo_service
     from portwright.settings import Settings
-    from portwright.testing import echo_service
 
     IoAdapter.max_concurrency = args.portal_cap  # the portal row takes it on first start
     admin = pg_admin(args.postgres)

@@ -26,8 +26,9 @@ from starlette.routing import Route
 from portwright.adapters import AdapterRegistry
 from portwright.client import Client
 from portwright.console import hash_password
-from portwright.gateway import Vault, create_app, issue_key
+from portwright.gateway import create_app, issue_key
 from portwright.orchestrator import JobService
+from portwright.resources.vault import Vault
 from portwright.sdk import (
     SECRET_MASK,
     Adapter,

@@ -18,8 +18,8 @@ import standardwebhooks
 import stripe
 
 from portwright.cli._stack import start_stack
-from portwright.gateway.webhooks import SANDBOX_SECRETS_FILE
 from portwright.sandbox import SandboxWorld, consulate, shops
+from portwright.sandbox.webhooks import SANDBOX_SECRETS_FILE
 from portwright.settings import Settings
 
 # What every `up` stack trusted before (public, in the source): all must be refused now.

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from portwright.adapters.directories import DirectoryFormAdapter, DirectorySubmissionAdapter
-from portwright.cli._demo_directories import PROFILE
+from portwright.apps.directories import DirectoryFormAdapter, DirectorySubmissionAdapter
+from portwright.apps.directories.demo import PROFILE
 from portwright.orchestrator import JobService
 from portwright.reports import build_report, to_csv, to_html, to_json
 from portwright.resources import TwoCaptchaSolver

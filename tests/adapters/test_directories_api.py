@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from portwright.adapters.directories import DirectoryFormAdapter, DirectorySubmissionAdapter
+from portwright.apps.directories import DirectoryFormAdapter, DirectorySubmissionAdapter
 from portwright.gateway import create_app, issue_key
 from portwright.orchestrator import JobService
 from portwright.resources import TwoCaptchaSolver

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from portwright.adapters.jobboard import (
+from portwright.apps.jobboard import (
     Applicant,
     FormField,
     ResumeFile,
     match_field,
 )
-from portwright.cli import _demo_jobboard
+from portwright.apps.jobboard import demo as _demo_jobboard
 from portwright.cli._stack import start_stack
 from portwright.sandbox import SandboxWorld, captcha, consulate, jobboard
 from portwright.settings import Settings

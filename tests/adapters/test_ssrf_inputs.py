@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from portwright.adapters import default_registry
-from portwright.cli._demo_directories import PROFILE
+from portwright.apps.directories.demo import PROFILE
 from portwright.orchestrator import JobService
 from portwright.settings import Settings
 from portwright.testing import wait_until

@@ -19,13 +19,15 @@ from playwright.sync_api import Browser, sync_playwright
 from pydantic import SecretStr
 
 from portwright.adapters import AdapterRegistry
-from portwright.adapters.consulate import ConsulateAdapter
+from portwright.apps.consulate import ConsulateAdapter
 from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
-from portwright.gateway import Vault, create_app
+from portwright.gateway import create_app
 from portwright.orchestrator import JobService, Runtime
+from portwright.resources.vault import Vault
 from portwright.sandbox import SandboxWorld, consulate, inbox
+from portwright.sandbox.echo import echo_service
 from portwright.settings import Settings
-from portwright.testing import EchoAdapter, echo_service
+from portwright.testing import EchoAdapter
 from tests.console._support import Console
 from tests.gateway._support import ServerThread
 

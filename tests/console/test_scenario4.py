@@ -335,7 +335,7 @@ def main() -> int:
     import uvicorn
 
     from portwright.adapters import AdapterRegistry
-    from portwright.adapters.jobboard import JobBoardAdapter
+    from portwright.apps.jobboard import JobBoardAdapter
     from portwright.engines import Fleet, FleetConfig
     from portwright.engines.browser import BrowserPool, LocalChromium, PoolConfig
     from portwright.gateway import create_app

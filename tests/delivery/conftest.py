@@ -17,8 +17,9 @@ from portwright.delivery import DeliveryParts, DeliveryPolicy
 from portwright.gateway import create_app, issue_key
 from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld
+from portwright.sandbox.echo import echo_service
 from portwright.settings import Settings
-from portwright.testing import EchoAdapter, echo_service
+from portwright.testing import EchoAdapter
 from tests.gateway._support import ServerThread
 
 FAST = DeliveryPolicy(base_s=0.05, max_s=0.2, breaker_threshold=3, breaker_open_s=0.3)

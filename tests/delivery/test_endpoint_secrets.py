@@ -11,7 +11,7 @@ import standardwebhooks
 
 from portwright.delivery import new_secret
 from portwright.delivery._signing import SEALED_PREFIX, seal_stored_secrets
-from portwright.gateway.vault._vault import SEALED_TEXT
+from portwright.resources.vault._vault import SEALED_TEXT
 from portwright.store import DeliveryFilter
 from portwright.store._schema import webhook_endpoints
 from portwright.testing import wait_until

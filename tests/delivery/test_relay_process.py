@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from portwright.delivery import new_secret
 from portwright.delivery._signing import seal_endpoint_secret
-from portwright.gateway.vault import MasterKey, Vault
+from portwright.resources.vault import MasterKey, Vault
 from portwright.settings import Settings
 from portwright.store import DeliveryFilter, Store
 from portwright.testing import wait_until

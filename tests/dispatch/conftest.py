@@ -19,9 +19,9 @@ import pytest
 from pydantic import SecretStr
 
 from portwright.adapters import AdapterRegistry
+from portwright.apps.dispatch import SYNC_TOPICS
 from portwright.console import hash_password
 from portwright.delivery import DeliveryPolicy
-from portwright.dispatch import SYNC_TOPICS
 from portwright.gateway import create_app, issue_key
 from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld

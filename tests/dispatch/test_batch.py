@@ -11,7 +11,13 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from portwright.dispatch import ORDER_ASSIGNED, ORDER_CREATED, Dispatcher, order_key
+from portwright.apps.dispatch import (
+    ORDER_ASSIGNED,
+    ORDER_CREATED,
+    Dispatcher,
+    DispatchRepository,
+    order_key,
+)
 from portwright.sandbox.shops import BETA, Order
 from portwright.store import FinishedNote, NewInboxEvent, Store
 from portwright.store._schema import webhook_inbox
@@ -38,7 +44,9 @@ async def test_a_batch_skips_a_lost_lease_and_sees_its_own_changes(db_url: str) 
     try:
         tenant = store.tenants.ensure("acme").id
         with store.engine.begin() as conn:
-            store.dispatch.upsert_driver(conn, tenant, "d1", name="d1", available=True)
+            DispatchRepository(store.engine).upsert_driver(
+                conn, tenant, "d1", name="d1", available=True
+            )
         store.inbox.add_many(
             [
                 _event(tenant, "created", "ord_a", 1),
@@ -68,7 +76,7 @@ async def test_a_batch_skips_a_lost_lease_and_sees_its_own_changes(db_url: str) 
         assert by_order["ord_c:x"] == "order ord_c: cancelled by the platform"
 
         def assignment(order_id: str) -> tuple[str | None, str, int] | None:
-            record = store.dispatch.get(order_key(tenant, "shop-beta", order_id))
+            record = DispatchRepository(store.engine).get(order_key(tenant, "shop-beta", order_id))
             return None if record is None else (record.driver_id, record.status, record.version)
 
         assert assignment("ord_a") == ("d1", "assigned", 1)

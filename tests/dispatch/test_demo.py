@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from portwright.cli._demo_dispatch import run
+from portwright.apps.dispatch.demo import run
 from portwright.cli._stack import start_stack
 from portwright.sandbox import SandboxWorld, default_services
 from portwright.settings import Settings

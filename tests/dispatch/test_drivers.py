@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from portwright.dispatch import ORDER_ASSIGNED, SYNC_TOPICS
+from portwright.apps.dispatch import ORDER_ASSIGNED, SYNC_TOPICS, DispatchRepository
 from tests.dispatch.conftest import Dispatch
 
 
@@ -77,7 +77,9 @@ async def test_driver_gets_pushes_and_resyncs_from_its_cursor_after_a_gap(
         again = await _assigned(ws, len(missed))
         assert {m["data"]["order_id"] for m in again} == missed
         assert all(m["cursor"] > last_cursor for m in again)
-        active = d.store.dispatch.of_driver(d.tenant_ids["acme"], "d1", active_only=True)
+        active = DispatchRepository(d.store.engine).of_driver(
+            d.tenant_ids["acme"], "d1", active_only=True
+        )
         key = active[0].order_key
         await ws.send(json.dumps({"type": "status", "order_key": key, "status": "picked_up"}))
         await ws.send(json.dumps({"type": "location", "lat": 51.5, "lon": -0.12}))
@@ -94,16 +96,18 @@ async def test_driver_gets_pushes_and_resyncs_from_its_cursor_after_a_gap(
         assert replies[2]["field"] == "status"
         assert picked[0]["type"] == "assignment.changed"
 
-    assignment = d.store.dispatch.get(key)
+    assignment = DispatchRepository(d.store.engine).get(key)
     assert assignment is not None
     assert assignment.status == "picked_up"
     async with connect(_ws_url(d, "acme", "d1")) as ws:  # no cursor: a snapshot first
         hello = await _recv(ws)
-        mine = d.store.dispatch.of_driver(d.tenant_ids["acme"], "d1", active_only=True)
+        mine = DispatchRepository(d.store.engine).of_driver(
+            d.tenant_ids["acme"], "d1", active_only=True
+        )
         assert hello["type"] == "snapshot"
         assert hello["assignments"] == [asdict(a) for a in mine]
         assert any(a["status"] == "picked_up" for a in hello["assignments"])
-    driver = d.store.dispatch.driver(d.tenant_ids["acme"], "d1")
+    driver = DispatchRepository(d.store.engine).driver(d.tenant_ids["acme"], "d1")
     assert driver is not None
     assert (driver.lat, driver.lon) == (51.5, -0.12)
     with pytest.raises(InvalidStatus) as refused:  # closed before accept: HTTP 403
@@ -150,7 +154,10 @@ def test_orders_go_to_the_least_loaded_driver_and_follow_duty_changes(dispatch: 
     assert _replay_is_least_loaded(d, tenant, drivers) >= 3
     # Which driver still holds orders depends on the order the webhooks arrived in (the shop
     # sends them concurrently and completes some orders): take the busiest off duty.
-    held = {x: d.store.dispatch.of_driver(tenant, x, active_only=True) for x in sorted(drivers)}
+    held = {
+        x: DispatchRepository(d.store.engine).of_driver(tenant, x, active_only=True)
+        for x in sorted(drivers)
+    }
     leaving = max(held, key=lambda x: len(held[x]))
     moved = held[leaving]
     assert moved, held
@@ -159,9 +166,9 @@ def test_orders_go_to_the_least_loaded_driver_and_follow_duty_changes(dispatch: 
     r = d.api("globex", "PUT", f"/v1/drivers/{leaving}", json={"available": False})
     assert r.status_code == 200
     assert r.json()["available"] is False
-    assert d.store.dispatch.of_driver(tenant, leaving, active_only=True) == []
+    assert DispatchRepository(d.store.engine).of_driver(tenant, leaving, active_only=True) == []
     for old in moved:
-        now = d.store.dispatch.get(old.order_key)
+        now = DispatchRepository(d.store.engine).get(old.order_key)
         assert now is not None
         assert now.driver_id in staying
         assert now.version == old.version + 1
@@ -170,7 +177,7 @@ def test_orders_go_to_the_least_loaded_driver_and_follow_duty_changes(dispatch: 
     orders = d.shop_orders("shop-beta", [old.order_id for old in moved])
     for old in moved:
         order = orders[old.order_id]
-        now = d.store.dispatch.get(old.order_key)
+        now = DispatchRepository(d.store.engine).get(old.order_key)
         assert now is not None
         assert (order["delivery_status"], order["driver_id"]) == (now.status, now.driver_id)
     bad = d.api("globex", "PUT", "/v1/drivers/no%20spaces", json={})

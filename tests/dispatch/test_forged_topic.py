@@ -10,7 +10,7 @@ import json
 
 import httpx
 
-from portwright.dispatch import order_key
+from portwright.apps.dispatch import DispatchRepository, order_key
 from portwright.sandbox.shops import ALPHA, Order, OrderEvent
 from portwright.sandbox.shops._orders import now_iso
 from tests.dispatch.conftest import TIMEOUT, Dispatch
@@ -43,9 +43,12 @@ def test_topic_swap_on_a_captured_body_is_refused_and_the_order_is_not_cancelled
     assert _post(d, event.body, headers).status_code == 202
     tenant_id = d.tenant_ids["acme"]
     key = order_key(tenant_id, "shop-alpha", "5100000777")
-    d.wait("the order reaches dispatch", lambda: d.store.dispatch.get(key) is not None)
+    d.wait(
+        "the order reaches dispatch",
+        lambda: DispatchRepository(d.store.engine).get(key) is not None,
+    )
     d.wait("the inbox settles", d.inbox_settled)
-    before = d.store.dispatch.get(key)
+    before = DispatchRepository(d.store.engine).get(key)
     assert before is not None
     assert before.status != "cancelled"
 
@@ -62,7 +65,7 @@ def test_topic_swap_on_a_captured_body_is_refused_and_the_order_is_not_cancelled
     rows = [r for r in d.store.inbox.search(source="shop-alpha", limit=10_000)
             if json.loads(r.payload)["id"] == 5100000777]  # fmt: skip
     assert [r.event_type for r in rows] == ["orders/create"]
-    after = d.store.dispatch.get(key)
+    after = DispatchRepository(d.store.engine).get(key)
     assert after is not None
     assert after.status == before.status
     assert after.version == before.version

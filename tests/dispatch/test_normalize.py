@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from portwright.dispatch import NormalizeError, normalize
+from portwright.apps.dispatch import NormalizeError, normalize
 from portwright.sandbox.shops import ALPHA, BETA, Order
 
 

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from portwright.dispatch import ORDER_ASSIGNED, SYNC_TOPICS
+from portwright.apps.dispatch import ORDER_ASSIGNED, SYNC_TOPICS, DispatchRepository
 from portwright.store import DeliveryFilter
 from tests.dispatch.conftest import TENANTS, TIMEOUT, Dispatch
 
@@ -43,7 +43,7 @@ def _check_nothing_lost(d: Dispatch, shop: str) -> tuple[int, int]:
     }
     events = d.store.outbox.since(0, tenant_id=tenant, limit=100_000)
     assigned = {e.payload["order_id"] for e in events if e.topic == ORDER_ASSIGNED}
-    records = {a.order_id: a for a in d.store.dispatch.all(tenant)}
+    records = {a.order_id: a for a in DispatchRepository(d.store.engine).all(tenant)}
     for order_id in created:
         record = records.get(order_id)
         assert record is not None, f"{shop} order {order_id} never reached dispatch"

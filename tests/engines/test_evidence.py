@@ -26,8 +26,8 @@ from portwright.engines.browser import (
 from portwright.engines.ladder import Rule, find_challenge, unrendered
 from portwright.engines.ladder._http import CurlFetcher, FetchRequest
 from portwright.engines.ladder._session import Session
-from portwright.gateway import MasterKey, Vault
 from portwright.resources import ProfilePool
+from portwright.resources.vault import MasterKey, Vault
 from portwright.sandbox import SandboxWorld, scrape
 from portwright.sdk import BlockedError
 from portwright.store import Store

@@ -15,7 +15,6 @@ from portwright.adapters import AdapterRegistry
 from portwright.engines import Fleet, FleetConfig
 from portwright.engines.browser import BrowserPool, PoolConfig, browser_processes, trace_ordinals
 from portwright.engines.ladder import LadderConfig, Rule
-from portwright.gateway import MasterKey, Vault
 from portwright.orchestrator import JobService
 from portwright.resources import (
     ProxyPool,
@@ -23,6 +22,7 @@ from portwright.resources import (
     StaticProxyList,
     TwoCaptchaSolver,
 )
+from portwright.resources.vault import MasterKey, Vault
 from portwright.sandbox import SandboxWorld, captcha, proxies, scrape
 from portwright.sandbox.proxies import proxy_catalog
 from portwright.sdk import Adapter, Job, RetryPolicy, StepContext, linear_machine

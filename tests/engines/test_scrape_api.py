@@ -194,7 +194,7 @@ def test_the_demo_scenario_batches_the_scrape_sites_through_the_api(
     """The demo's scrape scenario (on a smaller mix than the demo's ~100 URLs): a batch through
     /v1/batch, ≥ 99 % succeeded, each site on its cheapest tier, every job metered by the tier
     that served it, none left pending."""
-    from portwright.cli._demo_scrape import run
+    from portwright.sandbox.demo.scrape import run
 
     lines: list[str] = []
     progress: Callable[[str], None] = lines.append

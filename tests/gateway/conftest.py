@@ -20,12 +20,14 @@ from pydantic import SecretStr
 from portwright.adapters import AdapterRegistry
 from portwright.adapters.scrape import ScrapeAdapter
 from portwright.client import Client
-from portwright.gateway import UrlGuard, Vault, create_app
+from portwright.gateway import UrlGuard, create_app
 from portwright.orchestrator import JobService, Runtime
+from portwright.resources.vault import Vault
 from portwright.sandbox import SandboxWorld
+from portwright.sandbox.echo import echo_service
 from portwright.sandbox.scrape import specs as scrape_specs
 from portwright.settings import Settings, WebhookSource
-from portwright.testing import EchoAdapter, echo_service
+from portwright.testing import EchoAdapter
 from tests.conftest import pg_database
 from tests.gateway._support import (
     SHOPIFY_SECRET,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from portwright.gateway.ssrf import (
+from portwright.resources.ssrf import (
     StaticResolver,
     UrlGuard,
     UrlRefusedError,
@@ -123,16 +123,3 @@ async def test_connection_is_pinned_to_the_checked_address(world: SandboxWorld) 
     with pytest.raises(httpx.ConnectError):
         async with guarded_client(UrlGuard(parse_allowlist(["127.0.0.1:1"]))) as http:
             await http.get("http://127.0.0.1:1/")
-
-
-def test_the_gateway_re_exports_the_guard_from_resources() -> None:
-    """The guard lives in `portwright.resources.ssrf`; the gateway's old names are the same
-    objects, so code importing either keeps working."""
-    import portwright.gateway
-    import portwright.gateway.ssrf as old
-    import portwright.resources.ssrf as new
-
-    assert old.__all__ == new.__all__
-    for name in new.__all__:
-        assert getattr(old, name) is getattr(new, name)
-    assert portwright.gateway.UrlGuard is new.UrlGuard

@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from portwright.client import Client, InvalidRequestError, NotFoundError
-from portwright.gateway import MasterKey, Vault
-from portwright.gateway.vault import VaultCryptoError
+from portwright.resources.vault import MasterKey, Vault, VaultCryptoError
 from portwright.sdk import PermanentError
 from portwright.testing import wait_until
 from tests.gateway._support import Stack, new_tenant_name

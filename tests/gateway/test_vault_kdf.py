@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
-from portwright.gateway.vault import MasterKey, MasterKeyError, Vault, VaultCryptoError
+from portwright.resources.vault import MasterKey, MasterKeyError, Vault, VaultCryptoError
 from portwright.settings import Settings
 from portwright.store import Store
 

@@ -119,8 +119,8 @@ def test_the_parser_limits_depth_not_brackets_in_strings(body: bytes, problem: s
 async def test_a_too_deep_row_from_before_the_limit_fails_permanently_in_the_handler() -> None:
     """An inbox row persisted before bodies were depth-checked does not crash the payment
     handler with a RecursionError (retried until dead): it fails at once, naming the body."""
+    from portwright.apps.consulate.webhooks import payment_to_booking
     from portwright.gateway.webhooks import PermanentWebhookError
-    from portwright.gateway.webhooks._handlers import payment_to_booking
     from portwright.store import InboxRecord
 
     row = InboxRecord(

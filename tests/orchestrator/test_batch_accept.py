@@ -28,10 +28,11 @@ from portwright.gateway import UrlGuard, create_app, issue_key
 from portwright.orchestrator import JobService, Runtime
 from portwright.orchestrator._chunks import CHUNK_NOTE
 from portwright.sandbox import SandboxWorld
+from portwright.sandbox.echo import echo_service
 from portwright.sandbox.scrape import specs as scrape_specs
 from portwright.settings import Settings
 from portwright.store import NewJob, Store
-from portwright.testing import EchoAdapter, echo_service, wait_until_sync
+from portwright.testing import EchoAdapter, wait_until_sync
 from tests.conftest import RuntimeFactory
 from tests.gateway._support import ServerThread
 from tests.support import reaching

@@ -15,9 +15,10 @@ from sqlalchemy import event
 
 from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld
+from portwright.sandbox.echo import echo_service
 from portwright.sdk import Adapter, Job, StepContext, linear_machine
 from portwright.settings import Settings
-from portwright.testing import echo_service, wait_until
+from portwright.testing import wait_until
 from tests.orchestrator._support import NoopAdapter, registry
 from tests.support import reaching
 

@@ -11,9 +11,10 @@ from pydantic import ValidationError
 
 from portwright.orchestrator import JobService
 from portwright.sandbox import ChaosKnobs, SandboxWorld, ServiceSpec
+from portwright.sandbox.echo import echo_service
 from portwright.sdk import UnknownAdapterError
 from portwright.settings import Settings
-from portwright.testing import EchoAdapter, echo_service, wait_until
+from portwright.testing import EchoAdapter, wait_until
 from tests.orchestrator._support import AskAdapter, EchoB, registry
 from tests.support import reaching
 

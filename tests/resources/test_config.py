@@ -292,7 +292,7 @@ def test_secret_str_settings_keep_their_value_for_the_builders(config: Path) -> 
 def test_up_uses_the_worlds_resources_only_where_the_settings_name_none(tmp_path: Path) -> None:
     """`portwright up` over a world: the user's own proxy list stays, the world's solvers
     fill the empty captcha chain, and the result is validated like any settings."""
-    from portwright.cli._stack import sandbox_settings
+    from portwright.sandbox.plugin import settings_for as sandbox_settings
 
     specs = [*captcha.specs(), *captcha.task_specs(), proxies.proxy_spec("p-1", "mobile", "US")]
     own = Settings(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portwright.adapters.consulate import BOOKING
+from portwright.apps.consulate import BOOKING
 from portwright.sdk import IllegalTransitionError, StateMachine, linear_machine
 
 

@@ -18,6 +18,7 @@ moto_auth = pytest.importorskip("moto.core.authorization")
 
 from portwright.orchestrator import JobService  # noqa: E402
 from portwright.sandbox import SandboxWorld  # noqa: E402
+from portwright.sandbox.echo import echo_service  # noqa: E402
 from portwright.settings import Settings  # noqa: E402
 from portwright.store import (  # noqa: E402
     BlobStoreConfigError,
@@ -25,7 +26,7 @@ from portwright.store import (  # noqa: E402
     S3BlobStore,
     blob_store_from,
 )
-from portwright.testing import echo_service, wait_until  # noqa: E402
+from portwright.testing import wait_until  # noqa: E402
 from tests.orchestrator._support import registry  # noqa: E402
 from tests.support import reaching  # noqa: E402
 

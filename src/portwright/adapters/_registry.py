@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 from portwright.sdk import Adapter, UnknownAdapterError
 
 __all__ = ["AdapterRegistry"]
@@ -27,9 +25,10 @@ class AdapterRegistry:
 
     def load_entry_points(self) -> list[str]:
         """Register every adapter advertised by installed packages; returns their names."""
+        from portwright.plugins import load_plugins  # PluginError naming a broken one
+
         loaded = []
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            adapter = ep.load()
+        for adapter in load_plugins(ENTRY_POINT_GROUP).values():
             self.register(adapter)
             loaded.append(adapter.name)
         return loaded

@@ -1,4 +1,12 @@
-"""The `portwright` command. Each sub-command lives in its own module with `register()`."""
+"""The `portwright` command. Each sub-command lives in its own module with `register()`;
+installed apps and worlds add theirs through the `portwright.commands` entry points (the
+sandbox adds `demo`).
+
+Public for those plugins: `add_settings_flags` / `settings_from` (the common flags and
+settings), `start_stack` / `Stack` (the one-process stack `up` and `demo` run),
+`start_runtime`, `platform_registry`; `portwright.cli.scenarios` is the demo scenarios'
+protocol.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +15,23 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+from portwright.cli._common import add_settings_flags, settings_from
+from portwright.cli._stack import Stack, platform_registry, start_runtime, start_stack
+
+__all__ = [
+    "Stack",
+    "add_settings_flags",
+    "build_parser",
+    "main",
+    "platform_registry",
+    "settings_from",
+    "start_runtime",
+    "start_stack",
+]
 
 # Modules contributing sub-commands; each has `register(subparsers) -> None` and sets
 # `func(args) -> int` on the parsers it adds.
 COMMAND_MODULES = (
-    "portwright.cli._demo",
     "portwright.cli._serve",
     "portwright.cli._jobs",
     "portwright.cli._keys",
@@ -35,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # a command module that has not landed yet
             raise
         module.register(sub)
+    from portwright.plugins import COMMANDS, load_plugins
+
+    for register in load_plugins(COMMANDS).values():  # e.g. the sandbox's `demo`
+        register(sub)
     return parser
 
 
@@ -55,7 +78,13 @@ def _configure_logging() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    from portwright.plugins import PluginError
+
+    try:
+        parser = build_parser()
+    except PluginError as exc:  # an installed package's command is broken: say which
+        print(f"portwright: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     _configure_logging()
     try:

@@ -180,7 +180,7 @@ def _browser_check(settings: Settings, provider: BrowserProviderConfig, timeout_
 
 
 def _chromium(name: str, path: str | None, timeout_s: float) -> Check:
-    from portwright.engines._chromium import INSTALL_HINT, ChromiumNotFoundError, find_chromium
+    from portwright.engines import INSTALL_HINT, ChromiumNotFoundError, find_chromium
 
     if path and path.strip().lower() != "none":
         named = Path(path)

@@ -64,19 +64,21 @@ def _wait_for_signal() -> None:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from portwright.sandbox import SandboxWorld, default_services
+    from portwright.cli._stack import sandbox_world
+
+    sandbox = sandbox_world()
 
     settings = settings_from(args)
     seed = args.seed if args.seed is not None else settings.sandbox_seed
     started = time.monotonic()
-    world = SandboxWorld(default_services(), seed=seed, host=args.host, admin_port=args.admin_port)
+    world = sandbox.SandboxWorld(
+        sandbox.default_services(), seed=seed, host=args.host, admin_port=args.admin_port
+    )
     with world:
         for name, url in world.describe():
             print(f"{name} {url}", flush=True)
         if args.write_config:
-            from portwright.sandbox.config import world_toml
-
-            Path(args.write_config).write_text(world_toml(world))
+            Path(args.write_config).write_text(sandbox.world_toml(world))
             print(f"# resources written to {args.write_config}", file=sys.stderr)
         elapsed = time.monotonic() - started
         print(f"# sandbox up in {elapsed:.2f}s (seed {seed}); Ctrl-C to stop", file=sys.stderr)
@@ -147,9 +149,8 @@ def _serve_metrics(host: str, port: int) -> Any:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from portwright.cli._stack import start_stack
+    from portwright.cli._stack import sandbox_world, start_stack
     from portwright.observability import configure_logging, configure_tracing
-    from portwright.sandbox import SandboxWorld, default_services
 
     settings = settings_from(args)
     configure_tracing(settings)  # PORTWRIGHT_OTEL_EXPORTER; off by default
@@ -157,7 +158,8 @@ def _up(args: argparse.Namespace) -> int:
     world = None
     if not args.no_sandbox:
         seed = args.seed if args.seed is not None else settings.sandbox_seed
-        world = SandboxWorld(default_services(), seed=seed).start()
+        sandbox = sandbox_world()
+        world = sandbox.SandboxWorld(sandbox.default_services(), seed=seed).start()
         for name, url in world.describe():
             print(f"sandbox {name} {url}", flush=True)
     stack = start_stack(settings, world=world, host=args.host, port=args.port)

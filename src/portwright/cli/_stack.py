@@ -1,12 +1,12 @@
 """Assembling the one-process stack `up` and `demo` run: sandbox, runtime, gateway.
 
 The runtime's resources (proxies, captcha chain, browsers, identities) come from the
-settings alone; a sandbox world is one configuration of them (`sandbox_settings`). The
-sandbox's loopback ports go on the SSRF allowlist (nothing else local is
-reachable), its webhook sources (consulate payments, the shops) are trusted
-with secrets drawn for the data dir on its first start (and given to the
-sandbox's senders), portal credentials live in the vault, and the consulate
-sends its signed payment webhooks to this gateway.
+settings alone; the sandbox world, reached through its world plugin (`sandbox_world()`),
+is one configuration of them: its loopback ports go on the SSRF allowlist (nothing else
+local is reachable), its webhook sources (consulate payments, the shops) are trusted with
+secrets drawn for the data dir on its first start, its proxies and captcha services become
+configured resources (`settings_for`), and its webhooks are sent to this gateway
+(`connect`). Portal credentials live in the vault.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from typing import Any
 
 from portwright.settings import Settings
 
-__all__ = ["SHOP_TENANTS", "Stack", "platform_registry", "start_runtime", "start_stack"]
-
-SHOP_TENANTS = {"shop-alpha": "acme", "shop-beta": "globex"}  # scenario 5: whose orders
+__all__ = ["Stack", "platform_registry", "sandbox_world", "start_runtime", "start_stack"]
 
 
 @dataclass
@@ -42,50 +40,18 @@ class Stack:
         self.vault.close()
 
 
-def sandbox_webhook_secrets(settings: Settings, world: Any) -> dict[str, str]:
-    """This data dir's sandbox webhook secrets, also given to the world's senders (the
-    consulate's payment webhooks, the shops' order webhooks): nothing trusts a secret
-    written in the source."""
-    from portwright.gateway import sandbox_webhook_secrets as of_data_dir
+def sandbox_world() -> Any:
+    """The sandbox world's plugin module (`portwright.worlds` entry point `sandbox`); the
+    core does not import the sandbox."""
+    from portwright.plugins import WORLDS, load_plugin
 
-    secrets = of_data_dir(settings.data_dir)
-    names = set(world.names())
-    if "consulate" in names:
-        world.context("consulate").options["payment_webhook_secret"] = secrets["consulate"]
-    for shop in ("shop-alpha", "shop-beta"):
-        if shop in names:
-            world.context(shop).options["secret"] = secrets[shop]
-    return secrets
-
-
-def sandbox_settings(settings: Settings, world: Any) -> Settings:
-    """Settings that let the platform reach (and trust) this sandbox world, and use its
-    proxies and captcha services as configured resources (`portwright.sandbox.config`)
-    wherever the settings configure none of their own."""
-    from portwright.gateway import sandbox_webhook_sources
-    from portwright.sandbox.config import world_config
-
-    ports = sorted({url.rsplit(":", 1)[1] for url in world.urls().values()})
-    allow = [*settings.url_allowlist, *(f"127.0.0.1:{port}" for port in ports)]
-    shops = dict(sandbox_webhook_sources(sandbox_webhook_secrets(settings, world)))
-    for name, tenant in SHOP_TENANTS.items():  # shop orders go to dispatch (scenario 5)
-        shops[name] = shops[name].model_copy(update={"handler": "shop-order", "tenant": tenant})
-    sources = {**shops, **settings.webhook_sources}
-    update: dict[str, Any] = {"url_allowlist": allow, "webhook_sources": sources}
-    resources = world_config(world)
-    if "proxies" in resources and not settings.proxies.configured:
-        update["proxies"] = resources["proxies"]
-    if "captcha" in resources and not settings.captcha_providers():
-        update["captcha"] = {**settings.captcha.model_dump(), **resources["captcha"]}
-    # validated like a file's values: the world is one configuration among others
-    return Settings.model_validate({**settings.model_dump(), **update})
+    return load_plugin(WORLDS, "sandbox")
 
 
 def _fleet(settings: Settings, captcha: Any, *, notice: bool = True) -> Any:
     """The fleet the settings configure (browsers, proxies, the captcha chain); `captcha`,
     a solver, replaces the configured chain."""
-    from portwright.engines import Fleet
-    from portwright.engines._chromium import ChromiumNotFoundError
+    from portwright.engines import ChromiumNotFoundError, Fleet
     from portwright.resources import SolverChain, proxy_pool_from, solver_chain_from
     from portwright.resources.ssrf import UrlGuard
 
@@ -117,7 +83,7 @@ def platform_registry(settings: Settings, *, browsers: bool) -> Any:
 
 def has_chromium(settings: Settings) -> bool:
     """Whether this process can have browsers: a remote one configured, or a Chromium here."""
-    from portwright.engines._chromium import ChromiumNotFoundError, find_chromium
+    from portwright.engines import ChromiumNotFoundError, find_chromium
 
     if any(p.kind == "cdp" for p in settings.browsers.providers):
         return True
@@ -137,9 +103,9 @@ def start_runtime(
 ) -> tuple[Any, Any]:
     """The runtime every platform process runs (`up`, `demo`, `worker`, `api`) and its vault:
     every adapter, the fleet for browser work, portal credentials from the vault."""
-    from portwright.gateway import Vault
     from portwright.orchestrator import Runtime
     from portwright.resources import identity_from
+    from portwright.resources.vault import Vault
 
     vault = Vault.from_settings(settings)
     if run_workers:
@@ -177,8 +143,8 @@ def start_stack(
     from portwright.gateway import create_app, server_config
     from portwright.orchestrator import JobService
 
-    if world is not None:
-        settings = sandbox_settings(settings, world)
+    if world is not None:  # reach and trust it: its ports, webhook sources, resources
+        settings = sandbox_world().settings_for(settings, world)
     runtime, vault = start_runtime(settings, captcha=captcha, browser_notice=browser_notice)
     service = JobService(runtime)
     port = port or _free_port(host)
@@ -197,12 +163,6 @@ def start_stack(
         runtime.stop()
         raise RuntimeError(f"the gateway did not start on {host}:{port}")
     gateway_url = f"http://{host}:{port}"
-    if world is not None:
-        if "consulate" in world.names():
-            world.context("consulate").options["payment_webhook_url"] = (
-                f"{gateway_url}/v1/hooks/consulate"
-            )
-        for shop in SHOP_TENANTS:
-            if shop in world.names():
-                world.context(shop).options["target_url"] = f"{gateway_url}/v1/hooks/{shop}"
+    if world is not None:  # its webhooks come to this gateway
+        sandbox_world().connect(world, gateway_url)
     return Stack(settings, runtime, service, vault, gateway_url, server, thread)

@@ -1,6 +1,7 @@
 """The API's wire models (request and answer bodies), public."""
 
 from portwright.client._models import (
+    NAME_PATTERN,
     BatchRequest,
     BatchResponse,
     ControlRequest,
@@ -27,8 +28,10 @@ from portwright.client._models import (
     Usage,
     UsageLine,
 )
+from portwright.client._models import _Strict as Strict  # the base of request bodies
 
 __all__ = [
+    "NAME_PATTERN",
     "BatchRequest",
     "BatchResponse",
     "ControlRequest",
@@ -52,6 +55,7 @@ __all__ = [
     "PortalList",
     "ScrapeRequest",
     "ScrapeSettings",
+    "Strict",
     "Usage",
     "UsageLine",
 ]

@@ -24,7 +24,7 @@ from portwright.orchestrator import ConflictError, JobService
 from portwright.settings import Settings
 
 if TYPE_CHECKING:
-    from portwright.gateway.vault import Vault
+    from portwright.resources.vault import Vault
 
 __all__ = ["console_app", "mount_console"]
 
@@ -39,7 +39,7 @@ def console_app(service: JobService, settings: Settings, *, vault: Vault | None 
     """The operator console for a started runtime's `service` (served under `/console`);
     `vault` opens stored credentials (default: the vault of `settings`' master key)."""
     if vault is None:
-        from portwright.gateway.vault import Vault  # the gateway imports the console
+        from portwright.resources.vault import Vault  # the gateway imports the console
 
         vault = Vault.from_settings(settings, store=service.store)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)

@@ -19,7 +19,7 @@ from portwright.console._render import page
 from portwright.store import Store
 
 if TYPE_CHECKING:
-    from portwright.gateway.vault import Vault
+    from portwright.resources.vault import Vault
 
 __all__ = ["credentials_router"]
 

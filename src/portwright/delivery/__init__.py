@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from portwright.delivery._relay import DeliveryObserver, Relay, Sink
     from portwright.delivery._senders import SENDERS, Sender, SendResult, envelope
     from portwright.delivery._signing import new_secret, sign_headers
+    from portwright.delivery._streams import Authenticate, authenticate_ws, pump
 
 __all__ = [
     "PUBLIC_PATHS",
     "SENDERS",
+    "Authenticate",
     "DeliveryObserver",
     "DeliveryParts",
     "DeliveryPolicy",
@@ -36,10 +38,12 @@ __all__ = [
     "Sender",
     "Sink",
     "Subscription",
+    "authenticate_ws",
     "envelope",
     "mount_delivery",
     "new_secret",
     "parse_retry_after",
+    "pump",
     "sign_headers",
     "sinks_from",
 ]
@@ -64,6 +68,9 @@ _HOMES = {
     "envelope": "_senders",
     "new_secret": "_signing",
     "sign_headers": "_signing",
+    "Authenticate": "_streams",
+    "authenticate_ws": "_streams",
+    "pump": "_streams",
 }
 
 

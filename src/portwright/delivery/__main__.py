@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def serve(settings: Settings, args: argparse.Namespace) -> None:
     """Run one relay until SIGTERM or SIGINT."""
-    from portwright.gateway.vault import Vault  # opens endpoints' sealed signing secrets
+    from portwright.resources.vault import Vault  # opens endpoints' sealed signing secrets
 
     store = await asyncio.to_thread(Store.open, settings.app_database_url)
     vault = Vault.from_settings(settings, store=store)

@@ -12,9 +12,13 @@ from pydantic import BaseModel, Field
 
 from portwright._ids import new_id
 from portwright.delivery._signing import SecretSealer, new_secret, seal_endpoint_secret
-from portwright.gateway._context import SECURED
-from portwright.gateway._errors import ERROR_RESPONSES, ApiError
-from portwright.gateway._principal import Principal, current_principal
+from portwright.gateway.kernel import (
+    ERROR_RESPONSES,
+    SECURED,
+    ApiError,
+    Principal,
+    current_principal,
+)
 from portwright.store import DeliveryFilter, EndpointRecord, Store
 
 __all__ = ["delivery_router"]

@@ -19,8 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisc
 from fastapi.responses import StreamingResponse
 
 from portwright.delivery._hub import Hub, Subscription
-from portwright.gateway._context import SECURED
-from portwright.gateway._principal import Principal, current_principal
+from portwright.gateway.kernel import SECURED, Principal, current_principal
 from portwright.store import OutboxRecord, Store
 
 __all__ = ["authenticate_ws", "event_message", "streams_router"]
@@ -65,7 +64,7 @@ async def _start_cursor(
 
 def authenticate_ws(store: Store) -> Authenticate:
     """Verify a WebSocket's API key the way the HTTP middleware does."""
-    from portwright.gateway.auth._keys import parse_key, verify_secret
+    from portwright.gateway.kernel import parse_key, verify_secret
 
     async def check(ws: WebSocket) -> Principal | None:
         token = ws.query_params.get("access_token")

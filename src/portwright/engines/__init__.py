@@ -6,7 +6,8 @@
   browser, with tier memory per site.
 - `Fleet` (browsers, proxies, profiles, solvers, politeness, the ladder) for the
   runtime; `Politeness` per site; `translate_exception` / `classify_status`, the
-  engines' edge onto the SDK's error tree.
+  engines' edge onto the SDK's error tree; `find_chromium` (the machine's Chromium,
+  `PORTWRIGHT_CHROMIUM`) and its errors.
 
 Names are imported lazily so that `portwright.engines.http` stays light.
 """
@@ -17,21 +18,38 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from portwright.engines._chromium import (
+        CHROMIUM_ARGS,
+        INSTALL_HINT,
+        ChromiumDisabledError,
+        ChromiumNotFoundError,
+        find_chromium,
+    )
     from portwright.engines._errors import classify_status, translate_exception
     from portwright.engines._fleet import Fleet, FleetConfig, proxy_from_url
     from portwright.engines._politeness import Politeness, PolitenessRule
 
 __all__ = [
+    "CHROMIUM_ARGS",
+    "INSTALL_HINT",
+    "ChromiumDisabledError",
+    "ChromiumNotFoundError",
     "Fleet",
     "FleetConfig",
     "Politeness",
     "PolitenessRule",
     "classify_status",
+    "find_chromium",
     "proxy_from_url",
     "translate_exception",
 ]
 
 _WHERE = {
+    "CHROMIUM_ARGS": "_chromium",
+    "INSTALL_HINT": "_chromium",
+    "ChromiumDisabledError": "_chromium",
+    "ChromiumNotFoundError": "_chromium",
+    "find_chromium": "_chromium",
     "Fleet": "_fleet",
     "FleetConfig": "_fleet",
     "proxy_from_url": "_fleet",

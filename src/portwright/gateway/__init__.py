@@ -2,7 +2,8 @@
 
 Contract (what `portwright up` and `portwright api` use)::
 
-    from portwright.gateway import Vault, create_app
+    from portwright.gateway import create_app
+    from portwright.resources.vault import Vault
 
     vault = Vault.from_settings(settings)            # a SecretsProvider
     runtime = Runtime(settings, registry, secrets=vault).start()
@@ -16,10 +17,10 @@ Contract (what `portwright up` and `portwright api` use)::
   encryption (AES-GCM data key per tenant, wrapped by `PORTWRIGHT_MASTER_KEY`,
   or by `<data_dir>/master.key`, generated on first use). It opens its own
   small connection pool lazily, so it can be built before the runtime starts.
-- Webhook sources come from `settings.webhook_sources`;
-  `sandbox_webhook_sources(sandbox_webhook_secrets(data_dir))` gives the sandbox
-  world's (consulate payments → bookings, shop-alpha, shop-beta), trusted with
-  secrets drawn for that data dir on first use (never built-in ones).
+- Webhook sources come from `settings.webhook_sources`; a source's `handler` names the
+  processing: "record" (built in) or an installed app's (`portwright.webhook_handlers`
+  entry points, e.g. the consulate's "payment", dispatch's "shop-order"). The sandbox
+  world adds its own sources (`portwright.sandbox.webhooks`) when `up` starts it.
 - SSRF: user URLs may reach public addresses only, plus `settings.url_allowlist`
   (the sandbox's loopback ports must be listed there); `UrlGuard` and
   `guarded_client` are the same check for code that fetches user URLs.
@@ -27,7 +28,11 @@ Contract (what `portwright up` and `portwright api` use)::
   with the request-head limits in settings (431 for too many or too large headers, 408
   for a head or body that does not arrive in time).
 
-Layout: `auth/` (API keys), `ratelimit/`, `idempotency/`, `ssrf/`, `vault/`,
+The vault lives in `portwright.resources.vault` (the runtime's secrets provider); the
+gateway still re-exports `Vault` and `MasterKey` for code written against it, and the
+SSRF guard's names from `portwright.resources.ssrf`.
+
+Layout: `auth/` (API keys), `ratelimit/`, `idempotency/`, `kernel` (for other routers),
 `webhooks/` (schemes, inbox, processor), `routes/` (one module per resource).
 """
 
@@ -37,15 +42,13 @@ from portwright.gateway._principal import Principal
 from portwright.gateway._server import ServerLimits, server_config
 from portwright.gateway.auth import IssuedKey, issue_key
 from portwright.gateway.ratelimit import RateLimiter
-from portwright.gateway.vault import MasterKey, Vault
 from portwright.gateway.webhooks import (
     DEFAULT_HANDLERS,
     PermanentWebhookError,
     WebhookHandler,
-    sandbox_webhook_secrets,
-    sandbox_webhook_sources,
 )
 from portwright.resources.ssrf import StaticResolver, UrlGuard, UrlRefusedError, guarded_client
+from portwright.resources.vault import MasterKey, Vault
 
 __all__ = [
     "DEFAULT_HANDLERS",
@@ -66,7 +69,5 @@ __all__ = [
     "create_app",
     "guarded_client",
     "issue_key",
-    "sandbox_webhook_secrets",
-    "sandbox_webhook_sources",
     "server_config",
 ]

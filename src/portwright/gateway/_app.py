@@ -20,7 +20,6 @@ from fastapi import FastAPI
 
 from portwright import __version__
 from portwright.console import mount_console
-from portwright.dispatch import Dispatcher, mount_dispatch
 from portwright.gateway._bodylimit import BodyLimitMiddleware
 from portwright.gateway._context import GatewayContext
 from portwright.gateway._errors import UnavailableMiddleware, install_error_handlers
@@ -30,23 +29,23 @@ from portwright.gateway.idempotency import IdempotencyMiddleware
 from portwright.gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from portwright.gateway.routes import (
     account_router,
+    evidence_router,
     items_router,
     jobs_router,
     portals_router,
     scrape_router,
 )
-from portwright.gateway.routes._evidence import evidence_router
-from portwright.gateway.vault import Vault
 from portwright.gateway.webhooks import (
-    DEFAULT_HANDLERS,
     InboxProcessor,
     WebhookHandler,
+    installed_handlers,
     mount_hooks,
 )
-from portwright.gateway.webhooks._handlers import ShopOrderHandler
 from portwright.observability import RequestContextMiddleware, install_tracing
 from portwright.orchestrator import JobService
+from portwright.plugins import ROUTERS, load_plugins
 from portwright.resources.ssrf import UrlGuard, guarded_client
+from portwright.resources.vault import Vault
 from portwright.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,7 +80,9 @@ def create_app(
 ) -> FastAPI:
     """The gateway for a started runtime's `service`. Optional parts default from `settings`:
     the SSRF guard (`url_allowlist`), the vault (`master_key`), the rate limiter
-    (`redis_url`) and the webhook handlers (`DEFAULT_HANDLERS`)."""
+    (`redis_url`) and the webhook handlers (the built-in and the installed apps', from
+    the `portwright.webhook_handlers` entry points). Installed apps' routes come from the
+    `portwright.routers` entry points."""
     store = service.store
     guard = guard or UrlGuard.from_allowlist(settings.url_allowlist)
     vault = vault or Vault.from_settings(settings, store=store)
@@ -93,10 +94,10 @@ def create_app(
         name: (store.tenants.ensure(src.tenant).id if src.tenant else None)
         for name, src in sources.items()
     }
-    dispatcher = Dispatcher(store)  # scenario 5: shop orders → drivers (mounted below)
+    routers = load_plugins(ROUTERS)  # before anything starts: a broken plugin fails here
     processor = InboxProcessor(
         service,
-        {**DEFAULT_HANDLERS, "shop-order": ShopOrderHandler(dispatcher), **(handlers or {})},
+        {**installed_handlers(store), **(handlers or {})},
         {name: src.handler for name, src in sources.items()},
     )
 
@@ -159,7 +160,8 @@ def create_app(
         sinks=sinks_from(settings),
         sealer=vault,
     )
-    mount_dispatch(app, dispatcher, delivery)
+    for mount in routers.values():  # e.g. dispatch's drivers routes (scenario 5)
+        mount(app, store, delivery)
     _install_middleware(app, settings, store, limiter)
     return app
 

@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from fastapi import Header, Security
 from fastapi.security import HTTPBearer
 
-from portwright.client._models import FieldProblem
+from portwright.client.models import FieldProblem
 from portwright.gateway._errors import ApiError
 from portwright.gateway._plans import Meter, plan_of
 from portwright.gateway._principal import Principal
-from portwright.gateway.vault import Vault
 from portwright.orchestrator import JobService
 from portwright.resources.ssrf import UrlGuard, UrlRefusedError
+from portwright.resources.vault import Vault
 from portwright.settings import Settings
 from portwright.store import JobRecord, Store
 

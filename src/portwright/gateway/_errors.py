@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portwright.client._models import ErrorBody, FieldProblem
+from portwright.client.models import ErrorBody, FieldProblem
 from portwright.orchestrator import ConflictError
 from portwright.sdk import UnknownAdapterError
 from portwright.store import JobNotFoundError, is_database_unavailable

@@ -80,7 +80,7 @@ def status_of(store: Store) -> list[ComponentStatus]:
 
 
 def _ready(store: Store, live_after_s: float) -> dict[str, Any]:
-    from portwright.store._schema import jobs, workers
+    from portwright.store.schema import jobs, workers
 
     now = time.time()
     with store.engine.connect() as conn:

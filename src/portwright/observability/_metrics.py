@@ -117,7 +117,7 @@ class StoreCollector(Collector):
         self.live_after_s = live_after_s
 
     def collect(self) -> Iterable[Metric]:
-        from portwright.store._schema import (
+        from portwright.store.schema import (
             breakers,
             deliveries,
             escalations,

@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     from playwright.async_api import Page as BrowserPage
 
     from portwright.engines.browser import Masker, StepBrowser
-    from portwright.engines.ladder import FetchResult
-    from portwright.engines.ladder._guard_proxy import GuardProxy
+    from portwright.engines.ladder import FetchResult, GuardProxy
     from portwright.orchestrator._runtime import Runtime
     from portwright.store import JobRecord
 
@@ -197,7 +196,7 @@ class StepContextImpl:
                 "Chromium or set PORTWRIGHT_CHROMIUM to its path)"
             )
         if self._browser is None:
-            from portwright.engines.ladder._guard_proxy import GuardProxy
+            from portwright.engines.ladder import GuardProxy
 
             job = self._job
             guard = GuardProxy(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from portwright.observability._counters import track_captcha_budget
+from portwright.observability import track_captcha_budget
 from portwright.resources._breaker import BreakerConfig, CircuitBreaker
 from portwright.resources._captcha import CaptchaSolver
 from portwright.sdk import ChallengeError

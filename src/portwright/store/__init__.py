@@ -10,7 +10,6 @@ from portwright.store._blobs import (
 )
 from portwright.store._console import OperatorRecord, OperatorSession
 from portwright.store._deliveries import AttemptRecord, DeliveryFilter, DeliveryRecord
-from portwright.store._dispatch import AssignmentRecord
 from portwright.store._endpoints import EndpointRecord
 from portwright.store._engine import PG_CONNECT_ARGS, create_engine, is_sqlite
 from portwright.store._fleet import ProxyBurnRecord, TierStatRecord
@@ -34,6 +33,8 @@ from portwright.store._records import (
     TenantRecord,
     WorkerRecord,
 )
+from portwright.store._rows import to_record
+from portwright.store._scope import tenant_transaction
 from portwright.store._store import Store
 from portwright.store._usage import UsageSummary, UsageTotals
 from portwright.store._vault import CredentialRecord, DataKeyRecord
@@ -41,7 +42,6 @@ from portwright.store._vault import CredentialRecord, DataKeyRecord
 __all__ = [
     "PG_CONNECT_ARGS",
     "ApiKeyRecord",
-    "AssignmentRecord",
     "AttemptRecord",
     "AuditRecord",
     "BlobStore",
@@ -89,4 +89,6 @@ __all__ = [
     "is_sqlite",
     "metadata_of",
     "migrate",
+    "tenant_transaction",
+    "to_record",
 ]

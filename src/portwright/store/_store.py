@@ -7,7 +7,6 @@ import sqlalchemy as sa
 from portwright.store._accounts import AccountRepository
 from portwright.store._console import ConsoleRepository
 from portwright.store._deliveries import DeliveryRepository
-from portwright.store._dispatch import DispatchRepository
 from portwright.store._endpoints import EndpointRepository
 from portwright.store._engine import create_engine
 from portwright.store._fleet import FleetRepository
@@ -47,7 +46,6 @@ class Store:
         self.outbox = OutboxRepository(engine)
         self.endpoints = EndpointRepository(engine)
         self.deliveries = DeliveryRepository(engine)
-        self.dispatch = DispatchRepository(engine)
         self.console = ConsoleRepository(engine)
 
     @classmethod

@@ -1,7 +1,7 @@
 """Ciphertexts of the credential vault: wrapped data keys and encrypted credentials.
 
 This module stores and returns opaque bytes only; encryption and decryption
-happen in `portwright.gateway.vault`, never here.
+happen in `portwright.resources.vault`, never here.
 """
 
 from __future__ import annotations

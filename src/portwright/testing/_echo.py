@@ -1,8 +1,8 @@
-"""A tiny portal and adapter for testing the layers above the adapter seam.
+"""A tiny adapter for testing the layers above the adapter seam.
 
-`echo_service()` is a sandbox service whose page at `/?k=KEY` records a hit in
-its ledger; `EchoAdapter` fetches it through a checkpointed step. Together
-they exercise retries, cooldowns, escalations and crashes without a real portal.
+`EchoAdapter` fetches the sandbox's echo page (`portwright.sandbox.echo.echo_service`)
+through checkpointed steps: retries, cooldowns, escalations and crashes without a real
+portal.
 """
 
 from __future__ import annotations
@@ -11,30 +11,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Route
 
-from portwright.sandbox import ServiceContext, ServiceSpec
 from portwright.sdk import Adapter, Job, RetryPolicy, StepContext, linear_machine
 
-__all__ = ["EchoAdapter", "EchoInput", "echo_service"]
-
-
-def echo_service(name: str = "echo") -> ServiceSpec:
-    """A page `<p class="v">hello KEY</p>`; option `markup_class` changes the markup."""
-
-    def build(ctx: ServiceContext) -> Starlette:
-        async def page(request: Request) -> HTMLResponse:
-            key = request.query_params.get("k", "")
-            ctx.ledger.record("hit", key, "client", step=request.query_params.get("s", ""))
-            css = ctx.options.get("markup_class", "v")
-            return HTMLResponse(f'<html><body><p class="{css}">hello {key}</p></body></html>')
-
-        return Starlette(routes=[Route("/", page)])
-
-    return ServiceSpec(name, build)
+__all__ = ["EchoAdapter", "EchoInput"]
 
 
 class EchoInput(BaseModel):

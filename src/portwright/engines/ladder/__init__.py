@@ -7,6 +7,7 @@ async with Ladder(browsers=pool, proxies=proxies, captcha=solvers,
 """
 
 from portwright.engines.ladder._extract import Extracted, ExtractionRule, Rule, extract, title_of
+from portwright.engines.ladder._guard_proxy import GuardProxy
 from portwright.engines.ladder._http import Guard
 from portwright.engines.ladder._ladder import Ladder
 from portwright.engines.ladder._memory import (
@@ -37,6 +38,7 @@ __all__ = [
     "ExtractionRule",
     "FetchResult",
     "Guard",
+    "GuardProxy",
     "Ladder",
     "LadderConfig",
     "MemoryTierMemory",

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portwright.gateway._errors import error_response
 from portwright.gateway._principal import Principal
 from portwright.gateway.auth._keys import parse_key, verify_secret
-from portwright.gateway.ratelimit._limiter import RateLimiter, rate_headers
+from portwright.gateway.ratelimit import RateLimiter, rate_headers
 from portwright.store import ApiKeyRecord, Store
 
 __all__ = ["AuthMiddleware"]

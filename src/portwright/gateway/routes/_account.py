@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from portwright.client._models import (
+from portwright.client.models import (
     NAME_PATTERN,
     Credential,
     CredentialList,

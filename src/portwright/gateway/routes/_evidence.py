@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 
-from portwright.client._models import ErrorBody, Evidence, EvidenceList
+from portwright.client.models import ErrorBody, Evidence, EvidenceList
 from portwright.gateway._context import SECURED, GatewayContext
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._principal import Principal, current_principal

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import Field
 
-from portwright.client._models import ErrorBody, JobList, _Strict
+from portwright.client.models import ErrorBody, JobList, Strict
 from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyDoc, actor_of
 from portwright.gateway._errors import ERROR_RESPONSES
 from portwright.gateway._principal import Principal, current_principal
@@ -23,7 +23,7 @@ JobId = Annotated[str, Path(min_length=1, max_length=64, description="a fan-out 
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-class RetryItems(_Strict):
+class RetryItems(Strict):
     items: list[str] | None = Field(
         None, max_length=1000, description="item keys to retry (default: every failed item)"
     )

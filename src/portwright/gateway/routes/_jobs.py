@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from portwright.client._models import (
+from portwright.client.models import (
     ControlRequest,
     ErrorBody,
     EventList,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 
-from portwright.client._models import ControlRequest, ErrorBody, Portal, PortalList
+from portwright.client.models import ControlRequest, ErrorBody, Portal, PortalList
 from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyDoc, actor_of
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._principal import Principal, current_principal

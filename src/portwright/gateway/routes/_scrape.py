@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from portwright._ids import new_id
-from portwright.client._models import (
+from portwright.client.models import (
     BatchRequest,
     BatchResponse,
     ErrorBody,

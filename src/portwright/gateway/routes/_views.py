@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from portwright.adapters import AdapterRegistry
-from portwright.client._models import Event, Job, Portal
+from portwright.client.models import Event, Job, Portal
 from portwright.orchestrator import public_input
 from portwright.store import EventRecord, JobRecord, PortalRecord
 

@@ -4,21 +4,16 @@ from portwright.gateway.webhooks._handlers import (
     DEFAULT_HANDLERS,
     PermanentWebhookError,
     WebhookHandler,
+    installed_handlers,
 )
 from portwright.gateway.webhooks._ingest import HookReceiver, InboxWriter, mount_hooks
 from portwright.gateway.webhooks._json import MAX_DEPTH, BodyError, parse_body
 from portwright.gateway.webhooks._processor import InboxProcessor
-from portwright.gateway.webhooks._sandbox import (
-    SANDBOX_SECRETS_FILE,
-    sandbox_webhook_secrets,
-    sandbox_webhook_sources,
-)
 from portwright.gateway.webhooks._schemes import SignatureError, VerifiedEvent, verify
 
 __all__ = [
     "DEFAULT_HANDLERS",
     "MAX_DEPTH",
-    "SANDBOX_SECRETS_FILE",
     "BodyError",
     "HookReceiver",
     "InboxProcessor",
@@ -27,9 +22,8 @@ __all__ = [
     "SignatureError",
     "VerifiedEvent",
     "WebhookHandler",
+    "installed_handlers",
     "mount_hooks",
     "parse_body",
-    "sandbox_webhook_secrets",
-    "sandbox_webhook_sources",
     "verify",
 ]

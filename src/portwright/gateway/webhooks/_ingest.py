@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from portwright.client._models import ErrorBody, FieldProblem, HookAck
+from portwright.client.models import ErrorBody, FieldProblem, HookAck
 from portwright.gateway._errors import ApiError
 from portwright.gateway.webhooks._processor import InboxProcessor
 from portwright.gateway.webhooks._schemes import SignatureError, verify

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from portwright.observability._counters import track_proxy_pool
+from portwright.observability import track_proxy_pool
 from portwright.resources._breaker import BreakerConfig, CircuitBreaker
 from portwright.resources.proxies._burns import Burn, BurnLedger, MemoryBurnLedger
 from portwright.resources.proxies._health import HealthPolicy, ProxyHealth

@@ -6,8 +6,7 @@ browser's guard proxy), robots.txt and the captcha solver check every request
 they make (each redirect hop, every request a browser page makes) and connect
 to the address that was checked (`GuardedTransport`, `curl_resolve`), so neither
 a redirect nor a second DNS answer reaches a private address. Private targets
-are reachable only through `Settings.url_allowlist`. `portwright.gateway.ssrf`
-re-exports this package.
+are reachable only through `Settings.url_allowlist`.
 """
 
 from portwright.resources.ssrf._guard import (

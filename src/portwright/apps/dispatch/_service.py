@@ -23,9 +23,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from portwright._ids import new_id
-from portwright.dispatch._normalize import ShopChange, normalize
-from portwright.store import AssignmentRecord, FinishedNote, InboxRecord, Store
-from portwright.store._dispatch import ACTIVE, DriverRecord
+from portwright.apps.dispatch._normalize import ShopChange, normalize
+from portwright.apps.dispatch._store import (
+    ACTIVE,
+    AssignmentRecord,
+    DispatchRepository,
+    DriverRecord,
+)
+from portwright.store import FinishedNote, InboxRecord, Store
 
 __all__ = [
     "ASSIGNMENT_CHANGED",
@@ -93,6 +98,7 @@ class Dispatcher:
 
     def __init__(self, store: Store, *, wake: Callable[[], None] | None = None) -> None:
         self.store = store
+        self.repo = DispatchRepository(store.engine)  # the dispatch_* tables
         self.wake = wake
         self._pending: list[tuple[InboxRecord, ShopChange, asyncio.Future[str]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -161,13 +167,13 @@ class Dispatcher:
                     self._serialize(conn, tenant_id)
                 # Claim the rows first: a row whose lease another processor took is skipped.
                 rows = [event for event, _, _ in batch]
-                claimed = self.store.dispatch.finish_inbox(conn, rows, "dispatched")
+                claimed = self.repo.finish_inbox(conn, rows, "dispatched")
                 keys = [
                     order_key(event.tenant_id or "", event.source, change.order_id)
                     for event, change, _ in batch
                     if event.id in claimed
                 ]
-                found = self.store.dispatch.lock_many(conn, keys)
+                found = self.repo.lock_many(conn, keys)
                 conn.info[_LOCKED] = {key: found.get(key) for key in keys}
                 saves: dict[str, AssignmentRecord] = {}
                 conn.info[_SAVES] = saves
@@ -180,11 +186,11 @@ class Dispatcher:
                     note, written = self.apply_shop(conn, event.tenant_id, event.source, change)
                     notes[event.id] = note
                     out.append((FinishedNote(note), written))
-                self.store.dispatch.save_many(conn, list(saves.values()))
+                self.repo.save_many(conn, list(saves.values()))
                 self.store.outbox.add_many(conn, events)
                 # The rows were marked done above; their notes go in the same transaction, so
                 # the processor has nothing left to write (see FinishedNote).
-                self.store.dispatch.note_inbox(conn, notes)
+                self.repo.note_inbox(conn, notes)
             finally:
                 for state in (_BATCH, _EVENTS, _LOCKED, _SAVES):
                     conn.info.pop(state, None)
@@ -234,14 +240,14 @@ class Dispatcher:
         locked: dict[str, AssignmentRecord | None] | None = conn.info.get(_LOCKED)
         if locked is not None and key in locked:
             return locked[key]
-        return self.store.dispatch.lock(conn, key)
+        return self.repo.lock(conn, key)
 
     def _save(self, conn: sa.Connection, record: AssignmentRecord) -> None:
         """Write the assignment; in a batch, one of the orders it locked is kept in the
         prefetch and written with the others at the end (the last version of each)."""
         locked: dict[str, AssignmentRecord | None] | None = conn.info.get(_LOCKED)
         if locked is None or record.order_key not in locked:
-            self.store.dispatch.save(conn, record)
+            self.repo.save(conn, record)
             return
         locked[record.order_key] = record
         conn.info[_SAVES][record.order_key] = record
@@ -252,11 +258,11 @@ class Dispatcher:
         batch: dict[str, _Tenant] | None = conn.info.get(_BATCH)
         if batch is not None and tenant_id in batch:
             return batch[tenant_id]
-        self.store.dispatch.serialize(conn, tenant_id)
+        self.repo.serialize(conn, tenant_id)
         if batch is None:
             return None
-        drivers = [d.driver_id for d in self.store.dispatch.lock_drivers(conn, tenant_id)]
-        state = batch[tenant_id] = _Tenant(drivers, self.store.dispatch.loads(conn, tenant_id))
+        drivers = [d.driver_id for d in self.repo.lock_drivers(conn, tenant_id)]
+        state = batch[tenant_id] = _Tenant(drivers, self.repo.loads(conn, tenant_id))
         return state
 
     def _pick(self, conn: sa.Connection, tenant_id: str, exclude: str | None = None) -> str | None:
@@ -266,8 +272,8 @@ class Dispatcher:
         if state is not None:
             drivers, loads = state.drivers, state.loads
         else:
-            drivers = [d.driver_id for d in self.store.dispatch.lock_drivers(conn, tenant_id)]
-            loads = self.store.dispatch.loads(conn, tenant_id) if drivers else {}
+            drivers = [d.driver_id for d in self.repo.lock_drivers(conn, tenant_id)]
+            loads = self.repo.loads(conn, tenant_id) if drivers else {}
         candidates = [d for d in drivers if d != exclude]
         if not candidates:
             return None
@@ -373,17 +379,17 @@ class Dispatcher:
     ) -> tuple[DriverRecord, int]:
         written = 0
         with self.store.engine.begin() as conn:
-            self.store.dispatch.serialize(conn, tenant_id)
-            driver = self.store.dispatch.upsert_driver(
+            self.repo.serialize(conn, tenant_id)
+            driver = self.repo.upsert_driver(
                 conn, tenant_id, driver_id, name=name, available=available
             )
             if available:
-                for waiting in self.store.dispatch.unassigned(conn, tenant_id):
+                for waiting in self.repo.unassigned(conn, tenant_id):
                     if waiting.status == WAITING:
                         self._assign(conn, waiting, reason=f"driver {driver_id} on duty")
                         written += 1
             else:
-                for active in self.store.dispatch.active_of(conn, tenant_id, driver_id):
+                for active in self.repo.active_of(conn, tenant_id, driver_id):
                     if active.status == "assigned":
                         self._assign(
                             conn, active, reason=f"driver {driver_id} off duty", exclude=driver_id
@@ -406,8 +412,8 @@ class Dispatcher:
         self, tenant_id: str, driver_id: str, key: str, status: str
     ) -> AssignmentRecord:
         with self.store.engine.begin() as conn:
-            self.store.dispatch.serialize(conn, tenant_id)
-            current = self.store.dispatch.lock(conn, key)
+            self.repo.serialize(conn, tenant_id)
+            current = self.repo.lock(conn, key)
             if current is None or current.tenant_id != tenant_id:
                 raise DispatchError("order_key", f"no order {key}", status=404)
             if current.driver_id != driver_id or current.status not in (
@@ -439,7 +445,7 @@ class Dispatcher:
 
     def _location(self, tenant_id: str, driver_id: str, lat: float, lon: float) -> None:
         with self.store.engine.begin() as conn:
-            if not self.store.dispatch.set_location(conn, tenant_id, driver_id, lat, lon):
+            if not self.repo.set_location(conn, tenant_id, driver_id, lat, lon):
                 raise DispatchError("driver_id", f"no driver {driver_id}", status=404)
             self.store.outbox.add(
                 conn,

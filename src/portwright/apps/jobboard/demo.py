@@ -17,7 +17,7 @@ import base64
 import time
 from typing import Any
 
-from portwright.cli._scenarios import BrowserNeed, Progress, ScenarioResult
+from portwright.cli.scenarios import BrowserNeed, Progress, ScenarioResult
 
 __all__ = ["APPLICANTS", "BROWSER", "run"]
 

@@ -28,14 +28,18 @@ from typing import Any
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
-from portwright.client._models import ErrorBody, FieldProblem
-from portwright.delivery import Hub
-from portwright.delivery._streams import Authenticate, pump
-from portwright.dispatch._service import SYNC_TOPICS, Dispatcher, DispatchError
-from portwright.gateway._context import SECURED
-from portwright.gateway._errors import ERROR_RESPONSES, ApiError
-from portwright.gateway._principal import Principal, current_principal
-from portwright.store import AssignmentRecord, OutboxRecord
+from portwright.apps.dispatch._service import SYNC_TOPICS, Dispatcher, DispatchError
+from portwright.apps.dispatch._store import AssignmentRecord
+from portwright.client.models import ErrorBody, FieldProblem
+from portwright.delivery import Authenticate, Hub, pump
+from portwright.gateway.kernel import (
+    ERROR_RESPONSES,
+    SECURED,
+    ApiError,
+    Principal,
+    current_principal,
+)
+from portwright.store import OutboxRecord
 
 __all__ = ["drivers_router"]
 
@@ -82,13 +86,13 @@ def driver_events(driver_id: str, event: OutboxRecord) -> bool:
 
 
 def drivers_router(dispatcher: Dispatcher, hub: Hub, authenticate: Authenticate) -> APIRouter:
-    store = dispatcher.store
+    repo = dispatcher.repo
     router = APIRouter(prefix="/v1", tags=["dispatch"])
     http = APIRouter(dependencies=SECURED, responses={**ERROR_RESPONSES, **NOT_FOUND})
     caller_dep = Depends(current_principal)
 
     async def known(tenant_id: str, driver_id: str) -> None:
-        if await asyncio.to_thread(store.dispatch.driver, tenant_id, driver_id) is None:
+        if await asyncio.to_thread(repo.driver, tenant_id, driver_id) is None:
             raise ApiError(
                 404,
                 "not_found",
@@ -116,7 +120,7 @@ def drivers_router(dispatcher: Dispatcher, hub: Hub, authenticate: Authenticate)
 
     @http.get("/drivers", summary="The tenant's drivers")
     async def list_drivers(caller: Principal = caller_dep) -> dict[str, Any]:
-        found = await asyncio.to_thread(store.dispatch.drivers, caller.tenant_id)
+        found = await asyncio.to_thread(repo.drivers, caller.tenant_id)
         return {"data": [asdict(d) for d in found]}
 
     @http.get("/drivers/{driver_id}/assignments", summary="A driver's assignments")
@@ -125,7 +129,7 @@ def drivers_router(dispatcher: Dispatcher, hub: Hub, authenticate: Authenticate)
     ) -> dict[str, Any]:
         await known(caller.tenant_id, driver_id)
         found = await asyncio.to_thread(
-            store.dispatch.of_driver, caller.tenant_id, driver_id, active_only=active
+            repo.of_driver, caller.tenant_id, driver_id, active_only=active
         )
         return {"data": [asdict(a) for a in found]}
 
@@ -161,7 +165,7 @@ def drivers_router(dispatcher: Dispatcher, hub: Hub, authenticate: Authenticate)
         if principal is None:
             await ws.close(code=4401, reason="invalid or missing API key")
             return
-        if await asyncio.to_thread(store.dispatch.driver, principal.tenant_id, driver_id) is None:
+        if await asyncio.to_thread(repo.driver, principal.tenant_id, driver_id) is None:
             await ws.close(code=4404, reason=f"no driver {driver_id}")
             return
         await ws.accept()
@@ -179,7 +183,7 @@ async def _serve_driver(
     driver_id: str,
     cursor: int | None,
 ) -> None:
-    store = dispatcher.store
+    repo = dispatcher.repo
     snapshot = cursor is None
     if cursor is None:
         cursor = hub.position  # not past an event still being committed
@@ -188,9 +192,7 @@ async def _serve_driver(
     sub = await hub.subscribe(tenant_id, lambda _: True, cursor)
     try:
         if snapshot:
-            mine = await asyncio.to_thread(
-                store.dispatch.of_driver, tenant_id, driver_id, active_only=True
-            )
+            mine = await asyncio.to_thread(repo.of_driver, tenant_id, driver_id, active_only=True)
             assignments = [{name: getattr(a, name) for name in _ASSIGNMENT_FIELDS} for a in mine]
             hello = {"type": "snapshot", "cursor": cursor, "assignments": assignments}
             await ws.send_text(json.dumps(hello))

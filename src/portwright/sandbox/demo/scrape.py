@@ -17,7 +17,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-from portwright.cli._scenarios import BrowserNeed, Progress, ScenarioResult
+from portwright.cli.scenarios import BrowserNeed, Progress, ScenarioResult
 
 __all__ = ["BROWSER", "BROWSER_SITES", "MIX", "run"]
 

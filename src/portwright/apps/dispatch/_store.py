@@ -16,10 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from portwright.store._inbox import InboxRecord
-from portwright.store._rows import to_record
-from portwright.store._schema import dispatch_assignments, dispatch_drivers, webhook_inbox
-from portwright.store._scope import tenant_transaction
+from portwright.store import InboxRecord, tenant_transaction, to_record
+from portwright.store.schema import dispatch_assignments, dispatch_drivers, webhook_inbox
 
 __all__ = ["ACTIVE", "AssignmentRecord", "DispatchRepository", "DriverRecord"]
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from portwright.adapters.jobboard._model import Applicant
+from portwright.apps.jobboard._model import Applicant
 
 __all__ = ["CONFIDENT", "FormField", "Match", "match_field", "match_option"]
 

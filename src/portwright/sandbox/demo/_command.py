@@ -5,8 +5,9 @@ Bookings for two tenants run against the sandbox consulate while it throws
 version and a scripted operator patches the selectors, as a person would in the
 console. Then the further scenarios run on the same stack (`--scenarios`):
 a directory-submission order fanning out to directories (scenario 3), and
-the others as they are listed in `SCENARIOS`. `--once` exits with a summary:
-non-zero if a job was lost, a request booked twice, or a scenario's check failed.
+the others as installed (`portwright.demo_scenarios` entry points), in `ORDER`.
+`--once` exits with a summary: non-zero if a job was lost, a request booked twice, or
+a scenario's check failed.
 
 Without a Chromium on the machine (`find_chromium`: `PORTWRIGHT_CHROMIUM`, then the
 known install paths; `PORTWRIGHT_CHROMIUM=none` opts out), what needs a browser is
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import secrets
 import shutil
 import signal
@@ -26,8 +26,8 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
-from portwright.cli._common import add_settings_flags, settings_from
-from portwright.cli._scenarios import BrowserNeed
+from portwright.cli import add_settings_flags, settings_from
+from portwright.cli.scenarios import BrowserNeed
 
 __all__ = ["register"]
 
@@ -36,13 +36,24 @@ V2_PATCH = {
     "slot_ids": "ul.slot-list li.slot-item::attr(data-id)",
 }
 SETTLED = ("succeeded", "failed", "cancelled")
-# scenario name -> module under portwright.cli with `run(stack, world, progress)`
-SCENARIOS = {
-    "scrape": "_demo_scrape",
-    "directories": "_demo_directories",
-    "jobboard": "_demo_jobboard",
-    "dispatch": "_demo_dispatch",
-}
+# The installed scenarios (entry points naming modules with `run(stack, world, progress)`)
+# run in this order, any others after them by name.
+ORDER = ("scrape", "directories", "jobboard", "dispatch")
+
+
+def scenario_names() -> list[str]:
+    from portwright.plugins import DEMO_SCENARIOS, plugin_names
+
+    names = plugin_names(DEMO_SCENARIOS)
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
+def _scenario(name: str) -> Any:
+    from portwright.plugins import DEMO_SCENARIOS, load_plugin
+
+    return load_plugin(DEMO_SCENARIOS, name)
+
+
 DEMO_PORTAL = {
     "release_every_s": 6.0,
     "initial_slots": 6,
@@ -64,7 +75,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--scenarios",
         default="all",
-        help="comma-separated: bookings," + ",".join(SCENARIOS) + " (default all)",
+        help="comma-separated: bookings," + ",".join(scenario_names()) + " (default all)",
     )
     p.set_defaults(func=_demo)
 
@@ -88,7 +99,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Any) -> int:
-    from portwright.cli._stack import start_stack
+    from portwright.cli import start_stack
     from portwright.sandbox import ChaosKnobs, SandboxWorld, default_services
 
     chaos = ChaosKnobs() if args.no_chaos else ChaosKnobs(
@@ -130,7 +141,7 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
 
 def _chosen(spec: str) -> list[str] | str:
     """The scenarios `--scenarios` names, in order, or what is wrong with it."""
-    known = ["bookings", *SCENARIOS]
+    known = ["bookings", *scenario_names()]
     names = known if spec.strip() == "all" else [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
@@ -140,7 +151,7 @@ def _chosen(spec: str) -> list[str] | str:
 
 def _no_browser(settings: Any) -> str | None:
     """None when this machine has a Chromium; else why not, and how to get one."""
-    from portwright.engines._chromium import (
+    from portwright.engines import (
         INSTALL_HINT,
         ChromiumDisabledError,
         ChromiumNotFoundError,
@@ -174,9 +185,9 @@ def _skip_browser_work(chosen: list[str], no_browser: str | None, out: TextIO) -
 
 def _browser_need(name: str) -> BrowserNeed | None:
     """The scenario's `BrowserNeed`, or None (bookings and HTTP-only scenarios)."""
-    if name not in SCENARIOS:
+    if name not in scenario_names():
         return None
-    need = getattr(importlib.import_module(f"portwright.cli.{SCENARIOS[name]}"), "BROWSER", None)
+    need = getattr(_scenario(name), "BROWSER", None)
     return need if isinstance(need, BrowserNeed) else None
 
 
@@ -186,7 +197,7 @@ async def _scenarios(
     """Run the further scenarios one after another; print each one's summary. Without a
     browser, a scenario that needs one throughout is not run; one that needs one in part
     runs with `browser=False`."""
-    from portwright.cli._scenarios import ScenarioResult
+    from portwright.cli.scenarios import ScenarioResult
 
     out = sys.stdout
 
@@ -197,7 +208,7 @@ async def _scenarios(
     for name in chosen:
         if name == "bookings":
             continue
-        module = importlib.import_module(f"portwright.cli.{SCENARIOS[name]}")
+        module = _scenario(name)
         need = _browser_need(name)
         if need is not None and not browser and need.whole:
             continue  # said in the skip line

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from portwright.gateway.vault._crypto import MasterKey, VaultCryptoError, open_sealed, seal
+from portwright.resources.vault._crypto import MasterKey, VaultCryptoError, open_sealed, seal
 from portwright.sdk import PermanentError
 from portwright.settings import Settings
 from portwright.store import CredentialRecord, Store

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from portwright.cli._scenarios import Progress, ScenarioResult
+from portwright.cli.scenarios import Progress, ScenarioResult
 
 __all__ = ["run"]
 
@@ -71,7 +71,7 @@ class _Listener:
 
 
 async def run(stack: Any, world: Any, progress: Progress) -> ScenarioResult:
-    from portwright.dispatch import SYNC_TOPICS
+    from portwright.apps.dispatch import SYNC_TOPICS
     from portwright.gateway import issue_key
 
     store = stack.service.store
@@ -239,7 +239,7 @@ async def _wait(check: Any, within_s: float = 20.0) -> bool:
 
 def _check(store: Any, world: Any, shop: str, tenant_id: str) -> tuple[bool, str]:
     """Every created order dispatched; every assignment change in the shop's ledger once."""
-    from portwright.dispatch import SYNC_TOPICS
+    from portwright.apps.dispatch import SYNC_TOPICS
 
     ledger = world.ledger(shop)
     created = {
@@ -247,7 +247,9 @@ def _check(store: Any, world: Any, shop: str, tenant_id: str) -> tuple[bool, str
         for e in ledger.entries("webhook_sent")
         if e.data["event_type"] == "created" and e.data["delivered"]
     }
-    known = {a.order_id for a in store.dispatch.all(tenant_id)}
+    from portwright.apps.dispatch import DispatchRepository
+
+    known = {a.order_id for a in DispatchRepository(store.engine).all(tenant_id)}
     events = store.outbox.since(0, tenant_id=tenant_id, limit=100_000)
     syncs = {e.event_id for e in events if e.topic in SYNC_TOPICS}
     keys = [entry.key for entry in ledger.entries("status_update")]

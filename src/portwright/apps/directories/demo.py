@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from portwright.cli._scenarios import Progress, ScenarioResult
+from portwright.cli.scenarios import Progress, ScenarioResult
 
 __all__ = ["PROFILE", "run"]
 

@@ -18,8 +18,8 @@ from urllib.parse import urljoin
 
 from pydantic import BaseModel, Field, model_validator
 
-from portwright.adapters.directories._form import DirectoryFormAdapter, ListingInput
-from portwright.adapters.directories._profile import Address, BusinessProfile
+from portwright.apps.directories._form import DirectoryFormAdapter, ListingInput
+from portwright.apps.directories._profile import Address, BusinessProfile
 from portwright.sdk import Adapter, Job, PermanentError, StepContext, linear_machine
 
 __all__ = [

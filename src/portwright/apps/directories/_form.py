@@ -11,7 +11,7 @@ import httpx
 from parsel import Selector
 from pydantic import BaseModel, Field
 
-from portwright.adapters.directories._profile import BusinessProfile
+from portwright.apps.directories._profile import BusinessProfile
 from portwright.sdk import (
     Adapter,
     ChallengeError,

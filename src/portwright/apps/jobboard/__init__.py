@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from portwright.adapters.jobboard._form import SENT_NOTE, apply
-from portwright.adapters.jobboard._matching import CONFIDENT, FormField, Match, match_field
-from portwright.adapters.jobboard._model import Applicant, ApplicationInput, ResumeFile
+from portwright.apps.jobboard._form import SENT_NOTE, apply
+from portwright.apps.jobboard._matching import CONFIDENT, FormField, Match, match_field
+from portwright.apps.jobboard._model import Applicant, ApplicationInput, ResumeFile
 from portwright.sdk import (
     Adapter,
     Job,

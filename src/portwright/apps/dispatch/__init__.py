@@ -9,16 +9,19 @@ A platform's status sync is a `shop-status` webhook endpoint of the tenant
 "topics": SYNC_TOPICS}`): the relay's per-endpoint breaker, retries, dead letters
 and replay apply to it.
 
-    from portwright.dispatch import mount_dispatch
-    mount_dispatch(app, dispatcher, delivery)     # what the gateway's create_app does
+It plugs into the core through entry points (pyproject.toml): the `shop-order` webhook
+handler (`portwright.webhook_handlers`) and the drivers' routes (`portwright.routers`,
+`mount_routes(app, store, delivery)`, called by the gateway's `create_app`); both use
+the store's one `dispatcher_for(store)`.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
-from portwright.dispatch._normalize import NORMALIZERS, NormalizeError, ShopChange, normalize
-from portwright.dispatch._service import (
+from portwright.apps.dispatch._normalize import NORMALIZERS, NormalizeError, ShopChange, normalize
+from portwright.apps.dispatch._service import (
     ASSIGNMENT_CHANGED,
     DELIVERY_COMPLETED,
     DRIVER_LOCATION_UPDATED,
@@ -30,13 +33,21 @@ from portwright.dispatch._service import (
     DispatchError,
     order_key,
 )
+from portwright.apps.dispatch._store import (
+    ACTIVE,
+    AssignmentRecord,
+    DispatchRepository,
+    DriverRecord,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from portwright.delivery import DeliveryParts
+    from portwright.store import Store
 
 __all__ = [
+    "ACTIVE",
     "ASSIGNMENT_CHANGED",
     "DELIVERY_COMPLETED",
     "DRIVER_LOCATION_UPDATED",
@@ -45,11 +56,16 @@ __all__ = [
     "ORDER_ASSIGNED",
     "ORDER_CREATED",
     "SYNC_TOPICS",
+    "AssignmentRecord",
     "DispatchError",
+    "DispatchRepository",
     "Dispatcher",
+    "DriverRecord",
     "NormalizeError",
     "ShopChange",
+    "dispatcher_for",
     "mount_dispatch",
+    "mount_routes",
     "normalize",
     "order_key",
 ]
@@ -58,9 +74,25 @@ __all__ = [
 def mount_dispatch(app: FastAPI, dispatcher: Dispatcher, delivery: DeliveryParts) -> None:
     """The drivers' routes (HTTP and WebSocket); the dispatcher's writes wake the hub and
     the relay at once instead of at their next poll."""
-    from portwright.delivery._streams import authenticate_ws
-    from portwright.dispatch._routes import drivers_router
+    from portwright.apps.dispatch._routes import drivers_router
+    from portwright.delivery import authenticate_ws
 
     dispatcher.wake = delivery.wake
     app.include_router(drivers_router(dispatcher, delivery.hub, authenticate_ws(dispatcher.store)))
     app.state.dispatcher = dispatcher
+
+
+_DISPATCHERS: weakref.WeakKeyDictionary[Store, Dispatcher] = weakref.WeakKeyDictionary()
+
+
+def dispatcher_for(store: Store) -> Dispatcher:
+    """The one dispatcher of `store` (shared by the webhook handler and the routes)."""
+    dispatcher = _DISPATCHERS.get(store)
+    if dispatcher is None:
+        dispatcher = _DISPATCHERS[store] = Dispatcher(store)
+    return dispatcher
+
+
+def mount_routes(app: FastAPI, store: Store, delivery: DeliveryParts) -> None:
+    """The `portwright.routers` entry: the drivers' routes on the store's dispatcher."""
+    mount_dispatch(app, dispatcher_for(store), delivery)

@@ -15,8 +15,8 @@ from typing import Any
 
 from playwright.async_api import FilePayload, Page
 
-from portwright.adapters.jobboard._matching import FormField, match_field
-from portwright.adapters.jobboard._model import ApplicationInput
+from portwright.apps.jobboard._matching import FormField, match_field
+from portwright.apps.jobboard._model import ApplicationInput
 from portwright.engines.browser import LivePage
 from portwright.sdk import (
     PageChangedError,

@@ -17,8 +17,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from portwright.adapters.consulate import _steps as steps
-from portwright.adapters.consulate._machine import BOOKING
+from portwright.apps.consulate import _steps as steps
+from portwright.apps.consulate._machine import BOOKING
 from portwright.sdk import (
     Adapter,
     InputTimeoutError,
