@@ -1,0 +1,18 @@
+"""The resilience kit: one backoff, one Retry-After parser, one breaker state machine (in
+memory or in the database), one polling-worker base. Every retry loop, breaker and poller
+in Portwright is built from these."""
+
+from portwright.resilience._backoff import Backoff, keyed_random
+from portwright.resilience._polling import BackoffPacer, Pacer, PollingWorker, Round
+from portwright.resilience._retry_after import DEFAULT_CAP_S, parse_retry_after
+
+__all__ = [
+    "DEFAULT_CAP_S",
+    "Backoff",
+    "BackoffPacer",
+    "Pacer",
+    "PollingWorker",
+    "Round",
+    "keyed_random",
+    "parse_retry_after",
+]
