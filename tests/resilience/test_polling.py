@@ -65,7 +65,8 @@ async def test_busy_passes_run_back_to_back_then_the_loop_waits_for_a_wake() -> 
         await wait_until(lambda: worker.calls == 4, timeout=5)
     finally:
         await worker.stop()
-    assert worker.stopped and not worker.running
+    assert worker.stopped
+    assert not worker.running
 
 
 async def test_failures_back_off_doubling_to_the_cap_and_reset_after_success() -> None:
@@ -84,7 +85,8 @@ async def test_failures_back_off_doubling_to_the_cap_and_reset_after_success() -
         await worker.stop()
     assert pauses == [100.0, 200.0, 400.0, 400.0]
     assert pacer.errors == ["a", "b", "c", "d"]
-    assert pacer.oks == 1 and pacer.failures == 0
+    assert pacer.oks == 1
+    assert pacer.failures == 0
     assert worker.last_pause == 60.0  # back to the idle pace
 
 
@@ -97,7 +99,8 @@ async def test_stop_ends_a_waiting_loop_at_once_and_start_twice_is_one_task() ->
     assert worker._task is task
     await wait_until(lambda: worker.passes == 1, timeout=5)
     await asyncio.wait_for(worker.stop(), timeout=5)
-    assert task is not None and task.cancelled()
+    assert task is not None
+    assert task.cancelled()
     await worker.stop()  # stopping a stopped worker is harmless
 
 
@@ -119,5 +122,7 @@ async def test_default_pacer_logs_and_backs_off() -> None:
             await wait_until(lambda: worker.passes == 1, timeout=5)
         finally:
             await worker.stop()
-    assert worker.last_pause is not None and 24.0 <= worker.last_pause <= 30.0
-    assert logs[0]["event"] == "loop round failed; retrying" and logs[0]["loop"] == "failing"
+    assert worker.last_pause is not None
+    assert 24.0 <= worker.last_pause <= 30.0
+    assert logs[0]["event"] == "loop round failed; retrying"
+    assert logs[0]["loop"] == "failing"

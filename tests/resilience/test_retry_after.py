@@ -40,7 +40,7 @@ def test_a_date_in_the_past_means_now() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "   ", "soon", "-5", "+5", "1e3", "inf", "nan", "0x10", "5 s", "Mon, 99 Foo 2027", "9" * 200],
+    ["", "   ", "soon", "-5", "+5", "1e3", "inf", "nan", "0x10", "5 s", "Mon, 99 Foo", "9" * 200],
     ids=["empty", "blank", "word", "negative", "plus", "exponent", "inf", "nan", "hex", "unit",
          "bad-date", "too-long"],
 )  # fmt: skip
