@@ -3,6 +3,17 @@ memory or in the database), one polling-worker base. Every retry loop, breaker a
 in Portwright is built from these."""
 
 from portwright.resilience._backoff import Backoff, keyed_random
+from portwright.resilience._breaker import (
+    Breaker,
+    BreakerPolicy,
+    BreakerState,
+    BreakerStatus,
+    BreakerStorage,
+    MemoryBreakerStorage,
+    Window,
+    on_allow,
+    on_outcome,
+)
 from portwright.resilience._polling import BackoffPacer, Pacer, PollingWorker, Round
 from portwright.resilience._retry_after import DEFAULT_CAP_S, parse_retry_after
 
@@ -10,9 +21,18 @@ __all__ = [
     "DEFAULT_CAP_S",
     "Backoff",
     "BackoffPacer",
+    "Breaker",
+    "BreakerPolicy",
+    "BreakerState",
+    "BreakerStatus",
+    "BreakerStorage",
+    "MemoryBreakerStorage",
     "Pacer",
     "PollingWorker",
     "Round",
+    "Window",
     "keyed_random",
+    "on_allow",
+    "on_outcome",
     "parse_retry_after",
 ]
