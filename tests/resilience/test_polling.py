@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from portwright.resilience import Backoff, PollingWorker, Round
+from portwright.resilience import Backoff, PollingThread, PollingWorker, Round
 from portwright.testing import wait_until
 
 
@@ -126,3 +126,26 @@ async def test_default_pacer_logs_and_backs_off() -> None:
     assert 24.0 <= worker.last_pause <= 30.0
     assert logs[0]["event"] == "loop round failed; retrying"
     assert logs[0]["loop"] == "failing"
+
+
+def test_a_polling_thread_runs_blocking_rounds_off_the_callers_loop_and_stops() -> None:
+    """A worker in a PollingThread ticks on its own loop (a blocking round is fine there),
+    is woken from another thread, and stop() joins the thread."""
+    import threading
+
+    ticks = threading.Semaphore(0)
+
+    async def tick() -> bool:
+        ticks.release()
+        return False
+
+    thread = PollingThread(PollingWorker("t", poll_s=60.0, rounds=[tick]), name="t")
+    thread.start()
+    try:
+        assert thread.alive
+        assert ticks.acquire(timeout=5)  # the first pass runs at once
+        thread.wake()
+        assert ticks.acquire(timeout=5)  # woken: no 60 s wait
+    finally:
+        thread.stop(timeout=5)
+    assert not thread.alive

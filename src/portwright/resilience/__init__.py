@@ -14,7 +14,13 @@ from portwright.resilience._breaker import (
     on_allow,
     on_outcome,
 )
-from portwright.resilience._polling import BackoffPacer, Pacer, PollingWorker, Round
+from portwright.resilience._polling import (
+    BackoffPacer,
+    Pacer,
+    PollingThread,
+    PollingWorker,
+    Round,
+)
 from portwright.resilience._retry_after import DEFAULT_CAP_S, parse_retry_after
 
 __all__ = [
@@ -28,6 +34,7 @@ __all__ = [
     "BreakerStorage",
     "MemoryBreakerStorage",
     "Pacer",
+    "PollingThread",
     "PollingWorker",
     "Round",
     "Window",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -19,7 +20,7 @@ import structlog
 
 from portwright.resilience._backoff import Backoff
 
-__all__ = ["BackoffPacer", "Pacer", "PollingWorker", "Round"]
+__all__ = ["BackoffPacer", "Pacer", "PollingThread", "PollingWorker", "Round"]
 
 Round = Callable[[], Awaitable[bool]]
 
@@ -56,8 +57,8 @@ class BackoffPacer:
 class PollingWorker:
     """Base of the background pollers (one asyncio task each).
 
-    Subclasses implement `rounds()` and may override `idle_s()`, `on_start()` and
-    `on_stop()`. `pacer` makes the pacer of a round from its name."""
+    Subclasses implement `rounds()` (or pass `rounds=`) and may override `idle_s()`,
+    `on_start()` and `on_stop()`. `pacer` makes the pacer of a round from its name."""
 
     def __init__(
         self,
@@ -65,8 +66,10 @@ class PollingWorker:
         *,
         poll_s: float,
         pacer: Callable[[str], Pacer] | None = None,
+        rounds: Sequence[Round] | None = None,
     ) -> None:
         self.name = name
+        self._rounds = list(rounds) if rounds is not None else None
         self.poll_s = poll_s
         self._make_pacer = pacer or (
             lambda loop: BackoffPacer(Backoff(poll_s, max(poll_s, 10.0), jitter=0.2), loop=loop)
@@ -78,7 +81,9 @@ class PollingWorker:
 
     # -- what a subclass says -------------------------------------------------------------
     def rounds(self) -> Sequence[Round]:
-        raise NotImplementedError
+        if self._rounds is None:
+            raise NotImplementedError(f"{type(self).__name__} must name its rounds")
+        return self._rounds
 
     def idle_s(self) -> float:
         """How long to wait for a wake-up when a pass found nothing to do."""
@@ -140,3 +145,50 @@ class PollingWorker:
             return self.name
         label = getattr(one, "__name__", "round").strip("_").removesuffix("_round")
         return f"{self.name}.{label}"
+
+
+class PollingThread:
+    """Runs a `PollingWorker` on an event loop of its own in a daemon thread: for a loop
+    that must keep its pace whatever the application's event loop is doing (a worker's
+    heartbeat). Its rounds may block: the loop is theirs alone."""
+
+    def __init__(self, worker: PollingWorker, *, name: str) -> None:
+        self.worker = worker
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the thread and its worker; returns once the worker runs."""
+        self._thread.start()
+        self._started.wait(timeout=10)
+
+    def wake(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.worker.wake)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the worker (a round under way finishes first) and join the thread."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(stop.set)
+            self._thread.join(timeout=timeout)
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.worker.start()
+        self._started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.worker.stop()
