@@ -18,6 +18,15 @@ from tests.conftest import SKIP_PG, pg_database
 POLICY = BreakerPolicy(window_s=60, min_calls=4, failure_rate=0.5, open_s=10, probe_lease_s=5)
 
 
+def tripped(storage: BreakerStorage) -> tuple[Breaker, Clock]:
+    """A breaker on `storage` opened by four failures, and its clock."""
+    clock = Clock()
+    breaker = Breaker("b", POLICY, storage=storage, clock=clock)
+    for _ in range(4):
+        breaker.record(ok=False)
+    return breaker, clock
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -76,10 +85,7 @@ def test_after_open_s_one_probe_at_a_time_then_its_outcome_decides(
     storage: BreakerStorage,
 ) -> None:
     """Open → (open_s later) half-open with one leased probe → closed, or open again."""
-    clock = Clock()
-    breaker = Breaker("b", POLICY, storage=storage, clock=clock)
-    for _ in range(4):
-        breaker.record(ok=False)
+    breaker, clock = tripped(storage)
     clock.now += 9.9
     assert not breaker.allow()
     clock.now += 0.1
@@ -99,10 +105,7 @@ def test_after_open_s_one_probe_at_a_time_then_its_outcome_decides(
 
 def test_a_probe_that_never_reports_frees_its_lease(storage: BreakerStorage) -> None:
     """A lost probe does not wedge the breaker: after probe_lease_s another may probe."""
-    clock = Clock()
-    breaker = Breaker("b", POLICY, storage=storage, clock=clock)
-    for _ in range(4):
-        breaker.record(ok=False)
+    breaker, clock = tripped(storage)
     clock.now += 10
     assert breaker.allow()
     clock.now += 4.9

@@ -27,7 +27,7 @@ import structlog
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from portwright.resilience import Backoff
+from portwright.resilience import Backoff, cancel_and_wait
 from portwright.store import Store
 
 __all__ = ["OutboxListener"]
@@ -91,10 +91,7 @@ class OutboxListener:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     def _fire(self) -> None:
         for callback in list(self._callbacks):

@@ -20,6 +20,7 @@ from portwright.resilience._polling import (
     PollingThread,
     PollingWorker,
     Round,
+    cancel_and_wait,
 )
 from portwright.resilience._retry_after import DEFAULT_CAP_S, parse_retry_after
 
@@ -38,6 +39,7 @@ __all__ = [
     "PollingWorker",
     "Round",
     "Window",
+    "cancel_and_wait",
     "keyed_random",
     "on_allow",
     "on_outcome",

@@ -20,7 +20,14 @@ import structlog
 
 from portwright.resilience._backoff import Backoff
 
-__all__ = ["BackoffPacer", "Pacer", "PollingThread", "PollingWorker", "Round"]
+__all__ = [
+    "BackoffPacer",
+    "Pacer",
+    "PollingThread",
+    "PollingWorker",
+    "Round",
+    "cancel_and_wait",
+]
 
 Round = Callable[[], Awaitable[bool]]
 
@@ -52,6 +59,14 @@ class BackoffPacer:
 
     def ok(self) -> None:
         self.failures = 0
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task and wait until it has ended (None: nothing to do)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class PollingWorker:
@@ -112,10 +127,7 @@ class PollingWorker:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self.on_stop()
 
     async def _run(self) -> None:
