@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from portwright.resilience import Breaker, BreakerPolicy, BreakerStorage, MemoryBreakerStorage
-from portwright.store import Store
-from portwright.store._breakers import SqlBreakerStorage
+from portwright.store import SqlBreakerStorage, Store
 from tests.conftest import SKIP_PG, pg_database
 
 POLICY = BreakerPolicy(window_s=60, min_calls=4, failure_rate=0.5, open_s=10, probe_lease_s=5)
