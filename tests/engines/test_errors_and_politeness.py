@@ -119,3 +119,33 @@ async def test_missing_and_failing_robots_txt_follow_rfc_9309() -> None:
         raise httpx.ConnectError("down")
 
     assert not await Politeness(robots_fetch=unreachable).allowed("http://a/x")
+
+
+async def test_robots_rules_are_matched_as_rfc_9309_says() -> None:
+    """The most specific rule wins (not the first listed), Allow wins a tie, `*` and `$`
+    patterns match; a group naming our user agent replaces the `*` group."""
+
+    def serving(robots: str) -> Politeness:
+        async def fetch(url: str) -> tuple[int, str]:
+            return 200, robots
+
+        return Politeness(robots_fetch=fetch)
+
+    polite = serving(
+        "User-agent: *\n"
+        "Disallow: /private/\n"
+        "Allow: /private/public\n"
+        "Disallow: /*.pdf$\n"
+        "Disallow: /tie\n"
+        "Allow: /tie\n"
+    )
+    assert await polite.allowed("http://a/private/public/page")  # longer Allow beats Disallow
+    assert not await polite.allowed("http://a/private/secret")
+    assert not await polite.allowed("http://a/docs/file.pdf")
+    assert await polite.allowed("http://a/docs/file.pdf?download=1")  # `$` anchors the end
+    assert await polite.allowed("http://a/tie")
+    assert await polite.allowed("http://a/private/secret", respect=False)
+
+    ours = serving("User-agent: *\nDisallow: /\n\nUser-agent: portwright\nDisallow: /only-us/\n")
+    assert await ours.allowed("http://a/anything")  # our group, matched case-blind, applies
+    assert not await ours.allowed("http://a/only-us/x")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import httpx
 
 from portwright.client._models import ErrorBody, FieldProblem
+from portwright.resilience import parse_retry_after
 
 __all__ = [
     "APIError",
@@ -66,7 +67,9 @@ class InvalidRequestError(APIError): ...
 class RateLimitedError(APIError):
     @property
     def retry_after(self) -> float:
-        return float(self.headers.get("retry-after", "1"))
+        """Seconds the server asked to wait (1 when it said nothing usable)."""
+        wait = parse_retry_after(self.headers.get("retry-after"))
+        return 1.0 if wait is None else wait
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

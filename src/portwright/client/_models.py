@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from portwright.sdk import ExtractRule
+
 __all__ = [
     "BatchRequest",
     "BatchResponse",
@@ -139,15 +141,6 @@ class PortalList(BaseModel):
 
 
 # -- scraping ------------------------------------------------------------------------------
-
-
-class ExtractRule(_Strict):
-    """One value to extract: a CSS or XPath selector, text or an attribute, first or all."""
-
-    selector: str = Field(min_length=1, max_length=500)
-    type: Literal["css", "xpath"] = "css"
-    attribute: str | None = Field(None, min_length=1, max_length=100)
-    all: bool = False
 
 
 class ScrapeRequest(_Strict):

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from portwright.delivery._mount import PUBLIC_PATHS, DeliveryParts, mount_delivery
     from portwright.delivery._nats import NatsSink, sinks_from
     from portwright.delivery._notify import OutboxListener
-    from portwright.delivery._policy import DeliveryPolicy, parse_retry_after
+    from portwright.delivery._policy import DeliveryPolicy
     from portwright.delivery._relay import DeliveryObserver, Relay, Sink
     from portwright.delivery._senders import SENDERS, Sender, SendResult, envelope
     from portwright.delivery._signing import new_secret, sign_headers
@@ -42,7 +42,6 @@ __all__ = [
     "envelope",
     "mount_delivery",
     "new_secret",
-    "parse_retry_after",
     "pump",
     "sign_headers",
     "sinks_from",
@@ -58,7 +57,6 @@ _HOMES = {
     "sinks_from": "_nats",
     "OutboxListener": "_notify",
     "DeliveryPolicy": "_policy",
-    "parse_retry_after": "_policy",
     "DeliveryObserver": "_relay",
     "Relay": "_relay",
     "Sink": "_relay",

@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
 
+from portwright.resilience import PollingWorker, Round
 from portwright.store import OutageBackoff, OutboxRecord, Store
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class Subscription:
         return ready
 
 
-class Hub:
+class Hub(PollingWorker):
     def __init__(
         self,
         store: Store,
@@ -94,27 +95,28 @@ class Hub:
         listened_poll_s: float = 2.0,
         gap_wait_s: float = 3.0,
     ) -> None:
+        super().__init__(
+            "hub", poll_s=poll_s, pacer=lambda loop: OutageBackoff(log, loop, first_s=poll_s)
+        )
         self.store = store
-        self.poll_s = poll_s
         self.listener = listener
         self.listened_poll_s = max(poll_s, listened_poll_s)
         self.gap_wait_s = gap_wait_s
         self._subs: set[Subscription] = set()
         self._cursor = 0
         self._gap: tuple[int, float] | None = None  # (missing id, when first seen missing)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._held = False  # the last round held events back for an earlier id
         if listener is not None:
             listener.add(self.wake)
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _idle_s(self) -> float:
-        """How long to wait for a wake-up: long while notifications are sure to come."""
+    def idle_s(self) -> float:
+        """How long to wait for a wake-up: long while notifications are sure to come, short
+        while an earlier id may still commit."""
         if self.listener is not None and self.listener.connected:
-            return self.listened_poll_s
-        return self.poll_s
+            idle = self.listened_poll_s
+        else:
+            idle = self.poll_s
+        return min(0.05, idle) if self._held else idle
 
     @property
     def position(self) -> int:
@@ -122,18 +124,10 @@ class Hub:
         on). Where a subscriber that wants "from now on" starts."""
         return self._cursor
 
-    def start(self) -> None:
-        if self._task is None:
-            self._cursor = self.store.outbox.last_id()
-            self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="hub")
+    def on_start(self) -> None:
+        self._cursor = self.store.outbox.last_id()
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def on_stop(self) -> None:
         for sub in list(self._subs):
             self._drop(sub)
 
@@ -172,33 +166,23 @@ class Hub:
         with contextlib.suppress(asyncio.QueueFull):
             sub.queue.put_nowait(None)
 
-    async def _run(self) -> None:
-        backoff = OutageBackoff(log, "hub", first_s=self.poll_s)
-        while True:
-            pause = 0.0
-            try:
-                events = await asyncio.to_thread(self.store.outbox.since, self._cursor, limit=1000)
-            except Exception as exc:  # noqa: BLE001 - the tail must outlive a database outage
-                pause = backoff.failed(exc)
-                events = []
-            else:
-                backoff.ok()
-            held = False
-            for event in events:
-                if event.id != self._cursor + 1 and self._waiting_for(self._cursor + 1):
-                    held = True  # an earlier id may still commit: look again shortly
-                    break
-                self._gap = None
-                self._cursor = event.id
-                for sub in list(self._subs):
-                    if not sub.offer(event):
-                        self._drop(sub)
-            if len(events) == 1000 and not held:
-                continue
-            with contextlib.suppress(TimeoutError):
-                idle = min(0.05, self._idle_s()) if held else self._idle_s()
-                await asyncio.wait_for(self._wake.wait(), timeout=max(pause, idle))
-            self._wake.clear()
+    def rounds(self) -> Sequence[Round]:
+        return [self._tail]
+
+    async def _tail(self) -> bool:
+        """Hand out the next committed events in id order; busy while a full page came."""
+        self._held = False
+        events = await asyncio.to_thread(self.store.outbox.since, self._cursor, limit=1000)
+        for event in events:
+            if event.id != self._cursor + 1 and self._waiting_for(self._cursor + 1):
+                self._held = True  # an earlier id may still commit: look again shortly
+                break
+            self._gap = None
+            self._cursor = event.id
+            for sub in list(self._subs):
+                if not sub.offer(event):
+                    self._drop(sub)
+        return len(events) == 1000 and not self._held
 
     def _waiting_for(self, missing: int) -> bool:
         """Whether to keep holding events after `missing` (not yet committed, or never)."""

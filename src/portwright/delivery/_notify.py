@@ -27,6 +27,7 @@ import structlog
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from portwright.resilience import Backoff, cancel_and_wait
 from portwright.store import Store
 
 __all__ = ["OutboxListener"]
@@ -55,7 +56,8 @@ class OutboxListener:
         self._task: asyncio.Task[None] | None = None
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._listening = False
-        self._delay = backoff_s
+        self._backoff = Backoff(backoff_s, max(backoff_s, max_backoff_s))
+        self._failures = 0  # reconnects in a row without a LISTEN established
         self.connects = 0  # how many times a LISTEN was established (tests, diagnostics)
 
     @property
@@ -89,10 +91,7 @@ class OutboxListener:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     def _fire(self) -> None:
         for callback in list(self._callbacks):
@@ -102,9 +101,11 @@ class OutboxListener:
                 log.exception("listener callback failed")
 
     async def _run(self) -> None:
-        self._delay = self.backoff_s
+        self._failures = 0
         try:
             while True:
+                self._failures += 1  # reset once a LISTEN is established
+                delay = self._backoff.delay(self._failures)
                 try:
                     await self._listen()
                 except (psycopg.Error, OSError) as exc:
@@ -112,13 +113,12 @@ class OutboxListener:
                         "outbox listener lost its connection; reconnecting",
                         channel=self.channel,
                         error=str(exc) or type(exc).__name__,
-                        retry_in_s=round(self._delay, 2),
+                        retry_in_s=round(delay, 2),
                     )
                 except Exception:  # never crash the app: log, back off, listen again
-                    log.exception("outbox listener failed; restarting", retry_in_s=self._delay)
+                    log.exception("outbox listener failed; restarting", retry_in_s=delay)
                 await self._close()
-                await asyncio.sleep(self._delay)
-                self._delay = min(self._delay * 2, self.max_backoff_s)
+                await asyncio.sleep(delay)
         finally:
             await self._close()
 
@@ -136,7 +136,7 @@ class OutboxListener:
         self._conn = conn
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
         self._listening = True
-        self._delay = self.backoff_s  # it listens: the next drop retries soon again
+        self._failures = 0  # it listens: the next drop retries soon again
         self.connects += 1
         log.info("outbox listener listening", channel=self.channel, reconnect=self.connects > 1)
         self._fire()  # whatever was committed while nobody listened

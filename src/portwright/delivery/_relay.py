@@ -20,7 +20,6 @@ SQLite polling is how other processes' writes are found.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
@@ -33,6 +32,7 @@ import structlog
 from portwright.delivery._policy import DeliveryPolicy
 from portwright.delivery._senders import SENDERS, Sender, SendResult
 from portwright.delivery._signing import SealedSecretError, SecretSealer, open_endpoint
+from portwright.resilience import PollingWorker, Round
 from portwright.store import DeliveryRecord, EndpointRecord, OutageBackoff, OutboxRecord, Store
 
 __all__ = ["DeliveryObserver", "Relay", "Sink"]
@@ -53,7 +53,7 @@ class DeliveryObserver(Protocol):
     def attempt(self, kind: str, outcome: str, seconds: float, lag_s: float) -> None: ...
 
 
-class Relay:
+class Relay(PollingWorker):
     def __init__(
         self,
         store: Store,
@@ -69,6 +69,9 @@ class Relay:
         lease_s: float = 30.0,
         sealer: SecretSealer | None = None,
     ) -> None:
+        super().__init__(
+            "relay", poll_s=poll_s, pacer=lambda loop: OutageBackoff(log, loop, first_s=poll_s)
+        )
         self.store = store
         self.sealer = sealer  # opens endpoints' sealed signing secrets (the vault)
         self.policy = policy or DeliveryPolicy()
@@ -78,57 +81,26 @@ class Relay:
         self.observer = observer
         self.on_published = on_published
         self.batch = batch
-        self.poll_s = poll_s
         self.lease_s = lease_s
         self.worker = f"relay-{socket.gethostname()}-{os.getpid()}-{id(self):x}"
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def wake(self) -> None:
-        """Something was written to the outbox or replayed: look now, not at the next poll."""
-        self._wake.set()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="relay")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def on_stop(self) -> None:
         await self.client.aclose()  # the relay owns its client, given or made
         for sink in self.sinks:
             close = getattr(sink, "aclose", None)
             if close is not None:
                 await close()
 
-    async def _run(self) -> None:
-        # One backoff per half: a failing round is logged as a line (not a traceback per
-        # round) and waited out, doubling up to a cap; the database's return is logged too.
-        backoffs = {
-            half: OutageBackoff(log, f"relay.{half.__name__}", first_s=self.poll_s)
-            for half in (self.publish_once, self.deliver_once)
-        }
-        while True:
-            busy = 0
-            pause = 0.0
-            # Each half on its own: a bus sink that is down holds back publishing (events
-            # stay in the outbox), not the deliveries already fanned out.
-            for half, backoff in backoffs.items():
-                try:
-                    busy += await half()
-                except Exception as exc:  # noqa: BLE001 - must outlive a database or bus outage
-                    pause = max(pause, backoff.failed(exc))
-                else:
-                    backoff.ok()
-            if busy and not pause:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(pause, self.poll_s))
-            self._wake.clear()
+    def rounds(self) -> Sequence[Round]:
+        # Each half on its own pacer: a bus sink that is down holds back publishing (events
+        # stay in the outbox), not the deliveries already fanned out.
+        return [self._publish_round, self._deliver_round]
+
+    async def _publish_round(self) -> bool:
+        return bool(await self.publish_once())
+
+    async def _deliver_round(self) -> bool:
+        return bool(await self.deliver_once())
 
     async def run_until_idle(self, *, rounds: int = 1000) -> None:
         """Publish and deliver until nothing is due (tests, the CLI's one-shot mode)."""

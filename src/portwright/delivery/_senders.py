@@ -15,8 +15,8 @@ from typing import Protocol
 
 import httpx
 
-from portwright.delivery._policy import parse_retry_after
 from portwright.delivery._signing import sign_headers
+from portwright.resilience import parse_retry_after
 from portwright.store import EndpointRecord, OutboxRecord
 
 __all__ = ["SENDERS", "SendResult", "Sender", "ShopStatusSender", "WebhookSender"]

@@ -17,11 +17,9 @@ the step expects, which a person must look at (PageChangedError).
 
 from __future__ import annotations
 
-import email.utils
-import time
-
 import httpx
 
+from portwright.resilience import parse_retry_after
 from portwright.resources.ssrf import UrlRefusedError
 from portwright.sdk import (
     BlockedError,
@@ -32,7 +30,9 @@ from portwright.sdk import (
     TransientError,
 )
 
-__all__ = ["classify_status", "parse_retry_after", "translate_exception"]
+__all__ = ["classify_status", "translate_exception"]
+
+RATE_LIMITED_DEFAULT_S = 30.0  # a 429 without a usable Retry-After
 
 BLOCK_STATUSES = frozenset({403, 407})
 _PROXY_NET_ERRORS = (
@@ -45,25 +45,12 @@ _PROXY_NET_ERRORS = (
 _CLOSED_MARKERS = ("Target page, context or browser has been closed", "Browser has been closed")
 
 
-def parse_retry_after(value: str | None, *, default: float = 30.0) -> float:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    return max(0.0, when.timestamp() - time.time())
-
-
 def classify_status(status: int, where: str, *, retry_after: str | None = None) -> None:
     """Raise the error class a status code means for the job; return for a usable one."""
     if status == 429:
         wait = parse_retry_after(retry_after)
+        if wait is None:
+            wait = RATE_LIMITED_DEFAULT_S
         raise RateLimitedError(f"429 from {where}", retry_after=wait, status=status)
     if status in (500, 502, 503, 504) or status >= 520:
         raise TransientError(f"{status} from {where}", status=status)

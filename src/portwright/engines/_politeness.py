@@ -2,7 +2,8 @@
 
 `slot(site)` admits at most `max_concurrency` requests to a site at once and
 spaces their actual starts at least `min_delay_s` apart (in arrival order). `allowed(url)`
-answers from the site's robots.txt (RFC 9309): a 4xx robots.txt allows
+answers from the site's robots.txt, parsed by Protego (RFC 9309: longest match wins,
+`Allow` beats `Disallow` on a tie, `*` and `$` patterns): a 4xx robots.txt allows
 everything, a 5xx or unreachable one disallows everything for a short while.
 Given an SSRF `guard`, robots.txt and each of its redirects (5 at most) pass it
 first and are fetched from the address it checked (no second lookup); a
@@ -17,9 +18,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
-from urllib.robotparser import RobotFileParser
 
 import httpx
+from protego import Protego
 
 from portwright.resources.ssrf import GuardedTransport
 
@@ -94,7 +95,7 @@ class Politeness:
         self.robots_fetch = robots_fetch or _fetch_robots
         self.robots_ttl_s = robots_ttl_s
         self._sites: dict[str, _Site] = {}
-        self._robots: dict[str, tuple[float, RobotFileParser | bool]] = {}
+        self._robots: dict[str, tuple[float, Protego | bool]] = {}
         self._robots_lock = asyncio.Lock()
 
     def rule(self, site: str) -> PolitenessRule:
@@ -130,9 +131,9 @@ class Politeness:
         verdict = await self._robots_for(site, guard)
         if isinstance(verdict, bool):
             return verdict
-        return verdict.can_fetch(rule.user_agent, url)
+        return bool(verdict.can_fetch(url, rule.user_agent))
 
-    async def _robots_for(self, site: str, guard: Guard | None) -> RobotFileParser | bool:
+    async def _robots_for(self, site: str, guard: Guard | None) -> Protego | bool:
         now = time.monotonic()
         cached = self._robots.get(site)
         if cached is not None and cached[0] > now:
@@ -141,7 +142,7 @@ class Politeness:
             cached = self._robots.get(site)
             if cached is not None and cached[0] > now:
                 return cached[1]
-            verdict: RobotFileParser | bool
+            verdict: Protego | bool
             ttl = self.robots_ttl_s
             try:
                 robots_url = f"{site}/robots.txt"
@@ -161,8 +162,6 @@ class Politeness:
                 elif status >= 400:
                     verdict = True
                 else:
-                    parser = RobotFileParser()
-                    parser.parse(text.splitlines())
-                    verdict = parser
+                    verdict = Protego.parse(text)
             self._robots[site] = (now + ttl, verdict)
             return verdict

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 import httpx
 
-from portwright.engines._errors import classify_status, parse_retry_after, translate_exception
+from portwright.engines._errors import classify_status, translate_exception
 from portwright.resources.ssrf import Check, GuardedTransport, UrlGuard
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "classify_response",
     "dump_cookies",
     "new_client",
-    "parse_retry_after",
     "summarize",
     "translate_exception",
 ]

@@ -42,6 +42,7 @@ from portwright.orchestrator._tx import (
     resolve_escalation,
     run_batch,
 )
+from portwright.resilience import Backoff
 from portwright.sdk import (
     Adapter,
     IllegalTransitionError,
@@ -67,6 +68,7 @@ OPERATOR_POLL_S = 3600.0
 CONTROL_POLL_S = 30.0
 OUTCOMES_DUE_S = 1.0  # successes wait at most this long (plus a step) to reach the breaker
 FINISH_ATTEMPTS = 8  # a job's last write, across a database hiccup
+FINISH_BACKOFF = Backoff(0.5, 8.0)  # the pause between those writes
 # Our own bookkeeping (database reads/writes around a step) rides out a hiccup such as a
 # database restart; failures of the portal itself are classified, never retried here.
 
@@ -454,7 +456,7 @@ class JobDriver(Generic[InputT]):
                 if attempt == FINISH_ATTEMPTS:
                     raise
                 self._log.warning("could not write the job's end; retrying", exc_info=True)
-                await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+                await asyncio.sleep(FINISH_BACKOFF.delay(attempt))
         self._absorb(result)
 
     async def _transition(

@@ -15,7 +15,7 @@ back for `dead_worker_after_s`: time for the others, alive too, to heartbeat aga
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ import structlog
 from dbos import DBOS
 
 from portwright.orchestrator._chunks import CHUNK_NOTE
+from portwright.resilience import PollingThread, PollingWorker
 from portwright.store import OutageBackoff
 
 if TYPE_CHECKING:
@@ -41,8 +42,14 @@ LIVE = frozenset({"PENDING", "ENQUEUED"})  # a chunk workflow in these still has
 class Janitor:
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="portwright-janitor", daemon=True)
+        interval = runtime.settings.heartbeat_interval_s
+        worker = PollingWorker(
+            "janitor",
+            poll_s=interval,
+            pacer=lambda loop: OutageBackoff(log, loop, first_s=interval, cap_s=max(interval, 5)),
+            rounds=[self._round],
+        )
+        self._thread = PollingThread(worker, name="portwright-janitor")
         self._last_orphan_scan = 0.0
         self._orphan_cursor: str | None = None
         self._takeover_after = 0.0  # monotonic: no takeovers before (set after an outage)
@@ -54,27 +61,20 @@ class Janitor:
     @property
     def alive(self) -> bool:
         """Whether the heartbeat thread runs (a worker without it would be taken for dead)."""
-        return self._thread.is_alive()
+        return self._thread.alive
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self._thread.stop()
 
-    def _loop(self) -> None:
-        settings = self._rt.settings
-        interval = settings.heartbeat_interval_s
-        backoff = OutageBackoff(log, "janitor", first_s=interval, cap_s=max(interval, 5.0))
-        wait = interval
-        while not self._stop.wait(wait):
-            try:
-                self.tick()
-            except Exception as exc:  # noqa: BLE001 - the heartbeat must outlive an outage
-                wait = backoff.failed(exc)
-                self._takeover_after = time.monotonic() + settings.dead_worker_after_s
-            else:
-                backoff.ok()
-                wait = interval
+    async def _round(self) -> bool:
+        """One tick, in a thread of its own (DBOS's recovery is sync code). A failure is
+        paced by the worker; after it, takeovers wait for the others to beat again."""
+        try:
+            await asyncio.to_thread(self.tick)
+        except Exception:
+            self._takeover_after = time.monotonic() + self._rt.settings.dead_worker_after_s
+            raise
+        return False
 
     def tick(self) -> None:
         """One round: heartbeat, take over dead workers, re-enqueue orphaned jobs."""

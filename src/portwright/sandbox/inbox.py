@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from portwright.resilience import Backoff
 from portwright.sandbox._world import ServiceContext, ServiceSpec
 
 __all__ = ["Message", "build_inbox", "extract_code", "send_message", "specs"]
@@ -160,7 +161,7 @@ async def send_message(
             if response is not None and response.status_code == 201:
                 seq: int = response.json()["seq"]
                 return seq
-            await asyncio.sleep(0.05 * 2**attempt)
+            await asyncio.sleep(Backoff(0.05, 2.0).delay(attempt + 1))
     log.warning("inbox did not accept a message to %s after %d attempts", to, attempts)
     return None
 

@@ -15,6 +15,7 @@ from portwright.sdk._errors import (
     TransientError,
     UnknownAdapterError,
 )
+from portwright.sdk._extract import ExtractRule
 from portwright.sdk._machine import EngineStates, Outcome, StateMachine, linear_machine
 from portwright.sdk._secret_input import (
     SECRET_MASK,
@@ -30,6 +31,7 @@ __all__ = [
     "BlockedError",
     "ChallengeError",
     "EngineStates",
+    "ExtractRule",
     "IllegalTransitionError",
     "InputTimeoutError",
     "Job",

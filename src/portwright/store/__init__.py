@@ -8,6 +8,7 @@ from portwright.store._blobs import (
     S3BlobStore,
     blob_store_from,
 )
+from portwright.store._breakers import SqlBreakerStorage
 from portwright.store._console import OperatorRecord, OperatorSession
 from portwright.store._deliveries import AttemptRecord, DeliveryFilter, DeliveryRecord
 from portwright.store._endpoints import EndpointRecord
@@ -74,6 +75,7 @@ __all__ = [
     "ProxyBurnRecord",
     "S3BlobStore",
     "SelectorMapRecord",
+    "SqlBreakerStorage",
     "StaleStateError",
     "Store",
     "TenantRecord",

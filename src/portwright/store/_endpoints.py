@@ -1,7 +1,7 @@
 """Outbound endpoints (tenant webhooks and platform sync targets) and their breakers.
 
-A breaker per endpoint counts consecutive failures; at the threshold it opens
-until `breaker_open_until`, and deliveries to it are not attempted meanwhile.
+A breaker per endpoint (the resilience kit's) counts consecutive failures; at the threshold
+it opens until `breaker_open_until`, and deliveries to it are not attempted meanwhile.
 `delayed_since` is the first failure since the last success: what the status
 page shows as "sync delayed since …".
 
@@ -11,17 +11,20 @@ before they get here (``pwsec1:…``) and opens them only to sign a send.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from portwright._ids import new_id
+from portwright.resilience import Breaker, BreakerPolicy, BreakerStatus, Window
 from portwright.store._rows import to_record
 from portwright.store._schema import webhook_endpoints
 from portwright.store._scope import tenant_transaction
 
-__all__ = ["EndpointRecord", "EndpointRepository"]
+__all__ = ["EndpointBreakerStorage", "EndpointRecord", "EndpointRepository"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class EndpointRecord:
 class EndpointRepository:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.breakers = EndpointBreakerStorage(engine)
 
     def create(
         self,
@@ -146,42 +150,95 @@ class EndpointRepository:
 
     def record_success(self, endpoint_id: str) -> None:
         """Close the breaker and clear the delay banner."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                webhook_endpoints.update()
-                .where(
-                    webhook_endpoints.c.id == endpoint_id,
-                    sa.or_(
-                        webhook_endpoints.c.breaker_failures > 0,
-                        webhook_endpoints.c.delayed_since.is_not(None),
-                    ),
-                )
-                .values(breaker_failures=0, breaker_open_until=None, delayed_since=None)
-            )
+        self._breaker(endpoint_id, BreakerPolicy(window_s=math.inf, min_calls=1)).record(ok=True)
 
     def record_failure(self, endpoint_id: str, *, threshold: int, open_s: float) -> bool:
         """Count a failure; returns True when the breaker is (now) open."""
-        now = time.time()
-        t = webhook_endpoints.c
-        with self.engine.begin() as conn:
-            conn.execute(
-                webhook_endpoints.update()
-                .where(t.id == endpoint_id)
-                .values(
-                    breaker_failures=t.breaker_failures + 1,
-                    delayed_since=sa.func.coalesce(t.delayed_since, now),
-                    updated_at=now,
-                )
-            )
-            conn.execute(
-                webhook_endpoints.update()
-                .where(t.id == endpoint_id, t.breaker_failures >= threshold)
-                .values(breaker_open_until=now + open_s)
-            )
-            row = conn.execute(sa.select(t.breaker_open_until).where(t.id == endpoint_id)).scalar()
-        return row is not None and row > now
+        policy = BreakerPolicy(
+            window_s=math.inf, min_calls=threshold, failure_rate=1.0, open_s=open_s
+        )
+        return self._breaker(endpoint_id, policy).record(ok=False) == "open"
+
+    def _breaker(self, endpoint_id: str, policy: BreakerPolicy) -> Breaker:
+        """The endpoint's breaker: opens after `min_calls` failures in a row."""
+        return Breaker(endpoint_id, policy, storage=self.breakers, clock=time.time)
 
     def mark_delayed(self, endpoint_id: str) -> None:
         """Dead letters are waiting: the sync is delayed until they are replayed."""
         t = webhook_endpoints.c
         self._update(endpoint_id, delayed_since=sa.func.coalesce(t.delayed_since, time.time()))
+
+
+class _Streak:
+    """An endpoint breaker's window: the failures in a row since the last success."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.succeeded = False
+
+    def add(self, ok: bool, at: float) -> None:
+        self.failures = 0 if ok else self.failures + 1
+        self.succeeded = ok
+
+    def counts(self, since: float) -> tuple[int, int]:
+        return self.failures, self.failures
+
+    def clear(self) -> None:
+        self.failures = 0
+
+
+class EndpointBreakerStorage:
+    """A `BreakerStorage` on the endpoint row: `breaker_failures` is the window (a streak),
+    `breaker_open_until` the open state; `delayed_since` is set by the first failure and
+    cleared when a success closes the breaker."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def read(self, name: str) -> BreakerStatus:
+        t = webhook_endpoints.c
+        with self.engine.connect() as conn:
+            until = conn.execute(sa.select(t.breaker_open_until).where(t.id == name)).scalar()
+        return BreakerStatus() if until is None else BreakerStatus("open", None, float(until))
+
+    def append(self, name: str, ok: bool, at: float) -> None:
+        """A success on a closed breaker: the streak and the delay banner end."""
+        t = webhook_endpoints.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_endpoints.update()
+                .where(t.id == name, sa.or_(t.breaker_failures > 0, t.delayed_since.is_not(None)))
+                .values(breaker_failures=0, breaker_open_until=None, delayed_since=None)
+            )
+
+    def change(
+        self, name: str, step: Callable[[BreakerStatus, Window], BreakerStatus]
+    ) -> BreakerStatus:
+        t = webhook_endpoints.c
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(t.breaker_failures, t.breaker_open_until, t.delayed_since)
+                .where(t.id == name)
+                .with_for_update()
+            ).first()
+            if row is None:
+                return BreakerStatus()
+            until = row.breaker_open_until
+            status = BreakerStatus() if until is None else BreakerStatus("open", None, until)
+            streak = _Streak(row.breaker_failures)
+            new = step(status, streak)
+            closed = new.state == "closed"
+            ended = closed and (status.state != "closed" or streak.succeeded)  # a success
+            delayed = None if ended else (row.delayed_since or now)
+            conn.execute(
+                webhook_endpoints.update()
+                .where(t.id == name)
+                .values(
+                    breaker_failures=streak.failures,
+                    breaker_open_until=None if closed else new.open_until,
+                    delayed_since=delayed,
+                    updated_at=now,
+                )
+            )
+            return new

@@ -12,12 +12,13 @@ one when the database is back, instead of a traceback per round.
 
 from __future__ import annotations
 
-import random
 import sqlite3
 import time
 from typing import Any
 
 import sqlalchemy as sa
+
+from portwright.resilience import Backoff
 
 __all__ = ["OutageBackoff", "is_database_unavailable"]
 
@@ -92,8 +93,8 @@ class OutageBackoff:
         and return how long to wait before the next round."""
         self.failures += 1
         now = time.monotonic()
-        delay: float = min(self.cap_s, self.first_s * 2 ** min(self.failures - 1, 16))
-        delay *= random.uniform(0.8, 1.2)  # jitter: loops in many processes do not align
+        # jitter: loops in many processes do not align
+        delay = Backoff(self.first_s, self.cap_s, jitter=0.2).delay(self.failures)
         if not is_database_unavailable(exc):
             self.log.error(
                 "loop round failed; retrying",

@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from portwright.resilience import Breaker, BreakerPolicy
+from portwright.store._breakers import SqlBreakerStorage
 from portwright.store._records import BreakerRecord, PortalRecord
 from portwright.store._rows import to_record
-from portwright.store._schema import breaker_outcomes, breakers, portals
+from portwright.store._schema import breakers, portals
 
 __all__ = ["BreakerPolicy", "PortalRepository"]
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerPolicy:
-    """Open when at least `min_calls` outcomes in `window_s` fail at `failure_rate` or more."""
-
-    window_s: float = 30.0
-    min_calls: int = 10
-    failure_rate: float = 0.5
-    open_s: float = 15.0
-    probe_lease_s: float = 30.0
 
 
 class PortalRepository:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.breakers = SqlBreakerStorage(engine)
 
     # -- portals -------------------------------------------------------------------------
 
@@ -106,7 +97,7 @@ class PortalRepository:
                     )
                 )
 
-    # -- circuit breakers ----------------------------------------------------------------
+    # -- circuit breakers (the resilience kit's, stored in the database) ----------------
 
     def breaker(self, name: str) -> BreakerRecord:
         with self.engine.connect() as conn:
@@ -118,8 +109,7 @@ class PortalRepository:
     def add_outcomes(self, conn: sa.Connection, name: str, oks: list[bool]) -> None:
         """Append outcomes to a closed breaker in the caller's transaction (what
         `record_outcome` does for a success on a closed breaker, for several at once)."""
-        now = time.time()
-        conn.execute(breaker_outcomes.insert(), [{"name": name, "ok": ok, "at": now} for ok in oks])
+        self.breakers.append_in(conn, name, oks, time.time())
 
     def record_outcome(self, name: str, *, ok: bool, policy: BreakerPolicy) -> BreakerRecord:
         """Record one call's outcome and move the breaker; returns its new state.
@@ -127,93 +117,9 @@ class PortalRepository:
         A success on a closed breaker cannot move it, so it only appends its outcome row
         (no lock, no window count); failures and half-open probes take the full path.
         """
-        now = time.time()
-        if ok:
-            current = self.breaker(name)
-            if current.state == "closed":
-                with self.engine.begin() as conn:
-                    conn.execute(breaker_outcomes.insert().values(name=name, ok=True, at=now))
-                return current
-        with self.engine.begin() as conn:
-            conn.execute(breaker_outcomes.insert().values(name=name, ok=ok, at=now))
-            self._ensure_breaker(conn, name, now)
-            row = conn.execute(
-                sa.select(breakers).where(breakers.c.name == name).with_for_update()
-            ).one()
-            state = row.state
-            reason: str | None
-            if state == "half_open":
-                new_state = "closed" if ok else "open"
-                reason = "probe succeeded" if ok else "probe failed"
-            else:
-                total, failures = conn.execute(
-                    sa.select(
-                        sa.func.count(),
-                        sa.func.coalesce(
-                            sa.func.sum(sa.case((breaker_outcomes.c.ok, 0), else_=1)), 0
-                        ),
-                    ).where(
-                        breaker_outcomes.c.name == name,
-                        breaker_outcomes.c.at >= now - policy.window_s,
-                    )
-                ).one()
-                tripped = total >= policy.min_calls and failures / total >= policy.failure_rate
-                new_state = "open" if state == "closed" and tripped else state
-                reason = f"{failures}/{total} failed in {policy.window_s:g}s" if tripped else None
-            if new_state != state:
-                values = {
-                    "state": new_state,
-                    "reason": reason,
-                    "updated_at": now,
-                    "probe_lease_until": None,
-                    "opened_at": now if new_state == "open" else None,
-                    "open_until": now + policy.open_s if new_state == "open" else None,
-                }
-                conn.execute(breakers.update().where(breakers.c.name == name).values(**values))
-            conn.execute(
-                breaker_outcomes.delete().where(
-                    breaker_outcomes.c.name == name,
-                    breaker_outcomes.c.at < now - 10 * policy.window_s,
-                )
-            )
+        Breaker(name, policy, storage=self.breakers, clock=time.time).record(ok=ok)
         return self.breaker(name)
-
-    @staticmethod
-    def _ensure_breaker(conn: sa.Connection, name: str, now: float) -> None:
-        """Create the breaker row if missing; safe when several processes race to do it."""
-        exists = conn.execute(sa.select(breakers.c.name).where(breakers.c.name == name)).first()
-        if exists is not None:
-            return
-        try:
-            with conn.begin_nested():
-                conn.execute(breakers.insert().values(name=name, state="closed", updated_at=now))
-        except sa.exc.IntegrityError:
-            pass  # another process created it between our read and insert
 
     def allow(self, name: str, *, policy: BreakerPolicy) -> tuple[bool, float | None]:
         """May a call go through? (allowed, retry_at). An expired open breaker lets one probe in."""
-        now = time.time()
-        current = self.breaker(name)  # read-only fast path: most calls meet a closed breaker
-        if current.state == "closed":
-            return True, None
-        if current.state == "open" and current.open_until is not None and current.open_until > now:
-            return False, float(current.open_until)
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(breakers).where(breakers.c.name == name).with_for_update()
-            ).first()
-            if row is None or row.state == "closed":
-                return True, None
-            if row.state == "open" and row.open_until is not None and row.open_until > now:
-                return False, float(row.open_until)
-            lease = row.probe_lease_until
-            if lease is not None and lease > now:
-                return False, float(lease)
-            conn.execute(
-                breakers.update()
-                .where(breakers.c.name == name)
-                .values(
-                    state="half_open", probe_lease_until=now + policy.probe_lease_s, updated_at=now
-                )
-            )
-            return True, None
+        return Breaker(name, policy, storage=self.breakers, clock=time.time).check()

@@ -3,17 +3,7 @@ match or all); the engines' extractor applies them (`portwright.engines.ladder.e
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from portwright.engines.ladder import extract, title_of
+from portwright.sdk import ExtractRule
 
 __all__ = ["ExtractRule", "extract", "title_of"]
-
-
-class ExtractRule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    selector: str = Field(min_length=1, max_length=500)
-    type: str = Field("css", pattern="^(css|xpath)$")
-    attribute: str | None = None
-    all: bool = False

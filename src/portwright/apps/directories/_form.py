@@ -12,6 +12,7 @@ from parsel import Selector
 from pydantic import BaseModel, Field
 
 from portwright.apps.directories._profile import BusinessProfile
+from portwright.resilience import Backoff
 from portwright.sdk import (
     Adapter,
     ChallengeError,
@@ -119,7 +120,7 @@ async def submit(
                 "confirming a listing that may exist; the site failed",
                 directory=directory.slug, attempt=attempt, error=exc.message,
             )  # fmt: skip
-            await asyncio.sleep(min(0.3 * 2 ** (attempt - 1), 3.0))
+            await asyncio.sleep(Backoff(0.3, 3.0).delay(attempt))
     return await _send(sc, url, directory, business)
 
 

@@ -6,7 +6,7 @@ async with Ladder(browsers=pool, proxies=proxies, captcha=solvers,
     result.rung, result.credits, result.extracted
 """
 
-from portwright.engines.ladder._extract import Extracted, ExtractionRule, Rule, extract, title_of
+from portwright.engines.ladder._extract import Extracted, ExtractRule, Rule, extract, title_of
 from portwright.engines.ladder._guard_proxy import GuardProxy
 from portwright.engines.ladder._http import Guard
 from portwright.engines.ladder._ladder import Ladder
@@ -34,8 +34,8 @@ __all__ = [
     "Attempt",
     "ChallengeForm",
     "EngineKind",
+    "ExtractRule",
     "Extracted",
-    "ExtractionRule",
     "FetchResult",
     "Guard",
     "GuardProxy",

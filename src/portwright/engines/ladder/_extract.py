@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
 
 from parsel import Selector
 
-__all__ = ["Extracted", "ExtractionRule", "Rule", "extract", "has_selector", "parse", "title_of"]
+from portwright.sdk import ExtractRule
+
+__all__ = ["ExtractRule", "Extracted", "Rule", "extract", "has_selector", "parse", "title_of"]
 
 Extracted = str | list[str] | None
-
-
-class ExtractionRule(Protocol):
-    """What a rule must say; the scrape API's pydantic rule model fits as it is."""
-
-    @property
-    def selector(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def attribute(self) -> str | None: ...
-    @property
-    def all(self) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A rule for code that has no model of its own."""
-
-    selector: str
-    type: str = "css"
-    attribute: str | None = None
-    all: bool = False
+Rule = ExtractRule  # the short name engine code and tests use: the same class
 
 
 def _value(node: Selector, attribute: str | None) -> str | None:
@@ -50,7 +28,7 @@ def parse(html: str | Selector) -> Selector:
     return html if isinstance(html, Selector) else Selector(text=html)
 
 
-def extract(html: str | Selector, rules: Mapping[str, ExtractionRule]) -> dict[str, Extracted]:
+def extract(html: str | Selector, rules: Mapping[str, ExtractRule]) -> dict[str, Extracted]:
     """Apply each named rule; a rule matching nothing yields None (or [] with `all`)."""
     doc = parse(html)
     out: dict[str, Extracted] = {}

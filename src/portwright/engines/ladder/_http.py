@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 from portwright.engines._errors import classify_status
 from portwright.engines.http import USER_AGENT
-from portwright.engines.ladder._extract import ExtractionRule
+from portwright.engines.ladder._extract import ExtractRule
 from portwright.engines.ladder._session import Session
 from portwright.engines.ladder._signals import ChallengeForm, find_challenge
 from portwright.resources.proxies import Proxy
@@ -66,7 +66,7 @@ class FetchRequest:
 
     url: str
     wait_for: str | None = None
-    extract: Mapping[str, ExtractionRule] = field(default_factory=dict)
+    extract: Mapping[str, ExtractRule] = field(default_factory=dict)
     screenshot: bool = False
     timeout_s: float = 30.0
     guard: Guard | None = None  # this request's own SSRF guard, on top of the fetcher's

@@ -26,7 +26,7 @@ from portwright.engines._politeness import Politeness
 from portwright.engines.browser import BrowserPool, EvidenceSink
 from portwright.engines.ladder._browser import BrowserFetcher
 from portwright.engines.ladder._climb import Climb, RungTries, proxy_at_fault
-from portwright.engines.ladder._extract import ExtractionRule, parse
+from portwright.engines.ladder._extract import ExtractRule, parse
 from portwright.engines.ladder._http import CurlFetcher, Exchange, FetchRequest, Guard, guards_of
 from portwright.engines.ladder._memory import MemoryTierMemory, TierMemory, choose_start
 from portwright.engines.ladder._result import FetchResult
@@ -148,7 +148,7 @@ class Ladder:
         *,
         engine: str = "auto",
         wait_for: str | None = None,
-        extract: Mapping[str, ExtractionRule] | None = None,
+        extract: Mapping[str, ExtractRule] | None = None,
         screenshot: bool = False,
         session_id: str | None = None,
         proxy_tier: str | None = None,

@@ -13,7 +13,7 @@ from urllib.parse import urljoin
 
 from parsel import Selector
 
-from portwright.engines.ladder._extract import ExtractionRule, extract, has_selector, parse
+from portwright.engines.ladder._extract import ExtractRule, extract, has_selector, parse
 
 __all__ = ["ChallengeForm", "find_challenge", "unrendered"]
 
@@ -72,7 +72,7 @@ def find_challenge(html: str, url: str) -> ChallengeForm | None:
 
 
 def unrendered(
-    html: str | Selector, *, wait_for: str | None, rules: Mapping[str, ExtractionRule] | None
+    html: str | Selector, *, wait_for: str | None, rules: Mapping[str, ExtractRule] | None
 ) -> str | None:
     """Why a page fetched without a browser lacks what was asked for (None: it has it)."""
     if not wait_for and not rules:

@@ -31,6 +31,7 @@ from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._plans import PENDING_TIER, TIER_CREDITS, plan_of, tier_of
 from portwright.gateway._principal import Principal, current_principal
 from portwright.gateway.routes._views import job_view
+from portwright.resilience import Backoff
 from portwright.store import JobRecord
 
 __all__ = ["scrape_router", "scrape_settings", "submit_scrape"]
@@ -93,12 +94,16 @@ async def submit_scrape(
     )
 
 
+SYNC_POLL = Backoff(0.02, 0.25, factor=1.5)  # a sync scrape looks again sooner at first
+
+
 async def _wait(ctx: GatewayContext, job: JobRecord, tenant_id: str, wait_s: float) -> JobRecord:
     deadline = time.monotonic() + wait_s
-    delay = 0.02
+    looks = 0
     while job.status not in ENDED and time.monotonic() < deadline:
+        looks += 1
+        delay = SYNC_POLL.delay(looks)
         await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 0.25)
         job = await ctx.service.get(job.id, tenant_id=tenant_id)
     return job
 

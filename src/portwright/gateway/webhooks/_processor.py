@@ -9,17 +9,16 @@ retries coming due).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import random
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import structlog
 
 from portwright.gateway.webhooks._handlers import PermanentWebhookError, WebhookHandler
 from portwright.orchestrator import JobService
+from portwright.resilience import Backoff, PollingWorker, Round
 from portwright.store import FinishedNote, InboxRecord, OutageBackoff
 
 __all__ = ["InboxProcessor"]
@@ -27,7 +26,10 @@ __all__ = ["InboxProcessor"]
 log = structlog.get_logger("portwright.webhooks")
 
 
-class InboxProcessor:
+RETRY_BACKOFF = Backoff(0.5, 300.0, jitter=0.2)  # between a failed handler's attempts
+
+
+class InboxProcessor(PollingWorker):
     def __init__(
         self,
         service: JobService,
@@ -39,47 +41,22 @@ class InboxProcessor:
         max_attempts: int = 8,
         batch: int = 50,
     ) -> None:
+        super().__init__(
+            "inbox", poll_s=poll_s, pacer=lambda loop: OutageBackoff(log, loop, first_s=poll_s)
+        )
         self.service = service
         self.handlers = dict(handlers)
         self.handler_of_source = dict(handler_of_source)
-        self.poll_s = poll_s
         self.lease_s = lease_s
         self.max_attempts = max_attempts
         self.batch = batch
         self.worker = f"gateway-{socket.gethostname()}-{os.getpid()}-{id(self):x}"
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def wake(self) -> None:
-        self._wake.set()
+    def rounds(self) -> Sequence[Round]:
+        return [self._poll]
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="inbox")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        backoff = OutageBackoff(log, "inbox", first_s=self.poll_s)
-        while True:
-            pause = self.poll_s
-            try:
-                processed = await self.run_once()
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
-                pause = backoff.failed(exc)
-                processed = 0
-            else:
-                backoff.ok()
-            if processed:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=pause)
-            self._wake.clear()
+    async def _poll(self) -> bool:
+        return bool(await self.run_once())
 
     async def run_once(self) -> int:
         """Claim and process one batch of due events; returns how many were claimed."""
@@ -123,7 +100,7 @@ class InboxProcessor:
                 )
                 await asyncio.to_thread(store.inbox.finish, event.id, status="dead", result=error)
                 return None
-            delay = min(300.0, 0.5 * 2 ** (event.attempts - 1)) * random.uniform(0.8, 1.2)
+            delay = RETRY_BACKOFF.delay(event.attempts)
             await asyncio.to_thread(
                 store.inbox.retry_at, event.id, at=time.time() + delay, error=error
             )

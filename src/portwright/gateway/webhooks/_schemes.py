@@ -26,8 +26,11 @@ import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from portwright.gateway.webhooks._json import BodyError, parse_body
 
@@ -113,11 +116,17 @@ def _standard(
     except ValueError:
         raise SignatureError(400, "webhook-timestamp", "not an integer") from None
     _check_skew("webhook-timestamp", timestamp, tolerance, now)
-    signed = f"{msg_id}.{timestamp}.".encode() + body
+    # The library computes the signatures; its own `verify` is not used: it reads the wall
+    # clock with a fixed 5-minute window and raises one error for every problem, where this
+    # checks against an injected clock and tolerance and names the field at fault.
+    when = datetime.fromtimestamp(timestamp, tz=UTC)
     expected = []
     for secret in secrets:
-        key = base64.b64decode(secret.removeprefix("whsec_") + "==")
-        expected.append(hmac.new(key, signed, hashlib.sha256).digest())
+        try:
+            signature_of_secret = Webhook(secret).sign(msg_id, when, body)
+        except (EmptyWebhookSecretError, binascii.Error, ValueError):
+            continue  # a secret that cannot sign matches nothing
+        expected.append(base64.b64decode(signature_of_secret.removeprefix("v1,")))
     presented = []
     for part in signature.split():
         version, _, value = part.partition(",")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from portwright.resilience import Backoff
+
 __all__ = ["HealthPolicy", "ProxyHealth"]
 
 
@@ -44,10 +46,8 @@ class ProxyHealth:
         self.failures += 1
         self.consecutive_failures += 1
         self.success_rate -= policy.smoothing * self.success_rate
-        wait = min(
-            policy.cooldown_max_s,
-            policy.cooldown_base_s * 2 ** (self.consecutive_failures - 1),
-        )
+        cooldown = Backoff(policy.cooldown_base_s, policy.cooldown_max_s)
+        wait = cooldown.ceiling(self.consecutive_failures)
         self.cooldown_until = now + wait
         return self.cooldown_until
 

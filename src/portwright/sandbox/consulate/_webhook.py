@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from portwright.resilience import Backoff
 from portwright.sandbox._ledger import Ledger
 
 __all__ = ["deliver", "payment_event", "sign"]
@@ -91,7 +92,7 @@ async def deliver(
                 ledger.record("webhook", event["id"], "consulate", attempts=attempt, status=status)
                 return True
             if attempt < attempts:
-                await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
+                await asyncio.sleep(Backoff(backoff_s, 60.0).delay(attempt))
     ledger.record("webhook", event["id"], "consulate", attempts=attempts, status=status)
     log.warning("webhook %s to %s not delivered after %d attempts", event["id"], url, attempts)
     return False

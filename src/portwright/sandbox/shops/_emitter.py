@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from portwright.resilience import Backoff
 from portwright.sandbox._world import ServiceContext
 from portwright.sandbox.shops._orders import OrderBook, OrderEvent
 from portwright.sandbox.shops._platforms import Platform
@@ -176,8 +177,8 @@ class Emitter:
             )
             if delivered or attempts >= int(self._opt("max_attempts")):
                 return delivered
-            backoff = float(self._opt("retry_base_s")) * 2 ** (attempts - 1)
-            await asyncio.sleep(min(backoff, float(self._opt("retry_max_s"))))
+            backoff = Backoff(float(self._opt("retry_base_s")), float(self._opt("retry_max_s")))
+            await asyncio.sleep(backoff.delay(attempts))
 
     async def _post(self, event: OrderEvent) -> tuple[int | None, str | None]:
         target = self._opt("target_url")

@@ -22,7 +22,10 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from standardwebhooks import Webhook
 
 from portwright.sandbox.shops._orders import EventKind, Order, OrderEvent, now_iso
 
@@ -151,15 +154,15 @@ class BetaPlatform:
         return OrderEvent(event_id, seq, kind, order.id, json.dumps(payload).encode())
 
     def headers(self, secret: str, event: OrderEvent, options: dict[str, Any]) -> dict[str, str]:
-        key = base64.b64decode(secret.removeprefix("whsec_"))
-        stamp = str(int(time.time()))
-        signed = f"{event.id}.{stamp}.".encode() + event.body
-        mac = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        stamp = int(time.time())
+        signature = Webhook(secret).sign(
+            event.id, datetime.fromtimestamp(stamp, tz=UTC), event.body
+        )
         return {
             "content-type": "application/json",
             "webhook-id": event.id,
-            "webhook-timestamp": stamp,
-            "webhook-signature": f"v1,{mac}",
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": signature,
         }
 
 
