@@ -10,6 +10,7 @@ from portwright.store._deliveries import DeliveryRepository
 from portwright.store._dispatch import DispatchRepository
 from portwright.store._endpoints import EndpointRepository
 from portwright.store._engine import create_engine
+from portwright.store._escalations import EscalationRepository
 from portwright.store._fleet import FleetRepository
 from portwright.store._idempotency import IdempotencyRepository
 from portwright.store._inbox import InboxRepository
@@ -49,6 +50,7 @@ class Store:
         self.deliveries = DeliveryRepository(engine)
         self.dispatch = DispatchRepository(engine)
         self.console = ConsoleRepository(engine)
+        self.escalations = EscalationRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:
