@@ -1,5 +1,13 @@
 """The API's wire models (request and answer bodies), public."""
 
+from portwright.client._escalation_models import (
+    ClaimRequest,
+    DecisionRequest,
+    DecisionResult,
+    Escalation,
+    EscalationList,
+    SelectorPatchRequest,
+)
 from portwright.client._models import (
     BatchRequest,
     BatchResponse,
@@ -31,11 +39,16 @@ from portwright.client._models import (
 __all__ = [
     "BatchRequest",
     "BatchResponse",
+    "ClaimRequest",
     "ControlRequest",
     "Credential",
     "CredentialList",
     "CredentialPut",
+    "DecisionRequest",
+    "DecisionResult",
     "ErrorBody",
+    "Escalation",
+    "EscalationList",
     "Event",
     "EventList",
     "Evidence",
@@ -52,6 +65,7 @@ __all__ = [
     "PortalList",
     "ScrapeRequest",
     "ScrapeSettings",
+    "SelectorPatchRequest",
     "Usage",
     "UsageLine",
 ]

@@ -35,6 +35,7 @@ from portwright.gateway.routes import (
     portals_router,
     scrape_router,
 )
+from portwright.gateway.routes._escalations import escalations_router
 from portwright.gateway.routes._evidence import evidence_router
 from portwright.gateway.vault import Vault
 from portwright.gateway.webhooks import (
@@ -137,6 +138,7 @@ def create_app(
     app.include_router(scrape_router(ctx))
     app.include_router(portals_router(ctx))
     app.include_router(account_router(ctx))
+    app.include_router(escalations_router(ctx))
     mount_hooks(
         app,
         store,
