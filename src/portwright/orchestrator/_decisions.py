@@ -234,14 +234,15 @@ async def decide(
         now = outcome.record
         previous = now.decision or {}
         same = (
-            now.status == "decided"
+            now.status in ("decided", "resolved")
             and now.resolved_by == actor
             and previous.get("action") == action
             and previous.get("value") == decision["value"]
         )
         if not same:
             raise DecisionConflictError(f"escalation {escalation_id}: {_who(now)}", now)
-        await _send(now, previous)  # the same decision again: deliver it (idempotent)
+        if now.status == "decided" and not is_alert(now):
+            await _send(now, previous)  # the same decision again: deliver it (idempotent)
         return DecisionOutcome(now)
     version = None
     retried: list[EscalationRecord] = []
