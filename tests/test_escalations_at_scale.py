@@ -414,3 +414,63 @@ def _kinds_in_the_console(stack: Stack, http: httpx.Client, esc_id: str, jobs: l
     assert "choose one of the known answers" in bad.text
     assert stack.audit(question) == []
     return question
+
+
+PHONE_CHECK = """() => {
+  const lum = (rgb) => {
+    const [r, g, b] = rgb.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number).map((v) => {
+      v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+                            return (x + 0.05) / (y + 0.05); };
+  const header = getComputedStyle(document.querySelector('header.top')).backgroundColor;
+  const navLinks = [...document.querySelectorAll('header.top nav a')];
+  return {
+    overflow: document.documentElement.scrollWidth - window.innerWidth,
+    navOutside: navLinks.filter((a) => a.getBoundingClientRect().right > window.innerWidth + 1)
+                        .map((a) => a.textContent),
+    navContrast: Math.min(...navLinks.map((a) => ratio(getComputedStyle(a).color, header))),
+    cutPills: [...document.querySelectorAll('.pill, .badge')]
+      .filter((p) => p.scrollWidth > p.clientWidth + 1 ||
+                     p.getBoundingClientRect().right > window.innerWidth + 1)
+      .map((p) => p.textContent),
+  };
+}"""
+
+
+def test_the_on_call_pages_fit_a_390px_phone(stack: Stack) -> None:
+    """In real Chromium at 390 px: the queue, an escalation, the jobs list and the audit
+    page do not scroll sideways, every nav link is on screen with contrast of at least
+    4.5:1 against the header, and no status pill or badge is cut."""
+    from playwright.sync_api import sync_playwright
+
+    from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
+
+    jobs, _ = stack.park(stack.key(f"phone-{secrets.token_hex(2)}"), 1)
+    esc = stack.parked(jobs[0])
+    assert esc is not None
+    email = f"phone-{secrets.token_hex(3)}@example.test"
+    stack.store.console.create_operator(
+        email=email, password_hash=hash_password(PASSWORD), role="operator", tenant_id=None
+    )
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+            page.goto(f"{stack.url}/console/login")
+            page.fill("input[name=email]", email)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/console/")
+            paths = ("/console/escalations", f"/console/escalations/{esc.id}",
+                     "/console/jobs", f"/console/jobs/{jobs[0]}", "/console/audit")  # fmt: skip
+            for path in paths:
+                page.goto(stack.url + path)
+                found = page.evaluate(PHONE_CHECK)
+                assert found["overflow"] <= 0, (path, found)
+                assert found["navOutside"] == [], (path, found)
+                assert found["navContrast"] >= 4.5, (path, found)
+                assert found["cutPills"] == [], (path, found)
+        finally:
+            browser.close()
