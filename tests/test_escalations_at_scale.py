@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -474,3 +475,37 @@ def test_the_on_call_pages_fit_a_390px_phone(stack: Stack) -> None:
                 assert found["cutPills"] == [], (path, found)
         finally:
             browser.close()
+
+
+def test_keys_create_operator_grants_the_operator_scope(db_url: str, tmp_path: Path) -> None:
+    """`portwright keys create --operator` issues a key with the operator scope (what
+    claiming and deciding escalations through the API need); without it, none."""
+    import os
+    import subprocess
+    import sys
+
+    from portwright.gateway.auth import parse_key
+
+    def create(*flags: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "portwright.cli", "keys", "create", "--tenant", "ops",
+             *flags, "--data-dir", str(tmp_path), "--database-url", db_url],
+            capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        parsed = parse_key(done.stdout.strip().splitlines()[-1])
+        assert parsed is not None
+        return parsed[0]
+
+    operator, plain = create("--operator"), create()
+    store = Store.open(db_url)
+    try:
+        with_scope = store.accounts.key_by_prefix(operator)
+        without = store.accounts.key_by_prefix(plain)
+        assert with_scope is not None
+        assert without is not None
+        assert with_scope.scope_set == frozenset({"jobs", "operator"})
+        assert without.scope_set == frozenset({"jobs"})
+    finally:
+        store.close()
