@@ -509,3 +509,32 @@ def test_keys_create_operator_grants_the_operator_scope(db_url: str, tmp_path: P
         assert without.scope_set == frozenset({"jobs"})
     finally:
         store.close()
+
+
+def test_a_take_over_and_its_hand_back_are_on_the_jobs_timeline(stack: Stack) -> None:
+    """Taking over a job's live browser and handing it back each leave a control event on
+    the job's timeline (with the operator as actor), besides the audit rows."""
+    tenant = f"take-{secrets.token_hex(2)}"
+    stack.store.portals.set_paused("echo", paused=True, reason="hold for the take-over")
+    try:
+        with stack.api(stack.key(tenant)) as api:
+            body = {"adapter": "echo", "input": {"url": stack.world.url("echo"), "key": "t"}}
+            made = api.post("/v1/jobs", json=body)
+            assert made.status_code == 202, made.text
+            job_id = made.json()["id"]
+        with closing(stack.operator()) as http:
+            csrf = http.headers["x-test-csrf"]
+            for action in ("take", "release"):
+                done = http.post(f"/console/jobs/{job_id}/live/{action}", data={"csrf_token": csrf})
+                assert done.status_code == 303, done.text
+            timeline = http.get(f"/console/jobs/{job_id}").text
+        controls = [(e.meta.get("action"), e.actor) for e in stack.store.jobs.events(job_id)
+                    if e.kind == "control"]  # fmt: skip
+        assert [a for a, _ in controls] == ["live.take", "live.release"]
+        assert all(actor.startswith("op:") for _, actor in controls)
+        assert "live.take" in timeline
+        assert "live.release" in timeline
+    finally:
+        stack.store.portals.set_paused("echo", paused=False, reason=None)
+    with Client(stack.url, stack.key(tenant)) as pw:
+        pw.cancel(job_id)

@@ -81,12 +81,14 @@ def browser_live_router(service: JobService) -> APIRouter:
 
     async def set_control(job: JobRecord, op: Operator, holder: str, reason: str) -> None:
         _, before = await notes(job.id)
+        action = f"live.{'take' if holder == 'operator' else 'release'}"
+        await service.note(job.id, action, actor=op.actor, reason=reason)  # on the timeline
         after = {"holder": holder, "actor": op.actor, "since": time.time()}
         await asyncio.to_thread(store.jobs.remember, job.id, CONTROL_NOTE, after)
         await asyncio.to_thread(
             store.audit.record,
             actor=op.actor,
-            action=f"live.{'take' if holder == 'operator' else 'release'}",
+            action=action,
             target_type="job",
             target_id=job.id,
             before={"holder": control_of(before), "actor": before.get("actor")},

@@ -282,6 +282,13 @@ class JobService:
         children = await asyncio.to_thread(self.store.jobs.children, job_id)
         return [c for c in children if not self.rt.machine_of(c.adapter).is_terminal(c.state)]
 
+    async def note(self, job_id: str, action: str, *, actor: str, reason: str = "") -> None:
+        """Put an operator's action that changes no state on the job's timeline (a control
+        event, e.g. `live.take`); nothing is written once the job has ended."""
+        await asyncio.to_thread(
+            self._control, job_id, action=action, actor=actor, reason=reason, updates={}
+        )
+
     async def pause(
         self, job_id: str, *, actor: str, reason: str = "", tenant_id: str | None = None
     ) -> JobRecord:
