@@ -538,3 +538,23 @@ def test_a_take_over_and_its_hand_back_are_on_the_jobs_timeline(stack: Stack) ->
         stack.store.portals.set_paused("echo", paused=False, reason=None)
     with Client(stack.url, stack.key(tenant)) as pw:
         pw.cancel(job_id)
+
+
+def test_a_decision_recorded_but_never_delivered_reaches_its_job(stack: Stack) -> None:
+    """A crash between recording a decision and messaging the job (simulated: the decision
+    is recorded with no message sent) does not strand the job: the janitor delivers it."""
+    from portwright.store import AuditNote
+
+    jobs, _ = stack.park(stack.key(f"lost-{secrets.token_hex(2)}"), 1)
+    esc = stack.parked(jobs[0])
+    assert esc is not None
+    decision = {"action": "cancel", "value": None, "reason": "recorded, then the gateway died",
+                "actor": "op:crashed@example.test"}  # fmt: skip
+    note = AuditNote("op:crashed@example.test", "escalation.cancel", {}, {"decision": "cancel"})
+    recorded = stack.store.escalations.decide(
+        esc.id, actor="op:crashed@example.test", decision=decision, note=note
+    )
+    assert recorded.won
+    assert stack.settled(jobs[0]) == "cancelled"
+    done = stack.store.jobs.escalation(esc.id)
+    assert (done.status, done.resolved_by) == ("resolved", "op:crashed@example.test")

@@ -266,18 +266,34 @@ async def decide(
     return DecisionOutcome(outcome.record, version, retried, skipped)
 
 
+def decision_message(esc: EscalationRecord, decision: Mapping[str, Any]) -> dict[str, Any]:
+    """What the parked job receives (topic "operator"), from a recorded decision."""
+    return {
+        "escalation_id": esc.id,
+        "action": decision.get("action"),
+        "value": decision.get("value"),
+        "actor": decision.get("actor") or esc.resolved_by,
+        "reason": decision.get("reason", ""),
+        # kept on the escalation when the job resolves it: what the patch changed
+        **{k: decision[k] for k in ("selectors", "by_patch", "decided_at") if k in decision},
+    }
+
+
+def redeliver(esc: EscalationRecord) -> None:
+    """Send a recorded decision again (sync, for the janitor); DBOS delivers a message with
+    the same idempotency key once, so a decision already delivered is not sent twice."""
+    DBOS.send(
+        esc.job_id,
+        decision_message(esc, esc.decision or {}),
+        topic="operator",
+        idempotency_key=f"decision:{esc.id}",
+    )
+
+
 async def _send(esc: EscalationRecord, decision: Mapping[str, Any]) -> None:
     await DBOS.send_async(
         esc.job_id,
-        {
-            "escalation_id": esc.id,
-            "action": decision.get("action"),
-            "value": decision.get("value"),
-            "actor": decision.get("actor"),
-            "reason": decision.get("reason", ""),
-            # kept on the escalation when the job resolves it: what the patch changed
-            **{k: decision[k] for k in ("selectors", "by_patch", "decided_at") if k in decision},
-        },
+        decision_message(esc, decision),
         topic="operator",
         idempotency_key=f"decision:{esc.id}",
     )

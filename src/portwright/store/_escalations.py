@@ -215,6 +215,26 @@ class EscalationRepository:
         with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(EscalationRecord, r) for r in conn.execute(query)]
 
+    def undelivered_decisions(
+        self, *, decided_before: float, limit: int = 100
+    ) -> list[EscalationRecord]:
+        """Escalations decided before `decided_before` whose job still waits: a decision
+        recorded but (after a crash) never delivered to its job."""
+        c = escalations.c
+        query = (
+            sa.select(escalations)
+            .join(jobs, jobs.c.id == c.job_id)
+            .where(
+                c.status == "decided",
+                c.resolved_at < decided_before,
+                jobs.c.status == "waiting",
+            )
+            .order_by(c.resolved_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [to_record(EscalationRecord, r) for r in conn.execute(query)]
+
     def tenant_names(self, tenant_ids: set[str]) -> dict[str, str]:
         if not tenant_ids:
             return {}
