@@ -379,6 +379,9 @@ def test_console_controls_fit_the_escalation_kind(stack: Stack) -> None:
 
 def _kinds_in_the_console(stack: Stack, http: httpx.Client, esc_id: str, jobs: list[str]) -> str:
     csrf = http.headers["x-test-csrf"]
+    missing = http.get("/console/jobs/no-such-job")
+    assert missing.status_code == 404
+    assert 'href="/console/escalations"' in missing.text  # the 404 page keeps the navigation
     page = http.get(f"/console/escalations/{esc_id}").text
     assert 'id="resolve"' not in page
     assert 'id="patch-form"' in page
