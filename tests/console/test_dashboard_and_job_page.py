@@ -116,7 +116,7 @@ def test_the_dashboard_numbers_and_portal_statuses_match_the_database(
         "dash-open", ok=False, policy=BreakerPolicy(min_calls=1, open_s=900)
     )
     portals = {
-        "dash-cooling": f"cooling down until {time.strftime('%H:%M:%S', time.localtime(until))}",
+        "dash-cooling": f"cooling down until {time.strftime('%H:%M:%S', time.gmtime(until))} UTC",
         "dash-degraded": "degraded",
         "dash-paused": "paused (maintenance)",
         "dash-open": "circuit open",

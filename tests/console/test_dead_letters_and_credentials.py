@@ -33,7 +33,7 @@ def test_dead_letters_are_filtered_and_replayed_with_an_audit_row(
     current = svc.rt.selectors_for(EchoAdapter).selectors["value"]
     console.world.context("echo").options["markup_class"] = current.removeprefix("p.")
     url = console.world.url("echo")
-    run(svc.submit(tenant_id=tenant.id, adapter="echo", input={"url": url, "key": "dlq"}))
+    job = run(svc.submit(tenant_id=tenant.id, adapter="echo", input={"url": url, "key": "dlq"}))
     mine = DeliveryFilter(tenant_id=tenant.id)
     run(wait_until(lambda: store.deliveries.search(mine, status="dead"), timeout=60))
     (dead,) = store.deliveries.search(mine, status="dead")
@@ -43,6 +43,7 @@ def test_dead_letters_are_filtered_and_replayed_with_an_audit_row(
     with closing(http):
         listed = http.get("/console/dead-letters", params={"topic": "job.succeeded"}).text
         assert f'data-delivery="{dead.id}"' in listed
+        assert f'href="/console/jobs/{job.id}"' in listed  # the dead letter links its job
         assert dead.id not in http.get("/console/dead-letters?topic=job.failed").text
         assert dead.id not in http.get("/console/dead-letters?since=2999-01-01").text
         bad = http.get("/console/dead-letters?since=yesterday")

@@ -230,7 +230,8 @@ def test_a_paused_run_survives_a_worker_restart_and_submits_after_the_operator_a
         assert page.is_visible("#live-browser-link")
         assert "working_style" in page.inner_text("main")
         shot(page, "escalation")
-        page.fill("#resolve-value", "Structured, with clear direction")
+        # the known answers are offered as choices, not free text
+        page.check("input[name=value][value=structured]")
         page.click("#resolve")
         page.wait_for_load_state()
         record = platform.finished(job_id)

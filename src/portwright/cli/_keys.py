@@ -21,6 +21,11 @@ def register(sub: Any) -> None:
     p.add_argument("--name", default="", help="a label for the key")
     p.add_argument("--plan", default=None, help="set the tenant's plan (starter, growth, …)")
     p.add_argument("--admin", action="store_true", help="also grant the admin scope")
+    p.add_argument(
+        "--operator",
+        action="store_true",
+        help="also grant the operator scope (claim and decide escalations via /v1/escalations)",
+    )
     p.set_defaults(func=_create)
 
     p = actions.add_parser("revoke", help="revoke a key by its prefix (or the whole key)")
@@ -56,7 +61,9 @@ def _create(args: argparse.Namespace) -> int:
         return 2
     store = _store(args)
     try:
-        scopes = "jobs admin" if args.admin else "jobs"
+        scopes = " ".join(
+            ["jobs", *(["operator"] if args.operator else []), *(["admin"] if args.admin else [])]
+        )
         issued = issue_key(store, tenant=args.tenant, name=args.name, scopes=scopes, plan=args.plan)
     finally:
         store.close()

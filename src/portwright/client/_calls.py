@@ -9,6 +9,14 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, SecretStr
 
+from portwright.client._escalation_models import (
+    ClaimRequest,
+    DecisionRequest,
+    DecisionResult,
+    Escalation,
+    EscalationList,
+    SelectorPatchRequest,
+)
 from portwright.client._models import (
     BatchRequest,
     BatchResponse,
@@ -164,3 +172,35 @@ class Calls:
     @staticmethod
     def delete_credential(name: str) -> Call[BaseModel]:
         return Call("DELETE", f"/v1/credentials/{_p(name)}", None)
+
+    @staticmethod
+    def escalations(**filters: Any) -> Call[EscalationList]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return Call("GET", "/v1/escalations", EscalationList, params=params)
+
+    @staticmethod
+    def get_escalation(escalation_id: str) -> Call[Escalation]:
+        return Call("GET", f"/v1/escalations/{_p(escalation_id)}", Escalation)
+
+    @staticmethod
+    def claim_escalation(
+        escalation_id: str, *, take_over: bool = False, reason: str = ""
+    ) -> Call[Escalation]:
+        body = _dump(ClaimRequest(take_over=take_over, reason=reason))
+        return Call("POST", f"/v1/escalations/{_p(escalation_id)}/claim", Escalation, body)
+
+    @staticmethod
+    def decide(
+        escalation_id: str, action: str, *, value: Any = None, reason: str = ""
+    ) -> Call[DecisionResult]:
+        body = DecisionRequest.model_validate({"action": action, "value": value, "reason": reason})
+        path = f"/v1/escalations/{_p(escalation_id)}/decide"
+        return Call("POST", path, DecisionResult, body.model_dump(mode="json"))
+
+    @staticmethod
+    def patch_selectors(
+        escalation_id: str, selectors: Mapping[str, str], *, reason: str = ""
+    ) -> Call[DecisionResult]:
+        body = SelectorPatchRequest(selectors=dict(selectors), reason=reason)
+        path = f"/v1/escalations/{_p(escalation_id)}/patch"
+        return Call("POST", path, DecisionResult, body.model_dump(mode="json"))

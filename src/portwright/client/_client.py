@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from portwright.client._calls import Call, Calls
 from portwright.client._errors import raise_for_answer
+from portwright.client._escalation_models import DecisionResult, Escalation, EscalationList
 from portwright.client._models import (
     BatchRequest,
     BatchResponse,
@@ -183,6 +184,46 @@ class Client:
         call = Calls.delete_credential(name)
         raise_for_answer(self.http.request(call.method, call.path))
 
+    # -- escalations ---------------------------------------------------------------------
+
+    def escalations(self, **filters: Any) -> EscalationList:
+        """Filters: state, kind, portal, selector_key, job_id, cursor, limit."""
+        return self.send(Calls.escalations(**filters))
+
+    def get_escalation(self, escalation_id: str) -> Escalation:
+        return self.send(Calls.get_escalation(escalation_id))
+
+    def claim_escalation(
+        self, escalation_id: str, *, take_over: bool = False, reason: str = ""
+    ) -> Escalation:
+        return self.send(Calls.claim_escalation(escalation_id, take_over=take_over, reason=reason))
+
+    def decide(
+        self,
+        escalation_id: str,
+        action: str,
+        *,
+        value: Any = None,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> DecisionResult:
+        """resume (with `value`), retry, fail, cancel or acknowledge; `ConflictError` when
+        someone decided differently first."""
+        call = Calls.decide(escalation_id, action, value=value, reason=reason)
+        return self.send(call, idempotency_key=idempotency_key)
+
+    def patch_selectors(
+        self,
+        escalation_id: str,
+        selectors: Mapping[str, str],
+        *,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> DecisionResult:
+        """New selectors; this job and every other parked on the same selector retry."""
+        call = Calls.patch_selectors(escalation_id, selectors, reason=reason)
+        return self.send(call, idempotency_key=idempotency_key)
+
 
 class AsyncClient:
     """The asynchronous client: the same methods, awaited."""
@@ -316,3 +357,44 @@ class AsyncClient:
     async def delete_credential(self, name: str) -> None:
         call = Calls.delete_credential(name)
         raise_for_answer(await self.http.request(call.method, call.path))
+
+    # -- escalations ---------------------------------------------------------------------
+
+    async def escalations(self, **filters: Any) -> EscalationList:
+        """Filters: state, kind, portal, selector_key, job_id, cursor, limit."""
+        return await self.send(Calls.escalations(**filters))
+
+    async def get_escalation(self, escalation_id: str) -> Escalation:
+        return await self.send(Calls.get_escalation(escalation_id))
+
+    async def claim_escalation(
+        self, escalation_id: str, *, take_over: bool = False, reason: str = ""
+    ) -> Escalation:
+        call = Calls.claim_escalation(escalation_id, take_over=take_over, reason=reason)
+        return await self.send(call)
+
+    async def decide(
+        self,
+        escalation_id: str,
+        action: str,
+        *,
+        value: Any = None,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> DecisionResult:
+        """resume (with `value`), retry, fail, cancel or acknowledge; `ConflictError` when
+        someone decided differently first."""
+        call = Calls.decide(escalation_id, action, value=value, reason=reason)
+        return await self.send(call, idempotency_key=idempotency_key)
+
+    async def patch_selectors(
+        self,
+        escalation_id: str,
+        selectors: Mapping[str, str],
+        *,
+        reason: str = "",
+        idempotency_key: str | None = None,
+    ) -> DecisionResult:
+        """New selectors; this job and every other parked on the same selector retry."""
+        call = Calls.patch_selectors(escalation_id, selectors, reason=reason)
+        return await self.send(call, idempotency_key=idempotency_key)

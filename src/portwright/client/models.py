@@ -1,5 +1,13 @@
 """The API's wire models (request and answer bodies), public."""
 
+from portwright.client._escalation_models import (
+    ClaimRequest,
+    DecisionRequest,
+    DecisionResult,
+    Escalation,
+    EscalationList,
+    SelectorPatchRequest,
+)
 from portwright.client._models import (
     NAME_PATTERN,
     BatchRequest,
@@ -34,11 +42,16 @@ __all__ = [
     "NAME_PATTERN",
     "BatchRequest",
     "BatchResponse",
+    "ClaimRequest",
     "ControlRequest",
     "Credential",
     "CredentialList",
     "CredentialPut",
+    "DecisionRequest",
+    "DecisionResult",
     "ErrorBody",
+    "Escalation",
+    "EscalationList",
     "Event",
     "EventList",
     "Evidence",
@@ -55,6 +68,7 @@ __all__ = [
     "PortalList",
     "ScrapeRequest",
     "ScrapeSettings",
+    "SelectorPatchRequest",
     "Strict",
     "Usage",
     "UsageLine",

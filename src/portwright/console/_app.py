@@ -11,7 +11,13 @@ from fastapi import FastAPI, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from portwright.console._auth import ForbiddenError, LoginLimiter, LoginRequiredError, Sessions
+from portwright.console._auth import (
+    ForbiddenError,
+    LoginLimiter,
+    LoginRequiredError,
+    Operator,
+    Sessions,
+)
 from portwright.console._browser_live import browser_live_router
 from portwright.console._credentials import credentials_router
 from portwright.console._dead_letters import dead_letters_router
@@ -63,17 +69,26 @@ def console_app(service: JobService, settings: Settings, *, vault: Vault | None 
             return RedirectResponse(f"{PREFIX}/login?next={quote(target)}", status_code=303)
         return page(request, "error.html", None, status_code=401, message="Sign in first.")
 
+    async def _who(request: Request) -> Operator | None:
+        """The signed-in operator, so an error page keeps the navigation (None if unknown)."""
+        try:
+            return await app.state.sessions.current(request)  # type: ignore[no-any-return]
+        except Exception:  # noqa: BLE001 - an error page must render whatever failed
+            return None
+
     @app.exception_handler(ForbiddenError)
     async def _forbidden(request: Request, exc: ForbiddenError) -> Response:
-        return page(request, "error.html", None, status_code=403, message=f"ForbiddenError: {exc}")
+        return page(request, "error.html", await _who(request), status_code=403,
+                    message=f"ForbiddenError: {exc}")  # fmt: skip
 
     @app.exception_handler(ConflictError)
     async def _conflict(request: Request, exc: ConflictError) -> Response:
-        return page(request, "error.html", None, status_code=409, message=str(exc))
+        return page(request, "error.html", await _who(request), status_code=409,
+                    message=str(exc))  # fmt: skip
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
-        return page(request, "error.html", None, status_code=exc.status_code,
+        return page(request, "error.html", await _who(request), status_code=exc.status_code,
                     message=str(exc.detail))  # fmt: skip
 
     async def _unavailable(request: Request, exc: Exception) -> Response:

@@ -32,7 +32,7 @@ from portwright.engines.browser import (
     control_of,
 )
 from portwright.orchestrator import JobService
-from portwright.store import JobRecord
+from portwright.store import JobRecord, Store
 
 __all__ = ["browser_live_router"]
 
@@ -41,7 +41,18 @@ Acting = Annotated[Operator, Depends(need("operator"))]
 ENDED = ("succeeded", "failed", "cancelled")
 MOUSE_EVENTS = {"mousePressed", "mouseReleased", "mouseMoved", "mouseWheel"}
 KEY_EVENTS = {"keyDown", "keyUp"}
+BROWSER_EVIDENCE = frozenset({"screenshot", "dom", "trace", "step-log"})
 SCREENCAST = {"format": "jpeg", "quality": 70, "everyNthFrame": 1}
+
+
+def browser_possible(store: Store, job: JobRecord) -> bool:
+    """False for a job parked on an escalation with no page now and no browser evidence
+    (an HTTP-only job); a job that has not parked may still open a browser."""
+    if LiveTarget.from_note(store.jobs.recall(job.id, LIVE_NOTE)) is not None:
+        return True
+    if any(e.kind in BROWSER_EVIDENCE for e in store.jobs.evidence(job.id)):
+        return True
+    return not store.jobs.escalations(job_id=job.id, status="unresolved")
 
 
 def browser_live_router(service: JobService) -> APIRouter:
@@ -70,12 +81,14 @@ def browser_live_router(service: JobService) -> APIRouter:
 
     async def set_control(job: JobRecord, op: Operator, holder: str, reason: str) -> None:
         _, before = await notes(job.id)
+        action = f"live.{'take' if holder == 'operator' else 'release'}"
+        await service.note(job.id, action, actor=op.actor, reason=reason)  # on the timeline
         after = {"holder": holder, "actor": op.actor, "since": time.time()}
         await asyncio.to_thread(store.jobs.remember, job.id, CONTROL_NOTE, after)
         await asyncio.to_thread(
             store.audit.record,
             actor=op.actor,
-            action=f"live.{'take' if holder == 'operator' else 'release'}",
+            action=action,
             target_type="job",
             target_id=job.id,
             before={"holder": control_of(before), "actor": before.get("actor")},
@@ -89,6 +102,12 @@ def browser_live_router(service: JobService) -> APIRouter:
         job = await job_or_404(job_id, op)
         if job.status in ENDED:
             raise HTTPException(409, f"job {job_id} already ended ({job.state})")
+        if not await asyncio.to_thread(browser_possible, store, job):
+            raise HTTPException(
+                409,
+                f"job {job_id} waits for a decision and has no browser (its steps are plain "
+                "HTTP): there is nothing to take over; decide its escalation instead",
+            )
         await set_control(job, op, "operator", "operator took over the live browser")
         return RedirectResponse(f"{PREFIX}/jobs/{job_id}/live", status_code=303)
 

@@ -74,8 +74,9 @@ def dead_letters_router(store: Store) -> APIRouter:
             store.deliveries.search, _where(op, filters), status="dead", limit=LIMIT,
             newest_first=True,
         )  # fmt: skip
+        names = await asyncio.to_thread(store.console.tenant_names) if op.platform_wide else {}
         return page(request, "dead_letters.html", op, nav="dead-letters", rows=rows,
-                    filters=filters, replayed=replayed, limit=LIMIT,
+                    filters=filters, replayed=replayed, limit=LIMIT, tenant_names=names,
                     live_template="_dead_letters_live.html")  # fmt: skip
 
     @router.post("/dead-letters/replay")

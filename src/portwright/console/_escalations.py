@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
@@ -11,14 +11,28 @@ from starlette.responses import RedirectResponse, Response
 from portwright.console._auth import ForbiddenError, Operator, need
 from portwright.console._render import PREFIX, page
 from portwright.console._views import mask
-from portwright.orchestrator import ConflictError, JobService
+from portwright.engines.browser import LIVE_NOTE, LiveTarget
+from portwright.orchestrator import (
+    DecisionConflictError,
+    JobService,
+    NotApplicableError,
+    actions_for,
+    can_patch,
+    option_values,
+)
+from portwright.orchestrator import claim_escalation as claim
+from portwright.orchestrator import decide_escalation as decide
 from portwright.store import EscalationRecord
 
 __all__ = ["escalations_router"]
 
 Viewer = Annotated[Operator, Depends(need("viewer"))]
 Acting = Annotated[Operator, Depends(need("operator"))]
-DECISIONS = {"resolve": "resume", "retry": "retry", "cancel": "cancel", "fail": "fail"}
+DECISIONS = {"resolve": "resume", "retry": "retry", "cancel": "cancel", "fail": "fail",
+             "acknowledge": "acknowledge"}  # fmt: skip
+BROWSER_EVIDENCE = frozenset({"screenshot", "dom", "trace", "step-log"})
+ENDED = ("succeeded", "failed", "cancelled")
+PAGE = 50
 
 
 def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one route each)
@@ -33,26 +47,35 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
         except LookupError as exc:
             raise HTTPException(404, f"no escalation {escalation_id}") from exc
 
-    def audit(op: Operator, esc: EscalationRecord, action: str, after: dict[str, Any]) -> None:
-        store.audit.record(
-            actor=op.actor, action=f"escalation.{action}", target_type="escalation",
-            target_id=esc.id, before={"status": esc.status, "claimed_by": esc.claimed_by,
-                                      "job_id": esc.job_id},
-            after=after, reason=str(after.get("reason", "")), tenant_id=esc.tenant_id,
-        )  # fmt: skip
+    def has_browser(job_id: str) -> bool:
+        """A live page now, or browser evidence (screenshots, DOM, trace) from earlier."""
+        if LiveTarget.from_note(store.jobs.recall(job_id, LIVE_NOTE)) is not None:
+            return True
+        return any(e.kind in BROWSER_EVIDENCE for e in store.jobs.evidence(job_id))
 
     @router.get("/escalations")
-    async def queue(request: Request, op: Viewer, show: str = "open") -> Response:
-        rows = await service.escalations(
-            status="unresolved" if show == "open" else None, tenant_id=op.tenant_id, limit=500
+    async def queue(
+        request: Request, op: Viewer, show: str = "open", kind: str = "", portal: str = "",
+        cursor: str = "",
+    ) -> Response:  # fmt: skip
+        found = await asyncio.to_thread(
+            store.escalations.find, tenant_id=op.tenant_id,
+            state="unresolved" if show == "open" else None, kind=kind or None,
+            portal=portal or None, cursor=cursor or None, limit=PAGE,
+            newest_first=show != "open",
+        )  # fmt: skip
+        names = await asyncio.to_thread(
+            store.escalations.tenant_names, {e.tenant_id for e in found.rows}
         )
-        rows = sorted(rows, key=lambda e: e.created_at, reverse=show != "open")
-        return page(request, "escalations.html", op, nav="escalations", rows=rows, show=show,
+        return page(request, "escalations.html", op, nav="escalations", rows=found.rows,
+                    total=found.total, next_cursor=found.next_cursor, show=show,
+                    filters={"kind": kind, "portal": portal}, tenant_names=names,
                     live_template="_escalations_live.html")  # fmt: skip
 
-    @router.get("/escalations/{escalation_id}")
-    async def detail(request: Request, escalation_id: str, op: Viewer) -> Response:
-        esc = await escalation_or_404(escalation_id, op)
+    async def render(
+        request: Request, esc: EscalationRecord, op: Operator, *, status_code: int = 200,
+        problem: str = "",
+    ) -> Response:  # fmt: skip
         job = await service.get(esc.job_id, tenant_id=op.tenant_id)
         events = await service.events(esc.job_id, tenant_id=op.tenant_id)
         evidence = await asyncio.to_thread(store.jobs.evidence, esc.job_id, tenant_id=op.tenant_id)
@@ -62,24 +85,46 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
         shown = [e for e in evidence if not wanted or e.id in wanted] or evidence
         portal = await asyncio.to_thread(store.portals.get, esc.portal)
         selectors = service.rt.selectors_for(service.rt.registry.get(job.adapter)).selectors
+        browser = await asyncio.to_thread(has_browser, job.id)
+        names = await asyncio.to_thread(store.escalations.tenant_names, {esc.tenant_id})
         return page(
             request, "escalation.html", op, nav="escalations", esc=esc, job=job, events=events,
             evidence=shown, portal=portal, selectors=selectors, details=mask(esc.details),
-            mask=mask, live_template="_escalation_live.html",
+            mask=mask, actions=actions_for(esc), patchable=can_patch(esc),
+            options=option_values(esc), browser=browser and job.status not in ENDED,
+            problem=problem, tenant_name=names.get(esc.tenant_id, esc.tenant_id),
+            status_code=status_code, live_template="_escalation_live.html",
         )  # fmt: skip
 
-    @router.post("/escalations/{escalation_id}/claim")
-    async def claim(escalation_id: str, op: Acting) -> Response:
+    @router.get("/escalations/{escalation_id}")
+    async def detail(request: Request, escalation_id: str, op: Viewer) -> Response:
+        return await render(request, await escalation_or_404(escalation_id, op), op)
+
+    async def refused(
+        request: Request, escalation_id: str, op: Operator, exc: Exception
+    ) -> Response:
+        """The escalation page again, saying why the action was not taken (409 or 422)."""
+        code = 422 if isinstance(exc, NotApplicableError) else 409
         esc = await escalation_or_404(escalation_id, op)
-        if not await asyncio.to_thread(store.jobs.claim_escalation, esc.id, actor=op.actor):
-            raise ConflictError(f"escalation {esc.id} is {esc.status}, it cannot be claimed")
-        await asyncio.to_thread(audit, op, esc, "claim", {"status": "claimed", "by": op.actor})
+        return await render(request, esc, op, status_code=code, problem=str(exc))
+
+    @router.post("/escalations/{escalation_id}/claim")
+    async def claim_it(
+        request: Request, escalation_id: str, op: Acting,
+        take_over: Annotated[str, Form()] = "",
+    ) -> Response:  # fmt: skip
+        esc = await escalation_or_404(escalation_id, op)
+        try:
+            await claim(service, esc.id, actor=op.actor, tenant_id=op.tenant_id,
+                        take_over=bool(take_over))  # fmt: skip
+        except DecisionConflictError as exc:
+            return await refused(request, esc.id, op, exc)
         return RedirectResponse(f"{PREFIX}/escalations/{esc.id}", status_code=303)
 
     @router.post("/escalations/{escalation_id}/patch")
     async def patch(
-        escalation_id: str, op: Acting,
-        selector_key: Annotated[str, Form()], selector: Annotated[str, Form()],
+        request: Request, escalation_id: str, op: Acting,
+        selector_key: Annotated[str, Form()] = "", selector: Annotated[str, Form()] = "",
         reason: Annotated[str, Form()] = "",
     ) -> Response:  # fmt: skip
         esc = await escalation_or_404(escalation_id, op)
@@ -87,33 +132,31 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
             raise ForbiddenError(
                 "selector maps are shared by every tenant: ask a platform operator"
             )
-        if not selector.strip():
-            raise HTTPException(422, "the new selector is empty")
-        reason = reason or f"selector fix for {esc.id}"
-        await service.decide(
-            esc.id, "retry", actor=op.actor, reason=reason,
-            selectors={selector_key: selector.strip()},
-        )  # fmt: skip
-        after = {"decision": "retry", "selectors": {selector_key: selector.strip()},
-                 "reason": reason}  # fmt: skip
-        await asyncio.to_thread(audit, op, esc, "patch", after)
+        try:
+            await decide(
+                service, esc.id, "retry", actor=op.actor,
+                reason=reason or f"selector fix for {esc.id}", selectors={selector_key: selector},
+            )  # fmt: skip
+        except (DecisionConflictError, NotApplicableError) as exc:
+            return await refused(request, esc.id, op, exc)
         return RedirectResponse(f"{PREFIX}/escalations/{esc.id}", status_code=303)
 
     @router.post("/escalations/{escalation_id}/{action}")
-    async def decide(
-        escalation_id: str, action: str, op: Acting,
+    async def decide_it(
+        request: Request, escalation_id: str, action: str, op: Acting,
         value: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
     ) -> Response:  # fmt: skip
         if action not in DECISIONS:
             raise HTTPException(404, f"no escalation action {action}")
         esc = await escalation_or_404(escalation_id, op)
         decision = DECISIONS[action]
-        await service.decide(
-            esc.id, decision, actor=op.actor, tenant_id=op.tenant_id,  # type: ignore[arg-type]
-            value=value if action == "resolve" else None, reason=reason,
-        )  # fmt: skip
-        after = mask({"decision": decision, "value": value or None, "reason": reason})
-        await asyncio.to_thread(audit, op, esc, action, after)
+        try:
+            await decide(
+                service, esc.id, decision, actor=op.actor, tenant_id=op.tenant_id,
+                value=value if decision == "resume" else None, reason=reason,
+            )  # fmt: skip
+        except (DecisionConflictError, NotApplicableError) as exc:
+            return await refused(request, esc.id, op, exc)
         return RedirectResponse(f"{PREFIX}/escalations/{esc.id}", status_code=303)
 
     @router.post("/portals/{portal}/{action}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
@@ -20,10 +21,18 @@ __all__ = ["pages_router"]
 Viewer = Annotated[Operator, Depends(need("viewer"))]
 Acting = Annotated[Operator, Depends(need("operator"))]
 UNTRUSTED_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+PAGE = 50
 STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled")
 
 
-def pages_router(service: JobService) -> APIRouter:
+def _query(filters: dict[str, str], cursor: object) -> str | None:
+    """The next page's query string (the same filters, the cursor), or None on the last."""
+    if cursor is None:
+        return None
+    return urlencode({**{k: v for k, v in filters.items() if v}, "cursor": cursor})
+
+
+def pages_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one route each)
     router = APIRouter()
     store = service.store
 
@@ -42,14 +51,21 @@ def pages_router(service: JobService) -> APIRouter:
     @router.get("/jobs")
     async def jobs(
         request: Request, op: Viewer, q: str = "", status: str = "", portal: str = "",
-        adapter: str = "",
+        adapter: str = "", tenant: str = "", items: str = "", cursor: str = "",
     ) -> Response:  # fmt: skip
-        rows = await asyncio.to_thread(
-            store.console.find_jobs, tenant_id=op.tenant_id, text=q.strip(), status=status or None,
-            portal=portal or None, adapter=adapter or None,
+        names = await asyncio.to_thread(store.console.tenant_names)
+        found = await asyncio.to_thread(
+            store.console.jobs_page, tenant_id=op.tenant_id, text=q.strip(),
+            status=status or None, portal=portal or None, adapter=adapter or None,
+            of_tenant=(tenant or None) if op.platform_wide else None, top_level=not items,
+            cursor=cursor or None, limit=PAGE,
         )  # fmt: skip
-        return page(request, "jobs.html", op, nav="jobs", jobs=rows, statuses=STATUSES,
-                    filters={"q": q, "status": status, "portal": portal, "adapter": adapter},
+        filters = {"q": q, "status": status, "portal": portal, "adapter": adapter,
+                   "tenant": tenant, "items": items}  # fmt: skip
+        return page(request, "jobs.html", op, nav="jobs", jobs=found.rows, total=found.total,
+                    next_cursor=found.next_cursor, item_counts=found.items, statuses=STATUSES,
+                    tenant_names=names, filters=filters,
+                    next_query=_query(filters, found.next_cursor),
                     live_template="_jobs_live.html")  # fmt: skip
 
     @router.get("/jobs/{job_id}")
@@ -59,12 +75,14 @@ def pages_router(service: JobService) -> APIRouter:
         evidence = await asyncio.to_thread(store.jobs.evidence, job_id, tenant_id=op.tenant_id)
         escalations = await service.escalations(job_id=job_id, tenant_id=op.tenant_id)
         items = await service.items(job_id, tenant_id=op.tenant_id)
+        names = await asyncio.to_thread(store.escalations.tenant_names, {job.tenant_id})
         counts: dict[str, int] = {}
         for item in items:
             counts[item.status] = counts.get(item.status, 0) + 1
         return page(
             request, "job.html", op, nav="jobs", job=job, events=events, evidence=evidence,
             escalations=escalations, items=items, item_counts=counts,
+            tenant_name=names.get(job.tenant_id, job.tenant_id),
             input=mask(service.public_input(job)), output=mask(job.output), mask=mask,
             live_template="_job_live.html",
         )  # fmt: skip
@@ -122,13 +140,17 @@ def pages_router(service: JobService) -> APIRouter:
 
     @router.get("/audit")
     async def audit(
-        request: Request, op: Viewer, actor: str = "", action: str = "", target: str = ""
-    ) -> Response:
-        rows = await asyncio.to_thread(
-            store.console.audit, tenant_id=op.tenant_id, actor=actor, action=action, target=target
-        )
-        return page(request, "audit.html", op, nav="audit", rows=rows, mask=mask,
-                    filters={"actor": actor, "action": action, "target": target},
+        request: Request, op: Viewer, actor: str = "", action: str = "", target: str = "",
+        cursor: int | None = None,
+    ) -> Response:  # fmt: skip
+        found = await asyncio.to_thread(
+            store.console.audit_page, tenant_id=op.tenant_id, actor=actor, action=action,
+            target=target, cursor=cursor, limit=PAGE,
+        )  # fmt: skip
+        filters = {"actor": actor, "action": action, "target": target}
+        return page(request, "audit.html", op, nav="audit", rows=found.rows, mask=mask,
+                    total=found.total, filters=filters,
+                    next_query=_query(filters, found.next_cursor),
                     live_template="_audit_live.html")  # fmt: skip
 
     return router

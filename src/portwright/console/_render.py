@@ -22,7 +22,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 def _ts(value: float | None) -> str:
     if not value:
         return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
 
 
 def _ago(value: float | None) -> str:

@@ -51,7 +51,7 @@ def portal_status(portal: PortalRecord, breaker_state: str | None, now: float) -
     if breaker_state == "open":
         return "circuit open"
     if portal.cooldown_until and portal.cooldown_until > now:
-        until = time.strftime("%H:%M:%S", time.localtime(portal.cooldown_until))
+        until = time.strftime("%H:%M:%S UTC", time.gmtime(portal.cooldown_until))
         return f"cooling down until {until}"
     if portal.degraded_since:
         return "degraded"
@@ -96,7 +96,7 @@ def dashboard(store: Store, *, tenant_id: str | None) -> Dashboard:
         if bucket is not None and status in ("succeeded", "failed"):
             bucket[0 if status == "succeeded" else 1] += 1
     hours = [
-        HourBar(time.strftime("%H:00", time.localtime(h * 3600)), s, f)
+        HourBar(time.strftime("%H:00", time.gmtime(h * 3600)), s, f)
         for h, (s, f) in buckets.items()
     ]
     ok = sum(h.succeeded for h in hours)

@@ -29,6 +29,7 @@ from portwright.gateway.idempotency import IdempotencyMiddleware
 from portwright.gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from portwright.gateway.routes import (
     account_router,
+    escalations_router,
     evidence_router,
     items_router,
     jobs_router,
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(scrape_router(ctx))
     app.include_router(portals_router(ctx))
     app.include_router(account_router(ctx))
+    app.include_router(escalations_router(ctx))
     mount_hooks(
         app,
         store,

@@ -1,5 +1,15 @@
 """The orchestrator: durable jobs on DBOS. DBOS is imported only inside this package."""
 
+from portwright.orchestrator._decisions import (
+    DecisionConflictError,
+    DecisionOutcome,
+    NotApplicableError,
+    actions_for,
+    can_patch,
+    option_values,
+)
+from portwright.orchestrator._decisions import claim as claim_escalation
+from portwright.orchestrator._decisions import decide as decide_escalation
 from portwright.orchestrator._runtime import Runtime, migrate_databases, queue_name
 from portwright.orchestrator._sealed_input import public_input
 from portwright.orchestrator._service import (
@@ -13,10 +23,18 @@ from portwright.orchestrator._service import (
 __all__ = [
     "ConflictError",
     "Decision",
+    "DecisionConflictError",
+    "DecisionOutcome",
     "JobService",
+    "NotApplicableError",
     "Replay",
     "Runtime",
+    "actions_for",
+    "can_patch",
+    "claim_escalation",
+    "decide_escalation",
     "migrate_databases",
+    "option_values",
     "public_input",
     "queue_name",
     "replay_events",

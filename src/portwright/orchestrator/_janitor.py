@@ -37,6 +37,7 @@ ORPHAN_AGE_S = 5.0
 ORPHAN_EVERY_S = 5.0
 ORPHAN_PAGE = 500
 LIVE = frozenset({"PENDING", "ENQUEUED"})  # a chunk workflow in these still has its items
+DECISION_REDELIVER_AFTER_S = 10.0  # a decision recorded this long ago, job still waiting
 
 
 class Janitor:
@@ -85,6 +86,21 @@ class Janitor:
         if time.monotonic() - self._last_orphan_scan > ORPHAN_EVERY_S:
             self._last_orphan_scan = time.monotonic()
             self.enqueue_orphans()
+            self.redeliver_decisions()
+
+    def redeliver_decisions(self) -> int:
+        """Operators' decisions recorded but not delivered (a crash between the record and
+        the message) reach their waiting jobs; an already delivered one is not sent twice."""
+        from portwright.orchestrator._decisions import redeliver
+
+        stale = self._rt.store.escalations.undelivered_decisions(
+            decided_before=time.time() - DECISION_REDELIVER_AFTER_S
+        )
+        for esc in stale:
+            redeliver(esc)
+        if stale:
+            log.warning("redelivered operators' decisions", escalations=[e.id for e in stale])
+        return len(stale)
 
     def take_over_dead_workers(self) -> list[str]:
         from dbos._dbos import _get_dbos_instance

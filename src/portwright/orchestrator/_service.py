@@ -34,7 +34,7 @@ from portwright.store import (
 
 __all__ = ["ConflictError", "Decision", "JobService", "Replay", "replay_events"]
 
-Decision = Literal["retry", "resume", "fail", "cancel"]
+Decision = Literal["retry", "resume", "fail", "cancel", "acknowledge"]
 
 log = structlog.get_logger("portwright.service")
 
@@ -291,6 +291,13 @@ class JobService:
         children = await asyncio.to_thread(self.store.jobs.children, job_id)
         return [c for c in children if not self.rt.machine_of(c.adapter).is_terminal(c.state)]
 
+    async def note(self, job_id: str, action: str, *, actor: str, reason: str = "") -> None:
+        """Put an operator's action that changes no state on the job's timeline (a control
+        event, e.g. `live.take`); nothing is written once the job has ended."""
+        await asyncio.to_thread(
+            self._control, job_id, action=action, actor=actor, reason=reason, updates={}
+        )
+
     async def pause(
         self, job_id: str, *, actor: str, reason: str = "", tenant_id: str | None = None
     ) -> JobRecord:
@@ -371,36 +378,16 @@ class JobService:
         tenant_id: str | None = None,
     ) -> EscalationRecord:
         """An operator's decision on an escalation: retry the step, resume with a value,
-        fail or cancel. A selector patch, if given, becomes the adapter's next version first."""
-        if action not in ("retry", "resume", "fail", "cancel"):
-            raise ValueError(f"unknown decision {action!r}: use retry, resume, fail or cancel")
-        esc = await asyncio.to_thread(
-            self.store.jobs.escalation, escalation_id, tenant_id=tenant_id
-        )
-        if esc.status == "resolved":
-            raise ConflictError(f"escalation {escalation_id} is already resolved")
-        if selectors:
-            job = await self.get(esc.job_id)
-            await asyncio.to_thread(
-                self.patch_selectors,
-                job.adapter,
-                dict(selectors),
-                actor=actor,
-                reason=reason or f"fix for {escalation_id}",
-            )
-        await DBOS.send_async(
-            esc.job_id,
-            {
-                "escalation_id": escalation_id,
-                "action": action,
-                "value": value,
-                "actor": actor,
-                "reason": reason,
-            },
-            topic="operator",
-            idempotency_key=f"decision:{escalation_id}",
-        )
-        return esc
+        fail or cancel, recorded atomically (see `portwright.orchestrator._decisions`). A
+        selector patch, if given, becomes the adapter's next version first, and every other
+        job parked on that selector retries too."""
+        from portwright.orchestrator._decisions import decide
+
+        outcome = await decide(
+            self, escalation_id, action, actor=actor, value=value, reason=reason,
+            selectors=selectors, tenant_id=tenant_id,
+        )  # fmt: skip
+        return outcome.escalation
 
     def patch_selectors(
         self, adapter: str, selectors: dict[str, str], *, actor: str, reason: str

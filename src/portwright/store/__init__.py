@@ -13,6 +13,7 @@ from portwright.store._console import OperatorRecord, OperatorSession
 from portwright.store._deliveries import AttemptRecord, DeliveryFilter, DeliveryRecord
 from portwright.store._endpoints import EndpointRecord
 from portwright.store._engine import PG_CONNECT_ARGS, create_engine, is_sqlite
+from portwright.store._escalations import AuditNote, CasOutcome, EscalationPage
 from portwright.store._fleet import ProxyBurnRecord, TierStatRecord
 from portwright.store._idempotency import IdempotencyClaim
 from portwright.store._inbox import FinishedNote, InboxRecord, NewInboxEvent
@@ -44,16 +45,19 @@ __all__ = [
     "PG_CONNECT_ARGS",
     "ApiKeyRecord",
     "AttemptRecord",
+    "AuditNote",
     "AuditRecord",
     "BlobStore",
     "BlobStoreConfigError",
     "BreakerPolicy",
     "BreakerRecord",
+    "CasOutcome",
     "CredentialRecord",
     "DataKeyRecord",
     "DeliveryFilter",
     "DeliveryRecord",
     "EndpointRecord",
+    "EscalationPage",
     "EscalationRecord",
     "EventRecord",
     "EvidenceRecord",

@@ -25,7 +25,32 @@ from portwright.store._schema import (
 )
 from portwright.store._scope import tenant_transaction
 
-__all__ = ["ConsoleRepository", "CredentialInfo", "OperatorRecord", "OperatorSession"]
+__all__ = [
+    "AuditPage",
+    "ConsoleRepository",
+    "CredentialInfo",
+    "JobPage",
+    "OperatorRecord",
+    "OperatorSession",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of the jobs list: the rows, how many match, the next page's cursor, and
+    how many fan-out items each listed parent has."""
+
+    rows: list[JobRecord]
+    total: int
+    next_cursor: str | None
+    items: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    rows: list[AuditRecord]
+    total: int
+    next_cursor: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +204,96 @@ class ConsoleRepository:
             )
         with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(JobRecord, row) for row in conn.execute(query)]
+
+    def jobs_page(
+        self,
+        *,
+        tenant_id: str | None,
+        text: str = "",
+        status: str | None = None,
+        portal: str | None = None,
+        adapter: str | None = None,
+        of_tenant: str | None = None,
+        top_level: bool = True,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> JobPage:
+        """Newest first, a page at a time (`cursor`: the last id shown), with the total;
+        `top_level` leaves fan-out items out (each parent shows how many it has)."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        for column, value in (
+            (jobs.c.tenant_id, tenant_id),
+            (jobs.c.tenant_id, of_tenant),
+            (jobs.c.status, status),
+            (jobs.c.portal, portal),
+            (jobs.c.adapter, adapter),
+        ):
+            if value:
+                conditions.append(column == value)
+        if top_level:
+            conditions.append(jobs.c.parent_id.is_(None))
+        if text:
+            pattern = f"%{text.lower()}%"
+            conditions.append(
+                sa.or_(
+                    sa.func.lower(jobs.c.id).like(pattern),
+                    sa.func.lower(sa.cast(jobs.c.input, sa.Text)).like(pattern),
+                )
+            )
+        query = sa.select(jobs).where(*conditions).order_by(jobs.c.id.desc()).limit(limit + 1)
+        if cursor:
+            query = query.where(jobs.c.id < cursor)
+        count = sa.select(sa.func.count()).select_from(jobs).where(*conditions)
+        with tenant_transaction(self.engine, tenant_id) as conn:
+            rows = [to_record(JobRecord, row) for row in conn.execute(query)]
+            total = int(conn.execute(count).scalar_one())
+            shown = [r.id for r in rows[:limit]]
+            per_parent = sa.select(jobs.c.parent_id, sa.func.count()).where(
+                jobs.c.parent_id.in_(shown)
+            )
+            items = {
+                str(r[0]): int(r[1]) for r in conn.execute(per_parent.group_by(jobs.c.parent_id))
+            }
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return JobPage(rows, total, rows[-1].id if more and rows else None, items)
+
+    def audit_page(
+        self,
+        *,
+        tenant_id: str | None,
+        actor: str = "",
+        action: str = "",
+        target: str = "",
+        cursor: int | None = None,
+        limit: int = 50,
+    ) -> AuditPage:
+        """Newest first, a page at a time (`cursor`: the last row id shown), with the total."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        if tenant_id is not None:
+            conditions.append(audit_log.c.tenant_id == tenant_id)
+        if actor:
+            conditions.append(audit_log.c.actor.like(f"%{actor}%"))
+        if action:
+            conditions.append(audit_log.c.action.like(f"{action}%"))
+        if target:
+            conditions.append(audit_log.c.target_id.like(f"%{target}%"))
+        query = sa.select(audit_log).where(*conditions).order_by(audit_log.c.id.desc())
+        if cursor is not None:
+            query = query.where(audit_log.c.id < cursor)
+        count = sa.select(sa.func.count()).select_from(audit_log).where(*conditions)
+        with tenant_transaction(self.engine, tenant_id) as conn:
+            rows = [to_record(AuditRecord, r) for r in conn.execute(query.limit(limit + 1))]
+            total = int(conn.execute(count).scalar_one())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return AuditPage(rows, total, rows[-1].id if more and rows else None)
+
+    def tenant_names(self) -> dict[str, str]:
+        """Every tenant's name by id (for a platform-wide operator's columns and filter)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(tenants.c.id, tenants.c.name).order_by(tenants.c.name))
+            return {str(r[0]): str(r[1]) for r in rows}
 
     def evidence_item(self, evidence_id: str, *, tenant_id: str | None) -> EvidenceRecord | None:
         query = sa.select(evidence).where(evidence.c.id == evidence_id)

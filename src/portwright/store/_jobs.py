@@ -605,7 +605,11 @@ class JobRepository:
             escalations.update()
             .where(escalations.c.id == escalation_id, escalations.c.status != "resolved")
             .values(
-                status="resolved", decision=decision, resolved_by=actor, resolved_at=time.time()
+                status="resolved",
+                decision=decision,
+                # an operator's recorded decision keeps who decided and when
+                resolved_by=sa.func.coalesce(escalations.c.resolved_by, actor),
+                resolved_at=sa.func.coalesce(escalations.c.resolved_at, time.time()),
             )
         )
         return result.rowcount == 1

@@ -9,6 +9,7 @@ from portwright.store._console import ConsoleRepository
 from portwright.store._deliveries import DeliveryRepository
 from portwright.store._endpoints import EndpointRepository
 from portwright.store._engine import create_engine
+from portwright.store._escalations import EscalationRepository
 from portwright.store._fleet import FleetRepository
 from portwright.store._idempotency import IdempotencyRepository
 from portwright.store._inbox import InboxRepository
@@ -47,6 +48,7 @@ class Store:
         self.endpoints = EndpointRepository(engine)
         self.deliveries = DeliveryRepository(engine)
         self.console = ConsoleRepository(engine)
+        self.escalations = EscalationRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:

@@ -70,15 +70,9 @@ async def _answer_when_asked(service: Any, job_id: str, progress: Progress) -> s
             esc = waiting[0]
             label = esc.details.get("label", "?")
             progress(f"jobboard: {job_id} waits for a person: {label!r} ({esc.kind})")
-            await service.decide(esc.id, "resume", actor=OPERATOR, value="flexible",
-                                 reason="demo operator answered")  # fmt: skip
-            await asyncio.to_thread(
-                service.store.audit.record, actor=OPERATOR, action="escalation.resolve",
-                target_type="escalation", target_id=esc.id,
-                before={"status": esc.status, "job_id": job_id},
-                after={"decision": "resume", "value": "flexible"},
-                reason="demo operator answered", tenant_id=esc.tenant_id,
-            )  # fmt: skip
+            await service.decide(
+                esc.id, "resume", actor=OPERATOR, value="flexible", reason="demo operator answered"
+            )  # fmt: skip (audited)
             progress(f"jobboard: the operator answered {esc.details.get('field')} = flexible")
             return str(esc.details.get("field"))
         await asyncio.sleep(0.5)

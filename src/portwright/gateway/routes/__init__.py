@@ -1,6 +1,7 @@
 """The public API's routers, one module per resource."""
 
 from portwright.gateway.routes._account import account_router
+from portwright.gateway.routes._escalations import escalations_router
 from portwright.gateway.routes._evidence import evidence_router
 from portwright.gateway.routes._items import items_router
 from portwright.gateway.routes._jobs import jobs_router
@@ -9,6 +10,7 @@ from portwright.gateway.routes._scrape import scrape_router, submit_scrape
 
 __all__ = [
     "account_router",
+    "escalations_router",
     "evidence_router",
     "items_router",
     "jobs_router",

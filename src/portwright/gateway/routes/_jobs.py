@@ -176,9 +176,13 @@ def jobs_router(ctx: GatewayContext) -> APIRouter:
         """A job waiting on an operator retries its step (200); a failed or cancelled job
         is submitted again as a new job with the same input (202, `retry_of` set)."""
         job = await service.get(job_id, tenant_id=caller.tenant_id)
-        open_ = await service.escalations(
-            job_id=job_id, status="unresolved", tenant_id=caller.tenant_id
-        )
+        open_ = [  # an alert parks nothing: only an escalation the job waits on is retried
+            e
+            for e in await service.escalations(
+                job_id=job_id, status="unresolved", tenant_id=caller.tenant_id
+            )
+            if e.step != "alert"
+        ]
         reason = body.reason if body is not None else ""
         if open_:
             await service.decide(

@@ -1,0 +1,204 @@
+"""`/v1/escalations`: list, read, claim and decide escalations within the caller's tenant.
+
+Reading needs any key of the tenant; claiming and deciding need the `operator` (or
+`admin`) scope; a selector patch needs `admin` (selector maps are shared by every tenant).
+Decisions are compare-and-set: a conflicting second decision answers 409 naming who
+decided what, and writes no audit row. The same decision by the same key again is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from portwright.client.models import (
+    ClaimRequest,
+    DecisionRequest,
+    DecisionResult,
+    ErrorBody,
+    Escalation,
+    EscalationList,
+    FieldProblem,
+    SelectorPatchRequest,
+)
+from portwright.console import mask
+from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyDoc, actor_of
+from portwright.gateway._errors import ERROR_RESPONSES, ApiError
+from portwright.gateway._principal import Principal, current_principal
+from portwright.orchestrator import (
+    DecisionConflictError,
+    DecisionOutcome,
+    NotApplicableError,
+    actions_for,
+    claim_escalation,
+    decide_escalation,
+    option_values,
+)
+from portwright.store import EscalationRecord
+
+__all__ = ["escalations_router"]
+
+Caller = Annotated[Principal, Depends(current_principal)]
+EscalationId = Annotated[str, Path(min_length=1, max_length=64, description="an escalation id")]
+STATES = ("open", "claimed", "decided", "resolved", "unresolved")
+
+
+def escalation_view(esc: EscalationRecord) -> Escalation:
+    decided = esc.status in ("decided", "resolved")
+    return Escalation(
+        id=esc.id, job_id=esc.job_id, tenant_id=esc.tenant_id, portal=esc.portal,
+        kind=esc.kind, status=esc.status, step=esc.step, reason=esc.reason,
+        details=mask(esc.details), decision=mask(esc.decision) if esc.decision else None,
+        created_at=esc.created_at, claimed_by=esc.claimed_by, claimed_at=esc.claimed_at,
+        decided_by=esc.resolved_by if decided else None,
+        decided_at=esc.resolved_at if decided else None,
+        actions=list(actions_for(esc)), options=[list(o) for o in option_values(esc)],
+        links={"job": f"/v1/jobs/{esc.job_id}", "events": f"/v1/jobs/{esc.job_id}/events",
+               "evidence": f"/v1/jobs/{esc.job_id}/evidence"},
+    )  # fmt: skip
+
+
+def _doc(*codes: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        403: "the key lacks the operator scope (or admin, for a selector patch)",
+        404: "no such escalation in your tenant",
+        409: "decided already by someone else (the message names who and what), or claimed "
+        "by another operator",
+        422: "the decision does not apply to this escalation's kind, or a field is invalid",
+    }
+    return {
+        **ERROR_RESPONSES,
+        **{c: {"model": ErrorBody, "description": described[c]} for c in codes},
+    }
+
+
+def _need(caller: Principal, scope: str, what: str) -> None:
+    allowed = {scope, "admin"}
+    if not allowed & caller.scopes:
+        raise ApiError(403, "forbidden", f"{what} needs a key with the {scope} scope")
+
+
+def _result(outcome: DecisionOutcome) -> DecisionResult:
+    return DecisionResult(
+        escalation=escalation_view(outcome.escalation),
+        selector_version=outcome.selector_version,
+        also_retried=[e.id for e in outcome.also_retried],
+        skipped=[e.id for e in outcome.skipped],
+    )
+
+
+def _refused(exc: Exception) -> ApiError:
+    if isinstance(exc, NotApplicableError):
+        problem = FieldProblem(field=exc.field, problem=str(exc))
+        return ApiError(422, "not_applicable", f"{exc.field}: {exc}", fields=[problem])
+    return ApiError(409, "conflict", str(exc))
+
+
+def escalations_router(ctx: GatewayContext) -> APIRouter:
+    router = APIRouter(prefix="/v1/escalations", tags=["escalations"], dependencies=SECURED)
+    service = ctx.service
+    store = service.store
+
+    async def one(escalation_id: str, caller: Principal) -> EscalationRecord:
+        try:
+            return await asyncio.to_thread(
+                store.jobs.escalation, escalation_id, tenant_id=caller.tenant_id
+            )
+        except LookupError:
+            raise ApiError(404, "not_found", f"no escalation {escalation_id}") from None
+
+    @router.get("", response_model=EscalationList, responses=_doc(422), summary="List")
+    async def list_escalations(
+        caller: Caller,
+        state: Annotated[str | None, Query(max_length=16, description=", ".join(STATES))] = None,
+        kind: Annotated[str | None, Query(max_length=32)] = None,
+        portal: Annotated[str | None, Query(max_length=100)] = None,
+        selector_key: Annotated[str | None, Query(max_length=100)] = None,
+        job_id: Annotated[str | None, Query(max_length=64)] = None,
+        cursor: Annotated[str | None, Query(max_length=64, description="next_cursor")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> EscalationList:
+        """Newest first, with the total matching; pass `next_cursor` back as `cursor`."""
+        if state is not None and state not in STATES:
+            problem = FieldProblem(field="state", problem=f"one of {', '.join(STATES)}")
+            raise ApiError(422, "invalid_request", f"state: one of {', '.join(STATES)}",
+                           fields=[problem])  # fmt: skip
+        found = await asyncio.to_thread(
+            store.escalations.find, tenant_id=caller.tenant_id, state=state, kind=kind,
+            portal=portal, selector_key=selector_key, job_id=job_id, cursor=cursor, limit=limit,
+        )  # fmt: skip
+        return EscalationList(
+            data=[escalation_view(e) for e in found.rows],
+            total=found.total,
+            next_cursor=found.next_cursor,
+        )
+
+    @router.get("/{escalation_id}", response_model=Escalation, responses=_doc(404),
+                summary="Read an escalation")  # fmt: skip
+    async def get_escalation(escalation_id: EscalationId, caller: Caller) -> Escalation:
+        """The escalation with its details, decision, the actions that apply and links to
+        the job's events and evidence."""
+        return escalation_view(await one(escalation_id, caller))
+
+    @router.post("/{escalation_id}/claim", response_model=Escalation,
+                 responses=_doc(403, 404, 409), dependencies=[Depends(IdempotencyKeyDoc)],
+                 summary="Claim an escalation")  # fmt: skip
+    async def claim(
+        escalation_id: EscalationId, caller: Caller, body: ClaimRequest | None = None
+    ) -> Escalation:
+        """Only the claimer may decide a claimed escalation; `take_over` moves another's
+        claim to this key (audited)."""
+        _need(caller, "operator", "claiming an escalation")
+        body = body or ClaimRequest()
+        esc = await one(escalation_id, caller)
+        try:
+            record = await claim_escalation(
+                service, esc.id, actor=actor_of(caller), tenant_id=caller.tenant_id,
+                take_over=body.take_over, reason=body.reason,
+            )  # fmt: skip
+        except DecisionConflictError as exc:
+            raise _refused(exc) from None
+        return escalation_view(record)
+
+    @router.post("/{escalation_id}/decide", response_model=DecisionResult,
+                 responses=_doc(403, 404, 409, 422), dependencies=[Depends(IdempotencyKeyDoc)],
+                 summary="Decide an escalation")  # fmt: skip
+    async def decide(
+        escalation_id: EscalationId, body: DecisionRequest, caller: Caller
+    ) -> DecisionResult:
+        """resume (with `value`), retry, fail, cancel — or acknowledge an alert. Atomic:
+        a second, different decision answers 409 naming who decided what."""
+        _need(caller, "operator", "deciding an escalation")
+        esc = await one(escalation_id, caller)
+        try:
+            outcome = await decide_escalation(
+                service, esc.id, body.action, actor=actor_of(caller), value=body.value,
+                reason=body.reason, tenant_id=caller.tenant_id,
+            )  # fmt: skip
+        except (DecisionConflictError, NotApplicableError) as exc:
+            raise _refused(exc) from None
+        return _result(outcome)
+
+    @router.post("/{escalation_id}/patch", response_model=DecisionResult,
+                 responses=_doc(403, 404, 409, 422), dependencies=[Depends(IdempotencyKeyDoc)],
+                 summary="Patch selectors and retry")  # fmt: skip
+    async def patch(
+        escalation_id: EscalationId, body: SelectorPatchRequest, caller: Caller
+    ) -> DecisionResult:
+        """A page-changed escalation: the selectors become the adapter's next selector-map
+        version, this job retries, and so does every other job of the portal and adapter
+        version parked on the same selector (each audited). `also_retried` lists them."""
+        _need(caller, "admin", "patching selectors (shared by every tenant)")
+        esc = await one(escalation_id, caller)
+        try:
+            outcome = await decide_escalation(
+                service, esc.id, "retry", actor=actor_of(caller), reason=body.reason,
+                selectors=body.selectors, tenant_id=caller.tenant_id,
+            )  # fmt: skip
+        except (DecisionConflictError, NotApplicableError) as exc:
+            raise _refused(exc) from None
+        return _result(outcome)
+
+    return router

@@ -1,0 +1,243 @@
+"""Operator decisions and claims on escalations, each a compare-and-set with its audit row.
+
+An escalation moves `open` → (`claimed`) → `decided` → `resolved`:
+
+- `claim` sets `claimed` only from `open`; `take_over` moves a claim from another
+  operator to the caller (both audited in the same transaction).
+- `decide` records the decision only while the escalation is `open`, or `claimed` by the
+  deciding actor: exactly one of two concurrent decisions wins (a conditional UPDATE; on
+  PostgreSQL the loser's UPDATE re-reads the row after the winner's commit). Only the
+  winner's audit row is written — in the winner's transaction.
+- The job applies the decision and marks the escalation `resolved` (the orchestrator).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from portwright.store._records import EscalationRecord
+from portwright.store._rows import to_record
+from portwright.store._schema import audit_log, escalations, jobs, tenants
+from portwright.store._scope import tenant_transaction
+
+__all__ = ["AuditNote", "CasOutcome", "EscalationPage", "EscalationRepository"]
+
+UNDECIDED = ("open", "claimed")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditNote:
+    """The audit row written when (and only when) a compare-and-set wins."""
+
+    actor: str
+    action: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CasOutcome:
+    """Whether the caller's change won, and the escalation as it is after the attempt."""
+
+    won: bool
+    record: EscalationRecord
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationPage:
+    rows: list[EscalationRecord]
+    total: int
+    next_cursor: str | None
+
+
+class EscalationRepository:
+    """Every query behind the escalation API and the console's decisions."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # -- compare-and-set ------------------------------------------------------------------
+
+    def _cas(
+        self,
+        escalation_id: str,
+        *,
+        tenant_id: str | None,
+        where: sa.ColumnElement[bool],
+        values: dict[str, Any],
+        note: AuditNote,
+    ) -> CasOutcome:
+        update = escalations.update().where(escalations.c.id == escalation_id, where)
+        if tenant_id is not None:
+            update = update.where(escalations.c.tenant_id == tenant_id)
+        with tenant_transaction(self.engine, tenant_id) as conn:
+            won = conn.execute(update.values(**values)).rowcount == 1
+            row = conn.execute(
+                sa.select(escalations).where(escalations.c.id == escalation_id)
+            ).first()
+            if row is None:
+                raise LookupError(f"no escalation {escalation_id}")
+            record = to_record(EscalationRecord, row)
+            if won:
+                conn.execute(
+                    audit_log.insert().values(
+                        tenant_id=record.tenant_id,
+                        actor=note.actor,
+                        action=note.action,
+                        target_type="escalation",
+                        target_id=escalation_id,
+                        before=note.before,
+                        after=note.after,
+                        reason=note.reason,
+                        created_at=time.time(),
+                    )
+                )
+        return CasOutcome(won, record)
+
+    def decide(
+        self,
+        escalation_id: str,
+        *,
+        actor: str,
+        decision: dict[str, Any],
+        note: AuditNote,
+        tenant_id: str | None = None,
+        final: bool = False,
+    ) -> CasOutcome:
+        """Record `decision` if the escalation is open, or claimed by `actor`. `final`
+        resolves it at once (an alert: no job waits to apply the decision)."""
+        c = escalations.c
+        where = sa.or_(c.status == "open", sa.and_(c.status == "claimed", c.claimed_by == actor))
+        values = {
+            "status": "resolved" if final else "decided",
+            "decision": decision,
+            "resolved_by": actor,
+            "resolved_at": time.time(),
+        }
+        return self._cas(escalation_id, tenant_id=tenant_id, where=where, values=values, note=note)
+
+    def claim(
+        self,
+        escalation_id: str,
+        *,
+        actor: str,
+        note: AuditNote,
+        tenant_id: str | None = None,
+        take_over: bool = False,
+    ) -> CasOutcome:
+        """Claim an open escalation; with `take_over`, move another operator's claim."""
+        c = escalations.c
+        where = (
+            sa.and_(c.status == "claimed", c.claimed_by != actor)
+            if take_over
+            else c.status == "open"
+        )
+        values = {"status": "claimed", "claimed_by": actor, "claimed_at": time.time()}
+        return self._cas(escalation_id, tenant_id=tenant_id, where=where, values=values, note=note)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def find(
+        self,
+        *,
+        tenant_id: str | None,
+        state: str | None = None,
+        kind: str | None = None,
+        portal: str | None = None,
+        selector_key: str | None = None,
+        job_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        newest_first: bool = True,
+    ) -> EscalationPage:
+        """One page of escalations and the total matching the filters. `state` is one of
+        open, claimed, decided, resolved, or `unresolved` (every state but resolved)."""
+        c = escalations.c
+        conditions: list[sa.ColumnElement[bool]] = []
+        if tenant_id is not None:
+            conditions.append(c.tenant_id == tenant_id)
+        if state == "unresolved":
+            conditions.append(c.status != "resolved")
+        elif state:
+            conditions.append(c.status == state)
+        if kind:
+            conditions.append(c.kind == kind)
+        if portal:
+            conditions.append(c.portal == portal)
+        if job_id:
+            conditions.append(c.job_id == job_id)
+        if selector_key:
+            conditions.append(c.details["selector_key"].as_string() == selector_key)
+        order = c.id.desc() if newest_first else c.id.asc()
+        query = sa.select(escalations).where(*conditions).order_by(order).limit(limit + 1)
+        if cursor:
+            query = query.where(c.id < cursor if newest_first else c.id > cursor)
+        count = sa.select(sa.func.count()).select_from(escalations).where(*conditions)
+        with tenant_transaction(self.engine, tenant_id) as conn:
+            rows = [to_record(EscalationRecord, r) for r in conn.execute(query)]
+            total = int(conn.execute(count).scalar_one())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return EscalationPage(rows, total, rows[-1].id if more and rows else None)
+
+    def parked_on_selector(
+        self,
+        *,
+        portal: str,
+        adapter: str,
+        adapter_version: str,
+        selector_key: str,
+        tenant_id: str | None = None,
+    ) -> list[EscalationRecord]:
+        """Undecided page-changed escalations of one portal and adapter version whose
+        missing selector is `selector_key` (every tenant's unless `tenant_id` is given)."""
+        c = escalations.c
+        query = (
+            sa.select(escalations)
+            .join(jobs, jobs.c.id == c.job_id)
+            .where(
+                c.status.in_(UNDECIDED),
+                c.kind == "page_changed",
+                c.portal == portal,
+                jobs.c.adapter == adapter,
+                jobs.c.adapter_version == adapter_version,
+                c.details["selector_key"].as_string() == selector_key,
+            )
+            .order_by(c.id)
+        )
+        if tenant_id is not None:
+            query = query.where(c.tenant_id == tenant_id)
+        with tenant_transaction(self.engine, tenant_id) as conn:
+            return [to_record(EscalationRecord, r) for r in conn.execute(query)]
+
+    def undelivered_decisions(
+        self, *, decided_before: float, limit: int = 100
+    ) -> list[EscalationRecord]:
+        """Escalations decided before `decided_before` whose job still waits: a decision
+        recorded but (after a crash) never delivered to its job."""
+        c = escalations.c
+        query = (
+            sa.select(escalations)
+            .join(jobs, jobs.c.id == c.job_id)
+            .where(
+                c.status == "decided",
+                c.resolved_at < decided_before,
+                jobs.c.status == "waiting",
+            )
+            .order_by(c.resolved_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [to_record(EscalationRecord, r) for r in conn.execute(query)]
+
+    def tenant_names(self, tenant_ids: set[str]) -> dict[str, str]:
+        if not tenant_ids:
+            return {}
+        query = sa.select(tenants.c.id, tenants.c.name).where(tenants.c.id.in_(tenant_ids))
+        with self.engine.connect() as conn:
+            return {str(r[0]): str(r[1]) for r in conn.execute(query)}
