@@ -1,14 +1,28 @@
 """Fakes and tiny fixtures for testing code built on Portwright (public API)."""
 
+from portwright.testing._determinism import DeterminismError, FakeJob, check_determinism
 from portwright.testing._echo import EchoAdapter, EchoInput, echo_service
 from portwright.testing._fakes import InMemoryBlobStore, ListIdentity
+from portwright.testing._step_harness import (
+    FakeStepContext,
+    NotFakedError,
+    RecordingLogger,
+    StepRecord,
+)
 from portwright.testing._wait import wait_until, wait_until_sync
 
 __all__ = [
+    "DeterminismError",
     "EchoAdapter",
     "EchoInput",
+    "FakeJob",
+    "FakeStepContext",
     "InMemoryBlobStore",
     "ListIdentity",
+    "NotFakedError",
+    "RecordingLogger",
+    "StepRecord",
+    "check_determinism",
     "echo_service",
     "wait_until",
     "wait_until_sync",
