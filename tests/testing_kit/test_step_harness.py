@@ -4,6 +4,7 @@ secrets, and what the step did recorded."""
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 from urllib.parse import parse_qs
@@ -183,3 +184,41 @@ async def test_what_the_fake_cannot_do_says_so() -> None:
         with pytest.raises(NotFakedError, match="engine ladder"):
             await sc.fetch("https://x.example")
     assert (sc.job_id, sc.tenant_id, sc.step, sc.attempt) == ("job-test", "tenant-test", "step", 1)
+
+
+async def read_status(sc: StepContext, url: str) -> str:
+    return sc.page(await sc.http.get(url)).value("price")
+
+
+async def broken(sc: StepContext) -> None:
+    raise ValueError("a bug in the step")
+
+
+async def test_run_step_says_what_a_worker_would_do(shop: str) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    async with FakeStepContext(selectors=SELECTORS, secrets={"shop-login": "s3cret"}) as sc:
+        ok = await sc.run_step(log_in_and_read, shop)
+        limited = await sc.run_step(read_status, f"{shop}/status/429")
+        down = await sc.run_step(read_status, f"{shop}/status/503")
+        blocked = await sc.run_step(read_status, f"{shop}/status/403")
+        changed = await sc.run_step(read_status, f"{shop}/status/404")
+        refused = await sc.run_step(read_status, f"http://127.0.0.1:{closed}/")
+        bug = await sc.run_step(broken)
+    assert (ok.value, ok.error, ok.action) == ("12.50", None, "return")
+    assert [(o.error_class, o.action) for o in sc.record.outcomes[1:]] == [
+        ("rate_limited", "cooldown"),
+        ("transient", "retry"),
+        ("blocked", "rotate"),
+        ("page_changed", "operator"),
+        ("transient", "retry"),  # a refused connection is a network error
+        ("unexpected", "operator"),
+    ]
+    assert isinstance(limited.error, RateLimitedError)
+    assert isinstance(down.error, TransientError)
+    assert isinstance(blocked.error, BlockedError)
+    assert isinstance(changed.error, PageChangedError)
+    assert changed.error.selector_key == "price"
+    assert isinstance(refused.error, TransientError)
+    assert isinstance(bug.error, ValueError)

@@ -7,6 +7,7 @@ from portwright.testing._step_harness import (
     FakeStepContext,
     NotFakedError,
     RecordingLogger,
+    StepOutcome,
     StepRecord,
 )
 from portwright.testing._wait import wait_until, wait_until_sync
@@ -21,6 +22,7 @@ __all__ = [
     "ListIdentity",
     "NotFakedError",
     "RecordingLogger",
+    "StepOutcome",
     "StepRecord",
     "check_determinism",
     "echo_service",

@@ -16,21 +16,32 @@ testing what a step does with what it reads, not the runtime around it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from portwright.engines.http import classify_response
-from portwright.sdk import ChallengeError, Page, PermanentError, SelectorMap
+from portwright.engines.http import classify_response, translate_exception
+from portwright.sdk import ChallengeError, JobError, Page, PermanentError, SelectorMap
 
 if TYPE_CHECKING:
     from playwright.async_api import Page as BrowserPage
 
     from portwright.engines.ladder import FetchResult
 
-__all__ = ["FakeStepContext", "NotFakedError", "RecordingLogger", "StepRecord"]
+__all__ = ["FakeStepContext", "NotFakedError", "RecordingLogger", "StepOutcome", "StepRecord"]
+
+# What a worker does after a step fails with each error class (orchestrator/_driver.py).
+WORKER_ACTIONS = {
+    "transient": "retry",  # backoff in RETRY_WAIT, portal degraded, fails after max_attempts
+    "rate_limited": "cooldown",  # portal-wide cooldown for Retry-After, then again
+    "blocked": "rotate",  # burn and rotate the identity; with none left, an operator
+    "challenge": "operator",
+    "page_changed": "operator",  # parks in OPERATOR_ACTION_REQUIRED with the HTML
+    "unexpected": "operator",  # an exception outside the error tree, with its traceback
+    "permanent": "fail",
+}
 
 
 class NotFakedError(NotImplementedError):
@@ -77,6 +88,24 @@ class StepRecord:
     """(sitekey, url) of each captcha the step asked the solver chain for."""
     notes: dict[str, Any] = field(default_factory=dict)
     """What `remember` wrote (seeded by `notes=`, as an earlier run of the job would have)."""
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    """How each step run through `run_step` ended."""
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """How a step ended, as a worker would classify it.
+
+    `error_class` is the SDK class's `error_class` ("transient", "rate_limited", "blocked",
+    "challenge", "page_changed", "permanent"), or "unexpected" for an exception a worker
+    cannot map (a bug in the step); `action` is what the worker does next: "return",
+    "retry", "cooldown", "rotate", "operator" (an escalation to staff) or "fail".
+    """
+
+    value: Any = None
+    error: BaseException | None = None
+    error_class: str | None = None
+    action: str = "return"
 
 
 def _canned(routes: Mapping[str, httpx.Response | str]) -> httpx.MockTransport:
@@ -238,6 +267,27 @@ class FakeStepContext:
             f"FakeStepContext cannot sc.fetch({url!r}): the engine ladder needs a worker; "
             "use sc.http in the step under test or run it on a worker"
         )
+
+    async def run_step(
+        self, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any
+    ) -> StepOutcome:
+        """Run `fn(self, *args, **kw)` and say how a worker would treat its end: httpx and
+        browser exceptions translated onto the error tree as a worker translates them.
+        Each outcome is also appended to `record.outcomes`."""
+        try:
+            value = await fn(self, *args, **kw)
+        except Exception as exc:  # noqa: BLE001 - every end of the step is an outcome
+            error: JobError | None = exc if isinstance(exc, JobError) else translate_exception(exc)
+            error_class = "unexpected" if error is None else error.error_class
+            outcome = StepOutcome(
+                error=error or exc,
+                error_class=error_class,
+                action=WORKER_ACTIONS.get(error_class, "operator"),
+            )
+        else:
+            outcome = StepOutcome(value=value)
+        self.record.outcomes.append(outcome)
+        return outcome
 
     async def aclose(self) -> None:
         if self._client is not None:
