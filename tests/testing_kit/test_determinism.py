@@ -4,6 +4,7 @@ different sequence of steps are caught and named."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from typing import Any
 
@@ -134,3 +135,30 @@ async def test_fake_job_checks_transitions_raises_recorded_errors_and_times_out(
     assert await answered.spawn("child", [("k1", {"x": 1})]) == ["job-test:k1"]
     await answered.alert("slow", "taking long")
     assert [c[0] for c in answered.trace] == ["wait_for_input", "spawn", "alert"]
+
+
+async def test_clock_reads_of_other_threads_are_not_blamed_on_run() -> None:
+    """While `run` runs, another thread of the process reads the clock."""
+    go, done = threading.Event(), threading.Event()
+
+    class MeanwhileElsewhere(Booking):
+        async def run(self, job: Job[In]) -> dict[str, Any]:
+            go.set()
+            assert done.wait(5)  # the other thread read the clock while run was running
+            done.clear()
+            return await super().run(job)
+
+    def other() -> None:
+        for _ in range(2):  # once per replay
+            assert go.wait(5)
+            go.clear()
+            time.time()
+            done.set()
+
+    thread = threading.Thread(target=other, daemon=True)
+    thread.start()
+    try:
+        await check_determinism(MeanwhileElsewhere, {"city": "Lima"}, steps=STEPS)
+    finally:
+        go.set()
+        thread.join(timeout=5)

@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import sysconfig
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -186,12 +187,13 @@ def _caller_outside_stdlib() -> str | None:
 def _watching(calls: list[str]) -> Iterator[None]:
     """Note every clock/random/uuid call made from code outside the standard library."""
     saved: list[tuple[Any, str, Any]] = []
+    mine = threading.get_ident()  # other threads of the process are not `run`'s
 
     def wrap(module: Any, attr: str, real: Callable[..., Any]) -> Callable[..., Any]:
         label = f"{module.__name__}.{attr}()"
 
         def watched(*args: Any, **kw: Any) -> Any:
-            where = _caller_outside_stdlib()
+            where = _caller_outside_stdlib() if threading.get_ident() == mine else None
             if where is not None:
                 calls.append(f"{label} at {where}")
             return real(*args, **kw)
