@@ -87,3 +87,19 @@ async def test_each_redirect_hop_passes_the_ssrf_guard(hops: int) -> None:
 def test_client_errors_are_not_classified(status: int) -> None:
     request = httpx.Request("GET", "https://shop.example/x")
     classify_response(httpx.Response(status, request=request))  # returns: the step decides
+
+
+def test_the_guide_states_the_breaker_defaults_and_credential_rules() -> None:
+    """If the breaker's defaults or the credential API change, the guide must change too."""
+    from pathlib import Path
+
+    from portwright.client._models import NAME_PATTERN, CredentialPut
+    from portwright.store import BreakerPolicy
+
+    guide = (Path(__file__).resolve().parents[2] / "docs/adapters.md").read_text()
+    policy = BreakerPolicy()
+    for knob in ("window_s", "min_calls", "failure_rate", "open_s", "probe_lease_s"):
+        assert f"`{knob} = {getattr(policy, knob):g}`" in guide, knob
+    assert f"`{NAME_PATTERN}`" in guide
+    assert set(CredentialPut.model_fields) == {"value"}
+    assert '`{"value": "…"}`' in guide
