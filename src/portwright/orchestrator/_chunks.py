@@ -68,7 +68,7 @@ __all__ = [
 
 CHUNK_WORKFLOW = "portwright.chunk"
 CHUNK_NOTE = "chunk"  # the job row's note naming its chunk workflow
-SUB_CHUNK = 25  # items fetched, then recorded in one transaction, per checkpoint pair
+SUB_CHUNK = 50  # items fetched, then recorded in one transaction, per checkpoint pair
 
 T = TypeVar("T")
 log = structlog.get_logger("portwright.chunk")
