@@ -161,6 +161,9 @@ def run_one(
         rate_limit_write="10000000/minute",
         api_key_cache_s=5.0,
     )
+    from portwright.observability import configure_logging
+
+    configure_logging(settings)  # as `portwright up` does (unconfigured, every debug line prints)
     result: dict[str, Any] = {"backend": backend, "items": items, "mode": mode}
     world = SandboxWorld(specs, seed=14).__enter__()  # the process exits when measured
     stack = start_stack(settings, world=world)

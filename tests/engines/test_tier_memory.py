@@ -71,7 +71,7 @@ async def test_tier_memory_is_shared_through_the_database(db_url: str) -> None:
     """What one worker learns about a site, another worker on the same database reads."""
     one, two = Store.open(db_url), Store.open(db_url, run_migrations=False)
     try:
-        learner, reader = StoreTierMemory(one), StoreTierMemory(two, cache_s=0)
+        learner, reader = StoreTierMemory(one, flush_s=0), StoreTierMemory(two, cache_s=0)
         await learner.record("http://shop", "http", ok=False)
         for _ in range(3):
             await learner.record("http://shop", "browser", ok=True)
@@ -94,3 +94,29 @@ async def test_tier_memory_is_shared_through_the_database(db_url: str) -> None:
     finally:
         one.close()
         two.close()
+
+
+async def test_store_memory_folds_successes_within_its_window(db_url: str) -> None:
+    """Successes within `flush_s` of a pair's last write are one write later, with the same
+    decayed counts as one write each; a failure writes them (first) and itself at once."""
+    store = Store.open(db_url)
+    try:
+        memory = StoreTierMemory(store, cache_s=0, flush_s=3600)
+        await memory.record("http://shop", "http", ok=True)  # the first: written at once
+        assert (await memory.stats("http://shop"))["http"].successes == pytest.approx(1.0)
+        for _ in range(4):
+            await memory.record("http://shop", "http", ok=True)
+        assert (await memory.stats("http://shop"))["http"].successes == pytest.approx(1.0)
+        await memory.record("http://shop", "http", ok=False)
+        stat = (await memory.stats("http://shop"))["http"]
+        assert stat.successes == pytest.approx(sum(0.95**k for k in range(5)) * 0.95)
+        assert stat.failures == pytest.approx(1.0)
+        for _ in range(3):
+            await memory.record("http://shop", "http", ok=True)
+        await memory.flush()
+        stat = (await memory.stats("http://shop"))["http"]
+        assert stat.failures == pytest.approx(0.95**3)
+        expected = sum(0.95**k for k in range(5)) * 0.95**4 + sum(0.95**k for k in range(3))
+        assert stat.successes == pytest.approx(expected)
+    finally:
+        store.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
@@ -11,6 +13,7 @@ from portwright.resources.ssrf import (
     UrlRefusedError,
     guarded_client,
     parse_allowlist,
+    system_resolver,
 )
 from portwright.sandbox import SandboxWorld
 
@@ -75,6 +78,37 @@ async def test_system_resolver_refuses_localhost_names() -> None:
     for url in ("http://localhost/", "http://localhost.localdomain/", "http://ip6-localhost/"):
         with pytest.raises(UrlRefusedError):
             await UrlGuard().check(url)
+
+
+async def test_system_resolver_keeps_an_answer_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An IP address is not looked up; a name is looked up once per `RESOLVE_TTL_S` (every
+    check still judges the addresses, so the kept answer refuses as the fresh one did)."""
+    from portwright.resources.ssrf import _guard
+
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: str, *args: object, **kwargs: object) -> object:
+        lookups.append(host)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    monkeypatch.setattr(_guard, "_resolved", {})
+    assert await system_resolver("127.0.0.1", 80) == ["127.0.0.1"]
+    assert await system_resolver("::1", 80) == ["::1"]
+    assert lookups == []
+    first = await system_resolver("localhost", 8080)
+    assert await system_resolver("LOCALHOST", 8080) == first
+    assert lookups == ["localhost"]
+    for _ in range(2):
+        with pytest.raises(UrlRefusedError):
+            await UrlGuard().check("http://localhost:8080/")
+    assert lookups == ["localhost"]
+    monkeypatch.setattr(_guard, "RESOLVE_TTL_S", 0.0)
+    monkeypatch.setattr(_guard, "_resolved", {})
+    await system_resolver("localhost", 8080)
+    await system_resolver("localhost", 8080)
+    assert lookups == ["localhost"] * 3
 
 
 async def test_public_and_allowlisted_addresses_pass(guard: UrlGuard) -> None:

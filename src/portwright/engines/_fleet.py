@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+import structlog
+
 from portwright.engines._politeness import Politeness
 from portwright.engines.browser import (
     BrowserPool,
@@ -226,6 +228,13 @@ class Fleet:
             self._loop = self._loop or asyncio.get_running_loop()
 
     async def aclose(self) -> None:
+        if isinstance(self.memory, StoreTierMemory):
+            try:
+                await self.memory.flush()  # the successes not written yet
+            except Exception:  # noqa: BLE001 - a heuristic's last second; close the rest
+                structlog.get_logger("portwright.fleet").warning(
+                    "could not write the pending tier memory", exc_info=True
+                )
         if self._ladder is not None:
             await self._ladder.aclose()
             self._ladder = None

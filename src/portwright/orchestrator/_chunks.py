@@ -48,7 +48,7 @@ from portwright.engines.http import CookieRow, translate_exception
 from portwright.orchestrator._step_context import StepContextImpl
 from portwright.orchestrator._tx import apply_batch, outbox_rows, plan_changes
 from portwright.orchestrator._workflow import current_runtime
-from portwright.sdk import Adapter, JobError, Logger
+from portwright.sdk import Adapter, JobError, Logger, SelectorMap
 
 if TYPE_CHECKING:
     from portwright.orchestrator._runtime import Runtime
@@ -68,7 +68,7 @@ __all__ = [
 
 CHUNK_WORKFLOW = "portwright.chunk"
 CHUNK_NOTE = "chunk"  # the job row's note naming its chunk workflow
-SUB_CHUNK = 25  # items fetched, then recorded in one transaction, per checkpoint pair
+SUB_CHUNK = 50  # items fetched, then recorded in one transaction, per checkpoint pair
 
 T = TypeVar("T")
 log = structlog.get_logger("portwright.chunk")
@@ -251,7 +251,9 @@ class ItemJob:
 
     async def step(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
         rt = self._runner.runtime
-        selectors = await asyncio.to_thread(rt.selectors_for, self._runner.adapter_cls)
+        selectors = self._runner.selectors
+        if selectors is None:
+            selectors = await asyncio.to_thread(rt.selectors_for, self._runner.adapter_cls)
         sc = StepContextImpl(
             rt, self._job, step=name, attempt=1, cookies=self._cookies, selectors=selectors
         )
@@ -301,6 +303,7 @@ class ChunkRunner:
         self.runtime = runtime
         self.adapter_cls = adapter_cls
         self.chunk_id = chunk_id
+        self.selectors: SelectorMap | None = None  # read once per sub-chunk's fetch
 
     # -- fetch: no writes ----------------------------------------------------------------
 
@@ -310,6 +313,7 @@ class ChunkRunner:
         rt = self.runtime
         portal = self.adapter_cls.portal_name()
         jobs, gate = await asyncio.to_thread(self._read, job_ids, portal)
+        self.selectors = await asyncio.to_thread(rt.selectors_for, self.adapter_cls)
         initial = self.adapter_cls.machine.initial
         limit = asyncio.Semaphore(max(1, self.adapter_cls.batch_concurrency))
 

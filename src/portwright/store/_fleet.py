@@ -66,18 +66,24 @@ class FleetRepository:
             rows = conn.execute(query.order_by(tier_memory.c.rung))
             return [to_record(TierStatRecord, row) for row in rows]
 
-    def record_tier(self, site: str, rung: str, *, ok: bool, decay: float = 0.95) -> None:
-        """Fold one outcome into the (site, rung) counts in one atomic UPDATE (or the INSERT)."""
+    def record_tier(
+        self, site: str, rung: str, *, ok: bool, decay: float = 0.95, count: int = 1
+    ) -> None:
+        """Fold `count` equal outcomes (one after another) into the (site, rung) counts in
+        one atomic UPDATE (or the INSERT): each decays what came before it by `decay`."""
         now = time.time()
-        win, loss = (1.0, 0.0) if ok else (0.0, 1.0)
+        count = max(1, count)
+        kept = decay**count  # what is left of the old counts after `count` outcomes
+        added = float(count) if decay == 1.0 else (1.0 - kept) / (1.0 - decay)
+        win, loss = (added, 0.0) if ok else (0.0, added)
         stamp = {"last_ok_at": now} if ok else {"last_fail_at": now}
         key = (tier_memory.c.site == site) & (tier_memory.c.rung == rung)
         update = (
             tier_memory.update()
             .where(key)
             .values(
-                successes=tier_memory.c.successes * decay + win,
-                failures=tier_memory.c.failures * decay + loss,
+                successes=tier_memory.c.successes * kept + win,
+                failures=tier_memory.c.failures * kept + loss,
                 updated_at=now,
                 **stamp,
             )

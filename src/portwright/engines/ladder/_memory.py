@@ -82,13 +82,24 @@ class MemoryTierMemory:
 
 
 class StoreTierMemory:
-    """Tier memory in the `tier_memory` table; reads cached for `cache_s` per site."""
+    """Tier memory in the `tier_memory` table; reads cached for `cache_s` per site.
 
-    def __init__(self, store: Store, *, cache_s: float = 2.0) -> None:
+    A failure is written at once (it changes where the site starts). Successes are
+    written at once too when the last write of that (site, rung) is older than
+    `flush_s`; within that window they are counted and folded in by the next write of
+    that pair (one UPDATE for many successes: the same decayed counts as one write
+    each), so a worker fetching many pages of one site writes its memory a few times
+    a second, not once a page. `flush()` writes what is pending.
+    """
+
+    def __init__(self, store: Store, *, cache_s: float = 2.0, flush_s: float = 1.0) -> None:
         self._store = store
         self.cache_s = cache_s
+        self.flush_s = flush_s
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, dict[str, TierStatRecord]]] = {}
+        self._pending: dict[tuple[str, str], int] = {}  # successes not written yet
+        self._written: dict[tuple[str, str], float] = {}  # monotonic time of the last write
 
     async def stats(self, site: str) -> Mapping[str, TierStatRecord]:
         now = time.monotonic()
@@ -103,7 +114,34 @@ class StoreTierMemory:
         return stats
 
     async def record(self, site: str, rung: str, *, ok: bool) -> None:
-        await asyncio.to_thread(self._store.fleet.record_tier, site, rung, ok=ok, decay=DECAY)
+        key = (site, rung)
+        now = time.monotonic()
+        with self._lock:
+            if ok:
+                self._pending[key] = self._pending.get(key, 0) + 1
+                last = self._written.get(key)
+                if last is not None and now - last < self.flush_s:
+                    return  # folded into this pair's next write
+            successes = self._pending.pop(key, 0)
+            self._written[key] = now
+        await asyncio.to_thread(self._write, site, rung, successes, ok)
         if not ok:  # a failure changes where the site starts: read it afresh
             with self._lock:
                 self._cache.pop(site, None)
+
+    async def flush(self) -> None:
+        """Write every pending success."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            now = time.monotonic()
+            for key in pending:
+                self._written[key] = now
+        for (site, rung), successes in pending.items():
+            await asyncio.to_thread(self._write, site, rung, successes, True)
+
+    def _write(self, site: str, rung: str, successes: int, ok: bool) -> None:
+        fleet = self._store.fleet
+        if successes:  # the successes before this outcome, in order
+            fleet.record_tier(site, rung, ok=True, decay=DECAY, count=successes)
+        if not ok:
+            fleet.record_tier(site, rung, ok=False, decay=DECAY)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -31,11 +32,38 @@ class UrlRefusedError(ValueError):
         self.reason = reason
 
 
+RESOLVE_TTL_S = 5.0  # how long `system_resolver` keeps a name's answer
+_RESOLVE_CACHE_MAX = 4096
+_resolved: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
-    """Every address the system resolver returns for `host` (IPv4 and IPv6)."""
+    """Every address the system resolver returns for `host` (IPv4 and IPv6).
+
+    An IP address in its usual form is its own answer (no lookup). A name's answer is
+    kept for `RESOLVE_TTL_S` seconds (a batch fetching one site resolves it a few times a
+    minute, not once a page). That weakens nothing: every check still judges the
+    addresses it returns, and the fetch connects to those very addresses (pinned), so a
+    name that re-points (DNS rebinding) is judged on what it is connected to.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return [host]
+    key = (host.lower(), port)
+    now = time.monotonic()
+    hit = _resolved.get(key)
+    if hit is not None and hit[0] > now:
+        return list(hit[1])
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+    if len(_resolved) >= _RESOLVE_CACHE_MAX:
+        _resolved.clear()  # bounded: many names at once only resolve again
+    _resolved[key] = (now + RESOLVE_TTL_S, addresses)
+    return list(addresses)
 
 
 class StaticResolver:
