@@ -10,7 +10,8 @@ an infinite delay, so a median can only improve by seeing more, sooner).
 - **fixed**: one poll every `3600 / --per-hour` seconds.
 - **watcher**: `ReleasePredictor` trained on `--train-weeks` of fixed-interval
   scans, then learning online from its own scans; `PollPlanner` polls densely
-  inside predicted windows and sparsely outside; every poll passes two
+  inside predicted windows and for `--follow` seconds after it saw new slots
+  (cancellations come in bursts), sparsely outside; every poll passes two
   `RequestBudget`s — the fixed poller's daily total (so the watcher never
   spends more than the baseline in any 24 h) and the portal's hourly cap
   (`--cap`, requests per hour).
@@ -21,6 +22,7 @@ whole run takes a few seconds of CPU.
 
     python benchmarks/predictor_backtest.py [--seeds 10] [--weeks 4] [--train-weeks 4]
         [--per-hour 12] [--cap 120] [--take-mean 900] [--pad 600] [--dense-share 0.6]
+        [--follow 300]
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ def watcher_polls(
     hourly = RequestBudget(args.cap, 3600.0)
     polls: list[float] = []
     t, refreshed, windows = start, -math.inf, ()
+    last_open, follow_until = 0, -math.inf
     while t < end:
         if t - refreshed >= 3600:
             windows, refreshed = pred.forecast(KEY, t, 2 * DAY_S).windows, t
@@ -129,8 +132,12 @@ def watcher_polls(
         if not (daily.try_acquire(t) and hourly.try_acquire(t)):
             raise RuntimeError(f"a budget refused the time it offered ({t})")
         polls.append(t)
-        pred.observe(KEY, t, open_slots(world, t, horizon))
-        t = planner.next_poll(windows, t)
+        seen = open_slots(world, t, horizon)
+        pred.observe(KEY, t, seen)
+        if seen > last_open:  # new slots: a burst may continue, look again soon
+            follow_until = t + args.follow
+        last_open = seen
+        t = planner.next_poll(windows, t, follow_until)
     return polls
 
 
@@ -154,6 +161,7 @@ def main() -> None:
     ap.add_argument("--cap", type=int, default=120, help="portal cap, requests per hour")
     ap.add_argument("--take-mean", type=float, default=900.0, help="mean slot lifetime, s")
     ap.add_argument("--pad", type=float, default=600.0, help="padding around windows, s")
+    ap.add_argument("--follow", type=float, default=300.0, help="dense after new slots, s")
     ap.add_argument("--dense-share", type=float, default=0.6, help="budget share for windows")
     args = ap.parse_args()
     if args.seeds < 1 or args.weeks < 1 or args.train_weeks < 0 or args.per_hour <= 0:

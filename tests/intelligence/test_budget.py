@@ -88,3 +88,16 @@ def test_planner_without_windows_polls_uniformly() -> None:
     planner = PollPlanner(per_day=288, per_hour=120)
     assert planner.intervals([], 0.0) == (300.0, 300.0)
     assert planner.next_poll([], 1000.0) == 1300.0
+
+
+def test_planner_follows_a_burst_densely_then_returns_to_sparse() -> None:
+    """After new slots are seen the planner polls densely until follow_until, then sparsely."""
+    planner = PollPlanner(per_day=288, per_hour=120)
+    window = Window(start=9 * 3600.0, end=10 * 3600.0, confidence=0.99, chance=0.9)
+    dense, sparse = planner.intervals([window], 3 * 3600.0)
+    assert planner.next_poll([window], 3 * 3600.0, follow_until=3 * 3600.0 + 300) == (
+        3 * 3600.0 + dense
+    )
+    assert planner.next_poll([window], 3 * 3600.0 + 300, follow_until=3 * 3600.0 + 300) == (
+        3 * 3600.0 + 300 + sparse
+    )

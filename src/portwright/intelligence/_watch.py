@@ -10,6 +10,7 @@ goes through the budgets, which have the last word.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,9 +81,17 @@ class PollPlanner:
         sparse = (DAY_S - inside) / max(self.per_day - inside / dense, 1.0)
         return dense, max(sparse, dense)
 
-    def next_poll(self, windows: Sequence[Window], now: float) -> float:
-        """When to poll next after a poll at `now`."""
+    def next_poll(
+        self, windows: Sequence[Window], now: float, follow_until: float = -math.inf
+    ) -> float:
+        """When to poll next after a poll at `now`.
+
+        Until `follow_until` (set by the caller after it saw new slots: cancellations
+        come in bursts) the poll is dense even outside a window.
+        """
         dense, sparse = self.intervals(windows, now)
+        if now < follow_until:
+            return now + dense
         spans = self._spans(windows, now, now + DAY_S)
         starts = [s for s, _ in spans]
         i = bisect.bisect_right(starts, now) - 1
