@@ -113,3 +113,21 @@ def test_bad_config_names_the_field() -> None:
         PredictorConfig(bin_s=7)
     with pytest.raises(ValueError, match="lift"):
         PredictorConfig(lift=1.0)
+
+
+def test_finds_the_window_from_uneven_scans() -> None:
+    """Scans every minute near the hour and every 20 minutes elsewhere still find the window."""
+    pred = ReleasePredictor(PredictorConfig(utc_offset_s=OFFSET))
+    releases = _history(11, 28, hour=14.0, jitter_s=600, bursts_per_day=0.5)
+    t = MONDAY
+    while t < MONDAY + 28 * DAY_S:
+        open_now = sum(1 for at in releases if at <= t < at + 1200)
+        pred.observe("k", t, open_now)
+        local_minutes = ((t + OFFSET) % DAY_S) / 60
+        t += 60 if 13 * 60 <= local_minutes < 15 * 60 else 1200
+    windows = pred.forecast("k", MONDAY + 28 * DAY_S).windows
+    assert windows
+    for w in windows:
+        start = datetime.fromtimestamp(w.start + OFFSET, UTC)
+        assert start.weekday() < 5
+        assert 13 * 60 + 30 <= start.hour * 60 + start.minute <= 14 * 60

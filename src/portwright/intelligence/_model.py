@@ -143,11 +143,13 @@ class ReleasePredictor:
             raise ValueError("an exposure longer than a day teaches nothing precise")
         stats, bin_s = self._stats(key), self.config.bin_s
         t = start
-        while t < end:
+        for _ in range(stats.bins + 2):  # at most a day: bounded even if rounding stalls
+            if t >= end:
+                break
             b, w = self._cell(t)
             local = t + self.config.utc_offset_s
             bin_end = (math.floor(local / bin_s) + 1) * bin_s - self.config.utc_offset_s
-            step = min(end, bin_end) - t
+            step = max(min(end, bin_end) - t, 1e-6)
             stats.e[b] += step / bin_s
             stats.cell_e[w * stats.bins + b] += step / bin_s
             t += step
