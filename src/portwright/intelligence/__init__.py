@@ -1,0 +1,18 @@
+"""Release-window prediction and budgeted polling, for any portal.
+
+The package knows no portal: keys are strings the caller composes (for
+example ``"consulate/ACC/tourist"``) and times are POSIX seconds, so an
+app, a watcher job or an API endpoint can use it alike.
+"""
+
+from portwright.intelligence._model import Forecast, PredictorConfig, ReleasePredictor, Window
+from portwright.intelligence._watch import PollPlanner, RequestBudget
+
+__all__ = [
+    "Forecast",
+    "PollPlanner",
+    "PredictorConfig",
+    "ReleasePredictor",
+    "RequestBudget",
+    "Window",
+]
