@@ -311,6 +311,8 @@ class JobDriver(Generic[InputT]):
                     updates={"output": dict(output or {})},
                     check=False,
                 )
+            elif output is not None:
+                await self._keep_output(dict(output))
             await self._finish()
         except JobFinishedError:
             pass
@@ -328,6 +330,21 @@ class JobDriver(Generic[InputT]):
             self._log.exception("adapter crashed")
             await self._end(engine.failed, f"adapter error: {exc!r}", "adapter_error")
         return self._state
+
+    async def _keep_output(self, output: dict[str, Any]) -> None:
+        """The adapter moved the job to a terminal state itself and returned an output: it
+        rides with that transition, still pending (`_flush` holds a terminal change back
+        for the job's last write, so the job is never seen finished without its output)."""
+        if self._ends_pending():
+            last = self._pending[-1]
+            last["updates"] = {**(last["updates"] or {}), "output": output}
+
+    def _ends_pending(self) -> bool:
+        """Does what is pending end the job (the adapter's own terminal transition)?"""
+        if not self._pending:
+            return False
+        last = self._pending[-1]
+        return last["kind"] == "transition" and self._machine.is_terminal(last["to_state"])
 
     async def _end(self, state: str, reason: str, error_class: str) -> None:
         self._span.fail(error_class, reason)
@@ -415,7 +432,7 @@ class JobDriver(Generic[InputT]):
         if self._outcomes:
             outcomes, self._outcomes, self._outcomes_span = self._outcomes, [], None
             await DBOS.run_step_async(_infra("account"), self._record_outcomes, outcomes)
-        if self._pending:
+        if self._pending and not self._ends_pending():  # the job's end waits for its output
             self._absorb(await self._write_pending([]))
 
     async def _write_pending(self, more: list[dict[str, Any]]) -> dict[str, Any]:
