@@ -705,6 +705,9 @@ class JobDriver(Generic[InputT]):
             "rotated": False,
         }
 
+    def _log_escalated(self, kind: str, escalation_id: str) -> None:
+        self._log.warning("escalated to an operator", kind=kind, escalation_id=escalation_id)
+
     async def _mark_degraded(self, reason: str) -> None:
         await DBOS.run_step_async(
             {"name": "mark_degraded"},
@@ -735,7 +738,14 @@ class JobDriver(Generic[InputT]):
         )
         self._apply_result(result, engine.operator)
         escalation_id = result["escalation_id"]
-        self._log.warning("escalated to an operator", kind=kind, escalation_id=escalation_id)
+        # Logged in a step of its own: a replay (a worker restart) returns its checkpoint
+        # and logs nothing, so the line appears once, when the escalation happens.
+        await DBOS.run_step_async(
+            {"name": "log:escalated"},
+            self._log_escalated,
+            kind,
+            escalation_id,
+        )
         while True:
             message = await DBOS.recv_async("operator", timeout_seconds=OPERATOR_POLL_S)
             if isinstance(message, dict) and message.get("escalation_id") == escalation_id:
