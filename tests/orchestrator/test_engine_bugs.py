@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -11,7 +12,8 @@ import structlog
 from pydantic import BaseModel
 
 from portwright.orchestrator import JobService
-from portwright.sdk import Adapter, Job, JobError, linear_machine
+from portwright.resilience import BreakerPolicy
+from portwright.sdk import Adapter, Job, JobError, RateLimitedError, linear_machine
 from portwright.testing import wait_until, wait_until_sync
 from tests.conftest import RuntimeFactory
 from tests.orchestrator._support import registry
@@ -125,3 +127,118 @@ def test_escalated_is_logged_once_not_again_when_a_restarted_worker_replays_the_
     logged = [line["escalation_id"] for line in _escalated_lines(logs, job.id)]
     assert sorted(logged) == sorted(e.id for e in escalations), logged
     assert esc.id in logged
+
+
+LIMITED: dict[str, int] = {}
+
+
+class LimitedInput(BaseModel):
+    limited: int = 4  # 429s before the portal answers
+
+
+async def _limited(_sc: Any, job_id: str, limited: int) -> str:
+    calls = LIMITED[job_id] = LIMITED.get(job_id, 0) + 1
+    if calls <= limited:
+        raise RateLimitedError("429 Too Many Requests", retry_after=0.2)
+    return "booked"
+
+
+class LimitedAdapter(Adapter[LimitedInput]):
+    """Its one step is rate-limited a few times (Retry-After 0.2 s), then succeeds."""
+
+    name: ClassVar[str] = "limited"
+    input_model = LimitedInput
+    machine = linear_machine("limited", ["WORKING"])
+
+    async def run(self, job: Job[LimitedInput]) -> Mapping[str, Any]:
+        await job.transition("QUEUED")
+        await job.transition("WORKING")
+        return {"result": await job.step("book", _limited, job.id, job.input.limited)}
+
+
+async def test_429s_cool_the_portal_down_without_opening_its_breaker_and_are_audited(
+    service_for: ServiceFor,
+) -> None:
+    """A 429 is the portal answering: its cooldown honours Retry-After, and it no longer counts
+    as a breaker failure (four 429s used to open a breaker of two calls at 50 % for its whole
+    open time, far past Retry-After). Each extension is audited with its cause."""
+    svc = service_for(
+        registry(LimitedAdapter),
+        breaker_policy=BreakerPolicy(window_s=30, min_calls=2, failure_rate=0.5, open_s=600),
+    )
+    tenant = svc.store.tenants.ensure("acme")
+    job = await svc.submit(tenant_id=tenant.id, adapter="limited", input={"limited": 4})
+    done = await _settled(svc, job.id)
+    assert done.state == "SUCCEEDED"
+    assert done.output == {"result": "booked"}
+    assert svc.store.portals.breaker("portal:limited").state in (None, "closed")
+    events = await svc.events(job.id)
+    assert not [e for e in events if "circuit open" in (e.reason or "")]
+    cooled = [e for e in events if e.to_state == "COOLDOWN" and e.kind == "transition"]
+    assert cooled, "the job waited out the portal's cooldown"
+    assert all("Retry-After 0.2s" in e.reason for e in cooled)
+    audits = [
+        a for a in svc.store.audit.search(target_id="limited") if a.action == "portal.cooldown"
+    ]
+    assert len(audits) == 4, audits
+    assert {a.after["cause"] for a in audits if a.after} == {"429"}
+    assert {a.actor for a in audits} == {f"job:{job.id}"}
+
+
+class WaitInput(BaseModel):
+    pass
+
+
+async def _book(_sc: Any) -> str:
+    return "booked"
+
+
+class WaitingAdapter(Adapter[WaitInput]):
+    name: ClassVar[str] = "waiting"
+    input_model = WaitInput
+    machine = linear_machine("waiting", ["WORKING"])
+
+    async def run(self, job: Job[WaitInput]) -> Mapping[str, Any]:
+        await job.transition("QUEUED")
+        await job.transition("WORKING")
+        return {"result": await job.step("book", _book)}
+
+
+async def test_a_cooldown_extended_while_a_job_waits_is_on_its_timeline_with_the_cause(
+    service_for: ServiceFor,
+) -> None:
+    """A job already in COOLDOWN whose portal's window is extended (here by an operator)
+    records the extension on its timeline (it used to wait on in silence), and the portal's
+    audit trail has both extensions with their cause."""
+    svc = service_for(registry(WaitingAdapter))
+    tenant = svc.store.tenants.ensure("acme")
+    first_end = time.time() + 3.0
+    svc.store.portals.extend_cooldown(
+        "waiting", until=first_end, reason="maintenance window", cause="operator", actor="op:ann"
+    )
+    job = await svc.submit(tenant_id=tenant.id, adapter="waiting", input={})
+
+    async def cooling() -> Any:
+        return [e for e in await svc.events(job.id) if e.to_state == "COOLDOWN"] or None
+
+    await wait_until(cooling, timeout=15)
+    svc.store.portals.extend_cooldown(
+        "waiting", until=first_end + 1.0, reason="maintenance runs late", cause="operator",
+        actor="op:ann",
+    )  # fmt: skip
+    done = await _settled(svc, job.id)
+    assert done.state == "SUCCEEDED"
+    events = await svc.events(job.id)
+    [entered] = [e for e in events if e.to_state == "COOLDOWN" and e.kind == "transition"]
+    assert entered.reason == "portal cooling down: maintenance window"
+    [extended] = [e for e in events if (e.reason or "").startswith("cooldown extended")]
+    assert extended.reason == "cooldown extended: portal cooling down: maintenance runs late"
+    assert extended.meta["until"] == pytest.approx(first_end + 1.0)
+    assert extended.meta["was_until"] == pytest.approx(first_end)
+    audits = [
+        a for a in svc.store.audit.search(target_id="waiting") if a.action == "portal.cooldown"
+    ]
+    assert [(a.actor, a.reason, (a.after or {}).get("cause")) for a in audits] == [
+        ("op:ann", "maintenance runs late", "operator"),
+        ("op:ann", "maintenance window", "operator"),
+    ]

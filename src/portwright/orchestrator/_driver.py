@@ -99,6 +99,7 @@ class JobDriver(Generic[InputT]):
         self._state: str = snapshot["state"]
         self._cookies: list[CookieRow] = []
         self._cool_from: str | None = None
+        self._cool_until: float | None = None  # the cooldown's end the timeline shows
         # Written with the next transaction (see the module docstring): the adapter's
         # transitions since the last write, and the portal outcomes of steps since then.
         self._pending: list[dict[str, Any]] = []
@@ -426,6 +427,7 @@ class JobDriver(Generic[InputT]):
         self._seq = result["seq"]
         if result.get("left_cooldown"):
             self._cool_from = None
+            self._cool_until = None
 
     async def _flush(self) -> None:
         """Write what is pending now (before the workflow waits or does something else)."""
@@ -533,9 +535,23 @@ class JobDriver(Generic[InputT]):
             return
         cooldown = self._machine.engine.cooldown
         wait_until = float(gate["wait_until"])
+        cause = "breaker" if gate["why"] == "circuit open" else "portal cooldown"
+        meta = {"until": wait_until, "cause": cause}
         if self._state != cooldown:
             self._cool_from = self._state
-            await self._transition(cooldown, gate["why"], {"until": wait_until})
+            self._cool_until = wait_until
+            await self._transition(cooldown, gate["why"], meta)
+        elif self._cool_until is None or wait_until > self._cool_until:
+            # Still cooling down past the end the timeline shows: say so, and why (another
+            # job's 429, the breaker, an operator), so a long wait is never unexplained.
+            shown = self._cool_until
+            self._cool_until = wait_until
+            await self._transition(
+                cooldown,
+                f"cooldown extended: {gate['why']}",
+                {**meta, "was_until": shown},
+                kind="control",
+            )
         await DBOS.sleep_async(min(wait_until - gate["now"], 60.0) + 0.05)
 
     async def _attempt(
@@ -668,8 +684,15 @@ class JobDriver(Generic[InputT]):
                     meta=item["meta"],
                 )
                 outcome["details"]["evidence"] = [*outcome["details"]["evidence"], evidence_id]
-        if error_class in ("transient", "rate_limited"):
+        # Only a transient failure says the portal is unwell. A 429 is the portal answering:
+        # its cooldown honours Retry-After, and counting it in the breaker too opened the
+        # breaker under rate limiting, holding the portal's jobs for its open time and probe
+        # lease (waits of 29-75 s against a Retry-After of 1.6 s). A half-open breaker's
+        # probe that got any other answer closes it (else every job waits out the lease).
+        if error_class == "transient":
             await self._account(ok=False)
+        elif outcome.get("probe"):
+            await self._account(ok=True)
         if error_class == "rate_limited":
             retry_after = float(outcome.pop("retry_after"))
             until = await asyncio.to_thread(
@@ -677,6 +700,8 @@ class JobDriver(Generic[InputT]):
                 self._portal,
                 until=time.time() + retry_after,
                 reason=f"{outcome.pop('error_message')} (Retry-After {retry_after:g}s)",
+                cause="429",
+                actor=f"job:{self._job_id}",
             )
             outcome["details"]["cooldown_until"] = until
         elif error_class == "blocked":
