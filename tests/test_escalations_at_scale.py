@@ -7,6 +7,7 @@ Decisions race for real: two requests released by one barrier, from two threads.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import threading
@@ -23,7 +24,12 @@ from portwright.adapters import AdapterRegistry
 from portwright.client import Client, ConflictError, ForbiddenError
 from portwright.console import hash_password
 from portwright.gateway import create_app, issue_key
-from portwright.orchestrator import JobService, Runtime
+from portwright.orchestrator import (
+    JobService,
+    Runtime,
+    SelectionTooLargeError,
+    decide_escalations,
+)
 from portwright.sandbox import SandboxWorld
 from portwright.sandbox.echo import echo_service
 from portwright.settings import Settings
@@ -562,3 +568,66 @@ def test_a_decision_recorded_but_never_delivered_reaches_its_job(stack: Stack) -
     assert stack.settled(jobs[0]) == "cancelled"
     done = stack.store.jobs.escalation(esc.id)
     assert (done.status, done.resolved_by) == ("resolved", "op:crashed@example.test")
+
+
+def test_a_bulk_decision_fails_a_filtered_selection_one_audited_decision_each(
+    stack: Stack,
+) -> None:
+    """`POST /v1/escalations/bulk`: a viewer key gets 403, no filter 422, a selection over the
+    cap 422 deciding nothing; an operator fails every open page-changed escalation of the
+    portal in its tenant — one compare-and-set decision and one audit row each — leaving
+    another operator's claim and another tenant's escalation alone; the Idempotency-Key
+    replays the answer."""
+    tenant = f"bulk-{secrets.token_hex(2)}"
+    jobs, _ = stack.park(stack.key(tenant), 3)
+    other_jobs, _ = stack.park(stack.key(f"bulk-other-{secrets.token_hex(2)}"), 1)
+    escalations = [stack.parked(j) for j in jobs]
+    held = escalations[0]
+    assert held is not None
+    with Client(stack.url, stack.key(tenant, "jobs operator")) as alice:
+        alice.claim_escalation(held.id)
+    with Client(stack.url, stack.key(tenant)) as viewer, pytest.raises(ForbiddenError):
+        viewer.decide_many("fail", portal="echo")
+    tenant_id = stack.store.tenants.ensure(tenant).id
+    with pytest.raises(SelectionTooLargeError, match="more than 2 at once"):
+        asyncio.run(
+            decide_escalations(
+                stack.service, "fail", actor="test", tenant_id=tenant_id, portal="echo", cap=2
+            )
+        )
+    assert all(stack.audit(e.id) == [] for e in escalations[1:] if e is not None)
+    with stack.api(stack.key(tenant, "jobs operator")) as bob:
+        unfiltered = bob.post("/v1/escalations/bulk", json={"action": "fail"})
+        assert unfiltered.status_code == 422
+        assert unfiltered.json()["fields"][0]["field"] == "portal"
+        headers = {"idempotency-key": f"bulk-{secrets.token_hex(4)}"}
+        body = {"action": "fail", "portal": "echo", "kind": "page_changed", "reason": "gone"}
+        answer = bob.post("/v1/escalations/bulk", json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+
+        def replayed() -> httpx.Response | None:
+            again = bob.post("/v1/escalations/bulk", json=body, headers=headers)
+            return again if again.headers.get("idempotent-replayed") else None
+
+        again = wait_until_sync(replayed, timeout=30)
+        assert isinstance(again, httpx.Response)
+        assert again.json() == result
+    assert result["matched"] == 3
+    decided = {e["id"] for e in result["decided"]}
+    assert decided == {e.id for e in escalations[1:] if e is not None}
+    assert [s["id"] for s in result["skipped"]] == [held.id]
+    assert "holds the claim" in result["skipped"][0]["reason"]
+    for esc_id in decided:
+        assert stack.audit(esc_id) == ["escalation.fail"]
+    for job_id in jobs[1:]:
+        assert stack.settled(job_id) == "failed"
+    assert stack.audit(held.id) == ["escalation.claim"]
+    assert stack.parked(other_jobs[0]) is not None, "another tenant's escalation is untouched"
+    assert stack.store.jobs.get(jobs[0]).status != "failed"
+    with Client(stack.url, stack.key(tenant, "jobs admin")) as admin:  # cleanup
+        admin.claim_escalation(held.id, take_over=True)
+        admin.decide(held.id, "cancel")
+    other = stack.parked(other_jobs[0])
+    assert other is not None
+    asyncio.run(stack.service.decide(other.id, "cancel", actor="test-cleanup"))
