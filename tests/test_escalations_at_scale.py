@@ -631,3 +631,43 @@ def test_a_bulk_decision_fails_a_filtered_selection_one_audited_decision_each(
     other = stack.parked(other_jobs[0])
     assert other is not None
     asyncio.run(stack.service.decide(other.id, "cancel", actor="test-cleanup"))
+
+
+def test_the_console_queue_bulk_form_cancels_the_filtered_selection(stack: Stack) -> None:
+    """An operator of one tenant filters the queue by portal and cancels every open
+    escalation shown in one form (one audit row each; another tenant's untouched); no
+    filter is refused on the page (422); a viewer sees no form and gets 403."""
+    tenant = f"cbulk-{secrets.token_hex(2)}"
+    jobs, _ = stack.park(stack.key(tenant), 2)
+    other_jobs, _ = stack.park(stack.key(f"cbulk-other-{secrets.token_hex(2)}"), 1)
+    escalations = [stack.parked(j) for j in jobs]
+    viewer = stack.operator("viewer", tenant=tenant)
+    op = stack.operator("operator", tenant=tenant)
+    with closing(viewer), closing(op):
+        assert 'id="bulk"' not in viewer.get("/console/escalations?show=open&portal=echo").text
+        denied = viewer.post("/console/escalations/bulk",
+                             data={"csrf_token": viewer.headers["x-test-csrf"],
+                                   "action": "cancel", "portal": "echo"})  # fmt: skip
+        assert denied.status_code == 403
+        queue = op.get("/console/escalations?show=open&portal=echo").text
+        assert 'id="bulk"' in queue
+        assert 'id="bulk"' not in op.get("/console/escalations?show=open").text
+        csrf = op.headers["x-test-csrf"]
+        unfiltered = op.post("/console/escalations/bulk", data={"csrf_token": csrf,
+                                                                "action": "cancel"})  # fmt: skip
+        assert unfiltered.status_code == 422
+        assert "needs a filter" in unfiltered.text
+        done = op.post("/console/escalations/bulk",
+                       data={"csrf_token": csrf, "action": "cancel", "portal": "echo",
+                             "reason": "customer withdrew"})  # fmt: skip
+        assert done.status_code == 303, done.text[:300]
+        shown = op.get(done.headers["location"]).text
+        assert "Decided 2; left alone 0" in shown
+    for esc in escalations:
+        assert esc is not None
+        assert stack.audit(esc.id) == ["escalation.cancel"]
+    for job_id in jobs:
+        assert stack.settled(job_id) == "cancelled"
+    other = stack.parked(other_jobs[0])
+    assert other is not None, "another tenant's escalation is untouched"
+    asyncio.run(stack.service.decide(other.id, "cancel", actor="test-cleanup"))
