@@ -671,3 +671,59 @@ def test_the_console_queue_bulk_form_cancels_the_filtered_selection(stack: Stack
     other = stack.parked(other_jobs[0])
     assert other is not None, "another tenant's escalation is untouched"
     asyncio.run(stack.service.decide(other.id, "cancel", actor="test-cleanup"))
+
+
+def test_the_queue_works_from_the_keyboard_with_visible_focus(stack: Stack) -> None:
+    """In real Chromium: j / k move a visible selection through the queue's rows, Enter opens
+    the selected escalation; a link reached with Tab shows a 3 px focus outline."""
+    from playwright.sync_api import sync_playwright
+
+    from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
+
+    tenant = f"keys-{secrets.token_hex(2)}"
+    stack.park(stack.key(tenant), 2)
+    email = f"keys-{secrets.token_hex(3)}@example.test"
+    stack.store.console.create_operator(
+        email=email, password_hash=hash_password(PASSWORD), role="operator",
+        tenant_id=stack.store.tenants.ensure(tenant).id,
+    )  # fmt: skip
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+            page.goto(f"{stack.url}/console/login")
+            page.fill("input[name=email]", email)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/console/")
+            page.goto(f"{stack.url}/console/escalations?show=open")
+            rows = page.eval_on_selector_all(
+                "table.queue tr.esc", "rs => rs.map(r => r.dataset.escalation)"
+            )
+            assert len(rows) == 2
+
+            def selected() -> list[str]:
+                return list(page.eval_on_selector_all(
+                    "table.queue tr.esc.selected", "rs => rs.map(r => r.dataset.escalation)"
+                ))  # fmt: skip
+
+            page.locator("h1").click()  # focus on the page, not a field
+            page.keyboard.press("j")
+            assert selected() == [rows[0]]
+            page.keyboard.press("j")
+            assert selected() == [rows[1]]
+            page.keyboard.press("j")  # stays on the last row
+            assert selected() == [rows[1]]
+            page.keyboard.press("k")
+            assert selected() == [rows[0]]
+            outline = page.eval_on_selector(
+                "tr.esc.selected", "r => getComputedStyle(r).outlineWidth"
+            )
+            assert outline == "3px"
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"**/console/escalations/{rows[0]}")
+            page.keyboard.press("Tab")
+            width = page.evaluate("() => getComputedStyle(document.activeElement).outlineWidth")
+            assert width == "3px"
+        finally:
+            browser.close()
