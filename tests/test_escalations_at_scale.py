@@ -15,10 +15,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from portwright.adapters import AdapterRegistry
 from portwright.client import Client, ConflictError, ForbiddenError
@@ -727,3 +730,31 @@ def test_the_queue_works_from_the_keyboard_with_visible_focus(stack: Stack) -> N
             assert width == "3px"
         finally:
             browser.close()
+
+
+def test_console_times_are_shown_in_the_configured_zone_with_its_name(stack: Stack) -> None:
+    """UTC by default; with `display_timezone` the same escalation's time is shown in that
+    zone with the zone's name; an unknown zone is refused naming the setting."""
+    with pytest.raises(ValidationError, match="display_timezone"):
+        Settings(display_timezone="Mars/Olympus_Mons")
+    jobs, _ = stack.park(stack.key(f"tz-{secrets.token_hex(2)}"), 1)
+    esc = stack.parked(jobs[0])
+    assert esc is not None
+    at = datetime.fromtimestamp(esc.created_at, UTC)
+    india = at.astimezone(ZoneInfo("Asia/Kolkata"))  # +05:30 all year: no DST surprises
+    with closing(stack.operator()) as http:
+        page = http.get(f"/console/escalations/{esc.id}").text
+    assert at.strftime("%Y-%m-%d %H:%M:%S UTC") in page
+    zoned = stack.service.rt.settings.model_copy(update={"display_timezone": "Asia/Kolkata"})
+    server = ServerThread(create_app(stack.service, zoned)).start()
+    try:
+        other = Stack(stack.service, server.url, stack.world)
+        with closing(other.operator()) as http:
+            page = http.get(f"/console/escalations/{esc.id}").text
+            queue = http.get("/console/escalations?show=open").text
+    finally:
+        server.stop()
+    assert india.strftime("%Y-%m-%d %H:%M:%S IST") in page
+    assert india.strftime("%Y-%m-%d %H:%M:%S IST") in queue
+    assert at.strftime("%Y-%m-%d %H:%M:%S UTC") not in page
+    asyncio.run(stack.service.decide(esc.id, "cancel", actor="test-cleanup"))
