@@ -196,3 +196,40 @@ async def test_a_scaled_out_worker_runs_browser_scrapes_on_its_fleet(
         assert proc.returncode == 0, err[-2000:]
         assert pool is not None
         assert pool >= 1, page.text  # the browser that served the scrape, in the worker
+
+
+def test_operators_create_without_a_terminal_names_password_stdin(
+    db_url: str, tmp_path: Path
+) -> None:
+    """With no terminal and no password, `operators create` exits 2 with a message naming
+    `--password-stdin` (it used to die with EOFError); with the flag it creates the login."""
+    env = {k: v for k, v in os.environ.items() if k != "PORTWRIGHT_OPERATOR_PASSWORD"}
+    argv = [
+        sys.executable, "-m", "portwright.cli", "operators", "create", "--data-dir",
+        str(tmp_path), "--database-url", db_url, "--email", "ann@example.test", "--role", "admin",
+    ]  # fmt: skip
+    no_tty = subprocess.run(
+        argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert no_tty.returncode == 2, no_tty.stderr
+    assert "EOFError" not in no_tty.stderr
+    assert "--password-stdin" in no_tty.stderr
+    listed = portwright("operators", "list", "--data-dir", str(tmp_path), "--database-url", db_url)
+    assert "ann@example.test" not in listed.stdout
+
+    empty = subprocess.run(
+        [*argv, "--password-stdin"], cwd=ROOT, env=env, input="\n", capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert empty.returncode == 2, empty.stderr
+    assert "no password" in empty.stderr
+
+    piped = subprocess.run(
+        [*argv, "--password-stdin"], cwd=ROOT, env=env, input="correct horse battery\n",
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    listed = portwright("operators", "list", "--data-dir", str(tmp_path), "--database-url", db_url)
+    assert listed.returncode == 0, listed.stderr
+    assert "ann@example.test\tadmin" in listed.stdout

@@ -7,6 +7,7 @@ Decisions race for real: two requests released by one barrier, from two threads.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import threading
@@ -14,16 +15,24 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from portwright.adapters import AdapterRegistry
 from portwright.client import Client, ConflictError, ForbiddenError
 from portwright.console import hash_password
 from portwright.gateway import create_app, issue_key
-from portwright.orchestrator import JobService, Runtime
+from portwright.orchestrator import (
+    JobService,
+    Runtime,
+    SelectionTooLargeError,
+    decide_escalations,
+)
 from portwright.sandbox import SandboxWorld
 from portwright.sandbox.echo import echo_service
 from portwright.settings import Settings
@@ -562,3 +571,190 @@ def test_a_decision_recorded_but_never_delivered_reaches_its_job(stack: Stack) -
     assert stack.settled(jobs[0]) == "cancelled"
     done = stack.store.jobs.escalation(esc.id)
     assert (done.status, done.resolved_by) == ("resolved", "op:crashed@example.test")
+
+
+def test_a_bulk_decision_fails_a_filtered_selection_one_audited_decision_each(
+    stack: Stack,
+) -> None:
+    """`POST /v1/escalations/bulk`: a viewer key gets 403, no filter 422, a selection over the
+    cap 422 deciding nothing; an operator fails every open page-changed escalation of the
+    portal in its tenant — one compare-and-set decision and one audit row each — leaving
+    another operator's claim and another tenant's escalation alone; the Idempotency-Key
+    replays the answer."""
+    tenant = f"bulk-{secrets.token_hex(2)}"
+    jobs, _ = stack.park(stack.key(tenant), 3)
+    other_jobs, _ = stack.park(stack.key(f"bulk-other-{secrets.token_hex(2)}"), 1)
+    escalations = [stack.parked(j) for j in jobs]
+    held = escalations[0]
+    assert held is not None
+    with Client(stack.url, stack.key(tenant, "jobs operator")) as alice:
+        alice.claim_escalation(held.id)
+    with Client(stack.url, stack.key(tenant)) as viewer, pytest.raises(ForbiddenError):
+        viewer.decide_many("fail", portal="echo")
+    tenant_id = stack.store.tenants.ensure(tenant).id
+    with pytest.raises(SelectionTooLargeError, match="more than 2 at once"):
+        asyncio.run(
+            decide_escalations(
+                stack.service, "fail", actor="test", tenant_id=tenant_id, portal="echo", cap=2
+            )
+        )
+    assert all(stack.audit(e.id) == [] for e in escalations[1:] if e is not None)
+    with stack.api(stack.key(tenant, "jobs operator")) as bob:
+        unfiltered = bob.post("/v1/escalations/bulk", json={"action": "fail"})
+        assert unfiltered.status_code == 422
+        assert unfiltered.json()["fields"][0]["field"] == "portal"
+        headers = {"idempotency-key": f"bulk-{secrets.token_hex(4)}"}
+        body = {"action": "fail", "portal": "echo", "kind": "page_changed", "reason": "gone"}
+        answer = bob.post("/v1/escalations/bulk", json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+
+        def replayed() -> httpx.Response | None:
+            again = bob.post("/v1/escalations/bulk", json=body, headers=headers)
+            return again if again.headers.get("idempotent-replayed") else None
+
+        again = wait_until_sync(replayed, timeout=30)
+        assert isinstance(again, httpx.Response)
+        assert again.json() == result
+    assert result["matched"] == 3
+    decided = {e["id"] for e in result["decided"]}
+    assert decided == {e.id for e in escalations[1:] if e is not None}
+    assert [s["id"] for s in result["skipped"]] == [held.id]
+    assert "holds the claim" in result["skipped"][0]["reason"]
+    for esc_id in decided:
+        assert stack.audit(esc_id) == ["escalation.fail"]
+    for job_id in jobs[1:]:
+        assert stack.settled(job_id) == "failed"
+    assert stack.audit(held.id) == ["escalation.claim"]
+    assert stack.parked(other_jobs[0]) is not None, "another tenant's escalation is untouched"
+    assert stack.store.jobs.get(jobs[0]).status != "failed"
+    with Client(stack.url, stack.key(tenant, "jobs admin")) as admin:  # cleanup
+        admin.claim_escalation(held.id, take_over=True)
+        admin.decide(held.id, "cancel")
+    other = stack.parked(other_jobs[0])
+    assert other is not None
+    asyncio.run(stack.service.decide(other.id, "cancel", actor="test-cleanup"))
+
+
+def test_the_console_queue_bulk_form_cancels_the_filtered_selection(stack: Stack) -> None:
+    """An operator of one tenant filters the queue by portal and cancels every open
+    escalation shown in one form (one audit row each; another tenant's untouched); no
+    filter is refused on the page (422); a viewer sees no form and gets 403."""
+    tenant = f"cbulk-{secrets.token_hex(2)}"
+    jobs, _ = stack.park(stack.key(tenant), 2)
+    other_jobs, _ = stack.park(stack.key(f"cbulk-other-{secrets.token_hex(2)}"), 1)
+    escalations = [stack.parked(j) for j in jobs]
+    viewer = stack.operator("viewer", tenant=tenant)
+    op = stack.operator("operator", tenant=tenant)
+    with closing(viewer), closing(op):
+        assert 'id="bulk"' not in viewer.get("/console/escalations?show=open&portal=echo").text
+        denied = viewer.post("/console/escalations/bulk",
+                             data={"csrf_token": viewer.headers["x-test-csrf"],
+                                   "action": "cancel", "portal": "echo"})  # fmt: skip
+        assert denied.status_code == 403
+        queue = op.get("/console/escalations?show=open&portal=echo").text
+        assert 'id="bulk"' in queue
+        assert 'id="bulk"' not in op.get("/console/escalations?show=open").text
+        csrf = op.headers["x-test-csrf"]
+        unfiltered = op.post("/console/escalations/bulk", data={"csrf_token": csrf,
+                                                                "action": "cancel"})  # fmt: skip
+        assert unfiltered.status_code == 422
+        assert "needs a filter" in unfiltered.text
+        done = op.post("/console/escalations/bulk",
+                       data={"csrf_token": csrf, "action": "cancel", "portal": "echo",
+                             "reason": "customer withdrew"})  # fmt: skip
+        assert done.status_code == 303, done.text[:300]
+        shown = op.get(done.headers["location"]).text
+        assert "Decided 2; left alone 0" in shown
+    for esc in escalations:
+        assert esc is not None
+        assert stack.audit(esc.id) == ["escalation.cancel"]
+    for job_id in jobs:
+        assert stack.settled(job_id) == "cancelled"
+    other = stack.parked(other_jobs[0])
+    assert other is not None, "another tenant's escalation is untouched"
+    asyncio.run(stack.service.decide(other.id, "cancel", actor="test-cleanup"))
+
+
+def test_the_queue_works_from_the_keyboard_with_visible_focus(stack: Stack) -> None:
+    """In real Chromium: j / k move a visible selection through the queue's rows, Enter opens
+    the selected escalation; a link reached with Tab shows a 3 px focus outline."""
+    from playwright.sync_api import sync_playwright
+
+    from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
+
+    tenant = f"keys-{secrets.token_hex(2)}"
+    stack.park(stack.key(tenant), 2)
+    email = f"keys-{secrets.token_hex(3)}@example.test"
+    stack.store.console.create_operator(
+        email=email, password_hash=hash_password(PASSWORD), role="operator",
+        tenant_id=stack.store.tenants.ensure(tenant).id,
+    )  # fmt: skip
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+            page.goto(f"{stack.url}/console/login")
+            page.fill("input[name=email]", email)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/console/")
+            page.goto(f"{stack.url}/console/escalations?show=open")
+            rows = page.eval_on_selector_all(
+                "table.queue tr.esc", "rs => rs.map(r => r.dataset.escalation)"
+            )
+            assert len(rows) == 2
+
+            def selected() -> list[str]:
+                return list(page.eval_on_selector_all(
+                    "table.queue tr.esc.selected", "rs => rs.map(r => r.dataset.escalation)"
+                ))  # fmt: skip
+
+            page.locator("h1").click()  # focus on the page, not a field
+            page.keyboard.press("j")
+            assert selected() == [rows[0]]
+            page.keyboard.press("j")
+            assert selected() == [rows[1]]
+            page.keyboard.press("j")  # stays on the last row
+            assert selected() == [rows[1]]
+            page.keyboard.press("k")
+            assert selected() == [rows[0]]
+            outline = page.eval_on_selector(
+                "tr.esc.selected", "r => getComputedStyle(r).outlineWidth"
+            )
+            assert outline == "3px"
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"**/console/escalations/{rows[0]}")
+            page.keyboard.press("Tab")
+            width = page.evaluate("() => getComputedStyle(document.activeElement).outlineWidth")
+            assert width == "3px"
+        finally:
+            browser.close()
+
+
+def test_console_times_are_shown_in_the_configured_zone_with_its_name(stack: Stack) -> None:
+    """UTC by default; with `display_timezone` the same escalation's time is shown in that
+    zone with the zone's name; an unknown zone is refused naming the setting."""
+    with pytest.raises(ValidationError, match="display_timezone"):
+        Settings(display_timezone="Mars/Olympus_Mons")
+    jobs, _ = stack.park(stack.key(f"tz-{secrets.token_hex(2)}"), 1)
+    esc = stack.parked(jobs[0])
+    assert esc is not None
+    at = datetime.fromtimestamp(esc.created_at, UTC)
+    india = at.astimezone(ZoneInfo("Asia/Kolkata"))  # +05:30 all year: no DST surprises
+    with closing(stack.operator()) as http:
+        page = http.get(f"/console/escalations/{esc.id}").text
+    assert at.strftime("%Y-%m-%d %H:%M:%S UTC") in page
+    zoned = stack.service.rt.settings.model_copy(update={"display_timezone": "Asia/Kolkata"})
+    server = ServerThread(create_app(stack.service, zoned)).start()
+    try:
+        other = Stack(stack.service, server.url, stack.world)
+        with closing(other.operator()) as http:
+            page = http.get(f"/console/escalations/{esc.id}").text
+            queue = http.get("/console/escalations?show=open").text
+    finally:
+        server.stop()
+    assert india.strftime("%Y-%m-%d %H:%M:%S IST") in page
+    assert india.strftime("%Y-%m-%d %H:%M:%S IST") in queue
+    assert at.strftime("%Y-%m-%d %H:%M:%S UTC") not in page
+    asyncio.run(stack.service.decide(esc.id, "cancel", actor="test-cleanup"))

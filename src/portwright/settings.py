@@ -23,6 +23,7 @@ import socket
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -222,6 +223,13 @@ class Settings(BaseSettings):
     queue_polling_interval_s: float = Field(0.2, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
+    display_timezone: str = Field(
+        "UTC",
+        min_length=1,
+        max_length=64,
+        description="the IANA time zone the console shows times in (e.g. Europe/Berlin); "
+        "each time carries its zone; reports and the API stay in UTC",
+    )
     otel_exporter: Literal["none", "console", "otlp"] = Field(
         "none",
         description="OpenTelemetry traces (needs the otel extra): 'console' prints spans to "
@@ -296,6 +304,15 @@ class Settings(BaseSettings):
         if value and value.startswith(("postgres://", "postgresql://")):
             rest = value.split("://", 1)[1]
             return f"postgresql+psycopg://{rest}"
+        return value
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a known IANA time zone (e.g. UTC, Europe/Berlin)") from None
         return value
 
     @field_validator("captcha_solver_url")

@@ -109,7 +109,9 @@ def test_the_dashboard_numbers_and_portal_statuses_match_the_database(
     now = time.time()
     for name in ("dash-cooling", "dash-degraded", "dash-paused", "dash-open", "dash-fine"):
         store.portals.ensure(name, max_concurrency=1)
-    until = store.portals.extend_cooldown("dash-cooling", until=now + 900, reason="429")
+    until = store.portals.extend_cooldown(
+        "dash-cooling", until=now + 900, reason="429", cause="429"
+    )
     store.portals.set_degraded("dash-degraded", reason="5xx")
     store.portals.set_paused("dash-paused", paused=True, reason="maintenance")
     store.portals.record_outcome(

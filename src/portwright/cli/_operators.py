@@ -37,12 +37,26 @@ def register(sub: Any) -> None:
 
 def _password(args: argparse.Namespace) -> str:
     if args.password_stdin:
-        return sys.stdin.readline().rstrip("\n")
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise ValueError("--password-stdin read no password (an empty first line)")
+        return line
     from_env = os.environ.get(PASSWORD_ENV)
     if from_env:
         return from_env
-    first = getpass.getpass("password: ")
-    if getpass.getpass("again: ") != first:
+    if not sys.stdin.isatty():
+        raise ValueError(
+            "no terminal to prompt for the password: pass it as one line on stdin with "
+            f"--password-stdin, or set ${PASSWORD_ENV}"
+        )
+    try:
+        first = getpass.getpass("password: ")
+        again = getpass.getpass("again: ")
+    except EOFError:
+        raise ValueError(
+            f"the password prompt got no input: use --password-stdin or ${PASSWORD_ENV}"
+        ) from None
+    if again != first:
         raise ValueError("the passwords differ")
     return first
 

@@ -10,6 +10,8 @@ from urllib.parse import quote
 from pydantic import BaseModel, SecretStr
 
 from portwright.client._escalation_models import (
+    BulkDecisionRequest,
+    BulkDecisionResult,
     ClaimRequest,
     DecisionRequest,
     DecisionResult,
@@ -196,6 +198,12 @@ class Calls:
         body = DecisionRequest.model_validate({"action": action, "value": value, "reason": reason})
         path = f"/v1/escalations/{_p(escalation_id)}/decide"
         return Call("POST", path, DecisionResult, body.model_dump(mode="json"))
+
+    @staticmethod
+    def decide_many(action: str, *, reason: str = "", **filters: Any) -> Call[BulkDecisionResult]:
+        body = BulkDecisionRequest.model_validate({"action": action, "reason": reason, **filters})
+        payload = body.model_dump(mode="json", exclude_none=True)
+        return Call("POST", "/v1/escalations/bulk", BulkDecisionResult, payload)
 
     @staticmethod
     def patch_selectors(

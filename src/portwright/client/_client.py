@@ -18,7 +18,12 @@ from pydantic import BaseModel
 
 from portwright.client._calls import Call, Calls
 from portwright.client._errors import raise_for_answer
-from portwright.client._escalation_models import DecisionResult, Escalation, EscalationList
+from portwright.client._escalation_models import (
+    BulkDecisionResult,
+    DecisionResult,
+    Escalation,
+    EscalationList,
+)
 from portwright.client._models import (
     BatchRequest,
     BatchResponse,
@@ -212,6 +217,19 @@ class Client:
         call = Calls.decide(escalation_id, action, value=value, reason=reason)
         return self.send(call, idempotency_key=idempotency_key)
 
+    def decide_many(
+        self,
+        action: str,
+        *,
+        reason: str = "",
+        idempotency_key: str | None = None,
+        **filters: Any,
+    ) -> BulkDecisionResult:
+        """retry, fail or cancel every undecided escalation the filters select (portal,
+        kind, selector_key, state), each audited; 422 when they select too many."""
+        call = Calls.decide_many(action, reason=reason, **filters)
+        return self.send(call, idempotency_key=idempotency_key)
+
     def patch_selectors(
         self,
         escalation_id: str,
@@ -385,6 +403,19 @@ class AsyncClient:
         """resume (with `value`), retry, fail, cancel or acknowledge; `ConflictError` when
         someone decided differently first."""
         call = Calls.decide(escalation_id, action, value=value, reason=reason)
+        return await self.send(call, idempotency_key=idempotency_key)
+
+    async def decide_many(
+        self,
+        action: str,
+        *,
+        reason: str = "",
+        idempotency_key: str | None = None,
+        **filters: Any,
+    ) -> BulkDecisionResult:
+        """retry, fail or cancel every undecided escalation the filters select (portal,
+        kind, selector_key, state), each audited; 422 when they select too many."""
+        call = Calls.decide_many(action, reason=reason, **filters)
         return await self.send(call, idempotency_key=idempotency_key)
 
     async def patch_selectors(

@@ -7,6 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 __all__ = [
+    "BulkDecisionRequest",
+    "BulkDecisionResult",
+    "BulkSkipped",
     "ClaimRequest",
     "DecisionRequest",
     "DecisionResult",
@@ -95,4 +98,33 @@ class DecisionResult(BaseModel):
     )
     skipped: list[str] = Field(
         default_factory=list, description="parked on the same selector but claimed by another"
+    )
+
+
+class BulkDecisionRequest(_Strict):
+    """One decision on every undecided escalation the filters select (at least one of
+    portal, kind, selector_key), each recorded and audited on its own."""
+
+    action: Literal["retry", "fail", "cancel"]
+    portal: str | None = Field(None, min_length=1, max_length=100)
+    kind: str | None = Field(None, min_length=1, max_length=32)
+    selector_key: str | None = Field(None, min_length=1, max_length=100)
+    state: Literal["open", "claimed"] | None = Field(
+        None, description="only open, or only claimed (by you) escalations; default both"
+    )
+    reason: str = Field("", max_length=500)
+
+
+class BulkSkipped(BaseModel):
+    id: str
+    reason: str
+
+
+class BulkDecisionResult(BaseModel):
+    matched: int = Field(description="undecided escalations the filters selected")
+    decided: list[Escalation]
+    skipped: list[BulkSkipped] = Field(
+        default_factory=list,
+        description="decided by someone else meanwhile, claimed by another operator, or of a "
+        "kind the action does not apply to",
     )

@@ -1,6 +1,9 @@
 """The API's wire models (request and answer bodies), public."""
 
 from portwright.client._escalation_models import (
+    BulkDecisionRequest,
+    BulkDecisionResult,
+    BulkSkipped,
     ClaimRequest,
     DecisionRequest,
     DecisionResult,
@@ -42,6 +45,9 @@ __all__ = [
     "NAME_PATTERN",
     "BatchRequest",
     "BatchResponse",
+    "BulkDecisionRequest",
+    "BulkDecisionResult",
+    "BulkSkipped",
     "ClaimRequest",
     "ControlRequest",
     "Credential",

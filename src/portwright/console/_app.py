@@ -24,7 +24,7 @@ from portwright.console._dead_letters import dead_letters_router
 from portwright.console._escalations import escalations_router
 from portwright.console._live import live_router
 from portwright.console._pages import pages_router
-from portwright.console._render import PREFIX, page
+from portwright.console._render import PREFIX, display_zone, page
 from portwright.console._session import session_router
 from portwright.orchestrator import ConflictError, JobService
 from portwright.settings import Settings
@@ -53,6 +53,7 @@ def console_app(service: JobService, settings: Settings, *, vault: Vault | None 
     app.state.sessions = Sessions(service.store)
     app.state.login_limiter = LoginLimiter()
     app.state.vault = vault
+    app.state.display_tz = display_zone(settings.display_timezone)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(session_router())
     app.include_router(live_router(service.store))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
@@ -16,12 +17,14 @@ from portwright.orchestrator import (
     DecisionConflictError,
     JobService,
     NotApplicableError,
+    SelectionTooLargeError,
     actions_for,
     can_patch,
     option_values,
 )
 from portwright.orchestrator import claim_escalation as claim
 from portwright.orchestrator import decide_escalation as decide
+from portwright.orchestrator import decide_escalations as decide_many
 from portwright.store import EscalationRecord
 
 __all__ = ["escalations_router"]
@@ -56,7 +59,15 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
     @router.get("/escalations")
     async def queue(
         request: Request, op: Viewer, show: str = "open", kind: str = "", portal: str = "",
-        cursor: str = "",
+        cursor: str = "", decided: int | None = None, skipped: int | None = None,
+    ) -> Response:  # fmt: skip
+        done = None if decided is None else (decided, skipped or 0)
+        return await queue_page(request, op, show=show, kind=kind, portal=portal,
+                                cursor=cursor, bulk_done=done)  # fmt: skip
+
+    async def queue_page(
+        request: Request, op: Operator, *, show: str, kind: str, portal: str, cursor: str = "",
+        bulk_done: tuple[int, int] | None = None, problem: str = "", status_code: int = 200,
     ) -> Response:  # fmt: skip
         found = await asyncio.to_thread(
             store.escalations.find, tenant_id=op.tenant_id,
@@ -70,7 +81,35 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
         return page(request, "escalations.html", op, nav="escalations", rows=found.rows,
                     total=found.total, next_cursor=found.next_cursor, show=show,
                     filters={"kind": kind, "portal": portal}, tenant_names=names,
+                    bulk_done=bulk_done, problem=problem, status_code=status_code,
                     live_template="_escalations_live.html")  # fmt: skip
+
+    @router.post("/escalations/bulk")
+    async def bulk(
+        request: Request, op: Acting, action: Annotated[str, Form()] = "",
+        kind: Annotated[str, Form()] = "", portal: Annotated[str, Form()] = "",
+        reason: Annotated[str, Form()] = "",
+    ) -> Response:  # fmt: skip
+        """retry, fail or cancel every open escalation the queue's filters select: each its
+        own decision and audit row (see `decide_escalations`)."""
+        kind, portal = kind.strip(), portal.strip()
+        problem = ""
+        if not (kind or portal):
+            problem = "filter the queue by kind or portal first: a bulk action needs a filter"
+        else:
+            try:
+                outcome = await decide_many(
+                    service, action, actor=op.actor, reason=reason, tenant_id=op.tenant_id,
+                    kind=kind or None, portal=portal or None,
+                )  # fmt: skip
+            except (SelectionTooLargeError, NotApplicableError) as exc:
+                problem = str(exc)
+        if problem:
+            return await queue_page(request, op, show="open", kind=kind, portal=portal,
+                                    problem=problem, status_code=422)  # fmt: skip
+        counts = {"decided": len(outcome.decided), "skipped": len(outcome.skipped)}
+        query = urlencode({"show": "open", "kind": kind, "portal": portal, **counts})
+        return RedirectResponse(f"{PREFIX}/escalations?{query}", status_code=303)
 
     async def render(
         request: Request, esc: EscalationRecord, op: Operator, *, status_code: int = 200,

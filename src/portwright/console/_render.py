@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from contextvars import ContextVar
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -19,10 +22,21 @@ PREFIX = "/console"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
+# The display zone of the page being rendered (set by `page` around the render: macros
+# imported into a template do not see its context).
+_ZONE: ContextVar[tzinfo] = ContextVar("display_tz", default=UTC)
+
+
 def _ts(value: float | None) -> str:
+    """A time in the console's display zone (`display_timezone`, UTC by default), with
+    the zone's name."""
     if not value:
         return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
+    return datetime.fromtimestamp(value, _ZONE.get()).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def display_zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def _ago(value: float | None) -> str:
@@ -65,10 +79,14 @@ def page(
     """Render a page; with `?fragment=1` only its live region (the `live` block's include)."""
     if request.query_params.get("fragment") and "live_template" in context:
         template = context["live_template"]
-    return templates.TemplateResponse(
-        request,
-        template,
-        {"op": op, "prefix": PREFIX, "nav": context.pop("nav", ""), **context},
-        status_code=status_code,
-        headers={"cache-control": "no-store"},
-    )
+    token = _ZONE.set(getattr(request.app.state, "display_tz", None) or UTC)
+    try:  # the response renders the template here, in this context
+        return templates.TemplateResponse(
+            request,
+            template,
+            {"op": op, "prefix": PREFIX, "nav": context.pop("nav", ""), **context},
+            status_code=status_code,
+            headers={"cache-control": "no-store"},
+        )
+    finally:
+        _ZONE.reset(token)

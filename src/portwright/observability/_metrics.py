@@ -179,7 +179,8 @@ class StoreCollector(Collector):
             yield _gauge(
                 "portwright_cooldowns", "Cooldowns entered by jobs, per portal", ["portal"],
                 rows(sa.select(j.portal, sa.func.count()).select_from(job_events.join(jobs))
-                     .where(e.to_state == "COOLDOWN").group_by(j.portal)),
+                     .where(e.to_state == "COOLDOWN", e.kind == "transition")
+                     .group_by(j.portal)),
             )  # fmt: skip
             p = portals.c
             yield _gauge(

@@ -1,15 +1,19 @@
 """The orchestrator: durable jobs on DBOS. DBOS is imported only inside this package."""
 
 from portwright.orchestrator._decisions import (
+    BULK_CAP,
+    BulkOutcome,
     DecisionConflictError,
     DecisionOutcome,
     NotApplicableError,
+    SelectionTooLargeError,
     actions_for,
     can_patch,
     option_values,
 )
 from portwright.orchestrator._decisions import claim as claim_escalation
 from portwright.orchestrator._decisions import decide as decide_escalation
+from portwright.orchestrator._decisions import decide_many as decide_escalations
 from portwright.orchestrator._runtime import Runtime, migrate_databases, queue_name
 from portwright.orchestrator._sealed_input import public_input
 from portwright.orchestrator._service import (
@@ -21,6 +25,8 @@ from portwright.orchestrator._service import (
 )
 
 __all__ = [
+    "BULK_CAP",
+    "BulkOutcome",
     "ConflictError",
     "Decision",
     "DecisionConflictError",
@@ -29,10 +35,12 @@ __all__ = [
     "NotApplicableError",
     "Replay",
     "Runtime",
+    "SelectionTooLargeError",
     "actions_for",
     "can_patch",
     "claim_escalation",
     "decide_escalation",
+    "decide_escalations",
     "migrate_databases",
     "option_values",
     "public_input",

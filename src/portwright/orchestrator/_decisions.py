@@ -32,13 +32,17 @@ if TYPE_CHECKING:
     from portwright.orchestrator._service import JobService
 
 __all__ = [
+    "BULK_CAP",
+    "BulkOutcome",
     "DecisionConflictError",
     "DecisionOutcome",
     "NotApplicableError",
+    "SelectionTooLargeError",
     "actions_for",
     "can_patch",
     "claim",
     "decide",
+    "decide_many",
     "option_values",
 ]
 
@@ -59,6 +63,18 @@ class NotApplicableError(PortwrightError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class SelectionTooLargeError(PortwrightError, ValueError):
+    """A bulk decision matched more escalations than it may decide at once (HTTP 422)."""
+
+    def __init__(self, matched: int, cap: int) -> None:
+        super().__init__(
+            f"the filters select {matched} undecided escalations, more than {cap} at once: "
+            "narrow them (portal, kind, selector_key, state)"
+        )
+        self.matched = matched
+        self.cap = cap
 
 
 class DecisionConflictError(ConflictError):
@@ -264,6 +280,67 @@ async def decide(
             service, esc, patch, version, actor=actor, reason=reason, tenant_id=tenant_id
         )
     return DecisionOutcome(outcome.record, version, retried, skipped)
+
+
+BULK_ACTIONS = ("retry", "fail", "cancel")
+BULK_CAP = 200  # escalations one bulk decision may decide
+
+
+@dataclass(frozen=True, slots=True)
+class BulkOutcome:
+    """What a bulk decision did: each escalation decided, and each left alone with why."""
+
+    matched: int
+    decided: list[EscalationRecord] = field(default_factory=list)
+    skipped: list[tuple[EscalationRecord, str]] = field(default_factory=list)
+
+
+async def decide_many(
+    service: JobService,
+    action: str,
+    *,
+    actor: str,
+    reason: str = "",
+    tenant_id: str | None,
+    portal: str | None = None,
+    kind: str | None = None,
+    selector_key: str | None = None,
+    state: str | None = None,
+    cap: int = BULK_CAP,
+) -> BulkOutcome:
+    """One decision (retry, fail or cancel) on every undecided escalation the filters
+    select (open or claimed; `state` narrows to one), of `tenant_id` when given. Each is
+    `decide`'s own compare-and-set with its own audit row: one decided meanwhile by someone
+    else, claimed by another operator, or of a kind the action does not apply to is skipped
+    with the reason. Refuses (`SelectionTooLargeError`) a selection larger than `cap`,
+    deciding nothing."""
+    if action not in BULK_ACTIONS:
+        raise NotApplicableError("action", f"one of {', '.join(BULK_ACTIONS)}, not {action!r}")
+    if state not in (None, "open", "claimed"):
+        raise NotApplicableError("state", "a bulk decision selects open or claimed escalations")
+    store = service.store
+    selected: list[EscalationRecord] = []
+    for status in (state,) if state else ("open", "claimed"):
+        page = await asyncio.to_thread(
+            store.escalations.find, tenant_id=tenant_id, state=status, kind=kind, portal=portal,
+            selector_key=selector_key, limit=cap, newest_first=False,
+        )  # fmt: skip
+        if page.total + len(selected) > cap:
+            raise SelectionTooLargeError(page.total + len(selected), cap)
+        selected += page.rows
+    selected = [e for e in selected if not is_alert(e)]  # alerts park nothing: acknowledge them
+    outcome = BulkOutcome(matched=len(selected))
+    for esc in sorted(selected, key=lambda e: e.id):
+        try:
+            done = await decide(
+                service, esc.id, action, actor=actor, reason=reason or f"bulk {action}",
+                tenant_id=tenant_id, fix_all=False,
+            )  # fmt: skip
+        except (DecisionConflictError, NotApplicableError) as exc:
+            outcome.skipped.append((esc, str(exc)))
+            continue
+        outcome.decided.append(done.escalation)
+    return outcome
 
 
 def decision_message(esc: EscalationRecord, decision: Mapping[str, Any]) -> dict[str, Any]:

@@ -99,6 +99,7 @@ class JobDriver(Generic[InputT]):
         self._state: str = snapshot["state"]
         self._cookies: list[CookieRow] = []
         self._cool_from: str | None = None
+        self._cool_until: float | None = None  # the cooldown's end the timeline shows
         # Written with the next transaction (see the module docstring): the adapter's
         # transitions since the last write, and the portal outcomes of steps since then.
         self._pending: list[dict[str, Any]] = []
@@ -311,6 +312,8 @@ class JobDriver(Generic[InputT]):
                     updates={"output": dict(output or {})},
                     check=False,
                 )
+            elif output is not None:
+                await self._keep_output(dict(output))
             await self._finish()
         except JobFinishedError:
             pass
@@ -328,6 +331,21 @@ class JobDriver(Generic[InputT]):
             self._log.exception("adapter crashed")
             await self._end(engine.failed, f"adapter error: {exc!r}", "adapter_error")
         return self._state
+
+    async def _keep_output(self, output: dict[str, Any]) -> None:
+        """The adapter moved the job to a terminal state itself and returned an output: it
+        rides with that transition, still pending (`_flush` holds a terminal change back
+        for the job's last write, so the job is never seen finished without its output)."""
+        if self._ends_pending():
+            last = self._pending[-1]
+            last["updates"] = {**(last["updates"] or {}), "output": output}
+
+    def _ends_pending(self) -> bool:
+        """Does what is pending end the job (the adapter's own terminal transition)?"""
+        if not self._pending:
+            return False
+        last = self._pending[-1]
+        return last["kind"] == "transition" and self._machine.is_terminal(last["to_state"])
 
     async def _end(self, state: str, reason: str, error_class: str) -> None:
         self._span.fail(error_class, reason)
@@ -409,13 +427,14 @@ class JobDriver(Generic[InputT]):
         self._seq = result["seq"]
         if result.get("left_cooldown"):
             self._cool_from = None
+            self._cool_until = None
 
     async def _flush(self) -> None:
         """Write what is pending now (before the workflow waits or does something else)."""
         if self._outcomes:
             outcomes, self._outcomes, self._outcomes_span = self._outcomes, [], None
             await DBOS.run_step_async(_infra("account"), self._record_outcomes, outcomes)
-        if self._pending:
+        if self._pending and not self._ends_pending():  # the job's end waits for its output
             self._absorb(await self._write_pending([]))
 
     async def _write_pending(self, more: list[dict[str, Any]]) -> dict[str, Any]:
@@ -516,9 +535,23 @@ class JobDriver(Generic[InputT]):
             return
         cooldown = self._machine.engine.cooldown
         wait_until = float(gate["wait_until"])
+        cause = "breaker" if gate["why"] == "circuit open" else "portal cooldown"
+        meta = {"until": wait_until, "cause": cause}
         if self._state != cooldown:
             self._cool_from = self._state
-            await self._transition(cooldown, gate["why"], {"until": wait_until})
+            self._cool_until = wait_until
+            await self._transition(cooldown, gate["why"], meta)
+        elif self._cool_until is None or wait_until > self._cool_until:
+            # Still cooling down past the end the timeline shows: say so, and why (another
+            # job's 429, the breaker, an operator), so a long wait is never unexplained.
+            shown = self._cool_until
+            self._cool_until = wait_until
+            await self._transition(
+                cooldown,
+                f"cooldown extended: {gate['why']}",
+                {**meta, "was_until": shown},
+                kind="control",
+            )
         await DBOS.sleep_async(min(wait_until - gate["now"], 60.0) + 0.05)
 
     async def _attempt(
@@ -651,8 +684,15 @@ class JobDriver(Generic[InputT]):
                     meta=item["meta"],
                 )
                 outcome["details"]["evidence"] = [*outcome["details"]["evidence"], evidence_id]
-        if error_class in ("transient", "rate_limited"):
+        # Only a transient failure says the portal is unwell. A 429 is the portal answering:
+        # its cooldown honours Retry-After, and counting it in the breaker too opened the
+        # breaker under rate limiting, holding the portal's jobs for its open time and probe
+        # lease (waits of 29-75 s against a Retry-After of 1.6 s). A half-open breaker's
+        # probe that got any other answer closes it (else every job waits out the lease).
+        if error_class == "transient":
             await self._account(ok=False)
+        elif outcome.get("probe"):
+            await self._account(ok=True)
         if error_class == "rate_limited":
             retry_after = float(outcome.pop("retry_after"))
             until = await asyncio.to_thread(
@@ -660,6 +700,8 @@ class JobDriver(Generic[InputT]):
                 self._portal,
                 until=time.time() + retry_after,
                 reason=f"{outcome.pop('error_message')} (Retry-After {retry_after:g}s)",
+                cause="429",
+                actor=f"job:{self._job_id}",
             )
             outcome["details"]["cooldown_until"] = until
         elif error_class == "blocked":
@@ -687,6 +729,9 @@ class JobDriver(Generic[InputT]):
             "details": {**details, "evidence": list(sc.evidence_ids)},
             "rotated": False,
         }
+
+    def _log_escalated(self, kind: str, escalation_id: str) -> None:
+        self._log.warning("escalated to an operator", kind=kind, escalation_id=escalation_id)
 
     async def _mark_degraded(self, reason: str) -> None:
         await DBOS.run_step_async(
@@ -718,7 +763,14 @@ class JobDriver(Generic[InputT]):
         )
         self._apply_result(result, engine.operator)
         escalation_id = result["escalation_id"]
-        self._log.warning("escalated to an operator", kind=kind, escalation_id=escalation_id)
+        # Logged in a step of its own: a replay (a worker restart) returns its checkpoint
+        # and logs nothing, so the line appears once, when the escalation happens.
+        await DBOS.run_step_async(
+            {"name": "log:escalated"},
+            self._log_escalated,
+            kind,
+            escalation_id,
+        )
         while True:
             message = await DBOS.recv_async("operator", timeout_seconds=OPERATOR_POLL_S)
             if isinstance(message, dict) and message.get("escalation_id") == escalation_id:

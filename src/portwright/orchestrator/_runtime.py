@@ -337,7 +337,10 @@ class Runtime:
             portals = {c.portal for c in self.store.jobs.children(job_id)}
             for portal in portals:
                 self.store.portals.extend_cooldown(
-                    portal, until=time.time() + PROVIDER_COOLDOWN_S, reason=reason
+                    portal,
+                    until=time.time() + PROVIDER_COOLDOWN_S,
+                    reason=reason,
+                    cause="provider_failing",
                 )
 
     # -- called from inside workflows (steps) --------------------------------------------

@@ -10,7 +10,7 @@ from portwright.resilience import Breaker, BreakerPolicy
 from portwright.store._breakers import SqlBreakerStorage
 from portwright.store._records import BreakerRecord, PortalRecord
 from portwright.store._rows import to_record
-from portwright.store._schema import breakers, portals
+from portwright.store._schema import audit_log, breakers, portals
 
 __all__ = ["BreakerPolicy", "PortalRepository"]
 
@@ -50,17 +50,41 @@ class PortalRepository:
             rows = conn.execute(sa.select(portals).order_by(portals.c.name))
             return [to_record(PortalRecord, row) for row in rows]
 
-    def extend_cooldown(self, name: str, *, until: float, reason: str) -> float:
-        """Cool the portal down until at least `until`; returns the effective end."""
+    def extend_cooldown(
+        self, name: str, *, until: float, reason: str, cause: str, actor: str = "engine"
+    ) -> float:
+        """Cool the portal down until at least `until`; returns the effective end.
+
+        An extension (a later end than the current one) is audited in the same transaction
+        with its `cause` ("429", "provider_failing", "operator", ...), the end before and
+        after, and why; a request that ends no later than the current window changes nothing.
+        """
         with self.engine.begin() as conn:
-            conn.execute(
+            before = conn.execute(
+                sa.select(portals.c.cooldown_until).where(portals.c.name == name)
+            ).scalar_one_or_none()
+            extended = conn.execute(
                 portals.update()
                 .where(
                     portals.c.name == name,
                     sa.or_(portals.c.cooldown_until.is_(None), portals.c.cooldown_until < until),
                 )
                 .values(cooldown_until=until, cooldown_reason=reason, updated_at=time.time())
-            )
+            ).rowcount
+            if extended:
+                conn.execute(
+                    audit_log.insert().values(
+                        tenant_id=None,
+                        actor=actor,
+                        action="portal.cooldown",
+                        target_type="portal",
+                        target_id=name,
+                        before={"cooldown_until": before},
+                        after={"cooldown_until": until, "cause": cause},
+                        reason=reason,
+                        created_at=time.time(),
+                    )
+                )
             value = conn.execute(
                 sa.select(portals.c.cooldown_until).where(portals.c.name == name)
             ).scalar_one()

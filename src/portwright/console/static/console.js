@@ -30,6 +30,7 @@
           region.setAttribute("data-refreshed", String(Date.now()));
           wireSources(region);
           showLatest(region);
+          markSelected();
         }
       })
       .finally(function () {
@@ -75,4 +76,35 @@
     });
   }
   showLatest(document);
+
+  // The escalation queue from the keyboard: j / k select the next / previous row, Enter
+  // opens it. The selection is a class (not focus), so live refreshes keep running and
+  // keep it (by escalation id).
+  var selected = null;
+  function queueRows() { return Array.prototype.slice.call(document.querySelectorAll("table.queue tr.esc")); }
+  function markSelected() {
+    queueRows().forEach(function (row) {
+      var on = row.getAttribute("data-escalation") === selected;
+      row.classList.toggle("selected", on);
+      if (on) row.setAttribute("aria-current", "true"); else row.removeAttribute("aria-current");
+    });
+  }
+  document.addEventListener("keydown", function (ev) {
+    if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    var t = ev.target;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT|BUTTON)$/.test(t.tagName))) return;
+    var rows = queueRows();
+    if (!rows.length) return;
+    var at = rows.findIndex(function (r) { return r.getAttribute("data-escalation") === selected; });
+    if (ev.key === "j" || ev.key === "k") {
+      var next = at < 0 ? 0 : Math.min(rows.length - 1, Math.max(0, at + (ev.key === "j" ? 1 : -1)));
+      selected = rows[next].getAttribute("data-escalation");
+      markSelected();
+      rows[next].scrollIntoView({ block: "nearest" });
+      ev.preventDefault();
+    } else if (ev.key === "Enter" && at >= 0 && !(t && t.tagName === "A")) {
+      var link = rows[at].querySelector("a[href]");
+      if (link) { window.location.href = link.href; ev.preventDefault(); }
+    }
+  });
 })();

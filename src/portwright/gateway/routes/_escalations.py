@@ -14,6 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from portwright.client.models import (
+    BulkDecisionRequest,
+    BulkDecisionResult,
+    BulkSkipped,
     ClaimRequest,
     DecisionRequest,
     DecisionResult,
@@ -30,10 +33,13 @@ from portwright.gateway._principal import Principal, current_principal
 from portwright.orchestrator import (
     DecisionConflictError,
     DecisionOutcome,
+    JobService,
     NotApplicableError,
+    SelectionTooLargeError,
     actions_for,
     claim_escalation,
     decide_escalation,
+    decide_escalations,
     option_values,
 )
 from portwright.store import EscalationRecord
@@ -66,7 +72,8 @@ def _doc(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "no such escalation in your tenant",
         409: "decided already by someone else (the message names who and what), or claimed "
         "by another operator",
-        422: "the decision does not apply to this escalation's kind, or a field is invalid",
+        422: "the decision does not apply to this escalation's kind, or a field is invalid "
+        "(for a bulk decision: no filter, or a selection too large)",
     }
     return {
         **ERROR_RESPONSES,
@@ -94,6 +101,32 @@ def _refused(exc: Exception) -> ApiError:
         problem = FieldProblem(field=exc.field, problem=str(exc))
         return ApiError(422, "not_applicable", f"{exc.field}: {exc}", fields=[problem])
     return ApiError(409, "conflict", str(exc))
+
+
+async def _bulk(
+    service: JobService, body: BulkDecisionRequest, caller: Principal
+) -> BulkDecisionResult:
+    _need(caller, "operator", "deciding escalations")
+    if not (body.portal or body.kind or body.selector_key):
+        problem = FieldProblem(field="portal", problem="give portal, kind or selector_key")
+        raise ApiError(422, "invalid_request", "a bulk decision needs a filter: portal, "
+                       "kind or selector_key", fields=[problem])  # fmt: skip
+    try:
+        outcome = await decide_escalations(
+            service, body.action, actor=actor_of(caller), reason=body.reason,
+            tenant_id=caller.tenant_id, portal=body.portal, kind=body.kind,
+            selector_key=body.selector_key, state=body.state,
+        )  # fmt: skip
+    except SelectionTooLargeError as exc:
+        problem = FieldProblem(field="selection", problem=str(exc))
+        raise ApiError(422, "selection_too_large", str(exc), fields=[problem]) from None
+    except NotApplicableError as exc:
+        raise _refused(exc) from None
+    return BulkDecisionResult(
+        matched=outcome.matched,
+        decided=[escalation_view(e) for e in outcome.decided],
+        skipped=[BulkSkipped(id=e.id, reason=why) for e, why in outcome.skipped],
+    )
 
 
 def escalations_router(ctx: GatewayContext) -> APIRouter:
@@ -134,6 +167,17 @@ def escalations_router(ctx: GatewayContext) -> APIRouter:
             total=found.total,
             next_cursor=found.next_cursor,
         )
+
+    @router.post("/bulk", response_model=BulkDecisionResult, responses=_doc(403, 422),
+                 dependencies=[Depends(IdempotencyKeyDoc)],
+                 summary="Decide every escalation a filter selects")  # fmt: skip
+    async def bulk(body: BulkDecisionRequest, caller: Caller) -> BulkDecisionResult:
+        """retry, fail or cancel every undecided (open or claimed) escalation of your tenant
+        that the filters select — at least one of `portal`, `kind`, `selector_key`. Each is
+        its own compare-and-set decision with its own audit row; one decided meanwhile,
+        claimed by another operator or of a kind the action does not apply to is listed in
+        `skipped` with why. More than the cap selected: 422, nothing decided."""
+        return await _bulk(service, body, caller)
 
     @router.get("/{escalation_id}", response_model=Escalation, responses=_doc(404),
                 summary="Read an escalation")  # fmt: skip
