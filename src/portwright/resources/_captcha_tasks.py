@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from portwright.resources.ssrf import GuardedTransport, UrlGuard, UrlRefusedError
+from portwright.resources._captcha import HttpSolverClient
+from portwright.resources.ssrf import UrlGuard
 from portwright.sdk import ChallengeError
 
 __all__ = ["CreateTaskSolver"]
@@ -42,7 +42,7 @@ _PROVIDER_ERRORS = frozenset(
 )
 
 
-class CreateTaskSolver:
+class CreateTaskSolver(HttpSolverClient):
     """A client for services speaking the JSON `createTask` / `getTaskResult` API."""
 
     def __init__(
@@ -55,20 +55,8 @@ class CreateTaskSolver:
         task_type: str = "RecaptchaV2TaskProxyless",
         guard: UrlGuard | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.name = urlsplit(self.base_url).netloc or self.base_url
-        self._key = api_key
-        self.poll_s = poll_s
-        self.timeout_s = timeout_s
+        super().__init__(base_url, api_key, poll_s=poll_s, timeout_s=timeout_s, guard=guard)
         self.task_type = task_type
-        self.guard = guard
-
-    def __repr__(self) -> str:
-        return f"CreateTaskSolver({self.base_url!r})"
-
-    def _client(self) -> httpx.AsyncClient:
-        transport = GuardedTransport(self.guard) if self.guard is not None else None
-        return httpx.AsyncClient(timeout=10.0, trust_env=False, transport=transport)
 
     async def _call(self, client: httpx.AsyncClient, method: str, **body: Any) -> dict[str, Any]:
         response = await client.post(
@@ -98,53 +86,31 @@ class CreateTaskSolver:
 
     async def solve(self, *, sitekey: str, url: str, tenant_id: str | None = None) -> str:
         task = {"type": self.task_type, "websiteURL": url, "websiteKey": sitekey}
-        try:
-            async with self._client() as client:
-                created = await self._call(client, "createTask", task=task)
-                task_id = created.get("taskId")
-                if not isinstance(task_id, int | str) or isinstance(task_id, bool):
-                    raise ChallengeError(f"solver {self.name} gave no task id", provider_down=True)
-                deadline = time.monotonic() + self.timeout_s
-                while time.monotonic() < deadline:
-                    await asyncio.sleep(self.poll_s)
-                    result = await self._call(client, "getTaskResult", taskId=task_id)
-                    if result.get("status") == "processing":
-                        continue
-                    solution = result.get("solution")
-                    if result.get("status") == "ready" and isinstance(solution, dict):
-                        token = solution.get("gRecaptchaResponse") or solution.get("token")
-                        if isinstance(token, str) and token:
-                            return token
-                    raise ChallengeError(
-                        f"solver {self.name} answered without a solution", provider_down=True
-                    )
-        except httpx.HTTPError as exc:
-            raise ChallengeError(
-                f"solver {self.name} unreachable: {type(exc).__name__}", provider_down=True
-            ) from exc
-        except UrlRefusedError as exc:
-            raise ChallengeError(
-                f"solver {self.name} refused by the SSRF guard: {exc.reason}",
-                provider_down=True,
-                url=exc.url,
-            ) from None
-        raise ChallengeError(
-            f"solver {self.name} gave no answer within {self.timeout_s:g}s", provider_down=True
-        )
+        async with self._session() as client:
+            created = await self._call(client, "createTask", task=task)
+            task_id = created.get("taskId")
+            if not isinstance(task_id, int | str) or isinstance(task_id, bool):
+                raise ChallengeError(f"solver {self.name} gave no task id", provider_down=True)
+            deadline = time.monotonic() + self.timeout_s
+            while time.monotonic() < deadline:
+                await asyncio.sleep(self.poll_s)
+                result = await self._call(client, "getTaskResult", taskId=task_id)
+                if result.get("status") == "processing":
+                    continue
+                solution = result.get("solution")
+                if result.get("status") == "ready" and isinstance(solution, dict):
+                    token = solution.get("gRecaptchaResponse") or solution.get("token")
+                    if isinstance(token, str) and token:
+                        return token
+                raise ChallengeError(
+                    f"solver {self.name} answered without a solution", provider_down=True
+                )
+        raise self._no_answer()
 
     async def balance(self) -> float:
         """The account's balance (checks reachability and the key); ChallengeError if not."""
-        try:
-            async with self._client() as client:
-                answer = await self._call(client, "getBalance")
-        except httpx.HTTPError as exc:
-            raise ChallengeError(
-                f"solver {self.name} unreachable: {type(exc).__name__}", provider_down=True
-            ) from exc
-        except UrlRefusedError as exc:
-            raise ChallengeError(
-                f"solver {self.name} refused by the SSRF guard: {exc.reason}", provider_down=True
-            ) from None
+        async with self._session() as client:
+            answer = await self._call(client, "getBalance")
         value = answer.get("balance")
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise ChallengeError(f"solver {self.name} gave no balance", provider_down=True)
