@@ -173,13 +173,22 @@ def test_orders_go_to_the_least_loaded_driver_and_follow_duty_changes(dispatch: 
         assert now.driver_id in staying
         assert now.version == old.version + 1
     assert _replay_is_least_loaded(d, tenant, staying, after=cursor) == len(moved)
+
+    def shop_agrees() -> bool:
+        """The platform's view of every moved order has reached the shop. (Waiting for the
+        deliveries alone raced: the relay may not have fanned the new events out yet.)"""
+        orders = d.shop_orders("shop-beta", [old.order_id for old in moved])
+        for old in moved:
+            order = orders[old.order_id]
+            now = DispatchRepository(d.store.engine).get(old.order_key)
+            assert now is not None
+            if (order["delivery_status"], order["driver_id"]) != (now.status, now.driver_id):
+                return False
+        return True
+
+    d.wait("the reassignments to reach the shop", shop_agrees)
     d.wait("the syncs", d.deliveries_settled)
-    orders = d.shop_orders("shop-beta", [old.order_id for old in moved])
-    for old in moved:
-        order = orders[old.order_id]
-        now = DispatchRepository(d.store.engine).get(old.order_key)
-        assert now is not None
-        assert (order["delivery_status"], order["driver_id"]) == (now.status, now.driver_id)
+    assert shop_agrees()  # and nothing older arrived after them
     bad = d.api("globex", "PUT", "/v1/drivers/no%20spaces", json={})
     assert bad.status_code == 422
     assert bad.json()["fields"][0]["field"] == "driver_id"
