@@ -57,8 +57,11 @@ def _fleet(settings: Settings, captcha: Any, *, notice: bool = True) -> Any:
 
     guard = UrlGuard.from_allowlist(settings.url_allowlist)
     proxies = proxy_pool_from(settings.proxies)
-    solver = SolverChain({"captcha": captcha}) if captcha is not None else None
-    solver = solver or solver_chain_from(settings, guard)
+    solver: SolverChain | None = None
+    if captcha is not None:
+        solver = SolverChain({"captcha": captcha})
+    else:
+        solver = solver_chain_from(settings, guard)
     try:
         return Fleet.from_settings(settings, proxies=proxies, captcha=solver)
     except ChromiumNotFoundError as exc:  # HTTP tiers only; browser scrapes answer 422

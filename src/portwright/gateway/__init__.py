@@ -29,8 +29,7 @@ Contract (what `portwright up` and `portwright api` use)::
   for a head or body that does not arrive in time).
 
 The vault lives in `portwright.resources.vault` (the runtime's secrets provider); the
-gateway still re-exports `Vault` and `MasterKey` for code written against it, and the
-SSRF guard's names from `portwright.resources.ssrf`.
+gateway re-exports the SSRF guard's names from `portwright.resources.ssrf`.
 
 Layout: `auth/` (API keys), `ratelimit/`, `idempotency/`, `kernel` (for other routers),
 `webhooks/` (schemes, inbox, processor), `routes/` (one module per resource).
@@ -48,14 +47,12 @@ from portwright.gateway.webhooks import (
     WebhookHandler,
 )
 from portwright.resources.ssrf import StaticResolver, UrlGuard, UrlRefusedError, guarded_client
-from portwright.resources.vault import MasterKey, Vault
 
 __all__ = [
     "DEFAULT_HANDLERS",
     "PLANS",
     "TIER_CREDITS",
     "IssuedKey",
-    "MasterKey",
     "PermanentWebhookError",
     "Plan",
     "Principal",
@@ -64,7 +61,6 @@ __all__ = [
     "StaticResolver",
     "UrlGuard",
     "UrlRefusedError",
-    "Vault",
     "WebhookHandler",
     "create_app",
     "guarded_client",
