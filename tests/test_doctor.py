@@ -17,7 +17,7 @@ import pytest
 
 from portwright.sandbox import SandboxWorld, captcha, proxies
 from portwright.settings import Settings
-from portwright.store import Store
+from portwright.store import Store, create_engine, head_revisions, migrate
 
 pytestmark = [pytest.mark.slow]
 
@@ -164,3 +164,25 @@ def test_json_output_is_one_object_per_check(world: SandboxWorld, tmp_path: Path
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {r["name"] for r in rows} >= {"database", "system database", "chromium"}
     assert all(r["status"] == "ok" for r in rows)
+
+
+def test_a_database_behind_an_app_branch_is_missing_that_head(db_url: str, tmp_path: Path) -> None:
+    """A database migrated by the core's chain only (the dispatch app's branch not yet
+    applied) has its migrations MISSING, naming the app's head and `portwright migrate`;
+    after `migrate` they are ok at both heads."""
+    url = Settings(database_url=db_url).app_database_url
+    engine = create_engine(url)
+    try:
+        core_head = sorted(head_revisions() - {"dispatch_0001"})[0]
+        migrate(engine, core_head)
+        config = f'database_url = "{db_url}"\ndata_dir = "{tmp_path / "data"}"\n'
+        lines_before = _doctor(config, tmp_path).stdout
+        assert _lines(lines_before).get("migrations") == "missing", lines_before
+        assert "not yet applied: dispatch_0001" in lines_before
+        assert "run `portwright migrate`" in lines_before
+        migrate(engine)
+        after = _doctor(config, tmp_path).stdout
+        assert _lines(after).get("migrations") == "ok", after
+        assert f"at head ({core_head}, dispatch_0001)" in after
+    finally:
+        engine.dispose()

@@ -10,6 +10,12 @@ points installed packages declare (pyproject.toml `[project.entry-points."<group
 - `portwright.commands` — `register(subparsers) -> None`: more `portwright` commands.
 - `portwright.worlds` — a world (the sandbox): a module the `up` stack starts and trusts.
 - `portwright.demo_scenarios` — modules with `async run(stack, world, progress)`.
+- `portwright.migrations` — a `portwright.store.AppSchema`: an app's tables and the
+  Alembic branch that creates them (`migrate` upgrades to every head).
+- `portwright.console_panels` — a `portwright.console.ConsolePanel`: a page an app adds
+  to the operator console's navigation.
+- `portwright.plan_limits` — a `portwright.gateway.PlanLimit`: a per-job quota an app
+  adds to the tenants' plans.
 
 A plugin that fails to import is an error naming the group, the entry, what it
 points at and why — never a silently missing feature.
@@ -23,7 +29,10 @@ from typing import Any
 __all__ = [
     "ADAPTERS",
     "COMMANDS",
+    "CONSOLE_PANELS",
     "DEMO_SCENARIOS",
+    "MIGRATIONS",
+    "PLAN_LIMITS",
     "ROUTERS",
     "WEBHOOK_HANDLERS",
     "WORLDS",
@@ -39,6 +48,9 @@ ROUTERS = "portwright.routers"
 COMMANDS = "portwright.commands"
 WORLDS = "portwright.worlds"
 DEMO_SCENARIOS = "portwright.demo_scenarios"
+MIGRATIONS = "portwright.migrations"
+CONSOLE_PANELS = "portwright.console_panels"
+PLAN_LIMITS = "portwright.plan_limits"
 
 
 class PluginError(RuntimeError):

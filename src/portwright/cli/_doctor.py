@@ -121,7 +121,7 @@ def _database(name: str, url: str, *, app: bool) -> list[Check]:
     """Reachability, and for the application database its migrations."""
     import sqlalchemy as sa
 
-    from portwright.store import create_engine, current_revision, head_revision, is_sqlite
+    from portwright.store import create_engine, current_revisions, head_revisions, is_sqlite
 
     shown = sa.engine.make_url(url).render_as_string(hide_password=True)
     if is_sqlite(url) and not Path(sa.engine.make_url(url).database or "").exists():
@@ -130,9 +130,9 @@ def _database(name: str, url: str, *, app: bool) -> list[Check]:
     try:
         try:
             if app:
-                current = current_revision(engine)  # connects, and reads the revision
+                current = current_revisions(engine)  # connects, and reads the revisions
             else:
-                current = None
+                current = frozenset()
                 with engine.connect():  # a connection opens: reachable
                     pass
         except sa.exc.SQLAlchemyError as exc:
@@ -146,13 +146,16 @@ def _database(name: str, url: str, *, app: bool) -> list[Check]:
         engine.dispose()
     checks = [Check(name, "ok", f"{shown}: reachable")]
     if app:
-        head = head_revision()
-        if current == head:
-            checks.append(Check("migrations", "ok", f"at head ({head})"))
+        heads = head_revisions()  # the core's head and each installed app's branch head
+        at_heads = ", ".join(sorted(heads))
+        if current == heads:
+            checks.append(Check("migrations", "ok", f"at head ({at_heads})"))
         else:
+            at = ", ".join(sorted(current)) or "none (empty database)"
+            behind = ", ".join(sorted(heads - current))
             checks.append(
                 Check("migrations", "missing",
-                      f"at {current or 'none (empty database)'}, this code's head is {head}",
+                      f"at {at}, this code's heads are {at_heads} (not yet applied: {behind})",
                       "run `portwright migrate` (`up`, `worker` and `api` also migrate at start)")
             )  # fmt: skip
     return checks

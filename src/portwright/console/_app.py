@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -24,6 +25,7 @@ from portwright.console._dead_letters import dead_letters_router
 from portwright.console._escalations import escalations_router
 from portwright.console._live import live_router
 from portwright.console._pages import pages_router
+from portwright.console._panels import ConsolePanel, installed_panels, panels_router
 from portwright.console._render import PREFIX, display_zone, page
 from portwright.console._session import session_router
 from portwright.orchestrator import ConflictError, JobService
@@ -41,9 +43,16 @@ SECURITY_HEADERS = {
 }
 
 
-def console_app(service: JobService, settings: Settings, *, vault: Vault | None = None) -> FastAPI:
+def console_app(
+    service: JobService,
+    settings: Settings,
+    *,
+    vault: Vault | None = None,
+    panels: Sequence[ConsolePanel] | None = None,
+) -> FastAPI:
     """The operator console for a started runtime's `service` (served under `/console`);
-    `vault` opens stored credentials (default: the vault of `settings`' master key)."""
+    `vault` opens stored credentials (default: the vault of `settings`' master key);
+    `panels` are the apps' pages (default: the installed `portwright.console_panels`)."""
     if vault is None:
         from portwright.resources.vault import Vault  # the gateway imports the console
 
@@ -54,6 +63,7 @@ def console_app(service: JobService, settings: Settings, *, vault: Vault | None 
     app.state.login_limiter = LoginLimiter()
     app.state.vault = vault
     app.state.display_tz = display_zone(settings.display_timezone)
+    app.state.panels = list(installed_panels() if panels is None else panels)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(session_router())
     app.include_router(live_router(service.store))
@@ -62,6 +72,7 @@ def console_app(service: JobService, settings: Settings, *, vault: Vault | None 
     app.include_router(browser_live_router(service))
     app.include_router(dead_letters_router(service.store))
     app.include_router(credentials_router(service.store, vault))
+    app.include_router(panels_router(service.store, app.state.panels))
 
     @app.exception_handler(LoginRequiredError)
     async def _login(request: Request, exc: LoginRequiredError) -> Response:

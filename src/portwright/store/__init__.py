@@ -18,7 +18,17 @@ from portwright.store._fleet import ProxyBurnRecord, TierStatRecord
 from portwright.store._idempotency import IdempotencyClaim
 from portwright.store._inbox import FinishedNote, InboxRecord, NewInboxEvent
 from portwright.store._jobs import JobIdTakenError, JobNotFoundError, NewJob, StaleStateError
-from portwright.store._migrate import current_revision, head_revision, metadata_of, migrate
+from portwright.store._migrate import (
+    NAMING_CONVENTION,
+    AppSchema,
+    app_schemas,
+    current_revision,
+    current_revisions,
+    head_revision,
+    head_revisions,
+    metadata_of,
+    migrate,
+)
 from portwright.store._outage import OutageBackoff, is_database_unavailable
 from portwright.store._outbox import OutboxRecord
 from portwright.store._portals import BreakerPolicy
@@ -42,8 +52,10 @@ from portwright.store._usage import UsageSummary, UsageTotals
 from portwright.store._vault import CredentialRecord, DataKeyRecord
 
 __all__ = [
+    "NAMING_CONVENTION",
     "PG_CONNECT_ARGS",
     "ApiKeyRecord",
+    "AppSchema",
     "AttemptRecord",
     "AuditNote",
     "AuditRecord",
@@ -87,10 +99,13 @@ __all__ = [
     "UsageSummary",
     "UsageTotals",
     "WorkerRecord",
+    "app_schemas",
     "blob_store_from",
     "create_engine",
     "current_revision",
+    "current_revisions",
     "head_revision",
+    "head_revisions",
     "is_database_unavailable",
     "is_sqlite",
     "metadata_of",

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
+    "NAMING_CONVENTION",
     "api_keys",
     "audit_log",
     "breaker_outcomes",
@@ -19,8 +20,6 @@ __all__ = [
     "credentials",
     "deliveries",
     "delivery_attempts",
-    "dispatch_assignments",
-    "dispatch_drivers",
     "escalations",
     "evidence",
     "idempotency_keys",
@@ -43,14 +42,15 @@ __all__ = [
     "workers",
 ]
 
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+# How constraints and indexes are named; an app's own tables use it too (AppSchema).
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
 
@@ -470,34 +470,4 @@ delivery_attempts = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
-)
-
-dispatch_assignments = sa.Table(
-    "dispatch_assignments",
-    metadata,
-    sa.Column("order_key", sa.String(200), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("platform", sa.String(100), nullable=False),
-    sa.Column("order_id", sa.String(200), nullable=False),
-    sa.Column("driver_id", sa.String(100)),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Index(None, "tenant_id", "driver_id"),
-)
-
-# -- dispatch (0007) ---------------------------------------------------------------------
-
-dispatch_drivers = sa.Table(
-    "dispatch_drivers",
-    metadata,
-    sa.Column("tenant_id", sa.String(64), primary_key=True),
-    sa.Column("driver_id", sa.String(100), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False, server_default=""),
-    sa.Column("available", sa.Boolean, nullable=False, server_default=sa.true()),
-    sa.Column("lat", sa.Float),
-    sa.Column("lon", sa.Float),
-    sa.Column("location_at", sa.Float),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
 )

@@ -16,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from portwright.apps.dispatch.tables import dispatch_assignments, dispatch_drivers
 from portwright.store import InboxRecord, tenant_transaction, to_record
-from portwright.store.schema import dispatch_assignments, dispatch_drivers, webhook_inbox
+from portwright.store.schema import webhook_inbox
 
 __all__ = ["ACTIVE", "AssignmentRecord", "DispatchRepository", "DriverRecord"]
 

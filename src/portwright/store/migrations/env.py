@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from portwright.store._schema import metadata
+from portwright.store._migrate import metadata_of
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reachable through the alembic CLI
@@ -12,7 +12,7 @@ if connection is None:  # pragma: no cover - only reachable through the alembic 
 
 context.configure(
     connection=connection,
-    target_metadata=metadata,
+    target_metadata=metadata_of(),  # the core's tables and the installed apps'
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )

@@ -1,4 +1,8 @@
-"""delivery: transactional outbox, webhook endpoints, deliveries and attempts, dispatch
+"""delivery: transactional outbox, webhook endpoints, deliveries and attempts
+
+(Until the apps had their own migrations this revision also created
+`dispatch_assignments`; the dispatch app's branch now creates it, and adopts the table
+where an older version of this revision already made it.)
 
 Revision ID: 0005
 Revises: 0004
@@ -68,25 +72,6 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "dispatch_assignments",
-        sa.Column("order_key", sa.String(length=200), nullable=False),
-        sa.Column("tenant_id", sa.String(length=64), nullable=False),
-        sa.Column("platform", sa.String(length=100), nullable=False),
-        sa.Column("order_id", sa.String(length=200), nullable=False),
-        sa.Column("driver_id", sa.String(length=100), nullable=True),
-        sa.Column("status", sa.String(length=32), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("updated_at", sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint("order_key", name=op.f("pk_dispatch_assignments")),
-    )
-    with op.batch_alter_table("dispatch_assignments", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_dispatch_assignments_tenant_id_driver_id"),
-            ["tenant_id", "driver_id"],
-            unique=False,
-        )
-
-    op.create_table(
         "outbox",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("event_id", sa.String(length=120), nullable=False),
@@ -142,10 +127,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbox_published_at_id"))
 
     op.drop_table("outbox")
-    with op.batch_alter_table("dispatch_assignments", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_dispatch_assignments_tenant_id_driver_id"))
-
-    op.drop_table("dispatch_assignments")
     with op.batch_alter_table("delivery_attempts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_delivery_attempts_delivery_id"))
 

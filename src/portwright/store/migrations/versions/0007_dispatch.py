@@ -1,4 +1,9 @@
-"""dispatch: the drivers of each tenant (roster, availability, last location)
+"""(formerly dispatch's drivers table; now a step that changes nothing)
+
+The dispatch app ships its own tables in its own Alembic branch (label `dispatch`,
+`portwright.apps.dispatch.tables`). Databases that ran the older form of this revision
+already have `dispatch_drivers`; the app's branch adopts it. The revision keeps its id
+so that the core chain stays linear and those databases still find their history.
 
 Revision ID: 0007
 Revises: 0006
@@ -6,28 +11,13 @@ Revises: 0006
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
-
 revision = "0007"
 down_revision = "0006"
 
 
 def upgrade() -> None:
-    op.create_table(
-        "dispatch_drivers",
-        sa.Column("tenant_id", sa.String(length=64), nullable=False),
-        sa.Column("driver_id", sa.String(length=100), nullable=False),
-        sa.Column("name", sa.String(length=200), server_default="", nullable=False),
-        sa.Column("available", sa.Boolean(), server_default=sa.true(), nullable=False),
-        sa.Column("lat", sa.Float(), nullable=True),
-        sa.Column("lon", sa.Float(), nullable=True),
-        sa.Column("location_at", sa.Float(), nullable=True),
-        sa.Column("created_at", sa.Float(), nullable=False),
-        sa.Column("updated_at", sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint("tenant_id", "driver_id", name=op.f("pk_dispatch_drivers")),
-    )
+    pass
 
 
 def downgrade() -> None:
-    op.drop_table("dispatch_drivers")
+    pass

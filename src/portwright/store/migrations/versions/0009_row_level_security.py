@@ -16,14 +16,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from portwright.store.migrations import isolate_tenant_rows, release_tenant_rows
+
 revision = "0009"
 down_revision = "0008"
-
-POLICY = "portwright_tenant_isolation"
-_VISIBLE = (
-    "current_setting('portwright.scope', true) = 'system' "
-    "OR tenant_id = current_setting('portwright.tenant_id', true)"
-)
 
 
 def _tenant_tables() -> list[str]:
@@ -43,17 +39,11 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in _tenant_tables():
-        op.execute(f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY')
-        op.execute(f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY')
-        op.execute(
-            f'CREATE POLICY {POLICY} ON "{table}" USING ({_VISIBLE}) WITH CHECK ({_VISIBLE})'
-        )
+        isolate_tenant_rows(table)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in _tenant_tables():
-        op.execute(f'DROP POLICY IF EXISTS {POLICY} ON "{table}"')
-        op.execute(f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY')
-        op.execute(f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY')
+        release_tenant_rows(table)
