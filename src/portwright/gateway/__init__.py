@@ -36,7 +36,7 @@ Layout: `auth/` (API keys), `ratelimit/`, `idempotency/`, `kernel` (for other ro
 """
 
 from portwright.gateway._app import create_app
-from portwright.gateway._plans import PLANS, TIER_CREDITS, Plan
+from portwright.gateway._plans import PLANS, TIER_CREDITS, Plan, PlanLimit, installed_plan_limits
 from portwright.gateway._principal import Principal
 from portwright.gateway._server import ServerLimits, server_config
 from portwright.gateway.auth import IssuedKey, issue_key
@@ -55,6 +55,7 @@ __all__ = [
     "IssuedKey",
     "PermanentWebhookError",
     "Plan",
+    "PlanLimit",
     "Principal",
     "RateLimiter",
     "ServerLimits",
@@ -64,6 +65,7 @@ __all__ = [
     "WebhookHandler",
     "create_app",
     "guarded_client",
+    "installed_plan_limits",
     "issue_key",
     "server_config",
 ]

@@ -1,11 +1,15 @@
 """Plans, quotas and credits: what a tenant may use per month, and what each engine tier costs.
 
-| plan       | jobs / month | credits / month | directories / job | batch size |
-|------------|--------------|-----------------|-------------------|------------|
-| starter    | 1,000        | 1,000           | 50                | 100        |
-| growth     | 10,000       | 10,000          | 100               | 500        |
-| business   | 100,000      | 100,000         | 300               | 1,000      |
-| enterprise | 1,000,000    | 1,000,000       | 500               | 1,000      |
+| plan       | jobs / month | credits / month | batch size |
+|------------|--------------|-----------------|------------|
+| starter    | 1,000        | 1,000           | 100        |
+| growth     | 10,000       | 10,000          | 500        |
+| business   | 100,000      | 100,000         | 1,000      |
+| enterprise | 1,000,000    | 1,000,000       | 1,000      |
+
+Apps add per-job limits of their own (entry-point group `portwright.plan_limits`, a
+`PlanLimit` each): the directories app caps the directories a job names per plan. A job
+over one is refused with 402 `plan_limit` before any quota is taken.
 
 Credits per scrape by the engine tier that served the page (the ladder's rungs):
 http 1, http-tls 2, browser 5, stealth 10. A scrape reserves the requested
@@ -18,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from portwright.engines.ladder import DEFAULT_RUNGS
 from portwright.gateway._errors import ApiError
+from portwright.plugins import PLAN_LIMITS, PluginError, load_plugins
 from portwright.store import Store
 
 __all__ = [
@@ -32,7 +37,9 @@ __all__ = [
     "TIER_CREDITS",
     "Meter",
     "Plan",
+    "PlanLimit",
     "current_period",
+    "installed_plan_limits",
     "plan_of",
     "tier_of",
 ]
@@ -43,23 +50,49 @@ class Plan:
     name: str
     jobs_per_month: int
     credits_per_month: int
-    directories_per_job: int
     batch_size: int
 
 
 PLANS: Mapping[str, Plan] = {
     p.name: p
     for p in (
-        Plan("starter", 1_000, 1_000, 50, 100),
-        Plan("growth", 10_000, 10_000, 100, 500),
-        Plan("business", 100_000, 100_000, 300, 1_000),
-        Plan("enterprise", 1_000_000, 1_000_000, 500, 1_000),
+        Plan("starter", 1_000, 1_000, 100),
+        Plan("growth", 10_000, 10_000, 500),
+        Plan("business", 100_000, 100_000, 1_000),
+        Plan("enterprise", 1_000_000, 1_000_000, 1_000),
     )
 }
 
 TIER_CREDITS: Mapping[str, int] = {rung.name: rung.credits for rung in DEFAULT_RUNGS}
 """A page's price by the ladder rung that served it (the ladder's own prices, one source)."""
 PENDING_TIER = "pending"  # the tier of a usage record the store prices when its job ends
+
+
+@dataclass(frozen=True)
+class PlanLimit:
+    """A per-job quota an app adds to the plans (entry-point group `portwright.plan_limits`).
+
+    `measure(job_input)` is how much of it a job asks for (None: the job does not use
+    it); `per_plan` the most each plan allows (a plan not named has no such limit);
+    `field` is where the request says it, and `unit` what is counted, for the 402."""
+
+    field: str
+    unit: str
+    per_plan: Mapping[str, int]
+    measure: Callable[[Mapping[str, Any]], int | None]
+
+
+def installed_plan_limits() -> list[PlanLimit]:
+    """The installed apps' plan limits, by entry-point name."""
+    limits: list[PlanLimit] = []
+    for name, limit in load_plugins(PLAN_LIMITS).items():
+        if not isinstance(limit, PlanLimit):
+            raise PluginError(
+                f"plugin {name!r} in entry-point group {PLAN_LIMITS!r} is a "
+                f"{type(limit).__name__}, not a portwright.gateway.PlanLimit"
+            )
+        limits.append(limit)
+    return limits
 
 
 def plan_of(name: str) -> Plan:
@@ -78,19 +111,22 @@ def current_period(now: float | None = None) -> str:
 class Meter:
     """Reserves quota before a job is accepted and records what it was charged."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, limits: Sequence[PlanLimit] | None = None) -> None:
         self.store = store
+        self.limits = list(installed_plan_limits() if limits is None else limits)
 
     def check_job_shape(self, plan: Plan, job_input: Mapping[str, Any]) -> None:
-        """402 when a job asks for more directories than the plan allows."""
-        directories = job_input.get("directories")
-        if isinstance(directories, list) and len(directories) > plan.directories_per_job:
-            raise ApiError(
-                402,
-                "plan_limit",
-                f"input.directories: {len(directories)} directories exceed the {plan.name} "
-                f"plan's {plan.directories_per_job} per job",
-            )
+        """402 when a job asks for more of an app's per-job limit than the plan allows."""
+        for limit in self.limits:
+            allowed = limit.per_plan.get(plan.name)
+            asked = limit.measure(job_input)
+            if allowed is not None and asked is not None and asked > allowed:
+                raise ApiError(
+                    402,
+                    "plan_limit",
+                    f"{limit.field}: {asked} {limit.unit} exceed the {plan.name} plan's "
+                    f"{allowed} per job",
+                )
 
     async def reserve(self, tenant_id: str, plan: Plan, *, jobs: int, credits: int) -> str:
         """Take `jobs` and `credits` from this month's allowance, or raise 402."""
