@@ -61,19 +61,36 @@ class Listener:
     tests' target (it must see no request) or the address a guard checked (it must).
 
     `with Listener("127.0.0.2", port=0, body=…) as site:`; `site.hits` lists the
-    request lines with their Host header; `robots` is what /robots.txt serves."""
+    request lines with their Host header; `robots` is what /robots.txt serves;
+    `redirects` maps paths to the Location a 302 answers them with."""
 
-    def __init__(self, host: str, port: int = 0, *, body: str = "", robots: str = "") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int = 0,
+        *,
+        body: str = "",
+        robots: str = "",
+        redirects: dict[str, str] | None = None,
+    ) -> None:
         import http.server
         import threading
 
         hits: list[str] = []
         self.hits = hits
         page, rules = body.encode(), robots.encode()
+        moved = dict(redirects or {})  # path -> Location of a 302
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 hits.append(f"{self.command} {self.path} host={self.headers.get('host')}")
+                if self.path in moved:
+                    self.send_response(302)
+                    self.send_header("location", moved[self.path])
+                    self.send_header("content-length", "0")
+                    self.send_header("connection", "close")
+                    self.end_headers()
+                    return
                 data = rules if self.path == "/robots.txt" else page
                 kind = "text/plain" if self.path == "/robots.txt" else "text/html"
                 self.send_response(200)

@@ -34,7 +34,7 @@ from portwright.sdk import ChallengeError, JobError, Logger, Page, PermanentErro
 if TYPE_CHECKING:
     from playwright.async_api import Page as BrowserPage
 
-    from portwright.engines.browser import Masker, StepBrowser
+    from portwright.engines.browser import Masker, RouteGuard, StepBrowser
     from portwright.engines.ladder import FetchResult, GuardProxy
     from portwright.orchestrator._runtime import Runtime
     from portwright.store import JobRecord
@@ -84,6 +84,7 @@ class StepContextImpl:
         self.evidence_ids: list[str] = []
         self._browser: StepBrowser | None = None  # the fleet's browser side, on first use
         self._browser_guard: GuardProxy | None = None  # the SSRF guard in front of it
+        self._route_guard: RouteGuard | None = None  # the same, for a remote (CDP) browser
         self._watched: set[Any] = set()
         self._refused: JobError | None = None  # a main-frame navigation the guard refused
         self._secrets_used: list[str] = []  # masked in this step's evidence
@@ -196,17 +197,21 @@ class StepContextImpl:
                 "Chromium or set PORTWRIGHT_CHROMIUM to its path)"
             )
         if self._browser is None:
+            from portwright.engines.browser import GuardedIdentity, RouteGuard
             from portwright.engines.ladder import GuardProxy
 
             job = self._job
-            guard = GuardProxy(
-                refusing(self._rt.guard), fleet.identity(job.id, job.portal, self._proxy)
-            )
+            check = refusing(self._rt.guard)
+            upstream = fleet.identity(job.id, job.portal, self._proxy)
+            guard = GuardProxy(check, upstream)
             self._browser_guard = await guard.__aenter__()
+            self._route_guard = RouteGuard(check)
             self._browser = fleet.step_browser(
                 job_id=job.id,
                 seed=job.id,
-                proxy=guard.proxy,
+                # a local browser goes through the loopback guard proxy; a remote (CDP)
+                # one through the identity itself, each request checked by the route guard
+                proxy=GuardedIdentity(guard.proxy, upstream, self._route_guard),
                 sink=self,
                 blobs=self._rt.blobs,
                 prefix=f"{job.tenant_id}/{job.id}",
@@ -234,6 +239,8 @@ class StepContextImpl:
         guard = self._browser_guard
         if guard is None or self._refused is not None:
             return
+        route = self._route_guard
+        refusals = [*guard.refused, *(route.refused if route is not None else ())]
         try:
             if not (request.is_navigation_request() and request.frame.parent_frame is None):
                 return
@@ -241,7 +248,7 @@ class StepContextImpl:
             return
         where = _origin(request.url)
         self._refused = next(
-            (r for r in guard.refused if _origin(str(r.details.get("url", ""))) == where), None
+            (r for r in refusals if _origin(str(r.details.get("url", ""))) == where), None
         )
 
     async def fetch(self, url: str, **options: Any) -> FetchResult:
@@ -257,7 +264,12 @@ class StepContextImpl:
     @property
     def refused(self) -> JobError | None:
         """The SSRF guard's refusal of a navigation of the step's browser page, if any: the
-        step failed for it, whatever the page then showed the adapter."""
+        step failed for it, whatever the page then showed the adapter. On a remote browser
+        a refused redirect hop (seen only after it was sent; its page is closed) counts too."""
+        if self._refused is None and self._route_guard is not None:
+            hops = self._route_guard.refused_hops
+            if hops:
+                return hops[0]
         return self._refused
 
     def mask(self, text: str) -> str:
@@ -295,6 +307,8 @@ class StepContextImpl:
                 await self._browser.aclose()
             if self._browser_guard is not None:
                 await self._browser_guard.__aexit__(None, None, None)
+            if self._route_guard is not None:
+                await self._route_guard.aclose()
             if self._http_log:
                 log = json.dumps(self._http_log)
                 await self.attach("http-log", log, content_type="application/json")

@@ -51,7 +51,9 @@ from portwright.engines.browser._providers import (
     LocalChromium,
     RemoteCdp,
     cdp_endpoint,
+    is_remote,
 )
+from portwright.engines.browser._route_guard import GuardedIdentity, RouteGuard
 from portwright.engines.browser._step import StepBrowser
 from portwright.engines.browser._trace import merge_trace, trace_ordinals
 
@@ -71,6 +73,7 @@ __all__ = [
     "ChromiumFarm",
     "EvidenceSink",
     "Fingerprint",
+    "GuardedIdentity",
     "JobArtifacts",
     "LivePage",
     "LiveTarget",
@@ -82,6 +85,7 @@ __all__ = [
     "PoolStats",
     "ProcessInfo",
     "RemoteCdp",
+    "RouteGuard",
     "StepBrowser",
     "StorageState",
     "browser_processes",
@@ -90,6 +94,7 @@ __all__ = [
     "control_of",
     "descendants",
     "fingerprint_for",
+    "is_remote",
     "merge_trace",
     "persistent_context",
     "pss_bytes",

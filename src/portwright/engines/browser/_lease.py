@@ -27,11 +27,13 @@ class BrowserLease:
         proxy: Proxy | None,
         *,
         hardened: bool,
+        remote: bool = False,
     ) -> None:
         self.context = context
         self.fingerprint = fingerprint
-        self.proxy = proxy
+        self.proxy = proxy  # the way out the context was given
         self.hardened = hardened
+        self.remote = remote  # on a browser reached over CDP (see `is_remote`)
         self._tracing = False
 
     @property

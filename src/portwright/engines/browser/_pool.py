@@ -27,7 +27,13 @@ from playwright.async_api import Browser, Playwright, async_playwright
 from portwright.engines.browser._fingerprint import Fingerprint, fingerprint_for
 from portwright.engines.browser._lease import BrowserLease, StorageState
 from portwright.engines.browser._procs import ProcessInfo, browser_processes
-from portwright.engines.browser._providers import HARDENING_SCRIPT, BrowserProvider, LocalChromium
+from portwright.engines.browser._providers import (
+    HARDENING_SCRIPT,
+    BrowserProvider,
+    LocalChromium,
+    is_remote,
+)
+from portwright.engines.browser._route_guard import GuardedIdentity
 from portwright.engines.browser._shared import SessionContexts
 from portwright.observability import track_browser_pool
 from portwright.resources.proxies import Proxy
@@ -172,7 +178,7 @@ class BrowserPool:
     async def context(
         self,
         *,
-        proxy: Proxy | None = None,
+        proxy: Proxy | GuardedIdentity | None = None,
         seed: str = "",
         country: str | None = None,
         fingerprint: Fingerprint | None = None,
@@ -180,7 +186,11 @@ class BrowserPool:
         storage_state: StorageState | None = None,
         trace: bool = False,
     ) -> AsyncIterator[BrowserLease]:
-        """An isolated context on a pooled browser, closed (and its slot freed) on exit."""
+        """An isolated context on a pooled browser, closed (and its slot freed) on exit.
+
+        With a `GuardedIdentity` the browser it lands on decides the way out: a local one
+        goes through the loopback guard proxy, a remote one (CDP) through the identity's
+        upstream with the route guard attached to the context."""
         await self.start()
         slot = await self._acquire_slot(hardened)
         lease: BrowserLease | None = None
@@ -220,29 +230,43 @@ class BrowserPool:
         self,
         slot: Slot,
         *,
-        proxy: Proxy | None,
+        proxy: Proxy | GuardedIdentity | None,
         seed: str,
         country: str | None = None,
         fingerprint: Fingerprint | None = None,
         hardened: bool,
         storage_state: StorageState | None = None,
     ) -> BrowserLease:
+        guarded = proxy if isinstance(proxy, GuardedIdentity) else None
+        remote = is_remote(slot.browser)
+        way_out = guarded.for_browser(remote) if guarded is not None else proxy
+        assert not isinstance(way_out, GuardedIdentity)
         fp = fingerprint or fingerprint_for(
-            country or (proxy.country if proxy else None), seed=seed, browser_version=slot.version
+            country or (way_out.country if way_out else None),
+            seed=seed,
+            browser_version=slot.version,
         )
         options: dict[str, Any] = dict(fp.context_options())
-        if proxy is not None:
-            options["proxy"] = proxy.for_playwright()
+        if way_out is not None:
+            options["proxy"] = way_out.for_playwright()
         if storage_state is not None:
             options["storage_state"] = storage_state
         context = await slot.browser.new_context(**options)
         self._contexts += 1
+        if guarded is not None and remote:
+            try:
+                await guarded.route_guard.attach(context)
+            except BaseException:
+                self._contexts -= 1
+                with contextlib.suppress(Exception):
+                    await context.close()
+                raise
         context.set_default_navigation_timeout(self.config.navigation_timeout_s * 1000)
         context.set_default_timeout(self.config.action_timeout_s * 1000)
         if hardened:
             await context.add_init_script(HARDENING_SCRIPT)
         context.on("page", lambda _page: self._page_opened(slot))
-        return BrowserLease(context, fp, proxy, hardened=hardened)
+        return BrowserLease(context, fp, way_out, hardened=hardened, remote=remote)
 
     async def _close_context(self, lease: BrowserLease) -> None:
         self._contexts -= 1

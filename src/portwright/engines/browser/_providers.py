@@ -54,6 +54,16 @@ Endpoint = str | Callable[[], Awaitable[str]]
 _ENDPOINTS: weakref.WeakKeyDictionary[Browser, str] = weakref.WeakKeyDictionary()
 
 
+# The browsers a `RemoteCdp` provider connected to: not on this host as far as the pool
+# knows, so out of reach of a loopback guard proxy (`is_remote`).
+_REMOTE: weakref.WeakSet[Browser] = weakref.WeakSet()
+
+
+def is_remote(browser: Browser) -> bool:
+    """Whether `browser` was reached over CDP at a URL (it may run on another host)."""
+    return browser in _REMOTE
+
+
 def cdp_endpoint(browser: Browser) -> str | None:
     """The CDP endpoint another client can attach to `browser` through, if it has one."""
     return _ENDPOINTS.get(browser)
@@ -194,6 +204,7 @@ class RemoteCdp:
             raise
         self._urls[id(browser)] = url
         _ENDPOINTS[browser] = url
+        _REMOTE.add(browser)
         return browser
 
     async def retire(self, browser: Browser) -> None:

@@ -22,6 +22,7 @@ from portwright.engines.browser._evidence import EvidenceSink, Masker, capture_p
 from portwright.engines.browser._lease import BrowserLease
 from portwright.engines.browser._persistent import persistent_context
 from portwright.engines.browser._pool import BrowserPool
+from portwright.engines.browser._route_guard import GuardedIdentity
 from portwright.resources import ProfileLease, ProfilePool
 from portwright.resources.proxies import Proxy
 
@@ -38,7 +39,7 @@ class StepBrowser:
         pool: BrowserPool,
         *,
         seed: str,
-        proxy: Proxy | None,
+        proxy: Proxy | GuardedIdentity | None,
         sink: EvidenceSink,
         artifacts: JobArtifacts | None = None,
         masker: Callable[[], Masker] = Masker,
@@ -79,8 +80,10 @@ class StepBrowser:
             lease = await self._stack.enter_async_context(
                 persistent_context(
                     self.pool,
-                    self._profile,
-                    proxy=self.proxy,
+                    self._profile,  # a profile opens in a local Chromium: the loopback guard
+                    proxy=self.proxy.local
+                    if isinstance(self.proxy, GuardedIdentity)
+                    else self.proxy,
                     seed=self.seed,
                     hardened=hardened,
                     trace=self.trace,

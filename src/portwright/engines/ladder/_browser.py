@@ -21,7 +21,14 @@ from playwright.async_api import Page, Response
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from portwright.engines._errors import classify_status
-from portwright.engines.browser import BrowserPool, EvidenceSink, capture_page, record_page
+from portwright.engines.browser import (
+    BrowserPool,
+    EvidenceSink,
+    GuardedIdentity,
+    RouteGuard,
+    capture_page,
+    record_page,
+)
 from portwright.engines.ladder._guard_proxy import GuardProxy
 from portwright.engines.ladder._http import Exchange, FetchRequest, Guard, Solve, guards_of
 from portwright.engines.ladder._session import Session
@@ -112,23 +119,32 @@ class BrowserFetcher:
         guard = guards_of(request, self.guard)
         if guard is None:
             return await self._fetch(request, proxy, session, solve, sink, started, None)
+        route = RouteGuard(guard)
         async with GuardProxy(guard, proxy) as checked:
-            return await self._fetch(request, checked.proxy, session, solve, sink, started, checked)
+            # a local browser through the loopback guard proxy, a remote (CDP) one through
+            # `proxy` itself with every request checked by the route guard
+            identity = GuardedIdentity(checked.proxy, proxy, route)
+            try:
+                return await self._fetch(
+                    request, identity, session, solve, sink, started, (checked, route)
+                )
+            finally:
+                await route.aclose()
 
     async def _fetch(
         self,
         request: FetchRequest,
-        proxy: Proxy | None,
+        proxy: Proxy | GuardedIdentity | None,
         session: Session,
         solve: Solve,
         sink: EvidenceSink | None,
         started: float,
-        checked: GuardProxy | None,
+        checked: tuple[GuardProxy, RouteGuard] | None,
     ) -> Exchange:
         tracing = (self.trace if request.trace is None else request.trace) and sink is not None
         # A named session shares one context, unless traced or guarded (a context per fetch,
         # its cookies carried by the session).
-        if session.key is not None and not tracing and checked is None:
+        if session.key is not None and not tracing and not isinstance(proxy, GuardedIdentity):
             context = self.pool.session_context(session.key, proxy=proxy, hardened=self.hardened)
         else:
             context = self.pool.context(
@@ -142,8 +158,9 @@ class BrowserFetcher:
                 if session.key is not None:  # a private session's cookies die with it
                     session.update(await lease.cookies())
             except Exception:
-                if checked is not None and checked.refused:
-                    raise checked.refused[0] from None
+                refused = [*checked[0].refused, *checked[1].refused] if checked else []
+                if refused:
+                    raise refused[0] from None
                 raise
             else:
                 return exchange
