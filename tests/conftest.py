@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from portwright.adapters import AdapterRegistry
+from portwright.composition import build_runtime
 from portwright.orchestrator import JobService, Runtime
 from portwright.settings import Settings
 
@@ -98,7 +99,7 @@ def make_runtime(settings: Settings) -> Iterator[RuntimeFactory]:
     started: list[Runtime] = []
 
     def make(registry: AdapterRegistry, **kw: object) -> Runtime:
-        runtime = Runtime(kw.pop("settings", settings), registry, **kw)  # type: ignore[arg-type]
+        runtime = build_runtime(kw.pop("settings", settings), registry, **kw)  # type: ignore[arg-type]
         _off_loop(runtime.start)  # DBOS refuses some calls inside a running event loop
         started.append(runtime)
         return runtime

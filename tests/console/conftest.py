@@ -20,9 +20,10 @@ from pydantic import SecretStr
 
 from portwright.adapters import AdapterRegistry
 from portwright.apps.consulate import ConsulateAdapter
+from portwright.composition import build_runtime
 from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.gateway import create_app
-from portwright.orchestrator import JobService, Runtime
+from portwright.orchestrator import JobService
 from portwright.resources.vault import Vault
 from portwright.sandbox import SandboxWorld, consulate, inbox
 from portwright.sandbox.echo import echo_service
@@ -67,7 +68,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, world: SandboxWorld) -> It
     registry.register(EchoAdapter)
     registry.register(ConsulateAdapter)
     vault = Vault.from_settings(settings)
-    runtime = Runtime(settings, registry, secrets=vault)
+    runtime = build_runtime(settings, registry, secrets=vault)
     _off_loop(runtime.start)
     service = JobService(runtime)
     app = create_app(service, settings, vault=vault)

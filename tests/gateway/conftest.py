@@ -20,8 +20,9 @@ from pydantic import SecretStr
 from portwright.adapters import AdapterRegistry
 from portwright.adapters.scrape import ScrapeAdapter
 from portwright.client import Client
+from portwright.composition import build_runtime
 from portwright.gateway import UrlGuard, create_app
-from portwright.orchestrator import JobService, Runtime
+from portwright.orchestrator import JobService
 from portwright.resources.vault import Vault
 from portwright.sandbox import SandboxWorld
 from portwright.sandbox.echo import echo_service
@@ -124,7 +125,7 @@ def stack(
         for adapter in (EchoAdapter, PaymentWaiter, SecretUser, ScrapeAdapter.with_guard(guard)):
             registry.register(adapter)
         vault = Vault.from_settings(settings)
-        runtime = Runtime(settings, registry, secrets=vault)
+        runtime = build_runtime(settings, registry, secrets=vault)
         _off_loop(runtime.start)
         service = JobService(runtime)
         server = ServerThread(create_app(service, settings, vault=vault), settings).start()

@@ -1,5 +1,8 @@
 """Assembling the one-process stack `up` and `demo` run: sandbox, runtime, gateway.
 
+The runtime is built by the composition root (`portwright.composition`), as for `api`,
+`worker`, the relay and the tests.
+
 The runtime's resources (proxies, captcha chain, browsers, identities) come from the
 settings alone; the sandbox world, reached through its world plugin (`sandbox_world()`),
 is one configuration of them: its loopback ports go on the SSRF allowlist (nothing else
@@ -12,15 +15,22 @@ configured resources (`settings_for`), and its webhooks are sent to this gateway
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from portwright.composition import has_chromium, platform_registry, platform_runtime
 from portwright.settings import Settings
 
-__all__ = ["Stack", "platform_registry", "sandbox_world", "start_runtime", "start_stack"]
+__all__ = [
+    "Stack",
+    "has_chromium",
+    "platform_registry",
+    "sandbox_world",
+    "start_runtime",
+    "start_stack",
+]
 
 
 @dataclass
@@ -48,55 +58,6 @@ def sandbox_world() -> Any:
     return load_plugin(WORLDS, "sandbox")
 
 
-def _fleet(settings: Settings, captcha: Any, *, notice: bool = True) -> Any:
-    """The fleet the settings configure (browsers, proxies, the captcha chain); `captcha`,
-    a solver, replaces the configured chain."""
-    from portwright.engines import ChromiumNotFoundError, Fleet
-    from portwright.resources import SolverChain, proxy_pool_from, solver_chain_from
-    from portwright.resources.ssrf import UrlGuard
-
-    guard = UrlGuard.from_allowlist(settings.url_allowlist)
-    proxies = proxy_pool_from(settings.proxies)
-    solver: SolverChain | None = None
-    if captcha is not None:
-        solver = SolverChain({"captcha": captcha})
-    else:
-        solver = solver_chain_from(settings, guard)
-    try:
-        return Fleet.from_settings(settings, proxies=proxies, captcha=solver)
-    except ChromiumNotFoundError as exc:  # HTTP tiers only; browser scrapes answer 422
-        if notice:  # the demo says it its own way (what it skips)
-            print(f"# {exc}: scrapes use the HTTP tiers only", file=sys.stderr)
-        return Fleet(proxies=proxies, captcha=solver)
-
-
-def platform_registry(settings: Settings, *, browsers: bool) -> Any:
-    """Every installed adapter, the scrape adapter on the fleet behind the SSRF guard
-    (its browser engines offered only where a Chromium is)."""
-    from portwright.adapters import default_registry
-    from portwright.adapters.scrape import ENGINES, ScrapeAdapter
-    from portwright.gateway import UrlGuard
-
-    registry = default_registry()
-    engines = ENGINES if browsers else ("auto", "http")
-    guard = UrlGuard.from_allowlist(settings.url_allowlist)
-    registry.register(ScrapeAdapter.on_fleet(guard, engines=engines))
-    return registry
-
-
-def has_chromium(settings: Settings) -> bool:
-    """Whether this process can have browsers: a remote one configured, or a Chromium here."""
-    from portwright.engines import ChromiumNotFoundError, find_chromium
-
-    if any(p.kind == "cdp" for p in settings.browsers.providers):
-        return True
-    try:
-        find_chromium(settings.chromium_path)
-    except ChromiumNotFoundError:
-        return False
-    return True
-
-
 def start_runtime(
     settings: Settings,
     *,
@@ -104,25 +65,10 @@ def start_runtime(
     run_workers: bool = True,
     browser_notice: bool = True,
 ) -> tuple[Any, Any]:
-    """The runtime every platform process runs (`up`, `demo`, `worker`, `api`) and its vault:
-    every adapter, the fleet for browser work, portal credentials from the vault."""
-    from portwright.orchestrator import Runtime
-    from portwright.resources import identity_from
-    from portwright.resources.vault import Vault
-
-    vault = Vault.from_settings(settings)
-    if run_workers:
-        # scrapes climb the engine ladder (scenario 2); adapters use the identities configured
-        fleet = _fleet(settings, captcha, notice=browser_notice)
-        registry = platform_registry(settings, browsers=fleet.browsers is not None)
-        runtime = Runtime(
-            settings, registry, secrets=vault, captcha=captcha, fleet=fleet,
-            identity=identity_from(settings, fleet.proxies),
-        )  # fmt: skip
-    else:  # a gateway only: the registry validates input, workers elsewhere run the jobs
-        registry = platform_registry(settings, browsers=has_chromium(settings))
-        runtime = Runtime(settings, registry, run_workers=False, secrets=vault)
-    return runtime.start(), vault
+    """The started platform runtime and its vault (`portwright.composition`)."""
+    return platform_runtime(
+        settings, captcha=captcha, run_workers=run_workers, browser_notice=browser_notice
+    )
 
 
 def _free_port(host: str) -> int:

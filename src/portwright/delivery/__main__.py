@@ -21,12 +21,8 @@ from collections.abc import Sequence
 
 import structlog
 
-from portwright.delivery._nats import sinks_from
 from portwright.delivery._notify import OutboxListener
-from portwright.delivery._policy import DeliveryPolicy
-from portwright.delivery._relay import Relay
 from portwright.observability import configure_logging, configure_tracing, install_excepthooks
-from portwright.resources.ssrf import UrlGuard, guarded_client
 from portwright.settings import Settings
 from portwright.store import Store
 
@@ -49,21 +45,15 @@ def _parser() -> argparse.ArgumentParser:
 
 async def serve(settings: Settings, args: argparse.Namespace) -> None:
     """Run one relay until SIGTERM or SIGINT."""
+    from portwright.composition import build_relay
     from portwright.resources.vault import Vault  # opens endpoints' sealed signing secrets
 
     store = await asyncio.to_thread(Store.open, settings.app_database_url)
     vault = Vault.from_settings(settings, store=store)
-    guard = UrlGuard.from_allowlist(settings.url_allowlist)
-    relay = Relay(
-        store,
-        client=guarded_client(guard, timeout=args.timeout_s, max_redirects=0),
-        policy=DeliveryPolicy(timeout_s=args.timeout_s),
-        sinks=sinks_from(settings),
-        batch=args.batch,
-        poll_s=args.poll_s,
-        lease_s=args.lease_s,
-        sealer=vault,
-    )
+    relay = build_relay(
+        settings, store, vault, poll_s=args.poll_s, lease_s=args.lease_s, batch=args.batch,
+        timeout_s=args.timeout_s,
+    )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

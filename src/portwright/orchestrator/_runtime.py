@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID, SQLAlchemyDatasource
+from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID, SQLAlchemyDatasource
 
-from portwright import __version__
 from portwright.adapters import AdapterRegistry
 from portwright.observability import current_traceparent
 from portwright.orchestrator._chunks import chunk_queue_name
+from portwright.orchestrator._host import DbosHost, JobPorts
 from portwright.orchestrator._janitor import Janitor
 from portwright.orchestrator._sealed_input import InputSealer
 from portwright.orchestrator._workflow import job_workflow, set_runtime
@@ -36,16 +36,13 @@ from portwright.resources.ssrf import UrlGuard
 from portwright.sdk import Adapter, SelectorMap, StateMachine
 from portwright.settings import Settings
 from portwright.store import (
-    PG_CONNECT_ARGS,
     BlobStore,
     BreakerPolicy,
     JobRecord,
     NewJob,
     Store,
     blob_store_from,
-    create_engine,
     is_database_unavailable,
-    is_sqlite,
 )
 
 if TYPE_CHECKING:
@@ -107,6 +104,7 @@ class Runtime:
         self.breaker_policy = breaker_policy or BreakerPolicy()
         self._store: Store | None = None
         self._datasource: SQLAlchemyDatasource | None = None
+        self._host: DbosHost | None = None
         self._queues: dict[str, Queue] = {}
         self._janitor: Janitor | None = None
         self._selector_cache: dict[str, tuple[float, SelectorMap]] = {}
@@ -123,28 +121,10 @@ class Runtime:
         self._store = Store.open(settings.app_database_url)
         if self.fleet is not None:
             self.fleet.bind(self._store)
-        config: DBOSConfig = {
-            "name": "portwright",
-            "system_database_url": settings.dbos_database_url,
-            "executor_id": self.executor_id,
-            "application_version": f"portwright-{__version__}",
-            "log_level": "WARNING",
-            "notification_listener_polling_interval_sec": 0.1,
-        }
-        if is_sqlite(settings.dbos_database_url):
-            config["system_database_engine"] = create_engine(settings.dbos_database_url)
-        else:  # DBOS's own engine, with our bounded connect and TCP keepalives (not its 10 s)
-            config["db_engine_kwargs"] = {
-                "connect_args": {"application_name": "dbos_transact", **PG_CONNECT_ARGS}
-            }
-        DBOS(config=config)
-        self._datasource = SQLAlchemyDatasource.create(
-            settings.app_database_url, engine=self._store.engine
+        self._host = DbosHost(settings, self.executor_id)
+        self._datasource = self._host.launch(
+            self._store, run_workers=self.run_workers, before_launch=lambda: set_runtime(self)
         )
-        if not self.run_workers:
-            DBOS.listen_queues([])
-        set_runtime(self)
-        DBOS.launch()
         for adapter in self.registry.all():
             self.register_portal(adapter)
         if self.run_workers:
@@ -168,7 +148,8 @@ class Runtime:
                 log.warning("could not mark this worker stopped: database unavailable")
         if self.fleet is not None:
             self.fleet.close()  # on DBOS's loop, which is still running
-        DBOS.destroy(destroy_registry=False)
+        if self._host is not None:
+            self._host.destroy()
         set_runtime(None)
         self.store.close()
         self.started = False
@@ -199,6 +180,41 @@ class Runtime:
                 polling_interval_sec=self.settings.queue_polling_interval_s,
                 on_conflict="always_update",
             )
+
+    # -- the two halves: DBOS, and what a job needs -----------------------------------------
+
+    @classmethod
+    def from_ports(
+        cls,
+        settings: Settings,
+        ports: JobPorts,
+        *,
+        run_workers: bool = True,
+        breaker_policy: BreakerPolicy | None = None,
+    ) -> Runtime:
+        """A runtime over ports built elsewhere (`portwright.composition`). Their store
+        must be the one this runtime opens at start: it is opened from the settings."""
+        return cls(
+            settings, ports.registry, run_workers=run_workers, blobs=ports.blobs,
+            identity=ports.identities, secrets=ports.secrets, captcha=ports.captcha,
+            breaker_policy=breaker_policy, fleet=ports.fleet, guard=ports.guard,
+        )  # fmt: skip
+
+    @property
+    def host(self) -> DbosHost:
+        """DBOS in this process (after `start`)."""
+        if self._host is None:
+            raise RuntimeError("runtime not started")
+        return self._host
+
+    @property
+    def ports(self) -> JobPorts:
+        """The typed ports a job's steps use (after `start`: the store is open)."""
+        return JobPorts(
+            store=self.store, registry=self.registry, identities=self.identity,
+            secrets=self.secrets, blobs=self.blobs, fleet=self.fleet, guard=self.guard,
+            captcha=self.captcha,
+        )  # fmt: skip
 
     # -- accessors -----------------------------------------------------------------------
 

@@ -1,0 +1,96 @@
+"""The runtime split in two: `DbosHost` (DBOS in this process) and `JobPorts` (what a job
+needs from the world around it, typed).
+
+`Runtime` composes them and keeps its public surface (`rt.store`, `rt.secrets`, …) by
+delegating, so the orchestrator's modules did not have to change at once; new code takes
+the part it needs — a `JobPorts` for a step, the host for lifecycle — rather than the
+whole runtime. `portwright.composition` builds both from the settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dbos import DBOS, DBOSConfig, SQLAlchemyDatasource
+
+from portwright import __version__
+from portwright.adapters import AdapterRegistry
+from portwright.resources import CaptchaSolver, IdentityProvider, SecretsProvider
+from portwright.resources.ssrf import UrlGuard
+from portwright.settings import Settings
+from portwright.store import PG_CONNECT_ARGS, BlobStore, Store, create_engine, is_sqlite
+
+if TYPE_CHECKING:
+    from portwright.engines import Fleet
+
+__all__ = ["DbosHost", "JobPorts"]
+
+
+@dataclass(frozen=True)
+class JobPorts:
+    """The ports a job's steps reach the world through (no DBOS in here): where jobs and
+    evidence are kept, which adapters exist, whose identity and secrets a step uses,
+    where blobs go, the browsers and engines (None on a gateway-only process), the SSRF
+    guard every outbound request passes, and the captcha chain."""
+
+    store: Store
+    registry: AdapterRegistry
+    identities: IdentityProvider
+    secrets: SecretsProvider
+    blobs: BlobStore
+    fleet: Fleet | None
+    guard: UrlGuard
+    captcha: CaptchaSolver | None
+
+
+class DbosHost:
+    """DBOS in this process (a process singleton): configured from the settings, launched
+    on the application database's engine, destroyed at stop."""
+
+    def __init__(self, settings: Settings, executor_id: str) -> None:
+        self.settings = settings
+        self.executor_id = executor_id
+        self.datasource: SQLAlchemyDatasource | None = None
+        self.launched = False
+
+    def config(self) -> DBOSConfig:
+        settings = self.settings
+        config: DBOSConfig = {
+            "name": "portwright",
+            "system_database_url": settings.dbos_database_url,
+            "executor_id": self.executor_id,
+            "application_version": f"portwright-{__version__}",
+            "log_level": "WARNING",
+            "notification_listener_polling_interval_sec": 0.1,
+        }
+        if is_sqlite(settings.dbos_database_url):
+            config["system_database_engine"] = create_engine(settings.dbos_database_url)
+        else:  # DBOS's own engine, with our bounded connect and TCP keepalives (not its 10 s)
+            config["db_engine_kwargs"] = {
+                "connect_args": {"application_name": "dbos_transact", **PG_CONNECT_ARGS}
+            }
+        return config
+
+    def launch(
+        self, store: Store, *, run_workers: bool, before_launch: Callable[[], None]
+    ) -> SQLAlchemyDatasource:
+        """Configure DBOS, bind its datasource to `store`'s engine, and launch it (listening
+        to no queue when this process runs no workers); `before_launch` runs just before
+        (workflows recovered at launch need the runtime set)."""
+        DBOS(config=self.config())
+        self.datasource = SQLAlchemyDatasource.create(
+            self.settings.app_database_url, engine=store.engine
+        )
+        if not run_workers:
+            DBOS.listen_queues([])
+        before_launch()
+        DBOS.launch()
+        self.launched = True
+        return self.datasource
+
+    def destroy(self) -> None:
+        if self.launched:
+            DBOS.destroy(destroy_registry=False)
+            self.launched = False
