@@ -8,16 +8,21 @@ allowlist (`Settings.url_allowlist`) is reached: the refusal is the guard's, not
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from portwright.adapters import default_registry
 from portwright.apps.directories.demo import PROFILE
+from portwright.engines import find_chromium
 from portwright.orchestrator import JobService
 from portwright.settings import Settings
-from portwright.testing import wait_until
+from portwright.testing import wait_until, wait_until_sync
 from tests.support import Listener
 
 ServiceFor = Callable[..., JobService]
@@ -138,3 +143,58 @@ async def test_a_board_url_on_a_loopback_port_fails_the_browser_job(
     assert settled.error_class == "permanent"
     assert target.hits == []
     assert all(MARKER.encode() not in blob for blob in _stored(svc, job.id))
+
+
+@pytest.fixture
+def remote_cdp(tmp_path: Path) -> Iterator[str]:
+    """A Chromium listening for CDP on a loopback port, reached as a remote provider."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = subprocess.Popen(
+        [find_chromium(None), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1",
+         f"--user-data-dir={tmp_path / 'remote-profile'}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/json/version", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until_sync(up, timeout=30)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+async def test_a_board_url_on_a_loopback_port_fails_the_browser_job_on_a_remote_browser(
+    service_for: ServiceFor, settings: Settings, target: Listener, decoy: Listener,
+    remote_cdp: str,
+) -> None:  # fmt: skip
+    """The same job on a remote (CDP) browser, which gets no loopback guard proxy: the
+    step's route guard refuses the navigation, the job fails for it, nothing is reached."""
+    from portwright.engines import Fleet
+    from portwright.engines.browser import BrowserPool, PoolConfig, RemoteCdp
+    from tests.adapters.test_jobboard import applicant
+
+    allow = [f"127.0.0.1:{decoy.port}"]
+    pool = BrowserPool(RemoteCdp(remote_cdp), config=PoolConfig(max_browsers=1, idle_close_s=30))
+    mine = settings.model_copy(update={"url_allowlist": allow})
+    svc = service_for(default_registry(), settings=mine, fleet=Fleet(browsers=pool))
+    tenant = svc.store.tenants.ensure("acme")
+    url = f"http://127.0.0.1:{target.port}"
+    data = {"board_url": url, "job_id": 1, "applicant": applicant(), "live": False}
+    job = await svc.submit(tenant_id=tenant.id, adapter="jobboard", input=data)
+    settled = await _settled(svc, job.id)
+    assert settled.status == "failed", (settled.status, settled.reason)
+    assert "SSRF guard" in (settled.reason or ""), settled.reason
+    assert f"127.0.0.1:{target.port}" in (settled.reason or "")
+    assert settled.error_class == "permanent"
+    assert target.hits == []
+    assert pool.stats().launched == 1  # the job's browser was the remote one
