@@ -10,6 +10,7 @@ listener the guard must keep the browser from.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from portwright.engines.ladder._browser import BrowserFetcher
 from portwright.engines.ladder._http import FetchRequest
 from portwright.resources.ssrf import UrlGuard, parse_allowlist, refusing
 from portwright.sdk import PermanentError
+from portwright.testing import wait_until
 from tests.support import Listener
 
 PAGE = '<html><head><title>checked</title></head><body><h1 class="t">checked</h1></body></html>'
@@ -151,3 +153,21 @@ async def test_a_redirect_to_a_forbidden_address_fails_the_fetch(
             FetchRequest(hop, timeout_s=15.0), proxy=None, session=Session(None),
             solve=_no_solve,
         )  # fmt: skip
+
+
+async def test_a_page_route_of_the_adapters_own_does_not_get_past_the_guard(
+    sites: Sites, remote: BrowserPool
+) -> None:
+    """A page-level route (it runs before the context's) that lets a forbidden request
+    through: its response is seen and refused (what fails the step), with the reason."""
+    route = RouteGuard(refusing(sites.check()))
+    async with GuardProxy(refusing(sites.check()), None) as loopback:
+        identity = GuardedIdentity(loopback.proxy, None, route)
+        async with remote.context(proxy=identity, seed="own-route") as lease:
+            page = await lease.new_page()
+            await page.route("**/*", lambda r: r.continue_())
+            with contextlib.suppress(Exception):  # closed under it, or loaded then closed
+                await page.goto(sites.target)
+            await wait_until(lambda: route.refused_hops, timeout=15)
+    assert len(route.refused_hops) == 1
+    assert "127.0.0.1" in str(route.refused_hops[0])

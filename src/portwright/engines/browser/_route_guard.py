@@ -9,8 +9,11 @@ proxy, or directly) and this guard checks each request the context makes instead
   checked before the remote browser sends it; a refused one is aborted;
 - every WebSocket the page opens is checked before it connects (refused: closed);
 - a redirect hop, which Playwright's routing does not hand to the route, is checked
-  when the browser reports it; a refused hop is recorded in `refused` and its page is
-  closed, so the step fails with the guard's refusal and nothing it loaded is used.
+  when the browser reports it; a refused hop is recorded in `refused_hops` (and
+  `refused`), which fails the step or fetch with the guard's reason whatever the page
+  showed, and its page is closed (best effort);
+- so is a response to a request this guard's route never saw (a page-level route of the
+  adapter's own, which runs first, let it through).
 
 What a proxy gives and this cannot: the remote browser resolves names itself, so the
 address is checked here but not pinned (a name that resolves differently there is not
@@ -21,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from playwright.async_api import BrowserContext, Request, Route, WebSocketRoute
+from playwright.async_api import BrowserContext, Request, Response, Route, WebSocketRoute
 
 from portwright.resources.proxies import Proxy
 from portwright.sdk import PermanentError
@@ -46,11 +50,13 @@ class RouteGuard:
         self.refused_hops: list[PermanentError] = []  # redirect hops: sent before seen
         self.checked = 0  # requests checked (routed, WebSocket, redirect hops)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._routed: weakref.WeakSet[Request] = weakref.WeakSet()
 
     async def attach(self, context: BrowserContext) -> None:
         await context.route("**/*", self._route)
         await context.route_web_socket("**/*", self._web_socket)
         context.on("request", self._request)
+        context.on("response", self._response)
 
     async def _refusal(self, url: str) -> PermanentError | None:
         if not url.startswith(_CHECKED):
@@ -67,6 +73,7 @@ class RouteGuard:
         return None
 
     async def _route(self, route: Route, request: Request) -> None:
+        self._routed.add(request)
         if await self._refusal(request.url) is not None:
             with contextlib.suppress(Exception):  # the page may be gone meanwhile
                 await route.abort("blockedbyclient")
@@ -83,6 +90,14 @@ class RouteGuard:
     def _request(self, request: Request) -> None:
         if request.redirected_from is None:
             return  # routed, and checked there
+        self._later(request)
+
+    def _response(self, response: Response) -> None:
+        request = response.request
+        if request.redirected_from is None and request not in self._routed:
+            self._later(request)  # another route let it through before ours
+
+    def _later(self, request: Request) -> None:
         task = asyncio.ensure_future(self._hop(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -92,7 +107,7 @@ class RouteGuard:
         if refusal is None:
             return
         self.refused_hops.append(refusal)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # best effort: the refusal is what fails the step
             await request.frame.page.close()
 
     async def aclose(self) -> None:

@@ -81,6 +81,13 @@ def _implicit_wait(request: FetchRequest) -> str | None:
     return None
 
 
+def _raise_refused_hop(checked: tuple[GuardProxy, RouteGuard] | None) -> None:
+    """A remote browser's request the route guard refused only after it was sent (a
+    redirect hop, or one another route let through) fails the fetch, whatever loaded."""
+    if checked is not None and checked[1].refused_hops:
+        raise checked[1].refused_hops[0]
+
+
 class BrowserFetcher:
     """Fetches through the browser pool; `hardened` picks the pool's hardened browsers."""
 
@@ -155,6 +162,7 @@ class BrowserFetcher:
             page = await lease.new_page()
             try:
                 exchange = await self._drive(page, request, solve)
+                _raise_refused_hop(checked)
                 if session.key is not None:  # a private session's cookies die with it
                     session.update(await lease.cookies())
             except Exception:
