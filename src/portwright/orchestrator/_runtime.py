@@ -183,23 +183,6 @@ class Runtime:
 
     # -- the two halves: DBOS, and what a job needs -----------------------------------------
 
-    @classmethod
-    def from_ports(
-        cls,
-        settings: Settings,
-        ports: JobPorts,
-        *,
-        run_workers: bool = True,
-        breaker_policy: BreakerPolicy | None = None,
-    ) -> Runtime:
-        """A runtime over ports built elsewhere (`portwright.composition`). Their store
-        must be the one this runtime opens at start: it is opened from the settings."""
-        return cls(
-            settings, ports.registry, run_workers=run_workers, blobs=ports.blobs,
-            identity=ports.identities, secrets=ports.secrets, captcha=ports.captcha,
-            breaker_policy=breaker_policy, fleet=ports.fleet, guard=ports.guard,
-        )  # fmt: skip
-
     @property
     def host(self) -> DbosHost:
         """DBOS in this process (after `start`)."""
