@@ -236,3 +236,18 @@ class UsageRepository:
             by_tier={str(t): UsageTotals(int(n), int(c)) for t, n, c in tiers},
             by_key={str(k): UsageTotals(int(n), int(c)) for k, n, c in keys},
         )
+
+    def unfinished_jobs(self, tenant_id: str, api_key_id: str) -> int:
+        """How many jobs submitted with this API key have not ended yet (queued, running or
+        waiting): what a plan's per-key concurrency cap counts."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(usage_records.join(jobs, jobs.c.id == usage_records.c.job_id))
+            .where(
+                usage_records.c.tenant_id == tenant_id,
+                usage_records.c.api_key_id == api_key_id,
+                jobs.c.status.not_in(("succeeded", "failed", "cancelled")),
+            )
+        )
+        with tenant_transaction(self.engine, tenant_id) as conn:
+            return int(conn.execute(query).scalar_one())

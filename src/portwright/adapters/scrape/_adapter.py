@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,13 +28,34 @@ from portwright.adapters.scrape._extract import ExtractRule, extract, title_of
 from portwright.engines import Politeness
 from portwright.engines.http import USER_AGENT
 from portwright.resources.ssrf import UrlGuard, UrlRefusedError, guarded_client
-from portwright.sdk import Adapter, Job, PermanentError, RetryPolicy, StepContext, linear_machine
+from portwright.sdk import (
+    Adapter,
+    Job,
+    PermanentError,
+    RetryPolicy,
+    Site,
+    StepContext,
+    linear_machine,
+)
 
-__all__ = ["ENGINES", "HTTP_CREDITS", "ScrapeAdapter", "ScrapeInput"]
+__all__ = ["ENGINES", "HTTP_CREDITS", "TIERS", "ScrapeAdapter", "ScrapeInput", "host_of"]
 
 MAX_BYTES = 5_000_000
 ENGINES: tuple[str, ...] = ("auto", "http", "browser", "stealth")
 HTTP_CREDITS = 1  # the plain HTTP rung's price, for a worker without a fleet
+TIERS: tuple[str, ...] = ("http", "browser", "stealth")  # a queue each (engine "auto": http)
+
+
+def host_of(url: str) -> str | None:
+    """A URL's site: its host, lowercased, with the port when one is given."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return f"{host}:{port}" if port is not None else host
 
 
 class ScrapeInput(BaseModel):
@@ -69,6 +91,7 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
     engines: ClassVar[tuple[str, ...]] = ("auto", "http")
     guard: ClassVar[UrlGuard] = UrlGuard()
     uses_fleet: ClassVar[bool] = False
+    tiers: ClassVar[tuple[str, ...]] = TIERS
     _politeness: ClassVar[Politeness | None] = None  # the fleet-less path's robots.txt cache
 
     @classmethod
@@ -88,6 +111,18 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
             raise ValueError(f"engines: unknown {', '.join(unknown)}; use {', '.join(ENGINES)}")
         attrs = {"guard": guard, "uses_fleet": True, "engines": tuple(engines)}
         return type("ScrapeAdapter", (cls,), {**attrs, "__doc__": cls.__doc__})
+
+    def site_of(self, data: ScrapeInput) -> Site | None:
+        """Each host is a site of its own; a request on a sticky session runs on the
+        tenant's own identity (its 429s cool down that tenant's jobs of the site only)."""
+        host = host_of(data.url)
+        return None if host is None else Site(host, own_identity=data.session_id is not None)
+
+    @classmethod
+    def tier_of(cls, stored: Mapping[str, Any]) -> str | None:
+        """The requested engine's queue; "auto" starts on plain HTTP, so it queues there."""
+        engine = stored.get("engine")
+        return engine if engine in ("browser", "stealth") else "http"
 
     def batch_item(self, data: ScrapeInput) -> bool:
         """Plain fetches only: a browser, a screenshot or a trace runs as its own job."""
@@ -149,7 +184,13 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
                 cls._politeness = Politeness()
             if not await cls._politeness.allowed(request.url, respect=True, guard=self._check):
                 raise PermanentError(f"robots.txt disallows {request.url}", robots=True)
-        async with guarded_client(self.guard, user_agent=USER_AGENT) as client:
+        cls = type(self)
+        if cls._politeness is None:
+            cls._politeness = Politeness()
+        async with (
+            cls._politeness.slot(host_of(request.url) or request.url),  # per site
+            guarded_client(self.guard, user_agent=USER_AGENT) as client,
+        ):
             try:
                 response = await client.get(request.url)
             except UrlRefusedError as exc:
