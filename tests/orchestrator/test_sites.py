@@ -195,3 +195,46 @@ async def test_each_engine_tier_has_a_queue_with_its_own_cap(
     caps = {tier: svc.rt._queues[f"portal-scrape-{tier}"].global_concurrency for tier in
             ("http", "browser", "stealth")}  # fmt: skip
     assert caps == {"http": 6, "browser": 1, "stealth": 1}
+
+
+@pytest.mark.timeout(300)
+async def test_without_a_browser_pool_http_scrapes_run_and_browser_ones_wait_visibly(
+    service_for: ServiceFor, settings: Settings, world: SandboxWorld
+) -> None:
+    """On a worker with no browser pool, scrapes for a browser tier (or a screenshot) wait:
+    status waiting, for "browser", the reason on their timeline, once — neither failed nor
+    silent — while HTTP scrapes submitted after them all succeed; a waiting one can be
+    cancelled."""
+    svc = service_for(_registry(settings))
+    tenant = svc.store.tenants.ensure("acme").id
+    b = world.url("site-b")
+    browser = [
+        await _submit(svc, tenant, f"{b}/product/1", engine="browser"),
+        await _submit(svc, tenant, f"{b}/product/2", engine="stealth"),
+        await _submit(svc, tenant, f"{b}/product/3", screenshot=True),
+    ]
+
+    async def all_waiting() -> bool:
+        jobs = svc.store.jobs.get_many(browser)
+        return all(j.status == "waiting" and j.waiting_for == "browser" for j in jobs)
+
+    await wait_until(all_waiting, timeout=60)
+    http = [await _submit(svc, tenant, f"{b}/product/{i}") for i in range(10, 16)]
+
+    async def http_done() -> bool:
+        return all(j.status in ENDED for j in svc.store.jobs.get_many(http))
+
+    await wait_until(http_done, timeout=120, every=0.1)
+    assert {j.status for j in svc.store.jobs.get_many(http)} == {"succeeded"}
+    for job in svc.store.jobs.get_many(browser):
+        assert job.status == "waiting", (job.id, job.status, job.reason)
+        reasons = [e.reason for e in svc.store.jobs.events(job.id)]
+        told = [r for r in reasons if r.startswith("waiting for a browser")]
+        assert len(told) == 1, reasons
+        assert "this worker has no browser pool" in told[0]
+    await svc.cancel(browser[0], actor="test", reason="no browser coming")
+
+    async def cancelled() -> bool:
+        return svc.store.jobs.get(browser[0]).status == "cancelled"
+
+    await wait_until(cancelled, timeout=60)

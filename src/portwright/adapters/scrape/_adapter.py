@@ -17,6 +17,7 @@ still honouring robots.txt.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from portwright.engines.http import USER_AGENT
 from portwright.resources.ssrf import UrlGuard, UrlRefusedError, guarded_client
 from portwright.sdk import (
     Adapter,
+    InputTimeoutError,
     Job,
     PermanentError,
     RetryPolicy,
@@ -43,6 +45,7 @@ __all__ = ["ENGINES", "HTTP_CREDITS", "TIERS", "ScrapeAdapter", "ScrapeInput", "
 MAX_BYTES = 5_000_000
 ENGINES: tuple[str, ...] = ("auto", "http", "browser", "stealth")
 HTTP_CREDITS = 1  # the plain HTTP rung's price, for a worker without a fleet
+BROWSER_RECHECK_S = 30.0  # how often a job waiting for a browser looks again
 TIERS: tuple[str, ...] = ("http", "browser", "stealth")  # a queue each (engine "auto": http)
 
 
@@ -130,11 +133,43 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
 
     async def run(self, job: Job[ScrapeInput]) -> Mapping[str, Any]:
         await job.transition("QUEUED")
+        await self._until_browser(job)
         await job.transition("FETCHING")
         result: dict[str, Any] = await job.step(
             "fetch", self._fetch, job.input.model_dump(mode="json")
         )
         return result
+
+    @staticmethod
+    def needs_browser(data: ScrapeInput) -> bool:
+        """Whether the request can only run on a browser tier."""
+        return data.engine in ("browser", "stealth") or data.screenshot or data.trace
+
+    async def _until_browser(self, job: Job[ScrapeInput]) -> None:
+        """A request for a browser tier on a worker without a browser pool waits, visibly
+        (status waiting, for "browser", with the reason on its timeline), looking again
+        every `BROWSER_RECHECK_S`; it is never failed for it nor left silent."""
+        if not self.needs_browser(job.input):
+            return
+        engine = job.input.engine if job.input.engine != "auto" else "browser"
+        waited = False
+        while not await job.step("browser", self._browser_here, engine):
+            if waited:  # the timeline says it once; later looks add no event
+                await job.sleep(BROWSER_RECHECK_S)
+                continue
+            waited = True
+            with contextlib.suppress(InputTimeoutError):
+                await job.wait_for_input(
+                    "browser",
+                    BROWSER_RECHECK_S,
+                    reason=(
+                        f"waiting for a browser: engine {engine!r} needs one and this worker "
+                        "has no browser pool (HTTP scrapes run on)"
+                    ),
+                )
+
+    async def _browser_here(self, _sc: StepContext, engine: str) -> bool:
+        return engine in self.engines
 
     async def _check(self, url: str) -> list[str]:
         """The SSRF guard as the engines call it: the addresses to connect to (the rungs pin
