@@ -6,6 +6,7 @@ each have a queue of their own. Against two real sandbox sites, on SQLite and Po
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +16,9 @@ import pytest
 from portwright.adapters import AdapterRegistry
 from portwright.adapters.scrape import ScrapeAdapter
 from portwright.console._views import dashboard
+from portwright.engines import Fleet, FleetConfig
+from portwright.engines.browser import BrowserPool, PoolConfig, RemoteCdp
+from portwright.engines.ladder import LadderConfig
 from portwright.observability import Metrics
 from portwright.orchestrator import JobService
 from portwright.resources.ssrf import UrlGuard
@@ -238,3 +242,48 @@ async def test_without_a_browser_pool_http_scrapes_run_and_browser_ones_wait_vis
         return svc.store.jobs.get(browser[0]).status == "cancelled"
 
     await wait_until(cancelled, timeout=60)
+
+
+@pytest.mark.timeout(300)
+async def test_when_every_browser_is_down_browser_scrapes_wait_and_http_ones_run(
+    service_for: ServiceFor, settings: Settings, world: SandboxWorld
+) -> None:
+    """A fleet whose only browser provider is down (a remote CDP endpoint nobody listens
+    on): a browser scrape does not fail after its retries but waits, status waiting for
+    "browser", saying the browser could not start; an HTTP scrape on the same fleet runs."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]  # closed again: nothing listens there
+    fleet = Fleet(
+        browsers=BrowserPool(
+            RemoteCdp(f"http://127.0.0.1:{dead}", name="remote", timeout_s=2.0),
+            PoolConfig(max_browsers=1),
+        ),
+        config=FleetConfig(ladder=LadderConfig(timeout_s=10.0)),
+    )
+    guard = UrlGuard.from_allowlist(settings.url_allowlist)
+    registry = AdapterRegistry()
+    registry.register(ScrapeAdapter.on_fleet(guard))
+    svc = service_for(registry, settings=settings, fleet=fleet)
+    tenant = svc.store.tenants.ensure("acme").id
+    b = world.url("site-b")
+    browser = await _submit(svc, tenant, f"{b}/product/1", engine="browser")
+
+    async def waiting() -> bool:
+        job = svc.store.jobs.get(browser)
+        assert job.status not in ENDED, (job.status, job.reason)
+        return job.status == "waiting" and job.waiting_for == "browser"
+
+    await wait_until(waiting, timeout=120)
+    http = await _submit(svc, tenant, f"{b}/product/2", engine="http")
+
+    async def http_done() -> bool:
+        return svc.store.jobs.get(http).status in ENDED
+
+    await wait_until(http_done, timeout=60)
+    assert svc.store.jobs.get(http).status == "succeeded", svc.store.jobs.get(http).reason
+    reasons = [e.reason for e in svc.store.jobs.events(browser)]
+    told = [r for r in reasons if r.startswith("waiting for a browser")]
+    assert len(told) == 1, reasons
+    assert "could not start" in told[0], told
+    assert svc.store.jobs.get(browser).status == "waiting"

@@ -37,6 +37,7 @@ from portwright.sdk import (
     RetryPolicy,
     Site,
     StepContext,
+    TransientError,
     linear_machine,
 )
 
@@ -46,6 +47,7 @@ MAX_BYTES = 5_000_000
 ENGINES: tuple[str, ...] = ("auto", "http", "browser", "stealth")
 HTTP_CREDITS = 1  # the plain HTTP rung's price, for a worker without a fleet
 BROWSER_RECHECK_S = 30.0  # how often a job waiting for a browser looks again
+BROWSERS_DOWN = "browsers_down"  # a fetch step's output when no browser would start
 TIERS: tuple[str, ...] = ("http", "browser", "stealth")  # a queue each (engine "auto": http)
 
 
@@ -133,40 +135,52 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
 
     async def run(self, job: Job[ScrapeInput]) -> Mapping[str, Any]:
         await job.transition("QUEUED")
-        await self._until_browser(job)
+        told = await self._until_browser(job)
         await job.transition("FETCHING")
-        result: dict[str, Any] = await job.step(
-            "fetch", self._fetch, job.input.model_dump(mode="json")
-        )
-        return result
+        while True:
+            result: dict[str, Any] = await job.step(
+                "fetch", self._fetch, job.input.model_dump(mode="json")
+            )
+            down = result.get(BROWSERS_DOWN)
+            if down is None:
+                return result
+            # every browser of the pool failed to start: wait for one, visibly, then again
+            await self._wait_for_browser(job, f"waiting for a browser: {down}", told=told)
+            told = True
 
     @staticmethod
     def needs_browser(data: ScrapeInput) -> bool:
         """Whether the request can only run on a browser tier."""
         return data.engine in ("browser", "stealth") or data.screenshot or data.trace
 
-    async def _until_browser(self, job: Job[ScrapeInput]) -> None:
+    async def _until_browser(self, job: Job[ScrapeInput]) -> bool:
         """A request for a browser tier on a worker without a browser pool waits, visibly
         (status waiting, for "browser", with the reason on its timeline), looking again
-        every `BROWSER_RECHECK_S`; it is never failed for it nor left silent."""
+        every `BROWSER_RECHECK_S`; it is never failed for it nor left silent. Whether it
+        waited (the timeline said why)."""
         if not self.needs_browser(job.input):
-            return
+            return False
         engine = job.input.engine if job.input.engine != "auto" else "browser"
-        waited = False
+        told = False
         while not await job.step("browser", self._browser_here, engine):
-            if waited:  # the timeline says it once; later looks add no event
-                await job.sleep(BROWSER_RECHECK_S)
-                continue
-            waited = True
-            with contextlib.suppress(InputTimeoutError):
-                await job.wait_for_input(
-                    "browser",
-                    BROWSER_RECHECK_S,
-                    reason=(
-                        f"waiting for a browser: engine {engine!r} needs one and this worker "
-                        "has no browser pool (HTTP scrapes run on)"
-                    ),
-                )
+            await self._wait_for_browser(
+                job,
+                f"waiting for a browser: engine {engine!r} needs one and this worker has no "
+                "browser pool (HTTP scrapes run on)",
+                told=told,
+            )
+            told = True
+        return told
+
+    @staticmethod
+    async def _wait_for_browser(job: Job[ScrapeInput], reason: str, *, told: bool) -> None:
+        """Wait `BROWSER_RECHECK_S` for a browser: the first wait says why on the timeline
+        (status waiting, for "browser"); later ones add no event."""
+        if told:
+            await job.sleep(BROWSER_RECHECK_S)
+            return
+        with contextlib.suppress(InputTimeoutError):
+            await job.wait_for_input("browser", BROWSER_RECHECK_S, reason=reason)
 
     async def _browser_here(self, _sc: StepContext, engine: str) -> bool:
         return engine in self.engines
@@ -185,19 +199,25 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
             raise PermanentError(f"engine: {request.engine!r} is not available on this worker")
         if not self.uses_fleet:
             return await self._fetch_http(sc, request)
-        result = await sc.fetch(
-            request.url,
-            engine=request.engine,
-            wait_for=request.wait_for,
-            extract=request.extract,
-            screenshot=request.screenshot,
-            session_id=request.session_id,
-            proxy_tier=request.proxy_tier,
-            country=request.proxy_country,
-            respect_robots=request.respect_robots,
-            guard=self._check,
-            trace=request.trace,
-        )
+        try:
+            result = await sc.fetch(
+                request.url,
+                engine=request.engine,
+                wait_for=request.wait_for,
+                extract=request.extract,
+                screenshot=request.screenshot,
+                session_id=request.session_id,
+                proxy_tier=request.proxy_tier,
+                country=request.proxy_country,
+                respect_robots=request.respect_robots,
+                guard=self._check,
+                trace=request.trace,
+            )
+        except TransientError as exc:
+            if not exc.details.get("browser_launch"):
+                raise
+            # no browser of the pool would start (all down): the job waits for one
+            return {BROWSERS_DOWN: exc.message}
         output = result.summary()
         output["tier"] = result.rung
         output["bytes"] = len(result.html.encode())
