@@ -483,7 +483,10 @@ class Runtime:
             self.store.portals.record_outcome(
                 site_breaker(portal, site), ok=ok, policy=self.breaker_policy
             )
-            if ok:
+            if ok and any(
+                row.degraded_since is not None
+                for row in self.store.sites.get_many([site_name(portal, site)])
+            ):
                 self.store.sites.set_degraded(portal, site, reason=None)
             return
         self.store.portals.record_outcome(f"portal:{portal}", ok=ok, policy=self.breaker_policy)
