@@ -97,7 +97,8 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
     guard: ClassVar[UrlGuard] = UrlGuard()
     uses_fleet: ClassVar[bool] = False
     tiers: ClassVar[tuple[str, ...]] = TIERS
-    _politeness: ClassVar[Politeness | None] = None  # the fleet-less path's robots.txt cache
+    # the fleet-less path's robots.txt cache and per-site concurrency slots
+    _politeness: ClassVar[Politeness | None] = None
 
     @classmethod
     def with_guard(cls, guard: UrlGuard) -> type[ScrapeAdapter]:
@@ -233,15 +234,13 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
 
     async def _fetch_http(self, sc: StepContext, request: ScrapeInput) -> dict[str, Any]:
         await self._check(request.url)
-        if request.respect_robots:
-            cls = type(self)
-            if cls._politeness is None:
-                cls._politeness = Politeness()
-            if not await cls._politeness.allowed(request.url, respect=True, guard=self._check):
-                raise PermanentError(f"robots.txt disallows {request.url}", robots=True)
         cls = type(self)
         if cls._politeness is None:
             cls._politeness = Politeness()
+        if request.respect_robots and not await cls._politeness.allowed(
+            request.url, respect=True, guard=self._check
+        ):
+            raise PermanentError(f"robots.txt disallows {request.url}", robots=True)
         async with (
             cls._politeness.slot(host_of(request.url) or request.url),  # per site
             guarded_client(self.guard, user_agent=USER_AGENT) as client,
