@@ -22,7 +22,7 @@ from portwright.engines.ladder import LadderConfig
 from portwright.observability import Metrics
 from portwright.orchestrator import JobService
 from portwright.resources.ssrf import UrlGuard
-from portwright.sandbox import SandboxWorld
+from portwright.sandbox import ChaosKnobs, SandboxWorld
 from portwright.sandbox.scrape import specs as scrape_specs
 from portwright.settings import Settings
 from portwright.store import site_name
@@ -40,8 +40,13 @@ def _site(name: str, **options: Any) -> Any:
 
 @pytest.fixture
 def world() -> Iterator[SandboxWorld]:
-    # site-a: one request, then 429 with a Retry-After of ~100 s; site-b: no limit at all
-    specs = [_site("site-a", rate_per_s=0.01, burst=1), _site("site-b", rate_per_s=0)]
+    # site-a: one request, then 429 with a Retry-After of ~100 s; site-b: no limit at all;
+    # site-c: down (503 to everything)
+    specs = [
+        _site("site-a", rate_per_s=0.01, burst=1),
+        _site("site-b", rate_per_s=0),
+        dataclasses.replace(_site("site-c", rate_per_s=0), knobs=ChaosKnobs(down=True)),
+    ]
     with SandboxWorld(specs, seed=16) as w:
         yield w
 
@@ -131,6 +136,45 @@ async def test_one_sites_429_slows_that_site_only(
         in exposition
     )
     assert f'site="{_host(b)}"' not in exposition
+
+
+@pytest.mark.timeout(300)
+async def test_a_failing_sites_breaker_and_degraded_mark_are_its_own(
+    service_for: ServiceFor, settings: Settings, world: SandboxWorld
+) -> None:
+    """Site C answers 503 to everything: its jobs' transient failures open C's breaker and
+    mark C degraded, not the portal's; site B's jobs, submitted once C's breaker is open,
+    run straight through."""
+    svc = service_for(_registry(settings))
+    tenant = svc.store.tenants.ensure("acme").id
+    b, c = world.url("site-b"), world.url("site-c")
+    c_jobs = [await _submit(svc, tenant, f"{c}/product/{i}") for i in range(1, 6)]
+    c_breaker = f"site:{site_name('scrape', _host(c))}"
+
+    def tripped() -> bool:  # whichever breaker C's failures open
+        names = (c_breaker, "portal:scrape")
+        return any(svc.store.portals.breaker(n).state == "open" for n in names)
+
+    await wait_until(tripped, timeout=120, every=0.1)
+    assert svc.store.portals.breaker(c_breaker).state == "open"
+    b_jobs = [await _submit(svc, tenant, f"{b}/product/{i}") for i in range(20, 26)]
+
+    async def b_done() -> bool:
+        return all(j.status in ENDED for j in svc.store.jobs.get_many(b_jobs))
+
+    await wait_until(b_done, timeout=120, every=0.1)
+    for job in svc.store.jobs.get_many(b_jobs):
+        assert job.status == "succeeded", (job.id, job.reason)
+        assert "COOLDOWN" not in [e.to_state for e in svc.store.jobs.events(job.id)]
+    assert svc.store.portals.breaker("portal:scrape").state == "closed"
+    assert svc.store.portals.get("scrape").degraded_since is None
+
+    def c_degraded() -> bool:
+        rows = svc.store.sites.get_many([site_name("scrape", _host(c))])
+        return bool(rows) and rows[0].degraded_since is not None
+
+    await wait_until(c_degraded, timeout=60)
+    assert all(j.status != "succeeded" for j in svc.store.jobs.get_many(c_jobs))
 
 
 @pytest.mark.timeout(300)
