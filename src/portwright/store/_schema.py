@@ -365,6 +365,7 @@ usage_records = sa.Table(
     sa.Column("period", sa.String(7), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index(None, "tenant_id", "period"),
+    sa.Index(None, "job_id"),  # a key's unfinished jobs (per-key concurrency caps)
 )
 
 # -- the browser fleet (engines): tier memory per site, proxy burns ------------------------

@@ -242,11 +242,11 @@ class UsageRepository:
         waiting): what a plan's per-key concurrency cap counts."""
         query = (
             sa.select(sa.func.count())
-            .select_from(usage_records.join(jobs, jobs.c.id == usage_records.c.job_id))
+            .select_from(jobs.join(usage_records, usage_records.c.job_id == jobs.c.id))
             .where(
-                usage_records.c.tenant_id == tenant_id,
+                jobs.c.tenant_id == tenant_id,
+                jobs.c.status.in_(("queued", "running", "waiting")),  # not ended
                 usage_records.c.api_key_id == api_key_id,
-                jobs.c.status.not_in(("succeeded", "failed", "cancelled")),
             )
         )
         with tenant_transaction(self.engine, tenant_id) as conn:

@@ -1,4 +1,5 @@
-"""sites: per target site cooldown and degraded mark (one site's 429 slows that site only)
+"""sites: per target site cooldown and degraded mark (one site's 429 slows that site only);
+usage_records indexed by job (a key's unfinished jobs, for per-key concurrency caps)
 
 A portal whose jobs reach many sites (the scrape adapter) keeps a row per host, and one
 per (host, tenant) for a rate limit a tenant's own identity met. On PostgreSQL the table
@@ -38,6 +39,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_sites")),
     )
     op.create_index(op.f("ix_sites_portal_host"), "sites", ["portal", "host"], unique=False)
+    op.create_index(op.f("ix_usage_records_job_id"), "usage_records", ["job_id"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         op.execute('ALTER TABLE "sites" ENABLE ROW LEVEL SECURITY')
         op.execute('ALTER TABLE "sites" FORCE ROW LEVEL SECURITY')
@@ -45,5 +47,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_usage_records_job_id"), table_name="usage_records")
     op.drop_index(op.f("ix_sites_portal_host"), table_name="sites")
     op.drop_table("sites")
