@@ -221,6 +221,13 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(2.0, gt=0)
     dead_worker_after_s: float = Field(15.0, gt=0, description="missed heartbeats mean dead")
     queue_polling_interval_s: float = Field(0.2, gt=0)
+    tier_concurrency: dict[str, int] = Field(
+        default_factory=lambda: {"http": 16, "browser": 4, "stealth": 2},
+        description=(
+            "jobs running at once across all workers per engine tier's queue (scrapes); "
+            "a tier left out keeps its default"
+        ),
+    )
     log_level: str = "INFO"
     log_json: bool = True
     display_timezone: str = Field(
@@ -305,6 +312,16 @@ class Settings(BaseSettings):
             rest = value.split("://", 1)[1]
             return f"postgresql+psycopg://{rest}"
         return value
+
+    @field_validator("tier_concurrency")
+    @classmethod
+    def _tier_caps(cls, value: dict[str, int]) -> dict[str, int]:
+        for tier, cap in value.items():
+            if tier not in ("http", "browser", "stealth"):
+                raise ValueError(f"{tier}: not an engine tier; use http, browser or stealth")
+            if cap < 1:
+                raise ValueError(f"{tier}: a tier's cap must be at least 1, not {cap}")
+        return {"http": 16, "browser": 4, "stealth": 2, **value}
 
     @field_validator("display_timezone")
     @classmethod

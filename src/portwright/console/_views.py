@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from portwright.store import PortalRecord, Store
+from portwright.store import PortalRecord, SiteRecord, Store, site_name
 
 __all__ = ["MASK", "Dashboard", "dashboard", "mask", "portal_status"]
 
@@ -58,6 +58,18 @@ def portal_status(portal: PortalRecord, breaker_state: str | None, now: float) -
     return "healthy"
 
 
+def site_status(site: SiteRecord, breaker_state: str | None, now: float) -> str:
+    """healthy, degraded, cooling down until … (and why), or circuit open."""
+    if breaker_state == "open":
+        return "circuit open"
+    if site.cooldown_until and site.cooldown_until > now:
+        until = time.strftime("%H:%M:%S UTC", time.gmtime(site.cooldown_until))
+        return f"cooling down until {until}: {site.cooldown_reason or ''}".rstrip(": ")
+    if site.degraded_since:
+        return "degraded"
+    return "healthy"
+
+
 @dataclass(frozen=True, slots=True)
 class HourBar:
     label: str
@@ -77,6 +89,7 @@ class Dashboard:
     median_response_s: float | None
     hours: list[HourBar]
     portals: list[tuple[str, str]] = field(default_factory=list)
+    sites: list[tuple[str, str, str]] = field(default_factory=list)  # portal, site, status
 
     @property
     def peak(self) -> int:
@@ -114,6 +127,13 @@ def dashboard(store: Store, *, tenant_id: str | None) -> Dashboard:
         except LookupError:
             breaker = None
         portals.append((portal.name, portal_status(portal, breaker, now)))
+    sites = []
+    for site in store.sites.all(limit=100):
+        if tenant_id is not None and site.tenant_id != tenant_id:
+            continue  # a tenant's operators see their own slowdowns, not others' hosts
+        label = site.host if site.tenant_id is None else f"{site.host} (tenant {site.tenant_id})"
+        breaker = store.portals.breaker(f"site:{site_name(site.portal, site.host)}").state
+        sites.append((site.portal, label, site_status(site, breaker, now)))
     return Dashboard(
         queued=counts.get("queued", 0),
         running=counts.get("running", 0),
@@ -125,4 +145,5 @@ def dashboard(store: Store, *, tenant_id: str | None) -> Dashboard:
         median_response_s=statistics.median(times) if times else None,
         hours=hours,
         portals=portals,
+        sites=sites,
     )

@@ -82,6 +82,7 @@ class GatewayContext:
         plan = plan_of(principal.plan)
         self.meter.check_job_shape(plan, job_input)
         self.service.rt.registry.get(adapter)  # unknown adapter: 404 before any quota is taken
+        await self.meter.check_concurrency(principal.tenant_id, principal.key_id, plan, jobs=1)
         period = await self.meter.reserve(principal.tenant_id, plan, jobs=1, credits=credits)
         try:
             job = await self.service.submit(
@@ -126,6 +127,7 @@ class GatewayContext:
             self.meter.check_job_shape(plan, job_input)
         self.service.rt.registry.get(adapter)  # unknown adapter: 404 before any quota is taken
         jobs, total = len(inputs), sum(credits)
+        await self.meter.check_concurrency(principal.tenant_id, principal.key_id, plan, jobs=jobs)
         period = await self.meter.reserve(principal.tenant_id, plan, jobs=jobs, credits=total)
 
         def usage(conn: sa.Connection, records: list[JobRecord]) -> None:

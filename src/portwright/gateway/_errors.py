@@ -215,6 +215,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _doc("missing, wrong or revoked API key"),
     413: _doc("body over the size limit"),
     422: _doc("validation failed: `fields` names each field and its problem"),
-    429: _doc("rate limited: see Retry-After and RateLimit-* headers"),
+    429: _doc(
+        "rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap "
+        "of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After"
+    ),
     503: _doc("the database is unavailable: nothing was accepted; retry after Retry-After"),
 }

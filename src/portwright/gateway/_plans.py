@@ -1,15 +1,20 @@
 """Plans, quotas and credits: what a tenant may use per month, and what each engine tier costs.
 
-| plan       | jobs / month | credits / month | batch size |
-|------------|--------------|-----------------|------------|
-| starter    | 1,000        | 1,000           | 100        |
-| growth     | 10,000       | 10,000          | 500        |
-| business   | 100,000      | 100,000         | 1,000      |
-| enterprise | 1,000,000    | 1,000,000       | 1,000      |
+| plan       | jobs / month | credits / month | batch size | open / key |
+|------------|--------------|-----------------|------------|------------|
+| starter    | 1,000        | 1,000           | 100        | 200        |
+| growth     | 10,000       | 10,000          | 500        | 1,000      |
+| business   | 100,000      | 100,000         | 1,000      | 5,000      |
+| enterprise | 1,000,000    | 1,000,000       | 1,000      | 20,000     |
 
 Apps add per-job limits of their own (entry-point group `portwright.plan_limits`, a
 `PlanLimit` each): the directories app caps the directories a job names per plan. A job
 over one is refused with 402 `plan_limit` before any quota is taken.
+
+Per-key concurrency ("open / key"): the jobs one API key has submitted that have not ended (queued,
+running or waiting) may not exceed the plan's cap. It is checked at submission: a request
+that would pass it is refused with 429 `concurrency_limit`, naming the cap, before any
+quota is taken (nothing is queued for later). Each cap holds at least one full batch.
 
 Credits per scrape by the engine tier that served the page (the ladder's rungs):
 http 1, http-tls 2, browser 5, stealth 10. A scrape reserves the requested
@@ -51,15 +56,16 @@ class Plan:
     jobs_per_month: int
     credits_per_month: int
     batch_size: int
+    concurrent_jobs_per_key: int
 
 
 PLANS: Mapping[str, Plan] = {
     p.name: p
     for p in (
-        Plan("starter", 1_000, 1_000, 100),
-        Plan("growth", 10_000, 10_000, 500),
-        Plan("business", 100_000, 100_000, 1_000),
-        Plan("enterprise", 1_000_000, 1_000_000, 1_000),
+        Plan("starter", 1_000, 1_000, 100, 200),
+        Plan("growth", 10_000, 10_000, 500, 1_000),
+        Plan("business", 100_000, 100_000, 1_000, 5_000),
+        Plan("enterprise", 1_000_000, 1_000_000, 1_000, 20_000),
     )
 }
 
@@ -127,6 +133,24 @@ class Meter:
                     f"{limit.field}: {asked} {limit.unit} exceed the {plan.name} plan's "
                     f"{allowed} per job",
                 )
+
+    async def check_concurrency(
+        self, tenant_id: str, api_key_id: str, plan: Plan, *, jobs: int
+    ) -> None:
+        """429 when `jobs` more would take this key past its plan's cap of unfinished jobs."""
+        cap = plan.concurrent_jobs_per_key
+        unfinished = await asyncio.to_thread(
+            self.store.usage.unfinished_jobs, tenant_id, api_key_id
+        )
+        if unfinished + jobs > cap:
+            raise ApiError(
+                429,
+                "concurrency_limit",
+                f"the {plan.name} plan's cap of {cap} unfinished jobs per API key would be "
+                f"exceeded: this key has {unfinished} unfinished and the request adds {jobs}; "
+                "submit again once some have ended",
+                headers={"retry-after": "5"},
+            )
 
     async def reserve(self, tenant_id: str, plan: Plan, *, jobs: int, credits: int) -> str:
         """Take `jobs` and `credits` from this month's allowance, or raise 402."""

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -157,7 +157,23 @@ class ProcessCounters:
             ["portal"],
             registry=r,
         )
+        self.ratelimit_fallbacks = Counter(
+            "portwright_ratelimit_fallback",
+            "Rate-limit answers from per-process counters because Redis was unreachable",
+            registry=r,
+        )
+        self.ratelimit_redis_down = Gauge(
+            "portwright_ratelimit_degraded",
+            "1 while this process's rate limits are per-process (Redis unreachable)",
+            registry=r,
+        )
         r.register(_PoolCollector())
+
+    def ratelimit_fallback(self) -> None:
+        self.ratelimit_fallbacks.inc()
+
+    def ratelimit_degraded(self, down: bool) -> None:
+        self.ratelimit_redis_down.set(1 if down else 0)
 
     def captcha(self, portal: str, *, solved: bool) -> None:
         self.captchas.labels(portal, "solved" if solved else "failed").inc()

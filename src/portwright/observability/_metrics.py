@@ -125,6 +125,7 @@ class StoreCollector(Collector):
             jobs,
             portals,
             proxy_burns,
+            sites,
             webhook_endpoints,
             workers,
         )
@@ -186,6 +187,21 @@ class StoreCollector(Collector):
             yield _gauge(
                 "portwright_portal_cooling_down", "1 while a portal is in a cooldown", ["portal"],
                 rows(sa.select(p.name, sa.case((p.cooldown_until > now, 1), else_=0))),
+            )  # fmt: skip
+            s = sites.c
+            yield _gauge(
+                "portwright_site_cooling_down",
+                "1 while a target site (or one tenant's use of it) is in a cooldown, per "
+                "portal and site; tenant is empty for the whole site",
+                ["portal", "site", "tenant"],
+                rows(sa.select(s.portal, s.host, sa.func.coalesce(s.tenant_id, ""), 1)
+                     .where(s.cooldown_until > now)),
+            )  # fmt: skip
+            yield _gauge(
+                "portwright_site_degraded", "1 while a target site is marked degraded",
+                ["portal", "site"],
+                rows(sa.select(s.portal, s.host, 1).where(s.degraded_since.is_not(None),
+                                                          s.tenant_id.is_(None))),
             )  # fmt: skip
             b = breakers.c
             state = sa.case((b.state == "open", 2), (b.state == "half_open", 1), else_=0)

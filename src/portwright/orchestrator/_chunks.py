@@ -313,6 +313,7 @@ class ChunkRunner:
         rt = self.runtime
         portal = self.adapter_cls.portal_name()
         jobs, gate = await asyncio.to_thread(self._read, job_ids, portal)
+        held = await asyncio.to_thread(rt.sites_holding, jobs)  # per target site
         self.selectors = await asyncio.to_thread(rt.selectors_for, self.adapter_cls)
         initial = self.adapter_cls.machine.initial
         limit = asyncio.Semaphore(max(1, self.adapter_cls.batch_concurrency))
@@ -320,8 +321,8 @@ class ChunkRunner:
         async def one(job: JobRecord) -> dict[str, Any]:
             if job.state != initial or rt.machine_of(job.adapter).is_terminal(job.state):
                 return {"id": job.id, "skip": True}  # finished, or its own workflow has it
-            if gate is not None:
-                return {"id": job.id, "seq": job.seq, "leave": gate}
+            if gate is not None or job.id in held:
+                return {"id": job.id, "seq": job.seq, "leave": gate or held[job.id]}
             if job.paused or job.cancel_requested:
                 return {"id": job.id, "seq": job.seq, "leave": "paused"}
             async with limit:

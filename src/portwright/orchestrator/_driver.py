@@ -97,6 +97,10 @@ class JobDriver(Generic[InputT]):
         opened = runtime.inputs.open(self._tenant_id, adapter_cls.input_model, snapshot["input"])
         self._input: InputT = adapter_cls.input_model.model_validate(opened)  # type: ignore[assignment]
         self._state: str = snapshot["state"]
+        # The target site, for a portal whose jobs reach many: its cooldowns and breaker
+        # stand in for the portal's (a 429 there slows that site only).
+        self._site = self._adapter.site_of(self._input)
+        self._site_host: str | None = None if self._site is None else self._site.host
         self._cookies: list[CookieRow] = []
         self._cool_from: str | None = None
         self._cool_until: float | None = None  # the cooldown's end the timeline shows
@@ -469,6 +473,7 @@ class JobDriver(Generic[InputT]):
                     outcomes=outcomes,
                     base_seq=None,
                     gate=False,
+                    site=self._site_host,
                 )
                 break
             except SQLAlchemyError:
@@ -536,6 +541,8 @@ class JobDriver(Generic[InputT]):
         cooldown = self._machine.engine.cooldown
         wait_until = float(gate["wait_until"])
         cause = "breaker" if gate["why"] == "circuit open" else "portal cooldown"
+        if cause != "breaker" and str(gate["why"]).startswith("site "):
+            cause = "site cooldown"
         meta = {"until": wait_until, "cause": cause}
         if self._state != cooldown:
             self._cool_from = self._state
@@ -583,6 +590,7 @@ class JobDriver(Generic[InputT]):
             base_seq=batch["base_seq"],
             gate=True,
             leave=batch["leave"],
+            site=self._site_host,
         )
         if "state" not in result or result.get("illegal") or result["gate"] is not None:
             return {**result, "gate": result.get("gate")}
@@ -622,7 +630,7 @@ class JobDriver(Generic[InputT]):
 
     def _record_outcomes(self, outcomes: list[bool]) -> None:
         for ok in outcomes:
-            self._rt.record_portal_outcome(self._portal, ok=ok)
+            self._rt.record_portal_outcome(self._portal, ok=ok, site=self._site_host)
 
     def _classify(self, sc: StepContextImpl, name: str, exc: Exception) -> dict[str, Any]:
         """What went wrong, without writing anything: evidence, the breaker, cooldowns and
@@ -695,14 +703,29 @@ class JobDriver(Generic[InputT]):
             await self._account(ok=True)
         if error_class == "rate_limited":
             retry_after = float(outcome.pop("retry_after"))
-            until = await asyncio.to_thread(
-                rt.store.portals.extend_cooldown,
-                self._portal,
-                until=time.time() + retry_after,
-                reason=f"{outcome.pop('error_message')} (Retry-After {retry_after:g}s)",
-                cause="429",
-                actor=f"job:{self._job_id}",
-            )
+            reason = f"{outcome.pop('error_message')} (Retry-After {retry_after:g}s)"
+            actor = f"job:{self._job_id}"
+            if self._site is None:
+                until = await asyncio.to_thread(
+                    rt.store.portals.extend_cooldown,
+                    self._portal,
+                    until=time.time() + retry_after,
+                    reason=reason,
+                    cause="429",
+                    actor=actor,
+                )
+            else:  # this site only; this tenant's jobs there only, if its identity met it
+                until = await asyncio.to_thread(
+                    rt.store.sites.extend_cooldown,
+                    self._portal,
+                    self._site.host,
+                    tenant_id=self._tenant_id if self._site.own_identity else None,
+                    until=time.time() + retry_after,
+                    reason=reason,
+                    cause="429",
+                    actor=actor,
+                )
+                outcome["details"]["site"] = self._site.host
             outcome["details"]["cooldown_until"] = until
         elif error_class == "blocked":
             outcome["rotated"] = await asyncio.to_thread(
@@ -714,7 +737,9 @@ class JobDriver(Generic[InputT]):
     async def _account(self, *, ok: bool) -> None:
         """Feed the portal's breaker. Best effort: bookkeeping never fails a job."""
         try:
-            await asyncio.to_thread(self._rt.record_portal_outcome, self._portal, ok=ok)
+            await asyncio.to_thread(
+                self._rt.record_portal_outcome, self._portal, ok=ok, site=self._site_host
+            )
         except Exception:  # noqa: BLE001 - logged; breaker accounting is best effort
             self._log.exception("could not record the portal outcome")
 
@@ -734,6 +759,15 @@ class JobDriver(Generic[InputT]):
         self._log.warning("escalated to an operator", kind=kind, escalation_id=escalation_id)
 
     async def _mark_degraded(self, reason: str) -> None:
+        if self._site is not None:  # the site is unwell, not every site of the portal
+            await DBOS.run_step_async(
+                {"name": "mark_degraded"},
+                self._rt.store.sites.set_degraded,
+                self._portal,
+                self._site.host,
+                reason=reason,
+            )
+            return
         await DBOS.run_step_async(
             {"name": "mark_degraded"},
             self._rt.store.portals.set_degraded,

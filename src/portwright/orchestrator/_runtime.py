@@ -23,6 +23,7 @@ from portwright.orchestrator._chunks import chunk_queue_name
 from portwright.orchestrator._host import DbosHost, JobPorts
 from portwright.orchestrator._janitor import Janitor
 from portwright.orchestrator._sealed_input import InputSealer
+from portwright.orchestrator._tx import site_breaker
 from portwright.orchestrator._workflow import job_workflow, set_runtime
 from portwright.resources import (
     CaptchaSolver,
@@ -43,6 +44,7 @@ from portwright.store import (
     Store,
     blob_store_from,
     is_database_unavailable,
+    site_name,
 )
 
 if TYPE_CHECKING:
@@ -61,8 +63,9 @@ def _solver_from(settings: Settings, guard: UrlGuard) -> CaptchaSolver | None:
     return solver_chain_from(settings, guard)
 
 
-def queue_name(portal: str) -> str:
-    return f"portal-{portal}"
+def queue_name(portal: str, tier: str | None = None) -> str:
+    """The portal's queue, or its engine tier's (`Adapter.tiers`)."""
+    return f"portal-{portal}" if tier is None else f"portal-{portal}-{tier}"
 
 
 class Runtime:
@@ -171,6 +174,16 @@ class Runtime:
             polling_interval_sec=self.settings.queue_polling_interval_s,
             on_conflict="always_update",
         )
+        for tier in adapter.tiers:  # a queue per engine tier, each with its own cap
+            cap = self.settings.tier_concurrency.get(tier, record.max_concurrency)
+            self._queues[queue_name(portal, tier)] = DBOS.register_queue(
+                queue_name(portal, tier),
+                global_concurrency=cap,
+                worker_concurrency=min(self.settings.worker_concurrency, cap),
+                partition_concurrency=1,
+                polling_interval_sec=self.settings.queue_polling_interval_s,
+                on_conflict="always_update",
+            )
         if adapter.batchable:  # its batches' chunks: each fetches batch_concurrency at once
             chunks = max(1, record.max_concurrency // max(1, adapter.batch_concurrency))
             self._queues[chunk_queue_name(portal)] = DBOS.register_queue(
@@ -235,6 +248,11 @@ class Runtime:
         queue = self._queues.get(job.portal)
         if queue is None:
             raise LookupError(f"no queue for portal {job.portal!r}")
+        if job.adapter in self.registry:  # its engine tier's queue, when it has tiers
+            adapter = self.registry.get(job.adapter)
+            tier = adapter.tier_of(job.input) if adapter.tiers else None
+            if tier is not None:
+                queue = self._queues.get(queue_name(job.portal, tier), queue)
         return queue
 
     def _options(self, job: JobRecord) -> SetEnqueueOptions:
@@ -412,7 +430,64 @@ class Runtime:
             "now": now,
         }
 
-    def record_portal_outcome(self, portal: str, *, ok: bool) -> None:
+    def site_of(self, job: JobRecord) -> str | None:
+        """The job's target site (`Adapter.site_of`), or None."""
+        if job.adapter not in self.registry:
+            return None
+        adapter = self.registry.get(job.adapter)
+        try:
+            opened = self.inputs.open(job.tenant_id, adapter.input_model, job.input)
+            site = adapter().site_of(adapter.input_model.model_validate(opened))
+        except Exception:  # noqa: BLE001 - an unreadable input is its own workflow's to fail
+            return None
+        return None if site is None else site.host
+
+    def sites_holding(self, jobs: Sequence[JobRecord]) -> dict[str, str]:
+        """{job id: why it must wait} for jobs whose target site (or the tenant's use of
+        it) is cooling down or behind a breaker that is not closed (a chunk's items)."""
+        hosts = {job.id: self.site_of(job) for job in jobs}
+        names = {
+            name
+            for job in jobs
+            if (host := hosts[job.id])
+            for name in (site_name(job.portal, host), site_name(job.portal, host, job.tenant_id))
+        }
+        now = time.time()
+        cooling = {
+            row.name: f"site {row.host} cooling down: {row.cooldown_reason}"
+            for row in self.store.sites.get_many(sorted(names))
+            if row.cooldown_until is not None and row.cooldown_until > now
+        }
+        held: dict[str, str] = {}
+        breakers: dict[str, str | None] = {}
+        for job in jobs:
+            host = hosts[job.id]
+            if not host:
+                continue
+            own = site_name(job.portal, host)
+            why = cooling.get(own) or cooling.get(site_name(job.portal, host, job.tenant_id))
+            if why is None:
+                breaker = site_breaker(job.portal, host)
+                if breaker not in breakers:
+                    breakers[breaker] = self.store.portals.breaker(breaker).state
+                if breakers[breaker] not in (None, "closed"):
+                    why = f"site {host} circuit {breakers[breaker]}"
+            if why is not None:
+                held[job.id] = why
+        return held
+
+    def record_portal_outcome(self, portal: str, *, ok: bool, site: str | None = None) -> None:
+        """Feed the breaker of the portal or, given one, of its target `site` (a host)."""
+        if site:
+            self.store.portals.record_outcome(
+                site_breaker(portal, site), ok=ok, policy=self.breaker_policy
+            )
+            if ok and any(
+                row.degraded_since is not None
+                for row in self.store.sites.get_many([site_name(portal, site)])
+            ):
+                self.store.sites.set_degraded(portal, site, reason=None)
+            return
         self.store.portals.record_outcome(f"portal:{portal}", ok=ok, policy=self.breaker_policy)
         if ok and self.store.portals.get(portal).degraded_since is not None:
             self.store.portals.set_degraded(portal, reason=None)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from portwright.sdk import StateMachine
-from portwright.store import BreakerPolicy, JobRecord, StaleStateError, Store
+from portwright.store import BreakerPolicy, JobRecord, StaleStateError, Store, site_name
 
 __all__ = [
     "TransitionResult",
@@ -20,6 +20,7 @@ __all__ = [
     "plan_changes",
     "resolve_escalation",
     "run_batch",
+    "site_breaker",
 ]
 
 TransitionResult = dict[str, Any]
@@ -238,6 +239,7 @@ def run_batch(
     base_seq: int | None,
     gate: bool,
     leave: dict[str, Any] | None = None,
+    site: str | None = None,
 ) -> tuple[dict[str, Any], JobRecord]:
     """A step's one transaction before it runs (or a job's last write): read the job, its
     portal and breaker in one statement, apply the pending `changes` and the portal outcomes
@@ -246,13 +248,16 @@ def run_batch(
     Returns (result, the job as written). The result holds state/seq/status (or finished /
     illegal) and, with `gate`, `gate`: None to run, else {paused, wait_until, why, now}.
     `leave` is the change out of the cooldown state, applied only if the step may run.
+    `site` (a host, `Adapter.site_of`): the job's target site, whose breaker stands in for
+    the portal's and whose cooldowns (the site's, and the tenant's own there) gate it too.
     Not checkpointed itself: the step that calls it is, and `base_seq` makes it safe to
     run again if that step is retried or recovered before its checkpoint.
     """
-    breaker = f"portal:{portal}"
+    breaker = site_breaker(portal, site) if site else f"portal:{portal}"
     with store.engine.begin() as conn:
         lock = bool(changes) or leave is not None
         job, extra = store.jobs.lock_for_step(conn, job_id, breaker=breaker, lock=lock)
+        site_degraded = _site_gate(conn, store, portal, site, job.tenant_id, extra)
         result, job = _apply(conn, store, machine_of, job_id, changes, base_seq=base_seq, job=job)
         closed = extra["breaker_state"] in (None, "closed")
         if outcomes and closed:
@@ -273,6 +278,8 @@ def run_batch(
             store.portals.record_outcome(breaker, ok=ok, policy=policy)
     if any(outcomes) and extra["degraded_since"] is not None:
         store.portals.set_degraded(portal, reason=None)
+    if any(outcomes) and site and site_degraded:
+        store.sites.set_degraded(portal, site, reason=None)
     if needs_allow:
         allowed, retry_at = store.portals.allow(breaker, policy=policy)
         now = time.time()
@@ -288,6 +295,36 @@ def run_batch(
     return result, job
 
 
+def site_breaker(portal: str, site: str) -> str:
+    """The breaker of one target site of a portal."""
+    return f"site:{site_name(portal, site)}"
+
+
+def _site_gate(
+    conn: sa.Connection,
+    store: Store,
+    portal: str,
+    site: str | None,
+    tenant_id: str,
+    extra: dict[str, Any],
+) -> bool:
+    """Fold the site's cooldowns (its own, and this tenant's there) into the portal's in
+    `extra`, the latest end winning; whether the site is marked degraded."""
+    if not site:
+        return False
+    names = [site_name(portal, site), site_name(portal, site, tenant_id)]
+    degraded = False
+    for row in store.sites.read(conn, names):
+        degraded = degraded or (row.tenant_id is None and row.degraded_since is not None)
+        until, current = row.cooldown_until, extra["cooldown_until"]
+        if until is not None and (current is None or until > current):
+            whose = f"your use of {row.host}" if row.tenant_id else f"site {row.host}"
+            extra["cooldown_until"] = until
+            extra["cooldown_reason"] = f"{whose}: {row.cooldown_reason}"
+            extra["cooldown_scope"] = "site"
+    return degraded
+
+
 def _gate(
     job: JobRecord, extra: dict[str, Any], *, closed: bool
 ) -> tuple[dict[str, Any] | None, bool]:
@@ -296,7 +333,8 @@ def _gate(
     paused = bool(job.paused or extra["portal_paused"])
     cooldown_until = extra["cooldown_until"]
     if cooldown_until is not None and cooldown_until > now:
-        why = f"portal cooling down: {extra['cooldown_reason']}"
+        scope = extra.get("cooldown_scope", "portal")
+        why = f"{scope} cooling down: {extra['cooldown_reason']}"
         return {
             "paused": paused,
             "wait_until": float(cooldown_until),

@@ -1,6 +1,6 @@
 """The adapter SDK: the public, small, typed surface adapters are written against."""
 
-from portwright.sdk._adapter import Adapter, Job, Logger, RetryPolicy, StepContext
+from portwright.sdk._adapter import Adapter, Job, Logger, RetryPolicy, Site, StepContext
 from portwright.sdk._errors import (
     BlockedError,
     ChallengeError,
@@ -46,6 +46,7 @@ __all__ = [
     "RateLimitedError",
     "RetryPolicy",
     "SelectorMap",
+    "Site",
     "StateMachine",
     "StepContext",
     "TransientError",

@@ -169,6 +169,20 @@ class Job(Protocol[InputT]):  # type: ignore[misc]
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Site:
+    """The target site one job reaches, for a portal whose jobs reach many sites.
+
+    `host` is the site's identity (host, with the port when not the default): its
+    cooldown, breaker and politeness are its own, so one site's 429 slows that site only.
+    `own_identity`: the request runs on the tenant's own identity (a sticky session);
+    a rate limit it meets is that tenant's, and cools down only that tenant's jobs there.
+    """
+
+    host: str
+    own_identity: bool = False
+
+
 class Adapter(Generic[InputT]):
     """Subclass per portal. Declare the class attributes and implement `run`.
 
@@ -193,6 +207,9 @@ class Adapter(Generic[InputT]):
     batchable: ClassVar[bool] = False
     batch_size: ClassVar[int] = 100
     batch_concurrency: ClassVar[int] = 8
+    # Engine tiers with a queue each (their concurrency caps are settings), so one tier's
+    # work never starves another's; `tier_of` picks a job's. Empty: one queue.
+    tiers: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def portal_name(cls) -> str:
@@ -200,6 +217,16 @@ class Adapter(Generic[InputT]):
 
     def lock_key(self, data: InputT) -> str | None:
         """Jobs with the same lock key never run at the same time (e.g. one per account)."""
+        return None
+
+    def site_of(self, data: InputT) -> Site | None:
+        """The target site this input reaches, when the portal's jobs reach many sites
+        (cooldowns, breaker and politeness are then per site); None: the portal is one."""
+        return None
+
+    @classmethod
+    def tier_of(cls, stored: Mapping[str, Any]) -> str | None:
+        """The engine tier (one of `tiers`) whose queue runs a job with this stored input."""
         return None
 
     def batch_item(self, data: InputT) -> bool:

@@ -47,6 +47,7 @@ from portwright.store._records import (
 )
 from portwright.store._rows import to_record
 from portwright.store._scope import tenant_transaction
+from portwright.store._sites import SiteRecord, site_name
 from portwright.store._store import Store
 from portwright.store._usage import UsageSummary, UsageTotals
 from portwright.store._vault import CredentialRecord, DataKeyRecord
@@ -91,6 +92,7 @@ __all__ = [
     "ProxyBurnRecord",
     "S3BlobStore",
     "SelectorMapRecord",
+    "SiteRecord",
     "SqlBreakerStorage",
     "StaleStateError",
     "Store",
@@ -110,6 +112,7 @@ __all__ = [
     "is_sqlite",
     "metadata_of",
     "migrate",
+    "site_name",
     "tenant_transaction",
     "to_record",
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "portals",
     "proxy_burns",
     "selector_maps",
+    "sites",
     "tenants",
     "tier_memory",
     "usage_counters",
@@ -88,6 +89,25 @@ portals = sa.Table(
     sa.Column("degraded_since", sa.Float),
     sa.Column("degraded_reason", sa.Text),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# A target site of a portal whose jobs reach many sites (the scrape adapter: one row per
+# host, and one per (host, tenant) for what a tenant's own identity caused): its cooldown
+# and degraded mark, so one site's 429 slows that site only. Its breaker is the breakers
+# row `site:<name>`. Rows appear when a site first needs one (a 429, a degraded mark).
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("name", sa.String(300), primary_key=True),
+    sa.Column("portal", sa.String(100), nullable=False),
+    sa.Column("host", sa.String(260), nullable=False),
+    sa.Column("tenant_id", sa.String(64)),
+    sa.Column("cooldown_until", sa.Float),
+    sa.Column("cooldown_reason", sa.Text),
+    sa.Column("degraded_since", sa.Float),
+    sa.Column("degraded_reason", sa.Text),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index(None, "portal", "host"),
 )
 
 breakers = sa.Table(
@@ -345,6 +365,7 @@ usage_records = sa.Table(
     sa.Column("period", sa.String(7), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index(None, "tenant_id", "period"),
+    sa.Index(None, "job_id"),  # a key's unfinished jobs (per-key concurrency caps)
 )
 
 # -- the browser fleet (engines): tier memory per site, proxy burns ------------------------

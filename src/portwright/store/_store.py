@@ -19,6 +19,7 @@ from portwright.store._misc import AuditRepository, IntelRepository, TenantRepos
 from portwright.store._outbox import OutboxRepository
 from portwright.store._portals import PortalRepository
 from portwright.store._scope import install_system_scope
+from portwright.store._sites import SiteRepository
 from portwright.store._usage import UsageRepository
 from portwright.store._vault import VaultRepository
 from portwright.store._workers import WorkerRepository
@@ -34,6 +35,7 @@ class Store:
         self.engine = engine
         self.jobs = JobRepository(engine)
         self.portals = PortalRepository(engine)
+        self.sites = SiteRepository(engine)
         self.workers = WorkerRepository(engine)
         self.tenants = TenantRepository(engine)
         self.intel = IntelRepository(engine)

@@ -236,3 +236,18 @@ class UsageRepository:
             by_tier={str(t): UsageTotals(int(n), int(c)) for t, n, c in tiers},
             by_key={str(k): UsageTotals(int(n), int(c)) for k, n, c in keys},
         )
+
+    def unfinished_jobs(self, tenant_id: str, api_key_id: str) -> int:
+        """How many jobs submitted with this API key have not ended yet (queued, running or
+        waiting): what a plan's per-key concurrency cap counts."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(jobs.join(usage_records, usage_records.c.job_id == jobs.c.id))
+            .where(
+                jobs.c.tenant_id == tenant_id,
+                jobs.c.status.in_(("queued", "running", "waiting")),  # not ended
+                usage_records.c.api_key_id == api_key_id,
+            )
+        )
+        with tenant_transaction(self.engine, tenant_id) as conn:
+            return int(conn.execute(query).scalar_one())

@@ -17,8 +17,10 @@ still honouring robots.txt.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,13 +29,38 @@ from portwright.adapters.scrape._extract import ExtractRule, extract, title_of
 from portwright.engines import Politeness
 from portwright.engines.http import USER_AGENT
 from portwright.resources.ssrf import UrlGuard, UrlRefusedError, guarded_client
-from portwright.sdk import Adapter, Job, PermanentError, RetryPolicy, StepContext, linear_machine
+from portwright.sdk import (
+    Adapter,
+    InputTimeoutError,
+    Job,
+    PermanentError,
+    RetryPolicy,
+    Site,
+    StepContext,
+    TransientError,
+    linear_machine,
+)
 
-__all__ = ["ENGINES", "HTTP_CREDITS", "ScrapeAdapter", "ScrapeInput"]
+__all__ = ["ENGINES", "HTTP_CREDITS", "TIERS", "ScrapeAdapter", "ScrapeInput", "host_of"]
 
 MAX_BYTES = 5_000_000
 ENGINES: tuple[str, ...] = ("auto", "http", "browser", "stealth")
 HTTP_CREDITS = 1  # the plain HTTP rung's price, for a worker without a fleet
+BROWSER_RECHECK_S = 30.0  # how often a job waiting for a browser looks again
+BROWSERS_DOWN = "browsers_down"  # a fetch step's output when no browser would start
+TIERS: tuple[str, ...] = ("http", "browser", "stealth")  # a queue each (engine "auto": http)
+
+
+def host_of(url: str) -> str | None:
+    """A URL's site: its host, lowercased, with the port when one is given."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return f"{host}:{port}" if port is not None else host
 
 
 class ScrapeInput(BaseModel):
@@ -69,7 +96,9 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
     engines: ClassVar[tuple[str, ...]] = ("auto", "http")
     guard: ClassVar[UrlGuard] = UrlGuard()
     uses_fleet: ClassVar[bool] = False
-    _politeness: ClassVar[Politeness | None] = None  # the fleet-less path's robots.txt cache
+    tiers: ClassVar[tuple[str, ...]] = TIERS
+    # the fleet-less path's robots.txt cache and per-site concurrency slots
+    _politeness: ClassVar[Politeness | None] = None
 
     @classmethod
     def with_guard(cls, guard: UrlGuard) -> type[ScrapeAdapter]:
@@ -89,17 +118,73 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
         attrs = {"guard": guard, "uses_fleet": True, "engines": tuple(engines)}
         return type("ScrapeAdapter", (cls,), {**attrs, "__doc__": cls.__doc__})
 
+    def site_of(self, data: ScrapeInput) -> Site | None:
+        """Each host is a site of its own; a request on a sticky session runs on the
+        tenant's own identity (its 429s cool down that tenant's jobs of the site only)."""
+        host = host_of(data.url)
+        return None if host is None else Site(host, own_identity=data.session_id is not None)
+
+    @classmethod
+    def tier_of(cls, stored: Mapping[str, Any]) -> str | None:
+        """The requested engine's queue; "auto" starts on plain HTTP, so it queues there."""
+        engine = stored.get("engine")
+        return engine if engine in ("browser", "stealth") else "http"
+
     def batch_item(self, data: ScrapeInput) -> bool:
         """Plain fetches only: a browser, a screenshot or a trace runs as its own job."""
         return data.engine in ("auto", "http") and not data.screenshot and not data.trace
 
     async def run(self, job: Job[ScrapeInput]) -> Mapping[str, Any]:
         await job.transition("QUEUED")
+        told = await self._until_browser(job)
         await job.transition("FETCHING")
-        result: dict[str, Any] = await job.step(
-            "fetch", self._fetch, job.input.model_dump(mode="json")
-        )
-        return result
+        while True:
+            result: dict[str, Any] = await job.step(
+                "fetch", self._fetch, job.input.model_dump(mode="json")
+            )
+            down = result.get(BROWSERS_DOWN)
+            if down is None:
+                return result
+            # every browser of the pool failed to start: wait for one, visibly, then again
+            await self._wait_for_browser(job, f"waiting for a browser: {down}", told=told)
+            told = True
+
+    @staticmethod
+    def needs_browser(data: ScrapeInput) -> bool:
+        """Whether the request can only run on a browser tier."""
+        return data.engine in ("browser", "stealth") or data.screenshot or data.trace
+
+    async def _until_browser(self, job: Job[ScrapeInput]) -> bool:
+        """A request for a browser tier on a worker without a browser pool waits, visibly
+        (status waiting, for "browser", with the reason on its timeline), looking again
+        every `BROWSER_RECHECK_S`; it is never failed for it nor left silent. Whether it
+        waited (the timeline said why)."""
+        if not self.needs_browser(job.input):
+            return False
+        engine = job.input.engine if job.input.engine != "auto" else "browser"
+        told = False
+        while not await job.step("browser", self._browser_here, engine):
+            await self._wait_for_browser(
+                job,
+                f"waiting for a browser: engine {engine!r} needs one and this worker has no "
+                "browser pool (HTTP scrapes run on)",
+                told=told,
+            )
+            told = True
+        return told
+
+    @staticmethod
+    async def _wait_for_browser(job: Job[ScrapeInput], reason: str, *, told: bool) -> None:
+        """Wait `BROWSER_RECHECK_S` for a browser: the first wait says why on the timeline
+        (status waiting, for "browser"); later ones add no event."""
+        if told:
+            await job.sleep(BROWSER_RECHECK_S)
+            return
+        with contextlib.suppress(InputTimeoutError):
+            await job.wait_for_input("browser", BROWSER_RECHECK_S, reason=reason)
+
+    async def _browser_here(self, _sc: StepContext, engine: str) -> bool:
+        return engine in self.engines
 
     async def _check(self, url: str) -> list[str]:
         """The SSRF guard as the engines call it: the addresses to connect to (the rungs pin
@@ -115,19 +200,25 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
             raise PermanentError(f"engine: {request.engine!r} is not available on this worker")
         if not self.uses_fleet:
             return await self._fetch_http(sc, request)
-        result = await sc.fetch(
-            request.url,
-            engine=request.engine,
-            wait_for=request.wait_for,
-            extract=request.extract,
-            screenshot=request.screenshot,
-            session_id=request.session_id,
-            proxy_tier=request.proxy_tier,
-            country=request.proxy_country,
-            respect_robots=request.respect_robots,
-            guard=self._check,
-            trace=request.trace,
-        )
+        try:
+            result = await sc.fetch(
+                request.url,
+                engine=request.engine,
+                wait_for=request.wait_for,
+                extract=request.extract,
+                screenshot=request.screenshot,
+                session_id=request.session_id,
+                proxy_tier=request.proxy_tier,
+                country=request.proxy_country,
+                respect_robots=request.respect_robots,
+                guard=self._check,
+                trace=request.trace,
+            )
+        except TransientError as exc:
+            if not exc.details.get("browser_launch"):
+                raise
+            # no browser of the pool would start (all down): the job waits for one
+            return {BROWSERS_DOWN: exc.message}
         output = result.summary()
         output["tier"] = result.rung
         output["bytes"] = len(result.html.encode())
@@ -143,13 +234,17 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
 
     async def _fetch_http(self, sc: StepContext, request: ScrapeInput) -> dict[str, Any]:
         await self._check(request.url)
-        if request.respect_robots:
-            cls = type(self)
-            if cls._politeness is None:
-                cls._politeness = Politeness()
-            if not await cls._politeness.allowed(request.url, respect=True, guard=self._check):
-                raise PermanentError(f"robots.txt disallows {request.url}", robots=True)
-        async with guarded_client(self.guard, user_agent=USER_AGENT) as client:
+        cls = type(self)
+        if cls._politeness is None:
+            cls._politeness = Politeness()
+        if request.respect_robots and not await cls._politeness.allowed(
+            request.url, respect=True, guard=self._check
+        ):
+            raise PermanentError(f"robots.txt disallows {request.url}", robots=True)
+        async with (
+            cls._politeness.slot(host_of(request.url) or request.url),  # per site
+            guarded_client(self.guard, user_agent=USER_AGENT) as client,
+        ):
             try:
                 response = await client.get(request.url)
             except UrlRefusedError as exc:
