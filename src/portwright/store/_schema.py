@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 __all__ = [
     "api_keys",
     "audit_log",
+    "batches",
     "breaker_outcomes",
     "breakers",
     "console_sessions",
@@ -198,6 +199,8 @@ evidence = sa.Table(
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("meta", Json, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # the bytes themselves while the blob store was down (0011): moved there later
+    sa.Column("data", sa.LargeBinary),
     sa.Index(None, "job_id"),
 )
 
@@ -412,6 +415,8 @@ outbox = sa.Table(
     sa.Column("payload", Json, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("published_at", sa.Float),
+    # an endpoint URL of the tenant: only its endpoint there receives the event (0011)
+    sa.Column("target", sa.Text),
     sa.Index(None, "published_at", "id"),
     sa.Index(None, "tenant_id", "id"),
 )
@@ -500,4 +505,22 @@ dispatch_drivers = sa.Table(
     sa.Column("location_at", sa.Float),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# -- results (0011) ------------------------------------------------------------------------
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("webhook", sa.Text),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("remaining", sa.Integer, nullable=False),
+    sa.Column("succeeded", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cancelled", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Index(None, "tenant_id", "created_at"),
 )
