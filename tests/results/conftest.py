@@ -138,7 +138,7 @@ def make_stack(
     servers: list[ServerThread] = []
     stacks: list[Stack] = []
 
-    def make(**extra: Any) -> Stack:
+    def make(*adapters: Any, **extra: Any) -> Stack:
         receiver = Receiver()
         receiver.server = ServerThread(receiver.app()).start()
         pages = ServerThread(pages_app()).start()
@@ -148,6 +148,8 @@ def make_stack(
         registry = AdapterRegistry()
         guard = UrlGuard.from_allowlist(tuned.url_allowlist)
         registry.register(ScrapeAdapter.with_guard(guard, inline_bytes=INLINE))
+        for adapter in adapters:
+            registry.register(adapter)
         service = service_for(registry, settings=tuned)
         app = create_app(service, tuned, delivery_policy=FAST)
         server = ServerThread(app, tuned).start()
