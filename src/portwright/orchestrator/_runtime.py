@@ -187,6 +187,11 @@ class Runtime:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def trigger_schedule(self, name: str) -> None:
+        """Run a schedule's workflow now (e.g. `HOUSEKEEPING_SCHEDULE` after an outage);
+        call it off the event loop."""
+        DBOS.trigger_schedule(name)
+
     def register_portal(self, adapter: type[Adapter]) -> None:  # type: ignore[type-arg]
         portal = adapter.portal_name()
         record = self.store.portals.ensure(portal, max_concurrency=adapter.max_concurrency)
