@@ -55,8 +55,8 @@ def _purged(kind: str) -> float:
 def test_retention_purges_exactly_what_is_due_and_nothing_a_running_job_holds(
     make_stack: Callable[..., Stack],
 ) -> None:
-    """Kinds purge at their own ages; batches are bounded; the waiting job and its
-    evidence stay through every purge."""
+    """Kinds purge at their own ages; batches are bounded; the waiting job, its evidence
+    and its finished child stay through every purge."""
     stack = make_stack(Holder)
     store, blobs = stack.service.store, stack.service.rt.blobs
     client, tenant_id = stack.tenant()
@@ -68,7 +68,17 @@ def test_retention_purges_exactly_what_is_due_and_nothing_a_running_job_holds(
     ]
     finished = [big.json()["id"], *(r.json()["id"] for r in smalls)]
     holder = asyncio.run(stack.service.submit(tenant_id=tenant_id, adapter="holder", input={}))
-    wait_until_sync(lambda: all(store.jobs.get(j).finished_at for j in finished), timeout=60)
+    child = asyncio.run(  # a finished item of the waiting job: its parent still counts it
+        stack.service.submit(
+            tenant_id=tenant_id,
+            adapter="scrape",
+            input={"url": f"{stack.pages_url}/page/9"},
+            parent_id=holder.id,
+        )
+    )
+    wait_until_sync(
+        lambda: all(store.jobs.get(j).finished_at for j in [*finished, child.id]), timeout=60
+    )
     wait_until_sync(lambda: store.jobs.get(holder.id).status == "waiting", timeout=60)
     where = DeliveryFilter(tenant_id=tenant_id)
     wait_until_sync(
@@ -115,6 +125,7 @@ def test_retention_purges_exactly_what_is_due_and_nothing_a_running_job_holds(
     assert report.purged["usage"]["rows"] == len(finished)
     # through all of it the waiting job and everything it stored are intact
     assert store.jobs.get(holder.id).status == "waiting"
+    assert store.jobs.get(child.id).status == "succeeded"
     assert {e.kind for e in store.jobs.evidence(holder.id)} == {"html", "screenshot"}
     assert blobs.get(held["screenshot"].blob_key) == b"\x89PNG fake"
     audits = [a for a in store.audit.search(limit=500) if a.action == "retention.purge"]

@@ -3,7 +3,7 @@
 Each `purge_*` deletes at most `limit` rows that ended before `cutoff` and returns what
 went (`Purged`: rows, bytes, and the blob keys the caller must delete from the blob
 store). Nothing a running job holds is touched: evidence and usage of a job that has not
-finished, a job with an unfinished child, an undelivered delivery, an outbox event with
+finished, a job with an unfinished child or parent, an undelivered delivery, an outbox event with
 a delivery still owed, an inbound webhook not yet processed.
 """
 
@@ -74,15 +74,23 @@ class RetentionRepository:
             return conn.execute(evidence.delete().where(evidence.c.id.in_(ids))).rowcount or 0
 
     def due_jobs(self, cutoff: float, limit: int) -> tuple[list[str], Purged]:
-        """Finished jobs that ended before `cutoff` with no unfinished child, and their
+        """Finished jobs that ended before `cutoff` with no unfinished child or parent, and their
         evidence (whose blobs the caller deletes before `delete_jobs`)."""
-        child = jobs.alias("child")
+        child, parent = jobs.alias("child"), jobs.alias("parent")
         running_child = sa.exists().where(
             child.c.parent_id == jobs.c.id, child.c.finished_at.is_(None)
         )
+        running_parent = sa.exists().where(  # it still counts its children's outcomes
+            parent.c.id == jobs.c.parent_id, parent.c.finished_at.is_(None)
+        )
         query = (
             sa.select(jobs.c.id)
-            .where(jobs.c.finished_at.is_not(None), jobs.c.finished_at < cutoff, ~running_child)
+            .where(
+                jobs.c.finished_at.is_not(None),
+                jobs.c.finished_at < cutoff,
+                ~running_child,
+                ~running_parent,
+            )
             .order_by(jobs.c.finished_at)
             .limit(limit)
         )
