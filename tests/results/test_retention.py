@@ -16,8 +16,8 @@ from portwright.observability import PROCESS
 from portwright.results import Housekeeper
 from portwright.sdk import Adapter, Job, StepContext, linear_machine
 from portwright.settings import RetentionConfig
-from portwright.store import DeliveryFilter, JobNotFoundError
-from portwright.testing import wait_until_sync
+from portwright.store import DeliveryFilter, JobNotFoundError, Store
+from portwright.testing import InMemoryBlobStore, wait_until_sync
 from tests.results.conftest import BIG_HTML, Stack
 
 HOUR, DAY = 3600.0, 86_400.0
@@ -131,3 +131,29 @@ def test_retention_purges_exactly_what_is_due_and_nothing_a_running_job_holds(
     audits = [a for a in store.audit.search(limit=500) if a.action == "retention.purge"]
     assert len(audits) == 3  # one per purge run that purged anything (25 h, 31 d, 91 d)
     assert audits[-1].after == {"purged": {"html": {"rows": 1, "bytes": len(BIG_HTML)}}, "moved": 0}
+
+
+def test_processed_inbound_webhooks_are_purged_when_due_and_pending_ones_never(
+    db_url: str,
+) -> None:
+    """The inbox kind: a processed event goes 30 days after it was processed; one still
+    pending (its processing not done) stays however old; bytes count the payloads."""
+    store = Store.open(db_url)
+    try:
+        done, _ = store.inbox.add(
+            source="shop", external_id="", event_id="e1", checksum="c1",
+            payload=b"x" * 100, event_type="order", tenant_id=None,
+        )  # fmt: skip
+        pending, _ = store.inbox.add(
+            source="shop", external_id="", event_id="e2", checksum="c2",
+            payload=b"y" * 50, event_type="order", tenant_id=None,
+        )  # fmt: skip
+        store.inbox.finish(done.id, status="done", result="ok")
+        keeper = Housekeeper(store, InMemoryBlobStore(), RetentionConfig())
+        t0 = time.time()
+        assert keeper.purge(t0 + 29 * DAY).purged == {}
+        assert keeper.purge(t0 + 31 * DAY).purged == {"inbox": {"rows": 1, "bytes": 100}}
+        assert keeper.purge(t0 + 400 * DAY).purged == {}
+        assert [r.id for r in store.inbox.search()] == [pending.id]
+    finally:
+        store.close()
