@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 from standardwebhooks import Webhook
 
 from portwright.testing import wait_until_sync
@@ -22,6 +23,7 @@ def _verified(stack: Stack, secret: str) -> list[dict[str, Any]]:
     return [hook.verify(body, headers) for headers, body in list(stack.receiver.received)]
 
 
+@pytest.mark.timeout(1500)  # 1,000 fetches and 1,001 deliveries on a loaded machine
 def test_a_1000_url_batch_delivers_1000_signed_results_and_one_batch_event(
     stack: Stack,
 ) -> None:
@@ -39,7 +41,7 @@ def test_a_1000_url_batch_delivers_1000_signed_results_and_one_batch_event(
     def batch_event_arrived() -> bool:
         return any(b'"batch.completed"' in body for _, body in stack.receiver.received)
 
-    wait_until_sync(batch_event_arrived, timeout=600, every=0.5)
+    wait_until_sync(batch_event_arrived, timeout=1200, every=0.5)
     delivery = stack.service.rt.store  # the relay has nothing left to send for the tenant
     wait_until_sync(
         lambda: (
