@@ -81,7 +81,9 @@ def platform_registry(settings: Settings, *, browsers: bool) -> AdapterRegistry:
     registry = default_registry()
     engines = ENGINES if browsers else ("auto", "http")
     guard = UrlGuard.from_allowlist(settings.url_allowlist)
-    registry.register(ScrapeAdapter.on_fleet(guard, engines=engines))
+    registry.register(
+        ScrapeAdapter.on_fleet(guard, engines=engines, inline_bytes=settings.result_inline_bytes)
+    )
     return registry
 
 

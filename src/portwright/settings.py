@@ -154,6 +154,28 @@ def load_settings(**values: Any) -> Settings:
         raise SettingsError(_describe(exc, source)) from None
 
 
+DAY_S = 86_400.0
+
+
+class RetentionConfig(BaseModel):
+    """How long each kind of data is kept (seconds), counted from when it ended; a
+    scheduled durable job purges what is due (docs/configuration.md, "Results and
+    retention"). What a running job still needs is never purged."""
+
+    model_config = {"extra": "forbid"}
+
+    job_metadata_s: float = Field(30 * DAY_S, gt=0, description="finished jobs, their events")
+    usage_s: float = Field(90 * DAY_S, gt=0, description="usage records")
+    html_s: float = Field(DAY_S, gt=0, description="stored page bodies (HTML)")
+    screenshots_s: float = Field(7 * DAY_S, gt=0, description="screenshots")
+    extracted_s: float = Field(30 * DAY_S, gt=0, description="stored extracted data")
+    deliveries_s: float = Field(30 * DAY_S, gt=0, description="finished outbound deliveries")
+    outbox_s: float = Field(30 * DAY_S, gt=0, description="published outbox events")
+    inbox_s: float = Field(30 * DAY_S, gt=0, description="processed inbound webhooks")
+    batch_rows: int = Field(500, ge=1, le=100_000, description="rows purged per step")
+    every_s: float = Field(300.0, ge=60, description="how often the purge runs")
+
+
 class WebhookSource(BaseModel):
     """One inbound webhook source: how it signs, its active secrets, what handles its events."""
 
@@ -271,6 +293,23 @@ class Settings(BaseSettings):
     s3_region: str | None = Field(None, description="the bucket's region")
     s3_access_key_id: str | None = Field(None, description="else boto3's own credential chain")
     s3_secret_access_key: SecretStr | None = Field(None, description="its secret")
+    # -- results (docs/configuration.md, "Results and retention") --------------------------
+    public_url: str | None = Field(
+        None,
+        description="the gateway's public base URL (https://api.example.com): result links "
+        "in webhooks are absolute with it; unset: links are paths on the gateway",
+    )
+    result_inline_bytes: int = Field(
+        16_384,
+        ge=0,
+        le=1_048_576,
+        description="a scrape's page body and extracted data up to this size are inline in "
+        "the result; larger ones go to the blob store behind a signed result_url",
+    )
+    result_link_ttl_s: float = Field(
+        3600.0, gt=0, le=7 * DAY_S, description="how long a signed result_url is valid"
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     # -- gateway ------------------------------------------------------------------------
     previous_master_keys: list[SecretStr] = Field(
         default_factory=list, description="older master keys, still able to unwrap data keys"
@@ -322,6 +361,14 @@ class Settings(BaseSettings):
             if cap < 1:
                 raise ValueError(f"{tier}: a tier's cap must be at least 1, not {cap}")
         return {"http": 16, "browser": 4, "stealth": 2, **value}
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value:
+            check_url(value, ("http", "https"), what="public_url")
+            return value.rstrip("/")
+        return None
 
     @field_validator("display_timezone")
     @classmethod

@@ -155,7 +155,12 @@ class ScrapeRequest(_Strict):
     session_id: str | None = Field(None, max_length=100)
     proxy_tier: Literal["datacenter", "residential", "mobile"] | None = None
     proxy_country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$")
-    webhook: str | None = Field(None, max_length=2048, description="URL told when it ends")
+    webhook: str | None = Field(
+        None,
+        max_length=2048,
+        description="one of your webhook endpoints' URLs: gets a signed job.result event "
+        "when the job ends",
+    )
     mode: Literal["sync", "async"] = "async"
     timeout_s: float = Field(30.0, gt=0, le=120, description="sync mode: wait at most this long")
 
@@ -170,7 +175,12 @@ class ScrapeSettings(_Strict):
 
 class BatchRequest(_Strict):
     items: list[ScrapeRequest] = Field(min_length=1, max_length=1000)
-    webhook: str | None = Field(None, max_length=2048)
+    webhook: str | None = Field(
+        None,
+        max_length=2048,
+        description="one of your webhook endpoints' URLs: each item's result (items without "
+        "their own webhook), then one batch.completed event with the counts",
+    )
 
 
 class BatchResponse(BaseModel):

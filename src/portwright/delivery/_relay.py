@@ -53,6 +53,22 @@ class DeliveryObserver(Protocol):
     def attempt(self, kind: str, outcome: str, seconds: float, lag_s: float) -> None: ...
 
 
+def _recipients(endpoints: list[EndpointRecord], event: OutboxRecord) -> list[EndpointRecord]:
+    """Who receives `event`: with a target (a request's `webhook`), the tenant's webhook
+    endpoint at that URL, whatever its topics; else every endpoint that wants the topic."""
+    if event.target is None:
+        return [e for e in endpoints if e.wants(event.topic, event.platform)]
+    found = [e for e in endpoints if e.kind == "webhook" and e.url == event.target][:1]
+    if not found:
+        log.warning(
+            "targeted event has no endpoint: dropped",
+            event_id=event.event_id,
+            tenant_id=event.tenant_id,
+            topic=event.topic,
+        )
+    return found
+
+
 class Relay(PollingWorker):
     def __init__(
         self,
@@ -129,9 +145,7 @@ class Relay(PollingWorker):
                     continue
                 if event.tenant_id not in endpoints:
                     endpoints[event.tenant_id] = store.endpoints.of_tenant(conn, event.tenant_id)
-                wanted = [
-                    e for e in endpoints[event.tenant_id] if e.wants(event.topic, event.platform)
-                ]
+                wanted = _recipients(endpoints[event.tenant_id], event)
                 store.deliveries.fan_out(conn, event, wanted)
             store.outbox.mark_published(conn, [e.id for e in events])
         return len(events)

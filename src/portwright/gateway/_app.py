@@ -34,6 +34,7 @@ from portwright.gateway.routes import (
     items_router,
     jobs_router,
     portals_router,
+    results_router,
     scrape_router,
 )
 from portwright.gateway.webhooks import (
@@ -62,6 +63,7 @@ PUBLIC_PATHS = (
     "/docs/oauth2-redirect",
     "/redoc",
     "/v1/hooks/",
+    "/v1/results/",  # signed, expiring links: the signature is the authorization
     "/console",
     "/console/",
 )
@@ -140,6 +142,7 @@ def create_app(
     app.include_router(portals_router(ctx))
     app.include_router(account_router(ctx))
     app.include_router(escalations_router(ctx))
+    app.include_router(results_router(ctx))
     mount_hooks(
         app,
         store,

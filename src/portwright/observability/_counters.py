@@ -167,6 +167,29 @@ class ProcessCounters:
             "1 while this process's rate limits are per-process (Redis unreachable)",
             registry=r,
         )
+        self.blobs_held = Counter(
+            "portwright_results_held_in_database",
+            "Results (evidence) kept in the database because the blob store was down, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.blobs_moved = Counter(
+            "portwright_results_moved_to_blob_store",
+            "Results kept in the database, moved to the blob store once it was back",
+            registry=r,
+        )
+        self.purged_rows = Counter(
+            "portwright_retention_purged_rows",
+            "Rows purged by retention, by data kind",
+            ["kind"],
+            registry=r,
+        )
+        self.purged_bytes = Counter(
+            "portwright_retention_purged_bytes",
+            "Bytes (stored results and payloads) purged by retention, by data kind",
+            ["kind"],
+            registry=r,
+        )
         r.register(_PoolCollector())
 
     def ratelimit_fallback(self) -> None:
@@ -174,6 +197,13 @@ class ProcessCounters:
 
     def ratelimit_degraded(self, down: bool) -> None:
         self.ratelimit_redis_down.set(1 if down else 0)
+
+    def blob_held(self, kind: str) -> None:
+        self.blobs_held.labels(kind).inc()
+
+    def purged(self, kind: str, rows: int, size: int) -> None:
+        self.purged_rows.labels(kind).inc(rows)
+        self.purged_bytes.labels(kind).inc(size)
 
     def captcha(self, portal: str, *, solved: bool) -> None:
         self.captchas.labels(portal, "solved" if solved else "failed").inc()

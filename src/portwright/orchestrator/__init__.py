@@ -15,6 +15,7 @@ from portwright.orchestrator._decisions import claim as claim_escalation
 from portwright.orchestrator._decisions import decide as decide_escalation
 from portwright.orchestrator._decisions import decide_many as decide_escalations
 from portwright.orchestrator._host import DbosHost, JobPorts
+from portwright.orchestrator._housekeeping import HOUSEKEEPING_SCHEDULE
 from portwright.orchestrator._runtime import Runtime, migrate_databases, queue_name
 from portwright.orchestrator._sealed_input import public_input
 from portwright.orchestrator._service import (
@@ -27,6 +28,7 @@ from portwright.orchestrator._service import (
 
 __all__ = [
     "BULK_CAP",
+    "HOUSEKEEPING_SCHEDULE",
     "BulkOutcome",
     "ConflictError",
     "DbosHost",

@@ -46,7 +46,7 @@ from pydantic import BaseModel
 
 from portwright.engines.http import CookieRow, translate_exception
 from portwright.orchestrator._step_context import StepContextImpl
-from portwright.orchestrator._tx import apply_batch, outbox_rows, plan_changes
+from portwright.orchestrator._tx import apply_batch, batch_rows, outbox_rows, plan_changes
 from portwright.orchestrator._workflow import current_runtime
 from portwright.sdk import Adapter, JobError, Logger, SelectorMap
 
@@ -400,7 +400,7 @@ class ChunkRunner:
                             (job, [{k: v for k, v in e.items() if k != "status"} for e in events],
                              values)
                         )  # fmt: skip
-                        outbox += outbox_rows(job, events)
+                        outbox += outbox_rows(job, events, values)
                         counts["recorded"] += 1
                         continue
                     why = f"illegal transition {illegal['from']} -> {illegal['to']}"
@@ -420,7 +420,7 @@ class ChunkRunner:
                 counts["left"] += 1
             # the recorded items: one UPDATE (executemany) and one INSERT per table
             store.jobs.write_events_many(conn, writes)
-            store.outbox.add_many(conn, outbox)
+            store.outbox.add_many(conn, outbox + batch_rows(conn, outbox))
             if writes and breaker_state in (None, "closed"):
                 store.portals.add_outcomes(conn, breaker, [True] * len(writes))
         if writes and breaker_state not in (None, "closed"):

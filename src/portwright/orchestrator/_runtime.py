@@ -18,10 +18,12 @@ import structlog
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID, SQLAlchemyDatasource
 
 from portwright.adapters import AdapterRegistry
-from portwright.observability import current_traceparent
+from portwright.observability import PROCESS, current_traceparent
 from portwright.orchestrator._chunks import chunk_queue_name
 from portwright.orchestrator._host import DbosHost, JobPorts
+from portwright.orchestrator._housekeeping import apply_housekeeping_schedule
 from portwright.orchestrator._janitor import Janitor
+from portwright.orchestrator._results import use_links
 from portwright.orchestrator._sealed_input import InputSealer
 from portwright.orchestrator._tx import site_breaker
 from portwright.orchestrator._workflow import job_workflow, set_runtime
@@ -34,6 +36,7 @@ from portwright.resources import (
     solver_chain_from,
 )
 from portwright.resources.ssrf import UrlGuard
+from portwright.results import ResultLinks, links_from
 from portwright.sdk import Adapter, SelectorMap, StateMachine
 from portwright.settings import Settings
 from portwright.store import (
@@ -112,6 +115,7 @@ class Runtime:
         self._janitor: Janitor | None = None
         self._selector_cache: dict[str, tuple[float, SelectorMap]] = {}
         self._lock = threading.Lock()
+        self.links: ResultLinks | None = None  # signs result links (made at start)
         self.started = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -121,6 +125,8 @@ class Runtime:
             return self
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.links = links_from(settings, self.blobs)
+        use_links(self.links)
         self._store = Store.open(settings.app_database_url)
         if self.fleet is not None:
             self.fleet.bind(self._store)
@@ -133,6 +139,7 @@ class Runtime:
         if self.run_workers:
             self._janitor = Janitor(self)
             self._janitor.start()
+            apply_housekeeping_schedule(self)
         self.started = True
         log.info("runtime started", executor_id=self.executor_id, workers=self.run_workers)
         return self
@@ -154,6 +161,7 @@ class Runtime:
         if self._host is not None:
             self._host.destroy()
         set_runtime(None)
+        use_links(None)
         self.store.close()
         self.started = False
 
@@ -162,6 +170,11 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def trigger_schedule(self, name: str) -> None:
+        """Run a schedule's workflow now (e.g. `HOUSEKEEPING_SCHEDULE` after an outage);
+        call it off the event loop."""
+        DBOS.trigger_schedule(name)
 
     def register_portal(self, adapter: type[Adapter]) -> None:  # type: ignore[type-arg]
         portal = adapter.portal_name()
@@ -503,11 +516,27 @@ class Runtime:
         meta: dict[str, Any],
     ) -> str:
         raw = data.encode() if isinstance(data, str) else data
-        suffix = {"text/html": "html", "image/png": "png", "application/zip": "zip"}.get(
-            content_type, "txt"
-        )
+        suffix = {
+            "text/html": "html",
+            "image/png": "png",
+            "application/zip": "zip",
+            "application/json": "json",
+        }.get(content_type, "txt")
         key = f"{job.tenant_id}/{job.id}/{step}-{time.time_ns()}.{suffix}"
-        self.blobs.put(key, raw, content_type=content_type)
+        held: bytes | None = None
+        try:
+            self.blobs.put(key, raw, content_type=content_type)
+        except ValueError:
+            raise  # a bad key is a bug, not an outage
+        except Exception as exc:  # noqa: BLE001 - the blob store is down: keep the bytes here
+            held = raw
+            PROCESS.blob_held(kind)
+            log.warning(
+                "blob store unavailable: evidence kept in the database until it is back",
+                job_id=job.id,
+                kind=kind,
+                error=f"{type(exc).__name__}: {exc}",
+            )
         return self.store.jobs.add_evidence(
             job_id=job.id,
             tenant_id=job.tenant_id,
@@ -517,6 +546,7 @@ class Runtime:
             content_type=content_type,
             size=len(raw),
             meta={k: v for k, v in meta.items() if v is None or isinstance(v, str | int | float)},
+            data=held,
         )
 
 

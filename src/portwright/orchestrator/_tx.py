@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from portwright.orchestrator._results import batch_rows, result_row
 from portwright.sdk import StateMachine
 from portwright.store import BreakerPolicy, JobRecord, StaleStateError, Store, site_name
 
@@ -15,6 +16,7 @@ __all__ = [
     "TransitionResult",
     "apply_batch",
     "apply_transition",
+    "batch_rows",
     "open_escalation",
     "outbox_rows",
     "plan_changes",
@@ -102,7 +104,7 @@ def _apply(
         events, values, illegal = plan_changes(job, machine, changes)
         if not events:
             return (illegal or _result(job, job.state)), job
-        rows_out = outbox_rows(job, events)
+        rows_out = outbox_rows(job, events, values)
         try:
             new = store.jobs.write_events(
                 conn,
@@ -113,7 +115,7 @@ def _apply(
         except StaleStateError:
             job = None  # someone else moved the job between our read and write: re-read
             continue
-        store.outbox.add_many(conn, rows_out)
+        store.outbox.add_many(conn, rows_out + batch_rows(conn, rows_out))
         if illegal is not None:
             return {**illegal, "state": new.state, "seq": new.seq}, new
         return _result(new, job.state), new
@@ -163,9 +165,15 @@ def plan_changes(
     return events, values, illegal
 
 
-def outbox_rows(before: JobRecord, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The outbox rows of events planned by `plan_changes` for the job as it was."""
-    return [_outbox_row(before, before.seq + i, event) for i, event in enumerate(events, 1)]
+def outbox_rows(
+    before: JobRecord, events: list[dict[str, Any]], values: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The outbox rows of events planned by `plan_changes` for the job as it was; with the
+    row's final `values`, also the job's `job.result` event if it ends and has a webhook
+    (write them with `batch_rows(conn, rows)` beside: see `_results`)."""
+    rows = [_outbox_row(before, before.seq + i, event) for i, event in enumerate(events, 1)]
+    result = result_row(before, values) if values else None
+    return rows if result is None else [*rows, result]
 
 
 def _result(job: JobRecord, before: str, *, replayed: bool = False) -> TransitionResult:

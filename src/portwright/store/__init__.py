@@ -1,6 +1,7 @@
 """Persistence: every SQL statement Portwright runs lives in this package."""
 
 from portwright.store._accounts import ApiKeyRecord
+from portwright.store._batches import BatchRecord, BatchRepository
 from portwright.store._blobs import (
     BlobStore,
     BlobStoreConfigError,
@@ -15,6 +16,7 @@ from portwright.store._endpoints import EndpointRecord
 from portwright.store._engine import PG_CONNECT_ARGS, create_engine, is_sqlite
 from portwright.store._escalations import AuditNote, CasOutcome, EscalationPage
 from portwright.store._fleet import ProxyBurnRecord, TierStatRecord
+from portwright.store._held import HeldBlob, StoredResult
 from portwright.store._idempotency import IdempotencyClaim
 from portwright.store._inbox import FinishedNote, InboxRecord, NewInboxEvent
 from portwright.store._jobs import JobIdTakenError, JobNotFoundError, NewJob, StaleStateError
@@ -45,6 +47,7 @@ from portwright.store._records import (
     TenantRecord,
     WorkerRecord,
 )
+from portwright.store._retention import EVIDENCE_KINDS, Purged
 from portwright.store._rows import to_record
 from portwright.store._scope import tenant_transaction
 from portwright.store._sites import SiteRecord, site_name
@@ -53,6 +56,7 @@ from portwright.store._usage import UsageSummary, UsageTotals
 from portwright.store._vault import CredentialRecord, DataKeyRecord
 
 __all__ = [
+    "EVIDENCE_KINDS",
     "NAMING_CONVENTION",
     "PG_CONNECT_ARGS",
     "ApiKeyRecord",
@@ -60,6 +64,8 @@ __all__ = [
     "AttemptRecord",
     "AuditNote",
     "AuditRecord",
+    "BatchRecord",
+    "BatchRepository",
     "BlobStore",
     "BlobStoreConfigError",
     "BreakerPolicy",
@@ -75,6 +81,7 @@ __all__ = [
     "EventRecord",
     "EvidenceRecord",
     "FinishedNote",
+    "HeldBlob",
     "IdempotencyClaim",
     "InboxRecord",
     "JobIdTakenError",
@@ -90,12 +97,14 @@ __all__ = [
     "OutboxRecord",
     "PortalRecord",
     "ProxyBurnRecord",
+    "Purged",
     "S3BlobStore",
     "SelectorMapRecord",
     "SiteRecord",
     "SqlBreakerStorage",
     "StaleStateError",
     "Store",
+    "StoredResult",
     "TenantRecord",
     "TierStatRecord",
     "UsageSummary",

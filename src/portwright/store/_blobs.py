@@ -31,6 +31,9 @@ class BlobStore(Protocol):
 
     def put(self, key: str, data: bytes, *, content_type: str) -> None: ...
     def get(self, key: str) -> bytes: ...
+    def delete(self, key: str) -> None:
+        """Remove the blob (nothing if it is not there)."""
+        ...
 
 
 class BlobStoreConfigError(RuntimeError):
@@ -61,6 +64,9 @@ class LocalBlobStore:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             raise KeyError(key) from None
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
 
 _MISSING_KEY = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -166,6 +172,19 @@ class S3BlobStore:
             return bytes(body.read())
         finally:
             body.close()
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def presign(self, key: str, expires_s: int) -> str:
+        """A GET URL for the blob, valid `expires_s` seconds (S3's own signature)."""
+        return str(
+            self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=max(1, int(expires_s)),
+            )
+        )
 
     def check(self) -> None:
         """Fail now, naming the setting, if the bucket is missing or refuses us."""

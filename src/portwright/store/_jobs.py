@@ -666,7 +666,10 @@ class JobRepository:
         content_type: str,
         size: int,
         meta: dict[str, Any],
+        data: bytes | None = None,
     ) -> str:
+        """A piece of evidence at `blob_key`; `data` is its bytes when they could not be
+        put there (the blob store was down): kept in the row until moved."""
         evidence_id = new_id("evd")
         with self.engine.begin() as conn:
             conn.execute(
@@ -681,6 +684,7 @@ class JobRepository:
                     size=size,
                     meta=meta,
                     created_at=time.time(),
+                    data=data,
                 )
             )
         return evidence_id

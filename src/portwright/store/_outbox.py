@@ -43,6 +43,7 @@ class OutboxRecord:
     payload: dict[str, Any]
     created_at: float
     published_at: float | None
+    target: str | None = None  # an endpoint URL of the tenant: only it receives the event
 
 
 class OutboxRepository:
@@ -69,8 +70,10 @@ class OutboxRepository:
         tenant_id: str | None = None,
         subject: str = "",
         platform: str | None = None,
+        target: str | None = None,
     ) -> int:
-        """Write one event in the caller's transaction; returns its cursor id."""
+        """Write one event in the caller's transaction; returns its cursor id. With
+        `target` (one of the tenant's endpoint URLs) only the endpoint there receives it."""
         result = conn.execute(
             _INSERT,
             {
@@ -81,6 +84,7 @@ class OutboxRepository:
                 "platform": platform,
                 "payload": payload,
                 "created_at": time.time(),
+                "target": target,
             },
         )
         key = result.inserted_primary_key
@@ -95,12 +99,19 @@ class OutboxRepository:
     @classmethod
     def add_many(cls, conn: sa.Connection, events: list[dict[str, Any]]) -> None:
         """`add` for many events, in order, in one statement (each a dict of `add`'s
-        keyword arguments; `subject`, `tenant_id` and `platform` may be left out)."""
+        keyword arguments; `subject`, `tenant_id`, `platform` and `target` may be left out)."""
         if not events:
             return
         now = time.time()
         rows = [
-            {"tenant_id": None, "subject": "", "platform": None, **event, "created_at": now}
+            {
+                "tenant_id": None,
+                "subject": "",
+                "platform": None,
+                "target": None,
+                **event,
+                "created_at": now,
+            }
             for event in events
         ]
         conn.execute(_INSERT, rows)

@@ -14,6 +14,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "api_keys",
     "audit_log",
+    "batches",
     "breaker_outcomes",
     "breakers",
     "console_sessions",
@@ -218,6 +219,8 @@ evidence = sa.Table(
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("meta", Json, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # the bytes themselves while the blob store was down (0011): moved there later
+    sa.Column("data", sa.LargeBinary),
     sa.Index(None, "job_id"),
 )
 
@@ -433,6 +436,8 @@ outbox = sa.Table(
     sa.Column("payload", Json, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("published_at", sa.Float),
+    # an endpoint URL of the tenant: only its endpoint there receives the event (0011)
+    sa.Column("target", sa.Text),
     sa.Index(None, "published_at", "id"),
     sa.Index(None, "tenant_id", "id"),
 )
@@ -491,4 +496,22 @@ delivery_attempts = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
+)
+
+# -- results (0011) ------------------------------------------------------------------------
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("webhook", sa.Text),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("remaining", sa.Integer, nullable=False),
+    sa.Column("succeeded", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cancelled", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Index(None, "tenant_id", "created_at"),
 )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from portwright.store._accounts import AccountRepository
+from portwright.store._batches import BatchRepository
 from portwright.store._console import ConsoleRepository
 from portwright.store._deliveries import DeliveryRepository
 from portwright.store._endpoints import EndpointRepository
 from portwright.store._engine import create_engine
 from portwright.store._escalations import EscalationRepository
 from portwright.store._fleet import FleetRepository
+from portwright.store._held import HeldBlobRepository
 from portwright.store._idempotency import IdempotencyRepository
 from portwright.store._inbox import InboxRepository
 from portwright.store._jobs import JobRepository
@@ -18,6 +20,7 @@ from portwright.store._migrate import migrate
 from portwright.store._misc import AuditRepository, IntelRepository, TenantRepository
 from portwright.store._outbox import OutboxRepository
 from portwright.store._portals import PortalRepository
+from portwright.store._retention import RetentionRepository
 from portwright.store._scope import install_system_scope
 from portwright.store._sites import SiteRepository
 from portwright.store._usage import UsageRepository
@@ -51,6 +54,9 @@ class Store:
         self.deliveries = DeliveryRepository(engine)
         self.console = ConsoleRepository(engine)
         self.escalations = EscalationRepository(engine)
+        self.batches = BatchRepository(engine)
+        self.held = HeldBlobRepository(engine)
+        self.retention = RetentionRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:

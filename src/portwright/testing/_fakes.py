@@ -23,6 +23,10 @@ class InMemoryBlobStore:
         with self._lock:
             return self._blobs[key][0]
 
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._blobs.pop(key, None)
+
     def keys(self) -> list[str]:
         with self._lock:
             return sorted(self._blobs)

@@ -10,6 +10,11 @@ The result names the tier that served the page and its price in credits (the
 gateway meters that); a screenshot is stored as evidence and linked, and with
 `trace` the browser tiers' Playwright trace too.
 
+Results: the page body (`html`) and the extracted data are inline in the output when
+they fit in `inline_bytes`; a larger one is stored in the blob store as evidence (kind
+"html" or "extracted") and named under `results` with its size — the gateway and the
+result webhook add a signed, time-limited `result_url` to each (`portwright.results`).
+
 A worker without a fleet (`ScrapeAdapter.with_guard(guard)`) fetches over plain
 HTTP only (engines "auto" and "http"), still guarded on every connection and
 still honouring robots.txt.
@@ -18,6 +23,7 @@ still honouring robots.txt.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -49,6 +55,8 @@ HTTP_CREDITS = 1  # the plain HTTP rung's price, for a worker without a fleet
 BROWSER_RECHECK_S = 30.0  # how often a job waiting for a browser looks again
 BROWSERS_DOWN = "browsers_down"  # a fetch step's output when no browser would start
 TIERS: tuple[str, ...] = ("http", "browser", "stealth")  # a queue each (engine "auto": http)
+
+INLINE_BYTES = 16_384  # Settings.result_inline_bytes' default
 
 
 def host_of(url: str) -> str | None:
@@ -97,25 +105,42 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
     guard: ClassVar[UrlGuard] = UrlGuard()
     uses_fleet: ClassVar[bool] = False
     tiers: ClassVar[tuple[str, ...]] = TIERS
+    inline_bytes: ClassVar[int] = INLINE_BYTES  # larger bodies and extractions are stored
     # the fleet-less path's robots.txt cache and per-site concurrency slots
     _politeness: ClassVar[Politeness | None] = None
 
     @classmethod
-    def with_guard(cls, guard: UrlGuard) -> type[ScrapeAdapter]:
+    def with_guard(
+        cls, guard: UrlGuard, *, inline_bytes: int = INLINE_BYTES
+    ) -> type[ScrapeAdapter]:
         """This adapter over plain HTTP with another SSRF guard (a worker without a fleet)."""
-        attrs = {"guard": guard, "uses_fleet": False, "engines": ("auto", "http")}
+        attrs = {
+            "guard": guard,
+            "uses_fleet": False,
+            "engines": ("auto", "http"),
+            "inline_bytes": inline_bytes,
+        }
         return type("ScrapeAdapter", (cls,), {**attrs, "__doc__": cls.__doc__})
 
     @classmethod
     def on_fleet(
-        cls, guard: UrlGuard, *, engines: tuple[str, ...] = ENGINES
+        cls,
+        guard: UrlGuard,
+        *,
+        engines: tuple[str, ...] = ENGINES,
+        inline_bytes: int = INLINE_BYTES,
     ) -> type[ScrapeAdapter]:
         """This adapter on the worker's fleet, with `guard` on every request; `engines` are
         the ones offered (a fleet without browsers: "auto" and "http")."""
         unknown = sorted(set(engines) - set(ENGINES))
         if unknown:
             raise ValueError(f"engines: unknown {', '.join(unknown)}; use {', '.join(ENGINES)}")
-        attrs = {"guard": guard, "uses_fleet": True, "engines": tuple(engines)}
+        attrs = {
+            "guard": guard,
+            "uses_fleet": True,
+            "engines": tuple(engines),
+            "inline_bytes": inline_bytes,
+        }
         return type("ScrapeAdapter", (cls,), {**attrs, "__doc__": cls.__doc__})
 
     def site_of(self, data: ScrapeInput) -> Site | None:
@@ -222,6 +247,7 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
         output = result.summary()
         output["tier"] = result.rung
         output["bytes"] = len(result.html.encode())
+        await self._deliverables(sc, output, result.html, result.final_url)
         if result.screenshot is not None:
             evidence_id = await sc.attach(
                 "screenshot", result.screenshot, content_type="image/png", url=result.final_url
@@ -230,7 +256,44 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
                 "evidence_id": evidence_id,
                 "href": f"/v1/jobs/{sc.job_id}/evidence/{evidence_id}",
             }
+            output.setdefault("results", {})["screenshot"] = {
+                "evidence_id": evidence_id,
+                "bytes": len(result.screenshot),
+                "content_type": "image/png",
+            }
         return output
+
+    async def _deliverables(
+        self, sc: StepContext, output: dict[str, Any], html: str, url: str
+    ) -> None:
+        """The page body and the extracted data: inline when small, else stored (evidence
+        "html" / "extracted") and named under `results`."""
+        limit = type(self).inline_bytes
+        stored: dict[str, Any] = {}
+        body = html.encode()
+        if len(body) <= limit:
+            output["html"] = html
+        else:
+            output["html"] = None
+            evidence_id = await sc.attach("html", body, content_type="text/html", url=url)
+            stored["html"] = {
+                "evidence_id": evidence_id,
+                "bytes": len(body),
+                "content_type": "text/html",
+            }
+        data = json.dumps(output.get("extracted") or {}, separators=(",", ":")).encode()
+        if len(data) > limit:
+            output["extracted"] = None
+            evidence_id = await sc.attach(
+                "extracted", data, content_type="application/json", url=url
+            )
+            stored["extracted"] = {
+                "evidence_id": evidence_id,
+                "bytes": len(data),
+                "content_type": "application/json",
+            }
+        if stored:
+            output["results"] = stored
 
     async def _fetch_http(self, sc: StepContext, request: ScrapeInput) -> dict[str, Any]:
         await self._check(request.url)
@@ -255,7 +318,7 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
         if response.status_code >= 400:
             raise PermanentError(f"{response.status_code} from {request.url}")
         html = response.text[:MAX_BYTES]
-        return {
+        output: dict[str, Any] = {
             "url": request.url,
             "final_url": str(response.url),
             "status": response.status_code,
@@ -266,3 +329,5 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
             "extracted": extract(html, request.extract),
             "bytes": len(response.content),
         }
+        await self._deliverables(sc, output, html, str(response.url))
+        return output

@@ -22,7 +22,7 @@ from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyD
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError, field_problems
 from portwright.gateway._principal import Principal, current_principal
 from portwright.gateway.routes._scrape import submit_scrape
-from portwright.gateway.routes._views import event_view, job_view
+from portwright.gateway.routes._views import event_view, job_view, linked_job_view
 from portwright.orchestrator import ConflictError
 
 __all__ = ["jobs_router"]
@@ -107,7 +107,7 @@ def jobs_router(ctx: GatewayContext) -> APIRouter:
 
     @router.get("/{job_id}", response_model=Job, responses=_doc(404), summary="Read a job")
     async def get_job(job_id: JobId, caller: Caller) -> Job:
-        return job_view(await service.get(job_id, tenant_id=caller.tenant_id), registry)
+        return await linked_job_view(service, await service.get(job_id, tenant_id=caller.tenant_id))
 
     @router.get(
         "/{job_id}/events", response_model=EventList, responses=_doc(404), summary="Job events"

@@ -30,7 +30,7 @@ from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyD
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._plans import PENDING_TIER, TIER_CREDITS, plan_of, tier_of
 from portwright.gateway._principal import Principal, current_principal
-from portwright.gateway.routes._views import job_view
+from portwright.gateway.routes._views import job_view, linked_job_view
 from portwright.resilience import Backoff
 from portwright.store import JobRecord
 
@@ -56,7 +56,37 @@ def _job_input(
     return data
 
 
-async def _check(ctx: GatewayContext, request: ScrapeRequest, where: str) -> None:
+async def _check_webhook(
+    ctx: GatewayContext, tenant_id: str, field: str, url: str, known: dict[str, bool]
+) -> None:
+    """The SSRF guard, then: the URL must be one of the tenant's webhook endpoints, whose
+    secret signs what is sent there (422 naming the field otherwise). `known` caches the
+    answer per URL for one request (a batch names the same one many times)."""
+    if url in known:
+        return
+    await ctx.check_url(field, url)
+    endpoints = await asyncio.to_thread(ctx.store.endpoints.search, tenant_id=tenant_id)
+    if not any(e.url == url and e.kind == "webhook" and e.enabled for e in endpoints):
+        problem = (
+            "no enabled webhook endpoint of yours has this URL; add it first "
+            "(POST /v1/webhook-endpoints): its secret signs the results sent there"
+        )
+        raise ApiError(
+            422,
+            "webhook_unregistered",
+            f"{field}: {problem}",
+            fields=[FieldProblem(field=field, problem=problem)],
+        )
+    known[url] = True
+
+
+async def _check(
+    ctx: GatewayContext,
+    request: ScrapeRequest,
+    where: str,
+    tenant_id: str,
+    known: dict[str, bool] | None = None,
+) -> None:
     engines = _engines(ctx)
     if request.engine not in engines:
         problem = (
@@ -70,7 +100,9 @@ async def _check(ctx: GatewayContext, request: ScrapeRequest, where: str) -> Non
         )
     await ctx.check_url(f"{where}url", request.url)
     if request.webhook:
-        await ctx.check_url(f"{where}webhook", request.webhook)
+        await _check_webhook(
+            ctx, tenant_id, f"{where}webhook", request.webhook, {} if known is None else known
+        )
 
 
 async def submit_scrape(
@@ -82,7 +114,7 @@ async def submit_scrape(
     batch_id: str | None = None,
 ) -> JobRecord:
     """Guard, price and submit one scrape job."""
-    await _check(ctx, request, "")
+    await _check(ctx, request, "", caller.tenant_id)
     settings = await scrape_settings(ctx, caller.tenant_id)
     return await ctx.submit_metered(
         caller,
@@ -135,7 +167,7 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
             job = await _wait(ctx, job, caller.tenant_id, body.timeout_s)
             status = 200 if job.status in ENDED else 202
         return JSONResponse(
-            job_view(job, ctx.service.rt.registry).model_dump(mode="json"),
+            (await linked_job_view(ctx.service, job)).model_dump(mode="json"),
             status_code=status,
             headers={"location": f"/v1/jobs/{job.id}"},
         )
@@ -159,10 +191,11 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
                 f"items: {len(body.items)} exceed the {plan.name} plan's batch size "
                 f"of {plan.batch_size}",
             )
+        known: dict[str, bool] = {}
         for index, item in enumerate(body.items):
-            await _check(ctx, item, f"items.{index}.")
+            await _check(ctx, item, f"items.{index}.", caller.tenant_id, known)
         if body.webhook:
-            await ctx.check_url("webhook", body.webhook)
+            await _check_webhook(ctx, caller.tenant_id, "webhook", body.webhook, known)
         batch_id = new_id("bat")
         settings = await scrape_settings(ctx, caller.tenant_id)
         items = [
@@ -171,13 +204,26 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
             else item
             for item in body.items
         ]
-        jobs = await ctx.submit_metered_many(
-            caller,
-            adapter=SCRAPE_ADAPTER,
-            inputs=[_job_input(item, batch_id, settings) for item in items],
-            credits=[TIER_CREDITS[tier_of(item.engine)] for item in items],
-            tier=PENDING_TIER,
-        )
+        if body.webhook:  # counted as its items end: one event when the last one does
+            await asyncio.to_thread(
+                ctx.store.batches.create,
+                batch_id,
+                tenant_id=caller.tenant_id,
+                total=len(items),
+                webhook=body.webhook,
+            )
+        try:
+            jobs = await ctx.submit_metered_many(
+                caller,
+                adapter=SCRAPE_ADAPTER,
+                inputs=[_job_input(item, batch_id, settings) for item in items],
+                credits=[TIER_CREDITS[tier_of(item.engine)] for item in items],
+                tier=PENDING_TIER,
+            )
+        except BaseException:
+            if body.webhook:
+                await asyncio.to_thread(ctx.store.batches.discard, batch_id)
+            raise
         registry = ctx.service.rt.registry
         reply = BatchResponse(batch_id=batch_id, jobs=[job_view(j, registry) for j in jobs])
         return JSONResponse(reply.model_dump(mode="json"), status_code=202)
