@@ -32,11 +32,13 @@ from portwright.store._records import (
     ObservationRecord,
     PortalRecord,
     SelectorMapRecord,
+    SlotRunRecord,
     TenantRecord,
     WorkerRecord,
 )
 from portwright.store._rows import to_record
 from portwright.store._scope import tenant_transaction
+from portwright.store._slots import SlotFilter
 from portwright.store._store import Store
 from portwright.store._usage import UsageSummary, UsageTotals
 from portwright.store._vault import CredentialRecord, DataKeyRecord
@@ -79,6 +81,8 @@ __all__ = [
     "ProxyBurnRecord",
     "S3BlobStore",
     "SelectorMapRecord",
+    "SlotFilter",
+    "SlotRunRecord",
     "SqlBreakerStorage",
     "StaleStateError",
     "Store",
