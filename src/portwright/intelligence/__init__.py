@@ -5,14 +5,21 @@ example ``"consulate/ACC/tourist"``) and times are POSIX seconds, so an
 app, a watcher job or an API endpoint can use it alike.
 """
 
+from portwright.intelligence._history import SlotRun, forecast_runs, predictor_from_runs
 from portwright.intelligence._model import Forecast, PredictorConfig, ReleasePredictor, Window
+from portwright.intelligence._portal import KeyForecast, portal_forecasts
 from portwright.intelligence._watch import PollPlanner, RequestBudget
 
 __all__ = [
     "Forecast",
+    "KeyForecast",
     "PollPlanner",
     "PredictorConfig",
     "ReleasePredictor",
     "RequestBudget",
+    "SlotRun",
     "Window",
+    "forecast_runs",
+    "portal_forecasts",
+    "predictor_from_runs",
 ]

@@ -69,6 +69,7 @@ class ConsulateAdapter(Adapter[BookingInput]):
         "captcha_id": "input[name=captcha_id]::attr(value)",
         "slot_ids": "table#slots tr.slot::attr(data-slot-id)",
         "no_slots": "p.no-slots",
+        "portal_time": "#portal-clock::attr(data-now)",
         "hold_id": "#hold::attr(data-hold-id)",
         "hold_expires_in": "#hold-expires::attr(data-expires-in)",
         "payment_id": "#payment::attr(data-payment-id)",
