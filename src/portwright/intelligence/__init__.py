@@ -9,6 +9,13 @@ from portwright.intelligence._history import SlotRun, forecast_runs, predictor_f
 from portwright.intelligence._model import Forecast, PredictorConfig, ReleasePredictor, Window
 from portwright.intelligence._portal import KeyForecast, portal_forecasts
 from portwright.intelligence._watch import PollPlanner, RequestBudget
+from portwright.intelligence._watcher import (
+    ScanResult,
+    SystemClock,
+    WatchClock,
+    WatchHub,
+    WatchKey,
+)
 
 __all__ = [
     "Forecast",
@@ -17,7 +24,12 @@ __all__ = [
     "PredictorConfig",
     "ReleasePredictor",
     "RequestBudget",
+    "ScanResult",
     "SlotRun",
+    "SystemClock",
+    "WatchClock",
+    "WatchHub",
+    "WatchKey",
     "Window",
     "forecast_runs",
     "portal_forecasts",
