@@ -116,6 +116,21 @@ class SlotObservationRepository:
             rows = conn.execute(query.order_by(t.c.first_at, t.c.id)).all()
         return [to_record(SlotRunRecord, row) for row in rows]
 
+    def portals(self) -> list[tuple[str, int, float]]:
+        """(portal, keys, latest scan time) of every portal with slot observations."""
+        t = slot_observations
+        query = (
+            sa.select(
+                t.c.portal,
+                sa.func.count(sa.distinct(t.c.center + "/" + t.c.visa_type)),
+                sa.func.max(t.c.last_at),
+            )
+            .group_by(t.c.portal)
+            .order_by(t.c.portal)
+        )
+        with self.engine.connect() as conn:
+            return [(str(p), int(n), float(at)) for p, n, at in conn.execute(query)]
+
     def keys(self, portal: str) -> list[tuple[str, str, float]]:
         """(center, visa type, latest scan time) of every key the portal has runs for."""
         t = slot_observations
