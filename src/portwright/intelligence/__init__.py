@@ -8,6 +8,7 @@ app, a watcher job or an API endpoint can use it alike.
 from portwright.intelligence._history import SlotRun, forecast_runs, predictor_from_runs
 from portwright.intelligence._model import Forecast, PredictorConfig, ReleasePredictor, Window
 from portwright.intelligence._portal import KeyForecast, portal_forecasts
+from portwright.intelligence._service import WatchService
 from portwright.intelligence._watch import PollPlanner, RequestBudget
 from portwright.intelligence._watcher import (
     ScanResult,
@@ -30,6 +31,7 @@ __all__ = [
     "WatchClock",
     "WatchHub",
     "WatchKey",
+    "WatchService",
     "Window",
     "forecast_runs",
     "portal_forecasts",

@@ -8,7 +8,8 @@ in bursts), and never:
 - more than `per_hour` requests to a portal in any hour (`RequestBudget`, shared by all the
   portal's keys; the planner only proposes, the budget decides);
 - during a portal cooldown: a scan answered with `retry_after` (a 429) cools the whole
-  portal down, and `cooldown_until(portal)` (e.g. the store's portal cooldowns) is honoured.
+  portal down, and `cooldown_until(portal)` (e.g. the store's portal cooldowns) is honoured;
+  a scan that raises backs the portal off for `error_backoff_s`.
 
 Every scan feeds the job's predictor (`ReleasePredictor`, keyed `portal/center/visa`; seed
 it with stored history via `predictor_from_runs`) and `on_scan` (e.g. to store it as an
@@ -26,6 +27,7 @@ windows by the latest observed difference.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,6 +38,8 @@ from portwright.intelligence._model import DAY_S, PredictorConfig, ReleasePredic
 from portwright.intelligence._watch import PollPlanner, RequestBudget
 
 __all__ = ["ScanResult", "SystemClock", "WatchClock", "WatchHub", "WatchKey"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -115,6 +119,7 @@ class WatchHub:
         pad_s: float = 600.0,
         follow_s: float = 900.0,
         refresh_s: float = 3600.0,
+        error_backoff_s: float = 60.0,
     ) -> None:
         if not 0.0 < daily_share <= 1.0:
             raise ValueError(f"daily_share must be in (0, 1], got {daily_share}")
@@ -127,6 +132,8 @@ class WatchHub:
         self._cooldown_until = cooldown_until
         self._daily_share, self._pad_s = daily_share, pad_s
         self._follow_s, self._refresh_s = follow_s, refresh_s
+        self._error_backoff_s = error_backoff_s
+        self.failures = 0
         self._jobs: dict[WatchKey, _Job] = {}
         self._budgets: dict[str, RequestBudget] = {}
         self._cooldowns: dict[str, float] = {}
@@ -218,7 +225,13 @@ class WatchHub:
         if not self._budget(key.portal).try_acquire(now):
             return True  # another key of the portal took the room: plan again
         job.last_poll = now
-        result = await self._scan(key)
+        try:
+            result = await self._scan(key)
+        except Exception:  # a failed poll is not a reason to stop watching: back off
+            log.warning("scan of %s failed; backing off %.0f s", key, self._error_backoff_s,
+                        exc_info=True)  # fmt: skip
+            self.failures += 1
+            result = ScanResult(retry_after=self._error_backoff_s)
         if result.retry_after is not None:
             self._cooldowns[key.portal] = now + max(0.0, result.retry_after)
             return True
