@@ -16,18 +16,24 @@ an infinite delay, so a median can only improve by seeing more, sooner).
   spends more than the baseline in any 24 h) and the portal's hourly cap
   (`--cap`, requests per hour).
 
+- **--engine hub**: the shipped `WatchHub` instead (one booking waiting throughout, on a
+  `ManualClock`), its daily allowance set to the fixed poller's total and the portal
+  capped at `--cap` an hour; it has no separate daily budget, so it may spend a little
+  more or less than the baseline.
+
 Prints, per seed and pooled: median and p90 delay, releases seen, requests
 spent, and the ratio of medians (target <= 0.2). Simulated time only: the
 whole run takes a few seconds of CPU.
 
     python benchmarks/predictor_backtest.py [--seeds 10] [--weeks 4] [--train-weeks 4]
         [--per-hour 12] [--cap 120] [--take-mean 900] [--pad 600] [--dense-share 0.6]
-        [--follow 300]
+        [--follow 300] [--engine planner|hub]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import bisect
 import hashlib
 import math
@@ -41,6 +47,9 @@ from portwright.intelligence import (
     PredictorConfig,
     ReleasePredictor,
     RequestBudget,
+    ScanResult,
+    WatchHub,
+    WatchKey,
 )
 from portwright.sandbox.consulate.releases import (
     DAY_S,
@@ -48,6 +57,7 @@ from portwright.sandbox.consulate.releases import (
     SlotRelease,
     generate_releases,
 )
+from portwright.testing import ManualClock
 
 START = datetime(2030, 1, 7, tzinfo=UTC).timestamp()  # a Monday
 OFFSET = 3600
@@ -141,6 +151,49 @@ def watcher_polls(
     return polls
 
 
+def hub_polls(
+    world: World, start: float, end: float, args: argparse.Namespace, horizon: float
+) -> list[float]:
+    """The shipped watcher (`WatchHub`) on a manual clock, one booking waiting throughout
+    (it never takes a slot, so the job keeps watching), its daily allowance set to the fixed
+    poller's total (`daily_share`), the portal capped at `--cap` an hour."""
+    interval = 3600 / args.per_hour
+    key = WatchKey("consulate", "ACC", "tourist")
+    pred = ReleasePredictor(PredictorConfig(utc_offset_s=OFFSET))
+    for t in fixed_polls(start - args.train_weeks * 7 * DAY_S, start, interval):
+        pred.observe(str(key), t, open_slots(world, t, horizon))
+    clock = ManualClock(start)
+    polls: list[float] = []
+    # slot ids (release index, slot index) so the hub tells new slots from old ones
+    index = [(at, taken, i) for i, (at, taken) in enumerate(world.slots)]
+
+    async def scan(_key: WatchKey) -> ScanResult:
+        t = clock.now()
+        polls.append(t)
+        lo = bisect.bisect_left(index, (t - horizon, -math.inf, -1))
+        hi = bisect.bisect_right(index, (t, math.inf, len(index)))
+        return ScanResult(slots=tuple(str(i) for at, taken, i in index[lo:hi] if at <= t < taken))
+
+    async def never(_booking: str, _key: WatchKey, _slot: str) -> bool:
+        return False
+
+    hub = WatchHub(
+        scan=scan, hand_off=never, per_hour=args.cap, clock=clock, predictor=pred,
+        daily_share=DAY_S / interval / (args.cap * 24), pad_s=args.pad, follow_s=args.follow,
+    )  # fmt: skip
+
+    async def run() -> None:
+        t = start
+        while t < end:  # the booking re-waits after each (refused) offer
+            hub.wait(key, "b")
+            if not await hub.step():
+                break
+            t = clock.now()
+
+    asyncio.run(run())
+    return [t for t in polls if t < end]
+
+
 def summary(ds: list[float]) -> tuple[float, float, int]:
     ordered = sorted(ds)
     median = statistics.median(ordered)
@@ -162,6 +215,12 @@ def main() -> None:
     ap.add_argument("--take-mean", type=float, default=900.0, help="mean slot lifetime, s")
     ap.add_argument("--pad", type=float, default=600.0, help="padding around windows, s")
     ap.add_argument("--follow", type=float, default=300.0, help="dense after new slots, s")
+    ap.add_argument(
+        "--engine",
+        choices=("planner", "hub"),
+        default="planner",
+        help="planner: the planner + both budgets in a loop here; hub: the shipped WatchHub",
+    )
     ap.add_argument("--dense-share", type=float, default=0.6, help="budget share for windows")
     args = ap.parse_args()
     if args.seeds < 1 or args.weeks < 1 or args.train_weeks < 0 or args.per_hour <= 0:
@@ -190,7 +249,8 @@ def main() -> None:
         world = build_world(seed, days, args.take_mean)
         gen = time.perf_counter() - gen
         fixed = fixed_polls(test_start, end, 3600 / args.per_hour)
-        watch = watcher_polls(world, test_start, end, args, horizon)
+        polls = hub_polls if args.engine == "hub" else watcher_polls
+        watch = polls(world, test_start, end, args, horizon)
         fd, wd = delays(world, fixed, test_start), delays(world, watch, test_start)
         (fm, fp, fs), (wm, wp, ws) = summary(fd), summary(wd)
         all_fixed += fd
