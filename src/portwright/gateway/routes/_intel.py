@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from portwright.client.models import (
+    ErrorBody,
     PredictedWindow,
     Prediction,
     PredictionList,
@@ -28,6 +29,10 @@ __all__ = ["add_intel_routes"]
 PortalName = Annotated[str, Path(min_length=1, max_length=100)]
 Center = Annotated[str | None, Query(min_length=1, max_length=64)]
 VisaType = Annotated[str | None, Query(min_length=1, max_length=64)]
+RESPONSES = {
+    **ERROR_RESPONSES,
+    404: {"model": ErrorBody, "description": "unknown portal (no registration, no observations)"},
+}
 Time = Annotated[float | None, Query(ge=0, le=32503680000, description="POSIX seconds")]
 
 
@@ -53,7 +58,7 @@ def add_intel_routes(router: APIRouter, ctx: GatewayContext) -> None:
     @router.get(
         "/{name}/observations",
         response_model=SlotObservationList,
-        responses=ERROR_RESPONSES,
+        responses=RESPONSES,
         summary="Slot observations of a portal",
     )
     async def observations(
@@ -86,7 +91,7 @@ def add_intel_routes(router: APIRouter, ctx: GatewayContext) -> None:
     @router.get(
         "/{name}/predictions",
         response_model=PredictionList,
-        responses=ERROR_RESPONSES,
+        responses=RESPONSES,
         summary="Predicted release windows of a portal",
     )
     async def predictions(
