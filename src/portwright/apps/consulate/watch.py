@@ -15,11 +15,12 @@ from urllib.parse import urljoin
 import httpx
 
 from portwright.apps.consulate import ConsulateAdapter
+from portwright.apps.consulate._watch_command import register
 from portwright.intelligence import ScanResult, WatchKey
 from portwright.resilience import parse_retry_after
 from portwright.sdk import Page, PageChangedError, SelectorMap
 
-__all__ = ["PortalScanner"]
+__all__ = ["PortalScanner", "register"]
 
 _SELECTORS = SelectorMap(dict(ConsulateAdapter.selectors))
 
