@@ -19,6 +19,7 @@ from portwright.apps.jobboard import (
 )
 from portwright.apps.jobboard import demo as _demo_jobboard
 from portwright.cli._stack import start_stack
+from portwright.intelligence import DifflibMatcher, EmbeddingMatcher
 from portwright.sandbox import SandboxWorld, captcha, consulate, jobboard
 from portwright.settings import Settings
 
@@ -78,6 +79,19 @@ def test_matching_is_confident_only_when_the_profile_says_so() -> None:
     assert match_field(story, person).confident
     unknown = FormField("q", "What is your favourite colour?", "text")
     assert not match_field(unknown, person).confident
+
+
+def test_a_paraphrased_answer_is_matched_by_meaning_and_difflib_asks_instead() -> None:
+    """A prepared answer in the applicant's own words picks its option through the embedding
+    matcher; the difflib baseline is unsure of the same answer and asks a person."""
+    style = FormField("working_style", "Which best describes how you like to work?", "choice",
+                      STYLE_OPTIONS)  # fmt: skip
+    person = _model(answers={"how you like to work": "I like collaborating with colleagues"})
+    by_meaning = match_field(style, person, matcher=EmbeddingMatcher())
+    assert (by_meaning.value, by_meaning.confident) == ("collaborative", True)
+    assert not match_field(style, person, matcher=DifflibMatcher()).confident
+    vague = _model(answers={"how you like to work": "I am a vegetarian"})
+    assert not match_field(style, vague, matcher=EmbeddingMatcher()).confident
 
 
 def test_bad_input_names_the_field() -> None:

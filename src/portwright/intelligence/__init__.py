@@ -1,4 +1,4 @@
-"""Release-window prediction and budgeted polling, for any portal.
+"""Release-window prediction, budgeted polling and matching answers by meaning, for any portal.
 
 The package knows no portal: keys are strings the caller composes (for
 example ``"consulate/ACC/tourist"``) and times are POSIX seconds, so an
@@ -6,6 +6,15 @@ app, a watcher job or an API endpoint can use it alike.
 """
 
 from portwright.intelligence._history import SlotRun, forecast_runs, predictor_from_runs
+from portwright.intelligence._matching import (
+    DifflibMatcher,
+    EmbeddingMatcher,
+    Matcher,
+    MatcherUnavailableError,
+    TextMatch,
+    default_matcher,
+    normalise,
+)
 from portwright.intelligence._model import Forecast, PredictorConfig, ReleasePredictor, Window
 from portwright.intelligence._portal import KeyForecast, portal_forecasts
 from portwright.intelligence._service import WatchService
@@ -19,8 +28,12 @@ from portwright.intelligence._watcher import (
 )
 
 __all__ = [
+    "DifflibMatcher",
+    "EmbeddingMatcher",
     "Forecast",
     "KeyForecast",
+    "Matcher",
+    "MatcherUnavailableError",
     "PollPlanner",
     "PredictorConfig",
     "ReleasePredictor",
@@ -28,12 +41,15 @@ __all__ = [
     "ScanResult",
     "SlotRun",
     "SystemClock",
+    "TextMatch",
     "WatchClock",
     "WatchHub",
     "WatchKey",
     "WatchService",
     "Window",
+    "default_matcher",
     "forecast_runs",
+    "normalise",
     "portal_forecasts",
     "predictor_from_runs",
 ]
