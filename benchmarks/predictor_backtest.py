@@ -22,12 +22,14 @@ an infinite delay, so a median can only improve by seeing more, sooner).
   more or less than the baseline.
 
 Prints, per seed and pooled: median and p90 delay, releases seen, requests
-spent, and the ratio of medians (target <= 0.2). Simulated time only: the
+spent, and the ratio of medians (target <= 0.2); slots won against competitors
+(a slot a poll saw before its competitor took it) and their ratio (target >= 1.5).
+`--chart FILE` writes a PNG of both (needs matplotlib). Simulated time only: the
 whole run takes a few seconds of CPU.
 
     python benchmarks/predictor_backtest.py [--seeds 10] [--weeks 4] [--train-weeks 4]
         [--per-hour 12] [--cap 120] [--take-mean 900] [--pad 600] [--dense-share 0.6]
-        [--follow 300] [--engine planner|hub]
+        [--follow 300] [--engine planner|hub] [--chart FILE]
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from portwright.intelligence import (
     PollPlanner,
@@ -104,6 +107,17 @@ def delays(world: World, polls: list[float], start: float) -> list[float]:
         i = bisect.bisect_left(polls, r.at)
         out.append(polls[i] - r.at if i < len(polls) and polls[i] < end else math.inf)
     return out
+
+
+def slots_won(world: World, polls: list[float], start: float) -> int:
+    """Slots a poll saw open before a competitor took them (a waiting booking books each)."""
+    won = 0
+    for at, taken in world.slots:
+        if at < start:
+            continue
+        i = bisect.bisect_left(polls, at)
+        won += i < len(polls) and polls[i] < taken
+    return won
 
 
 def fixed_polls(start: float, end: float, interval: float) -> list[float]:
@@ -222,6 +236,9 @@ def main() -> None:
         help="planner: the planner + both budgets in a loop here; hub: the shipped WatchHub",
     )
     ap.add_argument("--dense-share", type=float, default=0.6, help="budget share for windows")
+    ap.add_argument(
+        "--chart", type=Path, default=None, help="write a PNG chart here (needs matplotlib)"
+    )
     args = ap.parse_args()
     if args.seeds < 1 or args.weeks < 1 or args.train_weeks < 0 or args.per_hour <= 0:
         ap.error("--seeds and --weeks must be >= 1, --train-weeks >= 0, --per-hour > 0")
@@ -239,6 +256,8 @@ def main() -> None:
     kinds: list[str] = []
     sizes: list[int] = []
     spent = [0, 0]
+    won = [0, 0]
+    released = 0
     began = time.perf_counter()
     print(
         f"{'seed':>4} {'releases':>8} | {'fixed median':>12} {'p90':>8} {'seen':>5} "
@@ -259,6 +278,9 @@ def main() -> None:
         all_watch += wd
         spent[0] += len(fixed)
         spent[1] += len(watch)
+        won[0] += slots_won(world, fixed, test_start)
+        won[1] += slots_won(world, watch, test_start)
+        released += sum(1 for at, _ in world.slots if at >= test_start)
         print(
             f"{seed:>4} {len(fd):>8} | {fmt(fm):>12} {fmt(fp):>8} {fs:>5} {len(fixed):>6} | "
             f"{fmt(wm):>14} {fmt(wp):>8} {ws:>5} {len(watch):>6} | {wm / fm:5.2f}"
@@ -285,9 +307,63 @@ def main() -> None:
         f"(ratio {summary(w_s)[0] / summary(f_s)[0]:.3f})"
     )
     print(f"requests: fixed {spent[0]}, watcher {spent[1]} (ratio {spent[1] / spent[0]:.3f})")
+    print(
+        f"slots won against competitors (of {released} released): fixed {won[0]}, "
+        f"watcher {won[1]} (ratio {won[1] / max(won[0], 1):.2f}, target >= 1.5)"
+    )
     print(f"median delay ratio watcher/fixed, per release: {wm / fm:.3f} (target <= 0.2)")
     print(f"seen ratio watcher/fixed: {ws / max(fs, 1):.2f}")
     print(f"wall time {time.perf_counter() - began:.1f} s")
+    if args.chart is not None:
+        chart(args, f_s, w_s, won, released, spent)
+        print(f"chart written to {args.chart}")
+
+
+def chart(
+    args: argparse.Namespace,
+    fixed: list[float],
+    watch: list[float],
+    won: list[int],
+    released: int,
+    spent: list[int],
+) -> None:
+    """Per-slot detection delay (share seen within t) and slots won, fixed vs watcher."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (cdf, bars) = plt.subplots(
+        1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [2.2, 1]}, dpi=100
+    )
+    limit = 2 * 3600 / args.per_hour  # two fixed intervals
+    for label, ds, colour in (
+        ("fixed interval", fixed, "#888888"),
+        (f"{args.engine} (predicted windows)", watch, "#1f6fb4"),
+    ):
+        finite = sorted(d for d in ds if math.isfinite(d))
+        xs = [0.0] + [d for d in finite if d <= limit] + [limit]
+        ys = [0.0] + [(i + 1) / len(ds) for i, d in enumerate(finite) if d <= limit]
+        ys.append(ys[-1])
+        cdf.step(xs, ys, where="post", label=label, color=colour)
+    cdf.set_xlabel("detection delay per released slot (s)")
+    cdf.set_ylabel("share of slots seen within the delay")
+    cdf.set_xlim(0, limit)
+    cdf.set_ylim(0, 1)
+    cdf.grid(alpha=0.3)
+    cdf.legend(loc="lower right")
+    cdf.set_title(
+        f"{args.seeds} seeds x {args.weeks} weeks, same requests "
+        f"({spent[1] / spent[0]:.2f}x), slot lifetime {args.take_mean:.0f} s",
+        fontsize=9,
+    )
+    bars.bar(["fixed", args.engine], won, color=["#888888", "#1f6fb4"])
+    bars.axhline(released, color="black", linewidth=0.8, linestyle="--")
+    bars.set_title(f"slots won of {released} (ratio {won[1] / max(won[0], 1):.2f})", fontsize=9)
+    fig.tight_layout()
+    args.chart.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.chart)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
