@@ -105,7 +105,7 @@ def test_bad_input_names_the_field() -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_demo_scenario_pauses_for_an_operator_and_submits_each_application_once(
-    tmp_path: Path,
+    tmp_path: Path, db_url: str
 ) -> None:
     """On the demo's stack (two tenants, a captcha on every application), two runs submit,
     the third parks at the question its profile does not answer until the scripted operator
@@ -116,7 +116,7 @@ def test_the_demo_scenario_pauses_for_an_operator_and_submits_each_application_o
         world.chaos("jobboard").update({"captcha_rate": 1.0})
         settings = Settings(
             data_dir=tmp_path / "data",
-            database_url=f"sqlite:///{tmp_path / 'app.sqlite'}",
+            database_url=db_url,
             worker_id=f"jobboard-{secrets.token_hex(3)}",
             heartbeat_interval_s=0.5,
             queue_polling_interval_s=0.05,
