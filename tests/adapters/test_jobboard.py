@@ -19,6 +19,7 @@ from portwright.apps.jobboard import (
 )
 from portwright.apps.jobboard import demo as _demo_jobboard
 from portwright.cli._stack import start_stack
+from portwright.intelligence import DifflibMatcher, EmbeddingMatcher
 from portwright.sandbox import SandboxWorld, captcha, consulate, jobboard
 from portwright.settings import Settings
 
@@ -80,6 +81,19 @@ def test_matching_is_confident_only_when_the_profile_says_so() -> None:
     assert not match_field(unknown, person).confident
 
 
+def test_a_paraphrased_answer_is_matched_by_meaning_and_difflib_asks_instead() -> None:
+    """A prepared answer in the applicant's own words picks its option through the embedding
+    matcher; the difflib baseline is unsure of the same answer and asks a person."""
+    style = FormField("working_style", "Which best describes how you like to work?", "choice",
+                      STYLE_OPTIONS)  # fmt: skip
+    person = _model(answers={"how you like to work": "I like collaborating with colleagues"})
+    by_meaning = match_field(style, person, matcher=EmbeddingMatcher())
+    assert (by_meaning.value, by_meaning.confident) == ("collaborative", True)
+    assert not match_field(style, person, matcher=DifflibMatcher()).confident
+    vague = _model(answers={"how you like to work": "I am a vegetarian"})
+    assert not match_field(style, vague, matcher=EmbeddingMatcher()).confident
+
+
 def test_bad_input_names_the_field() -> None:
     """The input model refuses an unusable résumé or email with the field named."""
     with pytest.raises(ValueError, match="content_b64"):
@@ -91,7 +105,7 @@ def test_bad_input_names_the_field() -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_demo_scenario_pauses_for_an_operator_and_submits_each_application_once(
-    tmp_path: Path,
+    tmp_path: Path, db_url: str
 ) -> None:
     """On the demo's stack (two tenants, a captcha on every application), two runs submit,
     the third parks at the question its profile does not answer until the scripted operator
@@ -102,7 +116,7 @@ def test_the_demo_scenario_pauses_for_an_operator_and_submits_each_application_o
         world.chaos("jobboard").update({"captcha_rate": 1.0})
         settings = Settings(
             data_dir=tmp_path / "data",
-            database_url=f"sqlite:///{tmp_path / 'app.sqlite'}",
+            database_url=db_url,
             worker_id=f"jobboard-{secrets.token_hex(3)}",
             heartbeat_interval_s=0.5,
             queue_polling_interval_s=0.05,

@@ -11,6 +11,13 @@ from portwright.client._escalation_models import (
     EscalationList,
     SelectorPatchRequest,
 )
+from portwright.client._intel_models import (
+    PredictedWindow,
+    Prediction,
+    PredictionList,
+    SlotObservation,
+    SlotObservationList,
+)
 from portwright.client._models import (
     NAME_PATTERN,
     BatchRequest,
@@ -72,9 +79,14 @@ __all__ = [
     "Me",
     "Portal",
     "PortalList",
+    "PredictedWindow",
+    "Prediction",
+    "PredictionList",
     "ScrapeRequest",
     "ScrapeSettings",
     "SelectorPatchRequest",
+    "SlotObservation",
+    "SlotObservationList",
     "Strict",
     "Usage",
     "UsageLine",

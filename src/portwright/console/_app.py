@@ -23,6 +23,7 @@ from portwright.console._browser_live import browser_live_router
 from portwright.console._credentials import credentials_router
 from portwright.console._dead_letters import dead_letters_router
 from portwright.console._escalations import escalations_router
+from portwright.console._intel import intel_router
 from portwright.console._live import live_router
 from portwright.console._pages import pages_router
 from portwright.console._panels import ConsolePanel, installed_panels, panels_router
@@ -73,6 +74,7 @@ def console_app(
     app.include_router(dead_letters_router(service.store))
     app.include_router(credentials_router(service.store, vault))
     app.include_router(panels_router(service.store, app.state.panels))
+    app.include_router(intel_router(service.store))
 
     @app.exception_handler(LoginRequiredError)
     async def _login(request: Request, exc: LoginRequiredError) -> Response:

@@ -154,15 +154,17 @@ class ReleasePredictor:
             stats.cell_e[w * stats.bins + b] += step / bin_s
             t += step
 
-    def observe(self, key: str, at: float, open_slots: int) -> None:
+    def observe(self, key: str, at: float, open_slots: int, new_slots: int | None = None) -> None:
         """A scan at `at` saw `open_slots` slots open (0 = "nothing open").
 
         Scans of one key arrive in time order. The interval since the previous
         scan counts as watched when it is at most `max_gap_s`; more slots open
-        than before means a release, placed at the interval's midpoint.
+        than before (or, when the caller knows slot ids, `new_slots` > 0: slots
+        the previous scan did not show) means a release, placed at the
+        interval's midpoint.
         """
-        if open_slots < 0:
-            raise ValueError(f"open_slots must be >= 0, got {open_slots}")
+        if open_slots < 0 or (new_slots is not None and new_slots < 0):
+            raise ValueError(f"open_slots and new_slots must be >= 0, got {open_slots}")
         stats = self._stats(key)
         if stats.last is not None:
             prev_at, prev_open = stats.last
@@ -170,9 +172,26 @@ class ReleasePredictor:
                 raise ValueError(f"scan at {at} is older than the previous one at {prev_at}")
             if at - prev_at <= self.config.max_gap_s:
                 self.record_exposure(key, prev_at, at)
-                if open_slots > prev_open:
+                released = open_slots > prev_open if new_slots is None else new_slots > 0
+                if released:
                     self.record_release(key, (prev_at + at) / 2)
         stats.last = (at, open_slots)
+
+    def observe_run(
+        self, key: str, first_at: float, last_at: float, open_slots: int, new_slots: int
+    ) -> None:
+        """A run of scans from `first_at` to `last_at` that all saw the same open slots
+        (`new_slots` of them not shown by the run before): the stored form of observations."""
+        if last_at < first_at:
+            raise ValueError(f"run ends ({last_at}) before it starts ({first_at})")
+        self.observe(key, first_at, open_slots, new_slots)
+        step = self.config.max_gap_s
+        t = first_at
+        for _ in range(100_000):  # bounded: a run longer than ~11 years is cut short
+            if t >= last_at:
+                break
+            t = min(t + step, last_at)
+            self.observe(key, t, open_slots, 0)
 
     # -- reading ----------------------------------------------------------------------
 

@@ -229,6 +229,12 @@ class Adapter(Generic[InputT]):
         """The engine tier (one of `tiers`) whose queue runs a job with this stored input."""
         return None
 
+    def watch_key(self, data: InputT) -> tuple[str, str] | None:
+        """(center, visa type) — or any two-part subject of the portal — whose shared watch
+        job hands this job a slot as input "slot", when the job waits for one; None (the
+        default) when the job watches nothing (see `portwright.intelligence.WatchService`)."""
+        return None
+
     def batch_item(self, data: InputT) -> bool:
         """Whether this job may run inside a chunk (only asked when `batchable`): an
         adapter can keep some inputs out, e.g. ones that need a browser."""

@@ -44,6 +44,7 @@ from portwright.store._records import (
     ObservationRecord,
     PortalRecord,
     SelectorMapRecord,
+    SlotRunRecord,
     TenantRecord,
     WorkerRecord,
 )
@@ -51,6 +52,7 @@ from portwright.store._retention import EVIDENCE_KINDS, Purged
 from portwright.store._rows import to_record
 from portwright.store._scope import tenant_transaction
 from portwright.store._sites import SiteRecord, site_name
+from portwright.store._slots import SlotFilter
 from portwright.store._store import Store
 from portwright.store._usage import UsageSummary, UsageTotals
 from portwright.store._vault import CredentialRecord, DataKeyRecord
@@ -101,6 +103,8 @@ __all__ = [
     "S3BlobStore",
     "SelectorMapRecord",
     "SiteRecord",
+    "SlotFilter",
+    "SlotRunRecord",
     "SqlBreakerStorage",
     "StaleStateError",
     "Store",

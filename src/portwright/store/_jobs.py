@@ -439,6 +439,17 @@ class JobRepository:
         with self.engine.begin() as conn:
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
 
+    def waiting_for_input(self, name: str, *, limit: int = 1000) -> list[JobRecord]:
+        """Unfinished jobs waiting for input `name`, oldest first."""
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.waiting_for == name, jobs.c.status == "waiting")
+            .order_by(jobs.c.created_at, jobs.c.id)
+            .limit(limit)
+        )
+        with tenant_transaction(self.engine, None) as conn:
+            return [to_record(JobRecord, row) for row in conn.execute(query)]
+
     def search(
         self,
         *,

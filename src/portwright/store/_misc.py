@@ -16,6 +16,7 @@ from portwright.store._records import (
 )
 from portwright.store._rows import to_record
 from portwright.store._schema import audit_log, observations, selector_maps, tenants
+from portwright.store._slots import SlotObservationRepository
 
 __all__ = ["AuditRepository", "IntelRepository", "TenantRepository"]
 
@@ -49,10 +50,16 @@ class TenantRepository:
 
 
 class IntelRepository:
-    """Observations (every scan) and operator-patched selector maps."""
+    """Observations (every scan) and operator-patched selector maps.
+
+    Observations of kind "slots" (subject "center/visa type", value `{"open": n, "ids":
+    [...], "at": portal time}`) go to the slot runs (`slots`); other kinds are kept as
+    they come.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.slots = SlotObservationRepository(engine)
 
     def observe(
         self,
@@ -64,6 +71,9 @@ class IntelRepository:
         tenant_id: str | None = None,
         job_id: str | None = None,
     ) -> None:
+        if kind == "slots":
+            self._observe_slots(portal, subject, value)
+            return
         with self.engine.begin() as conn:
             conn.execute(
                 observations.insert().values(
@@ -76,6 +86,23 @@ class IntelRepository:
                     observed_at=time.time(),
                 )
             )
+
+    def _observe_slots(self, portal: str, subject: str, value: dict[str, Any]) -> None:
+        center, _, visa = subject.partition("/")
+        center, visa = str(value.get("center", center)), str(value.get("visa_type", visa))
+        ids = value.get("ids", [])
+        opened, at = value.get("open", len(ids) if isinstance(ids, list) else 0), value.get("at")
+        if not center or not visa:
+            raise ValueError(f"slot observation subject must be 'center/visa', got {subject!r}")
+        if not isinstance(opened, int) or isinstance(opened, bool) or opened < 0:
+            raise ValueError(f"slot observation 'open' must be a count >= 0, got {opened!r}")
+        if not isinstance(ids, list):
+            raise TypeError("slot observation 'ids' must be a list of slot ids")
+        when = float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None
+        self.slots.record(
+            portal=portal, center=center[:64], visa_type=visa[:64],
+            at=time.time() if when is None else when, open_slots=opened, slot_ids=ids,
+        )  # fmt: skip
 
     def observations(
         self, *, portal: str, kind: str | None = None, subject: str | None = None, limit: int = 1000

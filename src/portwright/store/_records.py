@@ -15,6 +15,7 @@ __all__ = [
     "ObservationRecord",
     "PortalRecord",
     "SelectorMapRecord",
+    "SlotRunRecord",
     "TenantRecord",
     "WorkerRecord",
 ]
@@ -128,6 +129,22 @@ class ObservationRecord:
     subject: str
     value: dict[str, Any]
     observed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRunRecord:
+    """A run of scans of one (portal, center, visa type) that saw the same open slots."""
+
+    id: int
+    portal: str
+    center: str
+    visa_type: str
+    open: int
+    new: int
+    slot_ids: list[str]
+    first_at: float
+    last_at: float
+    scans: int
 
 
 @dataclass(frozen=True, slots=True)

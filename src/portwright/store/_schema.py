@@ -34,6 +34,7 @@ __all__ = [
     "proxy_burns",
     "selector_maps",
     "sites",
+    "slot_observations",
     "tenants",
     "tier_memory",
     "usage_counters",
@@ -236,6 +237,26 @@ observations = sa.Table(
     sa.Column("value", Json, nullable=False),
     sa.Column("observed_at", sa.Float, nullable=False),
     sa.Index(None, "portal", "kind", "subject", "observed_at"),
+)
+
+# Slot scans, run-length encoded per (portal, center, visa type): one row per run of scans
+# that saw the same open slots with no gap longer than an hour between them. Times are the
+# portal's clock (POSIX seconds); `new` counts the run's slots the previous run did not show.
+# Platform-wide (no tenant): a portal's calendar is the same whoever looks at it.
+slot_observations = sa.Table(
+    "slot_observations",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("portal", sa.String(100), nullable=False),
+    sa.Column("center", sa.String(64), nullable=False),
+    sa.Column("visa_type", sa.String(64), nullable=False),
+    sa.Column("open", sa.Integer, nullable=False),
+    sa.Column("new", sa.Integer, nullable=False),
+    sa.Column("slot_ids", Json, nullable=False),
+    sa.Column("first_at", sa.Float, nullable=False),
+    sa.Column("last_at", sa.Float, nullable=False),
+    sa.Column("scans", sa.Integer, nullable=False),
+    sa.Index(None, "portal", "center", "visa_type", "first_at"),
 )
 
 selector_maps = sa.Table(

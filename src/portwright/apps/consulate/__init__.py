@@ -44,6 +44,11 @@ class BookingInput(BaseModel):
     card_number: str = Field(
         "4242424242424242", pattern=r"^\d{12,19}$", description="sandbox test card"
     )
+    watch: bool = Field(
+        False,
+        description="wait for the portal's shared watch job to hand over a slot (input "
+        "'slot') instead of scanning on its own",
+    )
     otp_source: Literal["user", "inbox"] = "user"
     inbox_url: str | None = None
     deadline_s: float = Field(3600.0, gt=0, description="give up scanning after this (EXPIRED)")
@@ -58,7 +63,7 @@ class ConsulateAdapter(Adapter[BookingInput]):
     version: ClassVar[str] = "1.0"
     input_model = BookingInput
     machine = BOOKING
-    inputs: ClassVar[frozenset[str]] = frozenset({"otp", "payment", "signup"})
+    inputs: ClassVar[frozenset[str]] = frozenset({"otp", "payment", "signup", "slot"})
     max_concurrency: ClassVar[int] = 8
     retry = RetryPolicy(max_attempts=8, base_delay_s=0.5, max_delay_s=10.0, degraded_after=4)
     selectors: ClassVar[Mapping[str, str]] = {
@@ -69,6 +74,7 @@ class ConsulateAdapter(Adapter[BookingInput]):
         "captcha_id": "input[name=captcha_id]::attr(value)",
         "slot_ids": "table#slots tr.slot::attr(data-slot-id)",
         "no_slots": "p.no-slots",
+        "portal_time": "#portal-clock::attr(data-now)",
         "hold_id": "#hold::attr(data-hold-id)",
         "hold_expires_in": "#hold-expires::attr(data-expires-in)",
         "payment_id": "#payment::attr(data-payment-id)",
@@ -79,6 +85,9 @@ class ConsulateAdapter(Adapter[BookingInput]):
 
     def lock_key(self, data: BookingInput) -> str | None:
         return f"consulate-account:{data.account_email.lower()}"
+
+    def watch_key(self, data: BookingInput) -> tuple[str, str] | None:
+        return (data.center, data.visa_type) if data.watch else None
 
     async def run(self, job: Job[BookingInput]) -> Mapping[str, Any]:
         data = job.input
@@ -144,6 +153,8 @@ class ConsulateAdapter(Adapter[BookingInput]):
         data = job.input
         if job.state != "SCANNING":
             await job.transition("SCANNING", f"{data.center}/{data.visa_type}")
+        if data.watch:
+            return await self._wait_for_watcher(job, deadline)
         while True:
             seen = await job.step("scan", steps.scan, data.portal_url, data.center, data.visa_type)
             if seen["logged_out"]:
@@ -162,6 +173,24 @@ class ConsulateAdapter(Adapter[BookingInput]):
             if await job.now() > deadline:
                 return None
             await job.sleep(data.scan_interval_s)
+
+    async def _wait_for_watcher(self, job: Job[BookingInput], deadline: float) -> str | None:
+        """Wait (durably) until the key's watch job hands over a slot, or the deadline."""
+        data = job.input
+        while True:
+            remaining = deadline - await job.now()
+            if remaining <= 0:
+                return None
+            try:
+                handed = await job.wait_for_input(
+                    "slot", remaining, reason=f"watching {data.center}/{data.visa_type}"
+                )
+            except InputTimeoutError:
+                return None
+            slot = handed.get("slot_id") if isinstance(handed, dict) else handed
+            if isinstance(slot, str) and 0 < len(slot) <= 200:
+                return slot
+            job.log.warning("ignored a malformed slot hand-off", value=str(handed)[:200])
 
     async def _one_time_code(
         self, job: Job[BookingInput], hold_id: str, expires_in: float

@@ -65,7 +65,14 @@ async def scan(sc: StepContext, base: str, center: str, visa: str) -> dict[str, 
     slots = page.values("slot_ids")
     if not slots and not page.has("no_slots"):
         page.one("slot_ids")  # neither slots nor the empty marker: the page changed
-    await sc.observe("slots", f"{center}/{visa}", {"open": len(slots), "ids": slots[:20]})
+    seen: dict[str, Any] = {"open": len(slots), "ids": slots[:50], "center": center}
+    seen["visa_type"] = visa
+    if page.has("portal_time"):  # the portal's own clock, when it shows one
+        try:
+            seen["at"] = float(page.value("portal_time"))
+        except ValueError:
+            sc.log.warning("unreadable portal time; the observation takes ours")
+    await sc.observe("slots", f"{center}/{visa}", seen)
     return {"slots": slots, "logged_out": False}
 
 

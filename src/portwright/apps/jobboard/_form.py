@@ -9,6 +9,7 @@ took over the live browser may have typed them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +19,7 @@ from playwright.async_api import FilePayload, Page
 from portwright.apps.jobboard._matching import FormField, match_field
 from portwright.apps.jobboard._model import ApplicationInput
 from portwright.engines.browser import LivePage
+from portwright.intelligence import default_matcher
 from portwright.sdk import (
     PageChangedError,
     PermanentError,
@@ -139,10 +141,12 @@ async def _fill(
 ) -> list[dict[str, object]]:
     """Fill the current page's empty fields; the questions we are unsure about, if any."""
     unsure: list[dict[str, object]] = []
+    # the first call loads the embedding model (a second or so): not on the event loop
+    matcher = await asyncio.to_thread(default_matcher)
     for f, current in await _fields(page):
         if current or f.kind in ("file", "checkbox"):
             continue
-        found = match_field(f, data.applicant, given)
+        found = match_field(f, data.applicant, given, matcher)
         if not found.confident:
             reason = found.why
             if f.name in given:

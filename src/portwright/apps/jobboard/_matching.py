@@ -1,24 +1,26 @@
 """Matching a form's fields to an applicant's profile, with a confidence.
 
-A field is answered only when the match is confident (`CONFIDENT` or more);
-otherwise the adapter asks a person instead of guessing. A field is described
+A field is answered only when the match is confident (its confidence at least
+its threshold: `CONFIDENT` for profile facts, the matcher's own for prepared
+answers and options); otherwise the adapter asks a person instead of guessing.
+Prepared answers are found by their question's wording, and an answer's option
+by its meaning, through a `portwright.intelligence.Matcher` (by default
+`default_matcher()`: sentence embeddings when installed, else difflib). A field is described
 by its label, its kind (`text`, `number`, `choice`) and, for a choice, its
 options as (value, label) pairs.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 
 from portwright.apps.jobboard._model import Applicant
+from portwright.intelligence import Matcher, default_matcher, normalise
 
 __all__ = ["CONFIDENT", "FormField", "Match", "match_field", "match_option"]
 
 CONFIDENT = 0.8
-_WORDS = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,36 +49,27 @@ class Match:
     confidence: float
     why: str = ""
     alternatives: list[str] = field(default_factory=list)
+    threshold: float = CONFIDENT
 
     @property
     def confident(self) -> bool:
-        return self.value is not None and self.confidence >= CONFIDENT
+        return self.value is not None and self.confidence >= self.threshold
 
 
-def _norm(text: str) -> str:
-    return " ".join(_WORDS.findall(text.lower()))
+_norm = normalise
 
 
-def _similar(a: str, b: str) -> float:
-    return SequenceMatcher(None, _norm(a), _norm(b)).ratio()
-
-
-def match_option(answer: str, options: Sequence[tuple[str, str]]) -> Match:
-    """The option an answer means: its value or label exactly, or one clearly closest label."""
-    wanted = _norm(answer)
-    for value, label in options:
-        if wanted in (_norm(value), _norm(label)):
-            return Match(value, 1.0, "exact option")
-    scored = sorted(
-        ((max(_similar(answer, text), _similar(answer, value)), value) for value, text in options),
-        reverse=True,
-    )
-    if not scored:
+def match_option(
+    answer: str, options: Sequence[tuple[str, str]], matcher: Matcher | None = None
+) -> Match:
+    """The option an answer means: its value or label exactly, or the one the matcher is sure of."""
+    if not options:
         return Match(None, 0.0, "no options")
-    best, runner_up = scored[0], scored[1] if len(scored) > 1 else (0.0, "")
-    if best[0] >= 0.85 and best[0] - runner_up[0] >= 0.1:
-        return Match(best[1], best[0], "closest option")
-    return Match(None, best[0], f"{answer!r} matches no option clearly")
+    m = (matcher or default_matcher()).match(answer, [(label, value) for value, label in options])
+    if m.index is not None and m.confident:
+        why = "exact option" if m.confidence >= 1.0 else f"closest option ({m.confidence:.2f})"
+        return Match(options[m.index][0], m.confidence, why, threshold=m.threshold)
+    return Match(None, m.confidence, f"{answer!r} matches no option clearly")
 
 
 def _profile_value(f: FormField, applicant: Applicant) -> Match | None:
@@ -110,40 +103,46 @@ def _profile_value(f: FormField, applicant: Applicant) -> Match | None:
     return None
 
 
-def _from_answers(f: FormField, answers: Mapping[str, str]) -> Match | None:
+def _from_answers(f: FormField, answers: Mapping[str, str], matcher: Matcher) -> Match | None:
     """The applicant's prepared answers, keyed by a question's wording (or part of it)."""
-    best: tuple[float, str] | None = None
     label = _norm(f.label)
-    for key, answer in answers.items():
-        wording = _norm(key)
-        if not wording:
-            continue
-        score = 1.0 if wording == label or wording == _norm(f.name) else _similar(key, f.label)
-        if score < 1.0 and len(wording.split()) >= 3 and wording in label:
-            score = 0.9
-        if best is None or score > best[0]:
-            best = (score, answer)
-    if best is None:
+    keys = [(key, answer) for key, answer in answers.items() if _norm(key)]
+    if not keys:
         return None
-    return Match(best[1], best[0], "prepared answer")
+    for key, answer in keys:
+        wording = _norm(key)
+        if wording in (label, _norm(f.name)):
+            return Match(answer, 1.0, "prepared answer")
+    for key, answer in keys:
+        wording = _norm(key)
+        if len(wording.split()) >= 3 and wording in label:
+            return Match(answer, 0.9, "prepared answer")
+    m = matcher.match(f.label, [key for key, _ in keys])
+    if m.index is None:
+        return None
+    return Match(keys[m.index][1], m.confidence, "prepared answer", threshold=m.threshold)
 
 
 def match_field(
-    f: FormField, applicant: Applicant, given: Mapping[str, str] | None = None
+    f: FormField,
+    applicant: Applicant,
+    given: Mapping[str, str] | None = None,
+    matcher: Matcher | None = None,
 ) -> Match:
     """The value to put in `f`, with how sure we are (`given`: answers a person gave)."""
+    matcher = matcher or default_matcher()
     found: Match | None
     if given and f.name in given:
         found = Match(given[f.name], 1.0, "answered by an operator")
     else:
-        found = _profile_value(f, applicant) or _from_answers(f, applicant.answers)
-    if found is None or found.confidence < CONFIDENT:
+        found = _profile_value(f, applicant) or _from_answers(f, applicant.answers, matcher)
+    if found is None or not found.confident:
         return Match(None, found.confidence if found else 0.0, "nothing in the profile answers it")
     if f.kind == "choice" and found.value is not None:
-        option = match_option(found.value, f.options)
+        option = match_option(found.value, f.options, matcher)
         if option.value is None:
             return Match(None, option.confidence, option.why)
-        return Match(option.value, min(found.confidence, option.confidence), found.why)
+        return Match(option.value, option.confidence, found.why, threshold=option.threshold)
     if f.kind == "number" and found.value is not None and not found.value.strip().isdigit():
         return Match(None, 0.0, f"{found.value!r} is not a whole number")
     return found

@@ -11,6 +11,7 @@ from portwright.client.models import ControlRequest, ErrorBody, Portal, PortalLi
 from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyDoc, actor_of
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._principal import Principal, current_principal
+from portwright.gateway.routes._intel import add_intel_routes
 from portwright.gateway.routes._views import portal_view
 
 __all__ = ["portals_router"]
@@ -65,4 +66,5 @@ def portals_router(ctx: GatewayContext) -> APIRouter:
             dependencies=[Depends(IdempotencyKeyDoc)],
             summary=f"{action.capitalize()} a portal",
         )
+    add_intel_routes(router, ctx)
     return router

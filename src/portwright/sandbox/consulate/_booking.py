@@ -38,6 +38,7 @@ class BookingPages(WebBase):
             center=center,
             visa=visa,
             slots=self.portal.calendar.open_slots(center, visa),
+            portal_now=self.portal.calendar.sim_time() if self.portal.calendar.model else None,
         )
 
     async def create_hold(self, request: Request) -> Response:

@@ -10,6 +10,15 @@ random number comes from the world's seeded `draw(key)` with a key that is
 drawn exactly once, so the schedule depends on the seed only, never on the
 order or timing of requests. Options are read when a release is generated, so
 changing one at runtime shapes later releases.
+
+With option `release_model` set (a mapping), releases follow
+`portwright.sandbox.consulate.releases` instead: the calendar keeps a simulated
+clock, `sim_start` (POSIX seconds, default 2030-01-07 00:00 UTC) plus `speed`
+simulated seconds per elapsed second (default 1), and each pair releases what its
+`ReleasePattern` (the mapping's `patterns["CENTER/visa"]`, else `pattern`, else the
+defaults; keyword arguments of `ReleasePattern`) schedules for that simulated time,
+seeded by `seed` (default: the world's seed). No initial batch. `take_mean_s` stays
+in elapsed seconds.
 """
 
 from __future__ import annotations
@@ -18,10 +27,14 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-__all__ = ["Release", "Slot", "SlotCalendar"]
+from portwright.sandbox.consulate.releases import ReleaseFeed, ReleasePattern
+
+__all__ = ["SIM_START", "Release", "Slot", "SlotCalendar"]
+
+SIM_START = 1893974400.0  # 2030-01-07 00:00 UTC, a Monday: the simulated clock's default
 
 
 @dataclass(slots=True)
@@ -61,6 +74,7 @@ class _Pair:
     next_at: float | None = None
     live: list[Slot] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
+    feed: ReleaseFeed | None = None
 
 
 class SlotCalendar:
@@ -73,6 +87,7 @@ class SlotCalendar:
         *,
         clock: Callable[[], float] = time.monotonic,
         started_at: float | None = None,
+        seed: int = 0,
     ) -> None:
         self._draw = draw
         self._options = options
@@ -80,6 +95,42 @@ class SlotCalendar:
         self.started_at = clock() if started_at is None else started_at
         self._pairs: dict[tuple[str, str], _Pair] = {}
         self._slots: dict[str, Slot] = {}
+        self._seed = seed
+
+    # -- the simulated clock (release model) ---------------------------------------------
+
+    @property
+    def model(self) -> Mapping[str, Any] | None:
+        model = self._options.get("release_model")
+        return model if isinstance(model, Mapping) else None
+
+    def sim_time(self, t: float | None = None) -> float:
+        """Simulated POSIX time at elapsed `t` (now by default); elapsed time without a model."""
+        t = self.elapsed() if t is None else t
+        model = self.model
+        if model is None:
+            return t
+        return float(model.get("sim_start", SIM_START)) + t * float(model.get("speed", 1.0))
+
+    def _elapsed_at(self, sim: float) -> float:
+        model = self.model or {}
+        return (sim - float(model.get("sim_start", SIM_START))) / float(model.get("speed", 1.0))
+
+    def _feed(self, center: str, visa: str) -> ReleaseFeed:
+        model = self.model or {}
+        spec = dict(
+            (model.get("patterns") or {}).get(f"{center}/{visa}") or model.get("pattern") or {}
+        )
+        for name in ("weekdays",):
+            if name in spec:
+                spec[name] = frozenset(int(d) for d in spec[name])
+        if "holidays" in spec:
+            spec["holidays"] = frozenset(date.fromisoformat(str(d)) for d in spec["holidays"])
+        if "drift_from" in spec:
+            spec["drift_from"] = date.fromisoformat(str(spec["drift_from"]))
+        pattern = ReleasePattern(**spec)
+        seed = int(model.get("seed", self._seed))
+        return ReleaseFeed(center, visa, pattern, seed=seed, start=self.sim_time(0.0))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -136,8 +187,17 @@ class SlotCalendar:
         pair = self._pairs.get(key)
         if pair is None:
             pair = self._pairs[key] = _Pair()
-            initial = int(self._opt("initial_slots", 10))
-            self._release(center, visa, pair, k=0, at=0.0, size=initial)
+            if self.model is not None:
+                pair.feed = self._feed(center, visa)
+            else:
+                initial = int(self._opt("initial_slots", 10))
+                self._release(center, visa, pair, k=0, at=0.0, size=initial)
+        if pair.feed is not None:
+            for release in pair.feed.due(self.sim_time(t)):
+                at = max(0.0, self._elapsed_at(release.at))
+                self._release(center, visa, pair, k=pair.next_index, at=at, size=release.slots)
+                pair.next_index += 1
+            return pair
         while True:
             if pair.next_at is None:
                 pair.next_base += self._opt("release_every_s", 15.0)

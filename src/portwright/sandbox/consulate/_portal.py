@@ -53,6 +53,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "fees": {"tourist": 8000, "work": 15000, "study": 12000},
     "currency": "GBP",
     "accounts": None,
+    "release_model": None,  # a mapping: releases from the release model (see _calendar)
 }
 
 HoldState = Literal["held", "verified", "paid", "confirmed", "expired"]
@@ -126,7 +127,11 @@ class Portal:
             self.options["payment_webhook_secret"] = secret
         self.secret = hashlib.sha256(f"portwright-sandbox|consulate|{ctx.seed}".encode()).digest()
         self.calendar = SlotCalendar(
-            ctx.chaos.draw, ctx.options, clock=clock, started_at=ctx.chaos.started_at
+            ctx.chaos.draw,
+            ctx.options,
+            clock=clock,
+            started_at=ctx.chaos.started_at,
+            seed=int(ctx.seed),
         )
         self.accounts: dict[str, str] = {}
         for account in self.options.get("accounts") or _default_accounts():

@@ -111,6 +111,8 @@ _APPOINTMENTS = """{% extends "base" %}{% from "macros" import csrf_input with c
 <button type="submit">Search</button>
 </form>
 <section class="calendar" data-center="{{ center }}" data-visa="{{ visa }}">
+{% if portal_now is not none %}<p id="portal-clock" data-now="{{ '%.3f' % portal_now }}">
+Portal time {{ portal_now | int }}</p>{% endif %}
 {% if v2 %}
 <form id="slot-reservation" method="post" action="/appointments/hold">
 {{ csrf_input() }}

@@ -2,7 +2,7 @@
 outbox events (a request's webhook), batches counted as their items end
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 
 from __future__ import annotations

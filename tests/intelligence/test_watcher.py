@@ -1,0 +1,160 @@
+"""Watch jobs on a manual clock: the budget holds, cooldowns hold, slots go out by priority."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portwright.intelligence import (
+    PredictorConfig,
+    ReleasePredictor,
+    ScanResult,
+    WatchHub,
+    WatchKey,
+)
+from portwright.testing import ManualClock
+
+HOUR = 3600.0
+DAY = 86_400.0
+
+
+@dataclass
+class FakePortal:
+    """Slots released at given times (hub clock), each open for `life_s`; 429 on chosen scans."""
+
+    clock: ManualClock
+    releases: dict[WatchKey, list[float]]
+    life_s: float = 1800.0
+    throttle: set[int] = field(default_factory=set)  # scan numbers answered 429
+    retry_after: float = 600.0
+    requests: list[tuple[float, WatchKey]] = field(default_factory=list)
+    cooled: list[tuple[float, float]] = field(default_factory=list)  # (from, until)
+
+    async def scan(self, key: WatchKey) -> ScanResult:
+        now = self.clock.now()
+        self.requests.append((now, key))
+        if len(self.requests) in self.throttle:
+            self.cooled.append((now, now + self.retry_after))
+            return ScanResult(retry_after=self.retry_after)
+        open_ids = tuple(
+            f"{key.center}-{i}"
+            for i, at in enumerate(self.releases.get(key, []))
+            if at <= now < at + self.life_s
+        )
+        return ScanResult(slots=open_ids)
+
+
+@dataclass
+class Bookings:
+    got: dict[str, str] = field(default_factory=dict)
+    refuse: set[str] = field(default_factory=set)
+
+    async def hand_off(self, booking_id: str, key: WatchKey, slot: str) -> bool:
+        if booking_id in self.refuse:
+            return False
+        assert booking_id not in self.got
+        self.got[booking_id] = slot
+        return True
+
+
+def _run(hub: WatchHub, until: float) -> None:
+    asyncio.run(hub.run(until=until))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    per_hour=st.integers(min_value=1, max_value=40),
+    centers=st.integers(min_value=1, max_value=3),
+    releases=st.lists(st.floats(min_value=0.0, max_value=2 * DAY), max_size=12),
+    throttle=st.sets(st.integers(min_value=1, max_value=300), max_size=8),
+    priorities=st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=6),
+)
+def test_budget_and_cooldowns_hold_and_each_slot_reaches_one_booking(
+    per_hour: int,
+    centers: int,
+    releases: list[float],
+    throttle: set[int],
+    priorities: list[int],
+) -> None:
+    """Whatever the releases, 429s and waiting bookings: no hour holds more than the portal's
+    budget, no request falls inside a cooldown, and each slot reaches at most one booking."""
+    clock = ManualClock()
+    keys = [WatchKey("cns", f"C{i}", "tourist") for i in range(centers)]
+    portal = FakePortal(clock, {k: sorted(releases) for k in keys}, throttle=throttle)
+    bookings = Bookings()
+    hub = WatchHub(scan=portal.scan, hand_off=bookings.hand_off, per_hour=per_hour, clock=clock)
+    for i, priority in enumerate(priorities):
+        hub.wait(keys[i % centers], f"b{i}", priority=priority)
+    _run(hub, 2 * DAY)
+    times = [t for t, _ in portal.requests]
+    assert times == sorted(times)
+    for i, t in enumerate(times):
+        assert sum(1 for u in times[: i + 1] if u > t - HOUR) <= per_hour
+    for start, end in portal.cooled:
+        assert not [t for t in times if start < t < end]
+    assert len(set(bookings.got.values())) == len(bookings.got)
+
+
+def test_slots_go_to_waiting_bookings_in_priority_order() -> None:
+    """Two slots, three bookings: the two highest priorities (first come among equals) get
+    one each; a booking that refuses (gone) is skipped; the lowest keeps waiting."""
+    clock = ManualClock()
+    key = WatchKey("cns", "ACC", "tourist")
+    portal = FakePortal(clock, {key: [100.0, 100.0]})
+    bookings = Bookings(refuse={"gone"})
+    hub = WatchHub(scan=portal.scan, hand_off=bookings.hand_off, per_hour=60, clock=clock)
+    hub.wait(key, "low", priority=1)
+    hub.wait(key, "gone", priority=9)
+    hub.wait(key, "high-first", priority=5)
+    hub.wait(key, "high-second", priority=5)
+    assert hub.waiting(key) == ["gone", "high-first", "high-second", "low"]
+    _run(hub, 2 * HOUR)
+    assert bookings.got == {"high-first": "ACC-0", "high-second": "ACC-1"}
+    assert hub.waiting(key) == ["low"]
+
+
+def test_an_outside_cooldown_is_honoured() -> None:
+    """While the store says the portal cools down, the watch job does not poll it."""
+    clock = ManualClock()
+    key = WatchKey("cns", "ACC", "tourist")
+    portal = FakePortal(clock, {})
+    hub = WatchHub(
+        scan=portal.scan, hand_off=Bookings().hand_off, per_hour=60, clock=clock,
+        cooldown_until=lambda name: 5000.0 if name == "cns" else None,
+    )  # fmt: skip
+    hub.wait(key, "b")
+    _run(hub, 6000.0)
+    assert portal.requests
+    assert min(t for t, _ in portal.requests) >= 5000.0
+
+
+def test_polls_densely_inside_predicted_windows_and_sparsely_outside() -> None:
+    """With a predictor that learned a daily 09:00 window, the job polls at the budget's
+    rate around 09:00 and several times more sparsely elsewhere."""
+    predictor = ReleasePredictor(PredictorConfig())
+    key = WatchKey("cns", "ACC", "tourist")
+    t = 0.0
+    while t < 14 * DAY:  # two weeks of scans every 5 min; a release daily at 09:00
+        day_t = t % DAY
+        predictor.observe(str(key), t, 1 if 9 * HOUR <= day_t < 9 * HOUR + 1200 else 0)
+        t += 300
+    start = 14 * DAY
+    clock = ManualClock(start)
+    portal = FakePortal(clock, {})
+    hub = WatchHub(
+        scan=portal.scan, hand_off=Bookings().hand_off, per_hour=60, clock=clock,
+        predictor=predictor,
+    )  # fmt: skip
+    hub.wait(key, "b")
+    _run(hub, start + DAY)
+    assert hub.windows(key)
+    times = [tt - start for tt, _ in portal.requests]
+    inside = [x for x in times if 8.6 * HOUR <= x <= 9.15 * HOUR]  # the window 08:45-09:00
+    outside = [x for x in times if 14 * HOUR <= x <= 20 * HOUR]  # padded by 10 minutes
+    dense = 0.55 * HOUR / max(len(inside), 1)
+    sparse = 6 * HOUR / max(len(outside), 1)
+    assert dense <= 90.0  # about the budget's 60 s
+    assert sparse >= 3 * dense
