@@ -20,7 +20,7 @@ from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID, SQLA
 from portwright import __version__
 from portwright.adapters import AdapterRegistry
 from portwright.observability import current_traceparent
-from portwright.orchestrator._chunks import chunk_queue_name
+from portwright.orchestrator._chunks import chunk_polling_interval, chunk_queue_name
 from portwright.orchestrator._janitor import Janitor
 from portwright.orchestrator._sealed_input import InputSealer
 from portwright.orchestrator._workflow import job_workflow, set_runtime
@@ -196,7 +196,7 @@ class Runtime:
                 chunk_queue_name(portal),
                 global_concurrency=chunks,
                 worker_concurrency=min(self.settings.worker_concurrency, chunks),
-                polling_interval_sec=self.settings.queue_polling_interval_s,
+                polling_interval_sec=chunk_polling_interval(self.settings),
                 on_conflict="always_update",
             )
 
