@@ -20,7 +20,14 @@ from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID, SQLA
 from portwright import __version__
 from portwright.adapters import AdapterRegistry
 from portwright.observability import current_traceparent
-from portwright.orchestrator._chunks import chunk_polling_interval, chunk_queue_name
+from portwright.orchestrator._chunks import (
+    CHUNK_NOTE,
+    chunk_polling_interval,
+    chunk_queue_name,
+    enqueue_chunks,
+    group_chunks,
+    plan_chunks,
+)
 from portwright.orchestrator._janitor import Janitor
 from portwright.orchestrator._sealed_input import InputSealer
 from portwright.orchestrator._workflow import job_workflow, set_runtime
@@ -289,13 +296,15 @@ class Runtime:
         machine = child_cls.machine
         instance = child_cls()
         trace_parent = current_traceparent()
+        models = [child_cls.input_model.model_validate(data) for _key, data in items]
+        ids = [f"{parent_id}.{index:04d}" for index in range(len(items))]
+        chunk_of = plan_chunks(child_cls, models, ids)  # a batchable adapter's run in chunks
         new = []
-        for index, (key, data) in enumerate(items):
-            model = child_cls.input_model.model_validate(data)
+        for index, ((key, _data), model) in enumerate(zip(items, models, strict=True)):
             stored = self.inputs.seal(parent.tenant_id, model)
             new.append(
                 NewJob(
-                    job_id=f"{parent_id}.{index:04d}",
+                    job_id=ids[index],
                     tenant_id=parent.tenant_id,
                     adapter=child_cls.name,
                     adapter_version=child_cls.version,
@@ -309,11 +318,14 @@ class Runtime:
                     parent_id=parent_id,
                     item_key=key,
                     trace_parent=trace_parent,
+                    notes={CHUNK_NOTE: chunk_of[ids[index]]} if ids[index] in chunk_of else None,
                 )
             )
         with self.store.engine.begin() as conn:
             records, _created = self.store.jobs.insert_many(conn, new)
-        self.enqueue_many(records)
+        chunks, alone = group_chunks(records)
+        enqueue_chunks(self, chunks)
+        self.enqueue_many(alone)
         return [{"id": r.id, "portal": r.portal, "lock_key": r.lock_key} for r in records]
 
     def child_progress(self, parent_id: str) -> dict[str, int]:
