@@ -28,7 +28,14 @@ from portwright.adapters import AdapterRegistry
 from portwright.adapters.scrape import ScrapeAdapter
 from portwright.gateway import UrlGuard, create_app, issue_key
 from portwright.orchestrator import JobService, Runtime
-from portwright.orchestrator._chunks import CHUNK_NOTE, SUB_CHUNK, ChunkRunner
+from portwright.orchestrator._chunks import (
+    CHUNK_NOTE,
+    SUB_CHUNK,
+    ChunkRunner,
+    _idle_pace_when_drained,
+    chunk_polling_interval,
+    chunk_queue_name,
+)
 from portwright.sandbox import SandboxWorld
 from portwright.sandbox.scrape import specs as scrape_specs
 from portwright.sdk import Adapter, Job, linear_machine
@@ -351,6 +358,35 @@ def test_a_database_error_while_recording_neither_records_twice_nor_loses_an_ite
     assert Counter(statuses.values()) == {"succeeded": len(ids)}
     _assert_recorded_once(runtime.store, ids)
     assert _workflow_ids(ids) == set(), "an item left its chunk: the errors were not retried"
+
+
+@pytest.mark.timeout(300)
+def test_the_chunk_queue_polls_faster_only_while_chunks_wait(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """Accepting a batch sets its portal's chunk queue to the busy pace (read back from
+    DBOS's queue row, which every worker polls by); a chunk ending while chunks still wait
+    keeps it; once none waits, the idle pace (the job queues') is back."""
+    from dbos import DBOS
+
+    settings = _settings(settings, world)  # queue_polling_interval_s 0.05
+    runtime: Runtime = make_runtime(_registry(settings), settings=settings, run_workers=False)
+    queue = runtime.registered_queue(chunk_queue_name("scrape"))
+    assert queue is not None
+    idle = chunk_polling_interval(settings, busy=False)
+    busy = chunk_polling_interval(settings, busy=True)
+    assert (idle, busy) == (0.05, 0.02)
+    assert queue.polling_interval_sec == idle
+    ids = _accept(JobService(runtime), _urls(world, 120, offset=5000))  # nobody runs them
+    assert queue.polling_interval_sec == busy
+    chunks = sorted({(j.notes or {}).get(CHUNK_NOTE) for j in runtime.store.jobs.get_many(ids)})
+    assert len(chunks) == 2
+    assert _idle_pace_when_drained("scrape") is False  # both chunks still wait
+    assert queue.polling_interval_sec == busy
+    for chunk in chunks:
+        DBOS.cancel_workflow(str(chunk))
+    assert _idle_pace_when_drained("scrape") is True
+    assert queue.polling_interval_sec == idle
 
 
 class CrawlInput(BaseModel):

@@ -86,14 +86,50 @@ def chunk_queue_name(portal: str) -> str:
 
 
 CHUNK_POLLING_DIVISOR = 4
+CHUNK_POLLING_FLOOR_S = 0.02
 
 
-def chunk_polling_interval(settings: Settings) -> float:
-    """How often a worker looks for a portal's next chunk: a quarter of the job queues'
-    interval. A chunk's slot stands idle from its chunk's end to the next poll (a batch of
-    1,000 URLs crosses that gap every ~100 items, 2 chunks at a time), and a batchable
-    portal has one chunk queue, unpartitioned: one cheap claim query per poll."""
-    return settings.queue_polling_interval_s / CHUNK_POLLING_DIVISOR
+def chunk_polling_interval(settings: Settings, *, busy: bool) -> float:
+    """How often workers look for a portal's next chunk. Idle: as often as for jobs
+    (`queue_polling_interval_s`). While a batch's chunks wait (`enqueue_chunks` sets it, a
+    chunk ending with none left waiting sets it back): a quarter of that, at least 20 ms. A chunk's
+    slot stands idle from its chunk's end to the next poll, and a batch of 1,000 URLs
+    crosses that gap every ~100 items, 2 chunks at a time."""
+    interval = settings.queue_polling_interval_s
+    if not busy:
+        return interval
+    return min(interval, max(CHUNK_POLLING_FLOOR_S, interval / CHUNK_POLLING_DIVISOR))
+
+
+def _pace(runtime: Runtime, portals: set[str], *, busy: bool) -> None:
+    """Set the polling interval of these portals' chunk queues (DBOS keeps it in the queue's
+    row, which every worker re-reads on each poll). A failure only leaves the pace as it was."""
+    interval = chunk_polling_interval(runtime.settings, busy=busy)
+    for portal in portals:
+        queue = runtime.registered_queue(chunk_queue_name(portal))
+        if queue is None:
+            continue
+        try:
+            queue.set_polling_interval_sec(interval)
+        except Exception:  # noqa: BLE001 - a pace, not a result: logged, and the chunks run
+            log.warning("could not set the chunk queue's pace", portal=portal, busy=busy)
+
+
+def _idle_pace_when_drained(portal: str) -> bool:
+    """As a chunk ends: back to the idle pace when no chunk of the portal waits in its
+    queue (a batch accepted meanwhile sets the busy pace again); whether it did."""
+    runtime = current_runtime()
+    waiting = DBOS.list_queued_workflows(
+        queue_name=chunk_queue_name(portal),
+        status="ENQUEUED",
+        limit=1,
+        load_input=False,
+        load_output=False,
+    )
+    if waiting:
+        return False
+    _pace(runtime, {portal}, busy=False)
+    return True
 
 
 def _infra(name: str) -> StepOptions:
@@ -171,7 +207,10 @@ def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
         )
         for chunk in chunks
     ]
-    return len(dbos._sys_db.init_workflows(statuses))
+    created = len(dbos._sys_db.init_workflows(statuses))
+    if created:  # workers look for the next chunk more often while these wait
+        _pace(runtime, {chunk.portal for chunk in chunks}, busy=True)
+    return created
 
 
 @DBOS.workflow(name=CHUNK_WORKFLOW)
@@ -182,12 +221,16 @@ async def chunk_workflow(chunk_id: str, adapter: str, job_ids: list[str]) -> dic
     if adapter not in runtime.registry:  # each item's own workflow fails it visibly
         await DBOS.run_step_async(_infra("release"), _release_all, job_ids)
         return {"recorded": 0, "left": len(job_ids), "skipped": 0}
-    runner = ChunkRunner(runtime, runtime.registry.get(adapter), chunk_id)
+    adapter_cls = runtime.registry.get(adapter)
+    runner = ChunkRunner(runtime, adapter_cls, chunk_id)
     parts = [job_ids[start : start + SUB_CHUNK] for start in range(0, len(job_ids), SUB_CHUNK)]
     totals = {"recorded": 0, "left": 0, "skipped": 0}
     for counts in await _pipeline(runner, parts):
         for key in totals:
             totals[key] += counts.get(key, 0)
+    # the last step (so a chunk begun by older code replays its ids unchanged): a chunk
+    # ending with none of its portal's chunks left waiting puts the queue's idle pace back
+    await DBOS.run_step_async(_infra("pace"), _idle_pace_when_drained, adapter_cls.portal_name())
     return totals
 
 

@@ -203,7 +203,7 @@ class Runtime:
                 chunk_queue_name(portal),
                 global_concurrency=chunks,
                 worker_concurrency=min(self.settings.worker_concurrency, chunks),
-                polling_interval_sec=chunk_polling_interval(self.settings),
+                polling_interval_sec=chunk_polling_interval(self.settings, busy=False),
                 on_conflict="always_update",
             )
 
@@ -234,6 +234,11 @@ class Runtime:
         return self.registry.get(adapter).machine
 
     # -- enqueueing ----------------------------------------------------------------------
+
+    def registered_queue(self, key: str) -> Queue | None:
+        """A DBOS queue this process registered: by portal name (its jobs' queue) or by
+        `chunk_queue_name(portal)` (its chunks')."""
+        return self._queues.get(key)
 
     def has_queue(self, portal: str) -> bool:
         """Whether this process can enqueue the portal's jobs (its adapter is installed)."""
