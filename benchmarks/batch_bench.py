@@ -242,15 +242,19 @@ def child_main(argv: list[str]) -> int:
 
 
 def _run_child(
-    system: str, urls_file: Path, concurrency: int, database_url: str = "", analyze: float = 0
+    system: str,
+    urls_file: Path,
+    concurrency: int,
+    database_url: str = "",
+    analyze: float = 0,
+    src: str = "",
 ) -> dict[str, Any]:
+    """`system` in a child process; `src`: import `portwright` from that directory instead
+    of this checkout (`--before-src`: the code before a change, in the same run)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", system]
     command += [str(urls_file), str(concurrency), database_url]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-        ANALYZE_ENV: str(analyze),
-    }
+    paths = [str(HERE), *([src] if src else []), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), ANALYZE_ENV: str(analyze)}
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=3700, check=False, env=env
@@ -273,6 +277,8 @@ def compare(args: argparse.Namespace, databases: list[str]) -> list[dict[str, An
     else:
         print(f"# {CRAWLEE_HINT}; running without it", file=sys.stderr)
     systems += [f"portwright-{db}" for db in databases]
+    if args.before_src:  # the same databases on the code before a change, in the same run
+        systems += [f"before-{db}" for db in databases]
     results: list[dict[str, Any]] = []
     counter = RequestCounter()
     with (
@@ -291,12 +297,20 @@ def compare(args: argparse.Namespace, databases: list[str]) -> list[dict[str, An
                 served = counter.count
                 with contextlib.ExitStack() as stack:
                     url = ""
-                    if system == "portwright-postgres":
+                    if system.endswith("-postgres"):
                         url = stack.enter_context(
                             fresh_pg_database(args.postgres, "pwbench_batch", admin)
                         )
                     name = system.split("-")[0]
-                    result = _run_child(name, urls_file, args.concurrency, url, args.analyze_every)
+                    src = args.before_src if name == "before" else ""
+                    result = _run_child(
+                        "portwright" if name == "before" else name,
+                        urls_file,
+                        args.concurrency,
+                        url,
+                        args.analyze_every,
+                        src,
+                    )
                 result |= {"system": system, "round": round_no, "load": load}
                 result["requests"] = counter.count - served
                 if result.get("seconds"):
@@ -337,7 +351,9 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
             f"{r.get('pages_per_s', 0):10.1f}{r['ok']:7}{r['requests']:10}{r['load']:6.1f}"
         )
     lines.append("")
-    systems = sorted({r["system"] for r in results if r["system"].startswith("portwright")})
+    systems = sorted(
+        {r["system"] for r in results if r["system"].startswith(("portwright", "before"))}
+    )
     for system in systems:
         for base, target in (("bare", 0.4), ("crawlee", 1.5)):
             ratios = _ratios(results, system, base)
@@ -349,6 +365,12 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
                     f"{system} / {base}: {listed} (median {median:.3f}; target ≥ {target}: "
                     f"{verdict})"
                 )
+        before = system.replace("portwright-", "before-")
+        ratios = _ratios(results, system, before) if before != system else []
+        if ratios:
+            listed = " ".join(f"{x:.2f}" for x in ratios)
+            median = statistics.median(ratios)
+            lines.append(f"{system} / {before}: {listed} (median {median:.2f})")
     for r in results:
         if r.get("statuses") and r["ok"] != r["pages"]:
             lines.append(f"PROBLEM round {r['round']} {r['system']}: {r['statuses']}")
@@ -638,6 +660,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="PostgreSQL: ANALYZE dbos.workflow_status every S seconds during a run (what "
         "autovacuum would do; it is off on some servers); 0, the default: never",
+    )
+    parser.add_argument(
+        "--before-src",
+        metavar="DIR",
+        default="",
+        help="also run Portwright from this `src` directory (another checkout, e.g. "
+        "`git archive <commit> src | tar -x -C /tmp/before`) on the same databases, in "
+        "the same rounds: before and after a change on the same machine load",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

@@ -15,22 +15,30 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from portwright.adapters import AdapterRegistry
 from portwright.adapters.scrape import ScrapeAdapter
 from portwright.gateway import UrlGuard, create_app, issue_key
 from portwright.orchestrator import JobService, Runtime
-from portwright.orchestrator._chunks import CHUNK_NOTE, SUB_CHUNK, ChunkRunner
+from portwright.orchestrator._chunks import (
+    CHUNK_NOTE,
+    SUB_CHUNK,
+    ChunkRunner,
+    _idle_pace_when_drained,
+    chunk_polling_interval,
+    chunk_queue_name,
+)
 from portwright.sandbox import SandboxWorld
 from portwright.sandbox.scrape import specs as scrape_specs
+from portwright.sdk import Adapter, Job, linear_machine
 from portwright.settings import Settings
 from portwright.testing import wait_until_sync
 from tests.conftest import RuntimeFactory
@@ -350,6 +358,92 @@ def test_a_database_error_while_recording_neither_records_twice_nor_loses_an_ite
     assert Counter(statuses.values()) == {"succeeded": len(ids)}
     _assert_recorded_once(runtime.store, ids)
     assert _workflow_ids(ids) == set(), "an item left its chunk: the errors were not retried"
+
+
+@pytest.mark.timeout(300)
+def test_the_chunk_queue_polls_faster_only_while_chunks_wait(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """Accepting a batch sets its portal's chunk queue to the busy pace (read back from
+    DBOS's queue row, which every worker polls by); a chunk ending while chunks still wait
+    keeps it; once none waits, the idle pace (the job queues') is back."""
+    from dbos import DBOS
+
+    settings = _settings(settings, world)  # queue_polling_interval_s 0.05
+    runtime: Runtime = make_runtime(_registry(settings), settings=settings, run_workers=False)
+    queue = runtime.registered_queue(chunk_queue_name("scrape"))
+    assert queue is not None
+    idle = chunk_polling_interval(settings, busy=False)
+    busy = chunk_polling_interval(settings, busy=True)
+    assert (idle, busy) == (0.05, 0.02)
+    assert queue.polling_interval_sec == idle
+    ids = _accept(JobService(runtime), _urls(world, 120, offset=5000))  # nobody runs them
+    assert queue.polling_interval_sec == busy
+    chunks = sorted({(j.notes or {}).get(CHUNK_NOTE) for j in runtime.store.jobs.get_many(ids)})
+    assert len(chunks) == 2
+    assert _idle_pace_when_drained("scrape") is False  # both chunks still wait
+    assert queue.polling_interval_sec == busy
+    for chunk in chunks:
+        DBOS.cancel_workflow(str(chunk))
+    assert _idle_pace_when_drained("scrape") is True
+    assert queue.polling_interval_sec == idle
+
+
+class CrawlInput(BaseModel):
+    urls: list[str]
+
+
+class CrawlAdapter(Adapter[CrawlInput]):
+    """A fan-out parent: one scrape child per URL, then done (the children run on)."""
+
+    name: ClassVar[str] = "crawl"
+    input_model = CrawlInput
+    machine = linear_machine("crawl", ["SPAWNING"])
+
+    async def run(self, job: Job[CrawlInput]) -> Mapping[str, Any]:
+        await job.transition("QUEUED")
+        await job.transition("SPAWNING")
+        items = [(f"url-{index}", {"url": url}) for index, url in enumerate(job.input.urls)]
+        children = await job.spawn("scrape", items)
+        return {"children": len(children)}
+
+
+@pytest.mark.timeout(300)
+def test_fan_out_children_of_a_batchable_adapter_run_as_chunks(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """A job spawning 130 scrape children: they run as chunk workflows (two, named after
+    their first child), none gets a workflow of its own, each is its parent's item and
+    ends with exactly one recorded result."""
+    import asyncio
+
+    settings = _settings(settings, world)
+    registry = _registry(settings)
+    registry.register(CrawlAdapter)
+    runtime: Runtime = make_runtime(registry, settings=settings)
+    service = JobService(runtime)
+    tenant = runtime.store.tenants.ensure("acme", plan="business")
+    urls = _urls(world, 130, offset=4000)
+    parent = asyncio.run(
+        service.submit(tenant_id=tenant.id, adapter="crawl", input={"urls": urls})
+    ).id
+    assert _wait_ended(runtime.store, [parent], timeout_s=120) == {parent: "succeeded"}
+    children = runtime.store.jobs.children(parent)
+    ids = [child.id for child in children]
+    assert sorted(child.item_key or "" for child in children) == sorted(
+        f"url-{index}" for index in range(130)
+    )
+    statuses = _wait_ended(runtime.store, ids, timeout_s=240)
+    assert Counter(statuses.values()) == {"succeeded": 130}
+    chunks = {(child.notes or {}).get(CHUNK_NOTE) for child in runtime.store.jobs.get_many(ids)}
+    assert chunks == {f"chunk_{parent}.0000", f"chunk_{parent}.0100"}
+    assert _workflow_ids(sorted(chunks)) == chunks
+    assert _workflow_ids(ids) == set(), "a chunked child got a workflow of its own"
+    by_id = {job.id: job for job in runtime.store.jobs.get_many(ids)}
+    for child in children:
+        assert by_id[child.id].output is not None
+        assert by_id[child.id].output["url"] == urls[int((child.item_key or "").split("-")[1])]
+    _assert_recorded_once(runtime.store, ids)
 
 
 class ChunkWorker(Worker):

@@ -3,7 +3,9 @@
 A batch accepted by `JobService.submit_many` splits its batchable items into chunks of
 `Adapter.batch_size` and enqueues one DBOS workflow per chunk (`chunk_workflow`) instead of
 one per job; each item's row carries its chunk's id in its notes. A chunk walks its items
-in sub-chunks of `SUB_CHUNK`, each in two checkpointed steps:
+in sub-chunks of `SUB_CHUNK`, each in two checkpointed steps, `PIPELINE` sub-chunks at once
+(the next sub-chunk's fetch overlaps the tail of this one's and its record; the chunk's
+items in flight stay bounded by `batch_concurrency`):
 
 1. `fetch:N` runs each item's adapter (`Adapter.run`) against an in-memory `Job`
    (`ItemJob`), `batch_concurrency` items at a time, through the same step context (and so
@@ -21,8 +23,9 @@ Exactly once: an item is recorded only while it is still in its adapter's initia
 (a recorded item is terminal, an item that left belongs to its own workflow), under the
 job row's lock, so a re-run of `record:N` (a retried step, a crash between its commit and
 its checkpoint) writes nothing twice; a crash before `record:N` commits re-runs at most
-`fetch:N` (an idempotent GET, fetched again). A recovered chunk resumes after its last
-checkpointed sub-chunk.
+`fetch:N` (an idempotent GET, fetched again). A recovered chunk replays every step that
+checkpointed (its step ids are drawn in a fixed order up front) and runs the rest: at most
+`PIPELINE` sub-chunks are fetched again.
 
 An item leaves its chunk, and continues as its own durable job (`job_workflow`, from the
 state it is in, its history intact plus one control event saying why it left), when its
@@ -52,14 +55,17 @@ from portwright.sdk import Adapter, JobError, Logger, SelectorMap
 
 if TYPE_CHECKING:
     from portwright.orchestrator._runtime import Runtime
+    from portwright.settings import Settings
     from portwright.store import JobRecord
 
 __all__ = [
     "CHUNK_NOTE",
     "CHUNK_WORKFLOW",
+    "PIPELINE",
     "SUB_CHUNK",
     "ChunkRunner",
     "Leave",
+    "chunk_polling_interval",
     "chunk_queue_name",
     "chunk_workflow",
     "enqueue_chunks",
@@ -69,6 +75,7 @@ __all__ = [
 CHUNK_WORKFLOW = "portwright.chunk"
 CHUNK_NOTE = "chunk"  # the job row's note naming its chunk workflow
 SUB_CHUNK = 50  # items fetched, then recorded in one transaction, per checkpoint pair
+PIPELINE = 2  # sub-chunks of a chunk in flight at once (a fetch overlaps the last record)
 
 T = TypeVar("T")
 log = structlog.get_logger("portwright.chunk")
@@ -76,6 +83,53 @@ log = structlog.get_logger("portwright.chunk")
 
 def chunk_queue_name(portal: str) -> str:
     return f"chunks-{portal}"
+
+
+CHUNK_POLLING_DIVISOR = 4
+CHUNK_POLLING_FLOOR_S = 0.02
+
+
+def chunk_polling_interval(settings: Settings, *, busy: bool) -> float:
+    """How often workers look for a portal's next chunk. Idle: as often as for jobs
+    (`queue_polling_interval_s`). While a batch's chunks wait (`enqueue_chunks` sets it, a
+    chunk ending with none left waiting sets it back): a quarter of that, at least 20 ms. A chunk's
+    slot stands idle from its chunk's end to the next poll, and a batch of 1,000 URLs
+    crosses that gap every ~100 items, 2 chunks at a time."""
+    interval = settings.queue_polling_interval_s
+    if not busy:
+        return interval
+    return min(interval, max(CHUNK_POLLING_FLOOR_S, interval / CHUNK_POLLING_DIVISOR))
+
+
+def _pace(runtime: Runtime, portals: set[str], *, busy: bool) -> None:
+    """Set the polling interval of these portals' chunk queues (DBOS keeps it in the queue's
+    row, which every worker re-reads on each poll). A failure only leaves the pace as it was."""
+    interval = chunk_polling_interval(runtime.settings, busy=busy)
+    for portal in portals:
+        queue = runtime.registered_queue(chunk_queue_name(portal))
+        if queue is None:
+            continue
+        try:
+            queue.set_polling_interval_sec(interval)
+        except Exception:  # noqa: BLE001 - a pace, not a result: logged, and the chunks run
+            log.warning("could not set the chunk queue's pace", portal=portal, busy=busy)
+
+
+def _idle_pace_when_drained(portal: str) -> bool:
+    """As a chunk ends: back to the idle pace when no chunk of the portal waits in its
+    queue (a batch accepted meanwhile sets the busy pace again); whether it did."""
+    runtime = current_runtime()
+    waiting = DBOS.list_queued_workflows(
+        queue_name=chunk_queue_name(portal),
+        status="ENQUEUED",
+        limit=1,
+        load_input=False,
+        load_output=False,
+    )
+    if waiting:
+        return False
+    _pace(runtime, {portal}, busy=False)
+    return True
 
 
 def _infra(name: str) -> StepOptions:
@@ -153,29 +207,65 @@ def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
         )
         for chunk in chunks
     ]
-    return len(dbos._sys_db.init_workflows(statuses))
+    created = len(dbos._sys_db.init_workflows(statuses))
+    if created:  # workers look for the next chunk more often while these wait
+        _pace(runtime, {chunk.portal for chunk in chunks}, busy=True)
+    return created
 
 
 @DBOS.workflow(name=CHUNK_WORKFLOW)
 async def chunk_workflow(chunk_id: str, adapter: str, job_ids: list[str]) -> dict[str, int]:
-    """Run a chunk's items, sub-chunk by sub-chunk: a fetch step, then a record step."""
+    """Run a chunk's items, sub-chunk by sub-chunk: a fetch step, then a record step,
+    `PIPELINE` sub-chunks at a time (see `_pipeline`)."""
     runtime = current_runtime()
     if adapter not in runtime.registry:  # each item's own workflow fails it visibly
         await DBOS.run_step_async(_infra("release"), _release_all, job_ids)
         return {"recorded": 0, "left": len(job_ids), "skipped": 0}
-    runner = ChunkRunner(runtime, runtime.registry.get(adapter), chunk_id)
+    adapter_cls = runtime.registry.get(adapter)
+    runner = ChunkRunner(runtime, adapter_cls, chunk_id)
+    parts = [job_ids[start : start + SUB_CHUNK] for start in range(0, len(job_ids), SUB_CHUNK)]
     totals = {"recorded": 0, "left": 0, "skipped": 0}
-    for index, start in enumerate(range(0, len(job_ids), SUB_CHUNK)):
-        part = job_ids[start : start + SUB_CHUNK]
-        fetched: list[dict[str, Any]] = await DBOS.run_step_async(
-            _infra(f"fetch:{index}"), runner.fetch, part
-        )
-        counts: dict[str, int] = await DBOS.run_step_async(
-            _infra(f"record:{index}"), runner.record, fetched
-        )
+    for counts in await _pipeline(runner, parts):
         for key in totals:
             totals[key] += counts.get(key, 0)
+    # the last step (so a chunk begun by older code replays its ids unchanged): a chunk
+    # ending with none of its portal's chunks left waiting puts the queue's idle pace back
+    await DBOS.run_step_async(_infra("pace"), _idle_pace_when_drained, adapter_cls.portal_name())
     return totals
+
+
+async def _pipeline(runner: ChunkRunner, parts: list[list[str]]) -> list[dict[str, int]]:
+    """Each sub-chunk's `fetch:N` then `record:N`, up to `PIPELINE` sub-chunks at once: the
+    fetch of sub-chunk N+1 runs while sub-chunk N finishes its last items and records them
+    (the runner's one semaphore bounds the fetches in flight across sub-chunks).
+
+    Replay stays deterministic: every step id is drawn up front, in the order the steps
+    would run one after another (fetch:0, record:0, fetch:1, …), so a recovered chunk
+    finds each step's checkpoint at the same id whatever order they finished in. The
+    steps of different sub-chunks touch different items, and `record:N` waits for its own
+    `fetch:N` only, so exactly-once holds as in the sequential walk (module docstring)."""
+    steps = [(DBOS.reserve_step(), DBOS.reserve_step()) for _ in parts]
+    window = asyncio.Semaphore(PIPELINE)
+
+    async def run(index: int, part: list[str]) -> dict[str, int]:
+        fetch_step, record_step = steps[index]
+        async with window:
+            fetched: list[dict[str, Any]] = await fetch_step.run_async(
+                _infra(f"fetch:{index}"), runner.fetch, part
+            )
+            counts: dict[str, int] = await record_step.run_async(
+                _infra(f"record:{index}"), runner.record, fetched
+            )
+        return counts
+
+    tasks = [asyncio.ensure_future(run(index, part)) for index, part in enumerate(parts)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:  # a step that failed for good fails the chunk: stop the rest
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _release_all(job_ids: list[str]) -> int:
@@ -304,6 +394,8 @@ class ChunkRunner:
         self.adapter_cls = adapter_cls
         self.chunk_id = chunk_id
         self.selectors: SelectorMap | None = None  # read once per sub-chunk's fetch
+        # the items fetched at once, across the chunk's sub-chunks in flight
+        self.limit = asyncio.Semaphore(max(1, adapter_cls.batch_concurrency))
 
     # -- fetch: no writes ----------------------------------------------------------------
 
@@ -316,7 +408,7 @@ class ChunkRunner:
         held = await asyncio.to_thread(rt.sites_holding, jobs)  # per target site
         self.selectors = await asyncio.to_thread(rt.selectors_for, self.adapter_cls)
         initial = self.adapter_cls.machine.initial
-        limit = asyncio.Semaphore(max(1, self.adapter_cls.batch_concurrency))
+        limit = self.limit
 
         async def one(job: JobRecord) -> dict[str, Any]:
             if job.state != initial or rt.machine_of(job.adapter).is_terminal(job.state):

@@ -19,7 +19,14 @@ from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID, SQLAlchemyDataso
 
 from portwright.adapters import AdapterRegistry
 from portwright.observability import PROCESS, current_traceparent
-from portwright.orchestrator._chunks import chunk_queue_name
+from portwright.orchestrator._chunks import (
+    CHUNK_NOTE,
+    chunk_polling_interval,
+    chunk_queue_name,
+    enqueue_chunks,
+    group_chunks,
+    plan_chunks,
+)
 from portwright.orchestrator._host import DbosHost, JobPorts
 from portwright.orchestrator._housekeeping import apply_housekeeping_schedule
 from portwright.orchestrator._janitor import Janitor
@@ -203,7 +210,7 @@ class Runtime:
                 chunk_queue_name(portal),
                 global_concurrency=chunks,
                 worker_concurrency=min(self.settings.worker_concurrency, chunks),
-                polling_interval_sec=self.settings.queue_polling_interval_s,
+                polling_interval_sec=chunk_polling_interval(self.settings, busy=False),
                 on_conflict="always_update",
             )
 
@@ -252,6 +259,11 @@ class Runtime:
         return self.registry.get(adapter).machine
 
     # -- enqueueing ----------------------------------------------------------------------
+
+    def registered_queue(self, key: str) -> Queue | None:
+        """A DBOS queue this process registered: by portal name (its jobs' queue) or by
+        `chunk_queue_name(portal)` (its chunks')."""
+        return self._queues.get(key)
 
     def has_queue(self, portal: str) -> bool:
         """Whether this process can enqueue the portal's jobs (its adapter is installed)."""
@@ -319,13 +331,15 @@ class Runtime:
         machine = child_cls.machine
         instance = child_cls()
         trace_parent = current_traceparent()
+        models = [child_cls.input_model.model_validate(data) for _key, data in items]
+        ids = [f"{parent_id}.{index:04d}" for index in range(len(items))]
+        chunk_of = plan_chunks(child_cls, models, ids)  # a batchable adapter's run in chunks
         new = []
-        for index, (key, data) in enumerate(items):
-            model = child_cls.input_model.model_validate(data)
+        for index, ((key, _data), model) in enumerate(zip(items, models, strict=True)):
             stored = self.inputs.seal(parent.tenant_id, model)
             new.append(
                 NewJob(
-                    job_id=f"{parent_id}.{index:04d}",
+                    job_id=ids[index],
                     tenant_id=parent.tenant_id,
                     adapter=child_cls.name,
                     adapter_version=child_cls.version,
@@ -339,11 +353,14 @@ class Runtime:
                     parent_id=parent_id,
                     item_key=key,
                     trace_parent=trace_parent,
+                    notes={CHUNK_NOTE: chunk_of[ids[index]]} if ids[index] in chunk_of else None,
                 )
             )
         with self.store.engine.begin() as conn:
             records, _created = self.store.jobs.insert_many(conn, new)
-        self.enqueue_many(records)
+        chunks, alone = group_chunks(records)
+        enqueue_chunks(self, chunks)
+        self.enqueue_many(alone)
         return [{"id": r.id, "portal": r.portal, "lock_key": r.lock_key} for r in records]
 
     def child_progress(self, parent_id: str) -> dict[str, int]:

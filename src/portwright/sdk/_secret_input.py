@@ -6,13 +6,20 @@ seals such values before it stores a job, hands the adapter the real value, and 
 from __future__ import annotations
 
 import collections.abc
+import functools
 import types
 from collections.abc import Callable
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 
-__all__ = ["SECRET_MASK", "dump_with_secrets", "map_secret_fields", "mask_secret_fields"]
+__all__ = [
+    "SECRET_MASK",
+    "dump_with_secrets",
+    "has_secret_fields",
+    "map_secret_fields",
+    "mask_secret_fields",
+]
 
 SECRET_MASK = "**********"  # noqa: S105 - what pydantic shows for a SecretStr, not a secret
 
@@ -25,6 +32,8 @@ def dump_with_secrets(model: BaseModel, seal: Callable[[str], str]) -> dict[str,
     """The model's JSON dump with each `SecretStr` value replaced by `seal(its real value)`
     (a plain JSON dump shows pydantic's mask there and loses the value)."""
     as_json = model.model_dump(mode="json")
+    if not has_secret_fields(type(model)):
+        return as_json
     as_python = model.model_dump(mode="python")
     merged: dict[str, Any] = _merge(as_json, as_python, seal, 0)
     return merged
@@ -44,8 +53,29 @@ def _merge(js: Any, py: Any, seal: Callable[[str], str], depth: int) -> Any:
 
 def map_secret_fields(model: type[BaseModel], data: Any, fn: Callable[[str], str]) -> Any:
     """A copy of `data` (a JSON dump of `model`) with `fn` applied to each string at a
-    position the model types `SecretStr`. Anything that does not fit the model is kept."""
+    position the model types `SecretStr`. Anything that does not fit the model is kept.
+    A model without any `SecretStr` field gives `data` itself (nothing to apply `fn` to)."""
+    if not has_secret_fields(model):
+        return data
     return _walk(model, data, fn, 0)
+
+
+@functools.cache
+def has_secret_fields(model: type[BaseModel]) -> bool:
+    """Whether `model` types any field `SecretStr`, at any depth (remembered per model: a
+    batch masks and seals a thousand inputs of the same model)."""
+    return _types_secret(model, set())
+
+
+def _types_secret(tp: Any, seen: set[Any]) -> bool:
+    if tp is SecretStr:
+        return True
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if tp in seen:  # a model that contains itself: its other fields decide
+            return False
+        seen.add(tp)
+        return any(_types_secret(info.annotation, seen) for info in tp.model_fields.values())
+    return any(_types_secret(arg, seen) for arg in get_args(tp) if arg is not Ellipsis)
 
 
 def mask_secret_fields(model: type[BaseModel], data: Any) -> Any:

@@ -8,6 +8,7 @@ connection to the address that was checked (no DNS rebinding in between).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -18,7 +19,14 @@ import httpx
 
 from portwright.resources.ssrf._policy import AllowEntry, IPAddress, parse_allowlist, refusal_reason
 
-__all__ = ["Resolver", "StaticResolver", "UrlGuard", "UrlRefusedError", "system_resolver"]
+__all__ = [
+    "Resolver",
+    "StaticResolver",
+    "UrlGuard",
+    "UrlRefusedError",
+    "system_resolver",
+    "url_parts",
+]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -85,6 +93,21 @@ class StaticResolver:
         return found
 
 
+@functools.lru_cache(maxsize=4096)
+def url_parts(text: str) -> tuple[str, str, bool, int | None]:
+    """A URL's scheme, host, whether it carries credentials, and its port (httpx's parser,
+    remembered: a fetch checks its URL several times, once per guard and per layer)."""
+    parsed = httpx.URL(text)
+    return parsed.scheme, parsed.host, bool(parsed.userinfo), parsed.port
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(raw: str) -> tuple[IPAddress, str | None]:
+    """An answer's address and why it may not be reached (None: public), remembered."""
+    address = ipaddress.ip_address(raw.split("%", 1)[0])
+    return address, refusal_reason(address)
+
+
 @dataclass(frozen=True)
 class UrlGuard:
     """Decides which URLs user input may point at. Strict by default: public addresses only."""
@@ -104,17 +127,20 @@ class UrlGuard:
         """The addresses `url` may be fetched from; UrlRefusedError if it may not be."""
         text = str(url)
         try:
-            parsed = url if isinstance(url, httpx.URL) else httpx.URL(text)
+            scheme, host, userinfo, explicit = (
+                (url.scheme, url.host, bool(url.userinfo), url.port)
+                if isinstance(url, httpx.URL)
+                else url_parts(text)
+            )
         except (httpx.InvalidURL, ValueError) as exc:
             raise UrlRefusedError(text, f"not a valid URL ({exc})") from None
-        if parsed.scheme not in self.schemes:
-            raise UrlRefusedError(text, f"scheme {parsed.scheme or 'none'!r} is not http or https")
-        host = parsed.host
+        if scheme not in self.schemes:
+            raise UrlRefusedError(text, f"scheme {scheme or 'none'!r} is not http or https")
         if not host:
             raise UrlRefusedError(text, "no host")
-        if parsed.userinfo:
+        if userinfo:
             raise UrlRefusedError(text, "credentials in URLs are not allowed")
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        port = explicit or (443 if scheme == "https" else 80)
         try:
             addresses = await self.resolver(host, port)
         except (OSError, UnicodeError) as exc:
@@ -122,8 +148,7 @@ class UrlGuard:
         if not addresses:
             raise UrlRefusedError(text, f"host {host!r} does not resolve")
         for raw in addresses:
-            address = ipaddress.ip_address(raw.split("%", 1)[0])
-            reason = refusal_reason(address)
+            address, reason = _address(raw)
             if reason is not None and not self._allowed(address, port):
                 raise UrlRefusedError(text, f"{host} resolves to {address}, {reason}")
         return addresses

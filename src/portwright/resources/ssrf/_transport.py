@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
-from portwright.resources.ssrf._guard import UrlGuard, UrlRefusedError
+from portwright.resources.ssrf._guard import UrlGuard, UrlRefusedError, url_parts
 from portwright.sdk import PermanentError
 
 __all__ = [
@@ -75,10 +75,10 @@ def all_checks(*checks: Check | None) -> Check | None:
 def curl_resolve(url: str, addresses: Sequence[str]) -> list[str]:
     """curl's CURLOPT_RESOLVE entry pinning `url`'s host and port to the first checked
     address (`HOST:PORT:ADDRESS`), so curl never looks the name up itself."""
-    parsed = httpx.URL(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    scheme, host, _, explicit = url_parts(url)
+    port = explicit or (443 if scheme == "https" else 80)
     address = addresses[0].split("%", 1)[0]
-    return [f"{parsed.host}:{port}:{f'[{address}]' if ':' in address else address}"]
+    return [f"{host}:{port}:{f'[{address}]' if ':' in address else address}"]
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
