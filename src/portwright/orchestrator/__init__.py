@@ -14,6 +14,12 @@ from portwright.orchestrator._decisions import (
 from portwright.orchestrator._decisions import claim as claim_escalation
 from portwright.orchestrator._decisions import decide as decide_escalation
 from portwright.orchestrator._decisions import decide_many as decide_escalations
+from portwright.orchestrator._rollouts import (
+    RolloutChange,
+    Rollouts,
+    ShadowStepContext,
+    ShadowWriteRefusedError,
+)
 from portwright.orchestrator._runtime import Runtime, migrate_databases, queue_name
 from portwright.orchestrator._sealed_input import public_input
 from portwright.orchestrator._service import (
@@ -34,8 +40,12 @@ __all__ = [
     "JobService",
     "NotApplicableError",
     "Replay",
+    "RolloutChange",
+    "Rollouts",
     "Runtime",
     "SelectionTooLargeError",
+    "ShadowStepContext",
+    "ShadowWriteRefusedError",
     "actions_for",
     "can_patch",
     "claim_escalation",

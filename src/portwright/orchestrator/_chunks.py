@@ -128,7 +128,8 @@ def group_chunks(records: Sequence[JobRecord]) -> tuple[list[PlannedChunk], list
         if not isinstance(chunk_id, str):
             alone.append(job)
             continue
-        chunk = chunks.setdefault(chunk_id, PlannedChunk(chunk_id, job.adapter, job.portal, []))
+        pinned = f"{job.adapter}@{job.adapter_version}"  # a chunk runs its items' version
+        chunk = chunks.setdefault(chunk_id, PlannedChunk(chunk_id, pinned, job.portal, []))
         chunk.job_ids.append(job.id)
     return list(chunks.values()), alone
 
@@ -160,10 +161,11 @@ def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
 async def chunk_workflow(chunk_id: str, adapter: str, job_ids: list[str]) -> dict[str, int]:
     """Run a chunk's items, sub-chunk by sub-chunk: a fetch step, then a record step."""
     runtime = current_runtime()
-    if adapter not in runtime.registry:  # each item's own workflow fails it visibly
-        await DBOS.run_step_async(_infra("release"), _release_all, job_ids)
-        return {"recorded": 0, "left": len(job_ids), "skipped": 0}
-    runner = ChunkRunner(runtime, runtime.registry.get(adapter), chunk_id)
+    name, _, version = adapter.partition("@")  # "name@version": the version its items pin
+    if name not in runtime.registry or (version and not runtime.registry.has(name, version)):
+        await DBOS.run_step_async(_infra("release"), _release_all, job_ids)  # each item's own
+        return {"recorded": 0, "left": len(job_ids), "skipped": 0}  # workflow fails it visibly
+    runner = ChunkRunner(runtime, runtime.registry.get(name, version or None), chunk_id)
     totals = {"recorded": 0, "left": 0, "skipped": 0}
     for index, start in enumerate(range(0, len(job_ids), SUB_CHUNK)):
         part = job_ids[start : start + SUB_CHUNK]

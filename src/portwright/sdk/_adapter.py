@@ -178,6 +178,13 @@ class Adapter(Generic[InputT]):
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
+    # A candidate version never becomes the default: it runs only where a rollout names
+    # it (canary or shadow), so installing it changes nothing until an operator says so.
+    candidate: ClassVar[bool] = False
+    # Steps that only read the portal, by the name `job.step` runs them under: a shadow
+    # version runs its own function of that name on the same inputs beside the live one
+    # (writes refused) and the two outputs are compared (docs/adapters.md).
+    read_only_steps: ClassVar[Mapping[str, Callable[..., Awaitable[Any]]]] = {}
     portal: ClassVar[str | None] = None
     input_model: ClassVar[type[BaseModel]]
     machine: ClassVar[StateMachine]

@@ -35,6 +35,7 @@ from portwright.store._records import (
     TenantRecord,
     WorkerRecord,
 )
+from portwright.store._rollouts import BREAK_CLASSES, RolloutRecord, ShadowStat
 from portwright.store._rows import to_record
 from portwright.store._scope import tenant_transaction
 from portwright.store._store import Store
@@ -42,6 +43,7 @@ from portwright.store._usage import UsageSummary, UsageTotals
 from portwright.store._vault import CredentialRecord, DataKeyRecord
 
 __all__ = [
+    "BREAK_CLASSES",
     "PG_CONNECT_ARGS",
     "ApiKeyRecord",
     "AttemptRecord",
@@ -77,8 +79,10 @@ __all__ = [
     "OutboxRecord",
     "PortalRecord",
     "ProxyBurnRecord",
+    "RolloutRecord",
     "S3BlobStore",
     "SelectorMapRecord",
+    "ShadowStat",
     "SqlBreakerStorage",
     "StaleStateError",
     "Store",

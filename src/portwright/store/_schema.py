@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
+    "adapter_rollouts",
     "api_keys",
     "audit_log",
     "breaker_outcomes",
@@ -33,6 +34,7 @@ __all__ = [
     "portals",
     "proxy_burns",
     "selector_maps",
+    "shadow_results",
     "tenants",
     "tier_memory",
     "usage_counters",
@@ -500,4 +502,46 @@ dispatch_drivers = sa.Table(
     sa.Column("location_at", sa.Float),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# -- adapter versions side by side (0016) -------------------------------------------------
+
+# Which version of a portal's adapter new jobs start on: one row per portal for every
+# tenant (`scope` ''), and optionally one per tenant (`scope` = the tenant's id; not named
+# tenant_id: a platform setting staff edit, not a tenant's row).
+adapter_rollouts = sa.Table(
+    "adapter_rollouts",
+    metadata,
+    sa.Column("portal", sa.String(100), primary_key=True),
+    sa.Column("scope", sa.String(64), primary_key=True),
+    sa.Column("adapter", sa.String(100), nullable=False),
+    sa.Column("live", sa.String(32), nullable=False),
+    sa.Column("canary", sa.String(32)),
+    sa.Column("canary_percent", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("canary_tenants", Json, nullable=False),
+    sa.Column("shadow", sa.String(32)),
+    sa.Column("promote_after", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rollback_margin", sa.Float, nullable=False, server_default="0.2"),
+    sa.Column("rollback_window_s", sa.Float, nullable=False, server_default="3600"),
+    sa.Column("rollback_min_jobs", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# One comparison of a read-only step run by the shadow version beside the live one.
+shadow_results = sa.Table(
+    "shadow_results",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("portal", sa.String(100), nullable=False),
+    sa.Column("adapter", sa.String(100), nullable=False),
+    sa.Column("step", sa.String(100), nullable=False),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("live_version", sa.String(32), nullable=False),
+    sa.Column("shadow_version", sa.String(32), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # agree, differ, error, refused
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index(None, "portal", "shadow_version", "created_at"),
 )

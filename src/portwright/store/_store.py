@@ -18,6 +18,7 @@ from portwright.store._migrate import migrate
 from portwright.store._misc import AuditRepository, IntelRepository, TenantRepository
 from portwright.store._outbox import OutboxRepository
 from portwright.store._portals import PortalRepository
+from portwright.store._rollouts import RolloutRepository
 from portwright.store._scope import install_system_scope
 from portwright.store._usage import UsageRepository
 from portwright.store._vault import VaultRepository
@@ -49,6 +50,7 @@ class Store:
         self.deliveries = DeliveryRepository(engine)
         self.console = ConsoleRepository(engine)
         self.escalations = EscalationRepository(engine)
+        self.rollouts = RolloutRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:
