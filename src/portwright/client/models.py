@@ -40,6 +40,12 @@ from portwright.client._models import (
     UsageLine,
 )
 from portwright.client._models import _Strict as Strict  # the base of request bodies
+from portwright.client._rollout_models import (
+    Rollout,
+    RolloutAction,
+    RolloutPut,
+    ShadowAgreement,
+)
 
 __all__ = [
     "NAME_PATTERN",
@@ -72,9 +78,13 @@ __all__ = [
     "Me",
     "Portal",
     "PortalList",
+    "Rollout",
+    "RolloutAction",
+    "RolloutPut",
     "ScrapeRequest",
     "ScrapeSettings",
     "SelectorPatchRequest",
+    "ShadowAgreement",
     "Strict",
     "Usage",
     "UsageLine",

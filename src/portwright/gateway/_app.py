@@ -34,6 +34,7 @@ from portwright.gateway.routes import (
     items_router,
     jobs_router,
     portals_router,
+    rollouts_router,
     scrape_router,
 )
 from portwright.gateway.webhooks import (
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(items_router(ctx))
     app.include_router(scrape_router(ctx))
     app.include_router(portals_router(ctx))
+    app.include_router(rollouts_router(ctx))
     app.include_router(account_router(ctx))
     app.include_router(escalations_router(ctx))
     mount_hooks(

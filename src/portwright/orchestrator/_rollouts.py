@@ -255,6 +255,43 @@ class Rollouts:
         self.forget()
         return None if written is None else written[1]
 
+    def describe(self, portal: str, scope: str = "") -> dict[str, Any]:
+        """A portal's rollout as the API and console show it: the setting (or the default
+        when none is set), the installed versions, break rates and shadow agreement."""
+        adapter = self.adapter_of(portal)
+        record = self._rt.store.rollouts.get(portal, scope)
+        view: dict[str, Any] = {
+            "portal": portal,
+            "tenant": scope or None,
+            "installed": self._rt.registry.versions(adapter),
+            "updated_by": "",
+            "updated_at": None,
+            "reason": "",
+        }
+        if record is None:
+            view |= {"adapter": adapter, "live": self._rt.registry.default_version(adapter)}
+            view |= _DEFAULTS
+            return view
+        view |= record.setting() | {
+            "updated_by": record.updated_by,
+            "updated_at": record.updated_at,
+            "reason": record.reason,
+            "break_rates": {k: list(v) for k, v in self.break_rates(record).items()},
+        }
+        view["shadow_agreement"] = [
+            {
+                "step": s.step,
+                "shadow_version": s.shadow_version,
+                "agree": s.agree,
+                "differ": s.differ,
+                "error": s.error,
+                "refused": s.refused,
+                "agreement": s.agreement,
+            }
+            for s in self._rt.store.rollouts.shadow_stats(portal)
+        ]
+        return view
+
     # -- watching (the janitor's round) --------------------------------------------------
 
     def watch(self) -> list[str]:

@@ -6,6 +6,7 @@ from portwright.gateway.routes._evidence import evidence_router
 from portwright.gateway.routes._items import items_router
 from portwright.gateway.routes._jobs import jobs_router
 from portwright.gateway.routes._portals import portals_router
+from portwright.gateway.routes._rollouts import rollouts_router
 from portwright.gateway.routes._scrape import scrape_router, submit_scrape
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "items_router",
     "jobs_router",
     "portals_router",
+    "rollouts_router",
     "scrape_router",
     "submit_scrape",
 ]

@@ -1,0 +1,78 @@
+"""Wire models of adapter rollouts: which version of a portal's adapter new jobs start on."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Rollout", "RolloutAction", "RolloutPut", "ShadowAgreement"]
+
+_VERSION = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+
+
+class RolloutPut(BaseModel):
+    """A change to a portal's rollout; fields left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    live: str | None = Field(None, pattern=_VERSION, description="version new jobs start on")
+    canary: str | None = Field(None, pattern=_VERSION, description="version on trial")
+    canary_percent: int | None = Field(None, ge=0, le=100, description="share of new jobs")
+    canary_tenants: list[str] | None = Field(
+        None, max_length=200, description="tenant ids whose new jobs all start on the canary"
+    )
+    shadow: str | None = Field(None, pattern=_VERSION, description="runs read-only steps beside")
+    promote_after: int | None = Field(
+        None, ge=0, le=100_000, description="promote the shadow after N agreeing jobs (0: never)"
+    )
+    rollback_margin: float | None = Field(None, ge=0.0, le=1.0)
+    rollback_window_s: float | None = Field(None, gt=0.0, le=30 * 86400.0)
+    rollback_min_jobs: int | None = Field(None, ge=1, le=100_000)
+    clear_canary: bool = False
+    clear_shadow: bool = False
+    tenant: str | None = Field(
+        None, min_length=1, max_length=64, description="this tenant's own rollout, not the portal's"
+    )
+    reason: str = Field("", max_length=500)
+
+
+class RolloutAction(BaseModel):
+    """Promote or roll back; `which` (promote) is `canary` or `shadow`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    which: str = Field("", pattern=r"^(|canary|shadow)$")
+    tenant: str | None = Field(None, min_length=1, max_length=64)
+    reason: str = Field("", max_length=500)
+
+
+class ShadowAgreement(BaseModel):
+    step: str
+    shadow_version: str
+    agree: int
+    differ: int
+    error: int
+    refused: int
+    agreement: float | None
+
+
+class Rollout(BaseModel):
+    portal: str
+    tenant: str | None
+    adapter: str
+    installed: list[str]
+    live: str
+    canary: str | None
+    canary_percent: int
+    canary_tenants: list[str]
+    shadow: str | None
+    promote_after: int
+    rollback_margin: float
+    rollback_window_s: float
+    rollback_min_jobs: int
+    updated_by: str
+    updated_at: float | None
+    reason: str
+    break_rates: dict[str, list[int]] = Field(
+        default_factory=dict, description="version role → [broken, judged] over the window"
+    )
+    shadow_agreement: list[ShadowAgreement] = Field(default_factory=list)
