@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,10 @@ import pytest
 from portwright.adapters import AdapterRegistry
 from portwright.orchestrator import JobService, RolloutChange
 from portwright.sandbox import SandboxWorld
-from portwright.sandbox.echo import echo_service
 from portwright.settings import Settings
 from portwright.testing import wait_until
 from tests.rollouts._adapters import PinnedAsk, PinnedAskV2, SiteV1, SiteV2, SiteV3
-from tests.support import Listener, Worker, reaching
+from tests.support import Listener, Worker
 
 ServiceFor = Callable[..., JobService]
 SETTLED = ("succeeded", "failed", "cancelled")
@@ -27,18 +26,6 @@ def _registry(*adapters: Any) -> AdapterRegistry:
     for adapter in adapters:
         registry.register(adapter)
     return registry
-
-
-@pytest.fixture
-def world() -> Iterator[SandboxWorld]:
-    with SandboxWorld([echo_service("echo")], seed=7) as w:
-        yield w
-
-
-@pytest.fixture
-def settings(settings: Settings, world: SandboxWorld) -> Settings:
-    """The jobs may reach this module's sandbox: its ports are on the SSRF allowlist."""
-    return reaching(settings, world)
 
 
 async def _status(svc: JobService, job_id: str, statuses: tuple[str, ...]) -> Any:

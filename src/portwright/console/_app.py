@@ -25,6 +25,7 @@ from portwright.console._escalations import escalations_router
 from portwright.console._live import live_router
 from portwright.console._pages import pages_router
 from portwright.console._render import PREFIX, display_zone, page
+from portwright.console._rollouts import rollouts_router
 from portwright.console._session import session_router
 from portwright.orchestrator import ConflictError, JobService
 from portwright.settings import Settings
@@ -62,6 +63,7 @@ def console_app(service: JobService, settings: Settings, *, vault: Vault | None 
     app.include_router(browser_live_router(service))
     app.include_router(dead_letters_router(service.store))
     app.include_router(credentials_router(service.store, vault))
+    app.include_router(rollouts_router(service))
 
     @app.exception_handler(LoginRequiredError)
     async def _login(request: Request, exc: LoginRequiredError) -> Response:
