@@ -32,6 +32,9 @@ class SiteV1(EchoAdapter):
     selectors: ClassVar[Mapping[str, str]] = {"value": "p.v, p.w"}
     read_only_steps: ClassVar[Mapping[str, Any]] = {"fetch": fetch}
 
+    async def probe(self, sc: StepContext, data: EchoInput) -> Any:
+        return await fetch(sc, data.url, data.key, 0)
+
     async def run(self, job: Job[EchoInput]) -> Mapping[str, Any]:
         out = await super().run(job)
         return {**out, "version": type(self).version}

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from portwright.adapters import AdapterRegistry
+from portwright.observability import status_of
 from portwright.orchestrator import JobService, RolloutChange
 from portwright.sandbox import SandboxWorld
 from portwright.settings import Settings
@@ -194,6 +195,39 @@ async def test_a_canary_broken_by_a_markup_change_is_rolled_back(
     after = await svc.submit(tenant_id=beta.id, adapter="site", input=payload)
     assert after.adapter_version == "1"
     assert (await _status(svc, after.id, SETTLED)).status == "succeeded"
+
+
+async def test_a_probe_finds_a_dom_shift_before_any_job_does(
+    service_for: ServiceFor, world: SandboxWorld
+) -> None:
+    """The portal's scheduled probe runs the live version's read-only read; when the markup
+    changes it marks the portal degraded (on /status) before any job met the change, and a
+    later good probe clears it."""
+    svc = service_for(_registry(SiteV1, SiteV2))
+    svc.rt.rollouts.set("site", RolloutChange(live="2"), actor="op")  # v2: reads p.v only
+    sample = {"url": world.url("echo"), "key": "probe"}
+    svc.rt.rollouts.set_probe("site", sample, every_s=1.0, enabled=True, actor="op")
+
+    async def outcome(wanted: str) -> bool:
+        probe = await asyncio.to_thread(svc.store.rollouts.probe, "site")
+        return probe is not None and probe.last_outcome == wanted
+
+    await wait_until(lambda: outcome("ok"), timeout=60)
+    world.context("echo").options["markup_class"] = "w"  # the DOM shift
+    await wait_until(lambda: outcome("page_changed"), timeout=60)
+    portal = svc.store.portals.get("site")
+    assert (portal.degraded_reason or "").startswith("probe: ")
+    [shown] = [s for s in status_of(svc.store) if s.name == "site"]
+    assert shown.state == "degraded"
+    assert svc.store.jobs.search(portal="site") == [], "no customer job met it first"
+    probe = svc.store.rollouts.probe("site")
+    assert probe is not None
+    assert (probe.last_version, probe.failures >= 1) == ("2", True)
+    world.context("echo").options["markup_class"] = "v"
+    await wait_until(lambda: outcome("ok"), timeout=60)
+    await wait_until(lambda: svc.store.portals.get("site").degraded_since is None, timeout=30)
+    ledger = world.ledger("echo").entries("hit")
+    assert {e.key for e in ledger} == {"probe"}
 
 
 @pytest.mark.slow

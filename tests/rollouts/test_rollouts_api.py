@@ -9,6 +9,7 @@ import pytest
 
 from portwright.gateway import create_app, issue_key
 from portwright.orchestrator import JobService
+from portwright.sandbox import SandboxWorld
 from portwright.settings import Settings
 from tests.gateway._support import ServerThread
 from tests.rollouts._adapters import SiteV1, SiteV2, SiteV3
@@ -69,3 +70,17 @@ def test_staff_read_and_steer_a_rollout_through_the_api(api: Clients) -> None:
     tenant = admin.put("/v1/portals/site/rollout", json={"live": "3", "tenant": "t-1"})
     assert tenant.json()["tenant"] == "t-1"
     assert admin.get("/v1/portals/site/rollout").json()["live"] == "2"
+
+
+def test_a_probe_is_configured_through_the_api(api: Clients, world: SandboxWorld) -> None:
+    """Configuring a probe needs admin, checks its input against the adapter's model (422
+    naming the field), and the rollout view shows it."""
+    admin, plain, _svc = api
+    body = {"input": {"url": world.url("echo"), "key": "p"}, "every_s": 60}
+    assert plain.put("/v1/portals/site/probe", json=body).status_code == 403
+    bad = admin.put("/v1/portals/site/probe", json={"input": {"url": world.url("echo")}})
+    assert bad.status_code == 422
+    assert "input.key" in bad.text
+    done = admin.put("/v1/portals/site/probe", json=body)
+    assert done.status_code == 200, done.text
+    assert done.json()["probe"]["every_s"] == 60

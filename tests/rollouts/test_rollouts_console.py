@@ -37,6 +37,9 @@ def test_the_rollouts_page_shows_versions_and_agreement_and_admins_change_them(
     refused; a platform admin sets a canary from the form (audited) and rolls it back."""
     svc = console.service
     svc.rt.rollouts.set("site", RolloutChange(shadow="2"), actor="op")
+    sample = {"url": world.url("echo"), "key": "p"}
+    svc.rt.rollouts.set_probe("site", sample, every_s=3600, enabled=True, actor="op")
+    run(svc.rt.rollouts.probe("site"))
     tenant = svc.store.tenants.ensure("acme")
 
     async def one_job() -> None:
@@ -61,6 +64,7 @@ def _check(console: Console, viewer: httpx.Client, admin: httpx.Client, token: s
     assert 'data-portal="site"' in shown.text
     assert '<td data-field="live">1</td>' in shown.text
     assert 'data-field="agreement">100%' in shown.text
+    assert '<span class="ok">ok</span> on v1' in shown.text
     denied = viewer.post("/console/rollouts/site", data={"canary": "2", "csrf_token": "x"})
     assert denied.status_code == 403
     form = {"csrf_token": token, "live": "1", "canary": "2", "canary_percent": "25",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Rollout", "RolloutAction", "RolloutPut", "ShadowAgreement"]
+__all__ = ["Probe", "ProbePut", "Rollout", "RolloutAction", "RolloutPut", "ShadowAgreement"]
 
 _VERSION = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 
@@ -55,6 +55,29 @@ class ShadowAgreement(BaseModel):
     agreement: float | None
 
 
+class ProbePut(BaseModel):
+    """A portal's synthetic probe: the live version's `probe` on `input` every `every_s`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: dict[str, object] = Field(description="a sample input of the portal's adapter")
+    every_s: float = Field(300.0, ge=1.0, le=86400.0)
+    enabled: bool = True
+
+
+class Probe(BaseModel):
+    every_s: float
+    enabled: bool
+    last_at: float | None
+    last_version: str | None
+    last_outcome: str | None = Field(
+        description="ok, page_changed, adapter_error, no_probe, or a portal error class"
+    )
+    last_detail: str | None
+    last_ok_at: float | None
+    failures: int
+
+
 class Rollout(BaseModel):
     portal: str
     tenant: str | None
@@ -76,3 +99,4 @@ class Rollout(BaseModel):
         default_factory=dict, description="version role → [broken, judged] over the window"
     )
     shadow_agreement: list[ShadowAgreement] = Field(default_factory=list)
+    probe: Probe | None = None

@@ -41,6 +41,8 @@ from portwright.client._models import (
 )
 from portwright.client._models import _Strict as Strict  # the base of request bodies
 from portwright.client._rollout_models import (
+    Probe,
+    ProbePut,
     Rollout,
     RolloutAction,
     RolloutPut,
@@ -78,6 +80,8 @@ __all__ = [
     "Me",
     "Portal",
     "PortalList",
+    "Probe",
+    "ProbePut",
     "Rollout",
     "RolloutAction",
     "RolloutPut",

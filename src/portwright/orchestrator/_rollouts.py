@@ -37,8 +37,8 @@ import structlog
 
 from portwright.observability import PROCESS
 from portwright.orchestrator._step_context import StepContextImpl
-from portwright.sdk import Adapter, PermanentError
-from portwright.store import RolloutRecord
+from portwright.sdk import Adapter, JobError, PageChangedError, PermanentError
+from portwright.store import JobRecord, ProbeRecord, RolloutRecord
 
 if TYPE_CHECKING:
     from playwright.async_api import Page as BrowserPage
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from portwright.engines.http import CookieRow
     from portwright.engines.ladder import FetchResult
     from portwright.orchestrator._runtime import Runtime
-    from portwright.store import JobRecord
 
 __all__ = ["RolloutChange", "Rollouts", "ShadowStepContext", "ShadowWriteRefusedError"]
 
@@ -54,6 +53,8 @@ log = structlog.get_logger("portwright.rollouts")
 
 CACHE_S = 1.0
 SHADOW_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 60.0
+PROBE_DEGRADED = "probe: "  # the prefix of a degraded reason a probe set (and clears)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 AUTO = "rollout:auto"
 
@@ -270,7 +271,7 @@ class Rollouts:
         }
         if record is None:
             view |= {"adapter": adapter, "live": self._rt.registry.default_version(adapter)}
-            view |= _DEFAULTS
+            view |= _DEFAULTS | {"probe": self.probe_view(portal)}
             return view
         view |= record.setting() | {
             "updated_by": record.updated_by,
@@ -278,6 +279,7 @@ class Rollouts:
             "reason": record.reason,
             "break_rates": {k: list(v) for k, v in self.break_rates(record).items()},
         }
+        view["probe"] = self.probe_view(portal)
         view["shadow_agreement"] = [
             {
                 "step": s.step,
@@ -432,6 +434,110 @@ class Rollouts:
                 record.portal, actor=AUTO, scope=record.scope, which="shadow",
                 reason=f"shadow {version} agreed with live {record.live} on {agreed} jobs",
             )  # fmt: skip
+
+    # -- synthetic probes ----------------------------------------------------------------
+
+    def set_probe(
+        self, portal: str, input: Mapping[str, Any], *, every_s: float, enabled: bool, actor: str
+    ) -> ProbeRecord:
+        """Configure `portal`'s probe: the live version's `probe` on `input` every `every_s`
+        (the input is checked against the adapter's input model now)."""
+        adapter = self._rt.registry.get(self.adapter_of(portal))
+        if not 1.0 <= every_s <= 86400.0:
+            raise ValueError("every_s: must be between 1 and 86400 seconds")
+        model = adapter.input_model.model_validate(dict(input))  # ValidationError names fields
+        return self._rt.store.rollouts.set_probe(
+            portal, input=model.model_dump(mode="json"), every_s=every_s, enabled=enabled,
+            actor=actor,
+        )  # fmt: skip
+
+    def probe_view(self, portal: str) -> dict[str, Any] | None:
+        """The portal's probe as the API and console show it (not its input)."""
+        probe = self._rt.store.rollouts.probe(portal)
+        if probe is None:
+            return None
+        return {
+            "every_s": probe.every_s,
+            "enabled": probe.enabled,
+            "last_at": probe.last_at,
+            "last_version": probe.last_version,
+            "last_outcome": probe.last_outcome,
+            "last_detail": probe.last_detail,
+            "last_ok_at": probe.last_ok_at,
+            "failures": probe.failures,
+        }
+
+    def run_due_probes(self) -> list[str]:
+        """Claim the probes due now and run each on a thread of its own (never holding up
+        the janitor's heartbeat); the portals started."""
+        started = []
+        for probe in self._rt.store.rollouts.claim_due_probes(now=time.time()):
+            thread = threading.Thread(
+                target=asyncio.run, args=(self.probe(probe.portal),),
+                name=f"probe-{probe.portal}", daemon=True,
+            )  # fmt: skip
+            thread.start()
+            started.append(probe.portal)
+        return started
+
+    async def probe(self, portal: str) -> str:
+        """Run `portal`'s probe once now; its outcome (ok, page_changed, no_probe,
+        adapter_error, or the error class of a portal failure). A page change marks the
+        portal degraded (on /status and the console) and is logged and counted; the next
+        good probe clears what a probe set."""
+        rt = self._rt
+        config = await asyncio.to_thread(rt.store.rollouts.probe, portal)
+        if config is None:
+            raise LookupError(f"portal {portal!r} has no probe configured")
+        name = self.adapter_of(portal)
+        record = await asyncio.to_thread(rt.store.rollouts.get, portal)
+        live = record.live if record is not None and rt.registry.has(name, record.live) else None
+        adapter = rt.registry.get(name, live)
+        outcome, detail = await self._probe_once(adapter, config)
+        await asyncio.to_thread(
+            rt.store.rollouts.record_probe, portal, version=adapter.version, outcome=outcome,
+            detail=detail,
+        )  # fmt: skip
+        PROCESS.probed(portal, outcome)
+        state = await asyncio.to_thread(rt.store.portals.get, portal)
+        if outcome == "page_changed":
+            log.warning("probe found a page change", portal=portal, detail=detail)
+            await asyncio.to_thread(
+                rt.store.portals.set_degraded, portal, reason=f"{PROBE_DEGRADED}{detail}"
+            )
+        elif outcome == "ok" and (state.degraded_reason or "").startswith(PROBE_DEGRADED):
+            await asyncio.to_thread(rt.store.portals.set_degraded, portal, reason=None)
+        return outcome
+
+    async def _probe_once(self, adapter: AdapterClass, config: ProbeRecord) -> tuple[str, str]:
+        rt = self._rt
+        now = time.time()
+        job = JobRecord(
+            id=f"probe-{config.portal}", tenant_id="", adapter=adapter.name,
+            adapter_version=adapter.version, portal=config.portal, state="PROBE",
+            status="running", input={}, output=None, error_class=None, reason=None,
+            waiting_for=None, lock_key=None, priority=0, paused=False, cancel_requested=False,
+            attempts=0, seq=0, created_at=now, updated_at=now, finished_at=None,
+        )  # fmt: skip
+        try:
+            data = adapter.input_model.model_validate(config.input)
+            selectors = await asyncio.to_thread(rt.selectors_for, adapter)
+        except Exception as exc:  # noqa: BLE001 - a probe reports, never raises
+            return "adapter_error", f"{type(exc).__name__}: {exc}"
+        sc = ShadowStepContext(rt, job, step="probe", attempt=1, cookies=[], selectors=selectors)
+        try:
+            await asyncio.wait_for(adapter().probe(sc, data), PROBE_TIMEOUT_S)
+        except PageChangedError as exc:
+            return "page_changed", exc.message
+        except NotImplementedError as exc:
+            return "no_probe", str(exc)
+        except JobError as exc:
+            return exc.error_class, exc.message
+        except Exception as exc:  # noqa: BLE001 - every failure is an outcome
+            return "adapter_error", f"{type(exc).__name__}: {exc}"
+        finally:
+            await sc.aclose()
+        return "ok", ""
 
 
 def vars_of(change: RolloutChange) -> dict[str, Any]:

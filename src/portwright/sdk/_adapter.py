@@ -214,5 +214,12 @@ class Adapter(Generic[InputT]):
         adapter can keep some inputs out, e.g. ones that need a browser."""
         return True
 
+    async def probe(self, sc: StepContext, data: InputT) -> Any:
+        """A synthetic check of the portal: run read-only steps on a sample input (`data`,
+        the portal's probe input) and read the page as a job would, so a changed page
+        raises PageChangedError here first. Runs read-only (writes are refused); its result
+        is not kept. The default: this adapter has no probe."""
+        raise NotImplementedError(f"adapter {self.name!r} declares no probe")
+
     async def run(self, job: Job[InputT]) -> Mapping[str, Any] | None:
         raise NotImplementedError

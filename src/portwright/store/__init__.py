@@ -35,7 +35,7 @@ from portwright.store._records import (
     TenantRecord,
     WorkerRecord,
 )
-from portwright.store._rollouts import BREAK_CLASSES, RolloutRecord, ShadowStat
+from portwright.store._rollouts import BREAK_CLASSES, ProbeRecord, RolloutRecord, ShadowStat
 from portwright.store._rows import to_record
 from portwright.store._scope import tenant_transaction
 from portwright.store._store import Store
@@ -78,6 +78,7 @@ __all__ = [
     "OutageBackoff",
     "OutboxRecord",
     "PortalRecord",
+    "ProbeRecord",
     "ProxyBurnRecord",
     "RolloutRecord",
     "S3BlobStore",

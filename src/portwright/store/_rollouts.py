@@ -16,9 +16,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from portwright.store._rows import to_record
-from portwright.store._schema import adapter_rollouts, audit_log, escalations, jobs, shadow_results
+from portwright.store._schema import (
+    adapter_rollouts,
+    audit_log,
+    escalations,
+    jobs,
+    portal_probes,
+    shadow_results,
+)
 
-__all__ = ["BREAK_CLASSES", "RolloutRecord", "RolloutRepository", "ShadowStat"]
+__all__ = ["BREAK_CLASSES", "ProbeRecord", "RolloutRecord", "RolloutRepository", "ShadowStat"]
 
 # What counts as a version breaking: the page no longer reads as it did, or the adapter's
 # own code failed. Portal weather (429, 5xx, blocks) is the same for every version.
@@ -79,6 +86,22 @@ class ShadowStat:
     @property
     def agreement(self) -> float | None:
         return self.agree / self.total if self.total else None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRecord:
+    portal: str
+    input: dict[str, Any]
+    every_s: float
+    enabled: bool
+    next_at: float
+    last_at: float | None
+    last_version: str | None
+    last_outcome: str | None  # ok, page_changed, adapter_error, no_probe, or an error class
+    last_detail: str | None
+    last_ok_at: float | None
+    failures: int
+    updated_by: str
 
 
 class RolloutRepository:
@@ -304,3 +327,72 @@ class RolloutRepository:
         )
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
+
+    # -- synthetic probes ----------------------------------------------------------------
+
+    def set_probe(
+        self, portal: str, *, input: dict[str, Any], every_s: float, enabled: bool, actor: str
+    ) -> ProbeRecord:
+        """Configure the portal's probe (audited); it runs next as soon as it is due."""
+        now = time.time()
+        key = portal_probes.c.portal == portal
+        values = {"input": input, "every_s": every_s, "enabled": enabled, "updated_by": actor}
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(portal_probes).where(key).with_for_update()).first()
+            if row is None:
+                conn.execute(portal_probes.insert().values(portal=portal, next_at=now, **values))
+            else:
+                conn.execute(portal_probes.update().where(key).values(next_at=now, **values))
+            conn.execute(
+                audit_log.insert().values(
+                    actor=actor, action="probe.set", target_type="portal", target_id=portal,
+                    before=None if row is None else {"every_s": row.every_s, "enabled": row.enabled},  # noqa: E501
+                    after={"every_s": every_s, "enabled": enabled}, reason="", created_at=now,
+                )
+            )  # fmt: skip
+            return to_record(ProbeRecord, conn.execute(sa.select(portal_probes).where(key)).one())
+
+    def probe(self, portal: str) -> ProbeRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(portal_probes).where(portal_probes.c.portal == portal))
+            first = row.first()
+        return None if first is None else to_record(ProbeRecord, first)
+
+    def probes(self) -> list[ProbeRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(portal_probes).order_by(portal_probes.c.portal))
+            return [to_record(ProbeRecord, row) for row in rows]
+
+    def claim_due_probes(self, *, now: float) -> list[ProbeRecord]:
+        """The probes due now, each claimed by this caller alone (a conditional UPDATE moves
+        its next run on; of several workers, exactly one wins each)."""
+        c = portal_probes.c
+        claimed = []
+        with self.engine.connect() as conn:
+            due = conn.execute(sa.select(portal_probes).where(c.enabled, c.next_at <= now)).all()
+        for row in due:
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    portal_probes.update()
+                    .where(c.portal == row.portal, c.next_at == row.next_at)
+                    .values(next_at=now + row.every_s)
+                ).rowcount
+            if won == 1:
+                claimed.append(to_record(ProbeRecord, row))
+        return claimed
+
+    def record_probe(self, portal: str, *, version: str, outcome: str, detail: str) -> None:
+        now = time.time()
+        c = portal_probes.c
+        ok = outcome == "ok"
+        values: dict[str, Any] = {
+            "last_at": now,
+            "last_version": version,
+            "last_outcome": outcome,
+            "last_detail": detail[:2000],
+            "failures": 0 if ok else c.failures + 1,
+        }
+        if ok:
+            values["last_ok_at"] = now
+        with self.engine.begin() as conn:
+            conn.execute(portal_probes.update().where(c.portal == portal).values(**values))

@@ -31,6 +31,7 @@ __all__ = [
     "observations",
     "operators",
     "outbox",
+    "portal_probes",
     "portals",
     "proxy_burns",
     "selector_maps",
@@ -544,4 +545,23 @@ shadow_results = sa.Table(
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index(None, "portal", "shadow_version", "created_at"),
+)
+
+# A synthetic probe per portal: the live adapter version's `probe` run on a sample input
+# every `every_s`, read-only; a page change marks the portal degraded before jobs meet it.
+portal_probes = sa.Table(
+    "portal_probes",
+    metadata,
+    sa.Column("portal", sa.String(100), primary_key=True),
+    sa.Column("input", Json, nullable=False),
+    sa.Column("every_s", sa.Float, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("last_at", sa.Float),
+    sa.Column("last_version", sa.String(32)),
+    sa.Column("last_outcome", sa.String(32)),
+    sa.Column("last_detail", sa.Text),
+    sa.Column("last_ok_at", sa.Float),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_by", sa.String(200), nullable=False),
 )

@@ -10,8 +10,16 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import ValidationError
 
-from portwright.client.models import ErrorBody, FieldProblem, Rollout, RolloutAction, RolloutPut
+from portwright.client.models import (
+    ErrorBody,
+    FieldProblem,
+    ProbePut,
+    Rollout,
+    RolloutAction,
+    RolloutPut,
+)
 from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyDoc, actor_of
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._principal import Principal, current_principal
@@ -113,5 +121,33 @@ def rollouts_router(ctx: GatewayContext) -> APIRouter:
             rollouts.rollback, name, actor=actor_of(caller), reason=body.reason,
             scope=body.tenant or "",
         )  # fmt: skip
+
+    @router.put(
+        "/{name}/probe",
+        response_model=Rollout,
+        responses=RESPONSES,
+        dependencies=[Depends(IdempotencyKeyDoc)],
+        summary="Configure a portal's probe",
+    )
+    async def put_probe(name: PortalName, caller: Caller, body: ProbePut) -> Rollout:
+        """Run the live version's `probe` on this sample input every `every_s` seconds
+        (admin scope; audited). A page change marks the portal degraded before jobs meet it."""
+        admin(caller, "probing")
+        try:
+            await asyncio.to_thread(
+                rollouts.set_probe, name, body.input, every_s=body.every_s,
+                enabled=body.enabled, actor=actor_of(caller),
+            )  # fmt: skip
+        except LookupError as exc:
+            raise ApiError(404, "unknown_portal", str(exc)) from None
+        except ValidationError as exc:
+            problems = [
+                FieldProblem(field=".".join(["input", *map(str, e["loc"])]), problem=e["msg"])
+                for e in exc.errors()
+            ]
+            raise ApiError(
+                422, "invalid_probe", "the probe input is not valid", fields=problems
+            ) from None
+        return Rollout.model_validate(await asyncio.to_thread(rollouts.describe, name))
 
     return router

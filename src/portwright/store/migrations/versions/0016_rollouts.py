@@ -1,4 +1,5 @@
-"""adapter versions side by side: per-portal (and per-tenant) rollouts, shadow comparisons
+"""adapter versions side by side: per-portal (and per-tenant) rollouts, shadow comparisons,
+synthetic portal probes
 
 Revision ID: 0016
 Revises: 0009
@@ -55,9 +56,26 @@ def upgrade() -> None:
         "shadow_results",
         ["portal", "shadow_version", "created_at"],
     )
+    op.create_table(
+        "portal_probes",
+        sa.Column("portal", sa.String(length=100), nullable=False),
+        sa.Column("input", Json, nullable=False),
+        sa.Column("every_s", sa.Float(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False),
+        sa.Column("next_at", sa.Float(), nullable=False),
+        sa.Column("last_at", sa.Float(), nullable=True),
+        sa.Column("last_version", sa.String(length=32), nullable=True),
+        sa.Column("last_outcome", sa.String(length=32), nullable=True),
+        sa.Column("last_detail", sa.Text(), nullable=True),
+        sa.Column("last_ok_at", sa.Float(), nullable=True),
+        sa.Column("failures", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("updated_by", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("portal", name=op.f("pk_portal_probes")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("portal_probes")
     op.drop_index(
         op.f("ix_shadow_results_portal_shadow_version_created_at"), table_name="shadow_results"
     )
