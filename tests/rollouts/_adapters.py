@@ -43,6 +43,7 @@ class SiteV1(EchoAdapter):
 class SiteV2(SiteV1):
     version: ClassVar[str] = "2"
     candidate: ClassVar[bool] = True
+    retry_on_rollback: ClassVar[bool] = True  # its run is safe to start over
     selectors: ClassVar[Mapping[str, str]] = {"value": "p.v"}
 
 

@@ -162,7 +162,8 @@ async def test_a_canary_broken_by_a_markup_change_is_rolled_back(
     service_for: ServiceFor, world: SandboxWorld
 ) -> None:
     """The page's markup changes; the canary (v2) breaks, live (v1) does not: the rollout
-    reverts by itself, audited and alerted; the canary's started jobs keep v2."""
+    reverts by itself, audited and alerted; the canary's parked jobs end cancelled and start
+    again on v1 (its adapter allows it), and new jobs of its tenant start on v1."""
     svc = service_for(_registry(SiteV1, SiteV2))
     acme = svc.store.tenants.ensure("acme")
     beta = svc.store.tenants.ensure("beta")
@@ -192,6 +193,12 @@ async def test_a_canary_broken_by_a_markup_change_is_rolled_back(
     assert len(alerts) == 1
     assert alerts[0].job_id in {j.id for j in canary}
     assert {svc.store.jobs.get(j.id).adapter_version for j in canary} == {"2"}
+    for job in canary:  # parked on v2: cancelled, and started again on v1, where it works
+        assert (await _status(svc, job.id, SETTLED)).status == "cancelled"
+        again = await _status(svc, f"{job.id}-rb", SETTLED)
+        assert (again.status, again.adapter_version) == ("succeeded", "1")
+        assert again.output is not None
+        assert again.output["version"] == "1"
     after = await svc.submit(tenant_id=beta.id, adapter="site", input=payload)
     assert after.adapter_version == "1"
     assert (await _status(svc, after.id, SETTLED)).status == "succeeded"

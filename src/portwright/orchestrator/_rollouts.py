@@ -38,7 +38,7 @@ import structlog
 from portwright.observability import PROCESS
 from portwright.orchestrator._step_context import StepContextImpl
 from portwright.sdk import Adapter, JobError, PageChangedError, PermanentError
-from portwright.store import JobRecord, ProbeRecord, RolloutRecord
+from portwright.store import AuditNote, JobRecord, NewJob, ProbeRecord, RolloutRecord
 
 if TYPE_CHECKING:
     from playwright.async_api import Page as BrowserPage
@@ -348,7 +348,50 @@ class Rollouts:
                 reason=f"rolled back automatically: {reason}",
                 details={"portal": record.portal, "canary": record.canary, "live": record.live},
             )
+        self._retry_on_live(record, record.canary)
         return True
+
+    def _retry_on_live(self, record: RolloutRecord, canary: str) -> dict[str, str]:
+        """The canary's jobs parked by a break start again on live, where the canary's
+        adapter allows it (`retry_on_rollback`): each parked job is cancelled (an audited
+        decision on its escalation) and a new job `<id>-rb` with the same input is
+        accepted on the live version. {old job id: new job id}."""
+        from portwright.orchestrator._decisions import redeliver
+
+        rt = self._rt
+        name = record.adapter
+        if not rt.registry.has(name, canary) or not rt.registry.has(name, record.live):
+            return {}
+        if not rt.registry.get(name, canary).retry_on_rollback:
+            return {}
+        live = rt.registry.get(name, record.live)
+        retried: dict[str, str] = {}
+        for esc_id, job_id in rt.store.rollouts.parked_by_break(record.portal, name, canary):
+            job = rt.store.jobs.get(job_id)
+            new_id = f"{job.id}-rb"
+            why = f"canary {canary} rolled back; started again on {record.live} as {new_id}"
+            decision = {"action": "cancel", "value": None, "reason": why, "actor": AUTO,
+                        "decided_at": time.time()}  # fmt: skip
+            note = AuditNote(AUTO, "escalation.cancel", {"kind": "rollback"}, decision, why)
+            outcome = rt.store.escalations.decide(esc_id, actor=AUTO, decision=decision, note=note)
+            if not outcome.won:
+                continue  # an operator got there first: theirs to decide
+            new = NewJob(
+                job_id=new_id, tenant_id=job.tenant_id, adapter=name,
+                adapter_version=live.version, portal=job.portal,
+                state=live.machine.initial, status=live.machine.status_of(live.machine.initial),
+                input=job.input, lock_key=job.lock_key, priority=job.priority, actor=AUTO,
+                reason=f"retry of {job.id} after canary {canary} was rolled back",
+                parent_id=job.parent_id, item_key=job.item_key,
+            )  # fmt: skip
+            with rt.store.engine.begin() as conn:
+                records, _ = rt.store.jobs.insert_many(conn, [new])
+            redeliver(outcome.record)  # the parked job ends cancelled
+            rt.enqueue_many(records)
+            retried[job.id] = new_id
+        if retried:
+            log.warning("canary jobs retried on live", portal=record.portal, jobs=retried)
+        return retried
 
     # -- shadow runs ---------------------------------------------------------------------
 

@@ -185,6 +185,10 @@ class Adapter(Generic[InputT]):
     # version runs its own function of that name on the same inputs beside the live one
     # (writes refused) and the two outputs are compared (docs/adapters.md).
     read_only_steps: ClassVar[Mapping[str, Callable[..., Awaitable[Any]]]] = {}
+    # After this version is rolled back automatically, its jobs parked by the break (page
+    # changed, adapter error) are cancelled and started again on the live version: only
+    # for adapters whose `run` is safe to start over from the beginning.
+    retry_on_rollback: ClassVar[bool] = False
     portal: ClassVar[str | None] = None
     input_model: ClassVar[type[BaseModel]]
     machine: ClassVar[StateMachine]

@@ -396,3 +396,21 @@ class RolloutRepository:
             values["last_ok_at"] = now
         with self.engine.begin() as conn:
             conn.execute(portal_probes.update().where(c.portal == portal).values(**values))
+
+    def parked_by_break(self, portal: str, adapter: str, version: str) -> list[tuple[str, str]]:
+        """(escalation id, job id) of the jobs of `version` waiting, unclaimed, on an
+        escalation for a break (what an automatic rollback may retry on live)."""
+        query = (
+            sa.select(escalations.c.id, jobs.c.id)
+            .join(jobs, jobs.c.id == escalations.c.job_id)
+            .where(
+                escalations.c.status == "open",
+                escalations.c.kind.in_(BREAK_CLASSES),
+                jobs.c.portal == portal,
+                jobs.c.adapter == adapter,
+                jobs.c.adapter_version == version,
+            )
+            .order_by(jobs.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [(str(e), str(j)) for e, j in conn.execute(query)]
