@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "portwright.cli._operators",
     "portwright.cli._doctor",
     "portwright.cli._new",
+    "portwright.cli._adapters",
 )
 
 
