@@ -137,6 +137,8 @@ class Rollouts:
         falls back to live, then to the default (logged: the rollout needs attention)."""
         registry = self._rt.registry
         default = registry.get(adapter)
+        if len(registry.versions(adapter)) == 1:
+            return default  # one version installed: nothing to choose (and nothing to read)
         record = self.for_tenant(default.portal_name(), tenant_id)
         if record is None or record.adapter != adapter:
             return default
@@ -408,6 +410,8 @@ class Rollouts:
         """Run the shadow version's `step` beside the live one's (already done, `value`),
         record how they compare; the outcome, or None when no shadow runs. Never raises."""
         rt = self._rt
+        if len(rt.registry.versions(live.name)) == 1:
+            return None  # no other version installed to run in shadow
         try:
             record = await asyncio.to_thread(self.for_tenant, job.portal, job.tenant_id)
             version = record.shadow if record is not None and record.adapter == live.name else None
