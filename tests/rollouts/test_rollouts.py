@@ -189,7 +189,12 @@ async def test_a_canary_broken_by_a_markup_change_is_rolled_back(
     ]
     assert audit.actor == "rollout:auto"
     assert "3/3" in audit.reason
-    alerts = [e for e in svc.store.jobs.escalations() if e.kind == "rollback"]
+
+    async def alerted() -> list[Any]:  # raised right after the rollback, by the same worker
+        found = await asyncio.to_thread(svc.store.jobs.escalations)
+        return [e for e in found if e.kind == "rollback"]
+
+    alerts = await wait_until(alerted, timeout=30)
     assert len(alerts) == 1
     assert alerts[0].job_id in {j.id for j in canary}
     assert {svc.store.jobs.get(j.id).adapter_version for j in canary} == {"2"}

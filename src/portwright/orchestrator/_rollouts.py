@@ -541,11 +541,8 @@ class Rollouts:
         live = record.live if record is not None and rt.registry.has(name, record.live) else None
         adapter = rt.registry.get(name, live)
         outcome, detail = await self._probe_once(adapter, config)
-        await asyncio.to_thread(
-            rt.store.rollouts.record_probe, portal, version=adapter.version, outcome=outcome,
-            detail=detail,
-        )  # fmt: skip
-        PROCESS.probed(portal, outcome)
+        # The portal's health first, then the probe's record (whoever reads the outcome
+        # finds the portal already marked).
         state = await asyncio.to_thread(rt.store.portals.get, portal)
         if outcome == "page_changed":
             log.warning("probe found a page change", portal=portal, detail=detail)
@@ -554,6 +551,11 @@ class Rollouts:
             )
         elif outcome == "ok" and (state.degraded_reason or "").startswith(PROBE_DEGRADED):
             await asyncio.to_thread(rt.store.portals.set_degraded, portal, reason=None)
+        await asyncio.to_thread(
+            rt.store.rollouts.record_probe, portal, version=adapter.version, outcome=outcome,
+            detail=detail,
+        )  # fmt: skip
+        PROCESS.probed(portal, outcome)
         return outcome
 
     async def _probe_once(self, adapter: AdapterClass, config: ProbeRecord) -> tuple[str, str]:
