@@ -17,7 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 class Worker:
     """A worker subprocess; `kill()` is SIGKILL, with no chance to clean up."""
 
-    def __init__(self, settings: Settings, world: SandboxWorld, worker_id: str, log: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        world: SandboxWorld,
+        worker_id: str,
+        log: Path,
+        module: str = "tests.orchestrator.crash_worker",
+    ) -> None:
+        self.module = module
         self.env = {
             **os.environ,
             "PORTWRIGHT_DATABASE_URL": settings.app_database_url,
@@ -26,7 +34,7 @@ class Worker:
             "PORTWRIGHT_HEARTBEAT_INTERVAL_S": "0.3",
             "PORTWRIGHT_DEAD_WORKER_AFTER_S": "2",
             "PORTWRIGHT_QUEUE_POLLING_INTERVAL_S": "0.05",
-            "PORTWRIGHT_CAPTCHA_SOLVER_URL": world.url("captcha-solver"),
+            "PORTWRIGHT_CAPTCHA_SOLVER_URL": _url_or_none(world, "captcha-solver"),
             "PORTWRIGHT_CAPTCHA_API_KEY": "sandbox-key",
             "PORTWRIGHT_LOG_LEVEL": "WARNING",
             "PORTWRIGHT_URL_ALLOWLIST": json.dumps(settings.url_allowlist),
@@ -37,7 +45,7 @@ class Worker:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.orchestrator.crash_worker"],
+                [sys.executable, "-m", self.module],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
@@ -118,6 +126,10 @@ class Listener:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=5)
+
+
+def _url_or_none(world: SandboxWorld, name: str) -> str:
+    return world.url(name) if name in world.names() else ""
 
 
 def reaching(settings: Settings, *worlds: SandboxWorld) -> Settings:

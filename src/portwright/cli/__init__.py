@@ -37,6 +37,8 @@ COMMAND_MODULES = (
     "portwright.cli._keys",
     "portwright.cli._operators",
     "portwright.cli._doctor",
+    "portwright.cli._new",
+    "portwright.cli._adapters",
 )
 
 

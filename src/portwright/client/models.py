@@ -47,6 +47,14 @@ from portwright.client._models import (
     UsageLine,
 )
 from portwright.client._models import _Strict as Strict  # the base of request bodies
+from portwright.client._rollout_models import (
+    Probe,
+    ProbePut,
+    Rollout,
+    RolloutAction,
+    RolloutPut,
+    ShadowAgreement,
+)
 
 __all__ = [
     "NAME_PATTERN",
@@ -82,9 +90,15 @@ __all__ = [
     "PredictedWindow",
     "Prediction",
     "PredictionList",
+    "Probe",
+    "ProbePut",
+    "Rollout",
+    "RolloutAction",
+    "RolloutPut",
     "ScrapeRequest",
     "ScrapeSettings",
     "SelectorPatchRequest",
+    "ShadowAgreement",
     "SlotObservation",
     "SlotObservationList",
     "Strict",

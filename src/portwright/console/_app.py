@@ -28,6 +28,7 @@ from portwright.console._live import live_router
 from portwright.console._pages import pages_router
 from portwright.console._panels import ConsolePanel, installed_panels, panels_router
 from portwright.console._render import PREFIX, display_zone, page
+from portwright.console._rollouts import rollouts_router
 from portwright.console._session import session_router
 from portwright.orchestrator import ConflictError, JobService
 from portwright.settings import Settings
@@ -75,6 +76,7 @@ def console_app(
     app.include_router(credentials_router(service.store, vault))
     app.include_router(panels_router(service.store, app.state.panels))
     app.include_router(intel_router(service.store))
+    app.include_router(rollouts_router(service))
 
     @app.exception_handler(LoginRequiredError)
     async def _login(request: Request, exc: LoginRequiredError) -> Response:

@@ -35,6 +35,7 @@ from portwright.gateway.routes import (
     jobs_router,
     portals_router,
     results_router,
+    rollouts_router,
     scrape_router,
 )
 from portwright.gateway.webhooks import (
@@ -140,6 +141,7 @@ def create_app(
     app.include_router(items_router(ctx))
     app.include_router(scrape_router(ctx))
     app.include_router(portals_router(ctx))
+    app.include_router(rollouts_router(ctx))
     app.include_router(account_router(ctx))
     app.include_router(escalations_router(ctx))
     app.include_router(results_router(ctx))

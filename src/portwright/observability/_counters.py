@@ -190,6 +190,25 @@ class ProcessCounters:
             ["kind"],
             registry=r,
         )
+        self.shadow_runs = Counter(
+            "portwright_shadow_runs",
+            "Read-only steps run by a shadow adapter version beside the live one, by portal, "
+            "step and outcome (agree, differ, error, refused)",
+            ["portal", "step", "outcome"],
+            registry=r,
+        )
+        self.rollbacks = Counter(
+            "portwright_rollout_rollbacks",
+            "Canary adapter versions rolled back automatically, per portal",
+            ["portal"],
+            registry=r,
+        )
+        self.probes = Counter(
+            "portwright_probes",
+            "Synthetic probes of a portal's read-only steps, by portal and outcome",
+            ["portal", "outcome"],
+            registry=r,
+        )
         r.register(_PoolCollector())
 
     def ratelimit_fallback(self) -> None:
@@ -207,6 +226,15 @@ class ProcessCounters:
 
     def captcha(self, portal: str, *, solved: bool) -> None:
         self.captchas.labels(portal, "solved" if solved else "failed").inc()
+
+    def shadow(self, portal: str, step: str, outcome: str) -> None:
+        self.shadow_runs.labels(portal, step, outcome).inc()
+
+    def rolled_back(self, portal: str) -> None:
+        self.rollbacks.labels(portal).inc()
+
+    def probed(self, portal: str, outcome: str) -> None:
+        self.probes.labels(portal, outcome).inc()
 
     def burned(self, portal: str, *, rotated: bool) -> None:
         """One identity burned; `rotated` when the job moved to another one."""

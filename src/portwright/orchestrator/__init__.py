@@ -16,6 +16,12 @@ from portwright.orchestrator._decisions import decide as decide_escalation
 from portwright.orchestrator._decisions import decide_many as decide_escalations
 from portwright.orchestrator._host import DbosHost, JobPorts
 from portwright.orchestrator._housekeeping import HOUSEKEEPING_SCHEDULE
+from portwright.orchestrator._rollouts import (
+    RolloutChange,
+    Rollouts,
+    ShadowStepContext,
+    ShadowWriteRefusedError,
+)
 from portwright.orchestrator._runtime import Runtime, migrate_databases, queue_name
 from portwright.orchestrator._sealed_input import public_input
 from portwright.orchestrator._service import (
@@ -39,8 +45,12 @@ __all__ = [
     "JobService",
     "NotApplicableError",
     "Replay",
+    "RolloutChange",
+    "Rollouts",
     "Runtime",
     "SelectionTooLargeError",
+    "ShadowStepContext",
+    "ShadowWriteRefusedError",
     "actions_for",
     "can_patch",
     "claim_escalation",

@@ -182,7 +182,8 @@ def group_chunks(records: Sequence[JobRecord]) -> tuple[list[PlannedChunk], list
         if not isinstance(chunk_id, str):
             alone.append(job)
             continue
-        chunk = chunks.setdefault(chunk_id, PlannedChunk(chunk_id, job.adapter, job.portal, []))
+        pinned = f"{job.adapter}@{job.adapter_version}"  # a chunk runs its items' version
+        chunk = chunks.setdefault(chunk_id, PlannedChunk(chunk_id, pinned, job.portal, []))
         chunk.job_ids.append(job.id)
     return list(chunks.values()), alone
 
@@ -218,10 +219,11 @@ async def chunk_workflow(chunk_id: str, adapter: str, job_ids: list[str]) -> dic
     """Run a chunk's items, sub-chunk by sub-chunk: a fetch step, then a record step,
     `PIPELINE` sub-chunks at a time (see `_pipeline`)."""
     runtime = current_runtime()
-    if adapter not in runtime.registry:  # each item's own workflow fails it visibly
-        await DBOS.run_step_async(_infra("release"), _release_all, job_ids)
-        return {"recorded": 0, "left": len(job_ids), "skipped": 0}
-    adapter_cls = runtime.registry.get(adapter)
+    name, _, version = adapter.partition("@")  # "name@version": the version its items pin
+    if name not in runtime.registry or (version and not runtime.registry.has(name, version)):
+        await DBOS.run_step_async(_infra("release"), _release_all, job_ids)  # each item's own
+        return {"recorded": 0, "left": len(job_ids), "skipped": 0}  # workflow fails it visibly
+    adapter_cls = runtime.registry.get(name, version or None)
     runner = ChunkRunner(runtime, adapter_cls, chunk_id)
     parts = [job_ids[start : start + SUB_CHUNK] for start in range(0, len(job_ids), SUB_CHUNK)]
     totals = {"recorded": 0, "left": 0, "skipped": 0}

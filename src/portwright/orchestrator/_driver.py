@@ -611,6 +611,10 @@ class JobDriver(Generic[InputT]):
                 await self._close(sc)
                 return {**written, **outcome, "gate": None}
             await self._close(sc)
+            if name in self._adapter_cls.read_only_steps:  # the shadow version, if any, too
+                await rt.rollouts.run_shadow(
+                    self._adapter_cls, job, name, args, kw, value, self._cookies
+                )
         return {
             **written,
             "ok": True,

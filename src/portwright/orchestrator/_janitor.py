@@ -87,6 +87,8 @@ class Janitor:
             self._last_orphan_scan = time.monotonic()
             self.enqueue_orphans()
             self.redeliver_decisions()
+            rt.rollouts.watch()  # canaries breaking more than live are rolled back
+        rt.rollouts.run_due_probes()  # each portal's synthetic probe, when due
 
     def redeliver_decisions(self) -> int:
         """Operators' decisions recorded but not delivered (a crash between the record and

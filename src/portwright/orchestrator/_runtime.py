@@ -31,6 +31,7 @@ from portwright.orchestrator._host import DbosHost, JobPorts
 from portwright.orchestrator._housekeeping import apply_housekeeping_schedule
 from portwright.orchestrator._janitor import Janitor
 from portwright.orchestrator._results import use_links
+from portwright.orchestrator._rollouts import Rollouts
 from portwright.orchestrator._sealed_input import InputSealer
 from portwright.orchestrator._tx import site_breaker
 from portwright.orchestrator._workflow import job_workflow, set_runtime
@@ -115,6 +116,7 @@ class Runtime:
         fleet_captcha = fleet.captcha if fleet is not None else None
         self.captcha = captcha or fleet_captcha or _solver_from(settings, self.guard)
         self.breaker_policy = breaker_policy or BreakerPolicy()
+        self.rollouts = Rollouts(self)  # which adapter version new jobs start on
         self._store: Store | None = None
         self._datasource: SQLAlchemyDatasource | None = None
         self._host: DbosHost | None = None
@@ -327,7 +329,7 @@ class Runtime:
         INSERT per table and one DBOS transaction, not a round trip per item. Ids derive
         from the parent, so a re-run (a retried step) skips what exists: idempotent."""
         parent = self.store.jobs.get(parent_id)
-        child_cls = self.registry.get(adapter)
+        child_cls = self.rollouts.choose(adapter, parent.tenant_id, parent_id)
         machine = child_cls.machine
         instance = child_cls()
         trace_parent = current_traceparent()
@@ -397,7 +399,10 @@ class Runtime:
 
     def fail_unknown_adapter(self, job_id: str) -> None:
         job = self.store.jobs.get(job_id)
-        reason = f"adapter {job.adapter!r} is not installed in this worker"
+        reason = (
+            f"adapter {job.adapter!r} version {job.adapter_version!r} is not installed in "
+            "this worker"
+        )
         with self.store.engine.begin() as conn:
             locked = self.store.jobs.lock(conn, job_id)
             self.store.jobs.write_event(
@@ -417,19 +422,20 @@ class Runtime:
         """The adapter's selectors with the latest operator patch (cached for one second)."""
         now = time.monotonic()
         with self._lock:
-            cached = self._selector_cache.get(adapter.name)
+            cached = self._selector_cache.get(f"{adapter.name}@{adapter.version}")
             if cached is not None and now - cached[0] < 1.0:
                 return cached[1]
         base = SelectorMap(dict(adapter.selectors), 0)
         patch = self.store.intel.latest_selectors(adapter.name)
         selectors = base if patch is None else base.merged(patch.selectors, patch.version)
         with self._lock:
-            self._selector_cache[adapter.name] = (now, selectors)
+            self._selector_cache[f"{adapter.name}@{adapter.version}"] = (now, selectors)
         return selectors
 
     def forget_selectors(self, adapter: str) -> None:
         with self._lock:
-            self._selector_cache.pop(adapter, None)
+            for key in [k for k in self._selector_cache if k.split("@")[0] == adapter]:
+                del self._selector_cache[key]
 
     def read_gate(self, job_id: str, portal: str) -> dict[str, Any]:
         """What the job must wait for before its next attempt."""
@@ -574,6 +580,7 @@ def snapshot_of(job: JobRecord) -> dict[str, Any]:
         "id": job.id,
         "tenant_id": job.tenant_id,
         "adapter": job.adapter,
+        "adapter_version": job.adapter_version,
         "portal": job.portal,
         "state": job.state,
         "seq": job.seq,

@@ -105,8 +105,10 @@ class JobService:
         parent_id: str | None = None,
         item_key: str | None = None,
     ) -> JobRecord:
-        """Validate and accept a job. The same `job_id` twice returns the first job."""
-        adapter_cls = self.rt.registry.get(adapter)
+        """Validate and accept a job. The same `job_id` twice returns the first job. It
+        starts on the version the portal's rollout chooses, and keeps it to its end."""
+        job_id = job_id or new_id("job")
+        adapter_cls = await asyncio.to_thread(self.rt.rollouts.choose, adapter, tenant_id, job_id)
         model = adapter_cls.input_model.model_validate(dict(input))
         lock = lock_key or adapter_cls().lock_key(model)
         machine = adapter_cls.machine
@@ -116,7 +118,7 @@ class JobService:
             stored = model.model_dump(mode="json")
         record, _created = await asyncio.to_thread(
             self.store.jobs.insert,
-            job_id=job_id or new_id("job"),
+            job_id=job_id,
             tenant_id=tenant_id,
             adapter=adapter_cls.name,
             adapter_version=adapter_cls.version,
@@ -160,8 +162,12 @@ class JobService:
         `batch_size` items (`portwright.orchestrator._chunks`), each row noting its chunk;
         the rest as one workflow per job. A crash before that commits leaves queued jobs without
         a workflow, which the janitor enqueues (`Janitor.enqueue_orphans`), so an accepted
-        job is never lost. Ids sort in the order given."""
-        adapter_cls = self.rt.registry.get(adapter)
+        job is never lost. Ids sort in the order given. The batch starts on one adapter
+        version, the one the portal's rollout chooses for it."""
+        self.rt.registry.get(adapter)  # an unknown adapter fails before anything is read
+        adapter_cls = await asyncio.to_thread(
+            self.rt.rollouts.choose, adapter, tenant_id, new_id("batch")
+        )
         machine = adapter_cls.machine
         instance = adapter_cls()
         trace_parent = current_traceparent()

@@ -38,8 +38,10 @@ async def job_workflow(job_id: str, snapshot: dict[str, Any] | None = None) -> s
     runtime = current_runtime()
     if snapshot is None:
         snapshot = await DBOS.run_step_async({"name": "load"}, runtime.load_snapshot, job_id)
-    if snapshot["adapter"] not in runtime.registry:
+    # The job runs the adapter version it started on, to its end (through restarts).
+    name, version = snapshot["adapter"], snapshot.get("adapter_version")
+    if name not in runtime.registry or (version and not runtime.registry.has(name, version)):
         await DBOS.run_step_async({"name": "orphan"}, runtime.fail_unknown_adapter, job_id)
         return "FAILED"
-    driver: JobDriver = JobDriver(runtime, runtime.registry.get(snapshot["adapter"]), snapshot)  # type: ignore[type-arg]
+    driver: JobDriver = JobDriver(runtime, runtime.registry.get(name, version), snapshot)  # type: ignore[type-arg]
     return await driver.run()

@@ -192,6 +192,17 @@ class Adapter(Generic[InputT]):
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
+    # A candidate version never becomes the default: it runs only where a rollout names
+    # it (canary or shadow), so installing it changes nothing until an operator says so.
+    candidate: ClassVar[bool] = False
+    # Steps that only read the portal, by the name `job.step` runs them under: a shadow
+    # version runs its own function of that name on the same inputs beside the live one
+    # (writes refused) and the two outputs are compared (docs/adapters.md).
+    read_only_steps: ClassVar[Mapping[str, Callable[..., Awaitable[Any]]]] = {}
+    # After this version is rolled back automatically, its jobs parked by the break (page
+    # changed, adapter error) are cancelled and started again on the live version: only
+    # for adapters whose `run` is safe to start over from the beginning.
+    retry_on_rollback: ClassVar[bool] = False
     portal: ClassVar[str | None] = None
     input_model: ClassVar[type[BaseModel]]
     machine: ClassVar[StateMachine]
@@ -239,6 +250,13 @@ class Adapter(Generic[InputT]):
         """Whether this job may run inside a chunk (only asked when `batchable`): an
         adapter can keep some inputs out, e.g. ones that need a browser."""
         return True
+
+    async def probe(self, sc: StepContext, data: InputT) -> Any:
+        """A synthetic check of the portal: run read-only steps on a sample input (`data`,
+        the portal's probe input) and read the page as a job would, so a changed page
+        raises PageChangedError here first. Runs read-only (writes are refused); its result
+        is not kept. The default: this adapter has no probe."""
+        raise NotImplementedError(f"adapter {self.name!r} declares no probe")
 
     async def run(self, job: Job[InputT]) -> Mapping[str, Any] | None:
         raise NotImplementedError

@@ -49,6 +49,7 @@ from portwright.store._records import (
     WorkerRecord,
 )
 from portwright.store._retention import EVIDENCE_KINDS, Purged
+from portwright.store._rollouts import BREAK_CLASSES, ProbeRecord, RolloutRecord, ShadowStat
 from portwright.store._rows import to_record
 from portwright.store._scope import tenant_transaction
 from portwright.store._sites import SiteRecord, site_name
@@ -58,6 +59,7 @@ from portwright.store._usage import UsageSummary, UsageTotals
 from portwright.store._vault import CredentialRecord, DataKeyRecord
 
 __all__ = [
+    "BREAK_CLASSES",
     "EVIDENCE_KINDS",
     "NAMING_CONVENTION",
     "PG_CONNECT_ARGS",
@@ -98,10 +100,13 @@ __all__ = [
     "OutageBackoff",
     "OutboxRecord",
     "PortalRecord",
+    "ProbeRecord",
     "ProxyBurnRecord",
     "Purged",
+    "RolloutRecord",
     "S3BlobStore",
     "SelectorMapRecord",
+    "ShadowStat",
     "SiteRecord",
     "SlotFilter",
     "SlotRunRecord",

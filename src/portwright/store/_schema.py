@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
     "NAMING_CONVENTION",
+    "adapter_rollouts",
     "api_keys",
     "audit_log",
     "batches",
@@ -30,9 +31,11 @@ __all__ = [
     "observations",
     "operators",
     "outbox",
+    "portal_probes",
     "portals",
     "proxy_burns",
     "selector_maps",
+    "shadow_results",
     "sites",
     "slot_observations",
     "tenants",
@@ -535,4 +538,65 @@ batches = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
     sa.Index(None, "tenant_id", "created_at"),
+)
+
+# -- adapter versions side by side (0013) -------------------------------------------------
+
+# Which version of a portal's adapter new jobs start on: one row per portal for every
+# tenant (`scope` ''), and optionally one per tenant (`scope` = the tenant's id; not named
+# tenant_id: a platform setting staff edit, not a tenant's row).
+adapter_rollouts = sa.Table(
+    "adapter_rollouts",
+    metadata,
+    sa.Column("portal", sa.String(100), primary_key=True),
+    sa.Column("scope", sa.String(64), primary_key=True),
+    sa.Column("adapter", sa.String(100), nullable=False),
+    sa.Column("live", sa.String(32), nullable=False),
+    sa.Column("canary", sa.String(32)),
+    sa.Column("canary_percent", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("canary_tenants", Json, nullable=False),
+    sa.Column("shadow", sa.String(32)),
+    sa.Column("promote_after", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rollback_margin", sa.Float, nullable=False, server_default="0.2"),
+    sa.Column("rollback_window_s", sa.Float, nullable=False, server_default="3600"),
+    sa.Column("rollback_min_jobs", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# One comparison of a read-only step run by the shadow version beside the live one.
+shadow_results = sa.Table(
+    "shadow_results",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("portal", sa.String(100), nullable=False),
+    sa.Column("adapter", sa.String(100), nullable=False),
+    sa.Column("step", sa.String(100), nullable=False),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("live_version", sa.String(32), nullable=False),
+    sa.Column("shadow_version", sa.String(32), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # agree, differ, error, refused
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index(None, "portal", "shadow_version", "created_at"),
+)
+
+# A synthetic probe per portal: the live adapter version's `probe` run on a sample input
+# every `every_s`, read-only; a page change marks the portal degraded before jobs meet it.
+portal_probes = sa.Table(
+    "portal_probes",
+    metadata,
+    sa.Column("portal", sa.String(100), primary_key=True),
+    sa.Column("input", Json, nullable=False),
+    sa.Column("every_s", sa.Float, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("last_at", sa.Float),
+    sa.Column("last_version", sa.String(32)),
+    sa.Column("last_outcome", sa.String(32)),
+    sa.Column("last_detail", sa.Text),
+    sa.Column("last_ok_at", sa.Float),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_by", sa.String(200), nullable=False),
 )

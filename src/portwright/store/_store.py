@@ -21,6 +21,7 @@ from portwright.store._misc import AuditRepository, IntelRepository, TenantRepos
 from portwright.store._outbox import OutboxRepository
 from portwright.store._portals import PortalRepository
 from portwright.store._retention import RetentionRepository
+from portwright.store._rollouts import RolloutRepository
 from portwright.store._scope import install_system_scope
 from portwright.store._sites import SiteRepository
 from portwright.store._usage import UsageRepository
@@ -57,6 +58,7 @@ class Store:
         self.batches = BatchRepository(engine)
         self.held = HeldBlobRepository(engine)
         self.retention = RetentionRepository(engine)
+        self.rollouts = RolloutRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:

@@ -1,5 +1,6 @@
 """Fakes and tiny fixtures for testing code built on Portwright (public API)."""
 
+from portwright.testing._cassette import Cassette, CassetteMissError
 from portwright.testing._clock import ManualClock
 from portwright.testing._determinism import DeterminismError, FakeJob, check_determinism
 from portwright.testing._echo import EchoAdapter, EchoInput
@@ -14,6 +15,8 @@ from portwright.testing._step_harness import (
 from portwright.testing._wait import wait_until, wait_until_sync
 
 __all__ = [
+    "Cassette",
+    "CassetteMissError",
     "DeterminismError",
     "EchoAdapter",
     "EchoInput",

@@ -137,7 +137,8 @@ class FakeStepContext:
     - `secrets`: name → value, what `PUT /v1/credentials/{name}` would have stored for the
       tenant; reading a missing one raises PermanentError as a worker does.
     - `routes`: canned answers by URL (a body string means 200 text/html, or an
-      `httpx.Response`); without it `sc.http` makes real requests.
+      `httpx.Response`); without it `sc.http` makes real requests (through `transport`,
+      if given: e.g. a `Cassette`'s, which records a portal's answers once and replays them).
     - `captcha_answers`: sitekey → answer; without one `solve_captcha` raises ChallengeError
       as a worker with no solver does.
     - `notes`: what `remember` stored in an earlier run of the job (for `recall`).
@@ -149,6 +150,7 @@ class FakeStepContext:
         selectors: Mapping[str, str] | SelectorMap | None = None,
         secrets: Mapping[str, str] | None = None,
         routes: Mapping[str, httpx.Response | str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         captcha_answers: Mapping[str, str] | None = None,
         notes: Mapping[str, Any] | None = None,
         job_id: str = "job-test",
@@ -162,6 +164,7 @@ class FakeStepContext:
             self._selectors = SelectorMap(dict(selectors or {}))
         self._secrets = dict(secrets or {})
         self._routes = dict(routes) if routes is not None else None
+        self._transport = transport
         self._captcha = dict(captcha_answers or {})
         self._job_id = job_id
         self._tenant_id = tenant_id
@@ -204,7 +207,7 @@ class FakeStepContext:
         """Follows redirects like a worker's client (httpx's default limit, 20 hops)."""
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=_canned(self._routes) if self._routes is not None else None,
+                transport=_canned(self._routes) if self._routes is not None else self._transport,
                 follow_redirects=True,
                 trust_env=False,
                 timeout=httpx.Timeout(20.0, connect=5.0),

@@ -7,6 +7,7 @@ from portwright.gateway.routes._items import items_router
 from portwright.gateway.routes._jobs import jobs_router
 from portwright.gateway.routes._portals import portals_router
 from portwright.gateway.routes._results import results_router
+from portwright.gateway.routes._rollouts import rollouts_router
 from portwright.gateway.routes._scrape import scrape_router, submit_scrape
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "jobs_router",
     "portals_router",
     "results_router",
+    "rollouts_router",
     "scrape_router",
     "submit_scrape",
 ]

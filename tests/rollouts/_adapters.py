@@ -1,0 +1,76 @@
+"""Versions of one small adapter over the sandbox echo page, for the rollout tests.
+
+`site` v1 reads the value with a selector that survives the markup switch (`p.v` or
+`p.w`); v2 (a candidate) only knows `p.v`, so switching the page's markup breaks v2
+alone; v3 (a candidate) is a shadow that tries to write. Each reports its version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from portwright.sdk import Adapter, Job, StepContext, linear_machine
+from portwright.testing import EchoAdapter, EchoInput
+
+
+async def fetch(sc: StepContext, url: str, key: str, index: int) -> str:
+    response = await sc.http.get(url, params={"k": key, "s": str(index)})
+    return sc.page(response).text("value")
+
+
+async def fetch_and_write(sc: StepContext, url: str, key: str, index: int) -> str:
+    await sc.http.post(url, data={"k": key})  # a side effect: refused in a shadow
+    return await fetch(sc, url, key, index)
+
+
+class SiteV1(EchoAdapter):
+    name: ClassVar[str] = "site"
+    version: ClassVar[str] = "1"
+    selectors: ClassVar[Mapping[str, str]] = {"value": "p.v, p.w"}
+    read_only_steps: ClassVar[Mapping[str, Any]] = {"fetch": fetch}
+
+    async def probe(self, sc: StepContext, data: EchoInput) -> Any:
+        return await fetch(sc, data.url, data.key, 0)
+
+    async def run(self, job: Job[EchoInput]) -> Mapping[str, Any]:
+        out = await super().run(job)
+        return {**out, "version": type(self).version}
+
+
+class SiteV2(SiteV1):
+    version: ClassVar[str] = "2"
+    candidate: ClassVar[bool] = True
+    retry_on_rollback: ClassVar[bool] = True  # its run is safe to start over
+    selectors: ClassVar[Mapping[str, str]] = {"value": "p.v"}
+
+
+class SiteV3(SiteV1):
+    version: ClassVar[str] = "3"
+    candidate: ClassVar[bool] = True
+    read_only_steps: ClassVar[Mapping[str, Any]] = {"fetch": fetch_and_write}
+
+
+class AskInput(BaseModel):
+    timeout_s: float = 60.0
+
+
+class PinnedAsk(Adapter[AskInput]):
+    """Waits for an answer and returns it with its own version."""
+
+    name: ClassVar[str] = "pinned"
+    input_model = AskInput
+    machine = linear_machine("pinned", ["ASKING"])
+    inputs: ClassVar[frozenset[str]] = frozenset({"answer"})
+
+    async def run(self, job: Job[AskInput]) -> Mapping[str, Any]:
+        await job.transition("QUEUED")
+        value = await job.wait_for_input("answer", job.input.timeout_s, state="ASKING")
+        return {"answer": value, "version": type(self).version}
+
+
+class PinnedAskV2(PinnedAsk):
+    version: ClassVar[str] = "2"
+    candidate: ClassVar[bool] = True
