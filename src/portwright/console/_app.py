@@ -24,6 +24,7 @@ from portwright.console._dead_letters import dead_letters_router
 from portwright.console._escalations import escalations_router
 from portwright.console._live import live_router
 from portwright.console._pages import pages_router
+from portwright.console._portals import portals_router
 from portwright.console._render import PREFIX, display_zone, page
 from portwright.console._session import session_router
 from portwright.orchestrator import ConflictError, JobService
@@ -58,6 +59,7 @@ def console_app(service: JobService, settings: Settings, *, vault: Vault | None 
     app.include_router(session_router())
     app.include_router(live_router(service.store))
     app.include_router(pages_router(service))
+    app.include_router(portals_router(service))  # before the pause/resume route
     app.include_router(escalations_router(service))
     app.include_router(browser_live_router(service))
     app.include_router(dead_letters_router(service.store))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -11,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from portwright.console._auth import ForbiddenError, Operator, need
 from portwright.console._render import PREFIX, page
-from portwright.console._views import mask
+from portwright.console._views import mask, portal_status
 from portwright.engines.browser import LIVE_NOTE, LiveTarget
 from portwright.orchestrator import (
     DecisionConflictError,
@@ -123,6 +124,10 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
         }
         shown = [e for e in evidence if not wanted or e.id in wanted] or evidence
         portal = await asyncio.to_thread(store.portals.get, esc.portal)
+        breaker = await asyncio.to_thread(store.portals.breaker, esc.portal)
+        portal_state = portal_status(
+            portal, breaker.state, time.time(), request.app.state.display_tz
+        )
         selectors = service.rt.selectors_for(service.rt.registry.get(job.adapter)).selectors
         browser = await asyncio.to_thread(has_browser, job.id)
         names = await asyncio.to_thread(store.escalations.tenant_names, {esc.tenant_id})
@@ -131,7 +136,8 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
             evidence=shown, portal=portal, selectors=selectors, details=mask(esc.details),
             mask=mask, actions=actions_for(esc), patchable=can_patch(esc),
             options=option_values(esc), browser=browser and job.status not in ENDED,
-            problem=problem, tenant_name=names.get(esc.tenant_id, esc.tenant_id),
+            problem=problem, portal_state=portal_state,
+            tenant_name=names.get(esc.tenant_id, esc.tenant_id),
             status_code=status_code, live_template="_escalation_live.html",
         )  # fmt: skip
 

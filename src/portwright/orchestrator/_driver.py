@@ -552,7 +552,9 @@ class JobDriver(Generic[InputT]):
                 {**meta, "was_until": shown},
                 kind="control",
             )
-        await DBOS.sleep_async(min(wait_until - gate["now"], 60.0) + 0.05)
+        # A control message (an operator ending the cooldown, resuming the portal) wakes
+        # the job early; it then reads the gate again.
+        await DBOS.recv_async("control", timeout_seconds=min(wait_until - gate["now"], 60.0) + 0.05)
 
     async def _attempt(
         self,

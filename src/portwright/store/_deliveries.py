@@ -64,6 +64,7 @@ class DeliveryFilter:
     topic: str | None = None
     since: float | None = None
     until: float | None = None
+    job_id: str | None = None  # the deliveries of this job's events (`<job id>:<seq>`)
 
     def clause(self) -> sa.ColumnElement[bool]:
         c = deliveries.c
@@ -80,6 +81,8 @@ class DeliveryFilter:
             parts.append(c.event_at >= self.since)
         if self.until is not None:
             parts.append(c.event_at < self.until)
+        if self.job_id is not None:
+            parts.append(c.event_id.startswith(f"{self.job_id}:", autoescape=True))
         return sa.and_(*parts)
 
 
