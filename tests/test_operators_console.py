@@ -295,6 +295,8 @@ def test_a_job_page_links_its_dead_letters_and_the_credentials_it_opened(stack: 
         assert f'data-delivery="{dead.id}"' in listed
         assert f'href="/console/jobs/{ids[0]}"' in listed  # and back
         assert f'href="/console/jobs/{ids[1]}"' not in listed
+        assert "1 dead letter, showing the newest 1" in listed
+        assert "2 dead letters" in http.get("/console/dead-letters").text
         plain = _submit(stack, key, name="no-secret")
         wait_until_sync(lambda: store.jobs.get(plain).status == "succeeded", timeout=60)
         assert "none opened" in http.get(f"/console/jobs/{plain}").text
@@ -480,3 +482,29 @@ def _shoot(browser: Any, stack: Stack, email: str, paths: dict[str, str], width:
             page.screenshot(path=str(SHOTS / f"operators-{name}-{width}.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_portal_breaker_opening_is_audited_as_a_cooldown_with_cause_breaker(
+    db_url: str,
+) -> None:
+    """A portal's breaker that opens (its jobs wait like in a cooldown) writes one
+    `portal.cooldown` row with cause `breaker` and its end; failures while it stays open
+    write no more; a non-portal breaker writes none."""
+    from portwright.resilience import BreakerPolicy
+    from portwright.store import Store
+
+    store = Store.open(db_url)
+    policy = BreakerPolicy(window_s=60, min_calls=2, failure_rate=0.5, open_s=600)
+    try:
+        for _ in range(3):
+            store.portals.record_outcome("portal:shaky", ok=False, policy=policy)
+            store.portals.record_outcome("endpoint:hook", ok=False, policy=policy)
+        rows = [a for a in store.audit.search(target_id="shaky") if a.action == "portal.cooldown"]
+        assert len(rows) == 1
+        assert rows[0].actor == "engine"
+        assert rows[0].after is not None
+        assert rows[0].after["cause"] == "breaker"
+        assert rows[0].after["cooldown_until"] == store.portals.breaker("portal:shaky").open_until
+        assert not store.audit.search(target_id="hook")
+    finally:
+        store.close()

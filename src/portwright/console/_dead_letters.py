@@ -75,8 +75,9 @@ def dead_letters_router(store: Store) -> APIRouter:
             store.deliveries.search, _where(op, filters), status="dead", limit=LIMIT,
             newest_first=True,
         )  # fmt: skip
+        total = await asyncio.to_thread(store.deliveries.count, _where(op, filters), status="dead")
         names = await asyncio.to_thread(store.console.tenant_names) if op.platform_wide else {}
-        return page(request, "dead_letters.html", op, nav="dead-letters", rows=rows,
+        return page(request, "dead_letters.html", op, nav="dead-letters", rows=rows, total=total,
                     filters=filters, replayed=replayed, limit=LIMIT, tenant_names=names,
                     live_template="_dead_letters_live.html")  # fmt: skip
 

@@ -215,6 +215,14 @@ class DeliveryRepository:
         with self.engine.connect() as conn:
             return [to_record(DeliveryRecord, row) for row in conn.execute(query.limit(limit))]
 
+    def count(self, where: DeliveryFilter, *, status: str | None = None) -> int:
+        """How many deliveries match (a list's total beside the page it shows)."""
+        query = sa.select(sa.func.count()).select_from(deliveries).where(where.clause())
+        if status is not None:
+            query = query.where(deliveries.c.status == status)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def attempts(self, delivery_id: str) -> list[AttemptRecord]:
         query = (
             sa.select(delivery_attempts)
