@@ -24,6 +24,7 @@ import pytest
 from pydantic import BaseModel
 
 from portwright.adapters import AdapterRegistry
+from portwright.client import Client
 from portwright.console import hash_password
 from portwright.console._render import _change
 from portwright.console._takeover import field_changes, release_note
@@ -202,6 +203,13 @@ def test_an_operator_extends_and_an_admin_ends_a_portal_cooldown_through_the_api
     assert len(end_rows) == 1
     assert end_rows[0].reason == "portal is fine"
     assert end_rows[0].before["cooldown_until"] == until
+    with Client(stack.url, admin) as pw:  # the Python client's calls
+        portal = pw.extend_cooldown("echo", 120, reason="client")
+        assert portal.cooldown_until is not None
+        assert portal.cooldown_until > time.time() + 100
+        ended_by_client = pw.end_cooldown("echo", reason="client done")
+        assert ended_by_client.cooldown_until is not None
+        assert ended_by_client.cooldown_until <= time.time()
 
 
 def test_the_console_portal_page_cools_down_and_ends_early_in_the_display_zone(
