@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "portwright.cli._keys",
     "portwright.cli._operators",
     "portwright.cli._doctor",
+    "portwright.cli._openapi",
 )
 
 
