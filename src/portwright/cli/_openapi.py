@@ -23,9 +23,7 @@ __all__ = ["document", "register"]
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("openapi", help="print the API's OpenAPI document (for client generators)")
-    p.add_argument(
-        "--out", default="-", help="write it to this file instead of standard output"
-    )
+    p.add_argument("--out", default="-", help="write it to this file instead of standard output")
     p.set_defaults(func=_openapi)
 
 
