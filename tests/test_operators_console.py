@@ -406,8 +406,9 @@ def test_an_audit_rows_change_fits_one_line() -> None:
 
 
 def test_the_on_call_pages_in_chromium_at_1440_and_390_px(stack: Stack) -> None:
-    """In real Chromium at 1440 and 390 px: the queue, a page-changed escalation, a question
-    escalation, a job, the audit page and a portal page render without sideways scrolling
+    """In real Chromium at 1440 and 390 px: the queue, an escalation of each kind (page
+    changed, a question, blocked, an alert), a job, the audit page and a portal page render
+    without sideways scrolling
     (390 px: every nav link on screen, no pill cut); with 50 audit rows each row is one
     compact line (at most 40 px tall at 1440 px) and a row's before/after opens on demand.
     Each page is saved as a screenshot."""
@@ -428,6 +429,16 @@ def test_the_on_call_pages_in_chromium_at_1440_and_390_px(stack: Stack) -> None:
                      "options": [["flexible", "Flexible"], ["structured", "Structured"]],
                      "reason": "the answer 'chaotic' was not usable: no option close enough"},
         )  # fmt: skip
+        blocked = stack.store.jobs.open_escalation(
+            conn, job, kind="blocked", step="fetch",
+            reason="403 from the edge: every identity of the pool is burned",
+            details={"status": 403, "rotated": 3},
+        )  # fmt: skip
+    alert = stack.store.jobs.open_alert(
+        stack.store.jobs.get(jobs[0]), kind="provider_failing",
+        reason="the captcha provider failed 5 times in 60 s", details={"failures": 5},
+    )  # fmt: skip
+    assert alert is not None
     for n in range(50):  # a page of audit rows
         stack.store.audit.record(
             actor="op:shots@example.test", action="escalation.retry", target_type="escalation",
@@ -444,7 +455,9 @@ def test_the_on_call_pages_in_chromium_at_1440_and_390_px(stack: Stack) -> None:
         email=email, password_hash=hash_password(PASSWORD), role="operator", tenant_id=None
     )
     paths = {"queue": "/console/escalations", "page-changed": f"/console/escalations/{esc.id}",
-             "question": f"/console/escalations/{question}", "job": f"/console/jobs/{jobs[0]}",
+             "question": f"/console/escalations/{question}",
+             "blocked": f"/console/escalations/{blocked}", "alert": f"/console/escalations/{alert}",
+             "job": f"/console/jobs/{jobs[0]}",
              "audit": "/console/audit", "portal": "/console/portals/echo"}  # fmt: skip
     SHOTS.mkdir(exist_ok=True)
     try:
@@ -487,6 +500,8 @@ def _shoot(browser: Any, stack: Stack, email: str, paths: dict[str, str], width:
                 assert not page.locator("table.audit details[open]").count()
                 page.locator("table.audit summary").first.click()
                 assert page.locator("table.audit details[open] pre.json.after").count() == 1
+            for frame in page.frames:  # the sandboxed DOM snapshots, drawn before the shot
+                frame.wait_for_load_state()
             page.screenshot(path=str(SHOTS / f"operators-{name}-{width}.png"), full_page=True)
     finally:
         context.close()
@@ -516,3 +531,35 @@ def test_a_portal_breaker_opening_is_audited_as_a_cooldown_with_cause_breaker(
         assert not store.audit.search(target_id="hook")
     finally:
         store.close()
+
+
+def test_a_platform_operator_filters_the_queue_and_its_bulk_action_by_tenant(
+    stack: Stack,
+) -> None:
+    """The queue's tenant filter (platform-wide operators only, by tenant name) shows one
+    tenant's escalations, and the bulk form under it decides only that tenant's; a tenant's
+    own operator has no filter and cannot widen or switch scope with the parameter."""
+    first, second = f"qa-{secrets.token_hex(2)}", f"qb-{secrets.token_hex(2)}"
+    mine, _ = stack.park(stack.key(first), 1)
+    theirs, _ = stack.park(stack.key(second), 1)
+    first_id = stack.store.tenants.ensure(first).id
+    second_id = stack.store.tenants.ensure(second).id
+    with closing(stack.operator()) as http, closing(stack.operator(tenant=second)) as scoped:
+        page = http.get("/console/escalations", params={"tenant": first_id}).text
+        assert f'<option value="{first_id}" selected>{first}</option>' in page
+        assert mine[0] in page
+        assert theirs[0] not in page
+        assert 'id="tenant-filter"' not in scoped.get("/console/escalations").text
+        widened = scoped.get("/console/escalations", params={"tenant": first_id}).text
+        assert mine[0] not in widened  # the parameter is ignored for a tenant's operator
+        assert theirs[0] in widened
+        done = http.post(
+            "/console/escalations/bulk",
+            data={"csrf_token": http.headers["x-test-csrf"], "action": "cancel",
+                  "portal": "echo", "tenant": first_id, "reason": "tenant A only"},
+        )  # fmt: skip
+        assert done.status_code == 303, done.text
+    assert stack.settled(mine[0]) == "cancelled"
+    assert stack.parked(theirs[0]) is not None  # the other tenant's is still open
+    assert stack.store.jobs.get(theirs[0]).tenant_id == second_id
+    asyncio.run(stack.service.cancel(theirs[0], actor="test-cleanup"))
