@@ -201,7 +201,7 @@ export class Portwright {
     );
   }
 
-  /** End a portal's cooldown now and wake its waiting jobs (admin scope; audited). */
+  /** End a portal's cooldown now: its jobs go on within 10 s (admin scope; audited). */
   async endCooldown(name: string, reason = ""): Promise<Portal> {
     return unwrap(
       await this.raw.POST("/v1/portals/{name}/cooldown/end", {

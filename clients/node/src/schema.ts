@@ -705,8 +705,9 @@ export interface paths {
         put?: never;
         /**
          * End a portal's cooldown now
-         * @description End the portal's cooldown now and wake its waiting jobs (admin scope: the portal
-         *     is shared by every tenant, and a cooldown usually honours its Retry-After). Audited
+         * @description End the portal's cooldown now; its waiting jobs go on within 10 s (admin scope:
+         *     the portal is shared by every tenant, and a cooldown usually honours its Retry-After).
+         *     Audited
          *     as `portal.cooldown` with cause `operator` and `ended`; a portal not cooling down is
          *     left as it is.
          */

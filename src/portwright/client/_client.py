@@ -149,7 +149,7 @@ class Client:
         return self.send(Calls.extend_cooldown(name, seconds, reason))
 
     def end_cooldown(self, name: str, reason: str = "") -> Portal:
-        """End a portal's cooldown now and wake its waiting jobs (admin scope; audited)."""
+        """End a portal's cooldown now: its jobs go on within 10 s (admin scope; audited)."""
         return self.send(Calls.end_cooldown(name, reason))
 
     def scrape(self, request: ScrapeRequest, *, idempotency_key: str | None = None) -> Job:
@@ -342,7 +342,7 @@ class AsyncClient:
         return await self.send(Calls.extend_cooldown(name, seconds, reason))
 
     async def end_cooldown(self, name: str, reason: str = "") -> Portal:
-        """End a portal's cooldown now and wake its waiting jobs (admin scope; audited)."""
+        """End a portal's cooldown now: its jobs go on within 10 s (admin scope; audited)."""
         return await self.send(Calls.end_cooldown(name, reason))
 
     async def scrape(self, request: ScrapeRequest, *, idempotency_key: str | None = None) -> Job:

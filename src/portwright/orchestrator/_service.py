@@ -543,19 +543,14 @@ class JobService:
     async def end_portal_cooldown(
         self, portal: str, *, actor: str, reason: str = ""
     ) -> PortalRecord:
-        """End the portal's cooldown now (audited) and wake its jobs that wait it out."""
-        ended = await asyncio.to_thread(
+        """End the portal's cooldown now (audited); its jobs that wait it out go on when they
+        next read the gate (within `COOLDOWN_RECHECK_S`, 10 s)."""
+        await asyncio.to_thread(
             self.store.portals.end_cooldown,
             portal,
             reason=reason or f"cooldown ended by {actor}",
             actor=actor,
         )
-        if ended is not None:
-            ids = await asyncio.to_thread(
-                self.store.jobs.ids_where, portal=portal, statuses=("queued", "running", "waiting")
-            )
-            for job_id in ids:
-                await _wake(job_id)
         return await asyncio.to_thread(self.store.portals.get, portal)
 
 

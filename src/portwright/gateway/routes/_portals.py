@@ -115,8 +115,9 @@ def portals_router(ctx: GatewayContext) -> APIRouter:
     async def end_cooldown(
         name: PortalName, caller: Caller, body: ControlRequest | None = None
     ) -> Portal:
-        """End the portal's cooldown now and wake its waiting jobs (admin scope: the portal
-        is shared by every tenant, and a cooldown usually honours its Retry-After). Audited
+        """End the portal's cooldown now; its waiting jobs go on within 10 s (admin scope:
+        the portal is shared by every tenant, and a cooldown usually honours its Retry-After).
+        Audited
         as `portal.cooldown` with cause `operator` and `ended`; a portal not cooling down is
         left as it is."""
         if "admin" not in caller.scopes:
