@@ -501,6 +501,7 @@ def _shoot(browser: Any, stack: Stack, email: str, paths: dict[str, str], width:
                 assert not page.locator("table.audit details[open]").count()
                 page.locator("table.audit summary").first.click()
                 assert page.locator("table.audit details[open] pre.json.after").count() == 1
+            assert page.locator("link[rel=icon]").count() == 1  # no /favicon.ico request
             for frame in page.frames:  # the sandboxed DOM snapshots, drawn before the shot
                 frame.wait_for_load_state()
             page.screenshot(path=str(SHOTS / f"operators-{name}-{width}.png"), full_page=True)
@@ -564,3 +565,15 @@ def test_a_platform_operator_filters_the_queue_and_its_bulk_action_by_tenant(
     assert stack.parked(theirs[0]) is not None  # the other tenant's is still open
     assert stack.store.jobs.get(theirs[0]).tenant_id == second_id
     asyncio.run(stack.service.cancel(theirs[0], actor="test-cleanup"))
+
+
+def test_a_browsers_favicon_requests_do_not_spend_the_failed_login_budget(stack: Stack) -> None:
+    """Browsers ask every origin for /favicon.ico without an API key; those requests are not
+    failed API logins, so an operator browsing the console never gets their address's API
+    calls refused with 429 too_many_auth_failures (the budget is 20 a minute)."""
+    key = stack.key(f"icon-{secrets.token_hex(2)}")
+    with httpx.Client(base_url=stack.url, timeout=30) as http:
+        for _ in range(25):
+            assert http.get("/favicon.ico").status_code == 404
+    with stack.api(key) as api:
+        assert api.get("/v1/me").status_code == 200
