@@ -48,6 +48,8 @@ def test_document_describes_every_route(stack: Stack) -> None:
         "/v1/jobs/{job_id}/input",
         "/v1/jobs/{job_id}/retry",
         "/v1/portals/{name}/pause",
+        "/v1/portals/{name}/cooldown",
+        "/v1/portals/{name}/cooldown/end",
         "/v1/scrape",
         "/v1/batch",
         "/v1/usage",

@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "portwright.cli._doctor",
     "portwright.cli._new",
     "portwright.cli._adapters",
+    "portwright.cli._openapi",
 )
 
 

@@ -23,6 +23,7 @@ from portwright.client._models import (
     BatchRequest,
     BatchResponse,
     ControlRequest,
+    CooldownRequest,
     Credential,
     CredentialList,
     CredentialPut,
@@ -124,6 +125,16 @@ class Calls:
     def portal_control(name: str, action: str, reason: str = "") -> Call[Portal]:
         body = _dump(ControlRequest(reason=reason)) if reason else None
         return Call("POST", f"/v1/portals/{_p(name)}/{action}", Portal, body)
+
+    @staticmethod
+    def extend_cooldown(name: str, seconds: float, reason: str = "") -> Call[Portal]:
+        body = _dump(CooldownRequest(seconds=seconds, reason=reason))
+        return Call("POST", f"/v1/portals/{_p(name)}/cooldown", Portal, body)
+
+    @staticmethod
+    def end_cooldown(name: str, reason: str = "") -> Call[Portal]:
+        body = _dump(ControlRequest(reason=reason)) if reason else None
+        return Call("POST", f"/v1/portals/{_p(name)}/cooldown/end", Portal, body)
 
     @staticmethod
     def scrape(request: ScrapeRequest) -> Call[Job]:

@@ -144,6 +144,14 @@ class Client:
     def resume_portal(self, name: str, reason: str = "") -> Portal:
         return self.send(Calls.portal_control(name, "resume", reason))
 
+    def extend_cooldown(self, name: str, seconds: float, reason: str = "") -> Portal:
+        """Cool a portal down for `seconds` from now (operator scope; audited)."""
+        return self.send(Calls.extend_cooldown(name, seconds, reason))
+
+    def end_cooldown(self, name: str, reason: str = "") -> Portal:
+        """End a portal's cooldown now: its jobs go on within 10 s (admin scope; audited)."""
+        return self.send(Calls.end_cooldown(name, reason))
+
     def scrape(self, request: ScrapeRequest, *, idempotency_key: str | None = None) -> Job:
         return self.send(Calls.scrape(request), idempotency_key=idempotency_key)
 
@@ -328,6 +336,14 @@ class AsyncClient:
 
     async def resume_portal(self, name: str, reason: str = "") -> Portal:
         return await self.send(Calls.portal_control(name, "resume", reason))
+
+    async def extend_cooldown(self, name: str, seconds: float, reason: str = "") -> Portal:
+        """Cool a portal down for `seconds` from now (operator scope; audited)."""
+        return await self.send(Calls.extend_cooldown(name, seconds, reason))
+
+    async def end_cooldown(self, name: str, reason: str = "") -> Portal:
+        """End a portal's cooldown now: its jobs go on within 10 s (admin scope; audited)."""
+        return await self.send(Calls.end_cooldown(name, reason))
 
     async def scrape(self, request: ScrapeRequest, *, idempotency_key: str | None = None) -> Job:
         return await self.send(Calls.scrape(request), idempotency_key=idempotency_key)

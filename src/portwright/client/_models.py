@@ -12,6 +12,7 @@ __all__ = [
     "BatchRequest",
     "BatchResponse",
     "ControlRequest",
+    "CooldownRequest",
     "Credential",
     "CredentialList",
     "CredentialPut",
@@ -123,6 +124,16 @@ class ControlRequest(_Strict):
 
 
 # -- portals -------------------------------------------------------------------------------
+
+
+class CooldownRequest(_Strict):
+    seconds: float = Field(
+        gt=0,
+        le=86_400,
+        description="cool the portal down for this long from now (at most a day); "
+        "a cooldown that already lasts longer is left as it is",
+    )
+    reason: str = Field("", max_length=500)
 
 
 class Portal(BaseModel):

@@ -27,6 +27,7 @@ from portwright.console._intel import intel_router
 from portwright.console._live import live_router
 from portwright.console._pages import pages_router
 from portwright.console._panels import ConsolePanel, installed_panels, panels_router
+from portwright.console._portals import portals_router
 from portwright.console._render import PREFIX, display_zone, page
 from portwright.console._rollouts import rollouts_router
 from portwright.console._session import session_router
@@ -70,6 +71,7 @@ def console_app(
     app.include_router(session_router())
     app.include_router(live_router(service.store))
     app.include_router(pages_router(service))
+    app.include_router(portals_router(service))  # before the pause/resume route
     app.include_router(escalations_router(service))
     app.include_router(browser_live_router(service))
     app.include_router(dead_letters_router(service.store))

@@ -8,6 +8,12 @@ streams `Page.startScreencast` frames to the page and, while an operator holds
 control, turns the page's mouse and key events into `Input.*` commands.
 "Take over" and "Hand back" are audited; while an operator holds control the
 job's step waits, and on hand-back it continues from the page as left.
+
+What the operator changed is kept: at take-over the page's form fields (inputs,
+selects, text areas; password fields and secret-looking names masked) are read
+over CDP, and at hand-back read again; the fields whose value changed go on the
+job's timeline (the `live.release` event's `changed`: field → [before, after])
+and into its audit row, as the record of what the operator put in the job's output.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from starlette.responses import RedirectResponse, Response
 
 from portwright.console._auth import COOKIE, Operator, need, token_hash
 from portwright.console._render import PREFIX, page
+from portwright.console._takeover import page_fields, release_note
 from portwright.engines.browser import (
     CONTROL_NOTE,
     LIVE_NOTE,
@@ -55,7 +62,7 @@ def browser_possible(store: Store, job: JobRecord) -> bool:
     return not store.jobs.escalations(job_id=job.id, status="unresolved")
 
 
-def browser_live_router(service: JobService) -> APIRouter:
+def browser_live_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one route each)
     router = APIRouter()
     store = service.store
 
@@ -80,10 +87,13 @@ def browser_live_router(service: JobService) -> APIRouter:
         )  # fmt: skip
 
     async def set_control(job: JobRecord, op: Operator, holder: str, reason: str) -> None:
-        _, before = await notes(job.id)
+        target, before = await notes(job.id)
         action = f"live.{'take' if holder == 'operator' else 'release'}"
-        await service.note(job.id, action, actor=op.actor, reason=reason)  # on the timeline
-        after = {"holder": holder, "actor": op.actor, "since": time.time()}
+        fields = await page_fields(target)  # kept at take-over, compared at hand-back
+        meta, reason = release_note(before, fields, reason) if action == "live.release" else (
+            {}, reason)  # fmt: skip
+        await service.note(job.id, action, actor=op.actor, reason=reason, meta=meta)
+        after = {"holder": holder, "actor": op.actor, "since": time.time(), "fields": fields}
         await asyncio.to_thread(store.jobs.remember, job.id, CONTROL_NOTE, after)
         await asyncio.to_thread(
             store.audit.record,
@@ -92,7 +102,7 @@ def browser_live_router(service: JobService) -> APIRouter:
             target_type="job",
             target_id=job.id,
             before={"holder": control_of(before), "actor": before.get("actor")},
-            after={"holder": holder, "actor": op.actor},
+            after={"holder": holder, "actor": op.actor, **meta},
             reason=reason,
             tenant_id=job.tenant_id,
         )

@@ -24,7 +24,7 @@ __all__ = ["dead_letters_router"]
 Viewer = Annotated[Operator, Depends(need("viewer"))]
 Acting = Annotated[Operator, Depends(need("operator"))]
 LIMIT = 500
-FILTERS = ("platform", "endpoint", "topic", "since", "until")
+FILTERS = ("platform", "endpoint", "topic", "since", "until", "job")
 
 
 def _day(field: str, text: str, *, end: bool) -> float | None:
@@ -49,6 +49,7 @@ def _where(op: Operator, filters: dict[str, str]) -> DeliveryFilter:
         topic=filters["topic"].strip() or None,
         since=_day("since", filters["since"], end=False),
         until=_day("until", filters["until"], end=True),
+        job_id=filters.get("job", "").strip() or None,
     )
 
 
@@ -66,16 +67,17 @@ def dead_letters_router(store: Store) -> APIRouter:
     @router.get("/dead-letters")
     async def dead_letters(
         request: Request, op: Viewer, platform: str = "", endpoint: str = "", topic: str = "",
-        since: str = "", until: str = "", replayed: int | None = None,
+        since: str = "", until: str = "", job: str = "", replayed: int | None = None,
     ) -> Response:  # fmt: skip
         filters = {"platform": platform, "endpoint": endpoint, "topic": topic,
-                   "since": since, "until": until}  # fmt: skip
+                   "since": since, "until": until, "job": job}  # fmt: skip
         rows = await asyncio.to_thread(
             store.deliveries.search, _where(op, filters), status="dead", limit=LIMIT,
             newest_first=True,
         )  # fmt: skip
+        total = await asyncio.to_thread(store.deliveries.count, _where(op, filters), status="dead")
         names = await asyncio.to_thread(store.console.tenant_names) if op.platform_wide else {}
-        return page(request, "dead_letters.html", op, nav="dead-letters", rows=rows,
+        return page(request, "dead_letters.html", op, nav="dead-letters", rows=rows, total=total,
                     filters=filters, replayed=replayed, limit=LIMIT, tenant_names=names,
                     live_template="_dead_letters_live.html")  # fmt: skip
 
@@ -85,10 +87,11 @@ def dead_letters_router(store: Store) -> APIRouter:
         delivery_id: Annotated[str, Form()] = "",
         platform: Annotated[str, Form()] = "", endpoint: Annotated[str, Form()] = "",
         topic: Annotated[str, Form()] = "", since: Annotated[str, Form()] = "",
-        until: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+        until: Annotated[str, Form()] = "", job: Annotated[str, Form()] = "",
+        reason: Annotated[str, Form()] = "",
     ) -> Response:  # fmt: skip
         filters = {"platform": platform, "endpoint": endpoint, "topic": topic,
-                   "since": since, "until": until}  # fmt: skip
+                   "since": since, "until": until, "job": job}  # fmt: skip
         if delivery_id:
             try:
                 one = await asyncio.to_thread(store.deliveries.get, delivery_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -11,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from portwright.console._auth import ForbiddenError, Operator, need
 from portwright.console._render import PREFIX, page
-from portwright.console._views import mask
+from portwright.console._views import mask, portal_status
 from portwright.engines.browser import LIVE_NOTE, LiveTarget
 from portwright.orchestrator import (
     DecisionConflictError,
@@ -59,18 +60,22 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
     @router.get("/escalations")
     async def queue(
         request: Request, op: Viewer, show: str = "open", kind: str = "", portal: str = "",
-        cursor: str = "", decided: int | None = None, skipped: int | None = None,
+        tenant: str = "", cursor: str = "", decided: int | None = None,
+        skipped: int | None = None,
     ) -> Response:  # fmt: skip
         done = None if decided is None else (decided, skipped or 0)
         return await queue_page(request, op, show=show, kind=kind, portal=portal,
-                                cursor=cursor, bulk_done=done)  # fmt: skip
+                                tenant=tenant, cursor=cursor, bulk_done=done)  # fmt: skip
 
     async def queue_page(
-        request: Request, op: Operator, *, show: str, kind: str, portal: str, cursor: str = "",
-        bulk_done: tuple[int, int] | None = None, problem: str = "", status_code: int = 200,
+        request: Request, op: Operator, *, show: str, kind: str, portal: str, tenant: str = "",
+        cursor: str = "", bulk_done: tuple[int, int] | None = None, problem: str = "",
+        status_code: int = 200,
     ) -> Response:  # fmt: skip
+        tenant = tenant.strip() if op.platform_wide else ""  # a tenant's operator sees theirs
+        all_names = await asyncio.to_thread(store.console.tenant_names) if op.platform_wide else {}
         found = await asyncio.to_thread(
-            store.escalations.find, tenant_id=op.tenant_id,
+            store.escalations.find, tenant_id=op.tenant_id or tenant or None,
             state="unresolved" if show == "open" else None, kind=kind or None,
             portal=portal or None, cursor=cursor or None, limit=PAGE,
             newest_first=show != "open",
@@ -80,7 +85,8 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
         )
         return page(request, "escalations.html", op, nav="escalations", rows=found.rows,
                     total=found.total, next_cursor=found.next_cursor, show=show,
-                    filters={"kind": kind, "portal": portal}, tenant_names=names,
+                    filters={"kind": kind, "portal": portal, "tenant": tenant},
+                    tenant_names=names | all_names,
                     bulk_done=bulk_done, problem=problem, status_code=status_code,
                     live_template="_escalations_live.html")  # fmt: skip
 
@@ -88,27 +94,30 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
     async def bulk(
         request: Request, op: Acting, action: Annotated[str, Form()] = "",
         kind: Annotated[str, Form()] = "", portal: Annotated[str, Form()] = "",
-        reason: Annotated[str, Form()] = "",
+        tenant: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
     ) -> Response:  # fmt: skip
         """retry, fail or cancel every open escalation the queue's filters select: each its
         own decision and audit row (see `decide_escalations`)."""
         kind, portal = kind.strip(), portal.strip()
+        tenant = tenant.strip() if op.platform_wide else ""
         problem = ""
         if not (kind or portal):
             problem = "filter the queue by kind or portal first: a bulk action needs a filter"
         else:
             try:
                 outcome = await decide_many(
-                    service, action, actor=op.actor, reason=reason, tenant_id=op.tenant_id,
+                    service, action, actor=op.actor, reason=reason,
+                    tenant_id=op.tenant_id or tenant or None,
                     kind=kind or None, portal=portal or None,
                 )  # fmt: skip
             except (SelectionTooLargeError, NotApplicableError) as exc:
                 problem = str(exc)
         if problem:
             return await queue_page(request, op, show="open", kind=kind, portal=portal,
-                                    problem=problem, status_code=422)  # fmt: skip
+                                    tenant=tenant, problem=problem, status_code=422)  # fmt: skip
         counts = {"decided": len(outcome.decided), "skipped": len(outcome.skipped)}
-        query = urlencode({"show": "open", "kind": kind, "portal": portal, **counts})
+        query = urlencode({"show": "open", "kind": kind, "portal": portal, "tenant": tenant,
+                           **counts})  # fmt: skip
         return RedirectResponse(f"{PREFIX}/escalations?{query}", status_code=303)
 
     async def render(
@@ -123,6 +132,10 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
         }
         shown = [e for e in evidence if not wanted or e.id in wanted] or evidence
         portal = await asyncio.to_thread(store.portals.get, esc.portal)
+        breaker = await asyncio.to_thread(store.portals.breaker, esc.portal)
+        portal_state = portal_status(
+            portal, breaker.state, time.time(), request.app.state.display_tz
+        )
         selectors = service.rt.selectors_for(service.rt.registry.get(job.adapter)).selectors
         browser = await asyncio.to_thread(has_browser, job.id)
         names = await asyncio.to_thread(store.escalations.tenant_names, {esc.tenant_id})
@@ -131,7 +144,8 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
             evidence=shown, portal=portal, selectors=selectors, details=mask(esc.details),
             mask=mask, actions=actions_for(esc), patchable=can_patch(esc),
             options=option_values(esc), browser=browser and job.status not in ENDED,
-            problem=problem, tenant_name=names.get(esc.tenant_id, esc.tenant_id),
+            problem=problem, portal_state=portal_state,
+            tenant_name=names.get(esc.tenant_id, esc.tenant_id),
             status_code=status_code, live_template="_escalation_live.html",
         )  # fmt: skip
 

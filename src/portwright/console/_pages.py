@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
 from portwright.console._auth import Operator, need
+from portwright.console._browser_live import ENDED, browser_possible
 from portwright.console._render import PREFIX, page
 from portwright.console._views import dashboard, mask
-from portwright.orchestrator import JobService
+from portwright.orchestrator import CREDENTIALS_NOTE, JobService
 from portwright.reports import build_report, to_csv, to_html, to_json
-from portwright.store import JobNotFoundError
+from portwright.store import DeliveryFilter, JobNotFoundError
 
 __all__ = ["pages_router"]
 
@@ -22,6 +23,7 @@ Viewer = Annotated[Operator, Depends(need("viewer"))]
 Acting = Annotated[Operator, Depends(need("operator"))]
 UNTRUSTED_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 PAGE = 50
+DEAD_SHOWN = 500  # the dead-letters page's own limit
 STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled")
 
 
@@ -44,7 +46,8 @@ def pages_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one route 
 
     @router.get("/")
     async def home(request: Request, op: Viewer) -> Response:
-        stats = await asyncio.to_thread(dashboard, store, tenant_id=op.tenant_id)
+        zone = request.app.state.display_tz
+        stats = await asyncio.to_thread(dashboard, store, tenant_id=op.tenant_id, zone=zone)
         return page(request, "dashboard.html", op, nav="dashboard", stats=stats,
                     live_template="_dashboard_live.html")  # fmt: skip
 
@@ -76,14 +79,22 @@ def pages_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one route 
         escalations = await service.escalations(job_id=job_id, tenant_id=op.tenant_id)
         items = await service.items(job_id, tenant_id=op.tenant_id)
         names = await asyncio.to_thread(store.escalations.tenant_names, {job.tenant_id})
+        dead = await asyncio.to_thread(
+            store.deliveries.search, DeliveryFilter(tenant_id=op.tenant_id, job_id=job_id),
+            status="dead", limit=DEAD_SHOWN,
+        )  # fmt: skip
+        used = (job.notes or {}).get(CREDENTIALS_NOTE)
+        browser = job.status not in ENDED and await asyncio.to_thread(browser_possible, store, job)
         counts: dict[str, int] = {}
         for item in items:
             counts[item.status] = counts.get(item.status, 0) + 1
         return page(
             request, "job.html", op, nav="jobs", job=job, events=events, evidence=evidence,
             escalations=escalations, items=items, item_counts=counts,
-            tenant_name=names.get(job.tenant_id, job.tenant_id),
-            input=mask(service.public_input(job)), output=mask(job.output), mask=mask,
+            tenant_name=names.get(job.tenant_id, job.tenant_id), dead_letters=len(dead),
+            credentials=[str(n) for n in used] if isinstance(used, list) else [],
+            browser=browser, input=mask(service.public_input(job)), output=mask(job.output),
+            mask=mask,
             live_template="_job_live.html",
         )  # fmt: skip
 

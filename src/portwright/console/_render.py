@@ -62,7 +62,43 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
+def _short(key: str, value: Any, width: int = 32) -> str:
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and key.endswith(("_at", "_until", "_since"))
+    ):
+        return _ts(value)  # a timestamp: shown as a time in the display zone
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _change(before: Any, after: Any, most: int = 3) -> str:
+    """An audit row's change on one line: `key: before → after` for each key of `after`
+    whose value differs (the first `most`, then how many more); keys only `before` has are
+    context (the job of an escalation), not changes, unless there is no `after` at all."""
+    if not isinstance(before, dict) and not isinstance(after, dict):
+        if before is None and after is None:
+            return "—"
+        return f"{_short('', before) if before is not None else '∅'} → {_short('', after)}"
+    old = before if isinstance(before, dict) else {}
+    new = after if isinstance(after, dict) else {}
+    parts = []
+    if not new:
+        parts = [f"{key}: {_short(key, value)} → ∅" for key, value in old.items()]
+    for key, value in new.items():
+        if key not in old:
+            parts.append(f"{key}: {_short(key, value)}")
+        elif old[key] != value:
+            parts.append(f"{key}: {_short(key, old[key])} → {_short(key, value)}")
+    if not parts:
+        return "no change"
+    more = len(parts) - most
+    return " · ".join(parts[:most]) + (f" · +{more} more" if more > 0 else "")
+
+
 templates.env.filters["ts"] = _ts
+templates.env.filters["change"] = _change
 templates.env.filters["ago"] = _ago
 templates.env.filters["duration"] = _duration
 templates.env.filters["pretty"] = _pretty

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from portwright.store import PortalRecord, SiteRecord, Store, site_name
@@ -44,26 +45,31 @@ def mask(value: Any) -> Any:
     return value
 
 
-def portal_status(portal: PortalRecord, breaker_state: str | None, now: float) -> str:
-    """healthy, degraded, cooling down until …, circuit open, or paused."""
+def portal_status(
+    portal: PortalRecord, breaker_state: str | None, now: float, zone: tzinfo = UTC
+) -> str:
+    """healthy, degraded, cooling down until … (a time in `zone`, the console's display
+    zone, with its name), circuit open, or paused."""
     if portal.paused:
         return "paused" + (f" ({portal.paused_reason})" if portal.paused_reason else "")
     if breaker_state == "open":
         return "circuit open"
     if portal.cooldown_until and portal.cooldown_until > now:
-        until = time.strftime("%H:%M:%S UTC", time.gmtime(portal.cooldown_until))
+        until = datetime.fromtimestamp(portal.cooldown_until, zone).strftime("%H:%M:%S %Z")
         return f"cooling down until {until}"
     if portal.degraded_since:
         return "degraded"
     return "healthy"
 
 
-def site_status(site: SiteRecord, breaker_state: str | None, now: float) -> str:
-    """healthy, degraded, cooling down until … (and why), or circuit open."""
+def site_status(
+    site: SiteRecord, breaker_state: str | None, now: float, zone: tzinfo = UTC
+) -> str:
+    """healthy, degraded, cooling down until … (in `zone`, and why), or circuit open."""
     if breaker_state == "open":
         return "circuit open"
     if site.cooldown_until and site.cooldown_until > now:
-        until = time.strftime("%H:%M:%S UTC", time.gmtime(site.cooldown_until))
+        until = datetime.fromtimestamp(site.cooldown_until, zone).strftime("%H:%M:%S %Z")
         return f"cooling down until {until}: {site.cooldown_reason or ''}".rstrip(": ")
     if site.degraded_since:
         return "degraded"
@@ -96,7 +102,7 @@ class Dashboard:
         return max([h.succeeded + h.failed for h in self.hours] + [1])
 
 
-def dashboard(store: Store, *, tenant_id: str | None) -> Dashboard:
+def dashboard(store: Store, *, tenant_id: str | None, zone: tzinfo = UTC) -> Dashboard:
     """Queue depth, running, outcomes per hour over 24 h, escalations, portal statuses."""
     now = time.time()
     since = now - 24 * 3600
@@ -109,7 +115,7 @@ def dashboard(store: Store, *, tenant_id: str | None) -> Dashboard:
         if bucket is not None and status in ("succeeded", "failed"):
             bucket[0 if status == "succeeded" else 1] += 1
     hours = [
-        HourBar(time.strftime("%H:00", time.gmtime(h * 3600)), s, f)
+        HourBar(datetime.fromtimestamp(h * 3600, zone).strftime("%H:%M"), s, f)
         for h, (s, f) in buckets.items()
     ]
     ok = sum(h.succeeded for h in hours)
@@ -126,14 +132,14 @@ def dashboard(store: Store, *, tenant_id: str | None) -> Dashboard:
             breaker = store.portals.breaker(portal.name).state
         except LookupError:
             breaker = None
-        portals.append((portal.name, portal_status(portal, breaker, now)))
+        portals.append((portal.name, portal_status(portal, breaker, now, zone)))
     sites = []
     for site in store.sites.all(limit=100):
         if tenant_id is not None and site.tenant_id != tenant_id:
             continue  # a tenant's operators see their own slowdowns, not others' hosts
         label = site.host if site.tenant_id is None else f"{site.host} (tenant {site.tenant_id})"
         breaker = store.portals.breaker(f"site:{site_name(site.portal, site.host)}").state
-        sites.append((site.portal, label, site_status(site, breaker, now)))
+        sites.append((site.portal, label, site_status(site, breaker, now, zone)))
     return Dashboard(
         queued=counts.get("queued", 0),
         running=counts.get("running", 0),

@@ -59,6 +59,7 @@ __all__ = ["create_app"]
 
 # /console has its own session-cookie auth (portwright.console).
 PUBLIC_PATHS = (
+    "/favicon.ico",  # browsers ask every origin: not a failed login (it is a 404)
     "/openapi.json",
     "/docs",
     "/docs/oauth2-redirect",

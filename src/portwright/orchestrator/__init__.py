@@ -31,9 +31,11 @@ from portwright.orchestrator._service import (
     Replay,
     replay_events,
 )
+from portwright.orchestrator._step_context import CREDENTIALS_NOTE
 
 __all__ = [
     "BULK_CAP",
+    "CREDENTIALS_NOTE",
     "HOUSEKEEPING_SCHEDULE",
     "BulkOutcome",
     "ConflictError",

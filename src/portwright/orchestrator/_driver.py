@@ -66,6 +66,7 @@ T = TypeVar("T")
 RATE_LIMIT_PATIENCE = 50  # consecutive 429s on one step before a person is asked
 OPERATOR_POLL_S = 3600.0
 CONTROL_POLL_S = 30.0
+COOLDOWN_RECHECK_S = 10.0  # a job cooling down reads the portal's gate again this often
 OUTCOMES_DUE_S = 1.0  # successes wait at most this long (plus a step) to reach the breaker
 FINISH_ATTEMPTS = 8  # a job's last write, across a database hiccup
 FINISH_BACKOFF = Backoff(0.5, 8.0)  # the pause between those writes
@@ -559,7 +560,10 @@ class JobDriver(Generic[InputT]):
                 {**meta, "was_until": shown},
                 kind="control",
             )
-        await DBOS.sleep_async(min(wait_until - gate["now"], 60.0) + 0.05)
+        # Read the gate again at least every COOLDOWN_RECHECK_S: an operator may end the
+        # cooldown early. (A sleep, not a recv: a recovered workflow replays its recorded
+        # steps, and a cooldown wait has always been a sleep.)
+        await DBOS.sleep_async(min(wait_until - gate["now"], COOLDOWN_RECHECK_S) + 0.05)
 
     async def _attempt(
         self,

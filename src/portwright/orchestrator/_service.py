@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -244,7 +245,14 @@ class JobService:
     # -- steering one job ----------------------------------------------------------------
 
     def _control(
-        self, job_id: str, *, action: str, actor: str, reason: str, updates: dict[str, Any]
+        self,
+        job_id: str,
+        *,
+        action: str,
+        actor: str,
+        reason: str,
+        updates: dict[str, Any],
+        meta: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         with self.store.engine.begin() as conn:
             return apply_transition(
@@ -255,7 +263,7 @@ class JobService:
                 to_state="",
                 actor=actor,
                 reason=reason or action,
-                meta={"action": action},
+                meta={**(meta or {}), "action": action},
                 updates=updates,
                 kind="control",
             )
@@ -297,12 +305,22 @@ class JobService:
         children = await asyncio.to_thread(self.store.jobs.children, job_id)
         return [c for c in children if not self.rt.machine_of(c.adapter).is_terminal(c.state)]
 
-    async def note(self, job_id: str, action: str, *, actor: str, reason: str = "") -> None:
+    async def note(
+        self,
+        job_id: str,
+        action: str,
+        *,
+        actor: str,
+        reason: str = "",
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
         """Put an operator's action that changes no state on the job's timeline (a control
-        event, e.g. `live.take`); nothing is written once the job has ended."""
+        event, e.g. `live.take`, with `meta` such as what it changed); nothing is written
+        once the job has ended."""
         await asyncio.to_thread(
-            self._control, job_id, action=action, actor=actor, reason=reason, updates={}
-        )
+            self._control, job_id, action=action, actor=actor, reason=reason, updates={},
+            meta=meta,
+        )  # fmt: skip
 
     async def pause(
         self, job_id: str, *, actor: str, reason: str = "", tenant_id: str | None = None
@@ -512,6 +530,34 @@ class JobService:
         for job_id in ids:
             await _wake(job_id)
         return after
+
+    async def extend_portal_cooldown(
+        self, portal: str, *, seconds: float, actor: str, reason: str = ""
+    ) -> PortalRecord:
+        """Cool the portal down for `seconds` from now (an operator's call; no effect when
+        it already cools down longer). Audited as `portal.cooldown` with cause "operator"."""
+        await asyncio.to_thread(
+            self.store.portals.extend_cooldown,
+            portal,
+            until=time.time() + seconds,
+            reason=reason or f"cooled down by {actor}",
+            cause="operator",
+            actor=actor,
+        )
+        return await asyncio.to_thread(self.store.portals.get, portal)
+
+    async def end_portal_cooldown(
+        self, portal: str, *, actor: str, reason: str = ""
+    ) -> PortalRecord:
+        """End the portal's cooldown now (audited); its jobs that wait it out go on when they
+        next read the gate (within `COOLDOWN_RECHECK_S`, 10 s)."""
+        await asyncio.to_thread(
+            self.store.portals.end_cooldown,
+            portal,
+            reason=reason or f"cooldown ended by {actor}",
+            actor=actor,
+        )
+        return await asyncio.to_thread(self.store.portals.get, portal)
 
 
 async def _wake(job_id: str) -> None:

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     from portwright.orchestrator._runtime import Runtime
     from portwright.store import JobRecord
 
-__all__ = ["StepContextImpl"]
+__all__ = ["CREDENTIALS_NOTE", "StepContextImpl"]
+
+CREDENTIALS_NOTE = "credentials_used"  # the names of the stored credentials a job opened
 
 
 def _origin(url: str) -> tuple[str, int | None]:
@@ -88,6 +90,7 @@ class StepContextImpl:
         self._watched: set[Any] = set()
         self._refused: JobError | None = None  # a main-frame navigation the guard refused
         self._secrets_used: list[str] = []  # masked in this step's evidence
+        self._credentials_noted: set[str] = set()
         self._http_log: list[dict[str, Any]] = []
 
     @property
@@ -185,6 +188,13 @@ class StepContextImpl:
     async def secret(self, name: str) -> str:
         value = await asyncio.to_thread(self._rt.secrets.get, self._job.tenant_id, name)
         self._secrets_used.append(value)
+        used = (self._job.notes or {}).get(CREDENTIALS_NOTE)
+        if name not in self._credentials_noted and not (isinstance(used, list) and name in used):
+            # The job's page links the credentials it used (names only, never values).
+            await asyncio.to_thread(
+                self._rt.store.jobs.remember_once, self._job.id, CREDENTIALS_NOTE, name
+            )
+        self._credentials_noted.add(name)
         return value
 
     # -- the browser fleet (portwright.engines) ---------------------------------------------

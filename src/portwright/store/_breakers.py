@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 
 from portwright.resilience import BreakerState, BreakerStatus, Window
-from portwright.store._schema import breaker_outcomes, breakers
+from portwright.store._schema import audit_log, breaker_outcomes, breakers
 
 __all__ = ["SqlBreakerStorage"]
 
@@ -94,6 +94,11 @@ class SqlBreakerStorage:
                         updated_at=self.clock(),
                     )
                 )
+                opened = new.state == "open" and (
+                    status.state != "open" or status.open_until != new.open_until
+                )
+                if opened and name.startswith("portal:"):
+                    _audit_opening(conn, name.removeprefix("portal:"), status, new, self.clock())
             return new
 
     def _ensure(self, conn: sa.Connection, name: str) -> None:
@@ -108,3 +113,23 @@ class SqlBreakerStorage:
                 )
         except sa.exc.IntegrityError:
             pass  # another process created it between our read and insert
+
+
+def _audit_opening(
+    conn: sa.Connection, portal: str, before: BreakerStatus, after: BreakerStatus, now: float
+) -> None:
+    """A portal breaker that opens holds the portal's jobs like a cooldown: audited like
+    one (`portal.cooldown`, cause "breaker"), so a long wait always has a recorded reason."""
+    conn.execute(
+        audit_log.insert().values(
+            tenant_id=None,
+            actor="engine",
+            action="portal.cooldown",
+            target_type="portal",
+            target_id=portal,
+            before={"breaker": before.state, "cooldown_until": before.open_until},
+            after={"breaker": after.state, "cooldown_until": after.open_until, "cause": "breaker"},
+            reason=after.reason or "circuit breaker opened",
+            created_at=now,
+        )
+    )

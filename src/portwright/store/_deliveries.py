@@ -64,6 +64,7 @@ class DeliveryFilter:
     topic: str | None = None
     since: float | None = None
     until: float | None = None
+    job_id: str | None = None  # the deliveries of this job's events (`<job id>:<seq>`)
 
     def clause(self) -> sa.ColumnElement[bool]:
         c = deliveries.c
@@ -80,6 +81,8 @@ class DeliveryFilter:
             parts.append(c.event_at >= self.since)
         if self.until is not None:
             parts.append(c.event_at < self.until)
+        if self.job_id is not None:
+            parts.append(c.event_id.startswith(f"{self.job_id}:", autoescape=True))
         return sa.and_(*parts)
 
 
@@ -211,6 +214,14 @@ class DeliveryRepository:
             query = query.where(deliveries.c.status == status)
         with self.engine.connect() as conn:
             return [to_record(DeliveryRecord, row) for row in conn.execute(query.limit(limit))]
+
+    def count(self, where: DeliveryFilter, *, status: str | None = None) -> int:
+        """How many deliveries match (a list's total beside the page it shows)."""
+        query = sa.select(sa.func.count()).select_from(deliveries).where(where.clause())
+        if status is not None:
+            query = query.where(deliveries.c.status == status)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def attempts(self, delivery_id: str) -> list[AttemptRecord]:
         query = (

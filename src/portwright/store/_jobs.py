@@ -484,6 +484,19 @@ class JobRepository:
             notes = {**(job.notes or {}), key: value}
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(notes=notes))
 
+    def remember_once(self, job_id: str, key: str, item: str) -> bool:
+        """Add `item` to the job's note `key` (a list) unless it is there; True if added."""
+        with self.engine.begin() as conn:
+            job = self.lock(conn, job_id)
+            notes = dict(job.notes or {})
+            listed = notes.get(key)
+            listed = list(listed) if isinstance(listed, list) else []
+            if item in listed:
+                return False
+            notes[key] = [*listed, item]
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(notes=notes))
+            return True
+
     def recall(self, job_id: str, key: str) -> Any:
         return (self.get(job_id).notes or {}).get(key)
 

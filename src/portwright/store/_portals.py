@@ -90,6 +90,40 @@ class PortalRepository:
             ).scalar_one()
             return float(value)
 
+    def end_cooldown(self, name: str, *, reason: str, actor: str) -> float | None:
+        """End the portal's cooldown now (an operator's call); returns the end it had, or
+        None when it was not cooling down (then nothing changes and nothing is audited).
+
+        Audited in the same transaction as a `portal.cooldown` row with cause "operator"
+        and `ended: true`.
+        """
+        now = time.time()
+        with self.engine.begin() as conn:
+            before = conn.execute(
+                sa.select(portals.c.cooldown_until).where(portals.c.name == name)
+            ).scalar_one_or_none()
+            ended = conn.execute(
+                portals.update()
+                .where(portals.c.name == name, portals.c.cooldown_until > now)
+                .values(cooldown_until=now, cooldown_reason=reason, updated_at=now)
+            ).rowcount
+            if not ended:
+                return None
+            conn.execute(
+                audit_log.insert().values(
+                    tenant_id=None,
+                    actor=actor,
+                    action="portal.cooldown",
+                    target_type="portal",
+                    target_id=name,
+                    before={"cooldown_until": before},
+                    after={"cooldown_until": now, "cause": "operator", "ended": True},
+                    reason=reason,
+                    created_at=now,
+                )
+            )
+            return float(before) if before is not None else None
+
     def set_paused(self, name: str, *, paused: bool, reason: str | None) -> PortalRecord:
         with self.engine.begin() as conn:
             conn.execute(
