@@ -235,6 +235,26 @@ class Settings(BaseSettings):
         description="OpenTelemetry traces (needs the otel extra): 'console' prints spans to "
         "stderr, 'otlp' sends them to OTEL_EXPORTER_OTLP_ENDPOINT; 'none': off",
     )
+    public_url: str | None = Field(
+        None,
+        max_length=500,
+        description="where customers reach this installation: links in emails and SMS "
+        "(verification, password reset, answers) start with it; default: the address "
+        "`portwright up` serves on",
+    )
+    smtp_url: str | None = Field(
+        None,
+        description="email to customers: smtp://[user:pass@]host:port or "
+        "smtp+starttls://…; unset: no email channel",
+    )
+    smtp_sender: str = Field("Portwright <no-reply@portwright.local>", min_length=3)
+    sms_url: str | None = Field(
+        None, description="SMS to customers: the provider's HTTP endpoint (POST {to, body})"
+    )
+    sms_token: SecretStr | None = Field(None, description="bearer token for sms_url")
+    customer_signup: bool = Field(
+        True, description="anyone may sign up at /app/signup (off: accounts are invited)"
+    )
     sandbox_seed: int = 1
     chromium_path: str | None = Field(None, description="Chromium executable; else autodetect")
     browser_live_view: bool = Field(

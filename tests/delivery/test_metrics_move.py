@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
 from portwright.adapters import AdapterRegistry
-from portwright.console._passwords import hash_password
+from portwright.webauth import hash_password
 from portwright.delivery import new_secret
 from portwright.engines.browser import BrowserPool, PoolConfig
 from portwright.gateway import create_app, issue_key

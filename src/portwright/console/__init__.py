@@ -14,8 +14,8 @@ Every action is written to the audit log with its actor and before/after.
 
 from portwright.console._app import console_app, mount_console
 from portwright.console._auth import ROLES, Operator
-from portwright.console._passwords import hash_password, verify_password
 from portwright.console._views import mask  # secret-looking fields masked, for the API too
+from portwright.webauth import hash_password, verify_password
 
 __all__ = [
     "ROLES",

@@ -51,11 +51,14 @@ from portwright.settings import Settings
 
 if TYPE_CHECKING:
     from portwright.delivery import DeliveryPolicy
+    from portwright.notifications import Channel
     from portwright.store import Store
+    from portwright.webauth import AccessTokens
 
 __all__ = ["create_app"]
 
-# /console has its own session-cookie auth (portwright.console).
+# /console and /app have their own session-cookie auth (portwright.console, .customers);
+# the token route takes an email and password.
 PUBLIC_PATHS = (
     "/openapi.json",
     "/docs",
@@ -64,6 +67,9 @@ PUBLIC_PATHS = (
     "/v1/hooks/",
     "/console",
     "/console/",
+    "/app",
+    "/app/",
+    "/v1/auth/token",
 )
 SENSITIVE_ROUTES = ("/v1/jobs/{job_id}/input",)
 PURGE_EVERY_S = 600.0
@@ -78,12 +84,14 @@ def create_app(
     limiter: RateLimiter | None = None,
     handlers: Mapping[str, WebhookHandler] | None = None,
     delivery_policy: DeliveryPolicy | None = None,
+    channels: Mapping[str, Channel] | None = None,
 ) -> FastAPI:
     """The gateway for a started runtime's `service`. Optional parts default from `settings`:
     the SSRF guard (`url_allowlist`), the vault (`master_key`), the rate limiter
     (`redis_url`) and the webhook handlers (the built-in and the installed apps', from
     the `portwright.webhook_handlers` entry points). Installed apps' routes come from the
-    `portwright.routers` entry points."""
+    `portwright.routers` entry points. `channels` reach customers (default: the email and
+    SMS channels the settings configure)."""
     store = service.store
     guard = guard or UrlGuard.from_allowlist(settings.url_allowlist)
     vault = vault or Vault.from_settings(settings, store=store)
@@ -109,6 +117,7 @@ def create_app(
         loop.set_default_executor(executor)
         processor.start()
         await delivery.start()
+        await customers.start()
         purger = loop.create_task(_purge_forever(service))
         try:
             yield
@@ -118,6 +127,7 @@ def create_app(
                 await purger
             await processor.stop()
             await delivery.stop()
+            await customers.stop()
             if own_limiter:
                 await limiter.aclose()
 
@@ -149,6 +159,11 @@ def create_app(
         tenant_ids=tenant_ids,
     )
     mount_console(app, service, settings, vault=vault)
+    from portwright.customers import mount_customers  # it builds on the gateway's kernel
+
+    customers = mount_customers(
+        app, service, settings, vault=vault, channels=None if channels is None else dict(channels)
+    )
     # Delivery and observability (lazy import: they build on the gateway's pieces).
     from portwright.delivery import mount_delivery, sinks_from
 
@@ -164,12 +179,12 @@ def create_app(
     )
     for mount in routers.values():  # e.g. dispatch's drivers routes (scenario 5)
         mount(app, store, delivery)
-    _install_middleware(app, settings, store, limiter)
+    _install_middleware(app, settings, store, limiter, customers.tokens)
     return app
 
 
 def _install_middleware(
-    app: FastAPI, settings: Settings, store: Store, limiter: RateLimiter
+    app: FastAPI, settings: Settings, store: Store, limiter: RateLimiter, tokens: AccessTokens
 ) -> None:
     from portwright.delivery import PUBLIC_PATHS as DELIVERY_PUBLIC_PATHS
 
@@ -190,6 +205,7 @@ def _install_middleware(
         failure_limit=settings.rate_limit_auth_failures,
         cache_s=settings.api_key_cache_s,
         public=(*PUBLIC_PATHS, *DELIVERY_PUBLIC_PATHS),
+        tokens=tokens,
     )
     # The database unreachable in the three above: 503 + Retry-After, as in a route.
     app.add_middleware(UnavailableMiddleware)

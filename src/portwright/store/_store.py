@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from portwright.store._accounts import AccountRepository
 from portwright.store._console import ConsoleRepository
+from portwright.store._customers import CustomerRepository
 from portwright.store._deliveries import DeliveryRepository
 from portwright.store._endpoints import EndpointRepository
 from portwright.store._engine import create_engine
@@ -49,6 +50,7 @@ class Store:
         self.deliveries = DeliveryRepository(engine)
         self.console = ConsoleRepository(engine)
         self.escalations = EscalationRepository(engine)
+        self.customers = CustomerRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:

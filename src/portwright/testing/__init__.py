@@ -1,5 +1,6 @@
 """Fakes and tiny fixtures for testing code built on Portwright (public API)."""
 
+from portwright.testing._channels import MemoryChannel
 from portwright.testing._determinism import DeterminismError, FakeJob, check_determinism
 from portwright.testing._echo import EchoAdapter, EchoInput
 from portwright.testing._fakes import InMemoryBlobStore, ListIdentity
@@ -20,6 +21,7 @@ __all__ = [
     "FakeStepContext",
     "InMemoryBlobStore",
     "ListIdentity",
+    "MemoryChannel",
     "NotFakedError",
     "RecordingLogger",
     "StepOutcome",
