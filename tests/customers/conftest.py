@@ -1,0 +1,78 @@
+"""Customer-side fixtures: a runtime, its gateway (with the portal at /app) on loopback, and a
+sandbox world with the inbox, the SMTP server and the consulate; on SQLite and PostgreSQL.
+
+Email goes through the real SMTP server (aiosmtpd) into the inbox; SMS goes to the inbox's
+SMS stand-in. Links in messages point at this gateway (`public_url`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from portwright.adapters import AdapterRegistry
+from portwright.apps.consulate import ConsulateAdapter
+from portwright.gateway import create_app
+from portwright.orchestrator import JobService
+from portwright.resources.vault import Vault
+from portwright.sandbox import SandboxWorld, consulate, inbox, mail
+from portwright.settings import Settings
+from portwright.testing import EchoAdapter
+from tests.customers._support import AskingAdapter, Portal
+from tests.gateway._support import ServerThread
+from tests.support import reaching
+
+HOLD_S = 40.0
+
+
+@pytest.fixture
+def world() -> Iterator[SandboxWorld]:
+    portal = {"initial_slots": 4, "take_mean_s": 3600.0, "hold_ttl_s": HOLD_S,
+              "payment_delay_s": 0.1}  # fmt: skip
+    with SandboxWorld([*inbox.specs(), *mail.specs(), *consulate.specs(portal)], seed=17) as w:
+        yield w
+
+
+@pytest.fixture
+def portal(
+    settings: Settings, world: SandboxWorld, service_for: Callable[..., JobService]
+) -> Iterator[Portal]:
+    """A started runtime and gateway; its email and SMS channels go to the sandbox."""
+    server = ServerThread(None)  # type: ignore[arg-type]  # the app comes once its URL is known
+    try:
+        yield from _serve(server, settings, world, service_for)
+    finally:
+        server.sock.close()
+
+
+def _serve(
+    server: ServerThread,
+    settings: Settings,
+    world: SandboxWorld,
+    service_for: Callable[..., JobService],
+) -> Iterator[Portal]:
+    tuned = reaching(settings, world).model_copy(
+        update={
+            "master_key": SecretStr("customers-test-master-key-" + "k" * 32),
+            "smtp_url": world.url("smtp"),
+            "sms_url": world.url("inbox") + "/sms",
+            "public_url": server.url,
+        }
+    )
+    registry = AdapterRegistry()
+    registry.register(EchoAdapter)
+    registry.register(AskingAdapter)
+    registry.register(ConsulateAdapter)
+    vault = Vault.from_settings(tuned)
+    service = service_for(registry, settings=tuned, secrets=vault)
+    app = create_app(service, tuned, vault=vault)
+    server.server.config.app = app
+    server.start()
+    running = Portal(service, tuned, server.url, world, app)
+    try:
+        yield running
+    finally:
+        running.close()
+        server.stop()
+        vault.close()
