@@ -42,9 +42,12 @@ class AskingAdapter(Adapter[AskingInput]):
         await job.transition("QUEUED")
         try:
             answer = await job.ask_customer(
-                "approval", job.input.question, job.input.timeout_s, state="REVIEW",
+                "approval",
+                job.input.question,
+                job.input.timeout_s,
+                state="REVIEW",
                 fallback=job.input.fallback,
-            )  # fmt: skip
+            )
         except InputTimeoutError as exc:
             raise PermanentError("the customer did not approve in time") from exc
         await job.transition("SUBMITTED", f"customer answered {answer!r}")
@@ -105,15 +108,18 @@ class Portal:
     def signup(self, org: str, email: str, password: str = PASSWORD) -> httpx.Response:
         http = self.client()
         token = form_csrf(http.get("/app/signup").text)
-        return http.post("/app/signup", data={"organisation": org, "email": email,
-                                              "password": password, "csrf_token": token})  # fmt: skip
+        return http.post(
+            "/app/signup",
+            data={"organisation": org, "email": email, "password": password, "csrf_token": token},
+        )
 
     def login(self, email: str, password: str = PASSWORD) -> tuple[httpx.Client, str]:
         """A client signed in as `email`, and its session's CSRF token."""
         http = self.client()
         token = form_csrf(http.get("/app/login").text)
-        done = http.post("/app/login", data={"email": email, "password": password,
-                                             "csrf_token": token})  # fmt: skip
+        done = http.post(
+            "/app/login", data={"email": email, "password": password, "csrf_token": token}
+        )
         assert done.status_code == 303, done.text
         return http, form_csrf(http.get("/app/").text)
 
@@ -135,16 +141,23 @@ class Portal:
     def member(self, owner: httpx.Client, csrf: str) -> str:
         """A member invited by the signed-in `owner`, who set their password by the link."""
         email = f"member-{secrets.token_hex(3)}@example.test"
-        done = owner.post("/app/members", data={"email": email, "role": "member",
-                                                "csrf_token": csrf})  # fmt: skip
+        done = owner.post(
+            "/app/members", data={"email": email, "role": "member", "csrf_token": csrf}
+        )
         assert done.status_code == 200, done.text
         link = urlsplit(self.link_in(self.wait_message(email, contains="/app/reset")))
         http = self.client()
         form = http.get(f"{link.path}?{link.query}")
         token = re.search(r'name="token" value="([^"]+)"', form.text)
         assert token
-        done = http.post("/app/reset", data={"token": token.group(1), "password": PASSWORD,
-                                             "csrf_token": form_csrf(form.text)})  # fmt: skip
+        done = http.post(
+            "/app/reset",
+            data={
+                "token": token.group(1),
+                "password": PASSWORD,
+                "csrf_token": form_csrf(form.text),
+            },
+        )
         assert done.status_code == 200, done.text
         return email
 

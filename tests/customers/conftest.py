@@ -28,8 +28,12 @@ HOLD_S = 40.0
 
 @pytest.fixture
 def world() -> Iterator[SandboxWorld]:
-    portal = {"initial_slots": 4, "take_mean_s": 3600.0, "hold_ttl_s": HOLD_S,
-              "payment_delay_s": 0.1}  # fmt: skip
+    portal = {
+        "initial_slots": 4,
+        "take_mean_s": 3600.0,
+        "hold_ttl_s": HOLD_S,
+        "payment_delay_s": 0.1,
+    }
     with SandboxWorld([*inbox.specs(), *mail.specs(), *consulate.specs(portal)], seed=17) as w:
         yield w
 

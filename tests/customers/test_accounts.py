@@ -28,8 +28,14 @@ def test_signup_verify_login(portal: Portal) -> None:
     assert portal.service.store.tenants.get(user.tenant_id).name == org
 
     http = portal.client()
-    early = http.post("/app/login", data={"email": email, "password": PASSWORD,
-                                          "csrf_token": form_csrf(http.get("/app/login").text)})  # fmt: skip
+    early = http.post(
+        "/app/login",
+        data={
+            "email": email,
+            "password": PASSWORD,
+            "csrf_token": form_csrf(http.get("/app/login").text),
+        },
+    )
     assert early.status_code == 403
     assert "Confirm your email first" in early.text
 
@@ -63,8 +69,12 @@ def test_signup_refuses_bad_fields_by_name(
 ) -> None:
     """Each bad field is a 422 naming the field and the problem; nothing is created."""
     http = portal.client()
-    data = {"organisation": f"ok-{secrets.token_hex(2)}", "email": _email("x"),
-            "password": PASSWORD, **form}  # fmt: skip
+    data = {
+        "organisation": f"ok-{secrets.token_hex(2)}",
+        "email": _email("x"),
+        "password": PASSWORD,
+        **form,
+    }
     answer = http.post(
         "/app/signup", data={**data, "csrf_token": form_csrf(http.get("/app/signup").text)}
     )
@@ -89,10 +99,24 @@ def test_signup_refuses_a_taken_email_and_organisation(portal: Portal) -> None:
 def test_forms_without_the_csrf_cookie_are_refused(portal: Portal) -> None:
     """A login or sign-up posted from elsewhere (no double-submit cookie) is a 403."""
     http = portal.client()
-    assert http.post("/app/login", data={"email": "a@b.test", "password": "x",
-                                         "csrf_token": "forged"}).status_code == 403  # fmt: skip
-    assert http.post("/app/signup", data={"organisation": "forged", "email": "a@b.test",
-                                          "password": PASSWORD, "csrf_token": "x"}).status_code == 403  # fmt: skip
+    assert (
+        http.post(
+            "/app/login", data={"email": "a@b.test", "password": "x", "csrf_token": "forged"}
+        ).status_code
+        == 403
+    )
+    assert (
+        http.post(
+            "/app/signup",
+            data={
+                "organisation": "forged",
+                "email": "a@b.test",
+                "password": PASSWORD,
+                "csrf_token": "x",
+            },
+        ).status_code
+        == 403
+    )
     email, _ = portal.owner()
     signed, _ = portal.login(email)
     # a signed-in POST needs the session's token, not any token
@@ -105,24 +129,38 @@ def test_password_reset_by_emailed_link(portal: Portal) -> None:
     email, _ = portal.owner()
     old_session, _ = portal.login(email)
     http = portal.client()
-    sent = http.post("/app/forgot", data={"email": email,
-                                          "csrf_token": form_csrf(http.get("/app/forgot").text)})  # fmt: skip
+    sent = http.post(
+        "/app/forgot", data={"email": email, "csrf_token": form_csrf(http.get("/app/forgot").text)}
+    )
     assert sent.status_code == 200
     mail = portal.wait_message(email, contains="/app/reset")
     link = urlsplit(portal.link_in(mail))
     form = http.get(f"{link.path}?{link.query}")
     token = link.query.removeprefix("token=")
     new_password = "another long secret"
-    done = http.post("/app/reset", data={"token": token, "password": new_password,
-                                         "csrf_token": form_csrf(form.text)})  # fmt: skip
+    done = http.post(
+        "/app/reset",
+        data={"token": token, "password": new_password, "csrf_token": form_csrf(form.text)},
+    )
     assert done.status_code == 200
     assert old_session.get("/app/").status_code == 303  # signed out: back to the login page
     bad = portal.client()
-    assert bad.post("/app/login", data={"email": email, "password": PASSWORD,
-                                        "csrf_token": form_csrf(bad.get("/app/login").text)}).status_code == 401  # fmt: skip
+    assert (
+        bad.post(
+            "/app/login",
+            data={
+                "email": email,
+                "password": PASSWORD,
+                "csrf_token": form_csrf(bad.get("/app/login").text),
+            },
+        ).status_code
+        == 401
+    )
     portal.login(email, new_password)
-    reused = http.post("/app/reset", data={"token": token, "password": "yet another secret",
-                                           "csrf_token": form_csrf(form.text)})  # fmt: skip
+    reused = http.post(
+        "/app/reset",
+        data={"token": token, "password": "yet another secret", "csrf_token": form_csrf(form.text)},
+    )
     assert reused.status_code == 400
 
 
@@ -130,8 +168,9 @@ def test_forgot_answers_alike_for_unknown_emails(portal: Portal) -> None:
     """Asking a reset for an unknown email says the same and sends nothing."""
     http = portal.client()
     ghost = _email("ghost")
-    answer = http.post("/app/forgot", data={"email": ghost,
-                                            "csrf_token": form_csrf(http.get("/app/forgot").text)})  # fmt: skip
+    answer = http.post(
+        "/app/forgot", data={"email": ghost, "csrf_token": form_csrf(http.get("/app/forgot").text)}
+    )
     assert answer.status_code == 200
     assert "If an account uses that email" in answer.text
     assert portal.messages(ghost) == []
