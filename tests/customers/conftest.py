@@ -62,6 +62,7 @@ def _serve(
             "smtp_url": world.url("smtp"),
             "sms_url": world.url("inbox") + "/sms",
             "public_url": server.url,
+            "api_key_cache_s": 0.0,  # revocations and disabled users count at once
         }
     )
     registry = AdapterRegistry()
