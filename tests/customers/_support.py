@@ -3,6 +3,7 @@ sandbox inbox (delivered over SMTP), and an adapter that asks its customer."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Mapping
@@ -13,12 +14,17 @@ from urllib.parse import urlsplit
 import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld
 from portwright.sdk import Adapter, InputTimeoutError, Job, PermanentError, linear_machine
 from portwright.settings import Settings
 from portwright.testing import wait_until_sync
+from tests.gateway._support import ServerThread
 
 PASSWORD = "a long enough secret"
 _LINK = re.compile(r"(https?://\S+/app/(?:verify|reset)\?token=[\w\-%]+)")
@@ -55,12 +61,33 @@ class AskingAdapter(Adapter[AskingInput]):
 
 
 @dataclass
+class Receiver:
+    """The customer's own webhook endpoint: records every event it is sent."""
+
+    received: list[dict[str, Any]] = field(default_factory=list)
+    server: ServerThread | None = None
+
+    def app(self) -> Starlette:
+        async def hook(request: Request) -> JSONResponse:
+            self.received.append(json.loads(await request.body()))
+            return JSONResponse({"ok": True})
+
+        return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"{self.server.url}/hook"
+
+
+@dataclass
 class Portal:
     service: JobService
     settings: Settings
     url: str
     world: SandboxWorld
     app: FastAPI
+    receiver: Receiver
     clients: list[httpx.Client] = field(default_factory=list)
 
     def close(self) -> None:

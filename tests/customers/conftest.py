@@ -19,7 +19,7 @@ from portwright.resources.vault import Vault
 from portwright.sandbox import SandboxWorld, consulate, inbox, mail
 from portwright.settings import Settings
 from portwright.testing import EchoAdapter
-from tests.customers._support import AskingAdapter, Portal
+from tests.customers._support import AskingAdapter, Portal, Receiver
 from tests.gateway._support import ServerThread
 from tests.support import reaching
 
@@ -44,10 +44,13 @@ def portal(
 ) -> Iterator[Portal]:
     """A started runtime and gateway; its email and SMS channels go to the sandbox."""
     server = ServerThread(None)  # type: ignore[arg-type]  # the app comes once its URL is known
+    receiver = Receiver()
+    receiver.server = ServerThread(receiver.app()).start()
     try:
-        yield from _serve(server, settings, world, service_for)
+        yield from _serve(server, settings, world, service_for, receiver)
     finally:
         server.sock.close()
+        receiver.server.stop()
 
 
 def _serve(
@@ -55,14 +58,20 @@ def _serve(
     settings: Settings,
     world: SandboxWorld,
     service_for: Callable[..., JobService],
+    receiver: Receiver,
 ) -> Iterator[Portal]:
+    assert receiver.server is not None
     tuned = reaching(settings, world).model_copy(
         update={
             "master_key": SecretStr("customers-test-master-key-" + "k" * 32),
             "smtp_url": world.url("smtp"),
             "sms_url": world.url("inbox") + "/sms",
             "public_url": server.url,
-            "api_key_cache_s": 0.0,  # revocations and disabled users count at once
+            "api_key_cache_s": 0.0,
+            "url_allowlist": [
+                *reaching(settings, world).url_allowlist,
+                receiver.server.url.removeprefix("http://"),
+            ],  # revocations and disabled users count at once
         }
     )
     registry = AdapterRegistry()
@@ -74,7 +83,7 @@ def _serve(
     app = create_app(service, tuned, vault=vault)
     server.server.config.app = app
     server.start()
-    running = Portal(service, tuned, server.url, world, app)
+    running = Portal(service, tuned, server.url, world, app, receiver)
     try:
         yield running
     finally:
