@@ -94,20 +94,35 @@ class Accounts:
 
     # -- signup and verification ---------------------------------------------------------
 
-    def signup(self, *, organisation: str, email: str, password: str) -> CustomerRecord:
-        """A new tenant named `organisation` and its unverified owner; emails the link."""
+    def signup_problems(self, *, organisation: str, email: str, password: str) -> dict[str, str]:
+        """Every field of a sign-up that is wrong, by name (empty: all fine)."""
+        problems: dict[str, str] = {}
         name = organisation.strip().lower()
         if not _TENANT.match(name):
-            raise AccountError(
-                "organisation",
-                "use 3-40 lowercase letters, digits and dashes (not at the ends)",
+            problems["organisation"] = (
+                "use 3-40 lowercase letters, digits and dashes (not at the ends)"
             )
+        elif self.store.accounts.tenant_by_name(name) is not None:
+            problems["organisation"] = f"{name!r} is taken; choose another name"
+        for field, check, value in (("email", check_email, email),
+                                    ("password", check_password, password)):  # fmt: skip
+            try:
+                check(value)
+            except AccountError as exc:
+                problems[field] = exc.message
+        if "email" not in problems and self.store.customers.user_by_email(email) is not None:
+            problems["email"] = "an account with this email exists already"
+        return problems
+
+    def signup(self, *, organisation: str, email: str, password: str) -> CustomerRecord:
+        """A new tenant named `organisation` and its unverified owner; emails the link.
+        AccountError names the first wrong field (`signup_problems` lists them all)."""
+        problems = self.signup_problems(organisation=organisation, email=email, password=password)
+        if problems:
+            field, message = next(iter(problems.items()))
+            raise AccountError(field, message)
+        name = organisation.strip().lower()
         clean_email = check_email(email)
-        check_password(password)
-        if self.store.customers.user_by_email(clean_email) is not None:
-            raise AccountError("email", "an account with this email exists already")
-        if self.store.accounts.tenant_by_name(name) is not None:
-            raise AccountError("organisation", f"{name!r} is taken; choose another name")
         tenant = self.store.tenants.ensure(name)
         try:
             user = self.store.customers.create_user(

@@ -58,7 +58,12 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
         rows = await asyncio.to_thread(
             store.console.find_jobs, tenant_id=me.tenant_id, top_level=True, limit=100
         )
-        waiting = [r for r in rows if r.status == "waiting"]
+        waiting = []
+        for job in [r for r in rows if r.status == "waiting"][:10]:
+            events = await service.events(job.id, tenant_id=me.tenant_id)
+            asked = asked_question(job, events)
+            if asked is not None:  # waits for the customer (not for a webhook, say)
+                waiting.append((job, asked.meta.get("question") or asked.reason))
         return page(
             request,
             "jobs.html",

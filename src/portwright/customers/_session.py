@@ -83,16 +83,23 @@ def session_router(accounts: Accounts, *, signup_open: bool) -> APIRouter:  # no
                 errors={"form": "Too many sign-ups from your address. Wait a few minutes."},
                 values={"organisation": organisation, "email": email},
             )
-        try:
-            user = await asyncio.to_thread(
-                accounts.signup, organisation=organisation, email=email, password=password
-            )
-        except AccountError as exc:
+        problems = await asyncio.to_thread(
+            accounts.signup_problems, organisation=organisation, email=email, password=password
+        )
+        user = None
+        if not problems:
+            try:
+                user = await asyncio.to_thread(
+                    accounts.signup, organisation=organisation, email=email, password=password
+                )
+            except AccountError as exc:  # lost a race for the name or the email
+                problems = {exc.field: exc.message}
+        if user is None:
             return _form(
                 request,
                 "signup.html",
                 status_code=422,
-                errors={exc.field: exc.message},
+                errors=problems,
                 values={"organisation": organisation, "email": email},
             )
         limiter.fail(f"ip:{_client(request)}")  # counts sign-ups, not only failures
