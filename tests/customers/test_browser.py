@@ -16,6 +16,7 @@ from tests.customers._support import PASSWORD, Portal
 from tests.customers.conftest import SHOTS
 
 pytestmark = pytest.mark.browser
+expect.set_options(timeout=30_000)  # a loaded machine: polling expectations, with a deadline
 
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
 
@@ -81,7 +82,7 @@ def test_signup_verify_login_and_answer_live(browser: Browser, portal: Portal) -
     page.evaluate("window.__noReload = true")
     page.fill("#prompt input[name=value]", "yes please")
     page.click("#prompt button[type=submit]")
-    expect(page.locator("#job-state")).to_have_text("SUCCEEDED")
+    expect(page.locator("#job-state")).to_have_text("SUCCEEDED", timeout=90_000)
     wait_until_sync(lambda: portal.service.store.jobs.get(job_id).status == "succeeded")
     assert portal.service.store.jobs.get(job_id).output == {"approved": "yes please"}
 
