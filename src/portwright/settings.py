@@ -326,6 +326,13 @@ class Settings(BaseSettings):
             return f"postgresql+psycopg://{rest}"
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (links in emails start with it)")
+        return value.rstrip("/") if value else value
+
     @field_validator("display_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

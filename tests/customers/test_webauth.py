@@ -78,3 +78,28 @@ def test_tokens_are_random_and_stored_as_hashes() -> None:
     assert a != b
     assert len(token_hash(a)) == 64
     assert token_hash(a) != a
+
+
+def test_customer_settings_are_checked() -> None:
+    """`public_url` must be http(s); `smtp_url` must be smtp:// or smtp+starttls://; both
+    errors name the setting."""
+    from pydantic import ValidationError
+
+    from portwright.notifications import SmtpChannel, channels_from
+    from portwright.settings import Settings
+
+    with pytest.raises(ValidationError, match="public_url"):
+        Settings(public_url="ftp://portal.example")
+    with pytest.raises(ValueError, match="smtp_url"):
+        channels_from(Settings(smtp_url="http://mail.example:25"))
+    channels = channels_from(Settings(smtp_url="smtp+starttls://me:p%40ss@mail.example:587"))
+    smtp = channels["email"]
+    assert isinstance(smtp, SmtpChannel)
+    assert (smtp.host, smtp.port, smtp.starttls, smtp.username, smtp.password) == (
+        "mail.example",
+        587,
+        True,
+        "me",
+        "p@ss",
+    )
+    assert "sms" not in channels
