@@ -3,12 +3,14 @@ sandbox inbox (delivered over SMTP), and an adapter that asks its customer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +29,22 @@ from portwright.testing import wait_until_sync
 from tests.gateway._support import ServerThread
 
 PASSWORD = "a long enough secret"
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on its own thread and loop: the test thread may have Playwright's
+    event loop running (sync API), where `asyncio.run` is refused."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def off_loop(fn: Callable[[], T]) -> T:
+    """Call `fn` on a thread without an event loop (DBOS refuses some calls inside one)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn).result()
+
+
 _LINK = re.compile(r"(https?://\S+/app/(?:verify|reset)\?token=[\w\-%]+)")
 
 

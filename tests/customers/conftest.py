@@ -10,12 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
 from pydantic import SecretStr
 
 from portwright.adapters import AdapterRegistry
 from portwright.apps.consulate import ConsulateAdapter
-from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.gateway import create_app
 from portwright.orchestrator import JobService
 from portwright.resources.vault import Vault
@@ -28,20 +26,6 @@ from tests.support import reaching
 
 HOLD_S = 40.0
 SHOTS = Path(__file__).parent / "screenshots"
-
-
-@pytest.fixture(scope="package")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium (the machine's) for the portal's browser tests."""
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.gateway import issue_key
 from portwright.testing import wait_until_sync
 from tests.customers._support import PASSWORD, Portal
@@ -17,6 +19,21 @@ from tests.customers.conftest import SHOTS
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)  # a loaded machine: polling expectations, with a deadline
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium (the machine's) for this module: its event loop lives only as long."""
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
 
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
 

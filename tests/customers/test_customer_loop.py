@@ -5,13 +5,12 @@ own way back (or an operator) takes over. The consulate asks for its one-time co
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from typing import Any
 
 from portwright.testing import wait_until_sync
-from tests.customers._support import Portal
+from tests.customers._support import Portal, run
 
 
 def _job(portal: Portal, job_id: str) -> Any:
@@ -73,7 +72,7 @@ def test_customer_answers_in_the_portal_and_the_job_submits_once(portal: Portal)
     assert sent.status_code == 303
     wait_until_sync(lambda: _job(portal, job_id).status == "succeeded", timeout=60)
     assert _job(portal, job_id).output == {"approved": "yes"}
-    events = asyncio.run(portal.service.events(job_id))
+    events = run(portal.service.events(job_id))
     assert [e.to_state for e in events].count("SUBMITTED") == 1
     # a second answer to a finished job is refused, nothing runs twice
     late = http.post(
@@ -97,7 +96,7 @@ def test_customer_answers_through_the_api(portal: Portal) -> None:
     assert answer.status_code == 202, answer.text
     wait_until_sync(lambda: _job(portal, job_id).status == "succeeded", timeout=60)
     assert _job(portal, job_id).output == {"approved": "ok"}
-    events = asyncio.run(portal.service.events(job_id))
+    events = run(portal.service.events(job_id))
     assert any(e.to_state == "SUBMITTED" for e in events)
 
 
@@ -119,12 +118,12 @@ def test_no_answer_in_time_can_go_to_an_operator(portal: Portal) -> None:
     job_id = _submit(portal, owner, "asking", {"timeout_s": 1.0, "fallback": "operator"})
 
     def escalation() -> Any:
-        found = asyncio.run(portal.service.escalations(tenant_id=tenant_id))
+        found = run(portal.service.escalations(tenant_id=tenant_id))
         return next((e for e in found if e.job_id == job_id and e.status == "open"), None)
 
     esc = wait_until_sync(escalation, timeout=60)
     assert esc.kind == "customer_timeout"  # type: ignore[attr-defined]
-    asyncio.run(portal.service.decide(esc.id, "resume", actor="op:test", value="operator-ok"))  # type: ignore[attr-defined]
+    run(portal.service.decide(esc.id, "resume", actor="op:test", value="operator-ok"))  # type: ignore[attr-defined]
     wait_until_sync(lambda: _job(portal, job_id).status == "succeeded", timeout=60)
     assert _job(portal, job_id).output == {"approved": "operator-ok"}
 
@@ -195,7 +194,7 @@ def test_consulate_code_entered_by_the_customer_within_the_hold(portal: Portal) 
     second = _submit(portal, owner, "consulate", _booking(portal, 31, 2.0))
 
     def back_to_scanning() -> bool:
-        events = asyncio.run(portal.service.events(second))
+        events = run(portal.service.events(second))
         return any(
             e.to_state == "SCANNING" and "no code before the hold expired" in e.reason
             for e in events
@@ -213,4 +212,4 @@ def test_consulate_code_entered_by_the_customer_within_the_hold(portal: Portal) 
         )
 
     wait_until_sync(webhook, timeout=60)
-    asyncio.run(portal.service.cancel(second, actor="test", tenant_id=tenant_id))
+    run(portal.service.cancel(second, actor="test", tenant_id=tenant_id))

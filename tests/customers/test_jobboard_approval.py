@@ -17,7 +17,7 @@ from portwright.sandbox import SandboxWorld, captcha, inbox, jobboard, mail
 from portwright.settings import Settings
 from portwright.testing import wait_until_sync
 from tests.adapters.test_jobboard import applicant
-from tests.customers._support import PASSWORD, Portal, Receiver
+from tests.customers._support import PASSWORD, Portal, Receiver, off_loop
 
 pytestmark = pytest.mark.browser
 
@@ -34,13 +34,13 @@ def up(settings: Settings) -> Iterator[tuple[Portal, Stack]]:
         tuned = settings.model_copy(
             update={"master_key": SecretStr("jobboard-approval-key-" + "k" * 32)}
         )
-        stack = start_stack(tuned, world=world, browser_notice=False)
+        stack = off_loop(lambda: start_stack(tuned, world=world, browser_notice=False))
         portal = Portal(stack.service, stack.settings, stack.gateway_url, world, None, Receiver())  # type: ignore[arg-type]
         try:
             yield portal, stack
         finally:
             portal.close()
-            stack.stop()
+            off_loop(stack.stop)
 
 
 def _application(portal: Portal, owner: str, listing: int, email: str) -> str:

@@ -4,7 +4,6 @@ in-memory channel and with the real SMTP server refusing, then accepting."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Iterator
 
@@ -24,6 +23,7 @@ from portwright.sandbox import SandboxWorld, inbox, mail
 from portwright.store import CustomerRecord, Store
 from portwright.testing import MemoryChannel, wait_until_sync
 from portwright.webauth import hash_password
+from tests.customers._support import run
 
 NOW = Backoff(0.0, 0.0)  # retry at once: the tests drive each attempt
 
@@ -96,12 +96,12 @@ def test_transient_failures_are_retried_until_sent(store: Store) -> None:
         user, "job_failed", {"job_id": "j1", "reason": "r", "link": "l"}
     )
     for _ in range(3):
-        asyncio.run(sender.drain_once())
+        run(sender.drain_once())
     (row,) = store.customers.notifications_of(user.tenant_id)
     assert (row.id, row.status, row.attempts) == (nid, "sent", 3)
     assert email.attempts == 3
     assert [m.to for m in email.sent] == [user.email]
-    assert asyncio.run(sender.drain_once()) == 0  # nothing left: never sent twice
+    assert run(sender.drain_once()) == 0  # nothing left: never sent twice
 
 
 def test_permanent_refusals_and_exhausted_retries_fail_for_good(store: Store) -> None:
@@ -113,10 +113,10 @@ def test_permanent_refusals_and_exhausted_retries_fail_for_good(store: Store) ->
     notifier = Notifier(store, {"email": email})
     sender = NotificationSender(store, {"email": email}, backoff=NOW, max_attempts=3)
     notifier.notify(user, "job_failed", {"job_id": "a", "reason": "r", "link": "l"})
-    asyncio.run(sender.drain_once())
+    run(sender.drain_once())
     notifier.notify(user, "job_failed", {"job_id": "b", "reason": "r", "link": "l"})
     for _ in range(5):
-        asyncio.run(sender.drain_once())
+        run(sender.drain_once())
     rows = {r.subject: r for r in store.customers.notifications_of(user.tenant_id)}
     assert rows["Job a failed"].status == "failed"
     assert rows["Job a failed"].attempts == 1
@@ -151,12 +151,12 @@ def test_smtp_refusal_is_retried_through_the_real_server(store: Store) -> None:
         Notifier(store, {"email": smtp}).notify(
             user, "job_succeeded", {"job_id": "j9", "link": "l"}
         )
-        asyncio.run(sender.drain_once())
+        run(sender.drain_once())
         (row,) = store.customers.notifications_of(user.tenant_id)
         assert row.status == "pending"
         assert "451" in (row.last_error or "")
         world.context("smtp").options["refuse_rate"] = 0.0
-        asyncio.run(sender.drain_once())
+        run(sender.drain_once())
         (row,) = store.customers.notifications_of(user.tenant_id)
         assert row.status == "sent"
 
@@ -175,7 +175,7 @@ def test_unknown_channel_fails_the_row_naming_it(store: Store) -> None:
     """A row for a channel this process does not have fails with a clear error."""
     user = _user(store, phone="+4915123456789")
     Notifier(store, {"sms": MemoryChannel("sms")}).notify(user, "answer_needed", _ctx())
-    asyncio.run(NotificationSender(store, {}, backoff=NOW).drain_once())
+    run(NotificationSender(store, {}, backoff=NOW).drain_once())
     (row,) = store.customers.notifications_of(user.tenant_id)
     assert row.status == "failed"
     assert row.last_error == "no 'sms' channel is configured"
@@ -187,7 +187,7 @@ def test_memory_channel_records_and_fails_as_scripted() -> None:
     channel.fail(1)
     message = OutgoingMessage("a@b.test", "s", "b")
     with pytest.raises(Exception, match="unavailable"):
-        asyncio.run(channel.send(message))
-    asyncio.run(channel.send(message))
+        run(channel.send(message))
+    run(channel.send(message))
     assert channel.sent == [message]
     assert channel.attempts == 2
