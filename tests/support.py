@@ -135,5 +135,5 @@ def _url_or_none(world: SandboxWorld, name: str) -> str:
 def reaching(settings: Settings, *worlds: SandboxWorld) -> Settings:
     """`settings` with every service port of `worlds` on the SSRF allowlist, as `portwright
     up` does for its sandbox: jobs reach nothing local that is not listed."""
-    ports = [url.removeprefix("http://") for w in worlds for url in w.urls().values()]
+    ports = [url.split("://", 1)[-1] for w in worlds for url in w.urls().values()]
     return settings.model_copy(update={"url_allowlist": [*settings.url_allowlist, *ports]})

@@ -264,6 +264,27 @@ class Settings(BaseSettings):
         description="OpenTelemetry traces (needs the otel extra): 'console' prints spans to "
         "stderr, 'otlp' sends them to OTEL_EXPORTER_OTLP_ENDPOINT; 'none': off",
     )
+    public_url: str | None = Field(
+        None,
+        max_length=500,
+        description="where customers reach this installation (https://api.example.com): "
+        "links in emails and SMS (verification, password reset, answers) and result links "
+        "in webhooks start with it; default: the address `portwright up` serves on (other "
+        "processes: result links are paths on the gateway)",
+    )
+    smtp_url: str | None = Field(
+        None,
+        description="email to customers: smtp://[user:pass@]host:port or "
+        "smtp+starttls://…; unset: no email channel",
+    )
+    smtp_sender: str = Field("Portwright <no-reply@portwright.local>", min_length=3)
+    sms_url: str | None = Field(
+        None, description="SMS to customers: the provider's HTTP endpoint (POST {to, body})"
+    )
+    sms_token: SecretStr | None = Field(None, description="bearer token for sms_url")
+    customer_signup: bool = Field(
+        True, description="anyone may sign up at /app/signup (off: accounts are invited)"
+    )
     sandbox_seed: int = 1
     chromium_path: str | None = Field(None, description="Chromium executable; else autodetect")
     browser_live_view: bool = Field(
@@ -294,11 +315,6 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(None, description="else boto3's own credential chain")
     s3_secret_access_key: SecretStr | None = Field(None, description="its secret")
     # -- results (docs/configuration.md, "Results and retention") --------------------------
-    public_url: str | None = Field(
-        None,
-        description="the gateway's public base URL (https://api.example.com): result links "
-        "in webhooks are absolute with it; unset: links are paths on the gateway",
-    )
     result_inline_bytes: int = Field(
         16_384,
         ge=0,

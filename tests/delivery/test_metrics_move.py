@@ -19,7 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
 from portwright.adapters import AdapterRegistry
-from portwright.console._passwords import hash_password
 from portwright.delivery import new_secret
 from portwright.engines.browser import BrowserPool, PoolConfig
 from portwright.gateway import create_app, issue_key
@@ -41,6 +40,7 @@ from portwright.sdk import (
 from portwright.settings import Settings
 from portwright.store import BreakerPolicy
 from portwright.testing import ListIdentity, wait_until
+from portwright.webauth import hash_password
 from tests.console._support import csrf_in
 from tests.delivery.conftest import FAST, Receiver
 from tests.gateway._support import ServerThread

@@ -311,14 +311,19 @@ def test_the_world_written_as_a_file_loads_as_the_same_resources(
     config: Path, tmp_path: Path
 ) -> None:
     """`portwright sandbox --write-config` output is a portwright.toml like any other: it
-    loads, and builds the world's proxies and solver chain, its ports on the allowlist."""
+    loads, and builds the world's proxies and solver chain, its ports on the allowlist, and
+    points customers' email and SMS at its SMTP server and inbox."""
+    from portwright.sandbox import inbox, mail
     from portwright.sandbox.config import world_toml
 
-    specs = [*captcha.specs(), *captcha.task_specs(), proxies.proxy_spec("p-1", "mobile", "US")]
+    specs = [*captcha.specs(), *captcha.task_specs(), proxies.proxy_spec("p-1", "mobile", "US"),
+             *inbox.specs(), *mail.specs()]  # fmt: skip
     with SandboxWorld(specs, seed=6) as world:
         config.write_text(world_toml(world))
         settings = load_settings()
-        expected = {url.removeprefix("http://") for url in world.urls().values()}
+        expected = {url.split("://", 1)[-1] for url in world.urls().values()}
+        assert settings.smtp_url == world.url("smtp")
+        assert settings.sms_url == world.url("inbox") + "/sms"
     assert set(settings.url_allowlist) == expected
     pool = proxy_pool_from(settings.proxies)
     assert pool is not None

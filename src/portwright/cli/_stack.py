@@ -97,6 +97,8 @@ def start_stack(
     runtime, vault = start_runtime(settings, captcha=captcha, browser_notice=browser_notice)
     service = JobService(runtime)
     port = port or _free_port(host)
+    if settings.public_url is None:  # links in customers' emails lead to this gateway
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
     app = create_app(service, settings, vault=vault)
     # log_config=None: uvicorn's loggers keep ours (configure_logging), not its own formatters.
     config = server_config(

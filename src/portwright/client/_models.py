@@ -243,6 +243,8 @@ class Me(BaseModel):
     plan: str
     key_prefix: str
     scopes: list[str]
+    user_id: str | None = None
+    role: str | None = None
 
 
 class CredentialPut(_Strict):

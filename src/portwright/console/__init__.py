@@ -23,8 +23,8 @@ from portwright.console._panels import (
     RowAction,
     installed_panels,
 )
-from portwright.console._passwords import hash_password, verify_password
 from portwright.console._views import mask  # secret-looking fields masked, for the API too
+from portwright.webauth import hash_password, verify_password
 
 __all__ = [
     "ROLES",

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import secrets
-import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from portwright.store import OperatorRecord, Store
+from portwright.webauth import LoginLimiter, csrf_matches, csrf_value, token_hash
 
 __all__ = [
     "COOKIE",
@@ -25,6 +22,7 @@ __all__ = [
     "Operator",
     "Sessions",
     "need",
+    "token_hash",
 ]
 
 COOKIE = "pw_console"
@@ -62,10 +60,6 @@ class Operator:
 
     def has(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Sessions:
@@ -115,18 +109,6 @@ class Sessions:
             await asyncio.to_thread(self.store.console.close_session, token_hash(token))
 
 
-async def _csrf_value(request: Request) -> str:
-    header = request.headers.get("x-csrf-token")
-    if header:
-        return header
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        form = await request.form()
-        value = form.get("csrf_token")
-        return value if isinstance(value, str) else ""
-    return ""
-
-
 def need(role: str) -> Callable[[Request], Coroutine[Any, Any, Operator]]:
     """A dependency: the signed-in operator with at least `role`; POSTs must carry the
     session's CSRF token (form field `csrf_token` or header `X-CSRF-Token`)."""
@@ -136,45 +118,12 @@ def need(role: str) -> Callable[[Request], Coroutine[Any, Any, Operator]]:
         op = await sessions.current(request)
         if op is None:
             raise LoginRequiredError
-        if request.method not in ("GET", "HEAD"):
-            given = await _csrf_value(request)
-            if not hmac.compare_digest(given.encode(), op.csrf_token.encode()):
-                raise ForbiddenError("missing or wrong CSRF token")
+        if request.method not in ("GET", "HEAD") and not csrf_matches(
+            await csrf_value(request), op.csrf_token
+        ):
+            raise ForbiddenError("missing or wrong CSRF token")
         if not op.has(role):
             raise ForbiddenError(f"needs the {role} role (you are {op.role})")
         return op
 
     return dependency
-
-
-class LoginLimiter:
-    """At most `limit` failed logins per client address and per account (email) within
-    `window_s`, and at most `process_limit` in this process altogether (a spread-out
-    guessing run then slows every login here, not just one address or account)."""
-
-    PROCESS = "process"
-
-    def __init__(
-        self, limit: int = 10, window_s: float = 300.0, *, process_limit: int = 200
-    ) -> None:
-        self.limit = limit
-        self.process_limit = process_limit
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        hits = self._failures.setdefault(key, deque())
-        while hits and hits[0] < time.monotonic() - self.window_s:
-            hits.popleft()
-        return hits
-
-    def blocked(self, *keys: str) -> bool:
-        if len(self._recent(self.PROCESS)) >= self.process_limit:
-            return True
-        return any(len(self._recent(k)) >= self.limit for k in keys)
-
-    def fail(self, *keys: str) -> None:
-        if len(self._failures) > 50_000:
-            self._failures = {self.PROCESS: self._recent(self.PROCESS)}
-        for key in (*keys, self.PROCESS):
-            self._recent(key).append(time.monotonic())

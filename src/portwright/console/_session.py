@@ -11,13 +11,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from portwright.console._auth import COOKIE, LOGIN_CSRF_COOKIE, SESSION_TTL_S, Operator, need
-from portwright.console._passwords import verify_password
 from portwright.console._render import PREFIX, page
+from portwright.webauth import DUMMY_HASH, safe_next, verify_password
 
 __all__ = ["session_router"]
-
-# Hashing a password for an unknown email too keeps response times alike.
-_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 
 def session_router() -> APIRouter:
@@ -50,7 +47,7 @@ def session_router() -> APIRouter:
                         next=next, error="Too many failed logins. Wait a few minutes.")  # fmt: skip
         store = request.app.state.service.store
         found = await asyncio.to_thread(store.console.operator_by_email, email)
-        stored = found.password_hash if found and found.disabled_at is None else _DUMMY_HASH
+        stored = found.password_hash if found and found.disabled_at is None else DUMMY_HASH
         ok = await asyncio.to_thread(verify_password, password, stored)
         if found is None or not ok or found.disabled_at is not None:
             limiter.fail(*keys)
@@ -62,7 +59,7 @@ def session_router() -> APIRouter:
             target_type="operator", target_id=found.id, before=None,
             after={"role": found.role}, tenant_id=found.tenant_id,
         )  # fmt: skip
-        target = next if next.startswith(PREFIX + "/") and "//" not in next else PREFIX + "/"
+        target = safe_next(next, PREFIX)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE, token, httponly=True, samesite="lax", path=PREFIX, max_age=int(SESSION_TTL_S)

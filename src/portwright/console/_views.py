@@ -62,9 +62,7 @@ def portal_status(
     return "healthy"
 
 
-def site_status(
-    site: SiteRecord, breaker_state: str | None, now: float, zone: tzinfo = UTC
-) -> str:
+def site_status(site: SiteRecord, breaker_state: str | None, now: float, zone: tzinfo = UTC) -> str:
     """healthy, degraded, cooling down until … (in `zone`, and why), or circuit open."""
     if breaker_state == "open":
         return "circuit open"

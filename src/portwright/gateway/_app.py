@@ -53,11 +53,14 @@ from portwright.settings import Settings
 
 if TYPE_CHECKING:
     from portwright.delivery import DeliveryPolicy
+    from portwright.notifications import Channel
     from portwright.store import Store
+    from portwright.webauth import AccessTokens
 
 __all__ = ["create_app"]
 
-# /console has its own session-cookie auth (portwright.console).
+# /console and /app have their own session-cookie auth (portwright.console, .customers);
+# the token route takes an email and password.
 PUBLIC_PATHS = (
     "/favicon.ico",  # browsers ask every origin: not a failed login (it is a 404)
     "/openapi.json",
@@ -68,6 +71,9 @@ PUBLIC_PATHS = (
     "/v1/results/",  # signed, expiring links: the signature is the authorization
     "/console",
     "/console/",
+    "/app",
+    "/app/",
+    "/v1/auth/token",
 )
 SENSITIVE_ROUTES = ("/v1/jobs/{job_id}/input",)
 PURGE_EVERY_S = 600.0
@@ -82,12 +88,14 @@ def create_app(
     limiter: RateLimiter | None = None,
     handlers: Mapping[str, WebhookHandler] | None = None,
     delivery_policy: DeliveryPolicy | None = None,
+    channels: Mapping[str, Channel] | None = None,
 ) -> FastAPI:
     """The gateway for a started runtime's `service`. Optional parts default from `settings`:
     the SSRF guard (`url_allowlist`), the vault (`master_key`), the rate limiter
     (`redis_url`) and the webhook handlers (the built-in and the installed apps', from
     the `portwright.webhook_handlers` entry points). Installed apps' routes come from the
-    `portwright.routers` entry points."""
+    `portwright.routers` entry points. `channels` reach customers (default: the email and
+    SMS channels the settings configure)."""
     store = service.store
     guard = guard or UrlGuard.from_allowlist(settings.url_allowlist)
     vault = vault or Vault.from_settings(settings, store=store)
@@ -113,6 +121,7 @@ def create_app(
         loop.set_default_executor(executor)
         processor.start()
         await delivery.start()
+        await customers.start()
         purger = loop.create_task(_purge_forever(service))
         try:
             yield
@@ -122,6 +131,7 @@ def create_app(
                 await purger
             await processor.stop()
             await delivery.stop()
+            await customers.stop()
             if own_limiter:
                 await limiter.aclose()
 
@@ -137,15 +147,7 @@ def create_app(
     app.state.processor = processor
     app.state.context = ctx
     install_error_handlers(app)
-    app.include_router(jobs_router(ctx))
-    app.include_router(evidence_router(ctx))
-    app.include_router(items_router(ctx))
-    app.include_router(scrape_router(ctx))
-    app.include_router(portals_router(ctx))
-    app.include_router(rollouts_router(ctx))
-    app.include_router(account_router(ctx))
-    app.include_router(escalations_router(ctx))
-    app.include_router(results_router(ctx))
+    _include_routes(app, ctx)
     mount_hooks(
         app,
         store,
@@ -155,6 +157,11 @@ def create_app(
         tenant_ids=tenant_ids,
     )
     mount_console(app, service, settings, vault=vault)
+    from portwright.customers import mount_customers  # it builds on the gateway's kernel
+
+    customers = mount_customers(
+        app, service, settings, vault=vault, channels=None if channels is None else dict(channels)
+    )
     # Delivery and observability (lazy import: they build on the gateway's pieces).
     from portwright.delivery import mount_delivery, sinks_from
 
@@ -170,12 +177,28 @@ def create_app(
     )
     for mount in routers.values():  # e.g. dispatch's drivers routes (scenario 5)
         mount(app, store, delivery)
-    _install_middleware(app, settings, store, limiter)
+    _install_middleware(app, settings, store, limiter, customers.tokens)
     return app
 
 
+def _include_routes(app: FastAPI, ctx: GatewayContext) -> None:
+    """The public API's own routes (`/v1/...`)."""
+    for router in (
+        jobs_router,
+        evidence_router,
+        items_router,
+        scrape_router,
+        portals_router,
+        rollouts_router,
+        account_router,
+        escalations_router,
+        results_router,
+    ):
+        app.include_router(router(ctx))
+
+
 def _install_middleware(
-    app: FastAPI, settings: Settings, store: Store, limiter: RateLimiter
+    app: FastAPI, settings: Settings, store: Store, limiter: RateLimiter, tokens: AccessTokens
 ) -> None:
     from portwright.delivery import PUBLIC_PATHS as DELIVERY_PUBLIC_PATHS
 
@@ -196,6 +219,7 @@ def _install_middleware(
         failure_limit=settings.rate_limit_auth_failures,
         cache_s=settings.api_key_cache_s,
         public=(*PUBLIC_PATHS, *DELIVERY_PUBLIC_PATHS),
+        tokens=tokens,
     )
     # The database unreachable in the three above: 503 + Retry-After, as in a route.
     app.add_middleware(UnavailableMiddleware)

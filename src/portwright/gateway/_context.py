@@ -40,7 +40,7 @@ def IdempotencyKeyDoc(  # noqa: N802 - a FastAPI dependency documenting the head
 
 
 def actor_of(principal: Principal) -> str:
-    return f"api:{principal.key_prefix}"
+    return principal.actor
 
 
 @dataclass(frozen=True)

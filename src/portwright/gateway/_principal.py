@@ -12,13 +12,23 @@ __all__ = ["Principal", "current_principal", "principal_of"]
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The tenant and key of a request, with the key's scopes and the tenant's plan."""
+    """Who is calling: the tenant, the credential (an API key, or a customer user's access
+    token), its scopes and the tenant's plan. For an access token `user_id` and `role` name
+    the customer user (owner or member); `key_id` is then the user's id (usage is recorded
+    per key or per user) and `key_prefix` reads `user:<id>`."""
 
     tenant_id: str
     key_id: str
     key_prefix: str
     scopes: frozenset[str]
     plan: str
+    user_id: str | None = None
+    role: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"user:{self.user_id}" if self.user_id else f"api:{self.key_prefix}"
 
 
 def principal_of(scope: Scope) -> Principal | None:
@@ -31,5 +41,7 @@ def current_principal(request: Request) -> Principal:
     """FastAPI dependency: the authenticated principal (the middleware guarantees one)."""
     principal = principal_of(request.scope)
     if principal is None:  # only reachable if the app is mounted without its middleware
-        raise HTTPException(401, "missing API key: send `Authorization: Bearer <key>`")
+        raise HTTPException(
+            401, "missing API key: send `Authorization: Bearer <key or access token>`"
+        )
     return principal

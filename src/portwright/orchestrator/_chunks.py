@@ -370,6 +370,18 @@ class ItemJob:
     ) -> Any:
         raise Leave(f"waits for input {name}")
 
+    async def ask_customer(
+        self,
+        name: str,
+        question: str,
+        timeout_s: float,
+        *,
+        state: str | None = None,
+        kind: str = "text",
+        fallback: str = "raise",
+    ) -> Any:
+        raise Leave(f"asks the customer for {name}")
+
     async def sleep(self, seconds: float) -> None:
         raise Leave(f"sleeps {seconds:g}s")
 

@@ -204,6 +204,46 @@ class JobDriver(Generic[InputT]):
             raise InputTimeoutError(name, timeout_s)
         return message.get("value") if isinstance(message, dict) else message
 
+    async def ask_customer(
+        self,
+        name: str,
+        question: str,
+        timeout_s: float,
+        *,
+        state: str | None = None,
+        kind: str = "text",
+        fallback: str = "raise",
+    ) -> Any:
+        if fallback not in ("raise", "operator"):
+            raise ValueError(f"fallback: 'raise' or 'operator', not {fallback!r}")
+        deadline = await self.now() + timeout_s
+        meta = {"input": name, "ask": "customer", "question": question, "kind": kind,
+                "deadline": deadline}  # fmt: skip
+        if state is not None and state != self._state:
+            await self._transition(state, question, meta, updates={"waiting_for": name})
+        else:
+            await self._transition(
+                self._state, question, meta, updates={"waiting_for": name}, kind="control"
+            )
+        await DBOS.run_step_async(
+            _infra("ask_customer"), self._rt.ask_customer, self._job_id, name, question, deadline
+        )
+        message = await DBOS.recv_async(f"input:{name}", timeout_seconds=timeout_s)
+        if message is not None:
+            return message.get("value") if isinstance(message, dict) else message
+        await DBOS.run_step_async(
+            _infra("customer_timed_out"), self._rt.customer_timed_out, self._job_id, name, question
+        )
+        if fallback == "operator":
+            decision = await self._escalate(
+                "customer_timeout",
+                f"ask:{name}",
+                f"the customer did not answer in time: {question}",
+                {"input": name},
+            )
+            return decision.get("value")
+        raise InputTimeoutError(name, timeout_s)
+
     async def step(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
         policy = self._adapter_cls.retry
         attempt = 0

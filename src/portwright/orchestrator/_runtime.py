@@ -18,6 +18,7 @@ import structlog
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID, SQLAlchemyDatasource
 
 from portwright.adapters import AdapterRegistry
+from portwright.notifications import Notifier, channels_from
 from portwright.observability import PROCESS, current_traceparent
 from portwright.orchestrator._chunks import (
     CHUNK_NOTE,
@@ -123,6 +124,7 @@ class Runtime:
         self._queues: dict[str, Queue] = {}
         self._janitor: Janitor | None = None
         self._selector_cache: dict[str, tuple[float, SelectorMap]] = {}
+        self._notifier: Notifier | None = None
         self._lock = threading.Lock()
         self.links: ResultLinks | None = None  # signs result links (made at start)
         self.started = False
@@ -391,6 +393,48 @@ class Runtime:
                     reason=reason,
                     cause="provider_failing",
                 )
+
+    # -- the customer in the loop (called from steps) ------------------------------------
+
+    @property
+    def customer_notifier(self) -> Notifier:
+        """Queues messages to a tenant's users; the gateway's sender delivers them."""
+        with self._lock:
+            if self._notifier is None:
+                self._notifier = Notifier(self.store, channels_from(self.settings))
+            return self._notifier
+
+    def _job_link(self, job_id: str) -> str:
+        base = (self.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+        return f"{base}/app/jobs/{job_id}"
+
+    def ask_customer(self, job_id: str, name: str, question: str, deadline: float) -> int:
+        """Tell the job's tenant's users that it waits for their `name`; how many messages."""
+        job = self.store.jobs.get(job_id)
+        context: dict[str, object] = {
+            "job_id": job_id,
+            "question": question,
+            "deadline": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(deadline)),
+            "link": self._job_link(job_id),
+        }
+        ids = self.customer_notifier.notify_tenant(
+            job.tenant_id, "answer_needed", context, roles={"owner", "member"}
+        )
+        log.info("asked the customer", job_id=job_id, input=name, messages=len(ids))
+        return len(ids)
+
+    def customer_timed_out(self, job_id: str, name: str, question: str) -> int:
+        """Tell the tenant's users their answer did not come in time; how many messages."""
+        job = self.store.jobs.get(job_id)
+        context: dict[str, object] = {
+            "job_id": job_id,
+            "question": question,
+            "link": self._job_link(job_id),
+        }
+        ids = self.customer_notifier.notify_tenant(
+            job.tenant_id, "answer_expired", context, roles={"owner", "member"}
+        )
+        return len(ids)
 
     # -- called from inside workflows (steps) --------------------------------------------
 

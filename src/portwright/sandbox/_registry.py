@@ -16,12 +16,14 @@ def default_services() -> list[ServiceSpec]:
         directories,
         inbox,
         jobboard,
+        mail,
         proxies,
         scrape,
         shops,
     )
 
     specs += inbox.specs()
+    specs += mail.specs()
     specs += captcha.specs()
     specs += captcha.task_specs()
     specs += proxies.specs()

@@ -47,15 +47,18 @@ class ServiceContext:
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """A sandbox service: `build(ctx)` returns an ASGI app or, for kind "tcp", a TCP handler."""
+    """A sandbox service: `build(ctx)` returns an ASGI app; for kind "tcp", a TCP handler;
+    for kind "protocol", an asyncio protocol factory (e.g. an SMTP server's), served on
+    the service's socket (its URL then starts with `scheme://`)."""
 
     name: str
     build: Callable[[ServiceContext], Any]
-    kind: Literal["asgi", "tcp"] = "asgi"
+    kind: Literal["asgi", "tcp", "protocol"] = "asgi"
     knobs: ChaosKnobs = field(default_factory=ChaosKnobs)
     options: dict[str, Any] = field(default_factory=dict)
     bind_host: str = "127.0.0.1"
     chaos_wrapped: bool = True
+    scheme: str = "http"
 
 
 @dataclass
@@ -95,7 +98,7 @@ class SandboxWorld:
                 raise ValueError(f"duplicate sandbox service name {spec.name!r}")
             sock = _bind(spec.bind_host if spec.bind_host != "127.0.0.1" else host, 0)
             port = sock.getsockname()[1]
-            scheme = "http"
+            scheme = spec.scheme
             url = f"{scheme}://{sock.getsockname()[0]}:{port}"
             chaos = ChaosState(spec.name, seed, spec.knobs.model_copy(deep=True))
             ctx = ServiceContext(spec.name, seed, chaos, Ledger(), dict(spec.options), self)
@@ -182,8 +185,11 @@ class SandboxWorld:
         for run in self._services.values():
             built = run.spec.build(run.ctx)
             run.target = built
-            if run.spec.kind == "tcp":
-                server = await asyncio.start_server(built, sock=run.sock)
+            if run.spec.kind in ("tcp", "protocol"):
+                if run.spec.kind == "tcp":
+                    server = await asyncio.start_server(built, sock=run.sock)
+                else:
+                    server = await asyncio.get_running_loop().create_server(built, sock=run.sock)
                 self._servers.append(server)
                 tasks.append(asyncio.create_task(server.serve_forever()))
             else:

@@ -65,11 +65,16 @@ def world_toml(world: SandboxWorld) -> str:
     """`world_config(world)` as a `portwright.toml`, with the world's ports on the SSRF
     allowlist (jobs may reach its portals, proxies and solvers)."""
     config = world_config(world)
-    allow = sorted(url.removeprefix("http://") for url in world.urls().values())
+    allow = sorted(url.split("://", 1)[-1] for url in world.urls().values())
     lines = [
         f"# the sandbox world (seed {world.seed}) as resources",
         f"url_allowlist = {_value(allow)}",
     ]
+    names = set(world.names())
+    if "smtp" in names:  # customers' email and SMS land in the world's inbox
+        lines.append(f"smtp_url = {_value(world.url('smtp'))}")
+    if "inbox" in names:
+        lines.append(f"sms_url = {_value(world.url('inbox') + '/sms')}")
     for plist in config.get("proxies", {}).get("lists", []):
         lines += ["", "[[proxies.lists]]", f"name = {_value(plist['name'])}", "proxies = ["]
         for entry in plist["proxies"]:

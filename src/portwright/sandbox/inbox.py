@@ -1,6 +1,8 @@
 """The sandbox inbox: where portals send one-time codes by email or SMS, and clients read them.
 
     POST /messages  {"to", "channel": "email"|"sms", "subject", "body"}  -> 201 {"seq", "code"}
+    POST /sms       {"to", "body"}  -> 201 {"seq", "code"}: the SMS provider stand-in
+                    (what `portwright.notifications.HttpSmsChannel` speaks)
     GET  /messages?to=…&since_seq=…&channel=…  -> [{"seq", "to", "channel", "subject",
                                                   "body", "code", "at"}]
     GET  /           an HTML view (`table#messages tr.message[data-seq]`), ?to= filters
@@ -44,6 +46,13 @@ class _MessageIn(BaseModel):
     body: str = Field(max_length=20_000)
 
 
+class _SmsIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    to: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
+    body: str = Field(min_length=1, max_length=1600)
+
+
 class Message(BaseModel):
     """A delivered message, as `GET /messages` returns it."""
 
@@ -69,6 +78,17 @@ def build_inbox(ctx: ServiceContext) -> Starlette:
     """The "inbox" service: an append-only mailbox for every address and phone number."""
     messages: list[Message] = []
 
+    async def post_sms(request: Request) -> JSONResponse:
+        try:
+            sms = _SmsIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            errors = [
+                {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+                for e in exc.errors()
+            ]
+            return JSONResponse({"detail": errors}, status_code=422)
+        return keep(_MessageIn(to=sms.to, channel="sms", body=sms.body))
+
     async def post_message(request: Request) -> JSONResponse:
         try:
             incoming = _MessageIn.model_validate_json(await request.body())
@@ -78,6 +98,9 @@ def build_inbox(ctx: ServiceContext) -> Starlette:
                 for e in exc.errors()
             ]
             return JSONResponse({"detail": errors}, status_code=422)
+        return keep(incoming)
+
+    def keep(incoming: _MessageIn) -> JSONResponse:
         message = Message(
             seq=len(messages) + 1,
             to=incoming.to.strip(),
@@ -131,6 +154,7 @@ def build_inbox(ctx: ServiceContext) -> Starlette:
         routes=[
             Route("/", view),
             Route("/messages", post_message, methods=["POST"]),
+            Route("/sms", post_sms, methods=["POST"]),
             Route("/messages", list_messages, methods=["GET"]),
         ]
     )

@@ -78,6 +78,11 @@ def settings_for(settings: Settings, world: SandboxWorld) -> Settings:
         update["proxies"] = resources["proxies"]
     if "captcha" in resources and not settings.captcha_providers():
         update["captcha"] = {**settings.captcha.model_dump(), **resources["captcha"]}
+    names = set(world.names())  # customers' email and SMS go to the world's inbox
+    if "smtp" in names and not settings.smtp_url:
+        update["smtp_url"] = world.url("smtp")
+    if "inbox" in names and not settings.sms_url:
+        update["sms_url"] = world.url("inbox") + "/sms"
     # validated like a file's values: the world is one configuration among others
     return type(settings).model_validate({**settings.model_dump(), **update})
 

@@ -147,6 +147,24 @@ class Job(Protocol[InputT]):  # type: ignore[misc]
         """Wait durably for input `name` (moving to `state` first); InputTimeoutError if none."""
         ...
 
+    async def ask_customer(
+        self,
+        name: str,
+        question: str,
+        timeout_s: float,
+        *,
+        state: str | None = None,
+        kind: str = "text",
+        fallback: str = "raise",
+    ) -> Any:
+        """Ask the job's customer (its tenant's users) for input `name`: they are notified
+        (email, SMS, as each prefers), see `question` in the portal (`/app/jobs/{id}`, a
+        code field when `kind` is "code") and answer there or with `POST
+        /v1/jobs/{id}/input`; the answer is returned. After `timeout_s` they are told it
+        expired, then `fallback` "raise" raises InputTimeoutError (the adapter's own way
+        back) and "operator" hands the question to an operator and returns their value."""
+        ...
+
     async def sleep(self, seconds: float) -> None: ...
 
     async def spawn(

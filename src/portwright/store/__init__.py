@@ -11,6 +11,13 @@ from portwright.store._blobs import (
 )
 from portwright.store._breakers import SqlBreakerStorage
 from portwright.store._console import OperatorRecord, OperatorSession
+from portwright.store._customers import (
+    CustomerRecord,
+    CustomerSession,
+    EmailTakenError,
+    NewNotification,
+    NotificationRecord,
+)
 from portwright.store._deliveries import AttemptRecord, DeliveryFilter, DeliveryRecord
 from portwright.store._endpoints import EndpointRecord
 from portwright.store._engine import PG_CONNECT_ARGS, create_engine, is_sqlite
@@ -76,9 +83,12 @@ __all__ = [
     "BreakerRecord",
     "CasOutcome",
     "CredentialRecord",
+    "CustomerRecord",
+    "CustomerSession",
     "DataKeyRecord",
     "DeliveryFilter",
     "DeliveryRecord",
+    "EmailTakenError",
     "EndpointRecord",
     "EscalationPage",
     "EscalationRecord",
@@ -94,6 +104,8 @@ __all__ = [
     "LocalBlobStore",
     "NewInboxEvent",
     "NewJob",
+    "NewNotification",
+    "NotificationRecord",
     "ObservationRecord",
     "OperatorRecord",
     "OperatorSession",

@@ -20,6 +20,9 @@ __all__ = [
     "breakers",
     "console_sessions",
     "credentials",
+    "customer_sessions",
+    "customer_tokens",
+    "customer_users",
     "deliveries",
     "delivery_attempts",
     "escalations",
@@ -28,6 +31,8 @@ __all__ = [
     "job_events",
     "jobs",
     "metadata",
+    "notification_prefs",
+    "notifications",
     "observations",
     "operators",
     "outbox",
@@ -599,4 +604,79 @@ portal_probes = sa.Table(
     sa.Column("last_ok_at", sa.Float),
     sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+# -- customers (0014) --------------------------------------------------------------------
+
+customer_users = sa.Table(
+    "customer_users",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("phone", sa.String(32)),
+    sa.Column("verified_at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("disabled_at", sa.Float),
+    sa.Index(None, "tenant_id"),
+)
+
+customer_sessions = sa.Table(
+    "customer_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("customer_users.id"), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index(None, "user_id"),
+)
+
+customer_tokens = sa.Table(
+    "customer_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("customer_users.id"), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float),
+    sa.Index(None, "user_id", "purpose"),
+)
+
+notification_prefs = sa.Table(
+    "notification_prefs",
+    metadata,
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("customer_users.id"), primary_key=True),
+    sa.Column("event", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(64)),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("address", sa.String(320), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False, server_default=""),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "tenant_id", "created_at"),
 )

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from portwright.store._accounts import AccountRepository
 from portwright.store._batches import BatchRepository
 from portwright.store._console import ConsoleRepository
+from portwright.store._customers import CustomerRepository
 from portwright.store._deliveries import DeliveryRepository
 from portwright.store._endpoints import EndpointRepository
 from portwright.store._engine import create_engine
@@ -59,6 +60,7 @@ class Store:
         self.held = HeldBlobRepository(engine)
         self.retention = RetentionRepository(engine)
         self.rollouts = RolloutRepository(engine)
+        self.customers = CustomerRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:

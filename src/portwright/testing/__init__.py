@@ -1,6 +1,7 @@
 """Fakes and tiny fixtures for testing code built on Portwright (public API)."""
 
 from portwright.testing._cassette import Cassette, CassetteMissError
+from portwright.testing._channels import MemoryChannel
 from portwright.testing._clock import ManualClock
 from portwright.testing._determinism import DeterminismError, FakeJob, check_determinism
 from portwright.testing._echo import EchoAdapter, EchoInput
@@ -25,6 +26,7 @@ __all__ = [
     "InMemoryBlobStore",
     "ListIdentity",
     "ManualClock",
+    "MemoryChannel",
     "NotFakedError",
     "RecordingLogger",
     "StepOutcome",

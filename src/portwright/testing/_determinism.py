@@ -149,6 +149,23 @@ class FakeJob:
             raise InputTimeoutError(name, timeout_s)
         return self._inputs[name]
 
+    async def ask_customer(
+        self,
+        name: str,
+        question: str,
+        timeout_s: float,
+        *,
+        state: str | None = None,
+        kind: str = "text",
+        fallback: str = "raise",
+    ) -> Any:
+        self.trace.append(("ask_customer", name, question, timeout_s, state))
+        if state is not None:
+            await self.transition(state, question)
+        if name not in self._inputs:
+            raise InputTimeoutError(name, timeout_s)
+        return self._inputs[name]
+
     async def sleep(self, seconds: float) -> None:
         self.trace.append(("sleep", seconds))
 

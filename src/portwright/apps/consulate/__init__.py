@@ -214,13 +214,14 @@ class ConsulateAdapter(Adapter[BookingInput]):
                     code, cursor = str(found["code"]), int(found["seq"])
                 else:
                     code = str(
-                        await job.wait_for_input(
+                        await job.ask_customer(
                             "otp",
+                            "Enter the one-time code the portal just sent you",
                             budget,
                             state="OTP_REQUIRED",
-                            reason="waiting for the one-time code",
+                            kind="code",
                         )
-                    )
+                    ).strip()
             except InputTimeoutError:
                 await job.transition(
                     "SCANNING",

@@ -12,6 +12,10 @@ The page is published for the console's live view while a step runs (see
 the keyboard and mouse; the step waits meanwhile and continues from the page
 as the operator left it.
 
+With `approval: "customer"` the job first asks its customer (`job.ask_customer`, input
+"approval"): they are notified and answer "yes" or "no" in the portal or through the API;
+nothing is filled or sent before a yes; a no, or no answer in time, fails the job.
+
 Resubmission is idempotent: the board answers a second application for the
 same job and email with 409. If this job's own earlier attempt sent the final
 form (a durable note written before the click), that answer means the
@@ -30,6 +34,7 @@ from portwright.apps.jobboard._matching import CONFIDENT, FormField, Match, matc
 from portwright.apps.jobboard._model import Applicant, ApplicationInput, ResumeFile
 from portwright.sdk import (
     Adapter,
+    InputTimeoutError,
     Job,
     JobError,
     PermanentError,
@@ -52,6 +57,7 @@ __all__ = [
 ]
 
 MAX_ROUNDS = 5
+APPROVALS = frozenset({"yes", "y", "approve", "approved", "ok"})
 
 
 class UnsureFieldError(JobError):
@@ -78,6 +84,7 @@ class JobBoardAdapter(Adapter[ApplicationInput]):
     machine = linear_machine("jobboard", ["FILLING"])
     max_concurrency: ClassVar[int] = 4
     retry = RetryPolicy(max_attempts=3, base_delay_s=0.5, max_delay_s=5.0)
+    inputs: ClassVar[frozenset[str]] = frozenset({"approval"})
 
     def lock_key(self, data: ApplicationInput) -> str | None:
         # One application per listing and applicant at a time, whichever job asks.
@@ -86,6 +93,8 @@ class JobBoardAdapter(Adapter[ApplicationInput]):
     async def run(self, job: Job[ApplicationInput]) -> Mapping[str, Any]:
         data = job.input
         await job.transition("QUEUED")
+        if data.approval == "customer":
+            await self._approved(job)
         await job.transition("FILLING", f"job {data.job_id}")
         raw = data.model_dump(mode="json")
         answers: dict[str, str] = {}
@@ -100,3 +109,16 @@ class JobBoardAdapter(Adapter[ApplicationInput]):
                 value = await job.step(f"answer-{field}-{round_}", ask_operator, question)
                 answers[field] = "" if value is None else str(value).strip()
         raise PermanentError(f"still unsure after {MAX_ROUNDS} rounds of operator answers")
+
+    async def _approved(self, job: Job[ApplicationInput]) -> None:
+        data = job.input
+        question = (
+            f"Send the application for listing {data.job_id} at {data.board_url} as "
+            f"{data.applicant.name} <{data.applicant.email}>? Answer yes or no."
+        )
+        try:
+            answer = await job.ask_customer("approval", question, data.approval_timeout_s)
+        except InputTimeoutError as exc:
+            raise PermanentError("the customer did not approve the application in time") from exc
+        if str(answer).strip().lower() not in APPROVALS:
+            raise PermanentError(f"the customer declined the application ({str(answer)[:50]!r})")

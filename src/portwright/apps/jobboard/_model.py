@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -63,3 +64,11 @@ class ApplicationInput(BaseModel):
     job_id: int = Field(ge=1, description="the listing to apply for")
     applicant: Applicant
     live: bool = Field(True, description="publish the browser for the console's live view")
+    approval: Literal["none", "customer"] = Field(
+        "none",
+        description="'customer': ask the customer to approve the application (portal or API "
+        "input 'approval', answer 'yes' or 'no') before anything is sent",
+    )
+    approval_timeout_s: float = Field(
+        86_400.0, gt=0, le=30 * 86_400, description="how long to wait for the approval"
+    )

@@ -1,4 +1,5 @@
-"""Authentication as pure ASGI middleware: a valid key puts a `Principal` on the scope.
+"""Authentication as pure ASGI middleware: a valid API key, or a customer user's valid
+access token (a short-lived JWT from `POST /v1/auth/token`), puts a `Principal` on the scope.
 
 Failures are rate limited per client address, so guessing keys gets a 429
 long before it gets anywhere; once the address is over its budget even a
@@ -19,7 +20,8 @@ from portwright.gateway._errors import error_response
 from portwright.gateway._principal import Principal
 from portwright.gateway.auth._keys import parse_key, verify_secret
 from portwright.gateway.ratelimit import RateLimiter, rate_headers
-from portwright.store import ApiKeyRecord, Store
+from portwright.store import ApiKeyRecord, CustomerRecord, Store
+from portwright.webauth import AccessTokens
 
 __all__ = ["AuthMiddleware"]
 
@@ -45,6 +47,39 @@ class _KeyCache:
         return row
 
 
+class _UserCache:
+    """Customer users (and their tenant's plan) by id for a short while: a disabled user's
+    tokens stop working within `ttl`, however long they had left."""
+
+    def __init__(self, store: Store, ttl: float) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._rows: dict[str, tuple[float, tuple[CustomerRecord, str] | None]] = {}
+
+    def _load(self, user_id: str) -> tuple[CustomerRecord, str] | None:
+        user = self.store.customers.user(user_id)
+        if user is None:
+            return None
+        return user, self.store.tenants.get(user.tenant_id).plan
+
+    async def get(self, user_id: str) -> tuple[CustomerRecord, str] | None:
+        now = time.monotonic()
+        cached = self._rows.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = await asyncio.to_thread(self._load, user_id)
+        if self.ttl > 0:
+            if len(self._rows) > 10_000:
+                self._rows.clear()
+            self._rows[user_id] = (now + self.ttl, found)
+        return found
+
+
+# What a customer user's access token may do on the API: their tenant's jobs, as a key
+# with the default scope would.
+USER_SCOPES = frozenset({"jobs"})
+
+
 class AuthMiddleware:
     def __init__(
         self,
@@ -55,8 +90,11 @@ class AuthMiddleware:
         failure_limit: str,
         cache_s: float,
         public: Sequence[str],
+        tokens: AccessTokens | None = None,
     ) -> None:
         self.app = app
+        self.tokens = tokens
+        self.users = _UserCache(store, cache_s)
         self.limiter = limiter
         self.failure_limit = failure_limit
         self.cache = _KeyCache(store, cache_s)
@@ -84,9 +122,9 @@ class AuthMiddleware:
                 response = await self._too_many(client)
             else:
                 message = (
-                    "missing API key: send `Authorization: Bearer <key>`"
+                    "missing API key: send `Authorization: Bearer <key or access token>`"
                     if token is None
-                    else "invalid or revoked API key"
+                    else "invalid or revoked API key, or an invalid or expired access token"
                 )
                 response = error_response(
                     401, "unauthorized", message, headers={"www-authenticate": "Bearer"}
@@ -109,12 +147,32 @@ class AuthMiddleware:
     async def _verify(self, token: str) -> Principal | None:
         parsed = parse_key(token)
         if parsed is None:
+            if self.tokens is not None and AccessTokens.looks_like(token):
+                return await self._verify_access(token)
             return None
         prefix, secret = parsed
         row = await self.cache.get(prefix)
         if row is None or row.revoked_at is not None or not verify_secret(secret, row.secret_hash):
             return None
         return Principal(row.tenant_id, row.id, row.prefix, row.scope_set, row.plan)
+
+    async def _verify_access(self, token: str) -> Principal | None:
+        assert self.tokens is not None
+        claims = self.tokens.verify(token)
+        if claims is None:
+            return None
+        found = await self.users.get(claims.user_id)
+        if found is None:
+            return None
+        user, plan = found
+        if (
+            user.tenant_id != claims.tenant_id
+            or user.disabled_at is not None
+            or user.verified_at is None
+        ):
+            return None
+        return Principal(user.tenant_id, user.id, f"user:{user.id}", USER_SCOPES, plan,
+                         user_id=user.id, role=user.role)  # fmt: skip
 
 
 def _token(scope: Scope) -> str | None:

@@ -45,6 +45,8 @@ def account_router(ctx: GatewayContext) -> APIRouter:
             plan=tenant.plan,
             key_prefix=caller.key_prefix,
             scopes=sorted(caller.scopes),
+            user_id=caller.user_id,
+            role=caller.role,
         )
 
     @router.get("/usage", response_model=Usage, responses=ERROR_RESPONSES, summary="Usage")

@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 
 import structlog
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from portwright.resources.vault._crypto import MasterKey, VaultCryptoError, open_sealed, seal
 from portwright.sdk import PermanentError
@@ -93,6 +95,13 @@ class Vault:
                 assert self._database_url is not None
                 self._store = Store.open(self._database_url, pool_size=2)
             return self._store
+
+    def derived_key(self, purpose: str) -> bytes:
+        """32 bytes for `purpose` (e.g. signing access tokens), derived from the current
+        master key with HKDF: every process with the same master key derives the same."""
+        hkdf = HKDF(algorithm=SHA256(), length=32, salt=b"portwright-derived",
+                    info=f"portwright:{purpose}".encode())  # fmt: skip
+        return hkdf.derive(self.master.key)
 
     def close(self) -> None:
         with self._lock:

@@ -39,9 +39,14 @@ def verify_password(password: str, stored: str) -> bool:
             return False
         expected = _unb64(digest)
         actual = hashlib.scrypt(
-            password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), maxmem=MAXMEM,
+            password.encode(),
+            salt=_unb64(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=MAXMEM,
             dklen=len(expected),
-        )  # fmt: skip
+        )
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)

@@ -1,0 +1,171 @@
+"""The portal in a real Chromium: sign up → verify by the link read from the sandbox inbox
+(delivered over SMTP) → sign in; live job status over SSE and the answer prompt; and a
+screenshot of every page at desktop (1440 px) and phone (390 px) widths."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
+from portwright.gateway import issue_key
+from portwright.testing import wait_until_sync
+from tests.customers._support import PASSWORD, Portal
+from tests.customers.conftest import SHOTS
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=30_000)  # a loaded machine: polling expectations, with a deadline
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium (the machine's) for this module: its event loop lives only as long."""
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
+
+
+def _page(browser: Browser, width: str) -> Page:
+    w, h = WIDTHS[width]
+    context = browser.new_context(viewport={"width": w, "height": h})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    return page
+
+
+def _signup_in_browser(page: Page, portal: Portal, org: str, email: str) -> None:
+    page.goto(f"{portal.url}/app/signup")
+    page.fill("input[name=organisation]", org)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Check your email")
+
+
+def _login_in_browser(page: Page, portal: Portal, email: str) -> None:
+    page.goto(f"{portal.url}/app/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{portal.url}/app/")
+
+
+def test_signup_verify_login_and_answer_live(browser: Browser, portal: Portal) -> None:
+    """A person signs up, opens the emailed link, signs in; a job that asks them appears
+    live (no reload), they answer in the prompt, and its new state arrives live too."""
+    page = _page(browser, "desktop")
+    org, email = f"tide-{secrets.token_hex(2)}", f"grace-{secrets.token_hex(3)}@example.test"
+    _signup_in_browser(page, portal, org, email)
+    link = portal.link_in(portal.wait_message(email, contains="/app/verify"))
+    page.goto(link)
+    expect(page.locator("h1")).to_have_text("Email confirmed")
+    page.click("a.button")
+    expect(page).to_have_url(f"{portal.url}/app/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{portal.url}/app/")
+    expect(page.locator("header .badge")).to_contain_text(org)
+    expect(page.locator("#live-dot.on")).to_be_visible()
+    page.evaluate("window.__noReload = true")
+
+    user = portal.service.store.customers.user_by_email(email)
+    assert user is not None
+    key = issue_key(portal.service.store, tenant=org)
+    api = portal.client(authorization=f"Bearer {key.key}")
+    job_id = api.post(
+        "/v1/jobs", json={"adapter": "asking", "input": {"question": "Send the application?"}}
+    ).json()["id"]
+    row = page.locator(f"tr[data-job='{job_id}']")
+    expect(row).to_be_visible()
+    expect(page.locator("section.attention")).to_contain_text("asking")
+    assert page.evaluate("window.__noReload") is True  # updated in place, not reloaded
+
+    page.click(f"a[href='/app/jobs/{job_id}']")
+    expect(page.locator("#prompt h2")).to_have_text("Send the application?")
+    page.evaluate("window.__noReload = true")
+    page.fill("#prompt input[name=value]", "yes please")
+    page.click("#prompt button[type=submit]")
+    expect(page.locator("#job-state")).to_have_text("SUCCEEDED", timeout=90_000)
+    wait_until_sync(lambda: portal.service.store.jobs.get(job_id).status == "succeeded")
+    assert portal.service.store.jobs.get(job_id).output == {"approved": "yes please"}
+
+
+def test_screenshots_of_every_page(browser: Browser, portal: Portal) -> None:
+    """Every portal page at desktop and phone widths, saved for a person to look at; each
+    page renders without horizontal scrolling at phone width."""
+    owner, tenant_id = portal.owner(f"harbour-{secrets.token_hex(2)}")
+    org = portal.service.store.tenants.get(tenant_id).name
+    http, csrf = portal.login(owner)
+    portal.member(http, csrf)
+    http.post(
+        "/app/credentials", data={"name": "consulate-login", "value": "pw", "csrf_token": csrf}
+    )
+    key = issue_key(portal.service.store, tenant=org, name="ci")
+    api = portal.client(authorization=f"Bearer {key.key}")
+    waiting = api.post(
+        "/v1/jobs",
+        json={
+            "adapter": "asking",
+            "input": {"question": "Approve the application to Nimbus Labs (Senior Engineer)?"},
+        },
+    ).json()["id"]
+    wait_until_sync(lambda: portal.service.store.jobs.get(waiting).status == "waiting")
+    api.post("/v1/jobs", json={"adapter": "asking", "input": {"timeout_s": 0.5}})
+
+    for width in WIDTHS:
+        page = _page(browser, width)
+        shots: list[tuple[str, str]] = [
+            ("signup", "/app/signup"),
+            ("login", "/app/login"),
+            ("forgot", "/app/forgot"),
+            ("reset", "/app/reset?token=x"),
+            ("verify-bad", "/app/verify?token=nope"),
+        ]
+        for name, path in shots:
+            page.goto(portal.url + path)
+            _shoot(page, f"{width}-{name}")
+        page.goto(portal.url + "/app/signup")
+        page.fill("input[name=organisation]", "X")
+        page.fill("input[name=email]", "nope")
+        page.fill("input[name=password]", "short")
+        page.click("button[type=submit]")
+        expect(page.locator(".field-error")).to_have_count(3)
+        _shoot(page, f"{width}-signup-error")
+        _login_in_browser(page, portal, owner)
+        for name, path in [
+            ("jobs", "/app/"),
+            ("job-prompt", f"/app/jobs/{waiting}"),
+            ("keys", "/app/keys"),
+            ("credentials", "/app/credentials"),
+            ("members", "/app/members"),
+            ("preferences", "/app/preferences"),
+            ("not-found", "/app/jobs/job_nope"),
+        ]:
+            page.goto(portal.url + path)
+            _shoot(page, f"{width}-{name}")
+        page.goto(portal.url + "/app/keys")
+        page.fill("input[name=name]", "laptop")
+        page.click("form.row button[type=submit]")
+        expect(page.locator("#new-key")).to_have_text(re.compile(r"^pw_"))
+        _shoot(page, f"{width}-keys-created")
+        page.context.close()
+
+
+def _shoot(page: Page, name: str) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name}: the page scrolls sideways by {overflow}px"
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
