@@ -2,6 +2,27 @@
 // Regenerate with `npm run generate`; `npm test` fails when this file is not current.
 
 export interface paths {
+    "/v1/auth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get an access token
+         * @description A customer user's access token (15 minutes). Wrong credentials are a 401, an
+         *     unverified email a 403; repeated failures from one address or for one email a 429.
+         */
+        post: operations["token_v1_auth_token_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/batch": {
         parameters: {
             query?: never;
@@ -718,6 +739,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/portals/{name}/observations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Slot observations of a portal
+         * @description Runs of scans per (center, visa type), newest first: each run is consecutive
+         *     scans that saw the same open slots (`open` 0 = nothing open). `since`/`until`
+         *     (portal clock) keep runs overlapping that span; pass `next_cursor` back as
+         *     `cursor` for the next page.
+         */
+        get: operations["observations_v1_portals__name__observations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/portals/{name}/pause": {
         parameters: {
             query?: never;
@@ -738,6 +782,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/portals/{name}/predictions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Predicted release windows of a portal
+         * @description Per (center, visa type): the next predicted release windows, with the
+         *     confidence that each is a real window and the chance of a release in it. The
+         *     forecast starts at `at`, by default at the key's latest observation (portal
+         *     clock). `fallback` is true while the history is too thin to predict.
+         */
+        get: operations["predictions_v1_portals__name__predictions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/portals/{name}/probe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Configure a portal's probe
+         * @description Run the live version's `probe` on this sample input every `every_s` seconds
+         *     (admin scope; audited). A page change marks the portal degraded before jobs meet it.
+         */
+        put: operations["put_probe_v1_portals__name__probe_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/portals/{name}/resume": {
         parameters: {
             query?: never;
@@ -752,6 +840,92 @@ export interface paths {
          * @description Resume every job of the portal (admin scope; audited).
          */
         post: operations["resume_portal_v1_portals__name__resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/portals/{name}/rollout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a rollout
+         * @description The portal's rollout (or a tenant's): versions installed, live, canary, shadow,
+         *     break rates over the rollback window and shadow agreement per step.
+         */
+        get: operations["get_rollout_v1_portals__name__rollout_get"];
+        /**
+         * Change a rollout
+         * @description Set the live, canary (percentage and/or tenants) and shadow versions and the
+         *     promotion and rollback thresholds (admin scope; audited).
+         */
+        put: operations["put_rollout_v1_portals__name__rollout_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/portals/{name}/rollout/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Promote a canary or shadow
+         * @description Make the canary (or the shadow) the live version (admin scope; audited).
+         */
+        post: operations["promote_v1_portals__name__rollout_promote_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/portals/{name}/rollout/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll a canary back
+         * @description Remove the canary: new jobs start on live; started jobs keep their version.
+         */
+        post: operations["rollback_v1_portals__name__rollout_rollback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/results/{evidence_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a stored result (signed link)
+         * @description What a `result_url` points to; no API key: the link's signature is the key.
+         */
+        get: operations["download_v1_results__evidence_id__get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -872,7 +1046,10 @@ export interface components {
         BatchRequest: {
             /** Items */
             items: components["schemas"]["ScrapeRequest"][];
-            /** Webhook */
+            /**
+             * Webhook
+             * @description one of your webhook endpoints' URLs: each item's result (items without their own webhook), then one batch.completed event with the counts
+             */
             webhook?: string | null;
         };
         /** BatchResponse */
@@ -1356,12 +1533,16 @@ export interface components {
             key_prefix: string;
             /** Plan */
             plan: string;
+            /** Role */
+            role?: string | null;
             /** Scopes */
             scopes: string[];
             /** Tenant */
             tenant: string;
             /** Tenant Id */
             tenant_id: string;
+            /** User Id */
+            user_id?: string | null;
         };
         /** Portal */
         Portal: {
@@ -1387,6 +1568,96 @@ export interface components {
             /** Data */
             data: components["schemas"]["Portal"][];
         };
+        /** PredictedWindow */
+        PredictedWindow: {
+            /**
+             * Chance
+             * @description P(at least one release in the window on that date)
+             */
+            chance: number;
+            /**
+             * Confidence
+             * @description P(the window's release rate is really high)
+             */
+            confidence: number;
+            /** End */
+            end: number;
+            /** Start */
+            start: number;
+        };
+        /** Prediction */
+        Prediction: {
+            /**
+             * At
+             * @description the time the forecast starts from (portal clock)
+             */
+            at: number;
+            /** Center */
+            center: string;
+            /**
+             * Fallback
+             * @description too little history: no windows, poll uniformly
+             */
+            fallback: boolean;
+            /** Observed Days */
+            observed_days: number;
+            /** Releases */
+            releases: number;
+            /** Visa Type */
+            visa_type: string;
+            /** Windows */
+            windows: components["schemas"]["PredictedWindow"][];
+        };
+        /** PredictionList */
+        PredictionList: {
+            /** Data */
+            data: components["schemas"]["Prediction"][];
+        };
+        /** Probe */
+        Probe: {
+            /** Enabled */
+            enabled: boolean;
+            /** Every S */
+            every_s: number;
+            /** Failures */
+            failures: number;
+            /** Last At */
+            last_at: number | null;
+            /** Last Detail */
+            last_detail: string | null;
+            /** Last Ok At */
+            last_ok_at: number | null;
+            /**
+             * Last Outcome
+             * @description ok, page_changed, adapter_error, no_probe, or a portal error class
+             */
+            last_outcome: string | null;
+            /** Last Version */
+            last_version: string | null;
+        };
+        /**
+         * ProbePut
+         * @description A portal's synthetic probe: the live version's `probe` on `input` every `every_s`.
+         */
+        ProbePut: {
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled?: boolean;
+            /**
+             * Every S
+             * @default 300
+             */
+            every_s?: number;
+            /**
+             * Input
+             * @description a sample input of the portal's adapter
+             */
+            input: {
+                [key: string]: unknown;
+            };
+        };
         /** ReplayIn */
         ReplayIn: {
             /** Endpoint Id */
@@ -1407,6 +1678,131 @@ export interface components {
              * @description item keys to retry (default: every failed item)
              */
             items?: string[] | null;
+        };
+        /** Rollout */
+        Rollout: {
+            /** Adapter */
+            adapter: string;
+            /**
+             * Break Rates
+             * @description version role → [broken, judged] over the window
+             */
+            break_rates?: {
+                [key: string]: number[];
+            };
+            /** Canary */
+            canary: string | null;
+            /** Canary Percent */
+            canary_percent: number;
+            /** Canary Tenants */
+            canary_tenants: string[];
+            /** Installed */
+            installed: string[];
+            /** Live */
+            live: string;
+            /** Portal */
+            portal: string;
+            probe?: components["schemas"]["Probe"] | null;
+            /** Promote After */
+            promote_after: number;
+            /** Reason */
+            reason: string;
+            /** Rollback Margin */
+            rollback_margin: number;
+            /** Rollback Min Jobs */
+            rollback_min_jobs: number;
+            /** Rollback Window S */
+            rollback_window_s: number;
+            /** Shadow */
+            shadow: string | null;
+            /** Shadow Agreement */
+            shadow_agreement?: components["schemas"]["ShadowAgreement"][];
+            /** Tenant */
+            tenant: string | null;
+            /** Updated At */
+            updated_at: number | null;
+            /** Updated By */
+            updated_by: string;
+        };
+        /**
+         * RolloutAction
+         * @description Promote or roll back; `which` (promote) is `canary` or `shadow`.
+         */
+        RolloutAction: {
+            /**
+             * Reason
+             * @default
+             */
+            reason?: string;
+            /** Tenant */
+            tenant?: string | null;
+            /**
+             * Which
+             * @default
+             */
+            which?: string;
+        };
+        /**
+         * RolloutPut
+         * @description A change to a portal's rollout; fields left out keep their value.
+         */
+        RolloutPut: {
+            /**
+             * Canary
+             * @description version on trial
+             */
+            canary?: string | null;
+            /**
+             * Canary Percent
+             * @description share of new jobs
+             */
+            canary_percent?: number | null;
+            /**
+             * Canary Tenants
+             * @description tenant ids whose new jobs all start on the canary
+             */
+            canary_tenants?: string[] | null;
+            /**
+             * Clear Canary
+             * @default false
+             */
+            clear_canary?: boolean;
+            /**
+             * Clear Shadow
+             * @default false
+             */
+            clear_shadow?: boolean;
+            /**
+             * Live
+             * @description version new jobs start on
+             */
+            live?: string | null;
+            /**
+             * Promote After
+             * @description promote the shadow after N agreeing jobs (0: never)
+             */
+            promote_after?: number | null;
+            /**
+             * Reason
+             * @default
+             */
+            reason?: string;
+            /** Rollback Margin */
+            rollback_margin?: number | null;
+            /** Rollback Min Jobs */
+            rollback_min_jobs?: number | null;
+            /** Rollback Window S */
+            rollback_window_s?: number | null;
+            /**
+             * Shadow
+             * @description runs read-only steps beside
+             */
+            shadow?: string | null;
+            /**
+             * Tenant
+             * @description this tenant's own rollout, not the portal's
+             */
+            tenant?: string | null;
         };
         /** ScrapeRequest */
         ScrapeRequest: {
@@ -1461,7 +1857,7 @@ export interface components {
             wait_for?: string | null;
             /**
              * Webhook
-             * @description URL told when it ends
+             * @description one of your webhook endpoints' URLs: gets a signed job.result event when the job ends
              */
             webhook?: string | null;
         };
@@ -1493,6 +1889,66 @@ export interface components {
                 [key: string]: string;
             };
         };
+        /** ShadowAgreement */
+        ShadowAgreement: {
+            /** Agree */
+            agree: number;
+            /** Agreement */
+            agreement: number | null;
+            /** Differ */
+            differ: number;
+            /** Error */
+            error: number;
+            /** Refused */
+            refused: number;
+            /** Shadow Version */
+            shadow_version: string;
+            /** Step */
+            step: string;
+        };
+        /**
+         * SlotObservation
+         * @description A run of scans of one (center, visa type) that all saw the same open slots.
+         */
+        SlotObservation: {
+            /** Center */
+            center: string;
+            /**
+             * First At
+             * @description first scan of the run (portal clock, POSIX seconds)
+             */
+            first_at: number;
+            /** Id */
+            id: number;
+            /**
+             * Last At
+             * @description last scan of the run
+             */
+            last_at: number;
+            /**
+             * New
+             * @description slots the previous run did not show (a release)
+             */
+            new: number;
+            /**
+             * Open
+             * @description slots open during the run (0: nothing open)
+             */
+            open: number;
+            /** Scans */
+            scans: number;
+            /** Slot Ids */
+            slot_ids: string[];
+            /** Visa Type */
+            visa_type: string;
+        };
+        /** SlotObservationList */
+        SlotObservationList: {
+            /** Data */
+            data: components["schemas"]["SlotObservation"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
         /** StatusIn */
         StatusIn: {
             /** Order Key */
@@ -1502,6 +1958,34 @@ export interface components {
              * @description picked_up, in_transit, delivered or failed
              */
             status: string;
+        };
+        /** TokenAnswer */
+        TokenAnswer: {
+            /** Access Token */
+            access_token: string;
+            /**
+             * Expires In
+             * @description seconds until the token expires
+             */
+            expires_in: number;
+            /** Role */
+            role: string;
+            /** Tenant Id */
+            tenant_id: string;
+            /**
+             * Token Type
+             * @default bearer
+             */
+            token_type?: string;
+            /** User Id */
+            user_id: string;
+        };
+        /** TokenRequest */
+        TokenRequest: {
+            /** Email */
+            email: string;
+            /** Password */
+            password: string;
         };
         /** Usage */
         Usage: {
@@ -1557,6 +2041,84 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    token_v1_auth_token_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenAnswer"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description validation failed: `fields` names each field and its problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     batch_v1_batch_post: {
         parameters: {
             query?: never;
@@ -1627,7 +2189,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1701,7 +2263,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1782,7 +2344,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1866,7 +2428,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1946,7 +2508,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2029,7 +2591,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2114,7 +2676,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2199,7 +2761,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2290,7 +2852,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2379,7 +2941,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2470,7 +3032,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2570,7 +3132,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2654,7 +3216,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2740,7 +3302,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2851,7 +3413,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2962,7 +3524,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3073,7 +3635,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3163,7 +3725,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3343,7 +3905,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3451,7 +4013,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3537,7 +4099,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3639,7 +4201,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3725,7 +4287,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3811,7 +4373,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3899,7 +4461,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4001,7 +4563,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4087,7 +4649,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4189,7 +4751,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4291,7 +4853,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4381,7 +4943,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4483,7 +5045,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4603,7 +5165,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4689,7 +5251,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4763,7 +5325,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4837,7 +5399,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4938,7 +5500,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5039,7 +5601,102 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    observations_v1_portals__name__observations_get: {
+        parameters: {
+            query?: {
+                center?: string | null;
+                /** @description next_cursor */
+                cursor?: string | null;
+                limit?: number;
+                /** @description POSIX seconds */
+                since?: number | null;
+                /** @description POSIX seconds */
+                until?: number | null;
+                visa_type?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlotObservationList"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unknown portal (no registration, no observations) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description validation failed: `fields` names each field and its problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5140,7 +5797,199 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    predictions_v1_portals__name__predictions_get: {
+        parameters: {
+            query?: {
+                /** @description POSIX seconds */
+                at?: number | null;
+                center?: string | null;
+                horizon_h?: number;
+                visa_type?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PredictionList"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unknown portal (no registration, no observations) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description validation failed: `fields` names each field and its problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_probe_v1_portals__name__probe_put: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description replays return the first answer for 24 h; 409 while in flight; 422 with a different body */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProbePut"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the key lacks the admin scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no adapter serves that portal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a version not installed, or a value out of range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5241,7 +6090,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5257,6 +6106,467 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_rollout_v1_portals__name__rollout_get: {
+        parameters: {
+            query?: {
+                tenant?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the key lacks the admin scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no adapter serves that portal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a version not installed, or a value out of range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_rollout_v1_portals__name__rollout_put: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description replays return the first answer for 24 h; 409 while in flight; 422 with a different body */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutPut"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the key lacks the admin scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no adapter serves that portal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a version not installed, or a value out of range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    promote_v1_portals__name__rollout_promote_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description replays return the first answer for 24 h; 409 while in flight; 422 with a different body */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutAction"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the key lacks the admin scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no adapter serves that portal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a version not installed, or a value out of range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rollback_v1_portals__name__rollout_rollback_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description replays return the first answer for 24 h; 409 while in flight; 422 with a different body */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RolloutAction"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rollout"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the key lacks the admin scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no adapter serves that portal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a version not installed, or a value out of range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    download_v1_results__evidence_id__get: {
+        parameters: {
+            query?: {
+                expires?: string;
+                signature?: string;
+            };
+            header?: never;
+            path: {
+                /** @description a stored result */
+                evidence_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the stored bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description the signature does not match */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such result (purged by retention) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the link has expired */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -5340,7 +6650,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5414,7 +6724,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5492,7 +6802,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5568,7 +6878,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5644,7 +6954,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5724,7 +7034,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5809,7 +7119,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description rate limited: see Retry-After and RateLimit-* headers */
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
