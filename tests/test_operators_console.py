@@ -9,6 +9,8 @@ Screenshots land in `tests/console/screenshots/` (named `operators-<page>-<width
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import secrets
 import socket
 import time
@@ -26,17 +28,21 @@ from pydantic import BaseModel
 from portwright.adapters import AdapterRegistry
 from portwright.client import Client
 from portwright.console import hash_password
+from portwright.console._credentials import PAGE as CRED_PAGE
+from portwright.console._dead_letters import PAGE as DL_PAGE
 from portwright.console._render import _change
 from portwright.console._takeover import field_changes, release_note
 from portwright.engines.browser import CONTROL_NOTE, LIVE_NOTE
 from portwright.gateway import create_app
 from portwright.orchestrator import CREDENTIALS_NOTE, JobService, Runtime
 from portwright.resources import StaticSecrets
+from portwright.resources.vault import Vault
 from portwright.sandbox import SandboxWorld
 from portwright.sandbox.echo import echo_service
 from portwright.sdk import Adapter, Job, StepContext, linear_machine
 from portwright.settings import Settings
 from portwright.store import DeliveryFilter
+from portwright.store._schema import deliveries
 from portwright.testing import EchoAdapter, wait_until_sync
 from tests.conftest import SKIP_PG, pg_database
 from tests.gateway._support import ServerThread
@@ -309,6 +315,99 @@ def test_a_job_page_links_its_dead_letters_and_the_credentials_it_opened(stack: 
         plain = _submit(stack, key, name="no-secret")
         wait_until_sync(lambda: store.jobs.get(plain).status == "succeeded", timeout=60)
         assert "none opened" in http.get(f"/console/jobs/{plain}").text
+
+
+# -- pagers with counts: dead letters, credentials; credential -> the jobs that used it ---------
+
+
+def _pages(http: httpx.Client, path: str, row: str) -> tuple[list[list[str]], list[str]]:
+    """Follow a list's "Next" pager from `path` to its end: each page's row ids (the
+    `data-<row>` attributes) and each page's count line."""
+    pages, counts = [], []
+    while True:
+        answer = http.get(path)
+        assert answer.status_code == 200, answer.text
+        pages.append(re.findall(rf'data-{row}="([^"]+)"', answer.text))
+        counts.append(re.search(r'<p class="count muted"[^>]*>([^<]+)</p>', answer.text)[1])  # type: ignore[index]
+        nxt = re.search(r'id="next-page" class="button small" href="\?([^"]+)"', answer.text)
+        if nxt is None:
+            return pages, counts
+        path = f"{path.split('?', maxsplit=1)[0]}?{html.unescape(nxt[1])}"
+
+
+def test_the_dead_letters_page_pages_through_every_dead_letter_with_its_count(
+    stack: Stack,
+) -> None:
+    """More dead letters than a page: the count names them all, the pager walks every one
+    newest first exactly once (two share an event time), filters carry over, and a
+    forged cursor is a 422 naming the field."""
+    store = stack.store
+    tenant = store.tenants.ensure(f"dl-pages-{secrets.token_hex(2)}")
+    now = time.time()
+    made = [
+        {"id": f"dlv_page{n:03d}{secrets.token_hex(2)}", "outbox_id": n, "event_id": f"evt:{n}",
+         "endpoint_id": "ep_pages", "tenant_id": tenant.id, "topic": "job.succeeded",
+         "status": "dead", "attempts": 3, "next_attempt_at": now, "last_error": "refused",
+         "event_at": now - (n if n != 1 else 0), "created_at": now, "finished_at": now}
+        for n in range(DL_PAGE + 3)
+    ]  # fmt: skip
+    with store.engine.begin() as conn:
+        conn.execute(deliveries.insert(), made)
+    newest = sorted(made, key=lambda d: (d["event_at"], d["id"]), reverse=True)
+    with closing(stack.operator(tenant=tenant.name)) as http:
+        pages, counts = _pages(http, "/console/dead-letters?topic=job.succeeded", "delivery")
+        assert [len(p) for p in pages] == [DL_PAGE, 3]
+        assert [d for p in pages for d in p] == [d["id"] for d in newest]
+        assert counts == [f"{DL_PAGE + 3} dead letters, showing the newest {DL_PAGE}",
+                          f"{DL_PAGE + 3} dead letters, showing 3"]  # fmt: skip
+        assert _pages(http, "/console/dead-letters?topic=job.failed", "delivery")[0] == [[]]
+        bad = http.get("/console/dead-letters", params={"cursor": "yesterday:dlv_x"})
+        assert bad.status_code == 422
+        assert "cursor" in bad.text
+
+
+def test_the_credentials_list_pages_with_a_count_and_links_the_jobs_that_used_each(
+    stack: Stack,
+) -> None:
+    """The credentials list counts and pages (the search narrows both); each credential
+    links the jobs list filtered to the jobs that opened it, in its own tenant only."""
+    store = stack.store
+    vault = Vault.from_settings(stack.service.rt.settings, store=store)
+    tenant = store.tenants.ensure(f"cred-pages-{secrets.token_hex(2)}")
+    other = store.tenants.ensure(f"cred-other-{secrets.token_hex(2)}")
+    names = sorted(["portal-login", *(f"site-{n:02d}@example.test" for n in range(CRED_PAGE + 1))])
+    for name in names:
+        vault.put(tenant.id, name, "not-shown")
+    used = _submit(stack, stack.key(tenant.name), "login-echo", name="cred-a")
+    unused = _submit(stack, stack.key(tenant.name), name="cred-b")
+    elsewhere = _submit(stack, stack.key(other.name), "login-echo", name="cred-c")
+    for job_id in (used, unused, elsewhere):
+        wait_until_sync(lambda j=job_id: store.jobs.get(j).status == "succeeded", timeout=90)
+
+    with closing(stack.operator(tenant=tenant.name)) as http:
+        pages, counts = _pages(http, "/console/credentials", "credential")
+        assert [c for p in pages for c in p] == names
+        assert [len(p) for p in pages] == [CRED_PAGE, 2]
+        assert counts[0] == f"{CRED_PAGE + 2} credentials, showing {CRED_PAGE}"
+        narrowed, counts = _pages(http, "/console/credentials?q=PORTAL", "credential")
+        assert narrowed == [["portal-login"]]
+        assert counts == ["1 credential, showing 1"]
+        assert http.get("/console/credentials?cursor=-1").status_code == 422
+        listing = http.get("/console/credentials?q=portal-login").text
+        link = html.unescape(re.search(r'class="muted cred-jobs" href="([^"]+)"', listing)[1])  # type: ignore[index]
+        assert link == f"/console/jobs?credential=portal-login&tenant={tenant.id}&items=1"
+        jobs = http.get(link).text
+        assert f'data-job="{used}"' in jobs
+        assert f'data-job="{unused}"' not in jobs
+        assert "1 job," in jobs
+        assert 'value="portal-login"' in jobs  # the filter shows what it filters on
+    with closing(stack.operator("viewer")) as everyone:  # platform-wide: the link's tenant
+        jobs = everyone.get(link).text
+        assert f'data-job="{used}"' in jobs
+        assert f'data-job="{elsewhere}"' not in jobs
+        anywhere = everyone.get("/console/jobs?credential=portal-login&items=1").text
+        assert f'data-job="{elsewhere}"' in anywhere
+        assert f'data-job="{unused}"' not in anywhere
 
 
 # -- a take-over's changes ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import Response
 
 from portwright.console._auth import Operator, need
-from portwright.console._render import page
+from portwright.console._render import next_query, page
 from portwright.store import Store
 
 if TYPE_CHECKING:
@@ -25,18 +25,23 @@ __all__ = ["credentials_router"]
 
 Viewer = Annotated[Operator, Depends(need("viewer"))]
 Acting = Annotated[Operator, Depends(need("operator"))]
+PAGE = 50
 
 
 def credentials_router(store: Store, vault: Vault) -> APIRouter:
     router = APIRouter()
 
     @router.get("/credentials")
-    async def listing(request: Request, op: Viewer, q: str = "") -> Response:
-        rows = await asyncio.to_thread(store.console.credentials, tenant_id=op.tenant_id)
-        needle = q.strip().lower()
-        if needle:
-            rows = [r for r in rows if needle in r.name.lower() or needle in r.tenant.lower()]
-        return page(request, "credentials.html", op, nav="credentials", rows=rows, q=q)
+    async def listing(request: Request, op: Viewer, q: str = "", cursor: int = 0) -> Response:
+        if cursor < 0:
+            raise HTTPException(422, f"cursor: expected 0 or more, got {cursor}")
+        found = await asyncio.to_thread(
+            store.console.credentials_page, tenant_id=op.tenant_id, text=q.strip(),
+            cursor=cursor, limit=PAGE,
+        )  # fmt: skip
+        more = next_query({"q": q}, found.next_cursor)
+        return page(request, "credentials.html", op, nav="credentials", rows=found.rows,
+                    total=found.total, q=q, next_query=more)  # fmt: skip
 
     @router.post("/credentials/reveal")
     async def reveal(

@@ -16,14 +16,15 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
 from portwright.console._auth import Operator, need
-from portwright.console._render import PREFIX, page
+from portwright.console._render import PREFIX, next_query, page
 from portwright.store import DeliveryFilter, DeliveryRecord, Store
 
 __all__ = ["dead_letters_router"]
 
 Viewer = Annotated[Operator, Depends(need("viewer"))]
 Acting = Annotated[Operator, Depends(need("operator"))]
-LIMIT = 500
+LIMIT = 500  # the most one "replay matching" moves
+PAGE = 50
 FILTERS = ("platform", "endpoint", "topic", "since", "until", "job")
 
 
@@ -39,6 +40,19 @@ def _day(field: str, text: str, *, end: bool) -> float | None:
         ) from None
     start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
     return (start + dt.timedelta(days=1 if end else 0)).timestamp()
+
+
+def _after(cursor: str) -> tuple[float, str] | None:
+    """The pager's cursor (`<event time>:<delivery id>` of the last row shown)."""
+    if not cursor:
+        return None
+    at, _, last_id = cursor.partition(":")
+    try:
+        return float(at), last_id
+    except ValueError:
+        raise HTTPException(
+            422, f"cursor: expected <event time>:<delivery id>, got {cursor!r}"
+        ) from None
 
 
 def _where(op: Operator, filters: dict[str, str]) -> DeliveryFilter:
@@ -68,17 +82,21 @@ def dead_letters_router(store: Store) -> APIRouter:
     async def dead_letters(
         request: Request, op: Viewer, platform: str = "", endpoint: str = "", topic: str = "",
         since: str = "", until: str = "", job: str = "", replayed: int | None = None,
+        cursor: str = "",
     ) -> Response:  # fmt: skip
         filters = {"platform": platform, "endpoint": endpoint, "topic": topic,
                    "since": since, "until": until, "job": job}  # fmt: skip
         rows = await asyncio.to_thread(
-            store.deliveries.search, _where(op, filters), status="dead", limit=LIMIT,
-            newest_first=True,
+            store.deliveries.search, _where(op, filters), status="dead", limit=PAGE + 1,
+            newest_first=True, before=_after(cursor),
         )  # fmt: skip
         total = await asyncio.to_thread(store.deliveries.count, _where(op, filters), status="dead")
         names = await asyncio.to_thread(store.console.tenant_names) if op.platform_wide else {}
+        more, rows = len(rows) > PAGE, rows[:PAGE]
+        last = f"{rows[-1].event_at!r}:{rows[-1].id}" if more and rows else None
         return page(request, "dead_letters.html", op, nav="dead-letters", rows=rows, total=total,
                     filters=filters, replayed=replayed, limit=LIMIT, tenant_names=names,
+                    next_query=next_query(filters, last), paged=bool(cursor),
                     live_template="_dead_letters_live.html")  # fmt: skip
 
     @router.post("/dead-letters/replay")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
 from portwright.console._auth import Operator, need
 from portwright.console._browser_live import ENDED, browser_possible
-from portwright.console._render import PREFIX, page
+from portwright.console._render import PREFIX, next_query, page
 from portwright.console._views import dashboard, mask
 from portwright.orchestrator import CREDENTIALS_NOTE, JobService
 from portwright.reports import build_report, to_csv, to_html, to_json
@@ -25,13 +24,6 @@ UNTRUSTED_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-i
 PAGE = 50
 DEAD_SHOWN = 500  # the dead-letters page's own limit
 STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled")
-
-
-def _query(filters: dict[str, str], cursor: object) -> str | None:
-    """The next page's query string (the same filters, the cursor), or None on the last."""
-    if cursor is None:
-        return None
-    return urlencode({**{k: v for k, v in filters.items() if v}, "cursor": cursor})
 
 
 def pages_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one route each)
@@ -54,21 +46,23 @@ def pages_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one route 
     @router.get("/jobs")
     async def jobs(
         request: Request, op: Viewer, q: str = "", status: str = "", portal: str = "",
-        adapter: str = "", tenant: str = "", items: str = "", cursor: str = "",
+        adapter: str = "", tenant: str = "", items: str = "", credential: str = "",
+        cursor: str = "",
     ) -> Response:  # fmt: skip
         names = await asyncio.to_thread(store.console.tenant_names)
+        used = (CREDENTIALS_NOTE, credential.strip()) if credential.strip() else None
         found = await asyncio.to_thread(
             store.console.jobs_page, tenant_id=op.tenant_id, text=q.strip(),
             status=status or None, portal=portal or None, adapter=adapter or None,
             of_tenant=(tenant or None) if op.platform_wide else None, top_level=not items,
-            cursor=cursor or None, limit=PAGE,
+            noted=used, cursor=cursor or None, limit=PAGE,
         )  # fmt: skip
         filters = {"q": q, "status": status, "portal": portal, "adapter": adapter,
-                   "tenant": tenant, "items": items}  # fmt: skip
+                   "tenant": tenant, "items": items, "credential": credential}  # fmt: skip
         return page(request, "jobs.html", op, nav="jobs", jobs=found.rows, total=found.total,
                     next_cursor=found.next_cursor, item_counts=found.items, statuses=STATUSES,
                     tenant_names=names, filters=filters,
-                    next_query=_query(filters, found.next_cursor),
+                    next_query=next_query(filters, found.next_cursor),
                     live_template="_jobs_live.html")  # fmt: skip
 
     @router.get("/jobs/{job_id}")
@@ -161,7 +155,7 @@ def pages_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one route 
         filters = {"actor": actor, "action": action, "target": target}
         return page(request, "audit.html", op, nav="audit", rows=found.rows, mask=mask,
                     total=found.total, filters=filters,
-                    next_query=_query(filters, found.next_cursor),
+                    next_query=next_query(filters, found.next_cursor),
                     live_template="_audit_live.html")  # fmt: skip
 
     return router

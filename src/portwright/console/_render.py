@@ -8,6 +8,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -16,7 +17,7 @@ from starlette.responses import Response
 
 from portwright.console._auth import Operator
 
-__all__ = ["PREFIX", "page", "templates"]
+__all__ = ["PREFIX", "next_query", "page", "templates"]
 
 PREFIX = "/console"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -33,6 +34,14 @@ def _ts(value: float | None) -> str:
     if not value:
         return "—"
     return datetime.fromtimestamp(value, _ZONE.get()).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def next_query(filters: dict[str, str], cursor: object) -> str | None:
+    """A list's next page (the pager every list shows, `pager` in `_macros.html`): the
+    query string with the same filters and the cursor, or None on the last page."""
+    if cursor is None:
+        return None
+    return urlencode({**{k: v for k, v in filters.items() if v}, "cursor": cursor})
 
 
 def display_zone(name: str) -> ZoneInfo:

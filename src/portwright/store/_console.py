@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from portwright._ids import new_id
 from portwright.store._records import AuditRecord, EvidenceRecord, JobRecord
@@ -29,6 +30,7 @@ __all__ = [
     "AuditPage",
     "ConsoleRepository",
     "CredentialInfo",
+    "CredentialPage",
     "JobPage",
     "OperatorRecord",
     "OperatorSession",
@@ -49,6 +51,13 @@ class JobPage:
 @dataclass(frozen=True, slots=True)
 class AuditPage:
     rows: list[AuditRecord]
+    total: int
+    next_cursor: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialPage:
+    rows: list[CredentialInfo]
     total: int
     next_cursor: int | None
 
@@ -215,11 +224,13 @@ class ConsoleRepository:
         adapter: str | None = None,
         of_tenant: str | None = None,
         top_level: bool = True,
+        noted: tuple[str, str] | None = None,
         cursor: str | None = None,
         limit: int = 50,
     ) -> JobPage:
         """Newest first, a page at a time (`cursor`: the last id shown), with the total;
-        `top_level` leaves fan-out items out (each parent shows how many it has)."""
+        `top_level` leaves fan-out items out (each parent shows how many it has); `noted`
+        (key, item): only jobs whose note `key` (a list, see `remember_once`) holds item."""
         conditions: list[sa.ColumnElement[bool]] = []
         for column, value in (
             (jobs.c.tenant_id, tenant_id),
@@ -232,6 +243,8 @@ class ConsoleRepository:
                 conditions.append(column == value)
         if top_level:
             conditions.append(jobs.c.parent_id.is_(None))
+        if noted is not None:
+            conditions.append(self._noted(*noted))
         if text:
             pattern = f"%{text.lower()}%"
             conditions.append(
@@ -257,6 +270,13 @@ class ConsoleRepository:
         more = len(rows) > limit
         rows = rows[:limit]
         return JobPage(rows, total, rows[-1].id if more and rows else None, items)
+
+    def _noted(self, key: str, item: str) -> sa.ColumnElement[bool]:
+        """A job's note `key` is a JSON list holding `item` (matched in the database)."""
+        if self.engine.dialect.name == "postgresql":
+            return sa.type_coerce(jobs.c.notes, JSONB)[key].contains([item])
+        listed = sa.func.json_each(jobs.c.notes, f'$."{key}"').table_valued("value")
+        return sa.select(sa.literal(1)).select_from(listed).where(listed.c.value == item).exists()
 
     def audit_page(
         self,
@@ -343,20 +363,40 @@ class ConsoleRepository:
         with tenant_transaction(self.engine, tenant_id) as conn:
             return [to_record(AuditRecord, row) for row in conn.execute(query)]
 
-    def credentials(self, *, tenant_id: str | None, limit: int = 500) -> list[CredentialInfo]:
-        """Stored credentials' names by tenant (one tenant's when `tenant_id` is given)."""
+    def credentials_page(
+        self, *, tenant_id: str | None, text: str = "", cursor: int = 0, limit: int = 50
+    ) -> CredentialPage:
+        """Stored credentials' names by tenant (one tenant's when `tenant_id` is given),
+        `text` matching the name or the tenant's name, a page at a time (`cursor`: how
+        many rows the pages before showed), with the total."""
         c = credentials.c
+        conditions: list[sa.ColumnElement[bool]] = []
+        if tenant_id is not None:
+            conditions.append(c.tenant_id == tenant_id)
+        if text:
+            needle = text.lower()
+            conditions.append(
+                sa.or_(
+                    sa.func.lower(c.name).contains(needle, autoescape=True),
+                    sa.func.lower(tenants.c.name).contains(needle, autoescape=True),
+                )
+            )
+        joined = credentials.join(tenants, tenants.c.id == c.tenant_id)
         query = (
             sa.select(c.tenant_id, tenants.c.name.label("tenant"), c.name, c.revision, c.updated_at)
-            .join(tenants, tenants.c.id == c.tenant_id)
-            .order_by(tenants.c.name, c.name)
-            .limit(limit)
+            .select_from(joined)
+            .where(*conditions)
+            .order_by(tenants.c.name, c.name, c.tenant_id)
+            .offset(max(0, cursor))
+            .limit(limit + 1)
         )
-        if tenant_id is not None:
-            query = query.where(c.tenant_id == tenant_id)
+        count = sa.select(sa.func.count()).select_from(joined).where(*conditions)
         with tenant_transaction(self.engine, tenant_id) as conn:
             rows: list[sa.Row[Any]] = list(conn.execute(query))
-        return [to_record(CredentialInfo, row) for row in rows]
+            total = int(conn.execute(count).scalar_one())
+        more = len(rows) > limit
+        shown = [to_record(CredentialInfo, row) for row in rows[:limit]]
+        return CredentialPage(shown, total, max(0, cursor) + limit if more else None)
 
     def fingerprint(self, *, tenant_id: str | None) -> tuple[Any, ...]:
         """Changes whenever a job, event, escalation, dead letter or audit row in scope changes."""

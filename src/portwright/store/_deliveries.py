@@ -207,11 +207,18 @@ class DeliveryRepository:
         status: str | None = None,
         limit: int = 500,
         newest_first: bool = False,
+        before: tuple[float, str] | None = None,
     ) -> list[DeliveryRecord]:
-        order = deliveries.c.event_at.desc() if newest_first else deliveries.c.event_at
-        query = sa.select(deliveries).where(where.clause()).order_by(order)
+        """Oldest event first, or with `newest_first` newest first (ties by id) and, with
+        `before` (the last row shown's `(event_at, id)`), only the rows after it: a page."""
+        c = deliveries.c
+        order = [c.event_at.desc(), c.id.desc()] if newest_first else [c.event_at]
+        query = sa.select(deliveries).where(where.clause()).order_by(*order)
         if status is not None:
-            query = query.where(deliveries.c.status == status)
+            query = query.where(c.status == status)
+        if before is not None:
+            at, last_id = before
+            query = query.where(sa.or_(c.event_at < at, sa.and_(c.event_at == at, c.id < last_id)))
         with self.engine.connect() as conn:
             return [to_record(DeliveryRecord, row) for row in conn.execute(query.limit(limit))]
 
