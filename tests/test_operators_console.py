@@ -30,6 +30,7 @@ from portwright.client import Client
 from portwright.console import hash_password
 from portwright.console._credentials import PAGE as CRED_PAGE
 from portwright.console._dead_letters import PAGE as DL_PAGE
+from portwright.console._pages import PAGE as AUDIT_PAGE
 from portwright.console._render import _change
 from portwright.console._takeover import field_changes, release_note
 from portwright.engines.browser import CONTROL_NOTE, LIVE_NOTE
@@ -364,6 +365,24 @@ def test_the_dead_letters_page_pages_through_every_dead_letter_with_its_count(
         bad = http.get("/console/dead-letters", params={"cursor": "yesterday:dlv_x"})
         assert bad.status_code == 422
         assert "cursor" in bad.text
+
+
+def test_the_audit_page_keeps_its_pager_shared_with_the_other_lists(stack: Stack) -> None:
+    """The audit list renders the same pager: every row of a filter once, newest first."""
+    store = stack.store
+    tenant = store.tenants.ensure(f"audit-pages-{secrets.token_hex(2)}")
+    target = f"paged-{secrets.token_hex(3)}"
+    for n in range(AUDIT_PAGE + 2):
+        store.audit.record(
+            actor="op:test", action=f"test.page{n:02d}", target_type="thing", target_id=target,
+            before=None, after={"n": n}, tenant_id=tenant.id,
+        )  # fmt: skip
+    with closing(stack.operator(tenant=tenant.name)) as http:
+        pages, counts = _pages(http, f"/console/audit?target={target}", "action")
+    newest_first = [f"test.page{n:02d}" for n in reversed(range(AUDIT_PAGE + 2))]
+    assert [a for p in pages for a in p] == newest_first
+    assert [len(p) for p in pages] == [AUDIT_PAGE, 2]
+    assert counts[-1] == f"{AUDIT_PAGE + 2} audit rows, showing 2"
 
 
 def test_the_credentials_list_pages_with_a_count_and_links_the_jobs_that_used_each(
