@@ -498,7 +498,11 @@ def test_a_hand_back_records_what_the_operator_changed_on_the_page(stack: Stack)
 
 def test_a_take_over_diff_claims_nothing_it_could_not_read() -> None:
     """No reading at take-over or at hand-back: no `changed` at all (not an empty one)."""
-    assert release_note({"holder": "operator"}, {"a": "1"}, "back") == ({}, "back")
+    assert release_note({"holder": "operator"}, {"a": "1", "b": ""}, "back") == (
+        {"handed_back": {"a": "1"}},
+        "back; the page was not readable at take-over; at hand-back it held a: '1'",
+    )
+    assert release_note({"holder": "operator"}, {"b": ""}, "back") == ({"handed_back": {}}, "back")
     assert release_note({"fields": {"a": "1"}}, None, "back") == ({}, "back")
     meta, reason = release_note({"fields": {"a": "1"}}, {"a": "1"}, "back")
     assert meta == {"changed": {}}

@@ -70,9 +70,19 @@ def release_note(
 ) -> tuple[dict[str, Any], str]:
     """The hand-back event's meta (`changed`: field → [before, after]) and its reason
     naming the changes, from the take-over's note `control` and the page's `fields` now.
-    Nothing is claimed when either reading is missing."""
-    if fields is None or not isinstance(control.get("fields"), dict):
+    Nothing is claimed when the page cannot be read now. When it could not be read at
+    take-over (no page open yet), the filled fields it holds at hand-back are kept instead
+    (`handed_back`): what the operator left, without a claim about what they changed."""
+    if fields is None:
         return {}, reason
+    if not isinstance(control.get("fields"), dict):
+        filled = {k: v for k, v in fields.items() if v}
+        if not filled:
+            return {"handed_back": {}}, reason
+        held = ", ".join(f"{k}: {v!r}" for k, v in filled.items())
+        return {"handed_back": filled}, (
+            f"{reason}; the page was not readable at take-over; at hand-back it held {held}"
+        )
     changed = field_changes(control["fields"], fields)
     if not changed:
         return {"changed": {}}, f"{reason}; no form field changed"
