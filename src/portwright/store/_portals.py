@@ -60,35 +60,10 @@ class PortalRepository:
         after, and why; a request that ends no later than the current window changes nothing.
         """
         with self.engine.begin() as conn:
-            before = conn.execute(
-                sa.select(portals.c.cooldown_until).where(portals.c.name == name)
-            ).scalar_one_or_none()
-            extended = conn.execute(
-                portals.update()
-                .where(
-                    portals.c.name == name,
-                    sa.or_(portals.c.cooldown_until.is_(None), portals.c.cooldown_until < until),
-                )
-                .values(cooldown_until=until, cooldown_reason=reason, updated_at=time.time())
-            ).rowcount
-            if extended:
-                conn.execute(
-                    audit_log.insert().values(
-                        tenant_id=None,
-                        actor=actor,
-                        action="portal.cooldown",
-                        target_type="portal",
-                        target_id=name,
-                        before={"cooldown_until": before},
-                        after={"cooldown_until": until, "cause": cause},
-                        reason=reason,
-                        created_at=time.time(),
-                    )
-                )
-            value = conn.execute(
-                sa.select(portals.c.cooldown_until).where(portals.c.name == name)
-            ).scalar_one()
-            return float(value)
+            return extend_cooldown_row(
+                conn, portals, name, until=until, reason=reason, audit=(
+                    "portal.cooldown", "portal", None, actor, cause),
+            )  # fmt: skip
 
     def end_cooldown(self, name: str, *, reason: str, actor: str) -> float | None:
         """End the portal's cooldown now (an operator's call); returns the end it had, or
@@ -181,3 +156,45 @@ class PortalRepository:
     def allow(self, name: str, *, policy: BreakerPolicy) -> tuple[bool, float | None]:
         """May a call go through? (allowed, retry_at). An expired open breaker lets one probe in."""
         return Breaker(name, policy, storage=self.breakers, clock=time.time).check()
+
+
+def extend_cooldown_row(
+    conn: sa.Connection,
+    table: sa.Table,
+    name: str,
+    *,
+    until: float,
+    reason: str,
+    audit: tuple[str, str, str | None, str, str],
+) -> float:
+    """Push the cooldown of `table`'s row `name` (a portal or a site) to at least `until`
+    and return the effective end. An extension is audited in the same transaction:
+    `audit` is (action, target type, tenant id, actor, cause)."""
+    action, target_type, tenant_id, actor, cause = audit
+    before = conn.execute(
+        sa.select(table.c.cooldown_until).where(table.c.name == name)
+    ).scalar_one_or_none()
+    extended = conn.execute(
+        table.update()
+        .where(
+            table.c.name == name,
+            sa.or_(table.c.cooldown_until.is_(None), table.c.cooldown_until < until),
+        )
+        .values(cooldown_until=until, cooldown_reason=reason, updated_at=time.time())
+    ).rowcount
+    if extended:
+        conn.execute(
+            audit_log.insert().values(
+                tenant_id=tenant_id,
+                actor=actor,
+                action=action,
+                target_type=target_type,
+                target_id=name,
+                before={"cooldown_until": before},
+                after={"cooldown_until": until, "cause": cause},
+                reason=reason,
+                created_at=time.time(),
+            )
+        )
+    value = conn.execute(sa.select(table.c.cooldown_until).where(table.c.name == name)).scalar_one()
+    return float(value)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from portwright.store._portals import extend_cooldown_row
 from portwright.store._rows import to_record
-from portwright.store._schema import audit_log, sites
+from portwright.store._schema import sites
 
 __all__ = ["SiteRecord", "SiteRepository", "site_name"]
 
@@ -101,35 +102,10 @@ class SiteRepository:
         name = site_name(portal, host, tenant_id)
         with self.engine.begin() as conn:
             self._ensure(conn, name, portal, host, tenant_id)
-            before = conn.execute(
-                sa.select(sites.c.cooldown_until).where(sites.c.name == name)
-            ).scalar_one_or_none()
-            extended = conn.execute(
-                sites.update()
-                .where(
-                    sites.c.name == name,
-                    sa.or_(sites.c.cooldown_until.is_(None), sites.c.cooldown_until < until),
-                )
-                .values(cooldown_until=until, cooldown_reason=reason, updated_at=time.time())
-            ).rowcount
-            if extended:
-                conn.execute(
-                    audit_log.insert().values(
-                        tenant_id=tenant_id,
-                        actor=actor,
-                        action="site.cooldown",
-                        target_type="site",
-                        target_id=name,
-                        before={"cooldown_until": before},
-                        after={"cooldown_until": until, "cause": cause},
-                        reason=reason,
-                        created_at=time.time(),
-                    )
-                )
-            value = conn.execute(
-                sa.select(sites.c.cooldown_until).where(sites.c.name == name)
-            ).scalar_one()
-            return float(value)
+            return extend_cooldown_row(
+                conn, sites, name, until=until, reason=reason, audit=(
+                    "site.cooldown", "site", tenant_id, actor, cause),
+            )  # fmt: skip
 
     def set_degraded(self, portal: str, host: str, *, reason: str | None) -> None:
         """Mark the site degraded (keeping the first `since`) or, with None, healthy."""
