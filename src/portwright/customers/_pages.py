@@ -6,8 +6,6 @@ credentials and members."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -19,6 +17,7 @@ from portwright.customers._render import PREFIX, page
 from portwright.notifications import EVENTS, REQUIRED_EVENTS, chosen
 from portwright.orchestrator import ConflictError, JobService
 from portwright.store import EventRecord, JobNotFoundError, JobRecord
+from portwright.webauth import change_stream
 
 if TYPE_CHECKING:
     from portwright.resources.vault import Vault
@@ -28,9 +27,6 @@ __all__ = ["pages_router"]
 Member = Annotated[Customer, Depends(need("member"))]
 Owner = Annotated[Customer, Depends(need("owner"))]
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$"
-POLL_S = 0.4
-STREAM_S = 25.0
-HEARTBEAT_S = 10.0
 
 
 def asked_question(job: JobRecord, events: list[EventRecord]) -> EventRecord | None:
@@ -117,28 +113,7 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
 
     @router.get("/live")
     async def live(request: Request, me: Member) -> StreamingResponse:
-        async def events() -> AsyncIterator[str]:
-            yield "retry: 500\n\n"
-            last = None
-            started = beat = time.monotonic()
-            while time.monotonic() - started < STREAM_S:
-                if await request.is_disconnected():
-                    return
-                current = await asyncio.to_thread(store.console.fingerprint, tenant_id=me.tenant_id)
-                if last is not None and current != last:
-                    yield f"event: change\ndata: {time.time():.3f}\n\n"
-                    beat = time.monotonic()
-                elif time.monotonic() - beat > HEARTBEAT_S:
-                    yield ": keep-alive\n\n"
-                    beat = time.monotonic()
-                last = current
-                await asyncio.sleep(POLL_S)
-
-        return StreamingResponse(
-            events(),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-        )
+        return change_stream(request, lambda: store.console.fingerprint(tenant_id=me.tenant_id))
 
     # -- API keys (owners) ----------------------------------------------------------------
 
