@@ -242,6 +242,14 @@ class Settings(BaseSettings):
     )
     heartbeat_interval_s: float = Field(2.0, gt=0)
     dead_worker_after_s: float = Field(15.0, gt=0, description="missed heartbeats mean dead")
+    drain_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="a worker stopped by SIGTERM/SIGINT takes no more work and lets its running "
+        "jobs finish for at most this long before it exits (0: stop at once; what still runs "
+        "resumes on another worker)",
+    )
     queue_polling_interval_s: float = Field(0.2, gt=0)
     tier_concurrency: dict[str, int] = Field(
         default_factory=lambda: {"http": 16, "browser": 4, "stealth": 2},

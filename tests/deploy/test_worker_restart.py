@@ -97,6 +97,9 @@ async def test_a_job_cut_off_by_sigterm_finishes_on_the_next_worker(
             PORTWRIGHT_HEARTBEAT_INTERVAL_S="0.3",
             PORTWRIGHT_DEAD_WORKER_AFTER_S="2",
             PORTWRIGHT_LOG_JSON="true",
+            # stop at once (no drain): the step is cut off, as by an orchestrator's SIGKILL
+            # after its grace period (the drain is tests/orchestrator/test_worker_drain.py)
+            PORTWRIGHT_DRAIN_TIMEOUT_S="0",
         )
         log = tmp_path / "worker.log"
         first = _worker(env, "restart-w1", log)

@@ -127,7 +127,8 @@ def _worker(args: argparse.Namespace) -> int:
         try:
             if server is not None:
                 server.shutdown()
-            runtime.stop()
+            # told to stop (SIGTERM/SIGINT): finish what runs here first, within the deadline
+            runtime.stop(drain_s=settings.drain_timeout_s if code == 0 else 0.0)
             vault.close()
         finally:
             log_exit(reason, code=code, executor_id=runtime.executor_id)

@@ -9,6 +9,7 @@ whole runtime. `portwright.composition` builds both from the settings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -90,7 +91,11 @@ class DbosHost:
         self.launched = True
         return self.datasource
 
-    def destroy(self) -> None:
+    def destroy(self, *, drain_s: float = 0.0) -> None:
+        """Shut DBOS down. With `drain_s`, first stop taking work from the queues and let
+        the workflows running here finish, for at most `drain_s` (whole seconds, rounded
+        up): what is still running then is recovered by another worker from its last
+        checkpoint."""
         if self.launched:
-            DBOS.destroy(destroy_registry=False)
+            DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=math.ceil(drain_s))
             self.launched = False

@@ -54,6 +54,7 @@ class Janitor:
         self._last_orphan_scan = 0.0
         self._orphan_cursor: str | None = None
         self._takeover_after = 0.0  # monotonic: no takeovers before (set after an outage)
+        self._draining = False
 
     def start(self) -> None:
         self._rt.store.workers.heartbeat(self._rt.executor_id)
@@ -66,6 +67,11 @@ class Janitor:
 
     def stop(self) -> None:
         self._thread.stop()
+
+    def drain(self) -> None:
+        """Heartbeat only from now on: a draining worker takes over nobody and starts no
+        job, but stays visibly alive so nobody takes over the jobs it is finishing."""
+        self._draining = True
 
     async def _round(self) -> bool:
         """One tick, in a thread of its own (DBOS's recovery is sync code). A failure is
@@ -81,6 +87,8 @@ class Janitor:
         """One round: heartbeat, take over dead workers, re-enqueue orphaned jobs."""
         rt = self._rt
         rt.store.workers.heartbeat(rt.executor_id)
+        if self._draining:
+            return
         if time.monotonic() >= self._takeover_after:
             self.take_over_dead_workers()
         if time.monotonic() - self._last_orphan_scan > ORPHAN_EVERY_S:

@@ -155,9 +155,19 @@ class Runtime:
         log.info("runtime started", executor_id=self.executor_id, workers=self.run_workers)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, drain_s: float = 0.0) -> None:
+        """Stop. With `drain_s` (a worker told to stop by a signal): take no more work, let
+        the jobs running here reach their end or a durable wait, for at most `drain_s`,
+        heartbeating all along — then stop; what still runs resumes on another worker."""
         if not self.started:
             return
+        if drain_s > 0 and self._host is not None:
+            if self._janitor is not None:
+                self._janitor.drain()
+            began = time.monotonic()
+            log.info("draining: taking no more work", deadline_s=drain_s)
+            self._host.destroy(drain_s=drain_s)
+            log.info("drained", seconds=round(time.monotonic() - began, 1))
         if self._janitor is not None:
             self._janitor.stop()
             try:
@@ -168,7 +178,7 @@ class Runtime:
                 # Stopping during an outage: the row stays "alive" until others see it silent.
                 log.warning("could not mark this worker stopped: database unavailable")
         if self.fleet is not None:
-            self.fleet.close()  # on DBOS's loop, which is still running
+            self.fleet.close()  # on DBOS's loop (still running, unless a drain ended it)
         if self._host is not None:
             self._host.destroy()
         set_runtime(None)
