@@ -39,6 +39,7 @@ __all__ = ["GuardedIdentity", "RouteGuard"]
 Check = Callable[[str], Awaitable[Sequence[str] | None]]
 
 _CHECKED = ("http://", "https://", "ws://", "wss://")
+PAGE_CLOSE_S = 5.0  # how long a refused hop's page may take to close
 
 
 class RouteGuard:
@@ -107,8 +108,10 @@ class RouteGuard:
         if refusal is None:
             return
         self.refused_hops.append(refusal)
-        with contextlib.suppress(Exception):  # best effort: the refusal is what fails the step
-            await request.frame.page.close()
+        # best effort, bounded (a close racing the browser's own navigation can hang): the
+        # refusal is what fails the step
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(request.frame.page.close(), timeout=PAGE_CLOSE_S)
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

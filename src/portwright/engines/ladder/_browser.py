@@ -70,6 +70,9 @@ class _Navigations:
                 self.moved.set()
 
 
+PAGE_CLOSE_S = 5.0  # how long closing a fetch's page may take (it may be closing already)
+
+
 def _implicit_wait(request: FetchRequest) -> str | None:
     """A Playwright selector for the first extraction rule (content a script may render)."""
     for rule in request.extract.values():
@@ -175,8 +178,8 @@ class BrowserFetcher:
             finally:
                 if sink is not None:
                     await self._evidence(sink, page, lease.stop_trace, started)
-                with contextlib.suppress(Exception):
-                    await page.close()
+                with contextlib.suppress(Exception):  # bounded: a refused hop may close it too
+                    await asyncio.wait_for(page.close(), timeout=PAGE_CLOSE_S)
 
     async def _drive(self, page: Page, request: FetchRequest, solve: Solve) -> Exchange:
         navs = _Navigations(page)
