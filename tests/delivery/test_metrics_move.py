@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +155,17 @@ def probe(settings: Settings, service_for: Any) -> Iterator[Probe]:
 
 
 def _scrape(base_url: str) -> tuple[Samples, set[str]]:
-    text = httpx.get(f"{base_url}/metrics", timeout=30).text
+    # A scrape answers 503 while the database is unavailable (on SQLite, "database is
+    # locked" was seen once right after the runtime started, under a loaded CI machine):
+    # the scrape is retried for a while; anything but 200 then fails with the answer.
+    deadline = time.monotonic() + 30
+    while True:
+        answer = httpx.get(f"{base_url}/metrics", timeout=30)
+        if answer.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert answer.status_code == 200, (answer.status_code, answer.text[:500])
+    text = answer.text
     samples: Samples = {}
     families = set()
     for family in text_string_to_metric_families(text):

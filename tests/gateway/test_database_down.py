@@ -116,14 +116,21 @@ def _probes(job_id: str) -> list[Probe]:
     ]
 
 
+# A bound against hanging, not a speed target: an unbounded connect or a retry loop takes
+# 10 s and more; a request answers in well under a second on an idle machine, and took up to
+# 3.5 s on a CI machine loaded by two test workers.
+QUICK_S = 8.0
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_every_route_family_answers_503_quickly_while_the_database_is_down(
     outage_gateway: OutageGateway,
 ) -> None:
     """With PostgreSQL refusing connections, every route that needs the database answers 503
-    with Retry-After within 2 s, whether the error is raised in a route, in the idempotency
-    middleware or in the authentication middleware; nothing sent meanwhile is kept."""
+    with Retry-After without hanging (within `QUICK_S`), whether the error is raised in a
+    route, in the idempotency middleware or in the authentication middleware; nothing sent
+    meanwhile is kept."""
     gw = outage_gateway
     gw.proxy.down("refuse")
     try:
@@ -131,11 +138,11 @@ async def test_every_route_family_answers_503_quickly_while_the_database_is_down
             answer, elapsed = gw.timed(method, path, who, **kwargs)
             assert answer.status_code == 503, (method, path, who, answer.text[:300])
             assert answer.headers.get("retry-after") == "5", (method, path, answer.headers)
-            assert elapsed < 2.0, (method, path, who, elapsed)
+            assert elapsed < QUICK_S, (method, path, who, elapsed)
         hook, elapsed = gw.timed_hook("msg_during_outage")
         assert hook.status_code == 503, hook.text
         assert hook.headers["retry-after"] == "5"
-        assert elapsed < 2.0
+        assert elapsed < QUICK_S
         assert gw.http.get("/healthz").status_code == 200  # liveness needs no database
     finally:
         gw.proxy.up()
