@@ -4,10 +4,10 @@ the Grafana dashboard only names metrics that exist; logs carry ids and no secre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,7 @@ from portwright.sdk import (
 )
 from portwright.settings import Settings
 from portwright.store import BreakerPolicy
-from portwright.testing import ListIdentity, wait_until
+from portwright.testing import ListIdentity, wait_until, wait_until_sync
 from portwright.webauth import hash_password
 from tests.console._support import csrf_in
 from tests.delivery.conftest import FAST, Receiver
@@ -158,12 +158,15 @@ def _scrape(base_url: str) -> tuple[Samples, set[str]]:
     # A scrape answers 503 while the database is unavailable (on SQLite, "database is
     # locked" was seen once right after the runtime started, under a loaded CI machine):
     # the scrape is retried for a while; anything but 200 then fails with the answer.
-    deadline = time.monotonic() + 30
-    while True:
-        answer = httpx.get(f"{base_url}/metrics", timeout=30)
-        if answer.status_code != 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    answers: list[httpx.Response] = []
+
+    def answered() -> bool:
+        answers.append(httpx.get(f"{base_url}/metrics", timeout=30))
+        return answers[-1].status_code != 503
+
+    with contextlib.suppress(AssertionError):  # still 503 at the deadline: judged below
+        wait_until_sync(answered, timeout=30, every=0.5)
+    answer = answers[-1]
     assert answer.status_code == 200, (answer.status_code, answer.text[:500])
     text = answer.text
     samples: Samples = {}
