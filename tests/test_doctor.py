@@ -173,16 +173,16 @@ def test_a_database_behind_an_app_branch_is_missing_that_head(db_url: str, tmp_p
     url = Settings(database_url=db_url).app_database_url
     engine = create_engine(url)
     try:
-        core_head = sorted(head_revisions() - {"dispatch_0001"})[0]
+        core_head = sorted(head_revisions() - {"dispatch_0002"})[0]
         migrate(engine, core_head)
         config = f'database_url = "{db_url}"\ndata_dir = "{tmp_path / "data"}"\n'
         lines_before = _doctor(config, tmp_path).stdout
         assert _lines(lines_before).get("migrations") == "missing", lines_before
-        assert "not yet applied: dispatch_0001" in lines_before
+        assert "not yet applied: dispatch_0002" in lines_before
         assert "run `portwright migrate`" in lines_before
         migrate(engine)
         after = _doctor(config, tmp_path).stdout
         assert _lines(after).get("migrations") == "ok", after
-        assert f"at head ({core_head}, dispatch_0001)" in after
+        assert f"at head ({core_head}, dispatch_0002)" in after
     finally:
         engine.dispose()

@@ -6,7 +6,8 @@ points installed packages declare (pyproject.toml `[project.entry-points."<group
 - `portwright.adapters` — adapter classes (`portwright.adapters.default_registry`).
 - `portwright.webhook_handlers` — `make(store) -> WebhookHandler`: the processing a
   webhook source names with `handler = "<entry name>"`.
-- `portwright.routers` — `mount(app, store, delivery) -> None`: an app's API routes.
+- `portwright.routers` — `mount(app, store, delivery) -> None`: an app's API routes
+  (`portwright.webauth.app_key(app, purpose)` gives them a signing key of their own).
 - `portwright.commands` — `register(subparsers) -> None`: more `portwright` commands.
 - `portwright.worlds` — a world (the sandbox): a module the `up` stack starts and trusts.
 - `portwright.demo_scenarios` — modules with `async run(stack, world, progress)`.

@@ -103,3 +103,37 @@ def test_customer_settings_are_checked() -> None:
         "p@ss",
     )
     assert "sms" not in channels
+
+
+def test_scoped_tokens_are_for_one_purpose_and_expire_by_the_injected_clock() -> None:
+    """A scoped token verifies only for its purpose; an access token signed with the same
+    key is not one (nor the reverse); expiry follows the clock the caller passes."""
+    from portwright.webauth import ScopedTokens
+
+    key = secrets.token_bytes(32)
+    drivers = ScopedTokens(key, "driver", ttl_s=600, max_ttl_s=3600)
+    token, expires = drivers.issue(tenant_id="ten_1", subject="d1", epoch=2, now=1_000.0)
+    assert expires == 1_600.0
+    claims = drivers.verify(token, now=1_599.0)
+    assert claims is not None
+    assert (claims.tenant_id, claims.subject, claims.epoch) == ("ten_1", "d1", 2)
+    assert drivers.verify(token, now=1_600.0) is None  # expired
+    assert drivers.verify(token) is None  # and by the wall clock too: issued at 1,000
+    other = ScopedTokens(key, "viewer", ttl_s=600, max_ttl_s=3600)
+    live, _ = drivers.issue(tenant_id="ten_1", subject="d1", epoch=0)
+    assert drivers.verify(live) is not None
+    assert other.verify(live) is None  # another purpose
+    assert AccessTokens(key).verify(live) is None  # not an API access token
+    access = AccessTokens(key).issue(user_id="usr_1", tenant_id="ten_1", role="owner")
+    assert drivers.verify(access) is None
+    with pytest.raises(ValueError, match="ttl_s"):
+        drivers.issue(tenant_id="ten_1", subject="d1", epoch=0, ttl_s=7200)
+    with pytest.raises(ValueError, match="purpose"):
+        ScopedTokens(key, "access", ttl_s=60, max_ttl_s=60)
+    forged = jwt.encode(
+        {"iss": "portwright", "aud": "portwright-driver", "typ": "driver", "sub": "d1",
+         "tid": "ten_1", "epo": True, "exp": int(time.time()) + 60},
+        key,
+        algorithm="HS256",
+    )  # fmt: skip
+    assert drivers.verify(forged) is None  # an epoch must be a number, not a boolean

@@ -76,7 +76,7 @@ def test_dispatch_is_an_installed_app_schema_with_its_own_head() -> None:
     one of the heads the database must reach, besides the core's."""
     assert DISPATCH in app_schemas()
     heads = head_revisions()
-    assert "dispatch_0001" in heads
+    assert "dispatch_0002" in heads
     assert len(heads) == 2
     assert head_revision() == ", ".join(sorted(heads))
     assert DISPATCH.metadata in metadata_of()
@@ -87,7 +87,7 @@ def test_the_core_chain_alone_creates_no_app_table(db_url: str) -> None:
     app's branch and the database is at every head."""
     engine = create_engine(db_url)
     try:
-        core_head = sorted(head_revisions() - {"dispatch_0001"})[0]
+        core_head = sorted(head_revisions() - {"dispatch_0002"})[0]
         migrate(engine, core_head)
         assert not DISPATCH_TABLES & _tables(engine)
         assert current_revisions(engine) == {core_head}
@@ -155,7 +155,7 @@ def test_the_app_branch_downgrades_alone(db_url: str) -> None:
             _system_scope(conn)
             command.downgrade(_config(conn), "dispatch@base")
         assert not DISPATCH_TABLES & _tables(engine)
-        assert "dispatch_0001" not in current_revisions(engine)
+        assert "dispatch_0002" not in current_revisions(engine)
         assert "jobs" in _tables(engine)
         migrate(engine)
         assert _tables(engine) >= DISPATCH_TABLES

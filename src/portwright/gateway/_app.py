@@ -175,6 +175,7 @@ def create_app(
         sinks=sinks_from(settings),
         sealer=vault,
     )
+    app.state.derived_key = vault.derived_key  # for the routers' own tokens (webauth.app_key)
     for mount in routers.values():  # e.g. dispatch's drivers routes (scenario 5)
         mount(app, store, delivery)
     _install_middleware(app, settings, store, limiter, customers.tokens)

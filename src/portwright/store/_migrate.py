@@ -99,7 +99,7 @@ def current_revisions(engine: sa.Engine) -> frozenset[str]:
     empty for a database never migrated.
 
     Alembic's version table omits a revision another one depends on (dispatch's branch
-    depends on the core's 0009, so a current database lists only `dispatch_0001`); the
+    depends on the core's 0009, so a current database lists only the dispatch head); the
     tips are read from everything applied instead. A revision this code does not know (a
     newer release migrated the database) is returned as the table lists it."""
     with engine.connect() as connection:

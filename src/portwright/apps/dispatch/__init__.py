@@ -74,11 +74,15 @@ __all__ = [
 def mount_dispatch(app: FastAPI, dispatcher: Dispatcher, delivery: DeliveryParts) -> None:
     """The drivers' routes (HTTP and WebSocket); the dispatcher's writes wake the hub and
     the relay at once instead of at their next poll."""
-    from portwright.apps.dispatch._routes import drivers_router
+    from portwright.apps.dispatch._routes import driver_tokens, drivers_router
     from portwright.delivery import authenticate_ws
+    from portwright.webauth import app_key
 
     dispatcher.wake = delivery.wake
-    app.include_router(drivers_router(dispatcher, delivery.hub, authenticate_ws(dispatcher.store)))
+    tokens = driver_tokens(app_key(app, "driver-tokens"))
+    app.include_router(
+        drivers_router(dispatcher, delivery.hub, authenticate_ws(dispatcher.store), tokens)
+    )
     app.state.dispatcher = dispatcher
 
 

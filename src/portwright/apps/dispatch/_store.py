@@ -90,6 +90,7 @@ class DriverRecord:
     location_at: float | None
     created_at: float
     updated_at: float
+    token_epoch: int = 0
 
 
 class DispatchRepository:
@@ -281,6 +282,20 @@ class DispatchRepository:
         with tenant_transaction(self.engine, tenant_id) as conn:
             row = conn.execute(query).first()
         return None if row is None else to_record(DriverRecord, row)
+
+    def revoke_tokens(self, tenant_id: str, driver_id: str) -> int | None:
+        """Bump the driver's token epoch (every token issued before is refused from now
+        on); the new epoch, or None when there is no such driver."""
+        c = dispatch_drivers.c
+        key = (c.tenant_id == tenant_id) & (c.driver_id == driver_id)
+        with tenant_transaction(self.engine, tenant_id) as conn:
+            updated = conn.execute(
+                dispatch_drivers.update()
+                .where(key)
+                .values(token_epoch=c.token_epoch + 1, updated_at=time.time())
+                .returning(c.token_epoch)
+            ).first()
+        return None if updated is None else int(updated[0])
 
     def drivers(self, tenant_id: str) -> list[DriverRecord]:
         c = dispatch_drivers.c

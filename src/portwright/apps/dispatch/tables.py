@@ -46,6 +46,8 @@ dispatch_drivers = sa.Table(
     sa.Column("location_at", sa.Float),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # Driver tokens carry the epoch they were issued in; bumping it revokes them all.
+    sa.Column("token_epoch", sa.Integer, nullable=False, server_default="0"),
 )
 
 SCHEMA = AppSchema(
