@@ -18,11 +18,13 @@ part needed, to constructors; library code never reads the environment itself.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -59,6 +61,7 @@ __all__ = [
     "CaptchaProviderConfig",
     "IdentitiesConfig",
     "IdentityPoolConfig",
+    "OidcProvider",
     "ProviderBreakerConfig",
     "ProxiesConfig",
     "ProxyEntry",
@@ -193,6 +196,49 @@ class WebhookSource(BaseModel):
     )
 
 
+class OidcProvider(BaseModel):
+    """An OpenID Connect identity provider customers may sign in to the portal with
+    (`/app/login/oidc/<name>`). Register `<public_url>/app/login/oidc/<name>/callback` as
+    the client's redirect URI at the provider."""
+
+    model_config = {"frozen": True}
+
+    issuer: str = Field(
+        max_length=500,
+        description="the provider's issuer URL (https://; http:// only on a loopback "
+        "address); its /.well-known/openid-configuration is read at the first sign-in",
+    )
+    client_id: str = Field(min_length=1, max_length=300)
+    client_secret: SecretStr
+    label: str = Field("", max_length=60, description="the button's text: 'Sign in with …'")
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        check_url(value, ("http", "https"), what="issuer")
+        if value.startswith("http://") and not _loopback(value):
+            raise ValueError("issuer: https:// is required (http:// only on a loopback address)")
+        return value.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("scopes: must include 'openid'")
+        return value
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Settings(BaseSettings):
     """Typed configuration; unknown `PORTWRIGHT_*` variables are ignored."""
 
@@ -293,6 +339,11 @@ class Settings(BaseSettings):
     customer_signup: bool = Field(
         True, description="anyone may sign up at /app/signup (off: accounts are invited)"
     )
+    oidc: dict[str, OidcProvider] = Field(
+        default_factory=dict,
+        description="identity providers for the portal's sign-in, by name (letters, digits, "
+        "-): a customer user signs in with the provider's verified email",
+    )
     sandbox_seed: int = 1
     chromium_path: str | None = Field(None, description="Chromium executable; else autodetect")
     browser_live_view: bool = Field(
@@ -385,6 +436,14 @@ class Settings(BaseSettings):
             if cap < 1:
                 raise ValueError(f"{tier}: a tier's cap must be at least 1, not {cap}")
         return {"http": 16, "browser": 4, "stealth": 2, **value}
+
+    @field_validator("oidc")
+    @classmethod
+    def _oidc_names(cls, value: dict[str, OidcProvider]) -> dict[str, OidcProvider]:
+        for name in value:
+            if not name.replace("-", "").isalnum() or not name.isascii() or len(name) > 40:
+                raise ValueError(f"oidc: provider name {name!r}: letters, digits and - only")
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -21,6 +21,7 @@ from portwright.customers._auth import (
     ForbiddenError,
     LoginRequiredError,
 )
+from portwright.customers._oidc import OidcSignIn, oidc_router
 from portwright.customers._pages import pages_router
 from portwright.customers._render import PREFIX, page
 from portwright.customers._session import session_router
@@ -77,6 +78,12 @@ def portal_app(
     app.state.poke = sender.poke
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(session_router(accounts, signup_open=settings.customer_signup))
+    sign_ins = {
+        name: OidcSignIn(name, provider, vault.derived_key(f"oidc-state:{name}"))
+        for name, provider in settings.oidc.items()
+    }
+    app.state.oidc_buttons = [(name, s.label) for name, s in sign_ins.items()]
+    app.include_router(oidc_router(accounts, sign_ins, settings.public_url))
     app.include_router(pages_router(service, accounts, vault))
 
     @app.exception_handler(LoginRequiredError)

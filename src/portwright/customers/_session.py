@@ -21,9 +21,10 @@ from portwright.customers._auth import (
     need,
 )
 from portwright.customers._render import PREFIX, page
+from portwright.store import CustomerRecord
 from portwright.webauth import LoginLimiter, csrf_matches, new_token, safe_next
 
-__all__ = ["session_router"]
+__all__ = ["open_session", "session_router"]
 
 _EXPIRED = "The form expired (CSRF check failed). Reload the page and retry."
 
@@ -181,21 +182,7 @@ def session_router(accounts: Accounts, *, signup_open: bool) -> APIRouter:  # no
                 resend=True,
                 error="Confirm your email first: we sent you a new link.",
             )
-        token = await request.app.state.sessions.open(user)
-        await asyncio.to_thread(
-            accounts.store.audit.record,
-            actor=f"user:{user.email}",
-            action="portal.login",
-            target_type="customer_user",
-            target_id=user.id,
-            before=None,
-            after={"role": user.role},
-            tenant_id=user.tenant_id,
-        )
-        response = RedirectResponse(safe_next(next, PREFIX), status_code=303)
-        response.set_cookie(
-            COOKIE, token, httponly=True, samesite="lax", path=PREFIX, max_age=int(SESSION_TTL_S)
-        )
+        response = await open_session(request, accounts, user, next, via="password")
         response.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
         return response
 
@@ -270,3 +257,26 @@ def session_router(accounts: Accounts, *, signup_open: bool) -> APIRouter:  # no
         )
 
     return router
+
+
+async def open_session(
+    request: Request, accounts: Accounts, user: CustomerRecord, next_path: str, *, via: str
+) -> Response:
+    """Sign `user` in: a new session, its cookie, an audited `portal.login`, and a redirect
+    to `next_path` (when it is one of the portal's own paths)."""
+    token = await request.app.state.sessions.open(user)
+    await asyncio.to_thread(
+        accounts.store.audit.record,
+        actor=f"user:{user.email}",
+        action="portal.login",
+        target_type="customer_user",
+        target_id=user.id,
+        before=None,
+        after={"role": user.role, "via": via},
+        tenant_id=user.tenant_id,
+    )
+    response = RedirectResponse(safe_next(next_path, PREFIX), status_code=303)
+    response.set_cookie(
+        COOKIE, token, httponly=True, samesite="lax", path=PREFIX, max_age=int(SESSION_TTL_S)
+    )
+    return response

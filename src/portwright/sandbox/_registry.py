@@ -14,6 +14,7 @@ def default_services() -> list[ServiceSpec]:
         captcha,
         consulate,
         directories,
+        idp,
         inbox,
         jobboard,
         mail,
@@ -24,6 +25,7 @@ def default_services() -> list[ServiceSpec]:
 
     specs += inbox.specs()
     specs += mail.specs()
+    specs += idp.specs()
     specs += captcha.specs()
     specs += captcha.task_specs()
     specs += proxies.specs()

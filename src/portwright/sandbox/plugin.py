@@ -83,12 +83,34 @@ def settings_for(settings: Settings, world: SandboxWorld) -> Settings:
         update["smtp_url"] = world.url("smtp")
     if "inbox" in names and not settings.sms_url:
         update["sms_url"] = world.url("inbox") + "/sms"
+    if "idp" in names and not settings.oidc:  # "Sign in with Sandbox ID" on /app/login
+        update["oidc"] = {"sandbox": sandbox_oidc(world)}
     # validated like a file's values: the world is one configuration among others
     return type(settings).model_validate({**settings.model_dump(), **update})
 
 
+def sandbox_oidc(world: SandboxWorld) -> dict[str, Any]:
+    """The sandbox identity provider as the portal's `oidc` provider "sandbox"."""
+    from portwright.sandbox.idp import CLIENT_ID, CLIENT_SECRET
+
+    return {
+        "issuer": world.url("idp"),
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "label": "Sandbox ID",
+    }
+
+
 def connect(world: SandboxWorld, gateway_url: str) -> None:
-    """The world's webhooks go to the gateway at `gateway_url`."""
+    """The world's webhooks go to the gateway at `gateway_url`; the sandbox identity
+    provider knows the portal's callback there."""
+    if "idp" in world.names():
+        from portwright.sandbox.idp import CLIENT_ID, CLIENT_SECRET
+
+        callback = f"{gateway_url}/app/login/oidc/sandbox/callback"
+        world.context("idp").options["clients"] = {
+            CLIENT_ID: {"secret": CLIENT_SECRET, "redirect_uris": [callback]}
+        }
     if "consulate" in world.names():
         world.context("consulate").options["payment_webhook_url"] = (
             f"{gateway_url}/v1/hooks/consulate"
