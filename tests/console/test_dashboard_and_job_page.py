@@ -115,7 +115,7 @@ def test_the_dashboard_numbers_and_portal_statuses_match_the_database(
     store.portals.set_degraded("dash-degraded", reason="5xx")
     store.portals.set_paused("dash-paused", paused=True, reason="maintenance")
     store.portals.record_outcome(
-        "dash-open", ok=False, policy=BreakerPolicy(min_calls=1, open_s=900)
+        "portal:dash-open", ok=False, policy=BreakerPolicy(min_calls=1, open_s=900)
     )
     portals = {
         "dash-cooling": f"cooling down until {time.strftime('%H:%M:%S', time.gmtime(until))} UTC",

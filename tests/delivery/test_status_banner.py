@@ -70,3 +70,23 @@ def test_banner_stays_until_the_backlog_is_delivered(db_url: str) -> None:
         assert _sync(store).banner is None
     finally:
         store.close()
+
+
+def test_a_portal_whose_runtime_breaker_opened_is_down_on_status(db_url: str) -> None:
+    """The runtime records a portal's outcomes on the breaker `portal:<name>`: once that
+    opens, /status (and the console, through the same lookup) shows the portal down with
+    "circuit open"; a breaker named like the bare portal is not the portal's."""
+    from portwright.resilience import BreakerPolicy
+
+    store = Store.open(db_url)
+    try:
+        store.portals.ensure("brk-open", max_concurrency=1)
+        store.portals.ensure("brk-bare", max_concurrency=1)
+        policy = BreakerPolicy(min_calls=1, open_s=900)
+        store.portals.record_outcome("portal:brk-open", ok=False, policy=policy)
+        store.portals.record_outcome("brk-bare", ok=False, policy=policy)
+        found = {c.name: c for c in status_of(store) if c.kind == "portal"}
+        assert (found["brk-open"].state, found["brk-open"].detail) == ("down", "circuit open")
+        assert found["brk-bare"].state == "operational"
+    finally:
+        store.close()

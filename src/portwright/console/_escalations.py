@@ -132,7 +132,7 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
         }
         shown = [e for e in evidence if not wanted or e.id in wanted] or evidence
         portal = await asyncio.to_thread(store.portals.get, esc.portal)
-        breaker = await asyncio.to_thread(store.portals.breaker, esc.portal)
+        breaker = await asyncio.to_thread(store.portals.portal_breaker, esc.portal)
         portal_state = portal_status(
             portal, breaker.state, time.time(), request.app.state.display_tz
         )

@@ -43,7 +43,7 @@ def portals_router(service: JobService) -> APIRouter:
     @router.get("/portals/{name}")
     async def portal_page(request: Request, name: str, op: Viewer, problem: str = "") -> Response:
         portal = await portal_or_404(name)
-        breaker = await asyncio.to_thread(store.portals.breaker, name)
+        breaker = await asyncio.to_thread(store.portals.portal_breaker, name)
         now = time.time()
         status = portal_status(portal, breaker.state, now, request.app.state.display_tz)
         recent = await asyncio.to_thread(

@@ -127,7 +127,7 @@ def dashboard(store: Store, *, tenant_id: str | None, zone: tzinfo = UTC) -> Das
     portals = []
     for portal in store.portals.all():
         try:
-            breaker = store.portals.breaker(portal.name).state
+            breaker = store.portals.portal_breaker(portal.name).state
         except LookupError:
             breaker = None
         portals.append((portal.name, portal_status(portal, breaker, now, zone)))

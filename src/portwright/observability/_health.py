@@ -42,7 +42,7 @@ def status_of(store: Store) -> list[ComponentStatus]:
     out: list[ComponentStatus] = []
     for portal in store.portals.all():
         try:
-            breaker_state = store.portals.breaker(portal.name).state
+            breaker_state = store.portals.portal_breaker(portal.name).state
         except LookupError:
             breaker_state = "closed"
         if portal.paused or breaker_state == "open":

@@ -139,6 +139,11 @@ class PortalRepository:
             return BreakerRecord(name, "closed", None, None, None, None, 0.0)
         return to_record(BreakerRecord, row)
 
+    def portal_breaker(self, portal: str) -> BreakerRecord:
+        """The breaker of a whole portal (the runtime's `portal:<name>`; a site's breakers
+        are `site:<portal>:<host>`)."""
+        return self.breaker(f"portal:{portal}")
+
     def add_outcomes(self, conn: sa.Connection, name: str, oks: list[bool]) -> None:
         """Append outcomes to a closed breaker in the caller's transaction (what
         `record_outcome` does for a success on a closed breaker, for several at once)."""
