@@ -225,6 +225,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/drivers/{driver_id}/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A token that opens this driver's WebSocket (and nothing else)
+         * @description For the driver's own app: it opens `/v1/drivers/{id}/ws` of this driver only,
+         *     until it expires or the driver's tokens are revoked. The API refuses it.
+         */
+        post: operations["driver_token_v1_drivers__driver_id__token_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/drivers/{driver_id}/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke every token issued to this driver so far
+         * @description New sockets with a revoked token are refused (code 4401) by every gateway; the
+         *     ones already open with it on this gateway are closed (4401) at once. (On another
+         *     gateway an open one lasts until it reconnects.)
+         */
+        delete: operations["revoke_driver_tokens_v1_drivers__driver_id__tokens_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/escalations": {
         parameters: {
             query?: never;
@@ -1214,6 +1257,32 @@ export interface components {
              * @default
              */
             name?: string;
+        };
+        /** DriverTokenIn */
+        DriverTokenIn: {
+            /**
+             * Ttl S
+             * @description How long the token opens the socket, in seconds (60 s to 30 days)
+             * @default 43200
+             */
+            ttl_s?: number;
+        };
+        /** DriverTokenOut */
+        DriverTokenOut: {
+            /** Driver Id */
+            driver_id: string;
+            /**
+             * Epoch
+             * @description Revoking the driver's tokens moves past this epoch
+             */
+            epoch: number;
+            /** Expires At */
+            expires_at: number;
+            /**
+             * Token
+             * @description For `?access_token=` (or a Bearer header) on the socket
+             */
+            token: string;
         };
         /** EndpointIn */
         EndpointIn: {
@@ -3107,6 +3176,182 @@ export interface operations {
             };
             /** @description not an active order of this driver */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description validation failed: `fields` names each field and its problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    driver_token_v1_drivers__driver_id__token_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                driver_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["DriverTokenIn"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DriverTokenOut"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such driver (or order) in your tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description validation failed: `fields` names each field and its problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_driver_tokens_v1_drivers__driver_id__tokens_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                driver_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such driver (or order) in your tenant */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
