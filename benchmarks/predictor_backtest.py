@@ -1,11 +1,13 @@
 """Backtest (issue 18): a predictor-driven watcher vs fixed-interval polling, equal budget.
 
-Weeks of simulated consulate releases (`portwright.sandbox.consulate.releases`,
-seeded) per seed; each released slot is taken by a competitor after an
-exponential lifetime (mean `--take-mean` s). A release is *seen* by the first
-poll at or after it while one of its slots is still open; its detection delay
-is that poll's time minus the release time (never seen = missed, counted as
-an infinite delay, so a median can only improve by seeing more, sooner).
+Weeks of simulated consulate releases per seed, from the sandbox consulate's own
+calendar (`SlotCalendar` on its release model, `portwright.sandbox.consulate.releases`,
+seeded; checked against `generate_releases`): each released slot is taken by a
+competitor after the sandbox's exponential lifetime (its option `take_mean_s`). The
+same worlds, seeds and competitors serve both arms. A release is *seen* by the first
+poll at or after it while one of its slots is still open; its detection delay is that
+poll's time minus the release time (never seen = missed, counted as an infinite
+delay, so a median can only improve by seeing more, sooner).
 
 - **fixed**: one poll every `3600 / --per-hour` seconds.
 - **watcher**: `ReleasePredictor` trained on `--train-weeks` of fixed-interval
@@ -15,21 +17,24 @@ an infinite delay, so a median can only improve by seeing more, sooner).
   `RequestBudget`s — the fixed poller's daily total (so the watcher never
   spends more than the baseline in any 24 h) and the portal's hourly cap
   (`--cap`, requests per hour).
-
 - **--engine hub**: the shipped `WatchHub` instead (one booking waiting throughout, on a
   `ManualClock`), its daily allowance set to the fixed poller's total and the portal
   capped at `--cap` an hour; it has no separate daily budget, so it may spend a little
   more or less than the baseline.
+- **oracle** (a bound, not a watcher): one poll at the exact second of every window
+  release, the rest of the fixed poller's budget uniform.
 
-Prints, per seed and pooled: median and p90 delay, releases seen, requests
-spent, and the ratio of medians (target <= 0.2); slots won against competitors
-(a slot a poll saw before its competitor took it) and their ratio (target >= 1.5).
-`--chart FILE` writes a PNG of both (needs matplotlib). Simulated time only: the
-whole run takes a few seconds of CPU.
+By default it sweeps the competitors' mean slot lifetime (`--take-means`, the first
+being the sandbox's default `take_mean_s`, 30 s) and prints one row per lifetime:
+per-release median delay of both arms and their ratio (target <= 0.2), the oracle's
+ratio, the per-slot ratio, slots won against competitors (a slot a poll saw before its
+competitor took it; target ratio >= 1.5) and requests spent. `--take-mean X` prints
+the per-seed details of one lifetime instead. `--chart FILE` writes a PNG (needs
+matplotlib) for the last lifetime. Simulated time only: seconds of CPU a lifetime.
 
     python benchmarks/predictor_backtest.py [--seeds 10] [--weeks 4] [--train-weeks 4]
-        [--per-hour 12] [--cap 120] [--take-mean 900] [--pad 600] [--dense-share 0.6]
-        [--follow 300] [--engine planner|hub] [--chart FILE]
+        [--per-hour 12] [--cap 120] [--take-means 30,60,120,300,900 | --take-mean 900]
+        [--pad 600] [--dense-share 0.6] [--follow 300] [--engine planner|hub] [--chart FILE]
 """
 
 from __future__ import annotations
@@ -37,7 +42,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import hashlib
 import math
 import statistics
 import time
@@ -54,6 +58,9 @@ from portwright.intelligence import (
     WatchHub,
     WatchKey,
 )
+from portwright.sandbox._chaos import ChaosState
+from portwright.sandbox.consulate._calendar import SlotCalendar
+from portwright.sandbox.consulate._portal import DEFAULT_OPTIONS
 from portwright.sandbox.consulate.releases import (
     DAY_S,
     ReleasePattern,
@@ -65,6 +72,7 @@ from portwright.testing import ManualClock
 START = datetime(2030, 1, 7, tzinfo=UTC).timestamp()  # a Monday
 OFFSET = 3600
 KEY = "consulate/ACC/tourist"
+SANDBOX_TAKE_MEAN = float(DEFAULT_OPTIONS["take_mean_s"])  # the sandbox's competitors
 
 
 @dataclass(frozen=True)
@@ -74,21 +82,37 @@ class World:
     slots: list[tuple[float, float]]  # (released, taken) of every slot, by release time
 
 
-def _uniform(seed: int, label: str) -> float:
-    digest = hashlib.blake2b(f"{seed}|{label}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
-
-
 def build_world(seed: int, days: int, take_mean: float) -> World:
+    """The sandbox consulate's own calendar (`SlotCalendar` on its release model, speed 1,
+    its seeded draws): releases as `generate_releases` schedules them, each slot taken by a
+    competitor after the sandbox's exponential lifetime of mean `take_mean` (its option
+    `take_mean_s`, 30 s by default in the sandbox)."""
     pattern = ReleasePattern(utc_offset_s=OFFSET)
+    options = {
+        "take_mean_s": take_mean,
+        "release_model": {"sim_start": START, "speed": 1.0, "seed": seed,
+                          "pattern": {"utc_offset_s": OFFSET}},
+    }  # fmt: skip
+    chaos = ChaosState("consulate", seed)
+    calendar = SlotCalendar(chaos.draw, options, clock=lambda: 0.0, started_at=0.0, seed=seed)
+    horizon = days * DAY_S
+    scheduled = calendar.schedule("ACC", "tourist", horizon - 1e-6)
     releases = generate_releases(
-        "ACC", "tourist", pattern, seed=seed, start=START, end=START + days * DAY_S
+        "ACC", "tourist", pattern, seed=seed, start=START, end=START + horizon
     )
+    if [(round(r.at - START, 3), r.slots) for r in releases] != [
+        (round(r.at, 3), len(r.slot_ids)) for r in scheduled
+    ]:
+        raise RuntimeError("the sandbox calendar and the release model disagree")
     ends, slots = [], []
-    for i, r in enumerate(releases):
-        lives = [-take_mean * math.log(1 - _uniform(seed, f"{i}.{j}")) for j in range(r.slots)]
-        ends.append(r.at + max(lives))
-        slots += [(r.at, r.at + life) for life in lives]
+    for r in scheduled:
+        taken = []
+        for slot_id in r.slot_ids:
+            slot = calendar.slot(slot_id, r.at)
+            assert slot is not None
+            taken.append(START + slot.taken_at)
+        ends.append(max(taken))
+        slots += [(START + r.at, t) for t in taken]
     slots.sort()
     return World(releases, ends, slots)
 
@@ -219,6 +243,77 @@ def fmt(x: float) -> str:
     return f"{x:7.0f}s" if math.isfinite(x) else "  missed"
 
 
+def oracle_polls(world: World, start: float, end: float, budget: int) -> list[float]:
+    """A bound, not a watcher: one poll at the very second of every window release (known
+    in advance), the rest of the same budget spread uniformly. No schedule that cannot
+    foresee cancellations does much better per release event."""
+    exact = [r.at for r in world.releases if r.kind == "window" and start <= r.at < end]
+    step = (end - start) / max(budget - len(exact), 1)
+    uniform = [start + k * step for k in range(budget - len(exact))]
+    return sorted(exact + uniform)
+
+
+@dataclass
+class Pooled:
+    fixed: list[float]
+    watch: list[float]
+    oracle: list[float]
+    kinds: list[str]
+    sizes: list[int]
+    spent: list[int]
+    won: list[int]
+    released: int
+
+
+def run(args: argparse.Namespace, take_mean: float, verbose: bool) -> Pooled:
+    horizon = 20 * take_mean
+    days = (args.train_weeks + args.weeks) * 7
+    test_start = START + args.train_weeks * 7 * DAY_S
+    end = START + days * DAY_S
+    p = Pooled([], [], [], [], [], [0, 0], [0, 0], 0)
+    if verbose:
+        print(
+            f"{'seed':>4} {'releases':>8} | {'fixed median':>12} {'p90':>8} {'seen':>5} "
+            f"{'reqs':>6} | {'watcher median':>14} {'p90':>8} {'seen':>5} {'reqs':>6} | ratio"
+        )
+    for seed in range(1, args.seeds + 1):
+        gen = time.perf_counter()
+        world = build_world(seed, days, take_mean)
+        gen = time.perf_counter() - gen
+        fixed = fixed_polls(test_start, end, 3600 / args.per_hour)
+        polls = hub_polls if args.engine == "hub" else watcher_polls
+        watch = polls(world, test_start, end, args, horizon)
+        fd, wd = delays(world, fixed, test_start), delays(world, watch, test_start)
+        p.oracle += delays(world, oracle_polls(world, test_start, end, len(fixed)), test_start)
+        p.fixed += fd
+        p.watch += wd
+        p.kinds += [r.kind for r in world.releases if r.at >= test_start]
+        p.sizes += [r.slots for r in world.releases if r.at >= test_start]
+        p.spent[0] += len(fixed)
+        p.spent[1] += len(watch)
+        p.won[0] += slots_won(world, fixed, test_start)
+        p.won[1] += slots_won(world, watch, test_start)
+        p.released += sum(1 for at, _ in world.slots if at >= test_start)
+        if verbose:
+            (fm, fp, fs), (wm, wp, ws) = summary(fd), summary(wd)
+            print(
+                f"{seed:>4} {len(fd):>8} | {fmt(fm):>12} {fmt(fp):>8} {fs:>5} {len(fixed):>6} | "
+                f"{fmt(wm):>14} {fmt(wp):>8} {ws:>5} {len(watch):>6} | {ratio(wm, fm)}"
+                f"   ({days} days generated in {gen * 1000:.1f} ms)"
+            )
+    return p
+
+
+def ratio(a: float, b: float) -> str:
+    if math.isfinite(a) and math.isfinite(b) and b > 0:
+        return f"{a / b:5.2f}"
+    return "  n/a"
+
+
+def per_slot(ds: list[float], sizes: list[int]) -> list[float]:
+    return [d for d, n in zip(ds, sizes, strict=True) for _ in range(n)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
@@ -226,7 +321,17 @@ def main() -> None:
     ap.add_argument("--train-weeks", type=int, default=4, help="weeks of history first")
     ap.add_argument("--per-hour", type=float, default=12.0, help="fixed polls per hour")
     ap.add_argument("--cap", type=int, default=120, help="portal cap, requests per hour")
-    ap.add_argument("--take-mean", type=float, default=900.0, help="mean slot lifetime, s")
+    ap.add_argument(
+        "--take-mean",
+        type=float,
+        default=None,
+        help="one mean slot lifetime, s (details per seed); default: the sweep --take-means",
+    )
+    ap.add_argument(
+        "--take-means",
+        default=f"{SANDBOX_TAKE_MEAN:g},60,120,300,900",
+        help="mean slot lifetimes swept, s (the first is the sandbox's default take_mean_s)",
+    )
     ap.add_argument("--pad", type=float, default=600.0, help="padding around windows, s")
     ap.add_argument("--follow", type=float, default=300.0, help="dense after new slots, s")
     ap.add_argument(
@@ -242,99 +347,117 @@ def main() -> None:
     args = ap.parse_args()
     if args.seeds < 1 or args.weeks < 1 or args.train_weeks < 0 or args.per_hour <= 0:
         ap.error("--seeds and --weeks must be >= 1, --train-weeks >= 0, --per-hour > 0")
-    horizon = 20 * args.take_mean
-    days = (args.train_weeks + args.weeks) * 7
-    test_start = START + args.train_weeks * 7 * DAY_S
-    end = START + days * DAY_S
+    try:
+        means = [float(x) for x in args.take_means.split(",") if x.strip()]
+    except ValueError:
+        ap.error(f"--take-means must be numbers separated by commas, got {args.take_means!r}")
+    if args.take_mean is not None:
+        means = [args.take_mean]
+    if not means or any(m <= 0 for m in means):
+        ap.error("mean slot lifetimes must be > 0")
     print(
         f"{args.seeds} seeds x {args.weeks} weeks compared after {args.train_weeks} weeks of "
         f"history; fixed = every {3600 / args.per_hour:.0f} s; cap {args.cap}/h; "
-        f"slot lifetime mean {args.take_mean:.0f} s"
+        f"engine {args.engine}; competitors: the sandbox calendar's (exponential slot lifetime)"
     )
-    all_fixed: list[float] = []
-    all_watch: list[float] = []
-    kinds: list[str] = []
-    sizes: list[int] = []
-    spent = [0, 0]
-    won = [0, 0]
-    released = 0
     began = time.perf_counter()
+    if args.take_mean is not None:
+        p = run(args, args.take_mean, verbose=True)
+        details(args, p)
+    else:
+        sweep(args, means)
+    print(f"wall time {time.perf_counter() - began:.1f} s")
+
+
+def sweep(args: argparse.Namespace, means: list[float]) -> None:
     print(
-        f"{'seed':>4} {'releases':>8} | {'fixed median':>12} {'p90':>8} {'seen':>5} "
-        f"{'reqs':>6} | {'watcher median':>14} {'p90':>8} {'seen':>5} {'reqs':>6} | ratio"
+        f"{'lifetime':>8} | {'median delay per release':^32} | {'per slot':^8} | "
+        f"{'slots won':^30} | {'reqs':>5}"
     )
-    for seed in range(1, args.seeds + 1):
-        gen = time.perf_counter()
-        world = build_world(seed, days, args.take_mean)
-        gen = time.perf_counter() - gen
-        fixed = fixed_polls(test_start, end, 3600 / args.per_hour)
-        polls = hub_polls if args.engine == "hub" else watcher_polls
-        watch = polls(world, test_start, end, args, horizon)
-        fd, wd = delays(world, fixed, test_start), delays(world, watch, test_start)
-        (fm, fp, fs), (wm, wp, ws) = summary(fd), summary(wd)
-        all_fixed += fd
-        kinds += [r.kind for r in world.releases if r.at >= test_start]
-        sizes += [r.slots for r in world.releases if r.at >= test_start]
-        all_watch += wd
-        spent[0] += len(fixed)
-        spent[1] += len(watch)
-        won[0] += slots_won(world, fixed, test_start)
-        won[1] += slots_won(world, watch, test_start)
-        released += sum(1 for at, _ in world.slots if at >= test_start)
-        print(
-            f"{seed:>4} {len(fd):>8} | {fmt(fm):>12} {fmt(fp):>8} {fs:>5} {len(fixed):>6} | "
-            f"{fmt(wm):>14} {fmt(wp):>8} {ws:>5} {len(watch):>6} | {wm / fm:5.2f}"
-            f"   ({days} days generated in {gen * 1000:.1f} ms)"
-        )
-    (fm, fp, fs), (wm, wp, ws) = summary(all_fixed), summary(all_watch)
     print(
-        f"pooled: {len(all_fixed)} releases; fixed median {fmt(fm).strip()} p90 "
+        f"{'mean, s':>8} | {'fixed':>7} {'watcher':>8} {'ratio':>6} {'oracle':>7} | "
+        f"{'ratio':>8} | {'fixed':>6} {'watcher':>7} {'ratio':>6} {'ceiling':>7} | {'ratio':>5}"
+    )
+    won: list[tuple[float, float, float]] = []  # (lifetime, ratio, ceiling)
+    last: tuple[float, list[float], list[float], Pooled] | None = None
+    for take_mean in means:
+        p = run(args, take_mean, verbose=False)
+        won.append((take_mean, p.won[1] / max(p.won[0], 1), p.released / max(p.won[0], 1)))
+        fm, wm, om = summary(p.fixed)[0], summary(p.watch)[0], summary(p.oracle)[0]
+        fs, ws = summary(per_slot(p.fixed, p.sizes))[0], summary(per_slot(p.watch, p.sizes))[0]
+        print(
+            f"{take_mean:>8.0f} | {fmt(fm)} {fmt(wm):>8} {ratio(wm, fm):>6} {ratio(om, fm):>7} | "
+            f"{ratio(ws, fs):>8} | {p.won[0]:>6} {p.won[1]:>7} {p.won[1] / max(p.won[0], 1):>6.2f}"
+            f" {p.released / max(p.won[0], 1):>7.2f} | {p.spent[1] / p.spent[0]:>5.2f}"
+        )
+        if args.chart is not None and take_mean == means[-1]:
+            last = (take_mean, per_slot(p.fixed, p.sizes), per_slot(p.watch, p.sizes), p)
+    if args.chart is not None and last is not None:
+        chart(args, *last, won)
+        print(f"chart written to {args.chart}")
+    print(
+        "targets: median delay ratio per release <= 0.2; slots won ratio >= 1.5. oracle = one "
+        "poll at each window release's exact second (known in advance), the rest uniform: what "
+        "predicting windows perfectly does per release event at this budget. ceiling = slots "
+        "released / fixed won: no watcher's ratio can exceed it. missed = over half the "
+        "releases were never seen, so the median is undefined."
+    )
+
+
+def details(args: argparse.Namespace, p: Pooled) -> None:
+    (fm, fp, fs), (wm, wp, ws) = summary(p.fixed), summary(p.watch)
+    print(
+        f"pooled: {len(p.fixed)} releases; fixed median {fmt(fm).strip()} p90 "
         f"{fmt(fp).strip()} seen {fs}; watcher median {fmt(wm).strip()} p90 "
-        f"{fmt(wp).strip()} seen {ws}"
+        f"{fmt(wp).strip()} seen {ws}; oracle median {fmt(summary(p.oracle)[0]).strip()}"
     )
     for kind in ("window", "cancellation"):
-        f_k = [d for d, k in zip(all_fixed, kinds, strict=True) if k == kind]
-        w_k = [d for d, k in zip(all_watch, kinds, strict=True) if k == kind]
+        f_k = [d for d, k in zip(p.fixed, p.kinds, strict=True) if k == kind]
+        w_k = [d for d, k in zip(p.watch, p.kinds, strict=True) if k == kind]
         print(
             f"  {kind:<12} {len(f_k):>4}: fixed median {fmt(summary(f_k)[0]).strip()}, "
             f"watcher median {fmt(summary(w_k)[0]).strip()}"
         )
-    f_s = [d for d, n in zip(all_fixed, sizes, strict=True) for _ in range(n)]
-    w_s = [d for d, n in zip(all_watch, sizes, strict=True) for _ in range(n)]
+    f_s, w_s = per_slot(p.fixed, p.sizes), per_slot(p.watch, p.sizes)
     print(
         f"  per slot     {len(f_s):>4}: fixed median {fmt(summary(f_s)[0]).strip()}, "
         f"watcher median {fmt(summary(w_s)[0]).strip()} "
-        f"(ratio {summary(w_s)[0] / summary(f_s)[0]:.3f})"
+        f"(ratio {ratio(summary(w_s)[0], summary(f_s)[0]).strip()})"
     )
-    print(f"requests: fixed {spent[0]}, watcher {spent[1]} (ratio {spent[1] / spent[0]:.3f})")
     print(
-        f"slots won against competitors (of {released} released): fixed {won[0]}, "
-        f"watcher {won[1]} (ratio {won[1] / max(won[0], 1):.2f}, target >= 1.5)"
+        f"requests: fixed {p.spent[0]}, watcher {p.spent[1]} (ratio {p.spent[1] / p.spent[0]:.3f})"
     )
-    print(f"median delay ratio watcher/fixed, per release: {wm / fm:.3f} (target <= 0.2)")
+    print(
+        f"slots won against competitors (of {p.released} released): fixed {p.won[0]}, "
+        f"watcher {p.won[1]} (ratio {p.won[1] / max(p.won[0], 1):.2f}, target >= 1.5)"
+    )
+    print(
+        f"median delay ratio watcher/fixed, per release: {ratio(wm, fm).strip()} (target <= 0.2);"
+        f" oracle bound {ratio(summary(p.oracle)[0], fm).strip()}"
+    )
     print(f"seen ratio watcher/fixed: {ws / max(fs, 1):.2f}")
-    print(f"wall time {time.perf_counter() - began:.1f} s")
     if args.chart is not None:
-        chart(args, f_s, w_s, won, released, spent)
+        chart(args, args.take_mean, f_s, w_s, p)
         print(f"chart written to {args.chart}")
 
 
 def chart(
     args: argparse.Namespace,
+    take_mean: float,
     fixed: list[float],
     watch: list[float],
-    won: list[int],
-    released: int,
-    spent: list[int],
+    p: Pooled,
+    won: list[tuple[float, float, float]] | None = None,
 ) -> None:
-    """Per-slot detection delay (share seen within t) and slots won, fixed vs watcher."""
+    """Per-slot detection delay (share seen within t) at one lifetime; slots won, fixed vs
+    watcher there, or (a sweep) the slots-won ratio per lifetime with its ceiling."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (cdf, bars) = plt.subplots(
-        1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [2.2, 1]}, dpi=100
+        1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.8, 1.2]}, dpi=100
     )
     limit = 2 * 3600 / args.per_hour  # two fixed intervals
     for label, ds, colour in (
@@ -354,12 +477,26 @@ def chart(
     cdf.legend(loc="lower right")
     cdf.set_title(
         f"{args.seeds} seeds x {args.weeks} weeks, same requests "
-        f"({spent[1] / spent[0]:.2f}x), slot lifetime {args.take_mean:.0f} s",
+        f"({p.spent[1] / p.spent[0]:.2f}x), slot lifetime {take_mean:.0f} s",
         fontsize=9,
     )
-    bars.bar(["fixed", args.engine], won, color=["#888888", "#1f6fb4"])
-    bars.axhline(released, color="black", linewidth=0.8, linestyle="--")
-    bars.set_title(f"slots won of {released} (ratio {won[1] / max(won[0], 1):.2f})", fontsize=9)
+    if won:
+        names = [f"{m:g}" for m, _, _ in won]
+        bars.bar(names, [r for _, r, _ in won], color="#1f6fb4", label="watcher / fixed")
+        for name, (_, r, c) in zip(names, won, strict=True):
+            bars.annotate(f"{r:.2f}\n(max {c:.1f})", (name, r), ha="center", va="bottom",
+                          fontsize=7)  # fmt: skip
+        bars.axhline(1.5, color="#c0392b", linewidth=0.8, linestyle="--", label="target 1.5")
+        bars.set_xlabel("mean slot lifetime, s (30 = sandbox default)")
+        bars.set_ylim(0, max(3.0, max(r for _, r, _ in won) + 0.6))
+        bars.legend(loc="upper right", fontsize=7)
+        bars.set_title("slots won, watcher / fixed (max = released / fixed won)", fontsize=9)
+    else:
+        bars.bar(["fixed", args.engine], p.won, color=["#888888", "#1f6fb4"])
+        bars.axhline(p.released, color="black", linewidth=0.8, linestyle="--")
+        bars.set_title(
+            f"slots won of {p.released} (ratio {p.won[1] / max(p.won[0], 1):.2f})", fontsize=9
+        )
     fig.tight_layout()
     args.chart.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.chart)

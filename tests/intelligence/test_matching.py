@@ -175,3 +175,38 @@ def test_a_model_file_that_is_not_the_pinned_one_is_refused(tmp_path: Any) -> No
     bogus.write_bytes(b"not a model")
     with pytest.raises(MatcherUnavailableError, match="sha256"):
         EmbeddingMatcher(model_path=bogus)
+
+
+def test_a_near_exact_spelling_is_decided_lexically_before_the_embedding(
+    embedding: EmbeddingMatcher,
+) -> None:
+    texts = [(label, value) for value, label in STYLE]
+    found = embedding.match("Independant, with regular checkins", texts)
+    assert (found.index, found.stage, found.confident) == (1, "lexical", True)
+    assert embedding.match("STRUCTURED", texts).stage == "exact"
+    assert embedding.match("I work best alone", texts).stage == "semantic"
+
+
+def test_confidence_is_the_margin_over_the_runner_up_not_the_raw_similarity(
+    embedding: EmbeddingMatcher,
+) -> None:
+    """Two options that mean the same: the best is similar, but no clearer than the other."""
+    twins = embedding.match("I only work in daylight hours", ["Day shifts only", "Daytime shifts"])
+    assert twins.best > 0.5
+    assert twins.confidence == pytest.approx(twins.margin)
+    assert not twins.confident
+    apart = embedding.match("A permanent job, 40 hours a week", [e[1] for e in EMPLOYMENT])
+    assert apart.stage == "semantic"
+    assert apart.confident
+    assert apart.index == 0
+    assert apart.confidence == pytest.approx(apart.margin)
+
+
+def test_a_lone_option_must_be_clearly_similar(embedding: EmbeddingMatcher) -> None:
+    """With one option the runner-up is "none of these" (`none_score`), not zero."""
+    wording = ["Which best describes how you like to work?"]
+    assert not embedding.match("What is your salary expectation?", wording).confident
+    same = embedding.match("How do you prefer to work?", wording)
+    assert same.confident
+    assert same.index == 0
+    assert same.margin == pytest.approx(same.best - embedding.none_score)

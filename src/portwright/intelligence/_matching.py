@@ -13,9 +13,14 @@ implementations:
   installed packages, so loading never touches the network.
 
 Both score an option as its best-scoring text (an option may have several,
-e.g. a label and a value) and turn the best score and its margin over the
-runner-up into one confidence: ``min(best, margin_offset + margin)``. An
-option whose normalised text equals `text` is a certain match.
+e.g. a label and a value). An option whose normalised text equals `text` is a
+certain match. `DifflibMatcher` turns the best score and its margin over the
+runner-up into one confidence, ``min(best, margin_offset + margin)``.
+`EmbeddingMatcher` is a cascade: an exact match, else a near-exact lexical
+match (difflib's confidence at least `lexical_threshold`), else the embedding
+whose confidence is its *margin* — the best option's cosine minus the
+runner-up's, or minus `none_score` (a "none of these" that every answer is
+this close to) when that is higher, so a lone option must be clearly similar.
 
 `default_matcher()` is the embedding matcher when the extra is installed and
 the difflib one otherwise (one log line says so). ``PORTWRIGHT_MATCHER``
@@ -72,6 +77,7 @@ class TextMatch:
     threshold: float
     best: float = 0.0
     margin: float = 0.0
+    stage: str = ""  # which step decided: "exact", "lexical", "semantic" (cascade), or ""
 
     @property
     def confident(self) -> bool:
@@ -125,7 +131,7 @@ class DifflibMatcher:
     def match(self, text: str, options: Sequence[Option]) -> TextMatch:
         exact = _exact(text, options)
         if exact is not None:
-            return TextMatch(exact, 1.0, self.threshold, 1.0, 1.0)
+            return TextMatch(exact, 1.0, self.threshold, 1.0, 1.0, "exact")
         wanted = normalise(text)
         scores = [
             max(
@@ -199,20 +205,30 @@ class _Encoder:
 
 
 class EmbeddingMatcher:
-    """Cosine similarity of sentence embeddings (all-MiniLM-L6-v2, offline)."""
+    """A cascade: exact text, then near-exact characters, then embedding margin (offline).
+
+    `threshold` applies to the embedding step's margin (best cosine minus the higher
+    of the runner-up's and `none_score`); `lexical_threshold` to difflib's confidence
+    in the step before it. Both were chosen on `benchmarks/data/screening_answers.json`
+    (the fewest escalations with at most one wrong answer in 171); the evaluation
+    reports them cross-validated too (`benchmarks/matching_eval.py`).
+    """
 
     name = "embedding"
 
     def __init__(
         self,
-        threshold: float = 0.53,
-        margin_offset: float = 0.4,
+        threshold: float = 0.16,
+        lexical_threshold: float = 0.72,
+        none_score: float = 0.35,
         *,
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
     ) -> None:
         self.threshold = threshold
-        self.margin_offset = margin_offset
+        self.lexical_threshold = lexical_threshold
+        self.none_score = none_score
+        self._lexical = DifflibMatcher(threshold=lexical_threshold)
         self._encoder = _Encoder(
             model_path or _installed_file(MODEL_DIST, MODEL_FILE),
             tokenizer_path or _installed_file(TOKENIZER_DIST, TOKENIZER_FILE),
@@ -235,12 +251,10 @@ class EmbeddingMatcher:
     def similarity(self, a: str, b: str) -> float:
         return float(self.embed(a) @ self.embed(b))
 
-    def match(self, text: str, options: Sequence[Option]) -> TextMatch:
-        exact = _exact(text, options)
-        if exact is not None:
-            return TextMatch(exact, 1.0, self.threshold, 1.0, 1.0)
-        if not normalise(text):
-            return TextMatch(None, 0.0, self.threshold)
+    def semantic(self, text: str, options: Sequence[Option]) -> TextMatch:
+        """The embedding step alone: the option nearest in meaning, its margin as confidence."""
+        if not normalise(text) or not options:
+            return TextMatch(None, 0.0, self.threshold, stage="semantic")
         wanted = self.embed(text)
         scores = [
             max(
@@ -249,7 +263,25 @@ class EmbeddingMatcher:
             )
             for o in options
         ]
-        return _decide(scores, self.threshold, self.margin_offset)
+        order = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
+        best = scores[order[0]]
+        runner_up = scores[order[1]] if len(order) > 1 else 0.0
+        margin = best - max(runner_up, self.none_score)
+        return TextMatch(order[0], max(0.0, margin), self.threshold, best, margin, "semantic")
+
+    def match(self, text: str, options: Sequence[Option]) -> TextMatch:
+        exact = _exact(text, options)
+        if exact is not None:
+            return TextMatch(exact, 1.0, self.threshold, 1.0, 1.0, "exact")
+        if not normalise(text):
+            return TextMatch(None, 0.0, self.threshold)
+        lexical = self._lexical.match(text, options)
+        if lexical.confident:
+            # near-exact characters: as sure as the lexical step's threshold allows
+            return TextMatch(
+                lexical.index, 1.0, self.threshold, lexical.best, lexical.margin, "lexical"
+            )
+        return self.semantic(text, options)
 
 
 _default: dict[str, Matcher] = {}

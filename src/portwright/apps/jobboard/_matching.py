@@ -67,7 +67,7 @@ def match_option(
         return Match(None, 0.0, "no options")
     m = (matcher or default_matcher()).match(answer, [(label, value) for value, label in options])
     if m.index is not None and m.confident:
-        why = "exact option" if m.confidence >= 1.0 else f"closest option ({m.confidence:.2f})"
+        why = "exact option" if m.stage == "exact" else f"closest option ({m.confidence:.2f})"
         return Match(options[m.index][0], m.confidence, why, threshold=m.threshold)
     return Match(None, m.confidence, f"{answer!r} matches no option clearly")
 
