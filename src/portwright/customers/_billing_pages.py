@@ -47,6 +47,7 @@ def billing_pages(billing: Billing) -> APIRouter:
             status=account.status if account else "none",
             prices=billing.plans,
             free_plan=billing.config.free_plan,
+            currency=billing.config.currency.upper(),
             invoices=invoices,
             invoices_error=invoices_error,
             error=error or request.query_params.get("error", "")[:300],

@@ -29,19 +29,26 @@ import httpx
 
 from portwright.sandbox._world import SandboxWorld, ServiceContext, ServiceSpec
 
-__all__ = ["SANDBOX_SECRET_KEY", "register_webhook", "specs"]
+__all__ = ["SANDBOX_SECRET_KEY", "load", "register_webhook", "specs"]
 
 SANDBOX_SECRET_KEY = "sk_test_portwright_sandbox"  # localstripe accepts any sk_… key
 log = logging.getLogger(__name__)
+
+
+def load() -> tuple[Any, Any]:
+    """localstripe's modules (resources, server); importing them takes a while on a busy
+    machine, so a caller may do it before starting a world."""
+    with warnings.catch_warnings():  # its routes are plain functions, which aiohttp deprecates
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from localstripe import resources, server  # type: ignore[import-untyped]
+    return resources, server
 
 
 async def build_localstripe(ctx: ServiceContext) -> Any:
     """localstripe's aiohttp app, as a protocol factory for the world's socket."""
     from aiohttp import web
 
-    with warnings.catch_warnings():  # its routes are plain functions, which aiohttp deprecates
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from localstripe import resources, server  # type: ignore[import-untyped]
+    resources, server = load()
 
     # In memory only: no pickle in /tmp shared by every process on the machine.
     resources.store.dump_to_disk = lambda: None
