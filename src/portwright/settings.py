@@ -54,6 +54,7 @@ from portwright._resource_config import (
 __all__ = [
     "CONFIG_ENV",
     "CONFIG_FILE",
+    "BillingConfig",
     "BrowserProviderConfig",
     "BrowsersConfig",
     "CaptchaBudgetConfig",
@@ -239,6 +240,68 @@ def _loopback(url: str) -> bool:
         return False
 
 
+class BillingConfig(BaseModel):
+    """Billing through a payment provider (docs/customers.md, "Billing"). The Stripe
+    provider talks to `api_base` (unset: Stripe itself); the sandbox points it at localstripe.
+    Its payment webhooks come through a `webhook_sources` entry with scheme "stripe" and
+    handler "billing"."""
+
+    model_config = {"frozen": True}
+
+    provider: Literal["none", "stripe"] = Field(
+        "none", description="'stripe': checkout, plan changes and invoices through Stripe"
+    )
+    api_key: SecretStr | None = Field(None, description="the provider's secret key (sk_…)")
+    publishable_key: str = Field(
+        "pk_test_portwright",
+        max_length=200,
+        description="the key the checkout page's Stripe.js uses",
+    )
+    api_base: str | None = Field(
+        None, description="the provider's API address; unset: Stripe's own (https://api.stripe.com)"
+    )
+    js_url: str = Field(
+        "https://js.stripe.com/v3/", description="Stripe.js for the checkout page's card field"
+    )
+    currency: str = Field("eur", pattern=r"^[a-z]{3}$")
+    prices: dict[str, int] = Field(
+        default_factory=lambda: {"growth": 4900, "business": 19900},
+        description="monthly price per plan in the currency's minor unit; plans named here are "
+        "sold in the portal, the free plan costs nothing",
+    )
+    free_plan: str = Field("starter", description="the plan without a subscription")
+    grace_period_s: float = Field(
+        7 * DAY_S,
+        ge=0,
+        description="after a failed payment the paid plan lasts this long, then the tenant "
+        "goes back to the free plan",
+    )
+    sweep_every_s: float = Field(
+        60.0, gt=0, description="how often ended grace periods are checked"
+    )
+
+    @field_validator("api_base", "js_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        if value:
+            check_url(value, ("http", "https"), what="billing url")
+        return value or None
+
+    @field_validator("prices")
+    @classmethod
+    def _prices(cls, value: dict[str, int]) -> dict[str, int]:
+        for plan, cents in value.items():
+            if cents <= 0:
+                raise ValueError(f"{plan}: a price must be positive, not {cents}")
+        return value
+
+    @model_validator(mode="after")
+    def _key(self) -> BillingConfig:
+        if self.provider == "stripe" and self.api_key is None:
+            raise ValueError("api_key: required when provider is 'stripe'")
+        return self
+
+
 class Settings(BaseSettings):
     """Typed configuration; unknown `PORTWRIGHT_*` variables are ignored."""
 
@@ -417,6 +480,7 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(2.0, ge=0, description="how long a verified key is trusted")
     webhook_sources: dict[str, WebhookSource] = Field(default_factory=dict)
     webhook_tolerance_s: float = Field(300.0, gt=0, description="allowed webhook clock skew")
+    billing: BillingConfig = Field(default_factory=BillingConfig)
 
     @field_validator("database_url", "system_database_url")
     @classmethod

@@ -21,6 +21,7 @@ from portwright.customers._auth import (
     ForbiddenError,
     LoginRequiredError,
 )
+from portwright.customers._billing_pages import billing_pages
 from portwright.customers._oidc import OidcSignIn, oidc_router
 from portwright.customers._pages import pages_router
 from portwright.customers._render import PREFIX, page
@@ -31,6 +32,7 @@ from portwright.settings import Settings
 from portwright.webauth import AccessTokens, LoginLimiter
 
 if TYPE_CHECKING:
+    from portwright.billing import Billing
     from portwright.resources.vault import Vault
 
 __all__ = ["CustomerSide", "access_tokens", "mount_customers"]
@@ -70,8 +72,10 @@ def portal_app(
     vault: Vault,
     settings: Settings,
     sender: NotificationSender,
+    billing: Billing | None = None,
 ) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.billing_on = billing is not None
     app.state.sessions = CustomerSessions(service.store)
     app.state.login_limiter = LoginLimiter()
     app.state.signup_limiter = LoginLimiter(limit=20, window_s=3600.0)
@@ -85,6 +89,8 @@ def portal_app(
     app.state.oidc_buttons = [(name, s.label) for name, s in sign_ins.items()]
     app.include_router(oidc_router(accounts, sign_ins, settings.public_url))
     app.include_router(pages_router(service, accounts, vault))
+    if billing is not None:
+        app.include_router(billing_pages(billing))
 
     @app.exception_handler(LoginRequiredError)
     async def _login(request: Request, exc: LoginRequiredError) -> Response:
@@ -155,6 +161,7 @@ def mount_customers(
     *,
     vault: Vault,
     channels: dict[str, Channel] | None = None,
+    billing: Billing | None = None,
 ) -> CustomerSide:
     """Mount the portal at `/app` and `POST /v1/auth/token` on the gateway `app`.
     `channels` default to what the settings configure (`smtp_url`, `sms_url`)."""
@@ -166,7 +173,7 @@ def mount_customers(
     accounts = Accounts(
         store, notifier, tokens, public_url=settings.public_url or "http://127.0.0.1:8000"
     )
-    portal = portal_app(service, accounts, vault, settings, sender)
+    portal = portal_app(service, accounts, vault, settings, sender, billing)
     app.include_router(token_router(accounts, LoginLimiter()))
     app.mount(PREFIX, portal)
     app.add_api_route(

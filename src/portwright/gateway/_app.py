@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -52,8 +52,9 @@ from portwright.resources.vault import Vault
 from portwright.settings import Settings
 
 if TYPE_CHECKING:
+    from portwright.billing import Billing, BillingSweeper
     from portwright.delivery import DeliveryPolicy
-    from portwright.notifications import Channel
+    from portwright.notifications import Channel, Notifier
     from portwright.store import Store
     from portwright.webauth import AccessTokens
 
@@ -89,6 +90,7 @@ def create_app(
     handlers: Mapping[str, WebhookHandler] | None = None,
     delivery_policy: DeliveryPolicy | None = None,
     channels: Mapping[str, Channel] | None = None,
+    billing: Billing | None = None,
 ) -> FastAPI:
     """The gateway for a started runtime's `service`. Optional parts default from `settings`:
     the SSRF guard (`url_allowlist`), the vault (`master_key`), the rate limiter
@@ -108,9 +110,10 @@ def create_app(
         for name, src in sources.items()
     }
     routers = load_plugins(ROUTERS)  # before anything starts: a broken plugin fails here
+    billing, billing_handlers, sweeper = _billing_parts(store, settings, billing)
     processor = InboxProcessor(
         service,
-        {**installed_handlers(store), **(handlers or {})},
+        {**installed_handlers(store), **billing_handlers, **(handlers or {})},
         {name: src.handler for name, src in sources.items()},
     )
 
@@ -122,6 +125,8 @@ def create_app(
         processor.start()
         await delivery.start()
         await customers.start()
+        if sweeper is not None:
+            sweeper.start()
         purger = loop.create_task(_purge_forever(service))
         try:
             yield
@@ -132,6 +137,8 @@ def create_app(
             await processor.stop()
             await delivery.stop()
             await customers.stop()
+            if sweeper is not None:
+                await sweeper.stop()
             if own_limiter:
                 await limiter.aclose()
 
@@ -160,8 +167,14 @@ def create_app(
     from portwright.customers import mount_customers  # it builds on the gateway's kernel
 
     customers = mount_customers(
-        app, service, settings, vault=vault, channels=None if channels is None else dict(channels)
+        app,
+        service,
+        settings,
+        vault=vault,
+        channels=None if channels is None else dict(channels),
+        billing=billing,
     )
+    _mount_billing(app, billing, customers.notifier)
     # Delivery and observability (lazy import: they build on the gateway's pieces).
     from portwright.delivery import mount_delivery, sinks_from
 
@@ -175,11 +188,53 @@ def create_app(
         sinks=sinks_from(settings),
         sealer=vault,
     )
-    app.state.derived_key = vault.derived_key  # for the routers' own tokens (webauth.app_key)
-    for mount in routers.values():  # e.g. dispatch's drivers routes (scenario 5)
-        mount(app, store, delivery)
+    _mount_routers(app, routers, store, delivery, vault)
     _install_middleware(app, settings, store, limiter, customers.tokens)
     return app
+
+
+def _billing_parts(
+    store: Store, settings: Settings, billing: Billing | None
+) -> tuple[Billing | None, dict[str, WebhookHandler], BillingSweeper | None]:
+    """Billing as configured (or as given), its webhook handler "billing" and its sweeper."""
+    from portwright.billing import (  # it builds on the gateway's kernel
+        BillingHandler,
+        BillingSweeper,
+        billing_from,
+    )
+
+    if billing is None:
+        billing = billing_from(
+            store, settings.billing, public_url=settings.public_url or "http://127.0.0.1:8000"
+        )
+    if billing is None:
+        return None, {}, None
+    sweeper = BillingSweeper(billing, settings.billing.sweep_every_s)
+    return billing, {"billing": BillingHandler(billing)}, sweeper
+
+
+def _mount_billing(app: FastAPI, billing: Billing | None, notifier: Notifier) -> None:
+    """`/v1/billing`; billing's `payment_failed` goes to the tenant's owners."""
+    app.state.billing = billing
+    if billing is None:
+        return
+    from portwright.billing import billing_router
+
+    def notify(tenant_id: str, event: str, context: dict[str, object]) -> object:
+        return notifier.notify_tenant(tenant_id, event, context, roles={"owner"})
+
+    billing.notify = notify
+    app.include_router(billing_router(billing))
+
+
+def _mount_routers(
+    app: FastAPI, routers: Mapping[str, Any], store: Store, delivery: Any, vault: Vault
+) -> None:
+    """The apps' routes (`portwright.routers`, e.g. dispatch's drivers); they find a signing
+    key of their own through `webauth.app_key`."""
+    app.state.derived_key = vault.derived_key
+    for mount in routers.values():
+        mount(app, store, delivery)
 
 
 def _include_routes(app: FastAPI, ctx: GatewayContext) -> None:

@@ -56,6 +56,14 @@ EVENTS: dict[str, EventSpec] = {
         "Job {{ job_id }} failed: {{ reason }}\n\n{{ link }}",
         ("email",),
     ),
+    "payment_failed": EventSpec(
+        "A payment failed",
+        "Your Portwright payment of {{ amount }} failed",
+        "We could not charge {{ amount }} for your {{ plan }} plan.\n\nYour plan stays "
+        "active until {{ grace_until }}; if the payment still fails by then, your organisation "
+        "goes back to the {{ free_plan }} plan.\n\n{{ link }}",
+        ("email",),
+    ),
     "job_succeeded": EventSpec(
         "A job finished",
         "Job {{ job_id }} finished",

@@ -34,4 +34,11 @@ def default_services() -> list[ServiceSpec]:
     specs += jobboard.specs()
     specs += directories.specs()
     specs += shops.specs()
+    try:  # localstripe is in the dev extra; without it `portwright up` runs without billing
+        import localstripe  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        return specs
+    from portwright.sandbox import payments
+
+    specs += payments.specs()
     return specs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import socket
 import threading
 import time
@@ -48,8 +49,9 @@ class ServiceContext:
 @dataclass(frozen=True)
 class ServiceSpec:
     """A sandbox service: `build(ctx)` returns an ASGI app; for kind "tcp", a TCP handler;
-    for kind "protocol", an asyncio protocol factory (e.g. an SMTP server's), served on
-    the service's socket (its URL then starts with `scheme://`)."""
+    for kind "protocol", an asyncio protocol factory (e.g. an SMTP server's, or an aiohttp
+    app's request handler), served on the service's socket (its URL then starts with
+    `scheme://`). `build` may return an awaitable of these, awaited on the world's loop."""
 
     name: str
     build: Callable[[ServiceContext], Any]
@@ -184,6 +186,8 @@ class SandboxWorld:
         tasks: list[asyncio.Task[Any]] = []
         for run in self._services.values():
             built = run.spec.build(run.ctx)
+            if inspect.isawaitable(built):  # a service that must set itself up on the loop
+                built = await built
             run.target = built
             if run.spec.kind in ("tcp", "protocol"):
                 if run.spec.kind == "tcp":
@@ -202,6 +206,11 @@ class SandboxWorld:
         self._ready.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
+        for run in self._services.values():  # e.g. an aiohttp server: its open connections
+            shutdown = getattr(run.target, "shutdown", None)
+            if run.spec.kind == "protocol" and shutdown is not None:
+                with contextlib.suppress(Exception):
+                    await shutdown(1.0)
 
     async def _serve_asgi(self, app: ASGIApp, sock: socket.socket) -> None:
         config = uvicorn.Config(

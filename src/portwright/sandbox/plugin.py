@@ -17,16 +17,21 @@ and uses what is listed here:
 
 from __future__ import annotations
 
+from secrets import token_urlsafe
 from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
 
 from portwright.sandbox import ChaosKnobs, SandboxWorld, default_services
 from portwright.sandbox.config import world_config, world_toml
+from portwright.sandbox.payments import SANDBOX_SECRET_KEY, register_webhook
 from portwright.sandbox.proxies import proxy_catalog
 from portwright.sandbox.webhooks import (
     SANDBOX_SECRETS_FILE,
     sandbox_webhook_secrets,
     sandbox_webhook_sources,
 )
+from portwright.settings import WebhookSource
 
 if TYPE_CHECKING:
     from portwright.settings import Settings
@@ -46,6 +51,15 @@ __all__ = [
 ]
 
 SHOP_TENANTS = {"shop-alpha": "acme", "shop-beta": "globex"}  # scenario 5: whose orders
+PAYMENTS_SOURCE = "payments"  # localstripe's signed events: /v1/hooks/payments
+
+
+def secrets_of_payments(world: SandboxWorld) -> str:
+    """The world's localstripe webhook secret, drawn once per world."""
+    options = world.context("payments").options
+    if "webhook_secret" not in options:
+        options["webhook_secret"] = "whsec_" + token_urlsafe(24)
+    return str(options["webhook_secret"])
 
 
 def _secrets_for(settings: Settings, world: SandboxWorld) -> dict[str, str]:
@@ -85,6 +99,17 @@ def settings_for(settings: Settings, world: SandboxWorld) -> Settings:
         update["sms_url"] = world.url("inbox") + "/sms"
     if "idp" in names and not settings.oidc:  # "Sign in with Sandbox ID" on /app/login
         update["oidc"] = {"sandbox": sandbox_oidc(world)}
+    if "payments" in names and settings.billing.provider == "none":  # billing on localstripe
+        secret = secrets_of_payments(world)
+        update["billing"] = {
+            **settings.billing.model_dump(),
+            "provider": "stripe",
+            "api_key": SANDBOX_SECRET_KEY,
+            "api_base": world.url("payments"),
+        }
+        sources[PAYMENTS_SOURCE] = WebhookSource(
+            scheme="stripe", secrets=[SecretStr(secret)], handler="billing"
+        )
     # validated like a file's values: the world is one configuration among others
     return type(settings).model_validate({**settings.model_dump(), **update})
 
@@ -114,6 +139,10 @@ def connect(world: SandboxWorld, gateway_url: str) -> None:
     if "consulate" in world.names():
         world.context("consulate").options["payment_webhook_url"] = (
             f"{gateway_url}/v1/hooks/consulate"
+        )
+    if "payments" in world.names():
+        register_webhook(
+            world, f"{gateway_url}/v1/hooks/{PAYMENTS_SOURCE}", secrets_of_payments(world)
         )
     for shop in SHOP_TENANTS:
         if shop in world.names():

@@ -2,6 +2,7 @@
 
 from portwright.store._accounts import ApiKeyRecord
 from portwright.store._batches import BatchRecord, BatchRepository
+from portwright.store._billing import BillingAccount, BillingRepository
 from portwright.store._blobs import (
     BlobStore,
     BlobStoreConfigError,
@@ -77,6 +78,8 @@ __all__ = [
     "AuditRecord",
     "BatchRecord",
     "BatchRepository",
+    "BillingAccount",
+    "BillingRepository",
     "BlobStore",
     "BlobStoreConfigError",
     "BreakerPolicy",

@@ -16,6 +16,7 @@ __all__ = [
     "api_keys",
     "audit_log",
     "batches",
+    "billing_accounts",
     "breaker_outcomes",
     "breakers",
     "console_sessions",
@@ -679,4 +680,20 @@ notifications = sa.Table(
     sa.Column("sent_at", sa.Float),
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "tenant_id", "created_at"),
+)
+
+billing_accounts = sa.Table(
+    "billing_accounts",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("customer_id", sa.String(255), unique=True),
+    sa.Column("subscription_id", sa.String(255)),
+    sa.Column("checkout_id", sa.String(255)),
+    sa.Column("checkout_plan", sa.String(32)),
+    sa.Column("plan", sa.String(32)),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("grace_until", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index(None, "status", "grace_until"),
 )

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from portwright.store._accounts import AccountRepository
 from portwright.store._batches import BatchRepository
+from portwright.store._billing import BillingRepository
 from portwright.store._console import ConsoleRepository
 from portwright.store._customers import CustomerRepository
 from portwright.store._deliveries import DeliveryRepository
@@ -61,6 +62,7 @@ class Store:
         self.retention = RetentionRepository(engine)
         self.rollouts = RolloutRepository(engine)
         self.customers = CustomerRepository(engine)
+        self.billing = BillingRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:

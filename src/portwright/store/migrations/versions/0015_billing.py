@@ -1,0 +1,59 @@
+"""billing: one row per tenant with its payment provider's customer and subscription, the
+billed plan, the payment status and the end of a grace period; under the tenant row-level
+security policy
+
+Revision ID: 0015
+Revises: 0014
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+
+POLICY = "portwright_tenant_isolation"
+_VISIBLE = (
+    "current_setting('portwright.scope', true) = 'system' "
+    "OR tenant_id = current_setting('portwright.tenant_id', true)"
+)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "billing_accounts",
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.Column("customer_id", sa.String(length=255), nullable=True),
+        sa.Column("subscription_id", sa.String(length=255), nullable=True),
+        sa.Column("checkout_id", sa.String(length=255), nullable=True),
+        sa.Column("checkout_plan", sa.String(length=32), nullable=True),
+        sa.Column("plan", sa.String(length=32), nullable=True),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("grace_until", sa.Float(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_billing_accounts_tenant_id_tenants")
+        ),
+        sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_billing_accounts")),
+        sa.UniqueConstraint("customer_id", name=op.f("uq_billing_accounts_customer_id")),
+    )
+    op.create_index(
+        op.f("ix_billing_accounts_status_grace_until"),
+        "billing_accounts",
+        ["status", "grace_until"],
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute('ALTER TABLE "billing_accounts" ENABLE ROW LEVEL SECURITY')
+        op.execute('ALTER TABLE "billing_accounts" FORCE ROW LEVEL SECURITY')
+        op.execute(
+            f'CREATE POLICY {POLICY} ON "billing_accounts" USING ({_VISIBLE}) '
+            f"WITH CHECK ({_VISIBLE})"
+        )
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_billing_accounts_status_grace_until"), table_name="billing_accounts")
+    op.drop_table("billing_accounts")
