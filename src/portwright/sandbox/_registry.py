@@ -16,6 +16,7 @@ def default_services() -> list[ServiceSpec]:
         directories,
         inbox,
         jobboard,
+        library,
         mail,
         proxies,
         scrape,
@@ -32,4 +33,5 @@ def default_services() -> list[ServiceSpec]:
     specs += jobboard.specs()
     specs += directories.specs()
     specs += shops.specs()
+    specs += library.specs()
     return specs
