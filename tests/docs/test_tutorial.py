@@ -137,7 +137,8 @@ class Session:
             lines = printed.read_text().splitlines() if printed.exists() else []
             if not any(line.startswith("gateway ") for line in lines):
                 return None
-            return {p[1]: p[2] for line in lines if (p := line.split())[0] == "sandbox"}
+            words = [line.split() for line in lines]
+            return {w[1]: w[2] for w in words if len(w) == 3 and w[0] == "sandbox"}
 
         self.worlds.append(wait_until_sync(started, timeout=180, every=0.2))
 
