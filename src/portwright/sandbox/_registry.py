@@ -17,6 +17,7 @@ def default_services() -> list[ServiceSpec]:
         idp,
         inbox,
         jobboard,
+        library,
         mail,
         proxies,
         scrape,
@@ -34,6 +35,7 @@ def default_services() -> list[ServiceSpec]:
     specs += jobboard.specs()
     specs += directories.specs()
     specs += shops.specs()
+    specs += library.specs()
     try:  # localstripe is in the dev extra; without it `portwright up` runs without billing
         import localstripe  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
