@@ -242,3 +242,69 @@ async def test_a_cooldown_extended_while_a_job_waits_is_on_its_timeline_with_the
         ("op:ann", "maintenance runs late", "operator"),
         ("op:ann", "maintenance window", "operator"),
     ]
+
+
+class OutageInput(BaseModel):
+    fail_first: int = 2
+
+
+_TRIES: dict[str, int] = {}
+
+
+def _unreachable_database() -> None:
+    """Raise what a step gets when the platform's database has gone away under it: a real
+    connection refused by a closed port, through SQLAlchemy and psycopg."""
+    import socket
+
+    import sqlalchemy as sa
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when this block ends: nobody listens
+    engine = sa.create_engine(f"postgresql+psycopg://pw@127.0.0.1:{port}/gone")
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+async def _observe(sc: Any, key: str, fail_first: int) -> str:
+    _TRIES[key] = _TRIES.get(key, 0) + 1
+    if _TRIES[key] <= fail_first:
+        await asyncio.to_thread(_unreachable_database)
+    return "observed"
+
+
+class OutageAdapter(Adapter[OutageInput]):
+    """Its step writes to the database (as the consulate's scan records a slot observation)
+    and the database is down for its first attempts."""
+
+    name: ClassVar[str] = "outage"
+    input_model = OutageInput
+    machine = linear_machine("outage", ["SCANNING"])
+
+    async def run(self, job: Job[OutageInput]) -> Mapping[str, Any]:
+        await job.transition("QUEUED")
+        await job.transition("SCANNING")
+        return {"value": await job.step("scan", _observe, job.id, job.input.fail_first)}
+
+
+async def test_a_database_outage_inside_a_step_is_retried_not_escalated(
+    service_for: ServiceFor,
+) -> None:
+    """A step that fails because the database is unreachable (a restart: the R1 chaos run
+    stops PostgreSQL mid-run) is a transient failure, retried once it is back. It used to be
+    an "unexpected error" that parked the job in OPERATOR_ACTION_REQUIRED for a person."""
+    svc = service_for(registry(OutageAdapter))
+    tenant = svc.store.tenants.ensure("acme")
+    job = await svc.submit(tenant_id=tenant.id, adapter="outage", input={"fail_first": 2})
+    done = await _settled(svc, job.id)
+    assert (done.state, done.output) == ("SUCCEEDED", {"value": "observed"})
+    assert _TRIES[job.id] == 3
+    events = await svc.events(job.id)
+    assert "OPERATOR_ACTION_REQUIRED" not in {e.to_state for e in events}
+    retries = [e.reason for e in events if e.to_state == "RETRY_WAIT"]
+    assert len(retries) == 2
+    assert all("database unavailable in scan: OperationalError" in r for r in retries)
+    assert await svc.escalations(job_id=job.id) == []

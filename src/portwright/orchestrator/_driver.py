@@ -54,6 +54,7 @@ from portwright.sdk import (
     PermanentError,
     TransientError,
 )
+from portwright.store import is_database_unavailable
 
 if TYPE_CHECKING:
     from portwright.orchestrator._runtime import Runtime
@@ -684,6 +685,10 @@ class JobDriver(Generic[InputT]):
         """What went wrong, without writing anything: evidence, the breaker, cooldowns and
         rotations are `_after_failure`'s, once this is checkpointed."""
         error = exc if isinstance(exc, JobError) else translate_exception(exc)
+        if error is None and is_database_unavailable(exc):
+            # Our database went away under the step (a restart, a failover): the step is
+            # tried again once it is back, as for a network error; no person can help.
+            error = TransientError(f"database unavailable in {name}: {type(exc).__name__}")
         error = sc.refused or error  # an SSRF refusal is why, whatever the page showed next
         if error is None:
             outcome = self._failure(
