@@ -21,6 +21,9 @@ from portwright.customers._auth import (
     ForbiddenError,
     LoginRequiredError,
 )
+from portwright.customers._intake import Intakes
+from portwright.customers._intake_api import intake_router
+from portwright.customers._more_pages import more_pages_router
 from portwright.customers._pages import pages_router
 from portwright.customers._render import PREFIX, page
 from portwright.customers._session import session_router
@@ -78,6 +81,7 @@ def portal_app(
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(session_router(accounts, signup_open=settings.customer_signup))
     app.include_router(pages_router(service, accounts, vault))
+    app.include_router(more_pages_router(service, vault, settings, Intakes(service)))
 
     @app.exception_handler(LoginRequiredError)
     async def _login(request: Request, exc: LoginRequiredError) -> Response:
@@ -161,6 +165,7 @@ def mount_customers(
     )
     portal = portal_app(service, accounts, vault, settings, sender)
     app.include_router(token_router(accounts, LoginLimiter()))
+    app.include_router(intake_router(Intakes(service)))
     app.mount(PREFIX, portal)
     app.add_api_route(
         PREFIX, lambda: RedirectResponse(PREFIX + "/", status_code=307), include_in_schema=False

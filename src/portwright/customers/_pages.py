@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from portwright.customers._accounts import AccountError, Accounts
 from portwright.customers._auth import Customer, need
 from portwright.customers._render import PREFIX, page
-from portwright.notifications import EVENTS, REQUIRED_EVENTS, chosen
+from portwright.notifications import EVENTS, REQUIRED_EVENTS, STAFF_EVENTS, chosen
 from portwright.orchestrator import ConflictError, JobService
 from portwright.store import EventRecord, JobNotFoundError, JobRecord
 from portwright.webauth import change_stream
@@ -60,6 +60,8 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
             asked = asked_question(job, events)
             if asked is not None:  # waits for the customer (not for a webhook, say)
                 waiting.append((job, asked.meta.get("question") or asked.reason))
+            elif job.waiting_for == "intake":  # an order waiting for the intake form
+                waiting.append((job, "Waiting for intake: fill in your intake form"))
         return page(
             request,
             "jobs.html",
@@ -267,7 +269,7 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
     # -- notification preferences (each user their own) -----------------------------------
 
     def _choices(prefs: dict[tuple[str, str], bool]) -> list[dict[str, object]]:
-        channels = sorted(accounts.notifier.channels) or ["email"]
+        channels = sorted(set(accounts.notifier.channels) - {"chat"}) or ["email"]
         return [
             {
                 "event": event,
@@ -275,7 +277,7 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
                 "channels": [(c, chosen(event, c, prefs)) for c in channels],
             }
             for event, spec in EVENTS.items()
-            if event not in REQUIRED_EVENTS
+            if event not in REQUIRED_EVENTS | STAFF_EVENTS
         ]
 
     @router.get("/preferences")
@@ -295,11 +297,11 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
     async def save_preferences(request: Request, me: Member) -> Response:
         form = await request.form()
         phone = str(form.get("phone", ""))[:40]
-        channels = sorted(accounts.notifier.channels) or ["email"]
+        channels = sorted(set(accounts.notifier.channels) - {"chat"}) or ["email"]
         choices = {
             (event, channel): form.get(f"{event}:{channel}") == "on"
             for event in EVENTS
-            if event not in REQUIRED_EVENTS
+            if event not in REQUIRED_EVENTS | STAFF_EVENTS
             for channel in channels
         }
         try:
