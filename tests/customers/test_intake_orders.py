@@ -103,7 +103,8 @@ def test_an_order_waits_for_the_intake_form_and_proceeds_when_it_is_complete(
         data={**_flat(PROFILE, phone="", hours=""), "csrf_token": csrf},
     )
     assert page.status_code == 422
-    assert 'data-field="phone"' in page.text and 'data-field="hours"' in page.text
+    assert 'data-field="phone"' in page.text
+    assert 'data-field="hours"' in page.text
     assert 'data-field="name"' not in page.text
     assert 'value="Harbour Lights Bakery"' in page.text
     assert store.intake.get(tenant_id, "business-profile") is None
@@ -133,7 +134,8 @@ def test_an_order_waits_for_the_intake_form_and_proceeds_when_it_is_complete(
     message = portal.wait_message(owner, contains=f"Report ready: order {job_id}", timeout=60)
     link = next(w for w in message["body"].split() if w.endswith("/app/reports"))
     reports = http.get(urlsplit(link).path)
-    assert reports.status_code == 200 and f"report-{job_id}" in reports.text
+    assert reports.status_code == 200
+    assert f"report-{job_id}" in reports.text
     # ... downloadable by the owner and a member, as CSV, JSON and HTML.
     rows = list(csv.DictReader(io.StringIO(http.get(f"/app/reports/{job_id}.csv").text)))
     assert sorted(r["item"] for r in rows) == sorted(CALM)
@@ -148,7 +150,7 @@ def test_an_order_waits_for_the_intake_form_and_proceeds_when_it_is_complete(
 
     # Another tenant sees none of it.
     other, _ = portal.owner()
-    other_http, other_csrf = portal.login(other)
+    other_http, _other_csrf = portal.login(other)
     assert other_http.get(f"/app/reports/{job_id}.csv").status_code == 404
     assert job_id not in other_http.get("/app/reports").text
     assert other_http.get(f"/app/jobs/{job_id}").status_code == 404

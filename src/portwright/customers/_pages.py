@@ -6,6 +6,7 @@ credentials and members."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -27,6 +28,12 @@ __all__ = ["pages_router"]
 Member = Annotated[Customer, Depends(need("member"))]
 Owner = Annotated[Customer, Depends(need("owner"))]
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$"
+CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
+
+
+def _check_chat_id(chat_id: str) -> None:
+    if chat_id and not CHAT_ID.fullmatch(chat_id):
+        raise AccountError("chat_id", "a numeric chat id (e.g. 123456789) or @channel")
 
 
 def asked_question(job: JobRecord, events: list[EventRecord]) -> EventRecord | None:
@@ -184,8 +191,6 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
         name: Annotated[str, Form(max_length=100)] = "",
         value: Annotated[str, Form(max_length=10_000)] = "",
     ) -> Response:
-        import re
-
         error = ""
         if not re.match(NAME_PATTERN, name):
             error = "name: use letters, digits, dots, dashes and underscores (1-100)"
@@ -304,8 +309,11 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
             if event not in REQUIRED_EVENTS | STAFF_EVENTS
             for channel in channels
         }
+        chat_id = str(form.get("chat_id", ""))[:64].strip()
         try:
+            _check_chat_id(chat_id)
             await asyncio.to_thread(accounts.set_phone, me.user, phone)
+            await asyncio.to_thread(store.customers.update_user, me.id, chat_id=chat_id or None)
         except AccountError as exc:
             prefs = await asyncio.to_thread(store.customers.preferences, me.id)
             return page(
