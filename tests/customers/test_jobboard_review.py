@@ -64,4 +64,4 @@ def test_the_customer_approves_the_filled_form_and_it_is_sent_once(
     assert late.status_code == 409
     assert [e.key for e in ledger.entries("application")] == [f"3|{email}"]
     # The customer heard it succeeded.
-    portal.wait_message(owner, contains=f"Job {job_id} succeeded")
+    portal.wait_message(owner, contains=f"Job {job_id} finished")

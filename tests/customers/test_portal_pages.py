@@ -190,7 +190,7 @@ def test_job_end_notifications_by_email_and_bot(portal: Portal) -> None:
     wait_until_sync(lambda: store.jobs.get(failed).status == "failed", timeout=60)
     wait_until_sync(lambda: store.jobs.get(ok).status == "succeeded", timeout=60)
 
-    mail_ok = portal.wait_message(owner, contains=f"Job {ok} succeeded", channel="email")
+    mail_ok = portal.wait_message(owner, contains=f"Job {ok} finished", channel="email")
     assert f"/app/jobs/{ok}" in mail_ok["body"]
     mail_failed = portal.wait_message(owner, contains=f"Job {failed} failed", channel="email")
     assert "10.9.9.9" in mail_failed["body"]

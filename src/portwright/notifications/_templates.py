@@ -58,7 +58,7 @@ EVENTS: dict[str, EventSpec] = {
     ),
     "job_succeeded": EventSpec(
         "A job succeeded (a booking confirmed, an application sent)",
-        "Job {{ job_id }} succeeded",
+        "Job {{ job_id }} finished",
         "Job {{ job_id }} succeeded.{% if summary is defined and summary %}\n\n{{ summary }}"
         "{% endif %}\n\n{{ link }}",
         ("email",),
