@@ -47,7 +47,8 @@ class FormField:
 
 
 def _label(name: str) -> str:
-    return name.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+    words = name.replace(".", " ").replace("_", " ").split()
+    return " ".join(words).capitalize().replace(" url", " URL")
 
 
 def form_fields(model: type[BaseModel], prefix: str = "") -> list[FormField]:

@@ -101,8 +101,12 @@ def more_pages_router(  # noqa: PLR0915 - one closure per page
             _, told = await intakes.save(me.tenant_id, name, nest(flat), actor=me.actor)
         except IntakeError as exc:
             errors: dict[str, str] = {}
+            inputs = form_fields(form.model)
             for field, problem in exc.problems:
-                errors.setdefault(field, problem)
+                # a group left empty (address) is each of its required inputs left empty
+                group = [f.name for f in inputs if f.name.startswith(f"{field}.") and f.required]
+                for input_name in group or [field]:
+                    errors.setdefault(input_name, problem)
             waiting = await asyncio.to_thread(_waiting_jobs, me.tenant_id, name)
             return page(
                 request,
