@@ -399,6 +399,17 @@ class Settings(BaseSettings):
         None, description="SMS to customers: the provider's HTTP endpoint (POST {to, body})"
     )
     sms_token: SecretStr | None = Field(None, description="bearer token for sms_url")
+    bot_api_url: str | None = Field(
+        None,
+        description="chat-bot messages to customers: a Telegram-style bot API base URL "
+        "(e.g. https://api.telegram.org); unset: no bot channel",
+    )
+    bot_token: SecretStr | None = Field(None, description="the bot's token for bot_api_url")
+    staff_chat_webhook_url: str | None = Field(
+        None,
+        description="staff alerts (proxy pool empty, captcha provider down): a Slack-style "
+        "incoming-webhook URL (POST {text}); unset: no staff chat alerts",
+    )
     customer_signup: bool = Field(
         True, description="anyone may sign up at /app/signup (off: accounts are invited)"
     )

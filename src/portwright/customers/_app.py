@@ -22,6 +22,9 @@ from portwright.customers._auth import (
     LoginRequiredError,
 )
 from portwright.customers._billing_pages import billing_pages
+from portwright.customers._intake import Intakes
+from portwright.customers._intake_api import intake_router
+from portwright.customers._more_pages import more_pages_router
 from portwright.customers._oidc import OidcSignIn, oidc_router
 from portwright.customers._pages import pages_router
 from portwright.customers._render import PREFIX, page
@@ -91,6 +94,7 @@ def portal_app(
     app.include_router(pages_router(service, accounts, vault))
     if billing is not None:
         app.include_router(billing_pages(billing))
+    app.include_router(more_pages_router(service, vault, settings, Intakes(service)))
 
     @app.exception_handler(LoginRequiredError)
     async def _login(request: Request, exc: LoginRequiredError) -> Response:
@@ -175,6 +179,7 @@ def mount_customers(
     )
     portal = portal_app(service, accounts, vault, settings, sender, billing)
     app.include_router(token_router(accounts, LoginLimiter()))
+    app.include_router(intake_router(Intakes(service)))
     app.mount(PREFIX, portal)
     app.add_api_route(
         PREFIX, lambda: RedirectResponse(PREFIX + "/", status_code=307), include_in_schema=False

@@ -6,6 +6,7 @@ credentials and members."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -14,7 +15,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from portwright.customers._accounts import AccountError, Accounts
 from portwright.customers._auth import Customer, need
 from portwright.customers._render import PREFIX, page
-from portwright.notifications import EVENTS, REQUIRED_EVENTS, chosen
+from portwright.notifications import EVENTS, REQUIRED_EVENTS, STAFF_EVENTS, chosen
 from portwright.orchestrator import ConflictError, JobService
 from portwright.store import EventRecord, JobNotFoundError, JobRecord
 from portwright.webauth import change_stream
@@ -27,6 +28,12 @@ __all__ = ["pages_router"]
 Member = Annotated[Customer, Depends(need("member"))]
 Owner = Annotated[Customer, Depends(need("owner"))]
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$"
+CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
+
+
+def _check_chat_id(chat_id: str) -> None:
+    if chat_id and not CHAT_ID.fullmatch(chat_id):
+        raise AccountError("chat_id", "a numeric chat id (e.g. 123456789) or @channel")
 
 
 def asked_question(job: JobRecord, events: list[EventRecord]) -> EventRecord | None:
@@ -60,6 +67,8 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
             asked = asked_question(job, events)
             if asked is not None:  # waits for the customer (not for a webhook, say)
                 waiting.append((job, asked.meta.get("question") or asked.reason))
+            elif job.waiting_for == "intake":  # an order waiting for the intake form
+                waiting.append((job, "Waiting for intake: fill in your intake form"))
         return page(
             request,
             "jobs.html",
@@ -182,8 +191,6 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
         name: Annotated[str, Form(max_length=100)] = "",
         value: Annotated[str, Form(max_length=10_000)] = "",
     ) -> Response:
-        import re
-
         error = ""
         if not re.match(NAME_PATTERN, name):
             error = "name: use letters, digits, dots, dashes and underscores (1-100)"
@@ -267,7 +274,7 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
     # -- notification preferences (each user their own) -----------------------------------
 
     def _choices(prefs: dict[tuple[str, str], bool]) -> list[dict[str, object]]:
-        channels = sorted(accounts.notifier.channels) or ["email"]
+        channels = sorted(set(accounts.notifier.channels) - {"chat"}) or ["email"]
         return [
             {
                 "event": event,
@@ -275,7 +282,7 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
                 "channels": [(c, chosen(event, c, prefs)) for c in channels],
             }
             for event, spec in EVENTS.items()
-            if event not in REQUIRED_EVENTS
+            if event not in REQUIRED_EVENTS | STAFF_EVENTS
         ]
 
     @router.get("/preferences")
@@ -295,15 +302,18 @@ def pages_router(service: JobService, accounts: Accounts, vault: Vault) -> APIRo
     async def save_preferences(request: Request, me: Member) -> Response:
         form = await request.form()
         phone = str(form.get("phone", ""))[:40]
-        channels = sorted(accounts.notifier.channels) or ["email"]
+        channels = sorted(set(accounts.notifier.channels) - {"chat"}) or ["email"]
         choices = {
             (event, channel): form.get(f"{event}:{channel}") == "on"
             for event in EVENTS
-            if event not in REQUIRED_EVENTS
+            if event not in REQUIRED_EVENTS | STAFF_EVENTS
             for channel in channels
         }
+        chat_id = str(form.get("chat_id", ""))[:64].strip()
         try:
+            _check_chat_id(chat_id)
             await asyncio.to_thread(accounts.set_phone, me.user, phone)
+            await asyncio.to_thread(store.customers.update_user, me.id, chat_id=chat_id or None)
         except AccountError as exc:
             prefs = await asyncio.to_thread(store.customers.preferences, me.id)
             return page(

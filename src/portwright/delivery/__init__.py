@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from portwright.delivery._policy import DeliveryPolicy
     from portwright.delivery._relay import DeliveryObserver, Relay, Sink
     from portwright.delivery._senders import SENDERS, Sender, SendResult, envelope
-    from portwright.delivery._signing import new_secret, sign_headers
+    from portwright.delivery._signing import new_secret, seal_endpoint_secret, sign_headers
     from portwright.delivery._streams import Authenticate, authenticate_ws, pump
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "mount_delivery",
     "new_secret",
     "pump",
+    "seal_endpoint_secret",
     "sign_headers",
     "sinks_from",
 ]
@@ -65,6 +66,7 @@ _HOMES = {
     "SendResult": "_senders",
     "envelope": "_senders",
     "new_secret": "_signing",
+    "seal_endpoint_secret": "_signing",
     "sign_headers": "_signing",
     "Authenticate": "_streams",
     "authenticate_ws": "_streams",

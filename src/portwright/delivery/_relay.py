@@ -20,6 +20,7 @@ SQLite polling is how other processes' writes are found.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -160,9 +161,16 @@ class Relay(PollingWorker):
             return 0
         events = await asyncio.to_thread(store.outbox.by_ids, [d.outbox_id for d in claimed])
         endpoint_ids = {d.endpoint_id for d in claimed}
-        endpoints = {i: await asyncio.to_thread(store.endpoints.get, i) for i in endpoint_ids}
+        endpoints: dict[str, EndpointRecord] = {}
+        for i in endpoint_ids:
+            with contextlib.suppress(LookupError):  # removed since: its deliveries end dead
+                endpoints[i] = await asyncio.to_thread(store.endpoints.get, i)
         await asyncio.gather(
-            *(self._deliver(d, endpoints[d.endpoint_id], events[d.outbox_id]) for d in claimed)
+            *(
+                self._deliver(d, endpoints[d.endpoint_id], events[d.outbox_id])
+                for d in claimed
+                if d.endpoint_id in endpoints
+            )
         )
         return len(claimed)
 

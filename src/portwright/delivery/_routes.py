@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from portwright._ids import new_id
@@ -111,6 +111,20 @@ def delivery_router(
         )
         await asyncio.to_thread(store.endpoints.rotate_secret, endpoint_id, sealed)
         return {"id": endpoint_id, "secret": secret}
+
+    @router.delete(
+        "/webhook-endpoints/{endpoint_id}",
+        status_code=204,
+        responses=NOT_FOUND,
+        summary="Remove a webhook endpoint",
+    )
+    async def remove(endpoint_id: str, caller: Principal = caller_dep) -> Response:
+        """Nothing more is sent to it; deliveries not yet made end dead ("endpoint removed")."""
+        if not await asyncio.to_thread(
+            store.endpoints.delete, endpoint_id, tenant_id=caller.tenant_id
+        ):
+            raise ApiError(404, "not_found", f"no endpoint {endpoint_id}")
+        return Response(status_code=204)
 
     def _filter(caller: Principal, **kw: Any) -> DeliveryFilter:
         return DeliveryFilter(tenant_id=caller.tenant_id, **kw)

@@ -36,7 +36,15 @@ Layout: `auth/` (API keys), `ratelimit/`, `idempotency/`, `kernel` (for other ro
 """
 
 from portwright.gateway._app import create_app
-from portwright.gateway._plans import PLANS, TIER_CREDITS, Plan, PlanLimit, installed_plan_limits
+from portwright.gateway._plans import (
+    PLANS,
+    TIER_CREDITS,
+    Plan,
+    PlanLimit,
+    current_period,
+    installed_plan_limits,
+    plan_of,
+)
 from portwright.gateway._principal import Principal
 from portwright.gateway._server import ServerLimits, server_config
 from portwright.gateway.auth import IssuedKey, issue_key
@@ -64,8 +72,10 @@ __all__ = [
     "UrlRefusedError",
     "WebhookHandler",
     "create_app",
+    "current_period",
     "guarded_client",
     "installed_plan_limits",
     "issue_key",
+    "plan_of",
     "server_config",
 ]

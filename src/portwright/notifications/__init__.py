@@ -6,13 +6,16 @@ store and sent with retries.
     sender = NotificationSender(store, notifier.channels); sender.start()  # in a loop
 
 `channels_from(settings)` builds the channels the settings configure (`smtp_url`,
-`sms_url`). Events and their templates: `EVENTS`. Preferences are per user, per event
-and channel (`store.customers.set_preferences`).
+`sms_url`, `bot_api_url`, `staff_chat_webhook_url`). Events and their templates: `EVENTS`.
+Preferences are per user, per event and channel (`store.customers.set_preferences`).
+`alert_staff(...)` queues a staff alert for the chat webhook.
 """
 
 from portwright.notifications._channels import (
+    BotChannel,
     Channel,
     ChannelError,
+    ChatWebhookChannel,
     HttpSmsChannel,
     OutgoingMessage,
     PermanentChannelError,
@@ -22,16 +25,26 @@ from portwright.notifications._config import channels_from
 from portwright.notifications._notifier import (
     NotificationSender,
     Notifier,
+    alert_staff,
     chosen,
     wanted_channels,
 )
-from portwright.notifications._templates import EVENTS, REQUIRED_EVENTS, EventSpec, render
+from portwright.notifications._templates import (
+    EVENTS,
+    REQUIRED_EVENTS,
+    STAFF_EVENTS,
+    EventSpec,
+    render,
+)
 
 __all__ = [
     "EVENTS",
     "REQUIRED_EVENTS",
+    "STAFF_EVENTS",
+    "BotChannel",
     "Channel",
     "ChannelError",
+    "ChatWebhookChannel",
     "EventSpec",
     "HttpSmsChannel",
     "NotificationSender",
@@ -39,6 +52,7 @@ __all__ = [
     "OutgoingMessage",
     "PermanentChannelError",
     "SmtpChannel",
+    "alert_staff",
     "channels_from",
     "chosen",
     "render",

@@ -6,6 +6,9 @@
 `SmtpChannel` speaks SMTP (stdlib smtplib, in a thread); `HttpSmsChannel` posts to an
 SMS provider's HTTP API (`{"to", "body"}` JSON, bearer token optional) — the sandbox's
 SMS gateway stand-in speaks it, and so does any provider fronted by a small relay.
+`BotChannel` sends through a Telegram-style bot API (`POST {api}/bot{token}/sendMessage`
+with `{"chat_id", "text"}`); `ChatWebhookChannel` posts a Slack-style incoming-webhook
+body (`{"text"}`) to the message's address, a webhook URL (staff alerts).
 `MemoryChannel` (in `portwright.testing`) records messages for unit tests.
 """
 
@@ -21,8 +24,10 @@ from typing import Protocol, runtime_checkable
 import httpx
 
 __all__ = [
+    "BotChannel",
     "Channel",
     "ChannelError",
+    "ChatWebhookChannel",
     "HttpSmsChannel",
     "OutgoingMessage",
     "PermanentChannelError",
@@ -133,3 +138,59 @@ class HttpSmsChannel:
             raise PermanentChannelError(
                 f"SMS provider refused {message.to!r}: {response.status_code} {response.text[:200]}"
             )
+
+
+async def _post(
+    client: httpx.AsyncClient | None, url: str, body: dict[str, object], what: str
+) -> httpx.Response:
+    try:
+        if client is not None:
+            return await client.post(url, json=body)
+        async with httpx.AsyncClient(timeout=10.0) as fresh:
+            return await fresh.post(url, json=body)
+    except httpx.HTTPError as exc:
+        raise ChannelError(f"{what}: {type(exc).__name__}") from exc
+
+
+def _classify(response: httpx.Response, what: str) -> None:
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ChannelError(f"{what} answered {response.status_code}")
+    if response.status_code >= 400:
+        raise PermanentChannelError(
+            f"{what} refused the message: {response.status_code} {response.text[:200]}"
+        )
+
+
+class BotChannel:
+    """A chat bot (Telegram's bot API and its look-alikes): the address is a chat id."""
+
+    name = "telegram"
+
+    def __init__(
+        self, api_url: str, token: str, *, client: httpx.AsyncClient | None = None
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self._client = client
+
+    async def send(self, message: OutgoingMessage) -> None:
+        text = f"{message.subject}\n\n{message.body}" if message.subject else message.body
+        url = f"{self.api_url}/bot{self.token}/sendMessage"
+        body: dict[str, object] = {"chat_id": message.to, "text": text[:4096]}
+        response = await _post(self._client, url, body, "the bot API")  # the URL holds the token
+        _classify(response, "the bot API")
+
+
+class ChatWebhookChannel:
+    """A Slack-style incoming webhook: the address is the webhook URL (from the settings,
+    never from a customer)."""
+
+    name = "chat"
+
+    def __init__(self, *, client: httpx.AsyncClient | None = None) -> None:
+        self._client = client
+
+    async def send(self, message: OutgoingMessage) -> None:
+        text = f"*{message.subject}*\n{message.body}" if message.subject else message.body
+        response = await _post(self._client, message.to, {"text": text}, "the chat webhook")
+        _classify(response, "the chat webhook")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from portwright.notifications._channels import Channel, HttpSmsChannel, SmtpChannel
+from portwright.notifications._channels import (
+    BotChannel,
+    Channel,
+    ChatWebhookChannel,
+    HttpSmsChannel,
+    SmtpChannel,
+)
 from portwright.settings import Settings
 
 __all__ = ["channels_from"]
@@ -12,7 +18,8 @@ __all__ = ["channels_from"]
 
 def channels_from(settings: Settings) -> dict[str, Channel]:
     """`smtp_url` (smtp://[user:pass@]host:port, smtp+starttls://…) → "email";
-    `sms_url` → "sms". Unset settings leave the channel out."""
+    `sms_url` → "sms"; `bot_api_url` + `bot_token` → "telegram";
+    `staff_chat_webhook_url` → "chat" (staff alerts). Unset settings leave the channel out."""
     channels: dict[str, Channel] = {}
     if settings.smtp_url:
         url = urlsplit(settings.smtp_url)
@@ -32,4 +39,10 @@ def channels_from(settings: Settings) -> dict[str, Channel]:
     if settings.sms_url:
         token = settings.sms_token.get_secret_value() if settings.sms_token else None
         channels["sms"] = HttpSmsChannel(settings.sms_url, token=token)
+    if settings.bot_api_url and settings.bot_token:
+        channels["telegram"] = BotChannel(
+            settings.bot_api_url, settings.bot_token.get_secret_value()
+        )
+    if settings.staff_chat_webhook_url:
+        channels["chat"] = ChatWebhookChannel()
     return channels

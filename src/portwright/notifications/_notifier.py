@@ -23,11 +23,11 @@ from portwright.notifications._channels import (
     OutgoingMessage,
     PermanentChannelError,
 )
-from portwright.notifications._templates import EVENTS, REQUIRED_EVENTS, render
+from portwright.notifications._templates import EVENTS, REQUIRED_EVENTS, STAFF_EVENTS, render
 from portwright.resilience import Backoff
 from portwright.store import CustomerRecord, NewNotification, NotificationRecord, Store
 
-__all__ = ["NotificationSender", "Notifier", "chosen", "wanted_channels"]
+__all__ = ["NotificationSender", "Notifier", "alert_staff", "chosen", "wanted_channels"]
 
 log = structlog.get_logger(__name__)
 
@@ -41,18 +41,27 @@ def wanted_channels(
     user: CustomerRecord, event: str, prefs: Mapping[tuple[str, str], bool], available: set[str]
 ) -> list[str]:
     """The channels `event` goes to for `user`: email for account events; else their
-    choice per (event, channel), defaulting to the event's channels; SMS only with a phone."""
+    choice per (event, channel), defaulting to the event's channels; SMS only with a phone,
+    the bot only with a chat id; never the staff chat, never a staff event."""
     if event in REQUIRED_EVENTS:
         return ["email"] if "email" in available else []
+    if event in STAFF_EVENTS:
+        return []
     return [
         channel
-        for channel in sorted(available)
-        if chosen(event, channel, prefs) and (channel != "sms" or user.phone)
+        for channel in sorted(available - {"chat"})
+        if chosen(event, channel, prefs)
+        and (channel != "sms" or user.phone)
+        and (channel != "telegram" or user.chat_id)
     ]
 
 
 def _address(user: CustomerRecord, channel: str) -> str:
-    return user.phone or "" if channel == "sms" else user.email
+    if channel == "sms":
+        return user.phone or ""
+    if channel == "telegram":
+        return user.chat_id or ""
+    return user.email
 
 
 class Notifier:
@@ -81,6 +90,25 @@ class Notifier:
             if user.role in roles and user.disabled_at is None and user.verified_at is not None:
                 ids.extend(self.notify(user, event, context))
         return ids
+
+
+def alert_staff(
+    store: Store,
+    channels: Mapping[str, Channel],
+    webhook_url: str | None,
+    *,
+    kind: str,
+    title: str,
+    detail: str,
+    tenant_id: str = "system",
+) -> list[str]:
+    """Queue a staff alert for the chat webhook (`staff_chat_webhook_url`); nothing when
+    it is not configured. Delivered by the sender with retries, like a customer's message."""
+    if not webhook_url or "chat" not in channels:
+        return []
+    subject, body = render("staff_alert", {"kind": kind, "title": title, "detail": detail})
+    item = NewNotification(tenant_id, None, "staff_alert", "chat", webhook_url, subject, body)
+    return store.customers.enqueue([item])
 
 
 class NotificationSender:

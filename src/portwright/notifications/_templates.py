@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import jinja2
 
-__all__ = ["EVENTS", "REQUIRED_EVENTS", "EventSpec", "render"]
+__all__ = ["EVENTS", "REQUIRED_EVENTS", "STAFF_EVENTS", "EventSpec", "render"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,16 +65,33 @@ EVENTS: dict[str, EventSpec] = {
         ("email",),
     ),
     "job_succeeded": EventSpec(
-        "A job finished",
+        "A job succeeded (a booking confirmed, an application sent)",
         "Job {{ job_id }} finished",
-        "Job {{ job_id }} finished.\n\n{{ link }}",
+        "Job {{ job_id }} succeeded.{% if summary is defined and summary %}\n\n{{ summary }}"
+        "{% endif %}\n\n{{ link }}",
         ("email",),
+    ),
+    "report_ready": EventSpec(
+        "A report is ready",
+        "Report ready: order {{ job_id }}",
+        "Order {{ job_id }} ({{ adapter }}) is done: {{ summary }}.\n\nDownload its report "
+        "in your portal: {{ link }}",
+        ("email",),
+    ),
+    "staff_alert": EventSpec(
+        "Staff alert",
+        "[{{ kind }}] {{ title }}",
+        "{{ detail }}",
+        ("chat",),
     ),
 }
 """Every event a customer can be notified of, with its template and default channels."""
 
 REQUIRED_EVENTS = frozenset({"verify_email", "password_reset"})
 """Account events: always sent by email, whatever the preferences say."""
+
+STAFF_EVENTS = frozenset({"staff_alert"})
+"""Events for the installation's staff (the chat webhook), never for customers."""
 
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 - plain-text messages
 

@@ -18,7 +18,7 @@ import structlog
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID, SQLAlchemyDatasource
 
 from portwright.adapters import AdapterRegistry
-from portwright.notifications import Notifier, channels_from
+from portwright.notifications import Notifier, alert_staff, channels_from
 from portwright.observability import PROCESS, current_traceparent
 from portwright.orchestrator._chunks import (
     CHUNK_NOTE,
@@ -68,6 +68,7 @@ log = structlog.get_logger("portwright.runtime")
 
 
 PROVIDER_COOLDOWN_S = 20.0
+STAFF_ALERT_QUIET_S = 300.0  # one staff alert per kind per this many seconds, per process
 
 
 def _solver_from(settings: Settings, guard: UrlGuard) -> CaptchaSolver | None:
@@ -126,6 +127,10 @@ class Runtime:
         self._selector_cache: dict[str, tuple[float, SelectorMap]] = {}
         self._notifier: Notifier | None = None
         self._lock = threading.Lock()
+        self._staff_alerted: dict[str, float] = {}
+        for source in (self.identity, self.captcha):  # the proxy pool, the solver chain
+            if hasattr(source, "on_alert") and getattr(source, "on_alert", None) is None:
+                setattr(source, "on_alert", self.staff_alert)  # noqa: B010 - not every source has it
         self.links: ResultLinks | None = None  # signs result links (made at start)
         self.started = False
 
@@ -389,11 +394,41 @@ class Runtime:
         )
         return counts
 
+    def staff_alert(self, kind: str, title: str, detail: str) -> None:
+        """Tell staff on the chat webhook (`staff_chat_webhook_url`): queued durably, sent by
+        the gateway's notification sender; at most one per kind per `STAFF_ALERT_QUIET_S`
+        in this process. Never blocks the caller (the proxy pool, the solver chain)."""
+        if not self.settings.staff_chat_webhook_url or self._store is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now - self._staff_alerted.get(kind, -STAFF_ALERT_QUIET_S) < STAFF_ALERT_QUIET_S:
+                return
+            self._staff_alerted[kind] = now
+        threading.Thread(
+            target=self._queue_staff_alert, args=(kind, title, detail), daemon=True
+        ).start()
+
+    def _queue_staff_alert(self, kind: str, title: str, detail: str) -> None:
+        try:
+            alert_staff(
+                self.store,
+                self.customer_notifier.channels,
+                self.settings.staff_chat_webhook_url,
+                kind=kind,
+                title=title,
+                detail=detail,
+            )
+            log.warning("staff alerted", kind=kind, title=title)
+        except Exception:
+            log.exception("could not queue a staff alert", kind=kind)
+
     def alert(self, job_id: str, kind: str, reason: str, details: dict[str, Any]) -> None:
         """Open a non-parking escalation; a failing provider also slows the children's portal."""
         job = self.store.jobs.get(job_id)
         if self.store.jobs.open_alert(job, kind=kind, reason=reason, details=details):
             log.warning("alert raised", job_id=job_id, kind=kind, reason=reason)
+            self.staff_alert(kind, f"{kind} in job {job_id}", reason)
         if kind == "provider_failing":
             portals = {c.portal for c in self.store.jobs.children(job_id)}
             for portal in portals:
@@ -444,6 +479,55 @@ class Runtime:
         ids = self.customer_notifier.notify_tenant(
             job.tenant_id, "answer_expired", context, roles={"owner", "member"}
         )
+        return len(ids)
+
+    def job_ended(self, job_id: str) -> int:
+        """Tell a top-level job's customers how it ended: `job_failed`, `job_succeeded`
+        (a booking confirmed, an application sent), or for an order that fanned out
+        `report_ready` with a link to the portal's reports; how many messages were queued.
+        A failure to queue is logged, never the job's problem."""
+        try:
+            return self._job_ended(job_id)
+        except Exception:
+            log.exception("could not queue the job's end notification", job_id=job_id)
+            return 0
+
+    def _job_ended(self, job_id: str) -> int:
+        notifier = self.customer_notifier
+        if not notifier.channels:
+            return 0
+        job = self.store.jobs.get(job_id)
+        if job.parent_id is not None or job.status not in ("succeeded", "failed"):
+            return 0
+        context: dict[str, object] = {
+            "job_id": job_id,
+            "adapter": job.adapter,
+            "link": self._job_link(job_id),
+        }
+        if job.status == "failed":
+            event = "job_failed"
+            context["reason"] = job.reason or "no reason recorded"
+        else:
+            progress = self.child_progress(job_id)
+            if progress.get("total"):
+                event = "report_ready"
+                base = (self.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+                context["link"] = f"{base}/app/reports"
+                shown = ", ".join(
+                    f"{n} {status}"
+                    for status, n in sorted(progress.items())
+                    if status not in ("total", "provider_failures") and n
+                )
+                context["summary"] = f"{progress['total']} items ({shown})"
+            else:
+                event = "job_succeeded"
+                output = job.output or {}
+                context["summary"] = ", ".join(
+                    f"{k}: {v}"
+                    for k, v in sorted(output.items())
+                    if isinstance(v, str | int | float | bool)
+                )[:500]
+        ids = notifier.notify_tenant(job.tenant_id, event, context, roles={"owner", "member"})
         return len(ids)
 
     # -- called from inside workflows (steps) --------------------------------------------

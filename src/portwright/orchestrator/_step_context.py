@@ -185,6 +185,9 @@ class StepContextImpl:
     async def recall(self, key: str) -> Any:
         return await asyncio.to_thread(self._rt.store.jobs.recall, self._job.id, key)
 
+    async def intake(self, form: str) -> Mapping[str, Any] | None:
+        return await asyncio.to_thread(self._rt.store.intake.get, self._job.tenant_id, form)
+
     async def secret(self, name: str) -> str:
         value = await asyncio.to_thread(self._rt.secrets.get, self._job.tenant_id, name)
         self._secrets_used.append(value)

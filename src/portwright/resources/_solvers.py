@@ -116,6 +116,9 @@ class SolverChain:
         }
         self._lock = threading.Lock()
         self.history: list[SolveAttempt] = []
+        # Told (kind, title, detail) when no provider answered because one is down or its
+        # circuit is open: the runtime turns it into a staff alert. Must not block.
+        self.on_alert: Callable[[str, str, str], None] | None = None
 
     async def solve(self, *, sitekey: str, url: str, tenant_id: str | None = None) -> str:
         tenant = tenant_id or "-"
@@ -126,16 +129,20 @@ class SolverChain:
                 needs_operator=True,
             )
         problems: list[str] = []
+        down: list[str] = []
         for name, solver in self.solvers.items():
             breaker = self.breakers[name]
             if not breaker.allow():
                 problems.append(f"{name}: circuit open")
+                down.append(name)
                 continue
             try:
                 answer = await solver.solve(sitekey=sitekey, url=url, tenant_id=tenant_id)
             except ChallengeError as exc:
                 provider_down = bool(exc.details.get("provider_down"))
                 breaker.record(ok=not provider_down)
+                if provider_down:
+                    down.append(name)
                 problems.append(f"{name}: {exc.message}")
                 self._note(SolveAttempt(name, False, exc.message))
                 log.warning("captcha solver failed", provider=name, error=exc.message)
@@ -145,6 +152,13 @@ class SolverChain:
             return answer
         if self.budget is not None:
             self.budget.refund(tenant)
+        if down and self.on_alert is not None:
+            self.on_alert(
+                "captcha_provider_down",
+                f"captcha provider down: {', '.join(down)}",
+                f"No captcha solver answered on {url}: {'; '.join(problems)}. "
+                "Challenges go to operators until a provider is back.",
+            )
         raise ChallengeError(
             f"no captcha solver answered ({'; '.join(problems) or 'none configured'});"
             " an operator must solve it",

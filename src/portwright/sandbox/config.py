@@ -75,6 +75,9 @@ def world_toml(world: SandboxWorld) -> str:
         lines.append(f"smtp_url = {_value(world.url('smtp'))}")
     if "inbox" in names:
         lines.append(f"sms_url = {_value(world.url('inbox') + '/sms')}")
+        lines.append(f"bot_api_url = {_value(world.url('inbox'))}")
+        lines.append('bot_token = "sandbox-bot"')
+        lines.append(f"staff_chat_webhook_url = {_value(world.url('inbox') + '/chat/staff')}")
     for plist in config.get("proxies", {}).get("lists", []):
         lines += ["", "[[proxies.lists]]", f"name = {_value(plist['name'])}", "proxies = ["]
         for entry in plist["proxies"]:

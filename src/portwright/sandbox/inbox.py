@@ -3,6 +3,11 @@
     POST /messages  {"to", "channel": "email"|"sms", "subject", "body"}  -> 201 {"seq", "code"}
     POST /sms       {"to", "body"}  -> 201 {"seq", "code"}: the SMS provider stand-in
                     (what `portwright.notifications.HttpSmsChannel` speaks)
+    POST /bot{token}/sendMessage  {"chat_id", "text"} -> 200 {"ok": true, "result": …}: a
+                    Telegram-style bot API stand-in (`BotChannel`); filed to the chat id
+                    with channel "telegram"
+    POST /chat/{room}  {"text"} -> 200 "ok": a Slack-style incoming-webhook stand-in
+                    (`ChatWebhookChannel`); filed to `room` with channel "chat"
     GET  /messages?to=…&since_seq=…&channel=…  -> [{"seq", "to", "channel", "subject",
                                                   "body", "code", "at"}]
     GET  /           an HTML view (`table#messages tr.message[data-seq]`), ?to= filters
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import logging
 import re
 import time
@@ -25,7 +31,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from portwright.resilience import Backoff
@@ -41,7 +47,7 @@ class _MessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     to: str = Field(min_length=1, max_length=320)
-    channel: Literal["email", "sms"] = "email"
+    channel: Literal["email", "sms", "telegram", "chat"] = "email"
     subject: str = Field("", max_length=500)
     body: str = Field(max_length=20_000)
 
@@ -58,7 +64,7 @@ class Message(BaseModel):
 
     seq: int
     to: str
-    channel: Literal["email", "sms"]
+    channel: Literal["email", "sms", "telegram", "chat"]
     subject: str
     body: str
     code: str | None
@@ -88,6 +94,34 @@ def build_inbox(ctx: ServiceContext) -> Starlette:
             ]
             return JSONResponse({"detail": errors}, status_code=422)
         return keep(_MessageIn(to=sms.to, channel="sms", body=sms.body))
+
+    async def post_bot(request: Request) -> JSONResponse:
+        try:
+            data = json.loads(await request.body())
+            chat_id, text = str(data["chat_id"]).strip(), str(data["text"])
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse(
+                {"ok": False, "error_code": 400, "description": "Bad Request: chat_id and text"},
+                status_code=400,
+            )
+        if not chat_id or not text or len(text) > 4096:
+            return JSONResponse(
+                {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"},
+                status_code=400,
+            )
+        keep(_MessageIn(to=chat_id, channel="telegram", body=text))
+        seq = len(messages)
+        return JSONResponse({"ok": True, "result": {"message_id": seq, "chat": {"id": chat_id}}})
+
+    async def post_chat(request: Request) -> Response:
+        try:
+            text = str(json.loads(await request.body())["text"])
+        except (ValueError, KeyError, TypeError):
+            return PlainTextResponse("invalid_payload", status_code=400)
+        if not text or len(text) > 40_000:
+            return PlainTextResponse("no_text", status_code=400)
+        keep(_MessageIn(to=request.path_params["room"], channel="chat", body=text))
+        return PlainTextResponse("ok")
 
     async def post_message(request: Request) -> JSONResponse:
         try:
@@ -155,6 +189,8 @@ def build_inbox(ctx: ServiceContext) -> Starlette:
             Route("/", view),
             Route("/messages", post_message, methods=["POST"]),
             Route("/sms", post_sms, methods=["POST"]),
+            Route("/bot{token}/sendMessage", post_bot, methods=["POST"]),
+            Route("/chat/{room}", post_chat, methods=["POST"]),
             Route("/messages", list_messages, methods=["GET"]),
         ]
     )

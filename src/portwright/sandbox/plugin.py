@@ -110,6 +110,11 @@ def settings_for(settings: Settings, world: SandboxWorld) -> Settings:
         sources[PAYMENTS_SOURCE] = WebhookSource(
             scheme="stripe", secrets=[SecretStr(secret)], handler="billing"
         )
+    if "inbox" in names and not settings.bot_api_url:  # the bot API stand-in
+        update["bot_api_url"] = world.url("inbox")
+        update["bot_token"] = settings.bot_token or "sandbox-bot"
+    if "inbox" in names and not settings.staff_chat_webhook_url:  # staff alerts: room "staff"
+        update["staff_chat_webhook_url"] = world.url("inbox") + "/chat/staff"
     # validated like a file's values: the world is one configuration among others
     return type(settings).model_validate({**settings.model_dump(), **update})
 

@@ -1,6 +1,14 @@
 """The adapter SDK: the public, small, typed surface adapters are written against."""
 
-from portwright.sdk._adapter import Adapter, Job, Logger, RetryPolicy, Site, StepContext
+from portwright.sdk._adapter import (
+    Adapter,
+    IntakeForm,
+    Job,
+    Logger,
+    RetryPolicy,
+    Site,
+    StepContext,
+)
 from portwright.sdk._errors import (
     BlockedError,
     ChallengeError,
@@ -34,6 +42,7 @@ __all__ = [
     "ExtractRule",
     "IllegalTransitionError",
     "InputTimeoutError",
+    "IntakeForm",
     "Job",
     "JobError",
     "JobFinishedError",

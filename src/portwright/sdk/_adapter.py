@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from portwright.engines.ladder import FetchResult
 
-__all__ = ["Adapter", "Job", "Logger", "RetryPolicy", "StepContext"]
+__all__ = ["Adapter", "IntakeForm", "Job", "Logger", "RetryPolicy", "StepContext"]
 
 InputT = TypeVar("InputT", bound=BaseModel)
 T = TypeVar("T")
@@ -99,6 +99,11 @@ class StepContext(Protocol):
 
     async def secret(self, name: str) -> str:
         """A credential the job may use, decrypted only inside this step (never logged)."""
+        ...
+
+    async def intake(self, form: str) -> Mapping[str, Any] | None:
+        """The job's tenant's saved intake form `form` (what the customer filled in the
+        portal's intake page or with `PUT /v1/intake/{form}`), or None if not saved yet."""
         ...
 
     async def browser(self, *, hardened: bool = False, profile: str | None = None) -> BrowserPage:
@@ -188,6 +193,17 @@ class Job(Protocol[InputT]):  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)
+class IntakeForm:
+    """A form the customer fills once per tenant (in the portal or over the API) and the
+    adapter's jobs read (`sc.intake(name)`): `model` validates it, naming each bad field."""
+
+    name: str
+    title: str
+    model: type[BaseModel]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Site:
     """The target site one job reaches, for a portal whose jobs reach many sites.
 
@@ -226,6 +242,9 @@ class Adapter(Generic[InputT]):
     machine: ClassVar[StateMachine]
     selectors: ClassVar[Mapping[str, str]] = {}
     inputs: ClassVar[frozenset[str]] = frozenset()
+    # The tenant-wide form this adapter's jobs may wait for (the portal shows it at
+    # /app/intake); saving it sends input "intake" to the tenant's unfinished jobs of it.
+    intake: ClassVar[IntakeForm | None] = None
     max_concurrency: ClassVar[int] = 4
     retry: ClassVar[RetryPolicy] = RetryPolicy()
     # Batchable: `run` is short work that is safe to repeat (e.g. an idempotent GET) and

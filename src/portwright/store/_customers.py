@@ -46,6 +46,7 @@ class CustomerRecord:
     verified_at: float | None
     created_at: float
     disabled_at: float | None
+    chat_id: str | None = None  # where the chat-bot channel reaches them
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,7 @@ class CustomerRepository:
             return [to_record(CustomerRecord, row) for row in conn.execute(query)]
 
     def update_user(self, user_id: str, **values: object) -> None:
-        allowed = {"password_hash", "phone", "verified_at", "disabled_at", "role"}
+        allowed = {"password_hash", "phone", "chat_id", "verified_at", "disabled_at", "role"}
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)} on a customer user")

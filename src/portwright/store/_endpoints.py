@@ -145,6 +145,28 @@ class EndpointRepository:
             )
         return result.rowcount == 1
 
+    def delete(self, endpoint_id: str, *, tenant_id: str) -> bool:
+        """Remove the tenant's endpoint; its deliveries not yet made end "dead" (kept with
+        their attempts, never sent). False if the tenant has no such endpoint."""
+        from portwright.store._schema import deliveries
+
+        d = deliveries.c
+        with tenant_transaction(self.engine, tenant_id) as conn:
+            gone = conn.execute(
+                webhook_endpoints.delete().where(
+                    webhook_endpoints.c.id == endpoint_id,
+                    webhook_endpoints.c.tenant_id == tenant_id,
+                )
+            )
+            if gone.rowcount == 0:
+                return False
+            conn.execute(
+                deliveries.update()
+                .where(d.endpoint_id == endpoint_id, d.status.in_(("pending", "delivering")))
+                .values(status="dead", last_error="endpoint removed", finished_at=time.time())
+            )
+        return True
+
     def set_enabled(self, endpoint_id: str, enabled: bool) -> None:
         self._update(endpoint_id, enabled=enabled)
 

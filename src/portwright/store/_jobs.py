@@ -439,6 +439,19 @@ class JobRepository:
         with self.engine.begin() as conn:
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
 
+    def fanout_parents(self, tenant_id: str, *, limit: int = 100) -> list[JobRecord]:
+        """The tenant's jobs that fanned out (have items: a report), newest first."""
+        children = jobs.alias("children")
+        has_items = sa.exists().where(children.c.parent_id == jobs.c.id)
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.tenant_id == tenant_id, jobs.c.parent_id.is_(None), has_items)
+            .order_by(jobs.c.id.desc())
+            .limit(limit)
+        )
+        with tenant_transaction(self.engine, tenant_id) as conn:
+            return [to_record(JobRecord, row) for row in conn.execute(query)]
+
     def waiting_for_input(self, name: str, *, limit: int = 1000) -> list[JobRecord]:
         """Unfinished jobs waiting for input `name`, oldest first."""
         query = (

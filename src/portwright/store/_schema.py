@@ -618,6 +618,7 @@ customer_users = sa.Table(
     sa.Column("password_hash", sa.String(300), nullable=False),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("phone", sa.String(32)),
+    sa.Column("chat_id", sa.String(64)),
     sa.Column("verified_at", sa.Float),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("disabled_at", sa.Float),
@@ -696,4 +697,15 @@ billing_accounts = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index(None, "status", "grace_until"),
+)
+
+# A tenant's filled intake forms (e.g. the directories' business profile), one row per form.
+intake_forms = sa.Table(
+    "intake_forms",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("form", sa.String(64), primary_key=True),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
 )

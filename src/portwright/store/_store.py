@@ -17,6 +17,7 @@ from portwright.store._fleet import FleetRepository
 from portwright.store._held import HeldBlobRepository
 from portwright.store._idempotency import IdempotencyRepository
 from portwright.store._inbox import InboxRepository
+from portwright.store._intake import IntakeRepository
 from portwright.store._jobs import JobRepository
 from portwright.store._migrate import migrate
 from portwright.store._misc import AuditRepository, IntelRepository, TenantRepository
@@ -63,6 +64,7 @@ class Store:
         self.rollouts = RolloutRepository(engine)
         self.customers = CustomerRepository(engine)
         self.billing = BillingRepository(engine)
+        self.intake = IntakeRepository(engine)
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True, pool_size: int = 10) -> Store:

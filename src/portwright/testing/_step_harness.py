@@ -142,6 +142,7 @@ class FakeStepContext:
     - `captcha_answers`: sitekey → answer; without one `solve_captcha` raises ChallengeError
       as a worker with no solver does.
     - `notes`: what `remember` stored in an earlier run of the job (for `recall`).
+    - `intake`: form name → what the tenant saved (for `sc.intake`); a missing one is None.
     """
 
     def __init__(
@@ -153,6 +154,7 @@ class FakeStepContext:
         transport: httpx.AsyncBaseTransport | None = None,
         captcha_answers: Mapping[str, str] | None = None,
         notes: Mapping[str, Any] | None = None,
+        intake: Mapping[str, Mapping[str, Any]] | None = None,
         job_id: str = "job-test",
         tenant_id: str = "tenant-test",
         step: str = "step",
@@ -163,6 +165,7 @@ class FakeStepContext:
         else:
             self._selectors = SelectorMap(dict(selectors or {}))
         self._secrets = dict(secrets or {})
+        self._intake = {k: dict(v) for k, v in (intake or {}).items()}
         self._routes = dict(routes) if routes is not None else None
         self._transport = transport
         self._captcha = dict(captcha_answers or {})
@@ -258,6 +261,9 @@ class FakeStepContext:
 
     async def recall(self, key: str) -> Any:
         return self.record.notes.get(key)
+
+    async def intake(self, form: str) -> Mapping[str, Any] | None:
+        return self._intake.get(form)
 
     async def browser(self, *, hardened: bool = False, profile: str | None = None) -> BrowserPage:
         raise NotFakedError(

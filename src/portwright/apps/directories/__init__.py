@@ -1,7 +1,10 @@
 """Example adapters for scenario 3: one customer job fans out to hundreds of directories.
 
 `DirectorySubmissionAdapter` ("directory-submission") validates the business
-profile (nothing is dispatched while a required field is missing), loads the
+profile (nothing is dispatched while a required field is missing). An order without
+a profile takes the tenant's intake form "business-profile" (`BUSINESS_PROFILE`, filled
+at `/app/intake` or with `PUT /v1/intake/business-profile`): until it is saved the order
+waits in state WAITING_FOR_INTAKE and proceeds when it is. Then it loads the
 master list of directories (a data file served next to the directories), and
 spawns one `DirectoryFormAdapter` ("directory-listing") item per directory,
 FIFO within the plan's cap. Items retry transient failures 3 times and record
@@ -16,13 +19,22 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import urljoin
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from portwright.apps.directories._form import DirectoryFormAdapter, ListingInput
 from portwright.apps.directories._profile import Address, BusinessProfile
-from portwright.sdk import Adapter, Job, PermanentError, StepContext, linear_machine
+from portwright.sdk import (
+    Adapter,
+    InputTimeoutError,
+    IntakeForm,
+    Job,
+    PermanentError,
+    StateMachine,
+    StepContext,
+)
 
 __all__ = [
+    "BUSINESS_PROFILE",
     "Address",
     "BusinessProfile",
     "DirectoryFormAdapter",
@@ -33,12 +45,27 @@ __all__ = [
 
 PLANS = (50, 100, 300, 500)
 ALERT_AFTER = 3  # provider failures within a minute that make the parent alert and slow down
+WAITING_FOR_INTAKE = "WAITING_FOR_INTAKE"
+BUSINESS_PROFILE = IntakeForm(
+    name="business-profile",
+    title="Business profile",
+    model=BusinessProfile,
+    description="What every directory listing is filled from. Orders without a profile "
+    "wait for this form.",
+)
 
 
 class SubmissionInput(BaseModel):
     """A customer's order: a profile, a plan, and which directories (default: the first ones)."""
 
-    profile: BusinessProfile
+    profile: BusinessProfile | None = Field(
+        None,
+        description="omitted: the tenant's intake form 'business-profile'; the order waits "
+        "(state WAITING_FOR_INTAKE) until it is saved",
+    )
+    intake_timeout_s: float = Field(
+        30 * 86_400.0, gt=0, le=90 * 86_400, description="how long to wait for the intake form"
+    )
     plan: Literal[50, 100, 300, 500] = Field(description="directories per job the plan allows")
     directories_url: str = Field(description="where the directories and their map are served")
     directories: list[str] | None = Field(
@@ -69,6 +96,18 @@ async def load_directories(
     return [_slim(entries[slug]) for slug in wanted]
 
 
+async def read_profile(sc: StepContext) -> dict[str, Any] | None:
+    """The tenant's saved business profile, validated; None while it is not saved (or no
+    longer valid)."""
+    saved = await sc.intake(BUSINESS_PROFILE.name)
+    if saved is None:
+        return None
+    try:
+        return BusinessProfile.model_validate(saved).model_dump(mode="json")
+    except ValidationError:
+        return None
+
+
 def _slim(entry: dict[str, Any]) -> dict[str, Any]:
     keep = (
         "slug",
@@ -86,18 +125,61 @@ class DirectorySubmissionAdapter(Adapter[SubmissionInput]):
     name: ClassVar[str] = "directory-submission"
     version: ClassVar[str] = "1.0"
     input_model = SubmissionInput
-    machine = linear_machine("directory-submission", ["LOADING", "DISPATCHING", "RUNNING"])
+    machine = StateMachine.build(
+        "directory-submission",
+        initial="INIT",
+        transitions={
+            "INIT": ["QUEUED"],
+            "QUEUED": [WAITING_FOR_INTAKE, "LOADING"],
+            WAITING_FOR_INTAKE: ["LOADING"],
+            "LOADING": ["DISPATCHING"],
+            "DISPATCHING": ["RUNNING"],
+            "RUNNING": ["SUCCEEDED"],
+            "OPERATOR_ACTION_REQUIRED": [],
+            "COOLDOWN": [],
+            "RETRY_WAIT": [],
+        },
+        terminal={"SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELLED": "cancelled"},
+        success="SUCCEEDED",
+        waiting=[WAITING_FOR_INTAKE],
+    )
     max_concurrency: ClassVar[int] = 4
+    inputs: ClassVar[frozenset[str]] = frozenset({"intake"})
+    intake: ClassVar[IntakeForm | None] = BUSINESS_PROFILE
+
+    async def _profile(self, job: Job[SubmissionInput]) -> dict[str, Any]:
+        """The order's profile, or the tenant's intake form, waiting until it is saved."""
+        if job.input.profile is not None:
+            return job.input.profile.model_dump(mode="json")
+        profile = await job.step("intake", read_profile)
+        round_ = 0
+        while profile is None:
+            round_ += 1
+            try:
+                await job.wait_for_input(
+                    "intake",
+                    job.input.intake_timeout_s,
+                    state=WAITING_FOR_INTAKE,
+                    reason="waiting for intake: the business profile is not filled in yet "
+                    "(/app/intake)",
+                )
+            except InputTimeoutError as exc:
+                raise PermanentError(
+                    "the business profile (intake form) was not filled in within "
+                    f"{job.input.intake_timeout_s:.0f}s"
+                ) from exc
+            profile = await job.step(f"intake-{round_}", read_profile)
+        return profile
 
     async def run(self, job: Job[SubmissionInput]) -> Mapping[str, Any]:
         data = job.input
         await job.transition("QUEUED")
+        profile = await self._profile(job)
         await job.transition("LOADING")
         entries = await job.step(
             "load", load_directories, data.directories_url, data.directories, data.plan
         )
         await job.transition("DISPATCHING", f"{len(entries)} directories")
-        profile = data.profile.model_dump(mode="json")
         items = [
             (
                 entry["slug"],

@@ -12,9 +12,11 @@ The page is published for the console's live view while a step runs (see
 the keyboard and mouse; the step waits meanwhile and continues from the page
 as the operator left it.
 
-With `approval: "customer"` the job first asks its customer (`job.ask_customer`, input
-"approval"): they are notified and answer "yes" or "no" in the portal or through the API;
-nothing is filled or sent before a yes; a no, or no answer in time, fails the job.
+With `approval: "customer"` the job fills the application up to the board's review page,
+then asks its customer (`job.ask_customer`, input "approval") to approve it as filled: the
+question lists the values the review page shows; they answer "yes" or "no" in the portal or
+through the API. Nothing is sent before a yes; after it the application is sent once; a no,
+or no answer in time, fails the job and nothing reaches the board.
 
 Resubmission is idempotent: the board answers a second application for the
 same job and email with 409. If this job's own earlier attempt sent the final
@@ -56,7 +58,7 @@ __all__ = [
     "match_field",
 ]
 
-MAX_ROUNDS = 5
+MAX_ROUNDS = 6  # operator-answer rounds, plus the stop at the review page for an approval
 APPROVALS = frozenset({"yes", "y", "approve", "approved", "ok"})
 
 
@@ -93,13 +95,16 @@ class JobBoardAdapter(Adapter[ApplicationInput]):
     async def run(self, job: Job[ApplicationInput]) -> Mapping[str, Any]:
         data = job.input
         await job.transition("QUEUED")
-        if data.approval == "customer":
-            await self._approved(job)
         await job.transition("FILLING", f"job {data.job_id}")
         raw = data.model_dump(mode="json")
         answers: dict[str, str] = {}
+        approved = data.approval != "customer"
         for round_ in range(MAX_ROUNDS):
-            result = await job.step(f"apply-{round_}", apply, raw, dict(answers))
+            result = await job.step(f"apply-{round_}", apply, raw, dict(answers), not approved)
+            if result["status"] == "review":
+                await self._approved(job, [(str(k), str(v)) for k, v in result["values"]])
+                approved = True
+                continue
             if result["status"] == "submitted":
                 return {k: v for k, v in result.items() if k != "status"} | {
                     "answered_by_operator": sorted(answers)
@@ -110,11 +115,13 @@ class JobBoardAdapter(Adapter[ApplicationInput]):
                 answers[field] = "" if value is None else str(value).strip()
         raise PermanentError(f"still unsure after {MAX_ROUNDS} rounds of operator answers")
 
-    async def _approved(self, job: Job[ApplicationInput]) -> None:
+    async def _approved(self, job: Job[ApplicationInput], values: list[tuple[str, str]]) -> None:
         data = job.input
+        filled = "\n".join(f"{label}: {value or '—'}" for label, value in values)
         question = (
             f"Send the application for listing {data.job_id} at {data.board_url} as "
-            f"{data.applicant.name} <{data.applicant.email}>? Answer yes or no."
+            f"{data.applicant.name} <{data.applicant.email}>? Answer yes or no.\n"
+            f"As filled in:\n{filled}"
         )
         try:
             answer = await job.ask_customer("approval", question, data.approval_timeout_s)

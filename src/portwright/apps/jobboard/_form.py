@@ -170,6 +170,21 @@ async def _upload(page: Page, data: ApplicationInput) -> None:
             await page.set_input_files(f"form[data-step] [name='{f.name}']", files=[payload])
 
 
+_READ_REVIEW = """
+() => [...document.querySelectorAll("dl.review dd")].map((dd) => {
+  const dt = dd.previousElementSibling;
+  const label = dt && dt.tagName === "DT" ? dt.innerText.trim() : (dd.dataset.field || "");
+  return [label, dd.innerText.trim()];
+})
+"""
+
+
+async def _filled(page: Page) -> list[tuple[str, str]]:
+    """The filled application as the board's review page shows it: (label, value) pairs."""
+    rows: list[list[str]] = await page.evaluate(_READ_REVIEW)
+    return [(str(label)[:200], str(value)[:1000]) for label, value in rows]
+
+
 async def _review(sc: StepContext, page: Page) -> None:
     captcha = await page.query_selector("div.captcha[data-sitekey]")
     if captcha is not None:
@@ -190,8 +205,11 @@ async def _published(sc: StepContext, page: Page, live: bool) -> AsyncIterator[L
         yield published
 
 
-async def apply(sc: StepContext, raw: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
-    """Walk the application to the end; or stop at the questions we cannot answer."""
+async def apply(
+    sc: StepContext, raw: dict[str, Any], given: dict[str, str], stop_at_review: bool = False
+) -> dict[str, Any]:
+    """Walk the application to the end; or stop at the questions we cannot answer; or, with
+    `stop_at_review`, at the review page with the filled values (nothing sent)."""
     data = ApplicationInput.model_validate(raw)
     sent_before = bool(await sc.recall(SENT_NOTE))
     page = await sc.browser()
@@ -222,6 +240,8 @@ async def apply(sc: StepContext, raw: dict[str, Any], given: dict[str, str]) -> 
             if step == "resume":
                 await _upload(page, data)
             elif step == "review":
+                if stop_at_review:
+                    return {"status": "review", "values": await _filled(page)}
                 await _review(sc, page)
                 if live is not None and await live.checkpoint():
                     continue  # the operator may have changed the page: look again

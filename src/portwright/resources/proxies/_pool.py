@@ -82,9 +82,24 @@ class ProxyPool:
         self._sticky: dict[str, tuple[Proxy, float]] = {}
         self._cursor: dict[tuple[str | None, str | None], int] = {}
         self._exhausted: set[str] = set()
+        # Told (kind, title, detail) when no usable proxy is left for a request: the
+        # runtime turns it into a staff alert. Called under the pool's lock: must not block.
+        self.on_alert: Callable[[str, str, str], None] | None = None
         track_proxy_pool(self)  # portwright_proxy_pool_size / _usable
 
     # -- handing out identities ---------------------------------------------------------
+
+    def _alert_empty(self, site: str, tier: str | None, country: str | None) -> None:
+        hook = self.on_alert
+        if hook is None:
+            return
+        hook(
+            "proxy_pool_empty",
+            "proxy pool empty",
+            f"No usable proxy left for {site} (tier {tier or 'any'}, country "
+            f"{country or 'any'}): {len(self.offered())} offered, all burned, open or "
+            "unhealthy. Jobs needing one are blocked until the pool refills.",
+        )
 
     def acquire(
         self,
@@ -115,6 +130,7 @@ class ProxyPool:
                 if self._matches(p, tier, wanted_country) and self._usable(p, site, now)
             ]
             if not candidates:
+                self._alert_empty(site, tier, wanted_country)
                 raise PoolExhaustedError(
                     f"no usable proxy left for {site}"
                     f" (tier {tier or 'any'}, country {wanted_country or 'any'})",
