@@ -10,10 +10,11 @@ history (`git archive`) and run from the same virtualenv with `PYTHONPATH` point
 clone (`fetch-depth: 0`).
 
 That release has no draining shutdown yet: on SIGTERM its worker stops at once and marks
-itself stopped, and the job it was running — between two checkpointed steps, in a durable
-sleep — is taken over by the new release's worker, which resumes it from its checkpoints
-(no step repeated: the sandbox ledger counts every request). From this release on, workers
-drain (`drain_timeout_s`), and a job longer than the drain is taken over the same way.
+itself stopped. The job it was running — between two checkpointed steps, in a durable sleep
+— resumes on the new release's worker, started under the same worker id as the procedure
+says (a StatefulSet pod, a systemd instance), from its checkpoints: no step repeated (the
+sandbox ledger counts every request). From this release on, workers drain
+(`drain_timeout_s`), and a job longer than the drain resumes the same way.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def test_a_job_started_on_the_previous_release_finishes_once_on_the_new(
                 "for this machine"
             )
 
-            # 4. The new release's worker takes the job over and finishes it.
+            # 4. The new release's worker, under the same id, resumes the job and finishes it.
             new_worker = new.worker("w1")
             runtime = Runtime(
                 Settings(database_url=pg_url, data_dir=tmp_path / "data"),
