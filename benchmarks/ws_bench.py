@@ -228,6 +228,9 @@ async def measure_drivers(
         try:
             sent[order_id] = begin + due
             status = await conn.request("POST", "/v1/hooks/shop-beta", headers, body)
+        except (OSError, asyncio.IncompleteReadError):  # counted as not accepted (status 0)
+            status = 0
+            conn = Connection(conn.host, conn.port)  # a fresh one for the next webhook
         finally:
             pool.put_nowait(conn)
         acked[order_id] = now = time.perf_counter()
