@@ -160,19 +160,27 @@ def _bare_app() -> Any:
     from starlette.routing import Route, WebSocketRoute
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
-    listeners: set[asyncio.Queue[str]] = set()
+    # Each order goes to one connected driver, in turn (every socket of that driver gets
+    # it): with only d1 connected (this benchmark, ws_bench's fan-out) that is every socket.
+    listeners: dict[str, set[asyncio.Queue[str]]] = {}
+    turn = 0
 
     async def hook(request: Request) -> JSONResponse:
+        nonlocal turn
         order = json.loads(await request.body())["data"]
         message = json.dumps({"type": "order.assigned", "data": {"order_id": order["id"]}})
-        for queue in listeners:
-            queue.put_nowait(message)
+        drivers = list(listeners)
+        if drivers:
+            turn = (turn + 1) % len(drivers)
+            for queue in listeners[drivers[turn]]:
+                queue.put_nowait(message)
         return JSONResponse({"duplicate": False}, status_code=202)
 
     async def socket(ws: WebSocket) -> None:
+        driver = ws.path_params["driver_id"]
         await ws.accept()
         queue: asyncio.Queue[str] = asyncio.Queue()
-        listeners.add(queue)
+        listeners.setdefault(driver, set()).add(queue)
         await ws.send_text(json.dumps({"type": "snapshot", "assignments": []}))
         try:
             while True:
@@ -180,7 +188,9 @@ def _bare_app() -> Any:
         except WebSocketDisconnect:
             pass
         finally:
-            listeners.discard(queue)
+            listeners[driver].discard(queue)
+            if not listeners[driver]:
+                del listeners[driver]
 
     async def index(_: Request) -> JSONResponse:
         return JSONResponse({})
@@ -188,7 +198,7 @@ def _bare_app() -> Any:
     routes = [
         Route("/", index),
         Route("/v1/hooks/shop-beta", hook, methods=["POST"]),
-        WebSocketRoute("/v1/drivers/d1/ws", socket),
+        WebSocketRoute("/v1/drivers/{driver_id}/ws", socket),
     ]
     return Starlette(routes=routes)
 

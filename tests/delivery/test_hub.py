@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from portwright.delivery import Hub, Subscription
+from portwright.delivery import Hub, Route, Subscription
 from portwright.store import OutboxRecord, Store
 
 
@@ -119,6 +120,60 @@ async def test_an_id_that_never_commits_holds_the_stream_only_briefly(db_url: st
             kept = _event(store, conn, "kept")
         hub.wake()
         assert await _take(sub, 1, within=5) == [kept]
+    finally:
+        await hub.stop()
+        store.close()
+
+
+def _to(event: OutboxRecord) -> list[str]:
+    return [str(event.payload.get("to", ""))]
+
+
+async def test_a_routed_subscription_is_offered_only_its_keys_events(tmp_path: Path) -> None:
+    """Subscriptions filed under a key (a driver's sockets) are offered only the events
+    their route names them for — the others' are never looked at — while an unrouted one
+    sees everything; history is filtered by the match; a closed one is unfiled."""
+    store = Store.open(f"sqlite:///{tmp_path / 'app.sqlite'}")
+    hub = Hub(store, poll_s=0.05)
+    looked: dict[str, list[int]] = {"a": [], "b": []}
+
+    def match(driver: str) -> Callable[[OutboxRecord], bool]:
+        def wanted(event: OutboxRecord) -> bool:
+            looked[driver].append(event.id)
+            return event.payload.get("to") == driver
+
+        return wanted
+
+    def add(to: str, i: int) -> int:
+        return store.outbox.append(
+            event_id=f"{to}-{i}", topic="order.assigned", payload={"to": to},
+            tenant_id="t1", subject=f"o{i}",
+        )  # fmt: skip
+
+    try:
+        past_a = add("a", 0)
+        past_b = add("b", 1)
+        hub.start()
+        a = await hub.subscribe("t1", match("a"), 0, route=Route(_to, "a"))
+        b = await hub.subscribe("t1", match("b"), past_b, route=Route(_to, "b"))
+        everyone = await hub.subscribe("t1", lambda _: True, past_b)
+        assert await _take(a, 1) == [past_a]  # its history, without b's
+        looked["a"].clear()
+        live = [add("a", 2), add("a", 3)]
+        hub.wake()
+        assert await _take(a, 2) == live
+        assert await _take(everyone, 2) == live
+        assert looked == {"a": live, "b": []}  # b's subscription was never offered them
+        assert b.queue.empty()
+        to_b = add("b", 4)
+        hub.wake()
+        assert await _take(b, 1) == [to_b]
+        assert looked["a"] == live  # nor a's this one
+        hub.unsubscribe(a)
+        assert a not in hub.subscriptions()
+        assert b in hub.subscriptions()
+        hub.unsubscribe(b)
+        assert hub.subscriptions() == [everyone]
     finally:
         await hub.stop()
         store.close()

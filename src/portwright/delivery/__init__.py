@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from portwright.delivery._hub import Hub, Subscription
+    from portwright.delivery._hub import Hub, Route, Subscription
     from portwright.delivery._mount import PUBLIC_PATHS, DeliveryParts, mount_delivery
     from portwright.delivery._nats import NatsSink, sinks_from
     from portwright.delivery._notify import OutboxListener
@@ -34,6 +34,7 @@ __all__ = [
     "NatsSink",
     "OutboxListener",
     "Relay",
+    "Route",
     "SendResult",
     "Sender",
     "Sink",
@@ -50,6 +51,7 @@ __all__ = [
 
 _HOMES = {
     "Hub": "_hub",
+    "Route": "_hub",
     "Subscription": "_hub",
     "PUBLIC_PATHS": "_mount",
     "DeliveryParts": "_mount",

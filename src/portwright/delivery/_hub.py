@@ -12,6 +12,11 @@ others' writes are seen at the next `poll_s` (0.2 s) poll.
 A subscriber resumes from a cursor: it is registered first, then sent the
 history after its cursor, and ids it has already seen are skipped.
 
+A subscription may be routed (`Route`): it is filed under one key of its tenant, and a
+live event is offered only to the subscriptions filed under the keys the route's `keys_of`
+names for it (a driver's socket under its driver id: an order assigned to one of 5,000
+drivers is one offer, not 5,000). Unrouted subscriptions are offered every event.
+
 Ids are the cursor, so the hub hands out events strictly in id order with no id
 skipped while it could still appear. On PostgreSQL an id is taken when a row is
 inserted but seen only when its transaction commits, so a later id can commit
@@ -26,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,10 +43,21 @@ from portwright.store import OutageBackoff, OutboxRecord, Store
 if TYPE_CHECKING:
     from portwright.delivery._notify import OutboxListener
 
-__all__ = ["Hub", "Subscription"]
+__all__ = ["Hub", "Route", "Subscription"]
 
 log = structlog.get_logger("portwright.realtime")
 Match = Callable[[OutboxRecord], bool]
+Keys = Callable[[OutboxRecord], Iterable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """File a subscription under `key` of its tenant. `keys_of` (one function shared by
+    every subscription of its kind: the hub keeps an index per function) names the keys an
+    event goes to; the subscription's `match` still decides, and filters its history."""
+
+    keys_of: Keys
+    key: str
 
 
 @dataclass(eq=False)
@@ -56,6 +72,7 @@ class Subscription:
     # the cursor past history not yet replayed, which would then be skipped as seen.
     replaying: bool = True
     held: list[OutboxRecord] = field(default_factory=list)
+    route: Route | None = None
 
     def offer(self, event: OutboxRecord, *, live: bool = True) -> bool:
         """Queue `event` if it is new and wanted; False when the subscriber fell too far behind."""
@@ -102,7 +119,9 @@ class Hub(PollingWorker):
         self.listener = listener
         self.listened_poll_s = max(poll_s, listened_poll_s)
         self.gap_wait_s = gap_wait_s
-        self._subs: set[Subscription] = set()
+        self._subs: set[Subscription] = set()  # offered every event
+        # routed subscriptions: per `keys_of`, by (tenant, key)
+        self._routes: dict[Keys, dict[tuple[str | None, str], set[Subscription]]] = {}
         self._cursor = 0
         self._gap: tuple[int, float] | None = None  # (missing id, when first seen missing)
         self._held = False  # the last round held events back for an earlier id
@@ -128,13 +147,24 @@ class Hub(PollingWorker):
         self._cursor = self.store.outbox.last_id()
 
     async def on_stop(self) -> None:
-        for sub in list(self._subs):
+        for sub in self.subscriptions():
             self._drop(sub)
 
-    async def subscribe(self, tenant_id: str | None, match: Match, cursor: int) -> Subscription:
+    def subscriptions(self) -> list[Subscription]:
+        """Every registered subscription, routed or not."""
+        routed = [s for table in self._routes.values() for subs in table.values() for s in subs]
+        return [*self._subs, *routed]
+
+    async def subscribe(
+        self, tenant_id: str | None, match: Match, cursor: int, *, route: Route | None = None
+    ) -> Subscription:
         """Register, then replay history after `cursor` (so nothing falls in between)."""
-        sub = Subscription(tenant_id, match, cursor)
-        self._subs.add(sub)
+        sub = Subscription(tenant_id, match, cursor, route=route)
+        if route is None:
+            self._subs.add(sub)
+        else:
+            table = self._routes.setdefault(route.keys_of, {})
+            table.setdefault((tenant_id, route.key), set()).add(sub)
         position = cursor  # read on past events the subscriber does not want
         # Not past what the hub has handed out: later ids come live, in order.
         until = self._cursor if self._task is not None else None
@@ -159,10 +189,24 @@ class Hub(PollingWorker):
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        self._subs.discard(sub)
+        route = sub.route
+        if route is None:
+            self._subs.discard(sub)
+            return
+        table = self._routes.get(route.keys_of)
+        if table is None:
+            return
+        key = (sub.tenant_id, route.key)
+        filed = table.get(key)
+        if filed is not None:
+            filed.discard(sub)
+            if not filed:
+                del table[key]
+        if not table:
+            del self._routes[route.keys_of]
 
     def _drop(self, sub: Subscription) -> None:
-        self._subs.discard(sub)
+        self.unsubscribe(sub)
         with contextlib.suppress(asyncio.QueueFull):
             sub.queue.put_nowait(None)
 
@@ -179,10 +223,21 @@ class Hub(PollingWorker):
                 break
             self._gap = None
             self._cursor = event.id
-            for sub in list(self._subs):
+            for sub in self._offered(event):
                 if not sub.offer(event):
                     self._drop(sub)
         return len(events) == 1000 and not self._held
+
+    def _offered(self, event: OutboxRecord) -> list[Subscription]:
+        """The subscriptions `event` is offered to: every unrouted one, and the routed ones
+        filed under the keys their route names for it (each once)."""
+        subs = list(self._subs)
+        for keys_of, table in list(self._routes.items()):
+            for key in set(keys_of(event)):
+                subs.extend(table.get((event.tenant_id, key), ()))
+                if event.tenant_id is not None:  # filed without a tenant: all tenants'
+                    subs.extend(table.get((None, key), ()))
+        return subs
 
     def _waiting_for(self, missing: int) -> bool:
         """Whether to keep holding events after `missing` (not yet committed, or never)."""

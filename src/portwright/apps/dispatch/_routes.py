@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field
 from portwright.apps.dispatch._service import SYNC_TOPICS, Dispatcher, DispatchError
 from portwright.apps.dispatch._store import AssignmentRecord, DispatchRepository
 from portwright.client.models import ErrorBody, FieldProblem
-from portwright.delivery import Authenticate, Hub, pump
+from portwright.delivery import Authenticate, Hub, Route, pump
 from portwright.gateway.kernel import (
     ERROR_RESPONSES,
     SECURED,
@@ -119,6 +119,14 @@ def driver_tokens(key: bytes) -> ScopedTokens:
         ttl_s=DRIVER_TOKEN_TTL_S,
         max_ttl_s=DRIVER_TOKEN_MAX_TTL_S,
     )
+
+
+def driver_keys(event: OutboxRecord) -> list[str]:
+    """The drivers `event` is pushed to: the hub routes it to their sockets only."""
+    if event.topic not in SYNC_TOPICS:
+        return []
+    data = event.payload
+    return [str(d) for d in (data.get("driver_id"), data.get("previous_driver_id")) if d]
 
 
 def drivers_router(
@@ -345,9 +353,14 @@ async def _serve_driver(
     snapshot = cursor is None
     if cursor is None:
         cursor = hub.position  # not past an event still being committed
-    # The hub's history replay only advances past events a subscription takes, so the
-    # subscription takes all the tenant's events and the driver's filter applies here.
-    sub = await hub.subscribe(tenant_id, lambda _: True, cursor)
+    # Filed under the driver's id: the hub offers it only this driver's events (one offer
+    # per assignment however many drivers are connected); its history is filtered the same.
+    sub = await hub.subscribe(
+        tenant_id,
+        lambda event: driver_events(driver_id, event),
+        cursor,
+        route=Route(driver_keys, driver_id),
+    )
     try:
         if snapshot:
             mine = await asyncio.to_thread(repo.of_driver, tenant_id, driver_id, active_only=True)
@@ -359,13 +372,7 @@ async def _serve_driver(
         if isinstance(exc, WebSocketDisconnect | RuntimeError):
             return
         raise
-    await pump(
-        ws,
-        hub,
-        sub,
-        reader=_read(ws, dispatcher, tenant_id, driver_id),
-        wanted=lambda event: driver_events(driver_id, event),
-    )
+    await pump(ws, hub, sub, reader=_read(ws, dispatcher, tenant_id, driver_id))
 
 
 async def _read(ws: WebSocket, dispatcher: Dispatcher, tenant_id: str, driver_id: str) -> None:

@@ -16,8 +16,9 @@ the status sync back to the platform.
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,10 +73,43 @@ _SAVES = "portwright.dispatch.saves"  # conn.info key: {order key: assignment to
 @dataclass
 class _Tenant:
     """What a batch's transaction knows of one tenant once it holds the tenant's lock:
-    its available drivers and their loads (kept up to date by `_change`)."""
+    its available drivers and their loads (kept up to date by `_change`).
+
+    The least loaded driver comes off a heap of (load, driver id) — the order `_pick`
+    defines, ties by id — so a pick costs O(log N), not a scan of the tenant's N drivers
+    per order (5,000 drivers at 200 orders/s). An entry whose load is no longer the
+    driver's is stale and skipped; `moved` files a driver's new load."""
 
     drivers: list[str]
     loads: dict[str, int]
+    _available: frozenset[str] = field(init=False)
+    _heap: list[tuple[int, str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._available = frozenset(self.drivers)
+        self._heap = [(self.loads.get(d, 0), d) for d in self.drivers]
+        heapq.heapify(self._heap)
+
+    def moved(self, driver_id: str | None) -> None:
+        """`driver_id`'s load changed (in `loads`)."""
+        if driver_id is not None and driver_id in self._available:
+            heapq.heappush(self._heap, (self.loads.get(driver_id, 0), driver_id))
+
+    def pick(self, exclude: str | None) -> str | None:
+        """The least loaded available driver other than `exclude` (ties by id)."""
+        heap, passed, found = self._heap, [], None
+        while heap:
+            load, driver = heap[0]
+            if load != self.loads.get(driver, 0):
+                heapq.heappop(heap)  # stale: the driver's current load has its own entry
+            elif driver == exclude:
+                passed.append(heapq.heappop(heap))
+            else:
+                found = driver
+                break
+        for entry in passed:
+            heapq.heappush(heap, entry)
+        return found
 
 
 class DispatchError(ValueError):
@@ -261,19 +295,16 @@ class Dispatcher:
         self.repo.serialize(conn, tenant_id)
         if batch is None:
             return None
-        drivers = [d.driver_id for d in self.repo.lock_drivers(conn, tenant_id)]
+        drivers = self.repo.lock_driver_ids(conn, tenant_id)
         state = batch[tenant_id] = _Tenant(drivers, self.repo.loads(conn, tenant_id))
         return state
 
     def _pick(self, conn: sa.Connection, tenant_id: str, exclude: str | None = None) -> str | None:
         state: _Tenant | None = (conn.info.get(_BATCH) or {}).get(tenant_id)
-        drivers: list[str]
-        loads: dict[str, int]
         if state is not None:
-            drivers, loads = state.drivers, state.loads
-        else:
-            drivers = [d.driver_id for d in self.repo.lock_drivers(conn, tenant_id)]
-            loads = self.repo.loads(conn, tenant_id) if drivers else {}
+            return state.pick(exclude)
+        drivers = self.repo.lock_driver_ids(conn, tenant_id)
+        loads = self.repo.loads(conn, tenant_id) if drivers else {}
         candidates = [d for d in drivers if d != exclude]
         if not candidates:
             return None
@@ -324,6 +355,8 @@ class Dispatcher:
                 loads[record.driver_id] = loads.get(record.driver_id, 0) - 1
             if new.driver_id is not None and new.status in ACTIVE:
                 loads[new.driver_id] = loads.get(new.driver_id, 0) + 1
+            state.moved(record.driver_id)
+            state.moved(new.driver_id)
         self._emit(
             conn,
             topic,

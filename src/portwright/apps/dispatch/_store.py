@@ -223,17 +223,18 @@ class DispatchRepository:
 
     # -- drivers ----------------------------------------------------------------------
     @staticmethod
-    def lock_drivers(conn: sa.Connection, tenant_id: str) -> list[DriverRecord]:
-        """The tenant's available drivers by id; locked on PostgreSQL (assignment serialises)."""
+    def lock_driver_ids(conn: sa.Connection, tenant_id: str) -> list[str]:
+        """The tenant's available drivers' ids, in order; locked on PostgreSQL (assignment
+        serialises). Ids only: a batch reads them all, and a tenant may have thousands."""
         c = dispatch_drivers.c
         query = (
-            sa.select(dispatch_drivers)
+            sa.select(c.driver_id)
             .where(c.tenant_id == tenant_id, c.available)
             .order_by(c.driver_id)
         )
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        return [to_record(DriverRecord, row) for row in conn.execute(query)]
+        return [str(row[0]) for row in conn.execute(query)]
 
     @staticmethod
     def upsert_driver(
