@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from dbos import DBOS
 from pydantic import BaseModel
 
 from portwright.sdk import Adapter, Job, StepContext, linear_machine
@@ -33,7 +34,11 @@ class SiteV1(EchoAdapter):
     read_only_steps: ClassVar[Mapping[str, Any]] = {"fetch": fetch}
 
     async def probe(self, sc: StepContext, data: EchoInput) -> Any:
-        return await fetch(sc, data.url, data.key, 0)
+        # The page's ledger records which tick asked (the scheduled workflow's id): the
+        # two-worker test counts the runs of each tick.
+        tick = DBOS.workflow_id or "manual"
+        response = await sc.http.get(data.url, params={"k": data.key, "s": tick})
+        return sc.page(response).text("value")
 
     async def run(self, job: Job[EchoInput]) -> Mapping[str, Any]:
         out = await super().run(job)
