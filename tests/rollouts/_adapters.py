@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from dbos import DBOS
 from pydantic import BaseModel
 
-from portwright.sdk import Adapter, Job, StepContext, linear_machine
+from portwright.sdk import Adapter, Job, ShadowTolerance, StepContext, linear_machine
 from portwright.testing import EchoAdapter, EchoInput
 
 
@@ -79,3 +79,45 @@ class PinnedAsk(Adapter[AskInput]):
 class PinnedAskV2(PinnedAsk):
     version: ClassVar[str] = "2"
     candidate: ClassVar[bool] = True
+
+
+async def read_stamped(sc: StepContext, url: str, key: str) -> dict[str, Any]:
+    return {"value": await fetch(sc, url, key, 0), "served_by": "live"}
+
+
+async def read_stamped_elsewhere(sc: StepContext, url: str, key: str) -> dict[str, Any]:
+    return {"value": await fetch(sc, url, key, 0), "served_by": "shadow"}
+
+
+async def read_stamped_wrong(sc: StepContext, url: str, key: str) -> dict[str, Any]:
+    return {"value": "not " + await fetch(sc, url, key, 0), "served_by": "shadow"}
+
+
+class StampedV1(EchoAdapter):
+    """Its read-only step's output carries a `served_by` stamp that differs between
+    versions by design: its shadow comparison ignores that key."""
+
+    name: ClassVar[str] = "stamped"
+    version: ClassVar[str] = "1"
+    read_only_steps: ClassVar[Mapping[str, Any]] = {"read": read_stamped}
+    shadow_tolerance: ClassVar[Mapping[str, ShadowTolerance]] = {
+        "read": ShadowTolerance(ignore={"served_by"})
+    }
+
+    async def run(self, job: Job[EchoInput]) -> Mapping[str, Any]:
+        await job.transition("QUEUED")
+        await job.transition("FETCHING")
+        out: dict[str, Any] = await job.step("read", read_stamped, job.input.url, job.input.key)
+        return out
+
+
+class StampedV2(StampedV1):
+    version: ClassVar[str] = "2"
+    candidate: ClassVar[bool] = True
+    read_only_steps: ClassVar[Mapping[str, Any]] = {"read": read_stamped_elsewhere}
+
+
+class StampedV3(StampedV1):
+    version: ClassVar[str] = "3"
+    candidate: ClassVar[bool] = True
+    read_only_steps: ClassVar[Mapping[str, Any]] = {"read": read_stamped_wrong}

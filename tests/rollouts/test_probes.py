@@ -8,6 +8,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dbos import DBOS
@@ -19,7 +20,7 @@ from portwright.sandbox import SandboxWorld
 from portwright.settings import Settings
 from portwright.store import EscalationRecord
 from portwright.testing import wait_until
-from tests.rollouts._adapters import SiteV1, SiteV2
+from tests.rollouts._adapters import SiteV1, SiteV2, StampedV1, StampedV2, StampedV3
 from tests.rollouts.test_rollouts import SETTLED, _registry, _status
 from tests.support import Worker
 
@@ -190,3 +191,36 @@ async def test_each_tick_runs_once_with_two_workers(
     assert twice == {}, f"a tick ran more than once: {detail}\n{logs}"
     executors = {r.executor_id for r in runs if r.workflow_id in seen}
     assert executors <= {"probe-w1", "probe-w2"}, executors
+
+
+async def test_a_shadow_comparison_tolerates_what_the_live_version_lists(
+    service_for: ServiceFor, world: SandboxWorld
+) -> None:
+    """The live version ignores `served_by` when comparing its read-only step: a shadow
+    that differs only there agrees; one whose value differs does not."""
+    svc = service_for(_registry(StampedV1, StampedV2, StampedV3))
+    tenant = svc.store.tenants.ensure("acme")
+    payload = {"url": world.url("echo"), "key": "tol"}
+
+    async def one_job() -> None:
+        job = await svc.submit(tenant_id=tenant.id, adapter="stamped", input=payload)
+        done = await _status(svc, job.id, SETTLED)
+        assert done.output == {"value": "hello tol", "served_by": "live"}, (
+            done.status,
+            done.reason,
+        )
+
+    async def stats() -> list[tuple[str, int, int]]:
+        found = await asyncio.to_thread(svc.store.rollouts.shadow_stats, "stamped")
+        return [(s.shadow_version, s.agree, s.differ) for s in found]
+
+    svc.rt.rollouts.set("stamped", RolloutChange(shadow="2"), actor="op")
+    await one_job()
+    await wait_until(lambda: _has(stats, [("2", 1, 0)]), timeout=60)
+    svc.rt.rollouts.set("stamped", RolloutChange(shadow="3"), actor="op")
+    await one_job()
+    await wait_until(lambda: _has(stats, [("2", 1, 0), ("3", 0, 1)]), timeout=60)
+
+
+async def _has(stats: Callable[[], Any], wanted: list[tuple[str, int, int]]) -> bool:
+    return sorted(await stats()) == wanted

@@ -9,7 +9,8 @@ rollout change only steers jobs that start after it.
   `read_only_steps`, the shadow version's function of that name runs on the same inputs in
   a `ShadowStepContext`: `sc.http` refuses every method but GET/HEAD/OPTIONS before it
   leaves, and the durable or stateful calls (`remember`, `attach`, `observe`, captchas,
-  the browser, the ladder) are refused too. The outputs are compared (as JSON) and the
+  the browser, the ladder) are refused too. The outputs are compared (as JSON, or within
+  the live version's `shadow_tolerance` for the step: ignored keys, numeric tolerance) and the
   outcome recorded: agree, differ, error, refused. With `promote_after` N, the shadow
   becomes live by itself once N jobs compared and every comparison agreed (audited).
 - **Automatic rollback.** The janitor's round (`watch`) compares each canary's break rate
@@ -37,7 +38,14 @@ import structlog
 
 from portwright.observability import PROCESS
 from portwright.orchestrator._step_context import StepContextImpl
-from portwright.sdk import Adapter, JobError, PageChangedError, PermanentError
+from portwright.sdk import (
+    Adapter,
+    JobError,
+    PageChangedError,
+    PermanentError,
+    ShadowTolerance,
+    outputs_agree,
+)
 from portwright.store import AuditNote, JobRecord, NewJob, ProbeRecord, RolloutRecord
 
 if TYPE_CHECKING:
@@ -431,7 +439,8 @@ class Rollouts:
                 sc = ShadowStepContext(
                     rt, job, step=step, attempt=1, cookies=cookies, selectors=selectors
                 )
-                outcome, detail = await self._compare(sc, fn, args, kw, value)
+                tolerance = live.shadow_tolerance.get(step)
+                outcome, detail = await self._compare(sc, fn, args, kw, value, tolerance)
             await asyncio.to_thread(
                 rt.store.rollouts.record_shadow,
                 portal=job.portal, adapter=live.name, step=step, job_id=job.id,
@@ -453,6 +462,7 @@ class Rollouts:
         args: tuple[Any, ...],
         kw: dict[str, Any],
         value: Any,
+        tolerance: ShadowTolerance | None = None,
     ) -> tuple[str, str]:
         try:
             shadow_value = await asyncio.wait_for(fn(sc, *args, **kw), SHADOW_TIMEOUT_S)
@@ -464,7 +474,7 @@ class Rollouts:
             await sc.aclose()
         if sc.refused_writes:
             return "refused", "; ".join(sc.refused_writes)
-        if _canonical(shadow_value) == _canonical(value):
+        if outputs_agree(value, shadow_value, tolerance):
             return "agree", ""
         return "differ", f"live={_canonical(value)[:900]} shadow={_canonical(shadow_value)[:900]}"
 
