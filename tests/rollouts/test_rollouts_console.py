@@ -103,6 +103,11 @@ def test_a_portal_level_escalation_and_probe_health_in_the_console_and_status(
     with httpx.Client(base_url=console.url, timeout=30) as public:
         status = public.get("/status", headers={"accept": "application/json"}).json()
         page = public.get("/status").text
+        metrics = public.get("/metrics").text
+    assert 'portwright_probe_failures{portal="site"} 1.0' in metrics
+    assert 'portwright_portal_probe_escalations_open{portal="site"} 1.0' in metrics
+    assert 'portwright_probe_interval_seconds{portal="site"} 3600.0' in metrics
+    assert 'portwright_probe_last_run_age_seconds{portal="site"}' in metrics
     [site] = [c for c in status["components"] if c["name"] == "site"]
     assert site["state"] == "degraded"
     assert site["probe"]["outcome"] == "page_changed"
