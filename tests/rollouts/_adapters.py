@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from dbos import DBOS
 from pydantic import BaseModel
 
-from portwright.sdk import Adapter, Job, StepContext, linear_machine
+from portwright.sdk import Adapter, Job, ShadowTolerance, StepContext, linear_machine
 from portwright.testing import EchoAdapter, EchoInput
 
 
@@ -33,7 +34,11 @@ class SiteV1(EchoAdapter):
     read_only_steps: ClassVar[Mapping[str, Any]] = {"fetch": fetch}
 
     async def probe(self, sc: StepContext, data: EchoInput) -> Any:
-        return await fetch(sc, data.url, data.key, 0)
+        # The page's ledger records which tick asked (the scheduled workflow's id): the
+        # two-worker test counts the runs of each tick.
+        tick = DBOS.workflow_id or "manual"
+        response = await sc.http.get(data.url, params={"k": data.key, "s": tick})
+        return sc.page(response).text("value")
 
     async def run(self, job: Job[EchoInput]) -> Mapping[str, Any]:
         out = await super().run(job)
@@ -74,3 +79,45 @@ class PinnedAsk(Adapter[AskInput]):
 class PinnedAskV2(PinnedAsk):
     version: ClassVar[str] = "2"
     candidate: ClassVar[bool] = True
+
+
+async def read_stamped(sc: StepContext, url: str, key: str) -> dict[str, Any]:
+    return {"value": await fetch(sc, url, key, 0), "served_by": "live"}
+
+
+async def read_stamped_elsewhere(sc: StepContext, url: str, key: str) -> dict[str, Any]:
+    return {"value": await fetch(sc, url, key, 0), "served_by": "shadow"}
+
+
+async def read_stamped_wrong(sc: StepContext, url: str, key: str) -> dict[str, Any]:
+    return {"value": "not " + await fetch(sc, url, key, 0), "served_by": "shadow"}
+
+
+class StampedV1(EchoAdapter):
+    """Its read-only step's output carries a `served_by` stamp that differs between
+    versions by design: its shadow comparison ignores that key."""
+
+    name: ClassVar[str] = "stamped"
+    version: ClassVar[str] = "1"
+    read_only_steps: ClassVar[Mapping[str, Any]] = {"read": read_stamped}
+    shadow_tolerance: ClassVar[Mapping[str, ShadowTolerance]] = {
+        "read": ShadowTolerance(ignore={"served_by"})
+    }
+
+    async def run(self, job: Job[EchoInput]) -> Mapping[str, Any]:
+        await job.transition("QUEUED")
+        await job.transition("FETCHING")
+        out: dict[str, Any] = await job.step("read", read_stamped, job.input.url, job.input.key)
+        return out
+
+
+class StampedV2(StampedV1):
+    version: ClassVar[str] = "2"
+    candidate: ClassVar[bool] = True
+    read_only_steps: ClassVar[Mapping[str, Any]] = {"read": read_stamped_elsewhere}
+
+
+class StampedV3(StampedV1):
+    version: ClassVar[str] = "3"
+    candidate: ClassVar[bool] = True
+    read_only_steps: ClassVar[Mapping[str, Any]] = {"read": read_stamped_wrong}

@@ -26,8 +26,12 @@ def api(service_for: Callable[..., JobService], settings: Settings) -> Iterator[
     plain = issue_key(svc.store, tenant="acme").key
     try:
         with (
-            httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {admin}"}) as a,
-            httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {plain}"}) as p,
+            httpx.Client(
+                base_url=server.url, headers={"authorization": f"Bearer {admin}"}, timeout=30
+            ) as a,
+            httpx.Client(
+                base_url=server.url, headers={"authorization": f"Bearer {plain}"}, timeout=30
+            ) as p,
         ):
             yield a, p, svc
     finally:
@@ -84,3 +88,43 @@ def test_a_probe_is_configured_through_the_api(api: Clients, world: SandboxWorld
     done = admin.put("/v1/portals/site/probe", json=body)
     assert done.status_code == 200, done.text
     assert done.json()["probe"]["every_s"] == 60
+
+
+def _portal_level(svc: JobService) -> str:
+    """A portal-level escalation as a failing probe raises it (no job, no tenant)."""
+    raised = svc.store.escalations.raise_portal(
+        "site", kind="page_changed", reason="the probe of site found the page changed",
+        details={"detail": "selector 'value' (p.v) matched nothing"}, since=0.0,
+    )  # fmt: skip
+    assert raised is not None
+    return raised[0]
+
+
+def test_portal_level_escalations_are_read_and_acknowledged_by_admin_keys(
+    api: Clients,
+) -> None:
+    """A tenant's plain key neither lists nor reads a portal-level escalation (it belongs to
+    no tenant); an admin key lists it with `portal_level=true`, reads it (no job, no job
+    links) and acknowledges it (audited)."""
+    admin, plain, svc = api
+    esc_id = _portal_level(svc)
+    assert plain.get("/v1/escalations", params={"portal_level": "true"}).status_code == 403
+    assert esc_id not in plain.get("/v1/escalations").text
+    assert plain.get(f"/v1/escalations/{esc_id}").status_code == 404
+    listed = admin.get("/v1/escalations", params={"portal_level": "true", "state": "open"})
+    assert listed.status_code == 200, listed.text
+    [row] = listed.json()["data"]
+    assert (row["id"], row["job_id"], row["links"], row["actions"]) == (
+        esc_id, None, {}, ["acknowledge"]
+    )  # fmt: skip
+    assert admin.get(f"/v1/escalations/{esc_id}").json()["kind"] == "page_changed"
+    refused = admin.post(f"/v1/escalations/{esc_id}/decide", json={"action": "retry"})
+    assert refused.status_code == 422
+    done = admin.post(
+        f"/v1/escalations/{esc_id}/decide", json={"action": "acknowledge", "reason": "seen"}
+    )
+    assert done.status_code == 200, done.text
+    assert svc.store.jobs.escalation(esc_id).status == "resolved"
+    assert [a.action for a in svc.store.audit.search(target_id=esc_id)] == [
+        "escalation.acknowledge"
+    ]

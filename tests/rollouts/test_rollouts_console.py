@@ -85,3 +85,50 @@ def _check(console: Console, viewer: httpx.Client, admin: httpx.Client, token: s
     actions = [(a.action, a.actor) for a in svc.store.audit.search(target_id="site")][:2]
     assert [a for a, _ in actions] == ["rollout.rollback", "rollout.set"]
     assert all(actor.startswith("op:admin-") for _, actor in actions), actions
+
+
+def test_a_portal_level_escalation_and_probe_health_in_the_console_and_status(
+    console: Console, world: SandboxWorld
+) -> None:
+    """A probe that meets the DOM shift: /status shows its health (outcome, age) in HTML
+    and JSON; the platform operator's queue lists the portal-level escalation (no job),
+    its page says so and acknowledges it; a tenant's operator does not see it."""
+    svc = console.service
+    sample = {"url": world.url("echo"), "key": "p"}
+    svc.rt.rollouts.set("site", RolloutChange(live="2"), actor="op")  # v2 reads p.v only
+    svc.rt.rollouts.set_probe("site", sample, every_s=3600, enabled=True, actor="op")
+    world.context("echo").options["markup_class"] = "w"
+    assert run(svc.rt.rollouts.probe("site")) == "page_changed"
+    [esc] = svc.store.escalations.find(tenant_id=None, portal_level=True).rows
+    with httpx.Client(base_url=console.url, timeout=30) as public:
+        status = public.get("/status", headers={"accept": "application/json"}).json()
+        page = public.get("/status").text
+        metrics = public.get("/metrics").text
+    assert 'portwright_probe_failures{portal="site"} 1.0' in metrics
+    assert 'portwright_portal_probe_escalations_open{portal="site"} 1.0' in metrics
+    assert 'portwright_probe_interval_seconds{portal="site"} 3600.0' in metrics
+    assert 'portwright_probe_last_run_age_seconds{portal="site"}' in metrics
+    [site] = [c for c in status["components"] if c["name"] == "site"]
+    assert site["state"] == "degraded"
+    assert site["probe"]["outcome"] == "page_changed"
+    assert (site["probe"]["failures"], site["probe"]["late"]) == (1, False)
+    assert site["probe"]["age_s"] >= 0
+    assert "page_changed" in page
+    assert " ago" in page
+    staff, token = console.client(console.operator("operator"))
+    tenant_op, _ = console.client(console.operator("operator", tenant="acme"))
+    try:
+        queue = staff.get("/console/escalations")
+        assert esc.id in queue.text
+        assert "portal (probe)" in queue.text
+        shown = staff.get(f"/console/escalations/{esc.id}")
+        assert shown.status_code == 200, shown.text
+        assert 'id="portal-level"' in shown.text
+        assert 'id="acknowledge"' in shown.text
+        assert tenant_op.get(f"/console/escalations/{esc.id}").status_code == 404
+        done = staff.post(f"/console/escalations/{esc.id}/acknowledge", data={"csrf_token": token})
+        assert done.status_code == 303, done.text
+        assert svc.store.jobs.escalation(esc.id).status == "resolved"
+    finally:
+        staff.close()
+        tenant_op.close()

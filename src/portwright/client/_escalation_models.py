@@ -30,7 +30,9 @@ class Escalation(BaseModel):
     decided (by `decided_by`, the job applies it next) or resolved."""
 
     id: str
-    job_id: str
+    job_id: str | None = Field(
+        description="the waiting job; null for a portal-level escalation (a probe found it)"
+    )
     tenant_id: str
     portal: str
     kind: str

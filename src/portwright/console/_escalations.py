@@ -124,6 +124,8 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
         request: Request, esc: EscalationRecord, op: Operator, *, status_code: int = 200,
         problem: str = "",
     ) -> Response:  # fmt: skip
+        if esc.job_id is None:  # a portal-level escalation: its probe found it, no job did
+            return await render_portal_level(request, esc, op, status_code, problem)
         job = await service.get(esc.job_id, tenant_id=op.tenant_id)
         events = await service.events(esc.job_id, tenant_id=op.tenant_id)
         evidence = await asyncio.to_thread(store.jobs.evidence, esc.job_id, tenant_id=op.tenant_id)
@@ -146,6 +148,22 @@ def escalations_router(service: JobService) -> APIRouter:  # noqa: PLR0915 (one 
             options=option_values(esc), browser=browser and job.status not in ENDED,
             problem=problem, portal_state=portal_state,
             tenant_name=names.get(esc.tenant_id, esc.tenant_id),
+            status_code=status_code, live_template="_escalation_live.html",
+        )  # fmt: skip
+
+    async def render_portal_level(
+        request: Request, esc: EscalationRecord, op: Operator, status_code: int, problem: str
+    ) -> Response:
+        portal = await asyncio.to_thread(store.portals.get, esc.portal)
+        breaker = await asyncio.to_thread(store.portals.breaker, esc.portal)
+        portal_state = portal_status(
+            portal, breaker.state, time.time(), request.app.state.display_tz
+        )
+        return page(
+            request, "escalation.html", op, nav="escalations", esc=esc, job=None, events=[],
+            evidence=[], portal=portal, selectors={}, details=mask(esc.details), mask=mask,
+            actions=actions_for(esc), patchable=False, options=[], browser=False,
+            problem=problem, portal_state=portal_state, tenant_name="",
             status_code=status_code, live_template="_escalation_live.html",
         )  # fmt: skip
 

@@ -1,6 +1,6 @@
 """`/healthz` (alive, uptime), `/readyz` (database, workers, queue depth) and the public
 `/status` page (each portal and each sync platform: operational, degraded, cooling down,
-down; "sync delayed since …")."""
+down; "sync delayed since …"; a portal's synthetic probe: its last run, result and age)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,48 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from portwright.observability._metrics import CONTENT_TYPE, Metrics
 from portwright.store import Store
 
-__all__ = ["ComponentStatus", "health_router", "status_of"]
+__all__ = ["ComponentStatus", "ProbeHealth", "health_router", "status_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeHealth:
+    """A portal's synthetic probe as /status shows it: when it last ran, what it found
+    and how long ago; `late` when it has not run for three of its intervals."""
+
+    every_s: float
+    enabled: bool
+    last_at: float | None
+    outcome: str | None
+    age_s: float | None
+    failures: int
+
+    @property
+    def late(self) -> bool:
+        return self.enabled and (self.age_s is None or self.age_s > 3 * self.every_s)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "every_s": self.every_s, "enabled": self.enabled, "last_at": self.last_at,
+            "outcome": self.outcome, "age_s": self.age_s, "failures": self.failures,
+            "late": self.late,
+        }  # fmt: skip
+
+    def text(self) -> str:
+        if not self.enabled:
+            return "disabled"
+        if self.last_at is None or self.age_s is None:
+            return "not run yet"
+        ran = f"{self.outcome} {_ago(self.age_s)} ago"
+        return f"{ran} (late)" if self.late else ran
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{int(seconds)} s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} min"
+    return f"{int(seconds // 3600)} h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +68,7 @@ class ComponentStatus:
     state: str  # operational | degraded | cooling down | down
     detail: str
     delayed_since: float | None = None
+    probe: ProbeHealth | None = None  # a portal's synthetic probe, when it has one
 
     @property
     def banner(self) -> str | None:
@@ -40,6 +82,17 @@ def status_of(store: Store) -> list[ComponentStatus]:
     """Every portal's and every sync platform's state, worst first."""
     now = time.time()
     out: list[ComponentStatus] = []
+    probes = {
+        p.portal: ProbeHealth(
+            every_s=p.every_s,
+            enabled=p.enabled,
+            last_at=p.last_at,
+            outcome=p.last_outcome,
+            age_s=None if p.last_at is None else now - p.last_at,
+            failures=p.failures,
+        )
+        for p in store.rollouts.probes()
+    }
     for portal in store.portals.all():
         try:
             breaker_state = store.portals.portal_breaker(portal.name).state
@@ -53,7 +106,9 @@ def status_of(store: Store) -> list[ComponentStatus]:
             state, detail = "degraded", portal.degraded_reason or ""
         else:
             state, detail = "operational", ""
-        out.append(ComponentStatus(portal.name, "portal", state, detail))
+        out.append(
+            ComponentStatus(portal.name, "portal", state, detail, probe=probes.get(portal.name))
+        )
     order = {"down": 0, "cooling down": 1, "degraded": 2, "operational": 3}
     owed_since = store.deliveries.oldest_late()
     by_platform: dict[str, ComponentStatus] = {}
@@ -101,13 +156,15 @@ def _page(components: list[ComponentStatus]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(c.name)}</td><td>{c.kind}</td>"
         f'<td class="{c.state.replace(" ", "-")}">{c.state}</td>'
-        f"<td>{html.escape(c.detail)}</td></tr>"
+        f"<td>{html.escape(c.detail)}</td>"
+        f'<td class="probe">{html.escape(c.probe.text()) if c.probe else ""}</td></tr>'
         for c in components
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Portwright status</title>"
         "<meta http-equiv='refresh' content='15'></head><body><h1>Status</h1>"
-        f"{banners}<table><tr><th>component</th><th>kind</th><th>state</th><th>detail</th></tr>"
+        f"{banners}<table><tr><th>component</th><th>kind</th><th>state</th><th>detail</th>"
+        "<th>probe</th></tr>"
         f"{rows}</table></body></html>"
     )
 
@@ -152,6 +209,7 @@ def health_router(store: Store, metrics: Metrics, *, live_after_s: float) -> API
                             "state": c.state,
                             "detail": c.detail,
                             "banner": c.banner,
+                            "probe": c.probe.as_dict() if c.probe else None,
                         }
                         for c in components
                     ]

@@ -123,6 +123,7 @@ class StoreCollector(Collector):
             escalations,
             job_events,
             jobs,
+            portal_probes,
             portals,
             proxy_burns,
             sites,
@@ -238,6 +239,31 @@ class StoreCollector(Collector):
                 "Seconds the oldest unresolved escalation has waited, per portal", ["portal"],
                 rows(sa.select(x.portal, now - sa.func.min(x.created_at))
                      .where(x.status != "resolved").group_by(x.portal)),
+            )  # fmt: skip
+            pp = portal_probes.c
+            yield _gauge(
+                "portwright_probe_failures",
+                "Consecutive failed runs of a portal's synthetic probe (0 after a good one)",
+                ["portal"], rows(sa.select(pp.portal, pp.failures).where(pp.enabled)),
+            )  # fmt: skip
+            yield _gauge(
+                "portwright_probe_last_run_age_seconds",
+                "Seconds since a portal's synthetic probe last ran (enabled probes that ran)",
+                ["portal"],
+                rows(sa.select(pp.portal, now - pp.last_at)
+                     .where(pp.enabled, pp.last_at.is_not(None))),
+            )  # fmt: skip
+            yield _gauge(
+                "portwright_probe_interval_seconds",
+                "The configured interval of a portal's synthetic probe", ["portal"],
+                rows(sa.select(pp.portal, pp.every_s).where(pp.enabled)),
+            )  # fmt: skip
+            yield _gauge(
+                "portwright_portal_probe_escalations_open",
+                "Unresolved portal-level escalations a probe raised (a DOM shift), per portal",
+                ["portal"],
+                rows(sa.select(x.portal, sa.func.count())
+                     .where(x.job_id.is_(None), x.status != "resolved").group_by(x.portal)),
             )  # fmt: skip
             durations = [
                 float(r[0])

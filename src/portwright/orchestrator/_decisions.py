@@ -195,6 +195,8 @@ def _check(
         )
     if action != "retry":
         raise NotApplicableError("action", "a selector patch goes with the decision 'retry'")
+    if esc.job_id is None:
+        raise NotApplicableError("selectors", "a portal-level escalation has no job to retry")
     job = service.store.jobs.get(esc.job_id)
     known = service.rt.registry.get(job.adapter).selectors
     cleaned: dict[str, str] = {}
@@ -263,7 +265,7 @@ async def decide(
     version = None
     retried: list[EscalationRecord] = []
     skipped: list[EscalationRecord] = []
-    if patch:
+    if patch and esc.job_id is not None:
         job = await asyncio.to_thread(store.jobs.get, esc.job_id)
         record = await asyncio.to_thread(
             service.patch_selectors,
@@ -359,6 +361,8 @@ def decision_message(esc: EscalationRecord, decision: Mapping[str, Any]) -> dict
 def redeliver(esc: EscalationRecord) -> None:
     """Send a recorded decision again (sync, for the janitor); DBOS delivers a message with
     the same idempotency key once, so a decision already delivered is not sent twice."""
+    if esc.job_id is None:
+        return  # a portal-level escalation: no job waits on it
     DBOS.send(
         esc.job_id,
         decision_message(esc, esc.decision or {}),
@@ -368,6 +372,8 @@ def redeliver(esc: EscalationRecord) -> None:
 
 
 async def _send(esc: EscalationRecord, decision: Mapping[str, Any]) -> None:
+    if esc.job_id is None:
+        return  # a portal-level escalation: no job waits on it
     await DBOS.send_async(
         esc.job_id,
         decision_message(esc, decision),
@@ -390,6 +396,8 @@ async def _retry_parked(
     adapter version (of `tenant_id` only, when the patcher is limited to one tenant); one
     audited decision each. Another operator's claim is respected."""
     store = service.store
+    if origin.job_id is None:
+        return [], []
     job = await asyncio.to_thread(store.jobs.get, origin.job_id)
     retried: list[EscalationRecord] = []
     skipped: list[EscalationRecord] = []

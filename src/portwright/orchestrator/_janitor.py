@@ -96,7 +96,7 @@ class Janitor:
             self.enqueue_orphans()
             self.redeliver_decisions()
             rt.rollouts.watch()  # canaries breaking more than live are rolled back
-        rt.rollouts.run_due_probes()  # each portal's synthetic probe, when due
+        # (each portal's synthetic probe is a DBOS schedule of its own: orchestrator._probes)
 
     def redeliver_decisions(self) -> int:
         """Operators' decisions recorded but not delivered (a crash between the record and

@@ -9,7 +9,8 @@ rollout change only steers jobs that start after it.
   `read_only_steps`, the shadow version's function of that name runs on the same inputs in
   a `ShadowStepContext`: `sc.http` refuses every method but GET/HEAD/OPTIONS before it
   leaves, and the durable or stateful calls (`remember`, `attach`, `observe`, captchas,
-  the browser, the ladder) are refused too. The outputs are compared (as JSON) and the
+  the browser, the ladder) are refused too. The outputs are compared (as JSON, or within
+  the live version's `shadow_tolerance` for the step: ignored keys, numeric tolerance) and the
   outcome recorded: agree, differ, error, refused. With `promote_after` N, the shadow
   becomes live by itself once N jobs compared and every comparison agreed (audited).
 - **Automatic rollback.** The janitor's round (`watch`) compares each canary's break rate
@@ -37,7 +38,14 @@ import structlog
 
 from portwright.observability import PROCESS
 from portwright.orchestrator._step_context import StepContextImpl
-from portwright.sdk import Adapter, JobError, PageChangedError, PermanentError
+from portwright.sdk import (
+    Adapter,
+    JobError,
+    PageChangedError,
+    PermanentError,
+    ShadowTolerance,
+    outputs_agree,
+)
 from portwright.store import AuditNote, JobRecord, NewJob, ProbeRecord, RolloutRecord
 
 if TYPE_CHECKING:
@@ -55,6 +63,7 @@ CACHE_S = 1.0
 SHADOW_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 60.0
 PROBE_DEGRADED = "probe: "  # the prefix of a degraded reason a probe set (and clears)
+PROBE_ACTOR = "probe"  # who resolves a portal escalation when the probe passes again
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 AUTO = "rollout:auto"
 
@@ -430,7 +439,8 @@ class Rollouts:
                 sc = ShadowStepContext(
                     rt, job, step=step, attempt=1, cookies=cookies, selectors=selectors
                 )
-                outcome, detail = await self._compare(sc, fn, args, kw, value)
+                tolerance = live.shadow_tolerance.get(step)
+                outcome, detail = await self._compare(sc, fn, args, kw, value, tolerance)
             await asyncio.to_thread(
                 rt.store.rollouts.record_shadow,
                 portal=job.portal, adapter=live.name, step=step, job_id=job.id,
@@ -452,6 +462,7 @@ class Rollouts:
         args: tuple[Any, ...],
         kw: dict[str, Any],
         value: Any,
+        tolerance: ShadowTolerance | None = None,
     ) -> tuple[str, str]:
         try:
             shadow_value = await asyncio.wait_for(fn(sc, *args, **kw), SHADOW_TIMEOUT_S)
@@ -463,7 +474,7 @@ class Rollouts:
             await sc.aclose()
         if sc.refused_writes:
             return "refused", "; ".join(sc.refused_writes)
-        if _canonical(shadow_value) == _canonical(value):
+        if outputs_agree(value, shadow_value, tolerance):
             return "agree", ""
         return "differ", f"live={_canonical(value)[:900]} shadow={_canonical(shadow_value)[:900]}"
 
@@ -488,15 +499,23 @@ class Rollouts:
         self, portal: str, input: Mapping[str, Any], *, every_s: float, enabled: bool, actor: str
     ) -> ProbeRecord:
         """Configure `portal`'s probe: the live version's `probe` on `input` every `every_s`
-        (the input is checked against the adapter's input model now)."""
+        (the input is checked against the adapter's input model now), run by its DBOS
+        schedule (written here; deleted when the probe is disabled)."""
+        from portwright.orchestrator._probes import apply_probe_schedule
+
         adapter = self._rt.registry.get(self.adapter_of(portal))
         if not 1.0 <= every_s <= 86400.0:
             raise ValueError("every_s: must be between 1 and 86400 seconds")
         model = adapter.input_model.model_validate(dict(input))  # ValidationError names fields
-        return self._rt.store.rollouts.set_probe(
+        record = self._rt.store.rollouts.set_probe(
             portal, input=model.model_dump(mode="json"), every_s=every_s, enabled=enabled,
             actor=actor,
         )  # fmt: skip
+        apply_probe_schedule(portal, every_s=every_s, enabled=enabled)
+        return record
+
+    def probe_config(self, portal: str) -> ProbeRecord | None:
+        return self._rt.store.rollouts.probe(portal)
 
     def probe_view(self, portal: str) -> dict[str, Any] | None:
         """The portal's probe as the API and console show it (not its input)."""
@@ -514,18 +533,13 @@ class Rollouts:
             "failures": probe.failures,
         }
 
-    def run_due_probes(self) -> list[str]:
-        """Claim the probes due now and run each on a thread of its own (never holding up
-        the janitor's heartbeat); the portals started."""
-        started = []
-        for probe in self._rt.store.rollouts.claim_due_probes(now=time.time()):
-            thread = threading.Thread(
-                target=asyncio.run, args=(self.probe(probe.portal),),
-                name=f"probe-{probe.portal}", daemon=True,
-            )  # fmt: skip
-            thread.start()
-            started.append(probe.portal)
-        return started
+    async def scheduled_probe(self, portal: str) -> str:
+        """One tick of the portal's probe schedule: the probe, unless it was disabled or
+        removed since the schedule fired ("disabled")."""
+        config = await asyncio.to_thread(self._rt.store.rollouts.probe, portal)
+        if config is None or not config.enabled:
+            return "disabled"
+        return await self.probe(portal)
 
     async def probe(self, portal: str) -> str:
         """Run `portal`'s probe once now; its outcome (ok, page_changed, no_probe,
@@ -549,14 +563,36 @@ class Rollouts:
             await asyncio.to_thread(
                 rt.store.portals.set_degraded, portal, reason=f"{PROBE_DEGRADED}{detail}"
             )
-        elif outcome == "ok" and (state.degraded_reason or "").startswith(PROBE_DEGRADED):
-            await asyncio.to_thread(rt.store.portals.set_degraded, portal, reason=None)
+            await asyncio.to_thread(self._escalate, config, adapter.version, detail)
+        elif outcome == "ok":
+            if (state.degraded_reason or "").startswith(PROBE_DEGRADED):
+                await asyncio.to_thread(rt.store.portals.set_degraded, portal, reason=None)
+            closed = await asyncio.to_thread(
+                rt.store.escalations.resolve_portal, portal, kind="page_changed",
+                actor=PROBE_ACTOR, reason=f"the probe passed again on v{adapter.version}",
+            )  # fmt: skip
+            if closed:
+                log.info("probe passed again: escalation resolved", portal=portal, ids=closed)
         await asyncio.to_thread(
             rt.store.rollouts.record_probe, portal, version=adapter.version, outcome=outcome,
             detail=detail,
         )  # fmt: skip
         PROCESS.probed(portal, outcome)
         return outcome
+
+    def _escalate(self, config: ProbeRecord, version: str, detail: str) -> None:
+        """The portal-level escalation of a DOM shift: one per portal while it lasts (each
+        later tick counts a sighting on it), none again in the same failure streak once an
+        operator closed it."""
+        since = config.last_ok_at or 0.0
+        raised = self._rt.store.escalations.raise_portal(
+            config.portal, kind="page_changed",
+            reason=f"the probe of {config.portal} found the page changed: {detail}",
+            details={"detail": detail, "adapter_version": version, "source": "probe"},
+            since=since,
+        )  # fmt: skip
+        if raised is not None and raised[1]:
+            log.warning("probe raised a portal escalation", portal=config.portal, id=raised[0])
 
     async def _probe_once(self, adapter: AdapterClass, config: ProbeRecord) -> tuple[str, str]:
         rt = self._rt

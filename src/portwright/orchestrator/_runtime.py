@@ -31,6 +31,7 @@ from portwright.orchestrator._chunks import (
 from portwright.orchestrator._host import DbosHost, JobPorts
 from portwright.orchestrator._housekeeping import apply_housekeeping_schedule
 from portwright.orchestrator._janitor import Janitor
+from portwright.orchestrator._probes import apply_probe_schedules, register_probe_queue
 from portwright.orchestrator._results import use_links
 from portwright.orchestrator._rollouts import Rollouts
 from portwright.orchestrator._sealed_input import InputSealer
@@ -152,10 +153,12 @@ class Runtime:
         )
         for adapter in self.registry.all():
             self.register_portal(adapter)
+        register_probe_queue()
         if self.run_workers:
             self._janitor = Janitor(self)
             self._janitor.start()
             apply_housekeeping_schedule(self)
+            apply_probe_schedules(self)  # each portal's synthetic probe (a DBOS schedule)
         self.started = True
         log.info("runtime started", executor_id=self.executor_id, workers=self.run_workers)
         return self

@@ -32,6 +32,7 @@ from portwright.sdk._secret_input import (
     mask_secret_fields,
 )
 from portwright.sdk._selectors import Page, SelectorMap
+from portwright.sdk._tolerance import ShadowTolerance, outputs_agree
 
 __all__ = [
     "SECRET_MASK",
@@ -55,6 +56,7 @@ __all__ = [
     "RateLimitedError",
     "RetryPolicy",
     "SelectorMap",
+    "ShadowTolerance",
     "Site",
     "StateMachine",
     "StepContext",
@@ -64,4 +66,5 @@ __all__ = [
     "linear_machine",
     "map_secret_fields",
     "mask_secret_fields",
+    "outputs_agree",
 ]

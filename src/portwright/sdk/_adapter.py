@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from portwright.sdk._machine import StateMachine
 from portwright.sdk._selectors import Page, SelectorMap
+from portwright.sdk._tolerance import ShadowTolerance
 
 if TYPE_CHECKING:
     import httpx
@@ -233,6 +234,9 @@ class Adapter(Generic[InputT]):
     # version runs its own function of that name on the same inputs beside the live one
     # (writes refused) and the two outputs are compared (docs/adapters.md).
     read_only_steps: ClassVar[Mapping[str, Callable[..., Awaitable[Any]]]] = {}
+    # Per read-only step, differences a shadow comparison tolerates (keys to ignore,
+    # numeric tolerance); the live version's setting applies. Default: exact JSON equality.
+    shadow_tolerance: ClassVar[Mapping[str, ShadowTolerance]] = {}
     # After this version is rolled back automatically, its jobs parked by the break (page
     # changed, adapter error) are cancelled and started again on the live version: only
     # for adapters whose `run` is safe to start over from the beginning.

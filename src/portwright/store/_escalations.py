@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from portwright._ids import new_id
 from portwright.store._records import EscalationRecord
 from portwright.store._rows import to_record
 from portwright.store._schema import audit_log, escalations, jobs, tenants
@@ -140,6 +141,80 @@ class EscalationRepository:
         values = {"status": "claimed", "claimed_by": actor, "claimed_at": time.time()}
         return self._cas(escalation_id, tenant_id=tenant_id, where=where, values=values, note=note)
 
+    # -- portal-level escalations (no job: a probe found the portal changed) ------------------
+
+    def raise_portal(
+        self, portal: str, *, kind: str, reason: str, details: dict[str, Any], since: float
+    ) -> tuple[str, bool] | None:
+        """Open the portal's escalation of `kind` (no job, no tenant, an alert that parks
+        nothing), or count one more sighting on the one already open: (id, opened). At
+        most one is unresolved per portal and kind (a partial unique index holds it against
+        concurrent probes). None when one was raised since `since` (the start of the
+        current failure streak) and an operator closed it already: not again until the
+        portal passed in between."""
+        c = escalations.c
+        mine = sa.and_(c.portal == portal, c.kind == kind, c.job_id.is_(None))
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(escalations).where(mine, c.status != "resolved").with_for_update()
+            ).first()
+            if row is not None:
+                seen = dict(row.details or {})
+                seen["sightings"] = int(seen.get("sightings", 1)) + 1
+                seen["last_seen_at"] = now
+                seen["last_detail"] = details.get("detail", "")
+                conn.execute(escalations.update().where(c.id == row.id).values(details=seen))
+                return row.id, False
+            closed = conn.execute(
+                sa.select(c.id).where(mine, c.created_at >= since).limit(1)
+            ).first()
+            if closed is not None:
+                return None
+        escalation_id = new_id("esc")
+        values = {
+            "id": escalation_id, "job_id": None, "tenant_id": "", "portal": portal,
+            "kind": kind, "status": "open", "step": "alert", "reason": reason,
+            "details": details | {"sightings": 1, "last_seen_at": now}, "created_at": now,
+        }  # fmt: skip
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(escalations.insert().values(**values))
+        except sa.exc.IntegrityError:  # a concurrent probe opened it first
+            return None
+        return escalation_id, True
+
+    def resolve_portal(self, portal: str, *, kind: str, actor: str, reason: str) -> list[str]:
+        """Resolve the portal's unresolved escalations of `kind` (each audited); their ids."""
+        c = escalations.c
+        now = time.time()
+        decision = {"action": "resolved", "reason": reason, "actor": actor, "decided_at": now}
+        with self.engine.begin() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(c.id).where(
+                        c.portal == portal, c.kind == kind, c.job_id.is_(None),
+                        c.status != "resolved",
+                    )
+                ).scalars()
+            )  # fmt: skip
+            for escalation_id in ids:
+                conn.execute(
+                    escalations.update()
+                    .where(c.id == escalation_id, c.status != "resolved")
+                    .values(status="resolved", decision=decision, resolved_by=actor,
+                            resolved_at=now)
+                )  # fmt: skip
+                conn.execute(
+                    audit_log.insert().values(
+                        tenant_id=None, actor=actor, action="escalation.resolve",
+                        target_type="escalation", target_id=escalation_id,
+                        before={"status": "open", "portal": portal}, after={"status": "resolved"},
+                        reason=reason, created_at=now,
+                    )
+                )  # fmt: skip
+        return ids
+
     # -- reading ----------------------------------------------------------------------------
 
     def find(
@@ -154,6 +229,7 @@ class EscalationRepository:
         cursor: str | None = None,
         limit: int = 50,
         newest_first: bool = True,
+        portal_level: bool = False,
     ) -> EscalationPage:
         """One page of escalations and the total matching the filters. `state` is one of
         open, claimed, decided, resolved, or `unresolved` (every state but resolved)."""
@@ -171,6 +247,8 @@ class EscalationRepository:
             conditions.append(c.portal == portal)
         if job_id:
             conditions.append(c.job_id == job_id)
+        if portal_level:  # raised by a portal's probe: no job, no tenant
+            conditions.append(c.job_id.is_(None))
         if selector_key:
             conditions.append(c.details["selector_key"].as_string() == selector_key)
         order = c.id.desc() if newest_first else c.id.asc()

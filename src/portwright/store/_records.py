@@ -89,7 +89,7 @@ class EventRecord:
 @dataclass(frozen=True, slots=True)
 class EscalationRecord:
     id: str
-    job_id: str
+    job_id: str | None  # None: a portal-level escalation (a probe found the portal changed)
     tenant_id: str
     portal: str
     kind: str

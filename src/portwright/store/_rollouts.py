@@ -363,24 +363,6 @@ class RolloutRepository:
             rows = conn.execute(sa.select(portal_probes).order_by(portal_probes.c.portal))
             return [to_record(ProbeRecord, row) for row in rows]
 
-    def claim_due_probes(self, *, now: float) -> list[ProbeRecord]:
-        """The probes due now, each claimed by this caller alone (a conditional UPDATE moves
-        its next run on; of several workers, exactly one wins each)."""
-        c = portal_probes.c
-        claimed = []
-        with self.engine.connect() as conn:
-            due = conn.execute(sa.select(portal_probes).where(c.enabled, c.next_at <= now)).all()
-        for row in due:
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    portal_probes.update()
-                    .where(c.portal == row.portal, c.next_at == row.next_at)
-                    .values(next_at=now + row.every_s)
-                ).rowcount
-            if won == 1:
-                claimed.append(to_record(ProbeRecord, row))
-        return claimed
-
     def record_probe(self, portal: str, *, version: str, outcome: str, detail: str) -> None:
         now = time.time()
         c = portal_probes.c

@@ -198,7 +198,9 @@ escalations = sa.Table(
     "escalations",
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id"), nullable=False),
+    # no job (0015): a portal-level escalation (a probe found the portal changed); its
+    # tenant_id is "" and at most one per portal and kind is unresolved
+    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id"), nullable=True),
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("portal", sa.String(100), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
@@ -214,6 +216,14 @@ escalations = sa.Table(
     sa.Column("resolved_at", sa.Float),
     sa.Index(None, "status", "created_at"),
     sa.Index(None, "job_id"),
+    sa.Index(
+        "uq_escalations_portal_level_open",
+        "portal",
+        "kind",
+        unique=True,
+        sqlite_where=sa.text("job_id IS NULL AND status != 'resolved'"),
+        postgresql_where=sa.text("job_id IS NULL AND status != 'resolved'"),
+    ),
 )
 
 evidence = sa.Table(

@@ -9,6 +9,7 @@ decided what, and writes no audit row. The same decision by the same key again i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -42,7 +43,7 @@ from portwright.orchestrator import (
     decide_escalations,
     option_values,
 )
-from portwright.store import EscalationRecord
+from portwright.store import EscalationRecord, Store
 
 __all__ = ["escalations_router"]
 
@@ -61,8 +62,10 @@ def escalation_view(esc: EscalationRecord) -> Escalation:
         decided_by=esc.resolved_by if decided else None,
         decided_at=esc.resolved_at if decided else None,
         actions=list(actions_for(esc)), options=[list(o) for o in option_values(esc)],
-        links={"job": f"/v1/jobs/{esc.job_id}", "events": f"/v1/jobs/{esc.job_id}/events",
-               "evidence": f"/v1/jobs/{esc.job_id}/evidence"},
+        links={} if esc.job_id is None else {
+            "job": f"/v1/jobs/{esc.job_id}", "events": f"/v1/jobs/{esc.job_id}/events",
+            "evidence": f"/v1/jobs/{esc.job_id}/evidence",
+        },
     )  # fmt: skip
 
 
@@ -129,18 +132,35 @@ async def _bulk(
     )
 
 
+async def _one(store: Store, escalation_id: str, caller: Principal) -> EscalationRecord:
+    """The caller's tenant's escalation; or, for an admin key, a portal-level one (no job,
+    no tenant: a probe found the portal changed)."""
+    try:
+        return await asyncio.to_thread(
+            store.jobs.escalation, escalation_id, tenant_id=caller.tenant_id
+        )
+    except LookupError:
+        pass
+    if "admin" in caller.scopes:
+        with contextlib.suppress(LookupError):
+            esc = await asyncio.to_thread(store.jobs.escalation, escalation_id)
+            if esc.job_id is None:
+                return esc
+    raise ApiError(404, "not_found", f"no escalation {escalation_id}")
+
+
+def tenant_of(esc: EscalationRecord, caller: Principal) -> str | None:
+    """The tenant a decision on `esc` is scoped to: none for a portal-level escalation."""
+    return None if esc.job_id is None else caller.tenant_id
+
+
 def escalations_router(ctx: GatewayContext) -> APIRouter:
     router = APIRouter(prefix="/v1/escalations", tags=["escalations"], dependencies=SECURED)
     service = ctx.service
     store = service.store
 
     async def one(escalation_id: str, caller: Principal) -> EscalationRecord:
-        try:
-            return await asyncio.to_thread(
-                store.jobs.escalation, escalation_id, tenant_id=caller.tenant_id
-            )
-        except LookupError:
-            raise ApiError(404, "not_found", f"no escalation {escalation_id}") from None
+        return await _one(store, escalation_id, caller)
 
     @router.get("", response_model=EscalationList, responses=_doc(422), summary="List")
     async def list_escalations(
@@ -152,15 +172,23 @@ def escalations_router(ctx: GatewayContext) -> APIRouter:
         job_id: Annotated[str | None, Query(max_length=64)] = None,
         cursor: Annotated[str | None, Query(max_length=64, description="next_cursor")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        portal_level: Annotated[
+            bool, Query(description="portal-level escalations (no job) instead; admin scope")
+        ] = False,
     ) -> EscalationList:
-        """Newest first, with the total matching; pass `next_cursor` back as `cursor`."""
+        """Newest first, with the total matching; pass `next_cursor` back as `cursor`.
+        `portal_level=true` (admin scope) lists instead the escalations a portal's probe
+        raised, which belong to no job and no tenant."""
+        if portal_level:
+            _need(caller, "admin", "reading portal-level escalations")
         if state is not None and state not in STATES:
             problem = FieldProblem(field="state", problem=f"one of {', '.join(STATES)}")
             raise ApiError(422, "invalid_request", f"state: one of {', '.join(STATES)}",
                            fields=[problem])  # fmt: skip
         found = await asyncio.to_thread(
-            store.escalations.find, tenant_id=caller.tenant_id, state=state, kind=kind,
-            portal=portal, selector_key=selector_key, job_id=job_id, cursor=cursor, limit=limit,
+            store.escalations.find, tenant_id=None if portal_level else caller.tenant_id,
+            state=state, kind=kind, portal=portal, selector_key=selector_key, job_id=job_id,
+            cursor=cursor, limit=limit, portal_level=portal_level,
         )  # fmt: skip
         return EscalationList(
             data=[escalation_view(e) for e in found.rows],
@@ -199,7 +227,7 @@ def escalations_router(ctx: GatewayContext) -> APIRouter:
         esc = await one(escalation_id, caller)
         try:
             record = await claim_escalation(
-                service, esc.id, actor=actor_of(caller), tenant_id=caller.tenant_id,
+                service, esc.id, actor=actor_of(caller), tenant_id=tenant_of(esc, caller),
                 take_over=body.take_over, reason=body.reason,
             )  # fmt: skip
         except DecisionConflictError as exc:
@@ -219,7 +247,7 @@ def escalations_router(ctx: GatewayContext) -> APIRouter:
         try:
             outcome = await decide_escalation(
                 service, esc.id, body.action, actor=actor_of(caller), value=body.value,
-                reason=body.reason, tenant_id=caller.tenant_id,
+                reason=body.reason, tenant_id=tenant_of(esc, caller),
             )  # fmt: skip
         except (DecisionConflictError, NotApplicableError) as exc:
             raise _refused(exc) from None
