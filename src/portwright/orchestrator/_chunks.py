@@ -48,6 +48,7 @@ from dbos import DBOS, StepOptions
 from pydantic import BaseModel
 
 from portwright.engines.http import CookieRow, translate_exception
+from portwright.orchestrator._queue_probe import mark_enqueued
 from portwright.orchestrator._step_context import StepContextImpl
 from portwright.orchestrator._tx import apply_batch, batch_rows, outbox_rows, plan_changes
 from portwright.orchestrator._workflow import current_runtime
@@ -209,6 +210,7 @@ def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
         for chunk in chunks
     ]
     created = len(dbos._sys_db.init_workflows(statuses))
+    mark_enqueued({chunk_queue_name(chunk.portal) for chunk in chunks})
     if created:  # workers look for the next chunk more often while these wait
         _pace(runtime, {chunk.portal for chunk in chunks}, busy=True)
     return created

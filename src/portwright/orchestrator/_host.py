@@ -18,6 +18,7 @@ from dbos import DBOS, DBOSConfig, SQLAlchemyDatasource
 
 from portwright import __version__
 from portwright.adapters import AdapterRegistry
+from portwright.orchestrator._queue_probe import install_queue_probe, uninstall_queue_probe
 from portwright.resources import CaptchaSolver, IdentityProvider, SecretsProvider
 from portwright.resources.ssrf import UrlGuard
 from portwright.settings import Settings
@@ -89,6 +90,8 @@ class DbosHost:
         before_launch()
         DBOS.launch()
         self.launched = True
+        if run_workers:  # idle queues skip their dequeue queries (`_queue_probe`)
+            install_queue_probe(ttl_s=self.settings.queue_polling_interval_s / 2)
         return self.datasource
 
     def destroy(self, *, drain_s: float = 0.0) -> None:
@@ -97,5 +100,6 @@ class DbosHost:
         up): what is still running then is recovered by another worker from its last
         checkpoint."""
         if self.launched:
+            uninstall_queue_probe()
             DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=math.ceil(drain_s))
             self.launched = False

@@ -32,6 +32,7 @@ from portwright.orchestrator._host import DbosHost, JobPorts
 from portwright.orchestrator._housekeeping import apply_housekeeping_schedule
 from portwright.orchestrator._janitor import Janitor
 from portwright.orchestrator._probes import apply_probe_schedules, register_probe_queue
+from portwright.orchestrator._queue_probe import mark_enqueued
 from portwright.orchestrator._results import use_links
 from portwright.orchestrator._rollouts import Rollouts
 from portwright.orchestrator._sealed_input import InputSealer
@@ -310,8 +311,10 @@ class Runtime:
 
     async def enqueue(self, job: JobRecord) -> None:
         """Enqueue the job's workflow (a no-op if it already exists: the id is the job id)."""
+        queue = self._queue_for(job)
         with SetWorkflowID(job.id), self._options(job):
-            await self._queue_for(job).enqueue_async(job_workflow, job.id, snapshot_of(job))
+            await queue.enqueue_async(job_workflow, job.id, snapshot_of(job))
+        mark_enqueued(queue.name)  # this process's pollers look at once (`_queue_probe`)
 
     def enqueue_many(self, jobs: Sequence[JobRecord]) -> int:
         """Enqueue many jobs' workflows in one DBOS transaction (existing ones are skipped);
@@ -325,7 +328,9 @@ class Runtime:
             return 0
         dbos = _get_dbos_instance()
         statuses = []
+        queues: set[str] = set()
         for job in jobs:
+            queues.add(self._queue_for(job).name)
             status = prepare_enqueued_workflow(
                 dbos,
                 job_workflow,
@@ -340,7 +345,9 @@ class Runtime:
             if job.parent_id is not None:  # a fan-out item: its parent's child, as before
                 status["parent_workflow_id"] = job.parent_id
             statuses.append(status)
-        return len(dbos._sys_db.init_workflows(statuses))
+        created = len(dbos._sys_db.init_workflows(statuses))
+        mark_enqueued(queues)
+        return created
 
     def insert_children(
         self, parent_id: str, adapter: str, items: list[tuple[str, dict[str, Any]]]
