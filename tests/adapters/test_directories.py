@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -179,7 +178,16 @@ async def test_a_listing_whose_answer_was_lost_is_confirmed_through_an_outage(
     )  # fmt: skip
     svc.store.jobs.remember(rerun.id, "final_form_sent", True)
     await svc.rt.enqueue(rerun)
-    await asyncio.sleep(4.0)  # the policy's 4 attempts give up after ~2 s of backoff
+    # Down for longer than the retry policy's patience: the rerun has met the outage more
+    # times than the policy's attempts (which give up after ~2 s of backoff) would allow.
+    patience = DirectoryFormAdapter.retry.max_attempts
+    ledger = world.ledger("directories")
+
+    def past_patience() -> bool:  # or the rerun already gave up: the assertions below say so
+        ended = svc.store.jobs.get(rerun.id).status in ("succeeded", "failed", "cancelled")
+        return ended or ledger.count("outage", slug) > patience
+
+    await wait_until(past_patience, timeout=120, every=0.1)
     world.context("directories").options["outages"] = {slug: "up"}
     done = await _finished(svc, rerun.id)
     assert (done.status, done.reason) == ("succeeded", None)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from portwright.delivery import Hub, Route, Subscription
 from portwright.store import OutboxRecord, Store
+from portwright.testing import wait_until
 
 
 def _append(store: Store, n: int, *, subject: str, start: int = 0) -> list[int]:
@@ -88,8 +89,11 @@ async def test_a_later_id_committed_first_waits_for_the_earlier_one(db_url: str)
         with store.engine.begin() as conn:
             second = _event(store, conn, "fast")  # committed first
         assert second > first
+        passes = hub.passes
         hub.wake()
-        await asyncio.sleep(0.5)
+        # Two whole passes after "fast" committed (a pass under way at `passes` may have read
+        # before it): at least one read it, and held it back instead of handing it out.
+        await wait_until(lambda: hub.passes >= passes + 2, timeout=10)
         assert early.queue.empty()  # held: the earlier id may still commit
         late = await hub.subscribe("t1", lambda _: True, 0)  # replays up to the hub's position
         assert late.queue.empty()

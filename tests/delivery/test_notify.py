@@ -92,7 +92,8 @@ async def test_a_write_in_another_process_reaches_this_hub_at_once(
             cursor = mine.outbox.last_id()
             sub_a = await hub_a.subscribe("t1", lambda e: True, cursor)
             sub_b = await hub_b.subscribe("t1", lambda e: True, cursor)
-            await asyncio.sleep(0.3)  # both tails are now in their (30 s) idle wait
+            # both tails have made their first pass and sit in their (30 s) idle wait
+            await wait_until(lambda: hub_a.waiting and hub_b.waiting, timeout=ARRIVES_S)
 
             url = mine.engine.url.render_as_string(hide_password=False)
             await _append_from_another_process(url, "e1")
@@ -118,14 +119,18 @@ async def test_only_a_commit_notifies(stores: tuple[Store, Store]) -> None:
         with theirs.engine.connect() as conn, conn.begin() as tx:
             theirs.outbox.add(conn, event_id="rolled-back", topic="job.state", payload={})
             tx.rollback()
-        await asyncio.sleep(0.5)
-        assert wakes == []
         with theirs.engine.begin() as conn:
             for n in range(3):
                 theirs.outbox.add(conn, event_id=f"c{n}", topic="job.state", payload={})
         await wait_until(lambda: wakes, timeout=ARRIVES_S)
-        await asyncio.sleep(0.3)
-        assert len(wakes) == 1, "identical notifications of one transaction collapse"
+        # A marker commit: PostgreSQL delivers notifications to the listening session in
+        # commit order and the listener fires once per notification, so once the marker's
+        # wake is in, any notification of the rollback or a second one of the 3-row
+        # transaction has been counted too.
+        with theirs.engine.begin() as conn:
+            theirs.outbox.add(conn, event_id="marker", topic="job.state", payload={})
+        await wait_until(lambda: len(wakes) >= 2, timeout=ARRIVES_S)
+        assert len(wakes) == 2, "no wake for a rollback; one transaction's notifications collapse"
 
 
 @pytest.mark.postgres
@@ -141,7 +146,7 @@ async def test_the_listener_survives_its_connection_being_killed(
         hub.start()
         try:
             sub = await hub.subscribe("t1", lambda e: True, mine.outbox.last_id())
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: hub.waiting, timeout=ARRIVES_S)  # in its 30 s idle wait
 
             with theirs.engine.connect() as conn:
                 pid = conn.execute(
@@ -157,7 +162,7 @@ async def test_the_listener_survives_its_connection_being_killed(
             await wait_until(lambda: listener.connected and listener.connects == 2, timeout=5)
             assert listener.backend_pid != pid
 
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: hub.waiting, timeout=ARRIVES_S)  # the reconnect pass is over
             theirs.outbox.append(event_id="after", topic="job.state", tenant_id="t1", payload={})
             assert (await _next(sub)).event_id == "after"
         finally:
@@ -188,15 +193,15 @@ async def test_a_replay_in_another_process_wakes_this_relay(stores: tuple[Store,
         listener.add(relay.wake)
         relay.start()
         try:
-            await asyncio.sleep(0.3)
+            await wait_until(lambda: relay.waiting, timeout=ARRIVES_S)  # in its 30 s idle wait
             theirs.outbox.append(event_id="r1", topic="job.state", tenant_id=tenant.id, payload={})
 
             def status() -> set[str]:
                 found = mine.deliveries.search(DeliveryFilter(tenant_id=tenant.id))
                 return {d.status for d in found}
 
-            await wait_until(lambda: status() == {"dead"}, timeout=ARRIVES_S)
-            await asyncio.sleep(0.3)
+            # dead, and the pass that found it so is over: only a wake can send it again
+            await wait_until(lambda: status() == {"dead"} and relay.waiting, timeout=ARRIVES_S)
             assert theirs.deliveries.replay(DeliveryFilter(tenant_id=tenant.id)) == 1
             await wait_until(lambda: status() == {"delivered"}, timeout=ARRIVES_S)
             assert sent == ["r1", "r1"]

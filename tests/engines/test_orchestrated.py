@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -186,8 +185,7 @@ async def test_browser_steps_leave_evidence_a_job_trace_and_carry_their_session(
     )
     vault.close()
     svc.rt.stop()
-    await asyncio.sleep(0.3)
-    assert {p.pid for p in browser_processes()} - before == set()
+    await wait_until(lambda: not {p.pid for p in browser_processes()} - before, timeout=10)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

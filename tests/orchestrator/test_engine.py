@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -230,7 +229,10 @@ async def test_paused_portal_holds_its_jobs_until_resumed(
         tenant_id=tenant.id, adapter="echo", input={"url": world.url("echo"), "key": "p"}
     )
     await wait_until(lambda: svc.store.jobs.get(job.id).state == "FETCHING", timeout=15)
-    await asyncio.sleep(0.5)
+    # Its attempt read the gate, found the portal paused and sat down to wait. Gate and
+    # step function are one checkpointed attempt: one that ran the step despite the pause
+    # would not wait (this times out) or would have hit the portal before waiting.
+    await wait_until(lambda: svc.rt.pause_waits[job.id] >= 1, timeout=30)
     assert world.ledger("echo").count("hit", "p") == 0
     await svc.resume_portal("echo", actor="op:carol")
     assert (await _settled(svc, job.id)).state == "SUCCEEDED"

@@ -59,8 +59,8 @@ async def test_busy_passes_run_back_to_back_then_the_loop_waits_for_a_wake() -> 
     try:
         await wait_until(lambda: worker.calls == 3, timeout=5)
         await wait_until(lambda: worker.last_pause == 60.0, timeout=5)
-        await asyncio.sleep(0)  # still waiting: no fourth call without a wake
-        assert worker.calls == 3
+        await wait_until(lambda: worker.waiting, timeout=5)  # in its pause, no wake pending
+        assert worker.calls == 3  # still waiting: no fourth call without a wake
         worker.wake()
         await wait_until(lambda: worker.calls == 4, timeout=5)
     finally:

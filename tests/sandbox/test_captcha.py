@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 from parsel import Selector
 
@@ -17,6 +15,7 @@ from portwright.sandbox.captcha import (
     verify,
     world_secret,
 )
+from portwright.testing import wait_until_sync
 
 
 def _solver_world(**options: object) -> SandboxWorld:
@@ -81,8 +80,10 @@ def test_solver_answers_after_the_solve_time_and_charges_the_balance() -> None:
         task = _submit(client, challenge.sitekey)
         assert task["status"] == 1
         assert _result(client, task["request"]) == {"status": 0, "request": "CAPCHA_NOT_READY"}
-        time.sleep(0.35)
-        assert _result(client, task["request"]) == {"status": 1, "request": challenge.text}
+        ready = wait_until_sync(
+            lambda: (r := _result(client, task["request"]))["status"] == 1 and r, timeout=10
+        )
+        assert ready == {"status": 1, "request": challenge.text}
         balance = client.get("/res.php", params={"key": "sandbox-key", "action": "getbalance"})
         assert balance.text == "9.997"
         plain = client.get(

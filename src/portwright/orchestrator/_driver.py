@@ -581,6 +581,7 @@ class JobDriver(Generic[InputT]):
     async def _wait(self, gate: dict[str, Any]) -> None:
         """The step did not run: wait while paused, cooling down or circuit-open."""
         if gate["paused"]:  # a pause comes first, cooling down or not
+            self._rt.pause_waits[self._job_id] += 1
             await DBOS.recv_async("control", timeout_seconds=CONTROL_POLL_S)
             return
         cooldown = self._machine.engine.cooldown

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +122,9 @@ class Runtime:
         self.captcha = captcha or fleet_captcha or _solver_from(settings, self.guard)
         self.breaker_policy = breaker_policy or BreakerPolicy()
         self.rollouts = Rollouts(self)  # which adapter version new jobs start on
+        # job id -> how many times it sat down to wait because it or its portal was paused
+        # (in this process; diagnostics, and tests that must know a job is being held)
+        self.pause_waits: Counter[str] = Counter()
         self._store: Store | None = None
         self._datasource: SQLAlchemyDatasource | None = None
         self._host: DbosHost | None = None

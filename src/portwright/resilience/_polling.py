@@ -93,6 +93,7 @@ class PollingWorker:
         self._task: asyncio.Task[None] | None = None
         self.passes = 0  # finished passes over the rounds (diagnostics, tests)
         self.last_pause: float | None = None  # the last wait the loop chose (diagnostics, tests)
+        self._in_pause = False
 
     # -- what a subclass says -------------------------------------------------------------
     def rounds(self) -> Sequence[Round]:
@@ -114,6 +115,12 @@ class PollingWorker:
     @property
     def running(self) -> bool:
         return self._task is not None
+
+    @property
+    def waiting(self) -> bool:
+        """In its idle pause with no wake-up pending: nothing more happens until `wake()`
+        or the pause ends (tests use it to know a pass is over, diagnostics to show idleness)."""
+        return self._in_pause and not self._wake.is_set()
 
     def wake(self) -> None:
         """Something may be due: look now, not at the next poll."""
@@ -147,8 +154,12 @@ class PollingWorker:
             if busy and not pause:
                 continue
             self.last_pause = max(pause, self.idle_s())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.last_pause)
+            self._in_pause = True
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.last_pause)
+            finally:
+                self._in_pause = False
             self._wake.clear()
 
     def _round_name(self, one: Round) -> str:

@@ -52,8 +52,11 @@ class _Site:
         return record.sandbox.outage
 
     def fault(self, record: DirectoryRecord) -> Response | None:
-        """The outage or flaky 5xx this request meets, if any."""
+        """The outage or flaky 5xx this request meets, if any. A request refused by an
+        outage is written to the ledger ("outage", keyed by slug): tests wait on it."""
         outage = self.outage(record)
+        if outage is not None:
+            self.ctx.ledger.record("outage", record.slug, "site", outage=outage)
         if outage == "down":
             return HTMLResponse(message_page("Service unavailable", "down", "Down."), 503)
         if outage == "gone":
