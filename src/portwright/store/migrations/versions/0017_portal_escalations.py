@@ -1,8 +1,8 @@
 """portal-level escalations: an escalation may have no job (a synthetic probe found its
 portal changed before any job did); at most one unresolved per portal and kind
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0014"
+revision = "0017"
+down_revision = "0016"
 
 _OPEN_PORTAL_LEVEL = "job_id IS NULL AND status != 'resolved'"
 
