@@ -278,6 +278,8 @@ export interface paths {
         /**
          * List
          * @description Newest first, with the total matching; pass `next_cursor` back as `cursor`.
+         *     `portal_level=true` (admin scope) lists instead the escalations a portal's probe
+         *     raised, which belong to no job and no tenant.
          */
         get: operations["list_escalations_v1_escalations_get"];
         put?: never;
@@ -413,6 +415,48 @@ export interface paths {
          *     happens afterwards, from the persisted row.
          */
         post: operations["receive_v1_hooks__source__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/intake": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Intake forms
+         * @description The intake forms of the installed adapters, with what your tenant saved.
+         */
+        get: operations["list_forms_v1_intake_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/intake/{form}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An intake form */
+        get: operations["get_form_v1_intake__form__get"];
+        /**
+         * Fill in an intake form
+         * @description Validated as the jobs validate it: a 422 names each missing or bad field and
+         *     nothing is stored. Saved, it wakes your unfinished jobs waiting for it.
+         */
+        put: operations["put_form_v1_intake__form__put"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1061,6 +1105,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhook-endpoints/{endpoint_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a webhook endpoint
+         * @description Nothing more is sent to it; deliveries not yet made end dead ("endpoint removed").
+         */
+        delete: operations["remove_v1_webhook_endpoints__endpoint_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhook-endpoints/{endpoint_id}/rotate": {
         parameters: {
             query?: never;
@@ -1353,8 +1417,11 @@ export interface components {
             };
             /** Id */
             id: string;
-            /** Job Id */
-            job_id: string;
+            /**
+             * Job Id
+             * @description the waiting job; null for a portal-level escalation (a probe found it)
+             */
+            job_id: string | null;
             /** Kind */
             kind: string;
             /**
@@ -1500,6 +1567,78 @@ export interface components {
             /** Name */
             name: string;
             value?: components["schemas"]["JsonValue"];
+        };
+        /** IntakeFieldView */
+        IntakeFieldView: {
+            /** Label */
+            label: string;
+            /**
+             * Name
+             * @description dotted for nested fields, e.g. address.city
+             */
+            name: string;
+            /** Required */
+            required: boolean;
+        };
+        /** IntakeList */
+        IntakeList: {
+            /** Data */
+            data: components["schemas"]["IntakeView"][];
+        };
+        /** IntakeSaved */
+        IntakeSaved: {
+            /**
+             * Adapters
+             * @description the adapters whose jobs read this form
+             */
+            adapters: string[];
+            /**
+             * Data
+             * @description what the tenant saved; null if nothing yet
+             */
+            data: {
+                [key: string]: unknown;
+            } | null;
+            /** Description */
+            description: string;
+            /** Fields */
+            fields: components["schemas"]["IntakeFieldView"][];
+            /**
+             * Jobs Told
+             * @description unfinished jobs of the tenant told the form is saved
+             */
+            jobs_told: number;
+            /** Name */
+            name: string;
+            /** Title */
+            title: string;
+            /** Updated At */
+            updated_at: number | null;
+        };
+        /** IntakeView */
+        IntakeView: {
+            /**
+             * Adapters
+             * @description the adapters whose jobs read this form
+             */
+            adapters: string[];
+            /**
+             * Data
+             * @description what the tenant saved; null if nothing yet
+             */
+            data: {
+                [key: string]: unknown;
+            } | null;
+            /** Description */
+            description: string;
+            /** Fields */
+            fields: components["schemas"]["IntakeFieldView"][];
+            /** Name */
+            name: string;
+            /** Title */
+            title: string;
+            /** Updated At */
+            updated_at: number | null;
         };
         /** Job */
         Job: {
@@ -3406,6 +3545,8 @@ export interface operations {
                 kind?: string | null;
                 limit?: number;
                 portal?: string | null;
+                /** @description portal-level escalations (no job) instead; admin scope */
+                portal_level?: boolean;
                 selector_key?: string | null;
                 /** @description open, claimed, decided, resolved, unresolved */
                 state?: string | null;
@@ -4078,6 +4219,240 @@ export interface operations {
                 };
             };
             /** @description the database is unavailable: not persisted, send it again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_forms_v1_intake_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeList"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description validation failed: `fields` names each field and its problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_form_v1_intake__form__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description e.g. business-profile */
+                form: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeView"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description validation failed: `fields` names each field and its problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_form_v1_intake__form__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description e.g. business-profile */
+                form: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeSaved"];
+                };
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description validation failed: `fields` names each field and its problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7260,6 +7635,87 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
+            };
+            /** @description body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description validation failed: `fields` names each field and its problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited (`rate_limited`: see RateLimit-* headers), or the API key's plan cap of unfinished jobs reached (`concurrency_limit`, at submission); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database is unavailable: nothing was accepted; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_v1_webhook_endpoints__endpoint_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description malformed request (bad JSON, bad header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, wrong or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not found in your tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description body over the size limit */
             413: {
