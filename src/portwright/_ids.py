@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 
-__all__ = ["new_id", "new_ids"]
+__all__ = ["claimed_id", "new_id", "new_ids"]
 
 
 def new_id(prefix: str) -> str:
@@ -20,3 +21,11 @@ def new_ids(prefix: str, count: int) -> list[str]:
         raise ValueError(f"new_ids: count {count} is not within 0..1048576")
     stamp = f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(3)[:5]}"
     return [f"{stamp}{index:05x}" for index in range(count)]
+
+
+def claimed_id(prefix: str, at: float, *parts: str) -> str:
+    """The id of what a claim made at `at` creates: time-sortable like `new_id`, and the same
+    every time for the same claim (its random part is a hash of `parts`), so a request
+    retried under the same claim names the same record instead of making a second."""
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:10]
+    return f"{prefix}_{int(at * 1000):012x}{digest}"

@@ -104,3 +104,53 @@ async def test_hundred_parallel_posts_make_one_job(stack: Stack, api_key: str) -
     async with AsyncClient(stack.base_url, api_key) as pw:
         listed = await pw.list_jobs(adapter="echo")
     assert [j.id for j in listed.data] == list(ids)
+
+
+def _gateway_died_before_answering(stack: Stack, api_key: str, idem: str) -> None:
+    """What a gateway SIGKILLed after creating the job but before storing its answer leaves:
+    the key claimed (in flight), no answer, and — once its lease runs out — free to claim."""
+    from portwright.store._schema import idempotency_keys
+
+    prefix, _ = parse_key(api_key) or ("", "")
+    key_row = stack.store.accounts.key_by_prefix(prefix)
+    assert key_row is not None
+    with stack.store.engine.begin() as conn:
+        changed = conn.execute(
+            idempotency_keys.update()
+            .where(
+                idempotency_keys.c.tenant_id == key_row.tenant_id,
+                idempotency_keys.c.key == idem,
+            )
+            .values(state="in_flight", lease_until=0.0, status_code=None, headers=None, body=None)
+        )
+    assert changed.rowcount == 1
+
+
+def test_a_retry_after_the_gateway_died_mid_request_finds_the_first_job(
+    stack: Stack, api_key: str, client: Client
+) -> None:
+    """The R1 chaos run's doubled bookings: a gateway killed between creating the job and
+    storing the answer left the key claimed; after the lease the retry made a second job.
+    The retry of the same claim now names the same job id, so it gets the first job back
+    (metered once); the same key with another body after the lease is a new request."""
+    url = f"{stack.base_url}/v1/jobs"
+    body = {"adapter": "echo", "input": {"url": stack.urls["echo"], "key": "died"}}
+    first = httpx.post(url, json=body, headers=_headers(api_key, "k-died"))
+    assert first.status_code == 202
+    used = client.usage().jobs
+    _gateway_died_before_answering(stack, api_key, "k-died")
+
+    again = httpx.post(url, json=body, headers=_headers(api_key, "k-died"))
+    assert again.status_code == 202, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert [j.id for j in client.list_jobs(adapter="echo").data] == [first.json()["id"]]
+    assert client.usage().jobs == used  # not metered twice
+    replay = httpx.post(url, json=body, headers=_headers(api_key, "k-died"))
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["id"] == first.json()["id"]
+
+    _gateway_died_before_answering(stack, api_key, "k-died")
+    body["input"]["key"] = "another"  # type: ignore[index]
+    other = httpx.post(url, json=body, headers=_headers(api_key, "k-died"))
+    assert other.status_code == 202
+    assert other.json()["id"] != first.json()["id"]

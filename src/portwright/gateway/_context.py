@@ -19,7 +19,7 @@ from portwright.orchestrator import JobService
 from portwright.resources.ssrf import UrlGuard, UrlRefusedError
 from portwright.resources.vault import Vault
 from portwright.settings import Settings
-from portwright.store import JobRecord, Store
+from portwright.store import JobNotFoundError, JobRecord, Store
 
 __all__ = ["SECURED", "GatewayContext", "IdempotencyKeyDoc", "actor_of"]
 
@@ -77,8 +77,18 @@ class GatewayContext:
         tier: str | None = None,
         priority: int = 0,
         lock_key: str | None = None,
+        job_id: str | None = None,
     ) -> JobRecord:
-        """Check the plan, reserve quota, submit, and record the usage (refund on failure)."""
+        """Check the plan, reserve quota, submit, and record the usage (refund on failure).
+        A `job_id` that names an existing job of the tenant (a retried request under the
+        same idempotency claim) returns that job, metered once."""
+        if job_id is not None:
+            try:
+                return await asyncio.to_thread(
+                    self.service.store.jobs.get, job_id, tenant_id=principal.tenant_id
+                )
+            except JobNotFoundError:
+                pass
         plan = plan_of(principal.plan)
         self.meter.check_job_shape(plan, job_input)
         self.service.rt.registry.get(adapter)  # unknown adapter: 404 before any quota is taken
@@ -89,6 +99,7 @@ class GatewayContext:
                 tenant_id=principal.tenant_id,
                 adapter=adapter,
                 input=job_input,
+                job_id=job_id,
                 lock_key=lock_key,
                 priority=priority,
                 actor=actor_of(principal),

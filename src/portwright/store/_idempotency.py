@@ -23,6 +23,10 @@ class IdempotencyClaim:
     status_code: int | None = None
     headers: dict[str, str] | None = None
     body: bytes | None = None
+    # For a new claim: when the key was first claimed for this request. A claim taken over
+    # after a crash (its lease ran out) or a release keeps it, so what the request creates
+    # can be named from it and the retry finds what the first attempt made.
+    claimed_at: float | None = None
 
 
 class IdempotencyRepository:
@@ -55,17 +59,27 @@ class IdempotencyRepository:
                         conn.execute(idempotency_keys.insert().values(**values))
                 except sa.exc.IntegrityError:
                     continue  # another request claimed it first: read what it holds
-                return IdempotencyClaim("new")
-            stale = row.expires_at <= now or (row.state == "in_flight" and row.lease_until <= now)
+                return IdempotencyClaim("new", claimed_at=now)
+            expired = row.expires_at <= now
+            stale = expired or (row.state == "in_flight" and row.lease_until <= now)
             if stale:
+                # The same request again after its first attempt died or failed: the same
+                # claim (its first time kept). Another body, or a day later: a new one.
+                same = not expired and row.fingerprint == fingerprint
+                first = row.created_at if same else now
                 with self.engine.begin() as conn:
                     taken = conn.execute(
                         idempotency_keys.update()
                         .where(where, idempotency_keys.c.lease_until == row.lease_until)
-                        .values(**values, status_code=None, headers=None, body=None)
+                        .values(
+                            **{**values, "created_at": first},
+                            status_code=None,
+                            headers=None,
+                            body=None,
+                        )
                     )
                 if taken.rowcount == 1:
-                    return IdempotencyClaim("new")
+                    return IdempotencyClaim("new", claimed_at=first)
                 continue
             if row.fingerprint != fingerprint:
                 return IdempotencyClaim("mismatch")
@@ -85,12 +99,14 @@ class IdempotencyRepository:
             )
 
     def release(self, tenant_id: str, key: str) -> None:
-        """Forget a claim whose request failed (5xx, crash) so the client may try again."""
+        """Free a claim whose request failed (5xx, crash) so the client may try again at
+        once: its lease ends now. The row stays, so the retry keeps the claim's first time
+        (and what the failed attempt may already have created is found, not made twice)."""
         with self.engine.begin() as conn:
             conn.execute(
-                idempotency_keys.delete().where(
-                    idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key
-                )
+                idempotency_keys.update()
+                .where(idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key)
+                .values(state="in_flight", lease_until=0.0)
             )
 
     def purge_expired(self, now: float | None = None) -> int:

@@ -1,5 +1,9 @@
 """Idempotency keys: replay the first answer, 409 while in flight, 422 on a different body."""
 
-from portwright.gateway.idempotency._middleware import IdempotencyMiddleware, read_body
+from portwright.gateway.idempotency._middleware import (
+    IdempotencyMiddleware,
+    idempotent_id,
+    read_body,
+)
 
-__all__ = ["IdempotencyMiddleware", "read_body"]
+__all__ = ["IdempotencyMiddleware", "idempotent_id", "read_body"]

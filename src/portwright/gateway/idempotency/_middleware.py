@@ -16,17 +16,20 @@ import asyncio
 import hashlib
 
 import structlog
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portwright._ids import claimed_id
 from portwright.gateway._errors import error_response
 from portwright.gateway._principal import principal_of
 from portwright.store import Store, is_database_unavailable
 
 log = structlog.get_logger("portwright.gateway")
 
-__all__ = ["IdempotencyMiddleware", "read_body"]
+__all__ = ["IdempotencyMiddleware", "idempotent_id", "read_body"]
 
 HEADER = b"idempotency-key"
+CLAIM_STATE = "idempotency_claim"
 MAX_KEY_LEN = 255
 KEPT_HEADERS = ("content-type", "location")
 
@@ -114,6 +117,11 @@ class IdempotencyMiddleware:
             await _replay(send, claim.status_code or 200, claim.headers or {}, claim.body or b"")
             return
         else:
+            scope.setdefault("state", {})[CLAIM_STATE] = (
+                principal.tenant_id,
+                key,
+                claim.claimed_at,
+            )
             await self._first(scope, body, receive, send, principal.tenant_id, key)
             return
         await response(scope, receive, send)
@@ -185,3 +193,15 @@ def _header(scope: Scope) -> str | None:
         if name == HEADER:
             return str(value.decode("latin-1")).strip()
     return None
+
+
+def idempotent_id(request: Request, prefix: str) -> str | None:
+    """The id a request under an `Idempotency-Key` gives what it creates (None without a
+    key): the same for every attempt of the same claim — a retry after the gateway died
+    between creating the record and storing the answer finds the first record instead of
+    making a second (`service.submit` returns an existing job id as it is)."""
+    claim = request.scope.get("state", {}).get(CLAIM_STATE)
+    if not claim or claim[2] is None:
+        return None
+    tenant_id, key, claimed_at = claim
+    return claimed_id(prefix, claimed_at, tenant_id, request.url.path, key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -21,6 +21,7 @@ from portwright.client.models import (
 from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyDoc, actor_of
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError, field_problems
 from portwright.gateway._principal import Principal, current_principal
+from portwright.gateway.idempotency import idempotent_id
 from portwright.gateway.routes._scrape import submit_scrape
 from portwright.gateway.routes._views import event_view, job_view, linked_job_view
 from portwright.orchestrator import ConflictError
@@ -62,16 +63,17 @@ def jobs_router(ctx: GatewayContext) -> APIRouter:
         dependencies=[Depends(IdempotencyKeyDoc)],
         summary="Submit a job",
     )
-    async def submit(body: JobSubmit, caller: Caller) -> JSONResponse:
+    async def submit(body: JobSubmit, caller: Caller, request: Request) -> JSONResponse:
         """Validate the input against the adapter's model and accept the job (202)."""
+        job_id = idempotent_id(request, "job")  # a retry of the same claim: the same job
         if body.adapter == "scrape":
             try:
-                request = ScrapeRequest.model_validate(body.input)
+                scrape = ScrapeRequest.model_validate(body.input)
             except ValidationError as exc:
                 problems = field_problems(exc.errors(), prefix="input")
                 message = "; ".join(f"{p.field}: {p.problem}" for p in problems[:5])
                 raise ApiError(422, "invalid_input", message, fields=problems) from None
-            job = await submit_scrape(ctx, caller, request, priority=body.priority)
+            job = await submit_scrape(ctx, caller, scrape, priority=body.priority, job_id=job_id)
         else:
             job = await ctx.submit_metered(
                 caller,
@@ -79,6 +81,7 @@ def jobs_router(ctx: GatewayContext) -> APIRouter:
                 job_input=body.input,
                 priority=body.priority,
                 lock_key=body.lock_key,
+                job_id=job_id,
             )
         return _created(job_view(job, registry))
 

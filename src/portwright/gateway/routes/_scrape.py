@@ -112,8 +112,9 @@ async def submit_scrape(
     *,
     priority: int = 0,
     batch_id: str | None = None,
+    job_id: str | None = None,
 ) -> JobRecord:
-    """Guard, price and submit one scrape job."""
+    """Guard, price and submit one scrape job (`job_id`: see `GatewayContext.submit_metered`)."""
     await _check(ctx, request, "", caller.tenant_id)
     settings = await scrape_settings(ctx, caller.tenant_id)
     return await ctx.submit_metered(
@@ -123,6 +124,7 @@ async def submit_scrape(
         credits=TIER_CREDITS[tier_of(request.engine)],
         tier=PENDING_TIER,
         priority=priority,
+        job_id=job_id,
     )
 
 
