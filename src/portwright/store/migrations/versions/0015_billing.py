@@ -11,14 +11,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from portwright.store.migrations import isolate_tenant_rows, release_tenant_rows
+
 revision = "0015"
 down_revision = "0014"
-
-POLICY = "portwright_tenant_isolation"
-_VISIBLE = (
-    "current_setting('portwright.scope', true) = 'system' "
-    "OR tenant_id = current_setting('portwright.tenant_id', true)"
-)
 
 
 def upgrade() -> None:
@@ -45,15 +41,10 @@ def upgrade() -> None:
         "billing_accounts",
         ["status", "grace_until"],
     )
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute('ALTER TABLE "billing_accounts" ENABLE ROW LEVEL SECURITY')
-        op.execute('ALTER TABLE "billing_accounts" FORCE ROW LEVEL SECURITY')
-        op.execute(
-            f'CREATE POLICY {POLICY} ON "billing_accounts" USING ({_VISIBLE}) '
-            f"WITH CHECK ({_VISIBLE})"
-        )
+    isolate_tenant_rows("billing_accounts")
 
 
 def downgrade() -> None:
+    release_tenant_rows("billing_accounts")
     op.drop_index(op.f("ix_billing_accounts_status_grace_until"), table_name="billing_accounts")
     op.drop_table("billing_accounts")

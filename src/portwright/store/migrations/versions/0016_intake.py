@@ -12,14 +12,10 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from portwright.store.migrations import isolate_tenant_rows, release_tenant_rows
+
 revision = "0016"
 down_revision = "0015"
-
-POLICY = "portwright_tenant_isolation"
-_VISIBLE = (
-    "current_setting('portwright.scope', true) = 'system' "
-    "OR tenant_id = current_setting('portwright.tenant_id', true)"
-)
 
 
 def upgrade() -> None:
@@ -37,15 +33,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("customer_users") as batch:
         batch.add_column(sa.Column("chat_id", sa.String(length=64), nullable=True))
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute('ALTER TABLE "intake_forms" ENABLE ROW LEVEL SECURITY')
-        op.execute('ALTER TABLE "intake_forms" FORCE ROW LEVEL SECURITY')
-        op.execute(
-            f'CREATE POLICY {POLICY} ON "intake_forms" USING ({_VISIBLE}) WITH CHECK ({_VISIBLE})'
-        )
+    isolate_tenant_rows("intake_forms")
 
 
 def downgrade() -> None:
+    release_tenant_rows("intake_forms")
     with op.batch_alter_table("customer_users") as batch:
         batch.drop_column("chat_id")
     op.drop_table("intake_forms")
