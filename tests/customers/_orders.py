@@ -5,18 +5,20 @@ SQLite and PostgreSQL (the `settings` fixture)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import SecretStr
 
 from portwright.apps.directories import DirectoryFormAdapter, DirectorySubmissionAdapter
+from portwright.billing import billing_from
 from portwright.gateway import create_app
 from portwright.orchestrator import JobService
 from portwright.resources import TwoCaptchaSolver
 from portwright.resources.vault import Vault
-from portwright.sandbox import SandboxWorld
-from portwright.settings import Settings
+from portwright.sandbox import SandboxWorld, payments
+from portwright.settings import BillingConfig, Settings, WebhookSource
 from portwright.testing import EchoAdapter
 from tests.customers._support import PASSWORD, Portal, Receiver
 from tests.gateway._support import ServerThread
@@ -39,14 +41,30 @@ def serve_orders(
     settings: Settings,
     world: SandboxWorld,
     service_for: Callable[..., JobService],
+    *,
+    billing: BillingConfig | None = None,
     **runtime: Any,
 ) -> Iterator[Portal]:
+    """The stack; with `billing`, also billing on the world's localstripe ("payments"),
+    its signed events coming back to `/v1/hooks/payments`."""
     server = ServerThread(None)  # type: ignore[arg-type]  # the app comes once its URL is known
     receiver = Receiver()
     receiver.server = ServerThread(receiver.app()).start()
     reach = reaching(settings, world)
+    hook_secret = "whsec_" + secrets.token_urlsafe(18)
+    billed: dict[str, Any] = {}
+    if billing is not None:
+        billed = {
+            "billing": billing,
+            "webhook_sources": {
+                "payments": WebhookSource(
+                    scheme="stripe", secrets=[SecretStr(hook_secret)], handler="billing"
+                )
+            },
+        }
     tuned = reach.model_copy(
         update={
+            **billed,
             "master_key": SecretStr("customers-orders-master-key-" + "k" * 32),
             "smtp_url": world.url("smtp"),
             "sms_url": world.url("inbox") + "/sms",
@@ -69,9 +87,14 @@ def serve_orders(
         secrets=vault,
         **({"captcha": solver} | runtime),
     )
-    app = create_app(service, tuned, vault=vault)
+    billing_service = (
+        None if billing is None else billing_from(service.store, billing, public_url=server.url)
+    )
+    app = create_app(service, tuned, vault=vault, billing=billing_service)
     server.server.config.app = app
     server.start()
+    if billing is not None:
+        payments.register_webhook(world, f"{server.url}/v1/hooks/payments", hook_secret)
     running = Portal(service, tuned, server.url, world, app, receiver)
     try:
         yield running

@@ -93,7 +93,7 @@ def portal_app(
     app.include_router(oidc_router(accounts, sign_ins, settings.public_url))
     app.include_router(pages_router(service, accounts, vault))
     if billing is not None:
-        app.include_router(billing_pages(billing))
+        app.include_router(billing_pages(billing, Intakes(service)))
     app.include_router(more_pages_router(service, vault, settings, Intakes(service)))
 
     @app.exception_handler(LoginRequiredError)

@@ -14,6 +14,7 @@ from portwright.customers._render import PREFIX, page
 
 if TYPE_CHECKING:
     from portwright.billing import Billing
+    from portwright.customers._intake import Intakes
 
 __all__ = ["billing_pages"]
 
@@ -21,7 +22,9 @@ Owner = Annotated[Customer, Depends(need("owner"))]
 CHECKOUT_ID = r"^[\w-]{1,255}$"
 
 
-def billing_pages(billing: Billing) -> APIRouter:
+def billing_pages(billing: Billing, intakes: Intakes | None = None) -> APIRouter:
+    """The billing pages; after a first payment, a tenant whose intake forms (those the
+    installed adapters declare) are not filled in is taken to the first of them."""
     from portwright.billing import BillingError, ProviderError
 
     router = APIRouter()
@@ -109,6 +112,10 @@ def billing_pages(billing: Billing) -> APIRouter:
             if exc.status == 404:
                 raise HTTPException(404, str(exc)) from exc
             return await _render(request, me, error=str(exc), status_code=exc.status)
+        for name in intakes.forms() if intakes is not None else {}:
+            assert intakes is not None
+            if await intakes.saved(me.tenant_id, name) is None:
+                return RedirectResponse(f"{PREFIX}/intake/{name}?paid={plan}", status_code=303)
         return RedirectResponse(f"{PREFIX}/billing?changed={plan}", status_code=303)
 
     return router
