@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, Field
 
-from portwright.client.models import FieldProblem
+from portwright.client.models import ErrorBody, FieldProblem
 from portwright.customers._intake import IntakeError, Intakes, form_fields
 from portwright.gateway.kernel import (
     ERROR_RESPONSES,
@@ -53,6 +53,14 @@ class IntakeSaved(IntakeView):
     jobs_told: int = Field(description="unfinished jobs of the tenant told the form is saved")
 
 
+_NO_FORM: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "no intake form of that name is installed"}
+}
+_OWNERS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "a member's token: saving needs the owner role"}
+}
+
+
 def intake_router(intakes: Intakes) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["account"], dependencies=SECURED)
     store = intakes.service.store
@@ -86,7 +94,7 @@ def intake_router(intakes: Intakes) -> APIRouter:
     @router.get(
         "/intake/{form}",
         response_model=IntakeView,
-        responses=ERROR_RESPONSES,
+        responses={**ERROR_RESPONSES, **_NO_FORM},
         summary="An intake form",
     )
     async def get_form(form: FormName, caller: Caller) -> IntakeView:
@@ -95,7 +103,7 @@ def intake_router(intakes: Intakes) -> APIRouter:
     @router.put(
         "/intake/{form}",
         response_model=IntakeSaved,
-        responses=ERROR_RESPONSES,
+        responses={**ERROR_RESPONSES, **_NO_FORM, **_OWNERS},
         summary="Fill in an intake form",
     )
     async def put_form(

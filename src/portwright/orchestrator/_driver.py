@@ -343,8 +343,9 @@ class JobDriver(Generic[InputT]):
         ):
             state = await self._run()
             self._span.set(state=state)
-            if self._machine.is_terminal(state):
-                # The customer hears how it ended (once: a checkpointed step).
+            if self._machine.is_terminal(state) and self._rt.customer_notifier.channels:
+                # The customer hears how it ended (once: a checkpointed step; none, and no
+                # checkpoint, where no notification channel is configured).
                 await DBOS.run_step_async(_infra("notify_end"), self._rt.job_ended, self._job_id)
             return state
 

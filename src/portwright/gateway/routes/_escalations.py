@@ -162,7 +162,7 @@ def escalations_router(ctx: GatewayContext) -> APIRouter:
     async def one(escalation_id: str, caller: Principal) -> EscalationRecord:
         return await _one(store, escalation_id, caller)
 
-    @router.get("", response_model=EscalationList, responses=_doc(422), summary="List")
+    @router.get("", response_model=EscalationList, responses=_doc(403, 422), summary="List")
     async def list_escalations(
         caller: Caller,
         state: Annotated[str | None, Query(max_length=16, description=", ".join(STATES))] = None,
