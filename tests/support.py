@@ -1,4 +1,4 @@
-"""Helpers shared by tests that run real worker subprocesses."""
+"""Helpers shared by tests: real worker subprocesses, the machine's headless Chromium."""
 
 from __future__ import annotations
 
@@ -6,12 +6,31 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from playwright.sync_api import Browser, sync_playwright
+
+from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.sandbox import SandboxWorld
 from portwright.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def headless_chromium() -> Iterator[Browser]:
+    """The machine's Chromium, headless with Portwright's flags; closed on exit (its event
+    loop lives only as long as this block)."""
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 class Worker:

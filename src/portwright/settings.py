@@ -572,6 +572,12 @@ class Settings(BaseSettings):
         ]
 
     @property
+    def links_base(self) -> str:
+        """Where links in customers' messages and pages lead: `public_url`, else the address
+        `portwright up` serves on by default."""
+        return self.public_url or "http://127.0.0.1:8000"
+
+    @property
     def app_database_url(self) -> str:
         if self.database_url:
             return self.database_url

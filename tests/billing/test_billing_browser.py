@@ -11,13 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.testing import wait_until_sync
 from tests.billing._support import GOOD_CARD, event, signed
 from tests.billing.conftest import Billed
 from tests.customers._support import PASSWORD
+from tests.support import headless_chromium
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
@@ -28,14 +28,8 @@ WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 def _signed_in(browser: Browser, billed: Billed, email: str, width: str) -> Page:

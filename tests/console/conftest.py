@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from pydantic import SecretStr
 
 from portwright.adapters import AdapterRegistry
 from portwright.apps.consulate import ConsulateAdapter
 from portwright.composition import build_runtime
-from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.gateway import create_app
 from portwright.orchestrator import JobService
 from portwright.resources.vault import Vault
@@ -31,6 +30,7 @@ from portwright.settings import Settings
 from portwright.testing import EchoAdapter
 from tests.console._support import Console
 from tests.gateway._support import ServerThread
+from tests.support import headless_chromium
 
 SHOTS = Path(__file__).parent / "screenshots"
 
@@ -85,11 +85,5 @@ def console(tmp_path_factory: pytest.TempPathFactory, world: SandboxWorld) -> It
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the console tests (each test opens its own context)."""
     SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        yield chromium

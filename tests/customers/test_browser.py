@@ -9,13 +9,13 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.gateway import issue_key
 from portwright.testing import wait_until_sync
 from tests.customers._support import PASSWORD, Portal
 from tests.customers.conftest import SHOTS
+from tests.support import headless_chromium
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)  # a loaded machine: polling expectations, with a deadline
@@ -25,14 +25,8 @@ expect.set_options(timeout=30_000)  # a loaded machine: polling expectations, wi
 def browser() -> Iterator[Browser]:
     """One headless Chromium (the machine's) for this module: its event loop lives only as long."""
     SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}

@@ -15,10 +15,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from pydantic import SecretStr
 
-from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld, captcha, directories, inbox, mail, payments
 from portwright.settings import BillingConfig, Settings
@@ -27,6 +26,7 @@ from tests.billing._support import GOOD_CARD
 from tests.customers._orders import PROFILE, bearer, serve_orders
 from tests.customers._support import PASSWORD, Portal
 from tests.customers.test_intake_orders import CALM
+from tests.support import headless_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect.set_options(timeout=60_000)  # a loaded machine: polling expectations, with a deadline
@@ -74,86 +74,80 @@ def test_sign_up_pay_fill_the_intake_order_and_download_the_report(journey: Port
     portal = journey
     store = portal.service.store
     org, email = f"bake-{secrets.token_hex(2)}", f"baker-{secrets.token_hex(3)}@example.test"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-            page.set_default_timeout(60_000)
-            # Sign up, verify by the emailed link, sign in.
-            page.goto(f"{portal.url}/app/signup")
-            page.fill("input[name=organisation]", org)
-            page.fill("input[name=email]", email)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            expect(page.locator("h1")).to_have_text("Check your email")
-            page.goto(portal.link_in(portal.wait_message(email, contains="/app/verify")))
-            expect(page.locator("h1")).to_have_text("Email confirmed")
-            page.goto(f"{portal.url}/app/login")
-            page.fill("input[name=email]", email)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            expect(page).to_have_url(f"{portal.url}/app/")
-            user = store.customers.user_by_email(email)
-            assert user is not None
-            tenant_id = user.tenant_id
+    with headless_chromium() as browser:
+        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        page.set_default_timeout(60_000)
+        # Sign up, verify by the emailed link, sign in.
+        page.goto(f"{portal.url}/app/signup")
+        page.fill("input[name=organisation]", org)
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Check your email")
+        page.goto(portal.link_in(portal.wait_message(email, contains="/app/verify")))
+        expect(page.locator("h1")).to_have_text("Email confirmed")
+        page.goto(f"{portal.url}/app/login")
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(f"{portal.url}/app/")
+        user = store.customers.user_by_email(email)
+        assert user is not None
+        tenant_id = user.tenant_id
 
-            # Subscribe on localstripe: the plan is active.
-            page.click("a[href='/app/billing']")
-            expect(page.locator("#current-plan")).to_have_text("starter")
-            page.locator(".plan[data-plan=growth] button").click()
-            card = page.locator("#card-element")
-            expect(card.locator("input")).to_have_count(5)
-            card.locator("input[placeholder=number]").fill(GOOD_CARD)
-            card.locator("input[placeholder=exp_month]").fill("12")
-            card.locator("input[placeholder=exp_year]").fill("34")
-            card.locator("input[placeholder=cvc]").fill("123")
-            card.locator("input[placeholder=postal_code]").fill("10115")
-            page.click("#pay")
-            # Paid: straight on to the intake form the directory orders need.
-            expect(page).to_have_url(f"{portal.url}/app/intake/business-profile?paid=growth")
-            expect(page.locator("#paid")).to_contain_text("Payment received")
-            assert store.tenants.get(tenant_id).plan == "growth"
+        # Subscribe on localstripe: the plan is active.
+        page.click("a[href='/app/billing']")
+        expect(page.locator("#current-plan")).to_have_text("starter")
+        page.locator(".plan[data-plan=growth] button").click()
+        card = page.locator("#card-element")
+        expect(card.locator("input")).to_have_count(5)
+        card.locator("input[placeholder=number]").fill(GOOD_CARD)
+        card.locator("input[placeholder=exp_month]").fill("12")
+        card.locator("input[placeholder=exp_year]").fill("34")
+        card.locator("input[placeholder=cvc]").fill("123")
+        card.locator("input[placeholder=postal_code]").fill("10115")
+        page.click("#pay")
+        # Paid: straight on to the intake form the directory orders need.
+        expect(page).to_have_url(f"{portal.url}/app/intake/business-profile?paid=growth")
+        expect(page.locator("#paid")).to_contain_text("Payment received")
+        assert store.tenants.get(tenant_id).plan == "growth"
 
-            # The intake form: missing fields refused by name, nothing stored; then saved.
-            _fill_intake(page, phone=True, hours=True)
-            page.click("button[type=submit]")
-            expect(page.locator("[data-field=phone]")).to_contain_text("phone")
-            expect(page.locator("[data-field=hours]")).to_contain_text("hours")
-            assert store.intake.get(tenant_id, "business-profile") is None
-            _fill_intake(page)
-            page.click("button[type=submit]")
-            expect(page).to_have_url(re.compile(r"/app/intake/business-profile\?saved=\d+$"))
-            assert store.intake.get(tenant_id, "business-profile") is not None
+        # The intake form: missing fields refused by name, nothing stored; then saved.
+        _fill_intake(page, phone=True, hours=True)
+        page.click("button[type=submit]")
+        expect(page.locator("[data-field=phone]")).to_contain_text("phone")
+        expect(page.locator("[data-field=hours]")).to_contain_text("hours")
+        assert store.intake.get(tenant_id, "business-profile") is None
+        _fill_intake(page)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/app/intake/business-profile\?saved=\d+$"))
+        assert store.intake.get(tenant_id, "business-profile") is not None
 
-            # A directory order (no profile of its own: the intake's) runs to its end.
-            api = httpx.Client(base_url=portal.url, headers=bearer(portal, email), timeout=30)
-            order = {
-                "adapter": "directory-submission",
-                "input": {
-                    "plan": 50,
-                    "directories": CALM,
-                    "directories_url": portal.world.url("directories"),
-                    "poll_s": 0.2,
-                },
-            }
-            with api:
-                created = api.post("/v1/jobs", json=order)
-            assert created.status_code == 202, created.text
-            job_id = created.json()["id"]
-            wait_until_sync(lambda: store.jobs.get(job_id).status == "succeeded", timeout=180)
+        # A directory order (no profile of its own: the intake's) runs to its end.
+        api = httpx.Client(base_url=portal.url, headers=bearer(portal, email), timeout=30)
+        order = {
+            "adapter": "directory-submission",
+            "input": {
+                "plan": 50,
+                "directories": CALM,
+                "directories_url": portal.world.url("directories"),
+                "poll_s": 0.2,
+            },
+        }
+        with api:
+            created = api.post("/v1/jobs", json=order)
+        assert created.status_code == 202, created.text
+        job_id = created.json()["id"]
+        wait_until_sync(lambda: store.jobs.get(job_id).status == "succeeded", timeout=180)
 
-            # "Report ready" by email; its link opens the reports page; the CSV downloads.
-            message = portal.wait_message(email, contains=f"Report ready: order {job_id}")
-            link = next(w for w in message["body"].split() if w.endswith("/app/reports"))
-            assert urlsplit(link).netloc == urlsplit(portal.url).netloc
-            page.goto(link)
-            expect(page.locator(f"a[href='/app/reports/{job_id}.csv']")).to_be_visible()
-            with page.expect_download() as download:
-                page.click(f"a[href='/app/reports/{job_id}.csv']")
-            path = download.value.path()
-            rows = list(csv.DictReader(io.StringIO(path.read_text())))
-            assert sorted(r["item"] for r in rows) == sorted(CALM), rows
-        finally:
-            browser.close()
+        # "Report ready" by email; its link opens the reports page; the CSV downloads.
+        message = portal.wait_message(email, contains=f"Report ready: order {job_id}")
+        link = next(w for w in message["body"].split() if w.endswith("/app/reports"))
+        assert urlsplit(link).netloc == urlsplit(portal.url).netloc
+        page.goto(link)
+        expect(page.locator(f"a[href='/app/reports/{job_id}.csv']")).to_be_visible()
+        with page.expect_download() as download:
+            page.click(f"a[href='/app/reports/{job_id}.csv']")
+        path = download.value.path()
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        assert sorted(r["item"] for r in rows) == sorted(CALM), rows

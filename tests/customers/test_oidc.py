@@ -12,14 +12,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.sandbox import SandboxWorld, idp, inbox, mail
 from portwright.sandbox.plugin import connect, sandbox_oidc
 from portwright.settings import OidcProvider, Settings
 from tests.customers._support import Portal
 from tests.customers.conftest import SHOTS
+from tests.support import headless_chromium
 
 ADA, ADA_PASSWORD = "ada@idp.example", "analytical-engine"
 EVE, EVE_PASSWORD = "eve@idp.example", "unverified-mail"
@@ -159,25 +159,19 @@ def test_sign_in_with_the_sandbox_provider_in_chromium(oidc: Portal) -> None:
     portal = oidc
     _verified_user(portal, ADA)
     SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            for width, size in {"desktop": (1440, 900), "phone": (390, 844)}.items():
-                context = browser.new_context(viewport={"width": size[0], "height": size[1]})
-                page = context.new_page()
-                page.goto(f"{portal.url}/app/login")
-                page.screenshot(path=str(SHOTS / f"login-oidc-{width}.png"), full_page=True)
-                context.close()
-            page = browser.new_page()
+    with headless_chromium() as browser:
+        for width, size in {"desktop": (1440, 900), "phone": (390, 844)}.items():
+            context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+            page = context.new_page()
             page.goto(f"{portal.url}/app/login")
-            page.click("text=Sign in with Sandbox ID")
-            expect(page.locator("h1")).to_have_text("Sandbox ID", timeout=30_000)
-            page.fill("input[name=email]", ADA)
-            page.fill("input[name=password]", ADA_PASSWORD)
-            page.click("button[type=submit]")
-            expect(page).to_have_url(f"{portal.url}/app/", timeout=30_000)
-            expect(page.locator("body")).to_contain_text(ADA)
-        finally:
-            browser.close()
+            page.screenshot(path=str(SHOTS / f"login-oidc-{width}.png"), full_page=True)
+            context.close()
+        page = browser.new_page()
+        page.goto(f"{portal.url}/app/login")
+        page.click("text=Sign in with Sandbox ID")
+        expect(page.locator("h1")).to_have_text("Sandbox ID", timeout=30_000)
+        page.fill("input[name=email]", ADA)
+        page.fill("input[name=password]", ADA_PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(f"{portal.url}/app/", timeout=30_000)
+        expect(page.locator("body")).to_contain_text(ADA)

@@ -9,9 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from portwright.engines._chromium import CHROMIUM_ARGS, find_chromium
 from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld, captcha, directories, inbox, mail
 from portwright.settings import Settings
@@ -19,6 +18,7 @@ from portwright.testing import wait_until_sync
 from tests.customers._orders import PROFILE, bearer, serve_orders
 from tests.customers._support import PASSWORD, Portal
 from tests.customers.test_intake_orders import CALM
+from tests.support import headless_chromium
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
@@ -44,14 +44,8 @@ def portal(
 @pytest.fixture
 def browser() -> Iterator[Browser]:
     SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=find_chromium(), args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 def _shoot(page: Page, name: str) -> None:

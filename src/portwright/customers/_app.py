@@ -174,9 +174,7 @@ def mount_customers(
     notifier = Notifier(store, chosen)
     sender = NotificationSender(store, chosen)
     tokens = access_tokens(vault)
-    accounts = Accounts(
-        store, notifier, tokens, public_url=settings.public_url or "http://127.0.0.1:8000"
-    )
+    accounts = Accounts(store, notifier, tokens, public_url=settings.links_base)
     portal = portal_app(service, accounts, vault, settings, sender, billing)
     app.include_router(token_router(accounts, LoginLimiter()))
     app.include_router(intake_router(Intakes(service)))

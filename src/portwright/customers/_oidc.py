@@ -154,9 +154,10 @@ class OidcSignIn:
 
     async def finish(
         self, *, code: str, state: str, cookie: str, redirect_uri: str
-    ) -> dict[str, Any]:
-        """The verified ID token's claims (with a verified `email`), or OidcError."""
-        kept = self.read_state(cookie)
+    ) -> tuple[dict[str, Any], str]:
+        """The verified ID token's claims (with a verified `email`) and the portal path the
+        sign-in started from; or OidcError."""
+        kept = self._read_state(cookie)
         if kept is None or kept.provider != self.name:
             raise OidcError("the sign-in expired or came from another browser: start again")
         if not code or not secrets.compare_digest(state, kept.state):
@@ -181,7 +182,7 @@ class OidcSignIn:
             raise OidcError("the identity provider did not share an email address")
         if claims.get("email_verified") is not True:
             raise OidcError("the identity provider has not verified this email address")
-        return claims
+        return claims, kept.next
 
     async def _verify(self, id_token: str, nonce: str) -> dict[str, Any]:
         try:
@@ -226,7 +227,7 @@ class OidcSignIn:
         }
         return jwt.encode(body, self._state_key, algorithm="HS256")
 
-    def read_state(self, cookie: str) -> StateCookie | None:
+    def _read_state(self, cookie: str) -> StateCookie | None:
         try:
             body = jwt.decode(
                 cookie, self._state_key, algorithms=["HS256"], audience="portwright-oidc-state"
@@ -296,7 +297,7 @@ def oidc_router(
         if error:
             return refused(request, f"{sign_in.label} did not sign you in ({error[:80]}).", 401)
         try:
-            claims = await sign_in.finish(
+            claims, next_path = await sign_in.finish(
                 code=code[:2000],
                 state=state[:200],
                 cookie=request.cookies.get(STATE_COOKIE, ""),
@@ -316,10 +317,7 @@ def oidc_router(
             await asyncio.to_thread(
                 accounts.store.customers.update_user, user.id, verified_at=time.time()
             )
-        kept = sign_in.read_state(request.cookies.get(STATE_COOKIE, ""))  # finish checked it
-        response = await open_session(
-            request, accounts, user, kept.next if kept else PREFIX, via=f"oidc:{name}"
-        )
+        response = await open_session(request, accounts, user, next_path, via=f"oidc:{name}")
         response.delete_cookie(STATE_COOKIE, path=f"{PREFIX}/login/oidc")
         return response
 

@@ -204,9 +204,7 @@ def _billing_parts(
     )
 
     if billing is None:
-        billing = billing_from(
-            store, settings.billing, public_url=settings.public_url or "http://127.0.0.1:8000"
-        )
+        billing = billing_from(store, settings.billing, public_url=settings.links_base)
     if billing is None:
         return None, {}, None
     sweeper = BillingSweeper(billing, settings.billing.sweep_every_s)

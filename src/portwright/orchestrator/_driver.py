@@ -341,7 +341,10 @@ class JobDriver(Generic[InputT]):
             structlog.contextvars.bound_contextvars(**self._span_ids),
             span(name, parent=parent, **self._span_ids) as self._span,
         ):
-            state = await self._run()
+            try:
+                state = await self._run()
+            finally:
+                self._rt.pause_waits.pop(self._job_id, None)  # only while it runs here
             self._span.set(state=state)
             if self._machine.is_terminal(state) and self._rt.customer_notifier.channels:
                 # The customer hears how it ended (once: a checkpointed step; none, and no

@@ -123,7 +123,7 @@ class Runtime:
         self.breaker_policy = breaker_policy or BreakerPolicy()
         self.rollouts = Rollouts(self)  # which adapter version new jobs start on
         # job id -> how many times it sat down to wait because it or its portal was paused
-        # (in this process; diagnostics, and tests that must know a job is being held)
+        # (while it runs in this process; diagnostics, and tests that must know a job is held)
         self.pause_waits: Counter[str] = Counter()
         self._store: Store | None = None
         self._datasource: SQLAlchemyDatasource | None = None
@@ -464,8 +464,7 @@ class Runtime:
             return self._notifier
 
     def _job_link(self, job_id: str) -> str:
-        base = (self.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
-        return f"{base}/app/jobs/{job_id}"
+        return f"{self.settings.links_base}/app/jobs/{job_id}"
 
     def ask_customer(self, job_id: str, name: str, question: str, deadline: float) -> int:
         """Tell the job's tenant's users that it waits for their `name`; how many messages."""
@@ -525,8 +524,7 @@ class Runtime:
             progress = self.child_progress(job_id)
             if progress.get("total"):
                 event = "report_ready"
-                base = (self.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
-                context["link"] = f"{base}/app/reports"
+                context["link"] = f"{self.settings.links_base}/app/reports"
                 shown = ", ".join(
                     f"{n} {status}"
                     for status, n in sorted(progress.items())
