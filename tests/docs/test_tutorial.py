@@ -19,6 +19,7 @@ Then, beyond the blocks: no slot was booked twice in either sandbox world, and w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -155,7 +156,8 @@ class Session:
             url = f"{admin}/services/library/ledger/duplicates?kind=booking"
             twice = httpx.get(url, timeout=10)
             assert twice.json()["duplicates"] == {}, twice.text
-        os.killpg(self.served.pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):  # it had ended (and been reaped)
+            os.killpg(self.served.pid, signal.SIGINT)
         try:
             self.served.wait(timeout=60)
         except subprocess.TimeoutExpired:

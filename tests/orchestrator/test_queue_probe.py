@@ -114,3 +114,30 @@ def test_a_worker_with_the_probe_runs_jobs_submitted_to_its_idle_queues(
             return runtime.store.jobs.get(job_id).status == "succeeded"
 
         wait_until_sync(ended, timeout=60)
+
+
+def test_a_failed_probe_read_lets_every_queue_poll_and_is_not_retried_on_each_poll(
+    tmp_path: Any,
+) -> None:
+    """With the system database unreachable, the first read fails (the poll goes on as
+    DBOS's own); the polls of every queue after it, within a second, say "has work"
+    without another connection attempt — not a failed connect per queue per poll."""
+    import sqlalchemy as sa
+
+    from portwright.orchestrator._queue_probe import QueueProbe
+
+    attempts = 0
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'sys.sqlite'}")
+
+    @sa.event.listens_for(engine, "do_connect")
+    def count(*_: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+
+    table = sa.Table("workflow_status", sa.MetaData(), sa.Column("queue_name"), sa.Column("status"))
+    probe = QueueProbe(engine, table, ttl_s=0.001)
+    with pytest.raises(sa.exc.OperationalError):
+        probe.has_work("portal-a")
+    assert attempts == 1
+    assert all(probe.has_work(q) for q in ["portal-a", "portal-a", "portal-b", "chunks"] * 25)
+    assert attempts == 1

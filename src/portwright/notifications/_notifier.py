@@ -25,7 +25,13 @@ from portwright.notifications._channels import (
 )
 from portwright.notifications._templates import EVENTS, REQUIRED_EVENTS, STAFF_EVENTS, render
 from portwright.resilience import Backoff
-from portwright.store import CustomerRecord, NewNotification, NotificationRecord, Store
+from portwright.store import (
+    CustomerRecord,
+    NewNotification,
+    NotificationRecord,
+    OutageBackoff,
+    Store,
+)
 
 __all__ = ["NotificationSender", "Notifier", "alert_staff", "chosen", "wanted_channels"]
 
@@ -185,12 +191,14 @@ class NotificationSender:
             self._task = None
 
     async def _run(self) -> None:
+        outage = OutageBackoff(log, "notifications")  # a line per outage, not a traceback a round
         while True:
             try:
                 sent = await self.drain_once()
-            except Exception:
-                log.exception("notification.sender_error")
-                sent = 0
+            except Exception as exc:  # noqa: BLE001 - the sender outlives any one round
+                await asyncio.sleep(outage.failed(exc))
+                continue
+            outage.ok()
             if sent == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)

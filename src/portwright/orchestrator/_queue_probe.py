@@ -43,6 +43,7 @@ log = structlog.get_logger("portwright.queues")
 # 'PENDING')) only when the query's own literal predicate implies the index's.
 _ENQUEUED: sa.ColumnClause[str] = sa.literal_column("'ENQUEUED'")
 _IN_FLIGHT: tuple[sa.ColumnClause[str], ...] = (_ENQUEUED, sa.literal_column("'PENDING'"))
+_FAILED_S = 1.0  # after a failed read, the next one waits this long
 
 
 class QueueProbe:
@@ -57,6 +58,7 @@ class QueueProbe:
         self._with_work: set[str] = set()
         self._read_at = float("-inf")  # monotonic start of the last read
         self._marked: dict[str, float] = {}  # queue -> when this process last enqueued
+        self._failed_until = float("-inf")  # monotonic: no read before, after a failed one
         self.reads = 0
 
     def mark(self, queue_name: str) -> None:
@@ -65,11 +67,21 @@ class QueueProbe:
 
     def has_work(self, queue_name: str) -> bool:
         with self._lock:
+            now = time.monotonic()
+            if now < self._failed_until:  # unsure since a failed read: poll as DBOS's own
+                return True
             if queue_name not in self._names:
                 self._names.append(queue_name)
                 self._read_at = float("-inf")  # a queue not read yet: read again now
-            if time.monotonic() - self._read_at >= self._ttl_s:
-                self._read()
+            if now - self._read_at >= self._ttl_s:
+                try:
+                    self._read()
+                except Exception:
+                    # Every queue polls as DBOS's own until the next read, `_FAILED_S`
+                    # on: with the database down, retrying at `ttl_s` was a failed
+                    # connection attempt per queue per poll (~40 a second in tests).
+                    self._failed_until = time.monotonic() + _FAILED_S
+                    raise
             if queue_name in self._with_work:
                 return True
             return self._marked.get(queue_name, float("-inf")) >= self._read_at
