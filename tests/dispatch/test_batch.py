@@ -18,6 +18,7 @@ from portwright.apps.dispatch import (
     DispatchRepository,
     order_key,
 )
+from portwright.apps.dispatch import _service as dispatch_service
 from portwright.sandbox.shops import BETA, Order
 from portwright.store import FinishedNote, NewInboxEvent, Store
 from portwright.store._schema import webhook_inbox
@@ -101,3 +102,64 @@ async def test_a_batch_skips_a_lost_lease_and_sees_its_own_changes(db_url: str) 
         assert sorted(statuses) == ["done", "done", "done", "processing"]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_a_batch_reading_only_the_least_loaded_drivers_assigns_as_reading_all(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """60 drivers and batches of 6 to 24 changes, so a batch reads only the 8 to 26 least
+    loaded: orders created; orders of the drivers it did not read fulfilled or cancelled
+    (they become the least loaded, and must be found); drivers going off duty between
+    batches. Every assignment equals the one a run that reads every driver in every batch
+    makes — the same drivers, statuses and versions."""
+
+    async def run(*, read_all: bool) -> dict[str, tuple[str | None, str, int]]:
+        store = Store.open(db_url)
+        try:
+            tenant = store.tenants.ensure("reads-all" if read_all else "reads-fewer").id
+            dispatcher = Dispatcher(store)
+            repo = DispatchRepository(store.engine)
+            for n in range(60):
+                await dispatcher.put_driver(tenant, f"d{n:02}", name=f"driver {n}")
+            if read_all:
+                monkeypatch.setattr(dispatch_service, "_SPARE_DRIVERS", 10_000)
+            seq = 1000 if read_all else 0  # one inbox: the event ids differ
+
+            async def batch(changes: list[tuple[str, str]]) -> None:
+                nonlocal seq
+                events = []
+                for kind, order_id in changes:
+                    seq += 1
+                    events.append(_event(tenant, kind, order_id, seq))
+                store.inbox.add_many(events)
+                claimed = store.inbox.claim(worker="p1", limit=100, lease_s=60)
+                claimed.sort(key=lambda e: int(e.event_id.split("_")[1]))
+                await asyncio.gather(*(dispatcher.ingest(e) for e in claimed))
+
+            def held_by(drivers: range) -> list[str]:
+                mine = {f"d{n:02}" for n in drivers}
+                held = [r.order_id for r in repo.all(tenant) if r.driver_id in mine]
+                return sorted(r for r in held if r)
+
+            for first in range(0, 130, 26):  # 130 orders: two or three a driver
+                await batch([("created", f"o{n:03}") for n in range(first, first + 26)])
+            for n in (3, 7, 11):
+                await dispatcher.put_driver(tenant, f"d{n:02}", available=False)
+            ends = held_by(range(50, 60))
+            await batch([("fulfilled", o) for o in ends[:3]]
+                        + [("created", f"p{n:03}") for n in range(3)])  # fmt: skip
+            await batch([("cancelled", o) for o in ends[3:6]]
+                        + [("created", f"p{n:03}") for n in range(3, 9)])  # fmt: skip
+            await batch([("fulfilled", o) for o in held_by(range(3, 12, 4))]
+                        + [("created", f"p{n:03}") for n in range(9, 30)])  # fmt: skip
+            return {r.order_id: (r.driver_id, r.status, r.version) for r in repo.all(tenant)}
+        finally:
+            monkeypatch.undo()
+            store.close()
+
+    fewer = await run(read_all=False)
+    every = await run(read_all=True)
+    assert len(fewer) == 160
+    assert fewer == every
+    assert len({driver for driver, _, _ in fewer.values()}) == 57  # all but the 3 off duty

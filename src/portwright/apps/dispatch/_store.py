@@ -237,6 +237,46 @@ class DispatchRepository:
         return [str(row[0]) for row in conn.execute(query)]
 
     @staticmethod
+    def least_loaded(conn: sa.Connection, tenant_id: str, k: int) -> list[tuple[str, int]]:
+        """The tenant's `k` least loaded available drivers as (driver id, active orders),
+        least loaded first, ties by id in code-point order (as Python compares them). The
+        caller holds the tenant's dispatch lock (`serialize`), which every change of a
+        driver's availability or load also takes, so no row lock is needed."""
+        c, a = dispatch_drivers.c, dispatch_assignments.c
+        loads = (
+            sa.select(a.driver_id, sa.func.count().label("n"))
+            .where(a.tenant_id == tenant_id, a.status.in_(ACTIVE), a.driver_id.is_not(None))
+            .group_by(a.driver_id)
+            .subquery()
+        )
+        n = sa.func.coalesce(loads.c.n, 0)
+        by_id: Any = c.driver_id
+        if conn.dialect.name == "postgresql":
+            by_id = sa.collate(c.driver_id, "C")
+        query = (
+            sa.select(c.driver_id, n)
+            .select_from(dispatch_drivers.outerjoin(loads, loads.c.driver_id == c.driver_id))
+            .where(c.tenant_id == tenant_id, c.available)
+            .order_by(n, by_id)
+            .limit(k)
+        )
+        return [(str(row[0]), int(row[1])) for row in conn.execute(query)]
+
+    @staticmethod
+    def driver_load(conn: sa.Connection, tenant_id: str, driver_id: str) -> tuple[bool, int]:
+        """(available now, active orders) of one driver (not available if unknown)."""
+        c, a = dispatch_drivers.c, dispatch_assignments.c
+        available = conn.execute(
+            sa.select(c.available).where(c.tenant_id == tenant_id, c.driver_id == driver_id)
+        ).scalar()
+        load = conn.execute(
+            sa.select(sa.func.count()).where(
+                a.tenant_id == tenant_id, a.driver_id == driver_id, a.status.in_(ACTIVE)
+            )
+        ).scalar_one()
+        return bool(available), int(load)
+
+    @staticmethod
     def upsert_driver(
         conn: sa.Connection, tenant_id: str, driver_id: str, *, name: str, available: bool
     ) -> DriverRecord:
