@@ -243,19 +243,33 @@ class DispatchRepository:
         caller holds the tenant's dispatch lock (`serialize`), which every change of a
         driver's availability or load also takes, so no row lock is needed."""
         c, a = dispatch_drivers.c, dispatch_assignments.c
-        loads = (
-            sa.select(a.driver_id, sa.func.count().label("n"))
-            .where(a.tenant_id == tenant_id, a.status.in_(ACTIVE), a.driver_id.is_not(None))
-            .group_by(a.driver_id)
-            .subquery()
-        )
-        n = sa.func.coalesce(loads.c.n, 0)
-        by_id: Any = c.driver_id
+        n: Any
         if conn.dialect.name == "postgresql":
-            by_id = sa.collate(c.driver_id, "C")
+            # A correlated count per driver (an index probe on (tenant_id, driver_id)
+            # each), not a join with the grouped loads: with stale statistics PostgreSQL
+            # planned that join as a nested loop over both (8 M comparisons, ~3 s for
+            # 5,000 drivers and 2,000 orders); the probes cost ~25-40 ms whatever they say.
+            n = (
+                sa.select(sa.func.count())
+                .where(a.tenant_id == c.tenant_id, a.driver_id == c.driver_id,
+                       a.status.in_(ACTIVE))
+                .scalar_subquery()
+            )  # fmt: skip
+            source: Any = dispatch_drivers
+            by_id: Any = sa.collate(c.driver_id, "C")
+        else:  # SQLite joins the grouped loads well (3.4x the batch reading every driver)
+            loads = (
+                sa.select(a.driver_id, sa.func.count().label("n"))
+                .where(a.tenant_id == tenant_id, a.status.in_(ACTIVE), a.driver_id.is_not(None))
+                .group_by(a.driver_id)
+                .subquery()
+            )
+            n = sa.func.coalesce(loads.c.n, 0)
+            source = dispatch_drivers.outerjoin(loads, loads.c.driver_id == c.driver_id)
+            by_id = c.driver_id
         query = (
             sa.select(c.driver_id, n)
-            .select_from(dispatch_drivers.outerjoin(loads, loads.c.driver_id == c.driver_id))
+            .select_from(source)
             .where(c.tenant_id == tenant_id, c.available)
             .order_by(n, by_id)
             .limit(k)
