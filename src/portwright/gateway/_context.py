@@ -204,8 +204,12 @@ class GatewayContext:
         job_ids: Sequence[str],
         same: Callable[[JobRecord], bool] | None,
     ) -> list[JobRecord] | None:
-        """The jobs `job_ids` name when all exist, are the tenant's and `same`; else None."""
-        found = await asyncio.to_thread(self.service.store.jobs.get_many, job_ids)
+        """The jobs `job_ids` name when all exist, are the tenant's and `same`; else None.
+        A batch's jobs are written in one transaction: without its first, none is there."""
+        jobs = self.service.store.jobs
+        if not job_ids or not await asyncio.to_thread(jobs.get_many, job_ids[:1]):
+            return None
+        found = await asyncio.to_thread(jobs.get_many, job_ids)
         if len(found) != len(job_ids):
             return None
         if any(j.tenant_id != principal.tenant_id or (same and not same(j)) for j in found):
