@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import time
 
-__all__ = ["claimed_id", "new_id", "new_ids"]
+__all__ = ["claimed_id", "claimed_ids", "new_id", "new_ids"]
 
 
 def new_id(prefix: str) -> str:
@@ -29,3 +29,14 @@ def claimed_id(prefix: str, at: float, *parts: str) -> str:
     retried under the same claim names the same record instead of making a second."""
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:10]
     return f"{prefix}_{int(at * 1000):012x}{digest}"
+
+
+def claimed_ids(prefix: str, at: float, count: int, *parts: str) -> list[str]:
+    """`count` ids of what one claim made at `at` creates (a batch's items): shaped and
+    ordered like `new_ids` (one instant, a shared part, the last five hex digits counting
+    up), and the same every time for the same claim, as `claimed_id` is."""
+    if not 0 <= count <= 0x100000:
+        raise ValueError(f"claimed_ids: count {count} is not within 0..1048576")
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:5]
+    stamp = f"{prefix}_{int(at * 1000):012x}{digest}"
+    return [f"{stamp}{index:05x}" for index in range(count)]

@@ -268,6 +268,71 @@ def test_a_replayed_batch_returns_the_same_answer_and_creates_nothing(
     assert sorted(recorded) == sorted(ids)
 
 
+def test_a_batch_retried_after_the_gateway_died_mid_request_creates_no_second_items(
+    make_runtime: RuntimeFactory, accept_settings: Settings, world: SandboxWorld
+) -> None:
+    """A gateway killed after accepting a batch but before storing its answer leaves the
+    Idempotency-Key claimed without an answer; once its lease ends the client's retry is
+    served afresh. Its items are named from the claim, so the retry gets the same batch and
+    the same items back, metered once, instead of accepting the URLs a second time."""
+    from portwright.store._schema import idempotency_keys
+
+    runtime: Runtime = make_runtime(
+        _registry(accept_settings), settings=accept_settings, run_workers=False
+    )
+    service = JobService(runtime)
+    issued = issue_key(runtime.store, tenant="acme", plan="business")
+    server = ServerThread(create_app(service, accept_settings)).start()
+    headers = {"authorization": f"Bearer {issued.key}", "idempotency-key": "batch-died"}
+
+    def gateway_died_before_answering() -> None:
+        with runtime.store.engine.begin() as conn:
+            changed = conn.execute(
+                idempotency_keys.update()
+                .where(
+                    idempotency_keys.c.tenant_id == issued.record.tenant_id,
+                    idempotency_keys.c.key == "batch-died",
+                )
+                .values(
+                    state="in_flight", lease_until=0.0, status_code=None, headers=None, body=None
+                )
+            )
+        assert changed.rowcount == 1
+
+    try:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=120) as api:
+            first = api.post("/v1/batch", json=_batch(world, 25))
+            assert first.status_code == 202, first.text
+            usage = api.get("/v1/usage").json()
+            gateway_died_before_answering()
+            again = api.post("/v1/batch", json=_batch(world, 25))
+            assert again.status_code == 202, again.text
+            assert again.headers.get("idempotent-replayed") is None  # served, not replayed
+            assert again.json()["batch_id"] == first.json()["batch_id"]
+            first_ids = [j["id"] for j in first.json()["jobs"]]
+            assert [j["id"] for j in again.json()["jobs"]] == first_ids
+            assert api.get("/v1/usage").json() == usage  # metered once
+            replay = api.post("/v1/batch", json=_batch(world, 25))
+            assert replay.headers.get("idempotent-replayed") == "true"
+            assert replay.json() == again.json()
+            gateway_died_before_answering()
+            other = api.post("/v1/batch", json=_batch(world, 3, offset=100))  # another body
+            assert other.status_code == 202, other.text
+            assert not {j["id"] for j in other.json()["jobs"]} & set(first_ids)
+    finally:
+        server.stop()
+    assert runtime.store.jobs.counts_by_status() == {"queued": 28}
+    ids = sorted(j["id"] for j in first.json()["jobs"])
+    with runtime.store.engine.connect() as conn:
+        recorded = (
+            conn.execute(sa.select(sa.text("job_id")).select_from(sa.text("usage_records")))
+            .scalars()
+            .all()
+        )
+    assert Counter(r for r in recorded if r in set(ids)) == dict.fromkeys(ids, 1)
+    _wait_workflows(runtime.store, ids)
+
+
 @pytest.mark.timeout(300)
 def test_items_accepted_but_never_enqueued_are_enqueued_by_the_janitor(
     make_runtime: RuntimeFactory, accept_settings: Settings, world: SandboxWorld

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from portwright.orchestrator import JobService
 from portwright.resources.ssrf import UrlGuard, UrlRefusedError
 from portwright.resources.vault import Vault
 from portwright.settings import Settings
-from portwright.store import JobNotFoundError, JobRecord, Store
+from portwright.store import JobIdTakenError, JobNotFoundError, JobRecord, Store
 
 __all__ = ["SECURED", "GatewayContext", "IdempotencyKeyDoc", "actor_of"]
 
@@ -128,11 +128,23 @@ class GatewayContext:
         inputs: Sequence[Mapping[str, Any]],
         credits: Sequence[int],
         tier: str | None = None,
+        job_ids: Sequence[str] | None = None,
+        same: Callable[[JobRecord], bool] | None = None,
     ) -> list[JobRecord]:
         """A batch, set-based: check the plan, reserve the whole batch's quota once, accept
-        every job with its usage record in one transaction (refunded if that fails)."""
+        every job with its usage record in one transaction (refunded if that fails).
+
+        `job_ids` (one per input; a retried request under the same idempotency claim names
+        the same ones) that name jobs of the tenant already, all of them and each `same`
+        (this request's), return those jobs, metered once: a gateway that died between
+        accepting the batch and storing its answer made them. Ids taken otherwise (by
+        another request: a clash of derived ids, not expected) fall back to fresh ids."""
         if len(credits) != len(inputs):
             raise ValueError("submit_metered_many: one credits figure per input")
+        if job_ids is not None:
+            found = await self._accepted_already(principal, job_ids, same)
+            if found is not None:
+                return found
         plan = plan_of(principal.plan)
         for job_input in inputs:
             self.meter.check_job_shape(plan, job_input)
@@ -153,15 +165,53 @@ class GatewayContext:
             )
 
         try:
-            return await self.service.submit_many(
-                tenant_id=principal.tenant_id,
-                adapter=adapter,
-                inputs=inputs,
-                actor=actor_of(principal),
-                also=usage,
-            )
+            try:
+                return await self.service.submit_many(
+                    tenant_id=principal.tenant_id,
+                    adapter=adapter,
+                    inputs=inputs,
+                    actor=actor_of(principal),
+                    also=usage,
+                    job_ids=job_ids,
+                )
+            except JobIdTakenError:
+                # made meanwhile by the same claim's first attempt (still running past its
+                # lease)? Then those; else fresh ids
+                if job_ids is None:
+                    raise
+                found = await self._accepted_already(principal, job_ids, same)
+                if found is not None:
+                    await asyncio.shield(
+                        self.meter.refund(principal.tenant_id, period, jobs=jobs, credits=total)
+                    )
+                    return found
+                return await self.service.submit_many(
+                    tenant_id=principal.tenant_id,
+                    adapter=adapter,
+                    inputs=inputs,
+                    actor=actor_of(principal),
+                    also=usage,
+                )
         except BaseException:  # nothing was accepted (the jobs and usage commit together)
             await asyncio.shield(
                 self.meter.refund(principal.tenant_id, period, jobs=jobs, credits=total)
             )
             raise
+
+    async def _accepted_already(
+        self,
+        principal: Principal,
+        job_ids: Sequence[str],
+        same: Callable[[JobRecord], bool] | None,
+    ) -> list[JobRecord] | None:
+        """The jobs `job_ids` name when all exist, are the tenant's and `same`; else None.
+        A batch's jobs are written in one transaction: without its first, none is there."""
+        jobs = self.service.store.jobs
+        if not job_ids or not await asyncio.to_thread(jobs.get_many, job_ids[:1]):
+            return None
+        found = await asyncio.to_thread(jobs.get_many, job_ids)
+        if len(found) != len(job_ids):
+            return None
+        if any(j.tenant_id != principal.tenant_id or (same and not same(j)) for j in found):
+            return None
+        return found

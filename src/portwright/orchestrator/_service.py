@@ -153,6 +153,7 @@ class JobService:
         priority: int = 0,
         actor: str = "api",
         also: Callable[[sa.Connection, list[JobRecord]], None] | None = None,
+        job_ids: Sequence[str] | None = None,
     ) -> list[JobRecord]:
         """Validate and accept many jobs at once, set-based: every job row and its first event
         in one transaction (one multi-row INSERT per table), `also(conn, jobs)` in that same
@@ -164,7 +165,10 @@ class JobService:
         the rest as one workflow per job. A crash before that commits leaves queued jobs without
         a workflow, which the janitor enqueues (`Janitor.enqueue_orphans`), so an accepted
         job is never lost. Ids sort in the order given. The batch starts on one adapter
-        version, the one the portal's rollout chooses for it."""
+        version, the one the portal's rollout chooses for it. `job_ids` (one per input, in
+        the same order) names the jobs instead of fresh ids (a batch under an idempotency
+        claim: `claimed_ids`); when any of them exists already `JobIdTakenError` is raised
+        and nothing is written."""
         self.rt.registry.get(adapter)  # an unknown adapter fails before anything is read
         adapter_cls = await asyncio.to_thread(
             self.rt.rollouts.choose, adapter, tenant_id, new_id("batch")
@@ -173,12 +177,14 @@ class JobService:
         instance = adapter_cls()
         trace_parent = current_traceparent()
         models = [adapter_cls.input_model.model_validate(dict(data)) for data in inputs]
+        if job_ids is not None and len(job_ids) != len(models):
+            raise ValueError("submit_many: one job id per input")
 
         def accept() -> list[JobRecord]:
             # secret input fields sealed (reads the tenant's key, so here off the loop)
             stored = [self.rt.inputs.seal(tenant_id, model) for model in models]
             for _attempt in range(3):
-                ids = new_ids("job", len(models))
+                ids = list(job_ids) if job_ids is not None else new_ids("job", len(models))
                 # a batchable adapter's items run in chunks: each row names its chunk
                 chunk_of = plan_chunks(adapter_cls, models, ids)
                 new = [
@@ -206,6 +212,8 @@ class JobService:
                             also(conn, records)
                         return records
                 except JobIdTakenError:
+                    if job_ids is not None:
+                        raise  # the caller's ids: it decides (a retried claim finds its jobs)
                     continue  # fresh ids met existing ones (astronomically rare): redraw
             raise RuntimeError("submit_many: could not draw unused job ids")
 

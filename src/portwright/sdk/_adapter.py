@@ -253,7 +253,9 @@ class Adapter(Generic[InputT]):
     retry: ClassVar[RetryPolicy] = RetryPolicy()
     # Batchable: `run` is short work that is safe to repeat (e.g. an idempotent GET) and
     # needs no wait of its own. A batch of such jobs then runs as chunk workflows of
-    # `batch_size` items, `batch_concurrency` of them fetched at once, their results
+    # `batch_size` items (more, up to 1,000, when that makes no more chunks than the portal
+    # runs at once: `max_concurrency // batch_concurrency`), `batch_concurrency` of them
+    # fetched at once, their results
     # recorded together; an item that needs a retry, a person or a wait leaves its chunk
     # and goes on as its own job.
     batchable: ClassVar[bool] = False

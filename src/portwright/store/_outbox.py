@@ -151,6 +151,13 @@ class OutboxRepository:
         with self.engine.connect() as conn:
             return [to_record(OutboxRecord, row) for row in conn.execute(query)]
 
+    def ids_since(self, cursor: int, *, limit: int = 500) -> list[int]:
+        """The ids of the events after `cursor`, oldest first (`since` without reading or
+        decoding the rows: for a reader that only moves its cursor)."""
+        query = sa.select(outbox.c.id).where(outbox.c.id > cursor).order_by(outbox.c.id)
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(query.limit(limit)).scalars()]
+
     def since_updated(self, at: float, *, tenant_id: str | None = None) -> int:
         """The cursor just before the first event created at or after `at` (`updated_since`)."""
         query = sa.select(sa.func.min(outbox.c.id)).where(outbox.c.created_at >= at)

@@ -3,7 +3,8 @@
 from portwright.gateway.idempotency._middleware import (
     IdempotencyMiddleware,
     idempotent_id,
+    idempotent_ids,
     read_body,
 )
 
-__all__ = ["IdempotencyMiddleware", "idempotent_id", "read_body"]
+__all__ = ["IdempotencyMiddleware", "idempotent_id", "idempotent_ids", "read_body"]

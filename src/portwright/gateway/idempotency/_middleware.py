@@ -19,14 +19,14 @@ import structlog
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portwright._ids import claimed_id
+from portwright._ids import claimed_id, claimed_ids
 from portwright.gateway._errors import error_response
 from portwright.gateway._principal import principal_of
 from portwright.store import Store, is_database_unavailable
 
 log = structlog.get_logger("portwright.gateway")
 
-__all__ = ["IdempotencyMiddleware", "idempotent_id", "read_body"]
+__all__ = ["IdempotencyMiddleware", "idempotent_id", "idempotent_ids", "read_body"]
 
 HEADER = b"idempotency-key"
 CLAIM_STATE = "idempotency_claim"
@@ -205,3 +205,13 @@ def idempotent_id(request: Request, prefix: str) -> str | None:
         return None
     tenant_id, key, claimed_at = claim
     return claimed_id(prefix, claimed_at, tenant_id, request.url.path, key)
+
+
+def idempotent_ids(request: Request, prefix: str, count: int) -> list[str] | None:
+    """`idempotent_id` for a request that creates `count` records at once (a batch's
+    items): ids in the order given, the same for every attempt of the same claim."""
+    claim = request.scope.get("state", {}).get(CLAIM_STATE)
+    if not claim or claim[2] is None:
+        return None
+    tenant_id, key, claimed_at = claim
+    return claimed_ids(prefix, claimed_at, count, tenant_id, request.url.path, key)

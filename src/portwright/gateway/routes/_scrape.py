@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from portwright._ids import new_id
@@ -30,6 +30,7 @@ from portwright.gateway._context import SECURED, GatewayContext, IdempotencyKeyD
 from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._plans import PENDING_TIER, TIER_CREDITS, plan_of, tier_of
 from portwright.gateway._principal import Principal, current_principal
+from portwright.gateway.idempotency import idempotent_id, idempotent_ids
 from portwright.gateway.routes._views import job_view, linked_job_view
 from portwright.resilience import Backoff
 from portwright.store import JobRecord
@@ -182,9 +183,12 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
         dependencies=[Depends(IdempotencyKeyDoc)],
         summary="Scrape many URLs",
     )
-    async def batch(body: BatchRequest, caller: Caller) -> JSONResponse:
+    async def batch(body: BatchRequest, caller: Caller, request: Request) -> JSONResponse:
         """Every item is checked first (422 names the item), then all become jobs at once:
-        one quota reservation, one transaction for the jobs and their usage records."""
+        one quota reservation, one transaction for the jobs and their usage records. Under
+        an Idempotency-Key the batch and its items are named from the claim, so a retry
+        after the gateway died between accepting them and storing its answer gets the same
+        items back (metered once) instead of a second set."""
         plan = plan_of(caller.plan)
         if len(body.items) > plan.batch_size:
             raise ApiError(
@@ -198,7 +202,8 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
             await _check(ctx, item, f"items.{index}.", caller.tenant_id, known)
         if body.webhook:
             await _check_webhook(ctx, caller.tenant_id, "webhook", body.webhook, known)
-        batch_id = new_id("bat")
+        batch_id = idempotent_id(request, "bat") or new_id("bat")
+        job_ids = idempotent_ids(request, "job", len(body.items))
         settings = await scrape_settings(ctx, caller.tenant_id)
         items = [
             item.model_copy(update={"webhook": body.webhook})
@@ -206,7 +211,14 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
             else item
             for item in body.items
         ]
-        if body.webhook:  # counted as its items end: one event when the last one does
+        # counted as its items end: one event when the last one does (a retried claim's
+        # first attempt may have made it already)
+        created = bool(body.webhook) and (
+            job_ids is None
+            or await asyncio.to_thread(ctx.store.batches.get, batch_id, tenant_id=caller.tenant_id)
+            is None
+        )
+        if created:
             await asyncio.to_thread(
                 ctx.store.batches.create,
                 batch_id,
@@ -221,9 +233,11 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
                 inputs=[_job_input(item, batch_id, settings) for item in items],
                 credits=[TIER_CREDITS[tier_of(item.engine)] for item in items],
                 tier=PENDING_TIER,
+                job_ids=job_ids,
+                same=lambda job: (job.input or {}).get("batch_id") == batch_id,
             )
         except BaseException:
-            if body.webhook:
+            if created:
                 await asyncio.to_thread(ctx.store.batches.discard, batch_id)
             raise
         registry = ctx.service.rt.registry
