@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,3 +159,76 @@ def test_polls_densely_inside_predicted_windows_and_sparsely_outside() -> None:
     sparse = 6 * HOUR / max(len(outside), 1)
     assert dense <= 90.0  # about the budget's 60 s
     assert sparse >= 3 * dense
+
+
+def _daily_window_predictor(key: WatchKey) -> ReleasePredictor:
+    """Two weeks of scans every 5 min; a slot appears daily at 09:00 for 20 minutes."""
+    predictor = ReleasePredictor(PredictorConfig())
+    t = 0.0
+    while t < 14 * DAY:
+        day_t = t % DAY
+        predictor.observe(str(key), t, 1 if 9 * HOUR <= day_t < 9 * HOUR + 1200 else 0)
+        t += 300
+    return predictor
+
+
+def test_plans_with_the_whole_day_ahead_until_the_next_refresh() -> None:
+    """The windows a job plans with (padded) cover a day ahead of every poll, although its
+    forecast is refreshed only hourly (it used to reach a day and twice the padding past the
+    refresh, so in today's window the planner missed tomorrow's and misjudged the day)."""
+    key = WatchKey("cns", "ACC", "tourist")
+    predictor = _daily_window_predictor(key)
+    start = 14 * DAY + 7.75 * HOUR  # the first forecast is made at 07:45
+    clock = ManualClock(start)
+    missing: list[tuple[float, float]] = []
+
+    async def scan(_key: WatchKey) -> ScanResult:
+        now = clock.now()
+        if not hub.windows(key):
+            return ScanResult()  # the first scan: no forecast yet
+        planned = {v.start for v in hub.windows(key)}
+        ahead = predictor.forecast(str(key), now, 2 * DAY).windows
+        missing.extend(
+            (now, w.start) for w in ahead if w.start - 600 < now + DAY and w.start not in planned
+        )
+        return ScanResult()
+
+    hub = WatchHub(
+        scan=scan, hand_off=Bookings().hand_off, per_hour=60, clock=clock, predictor=predictor,
+        pad_s=600.0,
+    )  # fmt: skip
+    hub.wait(key, "b")
+    _run(hub, start + 2 * HOUR)
+    assert len(hub.windows(key)) >= 2
+    assert missing == []
+
+
+def test_a_found_slot_is_offered_before_the_scan_is_recorded() -> None:
+    """Competitors take slots within seconds: the hand-off comes first, then `on_scan`
+    (a store write under `WatchService`), which still records every scan."""
+    clock = ManualClock()
+    key = WatchKey("cns", "ACC", "tourist")
+    portal = FakePortal(clock, {key: [100.0]})
+    events: list[str] = []
+
+    async def hand_off(booking_id: str, _key: WatchKey, slot: str) -> bool:
+        events.append(f"hand-off {slot}")
+        return True
+
+    async def on_scan(_key: WatchKey, at: float, result: ScanResult) -> None:
+        events.append(f"record {len(result.slots)}")
+
+    hub = WatchHub(scan=portal.scan, hand_off=hand_off, per_hour=60, clock=clock, on_scan=on_scan)
+    hub.wait(key, "b")
+    _run(hub, 300.0)
+    assert "hand-off ACC-0" in events
+    i = events.index("hand-off ACC-0")
+    assert events[i + 1] == "record 1"
+    assert len([e for e in events if e.startswith("record")]) == len(portal.requests)
+
+
+def test_bad_watch_options_name_the_field() -> None:
+    """A dense share outside (0, 1) is refused, naming it."""
+    with pytest.raises(ValueError, match="dense_share"):
+        WatchHub(scan=FakePortal(ManualClock(), {}).scan, hand_off=Bookings().hand_off,
+                 per_hour=60, dense_share=1.0)  # fmt: skip

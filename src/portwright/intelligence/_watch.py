@@ -61,7 +61,7 @@ class PollPlanner:
 
     per_day: int
     per_hour: int
-    pad_s: float = 600.0
+    pad_s: float = 300.0
     dense_share: float = 0.6  # at most this share of the day's requests goes to windows
 
     def __post_init__(self) -> None:

@@ -116,7 +116,8 @@ class WatchHub:
         on_scan: OnScan | None = None,
         cooldown_until: Callable[[str], float | None] | None = None,
         daily_share: float = 0.25,
-        pad_s: float = 600.0,
+        dense_share: float = 0.6,
+        pad_s: float = 300.0,
         follow_s: float = 900.0,
         refresh_s: float = 3600.0,
         error_backoff_s: float = 60.0,
@@ -130,7 +131,10 @@ class WatchHub:
         self.clock: WatchClock = clock or SystemClock()
         self.predictor = predictor or ReleasePredictor(PredictorConfig())
         self._cooldown_until = cooldown_until
+        if not 0.0 < dense_share < 1.0:
+            raise ValueError(f"dense_share must be in (0, 1), got {dense_share}")
         self._daily_share, self._pad_s = daily_share, pad_s
+        self._dense_share = dense_share
         self._follow_s, self._refresh_s = follow_s, refresh_s
         self._error_backoff_s = error_backoff_s
         self.failures = 0
@@ -186,7 +190,9 @@ class WatchHub:
     def _planner(self, portal: str, active: int) -> PollPlanner:
         per_hour = max(1, self._budget(portal).limit // max(1, active))
         per_day = max(1, int(per_hour * 24 * self._daily_share))
-        return PollPlanner(per_day=per_day, per_hour=per_hour, pad_s=self._pad_s)
+        return PollPlanner(
+            per_day=per_day, per_hour=per_hour, pad_s=self._pad_s, dense_share=self._dense_share
+        )
 
     def _cooled_until(self, portal: str) -> float:
         outside = self._cooldown_until(portal) if self._cooldown_until else None
@@ -261,12 +267,27 @@ class WatchHub:
         if at >= job.last_seen_at:
             self.predictor.observe(str(job.key), at, len(ids), len(fresh))
             job.last_seen_at, job.offset = at, at - now
-        if self._on_scan is not None:
-            await self._on_scan(job.key, at, result)
         if fresh:
             job.follow_until = now + self._follow_s
         job.last_ids = ids
-        for slot in result.slots:
+        try:  # slots first: competitors take them within seconds; the record can wait
+            await self._offer(job, result.slots)
+        finally:
+            if self._on_scan is not None:
+                await self._on_scan(job.key, at, result)
+        if now - job.forecast_at >= self._refresh_s:
+            # two days: the planner looks a day ahead of every poll until the next refresh,
+            # which comes with the first scan an hour later, at most a day later
+            forecast = self.predictor.forecast(str(job.key), at, 2 * DAY_S + 2 * self._pad_s)
+            job.windows = tuple(
+                Window(w.start - job.offset, w.end - job.offset, w.confidence, w.chance)
+                for w in forecast.windows
+            )
+            job.forecast_at = now
+
+    async def _offer(self, job: _Job, slots: tuple[str, ...]) -> None:
+        """Each slot never handed before to the waiting bookings in priority order."""
+        for slot in slots:
             if slot in job.handed:
                 continue
             for waiter in sorted(job.waiters.values(), key=_order):
@@ -276,13 +297,6 @@ class WatchHub:
                     break
             if not job.waiters:
                 break
-        if now - job.forecast_at >= self._refresh_s:
-            forecast = self.predictor.forecast(str(job.key), at, DAY_S + 2 * self._pad_s)
-            job.windows = tuple(
-                Window(w.start - job.offset, w.end - job.offset, w.confidence, w.chance)
-                for w in forecast.windows
-            )
-            job.forecast_at = now
 
 
 def _order(w: _Waiter) -> tuple[int, int]:
