@@ -51,7 +51,7 @@ def _events(tenant_id: str, first: int, count: int) -> list[Any]:
                 payload=body,
                 event_type=json.loads(body)["type"],
                 tenant_id=tenant_id,
-            )  # fmt: skip
+            )
         )
     return out
 
@@ -88,7 +88,7 @@ def prepare(url: str, drivers: int, orders: int, batch: int) -> None:
                         "available": True,
                         "created_at": now,
                         "updated_at": now,
-                    }  # fmt: skip
+                    }
                     for n in range(drivers)
                 ],
             )
@@ -128,8 +128,12 @@ def _child(src: str | None, url: str, first: int, batch: int) -> float:
         env["PYTHONPATH"] = os.pathsep.join([src, str(HERE.parent)])
     done = subprocess.run(
         [sys.executable, __file__, "--child", url, str(first), str(batch)],
-        env=env, capture_output=True, text=True, timeout=600, check=True,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -175,10 +179,12 @@ def main() -> int:
     afters = [a for a, _ in rows]
     report: dict[str, Any] = {
         "database": "postgresql" if args.postgres else "sqlite",
-        "drivers": args.drivers, "active_orders": args.orders, "batch": args.batch,
+        "drivers": args.drivers,
+        "active_orders": args.orders,
+        "batch": args.batch,
         "after_ms_median": round(statistics.median(afters) * 1000, 1),
         "load_avg_end": load,
-    }  # fmt: skip
+    }
     if args.before_src:
         befores = [b for _, b in rows if b is not None]
         report["before_ms_median"] = round(statistics.median(befores) * 1000, 1)
