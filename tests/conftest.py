@@ -16,6 +16,7 @@ the `portwright …` subprocess tests that start on a new database); so does a t
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -223,3 +224,23 @@ def service_for(make_runtime: RuntimeFactory) -> Callable[..., JobService]:
         return JobService(make_runtime(registry, **kw))
 
     return make
+
+
+# -- the order files run in ------------------------------------------------------------------
+
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In an xdist worker, the files that take longest first (tests/durations.json: seconds
+    per file from a full run; `python -m tests.durations` refreshes it), each file's own order
+    kept. `./run test` hands whole files to its workers in this order (`--dist loadfile
+    --no-loadscope-reorder`), so the long files start early and the run does not end with one
+    worker alone on a long file. Only the order changes: a file missing from the table counts
+    as one of average length. Without xdist the order is pytest's (grouped by fixture)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    weights: dict[str, float] = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    usual = sum(weights.values()) / len(weights) if weights else 0.0
+    items.sort(key=lambda item: -weights.get(item.nodeid.split("::", 1)[0], usual))
