@@ -3,12 +3,24 @@
 PostgreSQL comes from PORTWRIGHT_TEST_POSTGRES (default postgresql://postgres@127.0.0.1:5432).
 If it is unreachable the Postgres half of the suite fails loudly; set
 PORTWRIGHT_TEST_SKIP_POSTGRES=1 to skip it deliberately on a machine without one.
+
+A test that uses `settings` (every runtime test: `make_runtime`, `service_for`, the stacks
+built on them) gets its database already migrated: a copy of a template this test process
+migrated once (`portwright migrate`'s work: the app's Alembic heads, DBOS's system tables and
+its checkpoint table) — the SQLite files copied, a PostgreSQL database created `TEMPLATE` it.
+Opening the store and launching DBOS still run their migrations, which find nothing to do.
+A test that uses `db_url` without `settings` gets an EMPTY database (the migration tests, and
+the `portwright …` subprocess tests that start on a new database); so does a test marked
+`empty_db`, and every test under PORTWRIGHT_TEST_FRESH_DB=1 (the old way, for comparison).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +38,11 @@ SKIP_PG = os.environ.get("PORTWRIGHT_TEST_SKIP_POSTGRES") == "1"
 AS_APP = os.environ.get("PORTWRIGHT_TEST_POSTGRES_AS_APP") == "1"
 
 
+FRESH_DB = os.environ.get("PORTWRIGHT_TEST_FRESH_DB") == "1"
+DATA_DIR = "data"  # `settings`' data_dir under tmp_path: SQLite's DBOS system database is there
+SQLITE_FILES = ("app.sqlite", f"{DATA_DIR}/dbos.sqlite")  # the app's, DBOS's
+
+
 def _pg_admin() -> sa.Engine:
     return sa.create_engine(
         PG_BASE.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
@@ -33,20 +50,110 @@ def _pg_admin() -> sa.Engine:
     )
 
 
+def _wants_migrated(request: pytest.FixtureRequest) -> bool:
+    """Whether this test starts on a migrated copy: it uses `settings` (directly or through
+    a fixture) and is not marked `empty_db`."""
+    return (
+        not FRESH_DB
+        and "settings" in request.fixturenames
+        and request.node.get_closest_marker("empty_db") is None
+    )
+
+
+class Templates:
+    """This test process's migrated databases, made on first use and copied per test.
+
+    Each lives for one session and is named for it, so it can never be stale: it is migrated
+    by this checkout's code, and a test that changes the schema's plugins still has its
+    store migrate the copy the rest of the way."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._sqlite: Path | None = None
+        self._postgres: str | None = None
+
+    @staticmethod
+    def _migrate(database_url: str, data_dir: Path) -> None:
+        from portwright.orchestrator import migrate_databases
+
+        migrate_databases(Settings(database_url=database_url, data_dir=data_dir))
+
+    def sqlite_into(self, tmp_path: Path) -> None:
+        """Copy the migrated SQLite files (the app's, DBOS's) to where `settings` puts them."""
+        if self._sqlite is None:
+            self._sqlite = self.root / "sqlite"
+            self._migrate(f"sqlite:///{self._sqlite / SQLITE_FILES[0]}", self._sqlite / DATA_DIR)
+            for name in SQLITE_FILES:  # everything in the main file: each copy is one file
+                conn = sqlite3.connect(self._sqlite / name)
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    conn.close()
+                wal = self._sqlite / f"{name}-wal"
+                assert not wal.exists() or not wal.stat().st_size, f"{wal} is not checkpointed"
+        for name in SQLITE_FILES:
+            target = tmp_path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self._sqlite / name, target)
+
+    def postgres(self) -> str:
+        """The name of the migrated PostgreSQL template (no connection left open to it)."""
+        if self._postgres is None:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            name = f"pw_tmpl_{worker}_{secrets.token_hex(4)}"
+            admin = _pg_admin()
+            try:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                self._postgres = name
+                self._migrate(f"{PG_BASE}/{name}", self.root / "pg-data")
+            finally:
+                admin.dispose()
+        return self._postgres
+
+    def drop(self) -> None:
+        if self._postgres is None:
+            return
+        admin = _pg_admin()
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self._postgres}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def db_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    templates = Templates(tmp_path_factory.mktemp("db-templates"))
+    try:
+        yield templates
+    finally:
+        templates.drop()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty application database URL: SQLite in tmp_path, or a fresh Postgres database."""
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, db_templates: Templates
+) -> Iterator[str]:
+    """An application database URL: SQLite in tmp_path, or a fresh Postgres database. Empty,
+    unless the test uses `settings` (then migrated: see the module's docstring)."""
+    migrated = _wants_migrated(request)
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'app.sqlite'}"
+        if migrated:
+            db_templates.sqlite_into(tmp_path)
+        yield f"sqlite:///{tmp_path / SQLITE_FILES[0]}"
         return
     if SKIP_PG:
         pytest.skip("PORTWRIGHT_TEST_SKIP_POSTGRES=1")
-    yield from pg_database("pw_test")
+    template = db_templates.postgres() if migrated and not AS_APP else None
+    yield from pg_database("pw_test", template=template)
 
 
-def pg_database(prefix: str) -> Iterator[str]:
-    """A fresh Postgres database's URL. With PORTWRIGHT_TEST_POSTGRES_AS_APP=1 it belongs to
-    a fresh non-superuser role the URL connects as, so row-level security applies."""
+def pg_database(prefix: str, *, template: str | None = None) -> Iterator[str]:
+    """A fresh Postgres database's URL (a copy of `template`, if given). With
+    PORTWRIGHT_TEST_POSTGRES_AS_APP=1 it belongs to a fresh non-superuser role the URL
+    connects as, so row-level security applies (and no template is used: its tables would
+    belong to the superuser)."""
     name = f"{prefix}_{secrets.token_hex(4)}"
     role = f"pw_app_{secrets.token_hex(4)}" if AS_APP else None
     admin = _pg_admin()
@@ -54,6 +161,8 @@ def pg_database(prefix: str) -> Iterator[str]:
         if role:
             conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
             conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{role}"'))
+        elif template:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
         else:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
@@ -74,7 +183,7 @@ def pg_database(prefix: str) -> Iterator[str]:
 def settings(db_url: str, tmp_path: Path) -> Settings:
     """Settings for one test: its own data dir and database, fast heartbeats and polling."""
     return Settings(
-        data_dir=tmp_path / "data",
+        data_dir=tmp_path / DATA_DIR,
         database_url=db_url,
         worker_id=f"test-{secrets.token_hex(3)}",
         heartbeat_interval_s=0.3,
@@ -115,3 +224,23 @@ def service_for(make_runtime: RuntimeFactory) -> Callable[..., JobService]:
         return JobService(make_runtime(registry, **kw))
 
     return make
+
+
+# -- the order files run in ------------------------------------------------------------------
+
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In an xdist worker, the files that take longest first (tests/durations.json: seconds
+    per file from a full run; `python -m tests.durations` refreshes it), each file's own order
+    kept. `./run test` hands whole files to its workers in this order (`--dist loadfile
+    --no-loadscope-reorder`), so the long files start early and the run does not end with one
+    worker alone on a long file. Only the order changes: a file missing from the table counts
+    as one of average length. Without xdist the order is pytest's (grouped by fixture)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    weights: dict[str, float] = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    usual = sum(weights.values()) / len(weights) if weights else 0.0
+    items.sort(key=lambda item: -weights.get(item.nodeid.split("::", 1)[0], usual))
