@@ -35,7 +35,10 @@ export interface paths {
         /**
          * Scrape many URLs
          * @description Every item is checked first (422 names the item), then all become jobs at once:
-         *     one quota reservation, one transaction for the jobs and their usage records.
+         *     one quota reservation, one transaction for the jobs and their usage records. Under
+         *     an Idempotency-Key the batch and its items are named from the claim, so a retry
+         *     after the gateway died between accepting them and storing its answer gets the same
+         *     items back (metered once) instead of a second set.
          */
         post: operations["batch_v1_batch_post"];
         delete?: never;
