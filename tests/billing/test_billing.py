@@ -222,8 +222,13 @@ def test_payment_webhooks_are_verified_and_deduplicated(billed: Billed) -> None:
     assert again.json()["id"] == first.json()["id"]
 
     def processed() -> object:
+        # The subscription's change commits with the handler; the inbox row is marked done
+        # after it (the processor's own write): wait for both, not the first alone.
         row = store.billing.get(tenant_id)
-        return row if row is not None and row.status == "past_due" else None
+        if row is None or row.status != "past_due":
+            return None
+        done = [r for r in store.inbox.search(source="payments") if r.id == first.json()["id"]]
+        return done if done and done[0].status != "processing" else None
 
     wait_until_sync(processed, timeout=15)
     rows = [r for r in store.inbox.search(source="payments") if r.id == first.json()["id"]]
