@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -164,16 +165,17 @@ class GatewayContext:
                 charges=[(r.id, c) for r, c in zip(records, credits, strict=True)],
             )
 
+        submit = functools.partial(
+            self.service.submit_many,
+            tenant_id=principal.tenant_id,
+            adapter=adapter,
+            inputs=inputs,
+            actor=actor_of(principal),
+            also=usage,
+        )
         try:
             try:
-                return await self.service.submit_many(
-                    tenant_id=principal.tenant_id,
-                    adapter=adapter,
-                    inputs=inputs,
-                    actor=actor_of(principal),
-                    also=usage,
-                    job_ids=job_ids,
-                )
+                return await submit(job_ids=job_ids)
             except JobIdTakenError:
                 # made meanwhile by the same claim's first attempt (still running past its
                 # lease)? Then those; else fresh ids
@@ -185,13 +187,7 @@ class GatewayContext:
                         self.meter.refund(principal.tenant_id, period, jobs=jobs, credits=total)
                     )
                     return found
-                return await self.service.submit_many(
-                    tenant_id=principal.tenant_id,
-                    adapter=adapter,
-                    inputs=inputs,
-                    actor=actor_of(principal),
-                    also=usage,
-                )
+                return await submit()
         except BaseException:  # nothing was accepted (the jobs and usage commit together)
             await asyncio.shield(
                 self.meter.refund(principal.tenant_id, period, jobs=jobs, credits=total)
