@@ -72,3 +72,12 @@ def event(kind: str, obj: dict[str, Any], event_id: str) -> bytes:
     return json.dumps(
         {"id": event_id, "object": "event", "type": kind, "data": {"object": obj}}
     ).encode()
+
+
+def fill_card(card: Any, number: str = GOOD_CARD) -> None:
+    """Fill localstripe's Stripe.js card element (its five inputs) with `number`."""
+    card.locator("input[placeholder=number]").fill(number)
+    card.locator("input[placeholder=exp_month]").fill("12")
+    card.locator("input[placeholder=exp_year]").fill("34")
+    card.locator("input[placeholder=cvc]").fill("123")
+    card.locator("input[placeholder=postal_code]").fill("10115")

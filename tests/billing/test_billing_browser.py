@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from portwright.testing import wait_until_sync
-from tests.billing._support import GOOD_CARD, event, signed
+from tests.billing._support import event, fill_card, signed
 from tests.billing.conftest import Billed
 from tests.customers._support import PASSWORD
 from tests.support import headless_chromium
@@ -67,11 +67,7 @@ def test_subscribe_upgrade_and_grace_in_chromium(browser: Browser, billed: Bille
     card = page.locator("#card-element")
     expect(card.locator("input")).to_have_count(5)  # localstripe's Stripe.js card field
     page.screenshot(path=str(SHOTS / "checkout-desktop.png"), full_page=True)
-    card.locator("input[placeholder=number]").fill(GOOD_CARD)
-    card.locator("input[placeholder=exp_month]").fill("12")
-    card.locator("input[placeholder=exp_year]").fill("34")
-    card.locator("input[placeholder=cvc]").fill("123")
-    card.locator("input[placeholder=postal_code]").fill("10115")
+    fill_card(card)
     page.click("#pay")
     expect(page).to_have_url(f"{billed.portal.url}/app/billing?changed=growth")
     expect(page.locator("#current-plan")).to_have_text("growth")

@@ -20,6 +20,7 @@ from portwright.resources.vault import Vault
 from portwright.sandbox import SandboxWorld, payments
 from portwright.settings import BillingConfig, Settings, WebhookSource
 from portwright.testing import EchoAdapter
+from tests.adapters.test_directories import CATALOG
 from tests.customers._support import PASSWORD, Portal, Receiver
 from tests.gateway._support import ServerThread
 from tests.orchestrator._support import registry
@@ -110,3 +111,26 @@ def bearer(portal: Portal, email: str) -> dict[str, str]:
     token = portal.client().post("/v1/auth/token", json={"email": email, "password": PASSWORD})
     assert token.status_code == 200, token.text
     return {"authorization": f"Bearer {token.json()['access_token']}"}
+
+
+# three directories that never fail, ask for no captcha and are never down
+CALM = [
+    d["slug"]
+    for d in CATALOG
+    if d["sandbox"] == {"error_rate": 0.0, "outage": None} and not d["captcha"]
+][:3]
+
+
+def directory_order(portal: Portal, **extra: Any) -> dict[str, Any]:
+    """A directory-submission order over the CALM directories (no profile of its own: the
+    tenant's intake)."""
+    return {
+        "adapter": "directory-submission",
+        "input": {
+            "plan": 50,
+            "directories": CALM,
+            "directories_url": portal.world.url("directories"),
+            "poll_s": 0.2,
+            **extra,
+        },
+    }

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
+from playwright.sync_api import Page, expect
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -211,3 +212,23 @@ def form_csrf(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, "no CSRF token in the page"
     return found.group(1)
+
+
+# -- in a browser -----------------------------------------------------------------------
+
+
+def signup_in_browser(page: Page, portal: Portal, org: str, email: str) -> None:
+    page.goto(f"{portal.url}/app/signup")
+    page.fill("input[name=organisation]", org)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Check your email")
+
+
+def login_in_browser(page: Page, portal: Portal, email: str) -> None:
+    page.goto(f"{portal.url}/app/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{portal.url}/app/")

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from portwright.gateway import issue_key
 from portwright.testing import wait_until_sync
-from tests.customers._support import PASSWORD, Portal
+from tests.customers._support import PASSWORD, Portal, login_in_browser, signup_in_browser
 from tests.customers.conftest import SHOTS
 from tests.support import headless_chromium
 
@@ -40,29 +40,12 @@ def _page(browser: Browser, width: str) -> Page:
     return page
 
 
-def _signup_in_browser(page: Page, portal: Portal, org: str, email: str) -> None:
-    page.goto(f"{portal.url}/app/signup")
-    page.fill("input[name=organisation]", org)
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Check your email")
-
-
-def _login_in_browser(page: Page, portal: Portal, email: str) -> None:
-    page.goto(f"{portal.url}/app/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{portal.url}/app/")
-
-
 def test_signup_verify_login_and_answer_live(browser: Browser, portal: Portal) -> None:
     """A person signs up, opens the emailed link, signs in; a job that asks them appears
     live (no reload), they answer in the prompt, and its new state arrives live too."""
     page = _page(browser, "desktop")
     org, email = f"tide-{secrets.token_hex(2)}", f"grace-{secrets.token_hex(3)}@example.test"
-    _signup_in_browser(page, portal, org, email)
+    signup_in_browser(page, portal, org, email)
     link = portal.link_in(portal.wait_message(email, contains="/app/verify"))
     page.goto(link)
     expect(page.locator("h1")).to_have_text("Email confirmed")
@@ -139,7 +122,7 @@ def test_screenshots_of_every_page(browser: Browser, portal: Portal) -> None:
         page.click("button[type=submit]")
         expect(page.locator(".field-error")).to_have_count(3)
         _shoot(page, f"{width}-signup-error")
-        _login_in_browser(page, portal, owner)
+        login_in_browser(page, portal, owner)
         for name, path in [
             ("jobs", "/app/"),
             ("job-prompt", f"/app/jobs/{waiting}"),

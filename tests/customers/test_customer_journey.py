@@ -22,10 +22,9 @@ from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld, captcha, directories, inbox, mail, payments
 from portwright.settings import BillingConfig, Settings
 from portwright.testing import wait_until_sync
-from tests.billing._support import GOOD_CARD
-from tests.customers._orders import PROFILE, bearer, serve_orders
-from tests.customers._support import PASSWORD, Portal
-from tests.customers.test_intake_orders import CALM
+from tests.billing._support import fill_card
+from tests.customers._orders import CALM, PROFILE, bearer, directory_order, serve_orders
+from tests.customers._support import Portal, login_in_browser, signup_in_browser
 from tests.support import headless_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -78,19 +77,10 @@ def test_sign_up_pay_fill_the_intake_order_and_download_the_report(journey: Port
         page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
         page.set_default_timeout(60_000)
         # Sign up, verify by the emailed link, sign in.
-        page.goto(f"{portal.url}/app/signup")
-        page.fill("input[name=organisation]", org)
-        page.fill("input[name=email]", email)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        expect(page.locator("h1")).to_have_text("Check your email")
+        signup_in_browser(page, portal, org, email)
         page.goto(portal.link_in(portal.wait_message(email, contains="/app/verify")))
         expect(page.locator("h1")).to_have_text("Email confirmed")
-        page.goto(f"{portal.url}/app/login")
-        page.fill("input[name=email]", email)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        expect(page).to_have_url(f"{portal.url}/app/")
+        login_in_browser(page, portal, email)
         user = store.customers.user_by_email(email)
         assert user is not None
         tenant_id = user.tenant_id
@@ -101,11 +91,7 @@ def test_sign_up_pay_fill_the_intake_order_and_download_the_report(journey: Port
         page.locator(".plan[data-plan=growth] button").click()
         card = page.locator("#card-element")
         expect(card.locator("input")).to_have_count(5)
-        card.locator("input[placeholder=number]").fill(GOOD_CARD)
-        card.locator("input[placeholder=exp_month]").fill("12")
-        card.locator("input[placeholder=exp_year]").fill("34")
-        card.locator("input[placeholder=cvc]").fill("123")
-        card.locator("input[placeholder=postal_code]").fill("10115")
+        fill_card(card)
         page.click("#pay")
         # Paid: straight on to the intake form the directory orders need.
         expect(page).to_have_url(f"{portal.url}/app/intake/business-profile?paid=growth")
@@ -125,17 +111,8 @@ def test_sign_up_pay_fill_the_intake_order_and_download_the_report(journey: Port
 
         # A directory order (no profile of its own: the intake's) runs to its end.
         api = httpx.Client(base_url=portal.url, headers=bearer(portal, email), timeout=30)
-        order = {
-            "adapter": "directory-submission",
-            "input": {
-                "plan": 50,
-                "directories": CALM,
-                "directories_url": portal.world.url("directories"),
-                "poll_s": 0.2,
-            },
-        }
         with api:
-            created = api.post("/v1/jobs", json=order)
+            created = api.post("/v1/jobs", json=directory_order(portal))
         assert created.status_code == 202, created.text
         job_id = created.json()["id"]
         wait_until_sync(lambda: store.jobs.get(job_id).status == "succeeded", timeout=180)

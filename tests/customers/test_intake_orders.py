@@ -19,15 +19,8 @@ from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld, captcha, directories, inbox, mail
 from portwright.settings import Settings
 from portwright.testing import wait_until_sync
-from tests.adapters.test_directories import CATALOG
-from tests.customers._orders import PROFILE, bearer, serve_orders
+from tests.customers._orders import CALM, PROFILE, bearer, directory_order, serve_orders
 from tests.customers._support import Portal
-
-CALM = [
-    d["slug"]
-    for d in CATALOG
-    if d["sandbox"] == {"error_rate": 0.0, "outage": None} and not d["captcha"]
-][:3]
 
 
 @pytest.fixture
@@ -43,19 +36,6 @@ def portal(
     settings: Settings, world: SandboxWorld, service_for: Callable[..., JobService]
 ) -> Iterator[Portal]:
     yield from serve_orders(settings, world, service_for)
-
-
-def _order(portal: Portal, **extra: Any) -> dict[str, Any]:
-    return {
-        "adapter": "directory-submission",
-        "input": {
-            "plan": 50,
-            "directories": CALM,
-            "directories_url": portal.world.url("directories"),
-            "poll_s": 0.2,
-            **extra,
-        },
-    }
 
 
 def _flat(profile: dict[str, Any], **changes: str) -> dict[str, str]:
@@ -74,7 +54,7 @@ def test_an_order_waits_for_the_intake_form_and_proceeds_when_it_is_complete(
     member_http, member_csrf = portal.login(member)
     api = portal.client(**bearer(portal, owner))
 
-    created = api.post("/v1/jobs", json=_order(portal))
+    created = api.post("/v1/jobs", json=directory_order(portal))
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
     # It waits, visibly, and nothing is dispatched.
@@ -144,7 +124,7 @@ def test_an_order_waits_for_the_intake_form_and_proceeds_when_it_is_complete(
     assert member_http.get(f"/app/reports/{job_id}.html").status_code == 200
 
     # A second order finds the form saved and does not wait.
-    again = api.post("/v1/jobs", json=_order(portal)).json()["id"]
+    again = api.post("/v1/jobs", json=directory_order(portal)).json()["id"]
     wait_until_sync(lambda: store.jobs.get(again).status == "succeeded", timeout=120)
     assert "WAITING_FOR_INTAKE" not in [e.to_state for e in store.jobs.events(again)]
 
@@ -161,13 +141,13 @@ def test_an_order_waits_for_the_intake_form_and_proceeds_when_it_is_complete(
 def test_an_order_with_its_own_profile_does_not_wait(portal: Portal) -> None:
     owner, _ = portal.owner()
     api = portal.client(**bearer(portal, owner))
-    created = api.post("/v1/jobs", json=_order(portal, profile=PROFILE))
+    created = api.post("/v1/jobs", json=directory_order(portal, profile=PROFILE))
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
     store = portal.service.store
     wait_until_sync(lambda: store.jobs.get(job_id).status == "succeeded", timeout=120)
     assert "WAITING_FOR_INTAKE" not in [e.to_state for e in store.jobs.events(job_id)]
-    missing = api.post("/v1/jobs", json=_order(portal, profile={**PROFILE, "phone": None}))
+    missing = api.post("/v1/jobs", json=directory_order(portal, profile={**PROFILE, "phone": None}))
     assert missing.status_code == 422
     assert "input.profile.phone" in missing.text
     unknown = api.get("/v1/intake/no-such-form")

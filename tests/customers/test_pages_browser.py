@@ -15,9 +15,8 @@ from portwright.orchestrator import JobService
 from portwright.sandbox import SandboxWorld, captcha, directories, inbox, mail
 from portwright.settings import Settings
 from portwright.testing import wait_until_sync
-from tests.customers._orders import PROFILE, bearer, serve_orders
+from tests.customers._orders import CALM, PROFILE, bearer, serve_orders
 from tests.customers._support import PASSWORD, Portal
-from tests.customers.test_intake_orders import CALM
 from tests.support import headless_chromium
 
 pytestmark = pytest.mark.browser
