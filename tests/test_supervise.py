@@ -52,3 +52,49 @@ def test_a_thread_dying_of_an_exception_is_logged_as_json(
     assert record["event"] == "thread died"
     assert record["thread"] == "relay-loop"
     assert "the relay's loop broke" in record["error"]
+
+
+WORKER_SIGNALLED_WHILE_STARTING = """
+import os, signal, sys
+import portwright.cli._stack as stack
+
+class Runtime:
+    executor_id = "w-early"
+    janitor = None
+    def stop(self, drain_s):
+        print(f"drained for up to {drain_s}s", flush=True)
+
+class Vault:
+    def close(self):
+        pass
+
+def start_runtime(settings):
+    # DBOS may already run a queued job's step while the runtime starts: an orchestrator's
+    # SIGTERM arriving now must stop the worker in order, as one arriving later does
+    os.kill(os.getpid(), signal.SIGTERM)
+    return Runtime(), Vault()
+
+stack.start_runtime = start_runtime
+from portwright.cli import main
+sys.exit(main(["worker", "--worker-id", "w-early"]))
+"""
+
+
+def test_a_sigterm_while_the_runtime_starts_stops_the_worker_in_order(tmp_path: Any) -> None:
+    """Seen in CI as exit -15: the handlers were installed only after the runtime started,
+    so a SIGTERM during a step DBOS began at launch killed the process without the drain."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTWRIGHT_")}
+    env.update(PORTWRIGHT_DATA_DIR=str(tmp_path), PORTWRIGHT_DRAIN_TIMEOUT_S="7")
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_SIGNALLED_WHILE_STARTING],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "drained for up to 7.0s" in done.stdout
+    exits = [json.loads(x) for x in done.stderr.splitlines() if '"worker exiting"' in x]
+    assert [(e["reason"], e["code"]) for e in exits] == [("received SIGTERM", 0)]

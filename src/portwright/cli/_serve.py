@@ -97,9 +97,17 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from portwright.cli._stack import start_runtime
-    from portwright.cli._supervise import log_exit, log_thread_crashes, run_until_stopped
+    from portwright.cli._supervise import (
+        catch_stop_signals,
+        log_exit,
+        log_thread_crashes,
+        run_until_stopped,
+    )
     from portwright.observability import configure_logging, configure_tracing
 
+    # before the runtime starts: DBOS may run a queued or recovered job's step at once, and
+    # a SIGTERM then must stop the worker in order, not kill it (exit -15)
+    stop = catch_stop_signals()
     overrides: dict[str, Any] = {"worker_id": args.worker_id} if args.worker_id else {}
     if args.metrics_port is not None:
         overrides["worker_metrics_port"] = args.metrics_port
@@ -118,7 +126,7 @@ def _worker(args: argparse.Namespace) -> int:
         if settings.worker_metrics_port is not None:
             server = _serve_metrics(args.metrics_host, settings.worker_metrics_port)
         log.info("worker running", worker_id=runtime.executor_id)
-        reason = run_until_stopped(runtime)
+        reason = run_until_stopped(runtime, stop=stop)
         code = 0 if reason.startswith("received") else 1
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}"[:500]

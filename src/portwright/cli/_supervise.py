@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from portwright.orchestrator import Runtime
 
-__all__ = ["log_exit", "log_thread_crashes", "run_until_stopped"]
+__all__ = [
+    "StopSignals",
+    "catch_stop_signals",
+    "log_exit",
+    "log_thread_crashes",
+    "run_until_stopped",
+]
 
 CHECK_EVERY_S = 1.0
 
@@ -62,19 +68,38 @@ def log_thread_crashes() -> None:
     threading.excepthook = hook
 
 
-def run_until_stopped(runtime: Runtime, *, check_every_s: float = CHECK_EVERY_S) -> str:
-    """Block until SIGINT/SIGTERM or a fatal runtime condition; return the reason."""
-    stop = threading.Event()
-    received: list[str] = []
+class StopSignals:
+    """SIGINT/SIGTERM caught from the moment a worker process begins: a signal that arrives
+    while the runtime starts (DBOS may already be running a recovered or queued job's step)
+    asks for the same orderly stop as one that arrives later, instead of killing the process
+    with the default action (exit -15, the step cut off without the drain)."""
 
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.received: list[str] = []
 
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.received.append(signal.Signals(signum).name)
+        self.event.set()
+
+
+def catch_stop_signals() -> StopSignals:
+    """Install the stop handlers now; call it before starting the runtime."""
+    stop = StopSignals()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    while not stop.wait(check_every_s):
+        signal.signal(sig, stop._on_signal)
+    return stop
+
+
+def run_until_stopped(
+    runtime: Runtime, *, stop: StopSignals | None = None, check_every_s: float = CHECK_EVERY_S
+) -> str:
+    """Block until SIGINT/SIGTERM or a fatal runtime condition; return the reason. `stop`
+    is what `catch_stop_signals` installed before the runtime started (a signal already
+    received returns at once); without it the handlers are installed now."""
+    stop = stop if stop is not None else catch_stop_signals()
+    while not stop.event.wait(check_every_s):
         janitor = runtime.janitor
         if janitor is not None and not janitor.alive:
             return "the heartbeat thread died: stopping before other workers take this one's jobs"
-    return f"received {received[0]}" if received else "stopped"
+    return f"received {stop.received[0]}" if stop.received else "stopped"
