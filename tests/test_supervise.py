@@ -4,6 +4,7 @@ JSON line (the signal path runs in tests/orchestrator/test_worker_outage.py)."""
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -98,3 +99,26 @@ def test_a_sigterm_while_the_runtime_starts_stops_the_worker_in_order(tmp_path: 
     assert "drained for up to 7.0s" in done.stdout
     exits = [json.loads(x) for x in done.stderr.splitlines() if '"worker exiting"' in x]
     assert [(e["reason"], e["code"]) for e in exits] == [("received SIGTERM", 0)]
+
+
+def test_a_second_sigterm_stops_the_worker_at_once(tmp_path: Any) -> None:
+    """The first SIGTERM asks for the orderly stop; a second (a start that hangs, a drain
+    nobody wants to wait for) takes the default action: no drain, exit -15."""
+    import os
+    import subprocess
+    import sys
+
+    twice = WORKER_SIGNALLED_WHILE_STARTING.replace(
+        "    os.kill(os.getpid(), signal.SIGTERM)\n",
+        "    os.kill(os.getpid(), signal.SIGTERM)\n    os.kill(os.getpid(), signal.SIGTERM)\n",
+    )
+    assert twice != WORKER_SIGNALLED_WHILE_STARTING
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTWRIGHT_")}
+    env.update(PORTWRIGHT_DATA_DIR=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", twice],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == -signal.SIGTERM, (done.returncode, done.stderr[-2000:])
+    assert "drained" not in done.stdout

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import structlog
 
 from portwright.cli._common import add_settings_flags, settings_from
+from portwright.cli._supervise import StopSignals, catch_stop_signals
 
 __all__ = ["register"]
 
@@ -55,11 +54,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_up)
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
+def _wait_for_signal(stop: StopSignals | None = None) -> None:
+    """Until SIGINT/SIGTERM; `stop` caught them before what runs was started."""
+    stop = stop if stop is not None else catch_stop_signals()
+    while not stop.event.wait(1.0):
         pass
 
 
@@ -97,12 +95,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from portwright.cli._stack import start_runtime
-    from portwright.cli._supervise import (
-        catch_stop_signals,
-        log_exit,
-        log_thread_crashes,
-        run_until_stopped,
-    )
+    from portwright.cli._supervise import log_exit, log_thread_crashes, run_until_stopped
     from portwright.observability import configure_logging, configure_tracing
 
     # before the runtime starts: DBOS may run a queued or recovered job's step at once, and
@@ -161,6 +154,7 @@ def _up(args: argparse.Namespace) -> int:
     from portwright.cli._stack import sandbox_world, start_stack
     from portwright.observability import configure_logging, configure_tracing
 
+    stop = catch_stop_signals()  # a SIGTERM while the stack starts stops it once started
     settings = settings_from(args)
     configure_tracing(settings)  # PORTWRIGHT_OTEL_EXPORTER; off by default
     configure_logging(settings)
@@ -177,7 +171,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"console {stack.gateway_url}/console", flush=True)
         print("first steps: portwright keys create --tenant NAME; "
               "portwright operators create --email ADDRESS --role admin", flush=True)  # fmt: skip
-        _wait_for_signal()
+        _wait_for_signal(stop)
     finally:
         stack.stop()
         if world is not None:

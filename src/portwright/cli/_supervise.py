@@ -72,13 +72,22 @@ class StopSignals:
     """SIGINT/SIGTERM caught from the moment a worker process begins: a signal that arrives
     while the runtime starts (DBOS may already be running a recovered or queued job's step)
     asks for the same orderly stop as one that arrives later, instead of killing the process
-    with the default action (exit -15, the step cut off without the drain)."""
+    with the default action (exit -15, the step cut off without the drain). A second signal
+    takes the default action at once."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
         self.received: list[str] = []
 
     def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.received:
+            # a second signal means now (a start that hangs, a drain not to wait for): the
+            # default action, as if no handler had been installed
+            signal.signal(signum, signal.SIG_DFL)
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)
+            return
         self.received.append(signal.Signals(signum).name)
         self.event.set()
 
