@@ -150,7 +150,10 @@ def serve(mode: str, port: int, data_dir: str, database_url: str | None) -> None
             Path(ready, str(os.getpid())).touch()
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run(sockets=sockets)
+    # uvicorn re-raises the parent's SIGINT once it has shut down: the stop asked for, not
+    # an error (it printed a traceback after every --drivers run)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
 
 
 def _bare_app() -> Any:
