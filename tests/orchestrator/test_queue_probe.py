@@ -141,3 +141,35 @@ def test_a_failed_probe_read_lets_every_queue_poll_and_is_not_retried_on_each_po
     assert attempts == 1
     assert all(probe.has_work(q) for q in ["portal-a", "portal-a", "portal-b", "chunks"] * 25)
     assert attempts == 1
+
+
+def test_a_busy_queue_polls_without_a_read_each_time_and_idle_polls_keep_reading(
+    tmp_path: Any,
+) -> None:
+    """A queue with work at the last read polls as DBOS's own without another read (a
+    batch's chunk queue polls every 50 ms; re-reading every queue at that pace cost ~4 %
+    of a batch's CPU); an idle queue's poll past the freshness reads again, and sees the
+    busy queue emptied."""
+    import sqlalchemy as sa
+
+    from portwright.orchestrator._queue_probe import QueueProbe
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'sys.sqlite'}")
+    meta = sa.MetaData()
+    table = sa.Table(
+        "workflow_status", meta, sa.Column("queue_name", sa.Text), sa.Column("status", sa.Text)
+    )
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"queue_name": "chunks", "status": "ENQUEUED"}])
+    probe = QueueProbe(engine, table, ttl_s=0.0)  # every poll may read
+    assert probe.has_work("chunks")
+    assert not probe.has_work("portal-a")
+    reads = probe.reads
+    assert all(probe.has_work("chunks") for _ in range(50))
+    assert probe.reads == reads  # the busy queue's polls read nothing
+    with engine.begin() as conn:
+        conn.execute(table.delete())
+    assert not probe.has_work("portal-a")  # an idle queue's poll reads again
+    assert probe.reads == reads + 1
+    assert not probe.has_work("chunks")  # and the emptied queue is skipped from then on
