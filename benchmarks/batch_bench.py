@@ -20,6 +20,11 @@ pages/s = N / the time from the first request to the last page. Rounds alternate
 of the systems (`--rounds`); each round prints Portwright's ratio to bare and to Crawlee in
 that round. Targets: at least 0.4 x bare, at least 1.5 x Crawlee.
 
+`--split N` adds the deployed shape on the same databases and rounds: a `portwright api`
+gateway, the relay and N `portwright worker` processes, each at `--concurrency` (the
+per-site politeness cap, 8 requests at once, is per process: N workers may have up to
+8N requests in flight to the site where the others have 8).
+
 `--kill` runs the crash mode instead: `--workers` real `portwright worker` processes and a
 `portwright api` gateway on one fresh database, a batch of `--items` URLs (10,000 in the
 issue), one worker SIGKILLed once `--kill-at` of the items have ended and started again
@@ -31,6 +36,7 @@ RSS is reported as the items ended (flat or not). It reads only what every item 
 
     python benchmarks/batch_bench.py                            # 1,000 URLs, both databases
     python benchmarks/batch_bench.py --items 1000 --rounds 3 --database sqlite
+    python benchmarks/batch_bench.py --items 1000 --rounds 3 --split 2
     python benchmarks/batch_bench.py --kill --items 500 --database postgres
     python benchmarks/batch_bench.py --kill --items 10000 --database postgres
 """
@@ -220,6 +226,103 @@ def child_portwright(urls: list[str], concurrency: int, database_url: str) -> di
     }
 
 
+def child_split(
+    urls: list[str], concurrency: int, database_url: str, workers: int
+) -> dict[str, Any]:
+    """The deployed shape: a `portwright api` gateway, the relay (`python -m
+    portwright.delivery`) and `workers` `portwright worker` processes on `database_url`
+    (empty: a fresh SQLite file), each worker at `concurrency`; the batch through the
+    gateway, timed as `child_portwright` times it."""
+    from portwright.cli._stack import _free_port
+    from portwright.store import Store
+
+    tmp = Path(tempfile.mkdtemp(prefix="batch-split-"))
+    database_url = database_url or f"sqlite:///{tmp / 'app.sqlite'}"
+    site = urls[0].split("/")[2]
+    env = {
+        **os.environ,
+        "PORTWRIGHT_DATABASE_URL": database_url,
+        "PORTWRIGHT_DATA_DIR": str(tmp / "data"),
+        "PORTWRIGHT_URL_ALLOWLIST": json.dumps([site]),
+        "PORTWRIGHT_WORKER_CONCURRENCY": str(concurrency),
+        "PORTWRIGHT_MASTER_KEY": MASTER_KEY,
+        "PORTWRIGHT_RATE_LIMIT_DEFAULT": UNLIMITED,
+        "PORTWRIGHT_RATE_LIMIT_WRITE": UNLIMITED,
+        "PORTWRIGHT_API_KEY_CACHE_S": "5",
+        "PORTWRIGHT_LOG_LEVEL": "WARNING",
+        "PORTWRIGHT_CHROMIUM": "none",
+    }
+    _cli(env, "migrate")
+    key = _cli(env, "keys", "create", "--tenant", "bench", "--plan", "enterprise")
+    key = key.strip().splitlines()[-1]
+    port = _free_port("127.0.0.1")
+    log = tmp / "processes.log"
+    procs: list[subprocess.Popen[bytes]] = []
+    pool = Workers(workers, "split", env, log)
+    store = Store.open(database_url, run_migrations=False)
+    try:
+        with log.open("ab") as out:
+            bin_dir = Path(sys.executable).parent
+            commands = (
+                [str(bin_dir / "portwright"), "api", "--port", str(port)],
+                [sys.executable, "-m", "portwright.delivery"],
+            )
+            procs.extend(
+                subprocess.Popen(command, env=env, stdout=out, stderr=out) for command in commands
+            )
+        pool.start()
+        pool.wait_ready(store, 180)
+        tenant = store.tenants.ensure("bench").id
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        with httpx.Client(base_url=base, timeout=10) as probe:
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if probe.get("/healthz").status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the gateway did not answer; see {log}")
+                time.sleep(0.2)
+        headers = {"authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=3600) as api:
+            warm = _post_batches(api, urls[:3])
+            deadline = time.monotonic() + 120
+            while _ended(store.engine, tenant)[0] < len(warm) and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+            t0, began = time.time(), time.perf_counter()
+            ids = _post_batches(api, urls)
+            accepted = time.perf_counter() - began
+        target = len(ids) + len(warm)
+        deadline = time.monotonic() + 3600
+        count, last = 0, None
+        while time.monotonic() < deadline:
+            count, last = _ended(store.engine, tenant)
+            if count >= target:
+                break
+            time.sleep(POLL_S)
+        statuses = store.jobs.counts_by_status(tenant_id=tenant)
+        statuses["succeeded"] = statuses.get("succeeded", 0) - len(warm)
+        done = (last - t0) if last is not None and count >= target else None
+        return {
+            "pages": len(urls),
+            "ok": statuses.get("succeeded", 0),
+            "accepted_s": accepted,
+            "seconds": done,
+            "statuses": statuses,
+            "processes": f"api + relay + {workers} workers",
+        }
+    finally:
+        pool.stop()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        store.close()
+
+
 def child_main(argv: list[str]) -> int:
     system, urls_file, concurrency, database_url = argv
     urls = json.loads(Path(urls_file).read_text())
@@ -231,6 +334,9 @@ def child_main(argv: list[str]) -> int:
         result = asyncio.run(child_bare(urls, int(concurrency)))
     elif system == "crawlee":
         result = child_crawlee(urls, int(concurrency))
+    elif system.startswith("split"):
+        workers = int(system.removeprefix("split") or 1)
+        result = child_split(urls, int(concurrency), database_url, workers)
     else:
         result = child_portwright(urls, int(concurrency), database_url)
     _emit(result)
@@ -279,6 +385,8 @@ def compare(args: argparse.Namespace, databases: list[str]) -> list[dict[str, An
     systems += [f"portwright-{db}" for db in databases]
     if args.before_src:  # the same databases on the code before a change, in the same run
         systems += [f"before-{db}" for db in databases]
+    if args.split:  # the deployed shape: gateway, relay and N worker processes
+        systems += [f"split{args.split}-{db}" for db in databases]
     results: list[dict[str, Any]] = []
     counter = RequestCounter()
     with (
@@ -304,7 +412,7 @@ def compare(args: argparse.Namespace, databases: list[str]) -> list[dict[str, An
                     name = system.split("-")[0]
                     src = args.before_src if name == "before" else ""
                     result = _run_child(
-                        "portwright" if name == "before" else name,
+                        "portwright" if name == "before" else name,  # splitN stays as is
                         urls_file,
                         args.concurrency,
                         url,
@@ -352,7 +460,7 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
         )
     lines.append("")
     systems = sorted(
-        {r["system"] for r in results if r["system"].startswith(("portwright", "before"))}
+        {r["system"] for r in results if r["system"].startswith(("portwright", "before", "split"))}
     )
     for system in systems:
         for base, target in (("bare", 0.4), ("crawlee", 1.5)):
@@ -669,6 +777,14 @@ def build_parser() -> argparse.ArgumentParser:
         "`git archive <commit> src | tar -x -C /tmp/before`) on the same databases, in "
         "the same rounds: before and after a change on the same machine load",
     )
+    parser.add_argument(
+        "--split",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the deployed shape on the same databases: a `portwright api` "
+        "gateway, the relay and N `portwright worker` processes (each at --concurrency)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
@@ -682,6 +798,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--items must be between 1 and 100000")
     if not 1 <= args.concurrency <= 256 or not 1 <= args.rounds <= 20:
         raise SystemExit("--concurrency must be 1-256, --rounds 1-20")
+    if not 0 <= args.split <= 8:
+        raise SystemExit("--split must be 0-8")
     if not 1 <= args.workers <= 16 or not 0 < args.kill_at < 1:
         raise SystemExit("--workers must be 1-16, --kill-at between 0 and 1")
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
