@@ -192,9 +192,15 @@ def child_portwright(urls: list[str], concurrency: int, database_url: str) -> di
     store = stack.runtime.store
     issued = issue_key(store, tenant="bench", plan="enterprise")
     tenant = issued.record.tenant_id
-    headers = {"authorization": f"Bearer {issued.key}"}
-    with httpx.Client(base_url=stack.gateway_url, headers=headers, timeout=3600) as api:
-        warm = _post_batches(api, urls[:3])  # the first request's imports and caches
+    return _timed_batch(stack.gateway_url, issued.key, store, tenant, urls)
+
+
+def _timed_batch(base: str, key: str, store: Any, tenant: str, urls: list[str]) -> dict[str, Any]:
+    """A 3-URL warm-up batch (the first request's imports and caches) waited out, then the
+    batch of `urls` through the gateway at `base`: accepted and done times, and statuses."""
+    headers = {"authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=3600) as api:
+        warm = _post_batches(api, urls[:3])
         deadline = time.monotonic() + 120
         while _ended(store.engine, tenant)[0] < len(warm) and time.monotonic() < deadline:
             time.sleep(POLL_S)
@@ -226,6 +232,29 @@ def child_portwright(urls: list[str], concurrency: int, database_url: str) -> di
     }
 
 
+def _process_env(database_url: str, tmp: Path, site: str, concurrency: int) -> dict[str, str]:
+    """The environment of the CLI processes (gateway, relay, workers) on one database, the
+    site `host:port` allowed, limits lifted; a bench key made with `portwright keys`."""
+    return {
+        **os.environ,
+        "PORTWRIGHT_DATABASE_URL": database_url,
+        "PORTWRIGHT_DATA_DIR": str(tmp / "data"),
+        "PORTWRIGHT_URL_ALLOWLIST": json.dumps([site]),
+        "PORTWRIGHT_WORKER_CONCURRENCY": str(concurrency),
+        "PORTWRIGHT_MASTER_KEY": MASTER_KEY,
+        "PORTWRIGHT_RATE_LIMIT_DEFAULT": UNLIMITED,
+        "PORTWRIGHT_RATE_LIMIT_WRITE": UNLIMITED,
+        "PORTWRIGHT_LOG_LEVEL": "WARNING",
+    }
+
+
+def _bench_key(env: dict[str, str]) -> str:
+    """Migrate the database and make the bench tenant's key (enterprise plan)."""
+    _cli(env, "migrate")
+    key = _cli(env, "keys", "create", "--tenant", "bench", "--plan", "enterprise")
+    return key.strip().splitlines()[-1]
+
+
 def child_split(
     urls: list[str], concurrency: int, database_url: str, workers: int
 ) -> dict[str, Any]:
@@ -240,21 +269,11 @@ def child_split(
     database_url = database_url or f"sqlite:///{tmp / 'app.sqlite'}"
     site = urls[0].split("/")[2]
     env = {
-        **os.environ,
-        "PORTWRIGHT_DATABASE_URL": database_url,
-        "PORTWRIGHT_DATA_DIR": str(tmp / "data"),
-        "PORTWRIGHT_URL_ALLOWLIST": json.dumps([site]),
-        "PORTWRIGHT_WORKER_CONCURRENCY": str(concurrency),
-        "PORTWRIGHT_MASTER_KEY": MASTER_KEY,
-        "PORTWRIGHT_RATE_LIMIT_DEFAULT": UNLIMITED,
-        "PORTWRIGHT_RATE_LIMIT_WRITE": UNLIMITED,
+        **_process_env(database_url, tmp, site, concurrency),
         "PORTWRIGHT_API_KEY_CACHE_S": "5",
-        "PORTWRIGHT_LOG_LEVEL": "WARNING",
         "PORTWRIGHT_CHROMIUM": "none",
     }
-    _cli(env, "migrate")
-    key = _cli(env, "keys", "create", "--tenant", "bench", "--plan", "enterprise")
-    key = key.strip().splitlines()[-1]
+    key = _bench_key(env)
     port = _free_port("127.0.0.1")
     log = tmp / "processes.log"
     procs: list[subprocess.Popen[bytes]] = []
@@ -283,34 +302,8 @@ def child_split(
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the gateway did not answer; see {log}")
                 time.sleep(0.2)
-        headers = {"authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=base, headers=headers, timeout=3600) as api:
-            warm = _post_batches(api, urls[:3])
-            deadline = time.monotonic() + 120
-            while _ended(store.engine, tenant)[0] < len(warm) and time.monotonic() < deadline:
-                time.sleep(POLL_S)
-            t0, began = time.time(), time.perf_counter()
-            ids = _post_batches(api, urls)
-            accepted = time.perf_counter() - began
-        target = len(ids) + len(warm)
-        deadline = time.monotonic() + 3600
-        count, last = 0, None
-        while time.monotonic() < deadline:
-            count, last = _ended(store.engine, tenant)
-            if count >= target:
-                break
-            time.sleep(POLL_S)
-        statuses = store.jobs.counts_by_status(tenant_id=tenant)
-        statuses["succeeded"] = statuses.get("succeeded", 0) - len(warm)
-        done = (last - t0) if last is not None and count >= target else None
-        return {
-            "pages": len(urls),
-            "ok": statuses.get("succeeded", 0),
-            "accepted_s": accepted,
-            "seconds": done,
-            "statuses": statuses,
-            "processes": f"api + relay + {workers} workers",
-        }
+        result = _timed_batch(base, key, store, tenant, urls)
+        return {**result, "processes": f"api + relay + {workers} workers"}
     finally:
         pool.stop()
         for proc in procs:
@@ -600,20 +593,8 @@ def kill_run(args: argparse.Namespace, database: str) -> dict[str, Any]:
             db_url = f"sqlite:///{tmp / 'app.sqlite'}"
         site = world.url("scrape-static")
         urls = static_urls(site, args.items)
-        env = {
-            **os.environ,
-            "PORTWRIGHT_DATABASE_URL": db_url,
-            "PORTWRIGHT_DATA_DIR": str(tmp / "data"),
-            "PORTWRIGHT_URL_ALLOWLIST": json.dumps([site.removeprefix("http://")]),
-            "PORTWRIGHT_WORKER_CONCURRENCY": str(args.concurrency),
-            "PORTWRIGHT_MASTER_KEY": MASTER_KEY,
-            "PORTWRIGHT_RATE_LIMIT_DEFAULT": UNLIMITED,
-            "PORTWRIGHT_RATE_LIMIT_WRITE": UNLIMITED,
-            "PORTWRIGHT_LOG_LEVEL": "WARNING",
-        }
-        _cli(env, "migrate")
-        key = _cli(env, "keys", "create", "--tenant", "bench", "--plan", "enterprise")
-        key = key.strip().splitlines()[-1]
+        env = _process_env(db_url, tmp, site.removeprefix("http://"), args.concurrency)
+        key = _bench_key(env)
         port = _free_port("127.0.0.1")
         log = tmp / "processes.log"
         with log.open("ab") as out:
