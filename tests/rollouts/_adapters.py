@@ -52,6 +52,12 @@ class SiteV2(SiteV1):
     selectors: ClassVar[Mapping[str, str]] = {"value": "p.v"}
 
 
+class SiteV2Held(SiteV2):
+    """v2 whose `run` is not safe to start over: after a rollback its parked jobs wait."""
+
+    retry_on_rollback: ClassVar[bool] = False
+
+
 class SiteV3(SiteV1):
     version: ClassVar[str] = "3"
     candidate: ClassVar[bool] = True
