@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from portwright.adapters import AdapterRegistry
 from portwright.observability import PROCESS, status_of
@@ -16,8 +17,17 @@ from portwright.orchestrator import JobService, RolloutChange
 from portwright.sandbox import SandboxWorld
 from portwright.settings import Settings
 from portwright.store import JobNotFoundError
+from portwright.store._schema import shadow_results
 from portwright.testing import wait_until
-from tests.rollouts._adapters import PinnedAsk, PinnedAskV2, SiteV1, SiteV2, SiteV2Held, SiteV3
+from tests.rollouts._adapters import (
+    PinnedAsk,
+    PinnedAskV2,
+    SiteV1,
+    SiteV2,
+    SiteV2Held,
+    SiteV3,
+    SiteV4,
+)
 from tests.support import Listener, Worker
 
 ServiceFor = Callable[..., JobService]
@@ -202,6 +212,42 @@ async def test_a_shadows_write_is_refused_before_it_leaves(
         rollout = svc.store.rollouts.get("site")
         assert rollout is not None
         assert rollout.live == "1", "a refused shadow is not promoted"
+
+
+async def test_a_shadow_that_swallows_its_refused_writes_is_still_refused(
+    service_for: ServiceFor, settings: Settings
+) -> None:
+    """A shadow step tries POST, DELETE, remember, observe and attach, catches each refusal
+    and returns the live value: the comparison is `refused` (not `agree`), naming every
+    attempt; none of them reached the portal or the job's record, and it is not promoted."""
+    with Listener("127.0.0.1", body='<p class="v">hello</p>') as site:
+        svc = service_for(
+            _registry(SiteV1, SiteV4),
+            settings=settings.model_copy(
+                update={"url_allowlist": [*settings.url_allowlist, f"127.0.0.1:{site.port}"]}
+            ),
+        )
+        tenant = svc.store.tenants.ensure("acme")
+        svc.rt.rollouts.set("site", RolloutChange(shadow="4", promote_after=1), actor="op")
+        url = f"http://127.0.0.1:{site.port}/"
+        job = await svc.submit(tenant_id=tenant.id, adapter="site", input={"url": url, "key": "h"})
+        done = await _status(svc, job.id, SETTLED)
+        assert (done.status, (done.output or {}).get("value")) == ("succeeded", "hello")
+        with svc.store.engine.connect() as conn:
+            [(outcome, detail)] = conn.execute(
+                sa.select(shadow_results.c.outcome, shadow_results.c.detail).where(
+                    shadow_results.c.job_id == job.id
+                )
+            ).all()
+        assert outcome == "refused"
+        for attempt in ("POST http", "DELETE http", "remember 'seen'", "observe 'value'",
+                        "attach 'page'"):  # fmt: skip
+            assert attempt in detail, detail
+        assert sorted(h.split()[0] for h in site.hits) == ["GET", "GET"], site.hits
+        assert "seen" not in (svc.store.jobs.get(job.id).notes or {})
+        record = svc.store.rollouts.get("site")
+        assert record is not None
+        assert (record.live, record.shadow) == ("1", "4")
 
 
 @pytest.mark.parametrize("canary_class", [SiteV2, SiteV2Held], ids=["retried", "held"])
