@@ -7,6 +7,7 @@ alone; v3 (a candidate) is a shadow that tries to write. Each reports its versio
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -52,10 +53,39 @@ class SiteV2(SiteV1):
     selectors: ClassVar[Mapping[str, str]] = {"value": "p.v"}
 
 
+class SiteV2Held(SiteV2):
+    """v2 whose `run` is not safe to start over: after a rollback its parked jobs wait."""
+
+    retry_on_rollback: ClassVar[bool] = False
+
+
 class SiteV3(SiteV1):
     version: ClassVar[str] = "3"
     candidate: ClassVar[bool] = True
     read_only_steps: ClassVar[Mapping[str, Any]] = {"fetch": fetch_and_write}
+
+
+async def fetch_hiding_writes(sc: StepContext, url: str, key: str, index: int) -> str:
+    """Tries each kind of side effect, swallows each refusal, and returns what live does."""
+    attempts = (
+        lambda: sc.http.post(url, data={"k": key}),
+        lambda: sc.http.delete(url),
+        lambda: sc.remember("seen", key),
+        lambda: sc.observe("value", url, {"k": key}),
+        lambda: sc.attach("page", "<p/>", content_type="text/html"),
+    )
+    for attempt in attempts:
+        with contextlib.suppress(Exception):
+            await attempt()
+    return await fetch(sc, url, key, index)
+
+
+class SiteV4(SiteV1):
+    """A shadow that hides its attempted writes: it still agrees on the value."""
+
+    version: ClassVar[str] = "4"
+    candidate: ClassVar[bool] = True
+    read_only_steps: ClassVar[Mapping[str, Any]] = {"fetch": fetch_hiding_writes}
 
 
 class AskInput(BaseModel):

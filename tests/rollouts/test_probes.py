@@ -21,7 +21,7 @@ from portwright.settings import Settings
 from portwright.store import EscalationRecord
 from portwright.testing import wait_until
 from tests.rollouts._adapters import SiteV1, SiteV2, StampedV1, StampedV2, StampedV3
-from tests.rollouts.test_rollouts import SETTLED, _registry, _status
+from tests.rollouts.test_rollouts import SETTLED, _counted, _registry, _status
 from tests.support import Worker
 
 ServiceFor = Callable[..., JobService]
@@ -68,8 +68,14 @@ async def test_a_probe_finds_a_dom_shift_and_escalates_once_before_any_job_fails
     assert schedule["schedule"] == "*/1 * * * * *"
     await wait_until(lambda: _probed(svc, "ok"), timeout=60)
     assert _portal_escalations(svc) == []
+    changed = _counted("probes", portal="site", outcome="page_changed")
     world.context("echo").options["markup_class"] = "w"  # the DOM shift
     await wait_until(lambda: _probed(svc, "page_changed", failures=3), timeout=60)
+    # counted in portwright_probes_total (right after each tick's record)
+    await wait_until(
+        lambda: _counted("probes", portal="site", outcome="page_changed") >= changed + 3,
+        timeout=30,
+    )
     assert svc.store.jobs.search(portal="site") == [], "no customer job met it first"
     [esc] = _portal_escalations(svc)
     assert (esc.status, esc.kind, esc.step, esc.job_id, esc.tenant_id) == (

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from portwright.adapters import AdapterRegistry
-from portwright.observability import status_of
+from portwright.observability import PROCESS, status_of
 from portwright.orchestrator import JobService, RolloutChange
 from portwright.sandbox import SandboxWorld
 from portwright.settings import Settings
+from portwright.store import JobNotFoundError
+from portwright.store._schema import shadow_results
 from portwright.testing import wait_until
-from tests.rollouts._adapters import PinnedAsk, PinnedAskV2, SiteV1, SiteV2, SiteV3
+from tests.rollouts._adapters import (
+    PinnedAsk,
+    PinnedAskV2,
+    SiteV1,
+    SiteV2,
+    SiteV2Held,
+    SiteV3,
+    SiteV4,
+)
 from tests.support import Listener, Worker
 
 ServiceFor = Callable[..., JobService]
@@ -27,6 +39,13 @@ def _registry(*adapters: Any) -> AdapterRegistry:
     for adapter in adapters:
         registry.register(adapter)
     return registry
+
+
+def _counted(name: str, **labels: str) -> float:
+    """A process counter's value (the worker runs in this process): `portwright_<name>_total`
+    as /metrics serves it."""
+    value = PROCESS.registry.get_sample_value(f"portwright_{name}_total", labels)
+    return value or 0.0
 
 
 async def _status(svc: JobService, job_id: str, statuses: tuple[str, ...]) -> Any:
@@ -93,6 +112,36 @@ async def test_a_canary_takes_its_named_tenants_and_its_percentage(
     assert 5 <= versions.count("2") <= 35, versions  # about half, by a stable hash of the id
 
 
+async def test_a_tenants_own_rollout_wins_over_the_portals(
+    service_for: ServiceFor, world: SandboxWorld
+) -> None:
+    """A rollout scoped to one tenant steers that tenant's new jobs only; the portal's
+    rollout keeps every other tenant; removing the tenant's canary returns it to its own
+    live version, not the portal's."""
+    svc = service_for(_registry(SiteV1, SiteV2, SiteV3))
+    acme = svc.store.tenants.ensure("acme")
+    beta = svc.store.tenants.ensure("beta")
+    svc.rt.rollouts.set("site", RolloutChange(canary="3", canary_percent=100), actor="op")
+    svc.rt.rollouts.set("site", RolloutChange(live="2"), actor="op", scope=beta.id)
+    payload = {"url": world.url("echo"), "key": "k"}
+
+    async def version_of(tenant_id: str) -> str:
+        job = await svc.submit(tenant_id=tenant_id, adapter="site", input=payload)
+        return job.adapter_version
+
+    assert [await version_of(acme.id) for _ in range(3)] == ["3"] * 3  # the portal's canary
+    assert [await version_of(beta.id) for _ in range(3)] == ["2"] * 3  # its own live
+    svc.rt.rollouts.set("site", RolloutChange(canary="1", canary_percent=100), actor="op",
+                        scope=beta.id)  # fmt: skip
+    assert await version_of(beta.id) == "1"
+    svc.rt.rollouts.set("site", RolloutChange(clear_canary=True), actor="op", scope=beta.id)
+    assert await version_of(beta.id) == "2"
+    assert await version_of(acme.id) == "3"
+    own = svc.store.audit.search(target_id=f"site/{beta.id}")  # audited under its scope
+    assert [a.action for a in own] == ["rollout.set"] * 3
+    assert [a.action for a in svc.store.audit.search(target_id="site")] == ["rollout.set"]
+
+
 async def test_shadow_agreement_is_measured_and_promotes_after_n_jobs(
     service_for: ServiceFor, settings: Settings
 ) -> None:
@@ -107,6 +156,7 @@ async def test_shadow_agreement_is_measured_and_promotes_after_n_jobs(
         tenant = svc.store.tenants.ensure("acme")
         svc.rt.rollouts.set("site", RolloutChange(shadow="2", promote_after=3), actor="op")
         url = f"http://127.0.0.1:{site.port}/"
+        agreed = _counted("shadow_runs", portal="site", step="fetch", outcome="agree")
         for i in range(3):
             job = await svc.submit(
                 tenant_id=tenant.id, adapter="site", input={"url": url, "key": f"k{i}"}
@@ -118,6 +168,8 @@ async def test_shadow_agreement_is_measured_and_promotes_after_n_jobs(
         assert [(s.step, s.shadow_version, s.agree, s.total) for s in stats] == [
             ("fetch", "2", 3, 3)
         ]
+        # the agreement rate the alert rules read: portwright_shadow_runs_total{outcome}
+        assert _counted("shadow_runs", portal="site", step="fetch", outcome="agree") == agreed + 3
         rollout = svc.store.rollouts.get("site")
         assert rollout is not None
         assert (rollout.live, rollout.shadow) == ("2", None)
@@ -145,6 +197,7 @@ async def test_a_shadows_write_is_refused_before_it_leaves(
         tenant = svc.store.tenants.ensure("acme")
         svc.rt.rollouts.set("site", RolloutChange(shadow="3", promote_after=1), actor="op")
         url = f"http://127.0.0.1:{site.port}/"
+        refused = _counted("shadow_runs", portal="site", step="fetch", outcome="refused")
         job = await svc.submit(tenant_id=tenant.id, adapter="site", input={"url": url, "key": "w"})
         done = await _status(svc, job.id, SETTLED)
         assert done.status == "succeeded"
@@ -152,23 +205,65 @@ async def test_a_shadows_write_is_refused_before_it_leaves(
         assert done.output["value"] == "hello"
         [stat] = svc.store.rollouts.shadow_stats("site")
         assert (stat.refused, stat.total) == (1, 1)
+        assert _counted("shadow_runs", portal="site", step="fetch", outcome="refused") == (
+            refused + 1
+        )
         assert not any(h.startswith("POST") for h in site.hits), site.hits
         rollout = svc.store.rollouts.get("site")
         assert rollout is not None
         assert rollout.live == "1", "a refused shadow is not promoted"
 
 
+async def test_a_shadow_that_swallows_its_refused_writes_is_still_refused(
+    service_for: ServiceFor, settings: Settings
+) -> None:
+    """A shadow step tries POST, DELETE, remember, observe and attach, catches each refusal
+    and returns the live value: the comparison is `refused` (not `agree`), naming every
+    attempt; none of them reached the portal or the job's record, and it is not promoted."""
+    with Listener("127.0.0.1", body='<p class="v">hello</p>') as site:
+        svc = service_for(
+            _registry(SiteV1, SiteV4),
+            settings=settings.model_copy(
+                update={"url_allowlist": [*settings.url_allowlist, f"127.0.0.1:{site.port}"]}
+            ),
+        )
+        tenant = svc.store.tenants.ensure("acme")
+        svc.rt.rollouts.set("site", RolloutChange(shadow="4", promote_after=1), actor="op")
+        url = f"http://127.0.0.1:{site.port}/"
+        job = await svc.submit(tenant_id=tenant.id, adapter="site", input={"url": url, "key": "h"})
+        done = await _status(svc, job.id, SETTLED)
+        assert (done.status, (done.output or {}).get("value")) == ("succeeded", "hello")
+        with svc.store.engine.connect() as conn:
+            [(outcome, detail)] = conn.execute(
+                sa.select(shadow_results.c.outcome, shadow_results.c.detail).where(
+                    shadow_results.c.job_id == job.id
+                )
+            ).all()
+        assert outcome == "refused"
+        for attempt in ("POST http", "DELETE http", "remember 'seen'", "observe 'value'",
+                        "attach 'page'"):  # fmt: skip
+            assert attempt in detail, detail
+        assert sorted(h.split()[0] for h in site.hits) == ["GET", "GET"], site.hits
+        assert "seen" not in (svc.store.jobs.get(job.id).notes or {})
+        record = svc.store.rollouts.get("site")
+        assert record is not None
+        assert (record.live, record.shadow) == ("1", "4")
+
+
+@pytest.mark.parametrize("canary_class", [SiteV2, SiteV2Held], ids=["retried", "held"])
 async def test_a_canary_broken_by_a_markup_change_is_rolled_back(
-    service_for: ServiceFor, world: SandboxWorld
+    service_for: ServiceFor, world: SandboxWorld, canary_class: Any
 ) -> None:
     """The page's markup changes; the canary (v2) breaks, live (v1) does not: the rollout
-    reverts by itself, audited and alerted; the canary's parked jobs end cancelled and start
-    again on v1 (its adapter allows it), and new jobs of its tenant start on v1."""
-    svc = service_for(_registry(SiteV1, SiteV2))
+    reverts by itself, audited, counted and alerted; new jobs of its tenant start on v1.
+    The canary's parked jobs end cancelled and start again on v1 where its adapter allows
+    it (`retry_on_rollback`); where it does not, they keep waiting for an operator."""
+    svc = service_for(_registry(SiteV1, canary_class))
     acme = svc.store.tenants.ensure("acme")
     beta = svc.store.tenants.ensure("beta")
     change = RolloutChange(canary="2", canary_tenants=[beta.id], rollback_min_jobs=3)
     svc.rt.rollouts.set("site", change, actor="op")
+    rollbacks = _counted("rollout_rollbacks", portal="site")
     world.context("echo").options["markup_class"] = "w"  # the DOM switch
     payload = {"url": world.url("echo"), "key": "k"}
     live = [await svc.submit(tenant_id=acme.id, adapter="site", input=payload) for _ in range(3)]
@@ -197,7 +292,19 @@ async def test_a_canary_broken_by_a_markup_change_is_rolled_back(
     alerts = await wait_until(alerted, timeout=30)
     assert len(alerts) == 1
     assert alerts[0].job_id in {j.id for j in canary}
+    # what PortwrightCanaryRolledBack reads: counted once (before the alert was raised)
+    assert _counted("rollout_rollbacks", portal="site") == rollbacks + 1
     assert {svc.store.jobs.get(j.id).adapter_version for j in canary} == {"2"}
+    if not canary_class.retry_on_rollback:
+        await _janitor_round_after(svc, time.time())  # the round that rolled back is over
+        for job in canary:  # still parked on v2, its page_changed escalation open
+            assert svc.store.jobs.get(job.id).status == "waiting"
+            [esc] = [e for e in svc.store.jobs.escalations(job_id=job.id)
+                     if e.kind == "page_changed"]  # fmt: skip
+            assert esc.status == "open"
+            with pytest.raises(JobNotFoundError):
+                svc.store.jobs.get(f"{job.id}-rb")
+        return
     for job in canary:  # parked on v2: cancelled, and started again on v1, where it works
         assert (await _status(svc, job.id, SETTLED)).status == "cancelled"
         again = await _status(svc, f"{job.id}-rb", SETTLED)
@@ -207,6 +314,18 @@ async def test_a_canary_broken_by_a_markup_change_is_rolled_back(
     after = await svc.submit(tenant_id=beta.id, adapter="site", input=payload)
     assert after.adapter_version == "1"
     assert (await _status(svc, after.id, SETTLED)).status == "succeeded"
+
+
+async def _janitor_round_after(svc: JobService, moment: float) -> None:
+    """Wait for this process's janitor to start a round after `moment`: its rounds run one
+    after another and each begins with a heartbeat, so the round running at `moment` (the
+    rollback, its alert, its retries) has finished."""
+
+    def beaten() -> bool:
+        [me] = [w for w in svc.store.workers.all() if w.id == svc.rt.executor_id]
+        return me.heartbeat_at > moment
+
+    await wait_until(lambda: asyncio.to_thread(beaten), timeout=60)
 
 
 async def test_a_probe_finds_a_dom_shift_before_any_job_does(

@@ -79,7 +79,7 @@ def test_staff_read_and_steer_a_rollout_through_the_api(api: Clients) -> None:
 def test_a_probe_is_configured_through_the_api(api: Clients, world: SandboxWorld) -> None:
     """Configuring a probe needs admin, checks its input against the adapter's model (422
     naming the field), and the rollout view shows it."""
-    admin, plain, _svc = api
+    admin, plain, svc = api
     body = {"input": {"url": world.url("echo"), "key": "p"}, "every_s": 60}
     assert plain.put("/v1/portals/site/probe", json=body).status_code == 403
     bad = admin.put("/v1/portals/site/probe", json={"input": {"url": world.url("echo")}})
@@ -88,6 +88,9 @@ def test_a_probe_is_configured_through_the_api(api: Clients, world: SandboxWorld
     done = admin.put("/v1/portals/site/probe", json=body)
     assert done.status_code == 200, done.text
     assert done.json()["probe"]["every_s"] == 60
+    [audit] = [a for a in svc.store.audit.search(target_id="site") if a.action == "probe.set"]
+    assert audit.actor.startswith("api:")
+    assert (audit.before, audit.after) == (None, {"every_s": 60.0, "enabled": True})
 
 
 def _portal_level(svc: JobService) -> str:

@@ -65,6 +65,13 @@ def test_the_readme_adapter_example_registers() -> None:
         registry = AdapterRegistry()
         registry.register(adapter)
         assert registry.names() == ["price-watch"]
+        # its entry point: the key is the class's name@version, the value names the class
+        (toml,) = [body for kind, body in BLOCK.findall(section) if kind == "toml"]
+        [(key, target)] = tomllib.loads(toml)["project"]["entry-points"][
+            "portwright.adapters"
+        ].items()
+        assert key == f"{adapter.name}@{adapter.version}"
+        assert target.split(":")[1] == adapter.__name__
     finally:
         sys.modules.pop("readme_adapter", None)
 

@@ -13,7 +13,8 @@ import pytest
 
 from portwright.engines.http import classify_response, new_client
 from portwright.resources.ssrf import UrlGuard, parse_allowlist, refusing
-from portwright.sdk import PermanentError
+from portwright.sdk import PermanentError, StepContext
+from portwright.testing import FakeStepContext
 
 
 @contextlib.contextmanager
@@ -69,6 +70,21 @@ async def test_sc_http_follows_twenty_redirects_and_not_twenty_one(hops: int) ->
         assert len(response.history) == 20
         with pytest.raises(httpx.TooManyRedirects):
             await client.get(f"http://127.0.0.1:{hops}/hop/21")
+
+
+async def test_a_step_past_twenty_redirects_parks_the_job_for_an_operator(hops: int) -> None:
+    """The guide: past 20 hops the step fails with TooManyRedirects, an unexpected error
+    (not a transient one: retrying would loop again), which a worker parks for an operator."""
+
+    async def follow(sc: StepContext, url: str) -> int:
+        return (await sc.http.get(url)).status_code
+
+    async with FakeStepContext() as sc:
+        fine = await sc.run_step(follow, f"http://127.0.0.1:{hops}/hop/20")
+        looped = await sc.run_step(follow, f"http://127.0.0.1:{hops}/hop/21")
+    assert (fine.value, fine.action) == (200, "return")
+    assert isinstance(looped.error, httpx.TooManyRedirects)
+    assert (looped.error_class, looped.action) == ("unexpected", "operator")
 
 
 async def test_each_redirect_hop_passes_the_ssrf_guard(hops: int) -> None:
