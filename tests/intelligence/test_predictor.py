@@ -188,5 +188,9 @@ def test_no_sightings_no_candidates() -> None:
     pred = ReleasePredictor(PredictorConfig(utc_offset_s=OFFSET))
     _scan(pred, "k", [], MONDAY, 14)
     assert pred.candidates("k", MONDAY + 14 * DAY_S, 7 * DAY_S) == ()
+    # releases recorded where nothing was watched (sums from elsewhere) do not divide by zero
+    pred.record_exposure("u", MONDAY, MONDAY + 3600)
+    pred.record_release("u", MONDAY + 12 * 3600)
+    assert len(pred.candidates("u", MONDAY, 2 * DAY_S, min_confidence=0.1)) == 2
     with pytest.raises(ValueError, match="span_bins"):
         pred.candidates("k", MONDAY, DAY_S, span_bins=0)

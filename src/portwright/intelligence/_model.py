@@ -274,7 +274,8 @@ class ReleasePredictor:
             weekday = (day + 3) % 7
             n_day = sum(stats.cell_n[weekday * cfg.bins + c] for c in cells)
             e_day = sum(stats.cell_e[weekday * cfg.bins + c] for c in cells)
-            plausible = _poisson_cdf(n_day, n_span * e_day / e_span) >= min_day_p
+            expected = n_span * e_day / e_span if e_span > 0 else 0.0
+            plausible = _poisson_cdf(n_day, expected) >= min_day_p
             if end > now and day not in taken and plausible:
                 out.append(Window(start, end, confidence, chance))
             day += 1
