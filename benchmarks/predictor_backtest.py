@@ -12,10 +12,14 @@ delay, so a median can only improve by seeing more, sooner).
 - **fixed**: one poll every `3600 / --per-hour` seconds.
 - **hub** (the default, what users run): the shipped `WatchHub` on a `ManualClock`, one
   booking waiting throughout, its `ReleasePredictor` trained on `--train-weeks` of
-  fixed-interval scans, then learning online from its own scans; its daily allowance set
-  to the fixed poller's total (`daily_share`), the portal capped at `--cap` an hour. It has
-  no separate daily budget, so it may spend a little more or less than the baseline.
-- **--engine planner**: the same predictor and `PollPlanner` in a loop here, every poll
+  fixed-interval scans, then learning online from its own scans (every scan is observed,
+  the forecast refreshed hourly); on days without a forecast window it explores the span
+  `ReleasePredictor.candidates` names (its defaults: at most a quarter of the day's
+  allowance while no window is forecast). Its daily allowance is set to the fixed poller's
+  total (`daily_share`), the portal capped at `--cap` an hour. It has no separate daily
+  budget, so it may spend a little more or less than the baseline.
+- **--engine planner**: the same predictor and `PollPlanner` in a loop here (no
+  exploring: the first revision's watcher), every poll
   passing two `RequestBudget`s — the fixed poller's daily total (never more than the
   baseline in any 24 h) and the portal's hourly cap.
 - **oracle** (a reference, not a watcher): one poll at the exact second of every window
@@ -486,7 +490,13 @@ def chart(
     limit = 2 * 3600 / args.per_hour  # two fixed intervals
     for label, ds, colour in (
         ("fixed interval", fixed, "#888888"),
-        (f"{args.engine} (predicted windows)", watch, "#1f6fb4"),
+        (
+            "hub (predicted windows; explores without)"
+            if args.engine == "hub"
+            else "planner loop (predicted windows)",
+            watch,
+            "#1f6fb4",
+        ),
     ):
         finite = sorted(d for d in ds if math.isfinite(d))
         xs = [0.0] + [d for d in finite if d <= limit] + [limit]

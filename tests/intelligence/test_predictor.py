@@ -131,3 +131,66 @@ def test_finds_the_window_from_uneven_scans() -> None:
         start = datetime.fromtimestamp(w.start + OFFSET, UTC)
         assert start.weekday() < 5
         assert 13 * 60 + 30 <= start.hour * 60 + start.minute <= 14 * 60
+
+
+def _short_lived(seed: int, days: int) -> list[float]:
+    """A release each weekday at 09:00 local +-5 min (weekdays from MONDAY)."""
+    rng = random.Random(seed)
+    return [
+        MONDAY - OFFSET + d * DAY_S + 9 * 3600 + rng.uniform(-300, 300)
+        for d in range(days)
+        if d % 7 < 5
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_candidates_name_the_likeliest_span_from_a_few_sightings(seed: int) -> None:
+    """Slots that live a minute, scanned every 5 min for three weeks: a handful of sightings,
+    no forecast window (a window needs more evidence), but the span to look at is 09:00."""
+    pred = ReleasePredictor(PredictorConfig(utc_offset_s=OFFSET))
+    releases = _short_lived(seed, 21)
+    sightings = 0
+    t = MONDAY
+    while t < MONDAY + 21 * DAY_S:
+        open_now = sum(1 for at in releases if at <= t < at + 60)
+        sightings += open_now
+        pred.observe("k", t, open_now)
+        t += 300
+    assert 2 <= sightings <= 6
+    now = MONDAY + 21 * DAY_S
+    assert pred.forecast("k", now, 7 * DAY_S).windows == ()
+    spans = pred.candidates("k", now, 7 * DAY_S)
+    assert len(spans) == 7  # every day: nothing contradicts any weekday yet
+    for w in spans:
+        start = datetime.fromtimestamp(w.start + OFFSET, UTC)
+        minutes = start.hour * 60 + start.minute
+        assert 8 * 60 + 30 <= minutes <= 9 * 60
+        assert w.end - w.start == 1800
+        assert w.confidence >= 0.3
+    # a day that has a forecast window is left to it
+    assert spans[0] not in pred.candidates("k", now, 7 * DAY_S, exclude=spans[:1])
+
+
+def test_candidates_leave_forecast_days_and_contradicted_weekdays_alone() -> None:
+    """Eight weeks of a weekday pattern seen well: windows are forecast on weekdays, and the
+    weekends, watched and always empty at that hour, are not worth a look."""
+    pred = ReleasePredictor(PredictorConfig(utc_offset_s=OFFSET))
+    releases = _history(4, 56, hour=10.5, jitter_s=600, bursts_per_day=0.5)
+    _scan(pred, "k", releases, MONDAY, 56)
+    now = MONDAY + 56 * DAY_S
+    forecast = pred.forecast("k", now, 7 * DAY_S).windows
+    assert len(forecast) == 5
+    assert pred.candidates("k", now, 7 * DAY_S, exclude=forecast) == ()
+    assert len(pred.candidates("k", now, 7 * DAY_S, min_day_p=1e-9)) == 7
+
+
+def test_no_sightings_no_candidates() -> None:
+    pred = ReleasePredictor(PredictorConfig(utc_offset_s=OFFSET))
+    _scan(pred, "k", [], MONDAY, 14)
+    assert pred.candidates("k", MONDAY + 14 * DAY_S, 7 * DAY_S) == ()
+    # releases recorded where nothing was watched (sums from elsewhere) do not divide by zero
+    pred.record_exposure("u", MONDAY, MONDAY + 3600)
+    pred.record_release("u", MONDAY + 12 * 3600)
+    assert len(pred.candidates("u", MONDAY, 2 * DAY_S, min_confidence=0.1)) == 2
+    with pytest.raises(ValueError, match="span_bins"):
+        pred.candidates("k", MONDAY, DAY_S, span_bins=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass, field
 
 import pytest
@@ -228,7 +229,60 @@ def test_a_found_slot_is_offered_before_the_scan_is_recorded() -> None:
 
 
 def test_bad_watch_options_name_the_field() -> None:
-    """A dense share outside (0, 1) is refused, naming it."""
+    """A dense share outside (0, 1) or an exploring share outside [0, 1) is refused, naming it."""
     with pytest.raises(ValueError, match="dense_share"):
         WatchHub(scan=FakePortal(ManualClock(), {}).scan, hand_off=Bookings().hand_off,
                  per_hour=60, dense_share=1.0)  # fmt: skip
+    with pytest.raises(ValueError, match="explore_share"):
+        WatchHub(scan=FakePortal(ManualClock(), {}).scan, hand_off=Bookings().hand_off,
+                 per_hour=60, explore_share=1.0)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_finds_a_short_lived_window_from_its_own_scans(seed: int) -> None:
+    """Slots that live a minute appear each weekday around 09:00. Three weeks of scans every
+    5 min saw a few; no window is forecast from that. Within a week of its own scans the hub
+    has looked at the likeliest span densely (a bounded share of its allowance) and sees the
+    releases there, where polling at the same rate without looking sees one in five."""
+    rng = random.Random(seed)
+    releases = [d * DAY + 9 * HOUR + rng.uniform(-300, 300) for d in range(28) if d % 7 < 5]
+    key = WatchKey("cns", "ACC", "tourist")
+
+    def history() -> ReleasePredictor:
+        predictor = ReleasePredictor(PredictorConfig())
+        t = 0.0
+        while t < 21 * DAY:
+            predictor.observe(str(key), t, sum(1 for at in releases if at <= t < at + 60))
+            t += 300
+        return predictor
+
+    assert history().forecast(str(key), 21 * DAY, 7 * DAY).windows == ()
+
+    def week(**options: float) -> tuple[int, list[float]]:
+        predictor = history()
+        clock = ManualClock(21 * DAY)
+        portal = FakePortal(clock, {key: releases}, life_s=60.0)
+        hub = WatchHub(
+            scan=portal.scan, hand_off=Bookings(refuse={"b"}).hand_off, per_hour=120,
+            clock=clock, predictor=predictor, daily_share=0.1, **options,  # 288 a day
+        )  # fmt: skip
+
+        async def go() -> None:
+            while clock.now() < 28 * DAY:
+                hub.wait(key, "b")  # refuses every slot: keeps waiting
+                await hub.step()
+
+        asyncio.run(go())
+        times = [tt for tt, _ in portal.requests]
+        seen = sum(
+            1 for at in releases if at >= 21 * DAY and any(at <= tt < at + 60 for tt in times)
+        )
+        return seen, times
+
+    seen, times = week()
+    assert seen >= 4  # of the week's 5
+    assert len(times) <= 7 * 288 * 1.02  # the day's allowance, not more
+    for i, tt in enumerate(times):
+        assert sum(1 for u in times[: i + 1] if u > tt - HOUR) <= 120
+    blind, _ = week(explore_share=0.0)
+    assert blind < seen  # the same hub not looking (old behaviour) sees fewer

@@ -24,6 +24,7 @@ no windows, `fallback=True` — a watcher then polls uniformly.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["Forecast", "PredictorConfig", "ReleasePredictor", "Window"]
@@ -209,6 +210,76 @@ class ReleasePredictor:
         return [
             _poisson_cdf(n, (beta0 + e) * threshold) for n, e in zip(stats.n, stats.e, strict=True)
         ]
+
+    def candidates(
+        self,
+        key: str,
+        now: float,
+        horizon_s: float,
+        *,
+        span_bins: int = 2,
+        min_confidence: float = 0.3,
+        min_day_p: float = 0.05,
+        exclude: Sequence[Window] = (),
+    ) -> tuple[Window, ...]:
+        """Where to look on days no window is forecast: the likeliest time of day.
+
+        Spans of `span_bins` adjacent bins (a release jittered across a bin edge
+        counts once in the span) are scored like a bin — P(the span's rate is above
+        `lift` times its average), releases and exposure summed — and the best span
+        scoring at least `min_confidence` is returned on the days starting within
+        [now, now + horizon_s) that have no `exclude` window (the forecast's) and
+        whose weekday does not contradict it: that weekday's sightings in the span
+        are not implausibly few for the span's rate over all days (Poisson
+        P(count <= seen) >= `min_day_p`; a weekday pattern's weekends fail once
+        watched a few weeks). Windows carry the span's confidence and the chance its
+        pooled rate gives. No span qualifies: (). Unlike `forecast` this claims no
+        window: it names the hypothesis a watcher can afford to test, and the
+        watcher's own scans there confirm it (more releases) or refute it (exposure
+        without them). Bins already hot are candidates too: a hot bin whose chance
+        on a weekday fell short of `min_chance` (sparse scans see few short-lived
+        releases per weekday) is still the best place to look that day.
+        """
+        cfg, stats = self.config, self._stats(key)
+        if not 1 <= span_bins <= cfg.bins:
+            raise ValueError(f"span_bins must be in 1..{cfg.bins}, got {span_bins}")
+        total, exposure = sum(stats.n), sum(stats.e)
+        if total == 0 or exposure <= 0:
+            return ()
+        avg = (total + 0.5) / (exposure + 1.0)
+        best: tuple[float, int] | None = None
+        for b in range(cfg.bins):
+            cells = [(b + i) % cfg.bins for i in range(span_bins)]
+            n = sum(stats.n[c] for c in cells)
+            e = sum(stats.e[c] for c in cells)
+            confidence = _poisson_cdf(n, cfg.lift * (1.0 + avg * e))
+            if confidence >= min_confidence and (best is None or confidence > best[0]):
+                best = (confidence, b)
+        if best is None:
+            return ()
+        confidence, first = best
+        cells = [(first + i) % cfg.bins for i in range(span_bins)]
+        rate = sum((1 + stats.n[c]) / (1 / avg + stats.e[c]) for c in cells)
+        chance = 1.0 - math.exp(-rate)
+        n_span, e_span = sum(stats.n[c] for c in cells), sum(stats.e[c] for c in cells)
+        offset = cfg.utc_offset_s
+        taken = {math.floor((w.start + offset) / DAY_S) for w in exclude}
+        day = math.floor((now + offset) / DAY_S)
+        out: list[Window] = []
+        for _ in range(int(horizon_s // DAY_S) + 2):
+            start = day * DAY_S - offset + first * cfg.bin_s
+            end = start + span_bins * cfg.bin_s
+            if start >= now + horizon_s:
+                break
+            weekday = (day + 3) % 7
+            n_day = sum(stats.cell_n[weekday * cfg.bins + c] for c in cells)
+            e_day = sum(stats.cell_e[weekday * cfg.bins + c] for c in cells)
+            expected = n_span * e_day / e_span if e_span > 0 else 0.0
+            plausible = _poisson_cdf(n_day, expected) >= min_day_p
+            if end > now and day not in taken and plausible:
+                out.append(Window(start, end, confidence, chance))
+            day += 1
+        return tuple(out)
 
     def forecast(self, key: str, now: float, horizon_s: float = 7 * DAY_S) -> Forecast:
         """Predicted windows starting within [now, now + horizon_s)."""

@@ -3,7 +3,11 @@
 A `WatchHub` keeps one watch job per key that has waiting bookings. Each job polls the
 portal through the caller's `scan` densely inside the key's predicted windows and sparsely
 outside (`PollPlanner`), densely for a while after new slots were seen (cancellations come
-in bursts), and never:
+in bursts). On a day with no forecast window it *explores*: it polls densely the span the
+predictor names as likeliest (`ReleasePredictor.candidates`, `explore_bins` bins scoring at
+least `explore_min`), with at most `explore_share` of the day's allowance when no window is
+forecast at all, so releases too short-lived for sparse polls to catch are seen and learned
+from, and the job wins their slots meanwhile. It never polls:
 
 - more than `per_hour` requests to a portal in any hour (`RequestBudget`, shared by all the
   portal's keys; the planner only proposes, the budget decides);
@@ -98,6 +102,7 @@ class _Job:
     handed: set[str] = field(default_factory=set)
     windows: tuple[Window, ...] = ()
     forecast_at: float = -math.inf
+    exploring: bool = False  # the windows are `candidates`, not a forecast
     offset: float = 0.0  # portal clock minus ours, as last seen
     last_seen_at: float = -math.inf  # latest portal time fed to the predictor
 
@@ -121,6 +126,9 @@ class WatchHub:
         follow_s: float = 900.0,
         refresh_s: float = 3600.0,
         error_backoff_s: float = 60.0,
+        explore_share: float = 0.25,
+        explore_bins: int = 2,
+        explore_min: float = 0.3,
     ) -> None:
         if not 0.0 < daily_share <= 1.0:
             raise ValueError(f"daily_share must be in (0, 1], got {daily_share}")
@@ -137,6 +145,12 @@ class WatchHub:
         self._dense_share = dense_share
         self._follow_s, self._refresh_s = follow_s, refresh_s
         self._error_backoff_s = error_backoff_s
+        if not 0.0 <= explore_share < 1.0:
+            raise ValueError(f"explore_share must be in [0, 1), got {explore_share}")
+        if explore_bins < 1 or not 0.0 < explore_min < 1.0:
+            raise ValueError("explore_bins must be >= 1 and explore_min in (0, 1)")
+        self._explore_share, self._explore_bins = explore_share, explore_bins
+        self._explore_min = explore_min
         self.failures = 0
         self._jobs: dict[WatchKey, _Job] = {}
         self._budgets: dict[str, RequestBudget] = {}
@@ -187,12 +201,11 @@ class WatchHub:
             budget = self._budgets[portal] = RequestBudget(limit, 3600.0)
         return budget
 
-    def _planner(self, portal: str, active: int) -> PollPlanner:
+    def _planner(self, portal: str, active: int, exploring: bool = False) -> PollPlanner:
         per_hour = max(1, self._budget(portal).limit // max(1, active))
         per_day = max(1, int(per_hour * 24 * self._daily_share))
-        return PollPlanner(
-            per_day=per_day, per_hour=per_hour, pad_s=self._pad_s, dense_share=self._dense_share
-        )
+        share = min(self._dense_share, self._explore_share) if exploring else self._dense_share
+        return PollPlanner(per_day=per_day, per_hour=per_hour, pad_s=self._pad_s, dense_share=share)
 
     def _cooled_until(self, portal: str) -> float:
         outside = self._cooldown_until(portal) if self._cooldown_until else None
@@ -210,7 +223,7 @@ class WatchHub:
             if job.last_poll is None:
                 planned = now
             else:
-                planner = self._planner(portal, per_portal[portal])
+                planner = self._planner(portal, per_portal[portal], job.exploring)
                 planned = planner.next_poll(job.windows, job.last_poll, job.follow_until)
             due = max(planned, now, self._budget(portal).next_allowed(now))
             due = max(due, self._cooled_until(portal))
@@ -278,10 +291,21 @@ class WatchHub:
         if now - job.forecast_at >= self._refresh_s:
             # two days: the planner looks a day ahead of every poll until the next refresh,
             # which comes with the first scan an hour later, at most a day later
-            forecast = self.predictor.forecast(str(job.key), at, 2 * DAY_S + 2 * self._pad_s)
+            horizon = 2 * DAY_S + 2 * self._pad_s
+            forecast = self.predictor.forecast(str(job.key), at, horizon).windows
+            explored: tuple[Window, ...] = ()
+            if self._explore_share > 0:
+                # days without a forecast window: look where a window is likeliest, so
+                # short-lived releases, which sparse polls rarely catch, are seen and
+                # learned from (every scan feeds the predictor)
+                explored = self.predictor.candidates(
+                    str(job.key), at, horizon, span_bins=self._explore_bins,
+                    min_confidence=self._explore_min, exclude=forecast,
+                )  # fmt: skip
+            job.exploring = bool(explored) and not forecast
             job.windows = tuple(
                 Window(w.start - job.offset, w.end - job.offset, w.confidence, w.chance)
-                for w in forecast.windows
+                for w in sorted(forecast + explored, key=lambda w: w.start)
             )
             job.forecast_at = now
 
