@@ -15,6 +15,7 @@ from portwright.gateway import issue_key
 from portwright.testing import wait_until_sync
 from tests.customers._support import PASSWORD, Portal, login_in_browser, signup_in_browser
 from tests.customers.conftest import SHOTS
+from tests.customers.test_customer_loop import _booking, _submit
 from tests.support import headless_chromium
 
 pytestmark = pytest.mark.browser
@@ -146,3 +147,63 @@ def _shoot(page: Page, name: str) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name}: the page scrolls sideways by {overflow}px"
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+
+def test_the_customer_types_the_consulate_code_in_chromium_within_the_hold(
+    browser: Browser, portal: Portal
+) -> None:
+    """The booking's hold needs the portal's one-time code: the customer, told by SMS, opens
+    the job in the portal and types the code in the browser while the hold lasts; the job's
+    page shows the booking confirmed, and an SMS says so. The prompt at desktop and phone
+    widths."""
+    owner, _ = portal.owner()
+    http, csrf = portal.login(owner)
+    phone = f"+4917{secrets.randbelow(10**8):08d}"
+    prefs = {
+        "csrf_token": csrf,
+        "phone": phone,
+        "answer_needed:sms": "on",
+        "job_succeeded:sms": "on",  # "booking confirmed"
+    }
+    assert http.post("/app/preferences", data=prefs).status_code == 303
+    saved = {"name": "consulate-login", "value": "pw-41", "csrf_token": csrf}
+    assert http.post("/app/credentials", data=saved).status_code == 303
+    pages = {width: _page(browser, width) for width in WIDTHS}
+    try:
+        for page in pages.values():  # signed in before the hold starts: its minutes are short
+            login_in_browser(page, portal, owner)
+
+        job_id = _submit(portal, owner, "consulate", _booking(portal, 41, 35.0))
+        sms = portal.wait_message(phone, contains="one-time code", channel="sms", timeout=90)
+        assert f"/app/jobs/{job_id}" in sms["body"]
+        code = portal.wait_message("user41@example.test", channel="email")["code"]
+        for width, page in pages.items():
+            page.goto(f"{portal.url}/app/jobs/{job_id}")
+            expect(page.locator("#prompt h2")).to_contain_text("code")
+            expect(page.locator("#prompt input[name=value]")).to_have_attribute(
+                "inputmode", "numeric"
+            )
+            # a hold lasts seconds: its deadline to the second
+            expect(page.locator("#prompt")).to_contain_text(
+                re.compile(r"Answer before \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+            )
+            _shoot(page, f"{width}-job-code-prompt")
+        page = pages["phone"]
+        page.fill("#prompt input[name=value]", code)
+        page.click("#prompt button[type=submit]")
+        expect(page).to_have_url(re.compile(r"\?answered=otp$"))
+        expect(page.locator("#job-state")).to_have_text("CONFIRMED", timeout=90_000)
+        expect(page.locator("#prompt")).to_have_count(0)
+        expect(page.locator("ol.timeline li").first).to_contain_text("CONFIRMED")  # newest first
+        _shoot(page, "phone-job-code-confirmed")
+        done = portal.service.store.jobs.get(job_id)
+        assert done.status == "succeeded"
+        assert done.output["reference"]
+        confirmed = portal.wait_message(phone, contains=f"Job {job_id} succeeded", channel="sms")
+        assert f"/app/jobs/{job_id}" in confirmed["body"]
+        states = [e.to_state for e in portal.service.store.jobs.events(job_id)]
+        assert states.count("OTP_SUBMITTED") == 1  # the one code, typed once, within the hold
+        assert states.count("HOLDING") == 1  # ... of the first hold: never back to scanning
+    finally:
+        for page in pages.values():
+            page.context.close()

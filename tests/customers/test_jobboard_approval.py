@@ -1,7 +1,8 @@
 """Job-board approval (scenario 4, the customer in the loop): an application with
-`approval: "customer"` waits, sending nothing, until its customer says yes in the portal; then
-it is filled in Chromium and submitted exactly once. A no fails it and nothing is sent. On the
-stack `portwright up` runs (fleet, gateway, portal, sandbox mail)."""
+`approval: "customer"` is filled in Chromium up to the board's review page and waits, sending
+nothing, until its customer says yes in the portal; then it is submitted exactly once. A no
+fails it and nothing is sent. On the stack `portwright up` runs (fleet, gateway, portal,
+sandbox mail). The prompt's filled values: test_jobboard_review."""
 
 from __future__ import annotations
 

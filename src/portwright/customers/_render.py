@@ -25,11 +25,19 @@ def _ts(value: float | None) -> str:
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _ts_s(value: float | None) -> str:
+    """To the second: for deadlines a minute or less away (a hold's one-time code)."""
+    if not value:
+        return "—"
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
 templates.env.filters["ts"] = _ts
+templates.env.filters["ts_s"] = _ts_s
 templates.env.filters["pretty"] = _pretty
 
 

@@ -165,7 +165,9 @@ class Job(Protocol[InputT]):  # type: ignore[misc]
     ) -> Any:
         """Ask the job's customer (its tenant's users) for input `name`: they are notified
         (email, SMS, as each prefers), see `question` in the portal (`/app/jobs/{id}`, a
-        code field when `kind` is "code") and answer there or with `POST
+        code field when `kind` is "code", Yes and No buttons answering "yes" or "no" when it
+        is "yes_no"; the first line is the heading, the rest shown as written below it) and
+        answer there or with `POST
         /v1/jobs/{id}/input`; the answer is returned. After `timeout_s` they are told it
         expired, then `fallback` "raise" raises InputTimeoutError (the adapter's own way
         back) and "operator" hands the question to an operator and returns their value."""

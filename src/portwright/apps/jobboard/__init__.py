@@ -124,7 +124,9 @@ class JobBoardAdapter(Adapter[ApplicationInput]):
             f"As filled in:\n{filled}"
         )
         try:
-            answer = await job.ask_customer("approval", question, data.approval_timeout_s)
+            answer = await job.ask_customer(
+                "approval", question, data.approval_timeout_s, kind="yes_no"
+            )
         except InputTimeoutError as exc:
             raise PermanentError("the customer did not approve the application in time") from exc
         if str(answer).strip().lower() not in APPROVALS:
