@@ -48,7 +48,14 @@ async def test_metrics_parse_and_move_with_jobs_http_and_deliveries(stack: Stack
         tenant_id=tenant_id, adapter="echo", input={"url": stack.echo_url, "key": "m"}
     )
     await wait_until(lambda: len(stack.receiver.received) >= 1, timeout=30)
-    after = _samples(stack)
+
+    # the relay counts an attempt once its answer is back, after the receiver has the
+    # request: wait for the count too (read too early, it was 0 once on a loaded machine)
+    def counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        now = _samples(stack)
+        return now if _total(now, "portwright_webhook_delivery_attempts_total") >= 1 else None
+
+    after = await wait_until(counted, timeout=30)
     assert (
         _total(after, "portwright_jobs_finished") == _total(before, "portwright_jobs_finished") + 1
     )
