@@ -17,7 +17,7 @@ from portwright.gateway import create_app
 from portwright.orchestrator import JobService
 from portwright.resources import TwoCaptchaSolver
 from portwright.resources.vault import Vault
-from portwright.sandbox import SandboxWorld, payments
+from portwright.sandbox import SandboxWorld, captcha, directories, inbox, mail, payments
 from portwright.settings import BillingConfig, Settings, WebhookSource
 from portwright.testing import EchoAdapter
 from tests.adapters.test_directories import CATALOG
@@ -134,3 +134,36 @@ def directory_order(portal: Portal, **extra: Any) -> dict[str, Any]:
             **extra,
         },
     }
+
+
+def paying_world(seed: int) -> Iterator[SandboxWorld]:
+    """The sandbox a paid directory order needs (inbox, mail, the captcha solver at 0.1 s,
+    the directories and localstripe), started and stopped around a fixture's `yield from`."""
+    payments.load()  # slow to import on a loaded machine: not inside the start deadline
+    specs = [
+        *inbox.specs(),
+        *mail.specs(),
+        *captcha.specs(),
+        *directories.specs(),
+        *payments.specs(),
+    ]
+    w = SandboxWorld(specs, seed=seed)
+    w.start(timeout=60)
+    w.context("captcha-solver").options["solve_time_s"] = 0.1
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def billed_orders(
+    settings: Settings, world: SandboxWorld, service_for: Callable[..., JobService]
+) -> Iterator[Portal]:
+    """`serve_orders` with billing through the stripe provider against the world's
+    localstripe."""
+    config = BillingConfig(
+        provider="stripe",
+        api_key=SecretStr(payments.SANDBOX_SECRET_KEY),
+        api_base=world.url("payments"),
+    )
+    yield from serve_orders(settings, world, service_for, billing=config)

@@ -16,14 +16,20 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from pydantic import SecretStr
 
 from portwright.orchestrator import JobService
-from portwright.sandbox import SandboxWorld, captcha, directories, inbox, mail, payments
-from portwright.settings import BillingConfig, Settings
+from portwright.sandbox import SandboxWorld
+from portwright.settings import Settings
 from portwright.testing import wait_until_sync
 from tests.billing._support import fill_card
-from tests.customers._orders import CALM, PROFILE, bearer, directory_order, serve_orders
+from tests.customers._orders import (
+    CALM,
+    PROFILE,
+    bearer,
+    billed_orders,
+    directory_order,
+    paying_world,
+)
 from tests.customers._support import Portal, login_in_browser, signup_in_browser
 from tests.support import headless_chromium
 
@@ -33,33 +39,14 @@ expect.set_options(timeout=60_000)  # a loaded machine: polling expectations, wi
 
 @pytest.fixture
 def world() -> Iterator[SandboxWorld]:
-    payments.load()  # slow to import on a loaded machine: not inside the start deadline
-    specs = [
-        *inbox.specs(),
-        *mail.specs(),
-        *captcha.specs(),
-        *directories.specs(),
-        *payments.specs(),
-    ]
-    w = SandboxWorld(specs, seed=9)
-    w.start(timeout=60)
-    w.context("captcha-solver").options["solve_time_s"] = 0.1
-    try:
-        yield w
-    finally:
-        w.stop()
+    yield from paying_world(seed=9)
 
 
 @pytest.fixture
 def journey(
     settings: Settings, world: SandboxWorld, service_for: Callable[..., JobService]
 ) -> Iterator[Portal]:
-    config = BillingConfig(
-        provider="stripe",
-        api_key=SecretStr(payments.SANDBOX_SECRET_KEY),
-        api_base=world.url("payments"),
-    )
-    yield from serve_orders(settings, world, service_for, billing=config)
+    yield from billed_orders(settings, world, service_for)
 
 
 def _fill_intake(page: Page, **skip: bool) -> None:

@@ -15,15 +15,20 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import SecretStr
 from starlette.routing import Mount
 
 from portwright.orchestrator import JobService
 from portwright.resources.vault import Vault
-from portwright.sandbox import SandboxWorld, captcha, directories, inbox, mail, payments
-from portwright.settings import BillingConfig, Settings
+from portwright.sandbox import SandboxWorld
+from portwright.settings import Settings
 from portwright.testing import wait_until_sync
-from tests.customers._orders import PROFILE, bearer, directory_order, serve_orders
+from tests.customers._orders import (
+    PROFILE,
+    bearer,
+    billed_orders,
+    directory_order,
+    paying_world,
+)
 from tests.customers._support import Portal
 
 Route = tuple[str, str]  # (method, path template under /app)
@@ -79,33 +84,14 @@ NOT_OWNED = {"/login/oidc/{name}", "/login/oidc/{name}/callback", "/intake/{name
 
 @pytest.fixture
 def world() -> Iterator[SandboxWorld]:
-    payments.load()  # slow to import on a loaded machine: not inside the start deadline
-    specs = [
-        *inbox.specs(),
-        *mail.specs(),
-        *captcha.specs(),
-        *directories.specs(),
-        *payments.specs(),
-    ]
-    w = SandboxWorld(specs, seed=23)
-    w.start(timeout=60)
-    w.context("captcha-solver").options["solve_time_s"] = 0.1
-    try:
-        yield w
-    finally:
-        w.stop()
+    yield from paying_world(seed=23)
 
 
 @pytest.fixture
 def portal(
     settings: Settings, world: SandboxWorld, service_for: Callable[..., JobService]
 ) -> Iterator[Portal]:
-    config = BillingConfig(
-        provider="stripe",
-        api_key=SecretStr(payments.SANDBOX_SECRET_KEY),
-        api_base=world.url("payments"),
-    )
-    yield from serve_orders(settings, world, service_for, billing=config)
+    yield from billed_orders(settings, world, service_for)
 
 
 def portal_routes(portal: Portal) -> set[Route]:
