@@ -41,6 +41,16 @@ def _registry(*adapters: Any) -> AdapterRegistry:
     return registry
 
 
+def _site_service(
+    service_for: ServiceFor, settings: Settings, site: Listener, *adapters: Any
+) -> Any:
+    """A service with these versions of the `site` adapter, allowed to reach `site`."""
+    allow = [*settings.url_allowlist, f"127.0.0.1:{site.port}"]
+    return service_for(
+        _registry(*adapters), settings=settings.model_copy(update={"url_allowlist": allow})
+    )
+
+
 def _counted(name: str, **labels: str) -> float:
     """A process counter's value (the worker runs in this process): `portwright_<name>_total`
     as /metrics serves it."""
@@ -147,12 +157,7 @@ async def test_shadow_agreement_is_measured_and_promotes_after_n_jobs(
 ) -> None:
     """The shadow runs the read-only step beside live, agrees, and is promoted after 3 jobs."""
     with Listener("127.0.0.1", body='<p class="v">hello</p>') as site:
-        svc = service_for(
-            _registry(SiteV1, SiteV2),
-            settings=settings.model_copy(
-                update={"url_allowlist": [*settings.url_allowlist, f"127.0.0.1:{site.port}"]}
-            ),
-        )
+        svc = _site_service(service_for, settings, site, SiteV1, SiteV2)
         tenant = svc.store.tenants.ensure("acme")
         svc.rt.rollouts.set("site", RolloutChange(shadow="2", promote_after=3), actor="op")
         url = f"http://127.0.0.1:{site.port}/"
@@ -188,12 +193,7 @@ async def test_a_shadows_write_is_refused_before_it_leaves(
     """A shadow step that POSTs is refused (recorded as such); the portal sees no POST and
     the live job is unaffected."""
     with Listener("127.0.0.1", body='<p class="v">hello</p>') as site:
-        svc = service_for(
-            _registry(SiteV1, SiteV3),
-            settings=settings.model_copy(
-                update={"url_allowlist": [*settings.url_allowlist, f"127.0.0.1:{site.port}"]}
-            ),
-        )
+        svc = _site_service(service_for, settings, site, SiteV1, SiteV3)
         tenant = svc.store.tenants.ensure("acme")
         svc.rt.rollouts.set("site", RolloutChange(shadow="3", promote_after=1), actor="op")
         url = f"http://127.0.0.1:{site.port}/"
@@ -221,12 +221,7 @@ async def test_a_shadow_that_swallows_its_refused_writes_is_still_refused(
     and returns the live value: the comparison is `refused` (not `agree`), naming every
     attempt; none of them reached the portal or the job's record, and it is not promoted."""
     with Listener("127.0.0.1", body='<p class="v">hello</p>') as site:
-        svc = service_for(
-            _registry(SiteV1, SiteV4),
-            settings=settings.model_copy(
-                update={"url_allowlist": [*settings.url_allowlist, f"127.0.0.1:{site.port}"]}
-            ),
-        )
+        svc = _site_service(service_for, settings, site, SiteV1, SiteV4)
         tenant = svc.store.tenants.ensure("acme")
         svc.rt.rollouts.set("site", RolloutChange(shadow="4", promote_after=1), actor="op")
         url = f"http://127.0.0.1:{site.port}/"
