@@ -25,6 +25,15 @@ def _synced(d: Dispatch, shop: str) -> int:
     return len(d.world.ledger(shop).entries("status_update"))
 
 
+def _created(d: Dispatch, shop: str) -> int:
+    """Orders the shop created and got a webhook for acknowledged."""
+    return sum(
+        1
+        for e in d.world.ledger(shop).entries("webhook_sent")
+        if e.data["event_type"] == "created" and e.data["delivered"]
+    )
+
+
 def _dead(d: Dispatch, shop: str) -> int:
     tenant = d.tenant_ids[TENANTS[shop]]
     where = DeliveryFilter(tenant_id=tenant, platform=shop)
@@ -96,6 +105,13 @@ def test_one_platform_down_for_a_minute_loses_nothing_and_replay_drains_it(
     assert "shop-beta" not in _banners(d)
     assert _dead(d, "shop-beta") == 0
     d.world.chaos("shop-alpha").update({"down": False})
+    # Enough orders before the shops stop, however fast they emitted: on a loaded machine
+    # the emitters fall behind their 4 a second (98 orders by this point once, in CI).
+    d.wait(
+        "over 100 orders from each shop",
+        lambda: all(_created(d, shop) > 100 for shop in TENANTS),
+        timeout=180,
+    )
 
     for shop in TENANTS:
         d.shop(shop, "/_emit/stop")
