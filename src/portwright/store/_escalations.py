@@ -185,7 +185,8 @@ class EscalationRepository:
         return escalation_id, True
 
     def resolve_portal(self, portal: str, *, kind: str, actor: str, reason: str) -> list[str]:
-        """Resolve the portal's unresolved escalations of `kind` (each audited); their ids."""
+        """Resolve the portal's unresolved escalations of `kind` (each audited once); the ids
+        this call resolved (not those another transaction resolved meanwhile)."""
         c = escalations.c
         now = time.time()
         decision = {"action": "resolved", "reason": reason, "actor": actor, "decided_at": now}
@@ -198,13 +199,19 @@ class EscalationRepository:
                     )
                 ).scalars()
             )  # fmt: skip
+            resolved: list[str] = []
             for escalation_id in ids:
-                conn.execute(
+                changed = conn.execute(
                     escalations.update()
                     .where(c.id == escalation_id, c.status != "resolved")
                     .values(status="resolved", decision=decision, resolved_by=actor,
                             resolved_at=now)
-                )  # fmt: skip
+                ).rowcount  # fmt: skip
+                if changed != 1:
+                    # resolved meanwhile by another transaction (two probe ticks, two
+                    # workers): it audited that; one resolution, one audit row
+                    continue
+                resolved.append(escalation_id)
                 conn.execute(
                     audit_log.insert().values(
                         tenant_id=None, actor=actor, action="escalation.resolve",
@@ -213,7 +220,7 @@ class EscalationRepository:
                         reason=reason, created_at=now,
                     )
                 )  # fmt: skip
-        return ids
+        return resolved
 
     # -- reading ----------------------------------------------------------------------------
 
