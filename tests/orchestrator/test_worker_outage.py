@@ -81,6 +81,11 @@ async def _ride_out(
 
             async def heartbeating() -> bool:
                 assert proc.poll() is None, log.read_text()[-3000:]
+                # started, not only heartbeating: the heartbeat begins while the runtime
+                # still starts, and a database gone then is "could not start" (exit 1),
+                # which a CI rehearsal hit
+                if "worker running" not in _events(log):
+                    return False
                 workers = await asyncio.to_thread(svc.store.workers.all)
                 return any(w.id == "outage-w1" and w.status == "alive" for w in workers)
 

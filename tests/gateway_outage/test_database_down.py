@@ -1,5 +1,11 @@
 """The database going away under the gateway: a webhook is refused with 503 and Retry-After
-(nothing half-accepted), and accepted once the database is back."""
+(nothing half-accepted), and accepted once the database is back.
+
+Outside `tests/gateway` on purpose: these tests start a runtime of their own (its database
+behind a proxy they cut), and `tests/gateway`'s package-scoped `stack` keeps a launched DBOS
+in the test process while any test of that package runs there — a runtime started beside
+it fails ("Datasources must be created before DBOS.launch()"), as in a CI rehearsal where
+a gateway file ran just before this one in the same process."""
 
 from __future__ import annotations
 
