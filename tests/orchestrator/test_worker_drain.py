@@ -79,7 +79,12 @@ async def _drain(
         await wait_until(started, timeout=90, every=0.1)
         assert first.proc is not None
         first.proc.terminate()  # SIGTERM
-        # submitted while the worker drains: it must not start it
+        # submitted once the worker says it drains: it must not start it (submitted at once
+        # after the signal, a CI rehearsal's worker dequeued it before its drain began)
+        await wait_until(
+            lambda: "draining: taking no more work" in [e.get("event") for e in _events(first.log)],
+            timeout=60,
+        )
         late = await svc.submit(
             tenant_id=tenant.id, adapter="echo", input={"url": echo, "key": "late"}
         )
