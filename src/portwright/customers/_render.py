@@ -19,17 +19,14 @@ PREFIX = "/app"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-def _ts(value: float | None) -> str:
+def _ts(value: float | None, seconds: bool = False) -> str:
+    """A UTC time to the minute; `seconds`: to the second, for deadlines a minute or less
+    away (a hold's one-time code)."""
     if not value:
         return "—"
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _ts_s(value: float | None) -> str:
-    """To the second: for deadlines a minute or less away (a hold's one-time code)."""
-    if not value:
-        return "—"
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(value, UTC).strftime(
+        "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
+    )
 
 
 def _pretty(value: Any) -> str:
@@ -37,7 +34,6 @@ def _pretty(value: Any) -> str:
 
 
 templates.env.filters["ts"] = _ts
-templates.env.filters["ts_s"] = _ts_s
 templates.env.filters["pretty"] = _pretty
 
 
