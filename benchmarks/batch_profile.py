@@ -128,7 +128,7 @@ def child(args: argparse.Namespace, urls_file: str, database_url: str) -> None:
     deadline = time.monotonic() + 900
     while count < target and time.monotonic() < deadline:
         count, last = bb._ended(store.engine, tenant)
-        time.sleep(0.1)
+        time.sleep(bb.BATCH_POLL_S)
     wall = time.time() - t0
     used = os.times()
     seconds = used.user - cpu.user + used.system - cpu.system

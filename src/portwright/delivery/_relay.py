@@ -34,7 +34,14 @@ from portwright.delivery._policy import DeliveryPolicy
 from portwright.delivery._senders import SENDERS, Sender, SendResult
 from portwright.delivery._signing import SealedSecretError, SecretSealer, open_endpoint
 from portwright.resilience import PollingWorker, Round
-from portwright.store import DeliveryRecord, EndpointRecord, OutageBackoff, OutboxRecord, Store
+from portwright.store import (
+    DeliveryRecord,
+    EndpointRecord,
+    OutageBackoff,
+    OutboxHead,
+    OutboxRecord,
+    Store,
+)
 
 __all__ = ["DeliveryObserver", "Relay", "Sink"]
 
@@ -54,7 +61,9 @@ class DeliveryObserver(Protocol):
     def attempt(self, kind: str, outcome: str, seconds: float, lag_s: float) -> None: ...
 
 
-def _recipients(endpoints: list[EndpointRecord], event: OutboxRecord) -> list[EndpointRecord]:
+def _recipients(
+    endpoints: list[EndpointRecord], event: OutboxHead | OutboxRecord
+) -> list[EndpointRecord]:
     """Who receives `event`: with a target (a request's `webhook`), the tenant's webhook
     endpoint at that URL, whatever its topics; else every endpoint that wants the topic."""
     if event.target is None:

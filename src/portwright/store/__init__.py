@@ -40,7 +40,7 @@ from portwright.store._migrate import (
     migrate,
 )
 from portwright.store._outage import OutageBackoff, is_database_unavailable
-from portwright.store._outbox import OutboxRecord
+from portwright.store._outbox import OutboxHead, OutboxRecord
 from portwright.store._portals import BreakerPolicy
 from portwright.store._records import (
     AuditRecord,
@@ -113,6 +113,7 @@ __all__ = [
     "OperatorRecord",
     "OperatorSession",
     "OutageBackoff",
+    "OutboxHead",
     "OutboxRecord",
     "PortalRecord",
     "ProbeRecord",

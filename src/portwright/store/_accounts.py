@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from portwright._ids import new_id
 from portwright.store._records import TenantRecord
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import api_keys, tenants
 from portwright.store._scope import tenant_transaction
 
@@ -78,7 +78,7 @@ class AccountRepository:
             .order_by(api_keys.c.created_at)
         )
         with tenant_transaction(self.engine, tenant_id) as conn:
-            return [to_record(ApiKeyRecord, row) for row in conn.execute(query)]
+            return to_records(ApiKeyRecord, conn.execute(query))
 
     def revoke(self, prefix: str) -> bool:
         """Revoke the key with this prefix; False if there is none or it was revoked already."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import billing_accounts
 from portwright.store._scope import tenant_transaction
 
@@ -93,4 +93,4 @@ class BillingRepository:
         )
         with tenant_transaction(self.engine, None) as conn:
             rows = conn.execute(query).all()
-        return [to_record(BillingAccount, row) for row in rows]
+        return to_records(BillingAccount, rows)

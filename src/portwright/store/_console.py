@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from portwright._ids import new_id
 from portwright.store._records import AuditRecord, EvidenceRecord, JobRecord
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import (
     audit_log,
     console_sessions,
@@ -137,7 +137,7 @@ class ConsoleRepository:
     def operators(self) -> list[OperatorRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(operators).order_by(operators.c.email))
-            return [to_record(OperatorRecord, row) for row in rows]
+            return to_records(OperatorRecord, rows)
 
     def open_session(
         self, *, token_hash: str, operator_id: str, csrf_token: str, ttl_s: float
@@ -212,7 +212,7 @@ class ConsoleRepository:
                 )
             )
         with tenant_transaction(self.engine, tenant_id) as conn:
-            return [to_record(JobRecord, row) for row in conn.execute(query)]
+            return to_records(JobRecord, conn.execute(query))
 
     def jobs_page(
         self,
@@ -258,7 +258,7 @@ class ConsoleRepository:
             query = query.where(jobs.c.id < cursor)
         count = sa.select(sa.func.count()).select_from(jobs).where(*conditions)
         with tenant_transaction(self.engine, tenant_id) as conn:
-            rows = [to_record(JobRecord, row) for row in conn.execute(query)]
+            rows = to_records(JobRecord, conn.execute(query))
             total = int(conn.execute(count).scalar_one())
             shown = [r.id for r in rows[:limit]]
             per_parent = sa.select(jobs.c.parent_id, sa.func.count()).where(
@@ -361,7 +361,7 @@ class ConsoleRepository:
         if target:
             query = query.where(audit_log.c.target_id.like(f"%{target}%"))
         with tenant_transaction(self.engine, tenant_id) as conn:
-            return [to_record(AuditRecord, row) for row in conn.execute(query)]
+            return to_records(AuditRecord, conn.execute(query))
 
     def credentials_page(
         self, *, tenant_id: str | None, text: str = "", cursor: int = 0, limit: int = 50
@@ -395,7 +395,7 @@ class ConsoleRepository:
             rows: list[sa.Row[Any]] = list(conn.execute(query))
             total = int(conn.execute(count).scalar_one())
         more = len(rows) > limit
-        shown = [to_record(CredentialInfo, row) for row in rows[:limit]]
+        shown = to_records(CredentialInfo, rows[:limit])
         return CredentialPage(shown, total, max(0, cursor) + limit if more else None)
 
     def fingerprint(self, *, tenant_id: str | None) -> tuple[Any, ...]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from portwright._ids import new_id
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import (
     customer_sessions,
     customer_tokens,
@@ -148,7 +148,7 @@ class CustomerRepository:
             .order_by(customer_users.c.created_at)
         )
         with tenant_transaction(self.engine, tenant_id) as conn:
-            return [to_record(CustomerRecord, row) for row in conn.execute(query)]
+            return to_records(CustomerRecord, conn.execute(query))
 
     def update_user(self, user_id: str, **values: object) -> None:
         allowed = {"password_hash", "phone", "chat_id", "verified_at", "disabled_at", "role"}
@@ -372,4 +372,4 @@ class CustomerRepository:
         if user_id is not None:
             query = query.where(notifications.c.user_id == user_id)
         with tenant_transaction(self.engine, tenant_id) as conn:
-            return [to_record(NotificationRecord, row) for row in conn.execute(query)]
+            return to_records(NotificationRecord, conn.execute(query))

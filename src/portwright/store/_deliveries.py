@@ -18,8 +18,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portwright._ids import new_id
 from portwright.store._endpoints import EndpointRecord
-from portwright.store._outbox import OutboxRecord, OutboxRepository
-from portwright.store._rows import to_record
+from portwright.store._outbox import OutboxHead, OutboxRecord, OutboxRepository
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import deliveries, delivery_attempts, webhook_endpoints
 
 __all__ = ["AttemptRecord", "DeliveryFilter", "DeliveryRecord", "DeliveryRepository"]
@@ -91,7 +91,9 @@ class DeliveryRepository:
         self.engine = engine
 
     @staticmethod
-    def fan_out(conn: sa.Connection, event: OutboxRecord, endpoints: list[EndpointRecord]) -> int:
+    def fan_out(
+        conn: sa.Connection, event: OutboxHead | OutboxRecord, endpoints: list[EndpointRecord]
+    ) -> int:
         """Insert one pending delivery per endpoint (existing ones are left alone)."""
         rows = [
             {
@@ -156,7 +158,7 @@ class DeliveryRepository:
                     c.id.in_(ids), c.leased_by == worker, c.lease_until == lease_until
                 )
             ).all()
-        return [to_record(DeliveryRecord, row) for row in rows]
+        return to_records(DeliveryRecord, rows)
 
     def finish(
         self,
@@ -220,7 +222,7 @@ class DeliveryRepository:
             at, last_id = before
             query = query.where(sa.or_(c.event_at < at, sa.and_(c.event_at == at, c.id < last_id)))
         with self.engine.connect() as conn:
-            return [to_record(DeliveryRecord, row) for row in conn.execute(query.limit(limit))]
+            return to_records(DeliveryRecord, conn.execute(query.limit(limit)))
 
     def count(self, where: DeliveryFilter, *, status: str | None = None) -> int:
         """How many deliveries match (a list's total beside the page it shows)."""
@@ -237,7 +239,7 @@ class DeliveryRepository:
             .order_by(delivery_attempts.c.id)
         )
         with self.engine.connect() as conn:
-            return [to_record(AttemptRecord, row) for row in conn.execute(query)]
+            return to_records(AttemptRecord, conn.execute(query))
 
     def replay(self, where: DeliveryFilter) -> int:
         """Put matching dead letters back to pending with a fresh attempt budget."""

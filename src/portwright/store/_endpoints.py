@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from portwright._ids import new_id
 from portwright.resilience import Breaker, BreakerPolicy, BreakerStatus, Window
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import webhook_endpoints
 from portwright.store._scope import tenant_transaction
 
@@ -109,14 +109,14 @@ class EndpointRepository:
         if tenant_id is not None:
             query = query.where(webhook_endpoints.c.tenant_id == tenant_id)
         with tenant_transaction(self.engine, tenant_id) as conn:
-            return [to_record(EndpointRecord, row) for row in conn.execute(query)]
+            return to_records(EndpointRecord, conn.execute(query))
 
     @staticmethod
     def of_tenant(conn: sa.Connection, tenant_id: str) -> list[EndpointRecord]:
         query = sa.select(webhook_endpoints).where(
             webhook_endpoints.c.tenant_id == tenant_id, webhook_endpoints.c.enabled
         )
-        return [to_record(EndpointRecord, row) for row in conn.execute(query)]
+        return to_records(EndpointRecord, conn.execute(query))
 
     def _update(self, endpoint_id: str, **values: object) -> None:
         with self.engine.begin() as conn:

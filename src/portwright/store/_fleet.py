@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from portwright.store._rows import to_record
+from portwright.store._rows import to_records
 from portwright.store._schema import proxy_burns, tier_memory
 
 __all__ = ["FleetRepository", "ProxyBurnRecord", "TierStatRecord"]
@@ -64,7 +64,7 @@ class FleetRepository:
         with self.engine.connect() as conn:
             query = sa.select(tier_memory).where(tier_memory.c.site == site)
             rows = conn.execute(query.order_by(tier_memory.c.rung))
-            return [to_record(TierStatRecord, row) for row in rows]
+            return to_records(TierStatRecord, rows)
 
     def record_tier(
         self, site: str, rung: str, *, ok: bool, decay: float = 0.95, count: int = 1
@@ -142,7 +142,7 @@ class FleetRepository:
                 .where(sa.or_(proxy_burns.c.until.is_(None), proxy_burns.c.until > now))
                 .order_by(proxy_burns.c.burned_at)
             )
-            return [to_record(ProxyBurnRecord, row) for row in rows]
+            return to_records(ProxyBurnRecord, rows)
 
     def unburn(self, proxy: str, scope: str | None = None) -> int:
         """Lift burns of `proxy` (for one scope, or all); returns rows removed."""

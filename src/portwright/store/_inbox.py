@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from portwright._ids import new_id
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import webhook_inbox
 
 __all__ = ["FinishedNote", "InboxRecord", "InboxRepository", "NewInboxEvent"]
@@ -148,7 +148,7 @@ class InboxRepository:
         if status is not None:
             query = query.where(webhook_inbox.c.status == status)
         with self.engine.connect() as conn:
-            return [to_record(InboxRecord, row) for row in conn.execute(query)]
+            return to_records(InboxRecord, conn.execute(query))
 
     def counts(self) -> dict[str, int]:
         query = sa.select(webhook_inbox.c.status, sa.func.count()).group_by(webhook_inbox.c.status)
@@ -192,7 +192,7 @@ class InboxRepository:
                     webhook_inbox.c.lease_until == lease_until,
                 )
             ).all()
-        return [to_record(InboxRecord, row) for row in rows]
+        return to_records(InboxRecord, rows)
 
     def finish(self, inbox_id: str, *, status: str, result: str) -> None:
         """End processing: "done", "failed" (permanent) or "dead" (out of attempts)."""

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from portwright._ids import new_id
 from portwright.store._bulk import insert_rows
 from portwright.store._records import EscalationRecord, EventRecord, EvidenceRecord, JobRecord
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import breakers, escalations, evidence, job_events, jobs, portals
 from portwright.store._scope import tenant_transaction
 
@@ -228,7 +228,7 @@ class JobRepository:
             return []
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
-        found = {row.id: to_record(JobRecord, row) for row in rows}
+        found = {job.id: job for job in to_records(JobRecord, rows)}
         return [found[job_id] for job_id in job_ids if job_id in found]
 
     def lock(self, conn: sa.Connection, job_id: str) -> JobRecord:
@@ -376,7 +376,7 @@ class JobRepository:
             .order_by(jobs.c.id)
             .with_for_update(of=jobs)
         )
-        return {row.id: to_record(JobRecord, row) for row in conn.execute(query)}
+        return {job.id: job for job in to_records(JobRecord, conn.execute(query))}
 
     def write_events_many(
         self,
@@ -432,7 +432,7 @@ class JobRepository:
             .where(job_events.c.job_id == job_id, job_events.c.seq > seq)
             .order_by(job_events.c.seq)
         )
-        return [to_record(EventRecord, row) for row in conn.execute(query)]
+        return to_records(EventRecord, conn.execute(query))
 
     def set_flags(self, job_id: str, **values: Any) -> None:
         """Update control flags (paused, cancel_requested) without an event."""
@@ -450,7 +450,7 @@ class JobRepository:
             .limit(limit)
         )
         with tenant_transaction(self.engine, tenant_id) as conn:
-            return [to_record(JobRecord, row) for row in conn.execute(query)]
+            return to_records(JobRecord, conn.execute(query))
 
     def waiting_for_input(self, name: str, *, limit: int = 1000) -> list[JobRecord]:
         """Unfinished jobs waiting for input `name`, oldest first."""
@@ -461,7 +461,7 @@ class JobRepository:
             .limit(limit)
         )
         with tenant_transaction(self.engine, None) as conn:
-            return [to_record(JobRecord, row) for row in conn.execute(query)]
+            return to_records(JobRecord, conn.execute(query))
 
     def search(
         self,
@@ -488,7 +488,7 @@ class JobRepository:
         if before_id is not None:
             query = query.where(jobs.c.id < before_id)
         with tenant_transaction(self.engine, tenant_id) as conn:
-            return [to_record(JobRecord, row) for row in conn.execute(query)]
+            return to_records(JobRecord, conn.execute(query))
 
     def remember(self, job_id: str, key: str, value: Any) -> None:
         """Write one durable note for a job, immediately (steps use notes to be safe to re-run)."""
@@ -517,7 +517,7 @@ class JobRepository:
         """Every child job of a fan-out parent, oldest first (retries included)."""
         query = sa.select(jobs).where(jobs.c.parent_id == parent_id).order_by(jobs.c.id)
         with self.engine.connect() as conn:
-            return [to_record(JobRecord, row) for row in conn.execute(query)]
+            return to_records(JobRecord, conn.execute(query))
 
     def child_event_count(
         self, parent_id: str, *, reason_like: str, since: float, to_state: str | None = None
@@ -560,7 +560,7 @@ class JobRepository:
         if after_id is not None:
             query = query.where(jobs.c.id > after_id)
         with self.engine.connect() as conn:
-            return [to_record(JobRecord, row) for row in conn.execute(query)]
+            return to_records(JobRecord, conn.execute(query))
 
     def counts_by_status(self, *, tenant_id: str | None = None) -> dict[str, int]:
         query = sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
@@ -584,7 +584,7 @@ class JobRepository:
             query = query.where(job_events.c.tenant_id == tenant_id)
         with tenant_transaction(self.engine, tenant_id) as conn:
             rows = conn.execute(query.order_by(job_events.c.seq))
-            return [to_record(EventRecord, row) for row in rows]
+            return to_records(EventRecord, rows)
 
     # -- escalations ---------------------------------------------------------------------
 
@@ -688,7 +688,7 @@ class JobRepository:
         if tenant_id is not None:
             query = query.where(escalations.c.tenant_id == tenant_id)
         with tenant_transaction(self.engine, tenant_id) as conn:
-            return [to_record(EscalationRecord, row) for row in conn.execute(query)]
+            return to_records(EscalationRecord, conn.execute(query))
 
     # -- evidence ------------------------------------------------------------------------
 
@@ -732,4 +732,4 @@ class JobRepository:
             query = query.where(evidence.c.tenant_id == tenant_id)
         with tenant_transaction(self.engine, tenant_id) as conn:
             rows = conn.execute(query.order_by(evidence.c.created_at))
-            return [to_record(EvidenceRecord, row) for row in rows]
+            return to_records(EvidenceRecord, rows)

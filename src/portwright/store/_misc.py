@@ -14,7 +14,7 @@ from portwright.store._records import (
     SelectorMapRecord,
     TenantRecord,
 )
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import audit_log, observations, selector_maps, tenants
 from portwright.store._slots import SlotObservationRepository
 
@@ -118,7 +118,7 @@ class IntelRepository:
         if subject is not None:
             query = query.where(observations.c.subject == subject)
         with self.engine.connect() as conn:
-            return [to_record(ObservationRecord, row) for row in conn.execute(query)]
+            return to_records(ObservationRecord, conn.execute(query))
 
     def latest_selectors(self, adapter: str) -> SelectorMapRecord | None:
         with self.engine.connect() as conn:
@@ -195,4 +195,4 @@ class AuditRepository:
         if target_id is not None:
             query = query.where(audit_log.c.target_id == target_id)
         with self.engine.connect() as conn:
-            return [to_record(AuditRecord, row) for row in conn.execute(query)]
+            return to_records(AuditRecord, conn.execute(query))

@@ -20,10 +20,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import outbox
 
-__all__ = ["OutboxRecord", "OutboxRepository"]
+__all__ = ["OutboxHead", "OutboxRecord", "OutboxRepository"]
 
 
 _INSERT = outbox.insert()
@@ -44,6 +44,22 @@ class OutboxRecord:
     created_at: float
     published_at: float | None
     target: str | None = None  # an endpoint URL of the tenant: only it receives the event
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxHead:
+    """An outbox row without its payload: all that fanning it out to endpoints reads."""
+
+    id: int
+    event_id: str
+    tenant_id: str | None
+    topic: str
+    platform: str | None
+    created_at: float
+    target: str | None = None
+
+
+_HEAD = [outbox.c[name] for name in OutboxHead.__dataclass_fields__]
 
 
 class OutboxRepository:
@@ -149,7 +165,7 @@ class OutboxRepository:
         if subject is not None:
             query = query.where(outbox.c.subject == subject)
         with self.engine.connect() as conn:
-            return [to_record(OutboxRecord, row) for row in conn.execute(query)]
+            return to_records(OutboxRecord, conn.execute(query))
 
     def ids_since(self, cursor: int, *, limit: int = 500) -> list[int]:
         """The ids of the events after `cursor`, oldest first (`since` without reading or
@@ -171,17 +187,18 @@ class OutboxRepository:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(outbox.c.id))).scalar() or 0)
 
-    def unpublished(self, conn: sa.Connection, limit: int) -> list[OutboxRecord]:
-        """Lock up to `limit` unpublished events (skipping ones another relay holds)."""
+    def unpublished(self, conn: sa.Connection, limit: int) -> list[OutboxHead]:
+        """Lock up to `limit` unpublished events (skipping ones another relay holds), read
+        without their payloads (a delivery reads its event's payload when it is sent)."""
         query = (
-            sa.select(outbox)
+            sa.select(*_HEAD)
             .where(outbox.c.published_at.is_(None))
             .order_by(outbox.c.id)
             .limit(limit)
         )
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        return [to_record(OutboxRecord, row) for row in conn.execute(query)]
+        return to_records(OutboxHead, conn.execute(query))
 
     @staticmethod
     def mark_published(conn: sa.Connection, ids: list[int]) -> None:
@@ -206,7 +223,7 @@ class OutboxRepository:
                 .order_by(outbox.c.id)
                 .limit(limit)
             )
-            return [to_record(OutboxRecord, row) for row in conn.execute(query)]
+            return to_records(OutboxRecord, conn.execute(query))
 
     def pending_count(self) -> int:
         query = sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from portwright.resilience import Breaker, BreakerPolicy
 from portwright.store._breakers import SqlBreakerStorage
 from portwright.store._records import BreakerRecord, PortalRecord
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import audit_log, breakers, portals
 
 __all__ = ["BreakerPolicy", "PortalRepository"]
@@ -48,7 +48,7 @@ class PortalRepository:
     def all(self) -> list[PortalRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(portals).order_by(portals.c.name))
-            return [to_record(PortalRecord, row) for row in rows]
+            return to_records(PortalRecord, rows)
 
     def extend_cooldown(
         self, name: str, *, until: float, reason: str, cause: str, actor: str = "engine"

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import (
     adapter_rollouts,
     audit_log,
@@ -138,7 +138,7 @@ class RolloutRepository:
                     adapter_rollouts.c.portal, adapter_rollouts.c.scope
                 )
             )
-            return [to_record(RolloutRecord, row) for row in rows]
+            return to_records(RolloutRecord, rows)
 
     def put(
         self,
@@ -361,7 +361,7 @@ class RolloutRepository:
     def probes(self) -> list[ProbeRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(portal_probes).order_by(portal_probes.c.portal))
-            return [to_record(ProbeRecord, row) for row in rows]
+            return to_records(ProbeRecord, rows)
 
     def record_probe(self, portal: str, *, version: str, outcome: str, detail: str) -> None:
         now = time.time()

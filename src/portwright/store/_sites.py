@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from portwright.store._portals import extend_cooldown_row
-from portwright.store._rows import to_record
+from portwright.store._rows import to_records
 from portwright.store._schema import sites
 
 __all__ = ["SiteRecord", "SiteRepository", "site_name"]
@@ -52,7 +52,7 @@ class SiteRepository:
         if not names:
             return []
         rows = conn.execute(sa.select(sites).where(sites.c.name.in_(list(names))))
-        return [to_record(SiteRecord, row) for row in rows]
+        return to_records(SiteRecord, rows)
 
     def get_many(self, names: Sequence[str]) -> list[SiteRecord]:
         with self.engine.connect() as conn:
@@ -64,7 +64,7 @@ class SiteRepository:
         if portal is not None:
             query = query.where(sites.c.portal == portal)
         with self.engine.connect() as conn:
-            return [to_record(SiteRecord, row) for row in conn.execute(query)]
+            return to_records(SiteRecord, conn.execute(query))
 
     def _ensure(
         self, conn: sa.Connection, name: str, portal: str, host: str, tenant_id: str | None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from portwright.store._records import SlotRunRecord
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import slot_observations
 
 __all__ = ["MAX_GAP_S", "MAX_IDS", "SlotFilter", "SlotObservationRepository"]
@@ -100,7 +100,7 @@ class SlotObservationRepository:
             query = query.where(t.c.id < before_id)
         query = query.order_by(t.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [to_record(SlotRunRecord, row) for row in conn.execute(query)]
+            return to_records(SlotRunRecord, conn.execute(query))
 
     def history(
         self, portal: str, center: str, visa_type: str, *, since: float | None = None
@@ -114,7 +114,7 @@ class SlotObservationRepository:
             query = query.where(t.c.last_at >= since)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(t.c.first_at, t.c.id)).all()
-        return [to_record(SlotRunRecord, row) for row in rows]
+        return to_records(SlotRunRecord, rows)
 
     def portals(self) -> list[tuple[str, int, float]]:
         """(portal, keys, latest scan time) of every portal with slot observations."""

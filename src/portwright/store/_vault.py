@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from portwright.store._rows import to_record
+from portwright.store._rows import to_record, to_records
 from portwright.store._schema import credentials, vault_keys
 from portwright.store._scope import tenant_transaction
 
@@ -50,7 +50,7 @@ class VaultRepository:
         if tenant_id is not None:
             query = query.where(vault_keys.c.tenant_id == tenant_id)
         with self.engine.connect() as conn:
-            return [to_record(DataKeyRecord, row) for row in conn.execute(query)]
+            return to_records(DataKeyRecord, conn.execute(query))
 
     def add_data_key(self, tenant_id: str, *, master_kid: str, wrapped: bytes) -> DataKeyRecord:
         """A new active data key version for the tenant; earlier ones stay for decryption."""
@@ -138,7 +138,7 @@ class VaultRepository:
             .order_by(credentials.c.name)
         )
         with tenant_transaction(self.engine, tenant_id) as conn:
-            return [to_record(CredentialRecord, row) for row in conn.execute(query)]
+            return to_records(CredentialRecord, conn.execute(query))
 
     def delete(self, tenant_id: str, name: str) -> bool:
         with tenant_transaction(self.engine, tenant_id) as conn:

@@ -9,7 +9,7 @@ import time
 import sqlalchemy as sa
 
 from portwright.store._records import WorkerRecord
-from portwright.store._rows import to_record
+from portwright.store._rows import to_records
 from portwright.store._schema import workers
 
 __all__ = ["WorkerRepository"]
@@ -58,7 +58,7 @@ class WorkerRepository:
                     workers.c.id != exclude,
                 )
             )
-            return [to_record(WorkerRecord, row) for row in rows]
+            return to_records(WorkerRecord, rows)
 
     def claim_dead(self, worker_id: str, *, by: str, cutoff: float) -> bool:
         """Atomically declare a silent or stopped worker dead; exactly one claimant gets True."""
@@ -81,4 +81,4 @@ class WorkerRepository:
     def all(self) -> list[WorkerRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(workers).order_by(workers.c.started_at))
-            return [to_record(WorkerRecord, row) for row in rows]
+            return to_records(WorkerRecord, rows)

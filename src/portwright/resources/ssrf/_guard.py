@@ -54,11 +54,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
     addresses it returns, and the fetch connects to those very addresses (pinned), so a
     name that re-points (DNS rebinding) is judged on what it is connected to.
     """
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
+    if _is_address(host):
         return [host]
     key = (host.lower(), port)
     now = time.monotonic()
@@ -74,6 +70,16 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(addresses)
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_address(host: str) -> bool:
+    """Whether `host` is an IP address in its usual form, remembered (checked per page)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class StaticResolver:
     """A resolver from a fixed table (tests, fixed deployments); unknown names do not resolve."""
 
@@ -81,11 +87,7 @@ class StaticResolver:
         self._table = {k.lower().rstrip("."): list(v) for k, v in table.items()}
 
     async def __call__(self, host: str, port: int) -> list[str]:
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
+        if _is_address(host):
             return [host]
         found = self._table.get(host.lower().rstrip("."))
         if not found:
@@ -115,6 +117,9 @@ class UrlGuard:
     allow: tuple[AllowEntry, ...] = ()
     resolver: Resolver = field(default=system_resolver, compare=False)
     schemes: frozenset[str] = frozenset({"http", "https"})
+    _verdicts: dict[tuple[IPAddress, int], bool] = field(
+        default_factory=dict, compare=False, repr=False, init=False
+    )
 
     @classmethod
     def from_allowlist(cls, entries: Iterable[str], resolver: Resolver | None = None) -> UrlGuard:
@@ -149,6 +154,16 @@ class UrlGuard:
             raise UrlRefusedError(text, f"host {host!r} does not resolve")
         for raw in addresses:
             address, reason = _address(raw)
-            if reason is not None and not self._allowed(address, port):
+            if reason is not None and not self._allows(address, port):
                 raise UrlRefusedError(text, f"{host} resolves to {address}, {reason}")
         return addresses
+
+    def _allows(self, address: IPAddress, port: int) -> bool:
+        """`_allowed`, remembered per guard (a batch checks the same address every page)."""
+        key = (address, port)
+        known = self._verdicts.get(key)
+        if known is None:
+            if len(self._verdicts) >= _RESOLVE_CACHE_MAX:
+                self._verdicts.clear()
+            known = self._verdicts[key] = self._allowed(address, port)
+        return known
