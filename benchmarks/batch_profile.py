@@ -9,6 +9,9 @@ warm-up, then, for one batch of `--items` URLs:
 - `--spans`: times each curl_cffi request, each item's run, each sub-chunk's fetch and
   record step (monotonic, from the first POST), prints their count, mean, p50/p90 and how
   many were in flight on average, and writes them to `--spans-json` for a timeline;
+- `--threads`: prints each thread's CPU seconds over the batch (from `/proc/self/task`,
+  threads of one pool summed under one name): which part of the stack the CPU went to,
+  without a profiler's overhead;
 - `--py-spy PATH`: attaches that py-spy binary to the stack process for the batch only
   (`py-spy record --pid … --rate 250 --format raw`, plus `--py-spy-arg`s such as `--gil`
   or `--idle`) and writes the collapsed stacks to `--out`.
@@ -86,6 +89,27 @@ def _report(spans: list[Span], began: float) -> dict[str, list[tuple[float, floa
     return by_tag
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each of this process's threads so far, by name, the
+    numbered threads of one pool summed ("dbos-executor-3" → "dbos-executor-*")."""
+    import re
+    import threading
+
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    totals: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            comm = (task / "comm").read_text().strip()
+        except OSError:
+            continue  # the thread ended meanwhile
+        fields = stat.rsplit(")", 1)[1].split()
+        name = re.sub(r"[-_]*\d+$", "-*", names.get(int(task.name)) or comm)
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
 def child(args: argparse.Namespace, urls_file: str, database_url: str) -> None:
     import batch_bench as bb
     import httpx
@@ -120,6 +144,7 @@ def child(args: argparse.Namespace, urls_file: str, database_url: str) -> None:
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.5)  # attached before the batch
         cpu = os.times()
+        threads = _thread_cpu() if args.threads else {}
         t0, began = time.time(), time.perf_counter()
         ids = bb._post_batches(api, urls)
         accepted = time.perf_counter() - began
@@ -132,6 +157,12 @@ def child(args: argparse.Namespace, urls_file: str, database_url: str) -> None:
     wall = time.time() - t0
     used = os.times()
     seconds = used.user - cpu.user + used.system - cpu.system
+    if args.threads:
+        after = _thread_cpu()
+        spent = {name: after[name] - threads.get(name, 0.0) for name in after}
+        for name, cpu_s in sorted(spent.items(), key=lambda item: -item[1]):
+            if cpu_s >= 0.01:
+                print(f"THREAD {cpu_s:6.2f} s  {cpu_s / len(urls) * 1000:5.2f} ms/page  {name}")
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         spy.wait(timeout=120)
@@ -153,6 +184,7 @@ def main() -> int:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="server URL, no database")
     parser.add_argument("--spans", action="store_true", help="time requests, items, steps")
     parser.add_argument("--spans-json", default="", help="write the spans here")
+    parser.add_argument("--threads", action="store_true", help="CPU per thread")
     parser.add_argument("--py-spy", default="", metavar="PATH", help="py-spy binary")
     parser.add_argument("--py-spy-arg", action="append", default=[], help="e.g. --gil")
     parser.add_argument("--out", default="batch-profile.raw", help="py-spy's output")
