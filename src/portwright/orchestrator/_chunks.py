@@ -318,9 +318,7 @@ class ItemJob:
         self._state = job.state
         self._cookies: list[CookieRow] = []
         self.changes: list[dict[str, Any]] = []
-        self._log: Logger = structlog.get_logger("portwright.job").bind(
-            job_id=job.id, chunk_id=runner.chunk_id, tenant_id=job.tenant_id, adapter=cls.name
-        )
+        self._logger: Logger | None = None  # bound on first use (most items never log)
 
     @property
     def id(self) -> str:
@@ -341,6 +339,18 @@ class ItemJob:
     @property
     def log(self) -> Logger:
         return self._log
+
+    @property
+    def _log(self) -> Logger:
+        if self._logger is None:
+            job, runner = self._job, self._runner
+            self._logger = structlog.get_logger("portwright.job").bind(
+                job_id=job.id,
+                chunk_id=runner.chunk_id,
+                tenant_id=job.tenant_id,
+                adapter=runner.adapter_cls.name,
+            )
+        return self._logger
 
     async def transition(self, to_state: str, reason: str = "", **meta: Any) -> None:
         if self._machine.is_terminal(self._state) or not self._machine.allows(

@@ -75,14 +75,7 @@ class StepContextImpl:
         self._proxy = runtime.identity.proxy_for(job.id, job.portal)
         self._cookies = cookies
         self._client: httpx.AsyncClient | None = None  # created on first use
-        self._log: Logger = structlog.get_logger("portwright.step").bind(
-            job_id=job.id,
-            workflow_id=job.id,
-            tenant_id=job.tenant_id,
-            adapter=job.adapter,
-            step=step,
-            attempt=attempt,
-        )
+        self._logger: Logger | None = None  # bound on first use (most steps never log)
         self.evidence_ids: list[str] = []
         self._browser: StepBrowser | None = None  # the fleet's browser side, on first use
         self._browser_guard: GuardProxy | None = None  # the SSRF guard in front of it
@@ -128,6 +121,20 @@ class StepContextImpl:
     @property
     def log(self) -> Logger:
         return self._log
+
+    @property
+    def _log(self) -> Logger:
+        if self._logger is None:
+            job = self._job
+            self._logger = structlog.get_logger("portwright.step").bind(
+                job_id=job.id,
+                workflow_id=job.id,
+                tenant_id=job.tenant_id,
+                adapter=job.adapter,
+                step=self._step,
+                attempt=self._attempt,
+            )
+        return self._logger
 
     @property
     def proxy(self) -> str | None:

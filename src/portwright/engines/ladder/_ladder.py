@@ -15,6 +15,7 @@ the orchestrator escalates instead of looping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -191,8 +192,10 @@ class Ladder:
             sticky=f"session:{session_id}" if session_id else (f"job:{job_id}" if job_id else None),
         )
         # A fetch in a session logs with its id (the rung attempts, the solver, the browser).
-        with structlog.contextvars.bound_contextvars(
-            **({"session_id": session_id} if session_id else {})
+        with (
+            structlog.contextvars.bound_contextvars(session_id=session_id)
+            if session_id
+            else contextlib.nullcontext()
         ):
             for rung in rungs[start:]:
                 result = await self._on_rung(climb, rung, proxy_tier, country, tenant_id, evidence)
