@@ -3,7 +3,7 @@
 One key, one time axis: the last `back_s` of observations (open slots as grey bars,
 releases as orange marks sized by the new slots) and the next `ahead_s` of predicted
 windows (blue bands, darker for a higher chance, labelled with it). The spans a watcher
-explores on days with no predicted window (`explore`) are a distinct band: hatched amber,
+explores on days with no predicted window (`explore`) are a distinct band: dashed amber,
 in the lower half, labelled "explore" — a hypothesis under test, not a prediction. A
 dashed line marks the forecast's start. Pure function of its inputs; text is escaped.
 """
