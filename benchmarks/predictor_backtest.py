@@ -36,7 +36,11 @@ By default it sweeps the competitors' mean slot lifetime (`--take-means`, the fi
 being the sandbox's default `take_mean_s`, 30 s) and prints one row per lifetime:
 per-release median delay of both arms and their ratio (target <= 0.2), the oracle's
 ratio, the per-slot ratio, slots won against competitors (a slot a poll saw before its
-competitor took it; target ratio >= 1.5) and requests spent. `--take-mean X` prints
+competitor took it; target ratio >= 1.5) and requests spent, then a "why" line per
+lifetime: D = 0.2 x the fixed median, the shares of window and cancellation events the
+watcher saw within D against the share of cancellations a median <= D needs, and each
+schedule's coverage within D (the chance an event at a random time is seen within D:
+requests x D / time for polls at least D apart, whatever the schedule). `--take-mean X` prints
 the per-seed details of one lifetime instead. `--chart FILE` writes a PNG (needs
 matplotlib) for the last lifetime. Simulated time only: seconds of CPU a lifetime.
 
@@ -51,10 +55,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import itertools
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from array import array
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -273,6 +279,10 @@ class Pooled:
     spent: list[int]
     won: list[int]
     released: int
+    gaps: tuple[array[float], array[float], array[float]] = field(
+        default_factory=lambda: (array("d"), array("d"), array("d"))
+    )  # time between successive polls: fixed, watcher, oracle
+    span: float = 0.0  # seconds compared, summed over seeds and phases
 
 
 def run(args: argparse.Namespace, take_mean: float, verbose: bool) -> Pooled:
@@ -299,7 +309,11 @@ def run(args: argparse.Namespace, take_mean: float, verbose: bool) -> Pooled:
             watch = polls(world, begin, end, args, horizon)
             fd += delays(world, fixed, begin)
             wd += delays(world, watch, begin)
-            p.oracle += delays(world, oracle_polls(world, begin, end, len(fixed)), begin)
+            oracle = oracle_polls(world, begin, end, len(fixed))
+            p.oracle += delays(world, oracle, begin)
+            for arm, polled in zip(p.gaps, (fixed, watch, oracle), strict=True):
+                arm.extend(b - a for a, b in itertools.pairwise(polled))
+            p.span += end - begin
             p.kinds += [r.kind for r in world.releases if r.at >= begin]
             p.sizes += [r.slots for r in world.releases if r.at >= begin]
             n_fixed += len(fixed)
@@ -319,6 +333,25 @@ def run(args: argparse.Namespace, take_mean: float, verbose: bool) -> Pooled:
                 f"   ({days} days generated in {gen * 1000:.1f} ms)"
             )
     return p
+
+
+def explain(take_mean: float, p: Pooled) -> str:
+    """Why the per-release median lands where it does at this lifetime (one line)."""
+    fm = summary(p.fixed)[0]
+    if not math.isfinite(fm):
+        return f"{take_mean:>8.0f} | fixed median missed: no D"
+    d = 0.2 * fm
+    win = [x for x, k in zip(p.watch, p.kinds, strict=True) if k == "window"]
+    can = [x for x, k in zip(p.watch, p.kinds, strict=True) if k == "cancellation"]
+    win_in, can_in = sum(x <= d for x in win), sum(x <= d for x in can)
+    needed = max(0.0, 0.5 * len(p.watch) - win_in) / max(len(can), 1)
+    cover = [sum(min(g, d) for g in arm) / p.span for arm in p.gaps]
+    return (
+        f"{take_mean:>8.0f} | D {d:4.0f} s | windows within D {win_in / max(len(win), 1):6.1%} "
+        f"of {len(win)}, cancellations {can_in / max(len(can), 1):5.1%} of {len(can)} "
+        f"(needed {needed:5.1%}) | coverage fixed {cover[0]:5.1%} watcher {cover[1]:5.1%} "
+        f"oracle {cover[2]:5.1%}"
+    )
 
 
 def ratio(a: float, b: float) -> str:
@@ -407,6 +440,7 @@ def sweep(args: argparse.Namespace, means: list[float]) -> None:
         f"{'ratio':>8} | {'fixed':>6} {'watcher':>7} {'ratio':>6} {'ceiling':>7} | {'ratio':>5}"
     )
     won: list[tuple[float, float, float]] = []  # (lifetime, ratio, ceiling)
+    why: list[str] = []
     last: tuple[float, list[float], list[float], Pooled] | None = None
     for take_mean in means:
         p = run(args, take_mean, verbose=False)
@@ -418,8 +452,17 @@ def sweep(args: argparse.Namespace, means: list[float]) -> None:
             f"{ratio(ws, fs):>8} | {p.won[0]:>6} {p.won[1]:>7} {p.won[1] / max(p.won[0], 1):>6.2f}"
             f" {p.released / max(p.won[0], 1):>7.2f} | {p.spent[1] / p.spent[0]:>5.2f}"
         )
+        why.append(explain(take_mean, p))
         if args.chart is not None and take_mean == means[-1]:
             last = (take_mean, per_slot(p.fixed, p.sizes), per_slot(p.watch, p.sizes), p)
+    print(
+        "why (D = 0.2 x the fixed median; the watcher's median is <= D when half the events "
+        "are seen within D): events seen within D, and coverage = the share of time from "
+        "which the next poll comes within D (an event at a random time, e.g. a cancellation "
+        "starting a burst, is seen within D with about that chance; survival ignored)"
+    )
+    for line in why:
+        print(line)
     if args.chart is not None and last is not None:
         chart(args, *last, won)
         print(f"chart written to {args.chart}")

@@ -44,6 +44,7 @@ def test_the_releases_page_charts_observations_beside_predictions(
     portal = f"cns-{secrets.token_hex(3)}"
     _history(store, portal, "ACC", 14)
     _history(store, portal, "LOS", 2)
+    _history(store, portal, "KUM", 12)  # ends on a Friday: the weekend ahead has no window
     http, _ = console.client(console.operator("viewer"))
     with closing(http):
         listing = http.get("/console/intel").text
@@ -57,6 +58,14 @@ def test_the_releases_page_charts_observations_beside_predictions(
         assert http.get("/console/intel/no-such-portal").status_code == 404
         only = http.get(f"/console/intel/{portal}", params={"center": "LOS"}).text
         assert 'data-key="ACC/tourist"' not in only
+        kum = http.get(f"/console/intel/{portal}", params={"center": "KUM"}).text
+        assert 'class="explore"' in kum
+        assert 'class="explore-row"' in kum
+        assert 'class="window"' not in kum  # explored, not predicted
+        assert "explored (no forecast)" in kum
+        assert "not a prediction" in kum
+        acc = http.get(f"/console/intel/{portal}", params={"center": "ACC"}).text
+        assert 'class="explore-row"' not in acc  # Monday and Tuesday ahead: windows
 
         context = signed_in(browser, console, http)
         try:
@@ -66,6 +75,10 @@ def test_the_releases_page_charts_observations_beside_predictions(
             expect(acc.locator("svg.release-chart rect.window").first).to_be_visible()
             expect(acc.locator("tr.window-row").first).to_contain_text("09:")
             expect(page.locator("tr.run").first).to_be_visible()
+            kum = page.locator("section[data-key='KUM/tourist']")
+            expect(kum.locator("svg.release-chart rect.explore").first).to_be_visible()
+            expect(kum.locator("tr.explore-row").first).to_contain_text("Sat")
+            expect(kum.locator("tr.explore-row").first).to_contain_text("08:45")
             page.screenshot(path=SHOTS / "releases-desktop.png", full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})
             page.reload()

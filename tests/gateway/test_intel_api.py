@@ -60,6 +60,38 @@ def test_predictions_find_the_release_window_of_stored_observations(
     assert windows[0]["confidence"] >= 0.9
 
 
+def test_predictions_show_the_explored_spans_apart_from_the_windows(
+    stack: Stack, api_key: str
+) -> None:
+    """A week ahead of a weekday 09:00 pattern: on the days with no predicted window (the
+    weekend, and weekdays whose own two sightings fell short of a window's chance),
+    `explore` names the span a watcher tests (around 09:00, the likeliest time of day),
+    never on a day that has a predicted window."""
+    portal = f"cns-{secrets.token_hex(3)}"
+    _scan_history(stack.store, portal, 14)
+    response = _get(stack, api_key, f"/v1/portals/{portal}/predictions", horizon_h=168)
+    assert response.status_code == 200, response.text
+    [prediction] = response.json()["data"]
+
+    def day(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).date().isoformat()
+
+    window_days = {day(w["start"]) for w in prediction["windows"]}
+    assert "2030-01-21" in window_days, window_days
+    explore = prediction["explore"]
+    assert explore, prediction
+    explore_days = {day(s["start"]) for s in explore}
+    assert explore_days.isdisjoint(window_days)
+    assert {"2030-01-26", "2030-01-27"} <= explore_days, explore_days  # the weekend
+    assert len(window_days | explore_days) == 7  # every day is watched one way or the other
+    for span in explore:
+        start = datetime.fromtimestamp(span["start"], UTC)
+        assert 8 * 60 <= start.hour * 60 + start.minute <= 9 * 60, span
+        assert span["end"] > span["start"]
+        assert 0.0 < span["confidence"] <= 1.0
+        assert set(span) == {"start", "end", "confidence"}  # no chance: not a prediction
+
+
 def test_thin_history_is_the_humble_fallback(stack: Stack, api_key: str) -> None:
     """Two days of scans are too few: no windows, fallback true."""
     portal = f"cns-{secrets.token_hex(3)}"

@@ -84,10 +84,14 @@ def test_planner_is_dense_in_windows_sparse_outside_and_spends_the_day() -> None
 
 
 def test_planner_without_windows_polls_uniformly() -> None:
-    """The fallback forecast (no window) gives the fixed interval of the daily allowance."""
+    """The fallback forecast (no window) gives the fixed interval of the daily allowance;
+    a sighting is followed at the hourly cap's interval all the same."""
     planner = PollPlanner(per_day=288, per_hour=120)
-    assert planner.intervals([], 0.0) == (300.0, 300.0)
+    assert planner.intervals([], 0.0) == (30.0, 300.0)
     assert planner.next_poll([], 1000.0) == 1300.0
+    assert planner.next_poll([], 1000.0, follow_until=1200.0) == 1030.0
+    assert planner.next_poll([], 1200.0, follow_until=1200.0) == 1500.0
+    assert PollPlanner(per_day=12, per_hour=1).intervals([], 0.0) == (3600.0, 7200.0)
 
 
 def test_planner_follows_a_burst_densely_then_returns_to_sparse() -> None:

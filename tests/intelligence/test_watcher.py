@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from dataclasses import dataclass, field
 
@@ -286,3 +287,35 @@ def test_finds_a_short_lived_window_from_its_own_scans(seed: int) -> None:
         assert sum(1 for u in times[: i + 1] if u > tt - HOUR) <= 120
     blind, _ = week(explore_share=0.0)
     assert blind < seen  # the same hub not looking (old behaviour) sees fewer
+
+
+def test_a_sighting_is_followed_densely_so_a_bursts_later_slots_are_seen_at_once() -> None:
+    """Uniform polls every 300 s (no forecast); a cancellation seen at a poll starts the
+    follow-up: its burst's later slots, released after that poll, are seen within the dense
+    interval (30 s: the hourly cap), not at the next sparse poll; the follow-up ends after
+    `follow_s` and the hourly cap holds throughout."""
+    clock = ManualClock()
+    key = WatchKey("cns", "ACC", "tourist")
+    burst = [350.0, 610.0, 650.0]  # the first is seen at the 600 s poll, the others after it
+    portal = FakePortal(clock, {key: burst})
+    hub = WatchHub(
+        scan=portal.scan, hand_off=Bookings(refuse={"b"}).hand_off, per_hour=120, clock=clock,
+        daily_share=288 / (120 * 24), follow_s=300.0,
+    )  # fmt: skip
+
+    async def watch() -> None:  # the booking refuses each slot and waits on (as in the backtest)
+        while clock.now() < 3 * HOUR:
+            hub.wait(key, "b")
+            await hub.step()
+
+    asyncio.run(watch())
+    times = [t for t, _ in portal.requests]
+    assert times[:3] == [0.0, 300.0, 600.0]
+    seen = [next(t for t in times if t >= at) - at for at in burst]
+    assert seen[0] == 250.0  # found by a sparse poll
+    assert all(0 < d <= 30.0 for d in seen[1:]), seen  # followed: at the dense interval
+    # followed every 30 s until follow_s after the last sighting (660 s), then sparse again
+    assert times[2:15] == [600.0 + 30.0 * i for i in range(13)]
+    assert times[15] - times[14] >= 290.0
+    assert all(b - a >= 290.0 for a, b in itertools.pairwise(times[14:]))
+    assert all(sum(1 for u in times if t <= u < t + HOUR) <= 120 for t in times)

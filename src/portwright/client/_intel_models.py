@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "ExploreSpan",
     "PredictedWindow",
     "Prediction",
     "PredictionList",
@@ -39,6 +40,18 @@ class PredictedWindow(BaseModel):
     chance: float = Field(description="P(at least one release in the window on that date)")
 
 
+class ExploreSpan(BaseModel):
+    """Exploration, not a prediction: a span a watcher polls densely on a day with no
+    predicted window, where the history makes a window likeliest, to confirm or refute it."""
+
+    start: float
+    end: float
+    confidence: float = Field(
+        description="P(the span's release rate, over all days, is above the key's average "
+        "times the lift); that day's own sightings predicted no window there"
+    )
+
+
 class Prediction(BaseModel):
     center: str
     visa_type: str
@@ -47,6 +60,11 @@ class Prediction(BaseModel):
     observed_days: float
     releases: int
     windows: list[PredictedWindow]
+    explore: list[ExploreSpan] = Field(
+        default_factory=list,
+        description="exploration, not a prediction: the spans a watcher polls densely on the "
+        "days with no predicted window (where a window is likeliest so far)",
+    )
 
 
 class PredictionList(BaseModel):

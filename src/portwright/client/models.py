@@ -12,6 +12,7 @@ from portwright.client._escalation_models import (
     SelectorPatchRequest,
 )
 from portwright.client._intel_models import (
+    ExploreSpan,
     PredictedWindow,
     Prediction,
     PredictionList,
@@ -79,6 +80,7 @@ __all__ = [
     "EventList",
     "Evidence",
     "EvidenceList",
+    "ExploreSpan",
     "ExtractRule",
     "FieldProblem",
     "HookAck",

@@ -2,8 +2,10 @@
 
 One key, one time axis: the last `back_s` of observations (open slots as grey bars,
 releases as orange marks sized by the new slots) and the next `ahead_s` of predicted
-windows (blue bands, darker for a higher chance, labelled with it). A dashed line marks
-the forecast's start. Pure function of its inputs; text is escaped.
+windows (blue bands, darker for a higher chance, labelled with it). The spans a watcher
+explores on days with no predicted window (`explore`) are a distinct band: dashed amber,
+in the lower half, labelled "explore" — a hypothesis under test, not a prediction. A
+dashed line marks the forecast's start. Pure function of its inputs; text is escaped.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def release_chart(
     windows: Sequence[Window],
     now: float,
     *,
+    explore: Sequence[Window] = (),
     back_s: float = 2 * 86_400,
     ahead_s: float = 2 * 86_400,
     zone: tzinfo = UTC,
@@ -83,6 +86,20 @@ def release_chart(
             f'<text x="{(x0 + x1) / 2:.1f}" y="{TOP - 6:.0f}" class="tick window-label" '
             f'text-anchor="middle">{w.chance:.0%}</text>'
         )
+    for w in explore:
+        if w.end <= now or w.start >= end:
+            continue
+        x0, x1 = x(w.start), x(w.end)
+        mid = TOP + plot_h / 2
+        out.append(
+            f'<rect x="{x0:.1f}" y="{mid:.1f}" width="{max(x1 - x0, 3):.1f}" '
+            f'height="{plot_h / 2:.1f}" class="explore"><title>explored, not predicted: '
+            f"{datetime.fromtimestamp(w.start, zone):%a %H:%M} to "
+            f"{datetime.fromtimestamp(w.end, zone):%H:%M} is polled densely to test it "
+            f"(no window predicted that day; confidence {w.confidence:.0%})</title></rect>"
+            f'<text x="{(x0 + x1) / 2:.1f}" y="{mid - 4:.1f}" class="tick explore-label" '
+            f'text-anchor="middle">explore</text>'
+        )
     for r in shown:
         if r.open > 0:
             x0, x1 = x(r.first_at), x(r.last_at)
@@ -107,9 +124,10 @@ def release_chart(
         ("open", "slots open"),
         ("release", "release (new slots)"),
         ("window", "predicted window (chance)"),
+        ("explore", "explored (no forecast)"),
     )
     lx = LEFT
-    for cls, label in legend:
+    for cls, label in legend if explore else legend[:3]:
         out.append(
             f'<rect x="{lx:.0f}" y="{H - 12:.0f}" width="10" height="8" class="key {cls}"/>'
             f'<text x="{lx + 14:.0f}" y="{H - 4:.0f}" class="tick">{label}</text>'

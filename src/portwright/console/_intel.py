@@ -2,14 +2,15 @@
 
 `/intel` lists the portals with slot observations; `/intel/{portal}` shows, per (center,
 visa type), a chart of the recent observations beside the predicted windows, the windows
-as a table, and the observation runs (filtered, paged). Observations are platform-wide
-(a calendar is the same for every tenant): any signed-in viewer may read them.
+as a table, the spans a watcher explores on days with no predicted window (marked as
+exploration, not prediction), and the observation runs (filtered, paged). Observations are
+platform-wide (a calendar is the same for every tenant): any signed-in viewer may read them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -19,7 +20,7 @@ from starlette.responses import Response
 from portwright.console._auth import Operator, need
 from portwright.console._chart import release_chart
 from portwright.console._render import page
-from portwright.intelligence import portal_forecasts
+from portwright.intelligence import Window, portal_forecasts
 from portwright.store import SlotFilter, Store
 
 __all__ = ["intel_router"]
@@ -27,6 +28,15 @@ __all__ = ["intel_router"]
 Viewer = Annotated[Operator, Depends(need("viewer"))]
 PAGE = 50
 BACK_S = 3 * 86_400  # the chart shows three days of observations before the forecast
+
+
+def _when(w: Window, tz: tzinfo) -> tuple[str, str]:
+    """A span's day, and its hours with the zone."""
+    return (
+        f"{datetime.fromtimestamp(w.start, tz):%a %Y-%m-%d}",
+        f"{datetime.fromtimestamp(w.start, tz):%H:%M} to "
+        f"{datetime.fromtimestamp(w.end, tz):%H:%M %Z}",
+    )
 
 
 def _portal_view(store: Store, portal: str, center: str, visa: str, cursor: int | None,
@@ -43,18 +53,11 @@ def _portal_view(store: Store, portal: str, center: str, visa: str, cursor: int 
         if zone is not None:
             chart_kw["zone"] = zone
         tz = zone or UTC
-        spans = [
-            (
-                f"{datetime.fromtimestamp(w.start, tz):%a %Y-%m-%d}",
-                f"{datetime.fromtimestamp(w.start, tz):%H:%M} to "
-                f"{datetime.fromtimestamp(w.end, tz):%H:%M %Z}",
-            )
-            for w in k.forecast.windows
-        ]
         charts.append({
             "center": k.center, "visa_type": k.visa_type, "at": k.at,
-            "forecast": k.forecast, "spans": spans,
-            "svg": release_chart(runs, k.forecast.windows, k.at, **chart_kw),
+            "forecast": k.forecast, "spans": [_when(w, tz) for w in k.forecast.windows],
+            "explore": [(w, *_when(w, tz)) for w in k.explore],
+            "svg": release_chart(runs, k.forecast.windows, k.at, explore=k.explore, **chart_kw),
         })  # fmt: skip
     where = SlotFilter(portal, center or None, visa or None)
     runs = store.intel.slots.runs(where, limit=PAGE, before_id=cursor)

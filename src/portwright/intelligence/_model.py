@@ -27,9 +27,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Forecast", "PredictorConfig", "ReleasePredictor", "Window"]
+__all__ = [
+    "EXPLORE_BINS",
+    "EXPLORE_MIN",
+    "Forecast",
+    "PredictorConfig",
+    "ReleasePredictor",
+    "Window",
+]
 
 DAY_S = 86_400
+# what a watcher explores by default on days with no forecast window (`candidates`):
+# spans of this many bins scoring at least this confidence
+EXPLORE_BINS = 2
+EXPLORE_MIN = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +228,8 @@ class ReleasePredictor:
         now: float,
         horizon_s: float,
         *,
-        span_bins: int = 2,
-        min_confidence: float = 0.3,
+        span_bins: int = EXPLORE_BINS,
+        min_confidence: float = EXPLORE_MIN,
         min_day_p: float = 0.05,
         exclude: Sequence[Window] = (),
     ) -> tuple[Window, ...]:

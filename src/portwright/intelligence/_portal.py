@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from portwright.intelligence._history import forecast_runs
-from portwright.intelligence._model import DAY_S, Forecast, PredictorConfig
+from portwright.intelligence._history import predictor_from_runs
+from portwright.intelligence._model import (
+    DAY_S,
+    EXPLORE_BINS,
+    EXPLORE_MIN,
+    Forecast,
+    PredictorConfig,
+    Window,
+)
 
 if TYPE_CHECKING:
     from portwright.store import Store
@@ -22,6 +29,7 @@ class KeyForecast:
     visa_type: str
     at: float
     forecast: Forecast
+    explore: tuple[Window, ...] = ()  # spans a watcher explores: a hypothesis, not a forecast
 
 
 def portal_forecasts(
@@ -34,7 +42,10 @@ def portal_forecasts(
     horizon_s: float = 2 * DAY_S,
     config: PredictorConfig | None = None,
 ) -> list[KeyForecast]:
-    """Per (center, visa type) of `portal` with observations: the predicted windows.
+    """Per (center, visa type) of `portal` with observations: the predicted windows,
+    and the spans a `WatchHub` (its default exploring) would poll densely on the days
+    with no predicted window (`ReleasePredictor.candidates`): where a window is
+    likeliest, to be confirmed or refuted, not a prediction.
 
     The forecast starts at `at`, by default at the key's latest scan: observations
     carry the portal's clock, which need not be this machine's.
@@ -46,6 +57,12 @@ def portal_forecasts(
         now = latest if at is None else at
         runs = store.intel.slots.history(portal, c, v, since=now - HISTORY_DAYS * DAY_S)
         runs = [r for r in runs if r.first_at <= now]
-        forecast = forecast_runs(f"{portal}/{c}/{v}", runs, now, horizon_s=horizon_s, config=config)
-        out.append(KeyForecast(c, v, now, forecast))
+        key = f"{portal}/{c}/{v}"
+        predictor = predictor_from_runs(key, runs, config)
+        forecast = predictor.forecast(key, now, horizon_s)
+        explore = predictor.candidates(
+            key, now, horizon_s, span_bins=EXPLORE_BINS, min_confidence=EXPLORE_MIN,
+            exclude=forecast.windows,
+        )  # fmt: skip
+        out.append(KeyForecast(c, v, now, forecast, explore))
     return out

@@ -71,12 +71,18 @@ class PollPlanner:
             raise ValueError(f"dense_share must be in (0, 1), got {self.dense_share}")
 
     def intervals(self, windows: Sequence[Window], now: float) -> tuple[float, float]:
-        """(dense, sparse) polling intervals for the day starting at `now`."""
+        """(dense, sparse) polling intervals for the day starting at `now`.
+
+        With no window that day the sparse interval is the uniform one and the dense
+        interval, used only to follow a sighting, is the hourly cap's: a burst is followed
+        as closely on a day without a window as on a day with one (it used to be followed
+        at the uniform interval, i.e. not at all).
+        """
         spans = self._spans(windows, now, now + DAY_S)
         inside = sum(min(e, now + DAY_S) - max(s, now) for s, e in spans)
         uniform = DAY_S / self.per_day
         if inside <= 0:
-            return uniform, uniform
+            return min(3600.0 / self.per_hour, uniform), uniform
         dense = max(3600.0 / self.per_hour, inside / (self.dense_share * self.per_day))
         sparse = (DAY_S - inside) / max(self.per_day - inside / dense, 1.0)
         return dense, max(sparse, dense)

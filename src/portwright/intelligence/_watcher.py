@@ -38,7 +38,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from portwright.intelligence._model import DAY_S, PredictorConfig, ReleasePredictor, Window
+from portwright.intelligence._model import (
+    DAY_S,
+    EXPLORE_BINS,
+    EXPLORE_MIN,
+    PredictorConfig,
+    ReleasePredictor,
+    Window,
+)
 from portwright.intelligence._watch import PollPlanner, RequestBudget
 
 __all__ = ["ScanResult", "SystemClock", "WatchClock", "WatchHub", "WatchKey"]
@@ -127,8 +134,8 @@ class WatchHub:
         refresh_s: float = 3600.0,
         error_backoff_s: float = 60.0,
         explore_share: float = 0.25,
-        explore_bins: int = 2,
-        explore_min: float = 0.3,
+        explore_bins: int = EXPLORE_BINS,
+        explore_min: float = EXPLORE_MIN,
     ) -> None:
         if not 0.0 < daily_share <= 1.0:
             raise ValueError(f"daily_share must be in (0, 1], got {daily_share}")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query
 
 from portwright.client.models import (
     ErrorBody,
+    ExploreSpan,
     PredictedWindow,
     Prediction,
     PredictionList,
@@ -104,7 +105,10 @@ def add_intel_routes(router: APIRouter, ctx: GatewayContext) -> None:
         """Per (center, visa type): the next predicted release windows, with the
         confidence that each is a real window and the chance of a release in it. The
         forecast starts at `at`, by default at the key's latest observation (portal
-        clock). `fallback` is true while the history is too thin to predict."""
+        clock). `fallback` is true while the history is too thin to predict.
+        `explore` is exploration, not a prediction: on the days with no predicted
+        window, the span a watcher polls densely because a window is likeliest there
+        over all days so far."""
         store = ctx.store
         await asyncio.to_thread(_known, store, name)
         found = await asyncio.to_thread(
@@ -125,6 +129,10 @@ def add_intel_routes(router: APIRouter, ctx: GatewayContext) -> None:
                             start=w.start, end=w.end, confidence=w.confidence, chance=w.chance
                         )
                         for w in k.forecast.windows
+                    ],
+                    explore=[
+                        ExploreSpan(start=w.start, end=w.end, confidence=w.confidence)
+                        for w in k.explore
                     ],
                 )
                 for k in found
