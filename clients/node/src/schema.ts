@@ -885,6 +885,9 @@ export interface paths {
          *     confidence that each is a real window and the chance of a release in it. The
          *     forecast starts at `at`, by default at the key's latest observation (portal
          *     clock). `fallback` is true while the history is too thin to predict.
+         *     `explore` is exploration, not a prediction: on the days with no predicted
+         *     window, the span a watcher polls densely because a window is likeliest there
+         *     over all days so far.
          */
         get: operations["predictions_v1_portals__name__predictions_get"];
         put?: never;
@@ -1523,6 +1526,22 @@ export interface components {
             data: components["schemas"]["Evidence"][];
         };
         /**
+         * ExploreSpan
+         * @description Exploration, not a prediction: a span a watcher polls densely on a day with no
+         *     predicted window, where the history makes a window likeliest, to confirm or refute it.
+         */
+        ExploreSpan: {
+            /**
+             * Confidence
+             * @description P(the span's release rate, over all days, is above the key's average times the lift); that day's own sightings predicted no window there
+             */
+            confidence: number;
+            /** End */
+            end: number;
+            /** Start */
+            start: number;
+        };
+        /**
          * ExtractRule
          * @description One value to extract: a CSS or XPath selector, text or an attribute, first or all.
          */
@@ -1805,6 +1824,11 @@ export interface components {
             at: number;
             /** Center */
             center: string;
+            /**
+             * Explore
+             * @description exploration, not a prediction: the spans a watcher polls densely on the days with no predicted window (where a window is likeliest so far)
+             */
+            explore?: components["schemas"]["ExploreSpan"][];
             /**
              * Fallback
              * @description too little history: no windows, poll uniformly
