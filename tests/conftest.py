@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -32,6 +33,15 @@ from portwright.adapters import AdapterRegistry
 from portwright.composition import build_runtime
 from portwright.orchestrator import JobService, Runtime
 from portwright.settings import Settings
+
+# httpx's module functions (`httpx.post(...)`, ~140 calls in these tests) and clients made
+# without a timeout wait 30 s here, not httpx's 5 s default: CI runs three test files at once
+# on two cores, where a freshly started stack's first answer has taken longer than 5 s (a
+# ReadTimeout that says nothing about the code under test). Waits stay bounded: every test
+# has its own deadlines, and pytest-timeout its 300 s.
+_HTTPX_DEFAULT = httpx.Timeout(30.0)
+for _part in ("connect", "read", "write", "pool"):
+    setattr(httpx._config.DEFAULT_TIMEOUT_CONFIG, _part, getattr(_HTTPX_DEFAULT, _part))
 
 PG_BASE = os.environ.get("PORTWRIGHT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 SKIP_PG = os.environ.get("PORTWRIGHT_TEST_SKIP_POSTGRES") == "1"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any
 
 import httpx
 import pytest
@@ -14,14 +13,6 @@ from portwright.gateway.auth import parse_key
 from portwright.gateway.idempotency._middleware import _fingerprint
 from tests.gateway._support import Stack
 
-# httpx's own default is 5 s; in CI (three test files at once on two cores) a freshly
-# started stack's first answer once took longer than that
-TIMEOUT_S = 30.0
-
-
-def _post(url: str, **kwargs: Any) -> httpx.Response:
-    return httpx.post(url, timeout=TIMEOUT_S, **kwargs)
-
 
 def _headers(key: str, idem: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}", "idempotency-key": idem}
@@ -30,8 +21,8 @@ def _headers(key: str, idem: str) -> dict[str, str]:
 def test_replay_returns_the_first_answer(stack: Stack, api_key: str, client: Client) -> None:
     """The same key and body again gets the original status and body, and no second job."""
     body = {"adapter": "echo", "input": {"url": stack.urls["echo"], "key": "once"}}
-    first = _post(f"{stack.base_url}/v1/jobs", json=body, headers=_headers(api_key, "k-1"))
-    again = _post(f"{stack.base_url}/v1/jobs", json=body, headers=_headers(api_key, "k-1"))
+    first = httpx.post(f"{stack.base_url}/v1/jobs", json=body, headers=_headers(api_key, "k-1"))
+    again = httpx.post(f"{stack.base_url}/v1/jobs", json=body, headers=_headers(api_key, "k-1"))
     assert first.status_code == again.status_code == 202
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
@@ -42,8 +33,8 @@ def test_replay_returns_the_first_answer(stack: Stack, api_key: str, client: Cli
 def test_replayed_error_answers_too(stack: Stack, api_key: str) -> None:
     """A 4xx answer (here 404 for an unknown adapter) is stored and replayed as well."""
     body = {"adapter": "nope", "input": {}}
-    first = _post(f"{stack.base_url}/v1/jobs", json=body, headers=_headers(api_key, "e"))
-    again = _post(f"{stack.base_url}/v1/jobs", json=body, headers=_headers(api_key, "e"))
+    first = httpx.post(f"{stack.base_url}/v1/jobs", json=body, headers=_headers(api_key, "e"))
+    again = httpx.post(f"{stack.base_url}/v1/jobs", json=body, headers=_headers(api_key, "e"))
     assert first.status_code == again.status_code == 404
     assert again.json() == first.json()
 
@@ -52,9 +43,9 @@ def test_same_key_other_body_is_422(stack: Stack, api_key: str) -> None:
     """Reusing a key with a different body is 422 naming the header."""
     url = f"{stack.base_url}/v1/jobs"
     body = {"adapter": "echo", "input": {"url": stack.urls["echo"], "key": "a"}}
-    assert _post(url, json=body, headers=_headers(api_key, "k-2")).status_code == 202
+    assert httpx.post(url, json=body, headers=_headers(api_key, "k-2")).status_code == 202
     body["input"]["key"] = "b"  # type: ignore[index]
-    other = _post(url, json=body, headers=_headers(api_key, "k-2"))
+    other = httpx.post(url, json=body, headers=_headers(api_key, "k-2"))
     assert other.status_code == 422
     assert other.json()["code"] == "idempotency_key_reused"
     assert other.json()["message"].startswith("Idempotency-Key:")
@@ -65,8 +56,8 @@ def test_keys_are_per_tenant(stack: Stack, api_key: str) -> None:
     body = {"adapter": "echo", "input": {"url": stack.urls["echo"], "key": "t"}}
     other = stack.new_key(f"other-{secrets.token_hex(3)}")
     url = f"{stack.base_url}/v1/jobs"
-    a = _post(url, json=body, headers=_headers(api_key, "shared"))
-    b = _post(url, json=body, headers=_headers(other, "shared"))
+    a = httpx.post(url, json=body, headers=_headers(api_key, "shared"))
+    b = httpx.post(url, json=body, headers=_headers(other, "shared"))
     assert a.status_code == b.status_code == 202
     assert a.json()["id"] != b.json()["id"]
 
@@ -83,7 +74,7 @@ def test_in_flight_key_is_409(stack: Stack, api_key: str) -> None:
     )
     assert claim.outcome == "new"
     headers = {**_headers(api_key, "busy"), "content-type": "application/json"}
-    response = _post(f"{stack.base_url}/v1/jobs", content=body, headers=headers)
+    response = httpx.post(f"{stack.base_url}/v1/jobs", content=body, headers=headers)
     assert response.status_code == 409
     assert response.json()["code"] == "idempotency_in_flight"
     assert response.headers["retry-after"] == "1"
@@ -144,22 +135,22 @@ def test_a_retry_after_the_gateway_died_mid_request_finds_the_first_job(
     (metered once); the same key with another body after the lease is a new request."""
     url = f"{stack.base_url}/v1/jobs"
     body = {"adapter": "echo", "input": {"url": stack.urls["echo"], "key": "died"}}
-    first = _post(url, json=body, headers=_headers(api_key, "k-died"))
+    first = httpx.post(url, json=body, headers=_headers(api_key, "k-died"))
     assert first.status_code == 202
     used = client.usage().jobs
     _gateway_died_before_answering(stack, api_key, "k-died")
 
-    again = _post(url, json=body, headers=_headers(api_key, "k-died"))
+    again = httpx.post(url, json=body, headers=_headers(api_key, "k-died"))
     assert again.status_code == 202, again.text
     assert again.json()["id"] == first.json()["id"]
     assert [j.id for j in client.list_jobs(adapter="echo").data] == [first.json()["id"]]
     assert client.usage().jobs == used  # not metered twice
-    replay = _post(url, json=body, headers=_headers(api_key, "k-died"))
+    replay = httpx.post(url, json=body, headers=_headers(api_key, "k-died"))
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.json()["id"] == first.json()["id"]
 
     _gateway_died_before_answering(stack, api_key, "k-died")
     body["input"]["key"] = "another"  # type: ignore[index]
-    other = _post(url, json=body, headers=_headers(api_key, "k-died"))
+    other = httpx.post(url, json=body, headers=_headers(api_key, "k-died"))
     assert other.status_code == 202
     assert other.json()["id"] != first.json()["id"]
