@@ -39,9 +39,8 @@ from portwright.settings import Settings
 # on two cores, where a freshly started stack's first answer has taken longer than 5 s (a
 # ReadTimeout that says nothing about the code under test). Waits stay bounded: every test
 # has its own deadlines, and pytest-timeout its 300 s.
-_HTTPX_DEFAULT = httpx.Timeout(30.0)
-for _part in ("connect", "read", "write", "pool"):
-    setattr(httpx._config.DEFAULT_TIMEOUT_CONFIG, _part, getattr(_HTTPX_DEFAULT, _part))
+_HTTPX_DEFAULT = httpx._config.DEFAULT_TIMEOUT_CONFIG  # the object httpx's defaults refer to
+_HTTPX_DEFAULT.connect = _HTTPX_DEFAULT.read = _HTTPX_DEFAULT.write = _HTTPX_DEFAULT.pool = 30.0
 
 PG_BASE = os.environ.get("PORTWRIGHT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 SKIP_PG = os.environ.get("PORTWRIGHT_TEST_SKIP_POSTGRES") == "1"

@@ -5,7 +5,7 @@ example ``"consulate/ACC/tourist"``) and times are POSIX seconds, so an
 app, a watcher job or an API endpoint can use it alike.
 """
 
-from portwright.intelligence._history import SlotRun, forecast_runs, predictor_from_runs
+from portwright.intelligence._history import SlotRun, predictor_from_runs
 from portwright.intelligence._matching import (
     DifflibMatcher,
     EmbeddingMatcher,
@@ -48,7 +48,6 @@ __all__ = [
     "WatchService",
     "Window",
     "default_matcher",
-    "forecast_runs",
     "normalise",
     "portal_forecasts",
     "predictor_from_runs",

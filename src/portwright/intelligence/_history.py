@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from portwright.intelligence._model import DAY_S, Forecast, PredictorConfig, ReleasePredictor
+from portwright.intelligence._model import PredictorConfig, ReleasePredictor
 
-__all__ = ["SlotRun", "forecast_runs", "predictor_from_runs"]
+__all__ = ["SlotRun", "predictor_from_runs"]
 
 
 class SlotRun(Protocol):
@@ -35,15 +35,3 @@ def predictor_from_runs(
         predictor.observe_run(key, run.first_at, run.last_at, run.open, run.new)
         last = run.last_at
     return predictor
-
-
-def forecast_runs(
-    key: str,
-    runs: Iterable[SlotRun],
-    now: float,
-    *,
-    horizon_s: float = 2 * DAY_S,
-    config: PredictorConfig | None = None,
-) -> Forecast:
-    """The predicted windows in [now, now + horizon_s) from a key's stored runs."""
-    return predictor_from_runs(key, runs, config).forecast(key, now, horizon_s)

@@ -6,14 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from portwright.intelligence._history import predictor_from_runs
-from portwright.intelligence._model import (
-    DAY_S,
-    EXPLORE_BINS,
-    EXPLORE_MIN,
-    Forecast,
-    PredictorConfig,
-    Window,
-)
+from portwright.intelligence._model import DAY_S, Forecast, PredictorConfig, Window
 
 if TYPE_CHECKING:
     from portwright.store import Store
@@ -43,8 +36,8 @@ def portal_forecasts(
     config: PredictorConfig | None = None,
 ) -> list[KeyForecast]:
     """Per (center, visa type) of `portal` with observations: the predicted windows,
-    and the spans a `WatchHub` (its default exploring) would poll densely on the days
-    with no predicted window (`ReleasePredictor.candidates`): where a window is
+    and the spans a `WatchHub` (exploring with its defaults) would poll densely on the
+    days with no predicted window (`ReleasePredictor.candidates`): where a window is
     likeliest, to be confirmed or refuted, not a prediction.
 
     The forecast starts at `at`, by default at the key's latest scan: observations
@@ -60,9 +53,6 @@ def portal_forecasts(
         key = f"{portal}/{c}/{v}"
         predictor = predictor_from_runs(key, runs, config)
         forecast = predictor.forecast(key, now, horizon_s)
-        explore = predictor.candidates(
-            key, now, horizon_s, span_bins=EXPLORE_BINS, min_confidence=EXPLORE_MIN,
-            exclude=forecast.windows,
-        )  # fmt: skip
+        explore = predictor.candidates(key, now, horizon_s, exclude=forecast.windows)
         out.append(KeyForecast(c, v, now, forecast, explore))
     return out

@@ -338,10 +338,6 @@ class ItemJob:
 
     @property
     def log(self) -> Logger:
-        return self._log
-
-    @property
-    def _log(self) -> Logger:
         if self._logger is None:
             job, runner = self._job, self._runner
             self._logger = structlog.get_logger("portwright.job").bind(
@@ -388,8 +384,8 @@ class ItemJob:
         finally:
             try:
                 await sc.aclose()
-            except Exception:  # noqa: BLE001 - logged; the step's result is what counts
-                self._log.exception("could not close the step's context", step=name)
+            except Exception:  # logged; the step's result is what counts
+                self.log.exception("could not close the step's context", step=name)
         self._cookies = sc.cookies()
         return value
 

@@ -120,10 +120,6 @@ class StepContextImpl:
 
     @property
     def log(self) -> Logger:
-        return self._log
-
-    @property
-    def _log(self) -> Logger:
         if self._logger is None:
             job = self._job
             self._logger = structlog.get_logger("portwright.step").bind(
@@ -175,7 +171,7 @@ class StepContextImpl:
     async def solve_captcha(self, *, sitekey: str, url: str) -> str:
         if self._rt.captcha is None:
             raise ChallengeError(f"captcha on {url} and no solver is configured")
-        self._log.info("solving captcha", sitekey=sitekey)
+        self.log.info("solving captcha", sitekey=sitekey)
         try:
             answer = await self._rt.captcha.solve(
                 sitekey=sitekey, url=url, tenant_id=self._job.tenant_id

@@ -125,9 +125,6 @@ class UrlGuard:
     def from_allowlist(cls, entries: Iterable[str], resolver: Resolver | None = None) -> UrlGuard:
         return cls(parse_allowlist(entries), resolver or system_resolver)
 
-    def _allowed(self, address: IPAddress, port: int) -> bool:
-        return any(entry.allows(address, port) for entry in self.allow)
-
     async def check(self, url: str | httpx.URL) -> list[str]:
         """The addresses `url` may be fetched from; UrlRefusedError if it may not be."""
         text = str(url)
@@ -154,16 +151,18 @@ class UrlGuard:
             raise UrlRefusedError(text, f"host {host!r} does not resolve")
         for raw in addresses:
             address, reason = _address(raw)
-            if reason is not None and not self._allows(address, port):
+            if reason is not None and not self._allowed(address, port):
                 raise UrlRefusedError(text, f"{host} resolves to {address}, {reason}")
         return addresses
 
-    def _allows(self, address: IPAddress, port: int) -> bool:
-        """`_allowed`, remembered per guard (a batch checks the same address every page)."""
+    def _allowed(self, address: IPAddress, port: int) -> bool:
+        """Whether the allowlist lets `address:port` in, remembered per guard (a batch
+        checks the same address every page)."""
         key = (address, port)
         known = self._verdicts.get(key)
         if known is None:
             if len(self._verdicts) >= _RESOLVE_CACHE_MAX:
                 self._verdicts.clear()
-            known = self._verdicts[key] = self._allowed(address, port)
+            known = any(entry.allows(address, port) for entry in self.allow)
+            self._verdicts[key] = known
         return known
