@@ -32,6 +32,7 @@ class AdapterRegistry:
 
     def __init__(self) -> None:
         self._adapters: dict[str, dict[str, AdapterClass]] = {}
+        self._defaults: dict[str, str] = {}  # name -> default version (asked per job read)
 
     def register(self, adapter: AdapterClass) -> AdapterClass:
         """Register an adapter class (usable as a decorator). Registering a version again
@@ -56,6 +57,7 @@ class AdapterRegistry:
                     f"version {other.version}: versions of one adapter share their states"
                 )
         versions[version] = adapter
+        self._defaults.pop(adapter.name, None)
         return adapter
 
     def load_entry_points(self) -> list[str]:
@@ -95,10 +97,14 @@ class AdapterRegistry:
     def default_version(self, name: str) -> str:
         """The version new jobs start on when no rollout says otherwise: the highest one
         not marked `candidate` (or the highest one, if all are)."""
+        known = self._defaults.get(name)
+        if known is not None:
+            return known
         versions = self._adapters[name]
         ordered = sorted(versions, key=version_key)
         stable = [v for v in ordered if not getattr(versions[v], "candidate", False)]
-        return (stable or ordered)[-1]
+        self._defaults[name] = (stable or ordered)[-1]
+        return self._defaults[name]
 
     def names(self) -> list[str]:
         return sorted(self._adapters)

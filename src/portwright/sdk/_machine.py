@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -64,8 +65,8 @@ class StateMachine:
         if self.terminal.get(self.success) != "succeeded":
             raise ValueError(f"{self.name}: success state {self.success!r} must be terminal")
 
-    @property
-    def states(self) -> frozenset[str]:
+    @functools.cached_property
+    def states(self) -> frozenset[str]:  # asked on every transition checked: computed once
         out = set(self.transitions) | set(self.terminal)
         for targets in self.transitions.values():
             out |= set(targets)
