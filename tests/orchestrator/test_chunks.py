@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -33,6 +34,7 @@ from portwright.orchestrator._chunks import (
     SUB_CHUNK,
     ChunkRunner,
     _idle_pace_when_drained,
+    balance_chunk_queues,
     chunk_polling_interval,
     chunk_queue_name,
 )
@@ -387,6 +389,75 @@ def test_the_chunk_queue_polls_faster_only_while_chunks_wait(
         DBOS.cancel_workflow(str(chunk))
     assert _idle_pace_when_drained("scrape") is True
     assert queue.polling_interval_sec == idle
+
+
+@pytest.mark.timeout(300)
+def test_each_worker_takes_its_share_of_a_portals_chunk_slots(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """The scrape portal runs 2 chunks at once. With two workers alive (by their
+    heartbeats) each may hold 1 of them, so neither takes both while the other idles; with
+    one, it holds both; a worker that stops gives its share back at the next balance."""
+    settings = _settings(settings, world)
+    runtime: Runtime = make_runtime(_registry(settings), settings=settings, run_workers=False)
+    queue = runtime.registered_queue(chunk_queue_name("scrape"))
+    assert queue is not None
+    assert runtime.chunk_slots["scrape"] == 2
+    assert queue.worker_concurrency == 2  # no worker alive: the whole count, as before
+    workers = runtime.store.workers
+    workers.heartbeat("share-w1")
+    workers.heartbeat("share-w2")
+    _accept(JobService(runtime), _urls(world, 120, offset=7000))  # nobody runs them
+    assert queue.worker_concurrency == 1
+    workers.stopped("share-w2")
+    assert balance_chunk_queues(runtime) == {"scrape": 2}
+    assert queue.worker_concurrency == 2
+    with runtime.store.engine.begin() as conn:  # w1 went silent: not alive any more either
+        conn.execute(
+            sa.text("UPDATE workers SET heartbeat_at = :old WHERE id = 'share-w1'"),
+            {"old": time.time() - settings.dead_worker_after_s - 1},
+        )
+    workers.heartbeat("share-w3")
+    workers.heartbeat("share-w4")
+    workers.heartbeat("share-w5")
+    assert balance_chunk_queues(runtime) == {"scrape": 1}  # 2 slots over 3: at least one each
+    assert queue.worker_concurrency == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_worker_processes_each_run_one_of_a_batchs_two_chunks(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld, tmp_path: Path
+) -> None:
+    """Two worker processes, a batch of two chunks: each worker runs one (before each
+    worker's limit was its share, the first to poll took both and the other stood idle)."""
+    from dbos import DBOS
+
+    settings = _settings(settings, world)
+    runtime: Runtime = make_runtime(_registry(settings), settings=settings, run_workers=False)
+    pool = [ChunkWorker(settings, f"chunk-share-{n}", tmp_path / f"w{n}.log") for n in (1, 2)]
+    try:
+        for worker in pool:
+            worker.start()
+
+        def both_alive() -> bool:
+            since = time.time() - settings.dead_worker_after_s
+            return runtime.store.workers.live(since) == 2
+
+        wait_until_sync(both_alive, timeout=120, every=0.1)
+        ids = _accept(JobService(runtime), _urls(world, 400, offset=3600))
+        statuses = _wait_ended(runtime.store, ids, timeout_s=300)
+    finally:
+        for worker in pool:
+            worker.stop()
+    assert Counter(statuses.values()) == {"succeeded": len(ids)}
+    chunks = sorted(
+        {str((j.notes or {}).get(CHUNK_NOTE)) for j in runtime.store.jobs.get_many(ids)}
+    )
+    assert len(chunks) == 2
+    ran = DBOS.list_workflows(workflow_ids=chunks, load_input=False, load_output=False)
+    assert sorted(status.executor_id for status in ran) == ["chunk-share-1", "chunk-share-2"]
+    _assert_recorded_once(runtime.store, ids)
 
 
 class CrawlInput(BaseModel):

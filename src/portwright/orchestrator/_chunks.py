@@ -67,8 +67,10 @@ __all__ = [
     "SUB_CHUNK",
     "ChunkRunner",
     "Leave",
+    "balance_chunk_queues",
     "chunk_polling_interval",
     "chunk_queue_name",
+    "chunk_share",
     "chunk_size",
     "chunk_workflow",
     "enqueue_chunks",
@@ -134,6 +136,48 @@ def _idle_pace_when_drained(portal: str) -> bool:
         return False
     _pace(runtime, {portal}, busy=False)
     return True
+
+
+def chunk_share(slots: int, workers: int, cap: int) -> int:
+    """Chunks of a portal one worker runs at once: its share of the portal's chunk slots
+    over the live workers, rounded up (at least 1, at most `cap`, its worker concurrency).
+    DBOS hands a queue's free slots to whichever worker polls first, so with the whole
+    count as every worker's limit one worker of two took both of a batch's chunks while
+    the other stood idle."""
+    return max(1, min(cap, -(-slots // max(1, workers))))
+
+
+def live_workers(runtime: Runtime) -> int:
+    """The workers sharing the chunks: those alive by their heartbeat, this process
+    counted if it runs workflows (before its first heartbeat too)."""
+    since = time.time() - runtime.settings.dead_worker_after_s
+    others = runtime.store.workers.live(since, exclude=runtime.executor_id)
+    return others + (1 if runtime.run_workers else 0)
+
+
+def balance_chunk_queues(runtime: Runtime, portals: set[str] | None = None) -> dict[str, int]:
+    """Set each batchable portal's chunk queue's worker concurrency (a field of its DBOS
+    queue row, which every worker reads on each poll) to `chunk_share` of the live workers;
+    written only where it differs. Called as a batch's chunks are enqueued and on every
+    janitor round, so a worker joining or dying is accounted for within a heartbeat or two.
+    A failure leaves the share as it was (the chunks still run, on fewer workers). Returns
+    {portal: share} for the queues looked at."""
+    workers = live_workers(runtime)
+    cap = runtime.settings.worker_concurrency
+    shares: dict[str, int] = {}
+    for portal, slots in runtime.chunk_slots.items():
+        if portals is not None and portal not in portals:
+            continue
+        queue = runtime.registered_queue(chunk_queue_name(portal))
+        if queue is None:
+            continue
+        share = shares[portal] = chunk_share(slots, workers, cap)
+        try:
+            if queue.worker_concurrency != share:
+                queue.set_worker_concurrency(share)
+        except Exception:  # noqa: BLE001 - a share, not a result: logged, and the chunks run
+            log.warning("could not set the chunk queue's worker share", portal=portal)
+    return shares
 
 
 def _infra(name: str) -> StepOptions:
@@ -225,10 +269,12 @@ def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
         )
         for chunk in chunks
     ]
+    portals = {chunk.portal for chunk in chunks}
+    balance_chunk_queues(runtime, portals)  # shared by the workers alive now, before any polls
     created = len(dbos._sys_db.init_workflows(statuses))
-    mark_enqueued({chunk_queue_name(chunk.portal) for chunk in chunks})
+    mark_enqueued({chunk_queue_name(portal) for portal in portals})
     if created:  # workers look for the next chunk more often while these wait
-        _pace(runtime, {chunk.portal for chunk in chunks}, busy=True)
+        _pace(runtime, portals, busy=True)
     return created
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import structlog
 from dbos import DBOS
 
-from portwright.orchestrator._chunks import CHUNK_NOTE
+from portwright.orchestrator._chunks import CHUNK_NOTE, balance_chunk_queues
 from portwright.resilience import PollingThread, PollingWorker
 from portwright.store import OutageBackoff
 
@@ -89,6 +89,7 @@ class Janitor:
         rt.store.workers.heartbeat(rt.executor_id)
         if self._draining:
             return
+        balance_chunk_queues(rt)  # a worker joined or died: the chunk slots shared anew
         if time.monotonic() >= self._takeover_after:
             self.take_over_dead_workers()
         if time.monotonic() - self._last_orphan_scan > ORPHAN_EVERY_S:

@@ -25,8 +25,10 @@ from portwright.orchestrator._chunks import (
     CHUNK_NOTE,
     chunk_polling_interval,
     chunk_queue_name,
+    chunk_share,
     enqueue_chunks,
     group_chunks,
+    live_workers,
     plan_chunks,
 )
 from portwright.orchestrator._host import DbosHost, JobPorts
@@ -129,6 +131,7 @@ class Runtime:
         self._datasource: SQLAlchemyDatasource | None = None
         self._host: DbosHost | None = None
         self._queues: dict[str, Queue] = {}
+        self.chunk_slots: dict[str, int] = {}  # batchable portal -> its chunks run at once
         self._janitor: Janitor | None = None
         self._selector_cache: dict[str, tuple[float, SelectorMap]] = {}
         self._notifier: Notifier | None = None
@@ -233,10 +236,13 @@ class Runtime:
             )
         if adapter.batchable:  # its batches' chunks: each fetches batch_concurrency at once
             chunks = max(1, record.max_concurrency // max(1, adapter.batch_concurrency))
+            self.chunk_slots[portal] = chunks
             self._queues[chunk_queue_name(portal)] = DBOS.register_queue(
                 chunk_queue_name(portal),
-                global_concurrency=chunks,
-                worker_concurrency=min(self.settings.worker_concurrency, chunks),
+                global_concurrency=chunks,  # each worker its share (`balance_chunk_queues`)
+                worker_concurrency=chunk_share(
+                    chunks, live_workers(self), self.settings.worker_concurrency
+                ),
                 polling_interval_sec=chunk_polling_interval(self.settings, busy=False),
                 on_conflict="always_update",
             )

@@ -42,6 +42,19 @@ class WorkerRepository:
                     )
                 )
 
+    def live(self, since: float, *, exclude: str | None = None) -> int:
+        """How many workers are alive with a heartbeat since `since` (`exclude` not counted):
+        the fleet that shares a portal's chunk slots."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(workers)
+            .where(workers.c.status == "alive", workers.c.heartbeat_at >= since)
+        )
+        if exclude is not None:
+            query = query.where(workers.c.id != exclude)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def stopped(self, worker_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(workers.update().where(workers.c.id == worker_id).values(status="stopped"))
