@@ -180,9 +180,8 @@ def _tuples(
 ) -> list[tuple[Any, ...]]:
     if not json_columns:
         return [tuple(row[name] for name in names) for row in rows]
-    dumps = json.dumps
     return [
-        tuple(dumps(row[name]) if name in json_columns else row[name] for name in names)
+        tuple(_dumps(row[name]) if name in json_columns else row[name] for name in names)
         for row in rows
     ]
 
@@ -192,5 +191,13 @@ def _json_values(values: tuple[Any, ...], json_at: list[int]) -> tuple[Any, ...]
         return values
     out = list(values)
     for i in json_at:
-        out[i] = json.dumps(out[i])
+        out[i] = _dumps(out[i])
     return tuple(out)
+
+
+def _dumps(value: Any) -> str:
+    """`json.dumps`, as SQLAlchemy's JSON type serializes (an empty dict, most events'
+    `meta`, without the encoder's call)."""
+    if type(value) is dict and not value:
+        return "{}"
+    return json.dumps(value)

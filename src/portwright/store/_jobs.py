@@ -231,7 +231,14 @@ class JobRepository:
         if not job_ids:
             return []
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
+            return self.read_many(conn, job_ids)
+
+    @staticmethod
+    def read_many(conn: sa.Connection, job_ids: Sequence[str]) -> list[JobRecord]:
+        """`get_many` in the caller's connection (no lock)."""
+        if not job_ids:
+            return []
+        rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
         found = {job.id: job for job in to_records(JobRecord, rows)}
         return [found[job_id] for job_id in job_ids if job_id in found]
 
