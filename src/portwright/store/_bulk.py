@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -177,13 +178,24 @@ def _quote(conn: sa.Connection, name: str) -> str:
 
 def _tuples(
     rows: Sequence[dict[str, Any]], names: tuple[str, ...], json_columns: set[str]
-) -> list[tuple[Any, ...]]:
-    if not json_columns:
-        return [tuple(row[name] for name in names) for row in rows]
-    return [
-        tuple(_dumps(row[name]) if name in json_columns else row[name] for name in names)
-        for row in rows
-    ]
+) -> list[Sequence[Any]]:
+    """Each row's values in `names` order (its JSON columns serialized)."""
+    if len(names) == 1:
+        (name,) = names
+        if name in json_columns:
+            return [(_dumps(row[name]),) for row in rows]
+        return [(row[name],) for row in rows]
+    get = operator.itemgetter(*names)
+    json_at = [i for i, name in enumerate(names) if name in json_columns]
+    if not json_at:
+        return [get(row) for row in rows]
+    out: list[Sequence[Any]] = []
+    for row in rows:
+        values = list(get(row))
+        for i in json_at:
+            values[i] = _dumps(values[i])
+        out.append(tuple(values))
+    return out
 
 
 def _json_values(values: tuple[Any, ...], json_at: list[int]) -> tuple[Any, ...]:
