@@ -15,7 +15,7 @@ items in flight stay bounded by `batch_concurrency`):
 2. `record:N` writes them in ONE transaction, set-based: every item's row locked in one
    statement, their transitions and audit events (the same changes a job workflow
    writes, planned by `plan_changes`, so the job's row, events, outbox rows and hence
-   webhooks and usage read the same) in one UPDATE (executemany) and one INSERT per
+   webhooks and usage read the same) in one UPDATE and one INSERT per
    table, the portal breaker's successes; then enqueues the job workflow of each item
    that leaves.
 
@@ -551,7 +551,7 @@ class ChunkRunner:
                 )
                 leaving.append(job.id)
                 counts["left"] += 1
-            # the recorded items: one UPDATE (executemany) and one INSERT per table
+            # the recorded items: one UPDATE and one INSERT per table (`store._bulk`)
             store.jobs.write_events_many(conn, writes)
             store.outbox.add_many(conn, outbox + batch_rows(conn, outbox))
             if writes and breaker_state == "closed":
