@@ -1,4 +1,4 @@
-"""Set-based inserts: many rows in one statement, cheap to build on either database."""
+"""Set-based writes: many rows in one statement, cheap to build on either database."""
 
 from __future__ import annotations
 
