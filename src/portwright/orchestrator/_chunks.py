@@ -15,7 +15,7 @@ items in flight stay bounded by `batch_concurrency`):
 2. `record:N` writes them in ONE transaction, set-based: every item's row locked in one
    statement, their transitions and audit events (the same changes a job workflow
    writes, planned by `plan_changes`, so the job's row, events, outbox rows and hence
-   webhooks and usage read the same) in one UPDATE (executemany) and one INSERT per
+   webhooks and usage read the same) in one UPDATE and one INSERT per
    table, the portal breaker's successes; then enqueues the job workflow of each item
    that leaves.
 
@@ -488,9 +488,7 @@ class ChunkRunner:
         say what became of it: {id, ok, changes, output} or {id, leave: why}."""
         rt = self.runtime
         portal = self.adapter_cls.portal_name()
-        jobs, gate = await asyncio.to_thread(self._read, job_ids, portal)
-        held = await asyncio.to_thread(rt.sites_holding, jobs)  # per target site
-        self.selectors = await asyncio.to_thread(rt.selectors_for, self.adapter_cls)
+        jobs, gate, held, self.selectors = await asyncio.to_thread(self._read, job_ids, portal)
         initial = self.adapter_cls.machine.initial
         limit = self.limit
 
@@ -506,21 +504,29 @@ class ChunkRunner:
 
         return list(await asyncio.gather(*(one(job) for job in jobs)))
 
-    def _read(self, job_ids: list[str], portal: str) -> tuple[list[JobRecord], str | None]:
-        """The items, and why none may run now (the portal paused, cooling down or its
-        breaker not closed: each item's own workflow waits that out), or None."""
-        store = self.runtime.store
-        jobs = store.jobs.get_many(job_ids)
-        record = store.portals.get(portal)
-        breaker = store.portals.breaker(f"portal:{portal}").state
+    def _read(
+        self, job_ids: list[str], portal: str
+    ) -> tuple[list[JobRecord], str | None, dict[str, str], SelectorMap]:
+        """What the fetch step reads, in one connection: the items; why none may run now
+        (the portal paused, cooling down or its breaker not closed: each item's own
+        workflow waits that out), or None; why some must wait for their target site
+        ({job id: why}, `Runtime.sites_holding`); the adapter's selectors."""
+        rt = self.runtime
+        store = rt.store
+        with store.engine.connect() as conn:
+            jobs = store.jobs.read_many(conn, job_ids)
+            record = store.portals.read(conn, portal)
+            breaker = store.portals.breaker_state(conn, f"portal:{portal}")
+            held = rt.sites_holding(jobs, conn)  # per target site
+        selectors = rt.selectors_for(self.adapter_cls)
         now = time.time()
         if record.paused:
-            return jobs, "portal paused"
+            return jobs, "portal paused", held, selectors
         if record.cooldown_until is not None and record.cooldown_until > now:
-            return jobs, f"portal cooling down: {record.cooldown_reason}"
-        if breaker not in (None, "closed"):
-            return jobs, f"portal circuit {breaker}"
-        return jobs, None
+            return jobs, f"portal cooling down: {record.cooldown_reason}", held, selectors
+        if breaker != "closed":
+            return jobs, f"portal circuit {breaker}", held, selectors
+        return jobs, None, held, selectors
 
     async def _run_item(self, job: JobRecord) -> dict[str, Any]:
         try:
@@ -555,10 +561,10 @@ class ChunkRunner:
         leaving: list[str] = []
         writes: list[tuple[JobRecord, list[dict[str, Any]], dict[str, Any]]] = []
         outbox: list[dict[str, Any]] = []
-        breaker_state = store.portals.breaker(breaker).state
         wanted = [str(item["id"]) for item in fetched if not item.get("skip")]
         counts["skipped"] = len(fetched) - len(wanted)
         with store.engine.begin() as conn:
+            breaker_state = store.portals.breaker_state(conn, breaker)
             locked = store.jobs.lock_many(conn, wanted)  # one statement, in id order
             for item in sorted(fetched, key=lambda i: str(i["id"])):
                 job = locked.get(str(item["id"]))
@@ -572,10 +578,7 @@ class ChunkRunner:
                     changes = [*item["changes"], self._success(item["output"])]
                     events, values, illegal = plan_changes(job, machine, changes)
                     if illegal is None:
-                        writes.append(
-                            (job, [{k: v for k, v in e.items() if k != "status"} for e in events],
-                             values)
-                        )  # fmt: skip
+                        writes.append((job, [_unstatused(e) for e in events], values))
                         outbox += outbox_rows(job, events, values)
                         counts["recorded"] += 1
                         continue
@@ -594,12 +597,12 @@ class ChunkRunner:
                 )
                 leaving.append(job.id)
                 counts["left"] += 1
-            # the recorded items: one UPDATE (executemany) and one INSERT per table
+            # the recorded items: one UPDATE and one INSERT per table (`store._bulk`)
             store.jobs.write_events_many(conn, writes)
             store.outbox.add_many(conn, outbox + batch_rows(conn, outbox))
-            if writes and breaker_state in (None, "closed"):
+            if writes and breaker_state == "closed":
                 store.portals.add_outcomes(conn, breaker, [True] * len(writes))
-        if writes and breaker_state not in (None, "closed"):
+        if writes and breaker_state != "closed":
             for _ in writes:
                 rt.record_portal_outcome(portal, ok=True)
         if leaving:
@@ -617,3 +620,10 @@ class ChunkRunner:
             "updates": {"output": output},
             "kind": "transition",
         }
+
+
+def _unstatused(event: dict[str, Any]) -> dict[str, Any]:
+    """A planned event as `write_events_many` takes it: without the job's status after it."""
+    row = dict(event)
+    del row["status"]
+    return row

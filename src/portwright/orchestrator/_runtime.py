@@ -65,6 +65,8 @@ from portwright.store import (
 )
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from portwright.engines import Fleet
 
 __all__ = ["Runtime", "queue_name"]
@@ -634,9 +636,15 @@ class Runtime:
             return None
         return None if site is None else site.host
 
-    def sites_holding(self, jobs: Sequence[JobRecord]) -> dict[str, str]:
+    def sites_holding(
+        self, jobs: Sequence[JobRecord], conn: sa.Connection | None = None
+    ) -> dict[str, str]:
         """{job id: why it must wait} for jobs whose target site (or the tenant's use of
-        it) is cooling down or behind a breaker that is not closed (a chunk's items)."""
+        it) is cooling down or behind a breaker that is not closed (a chunk's items).
+        Read in `conn` if given (one connection for all of a sub-chunk's reads)."""
+        if conn is None:
+            with self.store.engine.connect() as opened:
+                return self.sites_holding(jobs, opened)
         hosts = {job.id: self.site_of(job) for job in jobs}
         names = {
             name
@@ -647,11 +655,11 @@ class Runtime:
         now = time.time()
         cooling = {
             row.name: f"site {row.host} cooling down: {row.cooldown_reason}"
-            for row in self.store.sites.get_many(sorted(names))
+            for row in self.store.sites.read(conn, sorted(names))
             if row.cooldown_until is not None and row.cooldown_until > now
         }
         held: dict[str, str] = {}
-        breakers: dict[str, str | None] = {}
+        breakers: dict[str, str] = {}
         for job in jobs:
             host = hosts[job.id]
             if not host:
@@ -661,8 +669,8 @@ class Runtime:
             if why is None:
                 breaker = site_breaker(job.portal, host)
                 if breaker not in breakers:
-                    breakers[breaker] = self.store.portals.breaker(breaker).state
-                if breakers[breaker] not in (None, "closed"):
+                    breakers[breaker] = self.store.portals.breaker_state(conn, breaker)
+                if breakers[breaker] != "closed":
                     why = f"site {host} circuit {breakers[breaker]}"
             if why is not None:
                 held[job.id] = why

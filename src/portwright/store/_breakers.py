@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 
 from portwright.resilience import BreakerState, BreakerStatus, Window
+from portwright.store._bulk import insert_plain
 from portwright.store._schema import audit_log, breaker_outcomes, breakers
 
 __all__ = ["SqlBreakerStorage"]
@@ -68,8 +69,9 @@ class SqlBreakerStorage:
 
     @staticmethod
     def append_in(conn: sa.Connection, name: str, oks: Sequence[bool], at: float) -> None:
-        """Append outcomes in the caller's transaction (a closed breaker's batch)."""
-        conn.execute(breaker_outcomes.insert(), [{"name": name, "ok": ok, "at": at} for ok in oks])
+        """Append outcomes in the caller's transaction (a closed breaker's batch), in one
+        prebuilt statement (`insert_plain`)."""
+        insert_plain(conn, breaker_outcomes, [{"name": name, "ok": ok, "at": at} for ok in oks])
 
     def change(
         self, name: str, step: Callable[[BreakerStatus, Window], BreakerStatus]

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portwright._ids import new_id
-from portwright.store._bulk import insert_rows
+from portwright.store._bulk import insert_plain, insert_rows, update_plain
 from portwright.store._records import EscalationRecord, EventRecord, EvidenceRecord, JobRecord
 from portwright.store._rows import to_record, to_records
 from portwright.store._schema import breakers, escalations, evidence, job_events, jobs, portals
@@ -54,6 +54,10 @@ class NewJob:
     item_key: str | None = None
     trace_parent: str | None = None
     notes: dict[str, Any] | None = None
+
+
+# columns `write_events_many` sets itself: the job's seq after its events, and the time
+_STAMPED = frozenset({"seq", "updated_at"})
 
 
 class JobRepository:
@@ -227,7 +231,14 @@ class JobRepository:
         if not job_ids:
             return []
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
+            return self.read_many(conn, job_ids)
+
+    @staticmethod
+    def read_many(conn: sa.Connection, job_ids: Sequence[str]) -> list[JobRecord]:
+        """`get_many` in the caller's connection (no lock)."""
+        if not job_ids:
+            return []
+        rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
         found = {job.id: job for job in to_records(JobRecord, rows)}
         return [found[job_id] for job_id in job_ids if job_id in found]
 
@@ -384,24 +395,20 @@ class JobRepository:
         writes: Sequence[tuple[JobRecord, list[dict[str, Any]], dict[str, Any]]],
     ) -> None:
         """`write_events` for many jobs at once, in the caller's transaction: one UPDATE
-        statement per set of columns written (executemany, each guarded by the job's seq)
-        and one multi-row INSERT of every event. Each write is (the job as locked, its
-        events, its row's final columns), as `write_events` takes them."""
+        per set of columns written (each row guarded by the job's seq) and one INSERT of
+        every event, both sent as prebuilt statements (`update_plain`, `insert_plain`: the
+        CPU of SQLAlchemy's per-row parameter processing was most of a chunk's record
+        step). Each write is (the job as locked, its events, its row's final columns), as
+        `write_events` takes them."""
         if not writes:
             return
         now = time.time()
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         event_rows: list[dict[str, Any]] = []
         for job, events, values in writes:
-            final = dict(values)
-            groups.setdefault(tuple(sorted(final)), []).append(
-                {
-                    **{f"v_{k}": v for k, v in final.items()},
-                    "b_id": job.id,
-                    "b_seq": job.seq,
-                    "v_seq": job.seq + len(events),
-                    "v_updated_at": now,
-                }
+            keys = tuple(sorted(k for k in values if k not in _STAMPED))
+            groups.setdefault(keys, []).append(
+                (job.id, job.seq, *(values[k] for k in keys), job.seq + len(events), now)
             )
             event_rows += [
                 {
@@ -413,17 +420,11 @@ class JobRepository:
                 }
                 for index, event in enumerate(events, start=1)
             ]
-        for keys, params in groups.items():
-            columns = [*keys, "seq", "updated_at"]
-            statement = (
-                jobs.update()
-                .where(jobs.c.id == sa.bindparam("b_id"), jobs.c.seq == sa.bindparam("b_seq"))
-                .values({k: sa.bindparam(f"v_{k}", type_=jobs.c[k].type) for k in columns})
-            )
-            result = conn.execute(statement, params)
-            if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(params):
+        for keys, rows in groups.items():
+            written = update_plain(conn, jobs, ("id", "seq"), (*keys, "seq", "updated_at"), rows)
+            if written != len(rows):
                 raise StaleStateError("a job changed concurrently while its events were written")
-        insert_rows(conn, job_events, event_rows, returning=[job_events.c.id])
+        insert_plain(conn, job_events, event_rows)
 
     def events_after(self, conn: sa.Connection, job_id: str, seq: int) -> list[EventRecord]:
         """The job's events after `seq`, in the caller's transaction (oldest first)."""

@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from portwright.store._bulk import insert_plain
 from portwright.store._rows import to_record, to_records
 from portwright.store._schema import outbox
 
@@ -115,7 +116,8 @@ class OutboxRepository:
     @classmethod
     def add_many(cls, conn: sa.Connection, events: list[dict[str, Any]]) -> None:
         """`add` for many events, in order, in one statement (each a dict of `add`'s
-        keyword arguments; `subject`, `tenant_id`, `platform` and `target` may be left out)."""
+        keyword arguments; `subject`, `tenant_id`, `platform` and `target` may be left out),
+        sent as one prebuilt statement (`insert_plain`)."""
         if not events:
             return
         now = time.time()
@@ -130,7 +132,7 @@ class OutboxRepository:
             }
             for event in events
         ]
-        conn.execute(_INSERT, rows)
+        insert_plain(conn, outbox, rows)
         transaction = conn.get_transaction()
         if transaction is None or conn.info.get(_NOTIFIED) is not transaction:
             cls.notify(conn)

@@ -40,7 +40,12 @@ class PortalRepository:
 
     def get(self, name: str) -> PortalRecord:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(portals).where(portals.c.name == name)).first()
+            return self.read(conn, name)
+
+    @staticmethod
+    def read(conn: sa.Connection, name: str) -> PortalRecord:
+        """`get` in the caller's connection."""
+        row = conn.execute(sa.select(portals).where(portals.c.name == name)).first()
         if row is None:
             raise LookupError(f"no portal {name!r}")
         return to_record(PortalRecord, row)
@@ -138,6 +143,13 @@ class PortalRepository:
         if row is None:
             return BreakerRecord(name, "closed", None, None, None, None, 0.0)
         return to_record(BreakerRecord, row)
+
+    @staticmethod
+    def breaker_state(conn: sa.Connection, name: str) -> str:
+        """The breaker's state in the caller's transaction ("closed" if it has no row)."""
+        query = sa.select(breakers.c.state).where(breakers.c.name == name)
+        state = conn.execute(query).scalar_one_or_none()
+        return "closed" if state is None else str(state)
 
     def portal_breaker(self, portal: str) -> BreakerRecord:
         """The breaker of a whole portal (the runtime's `portal:<name>`; a site's breakers

@@ -1,0 +1,138 @@
+"""`insert_plain` and `update_plain` write what SQLAlchemy's executemany writes (the chunk
+record step's statements, issue 14), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from portwright.store import Store
+from portwright.store._bulk import insert_plain, update_plain
+from portwright.store._jobs import NewJob
+from portwright.store._schema import breaker_outcomes, jobs, outbox
+
+
+def _payload(i: int) -> dict[str, Any]:
+    return {
+        "n": i,
+        "ratio": 1 / 3 + i,
+        "text": "ünïcødé \"quoted\" 'single' % %s \\ back",
+        "nested": {"list": [1, 2.5, None, True, "x"], "empty": {}},
+        "none": None,
+    }
+
+
+def _rows(conn: sa.Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def test_insert_plain_writes_the_rows_of_an_executemany_in_order(db_url: str) -> None:
+    store = Store.open(db_url)
+    try:
+        rows = [
+            {
+                "event_id": f"e:{i}",
+                "topic": "job.succeeded",
+                "tenant_id": None if i % 2 else "t1",
+                "subject": f"job_{i}",
+                "platform": None,
+                "payload": _payload(i),
+                "created_at": 1_796_602_838.3032327 + i / 7,
+                "target": "https://hooks.example/x?a=1&b=%20",
+            }
+            for i in range(25)
+        ]
+        with store.engine.begin() as conn:
+            insert_plain(conn, outbox, rows)
+            conn.execute(
+                outbox.insert(), [{**row, "event_id": f"ref:{row['event_id']}"} for row in rows]
+            )
+            insert_plain(
+                conn,
+                breaker_outcomes,
+                [{"name": "p", "ok": i % 3 > 0, "at": 0.5} for i in range(5)],
+            )
+            conn.execute(
+                breaker_outcomes.insert(),
+                [{"name": "q", "ok": i % 3 > 0, "at": 0.5} for i in range(5)],
+            )
+        with store.engine.connect() as conn:
+            written = _rows(conn, sa.select(outbox).order_by(outbox.c.id))
+            outcomes = _rows(conn, sa.select(breaker_outcomes).order_by(breaker_outcomes.c.id))
+        ours, theirs = written[:25], written[25:]
+        assert [row["event_id"] for row in ours] == [row["event_id"] for row in rows]  # in order
+        for mine, ref, given in zip(ours, theirs, rows, strict=True):
+            assert {**mine, "id": 0} == {**ref, "id": 0, "event_id": given["event_id"]}
+            assert mine["payload"] == given["payload"]
+            assert mine["created_at"] == given["created_at"]
+        assert [(r["ok"], r["at"]) for r in outcomes[:5]] == [
+            (r["ok"], r["at"]) for r in outcomes[5:]
+        ]
+    finally:
+        store.close()
+
+
+def test_update_plain_sets_what_an_executemany_sets_and_counts_matched_rows(db_url: str) -> None:
+    store = Store.open(db_url)
+    try:
+        tenant = store.tenants.ensure("acme").id
+        ids = [f"job_{i:03d}" for i in range(12)]
+        new = [
+            NewJob(
+                job_id=job_id,
+                tenant_id=tenant,
+                adapter="scrape",
+                adapter_version="1",
+                portal="scrape",
+                state="INIT",
+                status="queued",
+                input={"url": "http://x"},
+                lock_key=None,
+                priority=0,
+                actor="test",
+            )
+            for job_id in ids
+        ]
+        with store.engine.begin() as conn:
+            store.jobs.insert_many(conn, new)
+        columns = ("output", "paused", "reason", "state", "finished_at", "seq")
+        half = len(ids) // 2
+
+        def values(i: int) -> tuple[Any, ...]:
+            output = None if i % 4 == 0 else _payload(i)
+            return (output, i % 2 == 0, f"done {i} %s ü", "DONE", 1.5 + i / 9, 2)
+
+        with store.engine.begin() as conn:
+            # ours: all but the last of our half matched (the last one's seq is stale)
+            rows = [
+                (job_id, 1 if i < half - 1 else 7, *values(i))
+                for i, job_id in enumerate(ids[:half])
+            ]
+            assert update_plain(conn, jobs, ("id", "seq"), columns, rows) == half - 1
+            statement = (
+                jobs.update()
+                .where(jobs.c.id == sa.bindparam("b_id"), jobs.c.seq == sa.bindparam("b_seq"))
+                .values({k: sa.bindparam(f"v_{k}", type_=jobs.c[k].type) for k in columns})
+            )
+            reference = [
+                {
+                    "b_id": job_id,
+                    "b_seq": 1,
+                    **{f"v_{k}": v for k, v in zip(columns, values(i), strict=True)},
+                }
+                for i, job_id in enumerate(ids[half:])
+            ]
+            conn.execute(statement, reference)
+        with store.engine.connect() as conn:
+            found = {row["id"]: row for row in _rows(conn, sa.select(jobs))}
+            nulls = dict(conn.execute(sa.select(jobs.c.id, jobs.c.output.is_(None))).all())
+        untouched = found[ids[half - 1]]
+        assert (untouched["state"], untouched["seq"], untouched["output"]) == ("INIT", 1, None)
+        for i in range(half - 1):
+            mine, ref = found[ids[i]], found[ids[i + half]]
+            assert {k: mine[k] for k in columns} == {k: ref[k] for k in columns}
+            assert {k: mine[k] for k in columns} == dict(zip(columns, values(i), strict=True))
+            assert nulls[ids[i]] == nulls[ids[i + half]]  # JSON null, not SQL NULL, alike
+    finally:
+        store.close()
