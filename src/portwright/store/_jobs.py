@@ -56,6 +56,21 @@ class NewJob:
     notes: dict[str, Any] | None = None
 
 
+def _written(row: dict[str, Any]) -> JobRecord:
+    """The record of a job row `insert_many` wrote (its other columns at their defaults)."""
+    return JobRecord(
+        output=None,
+        error_class=None,
+        reason=None,
+        waiting_for=None,
+        paused=False,
+        cancel_requested=False,
+        attempts=0,
+        finished_at=None,
+        **row,
+    )
+
+
 class JobRepository:
     """Every query on jobs, job_events, escalations and evidence."""
 
@@ -147,9 +162,11 @@ class JobRepository:
         """Accept many jobs in the caller's transaction with set-based writes: one SELECT of
         the ids already there (a range of the primary key: meant for ids that sort together,
         as `new_ids` draws them and a fan-out derives them from its parent, where the range
-        holds little else), one multi-row INSERT … RETURNING into jobs and
-        one into job_events (`insert_rows`: `.values([...])` would compile every row's bind
-        parameters on each call). Returns (the jobs in the order given, the ids created).
+        holds little else), then one INSERT into jobs and one into job_events: on
+        PostgreSQL multi-row INSERTs (`insert_rows`: `.values([...])` would compile every
+        row's bind parameters on each call), the jobs' RETURNING read back; on SQLite one
+        executemany each, the records built from what was written (no read back). Returns
+        (the jobs in the order given, the ids created).
         An id that exists already is a no-op, as in `insert`, but only within its tenant
         (`JobIdTakenError` otherwise, and for any existing id when `new_only`)."""
         ids = [new.job_id for new in new_jobs]
@@ -205,6 +222,22 @@ class JobRepository:
             }
             for new in fresh
         ]
+        if conn.dialect.name != "postgresql":
+            # SQLite: plain executemany (sqlite3's C loop; no RETURNING to read back) and
+            # the records built from the rows as written, the columns left out at their
+            # defaults (as `insert` does): a JSON column reads back as it was given, since
+            # every caller passes JSON-native values (a model's JSON dump)
+            if job_rows:
+                conn.execute(jobs.insert(), job_rows)
+                conn.execute(job_events.insert(), event_rows)
+            made = {row["id"]: _written(row) for row in job_rows}
+            records = [
+                made[job_id] if job_id in made else to_record(JobRecord, existing[job_id])
+                for job_id in ids
+            ]
+            return records, set(made)
+        # PostgreSQL: read back (jsonb orders an object's keys its own way; the records,
+        # and the answers built from them, show the input as it is stored)
         rows = dict(existing)
         for row in insert_rows(conn, jobs, job_rows, returning=list(jobs.c)):
             rows[row.id] = row
