@@ -82,6 +82,32 @@ def _child(args: argparse.Namespace) -> None:
                 items = [{"url": f"http://{site}/product/{n}-{i}"} for i in range(args.items)]
                 return json.dumps({"items": items}).encode()
 
+            if args.dump:  # one batch of varied items, its 202 body written as received
+                varied: list[dict[str, Any]] = [
+                    {"url": f"http://{site}/p/1"},
+                    {"url": f"http://{site}/p/2?q=é&x=1", "engine": "http", "screenshot": True},
+                    {
+                        "url": f"http://{site}/p/3",
+                        "extract": {"t": {"selector": "h1"}, "a": {"selector": "a", "all": True}},
+                        "wait_for": "#main",
+                        "proxy_country": "de",
+                        "session_id": "s-1",
+                    },
+                ] * 4
+
+                async def dump() -> bytes:
+                    transport = httpx.ASGITransport(app=app)
+                    headers = {"authorization": f"Bearer {key}"}
+                    async with httpx.AsyncClient(
+                        transport=transport, base_url="http://gw", headers=headers
+                    ) as api:
+                        reply = await api.post("/v1/batch", json={"items": varied})
+                        assert reply.status_code == 202, reply.text
+                        return await reply.aread()
+
+                Path(args.dump).write_bytes(asyncio.run(dump()))
+                return
+
             profiler: Any = None
 
             async def run() -> list[float]:
@@ -145,16 +171,44 @@ def _run_child(tree: Path, args: argparse.Namespace) -> list[float]:
 
     def go(url: str | None) -> list[float]:
         extra = ["--database-url", url] if url else []
+        extra += ["--dump", args.dump] if getattr(args, "dump", None) else []
         out = subprocess.run(
             command + extra, env=env, check=True, capture_output=True, text=True
         ).stdout
-        return list(json.loads(out.strip().splitlines()[-1]))
+        return [] if getattr(args, "dump", None) else list(json.loads(out.splitlines()[-1]))
 
     if args.database == "postgres":
-        url = args.postgres.replace("postgresql://", "postgresql+psycopg://", 1)
-        for db in fresh_pg_database(url.replace("+psycopg", ""), "acceptcpu"):
-            return go(db.replace("postgresql://", "postgresql+psycopg://", 1))
+        with fresh_pg_database(args.postgres, "acceptcpu") as url:
+            return go(url)
     return go(None)
+
+
+def _normalized(raw: bytes) -> str:
+    """A 202 body with its ids and timestamps replaced by their place, re-encoded as
+    JSONResponse does (key order kept)."""
+    reply = json.loads(raw)
+    reply["batch_id"] = "<batch>"
+    for n, job in enumerate(reply["jobs"]):
+        job["id"] = f"<job {n}>"
+        job["input"]["batch_id"] = "<batch>"
+        job["created_at"] = job["updated_at"] = "<time>"
+    return json.dumps(reply, ensure_ascii=False, separators=(",", ":"))
+
+
+def _compare(trees: dict[str, Path], args: argparse.Namespace) -> None:
+    shown: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, tree in trees.items():
+            args.dump = str(Path(tmp) / f"{name}.json")
+            _run_child(tree.resolve(), args)
+            raw = Path(args.dump).read_bytes()
+            shown[name] = _normalized(raw)
+            print(f"{name}: {len(raw)} bytes, {len(json.loads(raw)['jobs'])} jobs")
+    same = shown["before"] == shown["after"]
+    print(f"{args.database}: the 202 bodies are {'identical' if same else 'DIFFERENT'}")
+    if not same:
+        print(shown["before"], shown["after"], sep="\n")
+        raise SystemExit(1)
 
 
 def main() -> None:
@@ -167,7 +221,14 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="instead: one batch of varied items through each tree, the 202 bodies compared "
+        "(ids and timestamps aside, key order included)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile-lines", type=int, default=60, help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)
@@ -178,6 +239,9 @@ def main() -> None:
         return
     sys.path.insert(0, str(HERE))
     trees = {"before": args.before, "after": args.after}
+    if args.compare:
+        _compare(trees, args)
+        return
     # per round and tree: the median and the mean of its batches' CPU per item (the mean
     # carries the full garbage collections a batch's allocations trigger now and then)
     seen: dict[str, dict[str, list[float]]] = {t: {"median": [], "mean": []} for t in trees}
