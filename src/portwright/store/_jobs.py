@@ -164,9 +164,9 @@ class JobRepository:
         as `new_ids` draws them and a fan-out derives them from its parent, where the range
         holds little else), then one INSERT into jobs and one into job_events: on
         PostgreSQL multi-row INSERTs (`insert_rows`: `.values([...])` would compile every
-        row's bind parameters on each call), the jobs' RETURNING read back; on SQLite one
-        executemany each, the records built from what was written (no read back). Returns
-        (the jobs in the order given, the ids created).
+        row's bind parameters on each call), on SQLite one executemany each; the records
+        are built from what was written (on PostgreSQL with its JSON columns read back).
+        Returns (the jobs in the order given, the ids created).
         An id that exists already is a no-op, as in `insert`, but only within its tenant
         (`JobIdTakenError` otherwise, and for any existing id when `new_only`)."""
         ids = [new.job_id for new in new_jobs]
@@ -222,28 +222,29 @@ class JobRepository:
             }
             for new in fresh
         ]
-        if conn.dialect.name != "postgresql":
-            # SQLite: plain executemany (sqlite3's C loop; no RETURNING to read back) and
-            # the records built from the rows as written, the columns left out at their
-            # defaults (as `insert` does): a JSON column reads back as it was given, since
-            # every caller passes JSON-native values (a model's JSON dump)
-            if job_rows:
-                conn.execute(jobs.insert(), job_rows)
-                conn.execute(job_events.insert(), event_rows)
-            made = {row["id"]: _written(row) for row in job_rows}
-            records = [
-                made[job_id] if job_id in made else to_record(JobRecord, existing[job_id])
-                for job_id in ids
-            ]
-            return records, set(made)
-        # PostgreSQL: read back (jsonb orders an object's keys its own way; the records,
-        # and the answers built from them, show the input as it is stored)
-        rows = dict(existing)
-        for row in insert_rows(conn, jobs, job_rows, returning=list(jobs.c)):
-            rows[row.id] = row
-        insert_rows(conn, job_events, event_rows, returning=[job_events.c.id])
-        records = [to_record(JobRecord, rows[job_id]) for job_id in ids]
-        return records, {new.job_id for new in fresh}
+        # The records of the rows written are built from them, the columns left out at
+        # their defaults (as `insert` does): every caller passes JSON-native values (a
+        # model's JSON dump), which a JSON column reads back as given, except that jsonb
+        # orders an object's keys its own way: on PostgreSQL the JSON columns are read back
+        # (RETURNING) so that the records, and the answers built from them, show them as
+        # stored. SQLite: plain executemany (sqlite3's C loop), nothing read back.
+        if conn.dialect.name == "postgresql":
+            returned = insert_rows(
+                conn, jobs, job_rows, returning=[jobs.c.id, jobs.c.input, jobs.c.notes]
+            )
+            stored = {back.id: (back.input, back.notes) for back in returned}
+            insert_rows(conn, job_events, event_rows, returning=[job_events.c.id])
+            for job_row in job_rows:
+                job_row["input"], job_row["notes"] = stored[job_row["id"]]
+        elif job_rows:
+            conn.execute(jobs.insert(), job_rows)
+            conn.execute(job_events.insert(), event_rows)
+        made = {job_row["id"]: _written(job_row) for job_row in job_rows}
+        records = [
+            made[job_id] if job_id in made else to_record(JobRecord, existing[job_id])
+            for job_id in ids
+        ]
+        return records, set(made)
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         query = sa.select(jobs).where(jobs.c.id == job_id)
