@@ -62,7 +62,16 @@ _PLAN: tuple[tuple[str, tuple[type, ...], Any], ...] = tuple(
     for exact in [_exact_types(info.annotation) or _NOT_READ]
     for default in [info.get_default(call_default_factory=True)]
 )
-DIRECT_VIEWS = not any(
+_PLAIN_MODEL = (  # dumped field by field as given: no aliases, serializers, computed fields
+    not Job.model_computed_fields
+    and not Job.__pydantic_decorators__.field_serializers
+    and not Job.__pydantic_decorators__.model_serializers
+    and all(
+        info.alias is None and info.serialization_alias is None
+        for info in Job.model_fields.values()
+    )
+)
+DIRECT_VIEWS = _PLAIN_MODEL and not any(
     (name in _RECORD_FIELDS and not exact)
     or (name not in _RECORD_FIELDS and type(default) not in (str, int, float, bool, type(None)))
     for name, exact, default in _PLAN
