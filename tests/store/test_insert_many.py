@@ -1,6 +1,7 @@
 """`JobRepository.insert_many` and `UsageRepository.record_many`, a batch's acceptance, on
-SQLite and PostgreSQL: the records returned are the rows stored (on SQLite they are built
-from what was written, not read back), each job has its first event and usage record."""
+SQLite and PostgreSQL: the records returned are the rows stored (built from what was
+written, only PostgreSQL's JSON columns read back), each job has its first event and usage
+record."""
 
 from __future__ import annotations
 
