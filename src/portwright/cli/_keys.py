@@ -110,6 +110,7 @@ def _api(args: argparse.Namespace) -> int:
     import structlog
     import uvicorn
 
+    from portwright.cli._heap import freeze_startup_heap
     from portwright.cli._stack import start_runtime
     from portwright.gateway import create_app, server_config
     from portwright.observability import configure_logging, configure_tracing
@@ -127,6 +128,7 @@ def _api(args: argparse.Namespace) -> int:
         config = server_config(
             app, settings, host=args.host, port=args.port, log_level="warning", log_config=None
         )
+        freeze_startup_heap()
         uvicorn.Server(config).run()
     finally:
         runtime.stop()

@@ -180,6 +180,10 @@ class JobService:
         if job_ids is not None and len(job_ids) != len(models):
             raise ValueError("submit_many: one job id per input")
 
+        # the same for every item: worked out once
+        portal, initial = adapter_cls.portal_name(), machine.initial
+        status = machine.status_of(initial)
+
         def accept() -> list[JobRecord]:
             # secret input fields sealed (reads the tenant's key, so here off the loop)
             stored = [self.rt.inputs.seal(tenant_id, model) for model in models]
@@ -193,9 +197,9 @@ class JobService:
                         tenant_id=tenant_id,
                         adapter=adapter_cls.name,
                         adapter_version=adapter_cls.version,
-                        portal=adapter_cls.portal_name(),
-                        state=machine.initial,
-                        status=machine.status_of(machine.initial),
+                        portal=portal,
+                        state=initial,
+                        status=status,
                         input=data,
                         lock_key=instance.lock_key(model),
                         priority=priority,

@@ -60,6 +60,21 @@ class NewJob:
 _STAMPED = frozenset({"seq", "updated_at"})
 
 
+def _written(row: dict[str, Any]) -> JobRecord:
+    """The record of a job row `insert_many` wrote (its other columns at their defaults)."""
+    return JobRecord(
+        output=None,
+        error_class=None,
+        reason=None,
+        waiting_for=None,
+        paused=False,
+        cancel_requested=False,
+        attempts=0,
+        finished_at=None,
+        **row,
+    )
+
+
 class JobRepository:
     """Every query on jobs, job_events, escalations and evidence."""
 
@@ -151,9 +166,11 @@ class JobRepository:
         """Accept many jobs in the caller's transaction with set-based writes: one SELECT of
         the ids already there (a range of the primary key: meant for ids that sort together,
         as `new_ids` draws them and a fan-out derives them from its parent, where the range
-        holds little else), one multi-row INSERT … RETURNING into jobs and
-        one into job_events (`insert_rows`: `.values([...])` would compile every row's bind
-        parameters on each call). Returns (the jobs in the order given, the ids created).
+        holds little else), then one INSERT into jobs and one into job_events: on
+        PostgreSQL multi-row INSERTs (`insert_rows`: `.values([...])` would compile every
+        row's bind parameters on each call), on SQLite one executemany each; the records
+        are built from what was written (on PostgreSQL with its JSON columns read back).
+        Returns (the jobs in the order given, the ids created).
         An id that exists already is a no-op, as in `insert`, but only within its tenant
         (`JobIdTakenError` otherwise, and for any existing id when `new_only`)."""
         ids = [new.job_id for new in new_jobs]
@@ -209,12 +226,29 @@ class JobRepository:
             }
             for new in fresh
         ]
-        rows = dict(existing)
-        for row in insert_rows(conn, jobs, job_rows, returning=list(jobs.c)):
-            rows[row.id] = row
-        insert_rows(conn, job_events, event_rows, returning=[job_events.c.id])
-        records = [to_record(JobRecord, rows[job_id]) for job_id in ids]
-        return records, {new.job_id for new in fresh}
+        # The records of the rows written are built from them, the columns left out at
+        # their defaults (as `insert` does): every caller passes JSON-native values (a
+        # model's JSON dump), which a JSON column reads back as given, except that jsonb
+        # orders an object's keys its own way: on PostgreSQL the JSON columns are read back
+        # (RETURNING) so that the records, and the answers built from them, show them as
+        # stored. SQLite: plain executemany (sqlite3's C loop), nothing read back.
+        if conn.dialect.name == "postgresql":
+            returned = insert_rows(
+                conn, jobs, job_rows, returning=[jobs.c.id, jobs.c.input, jobs.c.notes]
+            )
+            stored = {back.id: (back.input, back.notes) for back in returned}
+            insert_rows(conn, job_events, event_rows, returning=[job_events.c.id])
+            for job_row in job_rows:
+                job_row["input"], job_row["notes"] = stored[job_row["id"]]
+        elif job_rows:
+            conn.execute(jobs.insert(), job_rows)
+            conn.execute(job_events.insert(), event_rows)
+        made = {job_row["id"]: _written(job_row) for job_row in job_rows}
+        records = [
+            made[job_id] if job_id in made else to_record(JobRecord, existing[job_id])
+            for job_id in ids
+        ]
+        return records, set(made)
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         query = sa.select(jobs).where(jobs.c.id == job_id)

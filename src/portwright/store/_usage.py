@@ -128,7 +128,8 @@ class UsageRepository:
         api_key_id: str | None = None,
     ) -> None:
         """One record per (job id, credits), in the caller's transaction: a batch's usage,
-        written with its jobs in one multi-row INSERT."""
+        written with its jobs in one INSERT (multi-row on PostgreSQL, an executemany on
+        SQLite)."""
         now = time.time()
         rows = [
             {
@@ -143,7 +144,10 @@ class UsageRepository:
             }
             for job_id, credits in charges
         ]
-        insert_rows(conn, usage_records, rows, returning=[usage_records.c.id])
+        if conn.dialect.name == "postgresql":
+            insert_rows(conn, usage_records, rows, returning=[usage_records.c.id])
+        elif rows:  # SQLite: one executemany (sqlite3's C loop), nothing to read back
+            conn.execute(usage_records.insert(), rows)
 
     def settle(self, tenant_id: str) -> int:
         """Price the tenant's pending records whose jobs have ended; how many were settled."""

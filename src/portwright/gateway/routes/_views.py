@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
 
 from portwright.adapters import AdapterRegistry
 from portwright.client.models import Event, Job, Portal
@@ -11,7 +16,7 @@ from portwright.orchestrator import JobService, public_input
 from portwright.results import with_links
 from portwright.store import EventRecord, JobRecord, PortalRecord
 
-__all__ = ["event_view", "job_view", "linked_job_view", "portal_view"]
+__all__ = ["event_view", "job_view", "job_views_json", "linked_job_view", "portal_view"]
 
 
 def job_view(
@@ -26,6 +31,89 @@ def job_view(
     if retry_of:
         update["retry_of"] = retry_of
     return view.model_copy(update=update)
+
+
+def _exact_types(annotation: Any) -> tuple[type, ...] | None:
+    """The Python types a value of `annotation` has when `Job` dumps it unchanged in JSON
+    mode (None: an annotation `job_views_json` does not read directly)."""
+    if annotation in (str, int, float, bool):
+        return (annotation,)
+    origin = typing.get_origin(annotation)
+    if origin is dict and typing.get_args(annotation) == (str, Any):
+        return (dict,)
+    if origin is typing.Union or origin is types.UnionType:
+        found: tuple[type, ...] = ()
+        for arg in typing.get_args(annotation):
+            exact = (type(None),) if arg is type(None) else _exact_types(arg)
+            if exact is None:
+                return None
+            found += exact
+        return found
+    return None
+
+
+_RECORD_FIELDS = frozenset(JobRecord.__dataclass_fields__)
+_NOT_READ: tuple[type, ...] = ()
+# each field of `Job` in order: (name, the types its record value may have to be shown as
+# it is, the default shown for a field records do not have); no types: not read directly
+_PLAN: tuple[tuple[str, tuple[type, ...], Any], ...] = tuple(
+    (name, exact, None) if name in _RECORD_FIELDS else (name, _NOT_READ, default)
+    for name, info in Job.model_fields.items()
+    for exact in [_exact_types(info.annotation) or _NOT_READ]
+    for default in [info.get_default(call_default_factory=True)]
+)
+_PLAIN_MODEL = (  # dumped field by field as given: no aliases, serializers, computed fields
+    not Job.model_computed_fields
+    and not Job.__pydantic_decorators__.field_serializers
+    and not Job.__pydantic_decorators__.model_serializers
+    and all(
+        info.alias is None and info.serialization_alias is None
+        for info in Job.model_fields.values()
+    )
+)
+DIRECT_VIEWS = _PLAIN_MODEL and not any(
+    (name in _RECORD_FIELDS and not exact)
+    or (name not in _RECORD_FIELDS and type(default) not in (str, int, float, bool, type(None)))
+    for name, exact, default in _PLAN
+)
+"""Whether `job_views_json` reads `Job`'s fields straight off records (else every view
+goes through `job_view`; the tests hold it true)."""
+
+
+def job_views_json(
+    records: Iterable[JobRecord], registry: AdapterRegistry | None = None
+) -> list[dict[str, Any]]:
+    """`[job_view(r, registry).model_dump(mode="json") for r in records]`, cheaper: each
+    record's fields read straight into a dict in `Job`'s field order (JSON values already),
+    its input shown through `public_input` with its adapter's input model, looked up once
+    per adapter. A record with a value `Job` would convert (e.g. an int for a float) goes
+    through `job_view`."""
+    models: dict[str, type[BaseModel] | None] = {}
+    views: list[dict[str, Any]] = []
+    for record in records:
+        view: dict[str, Any] | None = {} if DIRECT_VIEWS else None
+        for name, exact, default in _PLAN if DIRECT_VIEWS else ():
+            if not exact:
+                view[name] = default  # type: ignore[index]
+                continue
+            value = getattr(record, name)
+            if type(value) not in exact:
+                view = None
+                break
+            view[name] = value  # type: ignore[index]
+        if view is None:
+            views.append(job_view(record, registry).model_dump(mode="json"))
+            continue
+        adapter = record.adapter
+        if adapter in models:
+            model = models[adapter]
+        else:
+            known = registry is not None and adapter in registry
+            model = registry.get(adapter).input_model if registry is not None and known else None
+            models[adapter] = model
+        view["input"] = public_input(model, record.input)  # in its place: the key is there
+        views.append(view)
+    return views
 
 
 def event_view(record: EventRecord) -> Event:
