@@ -397,7 +397,8 @@ def test_each_worker_takes_its_share_of_a_portals_chunk_slots(
 ) -> None:
     """The scrape portal runs 2 chunks at once. With two workers alive (by their
     heartbeats) each may hold 1 of them, so neither takes both while the other idles; with
-    one, it holds both; a worker that stops gives its share back at the next balance."""
+    one, it holds both; a worker that stops gives its share back at the next balance (each
+    worker's janitor balances every round)."""
     settings = _settings(settings, world)
     runtime: Runtime = make_runtime(_registry(settings), settings=settings, run_workers=False)
     queue = runtime.registered_queue(chunk_queue_name("scrape"))
@@ -407,7 +408,7 @@ def test_each_worker_takes_its_share_of_a_portals_chunk_slots(
     workers = runtime.store.workers
     workers.heartbeat("share-w1")
     workers.heartbeat("share-w2")
-    _accept(JobService(runtime), _urls(world, 120, offset=7000))  # nobody runs them
+    assert balance_chunk_queues(runtime) == {"scrape": 1}  # what each janitor round does
     assert queue.worker_concurrency == 1
     workers.stopped("share-w2")
     assert balance_chunk_queues(runtime) == {"scrape": 2}
@@ -445,6 +446,10 @@ def test_two_worker_processes_each_run_one_of_a_batchs_two_chunks(
             return runtime.store.workers.live(since) == 2
 
         wait_until_sync(both_alive, timeout=120, every=0.1)
+        queue = runtime.registered_queue(chunk_queue_name("scrape"))
+        assert queue is not None
+        # a janitor round (every 0.3 s here) shares the 2 slots between the two workers
+        wait_until_sync(lambda: queue.worker_concurrency == 1, timeout=60, every=0.1)
         ids = _accept(JobService(runtime), _urls(world, 400, offset=3600))
         statuses = _wait_ended(runtime.store, ids, timeout_s=300)
     finally:

@@ -158,8 +158,9 @@ def live_workers(runtime: Runtime) -> int:
 def balance_chunk_queues(runtime: Runtime, portals: set[str] | None = None) -> dict[str, int]:
     """Set each batchable portal's chunk queue's worker concurrency (a field of its DBOS
     queue row, which every worker reads on each poll) to `chunk_share` of the live workers;
-    written only where it differs. Called as a batch's chunks are enqueued and on every
-    janitor round, so a worker joining or dying is accounted for within a heartbeat or two.
+    written only where it differs. Every worker's janitor calls it each round, so a worker
+    joining or dying is accounted for within a heartbeat or two (a process registering the
+    queue at start sets it too).
     A failure leaves the share as it was (the chunks still run, on fewer workers). Returns
     {portal: share} for the queues looked at."""
     workers = live_workers(runtime)
@@ -270,7 +271,6 @@ def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
         for chunk in chunks
     ]
     portals = {chunk.portal for chunk in chunks}
-    balance_chunk_queues(runtime, portals)  # shared by the workers alive now, before any polls
     created = len(dbos._sys_db.init_workflows(statuses))
     mark_enqueued({chunk_queue_name(portal) for portal in portals})
     if created:  # workers look for the next chunk more often while these wait
