@@ -11,10 +11,11 @@ N product URLs, at the same concurrency (`--concurrency`, 8):
   the same child as `fleet_bench.py`'s static comparison; install it with
   `pip install -e '.[bench]'`;
 - portwright: the stack `portwright up` runs (runtime with its workers and fleet, the
-  gateway on uvicorn) on a fresh database (SQLite, PostgreSQL or both: `--database`), worker
-  concurrency `--concurrency`; `POST /v1/batch` of the N URLs (engine http, at most 1,000 a
-  request) through the gateway; "accepted" is the time to the last 202, "done" the time to
-  the last item's end (its `finished_at`). Every item must have succeeded.
+  gateway on uvicorn, the garbage collector tuned as `up` tunes it) on a fresh database
+  (SQLite, PostgreSQL or both: `--database`), worker concurrency `--concurrency`;
+  `POST /v1/batch` of the N URLs (engine http, at most 1,000 a request) through the
+  gateway; "accepted" is the time to the last 202, "done" the time to the last item's end
+  (its `finished_at`). Every item must have succeeded.
 
 pages/s = N / the time from the first request to the last page. Rounds alternate the order
 of the systems (`--rounds`); each round prints Portwright's ratio to bare and to Crawlee in
@@ -183,6 +184,17 @@ def _analyze(engine: Any) -> None:
             conn.commit()
 
 
+def as_portwright_up(settings: Any) -> None:
+    """What `portwright up` does once its stack has started: the garbage collector tuned
+    (`portwright._heap.tune_collector`: start-up heap frozen, young passes rarer). A tree
+    without it (`--before-src` of an older commit) runs as its own `up` did."""
+    try:
+        from portwright._heap import tune_collector
+    except ImportError:
+        return
+    tune_collector(settings.gc_young_threshold)
+
+
 def child_portwright(urls: list[str], concurrency: int, database_url: str) -> dict[str, Any]:
     """The one-process stack on `database_url` (empty: a fresh SQLite file), the batch
     through its gateway; accepted and done times."""
@@ -192,7 +204,9 @@ def child_portwright(urls: list[str], concurrency: int, database_url: str) -> di
     tmp = Path(tempfile.mkdtemp(prefix="batch-bench-"))
     database_url = database_url or f"sqlite:///{tmp / 'app.sqlite'}"
     allow = [urls[0].split("/")[2]]  # the sandbox site's host:port
-    stack = start_stack(_settings(tmp / "data", database_url, concurrency, allow), world=None)
+    settings = _settings(tmp / "data", database_url, concurrency, allow)
+    stack = start_stack(settings, world=None)
+    as_portwright_up(settings)
     store = stack.runtime.store
     issued = issue_key(store, tenant="bench", plan="enterprise")
     tenant = issued.record.tenant_id

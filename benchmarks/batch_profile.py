@@ -127,7 +127,9 @@ def child(args: argparse.Namespace, urls_file: str, database_url: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="batch-profile-"))
     database_url = database_url or f"sqlite:///{tmp / 'app.sqlite'}"
     allow = [urls[0].split("/")[2]]
-    stack = start_stack(bb._settings(tmp / "data", database_url, 8, allow), world=None)
+    settings = bb._settings(tmp / "data", database_url, 8, allow)
+    stack = start_stack(settings, world=None)
+    bb.as_portwright_up(settings)  # the collector as `portwright up` tunes it
     store = stack.runtime.store
     issued = issue_key(store, tenant="bench", plan="enterprise")
     tenant = issued.record.tenant_id

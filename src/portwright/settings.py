@@ -342,6 +342,13 @@ class Settings(BaseSettings):
     )
     worker_id: str | None = Field(None, description="stable executor id for this process")
     worker_concurrency: int = Field(32, ge=1, description="jobs one worker runs at once")
+    gc_young_threshold: int = Field(
+        20_000,
+        ge=0,
+        description="net allocations between the garbage collector's youngest-generation "
+        "passes in the long-running commands (up, api, worker, the relay), which also "
+        "freeze their start-up heap; Python's default is 700; 0 keeps Python's",
+    )
     worker_metrics_port: int | None = Field(
         None,
         ge=0,

@@ -110,7 +110,7 @@ def _api(args: argparse.Namespace) -> int:
     import structlog
     import uvicorn
 
-    from portwright.cli._heap import freeze_startup_heap
+    from portwright._heap import tune_collector
     from portwright.cli._stack import start_runtime
     from portwright.gateway import create_app, server_config
     from portwright.observability import configure_logging, configure_tracing
@@ -128,7 +128,7 @@ def _api(args: argparse.Namespace) -> int:
         config = server_config(
             app, settings, host=args.host, port=args.port, log_level="warning", log_config=None
         )
-        freeze_startup_heap()
+        tune_collector(settings.gc_young_threshold)
         uvicorn.Server(config).run()
     finally:
         runtime.stop()

@@ -10,8 +10,8 @@ from typing import Any
 
 import structlog
 
+from portwright._heap import tune_collector
 from portwright.cli._common import add_settings_flags, settings_from
-from portwright.cli._heap import freeze_startup_heap
 from portwright.cli._supervise import StopSignals, catch_stop_signals
 
 __all__ = ["register"]
@@ -119,7 +119,7 @@ def _worker(args: argparse.Namespace) -> int:
     try:
         if settings.worker_metrics_port is not None:
             server = _serve_metrics(args.metrics_host, settings.worker_metrics_port)
-        freeze_startup_heap()
+        tune_collector(settings.gc_young_threshold)
         log.info("worker running", worker_id=runtime.executor_id)
         reason = run_until_stopped(runtime, stop=stop)
         code = 0 if reason.startswith("received") else 1
@@ -168,7 +168,7 @@ def _up(args: argparse.Namespace) -> int:
         for name, url in world.describe():
             print(f"sandbox {name} {url}", flush=True)
     stack = start_stack(settings, world=world, host=args.host, port=args.port)
-    freeze_startup_heap()
+    tune_collector(settings.gc_young_threshold)
     try:
         print(f"gateway {stack.gateway_url} (API docs at {stack.gateway_url}/docs)", flush=True)
         print(f"console {stack.gateway_url}/console", flush=True)

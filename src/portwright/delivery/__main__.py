@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import structlog
 
+from portwright._heap import tune_collector
 from portwright.delivery._notify import OutboxListener
 from portwright.observability import configure_logging, configure_tracing, install_excepthooks
 from portwright.settings import Settings
@@ -61,6 +62,7 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
     listener = OutboxListener(store, [relay.wake], application_name="portwright-relay")
     relay.start()
     listener.start()
+    tune_collector(settings.gc_young_threshold)
     log.info(
         "relay started",
         worker=relay.worker,
