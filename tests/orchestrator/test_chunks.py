@@ -33,7 +33,6 @@ from portwright.orchestrator._chunks import (
     CHUNK_NOTE,
     SUB_CHUNK,
     ChunkRunner,
-    _idle_pace_when_drained,
     balance_chunk_queues,
     chunk_polling_interval,
     chunk_queue_name,
@@ -363,32 +362,27 @@ def test_a_database_error_while_recording_neither_records_twice_nor_loses_an_ite
 
 
 @pytest.mark.timeout(300)
-def test_the_chunk_queue_polls_faster_only_while_chunks_wait(
+def test_the_chunk_queue_polls_at_a_quarter_of_the_job_queues_interval(
     make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
 ) -> None:
-    """Accepting a batch sets its portal's chunk queue to the busy pace (read back from
-    DBOS's queue row, which every worker polls by); a chunk ending while chunks still wait
-    keeps it; once none waits, the idle pace (the job queues') is back."""
-    from dbos import DBOS
-
+    """The chunk queue polls at a quarter of `queue_polling_interval_s` (at least 20 ms)
+    from its registration on, with or without chunks waiting (read back from DBOS's queue
+    row, which every worker polls by); a janitor round puts the pace back when something
+    else (older code's idle pace) changed it."""
     settings = _settings(settings, world)  # queue_polling_interval_s 0.05
     runtime: Runtime = make_runtime(_registry(settings), settings=settings, run_workers=False)
     queue = runtime.registered_queue(chunk_queue_name("scrape"))
+    job_queue = runtime.registered_queue("scrape")
     assert queue is not None
-    idle = chunk_polling_interval(settings, busy=False)
-    busy = chunk_polling_interval(settings, busy=True)
-    assert (idle, busy) == (0.05, 0.02)
-    assert queue.polling_interval_sec == idle
-    ids = _accept(JobService(runtime), _urls(world, 120, offset=5000))  # nobody runs them
-    assert queue.polling_interval_sec == busy
-    chunks = sorted({(j.notes or {}).get(CHUNK_NOTE) for j in runtime.store.jobs.get_many(ids)})
-    assert len(chunks) == 2
-    assert _idle_pace_when_drained("scrape") is False  # both chunks still wait
-    assert queue.polling_interval_sec == busy
-    for chunk in chunks:
-        DBOS.cancel_workflow(str(chunk))
-    assert _idle_pace_when_drained("scrape") is True
-    assert queue.polling_interval_sec == idle
+    assert job_queue is not None
+    assert chunk_polling_interval(settings) == 0.02
+    assert queue.polling_interval_sec == 0.02
+    assert job_queue.polling_interval_sec == 0.05
+    _accept(JobService(runtime), _urls(world, 120, offset=5000))  # nobody runs them
+    assert queue.polling_interval_sec == 0.02
+    queue.set_polling_interval_sec(0.05)  # what older code set once no chunk waited
+    balance_chunk_queues(runtime)
+    assert queue.polling_interval_sec == 0.02
 
 
 @pytest.mark.timeout(300)

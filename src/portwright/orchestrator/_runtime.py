@@ -245,7 +245,7 @@ class Runtime:
                 worker_concurrency=chunk_share(
                     chunks, live_workers(self), self.settings.worker_concurrency
                 ),
-                polling_interval_sec=chunk_polling_interval(self.settings, busy=False),
+                polling_interval_sec=chunk_polling_interval(self.settings),
                 on_conflict="always_update",
             )
 
