@@ -398,6 +398,8 @@ def compare(args: argparse.Namespace, databases: list[str]) -> list[dict[str, An
         systems += [f"before-{db}" for db in databases]
     if args.split:  # the deployed shape: gateway, relay and N worker processes
         systems += [f"split{args.split}-{db}" for db in databases]
+        if args.before_src:  # and on the code before a change
+            systems += [f"before-split{args.split}-{db}" for db in databases]
     results: list[dict[str, Any]] = []
     counter = RequestCounter()
     with (
@@ -420,10 +422,11 @@ def compare(args: argparse.Namespace, databases: list[str]) -> list[dict[str, An
                         url = stack.enter_context(
                             fresh_pg_database(args.postgres, "pwbench_batch", admin)
                         )
-                    name = system.split("-")[0]
-                    src = args.before_src if name == "before" else ""
+                    rest = system.removeprefix("before-")
+                    src = args.before_src if rest != system else ""
+                    name = rest.split("-")[0]  # bare, crawlee, portwright or splitN
                     result = _run_child(
-                        "portwright" if name == "before" else name,  # splitN stays as is
+                        name if name.startswith("split") or not src else "portwright",
                         urls_file,
                         args.concurrency,
                         url,
@@ -484,7 +487,11 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
                     f"{system} / {base}: {listed} (median {median:.3f}; target ≥ {target}: "
                     f"{verdict})"
                 )
-        before = system.replace("portwright-", "before-")
+        before = (
+            f"before-{system}"
+            if system.startswith("split")
+            else system.replace("portwright-", "before-")
+        )
         ratios = _ratios(results, system, before) if before != system else []
         if ratios:
             listed = " ".join(f"{x:.2f}" for x in ratios)
@@ -774,7 +781,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="also run Portwright from this `src` directory (another checkout, e.g. "
         "`git archive <commit> src | tar -x -C /tmp/before`) on the same databases, in "
-        "the same rounds: before and after a change on the same machine load",
+        "the same rounds: before and after a change on the same machine load (with "
+        "--split, the deployed shape too: every process from that directory)",
     )
     parser.add_argument(
         "--split",
