@@ -61,7 +61,8 @@ _STAMPED = frozenset({"seq", "updated_at"})
 
 
 def _written(row: dict[str, Any]) -> JobRecord:
-    """The record of a job row `insert_many` wrote (its other columns at their defaults)."""
+    """The record of a job row `insert` or `insert_many` wrote (its other columns at their
+    defaults)."""
     return JobRecord(
         output=None,
         error_class=None,
@@ -107,32 +108,26 @@ class JobRepository:
         is taken), then the event: two statements, not a SELECT first."""
         now = time.time()
         with self.engine.begin() as conn:
-            record = JobRecord(
-                id=job_id,
-                tenant_id=tenant_id,
-                adapter=adapter,
-                adapter_version=adapter_version,
-                portal=portal,
-                state=state,
-                status=status,
-                input=input,
-                output=None,
-                error_class=None,
-                reason=None,
-                waiting_for=None,
-                lock_key=lock_key,
-                priority=priority,
-                paused=False,
-                cancel_requested=False,
-                attempts=0,
-                seq=1,
-                created_at=now,
-                updated_at=now,
-                finished_at=None,
-                parent_id=parent_id,
-                item_key=item_key,
-                notes=None,
-                trace_parent=trace_parent,
+            record = _written(
+                {
+                    "id": job_id,
+                    "tenant_id": tenant_id,
+                    "adapter": adapter,
+                    "adapter_version": adapter_version,
+                    "portal": portal,
+                    "state": state,
+                    "status": status,
+                    "input": input,
+                    "lock_key": lock_key,
+                    "priority": priority,
+                    "seq": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "parent_id": parent_id,
+                    "item_key": item_key,
+                    "notes": None,
+                    "trace_parent": trace_parent,
+                }
             )
             insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             written = conn.execute(
