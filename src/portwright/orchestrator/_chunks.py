@@ -125,7 +125,7 @@ def live_workers(runtime: Runtime) -> int:
     return others + (1 if runtime.run_workers else 0)
 
 
-def balance_chunk_queues(runtime: Runtime, portals: set[str] | None = None) -> dict[str, int]:
+def balance_chunk_queues(runtime: Runtime) -> dict[str, int]:
     """Set each batchable portal's chunk queue's worker concurrency (a field of its DBOS
     queue row, which every worker reads on each poll) to `chunk_share` of the live workers;
     written only where it differs. Every worker's janitor calls it each round, so a worker
@@ -133,14 +133,12 @@ def balance_chunk_queues(runtime: Runtime, portals: set[str] | None = None) -> d
     queue at start sets it too). The queue's polling interval is put back to
     `chunk_polling_interval` too if something else (older code) changed it.
     A failure leaves the share as it was (the chunks still run, on fewer workers). Returns
-    {portal: share} for the queues looked at."""
+    {portal: share}."""
     workers = live_workers(runtime)
     cap = runtime.settings.worker_concurrency
     pace = chunk_polling_interval(runtime.settings)
     shares: dict[str, int] = {}
     for portal, slots in runtime.chunk_slots.items():
-        if portals is not None and portal not in portals:
-            continue
         queue = runtime.registered_queue(chunk_queue_name(portal))
         if queue is None:
             continue
@@ -244,9 +242,8 @@ def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
         )
         for chunk in chunks
     ]
-    portals = {chunk.portal for chunk in chunks}
     created = len(dbos._sys_db.init_workflows(statuses))
-    mark_enqueued({chunk_queue_name(portal) for portal in portals})
+    mark_enqueued({chunk_queue_name(chunk.portal) for chunk in chunks})
     return created
 
 
