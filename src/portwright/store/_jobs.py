@@ -161,10 +161,9 @@ class JobRepository:
         """Accept many jobs in the caller's transaction with set-based writes: one SELECT of
         the ids already there (a range of the primary key: meant for ids that sort together,
         as `new_ids` draws them and a fan-out derives them from its parent, where the range
-        holds little else), then one INSERT into jobs and one into job_events: on
-        PostgreSQL multi-row INSERTs (`insert_rows`: `.values([...])` would compile every
-        row's bind parameters on each call), on SQLite one executemany each; the records
-        are built from what was written (on PostgreSQL with its JSON columns read back).
+        holds little else), then one INSERT into jobs and one into job_events, prebuilt
+        (`insert_plain`; on PostgreSQL the jobs' through `insert_rows`, which reads their
+        JSON columns back); the records are built from what was written.
         Returns (the jobs in the order given, the ids created).
         An id that exists already is a no-op, as in `insert`, but only within its tenant
         (`JobIdTakenError` otherwise, and for any existing id when `new_only`)."""
@@ -226,18 +225,17 @@ class JobRepository:
         # model's JSON dump), which a JSON column reads back as given, except that jsonb
         # orders an object's keys its own way: on PostgreSQL the JSON columns are read back
         # (RETURNING) so that the records, and the answers built from them, show them as
-        # stored. SQLite: plain executemany (sqlite3's C loop), nothing read back.
+        # stored. SQLite: nothing read back.
         if conn.dialect.name == "postgresql":
             returned = insert_rows(
                 conn, jobs, job_rows, returning=[jobs.c.id, jobs.c.input, jobs.c.notes]
             )
             stored = {back.id: (back.input, back.notes) for back in returned}
-            insert_rows(conn, job_events, event_rows, returning=[job_events.c.id])
             for job_row in job_rows:
                 job_row["input"], job_row["notes"] = stored[job_row["id"]]
-        elif job_rows:
-            conn.execute(jobs.insert(), job_rows)
-            conn.execute(job_events.insert(), event_rows)
+        else:
+            insert_plain(conn, jobs, job_rows)
+        insert_plain(conn, job_events, event_rows)
         made = {job_row["id"]: _written(job_row) for job_row in job_rows}
         records = [
             made[job_id] if job_id in made else to_record(JobRecord, existing[job_id])

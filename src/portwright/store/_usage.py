@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from portwright.store._bulk import insert_rows
+from portwright.store._bulk import insert_plain
 from portwright.store._schema import jobs, usage_counters, usage_records
 from portwright.store._scope import tenant_transaction
 
@@ -128,8 +128,7 @@ class UsageRepository:
         api_key_id: str | None = None,
     ) -> None:
         """One record per (job id, credits), in the caller's transaction: a batch's usage,
-        written with its jobs in one INSERT (multi-row on PostgreSQL, an executemany on
-        SQLite)."""
+        written with its jobs in one prebuilt INSERT (`insert_plain`)."""
         now = time.time()
         rows = [
             {
@@ -144,10 +143,7 @@ class UsageRepository:
             }
             for job_id, credits in charges
         ]
-        if conn.dialect.name == "postgresql":
-            insert_rows(conn, usage_records, rows, returning=[usage_records.c.id])
-        elif rows:  # SQLite: one executemany (sqlite3's C loop), nothing to read back
-            conn.execute(usage_records.insert(), rows)
+        insert_plain(conn, usage_records, rows)
 
     def settle(self, tenant_id: str) -> int:
         """Price the tenant's pending records whose jobs have ended; how many were settled."""
