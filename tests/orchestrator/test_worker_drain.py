@@ -81,10 +81,15 @@ async def _drain(
         first.proc.terminate()  # SIGTERM
         # submitted once the worker says it drains: it must not start it (submitted at once
         # after the signal, a CI rehearsal's worker dequeued it before its drain began)
-        await wait_until(
-            lambda: "draining: taking no more work" in [e.get("event") for e in _events(first.log)],
-            timeout=60,
-        )
+        def draining() -> bool:
+            assert first.proc is not None
+            code = first.proc.poll()  # before the log is read: an exit then has logged all
+            said = "draining: taking no more work" in [e.get("event") for e in _events(first.log)]
+            # an exit without the line ends the wait at once, with the log
+            assert said or code is None, (code, first.log.read_text()[-3000:])
+            return said
+
+        await wait_until(draining, timeout=60)
         late = await svc.submit(
             tenant_id=tenant.id, adapter="echo", input={"url": echo, "key": "late"}
         )

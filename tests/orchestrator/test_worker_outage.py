@@ -121,7 +121,9 @@ async def _ride_out(
             down = [x for x in lines if x.get("event", "").startswith("database unreachable")]
             assert any(x.get("loop") == "janitor" for x in down), down
             # The log names the cause. The first line may come from a pooled connection the
-            # outage cut ("server closed the connection"); new connections are refused.
+            # outage cut ("server closed the connection"); new connections are refused, and a
+            # changed cause gets a line of its own at once ("database still unreachable").
+            down += [x for x in lines if x.get("event", "").startswith("database still")]
             assert any("Connection refused" in str(x.get("error")) for x in down), down
 
             async def said_back() -> bool:

@@ -80,6 +80,37 @@ def test_backoff_logs_an_outage_once_doubles_and_says_when_it_is_over() -> None:
     assert logs[0]["loop"] == "janitor"
 
 
+def test_backoff_says_at_once_when_the_outages_cause_changes() -> None:
+    """A connection the outage cut is the first line's cause; the refused connections after
+    it get one line of their own at once (not only at the 30 s reminder), and the same cause
+    again none."""
+    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_refused_port()}/x")
+    refused = _error_of(engine)
+    cut = sa.exc.OperationalError(
+        "SELECT 1", {}, Exception("consuming input failed: server closed the connection")
+    )
+    backoff = OutageBackoff(structlog.get_logger("t"), "janitor", first_s=0.1, cap_s=0.2)
+    with capture_logs() as logs:
+        backoff.failed(cut)
+        for _ in range(5):
+            backoff.failed(refused)
+        backoff.failed(cut)
+        backoff.ok()
+    events = [entry["event"] for entry in logs]
+    assert events == [
+        "database unreachable; retrying with backoff",
+        "database still unreachable; retrying with backoff",
+        "database reachable again; carrying on",
+    ]
+    assert "server closed the connection" in logs[0]["error"]
+    assert "Connection refused" in logs[1]["error"]
+    # a new outage says its first cause again
+    with capture_logs() as logs:
+        backoff.failed(refused)
+    assert [entry["error"] for entry in logs] == [logs[0]["error"]]
+    assert "Connection refused" in logs[0]["error"]
+
+
 def test_backoff_logs_other_failures_with_their_traceback() -> None:
     """A failure that is not an outage is logged in full every time (it is a bug)."""
     backoff = OutageBackoff(structlog.get_logger("t"), "relay")

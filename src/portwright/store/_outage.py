@@ -6,8 +6,9 @@ gone) rather than a bug or bad data: the gateway answers those with 503 + Retry-
 
 `OutageBackoff` is what a background loop (heartbeat, relay, inbox processor) holds to ride
 out an outage: after each failed round it says how long to wait (doubling, with jitter, up
-to a cap), and it logs one line when the outage starts, one now and then while it lasts, and
-one when the database is back, instead of a traceback per round.
+to a cap), and it logs one line when the outage starts, one when its cause changes (a
+connection the outage cut, then new ones refused), one now and then while it lasts, and one
+when the database is back, instead of a traceback per round.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ _SQLITE_UNAVAILABLE = (
     "unable to open database file",
     "disk I/O error",
 )
+
+
+_MAX_CAUSES = 8  # distinct causes said at once in one outage; more wait for the reminder
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -83,6 +87,7 @@ class OutageBackoff:
         self.failures = 0
         self._since: float | None = None
         self._reminded = 0.0
+        self._causes: set[str] = set()  # the errors this outage has logged
 
     @property
     def in_outage(self) -> bool:
@@ -103,21 +108,29 @@ class OutageBackoff:
                 exc_info=exc,
             )
             return delay
+        error = _one_line(exc)
         if self._since is None:
             self._since = self._reminded = now
+            self._causes = {error}
             self.log.warning(
                 "database unreachable; retrying with backoff",
                 loop=self.loop,
-                error=_one_line(exc),
+                error=error,
                 retry_in_s=round(delay, 2),
             )
-        elif now - self._reminded >= self.remind_every_s:
+        elif (error not in self._causes and len(self._causes) < _MAX_CAUSES) or (
+            now - self._reminded >= self.remind_every_s
+        ):
+            # a new cause is said at once (the first line may be a connection the outage
+            # cut, "server closed the connection"; the next ones say "Connection refused"),
+            # each once per outage; the same one again only as the periodic reminder
+            self._causes.add(error)
             self._reminded = now
             self.log.warning(
                 "database still unreachable; retrying with backoff",
                 loop=self.loop,
                 down_for_s=round(now - self._since, 1),
-                error=_one_line(exc),
+                error=error,
                 retry_in_s=round(delay, 2),
             )
         return delay
