@@ -79,6 +79,7 @@ async def _drain(
         await wait_until(started, timeout=90, every=0.1)
         assert first.proc is not None
         first.proc.terminate()  # SIGTERM
+
         # submitted once the worker says it drains: it must not start it (submitted at once
         # after the signal, a CI rehearsal's worker dequeued it before its drain began)
         def draining() -> bool:
