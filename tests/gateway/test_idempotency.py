@@ -154,3 +154,68 @@ def test_a_retry_after_the_gateway_died_mid_request_finds_the_first_job(
     other = httpx.post(url, json=body, headers=_headers(api_key, "k-died"))
     assert other.status_code == 202
     assert other.json()["id"] != first.json()["id"]
+
+
+async def test_the_answer_is_stored_before_the_client_gets_it(db_url: str) -> None:
+    """A client that got the answer and sends the request again must get the replay: the
+    answer is stored before the first byte of it goes out (sent first, a quick retry found
+    the key still in flight and got a 409 — a CI rehearsal under load did)."""
+    from starlette.types import Message, Receive, Scope, Send
+
+    from portwright.gateway._principal import Principal
+    from portwright.gateway.idempotency._middleware import IdempotencyMiddleware
+    from portwright.store import Store
+
+    store = Store.open(db_url)
+    tenant = store.tenants.ensure("acme")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 202, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"id": "job_1"}'})
+
+    middleware = IdempotencyMiddleware(app, store=store)
+    principal = Principal(tenant.id, "key_1", "pw_test", frozenset({"jobs:write"}), "starter")
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/jobs",
+        "query_string": b"",
+        "headers": [(b"idempotency-key", b"k-order")],
+        "state": {"principal": principal},
+    }
+    states: list[str | None] = []
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Message) -> None:
+        # what a retry sent the moment this message arrives would find
+        claim = await asyncio.to_thread(
+            store.idempotency.begin,
+            tenant.id,
+            "k-order",
+            _fingerprint(scope, b"{}"),
+            lease_s=120.0,
+            ttl_s=86_400.0,
+        )
+        states.append(claim.outcome)
+        sent.append(message)
+
+    try:
+        await middleware(scope, receive, send)
+        assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+        assert sent[1]["body"] == b'{"id": "job_1"}'
+        assert states == ["done", "done"]  # never "in_flight" once the client hears back
+        replay: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            replay.append(message)
+
+        await middleware(scope, receive, keep)
+        assert (b"idempotent-replayed", b"true") in replay[0]["headers"]
+        assert replay[1]["body"] == b'{"id": "job_1"}'
+    finally:
+        store.close()

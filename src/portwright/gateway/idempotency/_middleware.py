@@ -1,6 +1,8 @@
 """`Idempotency-Key` on every POST, as pure ASGI middleware (after authentication).
 
-- The first request with a key claims it (per tenant, 24 h) and its answer is stored.
+- The first request with a key claims it (per tenant, 24 h) and its answer is stored
+  before it is sent: a client that got the answer and sends the request again gets the
+  replay, never a 409 for a request that has ended.
 - A replay with the same body gets the stored status and body back
   (`Idempotent-Replayed: true`).
 - While the first is still running, the same key answers 409.
@@ -132,8 +134,12 @@ class IdempotencyMiddleware:
         status = 500
         headers: dict[str, str] = {}
         chunks: list[bytes] = []
+        held: list[Message] = []
 
         async def capture(message: Message) -> None:
+            # held back until the answer is stored (the gateway's answers are whole JSON
+            # bodies, never a stream): sent first, a client's quick retry would find the
+            # key still in flight (409) — a CI rehearsal under load saw it
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
@@ -143,7 +149,7 @@ class IdempotencyMiddleware:
                         headers[text] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         repo = self.store.idempotency
         try:
@@ -151,17 +157,31 @@ class IdempotencyMiddleware:
         except BaseException:
             await asyncio.shield(self._release(tenant_id, key))
             raise
-        if status >= 500 or status == 429:
-            await self._release(tenant_id, key)
-            return
-        await asyncio.to_thread(
-            repo.complete,
-            tenant_id,
-            key,
-            status_code=status,
-            headers=headers,
-            body=b"".join(chunks),
-        )
+        try:
+            if status >= 500 or status == 429:
+                await self._release(tenant_id, key)
+            else:
+                await asyncio.to_thread(
+                    repo.complete,
+                    tenant_id,
+                    key,
+                    status_code=status,
+                    headers=headers,
+                    body=b"".join(chunks),
+                )
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            # the work is done and its answer goes out; the claim's lease ends it (a retry
+            # then is served afresh, finding what this request created by its ids)
+            log.warning(
+                "idempotency answer not stored: database unavailable; its lease will end",
+                lease_s=self.lease_s,
+                error=type(exc).__name__,
+            )
+        finally:  # the answer goes out whatever became of storing it
+            for message in held:
+                await send(message)
 
     async def _release(self, tenant_id: str, key: str) -> None:
         """Free the key for a retry; with the database gone, its lease frees it instead (the
