@@ -22,8 +22,9 @@ back 200 with its title on both paths.
 
     python benchmarks/fetch_cpu.py --before /tmp/fetch-before [--items 2000] [--rounds 3]
 
-Prints each child's ms of CPU per page for bare and ours, then the medians over rounds of
-each tree, ours/bare per tree, and after/before.
+Prints each child's ms of CPU per page for bare and ours, then per tree the medians over
+rounds of ours, of each child's ours/bare and of its ours - bare (the path's own cost above
+curl_cffi; both ratios cancel the load of the child's moment), and after/before of each.
 """
 
 from __future__ import annotations
@@ -200,18 +201,25 @@ def main() -> int:
                     f"load {os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
-    medians: dict[str, float] = {}
+    medians: dict[str, tuple[float, float, float]] = {}
     for name, rows in results.items():
         bare = statistics.median(r["bare_ms"] for r in rows)
         ours = statistics.median(r["ours_ms"] for r in rows)
+        # each child's own ratio and overhead: the load of its moment cancels out
+        ratio = statistics.median(r["ours_ms"] / r["bare_ms"] for r in rows)
+        extra = statistics.median(r["ours_ms"] - r["bare_ms"] for r in rows)
         spread = f"{min(r['ours_ms'] for r in rows):.3f}-{max(r['ours_ms'] for r in rows):.3f}"
-        medians[name] = ours
+        medians[name] = (ours, ratio, extra)
         print(
             f"MEDIAN {name:6} bare {bare:.3f} ms/page  ours {ours:.3f} ms/page ({spread})  "
-            f"ours/bare {ours / bare:.2f}"
+            f"ours/bare {ratio:.2f}  ours-bare {extra:.3f} ms/page"
         )
     if "before" in medians:
-        print(f"after/before {medians['after'] / medians['before']:.3f}")
+        (ours_a, ratio_a, extra_a), (ours_b, ratio_b, extra_b) = medians["after"], medians["before"]
+        print(
+            f"after/before: ours {ours_a / ours_b:.3f}, ours/bare {ratio_a / ratio_b:.3f}, "
+            f"ours-bare {extra_a / extra_b:.3f}"
+        )
     return 0
 
 
