@@ -108,10 +108,11 @@ def url_parts(text: str) -> tuple[str, str, bool, int | None]:
     remembered: a fetch checks its URL several times, once per guard and per layer).
 
     These four come from the scheme and the authority alone; what follows them can only
-    make httpx refuse the URL (a control character, which it checks everywhere; the path
-    rules cannot fail after an authority). So a URL whose rest is printable is answered
-    from its origin's parse, remembered per origin (a batch's URLs share a few), and any
-    other URL is parsed whole, as before."""
+    make httpx refuse the URL (a control character or a lone surrogate, which are not
+    printable, or a URL over its length limit; the path rules cannot fail after an
+    authority). So a URL of a usual length whose rest is printable is answered from its
+    origin's parse, remembered per origin (a batch's URLs share a few), and any other URL
+    is parsed whole, as before."""
     origin = _ORIGIN.match(text)
     if origin is not None and len(text) <= _MAX_URL_LENGTH:
         rest = text[origin.end() :]
