@@ -157,3 +157,76 @@ async def test_connection_is_pinned_to_the_checked_address(world: SandboxWorld) 
     with pytest.raises(httpx.ConnectError):
         async with guarded_client(UrlGuard(parse_allowlist(["127.0.0.1:1"]))) as http:
             await http.get("http://127.0.0.1:1/")
+
+
+# URLs whose reading by httpx has a corner: case, credentials, IPv6, bad IPv4 and ports,
+# IDNA, spaces, control characters and surrogates after the authority, no authority.
+ODD_URLS = [
+    "http://a.test/x",
+    "HTTP://A.TEST:80/x?y#z",
+    "https://a.test:443",
+    "https://a.test:8443/",
+    "http://u:p@a.test/",
+    "http://@a.test/",
+    "http://[::1]:8080/x",
+    "http://[::1",
+    "http://999.1.1.1/",
+    "http://a.test:99999/",
+    "http://a.test:x/",
+    "http://xn--bcher-kva.ch/",
+    "http://bücher.ch/p",
+    "http://a.test/p q",
+    "http://a.test/p\tq",
+    "http://a.test/p\x7fq",
+    "http://a.test/\ud800",
+    "http://a.test/\u2028",
+    "http://a.test?x",
+    "http://a.test#f",
+    "http:///p",
+    "http://a.test/" + "x" * 70_000,
+    "http://h\tst/",
+    "http://a.test:/x",
+    "http://a.test./x",
+    "mailto:x@y.test",
+    "//a.test/x",
+    "http:a.test",
+    "http://%41.test/",
+]
+
+
+@pytest.mark.parametrize("url", ODD_URLS)
+def test_url_parts_read_every_url_as_httpx_does(url: str) -> None:
+    """The guard's reading of a URL (answered from its origin when the rest cannot matter)
+    is httpx's reading of the whole URL: the same parts, or the same error."""
+    from portwright.resources.ssrf._guard import url_parts
+
+    def read(parse: object) -> object:
+        try:
+            return parse(url)  # type: ignore[operator]
+        except Exception as exc:  # the error is what is compared
+            return type(exc), str(exc)
+
+    def by_httpx(text: str) -> tuple[str, str, bool, int | None]:
+        parsed = httpx.URL(text)
+        return parsed.scheme, parsed.host, bool(parsed.userinfo), parsed.port
+
+    for _ in range(2):  # the second time from what was remembered
+        assert read(url_parts) == read(by_httpx)
+
+
+async def test_a_remembered_origin_refuses_as_the_first_reading_did(guard: UrlGuard) -> None:
+    """Once an origin was read, its other URLs are still judged on their own: a private
+    origin refuses every path, a control character after a good origin is refused, and a
+    name re-pointed at loopback is refused on its next check."""
+    for path in ("/", "/a", "/b?c=d", "#e"):
+        with pytest.raises(UrlRefusedError, match="loopback"):
+            await guard.check(f"http://127.0.0.1{path}")
+    assert await guard.check("https://public.test/ok") == ["93.184.216.34"]
+    with pytest.raises(UrlRefusedError, match="not a valid URL"):
+        await guard.check("https://public.test/a\nb")
+    table = {"moving.test": ["93.184.216.34"]}
+    moving = UrlGuard(resolver=StaticResolver(table))
+    assert await moving.check("http://moving.test/1") == ["93.184.216.34"]
+    moving = UrlGuard(resolver=StaticResolver({"moving.test": ["127.0.0.1"]}))
+    with pytest.raises(UrlRefusedError, match="loopback"):
+        await moving.check("http://moving.test/2")

@@ -246,8 +246,9 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
             return {BROWSERS_DOWN: exc.message}
         output = result.summary()
         output["tier"] = result.rung
-        output["bytes"] = len(result.html.encode())
-        await self._deliverables(sc, output, result.html, result.final_url)
+        body = result.html.encode()
+        output["bytes"] = len(body)
+        await self._deliverables(sc, output, result.html, result.final_url, body)
         if result.screenshot is not None:
             evidence_id = await sc.attach(
                 "screenshot", result.screenshot, content_type="image/png", url=result.final_url
@@ -264,13 +265,19 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
         return output
 
     async def _deliverables(
-        self, sc: StepContext, output: dict[str, Any], html: str, url: str
+        self,
+        sc: StepContext,
+        output: dict[str, Any],
+        html: str,
+        url: str,
+        body: bytes | None = None,
     ) -> None:
-        """The page body and the extracted data: inline when small, else stored (evidence
-        "html" / "extracted") and named under `results`."""
+        """The page body (`body`: `html` encoded, when the caller has it) and the extracted
+        data: inline when small, else stored (evidence "html" / "extracted") and named
+        under `results`."""
         limit = type(self).inline_bytes
         stored: dict[str, Any] = {}
-        body = html.encode()
+        body = html.encode() if body is None else body
         if len(body) <= limit:
             output["html"] = html
         else:
@@ -281,7 +288,8 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
                 "bytes": len(body),
                 "content_type": "text/html",
             }
-        data = json.dumps(output.get("extracted") or {}, separators=(",", ":")).encode()
+        extracted = output.get("extracted")
+        data = json.dumps(extracted, separators=(",", ":")).encode() if extracted else b"{}"
         if len(data) > limit:
             output["extracted"] = None
             evidence_id = await sc.attach(

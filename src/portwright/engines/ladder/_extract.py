@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Mapping
 
+from lxml import etree  # type: ignore[import-untyped]  # parsel's parser; no type information
 from parsel import Selector
+from parsel.selector import _detect_xml_or_html
 
 from portwright.sdk import ExtractRule
 
@@ -23,9 +27,23 @@ def _value(node: Selector, attribute: str | None) -> str | None:
     return " ".join(t for t in texts if t)
 
 
+# What a JSON object or array may start with: parsel reads only those as JSON documents.
+_JSON_START = re.compile(r"[ \t\n\r]*[\[{]")
+_TITLE = "descendant-or-self::title/text()"  # parsel's translation of `title::text`
+_compiled = threading.local()  # an lxml XPath per thread: not one object shared by threads
+
+
 def parse(html: str | Selector) -> Selector:
-    """A parsed document (parse once, then extract, check and title from the same tree)."""
-    return html if isinstance(html, Selector) else Selector(text=html)
+    """A parsed document (parse once, then extract, check and title from the same tree).
+
+    parsel's type detection tries `json.loads` on every text first (an exception per
+    HTML page); a text that cannot be a JSON object or array skips it and is typed as
+    parsel would type it (XML with a declaration, else HTML)."""
+    if isinstance(html, Selector):
+        return html
+    if _JSON_START.match(html):
+        return Selector(text=html)
+    return Selector(text=html, type=_detect_xml_or_html(html))
 
 
 def extract(html: str | Selector, rules: Mapping[str, ExtractRule]) -> dict[str, Extracted]:
@@ -48,5 +66,13 @@ def has_selector(html: str | Selector, css: str) -> bool | None:
 
 
 def title_of(html: str | Selector) -> str | None:
-    title = parse(html).css("title::text").get()
+    doc = parse(html)
+    if doc.type in ("html", "xml"):  # `css("title::text").get()`, its XPath compiled once
+        xpath = getattr(_compiled, "title", None)
+        if xpath is None:
+            xpath = _compiled.title = etree.XPath(_TITLE)
+        found = xpath(doc.root)
+        title = str(found[0]) if found else None
+    else:  # a JSON document: parsel refuses CSS on it, as it always has
+        title = doc.css("title::text").get()
     return title.strip() if title else None

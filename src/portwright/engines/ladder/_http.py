@@ -180,16 +180,18 @@ class CurlFetcher:
                     )
                 finally:
                     _PIN.reset(token)
-                host = urlsplit(url).hostname or ""
-                session.update(
-                    {
-                        "name": c.name,
-                        "value": c.value or "",
-                        "domain": c.domain or host,
-                        "path": c.path,
-                    }
-                    for c in response.cookies.jar
-                )
+                jar = response.cookies.jar
+                if jar:  # a cookie without a domain is the host's
+                    host = urlsplit(url).hostname or ""
+                    session.update(
+                        {
+                            "name": c.name,
+                            "value": c.value or "",
+                            "domain": c.domain or host,
+                            "path": c.path,
+                        }
+                        for c in jar
+                    )
                 location = response.headers.get("location")
                 if response.status_code in (301, 302, 303, 307, 308) and location:
                     if response.status_code in (301, 302, 303):

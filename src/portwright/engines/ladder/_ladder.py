@@ -28,7 +28,7 @@ from portwright.engines.browser import BrowserPool, EvidenceSink
 from portwright.engines.ladder._browser import BrowserFetcher
 from portwright.engines.ladder._climb import Climb, RungTries, proxy_at_fault
 from portwright.engines.ladder._extract import ExtractRule, parse
-from portwright.engines.ladder._http import CurlFetcher, Exchange, FetchRequest, Guard, guards_of
+from portwright.engines.ladder._http import CurlFetcher, Exchange, FetchRequest, Guard
 from portwright.engines.ladder._memory import MemoryTierMemory, TierMemory, choose_start
 from portwright.engines.ladder._result import FetchResult
 from portwright.engines.ladder._rungs import ENGINE_RUNGS, LadderConfig, Rung, site_of
@@ -37,6 +37,7 @@ from portwright.engines.ladder._signals import unrendered
 from portwright.observability import PROCESS
 from portwright.resources import CaptchaSolver
 from portwright.resources.proxies import PoolExhaustedError, Proxy, ProxyPool
+from portwright.resources.ssrf import all_checks
 from portwright.sdk import (
     BlockedError,
     ChallengeError,
@@ -134,14 +135,17 @@ class Ladder:
     async def start_rung(self, url: str, engine: str = "auto", *, screenshot: bool = False) -> str:
         """The rung a fetch of `url` would start on now."""
         rungs = self.rungs_for(engine, screenshot=screenshot)
+        return rungs[await self._start(rungs, site_of(url), engine)].name
+
+    async def _start(self, rungs: list[Rung], site: str, engine: str) -> int:
+        """The index in `rungs` (the engine's) of the rung a fetch of `site` starts on."""
         if engine != "auto":
-            return rungs[0].name
-        stats = await self.memory.stats(site_of(url))
+            return 0
+        stats = await self.memory.stats(site)
         c = self.config
-        index = choose_start(
+        return choose_start(
             rungs, stats, threshold=c.success_threshold, reprobe_after_s=c.reprobe_after_s
         )
-        return rungs[index].name
 
     async def fetch(
         self,
@@ -169,16 +173,16 @@ class Ladder:
         Playwright trace of browser rungs into `evidence` (None: `config.trace`)."""
         if proxy_tier is not None and self.proxies and proxy_tier not in self.proxies.tiers:
             raise PermanentError(f"unknown proxy tier {proxy_tier!r}")
-        checks = guards_of(FetchRequest(url, guard=guard), self.guard)
+        checks = all_checks(self.guard, guard)  # as the rungs run them (guards_of)
         if checks is not None:  # a refused URL fails with the guard's reason, not robots'
             await checks(url)
         if not await self.politeness.allowed(url, respect=respect_robots, guard=checks):
             raise PermanentError(f"robots.txt disallows {url}", robots=True, url=url)
         rungs = self.rungs_for(engine, screenshot=screenshot)
-        first = await self.start_rung(url, engine, screenshot=screenshot)
-        start = next(i for i, r in enumerate(rungs) if r.name == first)
+        site = site_of(url)
+        start = await self._start(rungs, site, engine)
         climb = Climb(
-            site=site_of(url),
+            site=site,
             request=FetchRequest(
                 url,
                 wait_for=wait_for,

@@ -44,6 +44,8 @@ class Session:
 
     def cookie_header(self, url: str) -> str | None:
         """The `Cookie` header for `url`: the session's cookies whose domain and path match."""
+        if not self._cookies:  # most fetches have no session: nothing to match the URL with
+            return None
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         path = parts.path or "/"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -95,10 +96,37 @@ class StaticResolver:
         return found
 
 
+# httpx's split of a URL with a scheme and an authority (its URL_REGEX): the authority
+# runs to the first "/", "?" or "#".
+_ORIGIN = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*")
+_MAX_URL_LENGTH = 65_536  # httpx refuses longer URLs
+
+
 @functools.lru_cache(maxsize=4096)
 def url_parts(text: str) -> tuple[str, str, bool, int | None]:
     """A URL's scheme, host, whether it carries credentials, and its port (httpx's parser,
-    remembered: a fetch checks its URL several times, once per guard and per layer)."""
+    remembered: a fetch checks its URL several times, once per guard and per layer).
+
+    These four come from the scheme and the authority alone; what follows them can only
+    make httpx refuse the URL (a control character or a lone surrogate, which are not
+    printable, or a URL over its length limit; the path rules cannot fail after an
+    authority). So a URL of a usual length whose rest is printable is answered from its
+    origin's parse, remembered per origin (a batch's URLs share a few), and any other URL
+    is parsed whole, as before."""
+    origin = _ORIGIN.match(text)
+    if origin is not None and len(text) <= _MAX_URL_LENGTH:
+        rest = text[origin.end() :]
+        if rest.isprintable():
+            return _origin_parts(origin.group())
+    return _parse_parts(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin_parts(origin: str) -> tuple[str, str, bool, int | None]:
+    return _parse_parts(origin)
+
+
+def _parse_parts(text: str) -> tuple[str, str, bool, int | None]:
     parsed = httpx.URL(text)
     return parsed.scheme, parsed.host, bool(parsed.userinfo), parsed.port
 
