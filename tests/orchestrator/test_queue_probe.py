@@ -173,3 +173,81 @@ def test_a_busy_queue_polls_without_a_read_each_time_and_idle_polls_keep_reading
     assert not probe.has_work("portal-a")  # an idle queue's poll reads again
     assert probe.reads == reads + 1
     assert not probe.has_work("chunks")  # and the emptied queue is skipped from then on
+
+
+def _in_thread(name: str, fn: Any) -> Any:
+    """`fn()` on a thread named `name` (DBOS names a queue's poll `queue-worker-<queue>`)."""
+    import threading
+
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(fn()), name=name)
+    thread.start()
+    thread.join(timeout=30)
+    assert out, f"{name} did not return"
+    return out[0]
+
+
+def test_an_idle_queues_poll_reuses_its_row_for_a_second_and_a_busy_one_reloads_it(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """The queue's own poll (its `queue-worker-` thread) reloads the queue's DBOS row
+    (its config) at most every `_RELOAD_S` while the probe finds the queue idle; every
+    poll once this process enqueued on it; any other caller reads it every time. A config
+    change reaches the idle queue's poll within that second."""
+    import sqlalchemy as sa
+
+    from portwright.orchestrator._queue_probe import _RELOAD_S
+
+    settings = reaching(settings, world)
+    runtime: Runtime = make_runtime(_registry(), settings=settings, run_workers=False)
+    queue = runtime.registered_queue("echo")
+    assert queue is not None
+    sys_db = _sys_db()
+    probe = install_queue_probe(ttl_s=3600.0)
+    assert probe is not None
+    reloads = 0
+
+    @sa.event.listens_for(sys_db.engine, "before_cursor_execute")
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        nonlocal reloads
+        if "FROM" in statement and "queues" in statement and "workflow_status" not in statement:
+            reloads += 1
+
+    poll = f"queue-worker-{queue.name}"
+    try:
+        first = _in_thread(poll, lambda: sys_db.get_queue(queue.name))
+        assert first.name == queue.name
+        assert reloads == 1  # the probe has not read yet: unsure, reloaded
+        assert sys_db.dequeue_scopes(queue.name) == []  # the probe reads: idle
+        again = [_in_thread(poll, lambda: sys_db.get_queue(queue.name)) for _ in range(5)]
+        assert reloads == 1  # idle: the row loaded less than a second ago
+        assert all(row is first for row in again)
+        for _ in range(3):  # another caller (not the queue's poll) reads every time
+            assert sys_db.get_queue(queue.name).name == queue.name
+        assert reloads == 4
+
+        interval = first.polling_interval_sec * 2
+        queue.set_polling_interval_sec(interval)  # seen by the idle poll within a second
+        wait_until_sync(
+            lambda: (
+                _in_thread(poll, lambda: sys_db.get_queue(queue.name)).polling_interval_sec
+                == interval
+            ),
+            timeout=_RELOAD_S * 5,
+            every=0.05,
+        )
+
+        tenant = runtime.store.tenants.ensure("acme", plan="business")
+        job = asyncio.run(
+            JobService(runtime).submit(
+                tenant_id=tenant.id, adapter="echo", input={"url": world.url("echo"), "key": "k"}
+            )
+        )
+        before = reloads
+        for _ in range(3):  # marked: work waits, every poll reloads
+            _in_thread(poll, lambda: sys_db.get_queue(queue.name))
+        assert reloads == before + 3
+        DBOS.cancel_workflow(job.id)
+    finally:
+        sa.event.remove(sys_db.engine, "before_cursor_execute", count)
+        uninstall_queue_probe()
