@@ -21,14 +21,6 @@ A queue that had work at the last read is not the reason for another: its polls 
 DBOS's own until an idle queue's poll reads again (the busy queue's fast polls no longer
 set the pace of the reads).
 
-Each poll also starts with a reload of the queue's DBOS row (its config: concurrency,
-polling interval), one more statement per queue per poll (~70 a second for a worker's
-queues, most of an idle worker's CPU). The probe hooks `get_queue` too, for the queue's
-own poll only: a queue idle at the last read, not marked since, keeps the row it loaded
-less than `_RELOAD_S` ago. A config change reaches an idle queue's poll up to that much
-later (a busy queue still reloads every poll); a queue's first dequeue after it gets work
-can use a row that old, where DBOS's own is one polling interval old.
-
 Freshness: a workflow enqueued by this process (`Runtime.enqueue`, `enqueue_many`,
 chunks) marks its queue (`mark`) after its commit, and a marked queue polls as before
 until a probe read after the mark says it is empty. One enqueued by another process (a
@@ -56,8 +48,6 @@ log = structlog.get_logger("portwright.queues")
 _ENQUEUED: sa.ColumnClause[str] = sa.literal_column("'ENQUEUED'")
 _IN_FLIGHT: tuple[sa.ColumnClause[str], ...] = (_ENQUEUED, sa.literal_column("'PENDING'"))
 _FAILED_S = 1.0  # after a failed read, the next one waits this long
-# An idle queue's poll reloads its DBOS queue row (its config) at most this often
-_RELOAD_S = 1.0
 
 
 class QueueProbe:
@@ -108,18 +98,6 @@ class QueueProbe:
             if queue_name in self._with_work:
                 return True
             return self._marked.get(queue_name, float("-inf")) >= self._read_at
-
-    def idle(self, queue_name: str) -> bool:
-        """Whether the last read found no ENQUEUED workflow in `queue_name` and this
-        process enqueued none there since (without reading: False when unsure)."""
-        with self._lock:
-            return (
-                time.monotonic() >= self._failed_until
-                and self._read_at > float("-inf")
-                and queue_name in self._names
-                and queue_name not in self._with_work
-                and self._marked.get(queue_name, float("-inf")) < self._read_at
-            )
 
     def _read(self) -> None:
         started = time.monotonic()
@@ -181,27 +159,7 @@ def install_queue_probe(ttl_s: float) -> QueueProbe | None:
             log.debug("queue probe failed; polling as before", queue=queue_name, error=repr(exc))
         return original(queue_name)
 
-    original_get_queue: Callable[..., Any] = sys_db.get_queue
-    loaded: dict[str, tuple[float, Any]] = {}  # queue -> (when, its row as last reloaded)
-
-    def get_queue(name: str, **kw: Any) -> Any:
-        # Only a queue's own poll (DBOS's thread `queue-worker-<name>`) reuses its row:
-        # every other caller reads the row as DBOS does.
-        if kw or threading.current_thread().name != f"queue-worker-{name}":
-            return original_get_queue(name, **kw)
-        now = time.monotonic()
-        cached = loaded.get(name)
-        if cached is not None and now - cached[0] < _RELOAD_S and probe.idle(name):
-            return cached[1]
-        queue = original_get_queue(name)
-        if queue is None:
-            loaded.pop(name, None)
-        else:
-            loaded[name] = (now, queue)
-        return queue
-
     sys_db.dequeue_scopes = dequeue_scopes
-    sys_db.get_queue = get_queue
     _installed[:] = [probe]
     return probe
 
