@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from portwright.store import Store
@@ -136,3 +137,37 @@ def test_update_plain_sets_what_an_executemany_sets_and_counts_matched_rows(db_u
             assert nulls[ids[i]] == nulls[ids[i + half]]  # JSON null, not SQL NULL, alike
     finally:
         store.close()
+
+
+def test_json_values_are_serialized_as_json_dumps_serializes_them() -> None:
+    """A JSON column's text on SQLite is `json.dumps`'s, character for character, through
+    `_dumps`'s prebuilt encoder too; what it cannot encode fails as `json.dumps` fails."""
+    import json
+
+    from portwright.store._bulk import _dumps
+
+    values: list[Any] = [
+        {},
+        [],
+        {"a": 1},
+        _payload(7),
+        [_payload(1), _payload(2), [], {}],
+        {"floats": [0.1, 1 / 3, 1e300, -0.0, 5e-324, 2.5], "big": 2**70, "neg": -(2**40)},
+        {"ascii": 'é\u2028\x00\t\n"', "emoji": "\U0001f600", "k\u00e9y": None},
+        {1: "int key", 2.5: "float key", False: "bool key", None: "none key"},
+        {"tuple": (1, "two", None), "nested": {"deep": [{"x": [[[]]]}]}},
+        {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")},
+        "a string",
+        42,
+        1.5,
+        None,
+        True,
+    ]
+    for value in values:
+        assert _dumps(value) == json.dumps(value), value
+    for bad in ({"set": {1, 2}}, [object()], {("tuple", "key"): 1}):
+        with pytest.raises(TypeError) as expected:
+            json.dumps(bad)
+        with pytest.raises(TypeError) as raised:
+            _dumps(bad)
+        assert str(raised.value) == str(expected.value)

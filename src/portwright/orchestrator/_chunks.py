@@ -321,14 +321,15 @@ class ItemJob:
     them), a step runs once; anything durable (a failure to retry, a wait, children, an
     alert) raises `Leave`."""
 
-    def __init__(self, runner: ChunkRunner, job: JobRecord) -> None:
+    def __init__(self, runner: ChunkRunner, job: JobRecord, data: BaseModel | None = None) -> None:
         self._runner = runner
         self._job = job
         cls = runner.adapter_cls
         self._machine = cls.machine
-        rt = runner.runtime
-        opened = rt.inputs.open(job.tenant_id, cls.input_model, job.input)
-        self._input = cls.input_model.model_validate(opened)
+        if data is None:  # not validated already by the fetch step's read (`Runtime.site_of`)
+            opened = runner.runtime.inputs.open(job.tenant_id, cls.input_model, job.input)
+            data = cls.input_model.model_validate(opened)
+        self._input = data
         self._state = job.state
         self._cookies: list[CookieRow] = []
         self.changes: list[dict[str, Any]] = []
@@ -456,7 +457,10 @@ class ChunkRunner:
         say what became of it: {id, ok, changes, output} or {id, leave: why}."""
         rt = self.runtime
         portal = self.adapter_cls.portal_name()
-        jobs, gate, held, self.selectors = await asyncio.to_thread(self._read, job_ids, portal)
+        inputs: dict[str, Any] = {}  # {job id: (adapter class, input)}, validated by the read
+        jobs, gate, held, self.selectors = await asyncio.to_thread(
+            self._read, job_ids, portal, inputs
+        )
         initial = self.adapter_cls.machine.initial
         limit = self.limit
 
@@ -467,25 +471,27 @@ class ChunkRunner:
                 return {"id": job.id, "seq": job.seq, "leave": gate or held[job.id]}
             if job.paused or job.cancel_requested:
                 return {"id": job.id, "seq": job.seq, "leave": "paused"}
+            cls, data = inputs.pop(job.id, (None, None))
             async with limit:
-                return await self._run_item(job)
+                return await self._run_item(job, data if cls is self.adapter_cls else None)
 
         return list(await asyncio.gather(*(one(job) for job in jobs)))
 
     def _read(
-        self, job_ids: list[str], portal: str
+        self, job_ids: list[str], portal: str, inputs: dict[str, Any] | None = None
     ) -> tuple[list[JobRecord], str | None, dict[str, str], SelectorMap]:
         """What the fetch step reads, in one connection: the items; why none may run now
         (the portal paused, cooling down or its breaker not closed: each item's own
         workflow waits that out), or None; why some must wait for their target site
-        ({job id: why}, `Runtime.sites_holding`); the adapter's selectors."""
+        ({job id: why}, `Runtime.sites_holding`, which validates each item's input on the
+        way: kept in `inputs` for its run); the adapter's selectors."""
         rt = self.runtime
         store = rt.store
         with store.engine.connect() as conn:
             jobs = store.jobs.read_many(conn, job_ids)
             record = store.portals.read(conn, portal)
             breaker = store.portals.breaker_state(conn, f"portal:{portal}")
-            held = rt.sites_holding(jobs, conn)  # per target site
+            held = rt.sites_holding(jobs, conn, inputs=inputs)  # per target site
         selectors = rt.selectors_for(self.adapter_cls)
         now = time.time()
         if record.paused:
@@ -496,9 +502,9 @@ class ChunkRunner:
             return jobs, f"portal circuit {breaker}", held, selectors
         return jobs, None, held, selectors
 
-    async def _run_item(self, job: JobRecord) -> dict[str, Any]:
+    async def _run_item(self, job: JobRecord, data: BaseModel | None = None) -> dict[str, Any]:
         try:
-            item = ItemJob(self, job)
+            item = ItemJob(self, job, data)
             output = await self.adapter_cls().run(item)
         except Leave as exc:
             return {"id": job.id, "seq": job.seq, "leave": exc.reason}

@@ -59,6 +59,7 @@ class QueueProbe:
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
         self._names: list[str] = []  # every queue asked about so far
+        self._query: sa.Executable | None = None  # the read for `_names`, built once
         self._with_work: set[str] = set()
         self._read_at = float("-inf")  # monotonic start of the last read
         self._marked: dict[str, float] = {}  # queue -> when this process last enqueued
@@ -76,6 +77,7 @@ class QueueProbe:
                 return True
             if queue_name not in self._names:
                 self._names.append(queue_name)
+                self._query = None
                 self._read_at = float("-inf")  # a queue not read yet: read again now
             elif queue_name in self._with_work:
                 # It had work at the last read: its poll goes on as DBOS's own without
@@ -99,8 +101,20 @@ class QueueProbe:
 
     def _read(self) -> None:
         started = time.monotonic()
+        if self._query is None:
+            self._query = self._build()
+        with self._engine.connect() as conn:
+            rows = conn.execute(self._query).all()
+        self._with_work = {self._names[int(row[0])] for row in rows}
+        self._read_at = started
+        self.reads += 1
+
+    def _build(self) -> sa.Executable:
+        """The read's statement for the queues asked about so far: built again only when a
+        queue joins, since a statement object keeps its SQLAlchemy cache key (building the
+        union and its cache key on every read was most of the read's CPU)."""
         ws = self._table
-        query = sa.union_all(
+        return sa.union_all(
             *(
                 sa.select(sa.literal(index).label("q")).where(
                     sa.exists().where(
@@ -112,11 +126,6 @@ class QueueProbe:
                 for index, name in enumerate(self._names)
             )
         )
-        with self._engine.connect() as conn:
-            rows = conn.execute(query).all()
-        self._with_work = {self._names[int(row[0])] for row in rows}
-        self._read_at = started
-        self.reads += 1
 
 
 _installed: list[QueueProbe] = []  # the probe of this process's launched DBOS, if any

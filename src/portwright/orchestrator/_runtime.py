@@ -624,56 +624,72 @@ class Runtime:
             "now": now,
         }
 
-    def site_of(self, job: JobRecord) -> str | None:
-        """The job's target site (`Adapter.site_of`), or None."""
+    def site_of(self, job: JobRecord, inputs: dict[str, Any] | None = None) -> str | None:
+        """The job's target site (`Adapter.site_of`), or None. With `inputs`, the input
+        validated on the way is kept there, {job id: (adapter class, input)}, for a caller
+        that runs the job next (a chunk's item: its input then opens and validates once)."""
         if job.adapter not in self.registry:
             return None
         adapter = self.registry.get(job.adapter)
         try:
             opened = self.inputs.open(job.tenant_id, adapter.input_model, job.input)
-            site = adapter().site_of(adapter.input_model.model_validate(opened))
+            data = adapter.input_model.model_validate(opened)
+            site = adapter().site_of(data)
         except Exception:  # noqa: BLE001 - an unreadable input is its own workflow's to fail
             return None
+        if inputs is not None:
+            inputs[job.id] = (adapter, data)
         return None if site is None else site.host
 
     def sites_holding(
-        self, jobs: Sequence[JobRecord], conn: sa.Connection | None = None
+        self,
+        jobs: Sequence[JobRecord],
+        conn: sa.Connection | None = None,
+        *,
+        inputs: dict[str, Any] | None = None,
     ) -> dict[str, str]:
         """{job id: why it must wait} for jobs whose target site (or the tenant's use of
         it) is cooling down or behind a breaker that is not closed (a chunk's items).
-        Read in `conn` if given (one connection for all of a sub-chunk's reads)."""
+        Read in `conn` if given (one connection for all of a sub-chunk's reads): the sites'
+        rows in one statement, their breakers in another. `inputs`: see `site_of`."""
         if conn is None:
             with self.store.engine.connect() as opened:
-                return self.sites_holding(jobs, opened)
-        hosts = {job.id: self.site_of(job) for job in jobs}
-        names = {
-            name
-            for job in jobs
-            if (host := hosts[job.id])
-            for name in (site_name(job.portal, host), site_name(job.portal, host, job.tenant_id))
-        }
+                return self.sites_holding(jobs, opened, inputs=inputs)
+        # (job id, host, its site's name, the tenant's use of it, the site's breaker)
+        sited: list[tuple[str, str, str, str, str]] = []
+        for job in jobs:
+            host = self.site_of(job, inputs)
+            if host:
+                own, tenants = (
+                    site_name(job.portal, host),
+                    site_name(job.portal, host, job.tenant_id),
+                )
+                sited.append((job.id, host, own, tenants, site_breaker(job.portal, host)))
+        if not sited:
+            return {}
         now = time.time()
+        names = sorted({name for _, _, own, tenants, _ in sited for name in (own, tenants)})
         cooling = {
             row.name: f"site {row.host} cooling down: {row.cooldown_reason}"
-            for row in self.store.sites.read(conn, sorted(names))
+            for row in self.store.sites.read(conn, names)
             if row.cooldown_until is not None and row.cooldown_until > now
         }
+        # the breakers of the sites not cooling down (a cooling site's items wait anyway)
+        wanted = {
+            breaker
+            for _, _, own, tenants, breaker in sited
+            if own not in cooling and tenants not in cooling
+        }
+        states = self.store.portals.breaker_states(conn, sorted(wanted))
         held: dict[str, str] = {}
-        breakers: dict[str, str] = {}
-        for job in jobs:
-            host = hosts[job.id]
-            if not host:
-                continue
-            own = site_name(job.portal, host)
-            why = cooling.get(own) or cooling.get(site_name(job.portal, host, job.tenant_id))
+        for job_id, host, own, tenants, breaker in sited:
+            why = cooling.get(own) or cooling.get(tenants)
             if why is None:
-                breaker = site_breaker(job.portal, host)
-                if breaker not in breakers:
-                    breakers[breaker] = self.store.portals.breaker_state(conn, breaker)
-                if breakers[breaker] != "closed":
-                    why = f"site {host} circuit {breakers[breaker]}"
+                state = states[breaker]
+                if state != "closed":
+                    why = f"site {host} circuit {state}"
             if why is not None:
-                held[job.id] = why
+                held[job_id] = why
         return held
 
     def record_portal_outcome(self, portal: str, *, ok: bool, site: str | None = None) -> None:

@@ -36,6 +36,37 @@ class BatchRecord:
     finished_at: float | None
 
 
+# `count_ended`'s statements, built once (each record transaction of a chunk runs them: a
+# statement built per call generates its SQLAlchemy cache key again each time).
+_FINISH = (
+    batches.update()
+    .where(
+        batches.c.id == sa.bindparam("b_id"),
+        batches.c.remaining <= 0,
+        batches.c.finished_at.is_(None),
+    )
+    .values(finished_at=sa.bindparam("b_now", type_=sa.Float))
+)
+_COUNTING: dict[tuple[str, ...], sa.Update] = {}
+
+
+def _counting(outcomes: tuple[str, ...]) -> sa.Update:
+    """The UPDATE counting ended items into `remaining` and each of `outcomes`."""
+    statement = _COUNTING.get(outcomes)
+    if statement is None:
+        c = batches.c
+        ended = sa.bindparam("b_ended", type_=sa.Integer)
+        values: dict[str, object] = {"remaining": c.remaining - ended}
+        for outcome in outcomes:
+            values[outcome] = c[outcome] + sa.bindparam(f"b_{outcome}", type_=sa.Integer)
+        statement = _COUNTING[outcomes] = (
+            batches.update()
+            .where(c.id == sa.bindparam("b_id"), c.finished_at.is_(None), c.remaining >= ended)
+            .values(**values)
+        )
+    return statement
+
+
 class BatchRepository:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -75,27 +106,17 @@ class BatchRepository:
     ) -> BatchRecord | None:
         """Count items of the batch that ended ({outcome: n}) in the caller's transaction;
         returns the batch if these were its last ones (it is marked finished), else None."""
-        c = batches.c
         ended = sum(counts.values())
         if ended <= 0:
             return None
-        values: dict[str, object] = {"remaining": c.remaining - ended}
-        for outcome in OUTCOMES:
-            if counts.get(outcome):
-                values[outcome] = getattr(c, outcome) + counts[outcome]
-        result = conn.execute(
-            batches.update()
-            .where(c.id == batch_id, c.finished_at.is_(None), c.remaining >= ended)
-            .values(**values)
-        )
+        outcomes = tuple(outcome for outcome in OUTCOMES if counts.get(outcome))
+        params: dict[str, object] = {"b_id": batch_id, "b_ended": ended}
+        params.update({f"b_{outcome}": counts[outcome] for outcome in outcomes})
+        result = conn.execute(_counting(outcomes), params)
         if not result.rowcount:
             return None  # no such batch (no webhook), or finished already
-        done = conn.execute(
-            batches.update()
-            .where(c.id == batch_id, c.remaining <= 0, c.finished_at.is_(None))
-            .values(finished_at=time.time())
-        )
+        done = conn.execute(_FINISH, {"b_id": batch_id, "b_now": time.time()})
         if not done.rowcount:
             return None
-        row = conn.execute(sa.select(batches).where(c.id == batch_id)).first()
+        row = conn.execute(sa.select(batches).where(batches.c.id == batch_id)).first()
         return None if row is None else to_record(BatchRecord, row)

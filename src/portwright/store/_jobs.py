@@ -56,6 +56,16 @@ class NewJob:
     notes: dict[str, Any] | None = None
 
 
+# The chunk steps' reads, built once: a statement object keeps its SQLAlchemy cache key,
+# which a statement built per call generates again each time (walking the whole select).
+_READ_MANY = sa.select(jobs).where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
+_LOCK_MANY = (
+    sa.select(jobs)
+    .where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(jobs.c.id)
+    .with_for_update(of=jobs)
+)
+
 # columns `write_events_many` sets itself: the job's seq after its events, and the time
 _STAMPED = frozenset({"seq", "updated_at"})
 
@@ -265,7 +275,7 @@ class JobRepository:
         """`get_many` in the caller's connection (no lock)."""
         if not job_ids:
             return []
-        rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
+        rows = conn.execute(_READ_MANY, {"ids": list(job_ids)}).all()
         found = {job.id: job for job in to_records(JobRecord, rows)}
         return [found[job_id] for job_id in job_ids if job_id in found]
 
@@ -408,13 +418,8 @@ class JobRepository:
         callers cannot deadlock), in the caller's transaction: {id: job}."""
         if not job_ids:
             return {}
-        query = (
-            sa.select(jobs)
-            .where(jobs.c.id.in_(sorted(job_ids)))
-            .order_by(jobs.c.id)
-            .with_for_update(of=jobs)
-        )
-        return {job.id: job for job in to_records(JobRecord, conn.execute(query))}
+        rows = conn.execute(_LOCK_MANY, {"ids": sorted(job_ids)})
+        return {job.id: job for job in to_records(JobRecord, rows)}
 
     def write_events_many(
         self,

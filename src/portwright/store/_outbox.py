@@ -61,10 +61,13 @@ class OutboxHead:
 
 
 _HEAD = [outbox.c[name] for name in OutboxHead.__dataclass_fields__]
+_CHANNEL = "portwright_outbox"
+# built once: every transaction that writes outbox rows on PostgreSQL runs it
+_NOTIFY = sa.select(sa.func.pg_notify(_CHANNEL, ""))
 
 
 class OutboxRepository:
-    CHANNEL = "portwright_outbox"
+    CHANNEL = _CHANNEL
     """The NOTIFY channel: an outbox row was written, or deliveries were put back to pending."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -74,7 +77,7 @@ class OutboxRepository:
     def notify(cls, conn: sa.Connection) -> None:
         """On PostgreSQL, notify `CHANNEL` when the caller's transaction commits (SQLite: no-op)."""
         if conn.dialect.name == "postgresql":
-            conn.execute(sa.select(sa.func.pg_notify(cls.CHANNEL, "")))
+            conn.execute(_NOTIFY)
 
     @classmethod
     def add(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -13,6 +14,14 @@ from portwright.store._rows import to_record, to_records
 from portwright.store._schema import audit_log, breakers, portals
 
 __all__ = ["BreakerPolicy", "PortalRepository"]
+
+# Reads of every chunk's sub-chunk, built once: a statement object keeps its SQLAlchemy
+# cache key, which one built per call generates again each time.
+_READ = sa.select(portals).where(portals.c.name == sa.bindparam("name"))
+_BREAKER_STATE = sa.select(breakers.c.state).where(breakers.c.name == sa.bindparam("name"))
+_BREAKER_STATES = sa.select(breakers.c.name, breakers.c.state).where(
+    breakers.c.name.in_(sa.bindparam("names", expanding=True))
+)
 
 
 class PortalRepository:
@@ -45,7 +54,7 @@ class PortalRepository:
     @staticmethod
     def read(conn: sa.Connection, name: str) -> PortalRecord:
         """`get` in the caller's connection."""
-        row = conn.execute(sa.select(portals).where(portals.c.name == name)).first()
+        row = conn.execute(_READ, {"name": name}).first()
         if row is None:
             raise LookupError(f"no portal {name!r}")
         return to_record(PortalRecord, row)
@@ -147,9 +156,17 @@ class PortalRepository:
     @staticmethod
     def breaker_state(conn: sa.Connection, name: str) -> str:
         """The breaker's state in the caller's transaction ("closed" if it has no row)."""
-        query = sa.select(breakers.c.state).where(breakers.c.name == name)
-        state = conn.execute(query).scalar_one_or_none()
+        state = conn.execute(_BREAKER_STATE, {"name": name}).scalar_one_or_none()
         return "closed" if state is None else str(state)
+
+    @staticmethod
+    def breaker_states(conn: sa.Connection, names: Sequence[str]) -> dict[str, str]:
+        """`breaker_state` of each of `names`, in one statement: {name: state}."""
+        if not names:
+            return {}
+        rows = conn.execute(_BREAKER_STATES, {"names": sorted(set(names))})
+        found = {str(name): str(state) for name, state in rows}
+        return {name: found.get(name, "closed") for name in names}
 
     def portal_breaker(self, portal: str) -> BreakerRecord:
         """The breaker of a whole portal (the runtime's `portal:<name>`; a site's breakers

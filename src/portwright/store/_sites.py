@@ -30,6 +30,10 @@ def site_name(portal: str, host: str, tenant_id: str | None = None) -> str:
     return f"{name}#{tenant_id}" if tenant_id else name
 
 
+# built once (its SQLAlchemy cache key with it): a chunk's fetch step reads it per sub-chunk
+_READ = sa.select(sites).where(sites.c.name.in_(sa.bindparam("names", expanding=True)))
+
+
 @dataclass(frozen=True, slots=True)
 class SiteRecord:
     name: str
@@ -51,7 +55,7 @@ class SiteRepository:
         """The rows of `names` that exist, in the caller's transaction."""
         if not names:
             return []
-        rows = conn.execute(sa.select(sites).where(sites.c.name.in_(list(names))))
+        rows = conn.execute(_READ, {"names": list(names)})
         return to_records(SiteRecord, rows)
 
     def get_many(self, names: Sequence[str]) -> list[SiteRecord]:
