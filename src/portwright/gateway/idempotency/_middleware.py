@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 from starlette.requests import Request
@@ -161,7 +163,11 @@ class IdempotencyMiddleware:
             if status >= 500 or status == 429:
                 await self._release(tenant_id, key)
             else:
-                await asyncio.to_thread(
+                # the work is done: with the database gone the answer still goes out, and
+                # the claim's lease ends it (a retry is then served afresh, finding what
+                # this request created by its ids)
+                await self._unless_down(
+                    "answer not stored",
                     repo.complete,
                     tenant_id,
                     key,
@@ -169,30 +175,28 @@ class IdempotencyMiddleware:
                     headers=headers,
                     body=b"".join(chunks),
                 )
-        except Exception as exc:
-            if not is_database_unavailable(exc):
-                raise
-            # the work is done and its answer goes out; the claim's lease ends it (a retry
-            # then is served afresh, finding what this request created by its ids)
-            log.warning(
-                "idempotency answer not stored: database unavailable; its lease will end",
-                lease_s=self.lease_s,
-                error=type(exc).__name__,
-            )
         finally:  # the answer goes out whatever became of storing it
             for message in held:
                 await send(message)
 
     async def _release(self, tenant_id: str, key: str) -> None:
         """Free the key for a retry; with the database gone, its lease frees it instead (the
-        answer already went out, or the original error is on its way up)."""
+        original error is on its way up, or the answer goes out after this)."""
+        await self._unless_down("key not released", self.store.idempotency.release, tenant_id, key)
+
+    async def _unless_down(
+        self, what: str, fn: Callable[..., object], *args: Any, **kw: Any
+    ) -> None:
+        """Run `fn` off the loop; the database unreachable is a warning (the claim's lease
+        ends what could not be written), anything else is raised."""
         try:
-            await asyncio.to_thread(self.store.idempotency.release, tenant_id, key)
+            await asyncio.to_thread(fn, *args, **kw)
         except Exception as exc:
             if not is_database_unavailable(exc):
                 raise
             log.warning(
-                "idempotency key not released: database unavailable; its lease will",
+                "idempotency record not written: database unavailable; its lease will end",
+                what=what,
                 lease_s=self.lease_s,
                 error=type(exc).__name__,
             )
