@@ -18,7 +18,6 @@ __all__ = ["BreakerPolicy", "PortalRepository"]
 # Reads of every chunk's sub-chunk, built once: a statement object keeps its SQLAlchemy
 # cache key, which one built per call generates again each time.
 _READ = sa.select(portals).where(portals.c.name == sa.bindparam("name"))
-_BREAKER_STATE = sa.select(breakers.c.state).where(breakers.c.name == sa.bindparam("name"))
 _BREAKER_STATES = sa.select(breakers.c.name, breakers.c.state).where(
     breakers.c.name.in_(sa.bindparam("names", expanding=True))
 )
@@ -156,8 +155,7 @@ class PortalRepository:
     @staticmethod
     def breaker_state(conn: sa.Connection, name: str) -> str:
         """The breaker's state in the caller's transaction ("closed" if it has no row)."""
-        state = conn.execute(_BREAKER_STATE, {"name": name}).scalar_one_or_none()
-        return "closed" if state is None else str(state)
+        return PortalRepository.breaker_states(conn, [name])[name]
 
     @staticmethod
     def breaker_states(conn: sa.Connection, names: Sequence[str]) -> dict[str, str]:

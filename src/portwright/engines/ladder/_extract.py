@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from lxml import etree  # type: ignore[import-untyped]  # parsel's parser; no type information
 from parsel import Selector
-from parsel.selector import _detect_xml_or_html
 
 from portwright.sdk import ExtractRule
+
+_detect: Callable[[str], str] | None
+try:  # parsel's own XML-or-HTML test (private: a parsel without it keeps its whole detection)
+    from parsel.selector import _detect_xml_or_html as _detect
+except ImportError:  # pragma: no cover - parsel 1.12 has it
+    _detect = None
+
 
 __all__ = ["ExtractRule", "Extracted", "Rule", "extract", "has_selector", "parse", "title_of"]
 
@@ -41,9 +47,9 @@ def parse(html: str | Selector) -> Selector:
     parsel would type it (XML with a declaration, else HTML)."""
     if isinstance(html, Selector):
         return html
-    if _JSON_START.match(html):
+    if _detect is None or _JSON_START.match(html):
         return Selector(text=html)
-    return Selector(text=html, type=_detect_xml_or_html(html))
+    return Selector(text=html, type=_detect(html))
 
 
 def extract(html: str | Selector, rules: Mapping[str, ExtractRule]) -> dict[str, Extracted]:
