@@ -35,6 +35,14 @@ page, one terminal event, no event recorded twice, one usage record), and the wo
 RSS is reported as the items ended (flat or not). It reads only what every item keeps
 (jobs, job_events, usage_records), however the items are run.
 
+`--phases` prints where each Portwright run's time went, read from the databases after the
+batch: each chunk workflow's first step start and last step end (seconds after the POST
+began) and its worker, the steps' mean and longest durations, the first and last item's
+end. `PWBENCH_AT_BATCH` (environment): a shell command started just before the batch's
+POST, with the processes' pids in `PW_GATEWAY`, `PW_RELAY`, `PW_WORKERS` (comma-separated;
+the deployed shape) or `PW_STACK` (the one-process stack), e.g. to profile one worker:
+`PWBENCH_AT_BATCH='py-spy record --pid ${PW_WORKERS%%,*} --duration 3 --gil -o w.svg'`.
+
     python benchmarks/batch_bench.py                            # 1,000 URLs, both databases
     python benchmarks/batch_bench.py --items 1000 --rounds 3 --database sqlite
     python benchmarks/batch_bench.py --items 1000 --rounds 3 --split 2
@@ -83,6 +91,7 @@ POLL_S = 0.1
 BATCH_POLL_S = 0.5
 MB = 1024 * 1024
 ANALYZE_ENV = "PWBENCH_ANALYZE_EVERY"
+PHASES_ENV = "PWBENCH_PHASES"
 CRAWLEE_HINT = "Crawlee is not installed: pip install -e '.[bench]' (crawlee==1.11.0)"
 
 
@@ -210,18 +219,100 @@ def child_portwright(urls: list[str], concurrency: int, database_url: str) -> di
     store = stack.runtime.store
     issued = issue_key(store, tenant="bench", plan="enterprise")
     tenant = issued.record.tenant_id
-    return _timed_batch(stack.gateway_url, issued.key, store, tenant, urls)
+    return _timed_batch(
+        stack.gateway_url,
+        issued.key,
+        store,
+        tenant,
+        urls,
+        settings.dbos_database_url,
+        {"stack": [os.getpid()]},
+    )
 
 
-def _timed_batch(base: str, key: str, store: Any, tenant: str, urls: list[str]) -> dict[str, Any]:
+def _phases(store: Any, dbos_url: str, t0: float, ids: list[str]) -> dict[str, Any]:
+    """Where a batch's time went, from what the databases keep (seconds after the POST
+    began): each chunk workflow's start and end (its first step's start, its last step's end)
+    and its executor, its steps' mean
+    durations, and the first and last item's end. Read after the batch, outside it."""
+    import sqlalchemy as sa
+
+    since = int(t0 * 1000)
+    schema = "dbos." if dbos_url.startswith("postgresql") else ""
+    engine = sa.create_engine(dbos_url)
+    try:
+        with engine.connect() as conn:
+            chunks = conn.execute(
+                sa.text(
+                    f"SELECT workflow_uuid, executor_id "
+                    f"FROM {schema}workflow_status WHERE name = 'portwright.chunk' "
+                    f"AND created_at >= :since"
+                ),
+                {"since": since},
+            ).all()
+            steps = conn.execute(
+                sa.text(
+                    f"SELECT workflow_uuid, function_name, started_at_epoch_ms, "
+                    f"completed_at_epoch_ms FROM {schema}operation_outputs "
+                    f"WHERE workflow_uuid IN (SELECT workflow_uuid FROM "
+                    f"{schema}workflow_status WHERE name = 'portwright.chunk' "
+                    f"AND created_at >= :since)"
+                ),
+                {"since": since},
+            ).all()
+    finally:
+        engine.dispose()
+    ends = sorted(
+        job.finished_at for job in store.jobs.get_many(ids) if job.finished_at is not None
+    )
+    spans: dict[str, list[float]] = {}
+    bounds: dict[str, list[float]] = {}  # chunk: its first step's start, its last's end
+    for chunk, name, began, ended in steps:
+        if began is None or ended is None:
+            continue
+        spans.setdefault(str(name).split(":")[0], []).append((ended - began) / 1000)
+        first, last = bounds.get(chunk, (began, ended))
+        bounds[chunk] = [min(first, began), max(last, ended)]
+    return {
+        "chunks": [
+            {
+                "executor": str(executor)[-12:],
+                "start": round(bounds[chunk][0] / 1000 - t0, 3) if chunk in bounds else None,
+                "end": round(bounds[chunk][1] / 1000 - t0, 3) if chunk in bounds else None,
+            }
+            for chunk, executor in sorted(chunks, key=lambda c: bounds.get(c[0], [0])[0])
+        ],
+        "steps": {
+            name: {"n": len(v), "mean_s": round(statistics.fmean(v), 4), "max_s": max(v)}
+            for name, v in sorted(spans.items())
+        },
+        "first_end": round(ends[0] - t0, 3) if ends else None,
+        "last_end": round(ends[-1] - t0, 3) if ends else None,
+    }
+
+
+def _timed_batch(
+    base: str,
+    key: str,
+    store: Any,
+    tenant: str,
+    urls: list[str],
+    dbos_url: str = "",
+    pids: dict[str, list[int]] | None = None,
+) -> dict[str, Any]:
     """A 3-URL warm-up batch (the first request's imports and caches) waited out, then the
-    batch of `urls` through the gateway at `base`: accepted and done times, and statuses."""
+    batch of `urls` through the gateway at `base`: accepted and done times, and statuses
+    (with `dbos_url`, also where the time went: `_phases`)."""
     headers = {"authorization": f"Bearer {key}"}
     with httpx.Client(base_url=base, headers=headers, timeout=3600) as api:
         warm = _post_batches(api, urls[:3])
         deadline = time.monotonic() + 120
         while _ended(store.engine, tenant)[0] < len(warm) and time.monotonic() < deadline:
             time.sleep(POLL_S)
+        at_batch = os.environ.get("PWBENCH_AT_BATCH")  # a local probe: py-spy, perf, …
+        if at_batch:
+            names = {f"PW_{k.upper()}": ",".join(map(str, v)) for k, v in (pids or {}).items()}
+            subprocess.Popen(at_batch, shell=True, env={**os.environ, **names})
         t0, began = time.time(), time.perf_counter()
         ids = _post_batches(api, urls)
         accepted = time.perf_counter() - began
@@ -241,12 +332,15 @@ def _timed_batch(base: str, key: str, store: Any, tenant: str, urls: list[str]) 
     statuses = store.jobs.counts_by_status(tenant_id=tenant)
     statuses["succeeded"] = statuses.get("succeeded", 0) - len(warm)
     done = (last - t0) if last is not None and count >= target else None
+    phases = _phases(store, dbos_url, t0, ids) if dbos_url and os.environ.get(PHASES_ENV) else {}
     return {
         "pages": len(urls),
         "ok": statuses.get("succeeded", 0),
         "accepted_s": accepted,
         "seconds": done,
         "statuses": statuses,
+        "began_at": t0,  # wall clock, to line the run up with outside measurements
+        **({"phases": phases} if phases else {}),
     }
 
 
@@ -320,7 +414,15 @@ def child_split(
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the gateway did not answer; see {log}")
                 time.sleep(0.2)
-        result = _timed_batch(base, key, store, tenant, urls)
+        dbos_url = database_url
+        if database_url.startswith("sqlite"):
+            dbos_url = f"sqlite:///{(tmp / 'data' / 'dbos.sqlite').resolve()}"
+        pids = {
+            "gateway": [procs[0].pid],
+            "relay": [procs[1].pid],
+            "workers": [proc.pid for proc in pool.procs],
+        }
+        result = _timed_batch(base, key, store, tenant, urls, dbos_url, pids)
         return {**result, "processes": f"api + relay + {workers} workers"}
     finally:
         pool.stop()
@@ -497,12 +599,32 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
             listed = " ".join(f"{x:.2f}" for x in ratios)
             median = statistics.median(ratios)
             lines.append(f"{system} / {before}: {listed} (median {median:.2f})")
+    lines.extend(_render_phases(r) for r in results if r.get("phases"))
     for r in results:
         if r.get("statuses") and r["ok"] != r["pages"]:
             lines.append(f"PROBLEM round {r['round']} {r['system']}: {r['statuses']}")
         if "stderr_tail" in r:
             lines.append(f"--- round {r['round']} {r['system']} ---\n{r['stderr_tail']}")
     return "\n".join(lines)
+
+
+def _render_phases(r: dict[str, Any]) -> str:
+    """One system's `--phases` (seconds after the POST began)."""
+    phases = r["phases"]
+    chunks = ", ".join(
+        f"{c['executor']} {c['start']:.3f}→{c['end']:.3f}"
+        for c in phases["chunks"]
+        if c["start"] is not None and c["end"] is not None
+    )
+    steps = ", ".join(
+        f"{name} x{s['n']} mean {s['mean_s'] * 1000:.0f} ms (max {s['max_s'] * 1000:.0f})"
+        for name, s in phases["steps"].items()
+    )
+    return (
+        f"phases round {r['round']} {r['system']}: accepted {r['accepted_s']:.3f}, first "
+        f"item ended {phases['first_end']}, last {phases['last_end']}; chunks {chunks}; "
+        f"steps {steps}"
+    )
 
 
 # -- the parent: kill mode ----------------------------------------------------------------------
@@ -792,6 +914,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run the deployed shape on the same databases: a `portwright api` "
         "gateway, the relay and N `portwright worker` processes (each at --concurrency)",
     )
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also print where each Portwright run's time went: each chunk workflow's start "
+        "and end, its steps' mean durations, the first and last item's end (read from the "
+        "databases after the batch)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
@@ -810,6 +939,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.workers <= 16 or not 0 < args.kill_at < 1:
         raise SystemExit("--workers must be 1-16, --kill-at between 0 and 1")
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
+    if args.phases:
+        os.environ[PHASES_ENV] = "1"  # the children read it
     from portwright.observability import configure_logging
     from portwright.settings import Settings
 

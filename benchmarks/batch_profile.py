@@ -62,9 +62,20 @@ def _timed(owner: Any, name: str, tag: str, spans: list[Span]) -> None:
 def _install_spans(spans: list[Span]) -> None:
     from curl_cffi.requests import AsyncSession
 
+    from portwright.engines._politeness import Politeness
+    from portwright.engines.ladder._http import CurlFetcher
+    from portwright.engines.ladder._ladder import Ladder
     from portwright.orchestrator import _chunks
+    from portwright.orchestrator._chunks import ItemJob
+    from portwright.resources.ssrf._guard import UrlGuard
 
     _timed(AsyncSession, "request", "request", spans)
+    _timed(CurlFetcher, "fetch", "curl rung", spans)
+    _timed(Ladder, "fetch", "ladder", spans)
+    _timed(Ladder, "_start", "ladder start", spans)
+    _timed(Politeness, "allowed", "robots check", spans)
+    _timed(UrlGuard, "check", "ssrf check", spans)
+    _timed(ItemJob, "step", "item step", spans)
     _timed(_chunks.ChunkRunner, "_run_item", "item", spans)
     _timed(_chunks.ChunkRunner, "fetch", "subchunk fetch", spans)
     _timed(_chunks.ChunkRunner, "record", "subchunk record", spans)

@@ -224,6 +224,22 @@ class Fleet:
             screenshots=self.config.screenshots,
         )
 
+    def warm(self) -> None:
+        """Import and build, once, what the first fetch would (the HTTP rungs' client
+        library, the HTML parser), so a worker pays for it when it starts, not on its
+        event loop in the middle of its first batch. Never fails: a fetch would load the
+        same and say what is missing."""
+        try:
+            from portwright.engines.ladder._extract import parse, title_of
+            from portwright.engines.ladder._http import warm
+
+            warm()
+            title_of(parse("<html><head><title>warm</title></head></html>"))
+        except Exception:  # noqa: BLE001 - an optimisation; the first fetch reports the cause
+            structlog.get_logger("portwright.fleet").warning(
+                "could not preload the HTTP engine", exc_info=True
+            )
+
     def _touch(self) -> None:
         with contextlib.suppress(RuntimeError):
             self._loop = self._loop or asyncio.get_running_loop()

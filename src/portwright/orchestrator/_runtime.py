@@ -157,6 +157,8 @@ class Runtime:
         self._store = Store.open(settings.app_database_url)
         if self.fleet is not None:
             self.fleet.bind(self._store)
+            if self.run_workers:
+                self.fleet.warm()  # before DBOS hands this worker work, not in its first fetches
         self._host = DbosHost(settings, self.executor_id)
         self._datasource = self._host.launch(
             self._store, run_workers=self.run_workers, before_launch=lambda: set_runtime(self)

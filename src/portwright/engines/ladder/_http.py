@@ -60,6 +60,13 @@ def _pinning_session() -> Any:
     return PinningSession
 
 
+def warm() -> None:
+    """Import what the HTTP rungs' first request would import (curl_cffi: ~0.1 s of CPU),
+    so a worker pays it when it starts rather than in its first fetches, where it stalls
+    every request on its event loop (a batch's items start at once)."""
+    _pinning_session()
+
+
 @dataclass(frozen=True, slots=True)
 class FetchRequest:
     """What one fetch asks of a rung."""
