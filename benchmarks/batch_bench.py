@@ -193,6 +193,17 @@ def _analyze(engine: Any) -> None:
             conn.commit()
 
 
+def as_portwright_starts(settings: Any, loop: str | None = None) -> str:
+    """What `portwright up` does before its stack starts: the event loop chosen
+    (`portwright._loop.use_event_loop`, `loop` or the settings' `event_loop`). A tree
+    without it (`--before-src` of an older commit) keeps asyncio's, as its own `up` did."""
+    try:
+        from portwright._loop import use_event_loop
+    except ImportError:
+        return "asyncio"
+    return use_event_loop(loop or settings.event_loop)
+
+
 def as_portwright_up(settings: Any) -> None:
     """What `portwright up` does once its stack has started: the garbage collector tuned
     (`portwright._heap.tune_collector`: start-up heap frozen, young passes rarer). A tree
@@ -214,6 +225,7 @@ def child_portwright(urls: list[str], concurrency: int, database_url: str) -> di
     database_url = database_url or f"sqlite:///{tmp / 'app.sqlite'}"
     allow = [urls[0].split("/")[2]]  # the sandbox site's host:port
     settings = _settings(tmp / "data", database_url, concurrency, allow)
+    as_portwright_starts(settings)
     stack = start_stack(settings, world=None)
     as_portwright_up(settings)
     store = stack.runtime.store

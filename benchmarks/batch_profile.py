@@ -140,6 +140,8 @@ def child(args: argparse.Namespace, urls_file: str, database_url: str) -> None:
     database_url = database_url or f"sqlite:///{tmp / 'app.sqlite'}"
     allow = [urls[0].split("/")[2]]
     settings = bb._settings(tmp / "data", database_url, 8, allow)
+    loop = bb.as_portwright_starts(settings, args.event_loop)  # as `portwright up` chooses
+    print(f"event loop {loop}", flush=True)
     stack = start_stack(settings, world=None)
     bb.as_portwright_up(settings)  # the collector as `portwright up` tunes it
     store = stack.runtime.store
@@ -212,6 +214,12 @@ def main() -> int:
     parser.add_argument("--py-spy", default="", metavar="PATH", help="py-spy binary")
     parser.add_argument("--py-spy-arg", action="append", default=[], help="e.g. --gil")
     parser.add_argument("--out", default="batch-profile.raw", help="py-spy's output")
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default=None,
+        help="the stack's event loop (default: as `portwright up` chooses, the setting)",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -342,6 +342,12 @@ class Settings(BaseSettings):
     )
     worker_id: str | None = Field(None, description="stable executor id for this process")
     worker_concurrency: int = Field(32, ge=1, description="jobs one worker runs at once")
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto",
+        description="the event loop of the long-running commands (up, api, worker, the "
+        "relay): auto takes uvloop where it is installed (with uvicorn's standard extras, "
+        "Linux and macOS), else asyncio's; uvloop insists on it",
+    )
     gc_young_threshold: int = Field(
         20_000,
         ge=0,

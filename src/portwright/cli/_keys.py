@@ -111,12 +111,14 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from portwright._heap import tune_collector
+    from portwright._loop import use_event_loop
     from portwright.cli._stack import start_runtime
     from portwright.gateway import create_app, server_config
     from portwright.observability import configure_logging, configure_tracing
     from portwright.orchestrator import JobService
 
     settings = settings_from(args)
+    loop = use_event_loop(settings.event_loop)  # DBOS's loop, and uvicorn's below
     configure_tracing(settings)  # PORTWRIGHT_OTEL_EXPORTER; off by default
     configure_logging(settings)  # the same JSON, masked lines as `up`
     runtime, vault = start_runtime(settings, run_workers=False)
@@ -126,7 +128,13 @@ def _api(args: argparse.Namespace) -> int:
         structlog.get_logger("portwright.gateway").info("gateway starting", url=url)
         # log_config=None: uvicorn's loggers keep ours (JSON, masked), not its own formatters.
         config = server_config(
-            app, settings, host=args.host, port=args.port, log_level="warning", log_config=None
+            app,
+            settings,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            log_config=None,
+            loop=loop,
         )
         tune_collector(settings.gc_young_threshold)
         uvicorn.Server(config).run()

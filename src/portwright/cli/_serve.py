@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from portwright._heap import tune_collector
+from portwright._loop import use_event_loop
 from portwright.cli._common import add_settings_flags, settings_from
 from portwright.cli._supervise import StopSignals, catch_stop_signals
 
@@ -106,6 +107,7 @@ def _worker(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         overrides["worker_metrics_port"] = args.metrics_port
     settings = settings_from(args, **overrides)
+    use_event_loop(settings.event_loop)  # before DBOS makes the loop every job runs on
     configure_tracing(settings)  # PORTWRIGHT_OTEL_EXPORTER; off by default
     configure_logging(settings)
     log_thread_crashes()
@@ -158,6 +160,7 @@ def _up(args: argparse.Namespace) -> int:
 
     stop = catch_stop_signals()  # a SIGTERM while the stack starts stops it once started
     settings = settings_from(args)
+    use_event_loop(settings.event_loop)  # before DBOS makes the loop every job runs on
     configure_tracing(settings)  # PORTWRIGHT_OTEL_EXPORTER; off by default
     configure_logging(settings)
     world = None

@@ -102,7 +102,14 @@ def start_stack(
     app = create_app(service, settings, vault=vault)
     # log_config=None: uvicorn's loggers keep ours (configure_logging), not its own formatters.
     config = server_config(
-        app, settings, host=host, port=port, log_level="warning", access_log=False, log_config=None
+        app,
+        settings,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        log_config=None,
+        loop="asyncio" if settings.event_loop == "asyncio" else "auto",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)

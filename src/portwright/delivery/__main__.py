@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import structlog
 
 from portwright._heap import tune_collector
+from portwright._loop import use_event_loop
 from portwright.delivery._notify import OutboxListener
 from portwright.observability import configure_logging, configure_tracing, install_excepthooks
 from portwright.settings import Settings
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch < 1:
         parser.error("--batch must be at least 1")
     settings = Settings()
+    use_event_loop(settings.event_loop)
     configure_tracing(settings)
     configure_logging(settings)  # the one setup of every entry point: JSON lines, masked
     install_excepthooks()
