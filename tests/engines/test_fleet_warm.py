@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from portwright.adapters import AdapterRegistry
-from portwright.engines import Fleet
+from portwright.engines import Fleet, _fleet
 from portwright.engines.ladder import _http
 from portwright.orchestrator import Runtime
 
@@ -52,7 +52,7 @@ def test_a_failed_preload_is_a_warning_not_a_failed_start(
     def broken() -> None:
         raise ImportError("no curl_cffi here")
 
-    monkeypatch.setattr(_http, "warm", broken)
+    monkeypatch.setattr(_fleet, "warm_http_rungs", broken)
     with structlog.testing.capture_logs() as logs:
         Fleet().warm()
     assert [entry["event"] for entry in logs] == ["could not preload the HTTP engine"]

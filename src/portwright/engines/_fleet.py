@@ -31,7 +31,14 @@ from portwright.engines.browser import (
     RemoteCdp,
     StepBrowser,
 )
-from portwright.engines.ladder import Guard, Ladder, LadderConfig, StoreTierMemory, TierMemory
+from portwright.engines.ladder import (
+    Guard,
+    Ladder,
+    LadderConfig,
+    StoreTierMemory,
+    TierMemory,
+)
+from portwright.engines.ladder import warm as warm_http_rungs
 from portwright.resources import (
     BlobSealer,
     CaptchaSolver,
@@ -230,11 +237,7 @@ class Fleet:
         event loop in the middle of its first batch. Never fails: a fetch would load the
         same and say what is missing."""
         try:
-            from portwright.engines.ladder._extract import parse, title_of
-            from portwright.engines.ladder._http import warm
-
-            warm()
-            title_of(parse("<html><head><title>warm</title></head></html>"))
+            warm_http_rungs()
         except Exception:  # noqa: BLE001 - an optimisation; the first fetch reports the cause
             structlog.get_logger("portwright.fleet").warning(
                 "could not preload the HTTP engine", exc_info=True

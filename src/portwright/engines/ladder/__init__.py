@@ -8,7 +8,7 @@ async with Ladder(browsers=pool, proxies=proxies, captcha=solvers,
 
 from portwright.engines.ladder._extract import Extracted, ExtractRule, Rule, extract, title_of
 from portwright.engines.ladder._guard_proxy import GuardProxy
-from portwright.engines.ladder._http import Guard
+from portwright.engines.ladder._http import Guard, warm
 from portwright.engines.ladder._ladder import Ladder
 from portwright.engines.ladder._memory import (
     MemoryTierMemory,
@@ -54,4 +54,5 @@ __all__ = [
     "site_of",
     "title_of",
     "unrendered",
+    "warm",
 ]

@@ -61,10 +61,13 @@ def _pinning_session() -> Any:
 
 
 def warm() -> None:
-    """Import what the HTTP rungs' first request would import (curl_cffi: ~0.1 s of CPU),
-    so a worker pays it when it starts rather than in its first fetches, where it stalls
-    every request on its event loop (a batch's items start at once)."""
+    """Import and build what the HTTP rungs' first page would (curl_cffi: ~0.1 s of CPU;
+    the HTML parser), so a worker pays it when it starts rather than in its first fetches,
+    where it stalls every request on its event loop (a batch's items start at once)."""
+    from portwright.engines.ladder._extract import parse, title_of
+
     _pinning_session()
+    title_of(parse("<html><head><title>warm</title></head></html>"))
 
 
 @dataclass(frozen=True, slots=True)
