@@ -228,10 +228,9 @@ def test_an_idle_queues_poll_does_not_reload_its_row_every_time(
     assert 1 <= loads[queue.name] <= 2, (dict(polls), dict(loads))
 
 
-def _set_worker_concurrency_elsewhere(
-    settings: Settings, queue_name: str, value: int | None
-) -> None:
-    """Another process (a DBOS client) sets the queue's worker concurrency in its row."""
+def _set_elsewhere(settings: Settings, queue_name: str, setter: str, value: str) -> None:
+    """Another process (a DBOS client) calls the queue's `setter` with `value` (an int, a
+    float with a point, or 'none')."""
     import subprocess
     import sys
 
@@ -240,14 +239,20 @@ def _set_worker_concurrency_elsewhere(
         "from dbos import DBOSClient\n"
         "client = DBOSClient(system_database_url=sys.argv[1])\n"
         "queue = client.retrieve_queue(sys.argv[2])\n"
-        "queue.set_worker_concurrency(None if sys.argv[3] == 'none' else int(sys.argv[3]))\n"
+        "raw = sys.argv[4]\n"
+        "value = None if raw == 'none' else float(raw) if '.' in raw else int(raw)\n"
+        "getattr(queue, sys.argv[3])(value)\n"
         "client.destroy()\n"
     )
-    subprocess.run(
-        [sys.executable, "-c", code, settings.dbos_database_url, queue_name, str(value).lower()],
-        check=True,
-        timeout=120,
-    )
+    command = [sys.executable, "-c", code, settings.dbos_database_url, queue_name, setter, value]
+    subprocess.run(command, check=True, timeout=120)
+
+
+def _set_worker_concurrency_elsewhere(
+    settings: Settings, queue_name: str, value: int | None
+) -> None:
+    """Another process sets the queue's worker concurrency in its row."""
+    _set_elsewhere(settings, queue_name, "set_worker_concurrency", str(value).lower())
 
 
 def test_a_worker_concurrency_set_by_another_process_holds_the_next_dequeue(
@@ -285,6 +290,24 @@ def test_a_worker_concurrency_set_by_another_process_holds_the_next_dequeue(
 
     _set_worker_concurrency_elsewhere(settings, queue.name, None)
     wait_until_sync(lambda: runtime.store.jobs.get(job.id).status == "succeeded", timeout=60)
+
+
+def test_an_idle_queues_poll_still_takes_a_changed_polling_interval(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """The row an idle queue's poll reuses is reloaded (at most a second later): a polling
+    interval set in the queue's row by another process reaches the row the poll holds."""
+    import portwright.orchestrator._queue_probe as queue_probe
+
+    settings = reaching(settings, world)
+    runtime: Runtime = make_runtime(_registry(), settings=settings)
+    rows = queue_probe._rows_installed[-1]
+    queue = runtime.registered_queue("echo")
+    assert queue is not None
+    wait_until_sync(lambda: rows.held(queue.name) is not None, timeout=60)
+    assert rows.held(queue.name)._polling_interval_sec != 0.35
+    _set_elsewhere(settings, queue.name, "set_polling_interval_sec", "0.35")
+    wait_until_sync(lambda: rows.held(queue.name)._polling_interval_sec == 0.35, timeout=60)
 
 
 def test_a_deleted_queue_row_stops_its_poll_thread(
