@@ -290,6 +290,7 @@ def test_a_worker_concurrency_set_by_another_process_holds_the_next_dequeue(
 
     _set_worker_concurrency_elsewhere(settings, queue.name, None)
     wait_until_sync(lambda: runtime.store.jobs.get(job.id).status == "succeeded", timeout=60)
+    assert rows.enabled  # DBOS's poll held the rows it was handed: the cache stayed on
 
 
 def test_an_idle_queues_poll_still_takes_a_changed_polling_interval(
