@@ -14,7 +14,9 @@ warm-up, then, for one batch of `--items` URLs:
   without a profiler's overhead;
 - `--py-spy PATH`: attaches that py-spy binary to the stack process for the batch only
   (`py-spy record --pid … --rate 250 --format raw`, plus `--py-spy-arg`s such as `--gil`
-  or `--idle`) and writes the collapsed stacks to `--out`.
+  or `--idle`) and writes the collapsed stacks to `--out`;
+- `--count-get-queue`: prints how many times DBOS reloaded a queue's row
+  (`SystemDatabase.get_queue`) from its queue poll threads over the batch, and per second.
 
     python benchmarks/batch_profile.py --database sqlite --spans
     python benchmarks/batch_profile.py --database postgres --py-spy /tmp/pyspy/bin/py-spy \\
@@ -122,6 +124,24 @@ def _thread_cpu() -> dict[str, float]:
     return totals
 
 
+def _count_get_queue() -> list[int]:
+    """Count `SystemDatabase.get_queue` calls from DBOS's queue poll threads: [count]."""
+    import threading
+
+    from dbos._sys_db import SystemDatabase
+
+    counted = [0]
+    original = SystemDatabase.get_queue
+
+    def get_queue(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name.startswith("queue-worker-"):
+            counted[0] += 1
+        return original(self, *args, **kwargs)
+
+    SystemDatabase.get_queue = get_queue  # type: ignore[method-assign]
+    return counted
+
+
 def child(args: argparse.Namespace, urls_file: str, database_url: str) -> None:
     import batch_bench as bb
     import httpx
@@ -135,6 +155,7 @@ def child(args: argparse.Namespace, urls_file: str, database_url: str) -> None:
     spans: list[Span] = []
     if args.spans:
         _install_spans(spans)
+    get_queues = _count_get_queue() if args.count_get_queue else [0]
     urls = json.loads(Path(urls_file).read_text())
     tmp = Path(tempfile.mkdtemp(prefix="batch-profile-"))
     database_url = database_url or f"sqlite:///{tmp / 'app.sqlite'}"
@@ -162,6 +183,7 @@ def child(args: argparse.Namespace, urls_file: str, database_url: str) -> None:
         cpu = os.times()
         switches = resource.getrusage(resource.RUSAGE_SELF)
         threads = _thread_cpu() if args.threads else {}
+        get_queues_before = get_queues[0]
         t0, began = time.time(), time.perf_counter()
         ids = bb._post_batches(api, urls)
         accepted = time.perf_counter() - began
@@ -173,6 +195,9 @@ def child(args: argparse.Namespace, urls_file: str, database_url: str) -> None:
         time.sleep(bb.BATCH_POLL_S)
     wall = time.time() - t0
     used = os.times()
+    if args.count_get_queue:
+        calls = get_queues[0] - get_queues_before
+        print(f"GET_QUEUE {calls} from the poll threads over the batch: {calls / wall:.1f}/s")
     seconds = used.user - cpu.user + used.system - cpu.system
     after_switches = resource.getrusage(resource.RUSAGE_SELF)
     if args.threads:
@@ -220,6 +245,7 @@ def main() -> int:
         default=None,
         help="the stack's event loop (default: as `portwright up` chooses, the setting)",
     )
+    parser.add_argument("--count-get-queue", action="store_true", help="count row reloads")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -173,3 +173,203 @@ def test_a_busy_queue_polls_without_a_read_each_time_and_idle_polls_keep_reading
     assert not probe.has_work("portal-a")  # an idle queue's poll reads again
     assert probe.reads == reads + 1
     assert not probe.has_work("chunks")  # and the emptied queue is skipped from then on
+
+
+# -- the queue rows the polls hold (`QueueRows`) ------------------------------------------
+
+
+def _poll_counters(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, int], dict[str, int]]:
+    """(polls, loads) per queue from now on: `polls` counts the probe's `has_work` (one per
+    poll of a queue), `loads` DBOS's own `get_queue` called on a queue's poll thread."""
+    import threading
+    from collections import Counter
+
+    from dbos._sys_db import SystemDatabase
+
+    from portwright.orchestrator._queue_probe import QueueProbe
+
+    polls: Counter[str] = Counter()
+    loads: Counter[str] = Counter()
+    has_work = QueueProbe.has_work
+    get_queue = SystemDatabase.get_queue
+
+    def counted_has_work(self: QueueProbe, queue_name: str) -> bool:
+        polls[queue_name] += 1
+        return has_work(self, queue_name)
+
+    def counted_get_queue(self: SystemDatabase, name: str, **kwargs: Any) -> Any:
+        if threading.current_thread().name.startswith("queue-worker-"):
+            loads[name] += 1
+        return get_queue(self, name, **kwargs)
+
+    monkeypatch.setattr(QueueProbe, "has_work", counted_has_work)
+    monkeypatch.setattr(SystemDatabase, "get_queue", counted_get_queue)
+    return polls, loads
+
+
+def test_an_idle_queues_poll_does_not_reload_its_row_every_time(
+    make_runtime: RuntimeFactory,
+    settings: Settings,
+    world: SandboxWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker's idle queues poll on (every 50 ms here) without DBOS reloading the queue's
+    row from the database on each poll: with the reload pace set to an hour, a queue's
+    poll thread loads it once (and once more at most, from before the hook was in)."""
+    import portwright.orchestrator._queue_probe as queue_probe
+
+    monkeypatch.setattr(queue_probe, "ROW_REFRESH_S", 3600.0, raising=False)
+    polls, loads = _poll_counters(monkeypatch)
+    runtime: Runtime = make_runtime(_registry(), settings=reaching(settings, world))
+    queue = runtime.registered_queue("echo")
+    assert queue is not None
+    wait_until_sync(lambda: polls[queue.name] >= 12, timeout=60)
+    assert polls[queue.name] >= 12
+    assert 1 <= loads[queue.name] <= 2, (dict(polls), dict(loads))
+
+
+def _set_elsewhere(settings: Settings, queue_name: str, setter: str, value: str) -> None:
+    """Another process (a DBOS client) calls the queue's `setter` with `value` (an int, a
+    float with a point, or 'none')."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dbos import DBOSClient\n"
+        "client = DBOSClient(system_database_url=sys.argv[1])\n"
+        "queue = client.retrieve_queue(sys.argv[2])\n"
+        "raw = sys.argv[4]\n"
+        "value = None if raw == 'none' else float(raw) if '.' in raw else int(raw)\n"
+        "getattr(queue, sys.argv[3])(value)\n"
+        "client.destroy()\n"
+    )
+    command = [sys.executable, "-c", code, settings.dbos_database_url, queue_name, setter, value]
+    subprocess.run(command, check=True, timeout=120)
+
+
+def _set_worker_concurrency_elsewhere(
+    settings: Settings, queue_name: str, value: int | None
+) -> None:
+    """Another process sets the queue's worker concurrency in its row."""
+    _set_elsewhere(settings, queue_name, "set_worker_concurrency", str(value).lower())
+
+
+def test_a_worker_concurrency_set_by_another_process_holds_the_next_dequeue(
+    make_runtime: RuntimeFactory,
+    settings: Settings,
+    world: SandboxWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The queue's row cached by its idle poll (an hour's reload pace here) is reloaded when
+    the poll finds work, before the dequeue: another process sets the echo queue's worker
+    concurrency to 0 while it is idle, and a job submitted then is not taken (its polls
+    see it waiting) until the other process sets it back. A poll that dequeued with its
+    cached row (the reverted attempt) ran the job at once."""
+    import portwright.orchestrator._queue_probe as queue_probe
+
+    monkeypatch.setattr(queue_probe, "ROW_REFRESH_S", 3600.0)
+    polls, _ = _poll_counters(monkeypatch)
+    settings = reaching(settings, world)
+    runtime: Runtime = make_runtime(_registry(), settings=settings)
+    rows = queue_probe._rows_installed[-1]
+    queue = runtime.registered_queue("echo")
+    assert queue is not None
+    wait_until_sync(lambda: rows.held(queue.name) is not None, timeout=60)  # row cached
+    _set_worker_concurrency_elsewhere(settings, queue.name, 0)
+
+    tenant = runtime.store.tenants.ensure("acme", plan="business")
+    job = asyncio.run(
+        JobService(runtime).submit(
+            tenant_id=tenant.id, adapter="echo", input={"url": world.url("echo"), "key": "k"}
+        )
+    )
+    seen = polls[queue.name]
+    wait_until_sync(lambda: polls[queue.name] >= seen + 10, timeout=60)  # polled with work
+    assert runtime.store.jobs.get(job.id).status == "queued"
+
+    _set_worker_concurrency_elsewhere(settings, queue.name, None)
+    wait_until_sync(lambda: runtime.store.jobs.get(job.id).status == "succeeded", timeout=60)
+    assert rows.enabled  # DBOS's poll held the rows it was handed: the cache stayed on
+
+
+def test_an_idle_queues_poll_still_takes_a_changed_polling_interval(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """The row an idle queue's poll reuses is reloaded (at most a second later): a polling
+    interval set in the queue's row by another process reaches the row the poll holds."""
+    import portwright.orchestrator._queue_probe as queue_probe
+
+    settings = reaching(settings, world)
+    runtime: Runtime = make_runtime(_registry(), settings=settings)
+    rows = queue_probe._rows_installed[-1]
+    queue = runtime.registered_queue("echo")
+    assert queue is not None
+    wait_until_sync(lambda: rows.held(queue.name) is not None, timeout=60)
+    assert rows.held(queue.name)._polling_interval_sec != 0.35
+    _set_elsewhere(settings, queue.name, "set_polling_interval_sec", "0.35")
+    wait_until_sync(lambda: rows.held(queue.name)._polling_interval_sec == 0.35, timeout=60)
+
+
+def test_a_deleted_queue_row_stops_its_poll_thread(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """Deleting a queue's row (as another process may) still stops the queue's poll thread
+    on a worker whose polls reuse the row while the queue is idle."""
+    import threading
+
+    runtime: Runtime = make_runtime(_registry(), settings=reaching(settings, world))
+    queue = runtime.registered_queue("echo")
+    assert queue is not None
+    thread = f"queue-worker-{queue.name}"
+
+    def polling() -> bool:
+        return any(t.name == thread for t in threading.enumerate())
+
+    wait_until_sync(polling, timeout=60)
+    _sys_db().delete_queue(queue.name)
+    wait_until_sync(lambda: not polling(), timeout=60)
+
+
+def test_the_rows_are_dbos_own_when_its_poll_is_not_the_one_expected(
+    make_runtime: RuntimeFactory, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail safe to DBOS's own reload on every poll: (1) without DBOS's
+    `queue_worker_thread` nothing is hooked; (2) a poll that dequeues with a copy of the
+    row it was handed (so a reload into that row would not reach its dequeue) turns the
+    cache off at its first poll with work, skipping that poll's dequeue, and every later
+    poll gets DBOS's own fresh row."""
+    import copy
+
+    import dbos._queue as dbos_queue
+
+    import portwright.orchestrator._queue_probe as queue_probe
+
+    runtime: Runtime = make_runtime(_registry(), settings=settings, run_workers=False)
+    queue = runtime.registered_queue("echo")
+    assert queue is not None
+    sys_db = _sys_db()
+
+    with monkeypatch.context() as patched:
+        patched.delattr(dbos_queue, "queue_worker_thread")
+        assert queue_probe.install_queue_rows(refresh_s=3600.0) is None
+    assert "get_queue" not in vars(sys_db)  # DBOS's own method, not hooked
+
+    def queue_worker_thread(name: str) -> tuple[Any, list[str | None]]:
+        """One poll of a DBOS that copies the row it reloaded."""
+        queue = copy.copy(sys_db.get_queue(name))
+        return queue, sys_db.dequeue_scopes(name)
+
+    monkeypatch.setattr(dbos_queue, "queue_worker_thread", queue_worker_thread)
+    rows = queue_probe.install_queue_rows(refresh_s=3600.0)
+    assert rows is not None
+    try:
+        first, scopes = queue_worker_thread(queue.name)
+        assert scopes == []  # this poll's dequeue skipped
+        assert not rows.enabled
+        again, scopes = queue_worker_thread(queue.name)
+        assert scopes == [None]  # DBOS's own (no probe here): one unkeyed scope
+        assert again is not first  # a fresh row, DBOS's own
+        assert rows.held(queue.name) is not again
+    finally:
+        uninstall_queue_probe()

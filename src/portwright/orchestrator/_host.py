@@ -18,7 +18,11 @@ from dbos import DBOS, DBOSConfig, SQLAlchemyDatasource
 
 from portwright import __version__
 from portwright.adapters import AdapterRegistry
-from portwright.orchestrator._queue_probe import install_queue_probe, uninstall_queue_probe
+from portwright.orchestrator._queue_probe import (
+    install_queue_probe,
+    install_queue_rows,
+    uninstall_queue_probe,
+)
 from portwright.resources import CaptchaSolver, IdentityProvider, SecretsProvider
 from portwright.resources.ssrf import UrlGuard
 from portwright.settings import Settings
@@ -92,6 +96,7 @@ class DbosHost:
         self.launched = True
         if run_workers:  # idle queues skip their dequeue queries (`_queue_probe`)
             install_queue_probe(ttl_s=self.settings.queue_polling_interval_s / 2)
+            install_queue_rows()  # and their polls reload the queue's row about once a second
         return self.datasource
 
     def destroy(self, *, drain_s: float = 0.0) -> None:

@@ -26,10 +26,33 @@ chunks) marks its queue (`mark`) after its commit, and a marked queue polls as b
 until a probe read after the mark says it is empty. One enqueued by another process (a
 separate gateway, DBOS's own scheduler) is seen by the next probe read, at most `ttl_s`
 later, so by one poll later at most.
+
+Rows: DBOS's poll also reloads the queue's row (`SystemDatabase.get_queue`, a transaction
+and a SELECT on its queues table) at the top of every poll, so that a change made in the
+database (concurrency, worker concurrency, rate limits, polling interval, the row
+deleted) applies without a restart: ~60 reloads a second for an idle worker's queues,
+most of its CPU. `QueueRows` hooks that reload for DBOS's poll threads only (the caller
+is `queue_worker_thread`; the janitor's and `Queue`'s own reads are DBOS's): an idle
+queue's poll reuses the row it was handed, reloaded at most every `ROW_REFRESH_S` (one
+second), which is how late a changed polling interval or a deleted row (the queue's
+worker stops) reaches an idle queue. A poll whose `dequeue_scopes` (above) found work
+reloads the row first, into the very object DBOS's loop holds, so every dequeue reads
+the row as it is after the probe said work waits: fresher than DBOS's own, read before
+the poll's wait. (The reverted attempt reused the row for an idle queue's first dequeue
+too: a worker share the janitor had just lowered came a second late, and one worker took
+both of a batch's two chunks.)
+
+Both hooks lean on DBOS internals (3.4): `queue_worker_thread` reloads with `get_queue`
+and dequeues with the object it got, after `dequeue_scopes`. If they are not as expected
+(the function gone, its code not naming both, `Queue` without a `__dict__`) nothing is
+hooked; if a poll turns out to hold another object than the row it was handed, the
+cache turns itself off at that poll (skipping its dequeue) and every later poll is
+DBOS's own again.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +61,14 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 
-__all__ = ["QueueProbe", "install_queue_probe", "mark_enqueued", "uninstall_queue_probe"]
+__all__ = [
+    "QueueProbe",
+    "QueueRows",
+    "install_queue_probe",
+    "install_queue_rows",
+    "mark_enqueued",
+    "uninstall_queue_probe",
+]
 
 log = structlog.get_logger("portwright.queues")
 
@@ -48,6 +78,7 @@ log = structlog.get_logger("portwright.queues")
 _ENQUEUED: sa.ColumnClause[str] = sa.literal_column("'ENQUEUED'")
 _IN_FLIGHT: tuple[sa.ColumnClause[str], ...] = (_ENQUEUED, sa.literal_column("'PENDING'"))
 _FAILED_S = 1.0  # after a failed read, the next one waits this long
+ROW_REFRESH_S = 1.0  # an idle queue's poll reloads its row at most this often (`QueueRows`)
 
 
 class QueueProbe:
@@ -164,5 +195,120 @@ def install_queue_probe(ttl_s: float) -> QueueProbe | None:
     return probe
 
 
+class QueueRows:
+    """The queue rows DBOS's poll threads hold: an idle queue's reloaded at most every
+    `refresh_s`, a queue about to dequeue reloaded into the row its poll holds.
+
+    `get` answers the poll thread's reload at the top of each poll; `refresh` runs when
+    the poll's `dequeue_scopes` found work, before the dequeue reads the row. `load` is
+    DBOS's own `get_queue` (its exceptions propagate: DBOS then keeps the row it had).
+    """
+
+    def __init__(self, load: Callable[[str], Any], refresh_s: float) -> None:
+        self._load = load
+        self._refresh_s = refresh_s
+        self._rows: dict[str, tuple[Any, float]] = {}  # name -> (row handed out, loaded at)
+        self.enabled = True  # False once the hooked internals were not as expected
+        self.loads = 0
+
+    def get(self, name: str) -> Any:
+        held = self._rows.get(name)
+        if held is not None and time.monotonic() - held[1] < self._refresh_s:
+            return held[0]
+        started = time.monotonic()
+        row = self._load(name)
+        self.loads += 1
+        if row is None:  # deleted: DBOS stops the queue's worker
+            self._rows.pop(name, None)
+        else:
+            self._rows[name] = (row, started)
+        return row
+
+    def held(self, name: str) -> Any:
+        """The row last handed to `name`'s poll (None if none)."""
+        held = self._rows.get(name)
+        return None if held is None else held[0]
+
+    def refresh(self, name: str) -> bool:
+        """Reload `name`'s row into the object its poll holds; False if the poll must not
+        dequeue (the row is gone, or could not be reloaded into the object it holds)."""
+        held = self._rows.get(name)
+        if held is None:  # the poll holds a row DBOS loaded itself this poll
+            return True
+        started = time.monotonic()
+        row = self._load(name)
+        self.loads += 1
+        if row is None:
+            self._rows.pop(name, None)  # the poll's next reload says so: its worker stops
+            return False
+        try:
+            vars(held[0]).update(vars(row))  # the same fields, built by the same DBOS code
+        except TypeError:  # a `Queue` without `__dict__`: DBOS's own reload from now on
+            self.enabled = False
+            log.warning("queue rows not cached: DBOS's Queue has no __dict__")
+            return False  # this poll's dequeue is skipped: its row may be stale
+        self._rows[name] = (held[0], started)
+        return True
+
+
+_rows_installed: list[QueueRows] = []
+
+
+def install_queue_rows(refresh_s: float | None = None) -> QueueRows | None:
+    """Hook the launched DBOS's queue poll threads' row reload (`get_queue`, called by
+    `queue_worker_thread` at the top of every poll) with `QueueRows`, and its
+    `dequeue_scopes` (after the probe's hook, if installed) to reload the row when the
+    poll found work. Other callers of `get_queue` (the janitor, `Queue` properties) get
+    DBOS's own. None, hooking nothing, when DBOS's internals are not as expected."""
+    try:
+        from dbos import _queue as dbos_queue
+        from dbos._dbos import _get_dbos_instance
+
+        worker = dbos_queue.queue_worker_thread
+        worker_code = worker.__code__
+        sys_db: Any = _get_dbos_instance()._sys_db
+        original_get: Callable[..., Any] = sys_db.get_queue
+        original_scopes: Callable[[str], list[str | None]] = sys_db.dequeue_scopes
+        slotted = hasattr(dbos_queue.Queue, "__slots__")
+    except Exception as exc:  # noqa: BLE001 - DBOS changed: its own reload on every poll
+        log.warning("queue rows not cached: DBOS internals changed", error=repr(exc))
+        return None
+    if slotted or not {"get_queue", "dequeue_scopes"} <= set(worker_code.co_names):
+        log.warning("queue rows not cached: DBOS's queue poll is not the one expected")
+        return None
+    rows = QueueRows(original_get, ROW_REFRESH_S if refresh_s is None else refresh_s)
+
+    def get_queue(name: str, **kwargs: Any) -> Any:
+        if kwargs or not rows.enabled or sys._getframe(1).f_code is not worker_code:
+            return original_get(name, **kwargs)
+        return rows.get(name)
+
+    def dequeue_scopes(queue_name: str) -> list[str | None]:
+        scopes = original_scopes(queue_name)
+        caller = sys._getframe(1)
+        if not scopes or not rows.enabled or caller.f_code is not worker_code:
+            return scopes
+        held = rows.held(queue_name)
+        if held is not None and caller.f_locals.get("queue") is not held:
+            # The poll dequeues with another object than the row it was handed: a DBOS
+            # that copies it. Back to DBOS's own reload on every poll, and skip this
+            # poll's dequeue (its row may be up to `refresh_s` old).
+            rows.enabled = False
+            log.warning("queue rows not cached: DBOS's poll does not hold the row it loads")
+            return []
+        try:
+            if not rows.refresh(queue_name):
+                return []  # deleted (the poll's next reload stops the worker), or unsure
+        except Exception as exc:  # noqa: BLE001 - as DBOS on a failed reload: the row it had
+            log.debug("queue row reload failed", queue=queue_name, error=repr(exc))
+        return scopes
+
+    sys_db.get_queue = get_queue
+    sys_db.dequeue_scopes = dequeue_scopes
+    _rows_installed[:] = [rows]
+    return rows
+
+
 def uninstall_queue_probe() -> None:
     _installed.clear()
+    _rows_installed.clear()
