@@ -257,7 +257,7 @@ def _phases(store: Any, dbos_url: str, t0: float, ids: list[str]) -> dict[str, A
             chunks = conn.execute(
                 sa.text(
                     f"SELECT workflow_uuid, executor_id "
-                    f"FROM {schema}workflow_status WHERE name = 'portwright.chunk' "
+                    f"FROM {schema}workflow_status WHERE name LIKE 'portwright.chunk%' "
                     f"AND created_at >= :since"
                 ),
                 {"since": since},
@@ -267,7 +267,7 @@ def _phases(store: Any, dbos_url: str, t0: float, ids: list[str]) -> dict[str, A
                     f"SELECT workflow_uuid, function_name, started_at_epoch_ms, "
                     f"completed_at_epoch_ms FROM {schema}operation_outputs "
                     f"WHERE workflow_uuid IN (SELECT workflow_uuid FROM "
-                    f"{schema}workflow_status WHERE name = 'portwright.chunk' "
+                    f"{schema}workflow_status WHERE name LIKE 'portwright.chunk%' "
                     f"AND created_at >= :since)"
                 ),
                 {"since": since},

@@ -620,3 +620,180 @@ def test_items_cancelled_or_paused_in_their_chunk_are_steered_like_jobs(
     assert _wait_ended(runtime.store, [paused], timeout_s=120)[paused] == "succeeded"
     assert _workflow_ids([resumed, cancelled]) == set()
     _assert_recorded_once(runtime.store, [i for i in ids if i != cancelled])
+
+
+def _chunk_steps(chunks: list[str]) -> dict[str, list[tuple[str, Any]]]:
+    """Each chunk workflow's checkpointed steps: [(name, output)], in id order."""
+    from dbos import DBOS
+
+    return {
+        chunk: [
+            (step["function_name"], step["output"])
+            for step in sorted(DBOS.list_workflow_steps(chunk), key=lambda s: s["function_id"])
+        ]
+        for chunk in chunks
+    }
+
+
+def _checkpoint_bytes(settings: Settings, chunks: list[str]) -> list[tuple[str, int]]:
+    """The checkpoint rows of these workflows as DBOS stored them: (step, bytes)."""
+    schema = "dbos." if settings.dbos_database_url.startswith("postgresql") else ""
+    engine = sa.create_engine(settings.dbos_database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    f"SELECT function_name, output FROM {schema}operation_outputs "
+                    "WHERE workflow_uuid IN :ids"
+                ).bindparams(sa.bindparam("ids", expanding=True)),
+                {"ids": chunks},
+            ).all()
+    finally:
+        engine.dispose()
+    return [(str(name), len(output or "")) for name, output in rows]
+
+
+@pytest.mark.timeout(300)
+def test_a_sub_chunk_is_one_step_whose_checkpoint_holds_counts_not_pages(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """Each sub-chunk of a chunk is one checkpointed step (`subchunk:N`, fetch and record
+    together), and what it checkpoints is its counts: no item's output, no page's HTML
+    (older code checkpointed a `fetch:N` step holding every item's output, ~100-200 KB per
+    sub-chunk, before its `record:N`)."""
+    settings = _settings(settings, world)
+    runtime: Runtime = make_runtime(_registry(settings), settings=settings)
+    ids = _accept(JobService(runtime), _urls(world, 2 * SUB_CHUNK + 20, offset=1000))
+    statuses = _wait_ended(runtime.store, ids, timeout_s=240)
+    assert Counter(statuses.values()) == {"succeeded": len(ids)}
+    _assert_recorded_once(runtime.store, ids)
+    chunks = sorted(
+        {str((j.notes or {}).get(CHUNK_NOTE)) for j in runtime.store.jobs.get_many(ids)}
+    )
+    steps = _chunk_steps(chunks)
+    sizes = {chunk: len(ids_of) for chunk, ids_of in _items_by_chunk(runtime, ids).items()}
+    for chunk, taken in steps.items():
+        parts = -(-sizes[chunk] // SUB_CHUNK)
+        assert [name for name, _ in taken] == [f"subchunk:{n}" for n in range(parts)], taken
+        outputs = [output for _, output in taken]
+        assert all(set(output) == {"recorded", "left", "skipped"} for output in outputs)
+        assert sum(output["recorded"] for output in outputs) == sizes[chunk]
+    rows = _checkpoint_bytes(settings, chunks)  # as stored (serialized): small
+    assert len(rows) == sum(-(-n // SUB_CHUNK) for n in sizes.values())
+    assert all(size < 512 for _, size in rows), rows
+
+
+def _items_by_chunk(runtime: Runtime, ids: list[str]) -> dict[str, list[str]]:
+    chunks: dict[str, list[str]] = {}
+    for job in runtime.store.jobs.get_many(ids):
+        chunks.setdefault(str((job.notes or {}).get(CHUNK_NOTE)), []).append(job.id)
+    return chunks
+
+
+@pytest.mark.timeout(300)
+def test_a_retried_sub_chunk_step_does_not_take_back_an_item_that_left(
+    make_runtime: RuntimeFactory,
+    settings: Settings,
+    world: SandboxWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sub-chunk's step fetches again when it runs again (no checkpoint of its fetch).
+    One item is paused before its chunk runs, so it leaves the chunk (to wait, paused, as
+    its own job); the enqueue of its own workflow, after the record transaction committed,
+    fails with a database error, so the step runs again, before that workflow exists: the
+    item is no longer the chunk's (its row notes it), so it gets no second "left chunk"
+    note and no result from the chunk, and its workflow is enqueued by the re-run.
+    Resumed, it ends as its own job, recorded once, as does every other item."""
+    import asyncio
+
+    settings = _settings(settings, world)
+    accepting: Runtime = make_runtime(_registry(settings), settings=settings, run_workers=False)
+    service = JobService(accepting)
+    ids = _accept(service, _urls(world, 30, offset=1200))
+    paused = ids[7]
+    asyncio.run(service.pause(paused, actor="test"))
+    accepting.stop()
+
+    fired = Counter[str]()
+    original = Runtime.enqueue_many
+
+    def enqueue_fails_once(self: Runtime, jobs: Any) -> int:
+        if not fired["enqueue"] and paused in {job.id for job in jobs}:
+            fired["enqueue"] += 1
+            raise sa.exc.OperationalError("INSERT", {}, Exception("injected: connection lost"))
+        return original(self, jobs)
+
+    monkeypatch.setattr(Runtime, "enqueue_many", enqueue_fails_once)
+    runtime: Runtime = make_runtime(_registry(settings), settings=settings)
+    service = JobService(runtime)
+    rest = [i for i in ids if i != paused]
+    statuses = _wait_ended(runtime.store, rest, timeout_s=120)
+    assert fired == {"enqueue": 1}
+    assert Counter(statuses[i] for i in rest) == {"succeeded": len(rest)}
+    wait_until_sync(lambda: _workflow_ids([paused]) == {paused}, timeout=60)
+    notes = [e for e in runtime.store.jobs.events(paused) if e.reason.startswith("left chunk")]
+    assert len(notes) == 1, [e.reason for e in notes]
+    held = runtime.store.jobs.get(paused)
+    assert held.paused
+    assert held.status not in ENDED
+    asyncio.run(service.resume(paused, actor="test"))
+    assert _wait_ended(runtime.store, [paused], timeout_s=120)[paused] == "succeeded"
+    _assert_recorded_once(runtime.store, ids)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_chunk_begun_in_the_old_two_step_layout_is_recovered_by_this_code(
+    make_runtime: RuntimeFactory,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An upgrade mid-batch: chunks enqueued as older code enqueued them (the workflow name
+    `portwright.chunk`, its two steps per sub-chunk, `fetch:N` then `record:N`) run on a
+    worker that is SIGKILLed once some sub-chunks have checkpointed in that layout; the
+    restarted worker recovers them (DBOS finds their function by its name, and each
+    checkpoint at its id under its name: no step-name mismatch), they finish, and every
+    item ends with exactly one recorded result."""
+    from dbos import DBOS
+
+    from portwright.orchestrator import _chunks
+
+    with _world() as world:
+        settings = _settings(settings, world)
+        runtime: Runtime = make_runtime(_registry(settings), settings=settings, run_workers=False)
+        monkeypatch.setattr(_chunks, "chunk_workflow", _chunks.chunk_workflow_v1)
+        ids = _accept(JobService(runtime), _urls(world, 400, offset=4200))
+        monkeypatch.undo()
+        chunks = sorted(_items_by_chunk(runtime, ids))
+        assert len(chunks) == 2
+        named = DBOS.list_workflows(workflow_ids=chunks, load_input=False, load_output=False)
+        assert {status.name for status in named} == {_chunks.CHUNK_WORKFLOW_V1}
+        worker = ChunkWorker(settings, "chunk-upgrade", tmp_path / "worker.log")
+        try:
+            worker.start()
+
+            def some_recorded() -> bool:
+                return runtime.store.jobs.counts_by_status().get("succeeded", 0) >= 60
+
+            wait_until_sync(some_recorded, timeout=300, every=0.05)
+            worker.kill()
+            killed_at = runtime.store.jobs.counts_by_status().get("succeeded", 0)
+            before = _chunk_steps(chunks)
+            worker.start()
+            statuses = _wait_ended(runtime.store, ids, timeout_s=600)
+        finally:
+            worker.stop()
+        assert killed_at < len(ids), "the kill came after the batch ended: it proves nothing"
+        taken = [name for steps in before.values() for name, _ in steps]
+        assert any(name.startswith("record:") for name in taken), taken
+        assert all(name.split(":")[0] in {"fetch", "record"} for name in taken), taken
+        assert Counter(statuses.values()) == {"succeeded": len(ids)}
+        _assert_recorded_once(runtime.store, ids)
+        ended = DBOS.list_workflows(workflow_ids=chunks, load_input=False, load_output=False)
+        assert {status.status for status in ended} == {"SUCCESS"}
+        after = _chunk_steps(chunks)
+        for chunk in chunks:  # the old layout to its end: the checkpoints before the kill kept
+            names = [name for name, _ in after[chunk]]
+            assert {name for name, _ in before[chunk]} <= set(names)
+            assert all(name.split(":")[0] in {"fetch", "record"} for name in names), names

@@ -3,29 +3,36 @@
 A batch accepted by `JobService.submit_many` splits its batchable items into chunks of
 `Adapter.batch_size` and enqueues one DBOS workflow per chunk (`chunk_workflow`) instead of
 one per job; each item's row carries its chunk's id in its notes. A chunk walks its items
-in sub-chunks of `SUB_CHUNK`, each in two checkpointed steps, `PIPELINE` sub-chunks at once
-(the next sub-chunk's fetch overlaps the tail of this one's and its record; the chunk's
-items in flight stay bounded by `batch_concurrency`):
+in sub-chunks of `SUB_CHUNK`, each ONE checkpointed step (`subchunk:N`), `PIPELINE`
+sub-chunks at once (the next sub-chunk's fetch overlaps the tail of this one's and its
+record; the chunk's items in flight stay bounded by `batch_concurrency`). The step:
 
-1. `fetch:N` runs each item's adapter (`Adapter.run`) against an in-memory `Job`
+1. fetches: runs each item's adapter (`Adapter.run`) against an in-memory `Job`
    (`ItemJob`), `batch_concurrency` items at a time, through the same step context (and so
-   the same engine ladder, SSRF guard, politeness and proxies) a job's step gets. It writes
-   nothing. Its checkpoint holds what each item came to: its transitions and output, or why
-   it must leave the chunk.
-2. `record:N` writes them in ONE transaction, set-based: every item's row locked in one
+   the same engine ladder, SSRF guard, politeness and proxies) a job's step gets. This
+   part writes nothing; what each item came to (its transitions and output, or why it
+   must leave the chunk) stays in memory.
+2. records them in ONE transaction, set-based: every item's row locked in one
    statement, their transitions and audit events (the same changes a job workflow
    writes, planned by `plan_changes`, so the job's row, events, outbox rows and hence
    webhooks and usage read the same) in one UPDATE and one INSERT per
    table, the portal breaker's successes; then enqueues the job workflow of each item
-   that leaves.
+   that leaves. The step's checkpoint is its counts only, not the fetched pages.
 
 Exactly once: an item is recorded only while it is still in its adapter's initial state
-(a recorded item is terminal, an item that left belongs to its own workflow), under the
-job row's lock, so a re-run of `record:N` (a retried step, a crash between its commit and
-its checkpoint) writes nothing twice; a crash before `record:N` commits re-runs at most
-`fetch:N` (an idempotent GET, fetched again). A recovered chunk replays every step that
-checkpointed (its step ids are drawn in a fixed order up front) and runs the rest: at most
-`PIPELINE` sub-chunks are fetched again.
+(a recorded item is terminal) and has not left its chunk (an item that leaves gets the
+note `left_chunk` in the same write as its "left chunk" event: it belongs to its own
+workflow from then on, whatever state it is in), under the job row's lock. So a re-run of
+the step (a retry after a database error, a crash between its commit and its checkpoint)
+fetches again the items still the chunk's (an idempotent GET) and writes nothing twice.
+A recovered chunk replays every step that checkpointed (its step ids are drawn in a fixed
+order up front) and runs the rest: at most `PIPELINE` sub-chunks are fetched again.
+
+Older code ran each sub-chunk as two steps, `fetch:N` (whose checkpoint held every item's
+output, the pages' HTML among it) then `record:N`. Its chunks are workflows of the name
+`CHUNK_WORKFLOW_V1`, which stays registered with that layout (`chunk_workflow_v1`), so a
+chunk begun by older code and recovered by this code replays its checkpoints at the ids
+and names they were written under; new chunks are `CHUNK_WORKFLOW`.
 
 An item leaves its chunk, and continues as its own durable job (`job_workflow`, from the
 state it is in, its history intact plus one control event saying why it left), when its
@@ -63,6 +70,9 @@ __all__ = [
     "CHUNK_MAX",
     "CHUNK_NOTE",
     "CHUNK_WORKFLOW",
+    "CHUNK_WORKFLOWS",
+    "CHUNK_WORKFLOW_V1",
+    "LEFT_NOTE",
     "PIPELINE",
     "SUB_CHUNK",
     "ChunkRunner",
@@ -77,9 +87,12 @@ __all__ = [
     "plan_chunks",
 ]
 
-CHUNK_WORKFLOW = "portwright.chunk"
+CHUNK_WORKFLOW = "portwright.chunk.v2"  # one step per sub-chunk: fetch and record
+CHUNK_WORKFLOW_V1 = "portwright.chunk"  # older code's: two steps per sub-chunk
+CHUNK_WORKFLOWS = (CHUNK_WORKFLOW, CHUNK_WORKFLOW_V1)
 CHUNK_NOTE = "chunk"  # the job row's note naming its chunk workflow
-SUB_CHUNK = 50  # items fetched, then recorded in one transaction, per checkpoint pair
+LEFT_NOTE = "left_chunk"  # the job row's note naming the chunk it left (its own now)
+SUB_CHUNK = 50  # items fetched, then recorded in one transaction, per checkpoint
 PIPELINE = 2  # sub-chunks of a chunk in flight at once (a fetch overlaps the last record)
 CHUNK_MAX = 1000  # items per chunk at most when a batch is split into fewer, larger chunks
 
@@ -249,8 +262,25 @@ def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
 
 @DBOS.workflow(name=CHUNK_WORKFLOW)
 async def chunk_workflow(chunk_id: str, adapter: str, job_ids: list[str]) -> dict[str, int]:
-    """Run a chunk's items, sub-chunk by sub-chunk: a fetch step, then a record step,
+    """Run a chunk's items, sub-chunk by sub-chunk: one step each that fetches and records,
     `PIPELINE` sub-chunks at a time (see `_pipeline`)."""
+    return await _run_chunk(chunk_id, adapter, job_ids, _pipeline)
+
+
+@DBOS.workflow(name=CHUNK_WORKFLOW_V1)
+async def chunk_workflow_v1(chunk_id: str, adapter: str, job_ids: list[str]) -> dict[str, int]:
+    """Older code's chunk workflow, kept for the chunks it began: a fetch step, then a
+    record step, per sub-chunk (see `_pipeline_v1`). Nothing enqueues it any more; DBOS
+    recovers a pending one by this name, and its checkpoints replay at their ids."""
+    return await _run_chunk(chunk_id, adapter, job_ids, _pipeline_v1)
+
+
+Pipeline = Callable[["ChunkRunner", list[list[str]]], Awaitable[list[dict[str, int]]]]
+
+
+async def _run_chunk(
+    chunk_id: str, adapter: str, job_ids: list[str], pipeline: Pipeline
+) -> dict[str, int]:
     runtime = current_runtime()
     name, _, version = adapter.partition("@")  # "name@version": the version its items pin
     if name not in runtime.registry or (version and not runtime.registry.has(name, version)):
@@ -260,7 +290,7 @@ async def chunk_workflow(chunk_id: str, adapter: str, job_ids: list[str]) -> dic
     runner = ChunkRunner(runtime, adapter_cls, chunk_id)
     parts = [job_ids[start : start + SUB_CHUNK] for start in range(0, len(job_ids), SUB_CHUNK)]
     totals = {"recorded": 0, "left": 0, "skipped": 0}
-    for counts in await _pipeline(runner, parts):
+    for counts in await pipeline(runner, parts):
         for key in totals:
             totals[key] += counts.get(key, 0)
     # (older code ran one more step here, "pace"; a chunk it began and this code recovers
@@ -269,15 +299,31 @@ async def chunk_workflow(chunk_id: str, adapter: str, job_ids: list[str]) -> dic
 
 
 async def _pipeline(runner: ChunkRunner, parts: list[list[str]]) -> list[dict[str, int]]:
-    """Each sub-chunk's `fetch:N` then `record:N`, up to `PIPELINE` sub-chunks at once: the
-    fetch of sub-chunk N+1 runs while sub-chunk N finishes its last items and records them
-    (the runner's one semaphore bounds the fetches in flight across sub-chunks).
+    """Each sub-chunk's one step, `subchunk:N` (`ChunkRunner.run`: fetch, then record), up
+    to `PIPELINE` sub-chunks at once: the fetch of sub-chunk N+1 runs while sub-chunk N
+    finishes its last items and records them (the runner's one semaphore bounds the
+    fetches in flight across sub-chunks).
 
-    Replay stays deterministic: every step id is drawn up front, in the order the steps
-    would run one after another (fetch:0, record:0, fetch:1, …), so a recovered chunk
-    finds each step's checkpoint at the same id whatever order they finished in. The
-    steps of different sub-chunks touch different items, and `record:N` waits for its own
-    `fetch:N` only, so exactly-once holds as in the sequential walk (module docstring)."""
+    Replay stays deterministic: every step id is drawn up front, in sub-chunk order, so a
+    recovered chunk finds each step's checkpoint at the same id whatever order they
+    finished in. The steps of different sub-chunks touch different items, so exactly-once
+    holds as in a sequential walk (module docstring)."""
+    steps = [DBOS.reserve_step() for _ in parts]
+    window = asyncio.Semaphore(PIPELINE)
+
+    async def run(index: int, part: list[str]) -> dict[str, int]:
+        async with window:
+            counts: dict[str, int] = await steps[index].run_async(
+                _infra(f"subchunk:{index}"), runner.run, part
+            )
+        return counts
+
+    return await _gather([run(index, part) for index, part in enumerate(parts)])
+
+
+async def _pipeline_v1(runner: ChunkRunner, parts: list[list[str]]) -> list[dict[str, int]]:
+    """Older code's layout (`chunk_workflow_v1`): each sub-chunk's `fetch:N` then
+    `record:N`, their ids drawn up front in the order fetch:0, record:0, fetch:1, …"""
     steps = [(DBOS.reserve_step(), DBOS.reserve_step()) for _ in parts]
     window = asyncio.Semaphore(PIPELINE)
 
@@ -292,7 +338,11 @@ async def _pipeline(runner: ChunkRunner, parts: list[list[str]]) -> list[dict[st
             )
         return counts
 
-    tasks = [asyncio.ensure_future(run(index, part)) for index, part in enumerate(parts)]
+    return await _gather([run(index, part) for index, part in enumerate(parts)])
+
+
+async def _gather(runs: list[Awaitable[dict[str, int]]]) -> list[dict[str, int]]:
+    tasks = [asyncio.ensure_future(run) for run in runs]
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:
@@ -440,7 +490,7 @@ class ItemJob:
 
 
 class ChunkRunner:
-    """The two steps of a sub-chunk, for one chunk workflow."""
+    """A sub-chunk's step (`run`: `fetch`, then `record`), for one chunk workflow."""
 
     def __init__(self, runtime: Runtime, adapter_cls: type[Adapter], chunk_id: str) -> None:  # type: ignore[type-arg]
         self.runtime = runtime
@@ -449,6 +499,11 @@ class ChunkRunner:
         self.selectors: SelectorMap | None = None  # read once per sub-chunk's fetch
         # the items fetched at once, across the chunk's sub-chunks in flight
         self.limit = asyncio.Semaphore(max(1, adapter_cls.batch_concurrency))
+
+    async def run(self, job_ids: list[str]) -> dict[str, int]:
+        """A sub-chunk's one step: fetch its items, record what they came to, return the
+        counts (all its checkpoint holds). Safe to run again: see the module docstring."""
+        return await self.record(await self.fetch(job_ids))
 
     # -- fetch: no writes ----------------------------------------------------------------
 
@@ -467,6 +522,8 @@ class ChunkRunner:
         async def one(job: JobRecord) -> dict[str, Any]:
             if job.state != initial or rt.machine_of(job.adapter).is_terminal(job.state):
                 return {"id": job.id, "skip": True}  # finished, or its own workflow has it
+            if (job.notes or {}).get(LEFT_NOTE):  # it left (a re-run of this step): its own
+                return {"id": job.id, "left": True}  # workflow's; the record re-enqueues it
             if gate is not None or job.id in held:
                 return {"id": job.id, "seq": job.seq, "leave": gate or held[job.id]}
             if job.paused or job.cancel_requested:
@@ -533,6 +590,7 @@ class ChunkRunner:
         breaker = f"portal:{portal}"
         counts = {"recorded": 0, "left": 0, "skipped": 0}
         leaving: list[str] = []
+        again: list[str] = []  # left already: their workflows enqueued again (idempotent)
         writes: list[tuple[JobRecord, list[dict[str, Any]], dict[str, Any]]] = []
         outbox: list[dict[str, Any]] = []
         wanted = [str(item["id"]) for item in fetched if not item.get("skip")]
@@ -546,6 +604,10 @@ class ChunkRunner:
                     continue  # skipped at the fetch
                 if job.state != machine.initial or machine.is_terminal(job.state):
                     counts["skipped"] += 1  # recorded already, or its own workflow has it
+                    continue
+                if (job.notes or {}).get(LEFT_NOTE):  # left at an earlier run of this step
+                    again.append(job.id)  # (its enqueue may have failed after the commit)
+                    counts["skipped"] += 1
                     continue
                 why = item.get("leave") or ("paused" if job.paused else None)
                 if why is None:
@@ -562,6 +624,9 @@ class ChunkRunner:
                     "actor": "engine",
                     "reason": f"left chunk {self.chunk_id}: {why}",
                     "meta": {"chunk": self.chunk_id},
+                    # the row notes it: a re-run of this step fetches it again (a retry
+                    # after this commit) and must see that it is no longer the chunk's
+                    "updates": {"notes": {**(job.notes or {}), LEFT_NOTE: self.chunk_id}},
                     "kind": "control",
                 }
                 # `base_seq`: a re-run (after a commit its checkpoint missed) finds the note
@@ -579,8 +644,9 @@ class ChunkRunner:
         if writes and breaker_state != "closed":
             for _ in writes:
                 rt.record_portal_outcome(portal, ok=True)
+        if leaving or again:
+            rt.enqueue_many(store.jobs.get_many(leaving + again))  # existing ones skipped
         if leaving:
-            rt.enqueue_many(store.jobs.get_many(leaving))
             log.info("items left their chunk", chunk_id=self.chunk_id, jobs=leaving)
         return counts
 
