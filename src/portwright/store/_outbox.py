@@ -61,6 +61,12 @@ class OutboxHead:
 
 
 _HEAD = [outbox.c[name] for name in OutboxHead.__dataclass_fields__]
+
+
+def _by_id(head: OutboxHead) -> int:
+    return head.id
+
+
 _CHANNEL = "portwright_outbox"
 # built once: every transaction that writes outbox rows on PostgreSQL runs it
 _NOTIFY = sa.select(sa.func.pg_notify(_CHANNEL, ""))
@@ -192,6 +198,32 @@ class OutboxRepository:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(outbox.c.id))).scalar() or 0)
 
+    @staticmethod
+    def claim_unpublished(conn: sa.Connection, limit: int) -> list[OutboxHead]:
+        """Mark up to `limit` unpublished events published, oldest first, and return them
+        (without their payloads), in one statement in the caller's transaction: an
+        `UPDATE … RETURNING` over the oldest unpublished ids, skipping rows another relay
+        holds (PostgreSQL). They count as published only if the transaction commits, so the
+        caller fans them out in the same transaction; several relays never claim one event
+        in two transactions that both commit."""
+        pending = (
+            sa.select(outbox.c.id)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            pending = pending.with_for_update(skip_locked=True)
+        claim = (
+            outbox.update()
+            .where(outbox.c.id.in_(pending.scalar_subquery()))
+            .values(published_at=time.time())
+            .returning(*_HEAD)
+        )
+        heads = to_records(OutboxHead, conn.execute(claim))
+        heads.sort(key=_by_id)  # RETURNING promises no order
+        return heads
+
     def unpublished(self, conn: sa.Connection, limit: int) -> list[OutboxHead]:
         """Lock up to `limit` unpublished events (skipping ones another relay holds), read
         without their payloads (a delivery reads its event's payload when it is sent)."""
@@ -231,6 +263,7 @@ class OutboxRepository:
             return to_records(OutboxRecord, conn.execute(query))
 
     def pending_count(self) -> int:
+        """Events not yet published (the partial index on unpublished ids counts them)."""
         query = sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
