@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from portwright.store import Store, create_engine, migrate
+from portwright.store._outbox import claim_statement
 from portwright.store._schema import outbox
 
 
@@ -56,5 +57,51 @@ def test_a_database_with_outbox_rows_upgrades_to_the_unpublished_index(db_url: s
         assert [e.event_id for e in store.outbox.peek_unpublished(100)] == [
             "e12", "e15", "e18", "e21", "e24", "e27",
         ]  # fmt: skip
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_the_claim_reads_no_more_of_the_outbox_than_it_claims_even_as_a_generic_plan(
+    db_url: str,
+) -> None:
+    """The relay's claim runs as a prepared statement (psycopg prepares it after a few
+    executions, and PostgreSQL then may use a plan made without the parameters' values),
+    with statistics taken while a burst was unpublished: even that plan walks the
+    unpublished index and fetches the claimed ids by primary key, never a sequential scan
+    of the whole outbox (which grows with every event kept). `id IN (subquery)` did."""
+    store = Store.open(db_url)
+    try:
+        now = time.time()
+        rows = [
+            {"event_id": f"e{i}", "tenant_id": "t1", "topic": "job.state", "subject": "",
+             "payload": {"i": i}, "created_at": now}
+            for i in range(5000)
+        ]  # fmt: skip
+        with store.engine.begin() as conn:  # a burst written, analyzed while unpublished …
+            _system_scope(conn)
+            conn.execute(outbox.insert(), rows)
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE outbox")
+        with store.engine.begin() as conn:  # … then published: the statistics lag
+            _system_scope(conn)
+            conn.execute(outbox.update().where(outbox.c.id <= 4900).values(published_at=now))
+        compiled = claim_statement("postgresql", 1000).compile(dialect=store.engine.dialect)
+        sql = compiled.string
+        for number, name in enumerate(compiled.params, 1):
+            sql = sql.replace(f"%({name})s", f"${number}")
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+            conn.exec_driver_sql(f"PREPARE claim AS {sql}")
+            args = ", ".join(
+                repr(v) if not isinstance(v, str) else f"'{v}'" for v in compiled.params.values()
+            )
+            plan = "\n".join(
+                str(row[0]) for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE claim({args})")
+            )
+            conn.exec_driver_sql("DEALLOCATE claim")
+        assert "Seq Scan on outbox" not in plan, plan
+        assert "ix_outbox_unpublished" in plan, plan
     finally:
         store.close()

@@ -163,7 +163,8 @@ class Hub(PollingWorker):
     @property
     def position(self) -> int:
         """The last id handed out: every event up to it has been committed (or given up
-        on). Where a subscriber that wants "from now on" starts."""
+        on). With nobody subscribed it may lag up to `unwatched_poll_s`: a subscriber that
+        wants "from now on" starts at `await head()`."""
         return self._cursor
 
     async def head(self) -> int:

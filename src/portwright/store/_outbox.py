@@ -67,6 +67,25 @@ def _by_id(head: OutboxHead) -> int:
     return head.id
 
 
+def claim_statement(dialect: str, limit: int) -> sa.Update:
+    """`OutboxRepository.claim_unpublished`'s statement on `dialect`."""
+    pending = (
+        sa.select(outbox.c.id)
+        .where(outbox.c.published_at.is_(None))
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    claimed: sa.ColumnElement[bool]
+    if dialect == "postgresql":
+        # `id = ANY(ARRAY(subquery))`, not `id IN (subquery)`: the latter's generic plan
+        # (a prepared statement, LIMIT a parameter) hash-joins a seq scan of the outbox
+        pending = pending.with_for_update(skip_locked=True)
+        claimed = outbox.c.id == sa.any_(sa.func.array(pending.scalar_subquery()))
+    else:
+        claimed = outbox.c.id.in_(pending.scalar_subquery())
+    return outbox.update().where(claimed).values(published_at=time.time()).returning(*_HEAD)
+
+
 _CHANNEL = "portwright_outbox"
 # built once: every transaction that writes outbox rows on PostgreSQL runs it
 _NOTIFY = sa.select(sa.func.pg_notify(_CHANNEL, ""))
@@ -206,20 +225,7 @@ class OutboxRepository:
         holds (PostgreSQL). They count as published only if the transaction commits, so the
         caller fans them out in the same transaction; several relays never claim one event
         in two transactions that both commit."""
-        pending = (
-            sa.select(outbox.c.id)
-            .where(outbox.c.published_at.is_(None))
-            .order_by(outbox.c.id)
-            .limit(limit)
-        )
-        if conn.dialect.name == "postgresql":
-            pending = pending.with_for_update(skip_locked=True)
-        claim = (
-            outbox.update()
-            .where(outbox.c.id.in_(pending.scalar_subquery()))
-            .values(published_at=time.time())
-            .returning(*_HEAD)
-        )
+        claim = claim_statement(conn.dialect.name, limit)
         heads = to_records(OutboxHead, conn.execute(claim))
         heads.sort(key=_by_id)  # RETURNING promises no order
         return heads
