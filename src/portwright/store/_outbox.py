@@ -1,9 +1,10 @@
 """The transactional outbox: domain events written in the state change's own transaction.
 
 `add(conn, …)` runs inside the caller's transaction, so an event exists if and
-only if the change that caused it committed. The relay fans unpublished rows
-out to endpoint deliveries and marks them published in one transaction; the
-realtime streams read the table by id (the cursor) and never mark anything.
+only if the change that caused it committed. The relay claims unpublished rows
+(`claim_unpublished`: one `UPDATE … RETURNING` over a partial index holding only the
+unpublished ids), fans them out to endpoint deliveries and commits both in one
+transaction; the realtime streams read the table by id (the cursor) and never mark anything.
 
 On PostgreSQL `add` also queues a `NOTIFY` on `OutboxRepository.CHANNEL` in the same
 transaction: it is delivered only if (and when) the transaction commits, and several
@@ -229,26 +230,6 @@ class OutboxRepository:
         heads = to_records(OutboxHead, conn.execute(claim))
         heads.sort(key=_by_id)  # RETURNING promises no order
         return heads
-
-    def unpublished(self, conn: sa.Connection, limit: int) -> list[OutboxHead]:
-        """Lock up to `limit` unpublished events (skipping ones another relay holds), read
-        without their payloads (a delivery reads its event's payload when it is sent)."""
-        query = (
-            sa.select(*_HEAD)
-            .where(outbox.c.published_at.is_(None))
-            .order_by(outbox.c.id)
-            .limit(limit)
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return to_records(OutboxHead, conn.execute(query))
-
-    @staticmethod
-    def mark_published(conn: sa.Connection, ids: list[int]) -> None:
-        if ids:
-            conn.execute(
-                outbox.update().where(outbox.c.id.in_(ids)).values(published_at=time.time())
-            )
 
     def by_ids(self, ids: list[int]) -> dict[int, OutboxRecord]:
         if not ids:
