@@ -181,3 +181,79 @@ async def test_a_routed_subscription_is_offered_only_its_keys_events(tmp_path: P
     finally:
         await hub.stop()
         store.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+async def test_with_nobody_subscribed_writes_wake_no_reads_yet_a_subscriber_gets_every_later_event(
+    db_url: str,
+) -> None:
+    """Nobody subscribed: the outbox's writes (each a wake-up) make the hub read nothing —
+    it only moves its cursor every `unwatched_poll_s` — yet a "from now on" subscriber
+    starts at the head (`head()` catches the cursor up, not from an hour-old position)
+    and then gets every event committed after it subscribed, in order."""
+    store = Store.open(db_url)
+    hub = Hub(store, poll_s=0.05, unwatched_poll_s=3600)
+    reads: list[str] = []
+    ids_since, since = store.outbox.ids_since, store.outbox.since
+
+    def counted_ids_since(*args: object, **kw: object) -> list[int]:
+        reads.append("ids")
+        return ids_since(*args, **kw)  # type: ignore[arg-type]
+
+    def counted_since(*args: object, **kw: object) -> list[OutboxRecord]:
+        reads.append("rows")
+        return since(*args, **kw)  # type: ignore[arg-type]
+
+    store.outbox.ids_since = counted_ids_since  # type: ignore[method-assign]
+    store.outbox.since = counted_since  # type: ignore[method-assign]
+    hub.start()
+    try:
+        await wait_until(lambda: hub.waiting, timeout=10)  # its first pass is over
+        passes, read = hub.passes, len(reads)
+        before = _append(store, 30, subject="before")
+        for _ in before:
+            hub.wake()  # what every write's notification does
+            assert hub.waiting  # ignored: nobody is offered anything
+        assert hub.passes == passes
+        assert len(reads) == read
+        assert hub.position < before[-1]  # the unwatched cursor lags …
+        start = await hub.head()
+        assert start == before[-1]  # … and is caught up for a subscriber "from now on"
+        sub = await hub.subscribe("t1", lambda _: True, start)
+        after = _append(store, 3, subject="after")
+        hub.wake()
+        assert await _take(sub, 3) == after
+        also = await hub.subscribe("t1", lambda _: True, before[-2])  # resumes from a cursor
+        assert await _take(also, 4) == [before[-1], *after]
+    finally:
+        await hub.stop()
+        store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_an_unwatched_hub_never_moves_past_an_id_still_in_flight(db_url: str) -> None:
+    """Nobody subscribed while a later id commits before an earlier one: the caught-up
+    cursor stops before the earlier id, so a subscriber arriving meanwhile still gets it
+    when it commits (after it subscribed), then the later one, in id order."""
+    store = Store.open(db_url)
+    hub = Hub(store, poll_s=0.05, gap_wait_s=30, unwatched_poll_s=3600)
+    hub.start()
+    try:
+        await wait_until(lambda: hub.waiting, timeout=10)
+        slow = store.engine.connect()
+        slow_tx = slow.begin()
+        first = _event(store, slow, "slow")  # id taken, not committed
+        with store.engine.begin() as conn:
+            second = _event(store, conn, "fast")  # committed first
+        start = await hub.head()
+        assert start < first
+        sub = await hub.subscribe("t1", lambda _: True, start)
+        assert sub.queue.empty()
+        slow_tx.commit()
+        slow.close()
+        hub.wake()
+        assert await _take(sub, 2) == [first, second]
+    finally:
+        await hub.stop()
+        store.close()

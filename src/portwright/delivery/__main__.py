@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lease-s", type=float, default=30.0, help="how long a claimed delivery is ours"
     )
-    parser.add_argument("--batch", type=int, default=100, help="events and deliveries per round")
+    parser.add_argument(
+        "--batch", type=int, default=100, help="deliveries per round (events: at least 1,000)"
+    )
     parser.add_argument("--timeout-s", type=float, default=10.0, help="per-send HTTP timeout")
     return parser
 

@@ -12,6 +12,13 @@ others' writes are seen at the next `poll_s` (0.2 s) poll.
 A subscriber resumes from a cursor: it is registered first, then sent the
 history after its cursor, and ids it has already seen are skipped.
 
+With nobody subscribed the hub has nothing to hand out, only its cursor to keep near the
+head: wake-ups are ignored and it reads the new ids (not the rows) once every
+`unwatched_poll_s` (2 s), up to 10,000 at a time, with the same gap rule as below. A
+subscriber arriving wakes it: its history is replayed up to the hub's cursor and what
+came after comes live, in order, as before. A "from now on" subscriber asks `head()`,
+which first catches the cursor up (so it does not start up to 2 s in the past).
+
 A subscription may be routed (`Route`): it is filed under one key of its tenant, and a
 live event is offered only to the subscriptions filed under the keys the route's `keys_of`
 names for it (a driver's socket under its driver id: an order assigned to one of 5,000
@@ -111,6 +118,7 @@ class Hub(PollingWorker):
         listener: OutboxListener | None = None,
         listened_poll_s: float = 2.0,
         gap_wait_s: float = 3.0,
+        unwatched_poll_s: float = 2.0,
     ) -> None:
         super().__init__(
             "hub", poll_s=poll_s, pacer=lambda loop: OutageBackoff(log, loop, first_s=poll_s)
@@ -119,18 +127,33 @@ class Hub(PollingWorker):
         self.listener = listener
         self.listened_poll_s = max(poll_s, listened_poll_s)
         self.gap_wait_s = gap_wait_s
+        self.unwatched_poll_s = max(poll_s, unwatched_poll_s)
         self._subs: set[Subscription] = set()  # offered every event
         # routed subscriptions: per `keys_of`, by (tenant, key)
         self._routes: dict[Keys, dict[tuple[str | None, str], set[Subscription]]] = {}
         self._cursor = 0
         self._gap: tuple[int, float] | None = None  # (missing id, when first seen missing)
         self._held = False  # the last round held events back for an earlier id
+        self._tailing = asyncio.Lock()  # one tail at a time: the loop's, or `head()`'s
         if listener is not None:
             listener.add(self.wake)
 
+    @property
+    def watched(self) -> bool:
+        """Whether anybody is subscribed (else the hub only keeps its cursor near the head)."""
+        return bool(self._subs or self._routes)
+
+    def wake(self) -> None:
+        """Look now, not at the next poll; ignored while nobody is subscribed (the cursor
+        moves on every `unwatched_poll_s`: a batch's writes would wake it for every few ids)."""
+        if self.watched:
+            super().wake()
+
     def idle_s(self) -> float:
         """How long to wait for a wake-up: long while notifications are sure to come, short
-        while an earlier id may still commit."""
+        while an earlier id may still commit; `unwatched_poll_s` while nobody is subscribed."""
+        if not self.watched:
+            return self.unwatched_poll_s
         if self.listener is not None and self.listener.connected:
             idle = self.listened_poll_s
         else:
@@ -140,7 +163,17 @@ class Hub(PollingWorker):
     @property
     def position(self) -> int:
         """The last id handed out: every event up to it has been committed (or given up
-        on). Where a subscriber that wants "from now on" starts."""
+        on). With nobody subscribed it may lag up to `unwatched_poll_s`: a subscriber that
+        wants "from now on" starts at `await head()`."""
+        return self._cursor
+
+    async def head(self) -> int:
+        """`position` after catching the cursor up now if nobody was subscribed (the
+        unwatched cursor may be up to `unwatched_poll_s` behind): where a "from now on"
+        subscriber starts."""
+        if self._task is not None and not self.watched:
+            while await self._tail():
+                pass
         return self._cursor
 
     def on_start(self) -> None:
@@ -165,6 +198,7 @@ class Hub(PollingWorker):
         else:
             table = self._routes.setdefault(route.keys_of, {})
             table.setdefault((tenant_id, route.key), set()).add(sub)
+        self.wake()  # the tail may sit in its unwatched pause: live events come from now on
         position = cursor  # read on past events the subscriber does not want
         # Not past what the hub has handed out: later ids come live, in order.
         until = self._cursor if self._task is not None else None
@@ -215,18 +249,25 @@ class Hub(PollingWorker):
 
     async def _tail(self) -> bool:
         """Hand out the next committed events in id order; busy while a full page came.
-        With nobody subscribed only the ids are read (the cursor moves on as it would; a
-        batch writes three events per item, and decoding rows nobody is offered was a few
-        per cent of a worker's CPU)."""
+        With nobody subscribed only the ids are read, a larger page at a time (the cursor
+        moves on as it would; a batch writes three events per item, and decoding rows
+        nobody is offered was a few per cent of a worker's CPU)."""
+        async with self._tailing:
+            return await self._tail_once()
+
+    async def _tail_once(self) -> bool:
         self._held = False
         ids: list[int] | None = None
         events: list[OutboxRecord] = []
-        if not self._subs and not self._routes:
-            ids = await asyncio.to_thread(self.store.outbox.ids_since, self._cursor, limit=1000)
+        page = 1000
+        if not self.watched:
+            page = 10_000
+            ids = await asyncio.to_thread(self.store.outbox.ids_since, self._cursor, limit=page)
             if self._subs or self._routes:  # subscribed meanwhile: they get these events
                 ids = None
+                page = 1000
         if ids is None:
-            events = await asyncio.to_thread(self.store.outbox.since, self._cursor, limit=1000)
+            events = await asyncio.to_thread(self.store.outbox.since, self._cursor, limit=page)
             ids = [event.id for event in events]
         for index, event_id in enumerate(ids):
             if event_id != self._cursor + 1 and self._waiting_for(self._cursor + 1):
@@ -239,7 +280,7 @@ class Hub(PollingWorker):
                 for sub in self._offered(event):
                     if not sub.offer(event):
                         self._drop(sub)
-        return len(ids) == 1000 and not self._held
+        return len(ids) == page and not self._held
 
     def _offered(self, event: OutboxRecord) -> list[Subscription]:
         """The subscriptions `event` is offered to: every unrouted one, and the routed ones

@@ -3,8 +3,12 @@
 Two halves, both safe to run in several processes at once:
 
 - *publish*: unpublished outbox events go to the bus sinks (idempotent message
-  ids), then, in one transaction, fan out into deliveries (unique per endpoint
-  and event) and are marked published. A crash anywhere repeats work, never loses it.
+  ids), then, in one transaction, are claimed and marked published (one
+  `UPDATE … RETURNING`, oldest first, skipping rows another relay holds) and fan out
+  into deliveries (unique per endpoint and event). A crash anywhere repeats work,
+  never loses it. A round takes up to `publish_batch` (1,000) events; while events
+  keep coming, rounds start at most every `coalesce_s` (0.1 s): a batch notifies on
+  every few rows it writes, and a round per wake-up was mostly fixed cost.
 - *deliver*: due deliveries are leased (a crashed relay's lease expires and
   another takes over), sent, and finished: delivered, retried later with
   backoff (Retry-After first), or dead after the endpoint's attempt budget.
@@ -91,6 +95,8 @@ class Relay(PollingWorker):
         observer: DeliveryObserver | None = None,
         on_published: Callable[[], None] | None = None,
         batch: int = 100,
+        publish_batch: int | None = None,
+        coalesce_s: float = 0.1,
         poll_s: float = 0.5,
         lease_s: float = 30.0,
         sealer: SecretSealer | None = None,
@@ -106,7 +112,11 @@ class Relay(PollingWorker):
         self.sinks = list(sinks)
         self.observer = observer
         self.on_published = on_published
-        self.batch = batch
+        self.batch = batch  # deliveries claimed per round
+        self.publish_batch = publish_batch or max(batch, 1000)  # events claimed per round
+        self.coalesce_s = coalesce_s
+        self._published_at: float | None = None  # when the last round that found events began
+        self._delivering = False  # the last deliver round found deliveries due
         self.lease_s = lease_s
         self.worker = f"relay-{socket.gethostname()}-{os.getpid()}-{id(self):x}"
 
@@ -122,11 +132,9 @@ class Relay(PollingWorker):
         # stay in the outbox), not the deliveries already fanned out.
         return [self._publish_round, self._deliver_round]
 
-    async def _publish_round(self) -> bool:
-        return bool(await self.publish_once())
-
     async def _deliver_round(self) -> bool:
-        return bool(await self.deliver_once())
+        self._delivering = bool(await self.deliver_once())
+        return self._delivering
 
     async def run_until_idle(self, *, rounds: int = 1000) -> None:
         """Publish and deliver until nothing is due (tests, the CLI's one-shot mode)."""
@@ -135,9 +143,28 @@ class Relay(PollingWorker):
                 return
 
     # -- publish --------------------------------------------------------------------
+    async def _publish_round(self) -> bool:
+        # Coalesce: right after a round that found events, more are likely on their way
+        # (each notifies): wait out `coalesce_s` from that round's start and take them all
+        # in one round instead of one round per wake-up. A full round goes on at once.
+        # Deliveries still under way are not held up by it: the round is skipped instead.
+        last = self._published_at
+        if last is not None:
+            wait = last + self.coalesce_s - time.monotonic()
+            if wait > 0:
+                if self._delivering:
+                    return False
+                await asyncio.sleep(wait)
+        began = time.monotonic()
+        count = await self.publish_once()
+        self._published_at = began if 0 < count < self.publish_batch else None
+        return bool(count)
+
     async def publish_once(self) -> int:
         if self.sinks:
-            pending = await asyncio.to_thread(self.store.outbox.peek_unpublished, self.batch)
+            pending = await asyncio.to_thread(
+                self.store.outbox.peek_unpublished, self.publish_batch
+            )
             for sink in self.sinks:
                 await sink.publish(pending)
         count = await asyncio.to_thread(self._fan_out)
@@ -148,7 +175,7 @@ class Relay(PollingWorker):
     def _fan_out(self) -> int:
         store = self.store
         with store.engine.begin() as conn:
-            events = store.outbox.unpublished(conn, self.batch)
+            events = store.outbox.claim_unpublished(conn, self.publish_batch)
             endpoints: dict[str, list[EndpointRecord]] = {}
             for event in events:
                 if event.tenant_id is None:
@@ -157,7 +184,6 @@ class Relay(PollingWorker):
                     endpoints[event.tenant_id] = store.endpoints.of_tenant(conn, event.tenant_id)
                 wanted = _recipients(endpoints[event.tenant_id], event)
                 store.deliveries.fan_out(conn, event, wanted)
-            store.outbox.mark_published(conn, [e.id for e in events])
         return len(events)
 
     # -- deliver --------------------------------------------------------------------

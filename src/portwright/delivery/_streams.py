@@ -59,7 +59,7 @@ async def _start_cursor(
         return await asyncio.to_thread(
             store.outbox.since_updated, updated_since, tenant_id=tenant_id
         )
-    return hub.position  # "from now on": not past an event still being committed
+    return await hub.head()  # "from now on": not past an event still being committed
 
 
 def authenticate_ws(store: Store) -> Authenticate:

@@ -62,11 +62,17 @@ class BackoffPacer:
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a background task and wait until it has ended (None: nothing to do)."""
-    if task is not None:
+    """Cancel a background task and wait until it has ended (None: nothing to do).
+
+    Asked again until it ends: Python 3.11's `asyncio.wait_for` can swallow a cancellation
+    that arrives as its timeout fires (a poller's idle wait), and the task runs on."""
+    if task is None:
+        return
+    while not task.done():
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class PollingWorker:

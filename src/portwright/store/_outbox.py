@@ -1,9 +1,10 @@
 """The transactional outbox: domain events written in the state change's own transaction.
 
 `add(conn, …)` runs inside the caller's transaction, so an event exists if and
-only if the change that caused it committed. The relay fans unpublished rows
-out to endpoint deliveries and marks them published in one transaction; the
-realtime streams read the table by id (the cursor) and never mark anything.
+only if the change that caused it committed. The relay claims unpublished rows
+(`claim_unpublished`: one `UPDATE … RETURNING` over a partial index holding only the
+unpublished ids), fans them out to endpoint deliveries and commits both in one
+transaction; the realtime streams read the table by id (the cursor) and never mark anything.
 
 On PostgreSQL `add` also queues a `NOTIFY` on `OutboxRepository.CHANNEL` in the same
 transaction: it is delivered only if (and when) the transaction commits, and several
@@ -61,6 +62,31 @@ class OutboxHead:
 
 
 _HEAD = [outbox.c[name] for name in OutboxHead.__dataclass_fields__]
+
+
+def _by_id(head: OutboxHead) -> int:
+    return head.id
+
+
+def claim_statement(dialect: str, limit: int) -> sa.Update:
+    """`OutboxRepository.claim_unpublished`'s statement on `dialect`."""
+    pending = (
+        sa.select(outbox.c.id)
+        .where(outbox.c.published_at.is_(None))
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    claimed: sa.ColumnElement[bool]
+    if dialect == "postgresql":
+        # `id = ANY(ARRAY(subquery))`, not `id IN (subquery)`: the latter's generic plan
+        # (a prepared statement, LIMIT a parameter) hash-joins a seq scan of the outbox
+        pending = pending.with_for_update(skip_locked=True)
+        claimed = outbox.c.id == sa.any_(sa.func.array(pending.scalar_subquery()))
+    else:
+        claimed = outbox.c.id.in_(pending.scalar_subquery())
+    return outbox.update().where(claimed).values(published_at=time.time()).returning(*_HEAD)
+
+
 _CHANNEL = "portwright_outbox"
 # built once: every transaction that writes outbox rows on PostgreSQL runs it
 _NOTIFY = sa.select(sa.func.pg_notify(_CHANNEL, ""))
@@ -192,25 +218,18 @@ class OutboxRepository:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(outbox.c.id))).scalar() or 0)
 
-    def unpublished(self, conn: sa.Connection, limit: int) -> list[OutboxHead]:
-        """Lock up to `limit` unpublished events (skipping ones another relay holds), read
-        without their payloads (a delivery reads its event's payload when it is sent)."""
-        query = (
-            sa.select(*_HEAD)
-            .where(outbox.c.published_at.is_(None))
-            .order_by(outbox.c.id)
-            .limit(limit)
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return to_records(OutboxHead, conn.execute(query))
-
     @staticmethod
-    def mark_published(conn: sa.Connection, ids: list[int]) -> None:
-        if ids:
-            conn.execute(
-                outbox.update().where(outbox.c.id.in_(ids)).values(published_at=time.time())
-            )
+    def claim_unpublished(conn: sa.Connection, limit: int) -> list[OutboxHead]:
+        """Mark up to `limit` unpublished events published, oldest first, and return them
+        (without their payloads), in one statement in the caller's transaction: an
+        `UPDATE … RETURNING` over the oldest unpublished ids, skipping rows another relay
+        holds (PostgreSQL). They count as published only if the transaction commits, so the
+        caller fans them out in the same transaction; several relays never claim one event
+        in two transactions that both commit."""
+        claim = claim_statement(conn.dialect.name, limit)
+        heads = to_records(OutboxHead, conn.execute(claim))
+        heads.sort(key=_by_id)  # RETURNING promises no order
+        return heads
 
     def by_ids(self, ids: list[int]) -> dict[int, OutboxRecord]:
         if not ids:
@@ -231,6 +250,7 @@ class OutboxRepository:
             return to_records(OutboxRecord, conn.execute(query))
 
     def pending_count(self) -> int:
+        """Events not yet published (the partial index on unpublished ids counts them)."""
         query = sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)

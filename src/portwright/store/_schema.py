@@ -478,7 +478,14 @@ outbox = sa.Table(
     sa.Column("published_at", sa.Float),
     # an endpoint URL of the tenant: only its endpoint there receives the event (0011)
     sa.Column("target", sa.Text),
-    sa.Index(None, "published_at", "id"),
+    # the relay's queue: only unpublished rows have an entry (0018; was (published_at, id),
+    # which got a second entry for every row marked published and kept its dead NULL one)
+    sa.Index(
+        "ix_outbox_unpublished",
+        "id",
+        sqlite_where=sa.text("published_at IS NULL"),
+        postgresql_where=sa.text("published_at IS NULL"),
+    ),
     sa.Index(None, "tenant_id", "id"),
 )
 

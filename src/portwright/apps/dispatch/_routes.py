@@ -352,7 +352,7 @@ async def _serve_driver(
     repo = dispatcher.repo
     snapshot = cursor is None
     if cursor is None:
-        cursor = hub.position  # not past an event still being committed
+        cursor = await hub.head()  # caught up, and not past an event still being committed
     # Filed under the driver's id: the hub offers it only this driver's events (one offer
     # per assignment however many drivers are connected); its history is filtered the same.
     sub = await hub.subscribe(
