@@ -141,11 +141,11 @@ class CurlFetcher:
         self._clients: dict[str | None, Any] = {}
 
     def _client(self, proxy: Proxy | None) -> Any:
-        from curl_cffi import CurlHttpVersion
-
         key = None if proxy is None else proxy.url
         client = self._clients.get(key)
         if client is None:
+            from curl_cffi import CurlHttpVersion
+
             options: dict[str, Any] = {
                 "proxy": key,
                 "trust_env": False,
