@@ -87,10 +87,13 @@ async def _no_solve(sitekey: str, url: str) -> str:
     raise AssertionError("no captcha here")
 
 
-async def _fetch_all(recorder: Recorder, impersonate: str | None, paths: list[str]) -> list[Any]:
+async def _fetch_all(
+    recorder: Recorder, impersonate: str | None, paths: list[str]
+) -> tuple[list[Any], set[type]]:
+    """The exchanges, and the classes of the handles the session pooled for them."""
     fetcher = CurlFetcher(impersonate=impersonate, guard=_guard(recorder.port))
     try:
-        return [
+        answers = [
             await fetcher.fetch(
                 FetchRequest(recorder.url(path), timeout_s=10),
                 proxy=None,
@@ -99,6 +102,9 @@ async def _fetch_all(recorder: Recorder, impersonate: str | None, paths: list[st
             )
             for path in paths
         ]
+        pool = fetcher._clients[None].pool
+        handles = {type(h) for h in [pool.get_nowait() for _ in range(pool.qsize())] if h}
+        return answers, handles
     finally:
         await fetcher.aclose()
 
@@ -123,10 +129,12 @@ async def test_lean_handles_send_what_curl_cffis_own_methods_send(
     Encoding, a browser's headers when impersonating) and each answer are the same with
     lean handles as with curl_cffi's `Curl` methods, on both HTTP rungs, redirects too."""
     paths = ["/page", "/moved", "/set", "/page"]
-    lean_answers = await _fetch_all(recorder, impersonate, paths)
+    lean_answers, lean_handles = await _fetch_all(recorder, impersonate, paths)
     lean_seen, recorder.seen[:] = list(recorder.seen), []
     monkeypatch.setattr(lean_module, "lean_class", lambda: None)  # curl_cffi's own methods
-    plain_answers = await _fetch_all(recorder, impersonate, paths)
+    plain_answers, plain_handles = await _fetch_all(recorder, impersonate, paths)
+    assert lean_handles == {lean_class()}
+    assert plain_handles == {Curl}
     assert lean_seen == recorder.seen
     assert len(lean_seen) == 5  # /moved was followed to /page
     assert lean_answers == plain_answers
