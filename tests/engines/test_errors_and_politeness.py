@@ -87,6 +87,39 @@ async def test_min_delay_spaces_requests_and_concurrency_is_capped() -> None:
     assert peak == 5  # no spacing and no cap: all five were inside at once
 
 
+async def test_a_slot_is_given_back_when_its_holder_fails_or_is_cancelled() -> None:
+    """A slot is released when the body raises and when its holder is cancelled while it
+    waits for the site's spacing: the site's cap is never lost to a failed request."""
+    polite = Politeness(per_site={"http://one": PolitenessRule(min_delay_s=30, max_concurrency=1)})
+    with pytest.raises(RuntimeError):
+        async with polite.slot("http://one"):
+            raise RuntimeError("the request failed")
+    # the next start must wait 30 s for the spacing: cancel it while it waits
+    entered = asyncio.Event()
+
+    async def hold() -> None:
+        entered.set()
+        async with polite.slot("http://one"):
+            raise AssertionError("the spacing should have held it back")
+
+    waiter = asyncio.create_task(hold())
+    await entered.wait()
+    for _ in range(100):  # a few turns of the loop: the waiter takes the gate, then sleeps
+        if polite._sites["http://one"].gate.locked():
+            break
+        await asyncio.sleep(0)
+    assert polite._sites["http://one"].gate.locked()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert not polite._sites["http://one"].gate.locked()  # given back
+    fast = Politeness(per_site={"http://two": PolitenessRule(max_concurrency=1)})
+    for _ in range(3):  # one slot, taken and given back in turn
+        async with fast.slot("http://two"):
+            assert fast._sites["http://two"].gate.locked()
+    assert not fast._sites["http://two"].gate.locked()
+
+
 @pytest.fixture(scope="module")
 def world() -> Iterator[SandboxWorld]:
     with SandboxWorld([account_site()], seed=4) as w:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from lxml import etree  # type: ignore[import-untyped]
 from parsel import Selector
 
 from portwright.engines.ladder import Rule, extract, title_of
@@ -75,3 +79,42 @@ def test_extraction_rules_read_the_parsed_tree_as_parsel_does() -> None:
     assert extract(page, rules) == expected
     assert extract(parse(page), rules) == expected
     assert title_of(parse(page)) == "T"
+
+
+HTML_TREES = [
+    *[d for d in DOCUMENTS if Selector(text=d).type == "html"],
+    "\x00<title>a\x00b</title>",
+    "  \n<p>unclosed <b>tags",
+    "<html>" + "<div class='x'>é</div>" * 5000 + "</html>",
+    "<script>var a = '</title>';</script><title>after a script</title>",
+]
+
+
+@pytest.mark.parametrize("text", HTML_TREES)
+def test_an_html_page_parses_to_parsels_own_tree(text: str) -> None:
+    """`parse` builds an HTML page's tree with one lxml parser per thread, where parsel
+    makes one per page: the tree, its type and what selectors read are parsel's."""
+    ours, theirs = parse(text), Selector(text=text, type="html")
+    assert ours.type == theirs.type == "html"
+    assert etree.tostring(ours.root) == etree.tostring(theirs.root)
+    assert ours.css("*").getall() == theirs.css("*").getall()
+    assert ours.xpath("//text()").getall() == theirs.xpath("//text()").getall()
+
+
+def test_pages_parsed_on_many_threads_at_once_keep_their_own_trees() -> None:
+    """Each thread has its own parser: pages parsed at once on several threads (a worker's
+    `to_thread` calls) each get their own tree."""
+    pages = [
+        f"<html><head><title>page {i}</title></head><body>{'x' * i}</body></html>"
+        for i in range(200)
+    ]
+    barrier = threading.Barrier(4)
+
+    def work(offset: int) -> list[str | None]:
+        barrier.wait()
+        return [title_of(parse(pages[(i + offset) % 200])) for i in range(200)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, range(4)))
+    for offset, titles in enumerate(results):
+        assert titles == [f"page {(i + offset) % 200}" for i in range(200)]

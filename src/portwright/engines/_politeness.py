@@ -13,9 +13,8 @@ refused hop raises the guard's error (nothing is cached for it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -79,6 +78,35 @@ class _Site:
     last_start: float = float("-inf")
 
 
+class _Slot:
+    """`Politeness.slot`'s context: a class, not a generator (it wraps every request)."""
+
+    __slots__ = ("_delay", "_state")
+
+    def __init__(self, state: _Site, delay: float) -> None:
+        self._state = state
+        self._delay = delay
+
+    async def __aenter__(self) -> None:
+        state = self._state
+        await state.gate.acquire()
+        if self._delay > 0:
+            try:
+                # Spaced from the previous request's actual start, not its planned one: a
+                # late wake-up (a busy loop) never lets two starts come closer than the delay.
+                async with state.spacing:
+                    wait = state.last_start + self._delay - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    state.last_start = time.monotonic()
+            except BaseException:
+                state.gate.release()
+                raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._state.gate.release()
+
+
 class Politeness:
     """Per-site gates and robots.txt rules; one instance per process (per event loop)."""
 
@@ -101,23 +129,14 @@ class Politeness:
     def rule(self, site: str) -> PolitenessRule:
         return self.per_site.get(site, self.default)
 
-    @contextlib.asynccontextmanager
-    async def slot(self, site: str) -> AsyncIterator[None]:
-        """Hold one of the site's concurrency slots, started no sooner than its delay allows."""
+    def slot(self, site: str) -> _Slot:
+        """Hold one of the site's concurrency slots, started no sooner than its delay allows
+        (`async with politeness.slot(site):`)."""
         rule = self.rule(site)
         state = self._sites.get(site)
         if state is None:
             state = self._sites[site] = _Site(asyncio.Semaphore(max(1, rule.max_concurrency)))
-        async with state.gate:
-            if rule.min_delay_s > 0:
-                # Spaced from the previous request's actual start, not its planned one: a late
-                # wake-up (a busy loop) never lets two starts come closer than the delay.
-                async with state.spacing:
-                    wait = state.last_start + rule.min_delay_s - time.monotonic()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    state.last_start = time.monotonic()
-            yield
+        return _Slot(state, rule.min_delay_s)
 
     async def allowed(
         self, url: str, *, respect: bool | None = None, guard: Guard | None = None

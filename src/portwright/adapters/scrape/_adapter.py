@@ -108,6 +108,8 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
     inline_bytes: ClassVar[int] = INLINE_BYTES  # larger bodies and extractions are stored
     # the fleet-less path's robots.txt cache and per-site concurrency slots
     _politeness: ClassVar[Politeness | None] = None
+    # the fetch step's input as `run` dumped it, and the validated input it came from
+    _dumped: tuple[dict[str, Any], ScrapeInput] | None = None
 
     @classmethod
     def with_guard(
@@ -164,9 +166,9 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
         told = await self._until_browser(job)
         await job.transition("FETCHING")
         while True:
-            result: dict[str, Any] = await job.step(
-                "fetch", self._fetch, job.input.model_dump(mode="json")
-            )
+            data = job.input.model_dump(mode="json")
+            self._dumped = (data, job.input)  # `_fetch` takes this very dict as read already
+            result: dict[str, Any] = await job.step("fetch", self._fetch, data)
             down = result.get(BROWSERS_DOWN)
             if down is None:
                 return result
@@ -211,6 +213,15 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
     async def _browser_here(self, _sc: StepContext, engine: str) -> bool:
         return engine in self.engines
 
+    def _read(self, data: dict[str, Any]) -> ScrapeInput:
+        """The fetch step's input: validated, unless it is the very dict `run` just dumped
+        from the job's validated input (not a copy: the same object, unchanged since), which
+        it is read back as."""
+        dumped = self._dumped
+        if dumped is not None and dumped[0] is data and type(dumped[1]) is ScrapeInput:
+            return dumped[1]
+        return ScrapeInput.model_validate(data)
+
     async def _check(self, url: str) -> list[str]:
         """The SSRF guard as the engines call it: the addresses to connect to (the rungs pin
         them, on top of the runtime's own guard); a refusal is a permanent failure."""
@@ -220,7 +231,7 @@ class ScrapeAdapter(Adapter[ScrapeInput]):
             raise PermanentError(f"url refused by the SSRF guard: {exc}", url=url) from None
 
     async def _fetch(self, sc: StepContext, data: dict[str, Any]) -> dict[str, Any]:
-        request = ScrapeInput.model_validate(data)
+        request = self._read(data)
         if request.engine not in self.engines:
             raise PermanentError(f"engine: {request.engine!r} is not available on this worker")
         if not self.uses_fleet:

@@ -45,13 +45,16 @@ _PIN: ContextVar[list[str] | None] = ContextVar("portwright_curl_pin", default=N
 def _pinning_session() -> Any:
     """curl_cffi's AsyncSession whose requests carry the CURLOPT_RESOLVE entries of `_PIN`
     (set by the task sending it): curl_cffi takes curl options per session only, and a
-    pooled handle is reset when released, so the pin lives for that one request."""
+    pooled handle is reset when released, so the pin lives for that one request. Its
+    handles set options and read infos the lean way (`_curl.lean`)."""
     from curl_cffi import CurlOpt
     from curl_cffi.requests import AsyncSession
 
+    from portwright.engines.ladder._curl import lean
+
     class PinningSession(AsyncSession):  # type: ignore[type-arg]
         async def pop_curl(self) -> Any:
-            curl = await super().pop_curl()
+            curl = lean(await super().pop_curl())
             pin = _PIN.get()
             if pin:
                 curl.setopt(CurlOpt.RESOLVE, pin)
@@ -138,11 +141,11 @@ class CurlFetcher:
         self._clients: dict[str | None, Any] = {}
 
     def _client(self, proxy: Proxy | None) -> Any:
-        from curl_cffi import CurlHttpVersion
-
         key = None if proxy is None else proxy.url
         client = self._clients.get(key)
         if client is None:
+            from curl_cffi import CurlHttpVersion
+
             options: dict[str, Any] = {
                 "proxy": key,
                 "trust_env": False,
