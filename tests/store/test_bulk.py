@@ -171,3 +171,51 @@ def test_json_values_are_serialized_as_json_dumps_serializes_them() -> None:
         with pytest.raises(TypeError) as raised:
             _dumps(bad)
         assert str(raised.value) == str(expected.value)
+
+
+def test_as_jsonb_returns_what_postgresql_returns_or_says_it_cannot(db_url: str) -> None:
+    """`as_jsonb_returns(v)` is what jsonb gives back for `v`, key order included (compared
+    on the JSON text), or LookupError where that is not certain."""
+    import enum
+    import json
+
+    from portwright.store._bulk import as_jsonb_returns
+
+    class Level(enum.IntEnum):
+        LOW = 1
+
+    sure: list[Any] = [
+        {},
+        [],
+        _payload(3),
+        {"b": 1, "a": 2, "aa": 3, "é": 4, "e": 5, "\U0001f600": 6, "": 7, "Z": 8, "z": 9},
+        {"floats": [0.1, 1 / 3, 2.5, 1e-7, 5e-324, 123456789.125], "big": 2**70},
+        {"deep": [{"yy": [{"b": None, "a": True}], "x": "ünï"}]},
+        "text",
+        3,
+        None,
+        False,
+    ]
+    unsure: list[Any] = [
+        {"f": 1e16},
+        [-0.0],
+        {"t": (1, 2)},
+        {1: "int key"},
+        {"e": Level.LOW},
+        {"n": float("nan")},
+    ]
+    for value in sure:
+        assert as_jsonb_returns(value) == value  # the same tree (its keys maybe reordered)
+    for value in unsure:
+        with pytest.raises(LookupError):
+            as_jsonb_returns(value)
+    if not db_url.startswith("postgresql"):
+        return
+    store = Store.open(db_url)
+    try:
+        with store.engine.connect() as conn:
+            for value in sure:
+                back = conn.execute(sa.text("SELECT CAST(:v AS jsonb)"), {"v": json.dumps(value)})
+                assert json.dumps(as_jsonb_returns(value)) == json.dumps(back.scalar()), value
+    finally:
+        store.close()
