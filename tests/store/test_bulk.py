@@ -219,3 +219,58 @@ def test_as_jsonb_returns_what_postgresql_returns_or_says_it_cannot(db_url: str)
                 assert json.dumps(as_jsonb_returns(value)) == json.dumps(back.scalar()), value
     finally:
         store.close()
+
+
+def test_insert_linked_stores_what_insert_plain_stores_with_shared_values_sent_once(
+    db_url: str,
+) -> None:
+    """`insert_linked` sends a column whose value every row shares once (PostgreSQL): the
+    rows stored are `insert_plain`'s all the same, including values equal across types
+    (1, 1.0 and True are not the same value), empty and shared dicts, and shared Nones."""
+    from portwright.store._bulk import insert_linked
+
+    shared = {"b": [1, {"yy": None, "x": "ü"}], "a": 1}
+    cases: list[list[Any]] = [
+        [1, True, 1.0, 1],  # equal, not the same
+        [{}, {}, {}, {}],  # empty dicts: the same
+        [shared, shared, shared, shared],  # one object
+        [{"a": 1}, {"a": True}, {"a": 1}, {"a": 1.0}],  # equal dicts, not the same
+        [_payload(1), _payload(1), _payload(1), _payload(1)],  # equal copies
+        ["s", "s", "s", "s"],
+    ]
+    store = Store.open(db_url)
+    try:
+        with store.engine.begin() as conn:
+            for n, payloads in enumerate(cases):
+                rows = [
+                    {
+                        "event_id": f"{n}:{i}",
+                        "topic": "t",
+                        "tenant_id": None,  # None in every row
+                        "subject": "same",
+                        "platform": "p" if i else None,
+                        "payload": payload,
+                        "created_at": 1.5 if i % 2 else 1,  # 1.5 and an int
+                        "target": "x",
+                    }
+                    for i, payload in enumerate(payloads)
+                ]
+                insert_linked(conn, [(outbox, rows)])
+                insert_plain(
+                    conn, outbox, [{**r, "event_id": f"ref:{r['event_id']}"} for r in rows]
+                )
+        with store.engine.connect() as conn:
+            written = _rows(conn, sa.select(outbox).order_by(outbox.c.id))
+        ours = [r for r in written if not r["event_id"].startswith("ref:")]
+        theirs = {r["event_id"]: r for r in written if r["event_id"].startswith("ref:")}
+        assert len(ours) == len(theirs) == 4 * len(cases)
+        for mine in ours:
+            ref = theirs[f"ref:{mine['event_id']}"]
+            assert {**mine, "id": 0, "event_id": ""} == {**ref, "id": 0, "event_id": ""}
+            assert repr(mine["payload"]) == repr(ref["payload"])  # True stays True, 1.0 1.0
+            assert type(mine["created_at"]) is type(ref["created_at"])
+        assert [r["event_id"] for r in ours] == [
+            f"{n}:{i}" for n in range(len(cases)) for i in range(4)
+        ]
+    finally:
+        store.close()

@@ -178,10 +178,12 @@ def insert_linked(
     but the last, each `INSERT … SELECT … FROM jsonb_populate_recordset(NULL::table, :rows)
     WITH ORDINALITY … ORDER BY ordinality` as `insert_plain`'s): a round trip, and a
     statement's fixed cost, for all of them. The foreign keys are checked at its end, when
-    every part is written. A JSON column's None is stored as SQL NULL (what
-    `jsonb_to_recordset`, `insert_rows`, stores; `insert_plain` stores the JSON `null`).
-    Elsewhere: `insert_plain` per part (SQLite stores such a None as the JSON `null`, as
-    before)."""
+    every part is written. A column whose value is the same in every row (a batch's
+    tenant, adapter, state, time…) is sent once (`jsonb_populate_record`, joined), the
+    rows carrying only the others: a fraction of the JSON to encode and to parse. A JSON
+    column's None is stored as SQL NULL (what `jsonb_to_recordset`, `insert_rows`, stores;
+    `insert_plain` stores the JSON `null`). Elsewhere: `insert_plain` per part (SQLite
+    stores such a None as the JSON `null`, as before)."""
     parts = [(table, rows) for table, rows in parts if rows]
     if not parts:
         return
@@ -189,25 +191,69 @@ def insert_linked(
         for table, rows in parts:
             insert_plain(conn, table, rows)
         return
-    shapes = tuple((table.name, tuple(rows[0])) for table, rows in parts)
-    sql = _LINKED.get(shapes)
+    shapes, params = [], []
+    for table, rows in parts:
+        names = tuple(rows[0])
+        same = _same_in_every_row(rows, names)
+        varying = tuple(name for name in names if name not in same)
+        shapes.append((table.name, names, tuple(same)))
+        params.append(json.dumps([{name: row[name] for name in varying} for row in rows]))
+        if same:
+            params.append(json.dumps(same))
+    key = tuple(shapes)
+    sql = _LINKED.get(key)
     if sql is None:
         inserts = []
-        for name, names in shapes:
+        for name, names, constant in key:
             columns = ", ".join(_quote(conn, column) for column in names)
+            values = ", ".join(
+                f"{'k' if column in constant else 'r'}.{_quote(conn, column)}" for column in names
+            )
+            source = (
+                f"jsonb_populate_recordset(NULL::{_quote(conn, name)}, %s::jsonb) "
+                "WITH ORDINALITY AS r"
+            )
+            if constant:
+                source += (
+                    f" CROSS JOIN jsonb_populate_record(NULL::{_quote(conn, name)}, %s::jsonb) AS k"
+                )
             inserts.append(
                 f"INSERT INTO {_quote(conn, name)} ({columns}) "  # noqa: S608 - see _quote
-                f"SELECT {columns} FROM jsonb_populate_recordset("
-                f"NULL::{_quote(conn, name)}, %s::jsonb) WITH ORDINALITY "
-                "ORDER BY ordinality"
+                f"SELECT {values} FROM {source} ORDER BY r.ordinality"
             )
         ctes = ", ".join(f"w{i} AS ({insert})" for i, insert in enumerate(inserts[:-1]))
-        sql = _LINKED[shapes] = (f"WITH {ctes} " if ctes else "") + inserts[-1]
-    conn.exec_driver_sql(sql, tuple(json.dumps(list(rows)) for _, rows in parts))
+        sql = (f"WITH {ctes} " if ctes else "") + inserts[-1]
+        if len(_LINKED) < 256:  # bounded: a few shapes of rows are met
+            _LINKED[key] = sql
+    conn.exec_driver_sql(sql, tuple(params))
 
 
-# Statements of `insert_linked`, by the tables and columns of its parts: built once.
-_LINKED: dict[tuple[tuple[str, tuple[str, ...]], ...], str] = {}
+# Statements of `insert_linked`, by the tables, columns and columns sent once of its parts
+_LINKED: dict[tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...], str] = {}
+# values the same in every row when equal and of the same type (1 == 1.0 == True: not)
+_BY_VALUE = frozenset({str, int, bool, type(None)})
+
+
+def _same_in_every_row(rows: Sequence[dict[str, Any]], names: tuple[str, ...]) -> dict[str, Any]:
+    """The columns whose value is the same in every row (of more than one), with it: sent
+    once, not once a row. The same: equal and of the same type for a str, int, bool or
+    None; an empty dict each; else the same object in every row."""
+    same: dict[str, Any] = {}
+    if len(rows) < 2:
+        return same
+    first = rows[0]
+    for name in names:
+        value = first[name]
+        kind = type(value)
+        if kind in _BY_VALUE:
+            alike = all(type(row[name]) is kind and row[name] == value for row in rows)
+        elif kind is dict and not value:
+            alike = all(type(row[name]) is dict and not row[name] for row in rows)
+        else:
+            alike = all(row[name] is value for row in rows)
+        if alike:
+            same[name] = value
+    return same
 
 
 class _UnsureError(Exception):
