@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import operator
 from collections.abc import Callable, Sequence
@@ -241,16 +242,21 @@ def _same_in_every_row(rows: Sequence[dict[str, Any]], names: tuple[str, ...]) -
     same: dict[str, Any] = {}
     if len(rows) < 2:
         return same
-    first = rows[0]
+    first, second = rows[0], rows[1]
     for name in names:
         value = first[name]
+        if second[name] is not value and second[name] != value:
+            continue  # the common case of a column that varies, seen at once
+        values = [row[name] for row in rows]
         kind = type(value)
+        if len(set(map(type, values))) != 1:
+            continue  # of different types
         if kind in _BY_VALUE:
-            alike = all(type(row[name]) is kind and row[name] == value for row in rows)
+            alike = values.count(value) == len(values)
         elif kind is dict and not value:
-            alike = all(type(row[name]) is dict and not row[name] for row in rows)
+            alike = not any(values)
         else:
-            alike = all(row[name] is value for row in rows)
+            alike = all(map(operator.is_, values, itertools.repeat(value)))
         if alike:
             same[name] = value
     return same
@@ -292,9 +298,13 @@ def _jsonb_tree(value: Any) -> Any:
             order = tuple(sorted(keys, key=_jsonb_key_rank))
             if len(_KEY_ORDERS) < 4096:  # bounded: shapes come from callers' inputs
                 _KEY_ORDERS[keys] = order
-        return {key: _jsonb_tree(value[key]) for key in order}
+        out = {}
+        for key in order:  # a scalar as it is, without a call
+            item = value[key]
+            out[key] = item if type(item) in _SCALARS else _jsonb_tree(item)
+        return out
     if kind is list:
-        return [_jsonb_tree(item) for item in value]
+        return [item if type(item) in _SCALARS else _jsonb_tree(item) for item in value]
     if kind is float:
         text = repr(value)
         if "e+" in text or text in ("-0.0", "nan", "inf", "-inf"):
