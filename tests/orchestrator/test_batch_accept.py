@@ -40,7 +40,8 @@ from tests.support import reaching
 ENDED = ("succeeded", "failed", "cancelled")
 FIRST_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+(?:\w+\.)?\"?(\w+)", re.IGNORECASE)
 POLLED = frozenset({"outbox", "webhook_inbox", "deliveries", "notifications", "streams"})
-INSERT_INTO = re.compile(r"^\s*INSERT INTO (?:\w+\.)?\"?(\w+)\"?", re.IGNORECASE)
+# every INSERT of a statement: one may write several tables (`insert_linked`'s CTEs)
+INSERT_INTO = re.compile(r"\bINSERT INTO (?:\w+\.)?\"?(\w+)\"?", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +104,8 @@ class StatementLog:
 def _inserts(statements: list[str]) -> Counter[str]:
     found = Counter[str]()
     for statement in statements:
-        match = INSERT_INTO.match(statement)
-        if match:
-            found[match.group(1).lower()] += 1
+        for table in INSERT_INTO.findall(statement):
+            found[table.lower()] += 1
     return found
 
 

@@ -171,3 +171,106 @@ def test_json_values_are_serialized_as_json_dumps_serializes_them() -> None:
         with pytest.raises(TypeError) as raised:
             _dumps(bad)
         assert str(raised.value) == str(expected.value)
+
+
+def test_as_jsonb_returns_what_postgresql_returns_or_says_it_cannot(db_url: str) -> None:
+    """`as_jsonb_returns(v)` is what jsonb gives back for `v`, key order included (compared
+    on the JSON text), or LookupError where that is not certain."""
+    import enum
+    import json
+
+    from portwright.store._bulk import as_jsonb_returns
+
+    class Level(enum.IntEnum):
+        LOW = 1
+
+    sure: list[Any] = [
+        {},
+        [],
+        _payload(3),
+        {"b": 1, "a": 2, "aa": 3, "é": 4, "e": 5, "\U0001f600": 6, "": 7, "Z": 8, "z": 9},
+        {"floats": [0.1, 1 / 3, 2.5, 1e-7, 5e-324, 123456789.125], "big": 2**70},
+        {"deep": [{"yy": [{"b": None, "a": True}], "x": "ünï"}]},
+        "text",
+        3,
+        None,
+        False,
+    ]
+    unsure: list[Any] = [
+        {"f": 1e16},
+        [-0.0],
+        {"t": (1, 2)},
+        {1: "int key"},
+        {"e": Level.LOW},
+        {"n": float("nan")},
+    ]
+    for value in sure:
+        assert as_jsonb_returns(value) == value  # the same tree (its keys maybe reordered)
+    for value in unsure:
+        with pytest.raises(LookupError):
+            as_jsonb_returns(value)
+    if not db_url.startswith("postgresql"):
+        return
+    store = Store.open(db_url)
+    try:
+        with store.engine.connect() as conn:
+            for value in sure:
+                back = conn.execute(sa.text("SELECT CAST(:v AS jsonb)"), {"v": json.dumps(value)})
+                assert json.dumps(as_jsonb_returns(value)) == json.dumps(back.scalar()), value
+    finally:
+        store.close()
+
+
+def test_insert_linked_stores_what_insert_plain_stores_with_shared_values_sent_once(
+    db_url: str,
+) -> None:
+    """`insert_linked` sends a column whose value every row shares once (PostgreSQL): the
+    rows stored are `insert_plain`'s all the same, including values equal across types
+    (1, 1.0 and True are not the same value), empty and shared dicts, and shared Nones."""
+    from portwright.store._bulk import insert_linked
+
+    shared = {"b": [1, {"yy": None, "x": "ü"}], "a": 1}
+    cases: list[list[Any]] = [
+        [1, True, 1.0, 1],  # equal, not the same
+        [{}, {}, {}, {}],  # empty dicts: the same
+        [shared, shared, shared, shared],  # one object
+        [{"a": 1}, {"a": True}, {"a": 1}, {"a": 1.0}],  # equal dicts, not the same
+        [_payload(1), _payload(1), _payload(1), _payload(1)],  # equal copies
+        ["s", "s", "s", "s"],
+    ]
+    store = Store.open(db_url)
+    try:
+        with store.engine.begin() as conn:
+            for n, payloads in enumerate(cases):
+                rows = [
+                    {
+                        "event_id": f"{n}:{i}",
+                        "topic": "t",
+                        "tenant_id": None,  # None in every row
+                        "subject": "same",
+                        "platform": "p" if i else None,
+                        "payload": payload,
+                        "created_at": 1.5 if i % 2 else 1,  # 1.5 and an int
+                        "target": "x",
+                    }
+                    for i, payload in enumerate(payloads)
+                ]
+                insert_linked(conn, [(outbox, rows)])
+                insert_plain(
+                    conn, outbox, [{**r, "event_id": f"ref:{r['event_id']}"} for r in rows]
+                )
+        with store.engine.connect() as conn:
+            written = _rows(conn, sa.select(outbox).order_by(outbox.c.id))
+        ours = [r for r in written if not r["event_id"].startswith("ref:")]
+        theirs = {r["event_id"]: r for r in written if r["event_id"].startswith("ref:")}
+        assert len(ours) == len(theirs) == 4 * len(cases)
+        for mine in ours:
+            ref = theirs[f"ref:{mine['event_id']}"]
+            assert {**mine, "id": 0, "event_id": ""} == {**ref, "id": 0, "event_id": ""}
+            assert repr(mine["payload"]) == repr(ref["payload"])  # True stays True, 1.0 1.0
+            assert type(mine["created_at"]) is type(ref["created_at"])
+        assert [r["event_id"] for r in ours] == [
+            f"{n}:{i}" for n in range(len(cases)) for i in range(4)
+        ]
+    finally:
+        store.close()

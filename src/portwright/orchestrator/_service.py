@@ -156,7 +156,8 @@ class JobService:
         job_ids: Sequence[str] | None = None,
     ) -> list[JobRecord]:
         """Validate and accept many jobs at once, set-based: every job row and its first event
-        in one transaction (one multi-row INSERT per table), `also(conn, jobs)` in that same
+        in one transaction (`JobRepository.insert_many`: on PostgreSQL one statement for
+        both tables, on SQLite one multi-row INSERT per table), `also(conn, jobs)` in that same
         transaction (e.g. their usage records). Once that commits the jobs are accepted and
         returned; one DBOS transaction then enqueues them all, in the background (DBOS
         builds its multi-row INSERT for ~1 s per 1,000 workflows, which the caller does not

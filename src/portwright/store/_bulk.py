@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import operator
 from collections.abc import Callable, Sequence
@@ -10,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["insert_plain", "insert_rows", "update_plain"]
+__all__ = ["as_jsonb_returns", "insert_linked", "insert_plain", "insert_rows", "update_plain"]
 
 
 def insert_rows(
@@ -164,6 +165,157 @@ def update_plain(
         for row in rows
     ]
     return sum(int(conn.execute(statement, [params]).rowcount) for params in params_by_name)
+
+
+def insert_linked(
+    conn: sa.Connection, parts: Sequence[tuple[sa.Table, Sequence[dict[str, Any]]]]
+) -> None:
+    """Insert each part's `rows` (dicts with the same keys) into its table, the parts in the
+    order given (a part's rows may refer to an earlier part's: a foreign key), each part's
+    rows in order (ids drawn in that order), returning nothing, in the caller's
+    transaction.
+
+    PostgreSQL: ONE statement, whatever the number of parts (a data-modifying CTE per part
+    but the last, each `INSERT … SELECT … FROM jsonb_populate_recordset(NULL::table, :rows)
+    WITH ORDINALITY … ORDER BY ordinality` as `insert_plain`'s): a round trip, and a
+    statement's fixed cost, for all of them. The foreign keys are checked at its end, when
+    every part is written. A column whose value is the same in every row (a batch's
+    tenant, adapter, state, time…) is sent once (`jsonb_populate_record`, joined), the
+    rows carrying only the others: a fraction of the JSON to encode and to parse. A JSON
+    column's None is stored as SQL NULL (what `jsonb_to_recordset`, `insert_rows`, stores;
+    `insert_plain` stores the JSON `null`). Elsewhere: `insert_plain` per part (SQLite
+    stores such a None as the JSON `null`, as before)."""
+    parts = [(table, rows) for table, rows in parts if rows]
+    if not parts:
+        return
+    if conn.dialect.name != "postgresql":
+        for table, rows in parts:
+            insert_plain(conn, table, rows)
+        return
+    shapes, params = [], []
+    for table, rows in parts:
+        names = tuple(rows[0])
+        same = _same_in_every_row(rows, names)
+        varying = tuple(name for name in names if name not in same)
+        shapes.append((table.name, names, tuple(same)))
+        params.append(json.dumps([{name: row[name] for name in varying} for row in rows]))
+        if same:
+            params.append(json.dumps(same))
+    key = tuple(shapes)
+    sql = _LINKED.get(key)
+    if sql is None:
+        inserts = []
+        for name, names, constant in key:
+            columns = ", ".join(_quote(conn, column) for column in names)
+            values = ", ".join(
+                f"{'k' if column in constant else 'r'}.{_quote(conn, column)}" for column in names
+            )
+            source = (
+                f"jsonb_populate_recordset(NULL::{_quote(conn, name)}, %s::jsonb) "
+                "WITH ORDINALITY AS r"
+            )
+            if constant:
+                source += (
+                    f" CROSS JOIN jsonb_populate_record(NULL::{_quote(conn, name)}, %s::jsonb) AS k"
+                )
+            inserts.append(
+                f"INSERT INTO {_quote(conn, name)} ({columns}) "  # noqa: S608 - see _quote
+                f"SELECT {values} FROM {source} ORDER BY r.ordinality"
+            )
+        ctes = ", ".join(f"w{i} AS ({insert})" for i, insert in enumerate(inserts[:-1]))
+        sql = (f"WITH {ctes} " if ctes else "") + inserts[-1]
+        if len(_LINKED) < 256:  # bounded: a few shapes of rows are met
+            _LINKED[key] = sql
+    conn.exec_driver_sql(sql, tuple(params))
+
+
+# Statements of `insert_linked`, by the tables, columns and columns sent once of its parts
+_LINKED: dict[tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...], str] = {}
+# values the same in every row when equal and of the same type (1 == 1.0 == True: not)
+_BY_VALUE = frozenset({str, int, bool, type(None)})
+
+
+def _same_in_every_row(rows: Sequence[dict[str, Any]], names: tuple[str, ...]) -> dict[str, Any]:
+    """The columns whose value is the same in every row (of more than one), with it: sent
+    once, not once a row. The same: equal and of the same type for a str, int, bool or
+    None; an empty dict each; else the same object in every row."""
+    same: dict[str, Any] = {}
+    if len(rows) < 2:
+        return same
+    first, second = rows[0], rows[1]
+    for name in names:
+        value = first[name]
+        if second[name] is not value and second[name] != value:
+            continue  # the common case of a column that varies, seen at once
+        values = [row[name] for row in rows]
+        kind = type(value)
+        if len(set(map(type, values))) != 1:
+            continue  # of different types
+        if kind in _BY_VALUE:
+            alike = values.count(value) == len(values)
+        elif kind is dict and not value:
+            alike = not any(values)
+        else:
+            alike = all(map(operator.is_, values, itertools.repeat(value)))
+        if alike:
+            same[name] = value
+    return same
+
+
+class _UnsureError(Exception):
+    """A value whose jsonb round trip `as_jsonb_returns` does not work out."""
+
+
+def as_jsonb_returns(value: Any) -> Any:
+    """`value` (a JSON column's, as given to an INSERT) as PostgreSQL's jsonb returns it
+    once stored: the same tree, each object's keys in jsonb's order (shorter keys first,
+    then by their UTF-8 bytes), which a record built from the rows written must show to
+    show what is stored. Raises LookupError when that is not certain: anything but dicts
+    with str keys, lists, str, int, bool, None and floats written as plain decimals (a
+    float printed with an exponent, `1e+16`, comes back an int; -0.0 as 0.0; a tuple as a
+    list); the caller reads the value back then."""
+    try:
+        return _jsonb_tree(value)
+    except (_UnsureError, UnicodeEncodeError, RecursionError):
+        raise LookupError("no certain jsonb round trip") from None
+
+
+# jsonb's key order of each tuple of keys met (a batch's inputs share a few shapes)
+_KEY_ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _jsonb_tree(value: Any) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        keys = tuple(value)
+        order = _KEY_ORDERS.get(keys)
+        if order is None:
+            if any(type(key) is not str for key in keys):
+                raise _UnsureError
+            order = tuple(sorted(keys, key=_jsonb_key_rank))
+            if len(_KEY_ORDERS) < 4096:  # bounded: shapes come from callers' inputs
+                _KEY_ORDERS[keys] = order
+        out = {}
+        for key in order:  # a scalar as it is, without a call
+            item = value[key]
+            out[key] = item if type(item) in _SCALARS else _jsonb_tree(item)
+        return out
+    if kind is list:
+        return [item if type(item) in _SCALARS else _jsonb_tree(item) for item in value]
+    if kind is float:
+        text = repr(value)
+        if "e+" in text or text in ("-0.0", "nan", "inf", "-inf"):
+            raise _UnsureError
+        return value
+    raise _UnsureError
+
+
+def _jsonb_key_rank(key: str) -> tuple[int, bytes]:
+    data = key.encode("utf-8")
+    return len(data), data
 
 
 def _is_json(column: sa.Column[Any]) -> bool:

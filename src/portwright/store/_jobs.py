@@ -13,7 +13,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portwright._ids import new_id
-from portwright.store._bulk import insert_plain, insert_rows, update_plain
+from portwright.store._bulk import (
+    as_jsonb_returns,
+    insert_linked,
+    insert_plain,
+    insert_rows,
+    update_plain,
+)
 from portwright.store._records import EscalationRecord, EventRecord, EvidenceRecord, JobRecord
 from portwright.store._rows import to_record, to_records
 from portwright.store._schema import breakers, escalations, evidence, job_events, jobs, portals
@@ -171,9 +177,11 @@ class JobRepository:
         """Accept many jobs in the caller's transaction with set-based writes: one SELECT of
         the ids already there (a range of the primary key: meant for ids that sort together,
         as `new_ids` draws them and a fan-out derives them from its parent, where the range
-        holds little else), then one INSERT into jobs and one into job_events, prebuilt
-        (`insert_plain`; on PostgreSQL the jobs' through `insert_rows`, which reads their
-        JSON columns back); the records are built from what was written.
+        holds little else), then the rows of jobs and of job_events, prebuilt: on
+        PostgreSQL one statement for both (`insert_linked`; or, for JSON values whose
+        stored form is not certain, `insert_rows`, which reads the jobs' JSON columns back,
+        then `insert_plain`), on SQLite one executemany each (`insert_plain`); the records
+        are built from what was written.
         Returns (the jobs in the order given, the ids created).
         An id that exists already is a no-op, as in `insert`, but only within its tenant
         (`JobIdTakenError` otherwise, and for any existing id when `new_only`)."""
@@ -233,19 +241,31 @@ class JobRepository:
         # The records of the rows written are built from them, the columns left out at
         # their defaults (as `insert` does): every caller passes JSON-native values (a
         # model's JSON dump), which a JSON column reads back as given, except that jsonb
-        # orders an object's keys its own way: on PostgreSQL the JSON columns are read back
-        # (RETURNING) so that the records, and the answers built from them, show them as
-        # stored. SQLite: nothing read back.
+        # orders an object's keys its own way: on PostgreSQL the records show the JSON
+        # columns as stored, so that they, and the answers built from them, show what a
+        # read shows. Worked out here (`as_jsonb_returns`) when certain: then the jobs and
+        # their events are written in one statement (`insert_linked`); else the jobs' JSON
+        # columns are read back (`insert_rows`' RETURNING). SQLite: nothing read back.
         if conn.dialect.name == "postgresql":
-            returned = insert_rows(
-                conn, jobs, job_rows, returning=[jobs.c.id, jobs.c.input, jobs.c.notes]
-            )
-            stored = {back.id: (back.input, back.notes) for back in returned}
-            for job_row in job_rows:
-                job_row["input"], job_row["notes"] = stored[job_row["id"]]
+            try:
+                stored = [
+                    (as_jsonb_returns(row["input"]), as_jsonb_returns(row["notes"]))
+                    for row in job_rows
+                ]
+            except LookupError:
+                returned = insert_rows(
+                    conn, jobs, job_rows, returning=[jobs.c.id, jobs.c.input, jobs.c.notes]
+                )
+                read = {back.id: (back.input, back.notes) for back in returned}
+                stored = [read[job_row["id"]] for job_row in job_rows]
+                insert_plain(conn, job_events, event_rows)
+            else:
+                insert_linked(conn, [(jobs, job_rows), (job_events, event_rows)])
+            for job_row, (stored_input, stored_notes) in zip(job_rows, stored, strict=True):
+                job_row["input"], job_row["notes"] = stored_input, stored_notes
         else:
             insert_plain(conn, jobs, job_rows)
-        insert_plain(conn, job_events, event_rows)
+            insert_plain(conn, job_events, event_rows)
         made = {job_row["id"]: _written(job_row) for job_row in job_rows}
         records = [
             made[job_id] if job_id in made else to_record(JobRecord, existing[job_id])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from portwright.store._bulk import insert_plain
+from portwright.store._bulk import insert_linked
 from portwright.store._schema import jobs, usage_counters, usage_records
 from portwright.store._scope import tenant_transaction
 
@@ -128,7 +128,8 @@ class UsageRepository:
         api_key_id: str | None = None,
     ) -> None:
         """One record per (job id, credits), in the caller's transaction: a batch's usage,
-        written with its jobs in one prebuilt INSERT (`insert_plain`)."""
+        written with its jobs in one prebuilt INSERT (`insert_linked`: on PostgreSQL the
+        columns every record shares sent once)."""
         now = time.time()
         rows = [
             {
@@ -143,7 +144,7 @@ class UsageRepository:
             }
             for job_id, credits in charges
         ]
-        insert_plain(conn, usage_records, rows)
+        insert_linked(conn, [(usage_records, rows)])
 
     def settle(self, tenant_id: str) -> int:
         """Price the tenant's pending records whose jobs have ended; how many were settled."""
