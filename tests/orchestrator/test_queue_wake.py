@@ -136,6 +136,67 @@ def test_a_worker_hooks_its_poll_threads_and_not_when_dbos_is_not_as_expected(
     assert probe.has_work(queue)
 
 
+def test_a_dequeue_that_lost_the_race_for_the_rows_wakes_its_queue(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """PostgreSQL: a dequeue from the chunk queue (a global cap: DBOS locks its rows
+    NOWAIT) while another transaction holds the waiting chunk's row fails as DBOS's own
+    does, and wakes the queue's poll (it retries at the floor, not a whole interval on).
+    SQLite (no row locks): the dequeue claims the workflow as DBOS's own, no wake-up."""
+    import sqlalchemy as sa
+    from dbos import SetWorkflowID
+    from dbos._dbos import _get_dbos_instance
+    from dbos._utils import GlobalParams
+    from sqlalchemy.exc import DBAPIError
+
+    from portwright.orchestrator._queue_wake import _waits_for, retry_lock_conflicts
+    from portwright.orchestrator._workflow import job_workflow
+
+    runtime: Runtime = make_runtime(
+        _registry(_settings(settings, world)), settings=_slow(_settings(settings, world)),
+        run_workers=False,
+    )  # fmt: skip
+    queue = runtime.registered_queue(chunk_queue_name("scrape"))
+    assert queue is not None
+    waits = _waits_for(threading.Event())
+    assert waits is not None
+    sys_db = _get_dbos_instance()._sys_db
+    assert retry_lock_conflicts()
+    with SetWorkflowID("held-chunk"):
+        queue.enqueue(job_workflow, "held-chunk", None)
+
+    def dequeue() -> list[str]:
+        claimed, _ = sys_db.start_queued_workflows(
+            queue, GlobalParams.executor_id, GlobalParams.app_version, None, 0, owner_xid="t"
+        )
+        return list(claimed)
+
+    try:
+        if settings.is_sqlite:
+            assert dequeue() == ["held-chunk"]
+            assert queue.name not in waits._woken
+            return
+        engine = sa.create_engine(settings.dbos_database_url)
+        try:
+            with engine.connect() as conn, conn.begin():
+                conn.execute(
+                    sa.text(
+                        "SELECT 1 FROM dbos.workflow_status "
+                        "WHERE workflow_uuid = 'held-chunk' FOR UPDATE"
+                    )
+                )
+                with pytest.raises(DBAPIError) as raised:
+                    dequeue()
+                assert sys_db.is_lock_conflict(raised.value)
+            assert queue.name in waits._woken
+            assert dequeue() == ["held-chunk"]  # the lock gone, the retry claims it
+        finally:
+            engine.dispose()
+    finally:
+        DBOS.cancel_workflow("held-chunk")
+        uninstall_queue_wake()
+
+
 # -- across processes ----------------------------------------------------------------------
 
 

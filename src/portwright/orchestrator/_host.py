@@ -28,6 +28,7 @@ from portwright.orchestrator._queue_probe import (
 from portwright.orchestrator._queue_wake import (
     hook_poll_threads,
     install_queue_wake,
+    retry_lock_conflicts,
     uninstall_queue_wake,
 )
 from portwright.resources import CaptchaSolver, IdentityProvider, SecretsProvider
@@ -108,6 +109,8 @@ class DbosHost:
             install_queue_rows()  # and their polls reload the queue's row about once a second
         # this process's enqueues wake the other processes' polls, and theirs this one's
         install_queue_wake(_system_engine(), listen=run_workers, mark=mark_seen)
+        if run_workers:
+            retry_lock_conflicts()
         return self.datasource
 
     def destroy(self, *, drain_s: float = 0.0) -> None:

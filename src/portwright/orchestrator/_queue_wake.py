@@ -30,11 +30,13 @@ its chunks starting in the deployed shape (benchmarks/README.md). Three parts:
   the event's own condition and stopped DBOS's queue manager); its `set` (DBOS's stop) is
   hooked on that object to end these waits at once too.
 * A chunk's end wakes its own queue's poll on that worker (`_chunks`), since its slot
-  stood idle until the next poll while more chunks waited.
+  stood idle until the next poll while more chunks waited; and a poll that lost the race
+  for a queue's rows to another worker's wakes its own queue (`retry_lock_conflicts`).
 
 This leans on DBOS internals (3.4): `queue_thread` starting each poll thread with the
 module's `queue_worker_thread(stop_event, dbos, queue)`, which waits with
-`stop_event.wait`. If they are not as expected nothing is hooked and wake-ups only mark
+`stop_event.wait`; `SystemDatabase.start_queued_workflows` and `is_lock_conflict`. If they
+are not as expected nothing is hooked and wake-ups only mark
 the probe (the next poll, at DBOS's own pace, dequeues). The listener and the sender run
 on their own connections or sockets and never touch DBOS's notification listener.
 """
@@ -65,6 +67,7 @@ __all__ = [
     "announce",
     "hook_poll_threads",
     "install_queue_wake",
+    "retry_lock_conflicts",
     "socket_dir",
     "uninstall_queue_wake",
     "wake_local",
@@ -213,6 +216,38 @@ def hook_poll_threads() -> bool:
 
     queue_worker_thread._portwright_wakeable = True  # type: ignore[attr-defined]
     dbos_queue.queue_worker_thread = queue_worker_thread
+    return True
+
+
+def retry_lock_conflicts() -> bool:
+    """After DBOS's launch, in a process that runs workers: a poll whose dequeue lost the
+    race for a queue's rows to another worker's (DBOS locks them NOWAIT when the queue has
+    a global cap, as a chunk queue has, and the loser "retries next poll") wakes its own
+    queue, so it polls again at the floor rather than after its whole interval. Every
+    worker hears an enqueue's wake-up at once, so with two workers one of them lost that
+    race nearly every time and started its chunk a poll later. False, hooking nothing,
+    when DBOS's system database is not as expected."""
+    try:
+        from dbos._dbos import _get_dbos_instance
+        from sqlalchemy.exc import DBAPIError
+
+        sys_db: Any = _get_dbos_instance()._sys_db
+        original: Callable[..., Any] = sys_db.start_queued_workflows
+        is_conflict: Callable[[Any], bool] = sys_db.is_lock_conflict
+    except Exception as exc:  # noqa: BLE001 - DBOS changed: its own retry, next poll
+        log.warning("lock conflicts retried at DBOS's pace", error=repr(exc))
+        return False
+
+    def start_queued_workflows(queue: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(queue, *args, **kwargs)
+        except DBAPIError as exc:
+            name = getattr(queue, "name", None)
+            if isinstance(name, str) and is_conflict(exc):
+                wake_local(name)
+            raise
+
+    sys_db.start_queued_workflows = start_queued_workflows
     return True
 
 
