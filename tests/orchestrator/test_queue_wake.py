@@ -12,6 +12,7 @@ The polling intervals here are 600 s (chunk queues poll every 150 s, the probe r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -195,6 +196,37 @@ def test_a_dequeue_that_lost_the_race_for_the_rows_wakes_its_queue(
     finally:
         DBOS.cancel_workflow("held-chunk")
         uninstall_queue_wake()
+
+
+def test_sqlites_wake_up_sockets_live_only_in_this_users_own_directory(tmp_path: Path) -> None:
+    """A socket directory (its name derives from the database's path) that others may
+    enter is refused: the listener does not start (the probe's reads remain) and nothing
+    is sent into it. In a private one a datagram reaches the other listener."""
+    from portwright.orchestrator._queue_wake import SocketSignal, socket_dir
+
+    database = str(tmp_path / "dbos.sqlite")
+    directory = socket_dir(database)
+    directory.mkdir(mode=0o700)
+    directory.chmod(0o755)
+    try:
+        with pytest.raises(PermissionError):
+            SocketSignal(database).start(lambda _: None)
+        directory.chmod(0o700)
+        heard: list[set[str]] = []
+        got = threading.Event()
+        listener, sender = SocketSignal(database), SocketSignal(database)
+        listener.start(lambda names: (heard.append(names), got.set()))
+        sender.start(None)
+        sender.send({"chunks-x"})
+        assert got.wait(30)
+        assert heard == [{"chunks-x"}]
+        listener.stop()
+        sender.stop()
+    finally:
+        for leftover in directory.glob("*"):
+            leftover.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            directory.rmdir()
 
 
 # -- across processes ----------------------------------------------------------------------

@@ -111,9 +111,11 @@ CHUNK_POLLING_FLOOR_S = 0.02
 
 def chunk_polling_interval(settings: Settings) -> float:
     """How often workers look for a portal's next chunk: a quarter of the job queues'
-    `queue_polling_interval_s`, at least 20 ms. A batch's chunks wait from their enqueue to
-    a worker's next poll, each worker's own (with two workers the batch waits for the later
-    of two), and a chunk's slot stands idle from its chunk's end to the next poll. Polling
+    `queue_polling_interval_s`, at least 20 ms. A batch's chunks used to wait from their
+    enqueue to a worker's next poll, each worker's own (with two workers the batch waited
+    for the later of two), and a chunk's slot stood idle from its chunk's end to the next
+    poll; both now wake the poll (`_queue_wake`), and this pace is what a lost wake-up
+    waits for. Polling
     the one chunk queue of each batchable portal this often costs an idle worker nothing
     measurable (its CPU over 20 idle seconds: 1.52 s at the job queues' pace, 1.49 s at
     this one); it once switched between the two paces as batches came and went, which left
@@ -211,9 +213,11 @@ def plan_chunks(
 def chunk_size(adapter_cls: type[Adapter], items: int) -> int:  # type: ignore[type-arg]
     """Items per chunk for a batch of `items`: `batch_size`, or more (at most `CHUNK_MAX`)
     so that the batch makes no more chunks than its portal runs at once. Each chunk's end
-    leaves its queue slot idle until the queue's next poll finds the next chunk (measured
+    left its queue slot idle until the queue's next poll found the next chunk (measured
     80-140 ms a time, with the fetches stopped meanwhile: a quarter of a 1,000-URL batch's
-    time in chunks of 100); a batch of as many chunks as slots crosses no such gap. The
+    time in chunks of 100; a chunk's end now wakes the poll, `_wake_at_end`, but the next
+    chunk still starts its fetches from nothing); a batch of as many chunks as slots
+    crosses no such gap. The
     queue is first in, first out, so smaller chunks would not let another batch in sooner;
     a crash still re-fetches at most `PIPELINE` sub-chunks, whatever the chunk's size."""
     least = max(1, adapter_cls.batch_size)

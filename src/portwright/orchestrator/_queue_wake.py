@@ -35,7 +35,8 @@ its chunks starting in the deployed shape (benchmarks/README.md). Three parts:
 
 This leans on DBOS internals (3.4): `queue_thread` starting each poll thread with the
 module's `queue_worker_thread(stop_event, dbos, queue)`, which waits with
-`stop_event.wait`; `SystemDatabase.start_queued_workflows` and `is_lock_conflict`. If they
+`stop_event.wait`; `SystemDatabase.start_queued_workflows`, `is_lock_conflict` and
+`is_serialization_conflict`. If they
 are not as expected nothing is hooked and wake-ups only mark
 the probe (the next poll, at DBOS's own pace, dequeues). The listener and the sender run
 on their own connections or sockets and never touch DBOS's notification listener.
@@ -47,6 +48,7 @@ import contextlib
 import functools
 import hashlib
 import inspect
+import os
 import socket
 import tempfile
 import threading
@@ -79,6 +81,7 @@ CHANNEL = "portwright_queues"
 WOKEN_FLOOR_S = 0.05  # a woken poll comes at least this long (or interval/4) after the last
 _LISTEN_TIMEOUT_S = 1.0  # a listener checks whether it was stopped at least this often
 _RETRY_S = 1.0  # after a listener's or sender's failure
+CONFLICT_RETRY_S = 1.0  # a queue's dequeue conflicts wake its poll at most this often
 _START_S = 5.0  # a worker's start waits at most this long for its listener to listen
 
 
@@ -221,29 +224,42 @@ def hook_poll_threads() -> bool:
 
 def retry_lock_conflicts() -> bool:
     """After DBOS's launch, in a process that runs workers: a poll whose dequeue lost the
-    race for a queue's rows to another worker's (DBOS locks them NOWAIT when the queue has
-    a global cap, as a chunk queue has, and the loser "retries next poll") wakes its own
-    queue, so it polls again at the floor rather than after its whole interval. Every
-    worker hears an enqueue's wake-up at once, so with two workers one of them lost that
-    race nearly every time and started its chunk a poll later. False, hooking nothing,
-    when DBOS's system database is not as expected."""
+    race for a queue's rows to another worker's wakes its own queue, so it polls again at
+    the floor rather than a whole interval (or, after a serialization failure, DBOS's
+    doubled interval) later; at most once a `CONFLICT_RETRY_S` per queue, so that under
+    lasting contention DBOS's own backoff rules. With a global cap (a chunk queue's) DBOS
+    claims in REPEATABLE READ, locking the rows NOWAIT, and every worker asks for the
+    queue's first rows: two workers woken by the same enqueue raced for the same chunk,
+    and the loser either found it locked or, once the winner committed, got a
+    serialization failure, and started its own chunk a poll or two later. False, hooking
+    nothing, when DBOS's system database is not as expected."""
     try:
         from dbos._dbos import _get_dbos_instance
         from sqlalchemy.exc import DBAPIError
 
         sys_db: Any = _get_dbos_instance()._sys_db
         original: Callable[..., Any] = sys_db.start_queued_workflows
-        is_conflict: Callable[[Any], bool] = sys_db.is_lock_conflict
+        conflicts: list[Callable[[Any], bool]] = [
+            sys_db.is_lock_conflict,
+            sys_db.is_serialization_conflict,
+        ]
     except Exception as exc:  # noqa: BLE001 - DBOS changed: its own retry, next poll
-        log.warning("lock conflicts retried at DBOS's pace", error=repr(exc))
+        log.warning("dequeue conflicts retried at DBOS's pace", error=repr(exc))
         return False
+    retried: dict[str, float] = {}  # queue -> when its last conflict woke it
 
     def start_queued_workflows(queue: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return original(queue, *args, **kwargs)
         except DBAPIError as exc:
             name = getattr(queue, "name", None)
-            if isinstance(name, str) and is_conflict(exc):
+            now = time.monotonic()
+            if (
+                isinstance(name, str)
+                and now - retried.get(name, float("-inf")) >= CONFLICT_RETRY_S
+                and any(conflict(exc) for conflict in conflicts)
+            ):
+                retried[name] = now
                 wake_local(name)
             raise
 
@@ -339,9 +355,17 @@ class PgSignal:
 
 def socket_dir(database: str) -> Path:
     """The directory of the wake-up sockets of the processes sharing a SQLite file: in the
-    temporary directory (a socket's path is short), keyed by the file's real path."""
+    temporary directory (a socket's path is short), keyed by the file's real path; only
+    this user's (mode 0700, checked before each use)."""
     key = hashlib.sha256(str(Path(database).resolve()).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"portwright-wake-{key}"
+
+
+def _private(directory: Path) -> bool:
+    """Whether `directory` is this user's and no one else's (its name is predictable: a
+    directory another user made there could read the queue names or drop the sockets)."""
+    st = directory.stat()
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
 class SocketSignal:
@@ -366,6 +390,9 @@ class SocketSignal:
         path = self._dir / f"{uuid.uuid4().hex}.sock"
         for attempt in range(3):  # another process's `stop` may remove the empty directory
             self._dir.mkdir(mode=0o700, exist_ok=True)
+            if not _private(self._dir):
+                sock.close()
+                raise PermissionError(f"{self._dir} is not this user's own directory")
             try:
                 sock.bind(str(path))
                 break
@@ -410,6 +437,8 @@ class SocketSignal:
                     names, self._pending = self._pending, set()
                 payload = "\n".join(sorted(names)).encode()[:60000]
                 try:
+                    if not _private(self._dir):  # another user's: names are not for it
+                        continue
                     entries = [p for p in self._dir.iterdir() if p.suffix == ".sock"]
                 except OSError:  # no listener yet
                     continue
