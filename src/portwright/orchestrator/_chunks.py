@@ -56,6 +56,7 @@ from pydantic import BaseModel
 
 from portwright.engines.http import CookieRow, translate_exception
 from portwright.orchestrator._queue_probe import mark_enqueued
+from portwright.orchestrator._queue_wake import wake_local
 from portwright.orchestrator._step_context import StepContextImpl
 from portwright.orchestrator._tx import apply_batch, batch_rows, outbox_rows, plan_changes
 from portwright.orchestrator._workflow import current_runtime
@@ -110,9 +111,11 @@ CHUNK_POLLING_FLOOR_S = 0.02
 
 def chunk_polling_interval(settings: Settings) -> float:
     """How often workers look for a portal's next chunk: a quarter of the job queues'
-    `queue_polling_interval_s`, at least 20 ms. A batch's chunks wait from their enqueue to
-    a worker's next poll, each worker's own (with two workers the batch waits for the later
-    of two), and a chunk's slot stands idle from its chunk's end to the next poll. Polling
+    `queue_polling_interval_s`, at least 20 ms. A batch's chunks used to wait from their
+    enqueue to a worker's next poll, each worker's own (with two workers the batch waited
+    for the later of two), and a chunk's slot stood idle from its chunk's end to the next
+    poll; both now wake the poll (`_queue_wake`), and this pace is what a lost wake-up
+    waits for. Polling
     the one chunk queue of each batchable portal this often costs an idle worker nothing
     measurable (its CPU over 20 idle seconds: 1.52 s at the job queues' pace, 1.49 s at
     this one); it once switched between the two paces as batches came and went, which left
@@ -210,9 +213,11 @@ def plan_chunks(
 def chunk_size(adapter_cls: type[Adapter], items: int) -> int:  # type: ignore[type-arg]
     """Items per chunk for a batch of `items`: `batch_size`, or more (at most `CHUNK_MAX`)
     so that the batch makes no more chunks than its portal runs at once. Each chunk's end
-    leaves its queue slot idle until the queue's next poll finds the next chunk (measured
+    left its queue slot idle until the queue's next poll found the next chunk (measured
     80-140 ms a time, with the fetches stopped meanwhile: a quarter of a 1,000-URL batch's
-    time in chunks of 100); a batch of as many chunks as slots crosses no such gap. The
+    time in chunks of 100; a chunk's end now wakes the poll, `_wake_at_end`, but the next
+    chunk still starts its fetches from nothing); a batch of as many chunks as slots
+    crosses no such gap. The
     queue is first in, first out, so smaller chunks would not let another batch in sooner;
     a crash still re-fetches at most `PIPELINE` sub-chunks, whatever the chunk's size."""
     least = max(1, adapter_cls.batch_size)
@@ -287,6 +292,7 @@ async def _run_chunk(
         await DBOS.run_step_async(_infra("release"), _release_all, job_ids)  # each item's own
         return {"recorded": 0, "left": len(job_ids), "skipped": 0}  # workflow fails it visibly
     adapter_cls = runtime.registry.get(name, version or None)
+    _wake_at_end(chunk_queue_name(adapter_cls.portal_name()))
     runner = ChunkRunner(runtime, adapter_cls, chunk_id)
     parts = [job_ids[start : start + SUB_CHUNK] for start in range(0, len(job_ids), SUB_CHUNK)]
     totals = {"recorded": 0, "left": 0, "skipped": 0}
@@ -296,6 +302,18 @@ async def _run_chunk(
     # (older code ran one more step here, "pace"; a chunk it began and this code recovers
     # leaves that checkpoint unread, which replay allows: no step of ours takes its id)
     return totals
+
+
+def _wake_at_end(queue: str) -> None:
+    """When this chunk's workflow task is done (DBOS has recorded its outcome and freed its
+    slot: the task runs DBOS's `_execute_workflow_async` to its end), wake this worker's
+    poll of its queue, which takes the next chunk waiting there, if any (the probe says).
+    Its slot stood idle until the poll's next turn otherwise: 31-63 ms a chunk. Should
+    DBOS run the workflow's body in a task of its own, the wake comes before the slot is
+    free and that poll finds no room: the next poll, at DBOS's pace, takes the chunk."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(lambda _: wake_local(queue))
 
 
 async def _pipeline(runner: ChunkRunner, parts: list[list[str]]) -> list[dict[str, int]]:

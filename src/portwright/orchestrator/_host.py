@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig, SQLAlchemyDatasource
 
 from portwright import __version__
@@ -21,7 +22,14 @@ from portwright.adapters import AdapterRegistry
 from portwright.orchestrator._queue_probe import (
     install_queue_probe,
     install_queue_rows,
+    mark_seen,
     uninstall_queue_probe,
+)
+from portwright.orchestrator._queue_wake import (
+    hook_poll_threads,
+    install_queue_wake,
+    retry_lock_conflicts,
+    uninstall_queue_wake,
 )
 from portwright.resources import CaptchaSolver, IdentityProvider, SecretsProvider
 from portwright.resources.ssrf import UrlGuard
@@ -92,11 +100,17 @@ class DbosHost:
         if not run_workers:
             DBOS.listen_queues([])
         before_launch()
+        if run_workers:  # its queue polls wait wakeably (`_queue_wake`), from their first
+            hook_poll_threads()
         DBOS.launch()
         self.launched = True
         if run_workers:  # idle queues skip their dequeue queries (`_queue_probe`)
             install_queue_probe(ttl_s=self.settings.queue_polling_interval_s / 2)
             install_queue_rows()  # and their polls reload the queue's row about once a second
+        # this process's enqueues wake the other processes' polls, and theirs this one's
+        install_queue_wake(_system_engine(), listen=run_workers, mark=mark_seen)
+        if run_workers:
+            retry_lock_conflicts()
         return self.datasource
 
     def destroy(self, *, drain_s: float = 0.0) -> None:
@@ -105,6 +119,15 @@ class DbosHost:
         up): what is still running then is recovered by another worker from its last
         checkpoint."""
         if self.launched:
+            uninstall_queue_wake()
             uninstall_queue_probe()
             DBOS.destroy(destroy_registry=False, workflow_completion_timeout_sec=math.ceil(drain_s))
             self.launched = False
+
+
+def _system_engine() -> sa.Engine:
+    """The launched DBOS's system database engine (where the wake-ups go)."""
+    from dbos._dbos import _get_dbos_instance
+
+    engine: sa.Engine = _get_dbos_instance()._sys_db.engine
+    return engine

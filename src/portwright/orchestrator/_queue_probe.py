@@ -23,9 +23,11 @@ set the pace of the reads).
 
 Freshness: a workflow enqueued by this process (`Runtime.enqueue`, `enqueue_many`,
 chunks) marks its queue (`mark`) after its commit, and a marked queue polls as before
-until a probe read after the mark says it is empty. One enqueued by another process (a
-separate gateway, DBOS's own scheduler) is seen by the next probe read, at most `ttl_s`
-later, so by one poll later at most.
+until a probe read after the mark says it is empty. One enqueued by another process
+through those paths (a separate gateway) is marked here when its wake-up arrives
+(`_queue_wake`: LISTEN/NOTIFY on PostgreSQL, a socket on SQLite), which also wakes the
+queue's poll; one enqueued otherwise (DBOS's own scheduler), or whose wake-up was lost,
+is seen by the next probe read, at most `ttl_s` later, so by one poll later at most.
 
 Rows: DBOS's poll also reloads the queue's row (`SystemDatabase.get_queue`, a transaction
 and a SELECT on its queues table) at the top of every poll, so that a change made in the
@@ -52,6 +54,7 @@ DBOS's own again.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import threading
 import time
@@ -61,12 +64,15 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 
+from portwright.orchestrator._queue_wake import announce
+
 __all__ = [
     "QueueProbe",
     "QueueRows",
     "install_queue_probe",
     "install_queue_rows",
     "mark_enqueued",
+    "mark_seen",
     "uninstall_queue_probe",
 ]
 
@@ -163,11 +169,21 @@ _installed: list[QueueProbe] = []  # the probe of this process's launched DBOS, 
 
 
 def mark_enqueued(queue_names: Any) -> None:
-    """After a commit that enqueued on these queues (names; no-op when no probe runs)."""
+    """After a commit that enqueued on these queues (names): mark them in this process's
+    probe, if one runs, and wake their polls here and in the other processes
+    (`_queue_wake.announce`)."""
+    names = {queue_names} if isinstance(queue_names, str) else set(queue_names)
+    mark_seen(names)
+    announce(names)
+
+
+def mark_seen(queue_names: set[str]) -> None:
+    """Another process enqueued on these queues (its wake-up): mark them in this process's
+    probe (no-op when no probe runs)."""
     if not _installed:
         return
     probe = _installed[-1]
-    for name in {queue_names} if isinstance(queue_names, str) else set(queue_names):
+    for name in queue_names:
         probe.mark(name)
 
 
@@ -264,7 +280,7 @@ def install_queue_rows(refresh_s: float | None = None) -> QueueRows | None:
         from dbos import _queue as dbos_queue
         from dbos._dbos import _get_dbos_instance
 
-        worker = dbos_queue.queue_worker_thread
+        worker = inspect.unwrap(dbos_queue.queue_worker_thread)  # DBOS's (`_queue_wake`)
         worker_code = worker.__code__
         sys_db: Any = _get_dbos_instance()._sys_db
         original_get: Callable[..., Any] = sys_db.get_queue
