@@ -632,7 +632,7 @@ class ChunkRunner:
                     changes = [*item["changes"], self._success(item["output"])]
                     events, values, illegal = plan_changes(job, machine, changes)
                     if illegal is None:
-                        writes.append((job, [_unstatused(e) for e in events], values))
+                        writes.append((job, events, values))
                         outbox += outbox_rows(job, events, values)
                         counts["recorded"] += 1
                         continue
@@ -678,10 +678,3 @@ class ChunkRunner:
             "updates": {"output": output},
             "kind": "transition",
         }
-
-
-def _unstatused(event: dict[str, Any]) -> dict[str, Any]:
-    """A planned event as `write_events_many` takes it: without the job's status after it."""
-    row = dict(event)
-    del row["status"]
-    return row
