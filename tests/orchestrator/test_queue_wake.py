@@ -30,6 +30,7 @@ from portwright.orchestrator._queue_wake import (
     PollWaits,
     _poll_waits,
     _signals,
+    announce,
     hook_poll_threads,
     uninstall_queue_wake,
     wake_local,
@@ -135,6 +136,43 @@ def test_a_worker_hooks_its_poll_threads_and_not_when_dbos_is_not_as_expected(
     probe.has_work(queue)  # asked once (read), then marked
     mark_enqueued(queue)
     assert probe.has_work(queue)
+
+
+class _Recorded:
+    """A signal that records what it was asked to send (stands in for the NOTIFY)."""
+
+    def __init__(self) -> None:
+        self.sent: list[set[str]] = []
+
+    def send(self, queue_names: set[str]) -> None:
+        self.sent.append(set(queue_names))
+
+    def stop(self) -> None:
+        return None
+
+
+def test_a_worker_alone_signals_nobody_until_another_worker_beats(
+    make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld
+) -> None:
+    """A worker's janitor round counts the live workers: alone, its enqueues wake only its
+    own polls (no NOTIFY or datagram per enqueue); once another worker's heartbeat is
+    seen, they are signalled to the others again."""
+    runtime: Runtime = make_runtime(_registry(_settings(settings, world)))
+    janitor = runtime.janitor
+    assert janitor is not None
+    recorded = _Recorded()
+    installed = list(_signals)
+    _signals[:] = [recorded]  # type: ignore[list-item]
+    try:
+        janitor.tick()
+        announce("chunks-alone")
+        assert recorded.sent == []
+        runtime.store.workers.heartbeat("another-worker")
+        janitor.tick()
+        announce("chunks-shared")
+        assert recorded.sent == [{"chunks-shared"}]
+    finally:
+        _signals[:] = installed
 
 
 def test_a_dequeue_that_lost_the_race_for_the_rows_wakes_its_queue(

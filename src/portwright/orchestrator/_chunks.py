@@ -141,7 +141,7 @@ def live_workers(runtime: Runtime) -> int:
     return others + (1 if runtime.run_workers else 0)
 
 
-def balance_chunk_queues(runtime: Runtime) -> dict[str, int]:
+def balance_chunk_queues(runtime: Runtime, workers: int | None = None) -> dict[str, int]:
     """Set each batchable portal's chunk queue's worker concurrency (a field of its DBOS
     queue row, which every worker reads on each poll) to `chunk_share` of the live workers;
     written only where it differs. Every worker's janitor calls it each round, so a worker
@@ -149,8 +149,8 @@ def balance_chunk_queues(runtime: Runtime) -> dict[str, int]:
     queue at start sets it too). The queue's polling interval is put back to
     `chunk_polling_interval` too if something else (older code) changed it.
     A failure leaves the share as it was (the chunks still run, on fewer workers). Returns
-    {portal: share}."""
-    workers = live_workers(runtime)
+    {portal: share}. `workers`: the live workers, if the caller counted them already."""
+    workers = live_workers(runtime) if workers is None else workers
     cap = runtime.settings.worker_concurrency
     pace = chunk_polling_interval(runtime.settings)
     shares: dict[str, int] = {}

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import structlog
 from dbos import DBOS
 
-from portwright.orchestrator._chunks import CHUNK_NOTE, balance_chunk_queues
+from portwright.orchestrator._chunks import CHUNK_NOTE, balance_chunk_queues, live_workers
+from portwright.orchestrator._queue_wake import set_peers
 from portwright.resilience import PollingThread, PollingWorker
 from portwright.store import OutageBackoff
 
@@ -89,7 +90,9 @@ class Janitor:
         rt.store.workers.heartbeat(rt.executor_id)
         if self._draining:
             return
-        balance_chunk_queues(rt)  # a worker joined or died: the chunk slots shared anew
+        workers = live_workers(rt)  # this one among them (a janitor runs with workers)
+        set_peers(workers > 1)  # anyone to tell of this process's enqueues (`_queue_wake`)
+        balance_chunk_queues(rt, workers)  # a worker joined or died: slots shared anew
         if time.monotonic() >= self._takeover_after:
             self.take_over_dead_workers()
         if time.monotonic() - self._last_orphan_scan > ORPHAN_EVERY_S:
