@@ -270,15 +270,43 @@ def retry_lock_conflicts() -> bool:
 # -- signals between processes ----------------------------------------------------------
 
 
-class PgSignal:
-    """NOTIFY and LISTEN on `CHANNEL` in the (system) database of `engine`."""
+class _Outbox:
+    """The queue names a signal has yet to send, and its stop: `send` adds, the sender
+    thread takes them all at once (`_take`), names announced meanwhile go in the next."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-        self._sender = uuid.uuid4().hex[:12]  # own notifications are ignored
+    def __init__(self) -> None:
         self._cond = threading.Condition()
         self._pending: set[str] = set()
         self._stopped = False
+
+    def send(self, queue_names: set[str]) -> None:
+        with self._cond:
+            self._pending |= queue_names
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def _take(self) -> set[str] | None:
+        """The names to send next, waiting for some; None once stopped."""
+        with self._cond:
+            while not self._pending and not self._stopped:
+                self._cond.wait()
+            if self._stopped:
+                return None
+            names, self._pending = self._pending, set()
+            return names
+
+
+class PgSignal(_Outbox):
+    """NOTIFY and LISTEN on `CHANNEL` in the (system) database of `engine`."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__()
+        self._engine = engine
+        self._sender = uuid.uuid4().hex[:12]  # own notifications are ignored
         self._threads: list[threading.Thread] = []
         self.listening = threading.Event()
         self.sent = 0
@@ -296,27 +324,11 @@ class PgSignal:
         thread.start()
         self._threads.append(thread)
 
-    def send(self, queue_names: set[str]) -> None:
-        with self._cond:
-            self._pending |= queue_names
-            self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-
     def _send_loop(self) -> None:
         statement = sa.text(
             "SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"
         )
-        while True:
-            with self._cond:
-                while not self._pending and not self._stopped:
-                    self._cond.wait()
-                if self._stopped:
-                    return
-                names, self._pending = self._pending, set()
+        while (names := self._take()) is not None:
             payloads = [f"{self._sender} {name}" for name in sorted(names)]
             try:
                 with self._engine.begin() as conn:
@@ -368,14 +380,12 @@ def _private(directory: Path) -> bool:
     return st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
-class SocketSignal:
+class SocketSignal(_Outbox):
     """Datagrams to every listening process's Unix socket in `socket_dir(database)`."""
 
     def __init__(self, database: str) -> None:
+        super().__init__()
         self._dir = socket_dir(database)
-        self._cond = threading.Condition()
-        self._pending: set[str] = set()
-        self._stopped = False
         self._sock: socket.socket | None = None
         self._path: Path | None = None
         self.sent = 0
@@ -407,15 +417,8 @@ class SocketSignal:
             daemon=True,
         ).start()
 
-    def send(self, queue_names: set[str]) -> None:
-        with self._cond:
-            self._pending |= queue_names
-            self._cond.notify()
-
     def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
+        super().stop()
         if self._path is not None:
             with contextlib.suppress(OSError):
                 self._path.unlink()
@@ -428,13 +431,7 @@ class SocketSignal:
     def _send_loop(self) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as out:
             out.setblocking(False)  # a full peer buffer drops the datagram, never blocks
-            while True:
-                with self._cond:
-                    while not self._pending and not self._stopped:
-                        self._cond.wait()
-                    if self._stopped:
-                        return
-                    names, self._pending = self._pending, set()
+            while (names := self._take()) is not None:
                 payload = "\n".join(sorted(names)).encode()[:60000]
                 try:
                     if not _private(self._dir):  # another user's: names are not for it
