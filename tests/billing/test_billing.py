@@ -11,6 +11,7 @@ import secrets
 import httpx
 import pytest
 
+from portwright.store import BillingAccount
 from portwright.testing import wait_until_sync
 from tests.billing._support import (
     DECLINED_CARD,
@@ -116,7 +117,9 @@ def test_upgrade_charges_the_proration_localstripe_computes(billed: Billed) -> N
     assert billed.stripe.v1.subscriptions.retrieve(str(sub_id)).status == "canceled"
 
 
-def test_failed_payment_grace_then_downgrade(billed: Billed) -> None:
+def _renewal_declined(billed: Billed) -> tuple[httpx.Client, str, str, str]:
+    """An owner on the growth plan whose month's renewal was declined, reported by the
+    provider's signed event: (session, email, tenant id, the open renewal's id)."""
     http, csrf, email, tenant_id = owner_session(billed)
     assert checkout(billed, http, csrf, "growth").status_code == 303
     store = billed.portal.service.store
@@ -146,11 +149,34 @@ def test_failed_payment_grace_then_downgrade(billed: Billed) -> None:
     # localstripe 1.15 sends no invoice.payment_failed for a card declined on an invoice (its
     # pay path drops the failure); Stripe would. The test sends that event the way Stripe
     # does: localstripe's own unpaid invoice, signed with the payments secret, to the hook.
-    body = event("invoice.payment_failed", unpaid.to_dict(), f"evt_{secrets.token_hex(8)}")
+    _send(billed, "invoice.payment_failed", unpaid.to_dict())
+    return http, email, tenant_id, str(renewal.id)
+
+
+def _send(billed: Billed, kind: str, obj: dict[str, object]) -> str:
+    """A signed provider event to the payments hook; its inbox id."""
+    body = event(kind, obj, f"evt_{secrets.token_hex(8)}")
     sent = httpx.post(
         billed.portal.url + "/v1/hooks/payments", content=body, headers=signed(billed.secret, body)
     )
     assert sent.status_code == 202, sent.text
+    return str(sent.json()["id"])
+
+
+def _handled(billed: Billed, inbox_id: str) -> str:
+    """The handler's result for an inbox row, once it is done."""
+
+    def done() -> str | None:
+        rows = [r for r in billed.portal.service.store.inbox.search(source="payments")
+                if r.id == inbox_id and r.status == "done"]  # fmt: skip
+        return rows[0].result if rows else None
+
+    return str(wait_until_sync(done, timeout=60))
+
+
+def test_failed_payment_grace_then_downgrade(billed: Billed) -> None:
+    http, email, tenant_id, renewal_id = _renewal_declined(billed)
+    store = billed.portal.service.store
 
     def past_due() -> object:
         found = store.billing.get(tenant_id)
@@ -162,6 +188,15 @@ def test_failed_payment_grace_then_downgrade(billed: Billed) -> None:
     assert account.grace_until is not None
     assert account.grace_until == pytest.approx(billed.clock.now() + GRACE_S, abs=1)
     assert store.tenants.get(tenant_id).plan == "growth"  # kept during the grace period
+    subscription_id = str(account.subscription_id)
+    # the checkout's own payment event, delivered late (providers do not keep order): the
+    # renewal is still owed, so the grace goes on
+    [first] = [i for i in provider_invoices(billed, str(account.customer_id))
+               if i["id"] != renewal_id]  # fmt: skip
+    assert first["status"] == "paid"
+    late = _handled(billed, _send(billed, "invoice.payment_succeeded", first))
+    assert late == f"paid {first['id']}: still past due on {renewal_id}"
+    assert store.billing.get(tenant_id).status == "past_due"  # type: ignore[union-attr]
     mail = billed.portal.wait_message(email, contains="payment")
     assert "failed" in mail["subject"]
     assert "starter" in mail["body"]
@@ -179,12 +214,40 @@ def test_failed_payment_grace_then_downgrade(billed: Billed) -> None:
     account = store.billing.get(tenant_id)
     assert account is not None
     assert account.status == "downgraded"
-    sub = billed.stripe.v1.subscriptions.retrieve(str(renewal.to_dict()["subscription"]))
+    sub = billed.stripe.v1.subscriptions.retrieve(subscription_id)
     assert sub.status == "canceled"
     assert billed.billing.sweep() == []  # once
     page = http.get("/app/billing")
     assert "Moved to the starter plan" in page.text
     assert 'id="current-plan">starter<' in page.text
+
+
+def test_paying_the_failed_invoice_ends_the_grace_and_keeps_the_plan(billed: Billed) -> None:
+    _, _, tenant_id, renewal_id = _renewal_declined(billed)
+    store = billed.portal.service.store
+    account = wait_until_sync(
+        lambda: (found := store.billing.get(tenant_id)) and found.status == "past_due" and found,
+        timeout=30,
+    )
+    assert isinstance(account, BillingAccount)
+    customer = str(account.customer_id)
+    good = card(billed, "4242424242424242")
+    billed.stripe.v1.payment_methods.attach(good, params={"customer": customer})
+    billed.stripe.v1.customers.update(
+        customer, params={"invoice_settings": {"default_payment_method": good}}
+    )
+    paid = billed.stripe.v1.invoices.pay(renewal_id)
+    assert paid.status == "paid"
+    result = _handled(billed, _send(billed, "invoice.payment_succeeded", paid.to_dict()))
+    assert result == "paid: grace period over, plan kept"
+    account = store.billing.get(tenant_id)
+    assert account is not None
+    assert account.status == "active"
+    assert account.grace_until is None
+    assert store.tenants.get(tenant_id).plan == "growth"
+    billed.clock.advance(GRACE_S + 60)
+    assert billed.billing.sweep() == []  # nothing to downgrade
+    assert store.tenants.get(tenant_id).plan == "growth"
 
 
 def test_payment_webhooks_are_verified_and_deduplicated(billed: Billed) -> None:

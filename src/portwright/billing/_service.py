@@ -238,6 +238,18 @@ class Billing:
     def _payment_succeeded(self, account: BillingAccount, invoice: Mapping[str, Any]) -> str:
         if account.status != "past_due":
             return "paid"
+        # Providers do not deliver events in order: an older invoice's payment (the
+        # checkout's, sent late) must not end the grace while the failed one is still
+        # owed. The provider's own record decides: past due ends when nothing is open.
+        paid = invoice_view(invoice).id
+        if account.customer_id:
+            still_open = [
+                found.id
+                for found in self.provider.invoices(account.customer_id)
+                if found.status == "open" and found.id != paid
+            ]
+            if still_open:
+                return f"paid {paid}: still past due on {', '.join(still_open)}"
         self.store.billing.save(
             account.tenant_id, status="active", grace_until=None, last_error=None
         )
