@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import time
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from playwright._impl._errors import TargetClosedError
 from playwright._impl._errors import TimeoutError as PlaywrightTimeout
 
 from portwright.engines import Politeness, PolitenessRule, classify_status, translate_exception
+from portwright.resources.tls import client_context
 from portwright.sandbox import SandboxWorld
 from portwright.sdk import (
     BlockedError,
@@ -134,6 +136,36 @@ async def test_robots_txt_is_respected_and_cached(world: SandboxWorld) -> None:
     assert not await polite.allowed(f"{site}/private/x")
     assert await polite.allowed(f"{site}/private/x", respect=False)
     assert len(world.ledger("account").entries("robots")) == 1
+
+
+async def test_robots_txt_fetches_share_one_tls_context(
+    world: SandboxWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each site's robots.txt is fetched by a client of its own; building a TLS context
+    for each (loading the CA bundle, ~25 ms of CPU) made a crawl over many sites pay it
+    per site. They share the process's one context: built once, however many sites."""
+    built: list[object] = []
+    real = ssl.create_default_context
+
+    def counting(*args: object, **kwargs: object) -> ssl.SSLContext:
+        built.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    client_context.cache_clear()
+    port = world.url("account").rsplit(":", 1)[1]
+
+    async def check(url: str) -> list[str] | None:
+        return None  # nothing to pin: connect as asked
+
+    polite = Politeness()
+    for host in ("127.0.0.1", "localhost"):  # two sites
+        assert await polite.allowed(f"http://{host}:{port}/whoami")
+        assert not await polite.allowed(f"http://{host}:{port}/private/x", guard=check)
+    guarded = Politeness()
+    assert await guarded.allowed(f"http://127.0.0.1:{port}/whoami", guard=check)
+    assert len(built) == 1
+    client_context.cache_clear()  # the next user builds a real one again
 
 
 async def test_missing_and_failing_robots_txt_follow_rfc_9309() -> None:

@@ -26,6 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from portwright.customers._accounts import Accounts
 from portwright.customers._render import PREFIX, page
 from portwright.customers._session import open_session
+from portwright.resources.tls import client_context
 from portwright.settings import OidcProvider
 from portwright.webauth import safe_next
 
@@ -96,7 +97,9 @@ class OidcSignIn:
 
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
         try:
-            async with httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False) as client:
+            async with httpx.AsyncClient(
+                timeout=_TIMEOUT, follow_redirects=False, verify=client_context()
+            ) as client:
                 response = await client.get(url, headers={"accept": "application/json"})
         except httpx.HTTPError as exc:
             raise OidcError(f"the identity provider is unreachable ({what})") from exc

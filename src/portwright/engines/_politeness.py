@@ -22,6 +22,7 @@ import httpx
 from protego import Protego
 
 from portwright.resources.ssrf import GuardedTransport
+from portwright.resources.tls import client_context
 
 __all__ = ["Politeness", "PolitenessRule", "RobotsFetch"]
 
@@ -61,7 +62,9 @@ async def _fetch_robots(url: str, guard: Guard | None = None) -> tuple[int, str]
                 raise RobotsRefusedError(exc) from None
 
         transport = GuardedTransport(check)  # checks each hop, connects to what it checked
-    async with httpx.AsyncClient(timeout=5.0, trust_env=False, transport=transport) as client:
+    async with httpx.AsyncClient(
+        timeout=5.0, trust_env=False, transport=transport, verify=client_context()
+    ) as client:
         for _ in range(_ROBOTS_REDIRECTS + 1):
             response = await client.get(url)
             location = response.headers.get("location")

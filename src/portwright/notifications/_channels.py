@@ -23,6 +23,8 @@ from typing import Protocol, runtime_checkable
 
 import httpx
 
+from portwright.resources.tls import client_context
+
 __all__ = [
     "BotChannel",
     "Channel",
@@ -128,7 +130,7 @@ class HttpSmsChannel:
             if self._client is not None:
                 response = await self._client.post(self.url, json=body, headers=headers)
             else:
-                async with httpx.AsyncClient(timeout=10.0) as client:
+                async with httpx.AsyncClient(timeout=10.0, verify=client_context()) as client:
                     response = await client.post(self.url, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise ChannelError(f"SMS provider {self.url}: {exc}") from exc
@@ -146,7 +148,7 @@ async def _post(
     try:
         if client is not None:
             return await client.post(url, json=body)
-        async with httpx.AsyncClient(timeout=10.0) as fresh:
+        async with httpx.AsyncClient(timeout=10.0, verify=client_context()) as fresh:
             return await fresh.post(url, json=body)
     except httpx.HTTPError as exc:
         raise ChannelError(f"{what}: {type(exc).__name__}") from exc

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from portwright.resources.ssrf import GuardedTransport, UrlGuard, UrlRefusedError
+from portwright.resources.tls import client_context
 from portwright.sdk import ChallengeError
 
 __all__ = ["CaptchaSolver", "HttpSolverClient", "TwoCaptchaSolver"]
@@ -78,7 +79,7 @@ class HttpSolverClient:
         transport = GuardedTransport(self.guard) if self.guard is not None else None
         try:
             async with httpx.AsyncClient(
-                timeout=10.0, trust_env=False, transport=transport
+                timeout=10.0, trust_env=False, transport=transport, verify=client_context()
             ) as client:
                 yield client
         except httpx.HTTPError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 
 from portwright.resources.ssrf._guard import UrlGuard, UrlRefusedError, url_parts
+from portwright.resources.tls import client_context
 from portwright.sdk import PermanentError
 
 __all__ = [
@@ -90,7 +91,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self.guard = guard
         self._check: Check = guard.check if isinstance(guard, UrlGuard) else guard
-        self.inner = inner or httpx.AsyncHTTPTransport(trust_env=False)
+        self.inner = inner or httpx.AsyncHTTPTransport(verify=client_context(), trust_env=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         addresses = await self._check(str(request.url))
