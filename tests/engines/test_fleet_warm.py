@@ -13,6 +13,7 @@ from portwright.adapters import AdapterRegistry
 from portwright.engines import Fleet, _fleet
 from portwright.engines.ladder import _http
 from portwright.orchestrator import Runtime
+from portwright.resources.tls import client_context
 
 
 class CountingFleet(Fleet):
@@ -33,11 +34,13 @@ class CountingFleet(Fleet):
 def test_a_worker_warms_its_fleet_before_dbos_hands_it_work(
     make_runtime: Callable[..., Runtime],
 ) -> None:
+    client_context.cache_clear()
     fleet = CountingFleet()
     make_runtime(AdapterRegistry(), fleet=fleet)
     assert fleet.warmed == 1
     assert fleet.dbos_up_when_warmed is False  # before any workflow could run here
     assert _http._pinning_session.cache_info().currsize == 1  # curl_cffi's session class
+    assert client_context.cache_info().currsize == 1  # robots.txt fetches' TLS context
 
 
 def test_a_gateway_does_not_load_the_engines(make_runtime: Callable[..., Runtime]) -> None:

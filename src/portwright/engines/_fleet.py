@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 import structlog
 
 from portwright.engines._politeness import Politeness
+from portwright.engines._politeness import warm as warm_robots
 from portwright.engines.browser import (
     BrowserPool,
     BrowserProvider,
@@ -238,6 +239,7 @@ class Fleet:
         same and say what is missing."""
         try:
             warm_http_rungs()
+            warm_robots()
         except Exception:  # noqa: BLE001 - an optimisation; the first fetch reports the cause
             structlog.get_logger("portwright.fleet").warning(
                 "could not preload the HTTP engine", exc_info=True

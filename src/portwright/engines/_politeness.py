@@ -74,6 +74,16 @@ async def _fetch_robots(url: str, guard: Guard | None = None) -> tuple[int, str]
         return 404, ""  # too many redirects: RFC 9309 treats robots.txt as unavailable
 
 
+def warm() -> None:
+    """Import and build what a site's first robots.txt fetch would (the TLS context, the
+    HTTP transport's modules, anyio's asyncio backend), so a worker pays it when it
+    starts: a batch's first items all wait on that fetch (it holds the robots lock)."""
+    import importlib
+
+    importlib.import_module("anyio._backends._asyncio")
+    httpx.AsyncHTTPTransport(verify=client_context(), trust_env=False)
+
+
 @dataclass(slots=True)
 class _Site:
     gate: asyncio.Semaphore
