@@ -89,6 +89,7 @@ POLL_S = 0.1
 # so polling seldom costs no precision; each poll is a COUNT over the tenant's jobs in the
 # measured process (the stack's GIL), ~4 % of its CPU at 0.1 s.
 BATCH_POLL_S = 0.5
+HEARTBEAT_S = 2.0  # the workers' heartbeat_interval_s (its default; the split run sets no other)
 MB = 1024 * 1024
 ANALYZE_ENV = "PWBENCH_ANALYZE_EVERY"
 PHASES_ENV = "PWBENCH_PHASES"
@@ -414,7 +415,7 @@ def child_split(
                 subprocess.Popen(command, env=env, stdout=out, stderr=out) for command in commands
             )
         pool.start()
-        pool.wait_ready(store, 180)
+        pool.wait_ready(store, 180, settle_s=HEARTBEAT_S)
         tenant = store.tenants.ensure("bench").id
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120

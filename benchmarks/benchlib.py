@@ -171,13 +171,27 @@ class Workers:
     def start(self) -> None:
         self.procs = [self._spawn(worker_id) for worker_id in self.ids]
 
-    def wait_ready(self, store: Any, timeout_s: float, ids: list[str] | None = None) -> None:
-        """Until every worker (or those in `ids`) has heartbeated as alive."""
+    def wait_ready(
+        self,
+        store: Any,
+        timeout_s: float,
+        ids: list[str] | None = None,
+        *,
+        settle_s: float = 0.0,
+    ) -> None:
+        """Until every worker (or those in `ids`) has heartbeated as alive; with
+        `settle_s` (a heartbeat interval), until each has beaten again `settle_s` after
+        all were alive: its round before that one counted them all, and so wrote the
+        chunk queue's worker share for this many workers (workers started together can
+        each count only itself at first and write the share of a worker alone)."""
         deadline = time.monotonic() + timeout_s
         wanted = set(ids if ids is not None else self.ids)
+        since: float | None = None
         while time.monotonic() < deadline:
-            alive = {w.id for w in store.workers.all() if w.status == "alive"}
-            if wanted <= alive:
+            rows = [w for w in store.workers.all() if w.status == "alive" and w.id in wanted]
+            if since is None and wanted <= {w.id for w in rows}:
+                since = time.time()
+            if since is not None and all(w.heartbeat_at >= since + settle_s for w in rows):
                 return
             if any(p.poll() is not None for p in self.procs):
                 raise RuntimeError(f"a worker exited during start-up; see {self.log}")
