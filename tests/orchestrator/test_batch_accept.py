@@ -339,12 +339,17 @@ def test_a_batch_retried_after_the_gateway_died_mid_request_creates_no_second_it
 
 @pytest.mark.timeout(300)
 def test_items_accepted_but_never_enqueued_are_enqueued_by_the_janitor(
-    make_runtime: RuntimeFactory, accept_settings: Settings, world: SandboxWorld
+    make_runtime: RuntimeFactory,
+    accept_settings: Settings,
+    world: SandboxWorld,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A crash between the acceptance's two commits (jobs written, DBOS not yet told): the
-    janitor finds every queued job without a workflow and enqueues them, and each ends."""
-    from portwright.orchestrator._janitor import ORPHAN_PAGE
+    janitor finds every queued job without a workflow and enqueues them, and each ends.
+    Its page made small (30 of 500) so that a few dozen jobs span more than one page."""
+    from portwright.orchestrator import _janitor
 
+    monkeypatch.setattr(_janitor, "ORPHAN_PAGE", 30)
     registry = _registry(accept_settings)
     runtime: Runtime = make_runtime(registry, settings=accept_settings)
     adapter = registry.get("scrape")
@@ -366,7 +371,7 @@ def test_items_accepted_but_never_enqueued_are_enqueued_by_the_janitor(
             priority=0,
             actor="test",
         )
-        for i, job_id in enumerate(new_ids("job", ORPHAN_PAGE + 20))  # more than one page
+        for i, job_id in enumerate(new_ids("job", _janitor.ORPHAN_PAGE + 20))  # two pages
     ]
     with runtime.store.engine.begin() as conn:
         records, created = runtime.store.jobs.insert_many(conn, new)
