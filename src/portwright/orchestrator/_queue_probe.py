@@ -168,10 +168,11 @@ class QueueProbe:
         each probed by a LATERAL subquery with LIMIT 1 (an index probe that stops at the
         first row, as an EXISTS does). The union of one EXISTS per queue took the server
         1-3 ms to plan on every read (ten subqueries over DBOS's workflow_status and its
-        sixteen indexes; planned each time, see `_read`) for ~0.1 ms to run: at the
-        probe's pace, two workers' reads were ~15 % of the server's CPU over a 1,000-URL
-        batch (benchmarks/README.md, "PostgreSQL's CPU per batch item"). An EXISTS over
-        the array instead is planned as a semi-join that reads every ENQUEUED row (23 ms
+        sixteen indexes; planned each time, see `_read`) for ~0.1 ms to run. This one
+        costs the server ~1.5 ms less a read: ~80 ms (~10 % of its CPU) over a 1,000-URL
+        batch with two workers, 8-15 ms a second per idle worker (5-10 reads a second);
+        benchmarks/README.md, "PostgreSQL's CPU per batch item". An EXISTS over the
+        array instead is planned as a semi-join that reads every ENQUEUED row (23 ms
         with 20,000 waiting)."""
         ws = self._table
         if self._pg:
