@@ -42,6 +42,9 @@ end. `PWBENCH_AT_BATCH` (environment): a shell command started just before the b
 POST, with the processes' pids in `PW_GATEWAY`, `PW_RELAY`, `PW_WORKERS` (comma-separated;
 the deployed shape) or `PW_STACK` (the one-process stack), e.g. to profile one worker:
 `PWBENCH_AT_BATCH='py-spy record --pid ${PW_WORKERS%%,*} --duration 3 --gil -o w.svg'`.
+`PWBENCH_BEFORE_BATCH`: the same, but run to its end before the POST (60 s at most): what
+must happen before the batch's first statement, e.g. `pg_stat_statements_reset()` and a
+CPU snapshot (benchmarks/README.md, "PostgreSQL's CPU per batch item").
 
     python benchmarks/batch_bench.py                            # 1,000 URLs, both databases
     python benchmarks/batch_bench.py --items 1000 --rounds 3 --database sqlite
@@ -322,9 +325,13 @@ def _timed_batch(
         deadline = time.monotonic() + 120
         while _ended(store.engine, tenant)[0] < len(warm) and time.monotonic() < deadline:
             time.sleep(POLL_S)
+        names = {f"PW_{k.upper()}": ",".join(map(str, v)) for k, v in (pids or {}).items()}
+        before_batch = os.environ.get("PWBENCH_BEFORE_BATCH")  # waited for: a reset, a snapshot
+        if before_batch:
+            env = {**os.environ, **names}
+            subprocess.run(before_batch, shell=True, env=env, timeout=60, check=False)
         at_batch = os.environ.get("PWBENCH_AT_BATCH")  # a local probe: py-spy, perf, …
         if at_batch:
-            names = {f"PW_{k.upper()}": ",".join(map(str, v)) for k, v in (pids or {}).items()}
             subprocess.Popen(at_batch, shell=True, env={**os.environ, **names})
         t0, began = time.time(), time.perf_counter()
         ids = _post_batches(api, urls)
