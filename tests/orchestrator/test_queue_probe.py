@@ -25,7 +25,7 @@ from portwright.sandbox import SandboxWorld
 from portwright.sandbox.echo import echo_service
 from portwright.settings import Settings
 from portwright.testing import EchoAdapter, wait_until_sync
-from tests.conftest import RuntimeFactory
+from tests.conftest import SKIP_PG, RuntimeFactory, pg_database
 from tests.support import reaching
 
 
@@ -199,14 +199,21 @@ def test_a_busy_queue_polls_without_a_read_each_time_and_idle_polls_keep_reading
     engine.dispose()
 
 
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database only (what the test checks has no SQLite side)."""
+    if SKIP_PG:
+        pytest.skip("PORTWRIGHT_TEST_SKIP_POSTGRES=1")
+    yield from pg_database("pw_probe")
+
+
 @pytest.mark.postgres
-def test_the_probe_read_stays_prepared_on_postgres(db_url: str) -> None:
+def test_the_probe_read_stays_prepared_on_postgres(pg_url: str) -> None:
     """On PostgreSQL the probe's read is one statement whatever the queues, and its read
     leaves it prepared on the connection (it ends with a COMMIT: psycopg deallocates what
     it prepared at a ROLLBACK), so the server does not plan it again on every read (the
     union it replaced cost 1-3 ms of planning a read); its answers follow the table."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's prepared statements")
+    db_url = pg_url
     from portwright.orchestrator._queue_probe import QueueProbe
 
     engine, table = _status_table(db_url)
