@@ -442,8 +442,10 @@ def child_split(
             "relay": [procs[1].pid],
             "workers": [proc.pid for proc in pool.procs],
         }
+        cpu = pool.cpu_s()
         result = _timed_batch(base, key, store, tenant, urls, dbos_url, pids)
-        return {**result, "processes": f"api + relay + {workers} workers"}
+        cpu = pool.cpu_s() - cpu  # the workers' CPU over the warm-up and the batch
+        return {**result, "workers_cpu_s": cpu, "processes": f"api + relay + {workers} workers"}
     finally:
         pool.stop()
         for proc in procs:
@@ -522,6 +524,8 @@ def compare(args: argparse.Namespace, databases: list[str]) -> list[dict[str, An
         systems += [f"split{args.split}-{db}" for db in databases]
         if args.before_src:  # and on the code before a change
             systems += [f"before-split{args.split}-{db}" for db in databases]
+    skip = tuple(name for name in args.skip.split(",") if name)
+    systems = [system for system in systems if not skip or not system.startswith(skip)]
     results: list[dict[str, Any]] = []
     counter = RequestCounter()
     with (
@@ -640,8 +644,15 @@ def _render_phases(r: dict[str, Any]) -> str:
         f"{name} x{s['n']} mean {s['mean_s'] * 1000:.0f} ms (max {s['max_s'] * 1000:.0f})"
         for name, s in phases["steps"].items()
     )
+    ends: dict[str, float] = {}  # each worker's last chunk's end
+    for c in phases["chunks"]:
+        if c["end"] is not None:
+            ends[c["executor"]] = max(ends.get(c["executor"], 0.0), c["end"])
+    skew = f"{max(ends.values()) - min(ends.values()):.3f}" if len(ends) > 1 else "—"
+    cpu = f", workers' CPU {r['workers_cpu_s']:.2f} s" if "workers_cpu_s" in r else ""
     return (
-        f"phases round {r['round']} {r['system']}: accepted {r['accepted_s']:.3f}, first "
+        f"phases round {r['round']} {r['system']}: workers' last chunk ends {skew} s apart"
+        f"{cpu}; accepted {r['accepted_s']:.3f}, first "
         f"item ended {phases['first_end']}, last {phases['last_end']}; chunks {chunks}; "
         f"steps {steps}"
     )
@@ -940,6 +951,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also print where each Portwright run's time went: each chunk workflow's start "
         "and end, its steps' mean durations, the first and last item's end (read from the "
         "databases after the batch)",
+    )
+    parser.add_argument(
+        "--skip",
+        default="",
+        metavar="NAMES",
+        help="leave out the systems whose name starts with one of these (comma-separated), "
+        "e.g. `crawlee,portwright` to compare the deployed shape before and after faster",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
