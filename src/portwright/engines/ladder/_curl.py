@@ -17,9 +17,10 @@ its own methods (`lean` leaves the handle as it is).
 `lean_response` is curl_cffi 0.17's `BaseSession._parse_response` for the HTTP rungs'
 session, which reads of a response only its status, headers (Location, Retry-After, the
 charset of Content-Type), Set-Cookie cookies and body: those are read as curl_cffi reads
-them; the ~11 infos nobody reads (addresses, ports, sizes, timings, curl's own redirect
-history and next URL: the rungs follow redirects themselves) are left at `Response`'s
-defaults. A session that keeps cookies, or asks for infos of its own, parses its own way.
+them; the ~12 infos nobody reads (addresses, ports, sizes, timings, the effective URL,
+curl's own redirect history and next URL: the rungs follow redirects themselves) are left
+at `Response`'s defaults. A session that keeps cookies, or asks for infos of its own,
+parses its own way.
 """
 
 from __future__ import annotations
@@ -149,13 +150,14 @@ def lean_response(
     session: Any, curl: Any, buffer: BytesIO, header_buffer: BytesIO, default_encoding: Any
 ) -> Any:
     """`session._parse_response(…)` (curl_cffi 0.17) of a session that discards cookies and
-    reads no infos of its own, without the infos nobody reads (see the module docstring).
+    reads no infos of its own, without the infos nobody reads (see the module docstring),
+    nor the effective URL: the rungs follow redirects themselves (curl follows none), so
+    they know the URL each response answers; `url` stays `Response`'s empty default.
     Only for a curl_cffi that `FITS`."""
     from curl_cffi import CurlInfo
     from curl_cffi.requests import Headers
 
-    rsp = session.response_class(curl)
-    rsp.url = curl.getinfo(CurlInfo.EFFECTIVE_URL).decode()
+    rsp = session.response_class(curl)  # its `url` left empty: see the docstring
     if buffer:
         rsp.content = buffer.getvalue()
     status = rsp.status_code = curl.getinfo(CurlInfo.RESPONSE_CODE)
@@ -188,7 +190,9 @@ def lean_response(
         header_list = last[1]
     headers = rsp.headers = Headers(header_list)
     cookies = rsp.cookies  # `Response()` made it: a jar of its own, empty
-    for set_cookie in headers.get_list("set-cookie"):
+    # only a response whose header lines hold the name at all can have a Set-Cookie
+    has_cookies = b"set-cookie" in b"\n".join(header_list).lower()
+    for set_cookie in headers.get_list("set-cookie") if has_cookies else ():
         try:
             cookie = http.cookies.SimpleCookie()
             cookie.load(set_cookie)  # type: ignore[arg-type]  # as curl_cffi: str
