@@ -13,16 +13,26 @@ goes to curl_cffi's own method.
 Guarded: the tables follow curl_cffi 0.17's `Curl` (`FITS`); another version, or a `Curl`
 without what they rely on (its handle attribute, its error check, the C functions), keeps
 its own methods (`lean` leaves the handle as it is).
+
+`lean_response` is curl_cffi 0.17's `BaseSession._parse_response` for the HTTP rungs'
+session, which reads of a response only its status, headers (Location, Retry-After, the
+charset of Content-Type), Set-Cookie cookies and body: those are read as curl_cffi reads
+them; the ~12 infos nobody reads (addresses, ports, sizes, timings, the effective URL,
+curl's own redirect history and next URL: the rungs follow redirects themselves) are left
+at `Response`'s defaults. A session that keeps cookies, or asks for infos of its own,
+parses its own way.
 """
 
 from __future__ import annotations
 
 import functools
+import http.cookies
 import sys
 from importlib.metadata import version
+from io import BytesIO
 from typing import Any
 
-__all__ = ["FITS", "lean", "lean_class"]
+__all__ = ["FITS", "lean", "lean_class", "lean_response"]
 
 FITS = ("0.17.",)  # curl_cffi versions whose `Curl.setopt` / `getinfo` the tables follow
 
@@ -134,3 +144,219 @@ def lean(curl: Any) -> Any:
     if isinstance(cls, type) and type(curl) is cls.__bases__[0]:
         curl.__class__ = cls
     return curl
+
+
+def lean_response(
+    session: Any, curl: Any, buffer: BytesIO, header_buffer: BytesIO, default_encoding: Any
+) -> Any:
+    """`session._parse_response(…)` (curl_cffi 0.17) of a session that discards cookies and
+    reads no infos of its own, without the infos nobody reads (see the module docstring),
+    nor the effective URL: the rungs follow redirects themselves (curl follows none), so
+    they know the URL each response answers; `url` stays `Response`'s empty default.
+    Only for a curl_cffi that `FITS`."""
+    from curl_cffi import CurlInfo
+    from curl_cffi.requests import Headers
+
+    rsp = session.response_class(curl)  # its `url` left empty: see the docstring
+    if buffer:
+        rsp.content = buffer.getvalue()
+    status = rsp.status_code = curl.getinfo(CurlInfo.RESPONSE_CODE)
+    rsp.ok = 200 <= status < 400
+    # the headers of the transfer's last response with a status, as curl_cffi picks them
+    header_list: list[bytes] = []
+    status_line = b""
+    header_status = 0
+    last: tuple[bytes, list[bytes]] | None = None
+    for line in header_buffer.getvalue().splitlines():
+        if not line.strip():
+            continue
+        if line.startswith(b"HTTP/"):
+            if header_status:
+                last = (status_line, header_list)
+            try:
+                header_status = int(line.split(maxsplit=2)[1])
+            except (IndexError, ValueError):
+                header_status = 0
+            status_line, header_list = line, []
+            continue
+        if line.startswith((b" ", b"\t")):
+            header_list[-1] += line
+            continue
+        header_list.append(line)
+    if header_status:
+        last = (status_line, header_list)
+    if last is not None:
+        rsp.reason = curl.get_reason_phrase(last[0]).decode(errors="replace")
+        header_list = last[1]
+    headers = rsp.headers = Headers(header_list)
+    cookies = rsp.cookies  # `Response()` made it: a jar of its own, empty
+    # only a response whose header lines hold the name at all can have a Set-Cookie
+    has_cookies = b"set-cookie" in b"\n".join(header_list).lower()
+    for set_cookie in headers.get_list("set-cookie") if has_cookies else ():
+        try:
+            cookie = http.cookies.SimpleCookie()
+            cookie.load(set_cookie)  # type: ignore[arg-type]  # as curl_cffi: str
+            for name, morsel in cookie.items():
+                cookies.set(
+                    name,
+                    morsel.coded_value,
+                    domain=morsel.get("domain", ""),
+                    path=morsel.get("path", "/"),
+                    secure=bool(morsel.get("secure")),
+                )
+        except Exception:  # noqa: BLE001, S112 - as curl_cffi: a bad cookie is skipped
+            continue
+    rsp.default_encoding = default_encoding
+    return rsp
+
+
+class LeanPlan:
+    """What every lean GET of one session sets the same way (see `lean_plan`)."""
+
+    __slots__ = (
+        "base",
+        "cainfo",
+        "default_headers",
+        "http_version",
+        "impersonate",
+        "lines",
+        "max_redirects",
+    )
+
+    def __init__(self, session: Any) -> None:
+        from curl_cffi.requests.impersonate import resolve_latest_browser_type
+        from curl_cffi.requests.utils import normalize_http_version
+
+        self.base = session.headers
+        self.lines = header_lines(session.headers, None)  # a GET without headers of its own
+        self.max_redirects: int = session.max_redirects
+        # the CA bundle curl_cffi took from the environment (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE)
+        self.cainfo: str | None = session.verify if isinstance(session.verify, str) else None
+        version = session.http_version
+        self.http_version = normalize_http_version(version) if version else None
+        target = session.impersonate
+        self.impersonate = resolve_latest_browser_type(target) if target else None  # type: ignore[no-untyped-call]
+        self.default_headers = session.default_headers
+
+
+def _fits_lean(session: Any) -> bool:
+    """Whether every option of `session` is one `lean_get` sets as curl_cffi would: no base
+    URL, parameters, authentication, proxies, certificates, fingerprint strings, extra
+    options or interface; the environment ignored; redirects not followed; no retries."""
+    from curl_cffi.requests.utils import _is_native_impersonate_target
+
+    target = session.impersonate
+    return (
+        not (session.base_url or session.params or session.auth or session.proxies)
+        and not (session.cert or session.curl_options or session.interface)
+        and not (session.dns or session.doh_url or session.raise_for_status)
+        and not (session.ja3 or session.akamai or session.perk or session.extra_fp)
+        and (session.verify is True or (isinstance(session.verify, str) and session.verify != ""))
+        and session.trust_env is False
+        and session.allow_redirects is False
+        and type(session.max_redirects) is int
+        and session.retry.count == 0
+        and isinstance(session.default_headers, bool)
+        and (target is None or (isinstance(target, str) and _is_native_impersonate_target(target)))
+    )
+
+
+def lean_plan(session: Any) -> LeanPlan | None:
+    """The session's `LeanPlan` (built on its first GET), or None when this curl_cffi does
+    not fit or the session has an option `lean_get` does not reproduce. The session's
+    options are read once: the HTTP rungs never change a session's options."""
+    if lean_class() is None:
+        return None
+    try:
+        plan: LeanPlan | None = session._portwright_lean
+    except AttributeError:
+        plan = session._portwright_lean = LeanPlan(session) if _fits_lean(session) else None
+    return plan
+
+
+def header_lines(base: Any, headers: Any) -> list[bytes]:
+    """The HTTPHEADER lines curl_cffi's `set_curl_options` builds for a request without a
+    body from the session's headers and the request's (0.17, the same steps)."""
+    from curl_cffi.requests import Headers
+    from curl_cffi.requests.utils import update_header_line
+
+    encoding = headers.encoding if isinstance(headers, Headers) else None
+    h = Headers(base, encoding=encoding)
+    h.update(headers)
+    lines = []
+    for k, v in h.multi_items():
+        if v is None:
+            lines.append(f"{k}:")
+        elif v == "":
+            lines.append(f"{k};")
+        else:
+            lines.append(f"{k}: {v}")
+    update_header_line(lines, "Expect", "", replace=True)
+    return [line.encode() for line in lines]
+
+
+def set_get_options(
+    curl: Any, plan: LeanPlan, url: str, headers: Any, timeout: float
+) -> tuple[BytesIO, BytesIO]:
+    """Set on `curl` the options curl_cffi 0.17's `set_curl_options` sets, in its order,
+    for a GET without a body, parameters or cookies of its own, on a session that fits
+    (`_fits_lean`), not streamed: the body and header buffers."""
+    from curl_cffi import CurlOpt
+    from curl_cffi.requests.exceptions import ImpersonateError
+    from curl_cffi.requests.utils import requote_uri
+
+    c = curl
+    c.setopt(CurlOpt.URL, requote_uri(url).encode())
+    lines = plan.lines if headers is None else header_lines(plan.base, headers)
+    c.setopt(CurlOpt.HTTPHEADER, lines)
+    c.setopt(CurlOpt.COOKIEFILE, b"")
+    c.setopt(CurlOpt.COOKIELIST, "ALL")
+    c.setopt(CurlOpt.TIMEOUT_MS, int(timeout * 1000))
+    c.setopt(CurlOpt.FOLLOWLOCATION, 0)
+    c.setopt(CurlOpt.MAXREDIRS, plan.max_redirects)
+    c.setopt(CurlOpt.PROXY, "")
+    c.setopt(CurlOpt.NOPROXY, "")
+    c._skip_cacert = False
+    if plan.cainfo is not None:
+        c.setopt(CurlOpt.CAINFO, plan.cainfo)
+        c.setopt(CurlOpt.PROXY_CAINFO, plan.cainfo)
+    c.setopt(CurlOpt.ACCEPT_ENCODING, b"gzip, deflate, br")
+    if plan.http_version:
+        c.setopt(CurlOpt.HTTP_VERSION, plan.http_version)
+    impersonate = plan.impersonate
+    if impersonate and c.impersonate(impersonate, default_headers=plan.default_headers) != 0:
+        raise ImpersonateError(f"Impersonating {impersonate} is not supported")
+    buffer = BytesIO()
+    c.setopt(CurlOpt.WRITEDATA, buffer)
+    header_buffer = BytesIO()
+    c.setopt(CurlOpt.HEADERDATA, header_buffer)
+    c.setopt(CurlOpt.MAX_RECV_SPEED_LARGE, 0)
+    return buffer, header_buffer
+
+
+async def lean_get(session: Any, plan: LeanPlan, url: str, headers: Any, seconds: float) -> Any:
+    """`await session.request("GET", url, headers=headers, timeout=seconds,
+    discard_cookies=True)` as curl_cffi 0.17's `AsyncSession` sends it (the same handle from
+    the pool, the same options, the same errors), with the options set by `set_get_options`
+    rather than `set_curl_options`; the response is `session._parse_response`'s, without its
+    `request` (the HTTP rungs never read it)."""
+    from curl_cffi import CurlError
+    from curl_cffi.requests.exceptions import code2error
+
+    session._check_session_closed()
+    curl = await session.pop_curl()
+    try:
+        buffer, header_buffer = set_get_options(curl, plan, url, headers, seconds)
+    except BaseException:
+        session.release_curl(curl)
+        raise
+    try:
+        await session.acurl.add_handle(curl)
+    except CurlError as e:
+        rsp = session._parse_response(curl, buffer, header_buffer, "utf-8", True)
+        error = code2error(e.code, str(e))  # type: ignore[arg-type]
+        raise error(str(e), e.code, rsp) from e
+    else:
+        return session._parse_response(curl, buffer, header_buffer, "utf-8", True)
+    finally:
+        session.release_curl(curl)

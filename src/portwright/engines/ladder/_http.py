@@ -41,24 +41,70 @@ _MAX_REDIRECTS = 10
 _PIN: ContextVar[list[str] | None] = ContextVar("portwright_curl_pin", default=None)
 
 
+_LEAN_KWARGS = frozenset({"data", "headers", "timeout", "discard_cookies"})
+
+
+def _cookie_only(headers: Any) -> bool:
+    """Whether a request's `headers` are the rungs' own: a dict of one non-empty Cookie."""
+    return (
+        type(headers) is dict
+        and headers.keys() == {"cookie"}
+        and isinstance(headers["cookie"], str)
+        and headers["cookie"] != ""
+    )
+
+
 @functools.cache
 def _pinning_session() -> Any:
     """curl_cffi's AsyncSession whose requests carry the CURLOPT_RESOLVE entries of `_PIN`
     (set by the task sending it): curl_cffi takes curl options per session only, and a
     pooled handle is reset when released, so the pin lives for that one request. Its
-    handles set options and read infos the lean way (`_curl.lean`)."""
+    handles set options and read infos the lean way (`_curl.lean`), the rungs' GETs set
+    their options without curl_cffi's general request builder (`_curl.lean_get`), and it
+    reads of a response only what the rungs use (`_curl.lean_response`)."""
     from curl_cffi import CurlOpt
     from curl_cffi.requests import AsyncSession
 
-    from portwright.engines.ladder._curl import lean
+    from portwright.engines.ladder import _curl
 
     class PinningSession(AsyncSession):  # type: ignore[type-arg]
         async def pop_curl(self) -> Any:
-            curl = lean(await super().pop_curl())
+            curl = _curl.lean(await super().pop_curl())
             pin = _PIN.get()
             if pin:
                 curl.setopt(CurlOpt.RESOLVE, pin)
             return curl
+
+        async def request(self, method: Any, url: str, **kwargs: Any) -> Any:  # type: ignore[override]
+            headers = kwargs.get("headers")
+            timeout: Any = kwargs.get("timeout")
+            if (
+                method == "GET"
+                and kwargs.keys() <= _LEAN_KWARGS
+                and kwargs.get("data") is None
+                and kwargs.get("discard_cookies") is True
+                and (headers is None or _cookie_only(headers))
+                and type(timeout) in (int, float)
+            ):
+                plan = _curl.lean_plan(self)
+                if plan is not None and not self.cookies:  # nothing the session would add
+                    return await _curl.lean_get(self, plan, url, headers, timeout)
+            return await super().request(method, url, **kwargs)
+
+        def _parse_response(
+            self,
+            curl: Any,
+            buffer: Any,
+            header_buffer: Any,
+            default_encoding: Any,
+            discard_cookies: bool,
+        ) -> Any:
+            lean = (discard_cookies or self.discard_cookies) and not self.curl_infos
+            if lean and _curl.lean_class() is not None:  # this curl_cffi fits
+                return _curl.lean_response(self, curl, buffer, header_buffer, default_encoding)
+            return super()._parse_response(
+                curl, buffer, header_buffer, default_encoding, discard_cookies
+            )
 
     return PinningSession
 

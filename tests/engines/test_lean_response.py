@@ -1,0 +1,205 @@
+"""The HTTP rungs' session reads a response the lean way (`_curl.lean_response`): what the
+rungs read of it (status, reason, headers, Set-Cookie cookies, body, its text and encoding)
+is what curl_cffi's own `_parse_response` reads, response by response, on raw answers with
+interim responses, folded headers, odd status lines, bad cookies, charsets. Its URL is
+left empty (the rungs follow redirects themselves and know the URL they asked)."""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from curl_cffi import CurlInfo
+from curl_cffi.requests import AsyncSession
+
+from portwright.engines.ladder import Session
+from portwright.engines.ladder import _curl as lean_module
+from portwright.engines.ladder._http import CurlFetcher, FetchRequest, _pinning_session
+
+LATIN = "caf\u00e9 cr\u00e8me".encode("latin-1")
+RAW: dict[str, bytes] = {
+    "/latin": b"HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=ISO-8859-1\r\n"
+    b"content-length: %d\r\n\r\n" % len(LATIN) + LATIN,
+    "/moved": b"HTTP/1.1 302 Found\r\nlocation: /latin\r\n"
+    b"set-cookie: sid=abc; Path=/; Secure\r\n"
+    b"set-cookie: pref=x; Domain=example.test; Path=/shop\r\n"
+    b'set-cookie: =;;\x01bad"\r\n'
+    b'set-cookie: quoted="a b"\r\ncontent-length: 0\r\n\r\n',
+    "/limited": b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\n"
+    b"content-length: 4\r\n\r\nslow",
+    "/hints": b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n"
+    b"HTTP/1.1 200 Fine Thanks\r\nx-a: 1\r\nx-a: 2\r\nX-Folded: one\r\n two\r\n"
+    b"content-type: text/plain\r\ncontent-length: 5\r\n\r\nhello",
+    "/bare": b"HTTP/1.1 200 \r\ncontent-length: 7\r\n\r\n\xe2\x9c\x93 utf8",
+    "/empty": b"HTTP/1.1 204 No Content\r\nset-cookie: gone=1; Max-Age=0\r\n\r\n",
+    "/error": b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 120\r\n"
+    b"content-type: text/html;charset=utf-8\r\ncontent-length: 2\r\n\r\nno",
+    "/upper": b"HTTP/1.1 200 OK\r\nSET-Cookie: upper=1; Path=/\r\ncontent-length: 0\r\n\r\n",
+    "/note": b"HTTP/1.1 200 OK\r\nx-note: set-cookie: no=1\r\ncontent-length: 0\r\n\r\n",
+}
+
+
+class RawSite:
+    """A loopback server answering each path with the raw bytes of `RAW`."""
+
+    def __init__(self) -> None:
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    path = line.split()[1].decode().split("?")[0]
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    self.wfile.write(RAW[path])
+                    self.wfile.flush()
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def site() -> Iterator[RawSite]:
+    raw = RawSite()
+    try:
+        yield raw
+    finally:
+        raw.close()
+
+
+def _read(response: Any) -> dict[str, Any]:
+    """Everything of a response the HTTP rungs (and `Response.text`) read."""
+    return {
+        "status": response.status_code,
+        "url": response.url,
+        "ok": response.ok,
+        "reason": response.reason,
+        "content": response.content,
+        "text": response.text,
+        "encoding": response.encoding,
+        "headers": list(response.headers.multi_items()),
+        "location": response.headers.get("location"),
+        "retry_after": response.headers.get("retry-after"),
+        "cookies": [(c.name, c.value, c.domain, c.path, c.secure) for c in response.cookies.jar],
+    }
+
+
+async def _responses(session: Any, site: RawSite) -> list[dict[str, Any]]:
+    try:
+        return [
+            _read(await session.request("GET", site.url(path), discard_cookies=True, timeout=10))
+            for path in RAW
+        ]
+    finally:
+        await session.close()
+
+
+OPTIONS: dict[str, Any] = {"trust_env": False, "allow_redirects": False}
+
+
+async def test_lean_responses_read_as_curl_cffis_own(
+    site: RawSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every answer reads the same through the rungs' session as through curl_cffi's own
+    `AsyncSession`; and the lean parse did run (an info it skips stays at its default)."""
+    calls: list[str] = []
+    parse = lean_module.lean_response
+
+    def spy(*args: Any) -> Any:
+        calls.append(args[1].getinfo(CurlInfo.EFFECTIVE_URL).decode())
+        return parse(*args)
+
+    monkeypatch.setattr(lean_module, "lean_response", spy)
+    lean = await _responses(_pinning_session()(**OPTIONS), site)
+    own = await _responses(AsyncSession(**OPTIONS), site)
+    assert [r.pop("url") for r in lean] == [""] * len(RAW)  # the URL is the rungs' own
+    assert [r.pop("url") for r in own] == [site.url(path) for path in RAW]
+    assert lean == own
+    assert len(calls) == len(RAW)  # each response parsed the lean way
+    assert [r["status"] for r in lean] == [200, 302, 429, 200, 200, 204, 503, 200, 200]
+    assert {c[0] for c in lean[1]["cookies"]} >= {"sid", "quoted"}
+    assert [c[:2] for c in lean[7]["cookies"]] == [("upper", "1")]
+    assert lean[8]["cookies"] == []  # the name in a value is no Set-Cookie
+    assert lean[3]["reason"] == "Fine Thanks"
+    assert lean[0]["text"] == "caf\u00e9 cr\u00e8me"
+
+
+async def test_a_session_keeping_cookies_parses_its_own_way(
+    site: RawSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that keeps cookies (or a session reading infos of its own) goes through
+    curl_cffi's own parse; so does every response on a curl_cffi that does not fit."""
+    calls: list[int] = []
+    monkeypatch.setattr(lean_module, "lean_response", lambda *a: calls.append(1))
+    session = _pinning_session()(**OPTIONS)
+    try:
+        kept = await session.request("GET", site.url("/moved"), timeout=10)
+        assert session.cookies.get("sid") == "abc"  # the session's jar took it
+        assert kept.primary_port == site.port  # an info only curl_cffi's parse reads
+    finally:
+        await session.close()
+    monkeypatch.setattr(lean_module, "lean_class", lambda: None)
+    session = _pinning_session()(**OPTIONS)
+    try:
+        own = await session.request("GET", site.url("/latin"), discard_cookies=True, timeout=10)
+        assert own.primary_port == site.port
+    finally:
+        await session.close()
+    assert calls == []
+
+
+async def _no_solve(sitekey: str, url: str) -> str:
+    raise AssertionError("no captcha here")
+
+
+async def test_the_rung_answers_alike_with_the_lean_parse(
+    site: RawSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain HTTP rung gives the same exchange, the same session cookies and the same
+    errors with the lean parse as with curl_cffi's own (a curl_cffi that does not fit)."""
+
+    async def run() -> tuple[list[Any], list[dict[str, Any]]]:
+        fetcher = CurlFetcher()
+        session = Session(None)
+        out: list[Any] = []
+        try:
+            for path in ("/moved", "/hints", "/bare", "/limited", "/error"):
+                try:
+                    out.append(
+                        await fetcher.fetch(
+                            FetchRequest(site.url(path), timeout_s=10),
+                            proxy=None,
+                            session=session,
+                            solve=_no_solve,
+                        )
+                    )
+                except Exception as exc:  # the error class and details are compared
+                    out.append((type(exc).__name__, str(exc), getattr(exc, "details", None)))
+            return out, sorted(session.rows(), key=lambda c: sorted(c.items()))
+        finally:
+            await fetcher.aclose()
+
+    lean = await run()
+    monkeypatch.setattr(lean_module, "lean_class", lambda: None)
+    own = await run()
+    assert lean == own
+    answers = lean[0]
+    assert answers[0].url == site.url("/latin")
+    assert answers[0].html == "caf\u00e9 cr\u00e8me"
+    assert answers[3][0] == "RateLimitedError"
+    assert answers[4][0] == "TransientError"
+    assert {c["name"] for c in lean[1]} >= {"sid", "quoted"}
