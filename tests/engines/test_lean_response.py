@@ -52,7 +52,10 @@ class RawSite:
                     line = self.rfile.readline()
                     if not line:
                         return
-                    path = line.split()[1].decode().split("?")[0]
+                    words = line.split()
+                    if len(words) < 2:  # a blank line between requests, or a torn one
+                        continue
+                    path = words[1].decode().split("?")[0]
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
                     self.wfile.write(RAW[path])
