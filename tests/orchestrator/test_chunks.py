@@ -728,6 +728,8 @@ def test_a_retried_sub_chunk_step_does_not_take_back_an_item_that_left(
     service = JobService(runtime)
     rest = [i for i in ids if i != paused]
     statuses = _wait_ended(runtime.store, rest, timeout_s=120)
+    # the enqueue runs after the record's commit: the items it recorded may read ended first
+    wait_until_sync(lambda: fired["enqueue"] == 1, timeout=60)
     assert fired == {"enqueue": 1}
     assert Counter(statuses[i] for i in rest) == {"succeeded": len(rest)}
     wait_until_sync(lambda: _workflow_ids([paused]) == {paused}, timeout=60)
