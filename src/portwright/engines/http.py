@@ -8,8 +8,6 @@ SDK's error tree, and `classify_response` does the same for status codes
 
 from __future__ import annotations
 
-import functools
-import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
@@ -17,6 +15,7 @@ import httpx
 
 from portwright.engines._errors import classify_status, translate_exception
 from portwright.resources.ssrf import Check, GuardedTransport, UrlGuard
+from portwright.resources.tls import system_context
 
 __all__ = [
     "CookieRow",
@@ -38,12 +37,6 @@ class CookieRow(TypedDict):
     path: str
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One TLS context per process: building one costs tens of milliseconds of CPU."""
-    return ssl.create_default_context()
-
-
 def new_client(
     *,
     cookies: list[CookieRow] | None = None,
@@ -60,7 +53,7 @@ def new_client(
     """
     transport: httpx.AsyncBaseTransport | None = None
     if guard is not None:
-        inner = httpx.AsyncHTTPTransport(proxy=proxy, verify=_ssl_context(), trust_env=False)
+        inner = httpx.AsyncHTTPTransport(proxy=proxy, verify=system_context(), trust_env=False)
         transport, proxy = GuardedTransport(guard, inner), None
     client = httpx.AsyncClient(
         timeout=timeout,
@@ -69,7 +62,7 @@ def new_client(
         follow_redirects=True,
         headers={"user-agent": USER_AGENT},
         trust_env=False,
-        verify=_ssl_context(),
+        verify=system_context(),
         event_hooks={"response": [on_response]} if on_response else None,
     )
     for row in cookies or []:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol, runtime_checkable
 
 import httpx
 
-from portwright.resources.tls import client_context
+from portwright.resources.tls import client_context, system_context
 
 __all__ = [
     "BotChannel",
@@ -94,7 +93,7 @@ class SmtpChannel:
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
                 if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=system_context())
                 if self.username:
                     smtp.login(self.username, self.password or "")
                 smtp.send_message(email)
