@@ -107,6 +107,55 @@ def test_a_poll_wait_ends_on_its_queues_wake_up_and_every_wait_on_stop() -> None
     uninstall_queue_wake()
 
 
+def test_a_lost_dequeues_wake_up_ends_the_wait_sooner_than_an_enqueues() -> None:
+    """A dequeue that lost the race for a queue's rows wakes its poll at the conflict
+    floor after the wait began (the winner commits in milliseconds), an enqueue's wake-up
+    at the plain floor (a stream of enqueues never polls back to back). The clock is
+    injected and moved by hand: the waits end on what it reads, never on the wall."""
+    from portwright.orchestrator._queue_wake import CONFLICT_FLOOR_S, WOKEN_FLOOR_S
+
+    began: set[threading.Thread] = set()  # the threads that read the clock (a wait began)
+    now = [100.0]
+
+    def clock() -> float:
+        began.add(threading.current_thread())
+        return now[0]
+
+    waits = PollWaits(threading.Event(), clock=clock)
+    try:
+        waits.wake("lost", prompt=True)
+        waits.wake("enqueued")
+        lost: list[bool] = []
+        enqueued: list[bool] = []
+        lost_thread = _waiter(waits, "lost", 60.0, lost)
+        enqueued_thread = _waiter(waits, "enqueued", 60.0, enqueued)
+        wait_until_sync(lambda: len(began) >= 2, timeout=30)  # both waits began at 100.0
+        now[0] = 100.0 + (CONFLICT_FLOOR_S + WOKEN_FLOOR_S) / 2
+        lost_thread.join(timeout=30)
+        assert lost == [False], "the lost dequeue's poll waited past its floor"
+        enqueued_thread.join(timeout=0.3)  # it cannot end before the clock reads its floor
+        assert enqueued_thread.is_alive()
+        assert enqueued == []
+        now[0] = 100.0 + WOKEN_FLOOR_S
+        enqueued_thread.join(timeout=30)
+        assert enqueued == [False]
+        assert waits.woken == 2
+        waits.wake("lost")  # the floor is the wake-up's, not the queue's: a plain one now
+        again: list[bool] = []
+        again_thread = _waiter(waits, "lost", 60.0, again)
+        wait_until_sync(lambda: again_thread in began, timeout=30)
+        now[0] += CONFLICT_FLOOR_S
+        again_thread.join(timeout=0.3)
+        assert again_thread.is_alive()
+        assert again == []
+        now[0] += WOKEN_FLOOR_S
+        again_thread.join(timeout=30)
+        assert again == [False]
+    finally:  # a failed assertion leaves no wait behind (the clock stands still)
+        waits.event.set()
+        waits.stopped()
+
+
 def test_a_worker_hooks_its_poll_threads_and_not_when_dbos_is_not_as_expected(
     make_runtime: RuntimeFactory, settings: Settings, world: SandboxWorld, monkeypatch: Any
 ) -> None:
@@ -228,6 +277,7 @@ def test_a_dequeue_that_lost_the_race_for_the_rows_wakes_its_queue(
                     dequeue()
                 assert sys_db.is_lock_conflict(raised.value)
             assert queue.name in waits._woken
+            assert queue.name in waits._prompt  # at the conflict floor, not the enqueue's
             assert dequeue() == ["held-chunk"]  # the lock gone, the retry claims it
         finally:
             engine.dispose()

@@ -31,7 +31,8 @@ its chunks starting in the deployed shape (benchmarks/README.md). Three parts:
   hooked on that object to end these waits at once too.
 * A chunk's end wakes its own queue's poll on that worker (`_chunks`), since its slot
   stood idle until the next poll while more chunks waited; and a poll that lost the race
-  for a queue's rows to another worker's wakes its own queue (`retry_lock_conflicts`).
+  for a queue's rows to another worker's wakes its own queue (`retry_lock_conflicts`),
+  at `CONFLICT_FLOOR_S` rather than the enqueues' floor.
 
 This leans on DBOS internals (3.4): `queue_thread` starting each poll thread with the
 module's `queue_worker_thread(stop_event, dbos, queue)`, which waits with
@@ -82,6 +83,7 @@ WOKEN_FLOOR_S = 0.05  # a woken poll comes at least this long (or interval/4) af
 _LISTEN_TIMEOUT_S = 1.0  # a listener checks whether it was stopped at least this often
 _RETRY_S = 1.0  # after a listener's or sender's failure
 CONFLICT_RETRY_S = 1.0  # a queue's dequeue conflicts wake its poll at most this often
+CONFLICT_FLOOR_S = 0.01  # ... and that poll comes this long after its wait began
 _START_S = 5.0  # a worker's start waits at most this long for its listener to listen
 
 
@@ -95,26 +97,34 @@ class PollWaits:
     (an `Event.wait` woken without the event set returns True, which a poll thread takes
     for "stop"); the event's `set` is hooked (on that object) to end these waits too."""
 
-    def __init__(self, event: threading.Event) -> None:
+    def __init__(
+        self, event: threading.Event, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.event = event
+        self._clock = clock
         self._cond = threading.Condition()
         self._woken: set[str] = set()
+        self._prompt: set[str] = set()  # woken ones whose wait ends at the conflict floor
         self._closed = False
         self.woken = 0  # waits a wake-up ended early
 
     def wait(self, queue: str, timeout: float | None = None) -> bool:
         """`Event.wait` for `queue`'s poll thread that also returns False once the queue is
         woken (no sooner than the floor after the wait began); once closed, the event's."""
-        started = time.monotonic()
+        started = self._clock()
         deadline = None if timeout is None else started + timeout
         floor = started + (WOKEN_FLOOR_S if timeout is None else min(WOKEN_FLOOR_S, timeout / 4))
+        prompt_floor = started + min(CONFLICT_FLOOR_S, floor - started)
         with self._cond:
             while not self._closed:
                 if self.event.is_set():
                     return True
-                now = time.monotonic()
+                now = self._clock()
+                if queue in self._prompt and queue in self._woken:
+                    floor = prompt_floor
                 if queue in self._woken and now >= floor:
                     self._woken.discard(queue)
+                    self._prompt.discard(queue)
                     self.woken += 1
                     return False
                 if deadline is not None and now >= deadline:
@@ -123,12 +133,19 @@ class PollWaits:
                 if queue in self._woken:
                     until = floor if until is None else min(until, floor)
                 self._cond.wait(None if until is None else until - now)
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        remaining = None if deadline is None else max(0.0, deadline - self._clock())
         return self.event.wait(remaining)
 
-    def wake(self, queue_names: str | Iterable[str]) -> None:
+    def wake(self, queue_names: str | Iterable[str], *, prompt: bool = False) -> None:
+        """Wake these queues' polls; `prompt`: at `CONFLICT_FLOOR_S` after their wait
+        began rather than `WOKEN_FLOOR_S` (a dequeue that lost the race for the rows: the
+        winner's transaction is a few milliseconds long, and these come at most once a
+        `CONFLICT_RETRY_S` per queue)."""
+        names = _names(queue_names)
         with self._cond:
-            self._woken.update(_names(queue_names))
+            self._woken.update(names)
+            if prompt:
+                self._prompt.update(names)
             self._cond.notify_all()
 
     def stopped(self) -> None:
@@ -260,7 +277,7 @@ def retry_lock_conflicts() -> bool:
                 and any(conflict(exc) for conflict in conflicts)
             ):
                 retried[name] = now
-                wake_local(name)
+                wake_local(name, prompt=True)
             raise
 
     sys_db.start_queued_workflows = start_queued_workflows
@@ -487,11 +504,11 @@ def set_peers(present: bool) -> None:
     _peers[0] = present
 
 
-def wake_local(queue_names: str | Iterable[str]) -> None:
+def wake_local(queue_names: str | Iterable[str], *, prompt: bool = False) -> None:
     """Wake this process's polls of these queues (no-op when its poll threads' waits are
-    not hooked)."""
+    not hooked); `prompt`: see `PollWaits.wake`."""
     if _poll_waits:
-        _poll_waits[-1].wake(queue_names)
+        _poll_waits[-1].wake(queue_names, prompt=prompt)
 
 
 def announce(queue_names: str | Iterable[str]) -> None:
