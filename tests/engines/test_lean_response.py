@@ -48,6 +48,10 @@ RUNG_ONLY: dict[str, bytes] = {
     "/temporary": b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /bare\r\n"
     b"content-length: 0\r\n\r\n",
     "/no-location": b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 5\r\n\r\nstays",
+    # header lines the lean parse splits itself: one without a colon, odd spacing and case
+    "/no-colon": b"HTTP/1.1 200 OK\r\nx-good: 1\r\nbroken line\r\ncontent-length: 2\r\n\r\nok",
+    "/spacing": b"HTTP/1.1 200 OK\r\nX-Odd:a:b:c \r\nX-ODD : \t two\r\nx-empty:\r\n"
+    b"Content-Type:text/html;charset=latin-1\r\ncontent-length: 2\r\n\r\nok",
 }
 
 
@@ -246,3 +250,30 @@ async def test_the_rung_reads_location_and_retry_after_where_they_count(site: Ra
         assert failed.value.details["status"] == 503
     finally:
         await fetcher.aclose()
+
+
+async def test_odd_header_lines_read_as_curl_cffis_own(site: RawSite) -> None:
+    """Header lines the lean parse splits itself (a line without a colon, colons in a
+    value, spacing and case around them, an empty value) read as curl_cffi reads them, or
+    fail as they fail there."""
+
+    async def read(session: Any) -> list[Any]:
+        out: list[Any] = []
+        try:
+            for path in ("/no-colon", "/spacing"):
+                try:
+                    response = await session.request(
+                        "GET", site.url(path), discard_cookies=True, timeout=10
+                    )
+                    out.append({**_read(response), "url": None})
+                except Exception as exc:  # the error is what is compared
+                    out.append((type(exc).__name__, str(exc)))
+            return out
+        finally:
+            await session.close()
+
+    lean = await read(_pinning_session()(**OPTIONS))
+    own = await read(AsyncSession(**OPTIONS))
+    assert lean == own
+    assert lean[0][0] == "ConnectionError"  # curl refuses the line (the rest is parsed)
+    assert lean[1]["headers"][:3] == [("X-Odd", "a:b:c"), ("X-ODD ", "two"), ("x-empty", "")]

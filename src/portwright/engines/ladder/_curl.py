@@ -227,7 +227,13 @@ def lean_response(
     if last is not None:
         rsp.reason = curl.get_reason_phrase(last[0]).decode(errors="replace")
         header_list = last[1]
-    headers = rsp.headers = Headers(header_list)
+    # `Headers(header_list)`'s list, built as its constructor builds it from lines of bytes
+    # (each split at its first colon: a line without one raises the same ValueError),
+    # without its type dispatch (ABC checks) and per-item normalizing calls, which leave
+    # bytes as they are: the key, the key lowercased, the value stripped
+    headers = rsp.headers = Headers()
+    pairs = [line.split(b":", maxsplit=1) for line in header_list]
+    headers._list = [(k, k.lower(), v.strip()) for k, v in pairs]
     cookies = rsp.cookies  # `Response()` made it: a jar of its own, empty
     # only a response whose header lines hold the name at all can have a Set-Cookie
     has_cookies = b"set-cookie" in b"\n".join(header_list).lower()
