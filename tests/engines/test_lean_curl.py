@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from curl_cffi import Curl, CurlError, CurlInfo, CurlOpt
+from curl_cffi.curl import ffi  # type: ignore[attr-defined]
 
 from portwright.engines.ladder import Session
 from portwright.engines.ladder import _curl as lean_module
@@ -251,3 +252,73 @@ def test_a_curl_cffi_that_does_not_fit_keeps_its_own_handles(
         assert type(lean(curl)) is Curl
     finally:
         curl.close()
+
+
+LISTED = {
+    CurlOpt.RESOLVE,
+    CurlOpt.HTTPHEADER,
+    CurlOpt.WRITEDATA,
+    CurlOpt.HEADERDATA,
+    CurlOpt.CAINFO,
+}
+
+
+def _perform_listed(curl: Curl, port: int) -> tuple[bytes, list[bytes]]:
+    """A GET of `/page` on a name only the handle's RESOLVE entry knows, with header lines
+    of its own: the body, and the header lines curl wrote (the Date line left out)."""
+    body, head = BytesIO(), BytesIO()
+    curl.setopt(CurlOpt.URL, f"http://pinned.invalid:{port}/page")
+    curl.setopt(CurlOpt.RESOLVE, [f"pinned.invalid:{port}:127.0.0.1"])
+    curl.setopt(CurlOpt.HTTPHEADER, [b"x-one: 1", b"x-two: 2"])
+    curl.setopt(CurlOpt.HTTPHEADER, [b"x-three: 3"])  # appended, as curl_cffi appends
+    curl.setopt(CurlOpt.WRITEDATA, body)
+    curl.setopt(CurlOpt.HEADERDATA, head)
+    curl.setopt(CurlOpt.TIMEOUT_MS, 10_000)
+    assert not curl._is_cert_set
+    curl.setopt(CurlOpt.CAINFO, curl._cacert)  # noted as set: perform sets none of its own
+    assert curl._is_cert_set
+    # the handle keeps the callbacks' contexts and the lists, for its cleanup to free
+    assert curl._write_handle is not None
+    assert curl._header_handle is not None
+    assert ffi.NULL not in (curl._headers, curl._resolve)
+    curl.perform()
+    assert curl._headers == curl._resolve == ffi.NULL  # freed by perform's cleanup
+    lines = [line for line in head.getvalue().splitlines() if not line.startswith(b"Date:")]
+    return body.getvalue(), lines
+
+
+def test_lean_buffers_and_lists_set_as_curl_cffi_sets_them(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body and header buffers, the header and resolve lists and the CA bundle, set by
+    the lean method itself (curl_cffi's `setopt` is not called for them), bring the same body and
+    header lines, send the same headers to the pinned address, and leave the handle as
+    curl_cffi's own leaves it (lists its cleanup frees), nothing of them on the next request."""
+    own_setopt = Curl.setopt
+    delegated: list[Any] = []
+
+    def spy(self: Curl, option: Any, value: Any) -> int:
+        if type(self) is not Curl and option in LISTED:
+            delegated.append(option)
+        return own_setopt(self, option, value)
+
+    monkeypatch.setattr(Curl, "setopt", spy)
+    lean_curl, plain = lean(Curl()), Curl()
+    try:
+        answers = [_perform_listed(curl, recorder.port) for curl in (lean_curl, plain)]
+        assert answers[0] == answers[1]
+        assert answers[0][0] == PAGE
+        assert delegated == []  # every option above set the lean way
+        sent = [[(k.lower(), v) for k, v in headers] for _, _, headers in recorder.seen]
+        assert sent[0] == sent[1]
+        assert [h for h in sent[0] if h[0].startswith("x-")] == [
+            ("x-one", "1"),
+            ("x-two", "2"),
+            ("x-three", "3"),
+        ]
+        lean_curl.reset()  # as the pool's release does
+        assert _perform(lean_curl, recorder.url("/page")) == PAGE
+        assert not [h for h in recorder.seen[-1][2] if h[0].lower().startswith("x-")]
+    finally:
+        lean_curl.close()
+        plain.close()

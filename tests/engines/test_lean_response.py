@@ -18,6 +18,7 @@ from curl_cffi.requests import AsyncSession
 from portwright.engines.ladder import Session
 from portwright.engines.ladder import _curl as lean_module
 from portwright.engines.ladder._http import CurlFetcher, FetchRequest, _pinning_session
+from portwright.sdk import RateLimitedError, TransientError
 
 LATIN = "caf\u00e9 cr\u00e8me".encode("latin-1")
 RAW: dict[str, bytes] = {
@@ -40,6 +41,18 @@ RAW: dict[str, bytes] = {
     "/upper": b"HTTP/1.1 200 OK\r\nSET-Cookie: upper=1; Path=/\r\ncontent-length: 0\r\n\r\n",
     "/note": b"HTTP/1.1 200 OK\r\nx-note: set-cookie: no=1\r\ncontent-length: 0\r\n\r\n",
 }
+# answers for the rung alone (not in RAW's comparison): a Location on a page that is no
+# redirect, and a Retry-After on a 503 (it counts on a 429 only)
+RUNG_ONLY: dict[str, bytes] = {
+    "/located": b"HTTP/1.1 200 OK\r\nlocation: /latin\r\ncontent-length: 4\r\n\r\nhere",
+    "/temporary": b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /bare\r\n"
+    b"content-length: 0\r\n\r\n",
+    "/no-location": b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 5\r\n\r\nstays",
+    # header lines the lean parse splits itself: one without a colon, odd spacing and case
+    "/no-colon": b"HTTP/1.1 200 OK\r\nx-good: 1\r\nbroken line\r\ncontent-length: 2\r\n\r\nok",
+    "/spacing": b"HTTP/1.1 200 OK\r\nX-Odd:a:b:c \r\nX-ODD : \t two\r\nx-empty:\r\n"
+    b"Content-Type:text/html;charset=latin-1\r\ncontent-length: 2\r\n\r\nok",
+}
 
 
 class RawSite:
@@ -58,7 +71,7 @@ class RawSite:
                     path = words[1].decode().split("?")[0]
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
-                    self.wfile.write(RAW[path])
+                    self.wfile.write(RAW.get(path) or RUNG_ONLY[path])
                     self.wfile.flush()
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
@@ -206,3 +219,61 @@ async def test_the_rung_answers_alike_with_the_lean_parse(
     assert answers[3][0] == "RateLimitedError"
     assert answers[4][0] == "TransientError"
     assert {c["name"] for c in lean[1]} >= {"sid", "quoted"}
+
+
+async def test_the_rung_reads_location_and_retry_after_where_they_count(site: RawSite) -> None:
+    """The rung follows a Location on a redirect status only (a page carrying one is
+    answered, a redirect without one is the answer), and a 429's Retry-After is the wait
+    its RateLimitedError asks for (a 503's is not read: it is transient either way)."""
+    fetcher = CurlFetcher()
+    session = Session(None)
+
+    async def fetch(path: str) -> Any:
+        return await fetcher.fetch(
+            FetchRequest(site.url(path), timeout_s=10), proxy=None, session=session,
+            solve=_no_solve,
+        )  # fmt: skip
+
+    try:
+        located = await fetch("/located")
+        assert (located.status, located.url, located.html) == (200, site.url("/located"), "here")
+        moved = await fetch("/temporary")
+        assert (moved.status, moved.url) == (200, site.url("/bare"))
+        assert moved.html == "\u2713 utf"  # "/bare" says 7 bytes
+        kept = await fetch("/no-location")
+        assert (kept.status, kept.url, kept.html) == (301, site.url("/no-location"), "stays")
+        with pytest.raises(RateLimitedError) as limited:
+            await fetch("/limited")
+        assert limited.value.retry_after == 7
+        with pytest.raises(TransientError) as failed:
+            await fetch("/error")
+        assert failed.value.details["status"] == 503
+    finally:
+        await fetcher.aclose()
+
+
+async def test_odd_header_lines_read_as_curl_cffis_own(site: RawSite) -> None:
+    """Header lines the lean parse splits itself (a line without a colon, colons in a
+    value, spacing and case around them, an empty value) read as curl_cffi reads them, or
+    fail as they fail there."""
+
+    async def read(session: Any) -> list[Any]:
+        out: list[Any] = []
+        try:
+            for path in ("/no-colon", "/spacing"):
+                try:
+                    response = await session.request(
+                        "GET", site.url(path), discard_cookies=True, timeout=10
+                    )
+                    out.append({**_read(response), "url": None})
+                except Exception as exc:  # the error is what is compared
+                    out.append((type(exc).__name__, str(exc)))
+            return out
+        finally:
+            await session.close()
+
+    lean = await read(_pinning_session()(**OPTIONS))
+    own = await read(AsyncSession(**OPTIONS))
+    assert lean == own
+    assert lean[0][0] == "ConnectionError"  # curl refuses the line (the rest is parsed)
+    assert lean[1]["headers"][:3] == [("X-Odd", "a:b:c"), ("X-ODD ", "two"), ("x-empty", "")]

@@ -13,6 +13,7 @@ refused hop raises the guard's error (nothing is cached for it).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 from protego import Protego
 
-from portwright.resources.ssrf import GuardedTransport
+from portwright.resources.ssrf import GuardedTransport, url_origin
 from portwright.resources.tls import client_context
 
 __all__ = ["Politeness", "PolitenessRule", "RobotsFetch"]
@@ -72,6 +73,22 @@ async def _fetch_robots(url: str, guard: Guard | None = None) -> tuple[int, str]
                 return response.status_code, response.text
             url = str(response.url.join(location))
         return 404, ""  # too many redirects: RFC 9309 treats robots.txt as unavailable
+
+
+def _robots_site(url: str) -> str:
+    """The site whose robots.txt rules `url`: its scheme and netloc."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+_origin_robots_site = functools.lru_cache(maxsize=4096)(_robots_site)
+
+
+def _site_of(url: str) -> str:
+    """`_robots_site(url)`, read from its origin alone (remembered per origin: every fetch
+    asks it, a batch's URLs share a few)."""
+    origin = url_origin(url)
+    return _robots_site(url) if origin is None else _origin_robots_site(origin)
 
 
 def warm() -> None:
@@ -155,8 +172,7 @@ class Politeness:
         self, url: str, *, respect: bool | None = None, guard: Guard | None = None
     ) -> bool:
         """Whether robots.txt lets our user agent fetch `url` (True when not respected)."""
-        parts = urlsplit(url)
-        site = f"{parts.scheme}://{parts.netloc}"
+        site = _site_of(url)
         rule = self.rule(site)
         if not (rule.respect_robots if respect is None else respect):
             return True

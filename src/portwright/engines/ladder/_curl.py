@@ -5,10 +5,13 @@ calls rebuilds a few dicts and, for a string option, a set of 14 options (Window
 paths) before the one C call that matters (in a profile of a batch, `Curl.setopt` and
 `Curl.getinfo` took ~8% of the worker's samples). `lean(curl)` makes one handle answer
 the common calls from tables built once: a number (`long`, `curl_off_t`) or string
-option not handled specially, and an info of a string, number, size or time, with the
-very C calls, conversions and error checks curl_cffi's methods make; every other call
-(callbacks, header and resolve lists, POSTFIELDS' reference, CAINFO's flag, Windows)
-goes to curl_cffi's own method.
+option (CAINFO noted as set, as curl_cffi notes it), the body and header buffers
+(`WRITEDATA`, `HEADERDATA`: curl_cffi's buffer callback, its context kept on the
+handle), the header and resolve lists (`HTTPHEADER`, `RESOLVE`: appended to the handle's
+own lists, which its cleanup frees), and an info of a string, number, size or time,
+with the very C calls, conversions and error checks curl_cffi's methods make; every
+other call (other callbacks and lists, POSTFIELDS' reference, Windows) goes to
+curl_cffi's own method.
 
 Guarded: the tables follow curl_cffi 0.17's `Curl` (`FITS`); another version, or a `Curl`
 without what they rely on (its handle attribute, its error check, the C functions), keeps
@@ -47,17 +50,23 @@ def lean_class() -> type | None:
     """The `Curl` subclass `lean` gives handles, or None when this curl_cffi does not fit."""
     try:
         from curl_cffi import Curl, CurlOpt
-        from curl_cffi.curl import ffi, lib  # type: ignore[attr-defined]  # `Curl`'s own
+        from curl_cffi.curl import (  # type: ignore[attr-defined]  # `Curl`'s own
+            _CallbackContext,
+            ffi,
+            lib,
+        )
     except ImportError:  # pragma: no cover - curl_cffi is a dependency
         return None
     if not version("curl_cffi").startswith(FITS):
         return None
-    needed = ("setopt", "getinfo", "_check_error", "_curl")
+    needed: tuple[str, ...] = ("setopt", "getinfo", "_check_error", "_curl")
+    needed += ("_write_handle", "_header_handle", "_headers", "_resolve", "_is_cert_set")
+    functions = ("_curl_easy_setopt", "curl_easy_getinfo", "curl_slist_append")
     probe = Curl()
     try:
         if not all(hasattr(probe, name) for name in needed):
             return None
-        if not all(hasattr(lib, f) for f in ("_curl_easy_setopt", "curl_easy_getinfo")):
+        if not all(hasattr(lib, f) for f in (*functions, "buffer_callback")):
             return None
     finally:
         probe.close()
@@ -76,7 +85,6 @@ def lean_class() -> type | None:
             "WS_HTTPHEADER",
             "PROXYHEADER",
             "RESOLVE",
-            "CAINFO",  # curl_cffi notes that a CA file is set
         )
         if hasattr(CurlOpt, name)
     }
@@ -88,15 +96,31 @@ def lean_class() -> type | None:
             0x600000: ("int64_t*", int),
         }
     )
+    # the buffers: the handle's attribute keeping the callback's context, the callback option
+    buffers = {
+        int(CurlOpt.WRITEDATA): ("_write_handle", CurlOpt.WRITEFUNCTION),
+        int(CurlOpt.HEADERDATA): ("_header_handle", CurlOpt.HEADERFUNCTION),
+    }
+    lists = {int(CurlOpt.HTTPHEADER): "_headers", int(CurlOpt.RESOLVE): "_resolve"}
+    resolve = int(CurlOpt.RESOLVE)  # its entries may be str (encoded), the headers' not
+    cainfo = int(CurlOpt.CAINFO)  # a string curl_cffi notes as set (`_is_cert_set`)
     setopt_c = lib._curl_easy_setopt
     getinfo_c = lib.curl_easy_getinfo
+    append = lib.curl_slist_append
+    buffer_callback = lib.buffer_callback
     new = ffi.new
+    new_handle = ffi.new_handle
     null = ffi.NULL
-    options: dict[int, str | None] = {}  # option -> C type of a number, "" a string, None other
+    # option -> C type of a number, "" a string, "buffer" or "list" (above), None other
+    options: dict[int, str | None] = {}
     infos: dict[int, tuple[str, Any] | None] = {}
 
     def kind_of(option: int) -> str | None:
         number = int(option)
+        if number in buffers:
+            return "buffer"
+        if number in lists:
+            return "list"
         if number in special:
             return None
         base = (number // 10000) * 10000
@@ -112,12 +136,27 @@ def lean_class() -> type | None:
                 kind = options[option] = kind_of(option)
             if kind is None or self._curl is None:
                 return super().setopt(option, value)
-            if kind:
+            if kind == "buffer":  # as curl_cffi: its buffer callback, the context kept
+                attribute, function = buffers[option]
+                c_value = new_handle(_CallbackContext(value))
+                setattr(self, attribute, c_value)
+                setopt_c(self._curl, function, buffer_callback)
+            elif kind == "list":  # as curl_cffi: appended to the handle's own list
+                attribute = lists[option]
+                c_value = getattr(self, attribute)
+                for item in value:
+                    if option == resolve and isinstance(item, str):
+                        item = item.encode()  # noqa: PLW2901 - as curl_cffi
+                    c_value = append(c_value, item)
+                setattr(self, attribute, c_value)
+            elif kind:
                 c_value = new(kind, value)
             else:
                 c_value = value.encode() if isinstance(value, str) else value
             ret: int = setopt_c(self._curl, option, c_value)
             self._check_error(ret, "setopt", option, value)
+            if option == cainfo:
+                self._is_cert_set = True
             return ret
 
         def getinfo(self, option: Any) -> Any:
@@ -188,7 +227,13 @@ def lean_response(
     if last is not None:
         rsp.reason = curl.get_reason_phrase(last[0]).decode(errors="replace")
         header_list = last[1]
-    headers = rsp.headers = Headers(header_list)
+    # `Headers(header_list)`'s list, built as its constructor builds it from lines of bytes
+    # (each split at its first colon: a line without one raises the same ValueError),
+    # without its type dispatch (ABC checks) and per-item normalizing calls, which leave
+    # bytes as they are: the key, the key lowercased, the value stripped
+    headers = rsp.headers = Headers()
+    pairs = [line.split(b":", maxsplit=1) for line in header_list]
+    headers._list = [(k, k.lower(), v.strip()) for k, v in pairs]
     cookies = rsp.cookies  # `Response()` made it: a jar of its own, empty
     # only a response whose header lines hold the name at all can have a Set-Cookie
     has_cookies = b"set-cookie" in b"\n".join(header_list).lower()

@@ -38,6 +38,7 @@ __all__ = ["CurlFetcher", "Exchange", "FetchRequest", "Guard", "Solve", "guards_
 Guard = Callable[[str], Awaitable[Sequence[str] | None]]
 Solve = Callable[[str, str], Awaitable[str]]
 _MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PIN: ContextVar[list[str] | None] = ContextVar("portwright_curl_pin", default=None)
 
 
@@ -251,14 +252,17 @@ class CurlFetcher:
                         }
                         for c in jar
                     )
-                location = response.headers.get("location")
-                if response.status_code in (301, 302, 303, 307, 308) and location:
-                    if response.status_code in (301, 302, 303):
+                status = response.status_code
+                # the headers read only where they count (a lookup scans every header line)
+                location = response.headers.get("location") if status in _REDIRECTS else None
+                if location:
+                    if status in (301, 302, 303):
                         method, data = "GET", None
                     url = urljoin(url, location)
                     continue
-                retry_after = response.headers.get("retry-after")
-                return _Answer(response.status_code, url, response.text, retry_after)
+                # Retry-After counts on a 429 only (`classify_status`)
+                retry_after = response.headers.get("retry-after") if status == 429 else None
+                return _Answer(status, url, response.text, retry_after)
             raise PermanentError(f"too many redirects from {request.url}")
 
         answer = await send("GET", request.url, None)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
+
+from portwright.resources.ssrf import url_origin
 
 __all__ = ["DEFAULT_RUNGS", "ENGINE_RUNGS", "EngineKind", "LadderConfig", "Rung", "site_of"]
 
@@ -56,9 +59,18 @@ class LadderConfig:
 
 
 def site_of(url: str) -> str:
-    """The tier memory's key for `url`: scheme, host and port."""
+    """The tier memory's key for `url`: scheme, host and port (read from its origin alone,
+    remembered per origin: every fetch asks it, a batch's URLs share a few)."""
+    origin = url_origin(url)
+    return _site_of(url) if origin is None else _origin_site(origin)
+
+
+def _site_of(url: str) -> str:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     default = {"http": 80, "https": 443}.get(parts.scheme)
     port = f":{parts.port}" if parts.port and parts.port != default else ""
     return f"{parts.scheme}://{host}{port}"
+
+
+_origin_site = functools.lru_cache(maxsize=4096)(_site_of)

@@ -15,6 +15,7 @@ from portwright.resources.ssrf._guard import (
     UrlGuard,
     UrlRefusedError,
     system_resolver,
+    url_origin,
 )
 from portwright.resources.ssrf._policy import AllowEntry, is_public, parse_allowlist, refusal_reason
 from portwright.resources.ssrf._transport import (
@@ -42,4 +43,5 @@ __all__ = [
     "refusal_reason",
     "refusing",
     "system_resolver",
+    "url_origin",
 ]

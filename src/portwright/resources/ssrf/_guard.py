@@ -26,6 +26,7 @@ __all__ = [
     "UrlGuard",
     "UrlRefusedError",
     "system_resolver",
+    "url_origin",
     "url_parts",
 ]
 
@@ -100,6 +101,17 @@ class StaticResolver:
 # runs to the first "/", "?" or "#".
 _ORIGIN = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*")
 _MAX_URL_LENGTH = 65_536  # httpx refuses longer URLs
+
+
+def url_origin(text: str) -> str | None:
+    """`text`'s scheme, "://" and authority (up to the first "/", "?" or "#"), or None when
+    it does not start with a scheme and "//". httpx and `urllib.parse.urlsplit` end the
+    authority there too, so whatever either reads of the scheme and authority alone
+    (the host, the port, the credentials; `urlsplit`'s netloc and its errors) reads the
+    same of this prefix as of the whole URL: a batch's URLs share a few origins, which
+    makes that reading worth remembering per origin."""
+    origin = _ORIGIN.match(text)
+    return None if origin is None else origin.group()
 
 
 @functools.lru_cache(maxsize=4096)
