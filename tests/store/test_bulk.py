@@ -21,6 +21,10 @@ def _payload(i: int) -> dict[str, Any]:
         "text": "ünïcødé \"quoted\" 'single' % %s \\ back",
         "nested": {"list": [1, 2.5, None, True, "x"], "empty": {}},
         "none": None,
+        "floats": [0.1, 1e-7, 5e-324, 123456789.125, -2.5, 1.0],
+        "ints": [0, -1, 2**53 + 1, 2**70, -(2**40)],
+        "unicode": {"k\u00e9y ☃": "\U0001f600 \u2028\u2029 \t\n\r\x01 </script>", "": ""},
+        "deep": [{"a": [{"b": [[None, False]]}]}],
     }
 
 
@@ -66,6 +70,7 @@ def test_insert_plain_writes_the_rows_of_an_executemany_in_order(db_url: str) ->
         for mine, ref, given in zip(ours, theirs, rows, strict=True):
             assert {**mine, "id": 0} == {**ref, "id": 0, "event_id": given["event_id"]}
             assert mine["payload"] == given["payload"]
+            assert repr(mine["payload"]) == repr(ref["payload"])  # 1.0 stays 1.0, True True
             assert mine["created_at"] == given["created_at"]
         assert [(r["ok"], r["at"]) for r in outcomes[:5]] == [
             (r["ok"], r["at"]) for r in outcomes[5:]
@@ -170,6 +175,35 @@ def test_json_values_are_serialized_as_json_dumps_serializes_them() -> None:
             json.dumps(bad)
         with pytest.raises(TypeError) as raised:
             _dumps(bad)
+        assert str(raised.value) == str(expected.value)
+
+
+def test_jsonb_parameters_are_json_dumps_values_without_the_separators_spaces() -> None:
+    """The rows' jsonb parameter on PostgreSQL (`_jsonb_text`) is `json.dumps`'s text but
+    for its separators: the same escapes (ASCII only), floats and NaN, so PostgreSQL reads
+    the same values; what it cannot encode fails as `json.dumps` fails."""
+    import json
+
+    from portwright.store._bulk import _jsonb_text
+
+    values: list[Any] = [
+        [],
+        {},
+        [_payload(1), _payload(2), {"meta": {}}, [None, True, 1.0, 1, "1"]],
+        {"floats": [0.1, 1 / 3, 1e300, 1e16, -0.0, 5e-324], "nan": [float("nan")]},
+        {"ascii": 'é\u2028\x00\t\n"\\', "emoji": "\U0001f600", "k\u00e9y": None, 1: "int"},
+        ({"tuple": (1, "two", None)},),
+    ]
+    for value in values:
+        text = _jsonb_text(value)
+        assert text == json.dumps(value, separators=(",", ":")), value
+        assert text.isascii()
+        assert repr(json.loads(text)) == repr(json.loads(json.dumps(value)))
+    for bad in ([{"set": {1, 2}}], [object()], {("tuple", "key"): 1}):
+        with pytest.raises(TypeError) as expected:
+            json.dumps(bad)
+        with pytest.raises(TypeError) as raised:
+            _jsonb_text(bad)
         assert str(raised.value) == str(expected.value)
 
 

@@ -82,7 +82,7 @@ def insert_plain(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, 
                 f"NULL::{_quote(conn, table.name)}, %s::jsonb) WITH ORDINALITY "
                 "ORDER BY ordinality"
             )
-        conn.exec_driver_sql(sql, (json.dumps(list(rows)),))
+        conn.exec_driver_sql(sql, (_jsonb_text(list(rows)),))
         return
     if dialect != "sqlite":  # pragma: no cover - the two databases Portwright runs on
         conn.execute(table.insert(), list(rows))
@@ -139,7 +139,7 @@ def update_plain(
                 f"UPDATE {_quote(conn, table.name)} SET {assignments} "  # noqa: S608
                 f"FROM jsonb_to_recordset(%s::jsonb) AS r({types}) WHERE {matches}"
             )
-        payload = json.dumps([dict(zip(aliases, row, strict=True)) for row in rows])
+        payload = _jsonb_text([dict(zip(aliases, row, strict=True)) for row in rows])
         return int(conn.exec_driver_sql(sql, (payload,)).rowcount)
     if dialect == "sqlite":
         if sql is None:
@@ -198,9 +198,9 @@ def insert_linked(
         same = _same_in_every_row(rows, names)
         varying = tuple(name for name in names if name not in same)
         shapes.append((table.name, names, tuple(same)))
-        params.append(json.dumps([{name: row[name] for name in varying} for row in rows]))
+        params.append(_jsonb_text([{name: row[name] for name in varying} for row in rows]))
         if same:
-            params.append(json.dumps(same))
+            params.append(_jsonb_text(same))
     key = tuple(shapes)
     sql = _LINKED.get(key)
     if sql is None:
@@ -359,11 +359,13 @@ def _json_values(values: tuple[Any, ...], json_at: list[int]) -> tuple[Any, ...]
     return tuple(out)
 
 
-def _make_encoder() -> Callable[[Any, int], list[str]] | None:
+def _make_encoder(
+    key_separator: str, item_separator: str
+) -> Callable[[Any, int], list[str]] | None:
     """The C encoder `json.dumps` builds on every call, built once with `json.dumps`'s
-    defaults (ensure_ascii, ", " and ": ", NaN allowed; circular references not looked
-    for: a row's values are trees): the same text for ~1.2 µs less a value (four values
-    an item of a chunk's record step on SQLite). None where the C module is missing."""
+    defaults (ensure_ascii, NaN allowed; circular references not looked for: a row's
+    values are trees, and a cycle still fails, as a RecursionError) but for the
+    separators given. None where the C module is missing."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # pragma: no cover - CPython has it
         return None
@@ -372,15 +374,19 @@ def _make_encoder() -> Callable[[Any, int], list[str]] | None:
         json.JSONEncoder().default,
         json.encoder.encode_basestring_ascii,
         None,
-        ": ",
-        ", ",
+        key_separator,
+        item_separator,
         False,
         False,
         True,
     )
 
 
-_ENCODE = _make_encoder()
+# `json.dumps`'s own text (SQLite stores it: the same text SQLAlchemy's JSON type writes),
+# ~1.2 µs less a value than `json.dumps` (four values an item of a chunk's record step)
+_ENCODE = _make_encoder(": ", ", ")
+# the text of a jsonb parameter (see `_jsonb_text`)
+_COMPACT = _make_encoder(":", ",")
 
 
 def _dumps(value: Any) -> str:
@@ -392,3 +398,14 @@ def _dumps(value: Any) -> str:
     if _ENCODE is not None and (kind is dict or kind is list):
         return "".join(_ENCODE(value, 0))
     return json.dumps(value)
+
+
+def _jsonb_text(value: list[Any] | dict[str, Any]) -> str:
+    """`value` as the text of a jsonb parameter, which PostgreSQL parses (the text itself
+    is stored nowhere): `json.dumps`'s values, escapes and floats (ASCII only; NaN written
+    as `json.dumps` does, which PostgreSQL refuses as it did) without the separators'
+    spaces, through one encoder built once: ~7 % less CPU than `json.dumps` on a
+    sub-chunk's rows, ~9 % fewer bytes for the server to read."""
+    if _COMPACT is None:  # pragma: no cover - CPython has it
+        return json.dumps(value, separators=(",", ":"))
+    return "".join(_COMPACT(value, 0))
