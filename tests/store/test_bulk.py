@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from portwright.store import Store
 from portwright.store._bulk import insert_plain, update_plain
 from portwright.store._jobs import NewJob
-from portwright.store._schema import breaker_outcomes, jobs, outbox, outbox_pending
+from portwright.store._schema import breaker_outcomes, jobs, outbox
 
 
 def _payload(i: int) -> dict[str, Any]:
@@ -70,40 +70,6 @@ def test_insert_plain_writes_the_rows_of_an_executemany_in_order(db_url: str) ->
         assert [(r["ok"], r["at"]) for r in outcomes[:5]] == [
             (r["ok"], r["at"]) for r in outcomes[5:]
         ]
-    finally:
-        store.close()
-
-
-@pytest.mark.parametrize("with_none", [False, True], ids=["one-statement", "json-none"])
-def test_insert_plain_queues_exactly_the_new_rows_ids_into_the_given_table(
-    db_url: str, with_none: bool
-) -> None:
-    """`ids_into` gets the id of every row `insert_plain` wrote and no other, among rows
-    written before and after by other means; also on PostgreSQL's path for a JSON None
-    (SQLAlchemy's executemany, its ids from RETURNING)."""
-    store = Store.open(db_url)
-    try:
-
-        def rows(prefix: str, n: int) -> list[dict[str, Any]]:
-            return [
-                {"event_id": f"{prefix}:{i}", "topic": "job.succeeded", "tenant_id": "t1",
-                 "subject": "", "platform": None, "created_at": 1.5 + i, "target": None,
-                 "payload": None if with_none and i == 2 else _payload(i)}
-                for i in range(n)
-            ]  # fmt: skip
-
-        with store.engine.begin() as conn:
-            conn.execute(outbox.insert(), rows("before", 3))
-            insert_plain(conn, outbox, rows("queued", 7), ids_into=outbox_pending)
-            conn.execute(outbox.insert(), rows("after", 3))
-            insert_plain(conn, outbox, rows("again", 2), ids_into=outbox_pending)
-        with store.engine.connect() as conn:
-            written = dict(conn.execute(sa.select(outbox.c.event_id, outbox.c.id)).all())
-            queued = list(conn.execute(sa.select(outbox_pending.c.id).order_by("id")).scalars())
-        assert queued == sorted(
-            i for e, i in written.items() if e.startswith(("queued:", "again:"))
-        )
-        assert len(queued) == 9
     finally:
         store.close()
 

@@ -45,8 +45,9 @@ def _events(n: int, prefix: str = "e") -> list[dict[str, object]]:
 def test_a_database_with_outbox_rows_upgrades_to_the_pending_table(db_url: str) -> None:
     """A database at 0018 with published and unpublished events upgrades: exactly the
     unpublished ones are queued in `outbox_pending` (counted, claimed oldest first), the
-    `published_at` column and its partial index are gone; downgrading marks the published
-    ones again and leaves the pending ones unpublished."""
+    `published_at` column and its partial index are gone, and an event written the 0018
+    way afterwards (a previous release's writer) is queued too; downgrading marks the
+    published ones again and leaves the pending ones unpublished."""
     engine = create_engine(db_url)
     try:
         migrate(engine, "0018")
@@ -64,18 +65,23 @@ def test_a_database_with_outbox_rows_upgrades_to_the_pending_table(db_url: str) 
         columns = {c["name"] for c in sa.inspect(engine).get_columns("outbox")}
         assert "ix_outbox_unpublished" not in indexes
         assert "published_at" not in columns
+        late = {k: v for k, v in rows[0].items() if k != "published_at"}
+        with engine.begin() as conn:  # as a previous release's writer does, after 0019
+            _system_scope(conn)
+            written = sa.table("outbox", *(sa.column(c.name, c.type) for c in outbox.c))
+            conn.execute(written.insert(), late | {"event_id": "late"})
     finally:
         engine.dispose()
     store = Store.open(db_url)
     try:
-        assert store.outbox.pending_count() == 10
+        assert store.outbox.pending_count() == 11
         with store.engine.begin() as conn:
             _system_scope(conn)
             claimed = store.outbox.claim_unpublished(conn, 4)
         assert [c.event_id for c in claimed] == ["e0", "e3", "e6", "e9"]
-        assert store.outbox.pending_count() == 6
+        assert store.outbox.pending_count() == 7
         assert [e.event_id for e in store.outbox.peek_unpublished(100)] == [
-            "e12", "e15", "e18", "e21", "e24", "e27",
+            "e12", "e15", "e18", "e21", "e24", "e27", "late",
         ]  # fmt: skip
     finally:
         store.close()
@@ -88,7 +94,7 @@ def test_a_database_with_outbox_rows_upgrades_to_the_pending_table(db_url: str) 
             _system_scope(conn)
             query = sa.select(OUTBOX_0018.c.event_id).where(OUTBOX_0018.c.published_at.is_(None))
             unpublished = set(conn.execute(query).scalars())
-        assert unpublished == {f"e{i}" for i in (12, 15, 18, 21, 24, 27)}
+        assert unpublished == {*(f"e{i}" for i in (12, 15, 18, 21, 24, 27)), "late"}
         assert "outbox_pending" not in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
@@ -96,8 +102,10 @@ def test_a_database_with_outbox_rows_upgrades_to_the_pending_table(db_url: str) 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
 def test_every_event_written_is_queued_with_it_and_only_if_it_commits(db_url: str) -> None:
-    """`add` and `add_many` queue each event's id in the same transaction as the event:
-    committed, the queue holds exactly the new ids; rolled back, neither is left."""
+    """`add`, `add_many` and a plain INSERT that knows nothing of the queue (a previous
+    release's writer, still running while 0019 is applied) queue each event's id in the
+    same transaction as the event: committed, the queue holds exactly the new ids; rolled
+    back, neither is left."""
     store = Store.open(db_url)
     try:
         with store.engine.begin() as conn:
@@ -105,10 +113,13 @@ def test_every_event_written_is_queued_with_it_and_only_if_it_commits(db_url: st
             one = store.outbox.add(conn, event_id="one", topic="job.state", payload={},
                                    tenant_id="t1")  # fmt: skip
             store.outbox.add_many(conn, _events(5))
+            plain = [{**e, "created_at": 1.0} for e in _events(3, "plain-")]
+            conn.execute(outbox.insert(), plain)
+            conn.execute(outbox.insert(), {**plain[0], "event_id": "plain-one"})
         with store.engine.connect() as conn:
             _system_scope(conn)
             ids = list(conn.execute(sa.select(outbox.c.id).order_by(outbox.c.id)).scalars())
-        assert len(ids) == 6
+        assert len(ids) == 10
         assert ids[0] == one
         assert _pending_ids(store) == ids
         with store.engine.connect() as conn:
@@ -119,7 +130,7 @@ def test_every_event_written_is_queued_with_it_and_only_if_it_commits(db_url: st
             store.outbox.add_many(conn, _events(3, "gone-"))
             tx.rollback()
         assert _pending_ids(store) == ids
-        assert store.outbox.pending_count() == 6
+        assert store.outbox.pending_count() == 10
     finally:
         store.close()
 

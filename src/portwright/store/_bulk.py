@@ -48,13 +48,7 @@ def insert_rows(
 _STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], str] = {}
 
 
-def insert_plain(
-    conn: sa.Connection,
-    table: sa.Table,
-    rows: Sequence[dict[str, Any]],
-    *,
-    ids_into: sa.Table | None = None,
-) -> None:
+def insert_plain(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert `rows` (dicts with the same keys) in the caller's transaction, in the order
     given (ids drawn in that order), returning nothing: what `conn.execute(table.insert(),
     rows)` writes, for a fraction of its CPU. That executemany processes every row's
@@ -68,44 +62,30 @@ def insert_plain(
       serialized as SQLAlchemy's JSON type does (`json.dumps`).
 
     A JSON column holding None (SQLAlchemy writes the JSON `null`, the recordset SQL NULL)
-    takes SQLAlchemy's path on PostgreSQL, so the stored values are the same either way.
-
-    `ids_into`: a table whose only column is `id` (a queue, e.g. `outbox_pending`) that
-    gets each new row's `id` too (`table`'s integer primary key, drawn by the database):
-    on PostgreSQL in the same statement (the insert a data-modifying CTE, `RETURNING id`);
-    on SQLite by a second statement over the ids just drawn (the transaction holds the
-    write lock, so the rows' ids are the `len(rows)` up to `last_insert_rowid()`)."""
+    takes SQLAlchemy's path on PostgreSQL, so the stored values are the same either way."""
     if not rows:
         return
     names = tuple(rows[0])
     dialect = conn.dialect.name
     json_columns = [name for name in names if _is_json(table.c[name])]
-    into = () if ids_into is None else ("ids_into", ids_into.name)
     if dialect == "postgresql":
         if any(row[name] is None for row in rows for name in json_columns):
-            _insert_returning_ids(conn, table, rows, ids_into)
+            conn.execute(table.insert(), list(rows))
             return
-        key = (dialect, table.name, names, into)
+        key = (dialect, table.name, names, ())
         sql = _STATEMENTS.get(key)
         if sql is None:
             columns = ", ".join(_quote(conn, name) for name in names)
-            sql = (
+            sql = _STATEMENTS[key] = (
                 f"INSERT INTO {_quote(conn, table.name)} ({columns}) "  # noqa: S608 - see _quote
                 f"SELECT {columns} FROM jsonb_populate_recordset("
                 f"NULL::{_quote(conn, table.name)}, %s::jsonb) WITH ORDINALITY "
                 "ORDER BY ordinality"
             )
-            if ids_into is not None:
-                sql = (
-                    f"WITH added AS ({sql} RETURNING {_quote(conn, 'id')}) "  # noqa: S608
-                    f"INSERT INTO {_quote(conn, ids_into.name)} ({_quote(conn, 'id')}) "
-                    f"SELECT {_quote(conn, 'id')} FROM added"
-                )
-            _STATEMENTS[key] = sql
         conn.exec_driver_sql(sql, (json.dumps(list(rows)),))
         return
     if dialect != "sqlite":  # pragma: no cover - the two databases Portwright runs on
-        _insert_returning_ids(conn, table, rows, ids_into)
+        conn.execute(table.insert(), list(rows))
         return
     key = (dialect, table.name, names, ())
     sql = _STATEMENTS.get(key)
@@ -116,32 +96,6 @@ def insert_plain(
             f"INSERT INTO {_quote(conn, table.name)} ({columns}) VALUES ({marks})"  # noqa: S608
         )
     conn.exec_driver_sql(sql, _tuples(rows, names, set(json_columns)))
-    if ids_into is not None:
-        key = (dialect, table.name, (), into)
-        sql = _STATEMENTS.get(key)
-        if sql is None:
-            ident = _quote(conn, "id")
-            sql = _STATEMENTS[key] = (
-                f"INSERT INTO {_quote(conn, ids_into.name)} ({ident}) "  # noqa: S608
-                f"SELECT {ident} FROM {_quote(conn, table.name)} "
-                f"WHERE {ident} > last_insert_rowid() - ? AND {ident} <= last_insert_rowid()"
-            )
-        conn.exec_driver_sql(sql, (len(rows),))
-
-
-def _insert_returning_ids(
-    conn: sa.Connection,
-    table: sa.Table,
-    rows: Sequence[dict[str, Any]],
-    ids_into: sa.Table | None,
-) -> None:
-    """`insert_plain` by SQLAlchemy's executemany (and `ids_into` from its RETURNING)."""
-    if ids_into is None:
-        conn.execute(table.insert(), list(rows))
-        return
-    statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-    ids = conn.execute(statement, list(rows)).scalars().all()
-    conn.execute(ids_into.insert(), [{"id": i} for i in ids])
 
 
 def update_plain(

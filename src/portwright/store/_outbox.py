@@ -2,7 +2,10 @@
 
 `add(conn, …)` runs inside the caller's transaction, so an event exists if and
 only if the change that caused it committed. With it goes its id in `outbox_pending`, the
-relay's queue: an event is unpublished while its id is there. The relay claims
+relay's queue: an event is unpublished while its id is there. The database writes that id
+itself, in the same statement (0019's trigger: on PostgreSQL one per INSERT statement,
+over its new rows; on SQLite one per row), so every writer queues its events, a
+previous release's during a rolling upgrade included. The relay claims
 (`claim_unpublished`: a `DELETE … RETURNING` of the oldest pending ids, the events' heads
 read by those ids), fans them out to endpoint deliveries and commits both in one
 transaction; the outbox row itself is written once and never updated. The realtime
@@ -32,19 +35,6 @@ __all__ = ["OutboxHead", "OutboxRecord", "OutboxRepository"]
 
 
 _INSERT = outbox.insert()
-_PENDING = outbox_pending.insert()
-# PostgreSQL's `add`: the event and its pending id in one statement (a data-modifying CTE)
-_ADDED = (
-    outbox.insert()
-    .values({c.name: sa.bindparam(c.name, type_=c.type) for c in outbox.c if c.name != "id"})
-    .returning(outbox.c.id)
-    .cte("added")
-)
-_ADD_QUEUED = (
-    outbox_pending.insert()
-    .from_select(["id"], sa.select(_ADDED.c.id))
-    .returning(outbox_pending.c.id)
-)
 # conn.info key: the transaction that already notified (kept referenced, so a later
 # transaction can never be mistaken for it)
 _NOTIFIED = "portwright.outbox.notified"
@@ -141,39 +131,36 @@ class OutboxRepository:
         platform: str | None = None,
         target: str | None = None,
     ) -> int:
-        """Write one event, and its id into the relay's queue, in the caller's transaction;
-        returns its cursor id. With `target` (one of the tenant's endpoint URLs) only the
-        endpoint there receives it."""
-        values = {
-            "event_id": event_id,
-            "tenant_id": tenant_id,
-            "topic": topic,
-            "subject": subject,
-            "platform": platform,
-            "payload": payload,
-            "created_at": time.time(),
-            "target": target,
-        }
-        if conn.dialect.name == "postgresql":
-            added = int(conn.execute(_ADD_QUEUED, values).scalar_one())
-        else:
-            key = conn.execute(_INSERT, values).inserted_primary_key
-            assert key is not None
-            added = int(key[0])
-            conn.execute(_PENDING, {"id": added})
+        """Write one event (queued for the relay by the database) in the caller's
+        transaction; returns its cursor id. With `target` (one of the tenant's endpoint
+        URLs) only the endpoint there receives it."""
+        result = conn.execute(
+            _INSERT,
+            {
+                "event_id": event_id,
+                "tenant_id": tenant_id,
+                "topic": topic,
+                "subject": subject,
+                "platform": platform,
+                "payload": payload,
+                "created_at": time.time(),
+                "target": target,
+            },
+        )
+        key = result.inserted_primary_key
+        assert key is not None
         # Once per transaction is enough (PostgreSQL would fold repeats into one anyway).
         transaction = conn.get_transaction()
         if transaction is None or conn.info.get(_NOTIFIED) is not transaction:
             cls.notify(conn)
             conn.info[_NOTIFIED] = transaction
-        return added
+        return int(key[0])
 
     @classmethod
     def add_many(cls, conn: sa.Connection, events: list[dict[str, Any]]) -> None:
-        """`add` for many events, in order (each a dict of `add`'s keyword arguments;
-        `subject`, `tenant_id`, `platform` and `target` may be left out), sent as one
-        prebuilt statement that queues their ids too (`insert_plain`'s `ids_into`; two on
-        SQLite)."""
+        """`add` for many events, in order, in one statement (each a dict of `add`'s
+        keyword arguments; `subject`, `tenant_id`, `platform` and `target` may be left out),
+        sent as one prebuilt statement (`insert_plain`)."""
         if not events:
             return
         now = time.time()
@@ -188,7 +175,7 @@ class OutboxRepository:
             }
             for event in events
         ]
-        insert_plain(conn, outbox, rows, ids_into=outbox_pending)
+        insert_plain(conn, outbox, rows)
         transaction = conn.get_transaction()
         if transaction is None or conn.info.get(_NOTIFIED) is not transaction:
             cls.notify(conn)

@@ -482,9 +482,10 @@ outbox = sa.Table(
 )
 
 # The relay's queue (0019): the id of each event not yet published, written with the event
-# and deleted by the relay's claim. Was a `published_at` column marked on the outbox row (a
-# whole new wide tuple and its index entries per event, never a HOT update); a published
-# event is one without a row here. No foreign key: its check would lock each outbox row.
+# by the trigger `outbox_queue` on `outbox` (see the migration) and deleted by the relay's
+# claim. Was a `published_at` column marked on the outbox row (a whole new wide tuple and
+# its index entries per event, never a HOT update); a published event is one without a row
+# here. No foreign key: its check would lock each outbox row.
 outbox_pending = sa.Table(
     "outbox_pending",
     metadata,
