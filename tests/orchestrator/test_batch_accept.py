@@ -112,7 +112,7 @@ def _inserts(statements: list[str]) -> Counter[str]:
 def _own(statements: list[str]) -> Counter[str]:
     """The statements by kind and first table, less the gateway's background pollers'
     reads (outbox relay, inbox processor, deliveries) that interleave with a request, and
-    the relay's claim (an UPDATE of the unpublished outbox rows, sent each round whether
+    the relay's claim (a DELETE from its queue, `outbox_pending`, sent each round whether
     or not any are waiting)."""
     kinds = Counter[str]()
     for statement in statements:
@@ -121,7 +121,7 @@ def _own(statements: list[str]) -> Counter[str]:
         kind = statement.split(None, 1)[0].upper()
         if kind == "SELECT" and table in POLLED:
             continue
-        if kind == "UPDATE" and table == "outbox" and "published_at IS NULL" in statement:
+        if kind in ("DELETE", "WITH") and table == "outbox_pending":
             continue
         kinds[f"{kind} {table}"] += 1
     return kinds

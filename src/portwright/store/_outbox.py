@@ -1,10 +1,15 @@
 """The transactional outbox: domain events written in the state change's own transaction.
 
 `add(conn, …)` runs inside the caller's transaction, so an event exists if and
-only if the change that caused it committed. The relay claims unpublished rows
-(`claim_unpublished`: one `UPDATE … RETURNING` over a partial index holding only the
-unpublished ids), fans them out to endpoint deliveries and commits both in one
-transaction; the realtime streams read the table by id (the cursor) and never mark anything.
+only if the change that caused it committed. With it goes its id in `outbox_pending`, the
+relay's queue: an event is unpublished while its id is there. The database writes that id
+itself, in the same statement (0019's trigger: on PostgreSQL one per INSERT statement,
+over its new rows; on SQLite one per row), so every writer queues its events, a
+previous release's during a rolling upgrade included. The relay claims
+(`claim_unpublished`: a `DELETE … RETURNING` of the oldest pending ids, the events' heads
+read by those ids), fans them out to endpoint deliveries and commits both in one
+transaction; the outbox row itself is written once and never updated. The realtime
+streams read the table by id (the cursor) and never mark anything.
 
 On PostgreSQL `add` also queues a `NOTIFY` on `OutboxRepository.CHANNEL` in the same
 transaction: it is delivered only if (and when) the transaction commits, and several
@@ -20,10 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.dml import ReturningDelete
 
 from portwright.store._bulk import insert_plain
 from portwright.store._rows import to_record, to_records
-from portwright.store._schema import outbox
+from portwright.store._schema import outbox, outbox_pending
 
 __all__ = ["OutboxHead", "OutboxRecord", "OutboxRepository"]
 
@@ -44,7 +50,6 @@ class OutboxRecord:
     platform: str | None
     payload: dict[str, Any]
     created_at: float
-    published_at: float | None
     target: str | None = None  # an endpoint URL of the tenant: only it receives the event
 
 
@@ -68,23 +73,31 @@ def _by_id(head: OutboxHead) -> int:
     return head.id
 
 
-def claim_statement(dialect: str, limit: int) -> sa.Update:
-    """`OutboxRepository.claim_unpublished`'s statement on `dialect`."""
-    pending = (
-        sa.select(outbox.c.id)
-        .where(outbox.c.published_at.is_(None))
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
+def claim_statement(dialect: str, limit: int) -> ReturningDelete[tuple[int]]:
+    """The delete of `OutboxRepository.claim_unpublished` on `dialect`: the oldest `limit`
+    pending ids, returned (PostgreSQL: skipping those another relay holds)."""
+    pending = sa.select(outbox_pending.c.id).order_by(outbox_pending.c.id).limit(limit)
     claimed: sa.ColumnElement[bool]
     if dialect == "postgresql":
         # `id = ANY(ARRAY(subquery))`, not `id IN (subquery)`: the latter's generic plan
-        # (a prepared statement, LIMIT a parameter) hash-joins a seq scan of the outbox
+        # (a prepared statement, LIMIT a parameter) may hash-join a sequential scan
         pending = pending.with_for_update(skip_locked=True)
-        claimed = outbox.c.id == sa.any_(sa.func.array(pending.scalar_subquery()))
+        claimed = outbox_pending.c.id == sa.any_(sa.func.array(pending.scalar_subquery()))
     else:
-        claimed = outbox.c.id.in_(pending.scalar_subquery())
-    return outbox.update().where(claimed).values(published_at=time.time()).returning(*_HEAD)
+        claimed = outbox_pending.c.id.in_(pending.scalar_subquery())
+    return outbox_pending.delete().where(claimed).returning(outbox_pending.c.id)
+
+
+def claim_heads_statement(limit: int) -> sa.Select[Any]:
+    """PostgreSQL's whole claim in one statement: the delete (`claim_statement`) as a
+    data-modifying CTE, and the claimed events' heads read by primary key."""
+    claimed = claim_statement("postgresql", limit).cte("claimed")
+    ids = sa.func.array(sa.select(claimed.c.id).scalar_subquery())
+    return sa.select(*_HEAD).where(outbox.c.id == sa.any_(ids))
+
+
+# SQLite's read of the claimed ids' heads (the ids an expanding parameter)
+_HEADS_BY_ID = sa.select(*_HEAD).where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 _CHANNEL = "portwright_outbox"
@@ -118,8 +131,9 @@ class OutboxRepository:
         platform: str | None = None,
         target: str | None = None,
     ) -> int:
-        """Write one event in the caller's transaction; returns its cursor id. With
-        `target` (one of the tenant's endpoint URLs) only the endpoint there receives it."""
+        """Write one event (queued for the relay by the database) in the caller's
+        transaction; returns its cursor id. With `target` (one of the tenant's endpoint
+        URLs) only the endpoint there receives it."""
         result = conn.execute(
             _INSERT,
             {
@@ -220,15 +234,20 @@ class OutboxRepository:
 
     @staticmethod
     def claim_unpublished(conn: sa.Connection, limit: int) -> list[OutboxHead]:
-        """Mark up to `limit` unpublished events published, oldest first, and return them
-        (without their payloads), in one statement in the caller's transaction: an
-        `UPDATE … RETURNING` over the oldest unpublished ids, skipping rows another relay
-        holds (PostgreSQL). They count as published only if the transaction commits, so the
-        caller fans them out in the same transaction; several relays never claim one event
-        in two transactions that both commit."""
-        claim = claim_statement(conn.dialect.name, limit)
-        heads = to_records(OutboxHead, conn.execute(claim))
-        heads.sort(key=_by_id)  # RETURNING promises no order
+        """Take up to `limit` unpublished events off the relay's queue, oldest first, and
+        return them (without their payloads), in the caller's transaction: a `DELETE …
+        RETURNING` of the oldest pending ids, skipping those another relay holds
+        (PostgreSQL; one statement with the heads' read), then the heads by id. They count
+        as published only if the transaction commits (rolled back, their ids are pending
+        again), so the caller fans them out in the same transaction; several relays never
+        claim one event in two transactions that both commit."""
+        if conn.dialect.name == "postgresql":
+            heads = to_records(OutboxHead, conn.execute(claim_heads_statement(limit)))
+        else:
+            claim = claim_statement(conn.dialect.name, limit)
+            ids = list(conn.execute(claim).scalars())
+            heads = to_records(OutboxHead, conn.execute(_HEADS_BY_ID, {"ids": ids})) if ids else []
+        heads.sort(key=_by_id)  # RETURNING and `= ANY` promise no order
         return heads
 
     def by_ids(self, ids: list[int]) -> dict[int, OutboxRecord]:
@@ -240,17 +259,13 @@ class OutboxRepository:
 
     def peek_unpublished(self, limit: int) -> list[OutboxRecord]:
         """Unpublished events without locking them (what the bus sinks send first)."""
+        oldest = sa.select(outbox_pending.c.id).order_by(outbox_pending.c.id).limit(limit)
+        query = sa.select(outbox).where(outbox.c.id.in_(oldest.scalar_subquery()))
         with self.engine.connect() as conn:
-            query = (
-                sa.select(outbox)
-                .where(outbox.c.published_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(limit)
-            )
-            return to_records(OutboxRecord, conn.execute(query))
+            return to_records(OutboxRecord, conn.execute(query.order_by(outbox.c.id)))
 
     def pending_count(self) -> int:
-        """Events not yet published (the partial index on unpublished ids counts them)."""
-        query = sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))
+        """Events not yet published (the ids in the relay's queue)."""
+        query = sa.select(sa.func.count()).select_from(outbox_pending)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)

@@ -3,8 +3,8 @@
 Each `purge_*` deletes at most `limit` rows that ended before `cutoff` and returns what
 went (`Purged`: rows, bytes, and the blob keys the caller must delete from the blob
 store). Nothing a running job holds is touched: evidence and usage of a job that has not
-finished, a job with an unfinished child or parent, an undelivered delivery, an outbox event with
-a delivery still owed, an inbound webhook not yet processed.
+finished, a job with an unfinished child or parent, an undelivered delivery, an outbox event not
+yet published or with a delivery still owed, an inbound webhook not yet processed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from portwright.store._schema import (
     job_events,
     jobs,
     outbox,
+    outbox_pending,
     usage_records,
     webhook_inbox,
 )
@@ -145,9 +146,13 @@ class RetentionRepository:
         owed = sa.exists().where(
             deliveries.c.outbox_id == c.id, deliveries.c.status.in_(("pending", "delivering"))
         )
+        # published (no longer in the relay's queue, which keeps no time: the event's own
+        # creation stands in for its publication, seconds later unless the relay was down,
+        # and an event still pending is kept however old)
+        pending = sa.exists().where(outbox_pending.c.id == c.id)
         query = (
             sa.select(c.id)
-            .where(c.published_at.is_not(None), c.published_at < cutoff, ~owed)
+            .where(c.created_at < cutoff, ~pending, ~owed)
             .order_by(c.id)
             .limit(limit)
         )

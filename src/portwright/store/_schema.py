@@ -37,6 +37,7 @@ __all__ = [
     "observations",
     "operators",
     "outbox",
+    "outbox_pending",
     "portal_probes",
     "portals",
     "proxy_burns",
@@ -475,18 +476,25 @@ outbox = sa.Table(
     sa.Column("platform", sa.String(100)),
     sa.Column("payload", Json, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("published_at", sa.Float),
     # an endpoint URL of the tenant: only its endpoint there receives the event (0011)
     sa.Column("target", sa.Text),
-    # the relay's queue: only unpublished rows have an entry (0018; was (published_at, id),
-    # which got a second entry for every row marked published and kept its dead NULL one)
-    sa.Index(
-        "ix_outbox_unpublished",
-        "id",
-        sqlite_where=sa.text("published_at IS NULL"),
-        postgresql_where=sa.text("published_at IS NULL"),
-    ),
     sa.Index(None, "tenant_id", "id"),
+)
+
+# The relay's queue (0019): the id of each event not yet published, written with the event
+# by the trigger `outbox_queue` on `outbox` (see the migration) and deleted by the relay's
+# claim. Was a `published_at` column marked on the outbox row (a whole new wide tuple and
+# its index entries per event, never a HOT update); a published event is one without a row
+# here. No foreign key: its check would lock each outbox row.
+outbox_pending = sa.Table(
+    "outbox_pending",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
 )
 
 webhook_endpoints = sa.Table(
