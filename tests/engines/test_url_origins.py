@@ -88,7 +88,7 @@ def test_a_site_read_from_its_origin_is_urlsplits_reading(url: str) -> None:
 def test_an_origins_urls_read_it_once() -> None:
     """A hundred URLs of one origin are read from it once (the rest never parsed again)."""
     origin = "http://once.test:8080"
-    caches = [_rungs._origin_site, _politeness._origin_robots_site, _adapter._origin_host]
+    caches = [_rungs.site_of, _politeness._site_of, _adapter.host_of]
     before = [cache.cache_info().misses for cache in caches]
     for n in range(100):
         url = f"{origin}/product/{n}?page={n}"

@@ -13,7 +13,6 @@ refused hop raises the guard's error (nothing is cached for it).
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 from protego import Protego
 
-from portwright.resources.ssrf import GuardedTransport, url_origin
+from portwright.resources.ssrf import GuardedTransport, per_origin
 from portwright.resources.tls import client_context
 
 __all__ = ["Politeness", "PolitenessRule", "RobotsFetch"]
@@ -75,20 +74,12 @@ async def _fetch_robots(url: str, guard: Guard | None = None) -> tuple[int, str]
         return 404, ""  # too many redirects: RFC 9309 treats robots.txt as unavailable
 
 
-def _robots_site(url: str) -> str:
-    """The site whose robots.txt rules `url`: its scheme and netloc."""
+@per_origin
+def _site_of(url: str) -> str:
+    """The site whose robots.txt rules `url`: its scheme and netloc (remembered per
+    origin: every fetch asks it, a batch's URLs share a few)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-_origin_robots_site = functools.lru_cache(maxsize=4096)(_robots_site)
-
-
-def _site_of(url: str) -> str:
-    """`_robots_site(url)`, read from its origin alone (remembered per origin: every fetch
-    asks it, a batch's URLs share a few)."""
-    origin = url_origin(url)
-    return _robots_site(url) if origin is None else _origin_robots_site(origin)
 
 
 def warm() -> None:

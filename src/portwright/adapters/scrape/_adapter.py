@@ -23,7 +23,6 @@ still honouring robots.txt.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
@@ -35,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from portwright.adapters.scrape._extract import ExtractRule, extract, title_of
 from portwright.engines import Politeness
 from portwright.engines.http import USER_AGENT
-from portwright.resources.ssrf import UrlGuard, UrlRefusedError, guarded_client, url_origin
+from portwright.resources.ssrf import UrlGuard, UrlRefusedError, guarded_client, per_origin
 from portwright.sdk import (
     Adapter,
     InputTimeoutError,
@@ -60,14 +59,10 @@ TIERS: tuple[str, ...] = ("http", "browser", "stealth")  # a queue each (engine 
 INLINE_BYTES = 16_384  # Settings.result_inline_bytes' default
 
 
+@per_origin
 def host_of(url: str) -> str | None:
-    """A URL's site: its host, lowercased, with the port when one is given (read from its
-    origin alone, remembered per origin: every batch item asks it)."""
-    origin = url_origin(url)
-    return _host_of(url) if origin is None else _origin_host(origin)
-
-
-def _host_of(url: str) -> str | None:
+    """A URL's site: its host, lowercased, with the port when one is given (remembered per
+    origin: every batch item asks it)."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -76,9 +71,6 @@ def _host_of(url: str) -> str | None:
     if not host:
         return None
     return f"{host}:{port}" if port is not None else host
-
-
-_origin_host = functools.lru_cache(maxsize=4096)(_host_of)
 
 
 class ScrapeInput(BaseModel):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from portwright.resources.ssrf import url_origin
+from portwright.resources.ssrf import per_origin
 
 __all__ = ["DEFAULT_RUNGS", "ENGINE_RUNGS", "EngineKind", "LadderConfig", "Rung", "site_of"]
 
@@ -58,19 +57,12 @@ class LadderConfig:
     trace: bool = False  # Playwright trace of browser rungs (the evidence sink gets it)
 
 
+@per_origin
 def site_of(url: str) -> str:
-    """The tier memory's key for `url`: scheme, host and port (read from its origin alone,
-    remembered per origin: every fetch asks it, a batch's URLs share a few)."""
-    origin = url_origin(url)
-    return _site_of(url) if origin is None else _origin_site(origin)
-
-
-def _site_of(url: str) -> str:
+    """The tier memory's key for `url`: scheme, host and port (remembered per origin:
+    every fetch asks it, a batch's URLs share a few)."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     default = {"http": 80, "https": 443}.get(parts.scheme)
     port = f":{parts.port}" if parts.port and parts.port != default else ""
     return f"{parts.scheme}://{host}{port}"
-
-
-_origin_site = functools.lru_cache(maxsize=4096)(_site_of)

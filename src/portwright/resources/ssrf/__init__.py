@@ -10,10 +10,12 @@ are reachable only through `Settings.url_allowlist`.
 """
 
 from portwright.resources.ssrf._guard import (
+    PerOrigin,
     Resolver,
     StaticResolver,
     UrlGuard,
     UrlRefusedError,
+    per_origin,
     system_resolver,
     url_origin,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "AllowEntry",
     "Check",
     "GuardedTransport",
+    "PerOrigin",
     "Resolver",
     "StaticResolver",
     "UrlGuard",
@@ -40,6 +43,7 @@ __all__ = [
     "guarded_client",
     "is_public",
     "parse_allowlist",
+    "per_origin",
     "refusal_reason",
     "refusing",
     "system_resolver",

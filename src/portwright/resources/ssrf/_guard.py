@@ -15,22 +15,26 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from portwright.resources.ssrf._policy import AllowEntry, IPAddress, parse_allowlist, refusal_reason
 
 __all__ = [
+    "PerOrigin",
     "Resolver",
     "StaticResolver",
     "UrlGuard",
     "UrlRefusedError",
+    "per_origin",
     "system_resolver",
     "url_origin",
     "url_parts",
 ]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+T = TypeVar("T")
 
 
 class UrlRefusedError(ValueError):
@@ -112,6 +116,30 @@ def url_origin(text: str) -> str | None:
     makes that reading worth remembering per origin."""
     origin = _ORIGIN.match(text)
     return None if origin is None else origin.group()
+
+
+class PerOrigin(Generic[T]):
+    """A reading of a URL that depends on its scheme and authority alone (a site, a host),
+    remembered per origin (`url_origin`): every fetch asks it, and a batch's URLs share a
+    few origins. A URL without an origin is read whole, every time; an error is raised as
+    the reading raises it, and not remembered."""
+
+    def __init__(self, read: Callable[[str], T]) -> None:
+        self._read = read
+        self._by_origin = functools.lru_cache(maxsize=4096)(read)
+        functools.update_wrapper(self, read)
+
+    def __call__(self, url: str) -> T:
+        origin = url_origin(url)
+        return self._read(url) if origin is None else self._by_origin(origin)
+
+    def cache_info(self) -> Any:
+        return self._by_origin.cache_info()
+
+
+def per_origin(read: Callable[[str], T]) -> PerOrigin[T]:
+    """`read` remembered per origin (`PerOrigin`), as a decorator."""
+    return PerOrigin(read)
 
 
 @functools.lru_cache(maxsize=4096)
