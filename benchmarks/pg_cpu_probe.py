@@ -15,7 +15,7 @@ private instance's `cluster_name` keeps other databases' backends out). `wait` (
 at the POST): waits until `PGCPU_ITEMS` + 3 (the warm-up) jobs have finished, snapshots
 again and writes `PGCPU_OUT/<shape>-<before|after>-<time>.json`: the CPU per process
 kind and the bench database's statements (calls, plans, exec and plan ms, rows, WAL).
-"before" is a run whose first worker imports from a directory holding `PGCPU_BEFORE`
+"before" is a run whose first worker's PYTHONPATH holds `PGCPU_BEFORE`
 (`--before-src`). The bench database is the newest `pwbench_batch_*` on the server.
 """
 
@@ -126,7 +126,10 @@ def main(mode: str) -> int:
     first = next((p for p in os.environ.get("PW_WORKERS", "").split(",") if p), None)
     first = first or os.environ.get("PW_STACK", "").split(",")[0]
     environ = Path(f"/proc/{first}/environ").read_bytes() if first else b""
-    tag = "before" if BEFORE.encode() in environ else "after"
+    # the tree a process imports from is on its PYTHONPATH (the PGCPU_BEFORE variable itself
+    # is in every process's environment, so the whole environment cannot tell them apart)
+    path = next((v for v in environ.split(b"\0") if v.startswith(b"PYTHONPATH=")), b"")
+    tag = "before" if BEFORE.encode() in path else "after"
     shape = "split" if os.environ.get("PW_WORKERS") else "stack"
     result: dict[str, Any] = {
         "db": database,

@@ -743,34 +743,55 @@ def test_a_retried_sub_chunk_step_does_not_take_back_an_item_that_left(
     _assert_recorded_once(runtime.store, ids)
 
 
+OLD_LAYOUTS = {
+    # layout: (its workflow function, its workflow name, the step names it writes, part size)
+    "two steps per sub-chunk of 50": (
+        "chunk_workflow_v1",
+        "portwright.chunk",
+        {"fetch", "record"},
+        50,
+    ),
+    "one step per sub-chunk of 50": ("chunk_workflow_v2", "portwright.chunk.v2", {"subchunk"}, 50),
+}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_a_chunk_begun_in_the_old_two_step_layout_is_recovered_by_this_code(
+@pytest.mark.parametrize("layout", sorted(OLD_LAYOUTS))
+def test_a_chunk_begun_in_an_older_layout_is_recovered_by_this_code(
     make_runtime: RuntimeFactory,
     settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    layout: str,
 ) -> None:
-    """An upgrade mid-batch: chunks enqueued as older code enqueued them (the workflow name
-    `portwright.chunk`, its two steps per sub-chunk, `fetch:N` then `record:N`) run on a
-    worker that is SIGKILLed once some sub-chunks have checkpointed in that layout; the
-    restarted worker recovers them (DBOS finds their function by its name, and each
-    checkpoint at its id under its name: no step-name mismatch), they finish, and every
-    item ends with exactly one recorded result."""
+    """An upgrade mid-batch: chunks enqueued as older code enqueued them — the workflow
+    `portwright.chunk` (two steps per sub-chunk of 50, `fetch:N` then `record:N`) or
+    `portwright.chunk.v2` (one step per sub-chunk of 50, `subchunk:N`, its size in no
+    argument) — run on a worker that is SIGKILLed once some sub-chunks have checkpointed in
+    that layout; the restarted worker recovers them (DBOS finds their function by its name,
+    and each checkpoint at its id under its name: no step-name mismatch; a v2 chunk walks
+    parts of 50 again, though new chunks take `SUB_CHUNK` at a time), they finish, and
+    every item ends with exactly one recorded result."""
     from dbos import DBOS
 
     from portwright.orchestrator import _chunks
 
+    attribute, workflow_name, step_names, size = OLD_LAYOUTS[layout]
+    old = getattr(_chunks, attribute)
     with _world() as world:
         settings = _settings(settings, world)
         runtime: Runtime = make_runtime(_registry(settings), settings=settings, run_workers=False)
-        monkeypatch.setattr(_chunks, "chunk_workflow", _chunks.chunk_workflow_v1)
+        monkeypatch.setattr(_chunks, "chunk_workflow", old)
+        monkeypatch.setattr(
+            _chunks, "_workflow_args", lambda c: (c.chunk_id, c.adapter, list(c.job_ids))
+        )
         ids = _accept(JobService(runtime), _urls(world, 400, offset=4200))
         monkeypatch.undo()
         chunks = sorted(_items_by_chunk(runtime, ids))
         assert len(chunks) == 2
         named = DBOS.list_workflows(workflow_ids=chunks, load_input=False, load_output=False)
-        assert {status.name for status in named} == {_chunks.CHUNK_WORKFLOW_V1}
+        assert {status.name for status in named} == {workflow_name}
         worker = ChunkWorker(settings, "chunk-upgrade", tmp_path / "worker.log")
         try:
             worker.start()
@@ -788,14 +809,17 @@ def test_a_chunk_begun_in_the_old_two_step_layout_is_recovered_by_this_code(
             worker.stop()
         assert killed_at < len(ids), "the kill came after the batch ended: it proves nothing"
         taken = [name for steps in before.values() for name, _ in steps]
-        assert any(name.startswith("record:") for name in taken), taken
-        assert all(name.split(":")[0] in {"fetch", "record"} for name in taken), taken
+        assert taken, "nothing had checkpointed at the kill: it proves nothing"
+        assert all(name.split(":")[0] in step_names for name in taken), taken
         assert Counter(statuses.values()) == {"succeeded": len(ids)}
         _assert_recorded_once(runtime.store, ids)
         ended = DBOS.list_workflows(workflow_ids=chunks, load_input=False, load_output=False)
         assert {status.status for status in ended} == {"SUCCESS"}
         after = _chunk_steps(chunks)
+        sizes = {chunk: len(of) for chunk, of in _items_by_chunk(runtime, ids).items()}
         for chunk in chunks:  # the old layout to its end: the checkpoints before the kill kept
             names = [name for name, _ in after[chunk]]
             assert {name for name, _ in before[chunk]} <= set(names)
-            assert all(name.split(":")[0] in {"fetch", "record"} for name in names), names
+            assert all(name.split(":")[0] in step_names for name in names), names
+            parts = {int(name.split(":")[1]) for name in names}
+            assert parts == set(range(-(-sizes[chunk] // size))), names  # its parts of 50

@@ -3,7 +3,9 @@
 A batch accepted by `JobService.submit_many` splits its batchable items into chunks of
 `Adapter.batch_size` and enqueues one DBOS workflow per chunk (`chunk_workflow`) instead of
 one per job; each item's row carries its chunk's id in its notes. A chunk walks its items
-in sub-chunks of `SUB_CHUNK`, each ONE checkpointed step (`subchunk:N`), `PIPELINE`
+in sub-chunks of `SUB_CHUNK` (the size is the workflow's argument, so a chunk recovered by
+code of another size walks the parts its checkpoints were written for), each ONE
+checkpointed step (`subchunk:N`), `PIPELINE`
 sub-chunks at once (the next sub-chunk's fetch overlaps the tail of this one's and its
 record; the chunk's items in flight stay bounded by `batch_concurrency`). The step:
 
@@ -32,7 +34,11 @@ Older code ran each sub-chunk as two steps, `fetch:N` (whose checkpoint held eve
 output, the pages' HTML among it) then `record:N`. Its chunks are workflows of the name
 `CHUNK_WORKFLOW_V1`, which stays registered with that layout (`chunk_workflow_v1`), so a
 chunk begun by older code and recovered by this code replays its checkpoints at the ids
-and names they were written under; new chunks are `CHUNK_WORKFLOW`.
+and names they were written under. Code after it ran one step per sub-chunk of a fixed
+`SUB_CHUNK_V2` (50) items, its size in no argument: those chunks are `CHUNK_WORKFLOW_V2`
+(`chunk_workflow_v2`), recovered in sub-chunks of 50 whatever `SUB_CHUNK` is now (a
+checkpoint `subchunk:0` of 50 items replayed over a part of 100 would leave 50 items
+unrun). New chunks are `CHUNK_WORKFLOW`, whose size is its fourth argument.
 
 An item leaves its chunk, and continues as its own durable job (`job_workflow`, from the
 state it is in, its history intact plus one control event saying why it left), when its
@@ -73,9 +79,11 @@ __all__ = [
     "CHUNK_WORKFLOW",
     "CHUNK_WORKFLOWS",
     "CHUNK_WORKFLOW_V1",
+    "CHUNK_WORKFLOW_V2",
     "LEFT_NOTE",
     "PIPELINE",
     "SUB_CHUNK",
+    "SUB_CHUNK_V2",
     "ChunkRunner",
     "Leave",
     "balance_chunk_queues",
@@ -88,12 +96,18 @@ __all__ = [
     "plan_chunks",
 ]
 
-CHUNK_WORKFLOW = "portwright.chunk.v2"  # one step per sub-chunk: fetch and record
-CHUNK_WORKFLOW_V1 = "portwright.chunk"  # older code's: two steps per sub-chunk
-CHUNK_WORKFLOWS = (CHUNK_WORKFLOW, CHUNK_WORKFLOW_V1)
+CHUNK_WORKFLOW = "portwright.chunk.v3"  # one step per sub-chunk, its size an argument
+CHUNK_WORKFLOW_V2 = "portwright.chunk.v2"  # older code's: one step per sub-chunk of 50
+CHUNK_WORKFLOW_V1 = "portwright.chunk"  # older code's: two steps per sub-chunk of 50
+CHUNK_WORKFLOWS = (CHUNK_WORKFLOW, CHUNK_WORKFLOW_V2, CHUNK_WORKFLOW_V1)
 CHUNK_NOTE = "chunk"  # the job row's note naming its chunk workflow
 LEFT_NOTE = "left_chunk"  # the job row's note naming the chunk it left (its own now)
-SUB_CHUNK = 50  # items fetched, then recorded in one transaction, per checkpoint
+# items fetched, then recorded in one transaction, per checkpoint: 100, not 50 (half the
+# reads, record transactions, statement plans, checkpoints and thread hops per item; a
+# crash re-fetches at most PIPELINE * SUB_CHUNK idempotent GETs): benchmarks/README.md,
+# "Sub-chunks of 100"
+SUB_CHUNK = 100
+SUB_CHUNK_V2 = 50  # the size `CHUNK_WORKFLOW_V2` and `CHUNK_WORKFLOW_V1` chunks walk
 PIPELINE = 2  # sub-chunks of a chunk in flight at once (a fetch overlaps the last record)
 CHUNK_MAX = 1000  # items per chunk at most when a batch is split into fewer, larger chunks
 
@@ -253,7 +267,7 @@ def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
         prepare_enqueued_workflow(
             dbos,
             chunk_workflow,
-            (chunk.chunk_id, chunk.adapter, list(chunk.job_ids)),
+            _workflow_args(chunk),
             {},
             queue_name=chunk_queue_name(chunk.portal),
             workflow_id=chunk.chunk_id,
@@ -265,11 +279,26 @@ def enqueue_chunks(runtime: Runtime, chunks: Sequence[PlannedChunk]) -> int:
     return created
 
 
+def _workflow_args(chunk: PlannedChunk) -> tuple[Any, ...]:
+    """A new chunk workflow's arguments, as `chunk_workflow` takes them."""
+    return (chunk.chunk_id, chunk.adapter, list(chunk.job_ids), SUB_CHUNK)
+
+
 @DBOS.workflow(name=CHUNK_WORKFLOW)
-async def chunk_workflow(chunk_id: str, adapter: str, job_ids: list[str]) -> dict[str, int]:
-    """Run a chunk's items, sub-chunk by sub-chunk: one step each that fetches and records,
-    `PIPELINE` sub-chunks at a time (see `_pipeline`)."""
-    return await _run_chunk(chunk_id, adapter, job_ids, _pipeline)
+async def chunk_workflow(
+    chunk_id: str, adapter: str, job_ids: list[str], sub_chunk: int
+) -> dict[str, int]:
+    """Run a chunk's items, `sub_chunk` at a time: one step each that fetches and records,
+    `PIPELINE` sub-chunks at once (see `_pipeline`). The size is an argument, kept with
+    the workflow's inputs, so a recovered chunk walks the parts it began with."""
+    return await _run_chunk(chunk_id, adapter, job_ids, _pipeline, sub_chunk)
+
+
+@DBOS.workflow(name=CHUNK_WORKFLOW_V2)
+async def chunk_workflow_v2(chunk_id: str, adapter: str, job_ids: list[str]) -> dict[str, int]:
+    """Older code's chunk workflow, kept for the chunks it began: as `chunk_workflow`, in
+    sub-chunks of `SUB_CHUNK_V2`, the size it had. Nothing enqueues it any more."""
+    return await _run_chunk(chunk_id, adapter, job_ids, _pipeline, SUB_CHUNK_V2)
 
 
 @DBOS.workflow(name=CHUNK_WORKFLOW_V1)
@@ -277,14 +306,14 @@ async def chunk_workflow_v1(chunk_id: str, adapter: str, job_ids: list[str]) -> 
     """Older code's chunk workflow, kept for the chunks it began: a fetch step, then a
     record step, per sub-chunk (see `_pipeline_v1`). Nothing enqueues it any more; DBOS
     recovers a pending one by this name, and its checkpoints replay at their ids."""
-    return await _run_chunk(chunk_id, adapter, job_ids, _pipeline_v1)
+    return await _run_chunk(chunk_id, adapter, job_ids, _pipeline_v1, SUB_CHUNK_V2)
 
 
 Pipeline = Callable[["ChunkRunner", list[list[str]]], Awaitable[list[dict[str, int]]]]
 
 
 async def _run_chunk(
-    chunk_id: str, adapter: str, job_ids: list[str], pipeline: Pipeline
+    chunk_id: str, adapter: str, job_ids: list[str], pipeline: Pipeline, sub_chunk: int
 ) -> dict[str, int]:
     runtime = current_runtime()
     name, _, version = adapter.partition("@")  # "name@version": the version its items pin
@@ -294,7 +323,8 @@ async def _run_chunk(
     adapter_cls = runtime.registry.get(name, version or None)
     _wake_at_end(chunk_queue_name(adapter_cls.portal_name()))
     runner = ChunkRunner(runtime, adapter_cls, chunk_id)
-    parts = [job_ids[start : start + SUB_CHUNK] for start in range(0, len(job_ids), SUB_CHUNK)]
+    size = max(1, sub_chunk)
+    parts = [job_ids[start : start + size] for start in range(0, len(job_ids), size)]
     totals = {"recorded": 0, "left": 0, "skipped": 0}
     for counts in await pipeline(runner, parts):
         for key in totals:
