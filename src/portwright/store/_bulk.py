@@ -108,12 +108,14 @@ def update_plain(
     Each row must match a different table row (as a primary key does).
 
     On PostgreSQL a column set to the same value in every row (a sub-chunk's state,
-    status, times) is sent once (`jsonb_to_record`, joined; as `insert_linked` does), and
-    when the first `where` column is the table's primary key, the rows are also found by
-    `key = ANY(:keys)`: the planner then reads them by the key's index whatever its
-    statistics say (it estimates the recordset at 100 rows, and with a small table may
-    hash-join a sequential scan of it, every row of which passes the row-level security
-    policy's check), and joins the recordset to those rows only."""
+    status, times) is sent once (`jsonb_to_record`, joined; as `insert_linked` does).
+    The rows are found by joining the recordset on the `where` columns: on a large table
+    the planner probes the primary key's index once a row (100,000 jobs, with row-level
+    security or without); on a small one (~1,000) it may hash-join a sequential scan.
+    Adding `key = ANY(:keys)` makes the index certain, but under row-level security the
+    planner then estimates the table's side at one row and joins the recordset to it in
+    a nested loop that compares every pair: more CPU than it saves (benchmarks/README.md,
+    issue 14, "The record transaction's statements")."""
     if not rows:
         return 0
     dialect = conn.dialect.name
@@ -165,7 +167,6 @@ def _update_pg(
     aliases = [f"w{i}" for i in range(n)] + [f"s{i}" for i in range(len(columns))]
     same = _same_at(rows, range(n, n + len(columns)))
     varying = [i for i in range(len(aliases)) if i not in same]
-    keyed = [c.name for c in table.primary_key.columns] == [where[0]]
     key = (table.name, where, columns, tuple(same))
     sql = _UPDATES.get(key)
     if sql is None:
@@ -183,13 +184,6 @@ def _update_pg(
             for i, column in enumerate(columns)
         )
         matches = [f"{name}.{_quote(conn, column)} = r.w{i}" for i, column in enumerate(where)]
-        if keyed:
-            pk = table.c[where[0]]
-            matches.insert(
-                0,
-                f"{name}.{_quote(conn, pk.name)} = "
-                f"ANY(%s::{pk.type.compile(dialect=conn.dialect)}[])",
-            )
         sql = (
             f"UPDATE {name} SET {assignments} "  # noqa: S608 - see _quote
             f"FROM {source} WHERE {' AND '.join(matches)}"
@@ -199,8 +193,6 @@ def _update_pg(
     params: list[Any] = [_jsonb_text([{aliases[i]: row[i] for i in varying} for row in rows])]
     if same:
         params.append(_jsonb_text({aliases[i]: value for i, value in same.items()}))
-    if keyed:
-        params.append([row[0] for row in rows])
     return int(conn.exec_driver_sql(sql, tuple(params)).rowcount)
 
 
