@@ -72,7 +72,7 @@ async def _settled(svc: JobService, job_id: str) -> Any:
 def _ok_outcomes(svc: JobService, breaker: str) -> int:
     from portwright.store._schema import breaker_outcomes
 
-    query = sa.select(sa.func.count()).where(
+    query = sa.select(sa.func.coalesce(sa.func.sum(breaker_outcomes.c.calls), 0)).where(
         breaker_outcomes.c.name == breaker, breaker_outcomes.c.ok.is_(True)
     )
     with svc.store.engine.connect() as conn:

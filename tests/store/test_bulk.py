@@ -144,6 +144,76 @@ def test_update_plain_sets_what_an_executemany_sets_and_counts_matched_rows(db_u
         store.close()
 
 
+def test_update_plain_with_shared_values_sets_what_an_executemany_sets(db_url: str) -> None:
+    """Columns set to the same value in every row (sent once on PostgreSQL) and columns that
+    vary, including values equal across types (1, 1.0, True) and a shared dict: the rows
+    read back as an executemany's; a row whose seq is stale is not matched, nor is a job
+    not named."""
+    store = Store.open(db_url)
+    try:
+        tenant = store.tenants.ensure("acme").id
+        ids = [f"job_{i:03d}" for i in range(21)]
+        new = [
+            NewJob(
+                job_id=job_id,
+                tenant_id=tenant,
+                adapter="scrape",
+                adapter_version="1",
+                portal="scrape",
+                state="INIT",
+                status="queued",
+                input={"url": "http://x"},
+                lock_key=None,
+                priority=0,
+                actor="test",
+            )
+            for job_id in ids
+        ]
+        with store.engine.begin() as conn:
+            store.jobs.insert_many(conn, new)
+        shared = {"same": [1, 2.5], "k": {}}
+        columns = ("output", "notes", "attempts", "finished_at", "state", "waiting_for", "seq")
+        cases = [
+            lambda i: (_payload(i), shared, 3, 1.5, "DONE", None, 2),  # output varies
+            lambda i: (shared, {"n": i}, i, 2.0 + i, "DONE", None, 2),  # notes, times vary
+            lambda i: ({}, [1, 1.0, True][i % 3], 1, 1.0, f"S{i}", "x", 2),  # equal across types
+        ]
+        for n, values in enumerate(cases):
+            mine, theirs = ids[n * 7 : n * 7 + 3], ids[n * 7 + 3 : n * 7 + 6]
+            with store.engine.begin() as conn:
+                rows = [(job_id, 1, *values(i)) for i, job_id in enumerate(mine)]
+                rows.append((ids[n * 7 + 6], 5, *values(9)))  # stale seq: not matched
+                assert update_plain(conn, jobs, ("id", "seq"), columns, rows) == len(mine)
+                statement = (
+                    jobs.update()
+                    .where(jobs.c.id == sa.bindparam("b_id"), jobs.c.seq == 1)
+                    .values({k: sa.bindparam(f"v_{k}", type_=jobs.c[k].type) for k in columns})
+                )
+                conn.execute(
+                    statement,
+                    [
+                        {
+                            "b_id": job_id,
+                            **{f"v_{k}": v for k, v in zip(columns, values(i), strict=True)},
+                        }
+                        for i, job_id in enumerate(theirs)
+                    ],
+                )
+            with store.engine.connect() as conn:
+                found = {row["id"]: row for row in _rows(conn, sa.select(jobs))}
+            for i, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+                assert {k: found[a][k] for k in columns} == {k: found[b][k] for k in columns}
+                assert {k: found[a][k] for k in columns} == dict(
+                    zip(columns, values(i), strict=True)
+                )
+                assert repr(found[a]["notes"]) == repr(found[b]["notes"])  # True stays True
+            stale = found[ids[n * 7 + 6]]
+            assert (stale["state"], stale["seq"], stale["output"]) == ("INIT", 1, None)
+        assert found[ids[-1]]["state"] == "INIT"
+    finally:
+        store.close()
+
+
 def test_json_values_are_serialized_as_json_dumps_serializes_them() -> None:
     """A JSON column's text on SQLite is `json.dumps`'s, character for character, through
     `_dumps`'s prebuilt encoder too; what it cannot encode fails as `json.dumps` fails."""

@@ -1,8 +1,9 @@
 """The resilience kit's breakers, stored in the database and shared by every process.
 
 `SqlBreakerStorage` keeps a breaker's status in `breakers` (one row per name, locked for
-each move) and its window in `breaker_outcomes` (one row per outcome; rows that leave
-the window are deleted as it slides). The portal breakers use it.
+each move) and its window in `breaker_outcomes` (a row per outcome and time, counting the
+calls that ended so then: a chunk's successes are one row; rows that leave the window are
+deleted as it slides). The portal breakers use it.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class _SqlWindow:
         self.conn.execute(breaker_outcomes.delete().where(t.name == self.name, t.at < since))
         total, failures = self.conn.execute(
             sa.select(
-                sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((t.ok, 0), else_=1)), 0)
+                sa.func.coalesce(sa.func.sum(t.calls), 0),
+                sa.func.coalesce(sa.func.sum(sa.case((t.ok, 0), else_=t.calls)), 0),
             ).where(t.name == self.name, t.at >= since)
         ).one()
         return int(total), int(failures)
@@ -70,8 +72,16 @@ class SqlBreakerStorage:
     @staticmethod
     def append_in(conn: sa.Connection, name: str, oks: Sequence[bool], at: float) -> None:
         """Append outcomes in the caller's transaction (a closed breaker's batch), in one
-        prebuilt statement (`insert_plain`)."""
-        insert_plain(conn, breaker_outcomes, [{"name": name, "ok": ok, "at": at} for ok in oks])
+        prebuilt statement (`insert_plain`): a row for the successes and one for the
+        failures, each counting its calls (all at `at`, they enter and leave the window
+        together, so the window counts what a row per outcome counted)."""
+        successes = sum(1 for ok in oks if ok)
+        rows = [
+            {"name": name, "ok": ok, "at": at, "calls": calls}
+            for ok, calls in ((True, successes), (False, len(oks) - successes))
+            if calls
+        ]
+        insert_plain(conn, breaker_outcomes, rows)
 
     def change(
         self, name: str, step: Callable[[BreakerStatus, Window], BreakerStatus]

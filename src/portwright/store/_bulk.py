@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -58,7 +58,10 @@ def insert_plain(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, 
 
     - PostgreSQL: `INSERT … SELECT … FROM jsonb_populate_recordset(NULL::table, :rows)
       WITH ORDINALITY … ORDER BY ordinality`: the rows as one JSON parameter, unpacked by
-      the server into the table's own column types, in order;
+      the server into the table's own column types, in order; a column whose value is the
+      same in every row sent once (`insert_linked`'s statement, of one part): less JSON
+      for the server to parse, a third of a chunk's events' text (their tenant, time,
+      kind, empty `meta`);
     - SQLite: the driver's executemany of `INSERT … VALUES (?, …)` with each JSON column
       serialized as SQLAlchemy's JSON type does (`json.dumps`).
 
@@ -73,17 +76,7 @@ def insert_plain(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, 
         if any(row[name] is None for row in rows for name in json_columns):
             conn.execute(table.insert(), list(rows))
             return
-        key = (dialect, table.name, names, ())
-        sql = _STATEMENTS.get(key)
-        if sql is None:
-            columns = ", ".join(_quote(conn, name) for name in names)
-            sql = _STATEMENTS[key] = (
-                f"INSERT INTO {_quote(conn, table.name)} ({columns}) "  # noqa: S608 - see _quote
-                f"SELECT {columns} FROM jsonb_populate_recordset("
-                f"NULL::{_quote(conn, table.name)}, %s::jsonb) WITH ORDINALITY "
-                "ORDER BY ordinality"
-            )
-        conn.exec_driver_sql(sql, (_jsonb_text(list(rows)),))
+        insert_linked(conn, [(table, rows)])  # no JSON None: its values are ours
         return
     if dialect != "sqlite":  # pragma: no cover - the two databases Portwright runs on
         conn.execute(table.insert(), list(rows))
@@ -112,36 +105,26 @@ def update_plain(
     fraction of its CPU (see `insert_plain`): on PostgreSQL one `UPDATE … FROM
     jsonb_to_recordset(:rows)` statement, on SQLite the driver's executemany. A JSON
     column set to None takes SQLAlchemy's path on PostgreSQL (see `insert_plain`).
-    Each row must match a different table row (as a primary key does)."""
+    Each row must match a different table row (as a primary key does).
+
+    On PostgreSQL a column set to the same value in every row (a sub-chunk's state,
+    status, times) is sent once (`jsonb_to_record`, joined; as `insert_linked` does).
+    The rows are found by joining the recordset on the `where` columns: on a large table
+    the planner probes the primary key's index once a row (100,000 jobs, with row-level
+    security or without); on a small one (~1,000) it may hash-join a sequential scan.
+    Adding `key = ANY(:keys)` makes the index certain, but under row-level security the
+    planner then estimates the table's side at one row and joins the recordset to it in
+    a nested loop that compares every pair: more CPU than it saves (benchmarks/README.md,
+    issue 14, "The record transaction's statements")."""
     if not rows:
         return 0
     dialect = conn.dialect.name
     where, columns = tuple(where), tuple(columns)
     json_at = [i for i, name in enumerate(columns, len(where)) if _is_json(table.c[name])]
+    if dialect == "postgresql" and not any(row[i] is None for row in rows for i in json_at):
+        return _update_pg(conn, table, where, columns, rows)
     key = (dialect, table.name, where, columns)
     sql = _STATEMENTS.get(key)
-    if dialect == "postgresql" and any(row[i] is None for row in rows for i in json_at):
-        sql, dialect = None, ""  # SQLAlchemy's path, below
-    if dialect == "postgresql":
-        aliases = [f"w{i}" for i in range(len(where))] + [f"s{i}" for i in range(len(columns))]
-        if sql is None:
-            types = ", ".join(
-                f"{alias} {table.c[name].type.compile(dialect=conn.dialect)}"
-                for alias, name in zip(aliases, (*where, *columns), strict=True)
-            )
-            assignments = ", ".join(
-                f"{_quote(conn, name)} = r.s{i}" for i, name in enumerate(columns)
-            )
-            matches = " AND ".join(
-                f"{_quote(conn, table.name)}.{_quote(conn, name)} = r.w{i}"
-                for i, name in enumerate(where)
-            )
-            sql = _STATEMENTS[key] = (
-                f"UPDATE {_quote(conn, table.name)} SET {assignments} "  # noqa: S608
-                f"FROM jsonb_to_recordset(%s::jsonb) AS r({types}) WHERE {matches}"
-            )
-        payload = _jsonb_text([dict(zip(aliases, row, strict=True)) for row in rows])
-        return int(conn.exec_driver_sql(sql, (payload,)).rowcount)
     if dialect == "sqlite":
         if sql is None:
             assignments = ", ".join(f"{_quote(conn, name)} = ?" for name in columns)
@@ -166,6 +149,51 @@ def update_plain(
         for row in rows
     ]
     return sum(int(conn.execute(statement, [params]).rowcount) for params in params_by_name)
+
+
+# Statements of `_update_pg`, by table, columns and the columns sent once
+_UPDATES: dict[tuple[str, tuple[str, ...], tuple[str, ...], tuple[int, ...]], str] = {}
+
+
+def _update_pg(
+    conn: sa.Connection,
+    table: sa.Table,
+    where: tuple[str, ...],
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+) -> int:
+    """`update_plain` on PostgreSQL (no JSON column set to None)."""
+    n = len(where)
+    aliases = [f"w{i}" for i in range(n)] + [f"s{i}" for i in range(len(columns))]
+    same = _same_at(rows, range(n, n + len(columns)))
+    varying = [i for i in range(len(aliases)) if i not in same]
+    key = (table.name, where, columns, tuple(same))
+    sql = _UPDATES.get(key)
+    if sql is None:
+        names = (*where, *columns)
+        name = _quote(conn, table.name)
+
+        def typed(i: int) -> str:
+            return f"{aliases[i]} {table.c[names[i]].type.compile(dialect=conn.dialect)}"
+
+        source = f"jsonb_to_recordset(%s::jsonb) AS r({', '.join(map(typed, varying))})"
+        if same:
+            source += f" CROSS JOIN jsonb_to_record(%s::jsonb) AS k({', '.join(map(typed, same))})"
+        assignments = ", ".join(
+            f"{_quote(conn, column)} = {'k' if i + n in same else 'r'}.s{i}"
+            for i, column in enumerate(columns)
+        )
+        matches = [f"{name}.{_quote(conn, column)} = r.w{i}" for i, column in enumerate(where)]
+        sql = (
+            f"UPDATE {name} SET {assignments} "  # noqa: S608 - see _quote
+            f"FROM {source} WHERE {' AND '.join(matches)}"
+        )
+        if len(_UPDATES) < 256:  # bounded: a few shapes of rows are met
+            _UPDATES[key] = sql
+    params: list[Any] = [_jsonb_text([{aliases[i]: row[i] for i in varying} for row in rows])]
+    if same:
+        params.append(_jsonb_text({aliases[i]: value for i, value in same.items()}))
+    return int(conn.exec_driver_sql(sql, tuple(params)).rowcount)
 
 
 def insert_linked(
@@ -248,19 +276,37 @@ def _same_in_every_row(rows: Sequence[dict[str, Any]], names: tuple[str, ...]) -
         value = first[name]
         if second[name] is not value and second[name] != value:
             continue  # the common case of a column that varies, seen at once
-        values = [row[name] for row in rows]
-        kind = type(value)
-        if len(set(map(type, values))) != 1:
-            continue  # of different types
-        if kind in _BY_VALUE:
-            alike = values.count(value) == len(values)
-        elif kind is dict and not value:
-            alike = not any(values)
-        else:
-            alike = all(map(operator.is_, values, itertools.repeat(value)))
-        if alike:
+        if _alike(value, [row[name] for row in rows]):
             same[name] = value
     return same
+
+
+def _same_at(rows: Sequence[tuple[Any, ...]], at: Iterable[int]) -> dict[int, Any]:
+    """`_same_in_every_row` of tuples: {position: value} of the positions `at` whose value
+    is the same in every row (of more than one)."""
+    same: dict[int, Any] = {}
+    if len(rows) < 2:
+        return same
+    first, second = rows[0], rows[1]
+    for i in at:
+        value = first[i]
+        if second[i] is not value and second[i] != value:
+            continue
+        if _alike(value, [row[i] for row in rows]):
+            same[i] = value
+    return same
+
+
+def _alike(value: Any, values: list[Any]) -> bool:
+    """Whether each of `values` is `value` as `_same_in_every_row` means it."""
+    kind = type(value)
+    if len(set(map(type, values))) != 1:
+        return False  # of different types
+    if kind in _BY_VALUE:
+        return values.count(value) == len(values)
+    if kind is dict and not value:
+        return not any(values)
+    return all(map(operator.is_, values, itertools.repeat(value)))
 
 
 class _UnsureError(Exception):

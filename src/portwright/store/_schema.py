@@ -141,6 +141,8 @@ breaker_outcomes = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("ok", sa.Boolean, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
+    # how many calls ended so at `at`: a chunk's successes are one row (0020)
+    sa.Column("calls", sa.Integer, nullable=False, server_default="1"),
     sa.Index(None, "name", "at"),
 )
 
