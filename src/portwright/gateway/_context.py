@@ -153,8 +153,9 @@ class GatewayContext:
             self.meter.check_job_shape(plan, job_input)
         self.service.rt.registry.get(adapter)  # unknown adapter: 404 before any quota is taken
         jobs, total = len(inputs), sum(credits)
-        await self.meter.check_concurrency(principal.tenant_id, principal.key_id, plan, jobs=jobs)
-        period = await self.meter.reserve(principal.tenant_id, plan, jobs=jobs, credits=total)
+        period = await self.meter.admit(
+            principal.tenant_id, principal.key_id, plan, jobs=jobs, credits=total
+        )
 
         def usage(conn: sa.Connection, records: list[JobRecord]) -> None:
             self.store.usage.record_many(
