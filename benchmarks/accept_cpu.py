@@ -8,11 +8,15 @@ and answers `--batches` batches of `--items` fresh URLs through the ASGI app in-
 the request body encoded once beforehand, the reply read as bytes). Each batch's
 `time.process_time()` (every thread of the process: the route's store work runs on
 `asyncio.to_thread`) is divided by the items. The DBOS enqueue that follows acceptance
-in the background (`JobService._enqueue_accepted`) is turned off in both trees so the
-figure is the acceptance alone; the app's lifespan (relay, pollers) is not started.
+(the chunks' in `JobService.submit_many`'s thread since 2026-12-07, in the background
+before; the other jobs' in the background, `JobService._enqueue_accepted`) is turned off in
+both trees so the figure is the acceptance alone, unless `--enqueue`: then it runs, and
+each batch's figure lasts until the 202 is read AND the enqueue has ended (what the
+workers wait for). The app's lifespan (relay, pollers) is not started.
 
     python benchmarks/accept_cpu.py --before /tmp/accept-before --after . \\
         [--database sqlite|postgres] [--items 1000] [--batches 8] [--rounds 5] [--wall]
+        [--enqueue]
 
 `--wall` measures each batch's wall time instead (perf_counter, request sent to 202 read:
 what the client waits, the database's work included).
@@ -58,7 +62,12 @@ def _child(args: argparse.Namespace) -> None:
     async def no_enqueue(self: Any, records: Any) -> None:
         return None
 
-    JobService._enqueue_accepted = no_enqueue  # type: ignore[method-assign]
+    if not args.enqueue:
+        import portwright.orchestrator._service as service_module
+
+        JobService._enqueue_accepted = no_enqueue  # type: ignore[method-assign]
+        if hasattr(service_module, "enqueue_chunks"):  # the chunks, enqueued in its thread
+            service_module.enqueue_chunks = lambda runtime, chunks: 0
     site = "127.0.0.1:18999"
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
@@ -133,6 +142,8 @@ def _child(args: argparse.Namespace) -> None:
                         began = clock()
                         reply = await api.post("/v1/batch", content=content)
                         raw = await reply.aread()
+                        if args.enqueue:  # and until the enqueue has ended
+                            await asyncio.gather(*service._enqueueing)
                         spent = clock() - began
                         assert reply.status_code == 202, raw[:500]
                         if n >= args.warmup:
@@ -180,6 +191,7 @@ def _run_child(tree: Path, args: argparse.Namespace) -> list[float]:
         ]
         + (["--gc-freeze"] if args.gc_freeze else [])
         + (["--wall"] if args.wall else [])
+        + (["--enqueue"] if args.enqueue else [])
     )
 
     def go(url: str | None) -> list[float]:
@@ -251,6 +263,12 @@ def main() -> None:
         action="store_true",
         help="instead of CPU: each batch's wall time, request sent to 202 read (what a "
         "client waits: the database's work included, on a machine others share too)",
+    )
+    parser.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="with the DBOS enqueue that follows acceptance, each batch timed until the 202 "
+        "is read and the enqueue has ended",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dump", help=argparse.SUPPRESS)

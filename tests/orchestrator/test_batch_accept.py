@@ -238,6 +238,98 @@ def test_batch_acceptance_is_set_based_and_survives_a_stop_before_any_item_start
         assert events[-1].to_state == restarted.store.jobs.get(job_id).state
 
 
+def test_a_batch_answers_202_once_its_chunk_workflows_are_enqueued(
+    make_runtime: RuntimeFactory,
+    accept_settings: Settings,
+    world: SandboxWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 202 of a batch of a batchable adapter starts after its chunk workflows are in
+    DBOS (what the workers wait for), each item's row naming one of them: they are enqueued
+    in the acceptance's thread right after its commit, not after the answer."""
+    from dbos import DBOS
+
+    from portwright.orchestrator import _service
+
+    order: list[str] = []
+    enqueue = _service.enqueue_chunks
+
+    def enqueue_chunks(*args: Any) -> int:
+        created = enqueue(*args)
+        order.append("chunks enqueued")
+        return created
+
+    monkeypatch.setattr(_service, "enqueue_chunks", enqueue_chunks)
+    runtime: Runtime = make_runtime(
+        _registry(accept_settings), settings=accept_settings, run_workers=False
+    )
+    service = JobService(runtime)
+    key = issue_key(runtime.store, tenant="acme", plan="business").key
+    app = create_app(service, accept_settings)
+
+    async def answers_noted(scope: Any, receive: Any, send: Any) -> None:
+        async def noted(message: Any) -> None:
+            if message["type"] == "http.response.start" and scope["path"] == "/v1/batch":
+                order.append(f"answered {message['status']}")
+            await send(message)
+
+        await app(scope, receive, noted)
+
+    server = ServerThread(answers_noted).start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"authorization": f"Bearer {key}"}, timeout=120
+        ) as api:
+            reply = api.post("/v1/batch", json=_batch(world, 30))
+            assert reply.status_code == 202, reply.text
+            ids = [j["id"] for j in reply.json()["jobs"]]
+        assert order == ["chunks enqueued", "answered 202"]
+        jobs = runtime.store.jobs.get_many(ids)
+        chunks = {(j.notes or {}).get(CHUNK_NOTE) for j in jobs}
+        assert len(jobs) == 30
+        assert None not in chunks
+        found = DBOS.list_workflows(workflow_ids=sorted(map(str, chunks)), load_input=False)
+        assert sorted(w.workflow_id for w in found) == sorted(map(str, chunks))
+        assert {w.status for w in found} == {"ENQUEUED"}
+    finally:
+        server.stop()
+
+
+def test_a_chunk_enqueue_that_fails_after_the_commit_still_answers_202(
+    make_runtime: RuntimeFactory,
+    accept_settings: Settings,
+    world: SandboxWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DBOS failing to enqueue the chunks after the jobs committed does not fail the
+    request: the batch was accepted (202, every item queued, its usage recorded), and its
+    chunks are left to the janitor's orphan scan (`test_items_accepted_but_never_enqueued_…`)."""
+    from portwright.orchestrator import _service
+
+    def broken(*_args: Any) -> int:
+        raise RuntimeError("DBOS unreachable")
+
+    monkeypatch.setattr(_service, "enqueue_chunks", broken)
+    runtime: Runtime = make_runtime(
+        _registry(accept_settings), settings=accept_settings, run_workers=False
+    )
+    service = JobService(runtime)
+    key = issue_key(runtime.store, tenant="acme", plan="business").key
+    server = ServerThread(create_app(service, accept_settings)).start()
+    try:
+        with httpx.Client(
+            base_url=server.url, headers={"authorization": f"Bearer {key}"}, timeout=120
+        ) as api:
+            reply = api.post("/v1/batch", json=_batch(world, 12))
+            assert reply.status_code == 202, reply.text
+            ids = [j["id"] for j in reply.json()["jobs"]]
+            usage = api.get("/v1/usage").json()
+        assert [j.status for j in runtime.store.jobs.get_many(ids)] == ["queued"] * 12
+        assert usage["jobs"] == 12
+    finally:
+        server.stop()
+
+
 def test_a_replayed_batch_returns_the_same_answer_and_creates_nothing(
     make_runtime: RuntimeFactory, accept_settings: Settings, world: SandboxWorld
 ) -> None:

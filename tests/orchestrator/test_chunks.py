@@ -268,7 +268,7 @@ def _accept(service: JobService, urls: list[str]) -> list[str]:
         records = await service.submit_many(
             tenant_id=tenant.id, adapter="scrape", inputs=[{"url": u} for u in urls]
         )
-        await asyncio.gather(*service._enqueueing)  # the chunks are enqueued
+        await asyncio.gather(*service._enqueueing)  # jobs that run alone enqueued too
         return [r.id for r in records]
 
     return asyncio.run(submit())

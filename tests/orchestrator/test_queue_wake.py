@@ -398,7 +398,7 @@ def test_a_chunks_end_starts_the_next_chunk_waiting_in_its_queue(
     async def submit(batch: int) -> list[str]:
         inputs = [{"key": f"{batch}-{index}"} for index in range(2)]
         records = await service.submit_many(tenant_id=tenant.id, adapter="gated", inputs=inputs)
-        await asyncio.gather(*service._enqueueing)  # the chunk is enqueued
+        await asyncio.gather(*service._enqueueing)  # (the chunk: by submit_many itself)
         return [record.id for record in records]
 
     try:

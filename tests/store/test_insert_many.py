@@ -197,6 +197,38 @@ def test_values_whose_stored_form_is_unsure_are_read_back(db_url: str) -> None:
         store.close()
 
 
+@pytest.mark.parametrize("unsure", [False, True], ids=["certain", "read-back"])
+def test_on_records_gets_the_records_returned_before_they_are_written_when_certain(
+    db_url: str, unsure: bool
+) -> None:
+    """`on_records` is called once with the very records `insert_many` returns (and the
+    rows show what is stored); where their stored form is certain (SQLite, PostgreSQL's
+    one statement) before any job row is written, else after (PostgreSQL's read-back)."""
+    store = Store.open(db_url)
+    try:
+        tenant = store.tenants.ensure("acme")
+        ids = new_ids("job", 3)
+        new = [_new(job_id, tenant.id, n) for n, job_id in enumerate(ids)]
+        if unsure:
+            new = [dataclasses.replace(n, input={"zz": 1e16}) for n in new]
+        seen: list[tuple[list[Any], int]] = []
+
+        with store.engine.begin() as conn:
+
+            def on_records(records: list[Any]) -> None:
+                count = conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
+                seen.append((records, count))
+
+            records, _ = store.jobs.insert_many(conn, new, new_only=True, on_records=on_records)
+        assert len(seen) == 1
+        assert seen[0][0] is records
+        assert records == store.jobs.get_many(ids)
+        before = not (unsure and store.engine.dialect.name == "postgresql")
+        assert seen[0][1] == (0 if before else 3)
+    finally:
+        store.close()
+
+
 def test_a_failure_midway_leaves_nothing_written(db_url: str) -> None:
     """The jobs and their events are written together or not at all: a batch whose last
     job names a tenant that does not exist (its foreign key fails), or whose ids are

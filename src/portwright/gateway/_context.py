@@ -131,6 +131,7 @@ class GatewayContext:
         tier: str | None = None,
         job_ids: Sequence[str] | None = None,
         same: Callable[[JobRecord], bool] | None = None,
+        early: Callable[[list[JobRecord]], object] | None = None,
     ) -> list[JobRecord]:
         """A batch, set-based: check the plan, reserve the whole batch's quota once, accept
         every job with its usage record in one transaction (refunded if that fails).
@@ -139,7 +140,8 @@ class GatewayContext:
         the same ones) that name jobs of the tenant already, all of them and each `same`
         (this request's), return those jobs, metered once: a gateway that died between
         accepting the batch and storing its answer made them. Ids taken otherwise (by
-        another request: a clash of derived ids, not expected) fall back to fresh ids."""
+        another request: a clash of derived ids, not expected) fall back to fresh ids.
+        `early`: see `JobService.submit_many`."""
         if len(credits) != len(inputs):
             raise ValueError("submit_metered_many: one credits figure per input")
         if job_ids is not None:
@@ -151,8 +153,9 @@ class GatewayContext:
             self.meter.check_job_shape(plan, job_input)
         self.service.rt.registry.get(adapter)  # unknown adapter: 404 before any quota is taken
         jobs, total = len(inputs), sum(credits)
-        await self.meter.check_concurrency(principal.tenant_id, principal.key_id, plan, jobs=jobs)
-        period = await self.meter.reserve(principal.tenant_id, plan, jobs=jobs, credits=total)
+        period = await self.meter.admit(
+            principal.tenant_id, principal.key_id, plan, jobs=jobs, credits=total
+        )
 
         def usage(conn: sa.Connection, records: list[JobRecord]) -> None:
             self.store.usage.record_many(
@@ -172,6 +175,7 @@ class GatewayContext:
             inputs=inputs,
             actor=actor_of(principal),
             also=usage,
+            early=early,
         )
         try:
             try:

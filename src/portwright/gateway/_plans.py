@@ -134,14 +134,38 @@ class Meter:
                     f"{allowed} per job",
                 )
 
+    async def admit(
+        self, tenant_id: str, api_key_id: str, plan: Plan, *, jobs: int, credits: int
+    ) -> str:
+        """`check_concurrency`, then `reserve` (its period), the concurrency count and
+        `reserve`'s settling of ended jobs read at once: two threads, two connections. Each
+        walks the tenant's jobs still in flight (their usage records joined with their
+        rows), so a batch sent in parts waited for both one after the other: on PostgreSQL
+        ~10-60 ms each once a few thousand items were in flight."""
+        unfinished, settled = await asyncio.gather(
+            asyncio.to_thread(self.store.usage.unfinished_jobs, tenant_id, api_key_id),
+            asyncio.to_thread(self.store.usage.settle, tenant_id),
+            return_exceptions=True,  # both ended before anything is raised
+        )
+        if isinstance(unfinished, BaseException):
+            raise unfinished
+        if isinstance(settled, BaseException):
+            raise settled
+        self._cap(plan, unfinished, jobs)
+        return await self._take(tenant_id, plan, jobs=jobs, credits=credits)
+
     async def check_concurrency(
         self, tenant_id: str, api_key_id: str, plan: Plan, *, jobs: int
     ) -> None:
         """429 when `jobs` more would take this key past its plan's cap of unfinished jobs."""
-        cap = plan.concurrent_jobs_per_key
         unfinished = await asyncio.to_thread(
             self.store.usage.unfinished_jobs, tenant_id, api_key_id
         )
+        self._cap(plan, unfinished, jobs)
+
+    @staticmethod
+    def _cap(plan: Plan, unfinished: int, jobs: int) -> None:
+        cap = plan.concurrent_jobs_per_key
         if unfinished + jobs > cap:
             raise ApiError(
                 429,
@@ -154,8 +178,12 @@ class Meter:
 
     async def reserve(self, tenant_id: str, plan: Plan, *, jobs: int, credits: int) -> str:
         """Take `jobs` and `credits` from this month's allowance, or raise 402."""
-        period = current_period()
         await asyncio.to_thread(self.store.usage.settle, tenant_id)  # finished jobs' true price
+        return await self._take(tenant_id, plan, jobs=jobs, credits=credits)
+
+    async def _take(self, tenant_id: str, plan: Plan, *, jobs: int, credits: int) -> str:
+        """`reserve` once the tenant's ended jobs are settled."""
+        period = current_period()
         ok = await asyncio.to_thread(
             self.store.usage.reserve,
             tenant_id,

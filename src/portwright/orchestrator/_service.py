@@ -154,22 +154,29 @@ class JobService:
         actor: str = "api",
         also: Callable[[sa.Connection, list[JobRecord]], None] | None = None,
         job_ids: Sequence[str] | None = None,
+        early: Callable[[list[JobRecord]], object] | None = None,
     ) -> list[JobRecord]:
         """Validate and accept many jobs at once, set-based: every job row and its first event
         in one transaction (`JobRepository.insert_many`: on PostgreSQL one statement for
         both tables, on SQLite one multi-row INSERT per table), `also(conn, jobs)` in that same
-        transaction (e.g. their usage records). Once that commits the jobs are accepted and
-        returned; one DBOS transaction then enqueues them all, in the background (DBOS
-        builds its multi-row INSERT for ~1 s per 1,000 workflows, which the caller does not
-        wait for). A batchable adapter's items are enqueued as chunk workflows, one per
-        `batch_size` items (`portwright.orchestrator._chunks`), each row noting its chunk;
-        the rest as one workflow per job. A crash before that commits leaves queued jobs without
-        a workflow, which the janitor enqueues (`Janitor.enqueue_orphans`), so an accepted
-        job is never lost. Ids sort in the order given. The batch starts on one adapter
-        version, the one the portal's rollout chooses for it. `job_ids` (one per input, in
-        the same order) names the jobs instead of fresh ids (a batch under an idempotency
-        claim: `claimed_ids`); when any of them exists already `JobIdTakenError` is raised
-        and nothing is written."""
+        transaction (e.g. their usage records). `early(jobs)` is called, in the acceptance's
+        thread, as soon as the records are known, mostly before they are written (insert_many's
+        `on_records`): to prepare an answer meanwhile, never to show before this returns
+        (called again with other records when fresh ids are drawn again; what this returns
+        is what was accepted). Once that commits the jobs are accepted. A
+        batchable adapter's items are enqueued as chunk workflows, one per `batch_size`
+        items (`portwright.orchestrator._chunks`), each row noting its chunk, in one DBOS
+        transaction right after that commit, before this returns (a few chunks: a few ms;
+        the workers wait for them); the rest as one workflow per job, in one DBOS
+        transaction in the background (DBOS builds its multi-row INSERT for ~1 s per 1,000
+        workflows, which the caller does not wait for). A failed enqueue is logged, not
+        raised (the jobs are accepted); it, or a crash before the enqueue commits, leaves
+        queued jobs without a workflow, which the janitor enqueues
+        (`Janitor.enqueue_orphans`), so an accepted job is never lost. Ids sort in the
+        order given. The batch starts on one adapter version, the one the portal's rollout
+        chooses for it. `job_ids` (one per input, in the same order) names the jobs instead
+        of fresh ids (a batch under an idempotency claim: `claimed_ids`); when any of them
+        exists already `JobIdTakenError` is raised and nothing is written."""
         self.rt.registry.get(adapter)  # an unknown adapter fails before anything is read
         adapter_cls = await asyncio.to_thread(
             self.rt.rollouts.choose, adapter, tenant_id, new_id("batch")
@@ -212,7 +219,9 @@ class JobService:
                 ]
                 try:
                     with self.store.engine.begin() as conn:
-                        records, _ = self.store.jobs.insert_many(conn, new, new_only=True)
+                        records, _ = self.store.jobs.insert_many(
+                            conn, new, new_only=True, on_records=early
+                        )
                         if also is not None:
                             also(conn, records)
                         return records
@@ -222,19 +231,33 @@ class JobService:
                     continue  # fresh ids met existing ones (astronomically rare): redraw
             raise RuntimeError("submit_many: could not draw unused job ids")
 
-        records = await asyncio.to_thread(accept)
-        task = asyncio.create_task(self._enqueue_accepted(records))
-        self._enqueueing.add(task)
-        task.add_done_callback(self._enqueueing.discard)
+        def accept_and_enqueue_chunks() -> tuple[list[JobRecord], list[JobRecord]]:
+            records = accept()
+            # the chunks at once, in this thread, right after the commit: the workers wait
+            # for them. Handed to a task, they waited for the caller's answer to be built
+            # first (the loop was busy with it: ~25 ms for 1,000 items), then for the GIL
+            chunks, alone = group_chunks(records)
+            if chunks:
+                try:
+                    enqueue_chunks(self.rt, chunks)
+                except Exception:  # accepted durably already: the janitor enqueues them
+                    log.exception("enqueueing accepted chunks failed", chunks=len(chunks))
+            return records, alone
+
+        records, alone = await asyncio.to_thread(accept_and_enqueue_chunks)
+        if alone:
+            task = asyncio.create_task(self._enqueue_accepted(alone))
+            self._enqueueing.add(task)
+            task.add_done_callback(self._enqueueing.discard)
         return records
 
-    async def _enqueue_accepted(self, records: list[JobRecord]) -> None:
-        chunks, alone = group_chunks(records)
+    async def _enqueue_accepted(self, alone: list[JobRecord]) -> None:
+        """The accepted jobs that run as their own workflows, enqueued in the background
+        (DBOS builds its multi-row INSERT for ~1 s per 1,000 workflows)."""
         try:
-            await asyncio.to_thread(enqueue_chunks, self.rt, chunks)
             await asyncio.to_thread(self.rt.enqueue_many, alone)
         except Exception:  # accepted durably already: the janitor enqueues them
-            log.exception("enqueueing accepted jobs failed", jobs=len(records))
+            log.exception("enqueueing accepted jobs failed", jobs=len(alone))
 
     async def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         return await asyncio.to_thread(self.store.jobs.get, job_id, tenant_id=tenant_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +120,29 @@ def _written(row: dict[str, Any]) -> JobRecord:
     )
 
 
+def _store_json(job_rows: list[dict[str, Any]], stored: list[tuple[Any, Any]]) -> None:
+    """Each job row's input and notes as stored (`insert_many`)."""
+    for job_row, (stored_input, stored_notes) in zip(job_rows, stored, strict=True):
+        job_row["input"], job_row["notes"] = stored_input, stored_notes
+
+
+def _records(
+    ids: list[str],
+    job_rows: list[dict[str, Any]],
+    existing: dict[str, Any],
+    on_records: Callable[[list[JobRecord]], object] | None,
+) -> list[JobRecord]:
+    """`insert_many`'s records, in the order of `ids`: those written built from their rows,
+    the existing ones read; handed to `on_records` first, if given."""
+    made = {job_row["id"]: _written(job_row) for job_row in job_rows}
+    records = [
+        made[job_id] if job_id in made else to_record(JobRecord, existing[job_id]) for job_id in ids
+    ]
+    if on_records is not None:
+        on_records(records)
+    return records
+
+
 class JobRepository:
     """Every query on jobs, job_events, escalations and evidence."""
 
@@ -200,7 +223,12 @@ class JobRepository:
             return record, True  # every column given: the row is the record, no read back
 
     def insert_many(
-        self, conn: sa.Connection, new_jobs: Sequence[NewJob], *, new_only: bool = False
+        self,
+        conn: sa.Connection,
+        new_jobs: Sequence[NewJob],
+        *,
+        new_only: bool = False,
+        on_records: Callable[[list[JobRecord]], object] | None = None,
     ) -> tuple[list[JobRecord], set[str]]:
         """Accept many jobs in the caller's transaction with set-based writes: one SELECT of
         the ids already there (a range of the primary key: meant for ids that sort together,
@@ -212,7 +240,11 @@ class JobRepository:
         are built from what was written.
         Returns (the jobs in the order given, the ids created).
         An id that exists already is a no-op, as in `insert`, but only within its tenant
-        (`JobIdTakenError` otherwise, and for any existing id when `new_only`)."""
+        (`JobIdTakenError` otherwise, and for any existing id when `new_only`).
+        `on_records(the records)` is called as soon as they are known: before the rows are
+        written where the records are certain beforehand (SQLite; PostgreSQL's one
+        statement), else after; for work to do while the database writes (an answer to
+        prepare), never to be taken as committed."""
         ids = [new.job_id for new in new_jobs]
         if len(set(ids)) != len(ids):
             raise ValueError("insert_many: the same job id appears twice")
@@ -274,6 +306,7 @@ class JobRepository:
         # read shows. Worked out here (`as_jsonb_returns`) when certain: then the jobs and
         # their events are written in one statement (`insert_linked`); else the jobs' JSON
         # columns are read back (`insert_rows`' RETURNING). SQLite: nothing read back.
+        # The rows sent carry the values as stored (the same values: jsonb keeps no order).
         if conn.dialect.name == "postgresql":
             try:
                 stored = [
@@ -285,21 +318,18 @@ class JobRepository:
                     conn, jobs, job_rows, returning=[jobs.c.id, jobs.c.input, jobs.c.notes]
                 )
                 read = {back.id: (back.input, back.notes) for back in returned}
-                stored = [read[job_row["id"]] for job_row in job_rows]
+                _store_json(job_rows, [read[job_row["id"]] for job_row in job_rows])
                 insert_plain(conn, job_events, event_rows)
+                records = _records(ids, job_rows, existing, on_records)
             else:
+                _store_json(job_rows, stored)
+                records = _records(ids, job_rows, existing, on_records)
                 insert_linked(conn, [(jobs, job_rows), (job_events, event_rows)])
-            for job_row, (stored_input, stored_notes) in zip(job_rows, stored, strict=True):
-                job_row["input"], job_row["notes"] = stored_input, stored_notes
         else:
+            records = _records(ids, job_rows, existing, on_records)
             insert_plain(conn, jobs, job_rows)
             insert_plain(conn, job_events, event_rows)
-        made = {job_row["id"]: _written(job_row) for job_row in job_rows}
-        records = [
-            made[job_id] if job_id in made else to_record(JobRecord, existing[job_id])
-            for job_id in ids
-        ]
-        return records, set(made)
+        return records, {job_row["id"] for job_row in job_rows}
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> JobRecord:
         query = sa.select(jobs).where(jobs.c.id == job_id)

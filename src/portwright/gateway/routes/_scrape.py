@@ -10,11 +10,12 @@ setting is the latest audited change of it, so its history is the audit log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from portwright._ids import new_id
 from portwright.client.models import (
@@ -31,7 +32,7 @@ from portwright.gateway._errors import ERROR_RESPONSES, ApiError
 from portwright.gateway._plans import PENDING_TIER, TIER_CREDITS, plan_of, tier_of
 from portwright.gateway._principal import Principal, current_principal
 from portwright.gateway.idempotency import idempotent_id, idempotent_ids
-from portwright.gateway.routes._views import job_views_json, linked_job_view
+from portwright.gateway.routes._views import answer_json, job_views_json, linked_job_view
 from portwright.resilience import Backoff
 from portwright.store import JobRecord
 
@@ -187,7 +188,7 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
         dependencies=[Depends(IdempotencyKeyDoc)],
         summary="Scrape many URLs",
     )
-    async def batch(body: BatchRequest, caller: Caller, request: Request) -> JSONResponse:
+    async def batch(body: BatchRequest, caller: Caller, request: Request) -> Response:
         """Every item is checked first (422 names the item), then all become jobs at once:
         one quota reservation, one transaction for the jobs and their usage records. Under
         an Idempotency-Key the batch and its items are named from the claim, so a retry
@@ -231,6 +232,26 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
                 total=len(items),
                 webhook=body.webhook,
             )
+        registry = ctx.service.rt.registry
+
+        def body_of(records: list[JobRecord]) -> bytes:
+            # `BatchResponse(batch_id, jobs=[job_view(j) …]).model_dump(mode="json")`, built
+            # without a model per job (tests/gateway/test_batch_views.py holds them equal)
+            return answer_json({"batch_id": batch_id, "jobs": job_views_json(records, registry)})
+
+        # The 202's body is drafted on the loop while the acceptance's thread waits for the
+        # database to write the jobs (their records are known before: `insert_many`'s
+        # `on_records`), and sent only once they are committed
+        loop = asyncio.get_running_loop()
+        drafted: list[tuple[list[JobRecord], bytes]] = []
+
+        def draft_now(records: list[JobRecord]) -> None:
+            with contextlib.suppress(Exception):  # drafted again below, raising there
+                drafted[:] = [(records, body_of(records))]
+
+        def draft(records: list[JobRecord]) -> None:  # in the acceptance's thread
+            loop.call_soon_threadsafe(draft_now, records)
+
         try:
             jobs = await ctx.submit_metered_many(
                 caller,
@@ -240,15 +261,20 @@ def scrape_router(ctx: GatewayContext) -> APIRouter:
                 tier=PENDING_TIER,
                 job_ids=job_ids,
                 same=lambda job: (job.input or {}).get("batch_id") == batch_id,
+                early=draft,
             )
         except BaseException:
             if created:
                 await asyncio.to_thread(ctx.store.batches.discard, batch_id)
             raise
-        # `BatchResponse(batch_id, jobs=[job_view(j) …]).model_dump(mode="json")`, built
-        # without a model per job (tests/gateway/test_batch_views.py holds them equal)
-        reply = {"batch_id": batch_id, "jobs": job_views_json(jobs, ctx.service.rt.registry)}
-        return JSONResponse(reply, status_code=202)
+        # the draft of the jobs accepted (those a retried claim found: drafted now); the
+        # callback that drafted them ran before this line (the loop runs callbacks in order)
+        answer = next((text for records, text in drafted if records is jobs), None)
+        return Response(
+            body_of(jobs) if answer is None else answer,
+            status_code=202,
+            media_type="application/json",
+        )
 
     @router.get(
         "/v1/settings/scrape",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from portwright.adapters import AdapterRegistry
@@ -16,7 +18,14 @@ from portwright.orchestrator import JobService, public_input
 from portwright.results import with_links
 from portwright.store import EventRecord, JobRecord, PortalRecord
 
-__all__ = ["event_view", "job_view", "job_views_json", "linked_job_view", "portal_view"]
+__all__ = [
+    "answer_json",
+    "event_view",
+    "job_view",
+    "job_views_json",
+    "linked_job_view",
+    "portal_view",
+]
 
 
 def job_view(
@@ -114,6 +123,22 @@ def job_views_json(
         view["input"] = public_input(model, record.input)  # in its place: the key is there
         views.append(view)
     return views
+
+
+def answer_json(content: Any) -> bytes:
+    """`JSONResponse(content)`'s body, by orjson: a tenth of the CPU of its `json.dumps`
+    (~12 ms for a batch's 1,000 job views). The same values (a float may be written another
+    way: `1e16`, not `1e+16`); what orjson refuses (an integer beyond 64 bits, a lone
+    surrogate, deeper nesting than it takes) is written by `json.dumps` as `JSONResponse`
+    writes it. NaN and the infinities, which `JSONResponse` refuses and orjson writes as
+    null, are not among what job views show: stored inputs are pydantic's JSON dumps (null
+    already), a record's times clock readings."""
+    try:
+        return orjson.dumps(content)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(
+            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+        ).encode("utf-8")
 
 
 def event_view(record: EventRecord) -> Event:
