@@ -246,8 +246,10 @@ class Fleet:
             )
 
     def _touch(self) -> None:
+        if self._loop is not None:  # asked on every fetch: the loop is known after the first
+            return
         with contextlib.suppress(RuntimeError):
-            self._loop = self._loop or asyncio.get_running_loop()
+            self._loop = asyncio.get_running_loop()
 
     async def aclose(self) -> None:
         if isinstance(self.memory, StoreTierMemory):

@@ -68,10 +68,18 @@ class Climb:
         )
 
     def result(
-        self, rung: Rung, proxy: Proxy | None, exchange: Exchange, doc: Selector | None = None
+        self,
+        rung: Rung,
+        proxy: Proxy | None,
+        exchange: Exchange,
+        page: str | Selector | None = None,
     ) -> FetchResult:
+        """The fetch's result from `exchange`; `page` is its HTML, parsed already or not
+        (None: `exchange.html`): it is parsed at most once, and only when it must be."""
         rules = self.request.extract
-        doc = doc if doc is not None else parse(exchange.html)
+        doc = exchange.html if page is None else page
+        if rules:
+            doc = parse(doc)
         return FetchResult(
             url=self.request.url,
             final_url=exchange.url,

@@ -38,6 +38,25 @@ def _value(node: Selector, attribute: str | None) -> str | None:
 # What a JSON object or array may start with: parsel reads only those as JSON documents.
 _JSON_START = re.compile(r"[ \t\n\r]*[\[{]")
 _TITLE = "descendant-or-self::title/text()"  # parsel's translation of `title::text`
+# A page that opens with nothing but a doctype and empty `html`/`head`/`meta`/`link`/`base`
+# tags of plain attributes, then `<title>` with plain text and `</title>`: its title is
+# that text, whatever follows (see `_plain_title`). Anything else is parsed.
+_SPACE = "[ \t\n]"
+_ATTRIBUTE = (
+    f"{_SPACE}+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
+    f"(?:{_SPACE}*={_SPACE}*(?:\"[^\"<>&]*\"|'[^'<>&]*'|[-a-zA-Z0-9_:./+,;%#!?@~*()]+))?"
+)
+_PLAIN_HEAD = re.compile(
+    f"(?:<!doctype{_SPACE}+html"
+    f'(?:{_SPACE}+public{_SPACE}+"[^"<>]*"(?:{_SPACE}+"[^"<>]*")?)?{_SPACE}*>)?'
+    f"(?:{_SPACE}*<(?:html|head|meta|link|base)(?:{_ATTRIBUTE})*{_SPACE}*/?>)*"
+    f"{_SPACE}*<title>"
+    # plain text: no markup, entity, carriage return or control character, nothing lxml
+    # could refuse or rewrite (surrogates, non-characters, planes past the first)
+    "([\t\n\x20-\x25\x27-\x3b\x3d-\x7e\xa0-\ud7ff\ue000-\ufdcf\ufdf0-\ufffd]*)"
+    "</title>",
+    re.IGNORECASE | re.ASCII,  # tag names as ASCII: no other letter folds into one
+)
 _compiled = threading.local()  # an lxml XPath per thread: not one object shared by threads
 
 
@@ -93,7 +112,27 @@ def has_selector(html: str | Selector, css: str) -> bool | None:
         return None
 
 
+def _plain_title(text: str) -> str | None:
+    """The title of a page whose opening `_PLAIN_HEAD` matches, without parsing it; None
+    for any other page (parse it). The tree lxml builds is built in document order, each
+    node appended as its markup is read, so what follows `</title>` cannot change the
+    first title element or its text; and before it, `_PLAIN_HEAD` admits no title, no
+    raw-text element, comment or entity: the first `title` element's first text is that
+    text as written (at least one character in it not blank)."""
+    head = _PLAIN_HEAD.match(text)
+    if head is None:
+        return None
+    title = head.group(1)
+    return title.strip() if title.strip(" \t\n") else None
+
+
 def title_of(html: str | Selector) -> str | None:
+    """The page's title, as parsel's `css("title::text").get()` reads it, stripped. A page
+    given as text whose head is plain (`_plain_title`) is not parsed for it."""
+    if isinstance(html, str):
+        plain = _plain_title(html)
+        if plain is not None:
+            return plain
     doc = parse(html)
     if doc.type in ("html", "xml"):  # `css("title::text").get()`, its XPath compiled once
         xpath = getattr(_compiled, "title", None)

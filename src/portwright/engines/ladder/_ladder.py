@@ -318,10 +318,12 @@ class Ladder:
         began: float,
     ) -> FetchResult | None:
         """A page came back: the result, or None to climb when it lacks what was asked."""
-        doc = parse(exchange.html)
+        request = climb.request
+        # parsed once for the check and the extraction; a page asked for neither is read
+        # for its title only (`title_of`, which parses only a page whose head is not plain)
+        page = parse(exchange.html) if request.wait_for or request.extract else exchange.html
         if rung.engine in ("http", "tls") and 200 <= exchange.status < 300:
-            request = climb.request
-            missing = unrendered(doc, wait_for=request.wait_for, rules=request.extract)
+            missing = unrendered(page, wait_for=request.wait_for, rules=request.extract)
             if missing:
                 climb.note(rung, proxy, "unrendered", missing, began)
                 climb.fallback = (rung, proxy, exchange)
@@ -331,7 +333,7 @@ class Ladder:
         if proxy is not None and pool is not None:
             pool.succeeded(proxy, latency_s=time.monotonic() - began)
         await self.memory.record(climb.site, rung.name, ok=True)
-        return climb.result(rung, proxy, exchange, doc)
+        return climb.result(rung, proxy, exchange, page)
 
     async def _run(
         self,

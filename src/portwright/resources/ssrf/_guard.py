@@ -185,7 +185,7 @@ class UrlGuard:
     allow: tuple[AllowEntry, ...] = ()
     resolver: Resolver = field(default=system_resolver, compare=False)
     schemes: frozenset[str] = frozenset({"http", "https"})
-    _verdicts: dict[tuple[IPAddress, int], bool] = field(
+    _verdicts: dict[tuple[str, int], bool] = field(
         default_factory=dict, compare=False, repr=False, init=False
     )
 
@@ -219,14 +219,15 @@ class UrlGuard:
             raise UrlRefusedError(text, f"host {host!r} does not resolve")
         for raw in addresses:
             address, reason = _address(raw)
-            if reason is not None and not self._allowed(address, port):
+            if reason is not None and not self._allowed(raw, address, port):
                 raise UrlRefusedError(text, f"{host} resolves to {address}, {reason}")
         return addresses
 
-    def _allowed(self, address: IPAddress, port: int) -> bool:
-        """Whether the allowlist lets `address:port` in, remembered per guard (a batch
-        checks the same address every page)."""
-        key = (address, port)
+    def _allowed(self, raw: str, address: IPAddress, port: int) -> bool:
+        """Whether the allowlist lets `address:port` in, remembered per guard by the
+        resolver's answer `raw` (the text `address` was read from: hashing the text is
+        cheaper than the address object) — a batch checks the same address every page."""
+        key = (raw, port)
         known = self._verdicts.get(key)
         if known is None:
             if len(self._verdicts) >= _RESOLVE_CACHE_MAX:
