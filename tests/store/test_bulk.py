@@ -84,24 +84,7 @@ def test_update_plain_sets_what_an_executemany_sets_and_counts_matched_rows(db_u
     try:
         tenant = store.tenants.ensure("acme").id
         ids = [f"job_{i:03d}" for i in range(12)]
-        new = [
-            NewJob(
-                job_id=job_id,
-                tenant_id=tenant,
-                adapter="scrape",
-                adapter_version="1",
-                portal="scrape",
-                state="INIT",
-                status="queued",
-                input={"url": "http://x"},
-                lock_key=None,
-                priority=0,
-                actor="test",
-            )
-            for job_id in ids
-        ]
-        with store.engine.begin() as conn:
-            store.jobs.insert_many(conn, new)
+        _insert_jobs(store, tenant, ids)
         columns = ("output", "paused", "reason", "state", "finished_at", "seq")
         half = len(ids) // 2
 
@@ -153,24 +136,7 @@ def test_update_plain_with_shared_values_sets_what_an_executemany_sets(db_url: s
     try:
         tenant = store.tenants.ensure("acme").id
         ids = [f"job_{i:03d}" for i in range(21)]
-        new = [
-            NewJob(
-                job_id=job_id,
-                tenant_id=tenant,
-                adapter="scrape",
-                adapter_version="1",
-                portal="scrape",
-                state="INIT",
-                status="queued",
-                input={"url": "http://x"},
-                lock_key=None,
-                priority=0,
-                actor="test",
-            )
-            for job_id in ids
-        ]
-        with store.engine.begin() as conn:
-            store.jobs.insert_many(conn, new)
+        _insert_jobs(store, tenant, ids)
         shared = {"same": [1, 2.5], "k": {}}
         columns = ("output", "notes", "attempts", "finished_at", "state", "waiting_for", "seq")
         cases = [
@@ -380,3 +346,25 @@ def test_insert_linked_stores_what_insert_plain_stores_with_shared_values_sent_o
         ]
     finally:
         store.close()
+
+
+def _insert_jobs(store: Store, tenant: str, ids: list[str]) -> None:
+    """Queued scrape jobs of these ids, in one transaction."""
+    new = [
+        NewJob(
+            job_id=job_id,
+            tenant_id=tenant,
+            adapter="scrape",
+            adapter_version="1",
+            portal="scrape",
+            state="INIT",
+            status="queued",
+            input={"url": "http://x"},
+            lock_key=None,
+            priority=0,
+            actor="test",
+        )
+        for job_id in ids
+    ]
+    with store.engine.begin() as conn:
+        store.jobs.insert_many(conn, new)

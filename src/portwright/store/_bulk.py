@@ -6,11 +6,13 @@ import itertools
 import json
 import operator
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+
+K = TypeVar("K")  # a row's key: a column's name (dict rows) or position (tuples)
 
 __all__ = ["as_jsonb_returns", "insert_linked", "insert_plain", "insert_rows", "update_plain"]
 
@@ -165,7 +167,7 @@ def _update_pg(
     """`update_plain` on PostgreSQL (no JSON column set to None)."""
     n = len(where)
     aliases = [f"w{i}" for i in range(n)] + [f"s{i}" for i in range(len(columns))]
-    same = _same_at(rows, range(n, n + len(columns)))
+    same = _same_in_every_row(rows, range(n, n + len(columns)))
     varying = [i for i in range(len(aliases)) if i not in same]
     key = (table.name, where, columns, tuple(same))
     sql = _UPDATES.get(key)
@@ -264,36 +266,21 @@ _LINKED: dict[tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...], str] = {
 _BY_VALUE = frozenset({str, int, bool, type(None)})
 
 
-def _same_in_every_row(rows: Sequence[dict[str, Any]], names: tuple[str, ...]) -> dict[str, Any]:
+def _same_in_every_row(rows: Sequence[Any], keys: Iterable[K]) -> dict[K, Any]:
     """The columns whose value is the same in every row (of more than one), with it: sent
-    once, not once a row. The same: equal and of the same type for a str, int, bool or
-    None; an empty dict each; else the same object in every row."""
-    same: dict[str, Any] = {}
+    once, not once a row. `rows` are dicts (`keys`: column names) or tuples (`keys`:
+    positions). The same: equal and of the same type for a str, int, bool or None; an empty
+    dict each; else the same object in every row."""
+    same: dict[K, Any] = {}
     if len(rows) < 2:
         return same
     first, second = rows[0], rows[1]
-    for name in names:
-        value = first[name]
-        if second[name] is not value and second[name] != value:
+    for key in keys:
+        value = first[key]
+        if second[key] is not value and second[key] != value:
             continue  # the common case of a column that varies, seen at once
-        if _alike(value, [row[name] for row in rows]):
-            same[name] = value
-    return same
-
-
-def _same_at(rows: Sequence[tuple[Any, ...]], at: Iterable[int]) -> dict[int, Any]:
-    """`_same_in_every_row` of tuples: {position: value} of the positions `at` whose value
-    is the same in every row (of more than one)."""
-    same: dict[int, Any] = {}
-    if len(rows) < 2:
-        return same
-    first, second = rows[0], rows[1]
-    for i in at:
-        value = first[i]
-        if second[i] is not value and second[i] != value:
-            continue
-        if _alike(value, [row[i] for row in rows]):
-            same[i] = value
+        if _alike(value, [row[key] for row in rows]):
+            same[key] = value
     return same
 
 
