@@ -16,8 +16,9 @@ the `portwright …` subprocess tests that start on a new database); so does a t
 A test's PostgreSQL database is dropped after it on this test process's dropper thread, not
 in its teardown: PostgreSQL checkpoints for every DROP DATABASE (a second or two on a busy
 server), which the next test need not wait for. Every drop is done, and any that failed is
-an error, before the session ends (`_pg_dropper`). Likewise each copy of the PostgreSQL
-template is made while the test before it runs (`Spares`), not in the setup of its own.
+an error, before the session ends (`_pg_dropper`). Likewise each PostgreSQL database (a
+copy of the template, or an empty one) is made while the test before it runs (`Spares`),
+not in the setup of its own.
 """
 
 from __future__ import annotations
@@ -174,18 +175,15 @@ def pg_database(prefix: str, *, template: str | None = None) -> Iterator[str]:
     connects as, so row-level security applies (and no template is used: its tables would
     belong to the superuser)."""
     role = f"pw_app_{secrets.token_hex(4)}" if AS_APP else None
-    if template and not role:
-        name = SPARES.take(prefix, template)
+    if not role:  # an empty one is a copy of template1, as CREATE DATABASE makes it
+        name = SPARES.take(prefix, template or "template1")
     else:
         name = f"{prefix}_{secrets.token_hex(4)}"
         admin = _pg_admin()
         try:
             with admin.connect() as conn:
-                if role:
-                    conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
-                    conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{role}"'))
-                else:
-                    conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+                conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{role}"'))
         finally:
             admin.dispose()
     try:
