@@ -12,17 +12,27 @@ Opening the store and launching DBOS still run their migrations, which find noth
 A test that uses `db_url` without `settings` gets an EMPTY database (the migration tests, and
 the `portwright …` subprocess tests that start on a new database); so does a test marked
 `empty_db`, and every test under PORTWRIGHT_TEST_FRESH_DB=1 (the old way, for comparison).
+
+A test's PostgreSQL database is dropped after it on this test process's dropper thread, not
+in its teardown: PostgreSQL checkpoints for every DROP DATABASE (a second or two on a busy
+server), which the next test need not wait for. Every drop is done, and any that failed is
+an error, before the session ends (`_pg_dropper`). Likewise each PostgreSQL database (a
+copy of the template, or an empty one) is made while the test before it runs (`Spares`),
+not in the setup of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import secrets
 import shutil
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -123,6 +133,7 @@ class Templates:
     def drop(self) -> None:
         if self._postgres is None:
             return
+        SPARES.finish()  # no copy of the template still being made
         admin = _pg_admin()
         try:
             with admin.connect() as conn:
@@ -163,17 +174,18 @@ def pg_database(prefix: str, *, template: str | None = None) -> Iterator[str]:
     PORTWRIGHT_TEST_POSTGRES_AS_APP=1 it belongs to a fresh non-superuser role the URL
     connects as, so row-level security applies (and no template is used: its tables would
     belong to the superuser)."""
-    name = f"{prefix}_{secrets.token_hex(4)}"
     role = f"pw_app_{secrets.token_hex(4)}" if AS_APP else None
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        if role:
-            conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{role}"'))
-        elif template:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-        else:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    if not role:  # an empty one is a copy of template1, as CREATE DATABASE makes it
+        name = SPARES.take(prefix, template or "template1")
+    else:
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        admin = _pg_admin()
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+                conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{role}"'))
+        finally:
+            admin.dispose()
     try:
         if role:
             scheme, rest = PG_BASE.split("://", 1)
@@ -181,11 +193,106 @@ def pg_database(prefix: str, *, template: str | None = None) -> Iterator[str]:
         else:
             yield f"{PG_BASE}/{name}"
     finally:
+        DROPPER.drop(name, role)
+
+
+class Dropper:
+    """Drops databases (and their roles) one after another on a thread of its own, so that
+    a test's teardown does not wait for the checkpoint each DROP DATABASE forces. `finish`
+    waits for every drop asked for and returns the ones that failed."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[str, str | None] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._failed: list[str] = []
+
+    def drop(self, name: str, role: str | None = None) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="pg-dropper", daemon=True)
+            self._thread.start()
+        self._queue.put((name, role))
+
+    def _run(self) -> None:
+        admin = _pg_admin()
+        try:
+            while (job := self._queue.get()) is not None:
+                name, role = job
+                try:
+                    with admin.connect() as conn:
+                        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                        if role:
+                            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+                except Exception as exc:  # reported by `finish`, at the session's end
+                    self._failed.append(f"{name}: {exc!r}")
+        finally:
+            admin.dispose()
+
+    def finish(self) -> list[str]:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        failed, self._failed = self._failed, []
+        return failed
+
+
+DROPPER = Dropper()
+
+
+def _copy_of(prefix: str, template: str) -> str:
+    """A new database made `TEMPLATE template`: its name."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = _pg_admin()
+    try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            if role:
-                conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    finally:
         admin.dispose()
+    return name
+
+
+class Spares:
+    """Each copy of a template is made while the test before it runs: `take` hands out the
+    copy made ahead (or makes one, the first time) and starts making the next on a thread
+    of its own. A copy is a fresh database all the same; `finish` drops the one left."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: dict[tuple[str, str], Future[str]] = {}
+
+    def take(self, prefix: str, template: str) -> str:
+        ahead = self._ahead.pop((prefix, template), None)
+        name = None
+        if ahead is not None:
+            with contextlib.suppress(Exception):  # failed ahead: made here, failing loudly
+                name = ahead.result()
+        if name is None:
+            name = _copy_of(prefix, template)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-spare")
+        self._ahead[(prefix, template)] = self._pool.submit(_copy_of, prefix, template)
+        return name
+
+    def finish(self) -> None:
+        for ahead in self._ahead.values():
+            with contextlib.suppress(Exception):  # not made: nothing to drop
+                DROPPER.drop(ahead.result())
+        self._ahead.clear()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+SPARES = Spares()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pg_dropper() -> Iterator[None]:
+    """Torn down after every other fixture: the session's drops are all done, none failed."""
+    yield
+    SPARES.finish()
+    failed = DROPPER.finish()
+    assert not failed, f"PostgreSQL databases not dropped: {failed}"
 
 
 @pytest.fixture

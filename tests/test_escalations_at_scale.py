@@ -553,10 +553,18 @@ def test_a_take_over_and_its_hand_back_are_on_the_jobs_timeline(stack: Stack) ->
         pw.cancel(job_id)
 
 
-def test_a_decision_recorded_but_never_delivered_reaches_its_job(stack: Stack) -> None:
+def test_a_decision_recorded_but_never_delivered_reaches_its_job(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A crash between recording a decision and messaging the job (simulated: the decision
-    is recorded with no message sent) does not strand the job: the janitor delivers it."""
+    is recorded with no message sent) does not strand the job: the janitor delivers it.
+    Its scan comes every 0.5 s for decisions 1 s old (not 5 s and 10 s): the same
+    redelivery, without the test waiting out a production cadence."""
+    from portwright.orchestrator import _janitor
     from portwright.store import AuditNote
+
+    monkeypatch.setattr(_janitor, "DECISION_REDELIVER_AFTER_S", 1.0)
+    monkeypatch.setattr(_janitor, "ORPHAN_EVERY_S", 0.5)
 
     jobs, _ = stack.park(stack.key(f"lost-{secrets.token_hex(2)}"), 1)
     esc = stack.parked(jobs[0])

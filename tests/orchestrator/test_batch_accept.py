@@ -438,10 +438,14 @@ def test_items_accepted_but_never_enqueued_are_enqueued_by_the_janitor(
 ) -> None:
     """A crash between the acceptance's two commits (jobs written, DBOS not yet told): the
     janitor finds every queued job without a workflow and enqueues them, and each ends.
-    Its page made small (30 of 500) so that a few dozen jobs span more than one page."""
+    Its page made small (30 of 500) so that a few dozen jobs span more than one page, and
+    its scans come every 0.5 s for jobs 0.5 s old (not 5 s and 5 s): the same two pages,
+    found without the test waiting out a production cadence on each."""
     from portwright.orchestrator import _janitor
 
     monkeypatch.setattr(_janitor, "ORPHAN_PAGE", 30)
+    monkeypatch.setattr(_janitor, "ORPHAN_AGE_S", 0.5)
+    monkeypatch.setattr(_janitor, "ORPHAN_EVERY_S", 0.5)
     registry = _registry(accept_settings)
     runtime: Runtime = make_runtime(registry, settings=accept_settings)
     adapter = registry.get("scrape")
