@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import functools
 import http.cookies
+import re
 import sys
+from collections.abc import Callable
 from importlib.metadata import version
 from io import BytesIO
 from typing import Any
@@ -377,6 +379,20 @@ def header_lines(base: Any, headers: Any) -> list[bytes]:
     return [line.encode() for line in lines]
 
 
+# what curl_cffi's `requote_uri` leaves as it is: no percent sign (nothing to unquote) and
+# only the characters `urllib.parse.quote` keeps with its `safe` set ("!#$%&'()*+,/:;=?@[]~|"):
+# ASCII letters, digits and "_.-~", and those
+_AS_QUOTED = re.compile(r"[A-Za-z0-9_.\-~!#$&'()*+,/:;=?@\[\]|]*")
+
+
+def requoted(url: str, requote_uri: Callable[[str], str]) -> str:
+    """`requote_uri(url)` (curl_cffi 0.17's), without its unquote and quote passes (~4 µs)
+    for a URL they would give back unchanged (`_AS_QUOTED`): most URLs a rung fetches."""
+    if "%" not in url and _AS_QUOTED.fullmatch(url):
+        return url
+    return requote_uri(url)
+
+
 def set_get_options(
     curl: Any, plan: LeanPlan, url: str, headers: Any, timeout: float
 ) -> tuple[BytesIO, BytesIO]:
@@ -388,7 +404,7 @@ def set_get_options(
     requote_uri = names.requote_uri
 
     c = curl
-    c.setopt(opt.URL, requote_uri(url).encode())
+    c.setopt(opt.URL, requoted(url, requote_uri).encode())
     lines = plan.lines if headers is None else header_lines(plan.base, headers)
     c.setopt(opt.HTTPHEADER, lines)
     c.setopt(opt.COOKIEFILE, b"")
