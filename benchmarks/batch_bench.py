@@ -35,6 +35,11 @@ page, one terminal event, no event recorded twice, one usage record), and the wo
 RSS is reported as the items ended (flat or not). It reads only what every item keeps
 (jobs, job_events, usage_records), however the items are run.
 
+Each Portwright run also reports its processes' CPU per item over the batch (from the POST
+to the last item's end seen; `/proc/<pid>/stat`, 10 ms ticks): the one-process stack's (this
+bench's polling included), or the gateway's, the relay's and the workers' together
+(`cpu … µs/item` lines): the figure a loaded machine leaves usable when pages/s is not.
+
 `--phases` prints where each Portwright run's time went, read from the databases after the
 batch: each chunk workflow's first step start and last step end (seconds after the POST
 began) and its worker, the steps' mean and longest durations, the first and last item's
