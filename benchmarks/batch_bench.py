@@ -35,6 +35,11 @@ page, one terminal event, no event recorded twice, one usage record), and the wo
 RSS is reported as the items ended (flat or not). It reads only what every item keeps
 (jobs, job_events, usage_records), however the items are run.
 
+Each Portwright run also reports its processes' CPU per item over the batch (from the POST
+to the last item's end seen; `/proc/<pid>/stat`, 10 ms ticks): the one-process stack's (this
+bench's polling included), or the gateway's, the relay's and the workers' together
+(`cpu … µs/item` lines): the figure a loaded machine leaves usable when pages/s is not.
+
 `--phases` prints where each Portwright run's time went, read from the databases after the
 batch: each chunk workflow's first step start and last step end (seconds after the POST
 began) and its worker, the steps' mean and longest durations, the first and last item's
@@ -307,6 +312,20 @@ def _phases(store: Any, dbos_url: str, t0: float, ids: list[str]) -> dict[str, A
     }
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """The CPU seconds (user + system, every thread) the processes `pids` have used so far,
+    from /proc (Linux; 0 elsewhere). The one-process stack is this process: its figure
+    includes this bench's own polling of the database (a COUNT every BATCH_POLL_S)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _timed_batch(
     base: str,
     key: str,
@@ -333,6 +352,7 @@ def _timed_batch(
         at_batch = os.environ.get("PWBENCH_AT_BATCH")  # a local probe: py-spy, perf, …
         if at_batch:
             subprocess.Popen(at_batch, shell=True, env={**os.environ, **names})
+        cpu_began = {name: _cpu_s(group) for name, group in (pids or {}).items()}
         t0, began = time.time(), time.perf_counter()
         ids = _post_batches(api, urls)
         accepted = time.perf_counter() - began
@@ -349,6 +369,7 @@ def _timed_batch(
             _analyze(store.engine)
             analyzed = time.monotonic()
         time.sleep(BATCH_POLL_S)
+    cpu = {name: _cpu_s((pids or {})[name]) - was for name, was in cpu_began.items()}
     statuses = store.jobs.counts_by_status(tenant_id=tenant)
     statuses["succeeded"] = statuses.get("succeeded", 0) - len(warm)
     done = (last - t0) if last is not None and count >= target else None
@@ -360,6 +381,7 @@ def _timed_batch(
         "seconds": done,
         "statuses": statuses,
         "began_at": t0,  # wall clock, to line the run up with outside measurements
+        "cpu_s": cpu,  # each process group's CPU from the POST to the last item's end seen
         **({"phases": phases} if phases else {}),
     }
 
@@ -623,6 +645,7 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
             listed = " ".join(f"{x:.2f}" for x in ratios)
             median = statistics.median(ratios)
             lines.append(f"{system} / {before}: {listed} (median {median:.2f})")
+    lines.extend(_render_cpu(results))
     lines.extend(_render_phases(r) for r in results if r.get("phases"))
     for r in results:
         if r.get("statuses") and r["ok"] != r["pages"]:
@@ -630,6 +653,21 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
         if "stderr_tail" in r:
             lines.append(f"--- round {r['round']} {r['system']} ---\n{r['stderr_tail']}")
     return "\n".join(lines)
+
+
+def _render_cpu(results: list[dict[str, Any]]) -> list[str]:
+    """Each system's CPU per item over the batch, per process group (µs), each round's and
+    their median: the figure a loaded machine leaves usable when pages/s is not."""
+    lines: list[str] = []
+    systems = sorted({r["system"] for r in results if r.get("cpu_s")})
+    for system in systems:
+        runs = [r for r in results if r["system"] == system and r.get("cpu_s") and r["pages"]]
+        for group in sorted({g for r in runs for g in r["cpu_s"]}):
+            per = [r["cpu_s"][group] / r["pages"] * 1e6 for r in runs if group in r["cpu_s"]]
+            listed = " ".join(f"{x:.0f}" for x in per)
+            median = statistics.median(per)
+            lines.append(f"cpu {system} {group}: {listed} µs/item (median {median:.0f})")
+    return lines
 
 
 def _render_phases(r: dict[str, Any]) -> str:

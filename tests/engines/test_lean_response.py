@@ -40,6 +40,10 @@ RAW: dict[str, bytes] = {
     b"content-type: text/html;charset=utf-8\r\ncontent-length: 2\r\n\r\nno",
     "/upper": b"HTTP/1.1 200 OK\r\nSET-Cookie: upper=1; Path=/\r\ncontent-length: 0\r\n\r\n",
     "/note": b"HTTP/1.1 200 OK\r\nx-note: set-cookie: no=1\r\ncontent-length: 0\r\n\r\n",
+    # header bytes beyond ASCII: the headers' encoding found as curl_cffi finds it
+    "/utf8-header": b"HTTP/1.1 200 OK\r\nx-name: caf\xc3\xa9\r\n"
+    b"content-type: text/plain; charset=utf-8\r\ncontent-length: 2\r\n\r\nok",
+    "/latin-header": b"HTTP/1.1 200 OK\r\nx-name: caf\xe9\r\ncontent-length: 2\r\n\r\nok",
 }
 # answers for the rung alone (not in RAW's comparison): a Location on a page that is no
 # redirect, and a Retry-After on a 503 (it counts on a 429 only)
@@ -100,6 +104,7 @@ def site() -> Iterator[RawSite]:
 def _read(response: Any) -> dict[str, Any]:
     """Everything of a response the HTTP rungs (and `Response.text`) read."""
     return {
+        "header_encoding": response.headers.encoding,  # read first: before any lookup
         "status": response.status_code,
         "url": response.url,
         "ok": response.ok,
@@ -146,7 +151,10 @@ async def test_lean_responses_read_as_curl_cffis_own(
     assert [r.pop("url") for r in own] == [site.url(path) for path in RAW]
     assert lean == own
     assert len(calls) == len(RAW)  # each response parsed the lean way
-    assert [r["status"] for r in lean] == [200, 302, 429, 200, 200, 204, 503, 200, 200]
+    assert [r["status"] for r in lean] == [200, 302, 429, 200, 200, 204, 503, 200, 200, 200, 200]
+    encodings = [r["header_encoding"] for r in lean]
+    assert encodings == ["ascii"] * (len(RAW) - 2) + ["utf-8", "iso-8859-1"]
+    assert [h for h in lean[-2]["headers"] if h[0] == "x-name"] == [("x-name", "caf\u00e9")]
     assert {c[0] for c in lean[1]["cookies"]} >= {"sid", "quoted"}
     assert [c[:2] for c in lean[7]["cookies"]] == [("upper", "1")]
     assert lean[8]["cookies"] == []  # the name in a value is no Set-Cookie

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import functools
 import http.cookies
+import re
 import sys
+from collections.abc import Callable
 from importlib.metadata import version
 from io import BytesIO
 from typing import Any
@@ -185,6 +187,40 @@ def lean(curl: Any) -> Any:
     return curl
 
 
+class _Names:
+    """curl_cffi's names a lean GET uses, imported once (an import statement in a function
+    costs ~0.3-1.2 µs a call, and a GET ran seven)."""
+
+    __slots__ = (
+        "CurlError",
+        "CurlInfo",
+        "CurlOpt",
+        "Headers",
+        "ImpersonateError",
+        "code2error",
+        "requote_uri",
+    )
+
+    def __init__(self) -> None:
+        from curl_cffi import CurlError, CurlInfo, CurlOpt
+        from curl_cffi.requests import Headers
+        from curl_cffi.requests.exceptions import ImpersonateError, code2error
+        from curl_cffi.requests.utils import requote_uri
+
+        self.CurlError = CurlError
+        self.CurlInfo = CurlInfo
+        self.CurlOpt = CurlOpt
+        self.Headers = Headers
+        self.ImpersonateError = ImpersonateError
+        self.code2error = code2error
+        self.requote_uri = requote_uri
+
+
+@functools.cache
+def _names() -> _Names:
+    return _Names()
+
+
 def lean_response(
     session: Any, curl: Any, buffer: BytesIO, header_buffer: BytesIO, default_encoding: Any
 ) -> Any:
@@ -193,13 +229,12 @@ def lean_response(
     nor the effective URL: the rungs follow redirects themselves (curl follows none), so
     they know the URL each response answers; `url` stays `Response`'s empty default.
     Only for a curl_cffi that `FITS`."""
-    from curl_cffi import CurlInfo
-    from curl_cffi.requests import Headers
+    names = _names()
 
     rsp = session.response_class(curl)  # its `url` left empty: see the docstring
     if buffer:
         rsp.content = buffer.getvalue()
-    status = rsp.status_code = curl.getinfo(CurlInfo.RESPONSE_CODE)
+    status = rsp.status_code = curl.getinfo(names.CurlInfo.RESPONSE_CODE)
     rsp.ok = 200 <= status < 400
     # the headers of the transfer's last response with a status, as curl_cffi picks them
     header_list: list[bytes] = []
@@ -231,12 +266,16 @@ def lean_response(
     # (each split at its first colon: a line without one raises the same ValueError),
     # without its type dispatch (ABC checks) and per-item normalizing calls, which leave
     # bytes as they are: the key, the key lowercased, the value stripped
-    headers = rsp.headers = Headers()
+    headers = rsp.headers = names.Headers()
     pairs = [line.split(b":", maxsplit=1) for line in header_list]
     headers._list = [(k, k.lower(), v.strip()) for k, v in pairs]
+    block = b"\n".join(header_list)
+    # what `Headers.encoding` finds on its first read (each key and value tried as ASCII);
+    # None (as `Headers()` left it): found there, as before
+    headers._encoding = "ascii" if block.isascii() else None
     cookies = rsp.cookies  # `Response()` made it: a jar of its own, empty
     # only a response whose header lines hold the name at all can have a Set-Cookie
-    has_cookies = b"set-cookie" in b"\n".join(header_list).lower()
+    has_cookies = b"set-cookie" in block.lower()
     for set_cookie in headers.get_list("set-cookie") if has_cookies else ():
         try:
             cookie = http.cookies.SimpleCookie()
@@ -340,42 +379,56 @@ def header_lines(base: Any, headers: Any) -> list[bytes]:
     return [line.encode() for line in lines]
 
 
+# what curl_cffi's `requote_uri` leaves as it is: no percent sign (nothing to unquote) and
+# only the characters `urllib.parse.quote` keeps with its `safe` set ("!#$%&'()*+,/:;=?@[]~|"):
+# ASCII letters, digits and "_.-~", and those
+_AS_QUOTED = re.compile(r"[A-Za-z0-9_.\-~!#$&'()*+,/:;=?@\[\]|]*")
+
+
+def requoted(url: str, requote_uri: Callable[[str], str]) -> str:
+    """`requote_uri(url)` (curl_cffi 0.17's), without its unquote and quote passes (~4 µs)
+    for a URL they would give back unchanged (`_AS_QUOTED`): most URLs a rung fetches."""
+    if "%" not in url and _AS_QUOTED.fullmatch(url):
+        return url
+    return requote_uri(url)
+
+
 def set_get_options(
     curl: Any, plan: LeanPlan, url: str, headers: Any, timeout: float
 ) -> tuple[BytesIO, BytesIO]:
     """Set on `curl` the options curl_cffi 0.17's `set_curl_options` sets, in its order,
     for a GET without a body, parameters or cookies of its own, on a session that fits
     (`_fits_lean`), not streamed: the body and header buffers."""
-    from curl_cffi import CurlOpt
-    from curl_cffi.requests.exceptions import ImpersonateError
-    from curl_cffi.requests.utils import requote_uri
+    names = _names()
+    opt = names.CurlOpt
+    requote_uri = names.requote_uri
 
     c = curl
-    c.setopt(CurlOpt.URL, requote_uri(url).encode())
+    c.setopt(opt.URL, requoted(url, requote_uri).encode())
     lines = plan.lines if headers is None else header_lines(plan.base, headers)
-    c.setopt(CurlOpt.HTTPHEADER, lines)
-    c.setopt(CurlOpt.COOKIEFILE, b"")
-    c.setopt(CurlOpt.COOKIELIST, "ALL")
-    c.setopt(CurlOpt.TIMEOUT_MS, int(timeout * 1000))
-    c.setopt(CurlOpt.FOLLOWLOCATION, 0)
-    c.setopt(CurlOpt.MAXREDIRS, plan.max_redirects)
-    c.setopt(CurlOpt.PROXY, "")
-    c.setopt(CurlOpt.NOPROXY, "")
+    c.setopt(opt.HTTPHEADER, lines)
+    c.setopt(opt.COOKIEFILE, b"")
+    c.setopt(opt.COOKIELIST, "ALL")
+    c.setopt(opt.TIMEOUT_MS, int(timeout * 1000))
+    c.setopt(opt.FOLLOWLOCATION, 0)
+    c.setopt(opt.MAXREDIRS, plan.max_redirects)
+    c.setopt(opt.PROXY, "")
+    c.setopt(opt.NOPROXY, "")
     c._skip_cacert = False
     if plan.cainfo is not None:
-        c.setopt(CurlOpt.CAINFO, plan.cainfo)
-        c.setopt(CurlOpt.PROXY_CAINFO, plan.cainfo)
-    c.setopt(CurlOpt.ACCEPT_ENCODING, b"gzip, deflate, br")
+        c.setopt(opt.CAINFO, plan.cainfo)
+        c.setopt(opt.PROXY_CAINFO, plan.cainfo)
+    c.setopt(opt.ACCEPT_ENCODING, b"gzip, deflate, br")
     if plan.http_version:
-        c.setopt(CurlOpt.HTTP_VERSION, plan.http_version)
+        c.setopt(opt.HTTP_VERSION, plan.http_version)
     impersonate = plan.impersonate
     if impersonate and c.impersonate(impersonate, default_headers=plan.default_headers) != 0:
-        raise ImpersonateError(f"Impersonating {impersonate} is not supported")
+        raise names.ImpersonateError(f"Impersonating {impersonate} is not supported")
     buffer = BytesIO()
-    c.setopt(CurlOpt.WRITEDATA, buffer)
+    c.setopt(opt.WRITEDATA, buffer)
     header_buffer = BytesIO()
-    c.setopt(CurlOpt.HEADERDATA, header_buffer)
-    c.setopt(CurlOpt.MAX_RECV_SPEED_LARGE, 0)
+    c.setopt(opt.HEADERDATA, header_buffer)
+    c.setopt(opt.MAX_RECV_SPEED_LARGE, 0)
     return buffer, header_buffer
 
 
@@ -385,8 +438,7 @@ async def lean_get(session: Any, plan: LeanPlan, url: str, headers: Any, seconds
     the pool, the same options, the same errors), with the options set by `set_get_options`
     rather than `set_curl_options`; the response is `session._parse_response`'s, without its
     `request` (the HTTP rungs never read it)."""
-    from curl_cffi import CurlError
-    from curl_cffi.requests.exceptions import code2error
+    names = _names()
 
     session._check_session_closed()
     curl = await session.pop_curl()
@@ -397,9 +449,9 @@ async def lean_get(session: Any, plan: LeanPlan, url: str, headers: Any, seconds
         raise
     try:
         await session.acurl.add_handle(curl)
-    except CurlError as e:
+    except names.CurlError as e:
         rsp = session._parse_response(curl, buffer, header_buffer, "utf-8", True)
-        error = code2error(e.code, str(e))  # type: ignore[arg-type]
+        error = names.code2error(e.code, str(e))  # type: ignore[arg-type]
         raise error(str(e), e.code, rsp) from e
     else:
         return session._parse_response(curl, buffer, header_buffer, "utf-8", True)
