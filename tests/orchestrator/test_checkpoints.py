@@ -41,7 +41,8 @@ def settings(settings: Settings, world: SandboxWorld) -> Settings:
 
 class FailOnce:
     """A real database error on the store's engine: the `occurrence`-th statement that
-    starts with `prefix` raises OperationalError instead of running (then never again)."""
+    contains `prefix` raises OperationalError instead of running (then never again). On
+    PostgreSQL a job's write is one statement whose inserts are CTEs: it contains them."""
 
     def __init__(self, engine: sa.Engine, prefix: str, occurrence: int = 1) -> None:
         self.engine, self.prefix, self.occurrence = engine, prefix.upper(), occurrence
@@ -50,7 +51,7 @@ class FailOnce:
         event.listen(engine, "before_cursor_execute", self._before)
 
     def _before(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        if not statement.lstrip().upper().startswith(self.prefix):
+        if self.prefix not in statement.upper():
             return
         self.seen += 1
         if self.seen == self.occurrence:
