@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from portwright.store import BreakerPolicy, Store, current_revision, head_revision, metadata_of
+from portwright.store import (
+    BreakerPolicy,
+    JobRecord,
+    StaleStateError,
+    Store,
+    current_revision,
+    head_revision,
+    metadata_of,
+)
 
 
 def test_migrations_create_exactly_the_declared_schema(db_url: str) -> None:
@@ -71,6 +80,53 @@ def test_a_silent_worker_is_claimed_dead_by_exactly_one_live_worker(db_url: str)
         assert claims.count(True) == 1
         [dead] = store.workers.all()
         assert (dead.status, dead.taken_over_by) == ("dead", "w0")
+    finally:
+        store.close()
+
+
+def test_a_jobs_events_and_outbox_rows_are_written_only_if_its_seq_still_matches(
+    db_url: str,
+) -> None:
+    """`write_events` writes the job row, its events and their outbox rows together (one
+    statement on PostgreSQL); with a seq the job has moved past it writes none of them and
+    raises StaleStateError."""
+    store = Store.open(db_url)
+    try:
+        tenant = store.tenants.ensure("acme").id
+        job, _ = store.jobs.insert(
+            job_id="job_w", tenant_id=tenant, adapter="scrape", adapter_version="1",
+            portal="scrape", state="INIT", status="queued", input={}, lock_key=None,
+            priority=0, actor="test",
+        )  # fmt: skip
+
+        def write(seen: JobRecord, to_state: str) -> JobRecord:
+            event = {"kind": "transition", "actor": "engine", "from_state": "INIT",
+                     "to_state": to_state, "reason": "r", "meta": {"n": 1}}  # fmt: skip
+            row = {"event_id": f"job_w:{to_state}", "topic": "job.running", "tenant_id": tenant,
+                   "subject": "job_w", "payload": {"to": to_state}}  # fmt: skip
+            with store.engine.begin() as conn:
+                return store.jobs.write_events(
+                    conn,
+                    seen,
+                    [event],
+                    values={"state": to_state, "status": "running", "output": {"k": [1, 2]}},
+                    outbox_rows=[row],
+                )
+
+        written = write(job, "WORKING")
+        assert store.jobs.get("job_w") == written
+        assert (written.seq, written.state, written.output) == (2, "WORKING", {"k": [1, 2]})
+        with pytest.raises(StaleStateError):
+            write(job, "OTHER")  # seq 1: the job is at 2 now
+        assert store.jobs.get("job_w") == written
+        events = store.jobs.events("job_w")
+        assert [(e.seq, e.to_state, e.meta) for e in events] == [
+            (1, "INIT", {}),
+            (2, "WORKING", {"n": 1}),
+        ]
+        assert [(o.event_id, o.payload) for o in store.outbox.peek_unpublished(10)] == [
+            ("job_w:WORKING", {"to": "WORKING"})
+        ]
     finally:
         store.close()
 
