@@ -21,6 +21,15 @@ step name, SQL statements per job, and the added milliseconds per step::
     python benchmarks/orchestrator_bench.py --quick    # a smoke run
     python benchmarks/orchestrator_bench.py --quick --rounds 3   # each pair 3 times
     python benchmarks/orchestrator_bench.py --json results.json
+    python benchmarks/orchestrator_bench.py --settle   # 200 jobs x 3 steps, 5 rounds, ABBA
+    python benchmarks/orchestrator_bench.py --settle --before /tmp/old  # + another tree
+
+`--order abba` runs each round's systems in the opposite order of the round before (so
+a machine's load drifting one way over a round does not favour whichever system runs
+second), and beside jobs/s each round gives the ratio of CPU per job (this process's CPU
+time), which a busy machine disturbs far less than wall time. `--before DIR` adds a
+third system, `before`: Portwright run from the source tree `DIR` (`DIR/src` or `DIR`
+put first on `PYTHONPATH`), in the same rounds, to compare two versions of the code.
 
 PostgreSQL comes from ``--postgres`` (default ``postgresql://postgres@127.0.0.1:5432``);
 each run creates and drops its own database there.
@@ -47,6 +56,7 @@ from typing import Any
 from benchlib import pg_admin
 
 SYSTEMS = ("dbos", "portwright")
+BEFORE = "before"  # Portwright from another source tree (`--before`)
 BACKENDS = ("sqlite", "postgres")
 TERMINAL = ["SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"]
 QUEUE = "bench-noop"
@@ -212,7 +222,7 @@ class Harness:
         self._queue: Any = None
 
     async def start(self) -> None:
-        if self.spec.system == "dbos":
+        if self.spec.system == "dbos":  # "portwright" and "before" are both Portwright
             self._workflow, self._queue = await asyncio.to_thread(_dbos_system, self.spec)
         else:
             self.runtime, self._service, self._tenant = await asyncio.to_thread(
@@ -425,11 +435,25 @@ def _fresh_database(backend: str, system: str, data_dir: Path, args: Any, admin:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _run_one(spec: RunSpec) -> dict[str, Any]:
+def _source_path(tree: str) -> str:
+    """The directory to put first on PYTHONPATH to import `portwright` from `tree`."""
+    root = Path(tree).resolve()
+    return str(root / "src") if (root / "src" / "portwright").is_dir() else str(root)
+
+
+def _run_one(spec: RunSpec, before: str | None = None) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(asdict(spec))]
     limit = spec.timeout_s + 90  # start-up, verification and shutdown on top of the jobs
+    env = None
+    if spec.system == BEFORE and before:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [_source_path(before), *filter(None, [env.get("PYTHONPATH", "")])]
+        )
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
+        proc = subprocess.run(
+            command, capture_output=True, text=True, timeout=limit, check=False, env=env
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {limit:g}s"}
     out = Path(spec.out)
@@ -444,9 +468,13 @@ def _run_one(spec: RunSpec) -> dict[str, Any]:
 def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     results = []
     admin = pg_admin(args.postgres) if "postgres" in args.backends else None
+    systems = _systems(args)
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
         for round_no, backend, system in (
-            (r, b, s) for r in range(args.rounds) for b in args.backends for s in SYSTEMS
+            (r, b, s)
+            for r in range(args.rounds)
+            for b in args.backends
+            for s in (systems[::-1] if args.order == "abba" and r % 2 else systems)
         ):
             data_dir = Path(tmp) / f"{backend}-{system}-{round_no}"
             data_dir.mkdir()
@@ -469,9 +497,13 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "system": system,
                     "backend": backend,
                     "round": round_no,
-                    **_run_one(spec),
+                    **_run_one(spec, args.before),
                 }
-            note = result.get("error") or f"{result.get('jobs_per_s', 0):.1f} jobs/s"
+            note = result.get("error") or (
+                f"{result.get('jobs_per_s', 0):.1f} jobs/s, "
+                f"{result.get('cpu_ms_per_job', 0):.1f} ms CPU/job, "
+                f"{result.get('sql_per_job', 0):.1f} SQL/job"
+            )
             print(f" {note}", file=sys.stderr, flush=True)
             results.append(result)
     if admin is not None:
@@ -479,16 +511,50 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-def round_ratios(results: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """Per backend: Portwright's jobs/s over bare DBOS's, one ratio per round (each pair
-    measured back to back, so a change in the machine's load hits both alike)."""
+def _systems(args: argparse.Namespace) -> tuple[str, ...]:
+    return (*SYSTEMS, BEFORE) if getattr(args, "before", None) else SYSTEMS
+
+
+def round_ratios(
+    results: list[dict[str, Any]],
+    key: str = "jobs_per_s",
+    system: str = "portwright",
+    base_system: str = "dbos",
+) -> dict[str, list[float]]:
+    """Per backend: `system`'s `key` (jobs/s, or CPU ms per job) over `base_system`'s, one
+    ratio per round (each pair measured in the same round, so a change in the machine's
+    load hits both alike)."""
     by = {(r["backend"], r["system"], r.get("round", 0)): r for r in results if "error" not in r}
     out: dict[str, list[float]] = {}
-    for backend, system, round_no in sorted(by):
-        base = by.get((backend, "dbos", round_no))
-        if system == "portwright" and base is not None:
-            ratio = by[(backend, system, round_no)]["jobs_per_s"] / base["jobs_per_s"]
+    for backend, name, round_no in sorted(by):
+        base = by.get((backend, base_system, round_no))
+        if name == system and base is not None and base[key]:
+            ratio = by[(backend, name, round_no)][key] / base[key]
             out.setdefault(backend, []).append(ratio)
+    return out
+
+
+def _spread(ratios: list[float]) -> str:
+    """The ratios of each round, their median and their range."""
+    listed = " ".join(f"{r:.2f}" for r in ratios)
+    return (
+        f"{listed}  median {statistics.median(ratios):.3f} "
+        f"(range {min(ratios):.2f}-{max(ratios):.2f})"
+    )
+
+
+def all_ratios(results: list[dict[str, Any]], systems: tuple[str, ...]) -> dict[str, Any]:
+    """Every per-round ratio the report shows, by name and backend (for `--json`)."""
+    out: dict[str, Any] = {
+        "jobs_per_s": round_ratios(results),
+        "cpu_per_job": round_ratios(results, "cpu_ms_per_job"),
+        "sql_per_job": round_ratios(results, "sql_per_job"),
+    }
+    if BEFORE in systems:
+        out["cpu_per_job_vs_before"] = round_ratios(results, "cpu_ms_per_job", base_system=BEFORE)
+        out["jobs_per_s_vs_before"] = round_ratios(results, base_system=BEFORE)
+        out["before_jobs_per_s"] = round_ratios(results, system=BEFORE)
+        out["before_cpu_per_job"] = round_ratios(results, "cpu_ms_per_job", system=BEFORE)
     return out
 
 
@@ -534,7 +600,7 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], summary: dic
     by = {(r["backend"], r["system"]): r for r in results if r.get("round", 0) == last}
     for backend in args.backends:
         base = by.get((backend, "dbos"), {})
-        for system in SYSTEMS:
+        for system in _systems(args):
             r = by.get((backend, system), {})
             if "error" in r or not r:
                 lines.append(f"{backend:9}{system:12}  failed: {r.get('error', 'no result')}")
@@ -571,13 +637,20 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], summary: dic
             " time per job, 1/(jobs/s); cpu = process CPU; sql = statements",
         ]
     if args.rounds > 1:
-        lines += [
-            "",
-            f"jobs/s x dbos, each of {args.rounds} rounds (the table shows the last round):",
-        ]
-        for backend, ratios in round_ratios(results).items():
-            listed = " ".join(f"{r:.2f}" for r in ratios)
-            lines.append(f"  {backend:9}{listed}  median {statistics.median(ratios):.2f}")
+        order = "ABBA: every other round in reverse order" if args.order == "abba" else "AB"
+        lines += ["", f"each of {args.rounds} rounds ({order}; the table shows the last round):"]
+        labels = {
+            "jobs_per_s": "jobs/s x dbos",
+            "cpu_per_job": "CPU/job x dbos",
+            "sql_per_job": "SQL/job x dbos",
+            "jobs_per_s_vs_before": "jobs/s x before",
+            "cpu_per_job_vs_before": "CPU/job x before",
+            "before_jobs_per_s": "before: jobs/s x dbos",
+            "before_cpu_per_job": "before: CPU/job x dbos",
+        }
+        for name, by_backend in all_ratios(results, _systems(args)).items():
+            for backend, ratios in by_backend.items():
+                lines.append(f"  {labels[name]:23}{backend:9}{_spread(ratios)}")
     lines += ["", "where a job's run time goes (ms per job, by DBOS step name; calls in brackets):"]
     for r in results:
         if "error" in r or r.get("round", 0) != last:
@@ -628,6 +701,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every configuration this many times, alternating (ratios per round)",
     )
     parser.add_argument(
+        "--order",
+        choices=("ab", "abba"),
+        default="ab",
+        help="each round in the same order (ab), or every other round reversed (abba)",
+    )
+    parser.add_argument(
+        "--settle",
+        action="store_true",
+        help="the long-job target's run: 200 jobs x 3 steps, 20 warm-up, 5 rounds, abba",
+    )
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also run Portwright from the source tree DIR (system 'before') in every round",
+    )
+    parser.add_argument(
         "--json", metavar="FILE", help="also write all results as JSON ('-': stdout)"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -640,15 +729,19 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args.child)
     if args.quick:
         args.jobs, args.steps, args.warmup = 40, 3, 5
+    if args.settle:
+        args.jobs, args.steps, args.warmup = 200, 3, 20
+        args.rounds = max(args.rounds, 5)
+        args.order = "abba"
     if min(args.jobs, args.steps, args.concurrency, args.rounds) < 1 or args.poll <= 0:
         raise SystemExit("--jobs, --steps, --concurrency and --rounds must be >= 1 and --poll > 0")
     started = time.monotonic()
     results = run_all(args)
     summary = summarise(results, args.steps)
-    ratios = round_ratios(results)
+    ratios = all_ratios(results, _systems(args))
     report = render(args, results, summary)
     if args.json == "-":
-        print(json.dumps({"results": results, "summary": summary}, indent=2))
+        print(json.dumps({"results": results, "summary": summary, "rounds": ratios}, indent=2))
     else:
         print(report)
         if args.json:

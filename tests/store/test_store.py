@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from portwright.store import BreakerPolicy, Store, current_revision, head_revision, metadata_of
+from portwright.store import (
+    BreakerPolicy,
+    JobRecord,
+    StaleStateError,
+    Store,
+    current_revision,
+    head_revision,
+    metadata_of,
+)
 
 
 def test_migrations_create_exactly_the_declared_schema(db_url: str) -> None:
@@ -75,12 +84,60 @@ def test_a_silent_worker_is_claimed_dead_by_exactly_one_live_worker(db_url: str)
         store.close()
 
 
+def test_a_jobs_events_and_outbox_rows_are_written_only_if_its_seq_still_matches(
+    db_url: str,
+) -> None:
+    """`write_events` writes the job row, its events and their outbox rows together (one
+    statement on PostgreSQL); with a seq the job has moved past it writes none of them and
+    raises StaleStateError."""
+    store = Store.open(db_url)
+    try:
+        tenant = store.tenants.ensure("acme").id
+        job, _ = store.jobs.insert(
+            job_id="job_w", tenant_id=tenant, adapter="scrape", adapter_version="1",
+            portal="scrape", state="INIT", status="queued", input={}, lock_key=None,
+            priority=0, actor="test",
+        )  # fmt: skip
+
+        def write(seen: JobRecord, to_state: str) -> JobRecord:
+            event = {"kind": "transition", "actor": "engine", "from_state": "INIT",
+                     "to_state": to_state, "reason": "r", "meta": {"n": 1}}  # fmt: skip
+            row = {"event_id": f"job_w:{to_state}", "topic": "job.running", "tenant_id": tenant,
+                   "subject": "job_w", "payload": {"to": to_state}}  # fmt: skip
+            with store.engine.begin() as conn:
+                return store.jobs.write_events(
+                    conn,
+                    seen,
+                    [event],
+                    values={"state": to_state, "status": "running", "output": {"k": [1, 2]}},
+                    outbox_rows=[row],
+                )
+
+        written = write(job, "WORKING")
+        assert store.jobs.get("job_w") == written
+        assert (written.seq, written.state, written.output) == (2, "WORKING", {"k": [1, 2]})
+        with pytest.raises(StaleStateError):
+            write(job, "OTHER")  # seq 1: the job is at 2 now
+        assert store.jobs.get("job_w") == written
+        events = store.jobs.events("job_w")
+        assert [(e.seq, e.to_state, e.meta) for e in events] == [
+            (1, "INIT", {}),
+            (2, "WORKING", {"n": 1}),
+        ]
+        assert [(o.event_id, o.payload) for o in store.outbox.peek_unpublished(10)] == [
+            ("job_w:WORKING", {"to": "WORKING"})
+        ]
+    finally:
+        store.close()
+
+
 def test_a_job_inserted_twice_under_one_id_keeps_the_first_in_two_statements(
     db_url: str,
 ) -> None:
     """`jobs.insert` writes the job and its first event with one INSERT … ON CONFLICT and
-    one event INSERT (no SELECT first); the same id again returns the first job, writes
-    nothing, and the first job keeps its input and its single event."""
+    one event INSERT (no SELECT first; on PostgreSQL both in one statement); the same id
+    again returns the first job, writes nothing, and the first job keeps its input and its
+    single event."""
     store = Store.open(db_url)
     try:
         tenant = store.tenants.ensure("acme").id
@@ -105,13 +162,23 @@ def test_a_job_inserted_twice_under_one_id_keeps_the_first_in_two_statements(
         sa.event.remove(store.engine, "before_cursor_execute", count)
         assert created
         assert first.input == {"n": 1}
-        assert statements == ["INSERT", "INSERT"], statements
+        one = store.engine.dialect.name == "postgresql"
+        assert statements == (["WITH"] if one else ["INSERT", "INSERT"]), statements
 
         again, created = store.jobs.insert(job_id="job_same", input={"n": 2}, **fields)
         assert not created
         assert again.id == "job_same"
         assert again.input == {"n": 1}
         assert store.jobs.get("job_same").input == {"n": 1}
-        assert [e.seq for e in store.jobs.events("job_same")] == [1]
+        assert store.jobs.get("job_same") == first  # the record returned is the row
+        [event] = store.jobs.events("job_same")
+        assert (event.seq, event.kind, event.actor, event.from_state, event.to_state) == (
+            1,
+            "transition",
+            "test",
+            None,
+            "INIT",
+        )
+        assert (event.reason, event.meta) == ("submitted", {})
     finally:
         store.close()

@@ -647,7 +647,9 @@ class JobDriver(Generic[InputT]):
         )
         if "state" not in result or result.get("illegal") or result["gate"] is not None:
             return {**result, "gate": result.get("gate")}
-        selectors = await asyncio.to_thread(rt.selectors_for, self._adapter_cls)
+        selectors = rt.cached_selectors(self._adapter_cls)  # on the loop when cached
+        if selectors is None:
+            selectors = await asyncio.to_thread(rt.selectors_for, self._adapter_cls)
         sc = StepContextImpl(
             rt, job, step=name, attempt=attempt, cookies=self._cookies, selectors=selectors
         )

@@ -578,6 +578,15 @@ class Runtime:
                 terminal=True,
             )
 
+    def cached_selectors(self, adapter: type[Adapter]) -> SelectorMap | None:  # type: ignore[type-arg]
+        """`selectors_for`'s answer if it is cached and fresh (no read), else None: a step
+        takes it on the event loop and goes to a thread only for the read."""
+        with self._lock:
+            cached = self._selector_cache.get(f"{adapter.name}@{adapter.version}")
+        if cached is not None and time.monotonic() - cached[0] < 1.0:
+            return cached[1]
+        return None
+
     def selectors_for(self, adapter: type[Adapter]) -> SelectorMap:  # type: ignore[type-arg]
         """The adapter's selectors with the latest operator patch (cached for one second)."""
         now = time.monotonic()

@@ -109,7 +109,12 @@ class JobService:
         """Validate and accept a job. The same `job_id` twice returns the first job. It
         starts on the version the portal's rollout chooses, and keeps it to its end."""
         job_id = job_id or new_id("job")
-        adapter_cls = await asyncio.to_thread(self.rt.rollouts.choose, adapter, tenant_id, job_id)
+        if len(self.rt.registry.versions(adapter)) == 1:  # nothing to choose, nothing to read
+            adapter_cls = self.rt.registry.get(adapter)
+        else:
+            adapter_cls = await asyncio.to_thread(
+                self.rt.rollouts.choose, adapter, tenant_id, job_id
+            )
         model = adapter_cls.input_model.model_validate(dict(input))
         lock = lock_key or adapter_cls().lock_key(model)
         machine = adapter_cls.machine

@@ -105,17 +105,12 @@ def _apply(
         if not events:
             return (illegal or _result(job, job.state)), job
         rows_out = outbox_rows(job, events, values)
-        try:
-            new = store.jobs.write_events(
-                conn,
-                job,
-                [{k: v for k, v in event.items() if k != "status"} for event in events],
-                values=values,
-            )
+        try:  # the job row, its events and their outbox rows (on PostgreSQL one statement)
+            new = store.jobs.write_events(conn, job, events, values=values, outbox_rows=rows_out)
         except StaleStateError:
             job = None  # someone else moved the job between our read and write: re-read
             continue
-        store.outbox.add_many(conn, rows_out + batch_rows(conn, rows_out))
+        store.outbox.add_many(conn, batch_rows(conn, rows_out))  # a batch's last item's
         if illegal is not None:
             return {**illegal, "state": new.state, "seq": new.seq}, new
         return _result(new, job.state), new

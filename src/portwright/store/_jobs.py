@@ -16,15 +16,25 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portwright._ids import new_id
 from portwright.store._bulk import (
+    _jsonb_text,
     as_jsonb_returns,
     insert_linked,
     insert_plain,
     insert_rows,
     update_plain,
 )
+from portwright.store._outbox import OutboxRepository
 from portwright.store._records import EscalationRecord, EventRecord, EvidenceRecord, JobRecord
 from portwright.store._rows import to_record, to_records
-from portwright.store._schema import breakers, escalations, evidence, job_events, jobs, portals
+from portwright.store._schema import (
+    breakers,
+    escalations,
+    evidence,
+    job_events,
+    jobs,
+    outbox,
+    portals,
+)
 from portwright.store._scope import tenant_transaction
 
 __all__ = ["JobIdTakenError", "JobNotFoundError", "JobRepository", "NewJob", "StaleStateError"]
@@ -85,6 +95,118 @@ _LOCK_MANY = {
     dialect: sa.select(jobs).where(where).order_by(jobs.c.id).with_for_update(of=jobs)
     for dialect, where in [*_ID_LISTS.items(), ("", _EXPANDING)]
 }
+
+
+# A step's gate read (`lock_for_step`), built once (see above): with and without the lock.
+_STEP_READ = (
+    sa.select(
+        jobs,
+        portals.c.paused.label("portal_paused"),
+        portals.c.cooldown_until,
+        portals.c.cooldown_reason,
+        portals.c.degraded_since,
+        breakers.c.state.label("breaker_state"),
+        breakers.c.open_until,
+    )
+    .select_from(
+        jobs.join(portals, portals.c.name == jobs.c.portal).outerjoin(
+            breakers, breakers.c.name == sa.bindparam("breaker", type_=sa.String)
+        )
+    )
+    .where(jobs.c.id == sa.bindparam("job_id", type_=sa.String))
+)
+_STEP_LOCK = _STEP_READ.with_for_update(of=jobs)
+_STEP_EXTRA = (
+    "portal_paused",
+    "cooldown_until",
+    "cooldown_reason",
+    "degraded_since",
+    "breaker_state",
+    "open_until",
+)
+_GET = sa.select(jobs).where(jobs.c.id == sa.bindparam("job_id", type_=sa.String))
+_LOCK = _GET.with_for_update()
+
+# `insert`'s columns, in `JobRecord`'s order, and its statements: on PostgreSQL the job
+# and its first event in one (a data-modifying CTE: the event is written only if the job
+# was), elsewhere an INSERT … ON CONFLICT DO NOTHING built once, then the event's.
+_JOB_COLUMNS = tuple(f.name for f in dataclasses.fields(JobRecord))
+_JSON_COLUMNS = frozenset(c.name for c in jobs.c if isinstance(c.type, sa.JSON))
+_EVENT_COLUMNS = (
+    "job_id",
+    "tenant_id",
+    "seq",
+    "kind",
+    "actor",
+    "from_state",
+    "to_state",
+    "reason",
+    "meta",
+    "created_at",
+)
+_OUTBOX_COLUMNS = ("event_id", "tenant_id", "topic", "subject", "platform", "payload",
+                   "created_at", "target")  # fmt: skip
+_INSERT_PG = (  # noqa: S608 - the names are the schema's; every value is bound
+    "WITH j AS (INSERT INTO jobs ({columns}) VALUES ({values}) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id) "
+    "INSERT INTO job_events (job_id, tenant_id, seq, kind, actor, from_state, to_state, "
+    "reason, meta, created_at) "
+    "SELECT j.id, %s, 1, 'transition', %s, NULL, %s, %s, '{{}}'::jsonb, %s FROM j"
+).format(
+    columns=", ".join(_JOB_COLUMNS),
+    values=", ".join("%s::jsonb" if name in _JSON_COLUMNS else "%s" for name in _JOB_COLUMNS),
+)
+_INSERT_JOB = {
+    dialect: insert(jobs).on_conflict_do_nothing(index_elements=[jobs.c.id]).returning(jobs.c.id)
+    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_INSERT_EVENT = job_events.insert()
+# `write_events`' one statement on PostgreSQL, by the job columns it sets
+_WRITES: dict[tuple[str, ...], str] = {}
+
+
+def _write_statement(keys: tuple[str, ...]) -> str:
+    """`write_events`' statement on PostgreSQL setting `keys` (plus seq and updated_at):
+    the job row's UPDATE guarded by its seq, and, only if it matched, the inserts of the
+    events and of their outbox rows (a NOTIFY with them), in one round trip. Its one row
+    says whether the job row matched."""
+    sql = _WRITES.get(keys)
+    if sql is None:
+        assignments = ", ".join(
+            f"{key} = %s::jsonb" if key in _JSON_COLUMNS else f"{key} = %s"
+            for key in (*keys, "seq", "updated_at")
+        )
+
+        def insert(table: str, columns: tuple[str, ...]) -> str:
+            names = ", ".join(columns)
+            picked = ", ".join(f"r.{name}" for name in columns)
+            return (
+                f"INSERT INTO {table} ({names}) SELECT {picked} FROM u CROSS JOIN "  # noqa: S608
+                f"jsonb_populate_recordset(NULL::{table}, %s::jsonb) WITH ORDINALITY AS r "
+                "ORDER BY r.ordinality"
+            )
+
+        sql = (
+            f"WITH u AS (UPDATE jobs SET {assignments} WHERE id = %s AND seq = %s "  # noqa: S608
+            f"RETURNING id), e AS ({insert('job_events', _EVENT_COLUMNS)}), "
+            f"o AS ({insert('outbox', _OUTBOX_COLUMNS)}) "
+            f"SELECT (SELECT count(*) FROM u), pg_notify('{OutboxRepository.CHANNEL}', '')"
+        )
+        if len(_WRITES) < 64:  # bounded: a few sets of columns are met
+            _WRITES[keys] = sql
+    return sql
+
+
+def _json_param(value: Any) -> str:
+    """A JSON column's value as the text of a `%s::jsonb` parameter: None as the JSON
+    `null`, as SQLAlchemy's JSON type writes it."""
+    return "null" if value is None else _jsonb_text(value)
+
+
+def _json_free_of_none(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> bool:
+    """No JSON column of `rows` holds None (which SQLAlchemy stores as the JSON `null` and
+    a recordset as SQL NULL: such rows take SQLAlchemy's path, as `insert_plain` does)."""
+    return all(row[name] is not None for row in rows for name in columns)
 
 
 def _many(
@@ -172,7 +294,8 @@ class JobRepository:
     ) -> tuple[JobRecord, bool]:
         """Insert a job and its first event; returns (job, created). Same id twice is a no-op.
         One INSERT … ON CONFLICT (id) DO NOTHING (the existing job is read only when the id
-        is taken), then the event: two statements, not a SELECT first."""
+        is taken), then the event: two statements, not a SELECT first; on PostgreSQL one,
+        the event's INSERT fed by the job's RETURNING (written only if the job was)."""
         now = time.time()
         with self.engine.begin() as conn:
             record = _written(
@@ -196,30 +319,37 @@ class JobRepository:
                     "trace_parent": trace_parent,
                 }
             )
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            written = conn.execute(
-                insert(jobs)
-                .values(**dataclasses.asdict(record))
-                .on_conflict_do_nothing(index_elements=[jobs.c.id])
-                .returning(jobs.c.id)
-            ).first()
-            if written is None:  # the same id again: the first job, unchanged
-                existing = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+            row = dataclasses.asdict(record)
+            if conn.dialect.name == "postgresql":
+                # the job and its event in one statement, which writes the event only if
+                # it wrote the job (its rowcount: 1, else the id was taken)
+                params = [
+                    _json_param(row[name]) if name in _JSON_COLUMNS else row[name]
+                    for name in _JOB_COLUMNS
+                ]
+                params += [tenant_id, actor, state, reason, now]
+                created = conn.exec_driver_sql(_INSERT_PG, tuple(params)).rowcount == 1
+            else:
+                created = conn.execute(_INSERT_JOB[conn.dialect.name], row).first() is not None
+                if created:
+                    conn.execute(
+                        _INSERT_EVENT,
+                        {
+                            "job_id": job_id,
+                            "tenant_id": tenant_id,
+                            "seq": 1,
+                            "kind": "transition",
+                            "actor": actor,
+                            "from_state": None,
+                            "to_state": state,
+                            "reason": reason,
+                            "meta": {},
+                            "created_at": now,
+                        },
+                    )
+            if not created:  # the same id again: the first job, unchanged
+                existing = conn.execute(_GET, {"job_id": job_id}).one()
                 return to_record(JobRecord, existing), False
-            conn.execute(
-                job_events.insert().values(
-                    job_id=job_id,
-                    tenant_id=tenant_id,
-                    seq=1,
-                    kind="transition",
-                    actor=actor,
-                    from_state=None,
-                    to_state=state,
-                    reason=reason,
-                    meta={},
-                    created_at=now,
-                )
-            )
             return record, True  # every column given: the row is the record, no read back
 
     def insert_many(
@@ -359,7 +489,7 @@ class JobRepository:
 
     def lock(self, conn: sa.Connection, job_id: str) -> JobRecord:
         """Read a job inside the caller's transaction, locking its row (FOR UPDATE on Postgres)."""
-        row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id).with_for_update()).first()
+        row = conn.execute(_LOCK, {"job_id": job_id}).first()
         if row is None:
             raise JobNotFoundError(job_id)
         return to_record(JobRecord, row)
@@ -419,40 +549,12 @@ class JobRepository:
         its portal's pause/cooldown/degraded columns and the portal breaker's state, in the
         caller's transaction. Returns (job, the portal and breaker values). Without `lock`
         a transaction that writes nothing stays read-only (no commit record to flush)."""
-        query = (
-            sa.select(
-                jobs,
-                portals.c.paused.label("portal_paused"),
-                portals.c.cooldown_until,
-                portals.c.cooldown_reason,
-                portals.c.degraded_since,
-                breakers.c.state.label("breaker_state"),
-                breakers.c.open_until,
-            )
-            .select_from(
-                jobs.join(portals, portals.c.name == jobs.c.portal).outerjoin(
-                    breakers, breakers.c.name == breaker
-                )
-            )
-            .where(jobs.c.id == job_id)
-        )
-        if lock:
-            query = query.with_for_update(of=jobs)
-        row = conn.execute(query).first()
+        query = _STEP_LOCK if lock else _STEP_READ
+        row = conn.execute(query, {"job_id": job_id, "breaker": breaker}).first()
         if row is None:
             raise JobNotFoundError(job_id)
         mapping = row._mapping
-        extra = {
-            key: mapping[key]
-            for key in (
-                "portal_paused",
-                "cooldown_until",
-                "cooldown_reason",
-                "degraded_since",
-                "breaker_state",
-                "open_until",
-            )
-        }
+        extra = {key: mapping[key] for key in _STEP_EXTRA}
         return to_record(JobRecord, row), extra
 
     def write_events(
@@ -462,33 +564,61 @@ class JobRepository:
         events: list[dict[str, Any]],
         *,
         values: dict[str, Any],
+        outbox_rows: list[dict[str, Any]] | None = None,
     ) -> JobRecord:
         """Several audit events and the one job-row update they add up to, in the caller's
         transaction: one UPDATE (guarded by the job's seq, like `write_event`) and one
         multi-row INSERT. Each event holds kind, actor, from_state, to_state, reason, meta;
         `values` are the job row's final columns besides seq and updated_at (state, status,
-        finished_at, updates). Returns the job as written, without reading it back."""
+        finished_at, updates). `outbox_rows` (`OutboxRepository.add_many`'s events) are
+        written with them. On PostgreSQL all of it is one statement (the inserts happen
+        only if the UPDATE matched; with the outbox's NOTIFY); on SQLite one statement per
+        table, each built once. Returns the job as written, without reading it back."""
         now = time.time()
         seq = job.seq + len(events)
         final = {**values, "seq": seq, "updated_at": now}
-        result = conn.execute(
-            jobs.update().where(jobs.c.id == job.id, jobs.c.seq == job.seq).values(**final)
-        )
-        if result.rowcount != 1:
+        keys = tuple(sorted(k for k in values if k not in _STAMPED))
+        event_rows = [
+            {
+                "job_id": job.id,
+                "tenant_id": job.tenant_id,
+                "seq": job.seq + index,
+                "kind": event["kind"],
+                "actor": event["actor"],
+                "from_state": event["from_state"],
+                "to_state": event["to_state"],
+                "reason": event["reason"],
+                "meta": event["meta"],
+                "created_at": now,
+            }
+            for index, event in enumerate(events, start=1)
+        ]
+        out = OutboxRepository.rows(outbox_rows or [], now)
+        if (
+            conn.dialect.name == "postgresql"
+            and event_rows
+            and out
+            and _json_free_of_none(event_rows, ["meta"])
+            and _json_free_of_none(out, ["payload"])
+        ):
+            params = [
+                _json_param(final[key]) if key in _JSON_COLUMNS else final[key]
+                for key in (*keys, "seq", "updated_at")
+            ]
+            params += [job.id, job.seq, _jsonb_text(event_rows), _jsonb_text(out)]
+            matched = conn.exec_driver_sql(_write_statement(keys), tuple(params)).scalar()
+            if matched != 1:
+                raise StaleStateError(f"job {job.id} changed concurrently (expected seq {job.seq})")
+            OutboxRepository.notified(conn, sent=True)
+            return dataclasses.replace(job, **final)
+        row = (job.id, job.seq, *(final[key] for key in keys), seq, now)
+        written = update_plain(conn, jobs, ("id", "seq"), (*keys, "seq", "updated_at"), [row])
+        if written != 1:
             raise StaleStateError(f"job {job.id} changed concurrently (expected seq {job.seq})")
-        conn.execute(
-            job_events.insert(),
-            [
-                {
-                    "job_id": job.id,
-                    "tenant_id": job.tenant_id,
-                    "seq": job.seq + index,
-                    "created_at": now,
-                    **event,
-                }
-                for index, event in enumerate(events, start=1)
-            ],
-        )
+        insert_plain(conn, job_events, event_rows)
+        if out:
+            insert_plain(conn, outbox, out)
+            OutboxRepository.notified(conn)
         return dataclasses.replace(job, **final)
 
     def lock_many(self, conn: sa.Connection, job_ids: Sequence[str]) -> dict[str, JobRecord]:

@@ -163,8 +163,13 @@ class OutboxRepository:
         sent as one prebuilt statement (`insert_plain`)."""
         if not events:
             return
-        now = time.time()
-        rows = [
+        insert_plain(conn, outbox, cls.rows(events, time.time()))
+        cls.notified(conn)
+
+    @staticmethod
+    def rows(events: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """`add_many`'s events as the outbox rows it writes (every column given)."""
+        return [
             {
                 "tenant_id": None,
                 "subject": "",
@@ -175,10 +180,15 @@ class OutboxRepository:
             }
             for event in events
         ]
-        insert_plain(conn, outbox, rows)
+
+    @classmethod
+    def notified(cls, conn: sa.Connection, *, sent: bool = False) -> None:
+        """Notify `CHANNEL` once in the caller's transaction (`add`'s rule), or, with
+        `sent`, note that the caller's own statement did (`JobRepository.write_events`)."""
         transaction = conn.get_transaction()
         if transaction is None or conn.info.get(_NOTIFIED) is not transaction:
-            cls.notify(conn)
+            if not sent:
+                cls.notify(conn)
             conn.info[_NOTIFIED] = transaction
 
     @staticmethod
