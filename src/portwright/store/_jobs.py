@@ -209,6 +209,27 @@ def _json_free_of_none(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -
     return all(row[name] is not None for row in rows for name in columns)
 
 
+def _event_rows(job: JobRecord, events: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """The `job_events` rows of `events` written after `job` (its next seqs), every column
+    given; an event's other keys (`plan_changes`' `status`) are not columns and left out."""
+    job_id, tenant_id, seq = job.id, job.tenant_id, job.seq
+    return [
+        {
+            "job_id": job_id,
+            "tenant_id": tenant_id,
+            "seq": seq + index,
+            "kind": event["kind"],
+            "actor": event["actor"],
+            "from_state": event["from_state"],
+            "to_state": event["to_state"],
+            "reason": event["reason"],
+            "meta": event["meta"],
+            "created_at": now,
+        }
+        for index, event in enumerate(events, start=1)
+    ]
+
+
 def _many(
     statements: dict[str, sa.Select[Any]], conn: sa.Connection, job_ids: list[str]
 ) -> tuple[sa.Select[Any], dict[str, Any]]:
@@ -578,21 +599,7 @@ class JobRepository:
         seq = job.seq + len(events)
         final = {**values, "seq": seq, "updated_at": now}
         keys = tuple(sorted(k for k in values if k not in _STAMPED))
-        event_rows = [
-            {
-                "job_id": job.id,
-                "tenant_id": job.tenant_id,
-                "seq": job.seq + index,
-                "kind": event["kind"],
-                "actor": event["actor"],
-                "from_state": event["from_state"],
-                "to_state": event["to_state"],
-                "reason": event["reason"],
-                "meta": event["meta"],
-                "created_at": now,
-            }
-            for index, event in enumerate(events, start=1)
-        ]
+        event_rows = _event_rows(job, events, now)
         out = OutboxRepository.rows(outbox_rows or [], now)
         if (
             conn.dialect.name == "postgresql"
@@ -651,22 +658,7 @@ class JobRepository:
             groups.setdefault(keys, []).append(
                 (job.id, job.seq, *(values[k] for k in keys), job.seq + len(events), now)
             )
-            job_id, tenant_id, seq = job.id, job.tenant_id, job.seq
-            event_rows += [
-                {
-                    "job_id": job_id,
-                    "tenant_id": tenant_id,
-                    "seq": seq + index,
-                    "created_at": now,
-                    "kind": event["kind"],
-                    "actor": event["actor"],
-                    "from_state": event["from_state"],
-                    "to_state": event["to_state"],
-                    "reason": event["reason"],
-                    "meta": event["meta"],
-                }
-                for index, event in enumerate(events, start=1)
-            ]
+            event_rows += _event_rows(job, events, now)
         for keys, rows in groups.items():
             written = update_plain(conn, jobs, ("id", "seq"), (*keys, "seq", "updated_at"), rows)
             if written != len(rows):
