@@ -76,6 +76,7 @@ log = structlog.get_logger("portwright.runtime")
 
 PROVIDER_COOLDOWN_S = 20.0
 STAFF_ALERT_QUIET_S = 300.0  # one staff alert per kind per this many seconds, per process
+_SELECTORS_TTL_S = 1.0  # how long an adapter's selectors (with the operator's patch) are cached
 
 
 def _solver_from(settings: Settings, guard: UrlGuard) -> CaptchaSolver | None:
@@ -583,17 +584,16 @@ class Runtime:
         takes it on the event loop and goes to a thread only for the read."""
         with self._lock:
             cached = self._selector_cache.get(f"{adapter.name}@{adapter.version}")
-        if cached is not None and time.monotonic() - cached[0] < 1.0:
+        if cached is not None and time.monotonic() - cached[0] < _SELECTORS_TTL_S:
             return cached[1]
         return None
 
     def selectors_for(self, adapter: type[Adapter]) -> SelectorMap:  # type: ignore[type-arg]
         """The adapter's selectors with the latest operator patch (cached for one second)."""
+        cached = self.cached_selectors(adapter)
+        if cached is not None:
+            return cached
         now = time.monotonic()
-        with self._lock:
-            cached = self._selector_cache.get(f"{adapter.name}@{adapter.version}")
-            if cached is not None and now - cached[0] < 1.0:
-                return cached[1]
         base = SelectorMap(dict(adapter.selectors), 0)
         patch = self.store.intel.latest_selectors(adapter.name)
         selectors = base if patch is None else base.merged(patch.selectors, patch.version)

@@ -149,11 +149,11 @@ _OUTBOX_COLUMNS = ("event_id", "tenant_id", "topic", "subject", "platform", "pay
 _INSERT_PG = (  # noqa: S608 - the names are the schema's; every value is bound
     "WITH j AS (INSERT INTO jobs ({columns}) VALUES ({values}) "
     "ON CONFLICT (id) DO NOTHING RETURNING id) "
-    "INSERT INTO job_events (job_id, tenant_id, seq, kind, actor, from_state, to_state, "
-    "reason, meta, created_at) "
+    "INSERT INTO job_events ({event_columns}) "
     "SELECT j.id, %s, 1, 'transition', %s, NULL, %s, %s, '{{}}'::jsonb, %s FROM j"
 ).format(
     columns=", ".join(_JOB_COLUMNS),
+    event_columns=", ".join(_EVENT_COLUMNS),
     values=", ".join("%s::jsonb" if name in _JSON_COLUMNS else "%s" for name in _JOB_COLUMNS),
 )
 _INSERT_JOB = {
